@@ -1,0 +1,5 @@
+def parse(record):
+    return int(record["count"])
+
+
+parse({"count": "twelve"})

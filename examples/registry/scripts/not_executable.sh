@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "this file deliberately has no execute bit"

@@ -1,0 +1,4 @@
+#!/bin/sh
+echo "sending myself SIGUSR1"
+kill -USR1 $$
+sleep 5

@@ -1,0 +1,469 @@
+//! Per-execution cgroups: the only way to account and end a whole process tree.
+//!
+//! `wait4`'s rusage counts one process (memory) or only the descendants that were waited
+//! for (CPU), and a descendant that calls `setsid` leaves the process group, so neither
+//! accounting nor killing by group covers everything. A cgroup does: every descendant
+//! stays in it whatever it does. We use what the kernel offers, detected once:
+//!
+//! * cgroup v2 (the unified hierarchy, even without controllers): `cgroup.procs` to list
+//!   the tree, `cgroup.kill` to end it, `cpu.stat` for its CPU time; and, when the memory
+//!   controller is enabled there, `memory.peak`, `memory.max` and `memory.events`.
+//! * cgroup v1's memory controller (hybrid systems): `memory.max_usage_in_bytes`,
+//!   `memory.limit_in_bytes` and the `oom_kill` counter.
+//!
+//! Without write access to either, executions run without cgroups and the result says so
+//! through its measurement sources. Creating a cgroup costs ~0.2 ms, so a small pool is
+//! prepared off the hot path and removal happens in the background.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Where the host may create execution cgroups.
+#[derive(Debug, Clone, Default)]
+struct Roots {
+    /// The host's own folder in the unified hierarchy.
+    unified: Option<PathBuf>,
+    /// Whether `unified` children get the memory controller.
+    unified_memory: bool,
+    /// The host's own folder in the v1 memory hierarchy.
+    memory_v1: Option<PathBuf>,
+}
+
+/// Memory accounting of one execution cgroup.
+#[derive(Debug, Clone)]
+enum MemoryFiles {
+    V2(PathBuf),
+    V1(PathBuf),
+}
+
+/// The cgroups of one execution.
+#[derive(Debug)]
+pub struct ExecCgroup {
+    unified: Option<PathBuf>,
+    memory: Option<MemoryFiles>,
+}
+
+/// What an execution cgroup measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CgroupUsage {
+    pub peak_memory_bytes: Option<u64>,
+    pub cpu_user_usec: Option<u64>,
+    pub cpu_system_usec: Option<u64>,
+    pub oom_killed: bool,
+}
+
+impl ExecCgroup {
+    /// Opens the `cgroup.procs` files the child writes itself into.
+    pub fn procs_files(&self) -> io::Result<Vec<OwnedFd>> {
+        let mut files = Vec::new();
+        if let Some(u) = &self.unified {
+            files.push(open_write(&u.join("cgroup.procs"))?);
+        }
+        if let Some(MemoryFiles::V1(m)) = &self.memory {
+            files.push(open_write(&m.join("cgroup.procs"))?);
+        }
+        Ok(files)
+    }
+
+    pub fn has_memory(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    pub fn has_unified(&self) -> bool {
+        self.unified.is_some()
+    }
+
+    /// Limits the tree's memory; the kernel OOM-kills inside the cgroup when it is hit.
+    pub fn set_memory_limit(&self, bytes: u64) -> io::Result<()> {
+        match &self.memory {
+            Some(MemoryFiles::V2(p)) => fs::write(p.join("memory.max"), bytes.to_string()),
+            Some(MemoryFiles::V1(p)) => {
+                fs::write(p.join("memory.limit_in_bytes"), bytes.to_string())
+            }
+            None => Err(io::Error::other("no memory cgroup")),
+        }
+    }
+
+    /// Pids currently in the execution's cgroup.
+    pub fn pids(&self) -> Vec<i32> {
+        let path = match (&self.unified, &self.memory) {
+            (Some(u), _) => u.join("cgroup.procs"),
+            (None, Some(MemoryFiles::V1(m) | MemoryFiles::V2(m))) => m.join("cgroup.procs"),
+            (None, None) => return Vec::new(),
+        };
+        fs::read_to_string(path)
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Current memory charged to the tree, when a memory cgroup exists.
+    pub fn current_memory_bytes(&self) -> Option<u64> {
+        match &self.memory {
+            Some(MemoryFiles::V2(p)) => read_u64(&p.join("memory.current")),
+            Some(MemoryFiles::V1(p)) => read_u64(&p.join("memory.usage_in_bytes")),
+            None => None,
+        }
+    }
+
+    /// SIGKILLs every process in the cgroups, including those that left the process group.
+    pub fn kill_all(&self) {
+        if let Some(u) = &self.unified {
+            if fs::write(u.join("cgroup.kill"), "1").is_ok() {
+                return;
+            }
+        }
+        for pid in self.pids() {
+            // SAFETY: signalling a pid listed in our own execution cgroup.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    pub fn usage(&self) -> CgroupUsage {
+        let mut usage = CgroupUsage::default();
+        if let Some(u) = &self.unified {
+            if let Ok(stat) = fs::read_to_string(u.join("cpu.stat")) {
+                usage.cpu_user_usec = keyed(&stat, "user_usec");
+                usage.cpu_system_usec = keyed(&stat, "system_usec");
+            }
+        }
+        match &self.memory {
+            Some(MemoryFiles::V2(p)) => {
+                usage.peak_memory_bytes = read_u64(&p.join("memory.peak"));
+                usage.oom_killed = fs::read_to_string(p.join("memory.events"))
+                    .ok()
+                    .and_then(|s| keyed(&s, "oom_kill"))
+                    .is_some_and(|n| n > 0);
+            }
+            Some(MemoryFiles::V1(p)) => {
+                usage.peak_memory_bytes = read_u64(&p.join("memory.max_usage_in_bytes"));
+                usage.oom_killed = fs::read_to_string(p.join("memory.oom_control"))
+                    .ok()
+                    .and_then(|s| keyed(&s, "oom_kill"))
+                    .is_some_and(|n| n > 0);
+            }
+            None => {}
+        }
+        usage
+    }
+
+    fn remove(&self) -> bool {
+        let mut ok = true;
+        for dir in self
+            .unified
+            .iter()
+            .chain(self.memory.iter().map(|m| match m {
+                MemoryFiles::V1(p) | MemoryFiles::V2(p) => p,
+            }))
+        {
+            if dir.exists() && fs::remove_dir(dir).is_err() {
+                ok = false;
+            }
+        }
+        ok
+    }
+}
+
+fn open_write(path: &Path) -> io::Result<OwnedFd> {
+    Ok(OwnedFd::from(
+        fs::OpenOptions::new().write(true).open(path)?,
+    ))
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Creates, pools and removes execution cgroups.
+pub struct CgroupManager {
+    roots: Roots,
+    next: AtomicU64,
+    state: Arc<(Mutex<PoolState>, Condvar)>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    ready: Vec<ExecCgroup>,
+    to_remove: Vec<ExecCgroup>,
+    shutdown: bool,
+}
+
+const POOL_TARGET: usize = 8;
+
+impl CgroupManager {
+    /// Detects what this machine allows; `None` when no cgroup can be created.
+    pub fn detect() -> Option<Arc<CgroupManager>> {
+        let roots = detect_roots();
+        if roots.unified.is_none() && roots.memory_v1.is_none() {
+            tracing::debug!("no writable cgroup hierarchy: measuring by rusage and sampling");
+            return None;
+        }
+        tracing::debug!(?roots, "execution cgroups available");
+        let manager = Arc::new(CgroupManager {
+            roots,
+            next: AtomicU64::new(0),
+            state: Arc::new((Mutex::new(PoolState::default()), Condvar::new())),
+        });
+        let worker = Arc::downgrade(&manager);
+        let state = manager.state.clone();
+        std::thread::Builder::new()
+            .name("metaclaude-cgroups".into())
+            .spawn(move || pool_worker(worker, state))
+            .ok()?;
+        Some(manager)
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(u) = &self.roots.unified {
+            parts.push(format!(
+                "cgroup v2 at {}{}",
+                u.display(),
+                if self.roots.unified_memory {
+                    " (with memory)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if let Some(m) = &self.roots.memory_v1 {
+            parts.push(format!("cgroup v1 memory at {}", m.display()));
+        }
+        parts.join(", ")
+    }
+
+    /// A fresh, empty execution cgroup (from the pool when one is ready).
+    pub fn acquire(&self) -> io::Result<ExecCgroup> {
+        let (lock, cv) = &*self.state;
+        let pooled = lock.lock().unwrap().ready.pop();
+        cv.notify_one();
+        match pooled {
+            Some(cg) => Ok(cg),
+            None => self.create(),
+        }
+    }
+
+    /// Hands a finished execution's cgroup back for removal in the background.
+    pub fn release(&self, cg: ExecCgroup) {
+        let (lock, cv) = &*self.state;
+        lock.lock().unwrap().to_remove.push(cg);
+        cv.notify_one();
+    }
+
+    fn create(&self) -> io::Result<ExecCgroup> {
+        let name = format!("exec-{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let mut cg = ExecCgroup {
+            unified: None,
+            memory: None,
+        };
+        if let Some(root) = &self.roots.unified {
+            let dir = root.join(&name);
+            fs::create_dir(&dir)?;
+            if self.roots.unified_memory {
+                cg.memory = Some(MemoryFiles::V2(dir.clone()));
+            }
+            cg.unified = Some(dir);
+        }
+        if cg.memory.is_none() {
+            if let Some(root) = &self.roots.memory_v1 {
+                let dir = root.join(&name);
+                if let Err(e) = fs::create_dir(&dir) {
+                    cg.remove();
+                    return Err(e);
+                }
+                cg.memory = Some(MemoryFiles::V1(dir));
+            }
+        }
+        Ok(cg)
+    }
+}
+
+impl Drop for CgroupManager {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.state;
+        let mut state = lock.lock().unwrap();
+        state.shutdown = true;
+        let mut leftovers = std::mem::take(&mut state.ready);
+        leftovers.append(&mut state.to_remove);
+        for cg in leftovers {
+            cg.kill_all();
+            cg.remove();
+        }
+        cv.notify_all();
+        drop(state);
+        for root in self.roots.unified.iter().chain(self.roots.memory_v1.iter()) {
+            let _ = fs::remove_dir(root);
+        }
+    }
+}
+
+fn pool_worker(manager: std::sync::Weak<CgroupManager>, state: Arc<(Mutex<PoolState>, Condvar)>) {
+    let (lock, cv) = &*state;
+    loop {
+        let (removals, need) = {
+            let mut s = lock.lock().unwrap();
+            while !s.shutdown && s.to_remove.is_empty() && s.ready.len() >= POOL_TARGET {
+                s = cv.wait(s).unwrap();
+            }
+            if s.shutdown {
+                return;
+            }
+            (
+                std::mem::take(&mut s.to_remove),
+                POOL_TARGET - s.ready.len().min(POOL_TARGET),
+            )
+        };
+        let mut retry = Vec::new();
+        for cg in removals {
+            // A killed process may take a moment to leave; try again next round.
+            if !cg.remove() {
+                cg.kill_all();
+                retry.push(cg);
+            }
+        }
+        let Some(manager) = manager.upgrade() else {
+            return;
+        };
+        let mut fresh = Vec::new();
+        for _ in 0..need {
+            match manager.create() {
+                Ok(cg) => fresh.push(cg),
+                Err(e) => {
+                    tracing::warn!("cannot prepare an execution cgroup: {e}");
+                    break;
+                }
+            }
+        }
+        drop(manager);
+        let mut s = lock.lock().unwrap();
+        s.ready.extend(fresh);
+        if !retry.is_empty() {
+            s.to_remove.extend(retry);
+            drop(s);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Finds the host's own cgroups and makes a `metaclaude-<pid>` folder under each.
+fn detect_roots() -> Roots {
+    let mut roots = Roots::default();
+    let Ok(membership) = fs::read_to_string("/proc/self/cgroup") else {
+        return roots;
+    };
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return roots;
+    };
+    let folder = format!("metaclaude-{}", std::process::id());
+    for line in membership.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let path = path.trim_start_matches('/');
+        if id == "0" && controllers.is_empty() {
+            if let Some(mount) = mount_point(&mountinfo, "cgroup2", None) {
+                let dir = mount.join(path).join(&folder);
+                if make_dir(&dir) {
+                    roots.unified_memory = enable_memory_controller(&dir);
+                    roots.unified = Some(dir);
+                }
+            }
+        } else if controllers.split(',').any(|c| c == "memory") {
+            if let Some(mount) = mount_point(&mountinfo, "cgroup", Some("memory")) {
+                let dir = mount.join(path).join(&folder);
+                if make_dir(&dir) {
+                    roots.memory_v1 = Some(dir);
+                }
+            }
+        }
+    }
+    if roots.unified_memory {
+        if let Some(dir) = roots.memory_v1.take() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+    roots
+}
+
+fn make_dir(dir: &Path) -> bool {
+    match fs::create_dir(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => true,
+        Err(_) => false,
+    }
+}
+
+fn enable_memory_controller(dir: &Path) -> bool {
+    let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    if !available.split_whitespace().any(|c| c == "memory") {
+        return false;
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.subtree_control"))
+        .and_then(|mut f| f.write_all(b"+memory"))
+        .is_ok()
+}
+
+/// The mount point of a cgroup filesystem from `/proc/self/mountinfo`.
+fn mount_point(mountinfo: &str, fstype: &str, option: Option<&str>) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut right = right.split_whitespace();
+        if right.next()? != fstype {
+            return None;
+        }
+        let super_options = right.nth(1).unwrap_or("");
+        if let Some(opt) = option {
+            if !super_options.split(',').any(|o| o == opt) {
+                return None;
+            }
+        }
+        // Bind mounts of a sub-folder have a root other than "/": skip them.
+        let mut fields = left.split_whitespace();
+        let root = fields.nth(3)?;
+        let mount = fields.next()?;
+        (root == "/").then(|| PathBuf::from(mount))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mountinfo() {
+        let info = "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                    35 25 0:30 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            mount_point(info, "cgroup", Some("memory")),
+            Some(PathBuf::from("/sys/fs/cgroup/memory"))
+        );
+        assert_eq!(
+            mount_point(info, "cgroup2", None),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(mount_point(info, "cgroup", Some("pids")), None);
+    }
+
+    #[test]
+    fn reads_keyed_files() {
+        assert_eq!(keyed("usage_usec 10\nuser_usec 7\n", "user_usec"), Some(7));
+        assert_eq!(
+            keyed("oom_kill_disable 0\noom_kill 2\n", "oom_kill"),
+            Some(2)
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! Sampling the resident memory of a running process tree from `/proc`.
+//!
+//! Sampling sees the whole tree but only at sample instants, so it gives the start and
+//! end figures and a lower bound on the peak; the exact peak comes from the kernel (the
+//! execution's memory cgroup, or `wait4`'s `ru_maxrss` for the largest single process).
+
+use std::fs;
+
+use super::cgroup::ExecCgroup;
+
+/// Page size in bytes, read once.
+fn page_size() -> u64 {
+    use std::sync::OnceLock;
+    static PAGE: OnceLock<u64> = OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64)
+}
+
+/// Resident set size of one process in bytes (from `/proc/<pid>/statm`).
+fn rss_bytes(pid: i32) -> Option<u64> {
+    let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(resident * page_size())
+}
+
+/// Children of a process from `/proc/<pid>/task/<tid>/children` (every thread).
+fn children(pid: i32, out: &mut Vec<i32>) {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        if let Ok(list) = fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+}
+
+/// Pids of the tree rooted at `root`: the cgroup's list when there is one (it also holds
+/// descendants that were re-parented or called `setsid`), else a walk of `/proc`.
+pub fn tree_pids(root: i32, cgroup: Option<&ExecCgroup>) -> Vec<i32> {
+    if let Some(cg) = cgroup.filter(|cg| cg.has_unified() || cg.has_memory()) {
+        return cg.pids();
+    }
+    let mut pids = vec![root];
+    let mut i = 0;
+    while i < pids.len() && pids.len() < 10_000 {
+        let pid = pids[i];
+        children(pid, &mut pids);
+        i += 1;
+    }
+    pids
+}
+
+/// Resident memory of the whole tree now, in bytes (`None` when it has gone).
+pub fn tree_rss_bytes(root: i32, cgroup: Option<&ExecCgroup>) -> Option<u64> {
+    let mut total = None;
+    for pid in tree_pids(root, cgroup) {
+        // A zombie (exited, not yet reaped) reports zero: it holds no memory any more.
+        if let Some(rss) = rss_bytes(pid).filter(|&r| r > 0) {
+            *total.get_or_insert(0) += rss;
+        }
+    }
+    total
+}
+
+pub fn bytes_to_mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Running statistics over the samples of one attempt.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Samples {
+    pub first: Option<u64>,
+    pub last: Option<u64>,
+    pub max: u64,
+    pub count: u32,
+}
+
+impl Samples {
+    pub fn record(&mut self, bytes: u64) {
+        self.first.get_or_insert(bytes);
+        self.last = Some(bytes);
+        self.max = self.max.max(bytes);
+        self.count += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_has_resident_memory_and_is_its_tree_root() {
+        let me = std::process::id() as i32;
+        assert!(rss_bytes(me).unwrap() > 0);
+        assert_eq!(tree_pids(me, None)[0], me);
+        assert!(tree_rss_bytes(me, None).unwrap() >= rss_bytes(me).unwrap() / 2);
+    }
+
+    #[test]
+    fn samples_track_first_last_and_max() {
+        let mut s = Samples::default();
+        for b in [5, 9, 3] {
+            s.record(b);
+        }
+        assert_eq!((s.first, s.last, s.max, s.count), (Some(5), Some(3), 9, 3));
+    }
+}

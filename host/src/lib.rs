@@ -1,0 +1,18 @@
+//! metaclaude: run and measure scripts, and stream every execution to plugins.
+//!
+//! The map of the code is in `ARCHITECTURE.md` at the workspace root. In short:
+//! [`registry`] reads and validates `registry.json`; [`executor`] spawns, limits, measures,
+//! classifies and retries; [`model`] is the one event model everything serialises.
+
+pub mod executor;
+mod ids;
+pub mod model;
+pub mod registry;
+mod suggest;
+
+pub use executor::{EventSink, ExecutionRequest, ExecutorConfig, ToolExecutionService};
+pub use model::{
+    AttemptSummary, ErrorCategory, ErrorDetails, ExecutionEvent, ExecutionResult, LifecycleKind,
+    ResourceUsage,
+};
+pub use registry::{Registry, RegistryError};

@@ -1,0 +1,284 @@
+//! The `metaclaude` command: parses arguments and calls the library. Nothing else lives here.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use metaclaude::model::{ExecutionEvent, ExecutionResult};
+use metaclaude::{EventSink, ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
+
+/// Exit status for usage and configuration errors (clap uses it too).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "metaclaude",
+    version,
+    about = "Run and measure scripts; stream every execution to plugins"
+)]
+struct Cli {
+    /// Host log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one script from the registry and report how it went.
+    Run(RunArgs),
+    /// Work with registry files.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Validate a registry and report every problem with its field path.
+    Check {
+        /// The registry file.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The script's id in the registry.
+    script_id: String,
+    /// The registry file.
+    #[arg(long, env = "METACLAUDE_REGISTRY", default_value = "registry.json")]
+    registry: PathBuf,
+    /// An input value, converted to the declared type (repeatable).
+    #[arg(long = "input", short = 'i', value_name = "KEY=VALUE")]
+    inputs: Vec<String>,
+    /// Inputs as one JSON object; --input values override its keys.
+    #[arg(long, value_name = "JSON")]
+    inputs_json: Option<String>,
+    #[arg(long)]
+    session_id: Option<String>,
+    #[arg(long)]
+    correlation_id: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    /// Print the full result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print every lifecycle event as a JSON line on stderr while the script runs.
+    #[arg(long)]
+    events: bool,
+    /// Do not use per-execution cgroups even where the machine offers them.
+    #[arg(long)]
+    no_cgroups: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level);
+    let outcome = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Registry {
+            command: RegistryCommand::Check { file },
+        } => registry_check(&file),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn registry_check(file: &PathBuf) -> anyhow::Result<ExitCode> {
+    match Registry::load(file) {
+        Ok(registry) => {
+            println!(
+                "{}: ok, {} script{}",
+                file.display(),
+                registry.scripts.len(),
+                if registry.scripts.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+/// Prints lifecycle events as JSON lines on stderr.
+struct StderrEvents(Mutex<()>);
+
+impl EventSink for StderrEvents {
+    fn emit(&self, event: &ExecutionEvent) {
+        let _guard = self.0.lock();
+        if let Ok(line) = serde_json::to_string(event) {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
+}
+
+fn parse_inputs(args: &RunArgs) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+    let mut inputs = BTreeMap::new();
+    if let Some(json) = &args.inputs_json {
+        let value: serde_json::Value =
+            serde_json::from_str(json).context("--inputs-json is not valid JSON")?;
+        let serde_json::Value::Object(map) = value else {
+            bail!("--inputs-json must be a JSON object such as {{\"name\": \"value\"}}");
+        };
+        inputs.extend(map);
+    }
+    for pair in &args.inputs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("--input {pair:?}: expected KEY=VALUE");
+        };
+        inputs.insert(
+            key.to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
+    }
+    Ok(inputs)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let registry = match Registry::load(&args.registry) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "hint: check it with `metaclaude registry check {}`",
+                args.registry.display()
+            );
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let request = ExecutionRequest {
+        script_id: args.script_id.clone(),
+        inputs: parse_inputs(&args)?,
+        session_id: args.session_id.clone(),
+        correlation_id: args.correlation_id.clone(),
+        user: args.user.clone(),
+    };
+    let config = ExecutorConfig {
+        use_cgroups: !args.no_cgroups,
+        ..ExecutorConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let mut service = ToolExecutionService::new(registry, config);
+        tracing::debug!(measurement = %service.measurement_description());
+        if args.events {
+            service.add_sink(Arc::new(StderrEvents(Mutex::new(()))));
+        }
+        service.execute(request).await
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print_summary(&result);
+    }
+    Ok(if result.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_summary(r: &ExecutionResult) {
+    let u = &r.resource_usage;
+    let attempts = r.attempts.len();
+    let exit = match (&r.exit_code, &r.signal) {
+        (Some(c), _) => format!("exit {c}"),
+        (None, Some(s)) => format!("killed by {s}"),
+        (None, None) => "not run".into(),
+    };
+    let mut out = String::new();
+    if r.success {
+        out += &format!(
+            "{}: success ({exit}) in {:.3}s",
+            r.script_id, u.wall_time_seconds
+        );
+    } else if let Some(e) = &r.error_details {
+        out += &format!("{}: FAILED [{}] {}", r.script_id, e.category, e.message);
+        out += &format!("\n  {exit}");
+    }
+    out += &format!(
+        "\n  execution {}, {attempts} attempt{}, {} retr{}",
+        r.execution_id,
+        if attempts == 1 { "" } else { "s" },
+        r.retries,
+        if r.retries == 1 { "y" } else { "ies" }
+    );
+    if attempts > 0 {
+        out += &format!(
+            "\n  memory: start {:.1} MB, end {:.1} MB, peak {:.1} MB ({:?}; largest process {:.1} MB)",
+            u.memory_start_mb,
+            u.memory_end_mb,
+            u.peak_memory_mb,
+            u.peak_memory_source,
+            u.peak_memory_largest_process_mb
+        );
+        out += &format!(
+            "\n  cpu: {:.3}s (user {:.3}s, system {:.3}s; {:?}), wall {:.3}s",
+            u.cpu_time_seconds,
+            u.cpu_user_seconds,
+            u.cpu_system_seconds,
+            u.cpu_time_source,
+            u.wall_time_seconds
+        );
+    }
+    if let Some(e) = &r.error_details {
+        if !e.suggestions.is_empty() {
+            out += "\n  suggestions:";
+            for s in &e.suggestions {
+                out += &format!("\n    - {s}");
+            }
+        }
+        if let Some(trace) = &e.stack_trace {
+            out += "\n  stack trace:";
+            for line in trace
+                .lines()
+                .rev()
+                .take(12)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                out += &format!("\n    {line}");
+            }
+        }
+    }
+    let stdout = r.stdout.trim_end();
+    if !stdout.is_empty() {
+        out += "\n  stdout:";
+        let lines: Vec<&str> = stdout.lines().collect();
+        if lines.len() > 20 {
+            out += &format!("\n    ... {} earlier lines (see --json)", lines.len() - 20);
+        }
+        for line in &lines[lines.len().saturating_sub(20)..] {
+            out += &format!("\n    {line}");
+        }
+    }
+    println!("{out}");
+}

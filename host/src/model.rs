@@ -1,0 +1,346 @@
+//! The event model: the one definition of what an execution is and what happened to it.
+//!
+//! Everything that leaves the host (the `--json` output of `metaclaude run`, the lifecycle
+//! events fed to plugins, the JSON-lines log, the HTTP API) serialises these types, so a
+//! field means the same thing everywhere. The WIT package in `wit/` mirrors them field for
+//! field; change both together, and never rename a field without a version bump.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The seven error categories of the specification, serialised in upper case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCategory {
+    Timeout,
+    Validation,
+    Dependency,
+    Execution,
+    Permission,
+    Resource,
+    Unknown,
+}
+
+impl ErrorCategory {
+    pub const ALL: [ErrorCategory; 7] = [
+        ErrorCategory::Timeout,
+        ErrorCategory::Validation,
+        ErrorCategory::Dependency,
+        ErrorCategory::Execution,
+        ErrorCategory::Permission,
+        ErrorCategory::Resource,
+        ErrorCategory::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCategory::Timeout => "TIMEOUT",
+            ErrorCategory::Validation => "VALIDATION",
+            ErrorCategory::Dependency => "DEPENDENCY",
+            ErrorCategory::Execution => "EXECUTION",
+            ErrorCategory::Permission => "PERMISSION",
+            ErrorCategory::Resource => "RESOURCE",
+            ErrorCategory::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Failures a retry cannot fix: the same input, file or permission fails again.
+    pub fn is_never_retried(self) -> bool {
+        matches!(
+            self,
+            ErrorCategory::Validation | ErrorCategory::Permission | ErrorCategory::Dependency
+        )
+    }
+}
+
+impl fmt::Display for ErrorCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ErrorCategory {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ErrorCategory::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown error category `{s}` (expected one of {})",
+                    ErrorCategory::ALL.map(|c| c.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// Where an execution's error happened and with what; the seed's `ErrorDetails.context`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ErrorContext {
+    pub script_id: String,
+    pub script_path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialist: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<String>,
+    pub attempt: u32,
+    /// Cause-specific facts, such as the missing module or the limit that was hit.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// The seed's `ErrorDetails`: what went wrong, why, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetails {
+    pub category: ErrorCategory,
+    pub message: String,
+    pub context: ErrorContext,
+    pub suggestions: Vec<String>,
+    /// The Python traceback when there is one, else the tail of stderr.
+    #[serde(default)]
+    pub stack_trace: Option<String>,
+}
+
+/// How a figure in [`ResourceUsage`] was obtained, so a reader knows what it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeasurementSource {
+    /// The execution's own cgroup: covers every process of the tree, even short-lived ones.
+    Cgroup,
+    /// `wait4`'s rusage at reap time: exact, but per process (the largest one, for memory).
+    Rusage,
+    /// Polling `/proc`: sees the whole tree, but only at sample instants.
+    Sampling,
+    /// Nothing could be measured (for example, the process never started).
+    None,
+}
+
+/// Resources one execution used, summed over its attempts where that makes sense
+/// (CPU time) and maximised where it does not (peak memory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceUsage {
+    /// Resident memory of the process tree at the first sample after start.
+    pub memory_start_mb: f64,
+    /// Resident memory of the process tree at the last sample before exit.
+    pub memory_end_mb: f64,
+    /// Peak resident memory of the whole process tree.
+    pub peak_memory_mb: f64,
+    /// Peak resident memory of the single largest process (`ru_maxrss`).
+    pub peak_memory_largest_process_mb: f64,
+    /// User plus system CPU time of the whole tree.
+    pub cpu_time_seconds: f64,
+    pub cpu_user_seconds: f64,
+    pub cpu_system_seconds: f64,
+    /// Wall time from spawn to reap, over all attempts (backoff delays excluded).
+    pub wall_time_seconds: f64,
+    pub memory_start_source: MeasurementSource,
+    pub memory_end_source: MeasurementSource,
+    pub peak_memory_source: MeasurementSource,
+    pub cpu_time_source: MeasurementSource,
+}
+
+impl ResourceUsage {
+    pub fn empty() -> Self {
+        ResourceUsage {
+            memory_start_mb: 0.0,
+            memory_end_mb: 0.0,
+            peak_memory_mb: 0.0,
+            peak_memory_largest_process_mb: 0.0,
+            cpu_time_seconds: 0.0,
+            cpu_user_seconds: 0.0,
+            cpu_system_seconds: 0.0,
+            wall_time_seconds: 0.0,
+            memory_start_source: MeasurementSource::None,
+            memory_end_source: MeasurementSource::None,
+            peak_memory_source: MeasurementSource::None,
+            cpu_time_source: MeasurementSource::None,
+        }
+    }
+}
+
+/// One attempt of an execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptSummary {
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    #[serde(with = "timestamp")]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "timestamp")]
+    pub finished_at: DateTime<Utc>,
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub category: Option<ErrorCategory>,
+    pub message: Option<String>,
+    pub wall_time_seconds: f64,
+    pub cpu_time_seconds: f64,
+    pub peak_memory_mb: f64,
+    /// The backoff waited before this attempt started (0 for the first).
+    pub delay_before_ms: u64,
+}
+
+/// Everything known about a finished execution: the seed's `ExecutionResult`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionResult {
+    /// Unique and sortable by creation time (a ULID).
+    pub execution_id: String,
+    pub script_id: String,
+    pub specialist: Option<String>,
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    #[serde(with = "timestamp")]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "timestamp")]
+    pub finished_at: DateTime<Utc>,
+    pub attempts: Vec<AttemptSummary>,
+    pub retries: u32,
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub user: Option<String>,
+    pub error_details: Option<ErrorDetails>,
+    pub resource_usage: ResourceUsage,
+}
+
+impl ExecutionResult {
+    pub fn category(&self) -> Option<ErrorCategory> {
+        self.error_details.as_ref().map(|e| e.category)
+    }
+}
+
+/// The stages of an execution's life, in the order they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleKind {
+    /// Accepted and waiting for a concurrency slot.
+    Queued,
+    /// An attempt's process was spawned.
+    Started,
+    /// An attempt ended in failure (a retry may follow).
+    AttemptFailed,
+    /// A retry will start after `retry_delay_ms`.
+    RetryScheduled,
+    /// The execution is over; `result` holds everything.
+    Finished,
+}
+
+impl LifecycleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleKind::Queued => "queued",
+            LifecycleKind::Started => "started",
+            LifecycleKind::AttemptFailed => "attempt_failed",
+            LifecycleKind::RetryScheduled => "retry_scheduled",
+            LifecycleKind::Finished => "finished",
+        }
+    }
+}
+
+/// One lifecycle event. Fields that only some kinds carry are `None` elsewhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionEvent {
+    pub kind: LifecycleKind,
+    #[serde(with = "timestamp")]
+    pub timestamp: DateTime<Utc>,
+    pub execution_id: String,
+    pub script_id: String,
+    pub specialist: Option<String>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub user: Option<String>,
+    /// The attempt this event is about (0 for `queued`).
+    pub attempt: u32,
+    /// `started`: the process id of the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// `attempt_failed`: what went wrong in that attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetails>,
+    /// `retry_scheduled`: the backoff before the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay_ms: Option<u64>,
+    /// `finished`: the whole result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Box<ExecutionResult>>,
+}
+
+/// UTC timestamps as RFC 3339 with microseconds, e.g. `2024-01-15T10:30:45.123456Z`.
+pub mod timestamp {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn format(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The conventional name of a signal number (`SIGKILL`), or `SIG<n>` for others.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => return format!("SIG{signal}"),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_round_trip_in_upper_case() {
+        for c in ErrorCategory::ALL {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(c.as_str().to_lowercase().parse::<ErrorCategory>(), Ok(c));
+        }
+        assert!("nope".parse::<ErrorCategory>().is_err());
+    }
+
+    #[test]
+    fn timestamps_carry_microseconds() {
+        let t = DateTime::parse_from_rfc3339("2024-01-15T10:30:45.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(timestamp::format(&t), "2024-01-15T10:30:45.123456Z");
+    }
+}

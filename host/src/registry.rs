@@ -1,0 +1,898 @@
+//! The script registry: `registry.json`, which declares every script the host may run.
+//!
+//! Parsing happens in two steps, like Spin's manifest crate: `serde_json` turns the text
+//! into a value (syntax errors carry line and column), then [`validate`] walks that value
+//! and collects *every* problem with its field path (`scripts[2].timeout_ms`), so a user
+//! fixes a registry in one pass instead of one error at a time. Unknown keys are errors
+//! with a "did you mean", because a misspelt `timeout_ms` silently ignored is a script
+//! that runs with the wrong limit.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::model::ErrorCategory;
+use crate::suggest::did_you_mean;
+
+/// The registry format version this host reads.
+pub const REGISTRY_VERSION: u64 = 1;
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_OUTPUT_LIMIT_BYTES: usize = 1024 * 1024;
+/// Conventional "temporary failure" exit status (`EX_TEMPFAIL` in sysexits.h).
+pub const EX_TEMPFAIL: i32 = 75;
+
+/// A validated registry: scripts in file order, paths already made absolute.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub file: PathBuf,
+    pub scripts: Vec<ScriptEntry>,
+}
+
+impl Registry {
+    /// Reads and validates a registry file.
+    pub fn load(file: impl AsRef<Path>) -> Result<Registry, RegistryError> {
+        let file = file.as_ref();
+        let text = std::fs::read_to_string(file).map_err(|source| RegistryError::Io {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Registry::parse(&text, file)
+    }
+
+    /// Validates registry text; `file` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, file: &Path) -> Result<Registry, RegistryError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| RegistryError::Syntax {
+            file: file.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        })?;
+        let base = file
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        validate(&value, &base)
+            .map_err(|problems| RegistryError::Invalid {
+                file: file.to_path_buf(),
+                problems,
+            })
+            .map(|scripts| Registry {
+                file: file.to_path_buf(),
+                scripts,
+            })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ScriptEntry> {
+        self.scripts.iter().find(|s| s.id == id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.scripts.iter().map(|s| s.id.as_str())
+    }
+}
+
+/// serde_json appends " at line L column C"; we report those separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Why a registry could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read registry {}: {source}", file.display())]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: invalid JSON: {message}", file.display())]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {} problem{}:\n{}", file.display(), problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One problem at one field of the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Field path such as `scripts[2].inputs.schema_file.type`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// One script the host may run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptEntry {
+    pub id: String,
+    /// As written in the registry (for messages).
+    pub path_in_registry: String,
+    /// Absolute path of the script.
+    pub path: PathBuf,
+    /// Command (and leading arguments) that runs the script; `None` executes it directly.
+    pub interpreter: Option<Vec<String>>,
+    pub specialist: Option<String>,
+    pub description: Option<String>,
+    pub timeout_ms: u64,
+    pub memory_limit_mb: Option<u64>,
+    pub cpu_limit_seconds: Option<u64>,
+    pub inputs: BTreeMap<String, InputSpec>,
+    pub input_mode: InputMode,
+    pub requires: Vec<Requirement>,
+    pub retry: RetryPolicy,
+    /// Host environment variables passed through (exact names, or `PREFIX_*`).
+    pub env_allow: Vec<String>,
+    /// Fixed environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Absolute working directory.
+    pub working_dir: PathBuf,
+    pub output_limit_bytes: usize,
+}
+
+/// The type of a declared input; values are checked against it before anything runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Path,
+}
+
+impl InputType {
+    const NAMES: [&'static str; 5] = ["string", "integer", "number", "boolean", "path"];
+
+    fn parse(s: &str) -> Option<InputType> {
+        Some(match s {
+            "string" => InputType::String,
+            "integer" => InputType::Integer,
+            "number" => InputType::Number,
+            "boolean" => InputType::Boolean,
+            "path" => InputType::Path,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputType::String => "string",
+            InputType::Integer => "integer",
+            InputType::Number => "number",
+            InputType::Boolean => "boolean",
+            InputType::Path => "path",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpec {
+    pub kind: InputType,
+    pub required: bool,
+    pub default: Option<Value>,
+    pub description: Option<String>,
+    /// `env` mode: the variable name (default `METACLAUDE_INPUT_<NAME>`).
+    pub env_name: Option<String>,
+    /// `path` inputs: must the file exist before the run?
+    pub must_exist: bool,
+}
+
+/// How inputs reach the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputMode {
+    /// `--name value` on the command line (booleans: `--name` when true).
+    Args,
+    /// One JSON object on standard input.
+    StdinJson,
+    /// One environment variable per input.
+    Env,
+}
+
+/// Something that must exist before the script runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// A command looked up on the script's `PATH`.
+    Command(String),
+    /// A file, relative to the registry's folder.
+    File { written: String, path: PathBuf },
+}
+
+/// When and how failed attempts are retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub initial_ms: u64,
+    pub max_ms: u64,
+    pub multiplier: f64,
+    /// Full jitter: wait a random time between zero and the capped exponential step.
+    pub jitter: bool,
+    pub retry_on_categories: Vec<ErrorCategory>,
+    pub retry_on_exit_codes: Vec<i32>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            initial_ms: 200,
+            max_ms: 10_000,
+            multiplier: 2.0,
+            jitter: true,
+            retry_on_categories: vec![ErrorCategory::Timeout, ErrorCategory::Unknown],
+            retry_on_exit_codes: vec![EX_TEMPFAIL],
+        }
+    }
+}
+
+const TOP_KEYS: &[&str] = &["version", "scripts"];
+const SCRIPT_KEYS: &[&str] = &[
+    "id",
+    "path",
+    "interpreter",
+    "specialist",
+    "description",
+    "timeout_ms",
+    "memory_limit_mb",
+    "cpu_limit_seconds",
+    "inputs",
+    "input_mode",
+    "requires",
+    "max_retries",
+    "backoff",
+    "retry_on",
+    "env_allow",
+    "env",
+    "working_dir",
+    "output_limit_bytes",
+];
+const INPUT_KEYS: &[&str] = &[
+    "type",
+    "required",
+    "default",
+    "description",
+    "env",
+    "must_exist",
+];
+const BACKOFF_KEYS: &[&str] = &["initial_ms", "max_ms", "multiplier", "jitter"];
+const INPUT_MODES: &[&str] = &["args", "stdin_json", "env"];
+
+/// Collects problems while walking the JSON value.
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn unknown_keys(&mut self, at: &str, object: &Map<String, Value>, known: &[&str]) {
+        for key in object.keys() {
+            if !known.contains(&key.as_str()) {
+                let hint = did_you_mean(key, known.iter().copied());
+                let hint = if hint.is_empty() {
+                    format!(" (known keys: {})", known.join(", "))
+                } else {
+                    hint
+                };
+                self.problem(join(at, key), format!("unknown key{hint}"));
+            }
+        }
+    }
+
+    fn string(&mut self, at: &str, v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.problem(at, format!("expected a string, found {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    fn non_empty_string(&mut self, at: &str, v: &Value) -> Option<String> {
+        let s = self.string(at, v)?;
+        if s.trim().is_empty() {
+            self.problem(at, "must not be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    fn positive_integer(&mut self, at: &str, v: &Value, unit: &str) -> Option<u64> {
+        match v.as_u64() {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                self.problem(
+                    at,
+                    format!(
+                        "expected a positive integer ({unit}), found {}",
+                        describe(v)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, at: &str, v: &Value) -> Option<bool> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            other => {
+                self.problem(
+                    at,
+                    format!("expected true or false, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn object<'v>(&mut self, at: &str, v: &'v Value) -> Option<&'v Map<String, Value>> {
+        match v {
+            Value::Object(m) => Some(m),
+            other => {
+                self.problem(at, format!("expected an object, found {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, at: &str, v: &Value) -> Option<Vec<String>> {
+        let Value::Array(items) = v else {
+            self.problem(
+                at,
+                format!("expected a list of strings, found {}", describe(v)),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            out.push(self.non_empty_string(&format!("{at}[{i}]"), item)?);
+        }
+        Some(out)
+    }
+}
+
+fn join(at: &str, key: &str) -> String {
+    if at.is_empty() {
+        key.to_string()
+    } else {
+        format!("{at}.{key}")
+    }
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// Checks a parsed registry and builds its entries, or returns every problem found.
+pub fn validate(root: &Value, base: &Path) -> Result<Vec<ScriptEntry>, Vec<Problem>> {
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+    let Some(top) = c.object("(top level)", root) else {
+        return Err(c.problems);
+    };
+    c.unknown_keys("", top, TOP_KEYS);
+    match top.get("version") {
+        None => {}
+        Some(v) if v.as_u64() == Some(REGISTRY_VERSION) => {}
+        Some(v) => c.problem(
+            "version",
+            format!(
+                "this host reads registry version {REGISTRY_VERSION}, found {}",
+                describe(v)
+            ),
+        ),
+    }
+    let mut scripts = Vec::new();
+    match top.get("scripts") {
+        None => c.problem("scripts", "missing: add a list of script entries"),
+        Some(Value::Array(items)) => {
+            let mut seen = HashSet::new();
+            for (i, item) in items.iter().enumerate() {
+                let at = format!("scripts[{i}]");
+                if let Some(entry) = script_entry(&mut c, &at, item, base) {
+                    scripts.push(entry);
+                }
+                // Checked on the raw value so a duplicate is reported even beside other errors.
+                if let Some(id) = item.get("id").and_then(Value::as_str) {
+                    if !seen.insert(id) {
+                        c.problem(
+                            format!("{at}.id"),
+                            format!("duplicate id `{id}`: ids must be unique"),
+                        );
+                    }
+                }
+            }
+        }
+        Some(other) => c.problem(
+            "scripts",
+            format!(
+                "expected a list of script entries, found {}",
+                describe(other)
+            ),
+        ),
+    }
+    if c.problems.is_empty() {
+        Ok(scripts)
+    } else {
+        Err(c.problems)
+    }
+}
+
+fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<ScriptEntry> {
+    let before = c.problems.len();
+    let obj = c.object(at, v)?;
+    c.unknown_keys(at, obj, SCRIPT_KEYS);
+    let field = |k: &str| join(at, k);
+
+    let id = match obj.get("id") {
+        None => {
+            c.problem(field("id"), "missing: every script needs an id");
+            None
+        }
+        Some(v) => c.non_empty_string(&field("id"), v).and_then(|id| {
+            let valid = id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch));
+            if valid {
+                Some(id)
+            } else {
+                c.problem(
+                    field("id"),
+                    format!("`{id}`: use only letters, digits, `_`, `-` and `.`"),
+                );
+                None
+            }
+        }),
+    };
+    let path_in_registry = match obj.get("path") {
+        None => {
+            c.problem(
+                field("path"),
+                "missing: give the script's path, relative to the registry file",
+            );
+            None
+        }
+        Some(v) => c.non_empty_string(&field("path"), v),
+    };
+    let interpreter = match obj.get("interpreter") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(vec![s.clone()]),
+        Some(v @ Value::Array(_)) => c
+            .string_list(&field("interpreter"), v)
+            .filter(|l| !l.is_empty()),
+        Some(v) => {
+            c.problem(
+                field("interpreter"),
+                format!(
+                    "expected a command such as \"python3\" or a list such as [\"python3\", \"-u\"], found {}",
+                    describe(v)
+                ),
+            );
+            None
+        }
+    };
+    let opt_string = |c: &mut Checker, k: &str| obj.get(k).and_then(|v| c.string(&field(k), v));
+    let specialist = opt_string(c, "specialist");
+    let description = opt_string(c, "description");
+    let timeout_ms = obj
+        .get("timeout_ms")
+        .and_then(|v| c.positive_integer(&field("timeout_ms"), v, "milliseconds"))
+        .unwrap_or(DEFAULT_TIMEOUT_MS);
+    let memory_limit_mb = obj
+        .get("memory_limit_mb")
+        .and_then(|v| c.positive_integer(&field("memory_limit_mb"), v, "MiB"));
+    let cpu_limit_seconds = obj
+        .get("cpu_limit_seconds")
+        .and_then(|v| c.positive_integer(&field("cpu_limit_seconds"), v, "seconds"));
+    let output_limit_bytes = obj
+        .get("output_limit_bytes")
+        .and_then(|v| c.positive_integer(&field("output_limit_bytes"), v, "bytes"))
+        .map(|n| n as usize)
+        .unwrap_or(DEFAULT_OUTPUT_LIMIT_BYTES);
+
+    let input_mode = match obj.get("input_mode") {
+        None => InputMode::Args,
+        Some(v) => match c.string(&field("input_mode"), v).as_deref() {
+            Some("args") => InputMode::Args,
+            Some("stdin_json") => InputMode::StdinJson,
+            Some("env") => InputMode::Env,
+            Some(other) => {
+                let hint = did_you_mean(other, INPUT_MODES.iter().copied());
+                c.problem(
+                    field("input_mode"),
+                    format!(
+                        "unknown mode `{other}`{hint} (expected one of {})",
+                        INPUT_MODES.join(", ")
+                    ),
+                );
+                InputMode::Args
+            }
+            None => InputMode::Args,
+        },
+    };
+    let mut inputs = BTreeMap::new();
+    if let Some(v) = obj.get("inputs") {
+        if let Some(map) = c.object(&field("inputs"), v) {
+            for (name, spec) in map {
+                let at = format!("{}.{name}", field("inputs"));
+                if !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+                {
+                    c.problem(&at, "input names use only letters, digits, `_` and `-`");
+                    continue;
+                }
+                if let Some(spec) = input_spec(c, &at, spec) {
+                    inputs.insert(name.clone(), spec);
+                }
+            }
+        }
+    }
+
+    let mut requires = Vec::new();
+    if let Some(v) = obj.get("requires") {
+        for item in c.string_list(&field("requires"), v).unwrap_or_default() {
+            if item.contains('/') {
+                requires.push(Requirement::File {
+                    path: base.join(&item),
+                    written: item,
+                });
+            } else {
+                requires.push(Requirement::Command(item));
+            }
+        }
+    }
+
+    let retry = retry_policy(c, at, obj);
+
+    let env_allow = obj
+        .get("env_allow")
+        .and_then(|v| c.string_list(&field("env_allow"), v))
+        .unwrap_or_default();
+    let mut env = BTreeMap::new();
+    if let Some(v) = obj.get("env") {
+        if let Some(map) = c.object(&field("env"), v) {
+            for (k, v) in map {
+                if let Some(s) = c.string(&format!("{}.{k}", field("env")), v) {
+                    env.insert(k.clone(), s);
+                }
+            }
+        }
+    }
+    let working_dir = match obj.get("working_dir") {
+        None => base.to_path_buf(),
+        Some(v) => c
+            .non_empty_string(&field("working_dir"), v)
+            .map(|d| base.join(d))
+            .unwrap_or_else(|| base.to_path_buf()),
+    };
+
+    if c.problems.len() > before {
+        return None;
+    }
+    let path_in_registry = path_in_registry?;
+    Some(ScriptEntry {
+        id: id?,
+        path: base.join(&path_in_registry),
+        path_in_registry,
+        interpreter,
+        specialist,
+        description,
+        timeout_ms,
+        memory_limit_mb,
+        cpu_limit_seconds,
+        inputs,
+        input_mode,
+        requires,
+        retry,
+        env_allow,
+        env,
+        working_dir,
+        output_limit_bytes,
+    })
+}
+
+fn input_spec(c: &mut Checker, at: &str, v: &Value) -> Option<InputSpec> {
+    let obj = c.object(at, v)?;
+    c.unknown_keys(at, obj, INPUT_KEYS);
+    let field = |k: &str| join(at, k);
+    let kind = match obj.get("type") {
+        None => InputType::String,
+        Some(v) => {
+            let name = c.string(&field("type"), v)?;
+            match InputType::parse(&name) {
+                Some(t) => t,
+                None => {
+                    let hint = did_you_mean(&name, InputType::NAMES.iter().copied());
+                    c.problem(
+                        field("type"),
+                        format!(
+                            "unknown type `{name}`{hint} (expected one of {})",
+                            InputType::NAMES.join(", ")
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    let required = obj
+        .get("required")
+        .and_then(|v| c.boolean(&field("required"), v))
+        .unwrap_or(false);
+    let default = match obj.get("default") {
+        None | Some(Value::Null) => None,
+        Some(v) => match coerce(kind, v) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                c.problem(field("default"), e);
+                None
+            }
+        },
+    };
+    let description = obj
+        .get("description")
+        .and_then(|v| c.string(&field("description"), v));
+    let env_name = obj
+        .get("env")
+        .and_then(|v| c.non_empty_string(&field("env"), v));
+    let must_exist = obj
+        .get("must_exist")
+        .and_then(|v| c.boolean(&field("must_exist"), v))
+        .unwrap_or(false);
+    Some(InputSpec {
+        kind,
+        required,
+        default,
+        description,
+        env_name,
+        must_exist,
+    })
+}
+
+fn retry_policy(c: &mut Checker, at: &str, obj: &Map<String, Value>) -> RetryPolicy {
+    let field = |k: &str| join(at, k);
+    let mut policy = RetryPolicy::default();
+    if let Some(v) = obj.get("max_retries") {
+        match v.as_u64() {
+            Some(n) if n <= 100 => policy.max_retries = n as u32,
+            _ => c.problem(
+                field("max_retries"),
+                format!("expected an integer from 0 to 100, found {}", describe(v)),
+            ),
+        }
+    }
+    if let Some(v) = obj.get("backoff") {
+        let at = field("backoff");
+        if let Some(b) = c.object(&at, v) {
+            c.unknown_keys(&at, b, BACKOFF_KEYS);
+            if let Some(v) = b.get("initial_ms") {
+                if let Some(n) = c.positive_integer(&join(&at, "initial_ms"), v, "milliseconds") {
+                    policy.initial_ms = n;
+                }
+            }
+            if let Some(v) = b.get("max_ms") {
+                if let Some(n) = c.positive_integer(&join(&at, "max_ms"), v, "milliseconds") {
+                    policy.max_ms = n;
+                }
+            }
+            if let Some(v) = b.get("multiplier") {
+                match v.as_f64() {
+                    Some(m) if (1.0..=100.0).contains(&m) => policy.multiplier = m,
+                    _ => c.problem(
+                        join(&at, "multiplier"),
+                        format!("expected a number from 1 to 100, found {}", describe(v)),
+                    ),
+                }
+            }
+            if let Some(v) = b.get("jitter") {
+                if let Some(j) = c.boolean(&join(&at, "jitter"), v) {
+                    policy.jitter = j;
+                }
+            }
+            if policy.max_ms < policy.initial_ms {
+                c.problem(
+                    join(&at, "max_ms"),
+                    format!(
+                        "max_ms ({}) is below initial_ms ({})",
+                        policy.max_ms, policy.initial_ms
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(v) = obj.get("retry_on") {
+        let at = field("retry_on");
+        match v {
+            Value::Array(items) => {
+                policy.retry_on_categories.clear();
+                policy.retry_on_exit_codes.clear();
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("{at}[{i}]");
+                    match item {
+                        Value::String(s) => match s.parse::<ErrorCategory>() {
+                            Ok(cat) if cat.is_never_retried() => c.problem(
+                                at,
+                                format!(
+                                    "{cat} failures are never retried: a retry cannot fix them"
+                                ),
+                            ),
+                            Ok(cat) => policy.retry_on_categories.push(cat),
+                            Err(_) => {
+                                let names = ErrorCategory::ALL.map(|c| c.as_str());
+                                let hint = did_you_mean(s, names.iter().copied());
+                                c.problem(
+                                    at,
+                                    format!("unknown category `{s}`{hint} (expected a category such as TIMEOUT, or an exit code)"),
+                                );
+                            }
+                        },
+                        Value::Number(n) => match n.as_i64() {
+                            Some(code) if (1..=255).contains(&code) => {
+                                policy.retry_on_exit_codes.push(code as i32)
+                            }
+                            _ => c.problem(at, format!("exit codes run from 1 to 255, found {n}")),
+                        },
+                        other => c.problem(
+                            at,
+                            format!(
+                                "expected a category name or an exit code, found {}",
+                                describe(other)
+                            ),
+                        ),
+                    }
+                }
+            }
+            other => c.problem(
+                at,
+                format!(
+                    "expected a list of categories and exit codes, found {}",
+                    describe(other)
+                ),
+            ),
+        }
+    }
+    policy
+}
+
+/// Checks `value` against `kind`, converting strings (from `--input KEY=VALUE`) as needed.
+pub fn coerce(kind: InputType, value: &Value) -> Result<Value, String> {
+    let fail = || {
+        format!(
+            "expected {} value, found {}",
+            article(kind),
+            describe(value)
+        )
+    };
+    match (kind, value) {
+        (InputType::String, Value::String(_)) => Ok(value.clone()),
+        (InputType::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
+        (InputType::Path, Value::String(s)) if !s.is_empty() && !s.contains('\0') => {
+            Ok(value.clone())
+        }
+        (InputType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(value.clone()),
+        (InputType::Integer, Value::String(s)) => {
+            s.trim().parse::<i64>().map(Value::from).map_err(|_| fail())
+        }
+        (InputType::Number, Value::Number(_)) => Ok(value.clone()),
+        (InputType::Number, Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(fail),
+        (InputType::Boolean, Value::Bool(_)) => Ok(value.clone()),
+        (InputType::Boolean, Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" | "on" => Ok(Value::Bool(true)),
+            "false" | "no" | "0" | "off" => Ok(Value::Bool(false)),
+            _ => Err(fail()),
+        },
+        _ => Err(fail()),
+    }
+}
+
+fn article(kind: InputType) -> &'static str {
+    match kind {
+        InputType::Integer => "an integer",
+        InputType::String => "a string",
+        InputType::Number => "a number",
+        InputType::Boolean => "a boolean (true or false)",
+        InputType::Path => "a path",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(v: Value) -> Result<Vec<ScriptEntry>, Vec<String>> {
+        validate(&v, Path::new("/reg"))
+            .map_err(|ps| ps.into_iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn minimal_entry_gets_defaults() {
+        let s = check(json!({"scripts": [{"id": "a", "path": "a.sh"}]})).unwrap();
+        assert_eq!(s[0].timeout_ms, DEFAULT_TIMEOUT_MS);
+        assert_eq!(s[0].path, Path::new("/reg/a.sh"));
+        assert_eq!(s[0].working_dir, Path::new("/reg"));
+        assert_eq!(s[0].input_mode, InputMode::Args);
+        assert_eq!(s[0].retry, RetryPolicy::default());
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_field() {
+        let errs = check(json!({"scripts": [
+            {"id": "a", "path": "a.sh", "timout_ms": 5},
+            {"id": "b", "path": "", "timeout_ms": "soon",
+             "inputs": {"x": {"type": "strng"}}, "retry_on": ["VALIDATION", 300]},
+            {"id": "a", "path": "c.sh"}
+        ]}))
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            vec![
+                "scripts[0].timout_ms: unknown key; did you mean `timeout_ms`?",
+                "scripts[1].path: must not be empty",
+                "scripts[1].timeout_ms: expected a positive integer (milliseconds), found \"soon\"",
+                "scripts[1].inputs.x.type: unknown type `strng`; did you mean `string`? (expected one of string, integer, number, boolean, path)",
+                "scripts[1].retry_on[0]: VALIDATION failures are never retried: a retry cannot fix them",
+                "scripts[1].retry_on[1]: exit codes run from 1 to 255, found 300",
+                "scripts[2].id: duplicate id `a`: ids must be unique",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let err = Registry::parse("{\n  \"scripts\": [,]\n}", Path::new("r.json")).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(text, "r.json:2:15: invalid JSON: expected value");
+    }
+
+    #[test]
+    fn coerces_command_line_strings() {
+        assert_eq!(coerce(InputType::Integer, &json!("42")), Ok(json!(42)));
+        assert_eq!(coerce(InputType::Boolean, &json!("yes")), Ok(json!(true)));
+        assert_eq!(coerce(InputType::Number, &json!("2.5")), Ok(json!(2.5)));
+        assert!(coerce(InputType::Integer, &json!("4x")).is_err());
+        assert!(coerce(InputType::Integer, &json!(1.5)).is_err());
+    }
+}
