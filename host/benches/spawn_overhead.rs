@@ -1,1 +1,130 @@
-fn main() {}
+//! Per-execution overhead of the host against a bare `std::process::Command`.
+//!
+//! Both sides run the same trivial script (`examples/registry/scripts/noop.sh`) in the same
+//! process and the same run; we report medians and their ratio (target: 1.10 or less).
+//! A second pass repeats both with ~512 MiB of touched memory in this process, the size of
+//! a host with large WebAssembly components loaded: a `fork()`-based spawn (std's path
+//! once a `pre_exec` closure is set) slows down there, a vfork-style spawn must not.
+//!
+//! Run with `cargo bench -p metaclaude-host --bench spawn_overhead` (or `cargo xtask bench`).
+//! `BENCH_ITERATIONS` changes the sample count (default 300).
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use metaclaude::{ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn time_bare(script: &PathBuf, n: usize, fork: bool) -> Duration {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let mut cmd = Command::new(script);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if fork {
+            // Any pre_exec closure forces std onto fork()+exec.
+            unsafe {
+                cmd.pre_exec(|| Ok(()));
+            }
+        }
+        let out = cmd.output().expect("spawn noop.sh");
+        assert!(out.status.success());
+        samples.push(start.elapsed());
+    }
+    median(samples)
+}
+
+fn time_host(service: &ToolExecutionService, rt: &tokio::runtime::Runtime, n: usize) -> Duration {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let r = rt.block_on(service.execute(ExecutionRequest::new("noop")));
+        assert!(r.success, "{:?}", r.error_details);
+        samples.push(start.elapsed());
+    }
+    median(samples)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this harness takes no filters.
+    let n: usize = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let registry_file = root.join("examples/registry/registry.json");
+    let script = root.join("examples/registry/scripts/noop.sh");
+    let registry = Registry::load(&registry_file).expect("example registry");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let use_cgroups = std::env::var_os("BENCH_NO_CGROUPS").is_none();
+    let service = rt.block_on(async {
+        ToolExecutionService::new(
+            registry,
+            ExecutorConfig {
+                use_cgroups,
+                ..ExecutorConfig::default()
+            },
+        )
+    });
+    println!("spawn_overhead: {n} runs each of {}", script.display());
+    println!("measurement: {}", service.measurement_description());
+
+    // Warm up caches (page cache, cgroup pool, allocator).
+    time_bare(&script, 20, false);
+    time_host(&service, &rt, 20);
+
+    let bare = time_bare(&script, n, false);
+    let host = time_host(&service, &rt, n);
+    println!("  bare Command spawn+wait   median {:>8.3} ms", ms(bare));
+    println!("  metaclaude execute        median {:>8.3} ms", ms(host));
+    println!(
+        "  ratio host/bare           {:>8.3}   (target <= 1.10)",
+        host.as_secs_f64() / bare.as_secs_f64()
+    );
+
+    // A host holding a lot of memory, as with large WebAssembly components loaded.
+    let ballast_mb = 512;
+    let mut ballast = vec![0u8; ballast_mb * 1024 * 1024];
+    for i in (0..ballast.len()).step_by(4096) {
+        ballast[i] = 1;
+    }
+    let n_big = (n / 3).max(30);
+    let bare_big = time_bare(&script, n_big, false);
+    let fork_big = time_bare(&script, n_big, true);
+    let host_big = time_host(&service, &rt, n_big);
+    println!("with {ballast_mb} MiB resident in the host ({n_big} runs each):");
+    println!(
+        "  bare Command (posix_spawn) median {:>8.3} ms",
+        ms(bare_big)
+    );
+    println!(
+        "  Command with pre_exec (fork) median {:>8.3} ms",
+        ms(fork_big)
+    );
+    println!(
+        "  metaclaude execute          median {:>8.3} ms",
+        ms(host_big)
+    );
+    println!(
+        "  ratio host/bare             {:>8.3}   (fork/bare {:.1})",
+        host_big.as_secs_f64() / bare_big.as_secs_f64(),
+        fork_big.as_secs_f64() / bare_big.as_secs_f64()
+    );
+    std::hint::black_box(&ballast);
+}

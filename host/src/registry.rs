@@ -630,32 +630,32 @@ fn input_spec(c: &mut Checker, at: &str, v: &Value) -> Option<InputSpec> {
     let obj = c.object(at, v)?;
     c.unknown_keys(at, obj, INPUT_KEYS);
     let field = |k: &str| join(at, k);
+    let before = c.problems.len();
     let kind = match obj.get("type") {
         None => InputType::String,
-        Some(v) => {
-            let name = c.string(&field("type"), v)?;
-            match InputType::parse(&name) {
-                Some(t) => t,
-                None => {
-                    let hint = did_you_mean(&name, InputType::NAMES.iter().copied());
-                    c.problem(
-                        field("type"),
-                        format!(
-                            "unknown type `{name}`{hint} (expected one of {})",
-                            InputType::NAMES.join(", ")
-                        ),
-                    );
-                    return None;
-                }
-            }
-        }
+        Some(v) => match c.string(&field("type"), v) {
+            Some(name) => InputType::parse(&name).unwrap_or_else(|| {
+                let hint = did_you_mean(&name, InputType::NAMES.iter().copied());
+                c.problem(
+                    field("type"),
+                    format!(
+                        "unknown type `{name}`{hint} (expected one of {})",
+                        InputType::NAMES.join(", ")
+                    ),
+                );
+                InputType::String
+            }),
+            None => InputType::String,
+        },
     };
+    let type_ok = c.problems.len() == before;
     let required = obj
         .get("required")
         .and_then(|v| c.boolean(&field("required"), v))
         .unwrap_or(false);
     let default = match obj.get("default") {
         None | Some(Value::Null) => None,
+        Some(_) if !type_ok => None,
         Some(v) => match coerce(kind, v) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -674,6 +674,9 @@ fn input_spec(c: &mut Checker, at: &str, v: &Value) -> Option<InputSpec> {
         .get("must_exist")
         .and_then(|v| c.boolean(&field("must_exist"), v))
         .unwrap_or(false);
+    if c.problems.len() > before {
+        return None;
+    }
     Some(InputSpec {
         kind,
         required,

@@ -1,1 +1,7 @@
+//! End-to-end tests: the real `metaclaude` binary, real child processes, real scripts from
+//! `examples/registry`, temp dirs for anything a test writes. One binary, as in ripgrep.
 
+mod library;
+mod registry_check;
+mod run;
+mod util;

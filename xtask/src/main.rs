@@ -1,1 +1,215 @@
-fn main() {}
+//! `cargo xtask demo | test | bench | build-plugins`: the README's commands.
+//!
+//! Each command first makes sure what it needs is installed: it installs it when it can
+//! (rustup targets; Debian packages when running as root) and otherwise stops with the
+//! exact command to run. It never skips a step silently.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("demo") => demo(&root),
+        Some("test") => test(&root),
+        Some("bench") => bench(&args[1..]),
+        Some("build-plugins") => build_plugins(&root),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 demo           build everything and run the bundled example registry\n  \
+                 test           every check: fmt, clippy -D warnings, unit, integration and end-to-end tests\n  \
+                 bench          the benchmarks (ratios against baselines measured in the same run)\n  \
+                 build-plugins  build the WebAssembly plugins in plugins/ and examples/plugins/"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+/// Runs a command, failing with the command line when it fails.
+fn run(cmd: &mut Command) -> Result<()> {
+    let line = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {line}"))?;
+    if !status.success() {
+        bail!("{line} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Makes sure a Debian package providing `path` is installed.
+fn ensure_debian(path: &str, package: &str) -> Result<()> {
+    if Path::new(path).exists() || (!path.starts_with('/') && have(path)) {
+        return Ok(());
+    }
+    if is_root() && have("apt-get") {
+        step(&format!(
+            "installing Debian package `{package}` (for {path})"
+        ));
+        let updated = Path::new("/var/lib/apt/lists")
+            .read_dir()
+            .is_ok_and(|mut d| {
+                d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with("_Packages")))
+            });
+        if !updated {
+            run(Command::new("apt-get").args(["update", "-qq"]))?;
+        }
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        return Ok(());
+    }
+    bail!("{path} is missing; install it with: sudo apt-get install -y {package}")
+}
+
+fn ensure_prerequisites(for_tests: bool) -> Result<()> {
+    if !have("python3") {
+        ensure_debian("python3", "python3")?;
+    }
+    if for_tests {
+        // GNU time is the reference the memory and CPU measurements are checked against.
+        ensure_debian("/usr/bin/time", "time")?;
+        ensure_debian("jq", "jq")?;
+    }
+    Ok(())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
+        .unwrap_or(false);
+    if !installed {
+        step("installing the wasm32-wasip2 Rust target");
+        run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
+            .context("cannot add the WebAssembly target; run: rustup target add wasm32-wasip2")?;
+    }
+    Ok(())
+}
+
+/// Builds the plugin workspace (if present) for wasm32-wasip2.
+fn build_plugins(root: &Path) -> Result<()> {
+    let manifest = root.join("plugins/Cargo.toml");
+    if !manifest.exists() {
+        return Ok(());
+    }
+    ensure_wasm_target()?;
+    step("building the WebAssembly plugins (plugins/)");
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--manifest-path",
+        &manifest.to_string_lossy(),
+    ]))
+}
+
+fn demo(root: &Path) -> Result<()> {
+    ensure_prerequisites(false)?;
+    build_plugins(root)?;
+    step("building metaclaude");
+    run(cargo().args(["build", "--quiet", "-p", "metaclaude-host"]))?;
+    let bin = root.join("target/debug/metaclaude");
+    let registry = root.join("examples/registry/registry.json");
+    step("checking the example registry");
+    run(Command::new(&bin)
+        .args(["registry", "check"])
+        .arg(&registry))?;
+    let runs: &[(&str, &[&str], &str)] = &[
+        (
+            "hello",
+            &["--input", "name=operator"],
+            "a shell script with typed inputs",
+        ),
+        (
+            "validate_api_schema",
+            &[
+                "--input",
+                "schema_file=data/api.json",
+                "--session-id",
+                "demo-session",
+            ],
+            "a Python script with a memory limit",
+        ),
+        ("flaky", &[], "a transient failure, retried with backoff"),
+        ("slow", &[], "TIMEOUT: the whole process tree is ended"),
+        ("missing_module", &[], "DEPENDENCY: a missing Python module"),
+        ("memory_hog", &[], "RESOURCE: the memory limit is enforced"),
+    ];
+    for (id, extra, what) in runs {
+        step(&format!("metaclaude run {id}   ({what})"));
+        // A failing script exits 1 by design; the demo shows it and goes on.
+        let status = Command::new(&bin)
+            .args(["run", id, "--registry"])
+            .arg(&registry)
+            .args(*extra)
+            .status()?;
+        eprintln!("(exit status {})", status.code().unwrap_or(-1));
+    }
+    step("done: see README.md for the rest of the CLI");
+    Ok(())
+}
+
+fn test(root: &Path) -> Result<()> {
+    ensure_prerequisites(true)?;
+    step("cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--", "--check"]))
+        .context("formatting differs; run: cargo fmt --all")?;
+    build_plugins(root)?;
+    step("cargo clippy -D warnings");
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step("cargo test (unit, integration and end-to-end)");
+    run(cargo().args(["test", "--workspace"]))?;
+    Ok(())
+}
+
+fn bench(extra: &[String]) -> Result<()> {
+    ensure_prerequisites(true)?;
+    step("cargo bench");
+    run(cargo().args(["bench", "-p", "metaclaude-host"]).args(extra))
+}

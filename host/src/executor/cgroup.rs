@@ -17,7 +17,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -40,11 +40,25 @@ enum MemoryFiles {
     V1(PathBuf),
 }
 
-/// The cgroups of one execution.
+/// The cgroups of one execution. Reused across executions (only when empty): counters
+/// that cannot be reset are read as a baseline and subtracted.
 #[derive(Debug)]
 pub struct ExecCgroup {
     unified: Option<PathBuf>,
     memory: Option<MemoryFiles>,
+    /// `cgroup.procs` of each hierarchy, opened once.
+    procs: Vec<OwnedFd>,
+    cpu_baseline: (u64, u64),
+    oom_baseline: u64,
+}
+
+/// Counters as the kernel shows them (some only ever grow).
+#[derive(Debug, Clone, Copy, Default)]
+struct RawUsage {
+    peak_memory_bytes: Option<u64>,
+    cpu_user_usec: Option<u64>,
+    cpu_system_usec: Option<u64>,
+    oom_kills: u64,
 }
 
 /// What an execution cgroup measured.
@@ -57,16 +71,44 @@ pub struct CgroupUsage {
 }
 
 impl ExecCgroup {
-    /// Opens the `cgroup.procs` files the child writes itself into.
-    pub fn procs_files(&self) -> io::Result<Vec<OwnedFd>> {
-        let mut files = Vec::new();
+    /// The open `cgroup.procs` files the child writes its pid into.
+    pub fn procs_fds(&self) -> Vec<RawFd> {
+        self.procs.iter().map(|f| f.as_raw_fd()).collect()
+    }
+
+    fn open_procs(&mut self) -> io::Result<()> {
         if let Some(u) = &self.unified {
-            files.push(open_write(&u.join("cgroup.procs"))?);
+            self.procs.push(open_write(&u.join("cgroup.procs"))?);
         }
         if let Some(MemoryFiles::V1(m)) = &self.memory {
-            files.push(open_write(&m.join("cgroup.procs"))?);
+            self.procs.push(open_write(&m.join("cgroup.procs"))?);
         }
-        Ok(files)
+        Ok(())
+    }
+
+    /// Makes an empty cgroup ready for the next execution: no limit, fresh peak, and
+    /// baselines for the counters that only grow.
+    fn reset(&mut self) -> io::Result<()> {
+        match &self.memory {
+            Some(MemoryFiles::V2(p)) => {
+                fs::write(p.join("memory.max"), "max")?;
+                // Writing to memory.peak resets it (Linux 6.12+); older kernels refuse, and
+                // then the cgroup is not reused.
+                fs::write(p.join("memory.peak"), "0")?;
+            }
+            Some(MemoryFiles::V1(p)) => {
+                fs::write(p.join("memory.limit_in_bytes"), "-1")?;
+                fs::write(p.join("memory.max_usage_in_bytes"), "0")?;
+            }
+            None => {}
+        }
+        let raw = self.raw_usage(true);
+        self.cpu_baseline = (
+            raw.cpu_user_usec.unwrap_or(0),
+            raw.cpu_system_usec.unwrap_or(0),
+        );
+        self.oom_baseline = raw.oom_kills;
+        Ok(())
     }
 
     pub fn has_memory(&self) -> bool {
@@ -122,8 +164,25 @@ impl ExecCgroup {
         }
     }
 
-    pub fn usage(&self) -> CgroupUsage {
-        let mut usage = CgroupUsage::default();
+    /// What this execution used (counters relative to the baselines taken at reset).
+    /// The OOM counter is read only when asked: an OOM kill always ends in SIGKILL, so
+    /// other endings skip the extra file read on the hot path.
+    pub fn usage(&self, check_oom: bool) -> CgroupUsage {
+        let raw = self.raw_usage(check_oom);
+        CgroupUsage {
+            peak_memory_bytes: raw.peak_memory_bytes,
+            cpu_user_usec: raw
+                .cpu_user_usec
+                .map(|u| u.saturating_sub(self.cpu_baseline.0)),
+            cpu_system_usec: raw
+                .cpu_system_usec
+                .map(|s| s.saturating_sub(self.cpu_baseline.1)),
+            oom_killed: raw.oom_kills > self.oom_baseline,
+        }
+    }
+
+    fn raw_usage(&self, check_oom: bool) -> RawUsage {
+        let mut usage = RawUsage::default();
         if let Some(u) = &self.unified {
             if let Ok(stat) = fs::read_to_string(u.join("cpu.stat")) {
                 usage.cpu_user_usec = keyed(&stat, "user_usec");
@@ -133,17 +192,19 @@ impl ExecCgroup {
         match &self.memory {
             Some(MemoryFiles::V2(p)) => {
                 usage.peak_memory_bytes = read_u64(&p.join("memory.peak"));
-                usage.oom_killed = fs::read_to_string(p.join("memory.events"))
-                    .ok()
+                usage.oom_kills = (check_oom)
+                    .then(|| fs::read_to_string(p.join("memory.events")).ok())
+                    .flatten()
                     .and_then(|s| keyed(&s, "oom_kill"))
-                    .is_some_and(|n| n > 0);
+                    .unwrap_or(0);
             }
             Some(MemoryFiles::V1(p)) => {
                 usage.peak_memory_bytes = read_u64(&p.join("memory.max_usage_in_bytes"));
-                usage.oom_killed = fs::read_to_string(p.join("memory.oom_control"))
-                    .ok()
+                usage.oom_kills = (check_oom)
+                    .then(|| fs::read_to_string(p.join("memory.oom_control")).ok())
+                    .flatten()
                     .and_then(|s| keyed(&s, "oom_kill"))
-                    .is_some_and(|n| n > 0);
+                    .unwrap_or(0);
             }
             None => {}
         }
@@ -253,7 +314,7 @@ impl CgroupManager {
         }
     }
 
-    /// Hands a finished execution's cgroup back for removal in the background.
+    /// Hands a finished execution's cgroup back; the pool worker resets and reuses it.
     pub fn release(&self, cg: ExecCgroup) {
         let (lock, cv) = &*self.state;
         lock.lock().unwrap().to_remove.push(cg);
@@ -265,6 +326,9 @@ impl CgroupManager {
         let mut cg = ExecCgroup {
             unified: None,
             memory: None,
+            procs: Vec::new(),
+            cpu_baseline: (0, 0),
+            oom_baseline: 0,
         };
         if let Some(root) = &self.roots.unified {
             let dir = root.join(&name);
@@ -283,6 +347,10 @@ impl CgroupManager {
                 }
                 cg.memory = Some(MemoryFiles::V1(dir));
             }
+        }
+        if let Err(e) = cg.open_procs().and_then(|()| cg.reset()) {
+            cg.remove();
+            return Err(e);
         }
         Ok(cg)
     }
@@ -324,13 +392,19 @@ fn pool_worker(manager: std::sync::Weak<CgroupManager>, state: Arc<(Mutex<PoolSt
             )
         };
         let mut retry = Vec::new();
-        for cg in removals {
+        let mut recycled = Vec::new();
+        for mut cg in removals {
             // A killed process may take a moment to leave; try again next round.
-            if !cg.remove() {
+            if !cg.pids().is_empty() {
                 cg.kill_all();
+                retry.push(cg);
+            } else if cg.reset().is_ok() {
+                recycled.push(cg);
+            } else if !cg.remove() {
                 retry.push(cg);
             }
         }
+        let need = need.saturating_sub(recycled.len());
         let Some(manager) = manager.upgrade() else {
             return;
         };
@@ -346,6 +420,7 @@ fn pool_worker(manager: std::sync::Weak<CgroupManager>, state: Arc<(Mutex<PoolSt
         }
         drop(manager);
         let mut s = lock.lock().unwrap();
+        s.ready.extend(recycled);
         s.ready.extend(fresh);
         if !retry.is_empty() {
             s.to_remove.extend(retry);

@@ -39,7 +39,7 @@ use crate::registry::{
 use crate::suggest::{closest, did_you_mean};
 
 use self::capture::Captured;
-use self::cgroup::{CgroupManager, ExecCgroup};
+use self::cgroup::{CgroupManager, CgroupUsage, ExecCgroup};
 use self::measure::{bytes_to_mb, Samples};
 use self::spawn::{cstring, path_cstring, SpawnRequest};
 
@@ -423,14 +423,7 @@ impl ToolExecutionService {
                 }
             }
         }
-        let cgroup_procs = cgroup
-            .map(|cg| cg.procs_files())
-            .transpose()
-            .unwrap_or_else(|e| {
-                tracing::warn!("cannot open the execution cgroup: {e}");
-                None
-            })
-            .unwrap_or_default();
+        let cgroup_procs = cgroup.map(|cg| cg.procs_fds()).unwrap_or_default();
         let mut envp = plan.envp.clone();
         envp.push(cstring(format!("METACLAUDE_ATTEMPT={attempt}")).expect("no NUL"));
         let request = SpawnRequest {
@@ -553,10 +546,13 @@ impl ToolExecutionService {
         let stdout = stdout.unwrap_or_default();
         let stderr = stderr.unwrap_or_default();
 
-        let usage = usage_from(&reaped, &samples, cgroup);
         let exit_code = reaped.exit_code();
         let signal = reaped.signal();
-        let oom_killed = cgroup.is_some_and(|cg| cg.usage().oom_killed);
+        let cg_usage = cgroup
+            .map(|c| c.usage(signal == Some(libc::SIGKILL)))
+            .unwrap_or_default();
+        let usage = usage_from(&reaped, &samples, &cg_usage);
+        let oom_killed = cg_usage.oom_killed;
         let error = classify::classify(&classify::Ending {
             entry,
             attempt,
@@ -1033,12 +1029,7 @@ fn timeval_seconds(t: libc::timeval) -> f64 {
 }
 
 /// The attempt's resource figures, each from the most complete source available.
-fn usage_from(
-    reaped: &spawn::Reaped,
-    samples: &Samples,
-    cgroup: Option<&ExecCgroup>,
-) -> ResourceUsage {
-    let cg = cgroup.map(|c| c.usage()).unwrap_or_default();
+fn usage_from(reaped: &spawn::Reaped, samples: &Samples, cg: &CgroupUsage) -> ResourceUsage {
     // ru_maxrss is in KiB on Linux.
     let largest = reaped.rusage.ru_maxrss.max(0) as f64 / 1024.0;
     let sampled_peak = bytes_to_mb(samples.max);

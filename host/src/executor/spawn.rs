@@ -27,8 +27,9 @@ pub struct SpawnRequest {
     pub cpu_limit_seconds: Option<u64>,
     /// `RLIMIT_AS` in bytes (per process); used when no memory cgroup can limit the tree.
     pub address_space_limit_bytes: Option<u64>,
-    /// Open `cgroup.procs` files the child writes its own pid into before `execve`.
-    pub cgroup_procs: Vec<OwnedFd>,
+    /// Open `cgroup.procs` files the child writes its own pid into before `execve`
+    /// (the caller keeps them open until `spawn` returns).
+    pub cgroup_procs: Vec<RawFd>,
 }
 
 /// A running child: its pid (also its process-group id) and our ends of its pipes.
@@ -215,7 +216,7 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = req.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-    let cgroup_fds: Vec<RawFd> = req.cgroup_procs.iter().map(|f| f.as_raw_fd()).collect();
+    let cgroup_fds = &req.cgroup_procs;
 
     let mut args = ChildArgs {
         program: req.program.as_ptr(),

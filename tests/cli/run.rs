@@ -1,0 +1,542 @@
+//! `metaclaude run`: results, categories, limits, retries and lifecycle events, each
+//! reproduced by a real script from `examples/registry`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{
+    bin, category, cgroups_available, example_registry, processes_of_execution, run_json,
+};
+
+#[test]
+fn success_carries_every_documented_field() {
+    let (out, r) = run_json(
+        "hello",
+        &[
+            "--input",
+            "name=Ada",
+            "--input",
+            "times=2",
+            "--session-id",
+            "session-123",
+            "--correlation-id",
+            "request-456",
+            "--user",
+            "ops",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(r["success"], true);
+    assert_eq!(r["exit_code"], 0);
+    assert_eq!(r["signal"], Value::Null);
+    assert_eq!(r["stdout"], "Hello, Ada!\nHello, Ada!\n");
+    assert_eq!(r["stdout_truncated"], false);
+    assert_eq!(r["script_id"], "hello");
+    assert_eq!(r["specialist"], "examples");
+    assert_eq!(r["session_id"], "session-123");
+    assert_eq!(r["correlation_id"], "request-456");
+    assert_eq!(r["user"], "ops");
+    assert_eq!(r["retries"], 0);
+    assert_eq!(r["error_details"], Value::Null);
+    // Inputs come back typed, defaults filled in.
+    assert_eq!(r["inputs"]["times"], 2);
+    assert_eq!(r["inputs"]["shout"], false);
+    let id = r["execution_id"].as_str().unwrap();
+    assert_eq!(id.len(), 26, "ULID: {id}");
+    // UTC with microseconds.
+    let started = r["started_at"].as_str().unwrap();
+    assert!(started.ends_with('Z') && started.len() == 27, "{started}");
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["attempt"], 1);
+    assert_eq!(attempts[0]["success"], true);
+    let u = &r["resource_usage"];
+    for field in [
+        "memory_start_mb",
+        "memory_end_mb",
+        "peak_memory_mb",
+        "peak_memory_largest_process_mb",
+        "cpu_time_seconds",
+        "cpu_user_seconds",
+        "cpu_system_seconds",
+        "wall_time_seconds",
+    ] {
+        assert!(u[field].as_f64().is_some_and(|v| v >= 0.0), "{field}: {u}");
+    }
+    assert!(u["peak_memory_mb"].as_f64().unwrap() > 0.5, "{u}");
+    assert!(u["wall_time_seconds"].as_f64().unwrap() > 0.0);
+    for field in [
+        "memory_start_source",
+        "peak_memory_source",
+        "cpu_time_source",
+    ] {
+        assert!(u[field].is_string(), "{field}: {u}");
+    }
+}
+
+#[test]
+fn human_summary_names_status_and_resources() {
+    let out = bin()
+        .args(["run", "slow", "--registry"])
+        .arg(example_registry())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("slow: FAILED [TIMEOUT] Script execution timed out after 500ms"),
+        "{text}"
+    );
+    assert!(text.contains("suggestions:"), "{text}");
+    assert!(
+        text.contains("- Increase the timeout value in the script configuration"),
+        "{text}"
+    );
+    assert!(text.contains("memory: start"), "{text}");
+    assert!(text.contains("cpu: "), "{text}");
+}
+
+#[test]
+fn timeout_is_reported_with_the_seed_message_and_suggestions() {
+    let (out, r) = run_json("slow", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(category(&r), "TIMEOUT");
+    let e = &r["error_details"];
+    assert_eq!(e["message"], "Script execution timed out after 500ms");
+    assert_eq!(
+        e["suggestions"],
+        serde_json::json!([
+            "Increase the timeout value in the script configuration",
+            "Optimize the script to run faster",
+            "Check for infinite loops or blocking operations"
+        ])
+    );
+    assert_eq!(e["context"]["script_id"], "slow");
+    assert_eq!(e["context"]["script_path"], "scripts/slow.sh");
+    assert_eq!(e["context"]["specialist"], "examples");
+    assert_eq!(e["context"]["attempt"], 1);
+    assert_eq!(r["signal"], "SIGTERM");
+    assert!(processes_of_execution(r["execution_id"].as_str().unwrap()).is_empty());
+}
+
+#[test]
+fn timeout_ends_a_grandchild_that_holds_stdout_and_never_hangs() {
+    let start = Instant::now();
+    let (_, r) = run_json("orphan_holds_stdout", &[]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(category(&r), "TIMEOUT");
+    let id = r["execution_id"].as_str().unwrap();
+    assert!(
+        processes_of_execution(id).is_empty(),
+        "survivors: {:?}",
+        processes_of_execution(id)
+    );
+}
+
+#[test]
+fn a_descendant_that_calls_setsid_is_ended_too() {
+    let start = Instant::now();
+    let (_, r) = run_json("setsid_escape", &[]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(category(&r), "TIMEOUT");
+    let id = r["execution_id"].as_str().unwrap();
+    if cgroups_available(&r) {
+        // The cgroup holds every descendant, whatever its session or process group.
+        assert!(
+            processes_of_execution(id).is_empty(),
+            "survivors: {:?}",
+            processes_of_execution(id)
+        );
+    } else {
+        // Documented: without cgroups a setsid escapee survives, but the host never waits
+        // for it. Clean it up so it does not outlive the test.
+        for pid in processes_of_execution(id) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn validation_unknown_script_names_the_closest_ids_and_runs_nothing() {
+    let (out, r) = run_json("helo", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(category(&r), "VALIDATION");
+    assert_eq!(r["error_details"]["message"], "Unknown script `helo`");
+    assert_eq!(
+        r["error_details"]["suggestions"][0],
+        "Did you mean `hello`?"
+    );
+    assert_eq!(r["attempts"], serde_json::json!([]));
+}
+
+#[test]
+fn validation_of_inputs_runs_nothing() {
+    for (args, expected) in [
+        (
+            vec!["--input", "times=many"],
+            "input `times`: expected an integer value, found \"many\"",
+        ),
+        (
+            vec!["--input", "nmae=x"],
+            "unknown input `nmae`; did you mean `name`?",
+        ),
+    ] {
+        let (out, r) = run_json("hello", &args);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(category(&r), "VALIDATION");
+        let msg = r["error_details"]["message"].as_str().unwrap();
+        assert!(msg.contains(expected), "{msg}");
+        assert_eq!(r["attempts"], serde_json::json!([]));
+    }
+    let (_, r) = run_json("validate_api_schema", &[]);
+    assert_eq!(category(&r), "VALIDATION");
+    assert!(r["error_details"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("missing required input `schema_file` (path)"));
+    let (_, r) = run_json(
+        "validate_api_schema",
+        &["--input", "schema_file=data/nope.json"],
+    );
+    assert_eq!(category(&r), "VALIDATION");
+    assert!(r["error_details"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+}
+
+#[test]
+fn dependency_missing_python_module_names_it_and_how_to_install() {
+    let (_, r) = run_json("missing_module", &[]);
+    assert_eq!(category(&r), "DEPENDENCY");
+    let e = &r["error_details"];
+    assert_eq!(
+        e["context"]["missing_module"],
+        "metaclaude_example_missing_module"
+    );
+    assert_eq!(
+        e["suggestions"][0],
+        "Install it: python3 -m pip install metaclaude_example_missing_module"
+    );
+    assert!(e["stack_trace"]
+        .as_str()
+        .unwrap()
+        .starts_with("Traceback (most recent call last):"));
+    assert_eq!(r["retries"], 0, "DEPENDENCY is never retried");
+}
+
+#[test]
+fn dependency_missing_requirement_runs_nothing() {
+    let (_, r) = run_json("missing_tool", &[]);
+    assert_eq!(category(&r), "DEPENDENCY");
+    assert_eq!(
+        r["error_details"]["context"]["missing_command"],
+        "metaclaude-example-missing-tool"
+    );
+    assert_eq!(r["attempts"], serde_json::json!([]));
+}
+
+#[test]
+fn dependency_command_not_found_exit_127() {
+    let (_, r) = run_json("command_not_found", &[]);
+    assert_eq!(category(&r), "DEPENDENCY");
+    assert_eq!(r["exit_code"], 127);
+    assert_eq!(
+        r["error_details"]["context"]["missing_command"],
+        "metaclaude-example-missing-command"
+    );
+    assert_eq!(r["error_details"]["context"]["exit_code"], 127);
+}
+
+#[test]
+fn dependency_missing_interpreter_and_script_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("x.sh"),
+        "#!/nonexistent/interpreter\necho hi\n",
+    )
+    .unwrap();
+    set_executable(&dir.path().join("x.sh"));
+    std::fs::write(
+        dir.path().join("registry.json"),
+        r#"{"scripts": [
+            {"id": "bad_shebang", "path": "x.sh"},
+            {"id": "bad_interpreter", "path": "x.sh", "interpreter": "no-such-python"},
+            {"id": "gone", "path": "gone.sh"}
+        ]}"#,
+    )
+    .unwrap();
+    let reg = dir.path().join("registry.json");
+    for (id, needle) in [
+        (
+            "bad_shebang",
+            "interpreter `/nonexistent/interpreter` (from its #! line) was not found",
+        ),
+        (
+            "bad_interpreter",
+            "Interpreter `no-such-python` was not found on PATH",
+        ),
+        ("gone", "does not exist"),
+    ] {
+        let out = bin()
+            .args(["run", id, "--json", "--registry"])
+            .arg(&reg)
+            .output()
+            .unwrap();
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(category(&r), "DEPENDENCY", "{id}: {r}");
+        let msg = r["error_details"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{id}: {msg}");
+    }
+}
+
+#[test]
+fn permission_not_executable() {
+    let (_, r) = run_json("not_executable", &[]);
+    assert_eq!(category(&r), "PERMISSION");
+    assert!(r["error_details"]["suggestions"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("Make the script executable: chmod +x"));
+}
+
+#[test]
+fn permission_python_permission_error() {
+    let (_, r) = run_json("permission_denied", &[]);
+    assert_eq!(category(&r), "PERMISSION");
+    assert_eq!(
+        r["error_details"]["message"],
+        "Permission denied: /etc/shadow"
+    );
+    assert_eq!(r["retries"], 0, "PERMISSION is never retried");
+}
+
+#[test]
+fn permission_exit_126() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inner.sh"), "echo never\n").unwrap();
+    std::fs::write(dir.path().join("outer.sh"), "#!/bin/sh\n./inner.sh\n").unwrap();
+    set_executable(&dir.path().join("outer.sh"));
+    std::fs::write(
+        dir.path().join("registry.json"),
+        r#"{"scripts": [{"id": "outer", "path": "outer.sh"}]}"#,
+    )
+    .unwrap();
+    let out = bin()
+        .args(["run", "outer", "--json", "--registry"])
+        .arg(dir.path().join("registry.json"))
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["exit_code"], 126);
+    assert_eq!(category(&r), "PERMISSION");
+}
+
+#[test]
+fn resource_memory_limit_is_enforced() {
+    let (_, r) = run_json("memory_hog", &[]);
+    assert_eq!(category(&r), "RESOURCE", "{r}");
+    assert_eq!(
+        r["error_details"]["message"],
+        "Script exceeded its memory limit of 100 MB"
+    );
+    assert_eq!(r["error_details"]["context"]["memory_limit_mb"], "100");
+    assert!(!r["stdout"].as_str().unwrap().contains("allocated 400"));
+}
+
+#[test]
+fn resource_cpu_limit_is_enforced() {
+    let (_, r) = run_json("cpu_burner", &[]);
+    assert_eq!(category(&r), "RESOURCE", "{r}");
+    assert_eq!(r["signal"], "SIGXCPU");
+    let cpu = r["resource_usage"]["cpu_time_seconds"].as_f64().unwrap();
+    assert!((0.9..2.5).contains(&cpu), "cpu {cpu}");
+}
+
+#[test]
+fn execution_failure_carries_the_python_traceback() {
+    let (_, r) = run_json("failing", &[]);
+    assert_eq!(category(&r), "EXECUTION");
+    assert_eq!(r["exit_code"], 1);
+    let e = &r["error_details"];
+    assert_eq!(
+        e["message"],
+        "Script exited with code 1: ValueError: invalid literal for int() with base 10: 'twelve'"
+    );
+    let trace = e["stack_trace"].as_str().unwrap();
+    assert!(
+        trace.starts_with("Traceback (most recent call last):"),
+        "{trace}"
+    );
+    assert!(trace.contains("line 2, in parse"), "{trace}");
+    assert_eq!(e["context"]["exit_code"], 1);
+}
+
+#[test]
+fn unknown_signal_is_unknown_with_context() {
+    let (_, r) = run_json("self_signal", &[]);
+    assert_eq!(category(&r), "UNKNOWN");
+    assert_eq!(r["signal"], "SIGUSR1");
+    assert_eq!(r["error_details"]["context"]["signal"], "SIGUSR1");
+    assert_eq!(r["stdout"], "sending myself SIGUSR1\n");
+}
+
+#[test]
+fn transient_failures_are_retried_with_backoff_and_events() {
+    let out = bin()
+        .args(["run", "flaky", "--json", "--events", "--registry"])
+        .arg(example_registry())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["retries"], 2);
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts[0]["exit_code"], 75);
+    assert_eq!(attempts[0]["category"], "EXECUTION");
+    assert_eq!(attempts[2]["success"], true);
+    // Full jitter: each delay lies between 0 and the capped exponential step.
+    assert_eq!(attempts[0]["delay_before_ms"], 0);
+    assert!(attempts[1]["delay_before_ms"].as_u64().unwrap() <= 50);
+    assert!(attempts[2]["delay_before_ms"].as_u64().unwrap() <= 100);
+    assert_eq!(r["stdout"], "succeeded on attempt 3\n");
+
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "queued",
+            "started",
+            "attempt_failed",
+            "retry_scheduled",
+            "started",
+            "attempt_failed",
+            "retry_scheduled",
+            "started",
+            "finished"
+        ]
+    );
+    let id = &r["execution_id"];
+    assert!(events.iter().all(|e| &e["execution_id"] == id));
+    assert!(events[1]["pid"].as_u64().is_some());
+    assert_eq!(events[2]["error"]["context"]["exit_code"], 75);
+    assert_eq!(events[3]["retry_delay_ms"], attempts[1]["delay_before_ms"]);
+    assert_eq!(events[8]["result"], r);
+}
+
+#[test]
+fn inputs_reach_scripts_by_stdin_json_and_environment() {
+    let (_, r) = run_json(
+        "summarize_json",
+        &["--inputs-json", r#"{"values": "1,2,3.5"}"#],
+    );
+    assert_eq!(
+        r["stdout"], "{\"label\": \"values\", \"count\": 3, \"sum\": 6.5}\n",
+        "{r}"
+    );
+    let (_, r) = run_json("env_inputs", &["--input", "region=eu-west"]);
+    assert_eq!(
+        r["stdout"], "hi from eu-west with 2 replicas (HOME=unset)\n",
+        "{r}"
+    );
+}
+
+#[test]
+fn huge_output_is_bounded_and_keeps_head_and_tail() {
+    let (_, r) = run_json("big_output", &[]);
+    assert_eq!(r["success"], true);
+    assert_eq!(r["stdout_truncated"], true);
+    let stdout = r["stdout"].as_str().unwrap();
+    assert!(stdout.len() < 70_000, "{}", stdout.len());
+    assert!(stdout.starts_with("first line\n"));
+    assert!(stdout.ends_with("last line\n"));
+    assert!(stdout.contains("bytes truncated"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = bin()
+        .args(["run", "hello", "--input", "no-equals-sign", "--registry"])
+        .arg(example_registry())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected KEY=VALUE"));
+    let out = bin().args(["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The seed's resource figures checked against GNU time on the same workload: a shell
+/// whose Python child holds 200 MiB and burns about a second of CPU.
+#[test]
+fn measurements_agree_with_gnu_time() {
+    let (_, r) = run_json("tree_workload", &[]);
+    assert_eq!(r["success"], true, "{r}");
+    let gnu = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(crate::util::root().join("examples/registry/scripts/tree_workload.sh"))
+        .output()
+        .expect("GNU time is installed by `cargo xtask test` (apt-get install time)");
+    let report = String::from_utf8_lossy(&gnu.stderr);
+    let field = |name: &str| -> f64 {
+        report
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in GNU time output:\n{report}"))
+    };
+    let gnu_peak_mb = field("Maximum resident set size (kbytes):") / 1024.0;
+    let gnu_cpu = field("User time (seconds):") + field("System time (seconds):");
+    let u = &r["resource_usage"];
+    let peak = u["peak_memory_mb"].as_f64().unwrap();
+    let largest = u["peak_memory_largest_process_mb"].as_f64().unwrap();
+    let cpu = u["cpu_time_seconds"].as_f64().unwrap();
+    let within = |a: f64, b: f64, tolerance: f64| (a - b).abs() / b <= tolerance;
+    assert!(
+        within(peak, gnu_peak_mb, 0.05),
+        "peak {peak} vs GNU time {gnu_peak_mb}"
+    );
+    assert!(
+        within(largest, gnu_peak_mb, 0.05),
+        "largest {largest} vs GNU time {gnu_peak_mb}"
+    );
+    // CPU time: GNU time's own figure moves by a few hundredths between runs; compare at
+    // 5 % plus its 10 ms resolution.
+    assert!(
+        (cpu - gnu_cpu).abs() <= gnu_cpu * 0.05 + 0.02,
+        "cpu {cpu} vs GNU time {gnu_cpu}"
+    );
+}
+
+/// A process that lives ~50 ms: polling alone would miss its peak; the kernel does not.
+#[test]
+fn peak_of_a_short_lived_process_is_right_with_and_without_cgroups() {
+    for extra in [&[][..], &["--no-cgroups"][..]] {
+        let (_, r) = run_json("short_spike", extra);
+        assert_eq!(r["success"], true, "{r}");
+        let peak = r["resource_usage"]["peak_memory_mb"].as_f64().unwrap();
+        assert!(peak >= 120.0, "peak {peak} MB with {extra:?}");
+        assert!(peak < 200.0, "peak {peak} MB with {extra:?}");
+    }
+}
+
+fn set_executable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

@@ -1,0 +1,74 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_metaclaude"));
+    cmd.env_remove("RUST_LOG").env_remove("METACLAUDE_REGISTRY");
+    cmd
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn example_registry() -> PathBuf {
+    root().join("examples/registry/registry.json")
+}
+
+/// `metaclaude run ID --registry <examples> --json ARGS...`, parsed.
+pub fn run_json(id: &str, args: &[&str]) -> (Output, Value) {
+    let out = bin()
+        .args(["run", id, "--json", "--registry"])
+        .arg(example_registry())
+        .args(args)
+        .output()
+        .expect("run metaclaude");
+    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, value)
+}
+
+pub fn category(v: &Value) -> &str {
+    v["error_details"]["category"].as_str().unwrap_or("none")
+}
+
+/// Pids of live processes whose environment carries this execution id.
+pub fn processes_of_execution(execution_id: &str) -> Vec<i32> {
+    let needle = format!("METACLAUDE_EXECUTION_ID={execution_id}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true);
+        if !zombie && environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// True when this machine gives the host per-execution cgroups (as root with cgroupfs).
+pub fn cgroups_available(result: &Value) -> bool {
+    result["resource_usage"]["cpu_time_source"] == "cgroup"
+}
