@@ -245,7 +245,7 @@ pub fn classify(e: &Ending) -> Option<ErrorDetails> {
         if let Some(w) = &what {
             suggestions.insert(
                 0,
-                format!("Grant access to {w} or change the script to use a path it may write"),
+                format!("Grant access to {w}, or change the script to use a path it may access"),
             );
         }
         return Some(ErrorDetails {
