@@ -1039,8 +1039,10 @@ fn usage_from(reaped: &spawn::Reaped, samples: &Samples, cg: &CgroupUsage) -> Re
     }
     if let Some(bytes) = cg.peak_memory_bytes {
         let mb = bytes_to_mb(bytes);
-        if mb >= peak.0 * 0.5 {
-            peak = (mb.max(peak.0), MeasurementSource::Cgroup);
+        // The cgroup counts the whole tree; RSS can still be larger when a process maps
+        // pages charged to another cgroup (shared libraries): report the larger, honestly.
+        if mb >= peak.0 {
+            peak = (mb, MeasurementSource::Cgroup);
         }
     }
     let (user, system, cpu_source) = match (cg.cpu_user_usec, cg.cpu_system_usec) {
