@@ -25,36 +25,40 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn time_bare(script: &PathBuf, n: usize, fork: bool) -> Duration {
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        let mut cmd = Command::new(script);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if fork {
-            // Any pre_exec closure forces std onto fork()+exec.
-            unsafe {
-                cmd.pre_exec(|| Ok(()));
-            }
+fn bare_once(script: &PathBuf, fork: bool) -> Duration {
+    let start = Instant::now();
+    let mut cmd = Command::new(script);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if fork {
+        // Any pre_exec closure forces std onto fork()+exec.
+        unsafe {
+            cmd.pre_exec(|| Ok(()));
         }
-        let out = cmd.output().expect("spawn noop.sh");
-        assert!(out.status.success());
-        samples.push(start.elapsed());
     }
-    median(samples)
+    let out = cmd.output().expect("spawn noop.sh");
+    assert!(out.status.success());
+    start.elapsed()
 }
 
-fn time_host(service: &ToolExecutionService, rt: &tokio::runtime::Runtime, n: usize) -> Duration {
-    let mut samples = Vec::with_capacity(n);
+fn host_once(service: &ToolExecutionService, rt: &tokio::runtime::Runtime) -> Duration {
+    let start = Instant::now();
+    let r = rt.block_on(service.execute(ExecutionRequest::new("noop")));
+    assert!(r.success, "{:?}", r.error_details);
+    start.elapsed()
+}
+
+/// Medians of `n` interleaved samples of each contender, so that drift in the machine's
+/// load affects all of them alike.
+fn interleaved(n: usize, contenders: &mut [&mut dyn FnMut() -> Duration]) -> Vec<Duration> {
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(n); contenders.len()];
     for _ in 0..n {
-        let start = Instant::now();
-        let r = rt.block_on(service.execute(ExecutionRequest::new("noop")));
-        assert!(r.success, "{:?}", r.error_details);
-        samples.push(start.elapsed());
+        for (i, run) in contenders.iter_mut().enumerate() {
+            samples[i].push(run());
+        }
     }
-    median(samples)
+    samples.into_iter().map(median).collect()
 }
 
 fn main() {
@@ -86,11 +90,18 @@ fn main() {
     println!("measurement: {}", service.measurement_description());
 
     // Warm up caches (page cache, cgroup pool, allocator).
-    time_bare(&script, 20, false);
-    time_host(&service, &rt, 20);
+    for _ in 0..20 {
+        bare_once(&script, false);
+        host_once(&service, &rt);
+    }
 
-    let bare = time_bare(&script, n, false);
-    let host = time_host(&service, &rt, n);
+    let m = interleaved(
+        n,
+        &mut [&mut || bare_once(&script, false), &mut || {
+            host_once(&service, &rt)
+        }],
+    );
+    let (bare, host) = (m[0], m[1]);
     println!("  bare Command spawn+wait   median {:>8.3} ms", ms(bare));
     println!("  metaclaude execute        median {:>8.3} ms", ms(host));
     println!(
@@ -105,12 +116,18 @@ fn main() {
         ballast[i] = 1;
     }
     let n_big = (n / 3).max(30);
-    let bare_big = time_bare(&script, n_big, false);
-    let fork_big = time_bare(&script, n_big, true);
-    let host_big = time_host(&service, &rt, n_big);
+    let m = interleaved(
+        n_big,
+        &mut [
+            &mut || bare_once(&script, false),
+            &mut || bare_once(&script, true),
+            &mut || host_once(&service, &rt),
+        ],
+    );
+    let (bare_big, fork_big, host_big) = (m[0], m[1], m[2]);
     println!("with {ballast_mb} MiB resident in the host ({n_big} runs each):");
     println!(
-        "  bare Command (posix_spawn) median {:>8.3} ms",
+        "  bare Command (posix_spawn)   median {:>8.3} ms",
         ms(bare_big)
     );
     println!(
@@ -118,11 +135,11 @@ fn main() {
         ms(fork_big)
     );
     println!(
-        "  metaclaude execute          median {:>8.3} ms",
+        "  metaclaude execute           median {:>8.3} ms",
         ms(host_big)
     );
     println!(
-        "  ratio host/bare             {:>8.3}   (fork/bare {:.1})",
+        "  ratio host/bare              {:>8.3}   (fork/bare {:.1})",
         host_big.as_secs_f64() / bare_big.as_secs_f64(),
         fork_big.as_secs_f64() / bare_big.as_secs_f64()
     );

@@ -72,27 +72,41 @@ impl Bounded {
     }
 }
 
-/// Reads `fd` to EOF, or until `stop` turns true, keeping at most `limit` bytes.
-pub async fn capture(
-    fd: OwnedFd,
-    limit: usize,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Captured {
-    let mut out = Bounded::new(limit.max(2));
-    let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-        return out.finish();
-    };
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        tokio::select! {
-            read = pipe.read(&mut buf) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.push(&buf[..n]),
-            },
-            _ = stop.wait_for(|s| *s) => break,
+/// One of the script's output pipes, read by the task that waits for the script (no
+/// task of its own: a cross-thread wake-up per execution costs more than the read).
+pub struct OutputPipe {
+    pipe: Option<tokio::net::unix::pipe::Receiver>,
+    out: Bounded,
+    buf: Vec<u8>,
+}
+
+impl OutputPipe {
+    pub fn new(fd: OwnedFd, limit: usize) -> Self {
+        OutputPipe {
+            pipe: tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok(),
+            out: Bounded::new(limit.max(2)),
+            buf: vec![0u8; 32 * 1024],
         }
     }
-    out.finish()
+
+    pub fn is_open(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    /// Waits for data and keeps it; closes the pipe at end of file (or on error).
+    pub async fn read_once(&mut self) {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return std::future::pending().await;
+        };
+        match pipe.read(&mut self.buf).await {
+            Ok(0) | Err(_) => self.pipe = None,
+            Ok(n) => self.out.push(&self.buf[..n]),
+        }
+    }
+
+    pub fn finish(self) -> Captured {
+        self.out.finish()
+    }
 }
 
 #[cfg(test)]

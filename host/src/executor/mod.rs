@@ -38,7 +38,7 @@ use crate::registry::{
 };
 use crate::suggest::{closest, did_you_mean};
 
-use self::capture::Captured;
+use self::capture::{Captured, OutputPipe};
 use self::cgroup::{CgroupManager, CgroupUsage, ExecCgroup};
 use self::measure::{bytes_to_mb, Samples};
 use self::spawn::{cstring, path_cstring, SpawnRequest};
@@ -449,21 +449,13 @@ impl ToolExecutionService {
 
         let spawned_at = Instant::now();
         let mut samples = Samples::default();
-        if let Some(rss) = measure::tree_rss_bytes(pid, cgroup) {
+        // Right after execve the tree is this one process: no need to list the cgroup.
+        if let Some(rss) = measure::tree_rss_bytes(pid, None) {
             samples.record(rss);
         }
 
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stdout_task = tokio::spawn(capture::capture(
-            child.stdout,
-            entry.output_limit_bytes,
-            stop_rx.clone(),
-        ));
-        let stderr_task = tokio::spawn(capture::capture(
-            child.stderr,
-            entry.output_limit_bytes,
-            stop_rx,
-        ));
+        let mut stdout = OutputPipe::new(child.stdout, entry.output_limit_bytes);
+        let mut stderr = OutputPipe::new(child.stderr, entry.output_limit_bytes);
         if let (Some(fd), Some(data)) = (child.stdin, plan.stdin.clone()) {
             tokio::spawn(async move {
                 if let Ok(mut w) = tokio::net::unix::pipe::Sender::from_owned_fd(fd) {
@@ -496,6 +488,8 @@ impl ToolExecutionService {
                     }
                     break;
                 }
+                _ = stdout.read_once(), if stdout.is_open() => {}
+                _ = stderr.read_once(), if stderr.is_open() => {}
                 _ = tokio::time::sleep_until(wake.into()) => {
                     if Instant::now() >= deadline {
                         timed_out = true;
@@ -532,19 +526,15 @@ impl ToolExecutionService {
         drop(pidfd);
 
         // Output: read to EOF, but never wait long for a pipe an escaped process holds.
-        let drain = tokio::time::sleep(self.config.drain_grace);
-        tokio::pin!(drain);
-        let mut tasks = (stdout_task, stderr_task);
-        let both = async { tokio::join!(&mut tasks.0, &mut tasks.1) };
-        let (stdout, stderr) = tokio::select! {
-            (o, e) = both => (o, e),
-            _ = &mut drain => {
-                let _ = stop_tx.send(true);
-                tokio::join!(&mut tasks.0, &mut tasks.1)
+        let drain_until = Instant::now() + self.config.drain_grace;
+        while stdout.is_open() || stderr.is_open() {
+            tokio::select! {
+                _ = stdout.read_once(), if stdout.is_open() => {}
+                _ = stderr.read_once(), if stderr.is_open() => {}
+                _ = tokio::time::sleep_until(drain_until.into()) => break,
             }
-        };
-        let stdout = stdout.unwrap_or_default();
-        let stderr = stderr.unwrap_or_default();
+        }
+        let (stdout, stderr) = (stdout.finish(), stderr.finish());
 
         let exit_code = reaped.exit_code();
         let signal = reaped.signal();

@@ -234,15 +234,12 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
         failed_errno: 0,
     };
 
-    // The child needs very little stack: it only makes system calls.
-    const STACK_SIZE: usize = 64 * 1024;
-    let mut stack = vec![0u8; STACK_SIZE];
-    // SAFETY: the stack grows down from its 16-byte-aligned top.
-    let stack_top = unsafe {
-        let top = stack.as_mut_ptr().add(STACK_SIZE);
-        top.sub(top as usize % 16)
-    };
-
+    // The child needs very little stack: it only makes system calls. One stack per host
+    // thread, reused: the thread sleeps while its child runs on it (CLONE_VFORK).
+    const STACK_SIZE: usize = 32 * 1024;
+    thread_local! {
+        static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; STACK_SIZE]);
+    }
     // Block every signal around clone so no host handler runs in the child before it
     // resets them; the child then unblocks everything.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -251,12 +248,17 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     let pid = unsafe {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let pid = libc::clone(
-            child_main,
-            stack_top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            &mut args as *mut ChildArgs as *mut libc::c_void,
-        );
+        let pid = STACK.with_borrow_mut(|stack| {
+            // The stack grows down from its 16-byte-aligned top.
+            let top = stack.as_mut_ptr().add(stack.len());
+            let top = top.sub(top as usize % 16);
+            libc::clone(
+                child_main,
+                top as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                &mut args as *mut ChildArgs as *mut libc::c_void,
+            )
+        });
         let clone_errno = io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         if pid < 0 {
@@ -264,7 +266,6 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
         }
         pid
     };
-    drop(stack);
     drop((stdout_w, stderr_w, stdin_child));
 
     // Read the child's verdict through a volatile load: it was written by another task
