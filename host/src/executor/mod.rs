@@ -507,7 +507,7 @@ impl ToolExecutionService {
         // The main process has exited (it is a zombie until reaped, so its pid and
         // process group cannot be reused yet): end whatever it left behind.
         spawn::signal_group(pid, libc::SIGKILL);
-        if let Some(cg) = cgroup {
+        if let Some(cg) = cgroup.filter(|cg| cg.is_populated() != Some(false)) {
             cg.kill_all();
         }
         let reaped = loop {
