@@ -18,7 +18,7 @@ fn example_registry_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(": ok, 21 scripts"), "{stdout}");
+    assert!(stdout.contains(": ok, 23 scripts"), "{stdout}");
 }
 
 #[test]

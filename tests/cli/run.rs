@@ -144,6 +144,16 @@ fn timeout_ends_a_grandchild_that_holds_stdout_and_never_hangs() {
 }
 
 #[test]
+fn a_script_that_ignores_sigterm_gets_sigkill_after_the_grace() {
+    let (r, id) = run_timing_out("ignores_sigterm");
+    assert_eq!(r["signal"], "SIGKILL");
+    let wall = r["resource_usage"]["wall_time_seconds"].as_f64().unwrap();
+    // 300 ms timeout + 2 s grace.
+    assert!((2.2..6.0).contains(&wall), "wall {wall}");
+    assert_no_survivors(&id);
+}
+
+#[test]
 fn a_descendant_that_calls_setsid_is_ended_too() {
     let (r, id) = run_timing_out("setsid_escape");
     if cgroups_available(&r) {
@@ -225,6 +235,17 @@ fn dependency_missing_python_module_names_it_and_how_to_install() {
         .unwrap()
         .starts_with("Traceback (most recent call last):"));
     assert_eq!(r["retries"], 0, "DEPENDENCY is never retried");
+}
+
+#[test]
+fn dependency_import_error() {
+    let (_, r) = run_json("import_error", &[]);
+    assert_eq!(category(&r), "DEPENDENCY");
+    let msg = r["error_details"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Import failed: ImportError: cannot import name 'load_everything_fast'"),
+        "{msg}"
+    );
 }
 
 #[test]
