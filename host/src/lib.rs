@@ -7,6 +7,7 @@
 pub mod executor;
 mod ids;
 pub mod model;
+pub mod plugin;
 pub mod registry;
 mod suggest;
 

@@ -275,6 +275,32 @@ pub struct ExecutionEvent {
     pub result: Option<Box<ExecutionResult>>,
 }
 
+/// How serious an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+/// An alert, as the seed's JSON has it (plus labels): raised by alert-rule plugins (or by
+/// the host about its plugins) and delivered by notifier plugins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    #[serde(with = "timestamp")]
+    pub timestamp: DateTime<Utc>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub severity: Severity,
+    pub message: String,
+    pub value: f64,
+    pub threshold: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialist: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
 /// UTC timestamps as RFC 3339 with microseconds, e.g. `2024-01-15T10:30:45.123456Z`.
 pub mod timestamp {
     use chrono::{DateTime, SecondsFormat, Utc};

@@ -1,0 +1,399 @@
+//! One sandboxed plugin instance: its `Store` (WASI context built from the manifest's
+//! grants, memory limit, per-call deadline), the host imports it may call, and typed calls
+//! into the world it exports.
+//!
+//! A plugin sees only what this file gives it: the preopened directories of its grants,
+//! UDP to its granted targets, the `http` import limited to its granted destinations,
+//! logging, and the clock. No host environment, no other files, no TCP.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{alert_rule, exporter, host, http, notifier, sink, types};
+use super::engine::EPOCH_TICK;
+use super::manifest::{Manifest, PluginKind};
+use super::net;
+
+/// What every plugin's `Store` holds.
+pub struct PluginState {
+    name: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    http_grants: Arc<Vec<String>>,
+    stderr: MemoryOutputPipe,
+    /// Log calls left in the current second (a flood is cut off, not forwarded).
+    log_budget: u32,
+    log_window: std::time::Instant,
+    logs_suppressed: u64,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Log calls a plugin may make per second before further ones are dropped and counted.
+const LOG_CALLS_PER_SECOND: u32 = 1000;
+
+fn tracing_level(level: host::Level) -> tracing::Level {
+    match level {
+        host::Level::Trace => tracing::Level::TRACE,
+        host::Level::Debug => tracing::Level::DEBUG,
+        host::Level::Info => tracing::Level::INFO,
+        host::Level::Warn => tracing::Level::WARN,
+        host::Level::Error => tracing::Level::ERROR,
+    }
+}
+
+impl host::Host for PluginState {
+    fn log(&mut self, level: host::Level, message: String) {
+        if self.log_window.elapsed() >= std::time::Duration::from_secs(1) {
+            if self.logs_suppressed > 0 {
+                tracing::warn!(plugin = %self.name, suppressed = self.logs_suppressed, "plugin log flood: messages dropped");
+            }
+            self.log_window = std::time::Instant::now();
+            self.log_budget = LOG_CALLS_PER_SECOND;
+            self.logs_suppressed = 0;
+        }
+        if self.log_budget == 0 {
+            self.logs_suppressed += 1;
+            return;
+        }
+        self.log_budget -= 1;
+        let message: String = message.chars().take(4096).collect();
+        let plugin = &*self.name;
+        match tracing_level(level) {
+            tracing::Level::TRACE => tracing::trace!(plugin, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(plugin, "{message}"),
+            tracing::Level::INFO => tracing::info!(plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(plugin, "{message}"),
+            _ => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn log_enabled(&mut self, level: host::Level) -> bool {
+        match tracing_level(level) {
+            tracing::Level::TRACE => tracing::enabled!(tracing::Level::TRACE),
+            tracing::Level::DEBUG => tracing::enabled!(tracing::Level::DEBUG),
+            tracing::Level::INFO => tracing::enabled!(tracing::Level::INFO),
+            tracing::Level::WARN => tracing::enabled!(tracing::Level::WARN),
+            _ => tracing::enabled!(tracing::Level::ERROR),
+        }
+    }
+
+    fn now(&mut self) -> types::Datetime {
+        super::convert::datetime(&chrono::Utc::now())
+    }
+}
+
+impl http::Host for PluginState {
+    fn post(
+        &mut self,
+        url: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<http::Response, String> {
+        net::http_post(&self.http_grants, &url, &headers, &body).map(|r| http::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        })
+    }
+}
+
+/// A linker per plugin kind with WASI and the host imports of that world.
+pub fn linker(
+    engine: &wasmtime::Engine,
+    kind: PluginKind,
+) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    match kind {
+        PluginKind::Sink | PluginKind::Exporter | PluginKind::AlertRule => {
+            host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        }
+        PluginKind::Notifier => {
+            host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+            http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        }
+    }
+    Ok(linker)
+}
+
+/// The world a component exports, checked when it is pre-linked.
+pub enum Prepared {
+    Sink(sink::SinkPre<PluginState>),
+    Exporter(exporter::ExporterPre<PluginState>),
+    AlertRule(alert_rule::AlertRulePre<PluginState>),
+    Notifier(notifier::NotifierPre<PluginState>),
+}
+
+impl Prepared {
+    /// Checks that the component exports its kind's world and pre-links it.
+    pub fn new(kind: PluginKind, pre: InstancePre<PluginState>) -> wasmtime::Result<Prepared> {
+        Ok(match kind {
+            PluginKind::Sink => Prepared::Sink(sink::SinkPre::new(pre)?),
+            PluginKind::Exporter => Prepared::Exporter(exporter::ExporterPre::new(pre)?),
+            PluginKind::AlertRule => Prepared::AlertRule(alert_rule::AlertRulePre::new(pre)?),
+            PluginKind::Notifier => Prepared::Notifier(notifier::NotifierPre::new(pre)?),
+        })
+    }
+}
+
+/// A live instance with its store.
+pub struct Instance {
+    store: Store<PluginState>,
+    exports: Exports,
+    ticks_per_call: u64,
+    /// Where to write a core dump when a call traps (`limits.core_dump`).
+    core_dump_dir: Option<std::path::PathBuf>,
+}
+
+enum Exports {
+    Sink(sink::Sink),
+    Exporter(exporter::Exporter),
+    AlertRule(alert_rule::AlertRule),
+    Notifier(notifier::Notifier),
+}
+
+/// Why a call into a plugin did not complete.
+#[derive(Debug)]
+pub enum CallError {
+    /// The instance trapped (panic, out of memory, deadline, ...): it can never be
+    /// called again and must be replaced.
+    Trap(String),
+    /// The plugin returned an error; the instance is fine.
+    Refused(String),
+}
+
+/// Builds the WASI context from the manifest's grants.
+fn wasi_context(m: &Manifest, stderr: MemoryOutputPipe) -> Result<WasiCtx, String> {
+    let mut b = WasiCtxBuilder::new();
+    b.stderr(stderr);
+    for d in &m.capabilities.dirs {
+        if d.create {
+            std::fs::create_dir_all(&d.host).map_err(|e| {
+                format!("capabilities.dirs: cannot create {}: {e}", d.host.display())
+            })?;
+        }
+        let perms = if d.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        b.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
+            format!(
+                "capabilities.dirs: cannot open {} for the plugin: {e}",
+                d.host.display()
+            )
+        })?;
+    }
+    b.allow_tcp(false);
+    if m.capabilities.udp.is_empty() {
+        b.allow_udp(false);
+        b.allow_ip_name_lookup(false);
+    } else {
+        // The check runs on the address actually used, so a name the plugin resolves
+        // itself cannot steer it anywhere else.
+        let allowed: HashSet<SocketAddr> = m
+            .capabilities
+            .udp
+            .iter()
+            .filter_map(|t| t.to_socket_addrs().ok())
+            .flatten()
+            .collect();
+        let allowed = Arc::new(allowed);
+        b.allow_udp(true);
+        b.allow_ip_name_lookup(true);
+        b.socket_addr_check(move |addr, usage| {
+            let allowed = allowed.clone();
+            Box::pin(async move {
+                use wasmtime_wasi::sockets::SocketAddrUse;
+                match usage {
+                    SocketAddrUse::UdpBind => addr.ip().is_unspecified() || addr.ip().is_loopback(),
+                    SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => allowed.contains(&addr),
+                    _ => false,
+                }
+            })
+        });
+    }
+    Ok(b.build())
+}
+
+impl Instance {
+    /// A fresh instance: new store, new WASI context, `init` called with the config.
+    pub fn start(
+        engine: &wasmtime::Engine,
+        prepared: &Prepared,
+        manifest: &Manifest,
+        name: Arc<str>,
+    ) -> Result<Instance, CallError> {
+        let stderr = MemoryOutputPipe::new(256 * 1024);
+        let wasi = wasi_context(manifest, stderr.clone()).map_err(CallError::Refused)?;
+        let limits = StoreLimitsBuilder::new()
+            // One commented builder: the plugin's linear memory may grow to its limit;
+            // past it, `memory.grow` traps instead of failing quietly, so a memory bomb
+            // ends in a clear "memory limit" trap.
+            .memory_size((manifest.limits.memory_mb as usize) << 20)
+            .instances(16)
+            .tables(64)
+            .memories(16)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = PluginState {
+            name,
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            http_grants: Arc::new(manifest.capabilities.http.clone()),
+            stderr,
+            log_budget: LOG_CALLS_PER_SECOND,
+            log_window: std::time::Instant::now(),
+            logs_suppressed: 0,
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        let ticks_per_call =
+            (manifest.limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1) + 1;
+        store.set_epoch_deadline(ticks_per_call);
+        let exports = match prepared {
+            Prepared::Sink(p) => p.instantiate(&mut store).map(Exports::Sink),
+            Prepared::Exporter(p) => p.instantiate(&mut store).map(Exports::Exporter),
+            Prepared::AlertRule(p) => p.instantiate(&mut store).map(Exports::AlertRule),
+            Prepared::Notifier(p) => p.instantiate(&mut store).map(Exports::Notifier),
+        };
+        let exports =
+            exports.map_err(|e| CallError::Trap(format!("instantiation failed: {e:#}")))?;
+        let core_dump_dir = manifest
+            .limits
+            .core_dump
+            .then(|| manifest.file.parent().map(|d| d.to_path_buf()))
+            .flatten();
+        let mut instance = Instance {
+            store,
+            exports,
+            ticks_per_call,
+            core_dump_dir,
+        };
+        let config = manifest.config.to_string();
+        instance.call(|store, exports| match exports {
+            Exports::Sink(e) => e.call_init(store, &config),
+            Exports::Exporter(e) => e.call_init(store, &config),
+            Exports::AlertRule(e) => e.call_init(store, &config),
+            Exports::Notifier(e) => e.call_init(store, &config),
+        })?;
+        Ok(instance)
+    }
+
+    /// Runs one call under a fresh deadline and sorts its failure.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Store<PluginState>, &Exports) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, CallError> {
+        self.store.set_epoch_deadline(self.ticks_per_call);
+        match f(&mut self.store, &self.exports) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(message)) => Err(CallError::Refused(message)),
+            Err(trap) => {
+                let mut message = self.describe_trap(&trap);
+                if let Some(dir) = self.core_dump_dir.clone() {
+                    let file = dir.join(format!(
+                        "core-{}.coredump",
+                        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+                    ));
+                    if self.write_core_dump(&trap, &file) {
+                        message.push_str(&format!("; core dump written to {}", file.display()));
+                    }
+                }
+                Err(CallError::Trap(message))
+            }
+        }
+    }
+
+    fn describe_trap(&self, trap: &wasmtime::Error) -> String {
+        let mut text = match trap.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => {
+                "deadline exceeded (the call ran past limits.call_timeout_ms)".to_string()
+            }
+            Some(t) => format!("trap: {t}"),
+            None => format!("{trap:#}"),
+        };
+        if text.contains("memory") && text.contains("limit") || text.contains("grow") {
+            text.push_str(" (limits.memory_mb reached)");
+        }
+        let stderr = self.store.data().stderr.contents();
+        if !stderr.is_empty() {
+            let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(2000)..]);
+            text.push_str(&format!("; plugin stderr: {}", tail.trim()));
+        }
+        text
+    }
+
+    /// Writes the core dump a trap captured (if any) to `path`.
+    fn write_core_dump(&mut self, trap_error: &wasmtime::Error, path: &std::path::Path) -> bool {
+        match trap_error.downcast_ref::<wasmtime::WasmCoreDump>() {
+            Some(dump) => {
+                let bytes = dump.serialize(&mut self.store, "plugin");
+                std::fs::write(path, bytes).is_ok()
+            }
+            None => false,
+        }
+    }
+
+    pub fn handle_batch(
+        &mut self,
+        events: &[types::Event],
+    ) -> Result<Vec<types::Alert>, CallError> {
+        self.call(|store, exports| match exports {
+            Exports::Sink(e) => e
+                .call_handle_batch(store, events)
+                .map(|r| r.map(|()| Vec::new())),
+            Exports::Exporter(e) => e
+                .call_handle_batch(store, events)
+                .map(|r| r.map(|()| Vec::new())),
+            Exports::AlertRule(e) => e.call_handle_batch(store, events).map(Ok),
+            Exports::Notifier(_) => Ok(Ok(Vec::new())),
+        })
+    }
+
+    pub fn tick(&mut self, now: types::Datetime) -> Result<Vec<types::Alert>, CallError> {
+        self.call(|store, exports| match exports {
+            Exports::AlertRule(e) => e.call_tick(store, now).map(Ok),
+            _ => Ok(Ok(Vec::new())),
+        })
+    }
+
+    pub fn notify(&mut self, alerts: &[types::Alert]) -> Result<(), CallError> {
+        self.call(|store, exports| match exports {
+            Exports::Notifier(e) => e.call_notify(store, alerts),
+            _ => Ok(Ok(())),
+        })
+    }
+
+    pub fn flush(&mut self) -> Result<(), CallError> {
+        self.call(|store, exports| match exports {
+            Exports::Sink(e) => e.call_flush(store),
+            Exports::Exporter(e) => e.call_flush(store),
+            _ => Ok(Ok(())),
+        })
+    }
+
+    pub fn render(&mut self) -> Result<String, CallError> {
+        self.call(|store, exports| match exports {
+            Exports::Exporter(e) => e.call_render(store),
+            _ => Ok(Err("this plugin is not an exporter".into())),
+        })
+    }
+}

@@ -1,0 +1,880 @@
+//! `plugin.toml`: what a plugin is, what it may touch, and how hard it may work.
+//!
+//! As with the registry, parsing is two steps: `toml` turns the text into a table (syntax
+//! errors carry line and column), then [`Manifest::from_table`] checks every field and
+//! collects every problem with its path, normalising as it goes: `${VAR}` and
+//! `${VAR:-default}` are expanded, defaults filled in, paths made absolute. Unknown keys
+//! are errors with a "did you mean": a misspelt `memory_mb` silently ignored is a plugin
+//! with the wrong limit.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use toml::{Table, Value};
+
+use crate::suggest::did_you_mean;
+
+/// The `metaclaude:monitor` WIT version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    Sink,
+    Exporter,
+    AlertRule,
+    Notifier,
+}
+
+impl PluginKind {
+    const NAMES: [&'static str; 4] = ["sink", "exporter", "alert-rule", "notifier"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Sink => "sink",
+            PluginKind::Exporter => "exporter",
+            PluginKind::AlertRule => "alert-rule",
+            PluginKind::Notifier => "notifier",
+        }
+    }
+
+    fn parse(s: &str) -> Option<PluginKind> {
+        Some(match s {
+            "sink" => PluginKind::Sink,
+            "exporter" => PluginKind::Exporter,
+            "alert-rule" => PluginKind::AlertRule,
+            "notifier" => PluginKind::Notifier,
+            _ => return None,
+        })
+    }
+
+    /// Whether plugins of this kind receive execution events.
+    pub fn takes_events(self) -> bool {
+        !matches!(self, PluginKind::Notifier)
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens to an event when a plugin's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFull {
+    /// The executor waits for room (default for sinks: nothing is lost).
+    Block,
+    /// The new event is dropped and counted (default for the others).
+    DropNewest,
+}
+
+/// What happens when a plugin traps, runs out of memory or overruns its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Start a fresh instance with backoff; quarantine after too many failures.
+    Reload,
+    /// Stop delivering to the plugin at the first failure.
+    Disable,
+}
+
+/// How the plugin is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Artifact {
+    /// A WebAssembly component: sandboxed.
+    Component(PathBuf),
+    /// A shared library: trusted, unsandboxed (`trusted = true` is required).
+    Native(PathBuf),
+}
+
+/// A directory granted to the plugin as a WASI preopen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
+    /// Create the host directory if it is missing.
+    pub create: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    pub dirs: Vec<DirGrant>,
+    /// `host:port` targets the plugin may send UDP datagrams to.
+    pub udp: Vec<String>,
+    /// `scheme://host[:port][/path]` patterns (`*` wildcards) for the `http` import.
+    pub http: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub memory_mb: u64,
+    pub call_timeout_ms: u64,
+    pub queue: usize,
+    pub on_full: OnFull,
+    pub batch_max: usize,
+    pub batch_ms: u64,
+    pub failure_policy: FailurePolicy,
+    pub max_failures: u32,
+    pub failure_window_s: u64,
+    pub core_dump: bool,
+}
+
+impl Limits {
+    fn defaults(kind: PluginKind) -> Limits {
+        Limits {
+            memory_mb: 64,
+            call_timeout_ms: 2000,
+            queue: 10_000,
+            on_full: if matches!(kind, PluginKind::Sink | PluginKind::Exporter) {
+                OnFull::Block
+            } else {
+                OnFull::DropNewest
+            },
+            batch_max: 256,
+            batch_ms: 50,
+            failure_policy: FailurePolicy::Reload,
+            max_failures: 5,
+            failure_window_s: 60,
+            core_dump: false,
+        }
+    }
+}
+
+/// Which events reach the plugin (all when empty).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filter {
+    pub specialists: Vec<String>,
+    pub scripts: Vec<String>,
+    pub kinds: Vec<String>,
+    pub success: Option<bool>,
+}
+
+/// A validated, normalised manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub file: PathBuf,
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub description: Option<String>,
+    pub artifact: Artifact,
+    pub wit: String,
+    /// The `[config]` table, variables expanded, as JSON for `init`.
+    pub config: serde_json::Value,
+    pub capabilities: Capabilities,
+    pub limits: Limits,
+    pub filter: Filter,
+    /// Fill `event.json` with the host's JSON of each event.
+    pub event_json: bool,
+    /// Alert rules: how often `tick` is called.
+    pub tick_ms: u64,
+}
+
+/// Why a manifest cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {}: {source}", file.display())]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: invalid TOML: {message}", file.display())]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {} problem{}:\n{}", file.display(), problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "kind",
+    "description",
+    "component",
+    "native",
+    "trusted",
+    "wit",
+    "config",
+    "capabilities",
+    "limits",
+    "filter",
+    "event_json",
+    "tick_ms",
+];
+const CAPABILITY_KEYS: &[&str] = &["dirs", "udp", "http"];
+const DIR_KEYS: &[&str] = &["host", "guest", "mode", "create"];
+const LIMIT_KEYS: &[&str] = &[
+    "memory_mb",
+    "call_timeout_ms",
+    "queue",
+    "on_full",
+    "batch_max",
+    "batch_ms",
+    "failure_policy",
+    "max_failures",
+    "failure_window_s",
+    "core_dump",
+];
+const FILTER_KEYS: &[&str] = &["specialists", "scripts", "kinds", "success"];
+const LIFECYCLE_KINDS: &[&str] = &[
+    "queued",
+    "started",
+    "attempt_failed",
+    "retry_scheduled",
+    "finished",
+];
+
+impl Manifest {
+    /// Reads and validates `<dir>/plugin.toml`, looking variables up with `env`.
+    pub fn load(
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Manifest, ManifestError> {
+        let file = dir.join("plugin.toml");
+        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Manifest::parse(&text, &file, env)
+    }
+
+    pub fn parse(
+        text: &str,
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Manifest, ManifestError> {
+        let table: Table = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_column(text, s.start))
+                .unwrap_or((0, 0));
+            ManifestError::Syntax {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let mut c = Checker {
+            problems: Vec::new(),
+            env,
+        };
+        let manifest = c.manifest(&table, file, dir);
+        match manifest {
+            Some(m) if c.problems.is_empty() => Ok(m),
+            _ => Err(ManifestError::Invalid {
+                file: file.to_path_buf(),
+                problems: c.problems,
+            }),
+        }
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+struct Checker<'e> {
+    problems: Vec<String>,
+    env: &'e dyn Fn(&str) -> Option<String>,
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Integer(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Datetime(d) => d.to_string(),
+        Value::Array(_) => "a list".into(),
+        Value::Table(_) => "a table".into(),
+    }
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, field: &str, message: impl fmt::Display) {
+        self.problems.push(format!("{field}: {message}"));
+    }
+
+    fn unknown_keys(&mut self, at: &str, table: &Table, known: &[&str]) {
+        for key in table.keys() {
+            if !known.contains(&key.as_str()) {
+                let field = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
+                let hint = did_you_mean(key, known.iter().copied());
+                let hint = if hint.is_empty() {
+                    format!(" (known keys: {})", known.join(", "))
+                } else {
+                    hint
+                };
+                self.problem(&field, format!("unknown key{hint}"));
+            }
+        }
+    }
+
+    /// Expands `${VAR}` and `${VAR:-default}`; an unset variable without default is an error.
+    fn expand(&mut self, field: &str, s: &str) -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                self.problem(field, format!("unclosed `${{` in {s:?}"));
+                return s.to_string();
+            };
+            let expr = &after[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            match ((self.env)(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    self.problem(
+                        field,
+                        format!("environment variable `{name}` is not set (give a default with ${{{name}:-value}})"),
+                    );
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn string(&mut self, field: &str, v: Option<&Value>, required: bool) -> Option<String> {
+        match v {
+            None if required => {
+                self.problem(field, "missing");
+                None
+            }
+            None => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(self.expand(field, s)),
+            Some(other) => {
+                self.problem(
+                    field,
+                    format!("expected a non-empty string, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, field: &str, v: Option<&Value>) -> Vec<String> {
+        match v {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.string(&format!("{field}[{i}]"), Some(item), true))
+                .collect(),
+            Some(other) => {
+                self.problem(
+                    field,
+                    format!("expected a list of strings, found {}", describe(other)),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn positive(&mut self, field: &str, v: Option<&Value>, default: u64) -> u64 {
+        match v {
+            None => default,
+            Some(Value::Integer(i)) if *i > 0 => *i as u64,
+            Some(other) => {
+                self.problem(
+                    field,
+                    format!("expected a positive integer, found {}", describe(other)),
+                );
+                default
+            }
+        }
+    }
+
+    fn boolean(&mut self, field: &str, v: Option<&Value>, default: bool) -> bool {
+        match v {
+            None => default,
+            Some(Value::Boolean(b)) => *b,
+            Some(other) => {
+                self.problem(
+                    field,
+                    format!("expected true or false, found {}", describe(other)),
+                );
+                default
+            }
+        }
+    }
+
+    fn table<'v>(&mut self, field: &str, v: Option<&'v Value>) -> Option<&'v Table> {
+        match v {
+            None => None,
+            Some(Value::Table(t)) => Some(t),
+            Some(other) => {
+                self.problem(
+                    field,
+                    format!("expected a table, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn manifest(&mut self, t: &Table, file: &Path, dir: &Path) -> Option<Manifest> {
+        self.unknown_keys("", t, TOP_KEYS);
+        let name = self.string("name", t.get("name"), true);
+        if let Some(n) = &name {
+            if !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                self.problem("name", "use only letters, digits, `-` and `_`");
+            }
+        }
+        let version = self.string("version", t.get("version"), true);
+        let kind = match self.string("kind", t.get("kind"), true) {
+            Some(k) => PluginKind::parse(&k).or_else(|| {
+                let hint = did_you_mean(&k, PluginKind::NAMES.iter().copied());
+                self.problem(
+                    "kind",
+                    format!(
+                        "unknown kind `{k}`{hint} (expected one of {})",
+                        PluginKind::NAMES.join(", ")
+                    ),
+                );
+                None
+            }),
+            None => None,
+        };
+        let description = self.string("description", t.get("description"), false);
+        let trusted = self.boolean("trusted", t.get("trusted"), false);
+        let component = self.string("component", t.get("component"), false);
+        let native = self.string("native", t.get("native"), false);
+        let artifact = match (component, native) {
+            (Some(c), None) => {
+                let path = dir.join(&c);
+                if !path.is_file() {
+                    self.problem(
+                        "component",
+                        format!(
+                            "{} does not exist (build the plugin, or fix the path: it is relative to the plugin folder)",
+                            path.display()
+                        ),
+                    );
+                }
+                Some(Artifact::Component(path))
+            }
+            (None, Some(n)) => {
+                if !trusted {
+                    self.problem(
+                        "native",
+                        "native plugins run unsandboxed inside the host: add `trusted = true` to load one",
+                    );
+                }
+                let path = dir.join(&n);
+                if !path.is_file() {
+                    self.problem("native", format!("{} does not exist", path.display()));
+                }
+                Some(Artifact::Native(path))
+            }
+            (Some(_), Some(_)) => {
+                self.problem("component", "give either `component` or `native`, not both");
+                None
+            }
+            (None, None) => {
+                self.problem(
+                    "component",
+                    "missing: name the plugin's .wasm component (or `native` for a trusted shared library)",
+                );
+                None
+            }
+        };
+        let wit = self
+            .string("wit", t.get("wit"), false)
+            .unwrap_or_else(|| WIT_VERSION.to_string());
+        if let Err(e) = check_wit_version(&wit) {
+            self.problem("wit", e);
+        }
+        let config = match t.get("config") {
+            None => serde_json::Value::Object(Default::default()),
+            Some(Value::Table(c)) => self.config_json("config", &Value::Table(c.clone())),
+            Some(other) => {
+                self.problem(
+                    "config",
+                    format!("expected a table, found {}", describe(other)),
+                );
+                serde_json::Value::Null
+            }
+        };
+        let capabilities = self.capabilities(t.get("capabilities"));
+        let limits = self.limits(t.get("limits"), kind.unwrap_or(PluginKind::Sink));
+        let filter = self.filter(t.get("filter"));
+        let event_json = self.boolean("event_json", t.get("event_json"), false);
+        let tick_ms = self.positive("tick_ms", t.get("tick_ms"), 10_000);
+        Some(Manifest {
+            file: file.to_path_buf(),
+            name: name?,
+            version: version?,
+            kind: kind?,
+            description,
+            artifact: artifact?,
+            wit,
+            config,
+            capabilities,
+            limits,
+            filter,
+            event_json,
+            tick_ms,
+        })
+    }
+
+    /// The `[config]` table as JSON, with variables expanded in every string.
+    fn config_json(&mut self, field: &str, v: &Value) -> serde_json::Value {
+        match v {
+            Value::String(s) => serde_json::Value::String(self.expand(field, s)),
+            Value::Integer(i) => (*i).into(),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Boolean(b) => (*b).into(),
+            Value::Datetime(d) => d.to_string().into(),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| self.config_json(&format!("{field}[{i}]"), item))
+                .collect(),
+            Value::Table(t) => t
+                .iter()
+                .map(|(k, v)| (k.clone(), self.config_json(&format!("{field}.{k}"), v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        }
+    }
+
+    fn capabilities(&mut self, v: Option<&Value>) -> Capabilities {
+        let mut caps = Capabilities::default();
+        let Some(t) = self.table("capabilities", v) else {
+            return caps;
+        };
+        self.unknown_keys("capabilities", t, CAPABILITY_KEYS);
+        match t.get("dirs") {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("capabilities.dirs[{i}]");
+                    let Some(d) = self.table(&at, Some(item)) else {
+                        continue;
+                    };
+                    self.unknown_keys(&at, d, DIR_KEYS);
+                    let host = self.string(&format!("{at}.host"), d.get("host"), true);
+                    let guest = self
+                        .string(&format!("{at}.guest"), d.get("guest"), false)
+                        .unwrap_or_else(|| "/data".into());
+                    let writable = match self
+                        .string(&format!("{at}.mode"), d.get("mode"), false)
+                        .as_deref()
+                    {
+                        None | Some("ro") => false,
+                        Some("rw") => true,
+                        Some(other) => {
+                            self.problem(
+                                &format!("{at}.mode"),
+                                format!("expected \"ro\" or \"rw\", found {other:?}"),
+                            );
+                            false
+                        }
+                    };
+                    let create = self.boolean(&format!("{at}.create"), d.get("create"), false);
+                    if let Some(host) = host {
+                        // Relative grants are relative to where the host runs, like
+                        // METACLAUDE_LOG_DIR's default `.claude/logs/executions`.
+                        let host = std::path::absolute(&host).unwrap_or_else(|_| host.into());
+                        caps.dirs.push(DirGrant {
+                            host,
+                            guest,
+                            writable,
+                            create,
+                        });
+                    }
+                }
+            }
+            Some(other) => self.problem(
+                "capabilities.dirs",
+                format!(
+                    "expected a list of {{ host, guest, mode }} tables, found {}",
+                    describe(other)
+                ),
+            ),
+        }
+        caps.udp = self.strings("capabilities.udp", t.get("udp"));
+        for (i, target) in caps.udp.clone().iter().enumerate() {
+            let port_ok = target
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_ok {
+                self.problem(
+                    &format!("capabilities.udp[{i}]"),
+                    format!("expected host:port, found {target:?}"),
+                );
+            }
+        }
+        caps.http = self.strings("capabilities.http", t.get("http"));
+        for (i, pattern) in caps.http.clone().iter().enumerate() {
+            if !(pattern.starts_with("http://") || pattern.starts_with("https://")) {
+                self.problem(
+                    &format!("capabilities.http[{i}]"),
+                    format!("expected scheme://host[:port][/path], found {pattern:?}"),
+                );
+            }
+        }
+        caps
+    }
+
+    fn limits(&mut self, v: Option<&Value>, kind: PluginKind) -> Limits {
+        let mut l = Limits::defaults(kind);
+        let Some(t) = self.table("limits", v) else {
+            return l;
+        };
+        self.unknown_keys("limits", t, LIMIT_KEYS);
+        l.memory_mb = self.positive("limits.memory_mb", t.get("memory_mb"), l.memory_mb);
+        l.call_timeout_ms = self.positive(
+            "limits.call_timeout_ms",
+            t.get("call_timeout_ms"),
+            l.call_timeout_ms,
+        );
+        l.queue = self.positive("limits.queue", t.get("queue"), l.queue as u64) as usize;
+        l.batch_max =
+            self.positive("limits.batch_max", t.get("batch_max"), l.batch_max as u64) as usize;
+        l.batch_ms = self.positive("limits.batch_ms", t.get("batch_ms"), l.batch_ms);
+        l.max_failures = self.positive(
+            "limits.max_failures",
+            t.get("max_failures"),
+            l.max_failures as u64,
+        ) as u32;
+        l.failure_window_s = self.positive(
+            "limits.failure_window_s",
+            t.get("failure_window_s"),
+            l.failure_window_s,
+        );
+        l.core_dump = self.boolean("limits.core_dump", t.get("core_dump"), l.core_dump);
+        match self
+            .string("limits.on_full", t.get("on_full"), false)
+            .as_deref()
+        {
+            None => {}
+            Some("block") => l.on_full = OnFull::Block,
+            Some("drop_newest") => l.on_full = OnFull::DropNewest,
+            Some(other) => {
+                let hint = did_you_mean(other, ["block", "drop_newest"]);
+                self.problem(
+                    "limits.on_full",
+                    format!("unknown policy `{other}`{hint} (expected block or drop_newest)"),
+                );
+            }
+        }
+        match self
+            .string("limits.failure_policy", t.get("failure_policy"), false)
+            .as_deref()
+        {
+            None => {}
+            Some("reload") => l.failure_policy = FailurePolicy::Reload,
+            Some("disable") => l.failure_policy = FailurePolicy::Disable,
+            Some(other) => {
+                let hint = did_you_mean(other, ["reload", "disable"]);
+                self.problem(
+                    "limits.failure_policy",
+                    format!("unknown policy `{other}`{hint} (expected reload or disable)"),
+                );
+            }
+        }
+        l
+    }
+
+    fn filter(&mut self, v: Option<&Value>) -> Filter {
+        let mut f = Filter::default();
+        let Some(t) = self.table("filter", v) else {
+            return f;
+        };
+        self.unknown_keys("filter", t, FILTER_KEYS);
+        f.specialists = self.strings("filter.specialists", t.get("specialists"));
+        f.scripts = self.strings("filter.scripts", t.get("scripts"));
+        f.kinds = self.strings("filter.kinds", t.get("kinds"));
+        for (i, k) in f.kinds.clone().iter().enumerate() {
+            if !LIFECYCLE_KINDS.contains(&k.as_str()) {
+                let hint = did_you_mean(k, LIFECYCLE_KINDS.iter().copied());
+                self.problem(
+                    &format!("filter.kinds[{i}]"),
+                    format!(
+                        "unknown lifecycle kind `{k}`{hint} (expected one of {})",
+                        LIFECYCLE_KINDS.join(", ")
+                    ),
+                );
+            }
+        }
+        f.success = t
+            .get("success")
+            .map(|v| self.boolean("filter.success", Some(v), false));
+        f
+    }
+}
+
+/// Accepts versions semver-compatible with [`WIT_VERSION`]: same major, and for 0.x the
+/// same minor.
+pub fn check_wit_version(declared: &str) -> Result<(), String> {
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let mut parts = v.trim().split('.').map(|p| p.parse::<u64>().ok());
+        Some((
+            parts.next()??,
+            parts.next()??,
+            parts.next().unwrap_or(Some(0))?,
+        ))
+    };
+    let ours = parse(WIT_VERSION).expect("valid");
+    let Some(theirs) = parse(declared) else {
+        return Err(format!(
+            "`{declared}` is not a version such as {WIT_VERSION}"
+        ));
+    };
+    // For 0.x the minor number is the breaking one. A plugin built against a newer
+    // version may import what this host does not provide.
+    let compatible = if ours.0 == 0 {
+        theirs.0 == 0 && theirs.1 == ours.1 && theirs.2 <= ours.2
+    } else {
+        theirs.0 == ours.0 && (theirs.1, theirs.2) <= (ours.1, ours.2)
+    };
+    if compatible {
+        Ok(())
+    } else {
+        Err(format!(
+            "the plugin was built against metaclaude:monitor@{declared}, but this host implements @{WIT_VERSION}, which is not semver-compatible: rebuild the plugin against wit/ of this host"
+        ))
+    }
+}
+
+/// Variables from the host's environment (the default for [`Manifest::load`]).
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Grants as the user reads them, for `plugins list`.
+pub fn describe_capabilities(c: &Capabilities) -> String {
+    let mut parts: Vec<String> = c
+        .dirs
+        .iter()
+        .map(|d| {
+            format!(
+                "dir {}={} ({})",
+                d.guest,
+                d.host.display(),
+                if d.writable { "rw" } else { "ro" }
+            )
+        })
+        .collect();
+    parts.extend(c.udp.iter().map(|u| format!("udp {u}")));
+    parts.extend(c.http.iter().map(|h| format!("http {h}")));
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Parsed values of the `[config]` table, for tests and `plugins list`.
+pub fn config_keys(m: &Manifest) -> BTreeMap<String, String> {
+    m.config
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "HOME_DIR" => Some("/home/op".into()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Manifest, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.wasm"), b"").unwrap();
+        Manifest::parse(text, &dir.path().join("plugin.toml"), &env).map_err(|e| {
+            e.to_string()
+                .lines()
+                .skip(1)
+                .map(|l| l.trim().to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    #[test]
+    fn minimal_manifest_gets_defaults_and_expands_variables() {
+        let m = parse(
+            "name = \"s\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"p.wasm\"\n\
+             [config]\ndir = \"${HOME_DIR}/logs\"\nport = \"${PORT:-8125}\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.limits.on_full, OnFull::Block);
+        assert_eq!(m.limits.failure_policy, FailurePolicy::Reload);
+        assert_eq!(m.config["dir"], "/home/op/logs");
+        assert_eq!(m.config["port"], "8125");
+        assert_eq!(m.wit, WIT_VERSION);
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let err = parse(
+            "name = \"s\"\nversion = \"1\"\nkind = \"snk\"\ncomponent = \"p.wasm\"\nwit = \"2.0.0\"\n\
+             [limits]\nmemory = 5\non_full = \"drop\"\n[config]\nx = \"${MISSING}\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "kind: unknown kind `snk`; did you mean `sink`? (expected one of sink, exporter, alert-rule, notifier)\n\
+             wit: the plugin was built against metaclaude:monitor@2.0.0, but this host implements @0.1.0, which is not semver-compatible: rebuild the plugin against wit/ of this host\n\
+             config.x: environment variable `MISSING` is not set (give a default with ${MISSING:-value})\n\
+             limits.memory: unknown key; did you mean `memory_mb`?\n\
+             limits.on_full: unknown policy `drop`; did you mean `drop_newest`? (expected block or drop_newest)"
+        );
+    }
+
+    #[test]
+    fn wit_versions_follow_semver() {
+        assert!(check_wit_version("0.1.0").is_ok());
+        assert!(check_wit_version("0.1").is_ok());
+        assert!(check_wit_version("0.2.0").is_err());
+        assert!(check_wit_version("1.0.0").is_err());
+        assert!(check_wit_version("abc").is_err());
+    }
+
+    #[test]
+    fn native_plugins_must_be_trusted() {
+        let err = parse("name = \"n\"\nversion = \"1\"\nkind = \"sink\"\nnative = \"p.wasm\"\n")
+            .unwrap_err();
+        assert!(err.contains("add `trusted = true`"), "{err}");
+    }
+}

@@ -1,0 +1,387 @@
+//! One worker thread per plugin: a bounded queue in, batches out, and the failure policy.
+//!
+//! Invariants:
+//! * the worker always drains its queue, even while the plugin restarts or after it was
+//!   quarantined (events are then counted as dropped), so a sender under the `block`
+//!   policy never waits on a dead plugin;
+//! * a trapped instance is never called again: it is dropped and, under `reload`, a fresh
+//!   one starts from the pre-linked component after an exponential backoff; after
+//!   `max_failures` failures within `failure_window_s` the plugin is quarantined;
+//! * nothing a plugin does reaches the executor except through this queue.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::bindings::types as wit;
+use super::convert;
+use super::instance::{CallError, Instance, Prepared};
+use super::manifest::{FailurePolicy, Manifest, PluginKind};
+use crate::model::{Alert, ExecutionEvent, Severity};
+
+/// An event on its way to plugins, with the host's JSON when some plugin wants it.
+pub struct Delivery {
+    pub event: ExecutionEvent,
+    pub json: Option<String>,
+}
+
+pub enum Message {
+    Event(Arc<Delivery>),
+    Alerts(Arc<Vec<Alert>>),
+    Flush(SyncSender<()>),
+    Render(SyncSender<Result<String, String>>),
+    Shutdown,
+}
+
+/// The state of a plugin as `plugins list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Running,
+    /// Waiting to start a fresh instance after a failure.
+    Restarting,
+    /// Too many failures: no longer called; events are dropped and counted.
+    Quarantined(String),
+    /// Failed once under `failure_policy = "disable"`.
+    Disabled(String),
+}
+
+impl Health {
+    pub fn describe(&self) -> String {
+        match self {
+            Health::Running => "running".into(),
+            Health::Restarting => "restarting".into(),
+            Health::Quarantined(why) => format!("quarantined: {why}"),
+            Health::Disabled(why) => format!("disabled: {why}"),
+        }
+    }
+}
+
+/// Counters shared between the worker, the bus and `plugins list`.
+pub struct PluginStats {
+    pub queued: AtomicU64,
+    pub delivered: AtomicU64,
+    /// Dropped because the queue was full (`drop_newest`), the plugin was quarantined or
+    /// disabled, or a batch was lost to a trap.
+    pub dropped: AtomicU64,
+    pub failures: AtomicU64,
+    pub restarts: AtomicU64,
+    /// Calls the plugin answered with an error (the instance stays).
+    pub refused: AtomicU64,
+    pub health: Mutex<Health>,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl PluginStats {
+    pub fn new() -> Arc<PluginStats> {
+        Arc::new(PluginStats {
+            queued: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            health: Mutex::new(Health::Running),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.lock().unwrap().clone()
+    }
+}
+
+/// Where alerts raised by rules (and by the host about plugins) go: every notifier.
+#[derive(Default)]
+pub struct AlertRouter {
+    notifiers: Mutex<Vec<(SyncSender<Message>, Arc<PluginStats>)>>,
+}
+
+impl AlertRouter {
+    pub fn add(&self, tx: SyncSender<Message>, stats: Arc<PluginStats>) {
+        self.notifiers.lock().unwrap().push((tx, stats));
+    }
+
+    pub fn publish(&self, alerts: Vec<Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        for a in &alerts {
+            tracing::warn!(alert = %a.kind, severity = ?a.severity, value = a.value, threshold = a.threshold, "{}", a.message);
+        }
+        let alerts = Arc::new(alerts);
+        for (tx, stats) in self.notifiers.lock().unwrap().iter() {
+            if tx.try_send(Message::Alerts(alerts.clone())).is_err() {
+                stats
+                    .dropped
+                    .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+pub struct Worker {
+    pub name: Arc<str>,
+    pub manifest: Arc<Manifest>,
+    pub engine: wasmtime::Engine,
+    pub prepared: Prepared,
+    pub instance: Option<Instance>,
+    pub stats: Arc<PluginStats>,
+    pub router: Arc<AlertRouter>,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl Worker {
+    pub fn run(mut self, rx: Receiver<Message>) {
+        let limits = self.manifest.limits.clone();
+        let batch_window = Duration::from_millis(limits.batch_ms);
+        let tick_every = (self.manifest.kind == PluginKind::AlertRule)
+            .then(|| Duration::from_millis(self.manifest.tick_ms));
+        let mut next_tick = tick_every.map(|t| Instant::now() + t);
+        let mut batch: Vec<Arc<Delivery>> = Vec::new();
+        let mut batch_started = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        let mut restart_at: Option<Instant> = None;
+        let mut failures: VecDeque<Instant> = VecDeque::new();
+        loop {
+            let mut wake: Option<Instant> = None;
+            if !batch.is_empty() {
+                wake = Some(batch_started + batch_window);
+            }
+            if let Some(t) = next_tick {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+            let msg = match wake {
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let mut ctx = Ctx {
+                backoff: &mut backoff,
+                restart_at: &mut restart_at,
+                failures: &mut failures,
+            };
+            match msg {
+                Ok(Message::Event(d)) => {
+                    if batch.is_empty() {
+                        batch_started = Instant::now();
+                    }
+                    batch.push(d);
+                    if batch.len() >= limits.batch_max {
+                        self.deliver(&mut batch, &mut ctx);
+                    }
+                }
+                Ok(Message::Alerts(alerts)) => {
+                    let wit_alerts: Vec<wit::Alert> =
+                        alerts.iter().map(convert::alert_to_wit).collect();
+                    if let Some(instance) = self.ready_instance(&mut ctx) {
+                        let result = instance.notify(&wit_alerts);
+                        self.settle(result.map(|()| Vec::new()), alerts.len(), &mut ctx);
+                    } else {
+                        self.stats
+                            .dropped
+                            .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+                    }
+                }
+                Ok(Message::Flush(ack)) => {
+                    self.deliver(&mut batch, &mut ctx);
+                    self.flush(&mut ctx);
+                    let _ = ack.send(());
+                }
+                Ok(Message::Render(reply)) => {
+                    self.deliver(&mut batch, &mut ctx);
+                    let answer = match self.ready_instance(&mut ctx) {
+                        Some(instance) => match instance.render() {
+                            Ok(text) => Ok(text),
+                            Err(CallError::Refused(m)) => Err(m),
+                            Err(CallError::Trap(m)) => {
+                                self.fail(m.clone(), 0, &mut ctx);
+                                Err(m)
+                            }
+                        },
+                        None => Err(format!("plugin is {}", self.stats.health().describe())),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                    self.deliver(&mut batch, &mut ctx);
+                    self.flush(&mut ctx);
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if !batch.is_empty() && batch_started.elapsed() >= batch_window {
+                self.deliver(&mut batch, &mut ctx);
+            }
+            if let (Some(at), Some(every)) = (next_tick, tick_every) {
+                if Instant::now() >= at {
+                    next_tick = Some(Instant::now() + every);
+                    if let Some(instance) = self.ready_instance(&mut ctx) {
+                        let result = instance.tick(convert::datetime(&Utc::now()));
+                        self.settle(result, 0, &mut ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The live instance, starting a fresh one when the backoff allows.
+    fn ready_instance(&mut self, ctx: &mut Ctx) -> Option<&mut Instance> {
+        if matches!(
+            self.stats.health(),
+            Health::Quarantined(_) | Health::Disabled(_)
+        ) {
+            return None;
+        }
+        if self.instance.is_none() {
+            if let Some(at) = *ctx.restart_at {
+                // Wait out the backoff here: events queue up meanwhile (bounded).
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            }
+            match Instance::start(
+                &self.engine,
+                &self.prepared,
+                &self.manifest,
+                self.name.clone(),
+            ) {
+                Ok(instance) => {
+                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    *self.stats.health.lock().unwrap() = Health::Running;
+                    *ctx.restart_at = None;
+                    tracing::info!(plugin = %self.name, "plugin restarted");
+                    self.instance = Some(instance);
+                }
+                Err(CallError::Trap(m)) | Err(CallError::Refused(m)) => {
+                    self.fail(format!("restart failed: {m}"), 0, ctx);
+                    return None;
+                }
+            }
+        }
+        self.instance.as_mut()
+    }
+
+    fn deliver(&mut self, batch: &mut Vec<Arc<Delivery>>, ctx: &mut Ctx) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        let events: Vec<wit::Event> = batch
+            .iter()
+            .map(|d| {
+                let json = if self.manifest.event_json {
+                    d.json.as_deref()
+                } else {
+                    None
+                };
+                convert::event(&d.event, json)
+            })
+            .collect();
+        batch.clear();
+        match self.ready_instance(ctx) {
+            Some(instance) => {
+                let result = instance.handle_batch(&events);
+                self.settle(result, n, ctx);
+            }
+            None => {
+                self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Ctx) {
+        if self.instance.is_none() {
+            return;
+        }
+        if let Some(instance) = self.ready_instance(ctx) {
+            let result = instance.flush().map(|()| Vec::new());
+            self.settle(result, 0, ctx);
+        }
+    }
+
+    /// Books a call's outcome: counts, alerts forwarded, failures handled.
+    fn settle(&mut self, result: Result<Vec<wit::Alert>, CallError>, events: usize, ctx: &mut Ctx) {
+        match result {
+            Ok(alerts) => {
+                self.stats
+                    .delivered
+                    .fetch_add(events as u64, Ordering::Relaxed);
+                *ctx.backoff = FIRST_BACKOFF;
+                if !alerts.is_empty() {
+                    self.router
+                        .publish(alerts.into_iter().map(convert::alert_from_wit).collect());
+                }
+            }
+            Err(CallError::Refused(message)) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .delivered
+                    .fetch_add(events as u64, Ordering::Relaxed);
+                tracing::warn!(plugin = %self.name, "plugin returned an error: {message}");
+                *self.stats.last_error.lock().unwrap() = Some(message);
+            }
+            Err(CallError::Trap(message)) => self.fail(message, events, ctx),
+        }
+    }
+
+    /// Discards the instance and applies the failure policy.
+    fn fail(&mut self, message: String, lost_events: usize, ctx: &mut Ctx) {
+        self.instance = None;
+        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .dropped
+            .fetch_add(lost_events as u64, Ordering::Relaxed);
+        *self.stats.last_error.lock().unwrap() = Some(message.clone());
+        tracing::error!(plugin = %self.name, "plugin failed: {message}");
+        let now = Instant::now();
+        ctx.failures.push_back(now);
+        let window = Duration::from_secs(self.manifest.limits.failure_window_s);
+        while ctx
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            ctx.failures.pop_front();
+        }
+        let health = match self.manifest.limits.failure_policy {
+            FailurePolicy::Disable => Health::Disabled(message.clone()),
+            FailurePolicy::Reload
+                if ctx.failures.len() >= self.manifest.limits.max_failures as usize =>
+            {
+                Health::Quarantined(format!(
+                    "{} failures within {}s, last: {message}",
+                    ctx.failures.len(),
+                    self.manifest.limits.failure_window_s
+                ))
+            }
+            FailurePolicy::Reload => {
+                *ctx.restart_at = Some(now + *ctx.backoff);
+                *ctx.backoff = (*ctx.backoff * 2).min(MAX_BACKOFF);
+                Health::Restarting
+            }
+        };
+        if let Health::Quarantined(why) | Health::Disabled(why) = &health {
+            tracing::error!(plugin = %self.name, "plugin taken out of service: {why}");
+            self.router.publish(vec![Alert {
+                timestamp: Utc::now(),
+                kind: "plugin_quarantined".into(),
+                severity: Severity::Critical,
+                message: format!("Plugin {} was taken out of service: {why}", self.name),
+                value: ctx.failures.len() as f64,
+                threshold: self.manifest.limits.max_failures as f64,
+                specialist: None,
+                labels: [("plugin".to_string(), self.name.to_string())].into(),
+            }]);
+        }
+        *self.stats.health.lock().unwrap() = health;
+    }
+}
+
+struct Ctx<'a> {
+    backoff: &'a mut Duration,
+    restart_at: &'a mut Option<Instant>,
+    failures: &'a mut VecDeque<Instant>,
+}
