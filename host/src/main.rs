@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use metaclaude::model::{ExecutionEvent, ExecutionResult};
+use metaclaude::plugin::engine::{LoadSource, PluginEngine};
+use metaclaude::plugin::{resolve_plugins_dir, PluginHost};
 use metaclaude::{EventSink, ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
 
 /// Exit status for usage and configuration errors (clap uses it too).
@@ -36,6 +38,26 @@ enum Command {
     Registry {
         #[command(subcommand)]
         command: RegistryCommand,
+    },
+    /// Inspect and validate plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Load every plugin and show its kind, version, capabilities, state and counters.
+    List {
+        /// The plugins directory (default: METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
+        #[arg(long, value_name = "DIR")]
+        plugins: Option<PathBuf>,
+    },
+    /// Validate one plugin folder: manifest, component, exported world, WIT version, init.
+    Check {
+        /// The plugin folder (holding plugin.toml).
+        dir: PathBuf,
     },
 }
 
@@ -76,6 +98,12 @@ struct RunArgs {
     /// Do not use per-execution cgroups even where the machine offers them.
     #[arg(long)]
     no_cgroups: bool,
+    /// The plugins directory (default: METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_plugins")]
+    plugins: Option<PathBuf>,
+    /// Run without any plugin.
+    #[arg(long)]
+    no_plugins: bool,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +114,12 @@ fn main() -> ExitCode {
         Command::Registry {
             command: RegistryCommand::Check { file },
         } => registry_check(&file),
+        Command::Plugins {
+            command: PluginsCommand::List { plugins },
+        } => plugins_list(plugins.as_deref()),
+        Command::Plugins {
+            command: PluginsCommand::Check { dir },
+        } => plugins_check(&dir),
     };
     match outcome {
         Ok(code) => code,
@@ -185,14 +219,26 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let plugins = if args.no_plugins {
+        None
+    } else {
+        load_plugins(args.plugins.as_deref())?
+    };
     let result = runtime.block_on(async {
         let mut service = ToolExecutionService::new(registry, config);
         tracing::debug!(measurement = %service.measurement_description());
         if args.events {
             service.add_sink(Arc::new(StderrEvents(Mutex::new(()))));
         }
+        if let Some(p) = &plugins {
+            service.add_sink(p.clone());
+        }
         service.execute(request).await
     });
+    if let Some(p) = &plugins {
+        // Everything the plugins were sent is delivered and flushed before we exit.
+        p.shutdown();
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
@@ -203,6 +249,98 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Loads the plugins directory, if there is one; a plugin that fails to load is reported
+/// on stderr and left out, the others run.
+fn load_plugins(flag: Option<&Path>) -> anyhow::Result<Option<Arc<PluginHost>>> {
+    let Some(dir) = resolve_plugins_dir(flag) else {
+        return Ok(None);
+    };
+    let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
+    for e in host.load_dir(&dir)? {
+        eprintln!("warning: {e}");
+    }
+    Ok((!host.is_empty()).then(|| Arc::new(host)))
+}
+
+fn plugins_list(flag: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let Some(dir) = resolve_plugins_dir(flag) else {
+        println!("no plugins directory: pass --plugins DIR or set METACLAUDE_PLUGIN_DIR");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
+    let errors = host.load_dir(&dir)?;
+    println!("plugins in {}:", dir.display());
+    println!(
+        "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  {}",
+        "NAME",
+        "KIND",
+        "VERSION",
+        "STATE",
+        "QUEUED",
+        "DELIVERED",
+        "DROPPED",
+        "FAILURES",
+        "RESTARTS",
+        "LOADED"
+    );
+    for p in host.list() {
+        println!(
+            "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  {} in {} ms",
+            p.name,
+            p.kind.as_str(),
+            p.version,
+            p.health.describe(),
+            p.queued,
+            p.delivered,
+            p.dropped,
+            p.failures,
+            p.restarts,
+            match p.load {
+                LoadSource::Cache => "from cache",
+                LoadSource::Compiled => "compiled",
+            },
+            p.load_time.as_millis()
+        );
+        println!("  folder: {}", p.folder.display());
+        println!("  capabilities: {}", p.capabilities);
+        if let Some(e) = &p.last_error {
+            println!("  last error: {e}");
+        }
+    }
+    for e in &errors {
+        println!("FAILED TO LOAD: {e}");
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn plugins_check(dir: &Path) -> anyhow::Result<ExitCode> {
+    let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
+    match host.load_plugin(dir) {
+        Ok(()) => {
+            let p = &host.list()[0];
+            println!(
+                "{}: ok: plugin {} {} ({}), exports the `{}` world of metaclaude:monitor@{}, init accepted its config",
+                dir.join("plugin.toml").display(),
+                p.name,
+                p.version,
+                p.kind.as_str(),
+                p.kind.as_str(),
+                metaclaude::plugin::manifest::WIT_VERSION
+            );
+            println!("  capabilities: {}", p.capabilities);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+    }
 }
 
 fn print_summary(r: &ExecutionResult) {

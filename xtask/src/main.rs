@@ -124,22 +124,84 @@ fn ensure_wasm_target() -> Result<()> {
     Ok(())
 }
 
-/// Builds the plugin workspace (if present) for wasm32-wasip2.
-fn build_plugins(root: &Path) -> Result<()> {
-    let manifest = root.join("plugins/Cargo.toml");
-    if !manifest.exists() {
-        return Ok(());
+/// The default plugin set: crates in `plugins/` that carry a `plugin.toml`.
+fn default_plugins(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("plugins"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.retain(|d| d.join("plugin.toml").is_file() && d.join("Cargo.toml").is_file());
+    dirs.sort();
+    dirs
+}
+
+/// Member crates of a wasm workspace that build a component (`crate-type` has cdylib).
+fn component_crates(workspace: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(workspace).into_iter().flatten().flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        if !text.contains("cdylib") {
+            continue;
+        }
+        if let Some(name) = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = "))
+            .map(|n| n.trim_matches('"').to_string())
+        {
+            names.push(name);
+        }
     }
+    names.sort();
+    names
+}
+
+/// Builds every component crate of a workspace for wasm32-wasip2, one package at a time
+/// (each plugin enables its own world's feature of the SDK; building them together would
+/// unify those features).
+fn build_wasm_workspace(workspace: &Path) -> Result<()> {
+    let manifest = workspace.join("Cargo.toml");
+    for name in component_crates(workspace) {
+        run(cargo().args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+            &manifest.to_string_lossy(),
+            "-p",
+            &name,
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Builds the default plugins, the test fixtures and the example plugins, and installs
+/// the default set beside the host executable (`target/{debug,release}/plugins/<name>/`),
+/// where `metaclaude` finds it without any flag.
+fn build_plugins(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
-    step("building the WebAssembly plugins (plugins/)");
-    run(cargo().args([
-        "build",
-        "--release",
-        "--target",
-        "wasm32-wasip2",
-        "--manifest-path",
-        &manifest.to_string_lossy(),
-    ]))
+    step("building the WebAssembly plugins (plugins/, tests/fixtures/plugins/)");
+    build_wasm_workspace(&root.join("plugins"))?;
+    build_wasm_workspace(&root.join("tests/fixtures/plugins"))?;
+    let built = root.join("plugins/target/wasm32-wasip2/release");
+    for profile in ["debug", "release"] {
+        let install = root.join("target").join(profile).join("plugins");
+        for dir in default_plugins(root) {
+            let crate_name = dir.file_name().unwrap().to_string_lossy().replace('-', "_");
+            let target = install.join(dir.file_name().unwrap());
+            std::fs::create_dir_all(&target)?;
+            std::fs::copy(dir.join("plugin.toml"), target.join("plugin.toml"))?;
+            std::fs::copy(
+                built.join(format!("{crate_name}.wasm")),
+                target.join(format!("{crate_name}.wasm")),
+            )
+            .with_context(|| format!("installing the {crate_name} component"))?;
+        }
+    }
+    Ok(())
 }
 
 fn demo(root: &Path) -> Result<()> {
@@ -205,6 +267,14 @@ fn test(root: &Path) -> Result<()> {
     ]))?;
     step("cargo test (unit, integration and end-to-end)");
     run(cargo().args(["test", "--workspace"]))?;
+    step("cargo test of the plugins (their logic, built for this machine)");
+    run(cargo().args([
+        "test",
+        "--manifest-path",
+        &root.join("plugins/Cargo.toml").to_string_lossy(),
+        "-p",
+        "log-sink",
+    ]))?;
     Ok(())
 }
 

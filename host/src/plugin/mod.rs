@@ -111,7 +111,7 @@ struct LoadedPlugin {
     manifest: Arc<Manifest>,
     tx: SyncSender<Message>,
     stats: Arc<PluginStats>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     load: LoadSource,
     load_time: Duration,
 }
@@ -197,7 +197,7 @@ impl PluginHost {
             manifest,
             tx,
             stats,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
             load,
             load_time,
         });
@@ -338,13 +338,13 @@ impl PluginHost {
             .map_err(|_| format!("plugin {name} has stopped"))?
     }
 
-    /// Delivers what is queued, flushes, and stops every worker.
-    pub fn shutdown(&mut self) {
+    /// Delivers what is queued, flushes, and stops every worker (idempotent).
+    pub fn shutdown(&self) {
         for p in &self.plugins {
             let _ = p.tx.send(Message::Shutdown);
         }
-        for p in &mut self.plugins {
-            if let Some(t) = p.thread.take() {
+        for p in &self.plugins {
+            if let Some(t) = p.thread.lock().unwrap().take() {
                 let _ = t.join();
             }
         }

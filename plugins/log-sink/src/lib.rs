@@ -1,0 +1,183 @@
+//! The execution log sink: writes one JSON object per line for each finished execution
+//! (and, at level DEBUG, for each lifecycle event) into the directory it is granted.
+//!
+//! Line format (stable; `log_version` changes if a field is ever renamed): `log_version`,
+//! `timestamp` (the execution's `finished_at`), `level` (INFO success, WARN success after
+//! retries, ERROR failure, DEBUG lifecycle), `event`, `category` (or null), then every
+//! field of the host's execution result.
+
+pub mod writer;
+
+use std::cell::RefCell;
+
+use chrono::{DateTime, Utc};
+use metaclaude_plugin_sdk::{export_sink, sink::Guest, types::Event};
+use serde_json::{Map, Value};
+
+use writer::{LogWriter, Policy};
+
+pub const LOG_VERSION: u64 = 1;
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+struct State {
+    writer: LogWriter,
+    debug: bool,
+}
+
+/// Reads the `[config]` table.
+pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
+    let config = metaclaude_plugin_sdk::parse_config(json)?;
+    let mut policy = Policy::default();
+    let mut debug = false;
+    let mut dir = "/logs".to_string();
+    for (key, value) in &config {
+        let number = || -> Result<u64, String> {
+            value
+                .as_u64()
+                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| format!("config.{key}: expected a whole number, found {value}"))
+        };
+        match key.as_str() {
+            "level" => match value.as_str().map(|s| s.to_ascii_uppercase()).as_deref() {
+                Some("DEBUG") => debug = true,
+                Some("INFO") | Some("WARN") | Some("ERROR") => debug = false,
+                _ => return Err(format!("config.level: expected DEBUG, INFO, WARN or ERROR, found {value}")),
+            },
+            "rotation_size_mb" => policy.rotation_size_bytes = number()?.max(1) * 1024 * 1024,
+            "rotation_size_bytes" => policy.rotation_size_bytes = number()?.max(1),
+            "retention_days" => policy.retention_days = number()? as u32,
+            "max_total_mb" => {
+                let mb = number()?;
+                policy.max_total_bytes = (mb > 0).then_some(mb * 1024 * 1024);
+            }
+            "compress" => {
+                policy.compress = value
+                    .as_bool()
+                    .ok_or_else(|| format!("config.compress: expected true or false, found {value}"))?
+            }
+            "dir" => {
+                dir = value
+                    .as_str()
+                    .ok_or_else(|| format!("config.dir: expected a path, found {value}"))?
+                    .to_string()
+            }
+            other => {
+                return Err(format!(
+                    "config.{other}: unknown key (known: level, rotation_size_mb, retention_days, max_total_mb, compress, dir)"
+                ))
+            }
+        }
+    }
+    Ok((policy, debug, dir))
+}
+
+/// The log line for one event (`None` when the level filters it out).
+pub fn log_line(event_json: &str, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
+    let mut event: Map<String, Value> =
+        serde_json::from_str(event_json).map_err(|e| format!("event JSON from the host: {e}"))?;
+    let kind = event.remove("kind").and_then(|k| k.as_str().map(String::from)).unwrap_or_default();
+    let mut line = Map::new();
+    line.insert("log_version".into(), LOG_VERSION.into());
+    if kind == "finished" {
+        let Some(Value::Object(result)) = event.remove("result") else {
+            return Err("finished event without a result".into());
+        };
+        let success = result.get("success").and_then(Value::as_bool).unwrap_or(false);
+        let retries = result.get("retries").and_then(Value::as_u64).unwrap_or(0);
+        let level = match (success, retries) {
+            (true, 0) => "INFO",
+            (true, _) => "WARN",
+            (false, _) => "ERROR",
+        };
+        let timestamp = result.get("finished_at").cloned().unwrap_or(Value::Null);
+        let category = result
+            .get("error_details")
+            .and_then(|e| e.get("category"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        line.insert("timestamp".into(), timestamp);
+        line.insert("level".into(), level.into());
+        line.insert("event".into(), "finished".into());
+        line.insert("category".into(), category);
+        line.extend(result);
+    } else {
+        if !debug {
+            return Ok(None);
+        }
+        line.insert("timestamp".into(), event.remove("timestamp").unwrap_or(Value::Null));
+        line.insert("level".into(), "DEBUG".into());
+        line.insert("event".into(), kind.into());
+        line.extend(event);
+    }
+    let at = line
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(Utc::now);
+    Ok(Some((Value::Object(line).to_string(), at)))
+}
+
+struct LogSink;
+
+impl Guest for LogSink {
+    fn init(config: String) -> Result<(), String> {
+        let (policy, debug, dir) = parse_config(&config)?;
+        let writer = LogWriter::open(&dir, policy, Utc::now())
+            .map_err(|e| format!("cannot open the log in {dir}: {e} (is the directory granted in capabilities.dirs?)"))?;
+        STATE.with_borrow_mut(|s| *s = Some(State { writer, debug }));
+        Ok(())
+    }
+
+    fn handle_batch(events: Vec<Event>) -> Result<(), String> {
+        STATE.with_borrow_mut(|state| {
+            let state = state.as_mut().ok_or("not initialised")?;
+            for event in &events {
+                if event.json.is_empty() {
+                    return Err("the host sent no event JSON: set event_json = true in plugin.toml".into());
+                }
+                if let Some((line, at)) = log_line(&event.json, state.debug)? {
+                    state.writer.append(&line, at).map_err(|e| e.to_string())?;
+                }
+            }
+            // One write per batch: a crash leaves at most an incomplete last line.
+            state.writer.flush(false).map_err(|e| e.to_string())
+        })
+    }
+
+    fn flush() -> Result<(), String> {
+        STATE.with_borrow_mut(|state| match state.as_mut() {
+            Some(s) => s.writer.flush(true).map_err(|e| e.to_string()),
+            None => Ok(()),
+        })
+    }
+}
+
+export_sink!(LogSink);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_events_become_log_lines_with_levels() {
+        let ev = r#"{"kind":"finished","timestamp":"2026-11-24T10:00:00.000001Z","execution_id":"X","script_id":"s","result":{"execution_id":"X","script_id":"s","success":true,"retries":1,"finished_at":"2026-11-24T10:00:00.000000Z","error_details":null}}"#;
+        let (line, _) = log_line(ev, false).unwrap().unwrap();
+        assert!(line.starts_with(r#"{"log_version":1,"timestamp":"2026-11-24T10:00:00.000000Z","level":"WARN","event":"finished","category":null,"execution_id":"X""#), "{line}");
+        let started = r#"{"kind":"started","timestamp":"2026-11-24T10:00:00.000001Z","execution_id":"X","script_id":"s","attempt":1,"pid":5}"#;
+        assert_eq!(log_line(started, false).unwrap(), None);
+        let (line, _) = log_line(started, true).unwrap().unwrap();
+        assert!(line.contains(r#""level":"DEBUG","event":"started""#), "{line}");
+    }
+
+    #[test]
+    fn config_is_checked() {
+        assert!(parse_config(r#"{"level":"INFO","rotation_size_mb":"5"}"#).is_ok());
+        let err = parse_config(r#"{"levle":"INFO"}"#).unwrap_err();
+        assert!(err.starts_with("config.levle: unknown key"), "{err}");
+        assert!(parse_config(r#"{"level":"LOUD"}"#).is_err());
+    }
+}
