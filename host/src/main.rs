@@ -273,7 +273,7 @@ fn plugins_list(flag: Option<&Path>) -> anyhow::Result<ExitCode> {
     let errors = host.load_dir(&dir)?;
     println!("plugins in {}:", dir.display());
     println!(
-        "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  {}",
+        "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  LOADED",
         "NAME",
         "KIND",
         "VERSION",
@@ -282,8 +282,7 @@ fn plugins_list(flag: Option<&Path>) -> anyhow::Result<ExitCode> {
         "DELIVERED",
         "DROPPED",
         "FAILURES",
-        "RESTARTS",
-        "LOADED"
+        "RESTARTS"
     );
     for p in host.list() {
         println!(
