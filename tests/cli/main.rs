@@ -2,6 +2,7 @@
 //! `examples/registry`, temp dirs for anything a test writes. One binary, as in ripgrep.
 
 mod library;
+mod plugins;
 mod registry_check;
 mod run;
 mod util;

@@ -104,6 +104,18 @@ impl PluginEngine {
             path: path.to_path_buf(),
             source,
         })?;
+        if !bytes.starts_with(b"\0asm") {
+            return Err(EngineError::Invalid {
+                path: path.to_path_buf(),
+                message: "not a WebAssembly file (it does not start with \\0asm): build the plugin for wasm32-wasip2 and point `component` at the .wasm".into(),
+            });
+        }
+        if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+            return Err(EngineError::Invalid {
+                path: path.to_path_buf(),
+                message: "a core WebAssembly module, not a component: build for wasm32-wasip2, or wrap it with `wasm-tools component new`".into(),
+            });
+        }
         let digest = Sha256::digest(&bytes);
         let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let cached = self

@@ -327,6 +327,15 @@ impl Instance {
             Some(wasmtime::Trap::Interrupt) => {
                 "deadline exceeded (the call ran past limits.call_timeout_ms)".to_string()
             }
+            Some(wasmtime::Trap::StackOverflow) => {
+                "stack overflow (call stack exhausted)".to_string()
+            }
+            // Rust and C guests keep their stack in linear memory: overflowing it shows up
+            // as an access below address zero.
+            Some(wasmtime::Trap::MemoryOutOfBounds) => {
+                "out of bounds memory access (a stack overflow in the plugin, or a memory bug)"
+                    .to_string()
+            }
             Some(t) => format!("trap: {t}"),
             None => format!("{trap:#}"),
         };

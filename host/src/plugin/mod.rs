@@ -338,14 +338,23 @@ impl PluginHost {
             .map_err(|_| format!("plugin {name} has stopped"))?
     }
 
-    /// Delivers what is queued, flushes, and stops every worker (idempotent).
+    /// Delivers what is queued, flushes, and stops every worker (idempotent). Plugins
+    /// that take events stop first, notifiers last, so that alerts raised while stopping
+    /// (by rules, or about a failing plugin) are still delivered.
     pub fn shutdown(&self) {
-        for p in &self.plugins {
-            let _ = p.tx.send(Message::Shutdown);
-        }
-        for p in &self.plugins {
-            if let Some(t) = p.thread.lock().unwrap().take() {
-                let _ = t.join();
+        for notifiers in [false, true] {
+            let phase: Vec<&LoadedPlugin> = self
+                .plugins
+                .iter()
+                .filter(|p| (p.manifest.kind == PluginKind::Notifier) == notifiers)
+                .collect();
+            for p in &phase {
+                let _ = p.tx.send(Message::Shutdown);
+            }
+            for p in &phase {
+                if let Some(t) = p.thread.lock().unwrap().take() {
+                    let _ = t.join();
+                }
             }
         }
     }

@@ -1,0 +1,462 @@
+//! The plugin runtime with real components built from `tests/fixtures/plugins` and
+//! `plugins/` (by `cargo xtask build-plugins`, which `cargo xtask test` runs first).
+//! Hostile plugins run beside a well-behaved recorder: scripts and the recorder must not
+//! notice.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metaclaude::plugin::{Health, PluginHost};
+use metaclaude::{ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
+
+use crate::util::{bin, example_registry, root};
+
+/// A built component; tests fail (never skip) when the fixtures were not built.
+pub fn component(name: &str) -> PathBuf {
+    let candidates = [
+        root().join("tests/fixtures/plugins/target/wasm32-wasip2/release"),
+        root().join("plugins/target/wasm32-wasip2/release"),
+    ];
+    candidates
+        .iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("component {name} is not built: run `cargo xtask build-plugins` (cargo xtask test does)")
+        })
+}
+
+/// Writes a plugin folder: `plugin.toml` from `manifest`, with `COMPONENT` replaced by the
+/// component's absolute path.
+pub fn write_plugin(plugins: &Path, name: &str, wasm: &str, manifest: &str) -> PathBuf {
+    let dir = plugins.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = manifest
+        .replace("COMPONENT", &component(wasm).display().to_string())
+        .replace("NAME", name);
+    std::fs::write(dir.join("plugin.toml"), text).unwrap();
+    dir
+}
+
+/// A recorder sink writing `<execution_id> <kind>` lines into `out`.
+fn recorder(plugins: &Path, out: &Path) {
+    std::fs::create_dir_all(out).unwrap();
+    write_plugin(
+        plugins,
+        "recorder",
+        "fixture_sink.wasm",
+        &format!(
+            r#"name = "NAME"
+version = "1.0.0"
+kind = "sink"
+component = "COMPONENT"
+[config]
+mode = "record"
+[capabilities]
+dirs = [{{ host = "{}", guest = "/out", mode = "rw" }}]
+"#,
+            out.display()
+        ),
+    );
+}
+
+fn hostile(plugins: &Path, mode: &str, limits: &str, out: Option<&Path>) {
+    let caps = match out {
+        Some(o) => {
+            std::fs::create_dir_all(o).unwrap();
+            format!(
+                "[capabilities]\ndirs = [{{ host = \"{}\", guest = \"/out\", mode = \"rw\" }}]\n",
+                o.display()
+            )
+        }
+        None => String::new(),
+    };
+    write_plugin(
+        plugins,
+        &format!("hostile-{mode}"),
+        "fixture_sink.wasm",
+        &format!(
+            "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"COMPONENT\"\n\
+             [config]\nmode = \"{mode}\"\n{caps}[limits]\n{limits}\n"
+        ),
+    );
+}
+
+fn cache_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("metaclaude-test-component-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `n` executions of `hello` with the plugins in `dir` loaded, then shuts the plugins
+/// down (everything delivered); returns the execution ids and the plugin host.
+fn run_with_plugins(dir: &Path, n: usize) -> (Vec<String>, Arc<PluginHost>) {
+    let mut host = PluginHost::new(Some(cache_dir())).unwrap();
+    let errors = host.load_dir(dir).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let host = Arc::new(host);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut service = ToolExecutionService::new(
+        Registry::load(example_registry()).unwrap(),
+        ExecutorConfig::default(),
+    );
+    service.add_sink(host.clone());
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let r = rt.block_on(
+            service.execute(ExecutionRequest::new("hello").input("name", format!("p{i}"))),
+        );
+        assert!(
+            r.success,
+            "scripts must be untouched by plugins: {:?}",
+            r.error_details
+        );
+        assert_eq!(r.stdout, format!("Hello, p{i}!\n"));
+        ids.push(r.execution_id);
+    }
+    host.shutdown();
+    (ids, host)
+}
+
+fn assert_recorded_everything(out: &Path, ids: &[String]) {
+    let text = std::fs::read_to_string(out.join("events.txt")).unwrap_or_default();
+    for id in ids {
+        for kind in ["queued", "started", "finished"] {
+            let line = format!("{id} {kind}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "recorder missed `{line}`:\n{text}"
+            );
+        }
+    }
+    assert_eq!(text.lines().count(), ids.len() * 3, "{text}");
+}
+
+#[test]
+fn hostile_plugins_are_contained_and_quarantined() {
+    for (mode, limits, cause) in [
+        ("loop", "call_timeout_ms = 200", "deadline exceeded"),
+        ("memory-bomb", "memory_mb = 32", "memory"),
+        ("trap", "", "panic"),
+        ("recursion", "", "stack overflow"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = tmp.path().join("plugins");
+        let good = tmp.path().join("good");
+        recorder(&plugins, &good);
+        hostile(
+            &plugins,
+            mode,
+            &format!("{limits}\nbatch_max = 1\nmax_failures = 3\nfailure_window_s = 600"),
+            None,
+        );
+        let started = Instant::now();
+        let (ids, host) = run_with_plugins(&plugins, 4);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{mode}: {:?}",
+            started.elapsed()
+        );
+        assert_recorded_everything(&good, &ids);
+        let list = host.list();
+        let bad = list.iter().find(|p| p.name.starts_with("hostile")).unwrap();
+        assert!(
+            matches!(bad.health, Health::Quarantined(_)),
+            "{mode}: {:?}",
+            bad.health
+        );
+        assert_eq!(bad.failures, 3, "{mode}: quarantined after max_failures");
+        assert_eq!(bad.restarts, 2, "{mode}: restarted between failures");
+        assert!(
+            bad.dropped > 0,
+            "{mode}: events it could not take are counted"
+        );
+        let err = bad.last_error.clone().unwrap_or_default();
+        assert!(
+            err.to_lowercase().contains(cause),
+            "{mode}: last error {err}"
+        );
+        let good = list.iter().find(|p| p.name == "recorder").unwrap();
+        assert_eq!(good.health, Health::Running);
+        assert_eq!(good.delivered, 12);
+        assert_eq!(good.dropped, 0);
+    }
+}
+
+#[test]
+fn disable_policy_stops_at_the_first_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let good = tmp.path().join("good");
+    recorder(&plugins, &good);
+    hostile(
+        &plugins,
+        "trap",
+        "failure_policy = \"disable\"\nbatch_max = 1",
+        None,
+    );
+    let (ids, host) = run_with_plugins(&plugins, 2);
+    assert_recorded_everything(&good, &ids);
+    let bad = host
+        .list()
+        .into_iter()
+        .find(|p| p.name == "hostile-trap")
+        .unwrap();
+    assert!(
+        matches!(bad.health, Health::Disabled(_)),
+        "{:?}",
+        bad.health
+    );
+    assert_eq!(bad.failures, 1);
+    assert_eq!(bad.restarts, 0);
+}
+
+#[test]
+fn a_log_flood_is_cut_off_not_forwarded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let good = tmp.path().join("good");
+    recorder(&plugins, &good);
+    hostile(
+        &plugins,
+        "log-flood",
+        "call_timeout_ms = 60000\nbatch_max = 100",
+        None,
+    );
+    let (ids, host) = run_with_plugins(&plugins, 1);
+    assert_recorded_everything(&good, &ids);
+    let flood = host
+        .list()
+        .into_iter()
+        .find(|p| p.name == "hostile-log-flood")
+        .unwrap();
+    assert_eq!(flood.health, Health::Running);
+    assert_eq!(flood.failures, 0);
+    assert_eq!(flood.delivered, 3);
+}
+
+#[test]
+fn files_outside_the_grants_do_not_exist_for_a_plugin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let out = tmp.path().join("out");
+    hostile(&plugins, "read-outside", "", Some(&out));
+    run_with_plugins(&plugins, 1);
+    let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(
+        report
+            .lines()
+            .all(|l| l.starts_with("read-outside: denied")),
+        "{report}"
+    );
+}
+
+#[test]
+fn udp_reaches_only_granted_targets() {
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let granted = receiver.local_addr().unwrap();
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let not_granted = other.local_addr().unwrap();
+
+    for (target, expect) in [(granted, "udp: SENT"), (not_granted, "udp: denied")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = tmp.path().join("plugins");
+        let out = tmp.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        write_plugin(
+            &plugins,
+            "udp",
+            "fixture_sink.wasm",
+            &format!(
+                r#"name = "NAME"
+version = "1.0.0"
+kind = "sink"
+component = "COMPONENT"
+[config]
+mode = "udp"
+target = "{target}"
+[capabilities]
+udp = ["{granted}"]
+dirs = [{{ host = "{}", guest = "/out", mode = "rw" }}]
+[limits]
+batch_max = 1000
+"#,
+                out.display()
+            ),
+        );
+        run_with_plugins(&plugins, 1);
+        let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
+        assert!(
+            report.lines().next().unwrap().starts_with(expect),
+            "{target}: {report}"
+        );
+    }
+    let mut buf = [0u8; 64];
+    let (n, _) = receiver.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"fixture:1|c");
+}
+
+/// A notifier POSTs the host's "plugin_quarantined" alert: to a granted destination it
+/// arrives; to any other the `http` import refuses before connecting.
+#[test]
+fn http_reaches_only_granted_destinations() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = server.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Read the headers, then as many body bytes as Content-Length says.
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length || n == 0 {
+                    break;
+                }
+            }
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&request).to_string()
+    });
+    for (url, expect) in [
+        (
+            format!("http://127.0.0.1:{port}/hook"),
+            "http: POSTED status 200",
+        ),
+        (
+            format!("http://127.0.0.2:{port}/hook"),
+            "http: refused: destination",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = tmp.path().join("plugins");
+        let out = tmp.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        hostile(&plugins, "trap", "max_failures = 1", None);
+        write_plugin(
+            &plugins,
+            "notifier",
+            "fixture_notifier.wasm",
+            &format!(
+                r#"name = "NAME"
+version = "1.0.0"
+kind = "notifier"
+component = "COMPONENT"
+[config]
+url = "{url}"
+[capabilities]
+http = ["http://127.0.0.1:{port}/*"]
+dirs = [{{ host = "{}", guest = "/out", mode = "rw" }}]
+"#,
+                out.display()
+            ),
+        );
+        run_with_plugins(&plugins, 1);
+        let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
+        assert!(report.starts_with(expect), "{url}: {report}");
+    }
+    let request = handle.join().unwrap();
+    assert!(request.starts_with("POST /hook HTTP/1.1"), "{request}");
+    assert!(
+        request.contains("\"type\":\"plugin_quarantined\""),
+        "{request}"
+    );
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    recorder(&plugins, &tmp.path().join("out"));
+    let cache = tmp.path().join("cache");
+    for expected in [
+        metaclaude::plugin::engine::LoadSource::Compiled,
+        metaclaude::plugin::engine::LoadSource::Cache,
+    ] {
+        let mut host = PluginHost::new(Some(cache.clone())).unwrap();
+        assert!(host.load_dir(&plugins).unwrap().is_empty());
+        assert_eq!(host.list()[0].load, expected);
+    }
+}
+
+/// Each bad plugin folder in `bad_plugins/` beside the exact error `plugins check` gives.
+#[test]
+fn bad_plugins_give_their_golden_errors() {
+    let dir = root().join("tests/cli/bad_plugins");
+    let mut checked = 0;
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    cases.sort();
+    for case in cases.iter().filter(|c| c.is_dir()) {
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        let expected = std::fs::read_to_string(case.join("expected.txt"))
+            .unwrap_or_else(|_| panic!("{name} needs an expected.txt"));
+        let out = bin()
+            .current_dir(&dir)
+            .env("METACLAUDE_CACHE_DIR", cache_dir())
+            .args(["plugins", "check", &name])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name} must fail with exit 2");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.trim_end(),
+            expected.trim_end(),
+            "golden error for {name}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} bad plugins");
+}
+
+/// The default log sink, loaded without flags from beside the executable, writes every
+/// execution to METACLAUDE_LOG_DIR.
+#[test]
+fn the_default_log_sink_writes_each_execution() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let out = bin()
+        .env("METACLAUDE_LOG_DIR", &logs)
+        .env("METACLAUDE_CACHE_DIR", cache_dir())
+        .env_remove("METACLAUDE_PLUGIN_DIR")
+        .args(["run", "failing", "--json", "--registry"])
+        .arg(example_registry())
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = std::fs::read_to_string(logs.join("executions.jsonl")).unwrap_or_else(|e| {
+        panic!(
+            "no log written ({e}); is the default plugin set installed (cargo xtask build-plugins)?\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["log_version"], 1);
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["event"], "finished");
+    assert_eq!(line["category"], "EXECUTION");
+    assert_eq!(line["timestamp"], r["finished_at"]);
+    for (key, value) in r.as_object().unwrap() {
+        assert_eq!(&line[key], value, "log field {key}");
+    }
+}
