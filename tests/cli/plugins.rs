@@ -437,8 +437,6 @@ fn the_default_log_sink_writes_each_execution() {
     let logs = tmp.path().join("logs");
     let out = bin()
         .env("METACLAUDE_LOG_DIR", &logs)
-        .env("METACLAUDE_CACHE_DIR", cache_dir())
-        .env_remove("METACLAUDE_PLUGIN_DIR")
         .args(["run", "failing", "--json", "--registry"])
         .arg(example_registry())
         .output()
@@ -459,4 +457,62 @@ fn the_default_log_sink_writes_each_execution() {
     for (key, value) in r.as_object().unwrap() {
         assert_eq!(&line[key], value, "log field {key}");
     }
+}
+
+/// "Any WASM language": the Python example sink (componentize-py) receives every event of
+/// a run.
+#[test]
+fn the_python_example_sink_receives_every_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let example = root().join("examples/plugins/python-sink");
+    let folder = plugins.join("python-sink");
+    std::fs::create_dir_all(&folder).unwrap();
+    let wasm = example.join("python_sink.wasm");
+    assert!(
+        wasm.is_file(),
+        "run `cargo xtask build-plugins` to build the Python example"
+    );
+    for file in ["plugin.toml", "python_sink.wasm"] {
+        std::fs::copy(example.join(file), folder.join(file)).unwrap();
+    }
+    let out_dir = tmp.path().join("py-out");
+    let out = bin()
+        .env("PYTHON_SINK_DIR", &out_dir)
+        .args(["run", "flaky", "--json", "--plugins"])
+        .arg(&plugins)
+        .arg("--registry")
+        .arg(example_registry())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = r["execution_id"].as_str().unwrap();
+    let text = std::fs::read_to_string(out_dir.join("events.jsonl")).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .inspect(|e| assert_eq!(e["execution_id"], id))
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "queued",
+            "started",
+            "attempt_failed",
+            "retry_scheduled",
+            "started",
+            "attempt_failed",
+            "retry_scheduled",
+            "started",
+            "finished"
+        ]
+    );
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["success"], true);
 }

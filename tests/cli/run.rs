@@ -65,7 +65,8 @@ fn success_carries_every_documented_field() {
     ] {
         assert!(u[field].as_f64().is_some_and(|v| v >= 0.0), "{field}: {u}");
     }
-    assert!(u["peak_memory_mb"].as_f64().unwrap() > 0.5, "{u}");
+    assert!(u["peak_memory_mb"].as_f64().unwrap() > 0.0, "{u}");
+    assert_ne!(u["peak_memory_source"], "none", "{u}");
     assert!(u["wall_time_seconds"].as_f64().unwrap() > 0.0);
     for field in [
         "memory_start_source",
@@ -377,7 +378,9 @@ fn resource_cpu_limit_is_enforced() {
     assert_eq!(category(&r), "RESOURCE", "{r}");
     assert_eq!(r["signal"], "SIGXCPU");
     let cpu = r["resource_usage"]["cpu_time_seconds"].as_f64().unwrap();
-    assert!((0.9..2.5).contains(&cpu), "cpu {cpu}");
+    // RLIMIT_CPU is enforced on the kernel's tick-sampled CPU time, which on a loaded
+    // (virtual) machine can run ahead of the precise figure reported here.
+    assert!((0.5..2.5).contains(&cpu), "cpu {cpu}");
 }
 
 #[test]

@@ -5,9 +5,20 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// The real executable, with the default plugin set (installed beside it) writing its
+/// log and compiled-component cache into this test run's temp folder, not the source tree.
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_metaclaude"));
-    cmd.env_remove("RUST_LOG").env_remove("METACLAUDE_REGISTRY");
+    let scratch = std::env::temp_dir().join(format!("metaclaude-tests-{}", std::process::id()));
+    cmd.env_remove("RUST_LOG")
+        .env_remove("METACLAUDE_REGISTRY")
+        .env_remove("METACLAUDE_PLUGIN_DIR")
+        .env("METACLAUDE_LOG_DIR", scratch.join("logs"))
+        .env("PYTHON_SINK_DIR", scratch.join("python-sink"))
+        .env(
+            "METACLAUDE_CACHE_DIR",
+            std::env::temp_dir().join("metaclaude-test-component-cache"),
+        );
     cmd
 }
 

@@ -178,6 +178,69 @@ fn build_wasm_workspace(workspace: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A private Python environment with componentize-py, for the Python example plugin.
+fn ensure_componentize_py(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/tools/py");
+    let tool = venv.join("bin/componentize-py");
+    if tool.is_file() {
+        return Ok(tool);
+    }
+    step("installing componentize-py (PyPI) into target/tools/py");
+    if !have("python3") {
+        bail!("python3 is missing; install it with: sudo apt-get install -y python3 python3-venv");
+    }
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context(
+        "cannot create a Python virtual environment; install venv support: sudo apt-get install -y python3-venv",
+    )?;
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "componentize-py==0.25.1",
+    ]))?;
+    Ok(tool)
+}
+
+fn newest_mtime(paths: &[PathBuf]) -> std::time::SystemTime {
+    paths
+        .iter()
+        .flat_map(|p| {
+            if p.is_dir() {
+                std::fs::read_dir(p)
+                    .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            } else {
+                vec![p.clone()]
+            }
+        })
+        .filter_map(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .max()
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// Builds the Python example sink with componentize-py (skipped when up to date).
+fn build_python_example(root: &Path) -> Result<()> {
+    let dir = root.join("examples/plugins/python-sink");
+    let out = dir.join("python_sink.wasm");
+    let sources = [dir.join("app.py"), root.join("wit")];
+    let fresh = out
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|built| built >= newest_mtime(&sources));
+    if fresh {
+        return Ok(());
+    }
+    let tool = ensure_componentize_py(root)?;
+    step("building the Python example plugin (componentize-py)");
+    run(Command::new(tool)
+        .arg("-d")
+        .arg(root.join("wit"))
+        .args(["-w", "sink", "componentize", "app", "-p"])
+        .arg(&dir)
+        .arg("-o")
+        .arg(&out))
+}
+
 /// Builds the default plugins, the test fixtures and the example plugins, and installs
 /// the default set beside the host executable (`target/{debug,release}/plugins/<name>/`),
 /// where `metaclaude` finds it without any flag.
@@ -186,6 +249,7 @@ fn build_plugins(root: &Path) -> Result<()> {
     step("building the WebAssembly plugins (plugins/, tests/fixtures/plugins/)");
     build_wasm_workspace(&root.join("plugins"))?;
     build_wasm_workspace(&root.join("tests/fixtures/plugins"))?;
+    build_python_example(root)?;
     let built = root.join("plugins/target/wasm32-wasip2/release");
     for profile in ["debug", "release"] {
         let install = root.join("target").join(profile).join("plugins");

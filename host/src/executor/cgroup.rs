@@ -52,7 +52,7 @@ pub struct ExecCgroup {
     /// Files read after every execution, kept open: a `pread` at offset 0 re-reads a
     /// cgroup file for well under a microsecond, an open-read-close costs ten.
     counters: Counters,
-    cpu_baseline: (u64, u64),
+    cpu_baseline: (u64, u64, u64),
     oom_baseline: u64,
 }
 
@@ -79,6 +79,7 @@ fn pread_string(file: &Option<File>) -> Option<String> {
 #[derive(Debug, Clone, Copy, Default)]
 struct RawUsage {
     peak_memory_bytes: Option<u64>,
+    cpu_total_usec: Option<u64>,
     cpu_user_usec: Option<u64>,
     cpu_system_usec: Option<u64>,
     oom_kills: u64,
@@ -88,6 +89,9 @@ struct RawUsage {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CgroupUsage {
     pub peak_memory_bytes: Option<u64>,
+    /// Precise CPU time (the scheduler's runtime); the user/system split below is
+    /// tick-sampled and only gives the proportion.
+    pub cpu_total_usec: Option<u64>,
     pub cpu_user_usec: Option<u64>,
     pub cpu_system_usec: Option<u64>,
     pub oom_killed: bool,
@@ -148,6 +152,7 @@ impl ExecCgroup {
         self.cpu_baseline = (
             raw.cpu_user_usec.unwrap_or(0),
             raw.cpu_system_usec.unwrap_or(0),
+            raw.cpu_total_usec.unwrap_or(0),
         );
         self.oom_baseline = raw.oom_kills;
         Ok(())
@@ -213,6 +218,9 @@ impl ExecCgroup {
         let raw = self.raw_usage(check_oom);
         CgroupUsage {
             peak_memory_bytes: raw.peak_memory_bytes,
+            cpu_total_usec: raw
+                .cpu_total_usec
+                .map(|t| t.saturating_sub(self.cpu_baseline.2)),
             cpu_user_usec: raw
                 .cpu_user_usec
                 .map(|u| u.saturating_sub(self.cpu_baseline.0)),
@@ -226,6 +234,7 @@ impl ExecCgroup {
     fn raw_usage(&self, check_oom: bool) -> RawUsage {
         let mut usage = RawUsage::default();
         if let Some(stat) = pread_string(&self.counters.cpu_stat) {
+            usage.cpu_total_usec = keyed(&stat, "usage_usec");
             usage.cpu_user_usec = keyed(&stat, "user_usec");
             usage.cpu_system_usec = keyed(&stat, "system_usec");
         }
@@ -356,7 +365,7 @@ impl CgroupManager {
             memory: None,
             procs: Vec::new(),
             counters: Counters::default(),
-            cpu_baseline: (0, 0),
+            cpu_baseline: (0, 0, 0),
             oom_baseline: 0,
         };
         if let Some(root) = &self.roots.unified {

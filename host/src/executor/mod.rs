@@ -443,6 +443,7 @@ impl ToolExecutionService {
         let child = spawn::spawn(request)
             .map_err(|e| Box::new(classify::spawn_failure(entry, attempt, &plan.program, &e)))?;
         let pid = child.pid;
+        let host_maxrss_kb = child.host_maxrss_kb;
         let mut started = header.event(LifecycleKind::Started, attempt);
         started.pid = Some(pid as u32);
         self.emit(started);
@@ -541,7 +542,7 @@ impl ToolExecutionService {
         let cg_usage = cgroup
             .map(|c| c.usage(signal == Some(libc::SIGKILL)))
             .unwrap_or_default();
-        let usage = usage_from(&reaped, &samples, &cg_usage);
+        let usage = usage_from(&reaped, host_maxrss_kb, &samples, &cg_usage);
         let oom_killed = cg_usage.oom_killed;
         let error = classify::classify(&classify::Ending {
             entry,
@@ -1019,24 +1020,56 @@ fn timeval_seconds(t: libc::timeval) -> f64 {
 }
 
 /// The attempt's resource figures, each from the most complete source available.
-fn usage_from(reaped: &spawn::Reaped, samples: &Samples, cg: &CgroupUsage) -> ResourceUsage {
-    // ru_maxrss is in KiB on Linux.
-    let largest = reaped.rusage.ru_maxrss.max(0) as f64 / 1024.0;
+fn usage_from(
+    reaped: &spawn::Reaped,
+    host_maxrss_kb: i64,
+    samples: &Samples,
+    cg: &CgroupUsage,
+) -> ResourceUsage {
+    // ru_maxrss is in KiB on Linux. The child began on the host's address space (vfork
+    // semantics), and execve credits that address space's peak to the child; a figure not
+    // above the host's own peak (plus 1 MiB of slack for growth during the spawn) may be
+    // the host's, not the script's, and is set aside.
+    let maxrss_kb = reaped.rusage.ru_maxrss.max(0);
+    let rusage_usable = maxrss_kb > host_maxrss_kb + 1024;
     let sampled_peak = bytes_to_mb(samples.max);
-    let mut peak = (largest, MeasurementSource::Rusage);
+    let cgroup_peak = cg.peak_memory_bytes.map(bytes_to_mb);
+    let largest = if rusage_usable {
+        maxrss_kb as f64 / 1024.0
+    } else {
+        // The largest process cannot be bigger than the whole tree.
+        cgroup_peak.unwrap_or(sampled_peak)
+    };
+    let mut peak = if rusage_usable {
+        (largest, MeasurementSource::Rusage)
+    } else {
+        (0.0, MeasurementSource::None)
+    };
     if sampled_peak > peak.0 {
         peak = (sampled_peak, MeasurementSource::Sampling);
     }
-    if let Some(bytes) = cg.peak_memory_bytes {
-        let mb = bytes_to_mb(bytes);
+    if let Some(mb) = cgroup_peak {
         // The cgroup counts the whole tree; RSS can still be larger when a process maps
         // pages charged to another cgroup (shared libraries): report the larger, honestly.
         if mb >= peak.0 {
             peak = (mb, MeasurementSource::Cgroup);
         }
     }
-    let (user, system, cpu_source) = match (cg.cpu_user_usec, cg.cpu_system_usec) {
-        (Some(u), Some(s)) => (u as f64 / 1e6, s as f64 / 1e6, MeasurementSource::Cgroup),
+    let (user, system, cpu_source) = match (cg.cpu_total_usec, cg.cpu_user_usec, cg.cpu_system_usec)
+    {
+        (Some(total), Some(u), Some(s)) => {
+            let total = total as f64 / 1e6;
+            let user_share = if u + s > 0 {
+                u as f64 / (u + s) as f64
+            } else {
+                1.0
+            };
+            (
+                total * user_share,
+                total * (1.0 - user_share),
+                MeasurementSource::Cgroup,
+            )
+        }
         _ => (
             timeval_seconds(reaped.rusage.ru_utime),
             timeval_seconds(reaped.rusage.ru_stime),

@@ -35,6 +35,11 @@ pub struct SpawnRequest {
 /// A running child: its pid (also its process-group id) and our ends of its pipes.
 pub struct Spawned {
     pub pid: libc::pid_t,
+    /// The host's own peak RSS (KiB) just before the clone. The child starts on the host's
+    /// address space, and `execve` folds that address space's high-water mark into the
+    /// child's `ru_maxrss`: a child whose `ru_maxrss` is not above this figure may not
+    /// have used that much itself (see `usage_from`).
+    pub host_maxrss_kb: i64,
     pub pidfd: OwnedFd,
     pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
@@ -240,6 +245,13 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     thread_local! {
         static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; STACK_SIZE]);
     }
+    // SAFETY: getrusage fills a plain struct.
+    let host_maxrss_kb = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage.ru_maxrss
+    };
+
     // Block every signal around clone so no host handler runs in the child before it
     // resets them; the child then unblocks everything.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -293,6 +305,7 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     Ok(Spawned {
         pid,
+        host_maxrss_kb,
         pidfd,
         stdin: stdin_ours,
         stdout: stdout_r,
