@@ -17,7 +17,9 @@ mod convert;
 pub mod engine;
 mod instance;
 pub mod manifest;
+pub mod native;
 mod net;
+mod runtime;
 mod worker;
 
 use std::collections::HashMap;
@@ -31,8 +33,10 @@ use crate::executor::EventSink;
 use crate::model::{ExecutionEvent, LifecycleKind};
 
 use self::engine::{EngineError, LoadSource, PluginEngine};
-use self::instance::{CallError, Instance, Prepared};
+use self::instance::{CallError, Prepared};
 use self::manifest::{Artifact, Manifest, ManifestError, OnFull, PluginKind};
+use self::native::{NativeError, NativeLibrary};
+use self::runtime::{Live, Runtime};
 use self::worker::{AlertRouter, Delivery, Message, PluginStats, Worker};
 
 pub use self::worker::Health;
@@ -63,8 +67,13 @@ pub enum PluginError {
     },
     #[error("plugin {name}: failed to start: {message}")]
     Start { name: String, message: String },
-    #[error("plugin {name}: native plugins are not supported by this build yet ({}); use a WebAssembly component", file.display())]
-    NativeUnsupported { name: String, file: PathBuf },
+    #[error("plugin {name} ({}): {source}", file.display())]
+    Native {
+        name: String,
+        file: PathBuf,
+        #[source]
+        source: NativeError,
+    },
     #[error("cannot read the plugins directory {}: {source}", dir.display())]
     Dir {
         dir: PathBuf,
@@ -121,7 +130,6 @@ pub struct PluginHost {
     engine: Arc<PluginEngine>,
     plugins: Vec<LoadedPlugin>,
     router: Arc<AlertRouter>,
-    wants_json: bool,
     linkers: Mutex<HashMap<&'static str, Arc<wasmtime::component::Linker<instance::PluginState>>>>,
 }
 
@@ -136,7 +144,6 @@ impl PluginHost {
             engine: Arc::new(engine),
             plugins: Vec::new(),
             router: Arc::new(AlertRouter::default()),
-            wants_json: false,
             linkers: Mutex::new(HashMap::new()),
         })
     }
@@ -167,7 +174,7 @@ impl PluginHost {
     /// Validates and loads one plugin folder and starts its worker.
     pub fn load_plugin(&mut self, folder: &Path) -> Result<(), PluginError> {
         let manifest = Manifest::load(folder, &manifest::process_env)?;
-        let (instance, prepared, load, load_time) = self.prepare(&manifest)?;
+        let (instance, runtime, load, load_time) = self.prepare(&manifest)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let manifest = Arc::new(manifest);
         let stats = PluginStats::new();
@@ -175,8 +182,7 @@ impl PluginHost {
         let worker = Worker {
             name: name.clone(),
             manifest: manifest.clone(),
-            engine: self.engine.engine().clone(),
-            prepared,
+            runtime,
             instance: Some(instance),
             stats: stats.clone(),
             router: self.router.clone(),
@@ -191,7 +197,9 @@ impl PluginHost {
         if manifest.kind == PluginKind::Notifier {
             self.router.add(tx.clone(), stats.clone());
         }
-        self.wants_json |= manifest.event_json;
+        if matches!(manifest.artifact, Artifact::Native(_)) {
+            tracing::warn!(plugin = %name, "loaded a trusted native plugin: it runs unsandboxed, without memory or time limits");
+        }
         tracing::info!(plugin = %name, kind = %manifest.kind, ?load, ms = load_time.as_millis() as u64, "plugin loaded");
         self.plugins.push(LoadedPlugin {
             manifest,
@@ -204,19 +212,31 @@ impl PluginHost {
         Ok(())
     }
 
-    /// Compiles (or loads from cache), links, checks the exports and runs `init`.
+    /// Compiles (or loads from cache), links, checks the exports and runs `init`; for a
+    /// native plugin, loads the library, checks its ABI and entries, and runs `init`.
     fn prepare(
         &self,
         manifest: &Manifest,
-    ) -> Result<(Instance, Prepared, LoadSource, Duration), PluginError> {
+    ) -> Result<(Live, Runtime, LoadSource, Duration), PluginError> {
         let started = Instant::now();
         let path = match &manifest.artifact {
             Artifact::Component(p) => p,
-            Artifact::Native(p) => {
-                return Err(PluginError::NativeUnsupported {
-                    name: manifest.name.clone(),
-                    file: p.clone(),
-                })
+            Artifact::Native(file) => {
+                let library = NativeLibrary::open(file, manifest.kind).map_err(|source| {
+                    PluginError::Native {
+                        name: manifest.name.clone(),
+                        file: manifest.file.clone(),
+                        source,
+                    }
+                })?;
+                let runtime = Runtime::Native(library);
+                let name: Arc<str> = Arc::from(manifest.name.as_str());
+                let instance = runtime
+                    .start(manifest, name)
+                    .map_err(|e| start_error(manifest, e))?;
+                // Nothing is compiled or cached for a native plugin: `Compiled` stands for
+                // "loaded from the artifact itself".
+                return Ok((instance, runtime, LoadSource::Compiled, started.elapsed()));
             }
         };
         let (component, load) = self
@@ -242,20 +262,14 @@ impl PluginHost {
         let prepared =
             Prepared::new(manifest.kind, pre).map_err(|e| wrong_exports(format!("{e:#}")))?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
-        let instance = Instance::start(self.engine.engine(), &prepared, manifest, name).map_err(
-            |e| match e {
-                CallError::Refused(message) => PluginError::ConfigRejected {
-                    name: manifest.name.clone(),
-                    file: manifest.file.clone(),
-                    message,
-                },
-                CallError::Trap(message) => PluginError::Start {
-                    name: manifest.name.clone(),
-                    message,
-                },
-            },
-        )?;
-        Ok((instance, prepared, load, started.elapsed()))
+        let runtime = Runtime::Wasm {
+            engine: self.engine.engine().clone(),
+            prepared,
+        };
+        let instance = runtime
+            .start(manifest, name)
+            .map_err(|e| start_error(manifest, e))?;
+        Ok((instance, runtime, load, started.elapsed()))
     }
 
     fn linker(
@@ -366,6 +380,21 @@ impl Drop for PluginHost {
     }
 }
 
+/// The first instance's failure: a refusal is `init` rejecting the config.
+fn start_error(manifest: &Manifest, e: CallError) -> PluginError {
+    match e {
+        CallError::Refused(message) => PluginError::ConfigRejected {
+            name: manifest.name.clone(),
+            file: manifest.file.clone(),
+            message,
+        },
+        CallError::Trap(message) => PluginError::Start {
+            name: manifest.name.clone(),
+            message,
+        },
+    }
+}
+
 fn passes(filter: &manifest::Filter, e: &ExecutionEvent) -> bool {
     if !filter.kinds.is_empty() && !filter.kinds.iter().any(|k| k == e.kind.as_str()) {
         return false;
@@ -405,9 +434,7 @@ impl EventSink for PluginHost {
                 .get_or_insert_with(|| {
                     Arc::new(Delivery {
                         event: event.clone(),
-                        json: self
-                            .wants_json
-                            .then(|| serde_json::to_string(event).unwrap_or_default()),
+                        json: std::sync::OnceLock::new(),
                     })
                 })
                 .clone();

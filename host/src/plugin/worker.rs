@@ -17,16 +17,23 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::bindings::types as wit;
-use super::convert;
-use super::instance::{CallError, Instance, Prepared};
+use super::instance::CallError;
 use super::manifest::{FailurePolicy, Manifest, PluginKind};
+use super::runtime::{Live, Runtime};
 use crate::model::{Alert, ExecutionEvent, Severity};
 
-/// An event on its way to plugins, with the host's JSON when some plugin wants it.
+/// An event on its way to plugins. Its JSON is made at most once, by the first worker
+/// whose plugin wants it, never on the executor's path.
 pub struct Delivery {
     pub event: ExecutionEvent,
-    pub json: Option<String>,
+    pub json: std::sync::OnceLock<String>,
+}
+
+impl Delivery {
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(&self.event).unwrap_or_default())
+    }
 }
 
 pub enum Message {
@@ -126,9 +133,8 @@ impl AlertRouter {
 pub struct Worker {
     pub name: Arc<str>,
     pub manifest: Arc<Manifest>,
-    pub engine: wasmtime::Engine,
-    pub prepared: Prepared,
-    pub instance: Option<Instance>,
+    pub runtime: Runtime,
+    pub instance: Option<Live>,
     pub stats: Arc<PluginStats>,
     pub router: Arc<AlertRouter>,
 }
@@ -176,10 +182,8 @@ impl Worker {
                     }
                 }
                 Ok(Message::Alerts(alerts)) => {
-                    let wit_alerts: Vec<wit::Alert> =
-                        alerts.iter().map(convert::alert_to_wit).collect();
                     if let Some(instance) = self.ready_instance(&mut ctx) {
-                        let result = instance.notify(&wit_alerts);
+                        let result = instance.notify(&alerts);
                         self.settle(result.map(|()| Vec::new()), alerts.len(), &mut ctx);
                     } else {
                         self.stats
@@ -221,7 +225,7 @@ impl Worker {
                 if Instant::now() >= at {
                     next_tick = Some(Instant::now() + every);
                     if let Some(instance) = self.ready_instance(&mut ctx) {
-                        let result = instance.tick(convert::datetime(&Utc::now()));
+                        let result = instance.tick(Utc::now());
                         self.settle(result, 0, &mut ctx);
                     }
                 }
@@ -230,7 +234,7 @@ impl Worker {
     }
 
     /// The live instance, starting a fresh one when the backoff allows.
-    fn ready_instance(&mut self, ctx: &mut Ctx) -> Option<&mut Instance> {
+    fn ready_instance(&mut self, ctx: &mut Ctx) -> Option<&mut Live> {
         if matches!(
             self.stats.health(),
             Health::Quarantined(_) | Health::Disabled(_)
@@ -242,12 +246,7 @@ impl Worker {
                 // Wait out the backoff here: events queue up meanwhile (bounded).
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
             }
-            match Instance::start(
-                &self.engine,
-                &self.prepared,
-                &self.manifest,
-                self.name.clone(),
-            ) {
+            match self.runtime.start(&self.manifest, self.name.clone()) {
                 Ok(instance) => {
                     self.stats.restarts.fetch_add(1, Ordering::Relaxed);
                     *self.stats.health.lock().unwrap() = Health::Running;
@@ -269,24 +268,15 @@ impl Worker {
             return;
         }
         let n = batch.len();
-        let events: Vec<wit::Event> = batch
-            .iter()
-            .map(|d| {
-                let json = if self.manifest.event_json {
-                    d.json.as_deref()
-                } else {
-                    None
-                };
-                convert::event(&d.event, json)
-            })
-            .collect();
-        batch.clear();
+        let event_json = self.manifest.event_json;
         match self.ready_instance(ctx) {
             Some(instance) => {
-                let result = instance.handle_batch(&events);
+                let result = instance.handle_batch(batch, event_json);
+                batch.clear();
                 self.settle(result, n, ctx);
             }
             None => {
+                batch.clear();
                 self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
             }
         }
@@ -303,7 +293,7 @@ impl Worker {
     }
 
     /// Books a call's outcome: counts, alerts forwarded, failures handled.
-    fn settle(&mut self, result: Result<Vec<wit::Alert>, CallError>, events: usize, ctx: &mut Ctx) {
+    fn settle(&mut self, result: Result<Vec<Alert>, CallError>, events: usize, ctx: &mut Ctx) {
         match result {
             Ok(alerts) => {
                 self.stats
@@ -311,8 +301,7 @@ impl Worker {
                     .fetch_add(events as u64, Ordering::Relaxed);
                 *ctx.backoff = FIRST_BACKOFF;
                 if !alerts.is_empty() {
-                    self.router
-                        .publish(alerts.into_iter().map(convert::alert_from_wit).collect());
+                    self.router.publish(alerts);
                 }
             }
             Err(CallError::Refused(message)) => {

@@ -1,0 +1,106 @@
+//! What a worker runs: a sandboxed WebAssembly instance or a trusted native one, behind
+//! one set of calls in the host's own types, so the worker's queue, batching and failure
+//! policy are the same for both.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::bindings::types as wit;
+use super::convert;
+use super::instance::{CallError, Instance, Prepared};
+use super::manifest::Manifest;
+use super::native::{NativeInstance, NativeLibrary};
+use super::worker::Delivery;
+use crate::model::Alert;
+
+/// How to start a fresh instance of a plugin (after a failure, or the first time).
+pub enum Runtime {
+    /// A component, pre-linked once; each instance gets its own `Store`.
+    Wasm {
+        engine: wasmtime::Engine,
+        prepared: Prepared,
+    },
+    /// A loaded shared library; each instance is a fresh `init`.
+    Native(Arc<NativeLibrary>),
+}
+
+impl Runtime {
+    pub fn start(&self, manifest: &Manifest, name: Arc<str>) -> Result<Live, CallError> {
+        match self {
+            Runtime::Wasm { engine, prepared } => {
+                Instance::start(engine, prepared, manifest, name).map(Live::Wasm)
+            }
+            Runtime::Native(library) => library
+                .start(&manifest.config.to_string())
+                .map(Live::Native),
+        }
+    }
+}
+
+/// A live instance of either kind.
+pub enum Live {
+    Wasm(Instance),
+    Native(NativeInstance),
+}
+
+impl Live {
+    /// Delivers a batch; `event_json` fills the WIT event's `json` field (the manifest's
+    /// `event_json`). Native plugins always get the JSON: it is how they see events.
+    pub fn handle_batch(
+        &mut self,
+        batch: &[Arc<Delivery>],
+        event_json: bool,
+    ) -> Result<Vec<Alert>, CallError> {
+        match self {
+            Live::Wasm(instance) => {
+                let events: Vec<wit::Event> = batch
+                    .iter()
+                    .map(|d| convert::event(&d.event, event_json.then(|| d.json())))
+                    .collect();
+                instance
+                    .handle_batch(&events)
+                    .map(|alerts| alerts.into_iter().map(convert::alert_from_wit).collect())
+            }
+            Live::Native(instance) => {
+                // Made at most once per event, shared with every other plugin wanting it.
+                let events: Vec<&str> = batch.iter().map(|d| d.json()).collect();
+                instance.handle_batch(&events)
+            }
+        }
+    }
+
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Result<Vec<Alert>, CallError> {
+        match self {
+            Live::Wasm(instance) => instance
+                .tick(convert::datetime(&now))
+                .map(|alerts| alerts.into_iter().map(convert::alert_from_wit).collect()),
+            Live::Native(instance) => instance.tick(now),
+        }
+    }
+
+    pub fn notify(&mut self, alerts: &[Alert]) -> Result<(), CallError> {
+        match self {
+            Live::Wasm(instance) => {
+                let wit_alerts: Vec<wit::Alert> =
+                    alerts.iter().map(convert::alert_to_wit).collect();
+                instance.notify(&wit_alerts)
+            }
+            Live::Native(instance) => instance.notify(alerts),
+        }
+    }
+
+    pub fn flush(&mut self) -> Result<(), CallError> {
+        match self {
+            Live::Wasm(instance) => instance.flush(),
+            Live::Native(instance) => instance.flush(),
+        }
+    }
+
+    pub fn render(&mut self) -> Result<String, CallError> {
+        match self {
+            Live::Wasm(instance) => instance.render(),
+            Live::Native(instance) => instance.render(),
+        }
+    }
+}
