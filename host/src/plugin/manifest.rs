@@ -871,6 +871,63 @@ mod tests {
         assert!(check_wit_version("abc").is_err());
     }
 
+    /// The published JSON Schema (plugins/plugin.schema.json) and this parser must agree
+    /// on every key and default, or editors would accept what the host refuses.
+    #[test]
+    fn json_schema_matches_the_parser() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../plugins/plugin.schema.json")).unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            k.sort();
+            k
+        };
+        let sorted = |k: &[&str]| -> Vec<String> {
+            let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+            k.sort();
+            k
+        };
+        let p = &schema["properties"];
+        assert_eq!(keys(&schema), sorted(TOP_KEYS));
+        assert_eq!(keys(&p["capabilities"]), sorted(CAPABILITY_KEYS));
+        assert_eq!(
+            keys(&p["capabilities"]["properties"]["dirs"]["items"]),
+            sorted(DIR_KEYS)
+        );
+        assert_eq!(keys(&p["limits"]), sorted(LIMIT_KEYS));
+        assert_eq!(keys(&p["filter"]), sorted(FILTER_KEYS));
+        let kinds: Vec<&str> = p["kind"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, PluginKind::NAMES);
+        let lifecycle: Vec<&str> = p["filter"]["properties"]["kinds"]["items"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(lifecycle, LIFECYCLE_KINDS);
+        assert_eq!(p["wit"]["default"], WIT_VERSION);
+        let l = Limits::defaults(PluginKind::Sink);
+        let limit = |k: &str| p["limits"]["properties"][k]["default"].clone();
+        assert_eq!(limit("memory_mb"), l.memory_mb);
+        assert_eq!(limit("call_timeout_ms"), l.call_timeout_ms);
+        assert_eq!(limit("queue"), l.queue as u64);
+        assert_eq!(limit("batch_max"), l.batch_max as u64);
+        assert_eq!(limit("batch_ms"), l.batch_ms);
+        assert_eq!(limit("max_failures"), l.max_failures);
+        assert_eq!(limit("failure_window_s"), l.failure_window_s);
+        assert_eq!(limit("core_dump"), l.core_dump);
+    }
+
     #[test]
     fn native_plugins_must_be_trusted() {
         let err = parse("name = \"n\"\nversion = \"1\"\nkind = \"sink\"\nnative = \"p.wasm\"\n")

@@ -63,21 +63,20 @@ extern "C" fn append(ctx: *mut c_void, ptr: *const u8, len: usize) {
     }
 }
 
-/// A growable buffer the plugin writes into through an `McOut`.
+/// A growable buffer the plugin writes into through an `McOut`. It stays in place (a
+/// local of the calling function) for as long as the `McOut` made from it is used.
 struct OutBuf {
-    buf: Box<Vec<u8>>,
+    buf: Vec<u8>,
 }
 
 impl OutBuf {
     fn new() -> OutBuf {
-        OutBuf {
-            buf: Box::default(),
-        }
+        OutBuf { buf: Vec::new() }
     }
 
     fn out(&mut self) -> McOut {
         McOut {
-            ctx: (&mut *self.buf as *mut Vec<u8>).cast(),
+            ctx: (&mut self.buf as *mut Vec<u8>).cast(),
             write: append,
         }
     }
