@@ -2,6 +2,7 @@
 //! `examples/registry`, temp dirs for anything a test writes. One binary, as in ripgrep.
 
 mod library;
+mod log_sink;
 mod plugins;
 mod registry_check;
 mod run;

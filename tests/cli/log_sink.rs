@@ -1,0 +1,219 @@
+//! The log sink component (`plugins/log-sink`) under load, across rotations and days,
+//! driven through the real plugin host.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use metaclaude::model::{ExecutionEvent, ExecutionResult, LifecycleKind, ResourceUsage};
+use metaclaude::plugin::PluginHost;
+use metaclaude::EventSink;
+
+use crate::plugins::write_plugin;
+
+fn finished(id: String, at: DateTime<Utc>) -> ExecutionEvent {
+    ExecutionEvent {
+        kind: LifecycleKind::Finished,
+        timestamp: at,
+        execution_id: id.clone(),
+        script_id: "hello".into(),
+        specialist: Some("examples".into()),
+        session_id: None,
+        correlation_id: None,
+        user: None,
+        attempt: 1,
+        pid: None,
+        error: None,
+        retry_delay_ms: None,
+        result: Some(Box::new(ExecutionResult {
+            execution_id: id,
+            script_id: "hello".into(),
+            specialist: Some("examples".into()),
+            success: true,
+            exit_code: Some(0),
+            signal: None,
+            stdout: "Hello, world!\n".into(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            started_at: at,
+            finished_at: at,
+            attempts: Vec::new(),
+            retries: 0,
+            inputs: Default::default(),
+            session_id: None,
+            correlation_id: None,
+            user: None,
+            error_details: None,
+            resource_usage: ResourceUsage::empty(),
+        })),
+    }
+}
+
+fn log_sink(plugins: &Path, logs: &Path, config: &str) -> Arc<PluginHost> {
+    write_plugin(
+        plugins,
+        "log-sink",
+        "log_sink.wasm",
+        &format!(
+            r#"name = "NAME"
+version = "0.1.0"
+kind = "sink"
+component = "COMPONENT"
+event_json = true
+[config]
+{config}
+[capabilities]
+dirs = [{{ host = "{}", guest = "/logs", mode = "rw", create = true }}]
+[limits]
+call_timeout_ms = 60000
+memory_mb = 256
+"#,
+            logs.display()
+        ),
+    );
+    let mut host = PluginHost::new(Some(
+        std::env::temp_dir().join("metaclaude-test-component-cache"),
+    ))
+    .unwrap();
+    let errors = host.load_dir(plugins).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    Arc::new(host)
+}
+
+/// Every line of every file in the log directory (rotated `.gz` files decompressed).
+fn all_lines(logs: &Path) -> Vec<(PathBuf, String)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let mut lines = Vec::new();
+    for f in files {
+        let mut text = String::new();
+        if f.extension().is_some_and(|e| e == "gz") {
+            let gz = std::process::Command::new("gzip")
+                .arg("-t")
+                .arg(&f)
+                .status()
+                .unwrap();
+            assert!(gz.success(), "gzip -t {}", f.display());
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(&f).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+        } else {
+            std::fs::File::open(&f)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+        }
+        lines.extend(text.lines().map(|l| (f.clone(), l.to_string())));
+    }
+    lines
+}
+
+#[test]
+fn rotation_under_concurrent_load_loses_and_duplicates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let host = log_sink(
+        &tmp.path().join("plugins"),
+        &logs,
+        "rotation_size_bytes = 262144",
+    );
+    let threads = 4;
+    let per_thread = 25_000;
+    let now = Utc::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let host = host.clone();
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    host.emit(&finished(format!("T{t}-{i:06}"), now));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    host.shutdown();
+    let lines = all_lines(&logs);
+    let rotated: HashSet<&PathBuf> = lines.iter().map(|(f, _)| f).collect();
+    assert!(
+        rotated.len() > 50,
+        "expected many rotations, got {} files",
+        rotated.len()
+    );
+    let mut ids = HashSet::new();
+    for (file, line) in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {line}", file.display()));
+        assert!(
+            ids.insert(v["execution_id"].as_str().unwrap().to_string()),
+            "duplicate {}",
+            v["execution_id"]
+        );
+    }
+    assert_eq!(ids.len(), threads * per_thread, "none lost");
+    for (file, _) in &lines {
+        let size = std::fs::metadata(file).unwrap().len();
+        let name = file.file_name().unwrap().to_string_lossy();
+        if name == "executions.jsonl" {
+            assert!(size <= 262_144, "{name}: {size}");
+        }
+    }
+}
+
+#[test]
+fn daily_rotation_follows_the_events_clock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let host = log_sink(&tmp.path().join("plugins"), &logs, "");
+    let before = DateTime::parse_from_rfc3339("2026-11-24T23:59:58Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    host.emit(&finished("A".into(), before));
+    host.flush();
+    host.emit(&finished("B".into(), before + Duration::seconds(3)));
+    host.shutdown();
+    let mut names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "executions-2026-11-25T00-00-01.000000Z.jsonl.gz",
+            "executions.jsonl"
+        ]
+    );
+    let lines = all_lines(&logs);
+    assert!(lines[0].1.contains("\"execution_id\":\"A\""));
+    assert!(lines[1].1.contains("\"execution_id\":\"B\""));
+}
+
+#[test]
+fn retention_deletes_rotated_files_by_the_age_in_their_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let old = (Utc::now() - Duration::days(40))
+        .format("executions-%Y-%m-%dT%H-%M-%S%.6fZ.jsonl.gz")
+        .to_string();
+    let recent = (Utc::now() - Duration::days(2))
+        .format("executions-%Y-%m-%dT%H-%M-%S%.6fZ.jsonl.gz")
+        .to_string();
+    for name in [&old, &recent] {
+        std::fs::write(logs.join(name), b"").unwrap();
+    }
+    let host = log_sink(&tmp.path().join("plugins"), &logs, "retention_days = 30");
+    host.shutdown();
+    assert!(!logs.join(&old).exists(), "40 days old: deleted");
+    assert!(logs.join(&recent).exists(), "2 days old: kept");
+}
