@@ -24,10 +24,10 @@ mod worker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::executor::EventSink;
 use crate::model::{ExecutionEvent, LifecycleKind};
@@ -117,6 +117,11 @@ pub struct PluginInfo {
 }
 
 struct LoadedPlugin {
+    /// Unique for the life of the host: tells a reloaded plugin from its predecessor.
+    id: u64,
+    folder: PathBuf,
+    /// What the folder held when this was loaded; a reload compares it.
+    fingerprint: Fingerprint,
     manifest: Arc<Manifest>,
     tx: SyncSender<Message>,
     stats: Arc<PluginStats>,
@@ -125,12 +130,73 @@ struct LoadedPlugin {
     load_time: Duration,
 }
 
+/// The files of a plugin folder as a reload sees them: `plugin.toml`'s text, and the
+/// name, size and modification time of every other file directly in the folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    manifest: Vec<u8>,
+    files: Vec<(std::ffi::OsString, u64, Option<SystemTime>)>,
+}
+
+impl Fingerprint {
+    fn of(folder: &Path) -> Fingerprint {
+        let manifest = std::fs::read(folder.join("plugin.toml")).unwrap_or_default();
+        let mut files: Vec<_> = std::fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let meta = e.metadata().ok().filter(|m| m.is_file())?;
+                Some((e.file_name(), meta.len(), meta.modified().ok()))
+            })
+            .collect();
+        files.sort();
+        Fingerprint { manifest, files }
+    }
+}
+
+/// What a [`PluginHost::reload_dir`] changed, by plugin name.
+#[derive(Debug, Default)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    /// Replaced by the new version of their folder.
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// Folders that could not be loaded; a changed plugin whose new version fails keeps
+    /// running in its old version. The same failing content is reported once.
+    pub errors: Vec<PluginError>,
+}
+
+impl ReloadReport {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.changed.is_empty()
+            && self.removed.is_empty()
+            && self.errors.is_empty()
+    }
+}
+
+/// The plugins currently loaded, replaced as a whole by a (re)load.
+type PluginSet = Arc<Vec<Arc<LoadedPlugin>>>;
+
 /// A loaded set of plugins, fed with the executor's events.
+///
+/// The set can change while events flow ([`PluginHost::reload_dir`], [`PluginHost::watch`]):
+/// `emit` holds the set's read lock while it offers an event, and a reload swaps the set
+/// under the write lock before telling the plugins it removed to stop. So every event
+/// offered to a removed plugin is already in its queue when it stops, and it delivers
+/// them all before stopping; the other plugins never notice.
 pub struct PluginHost {
     engine: Arc<PluginEngine>,
-    plugins: Vec<LoadedPlugin>,
+    plugins: RwLock<PluginSet>,
     router: Arc<AlertRouter>,
     linkers: Mutex<HashMap<&'static str, Arc<wasmtime::component::Linker<instance::PluginState>>>>,
+    next_id: AtomicU64,
+    /// Serialises loads and reloads; never taken on the event path.
+    loading: Mutex<()>,
+    /// Folders that failed to load, with the content that failed: not retried (nor
+    /// reported again) until that content changes.
+    failed: Mutex<HashMap<PathBuf, Fingerprint>>,
 }
 
 impl PluginHost {
@@ -142,25 +208,22 @@ impl PluginHost {
         })?;
         Ok(PluginHost {
             engine: Arc::new(engine),
-            plugins: Vec::new(),
+            plugins: RwLock::new(Arc::new(Vec::new())),
             router: Arc::new(AlertRouter::default()),
+            next_id: AtomicU64::new(1),
+            loading: Mutex::new(()),
+            failed: Mutex::new(HashMap::new()),
             linkers: Mutex::new(HashMap::new()),
         })
     }
 
     /// Loads every plugin folder (a folder holding `plugin.toml`) in `dir`. A plugin that
     /// cannot be loaded is skipped and its error returned; the others load.
+    ///
+    /// Takes `&mut self` because it builds the initial set, before the host is shared;
+    /// a shared host (`Arc<PluginHost>`) changes its set with [`PluginHost::reload_dir`].
     pub fn load_dir(&mut self, dir: &Path) -> Result<Vec<PluginError>, PluginError> {
-        let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|source| PluginError::Dir {
-                dir: dir.to_path_buf(),
-                source,
-            })?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("plugin.toml").is_file())
-            .collect();
-        folders.sort();
+        let folders = plugin_folders(dir)?;
         let mut errors = Vec::new();
         for folder in folders {
             if let Err(e) = self.load_plugin(&folder) {
@@ -173,6 +236,134 @@ impl PluginHost {
 
     /// Validates and loads one plugin folder and starts its worker.
     pub fn load_plugin(&mut self, folder: &Path) -> Result<(), PluginError> {
+        let _loading = self.loading.lock().unwrap();
+        let plugin = self.start_plugin(folder)?;
+        self.swap(vec![plugin], &[]);
+        Ok(())
+    }
+
+    /// Brings the loaded set in line with the plugin folders now in `dir`: loads new
+    /// folders, replaces plugins whose folder changed (the new version starts before the
+    /// old one stops; if it fails to load, the old one keeps running), and stops plugins
+    /// whose folder is gone (after they deliver what they were sent). Plugins whose folder
+    /// did not change, and script execution, are not disturbed.
+    pub fn reload_dir(&self, dir: &Path) -> Result<ReloadReport, PluginError> {
+        let _loading = self.loading.lock().unwrap();
+        let folders = plugin_folders(dir)?;
+        let current = self.current();
+        let mut report = ReloadReport::default();
+        let mut add = Vec::new();
+        let mut remove = Vec::new();
+        for folder in &folders {
+            let fingerprint = Fingerprint::of(folder);
+            let existing = current.iter().find(|p| &p.folder == folder);
+            if existing.is_some_and(|p| p.fingerprint == fingerprint) {
+                continue;
+            }
+            if self.failed.lock().unwrap().get(folder) == Some(&fingerprint) {
+                continue;
+            }
+            match self.start_plugin(folder) {
+                Ok(plugin) => {
+                    match existing {
+                        Some(old) => {
+                            remove.push(old.id);
+                            report.changed.push(plugin.manifest.name.clone());
+                        }
+                        None => report.added.push(plugin.manifest.name.clone()),
+                    }
+                    add.push(plugin);
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    report.errors.push(e);
+                }
+            }
+        }
+        for p in current.iter().filter(|p| !folders.contains(&p.folder)) {
+            remove.push(p.id);
+            report.removed.push(p.manifest.name.clone());
+        }
+        self.failed
+            .lock()
+            .unwrap()
+            .retain(|folder, _| folders.contains(folder));
+        let removed = self.swap(add, &remove);
+        stop_all(&removed);
+        for (what, names) in [
+            ("added", &report.added),
+            ("reloaded", &report.changed),
+            ("removed", &report.removed),
+        ] {
+            for name in names {
+                tracing::info!(plugin = %name, "plugin {what}");
+            }
+        }
+        Ok(report)
+    }
+
+    /// Applies [`PluginHost::reload_dir`] to `dir` every `every`, until the host is
+    /// dropped: a long-running host picks up added, changed and removed plugin folders
+    /// without a restart. Polling (not inotify) keeps it dependable on every file system.
+    pub fn watch(
+        self: &Arc<Self>,
+        dir: PathBuf,
+        every: Duration,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let host = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("plugin-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(host) = host.upgrade() else {
+                    return;
+                };
+                if let Err(e) = host.reload_dir(&dir) {
+                    tracing::warn!("{e}");
+                }
+            })
+    }
+
+    /// The loaded set as it is now.
+    fn current(&self) -> PluginSet {
+        self.plugins.read().unwrap().clone()
+    }
+
+    /// Adds `add` to the loaded set and takes out the plugins with ids in `remove`
+    /// (returned, for the caller to stop once no event can reach them any more).
+    fn swap(&self, add: Vec<Arc<LoadedPlugin>>, remove: &[u64]) -> Vec<Arc<LoadedPlugin>> {
+        let mut plugins = self.plugins.write().unwrap();
+        let (removed, mut kept): (Vec<_>, Vec<_>) = plugins
+            .iter()
+            .cloned()
+            .partition(|p| remove.contains(&p.id));
+        kept.extend(add);
+        *plugins = Arc::new(kept);
+        drop(plugins);
+        for p in &removed {
+            self.router.remove(p.id);
+        }
+        removed
+    }
+
+    /// Loads a folder and starts its worker, without adding it to the loaded set yet.
+    fn start_plugin(&self, folder: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        // Taken first, so that a change made while loading is seen by the next reload.
+        let fingerprint = Fingerprint::of(folder);
+        let result = self.start_plugin_with(folder, fingerprint.clone());
+        let mut failed = self.failed.lock().unwrap();
+        match &result {
+            Ok(_) => failed.remove(folder),
+            Err(_) => failed.insert(folder.to_path_buf(), fingerprint),
+        };
+        result
+    }
+
+    fn start_plugin_with(
+        &self,
+        folder: &Path,
+        fingerprint: Fingerprint,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let manifest = Manifest::load(folder, &manifest::process_env)?;
         let (instance, runtime, load, load_time) = self.prepare(&manifest)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
@@ -194,22 +385,25 @@ impl PluginHost {
                 name: name.to_string(),
                 message: e.to_string(),
             })?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if manifest.kind == PluginKind::Notifier {
-            self.router.add(tx.clone(), stats.clone());
+            self.router.add(id, tx.clone(), stats.clone());
         }
         if matches!(manifest.artifact, Artifact::Native(_)) {
             tracing::warn!(plugin = %name, "loaded a trusted native plugin: it runs unsandboxed, without memory or time limits");
         }
         tracing::info!(plugin = %name, kind = %manifest.kind, ?load, ms = load_time.as_millis() as u64, "plugin loaded");
-        self.plugins.push(LoadedPlugin {
+        Ok(Arc::new(LoadedPlugin {
+            id,
+            folder: folder.to_path_buf(),
+            fingerprint,
             manifest,
             tx,
             stats,
             thread: Mutex::new(Some(thread)),
             load,
             load_time,
-        });
-        Ok(())
+        }))
     }
 
     /// Compiles (or loads from cache), links, checks the exports and runs `init`; for a
@@ -286,22 +480,17 @@ impl PluginHost {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.plugins.is_empty()
+        self.current().is_empty()
     }
 
     pub fn list(&self) -> Vec<PluginInfo> {
-        self.plugins
+        self.current()
             .iter()
             .map(|p| PluginInfo {
                 name: p.manifest.name.clone(),
                 version: p.manifest.version.clone(),
                 kind: p.manifest.kind,
-                folder: p
-                    .manifest
-                    .file
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
+                folder: p.folder.clone(),
                 capabilities: manifest::describe_capabilities(&p.manifest.capabilities),
                 health: p.stats.health(),
                 queued: p.stats.queued.load(Ordering::Relaxed),
@@ -320,7 +509,7 @@ impl PluginHost {
     /// Delivers everything queued so far and asks each plugin to flush; returns when done.
     pub fn flush(&self) {
         let acks: Vec<_> = self
-            .plugins
+            .current()
             .iter()
             .filter_map(|p| {
                 let (tx, rx) = sync_channel(1);
@@ -334,8 +523,8 @@ impl PluginHost {
 
     /// The text of an exporter plugin's `render` (e.g. Prometheus metrics).
     pub fn render(&self, name: &str) -> Result<String, String> {
-        let p = self
-            .plugins
+        let plugins = self.current();
+        let p = plugins
             .iter()
             .find(|p| p.manifest.name == name)
             .ok_or_else(|| format!("no plugin named {name}"))?;
@@ -356,22 +545,43 @@ impl PluginHost {
     /// that take events stop first, notifiers last, so that alerts raised while stopping
     /// (by rules, or about a failing plugin) are still delivered.
     pub fn shutdown(&self) {
-        for notifiers in [false, true] {
-            let phase: Vec<&LoadedPlugin> = self
-                .plugins
-                .iter()
-                .filter(|p| (p.manifest.kind == PluginKind::Notifier) == notifiers)
-                .collect();
-            for p in &phase {
-                let _ = p.tx.send(Message::Shutdown);
-            }
-            for p in &phase {
-                if let Some(t) = p.thread.lock().unwrap().take() {
-                    let _ = t.join();
-                }
+        stop_all(&self.current());
+    }
+}
+
+/// Stops plugins: each delivers what is queued, flushes, and ends (idempotent). Those
+/// that take events first, notifiers last, so that alerts raised while stopping (by
+/// rules, or about a failing plugin) are still delivered.
+fn stop_all(plugins: &[Arc<LoadedPlugin>]) {
+    for notifiers in [false, true] {
+        let phase: Vec<&Arc<LoadedPlugin>> = plugins
+            .iter()
+            .filter(|p| (p.manifest.kind == PluginKind::Notifier) == notifiers)
+            .collect();
+        for p in &phase {
+            let _ = p.tx.send(Message::Shutdown);
+        }
+        for p in &phase {
+            if let Some(t) = p.thread.lock().unwrap().take() {
+                let _ = t.join();
             }
         }
     }
+}
+
+/// The plugin folders (folders holding a `plugin.toml`) in `dir`, sorted.
+fn plugin_folders(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| PluginError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("plugin.toml").is_file())
+        .collect();
+    folders.sort();
+    Ok(folders)
 }
 
 impl Drop for PluginHost {
@@ -426,7 +636,9 @@ fn passes(filter: &manifest::Filter, e: &ExecutionEvent) -> bool {
 impl EventSink for PluginHost {
     fn emit(&self, event: &ExecutionEvent) {
         let mut delivery: Option<Arc<Delivery>> = None;
-        for p in &self.plugins {
+        // Held while offering: see `PluginHost` on why a reload cannot lose events.
+        let plugins = self.plugins.read().unwrap();
+        for p in plugins.iter() {
             if !p.manifest.kind.takes_events() || !passes(&p.manifest.filter, event) {
                 continue;
             }
@@ -451,5 +663,136 @@ impl EventSink for PluginHost {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::native::tests::{event, example};
+    use super::*;
+
+    /// A native counting sink in `dir/plugins/<name>`, writing its count to `dir/<count>`.
+    fn sink(dir: &Path, name: &str, count: &str) {
+        let folder = dir.join("plugins").join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("plugin.toml"),
+            format!(
+                "name = \"{name}\"\nversion = \"1\"\nkind = \"sink\"\nnative = \"{}\"\n\
+                 trusted = true\n[config]\ncount_file = \"{}\"\n",
+                example().display(),
+                dir.join(count).display()
+            ),
+        )
+        .unwrap();
+    }
+
+    fn count(dir: &Path, file: &str) -> u64 {
+        std::fs::read_to_string(dir.join(file))
+            .map(|t| t.parse().unwrap())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn reload_adds_replaces_and_removes_plugins_without_losing_events() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = tmp.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        sink(tmp.path(), "a", "a-v1");
+        let mut host = PluginHost::new(None).unwrap();
+        assert!(host.load_dir(&plugins).unwrap().is_empty());
+        let host = Arc::new(host);
+        let mut sent = 0;
+        let mut send = |n: u32| {
+            for _ in 0..n {
+                host.emit(&event(sent));
+                sent += 1;
+            }
+        };
+        send(100);
+
+        // Nothing changed: nothing happens.
+        assert!(host.reload_dir(&plugins).unwrap().is_empty());
+
+        sink(tmp.path(), "b", "b");
+        let report = host.reload_dir(&plugins).unwrap();
+        assert_eq!(
+            (report.added.as_slice(), report.errors.len()),
+            (&["b".to_string()][..], 0)
+        );
+        send(50);
+
+        // A changed manifest replaces the plugin: the old version delivers what it was
+        // sent (and flushes) before it stops; the new one gets everything after.
+        sink(tmp.path(), "a", "a-v2");
+        let report = host.reload_dir(&plugins).unwrap();
+        assert_eq!(report.changed, ["a"]);
+        assert_eq!(count(tmp.path(), "a-v1"), 150);
+        send(30);
+
+        std::fs::remove_dir_all(plugins.join("b")).unwrap();
+        let report = host.reload_dir(&plugins).unwrap();
+        assert_eq!(report.removed, ["b"]);
+        assert_eq!(count(tmp.path(), "b"), 80);
+        send(20);
+
+        host.flush();
+        assert_eq!(count(tmp.path(), "a-v2"), 50);
+        let names: Vec<String> = host.list().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["a"]);
+    }
+
+    /// Reloads racing a thread that emits: every event reaches exactly one version.
+    #[test]
+    fn reloads_under_load_lose_no_event() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = tmp.path().join("plugins");
+        sink(tmp.path(), "a", "v0");
+        let mut host = PluginHost::new(None).unwrap();
+        host.load_dir(&plugins).unwrap();
+        let host = Arc::new(host);
+        let emitter = {
+            let host = host.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    host.emit(&event(i));
+                }
+            })
+        };
+        for v in 1..=5 {
+            std::thread::sleep(Duration::from_millis(5));
+            sink(tmp.path(), "a", &format!("v{v}"));
+            assert_eq!(host.reload_dir(&plugins).unwrap().changed, ["a"]);
+        }
+        emitter.join().unwrap();
+        host.flush();
+        let total: u64 = (0..=5).map(|v| count(tmp.path(), &format!("v{v}"))).sum();
+        assert_eq!(total, 20_000);
+    }
+
+    #[test]
+    fn a_broken_new_version_leaves_the_old_one_running_and_is_reported_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = tmp.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        sink(tmp.path(), "a", "a");
+        let mut host = PluginHost::new(None).unwrap();
+        host.load_dir(&plugins).unwrap();
+        let manifest = plugins.join("a/plugin.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, text.replace("count_file", "count_fiel")).unwrap();
+        let report = host.reload_dir(&plugins).unwrap();
+        assert_eq!(report.errors.len(), 1);
+        let err = report.errors[0].to_string();
+        assert!(err.contains("unknown config key `count_fiel`"), "{err}");
+        assert!(
+            host.reload_dir(&plugins).unwrap().is_empty(),
+            "reported again"
+        );
+        host.emit(&event(1));
+        host.flush();
+        assert_eq!(count(tmp.path(), "a"), 1, "the old version still runs");
     }
 }

@@ -342,7 +342,7 @@ fn parse_alerts(out: &OutBuf, call: &str) -> Result<Vec<Alert>, CallError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! These load the real example plugin, `plugins/native/noop-sink`, built on first use
     //! with the same command the build uses.
 
@@ -356,7 +356,8 @@ mod tests {
     use crate::model::{ExecutionEvent, LifecycleKind};
     use crate::plugin::{Health, PluginError, PluginHost};
 
-    fn example() -> &'static Path {
+    /// The example native sink, built on first use.
+    pub(in crate::plugin) fn example() -> &'static Path {
         static BUILT: OnceLock<PathBuf> = OnceLock::new();
         BUILT.get_or_init(|| {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -389,7 +390,7 @@ mod tests {
         folder
     }
 
-    fn event(i: u32) -> ExecutionEvent {
+    pub(in crate::plugin) fn event(i: u32) -> ExecutionEvent {
         ExecutionEvent {
             kind: LifecycleKind::Queued,
             timestamp: Utc::now(),

@@ -104,12 +104,27 @@ impl PluginStats {
 /// Where alerts raised by rules (and by the host about plugins) go: every notifier.
 #[derive(Default)]
 pub struct AlertRouter {
-    notifiers: Mutex<Vec<(SyncSender<Message>, Arc<PluginStats>)>>,
+    notifiers: Mutex<Vec<RoutedNotifier>>,
+}
+
+/// A notifier's queue and counters, under the id of its loaded plugin.
+struct RoutedNotifier {
+    id: u64,
+    tx: SyncSender<Message>,
+    stats: Arc<PluginStats>,
 }
 
 impl AlertRouter {
-    pub fn add(&self, tx: SyncSender<Message>, stats: Arc<PluginStats>) {
-        self.notifiers.lock().unwrap().push((tx, stats));
+    pub fn add(&self, id: u64, tx: SyncSender<Message>, stats: Arc<PluginStats>) {
+        self.notifiers
+            .lock()
+            .unwrap()
+            .push(RoutedNotifier { id, tx, stats });
+    }
+
+    /// Stops routing to a notifier that is being unloaded or replaced.
+    pub fn remove(&self, id: u64) {
+        self.notifiers.lock().unwrap().retain(|n| n.id != id);
     }
 
     pub fn publish(&self, alerts: Vec<Alert>) {
@@ -120,9 +135,9 @@ impl AlertRouter {
             tracing::warn!(alert = %a.kind, severity = ?a.severity, value = a.value, threshold = a.threshold, "{}", a.message);
         }
         let alerts = Arc::new(alerts);
-        for (tx, stats) in self.notifiers.lock().unwrap().iter() {
-            if tx.try_send(Message::Alerts(alerts.clone())).is_err() {
-                stats
+        for n in self.notifiers.lock().unwrap().iter() {
+            if n.tx.try_send(Message::Alerts(alerts.clone())).is_err() {
+                n.stats
                     .dropped
                     .fetch_add(alerts.len() as u64, Ordering::Relaxed);
             }
