@@ -52,6 +52,12 @@ pub enum PluginError {
         #[source]
         source: EngineError,
     },
+    #[error("plugin {name} ({}): {message}", component.display())]
+    WitVersion {
+        name: String,
+        component: PathBuf,
+        message: String,
+    },
     #[error("plugin {name} ({}): the component does not implement the `{kind}` world: {message}", file.display())]
     WrongExports {
         name: String,
@@ -440,6 +446,13 @@ impl PluginHost {
                 name: manifest.name.clone(),
                 source,
             })?;
+        check_component_wit(self.engine.engine(), &component).map_err(|message| {
+            PluginError::WitVersion {
+                name: manifest.name.clone(),
+                component: path.clone(),
+                message,
+            }
+        })?;
         let linker = self.linker(manifest.kind).map_err(|e| PluginError::Start {
             name: manifest.name.clone(),
             message: format!("{e:#}"),
@@ -588,6 +601,30 @@ impl Drop for PluginHost {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Checks the `metaclaude:monitor` version the component was actually built against (the
+/// version in the names of the interfaces it imports), whatever its manifest declares:
+/// an incompatible one is refused with both versions named, rather than with the
+/// linker's "import not found".
+fn check_component_wit(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Result<(), String> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        let Some(rest) = name.strip_prefix("metaclaude:monitor/") else {
+            continue;
+        };
+        let Some((_, version)) = rest.split_once('@') else {
+            return Err(format!(
+                "the component imports `{name}` without a version: rebuild it against wit/ of this host (metaclaude:monitor@{})",
+                manifest::WIT_VERSION
+            ));
+        };
+        manifest::check_wit_version(version)?;
+    }
+    Ok(())
 }
 
 /// The first instance's failure: a refusal is `init` rejecting the config.
@@ -770,6 +807,37 @@ mod tests {
         host.flush();
         let total: u64 = (0..=5).map(|v| count(tmp.path(), &format!("v{v}"))).sum();
         assert_eq!(total, 20_000);
+    }
+
+    /// A component whose imports say another, incompatible WIT version is refused with
+    /// both versions named, even though its manifest claims the right one.
+    #[test]
+    fn components_built_against_an_incompatible_wit_version_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let folder = tmp.path().join("old");
+        std::fs::create_dir_all(&folder).unwrap();
+        let component = wat::parse_str(
+            r#"(component
+                 (import "metaclaude:monitor/host@0.2.0" (instance (export "log-enabled" (func)))))"#,
+        )
+        .unwrap();
+        std::fs::write(folder.join("old.wasm"), component).unwrap();
+        std::fs::write(
+            folder.join("plugin.toml"),
+            "name = \"old\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"old.wasm\"\nwit = \"0.1.0\"\n",
+        )
+        .unwrap();
+        let err = PluginHost::new(None)
+            .unwrap()
+            .load_plugin(&folder)
+            .unwrap_err();
+        assert!(matches!(err, PluginError::WitVersion { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("plugin old (")
+                && text.contains("old.wasm): the plugin was built against metaclaude:monitor@0.2.0, but this host implements @0.1.0"),
+            "{text}"
+        );
     }
 
     #[test]
