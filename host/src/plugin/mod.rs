@@ -109,6 +109,9 @@ pub struct PluginInfo {
     pub version: String,
     pub kind: PluginKind,
     pub folder: PathBuf,
+    /// False for a trusted native plugin: it runs unsandboxed, and its capabilities and
+    /// memory and time limits are not enforced.
+    pub sandboxed: bool,
     pub capabilities: String,
     pub health: Health,
     pub queued: u64,
@@ -504,6 +507,7 @@ impl PluginHost {
                 version: p.manifest.version.clone(),
                 kind: p.manifest.kind,
                 folder: p.folder.clone(),
+                sandboxed: matches!(p.manifest.artifact, Artifact::Component(_)),
                 capabilities: manifest::describe_capabilities(&p.manifest.capabilities),
                 health: p.stats.health(),
                 queued: p.stats.queued.load(Ordering::Relaxed),
@@ -838,6 +842,54 @@ mod tests {
                 && text.contains("old.wasm): the plugin was built against metaclaude:monitor@0.2.0, but this host implements @0.1.0"),
             "{text}"
         );
+    }
+
+    /// With `limits.core_dump`, a trap leaves a WebAssembly core dump in the plugin folder
+    /// for its author, and the failure says where. Needs the test fixtures built
+    /// (`cargo xtask build-plugins`).
+    #[test]
+    fn a_trap_writes_a_core_dump_on_request() {
+        let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/plugins/target/wasm32-wasip2/release/fixture_sink.wasm");
+        assert!(
+            wasm.is_file(),
+            "{} is not built: run `cargo xtask build-plugins`",
+            wasm.display()
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let folder = tmp.path().join("trap");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("plugin.toml"),
+            format!(
+                "name = \"trap\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"{}\"\n\
+                 [config]\nmode = \"trap\"\n[limits]\ncore_dump = true\nfailure_policy = \"disable\"\n",
+                wasm.display()
+            ),
+        )
+        .unwrap();
+        let mut host = PluginHost::new(None).unwrap();
+        host.load_plugin(&folder).unwrap();
+        host.emit(&event(1));
+        host.flush();
+        let info = &host.list()[0];
+        assert!(
+            matches!(info.health, Health::Disabled(_)),
+            "{:?}",
+            info.health
+        );
+        let error = info.last_error.clone().unwrap();
+        assert!(error.contains("core dump written to"), "{error}");
+        let dumps: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "coredump"))
+            .collect();
+        assert_eq!(dumps.len(), 1, "{error}");
+        let bytes = std::fs::read(&dumps[0]).unwrap();
+        assert!(bytes.starts_with(b"\0asm"), "a core dump is a wasm file");
+        assert!(error.contains(&dumps[0].display().to_string()), "{error}");
     }
 
     #[test]

@@ -426,6 +426,7 @@ pub(super) mod tests {
         assert_eq!(std::fs::read_to_string(&count).unwrap(), "1000");
         let info = &host.list()[0];
         assert_eq!(info.health, Health::Running);
+        assert!(!info.sandboxed);
         assert_eq!((info.delivered, info.dropped, info.refused), (1000, 0, 0));
     }
 
