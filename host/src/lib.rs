@@ -9,6 +9,7 @@ mod ids;
 pub mod model;
 pub mod plugin;
 pub mod registry;
+pub mod scaffold;
 mod suggest;
 
 pub use executor::{EventSink, ExecutionRequest, ExecutorConfig, ToolExecutionService};

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use metaclaude::model::{ExecutionEvent, ExecutionResult};
 use metaclaude::plugin::engine::{LoadSource, PluginEngine};
 use metaclaude::plugin::{resolve_plugins_dir, PluginHost};
+use metaclaude::scaffold;
 use metaclaude::{EventSink, ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
 
 /// Exit status for usage and configuration errors (clap uses it too).
@@ -57,6 +58,20 @@ enum PluginsCommand {
     /// Validate one plugin folder: manifest, component, exported world, WIT version, init.
     Check {
         /// The plugin folder (holding plugin.toml).
+        dir: PathBuf,
+    },
+    /// Create a working, buildable plugin folder with its manifest.
+    New {
+        /// The plugin's name (lower-case letters, digits and -); also the folder's name.
+        name: String,
+        /// sink, exporter, alert-rule or notifier.
+        #[arg(long, default_value = "sink")]
+        kind: String,
+        /// rust, python or js.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Where to create the folder.
+        #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
 }
@@ -120,6 +135,15 @@ fn main() -> ExitCode {
         Command::Plugins {
             command: PluginsCommand::Check { dir },
         } => plugins_check(&dir),
+        Command::Plugins {
+            command:
+                PluginsCommand::New {
+                    name,
+                    kind,
+                    lang,
+                    dir,
+                },
+        } => plugins_new(&name, &kind, &lang, &dir),
     };
     match outcome {
         Ok(code) => code,
@@ -340,6 +364,27 @@ fn plugins_check(dir: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_USAGE))
         }
     }
+}
+
+fn plugins_new(name: &str, kind: &str, lang: &str, parent: &Path) -> anyhow::Result<ExitCode> {
+    let kind = scaffold::parse_kind(kind).map_err(anyhow::Error::msg)?;
+    let lang: scaffold::Lang = lang.parse().map_err(anyhow::Error::msg)?;
+    let made = scaffold::create(parent, name, kind, lang).map_err(anyhow::Error::msg)?;
+    println!(
+        "created {} plugin `{name}` in {}:",
+        kind.as_str(),
+        made.dir.display()
+    );
+    for f in &made.files {
+        println!("  {}", f.display());
+    }
+    println!("build it:   cd {} && {}", made.dir.display(), made.build);
+    println!(
+        "check it:   metaclaude plugins check {}",
+        made.dir.display()
+    );
+    println!("use it:     copy the folder into your plugins directory, or run with --plugins <its parent>");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_summary(r: &ExecutionResult) {

@@ -6,4 +6,5 @@ mod log_sink;
 mod plugins;
 mod registry_check;
 mod run;
+mod scaffold;
 mod util;

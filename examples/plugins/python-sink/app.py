@@ -21,17 +21,17 @@ KINDS = {
 }
 
 
-class WitWorld(wit_world.WitWorld):
-    def __init__(self):
-        self.out = "/out/events.jsonl"
-        self.count = 0
+# componentize-py creates a new WitWorld for every call: state lives in the module.
+STATE = {"out": "/out/events.jsonl", "count": 0}
 
+
+class WitWorld(wit_world.WitWorld):
     def init(self, config: str) -> None:
         settings = json.loads(config)
         unknown = set(settings) - {"file"}
         if unknown:
             raise Err(f"config.{sorted(unknown)[0]}: unknown key (known: file)")
-        self.out = settings.get("file", self.out)
+        STATE["out"] = settings.get("file", STATE["out"])
 
     def handle_batch(self, events) -> None:
         lines = []
@@ -46,13 +46,14 @@ class WitWorld(wit_world.WitWorld):
                 record["success"] = event.result.success
                 record["wall_time_seconds"] = event.result.resource_usage.wall_time_seconds
             lines.append(json.dumps(record))
+        out = STATE["out"]
         try:
-            with open(self.out, "a", encoding="utf-8") as f:
+            with open(out, "a", encoding="utf-8") as f:
                 f.write("\n".join(lines) + "\n")
         except OSError as e:
-            raise Err(f"cannot write {self.out}: {e}")
-        self.count += len(events)
+            raise Err(f"cannot write {out}: {e}")
+        STATE["count"] += len(events)
 
     def flush(self) -> None:
         if host.log_enabled(host.Level.INFO):
-            host.log(host.Level.INFO, f"python-sink: {self.count} events recorded")
+            host.log(host.Level.INFO, f"python-sink: {STATE['count']} events recorded")

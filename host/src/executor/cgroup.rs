@@ -456,13 +456,16 @@ fn pool_worker(manager: std::sync::Weak<CgroupManager>, state: Arc<(Mutex<PoolSt
                 }
             }
         }
-        drop(manager);
         let mut s = lock.lock().unwrap();
         s.ready.extend(recycled);
         s.ready.extend(fresh);
-        if !retry.is_empty() {
-            s.to_remove.extend(retry);
-            drop(s);
+        let wait = !retry.is_empty();
+        s.to_remove.extend(retry);
+        drop(s);
+        // Dropped only now, with every cgroup we made back in the pool: if this was the
+        // last reference, the manager's Drop runs here and removes them all.
+        drop(manager);
+        if wait {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
@@ -477,7 +480,13 @@ fn detect_roots() -> Roots {
     let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
         return roots;
     };
-    let folder = format!("metaclaude-{}", std::process::id());
+    // The pid alone can repeat (a host killed with -9 leaves its folder behind), so the
+    // start time makes the name unique; folders of hosts that are gone are swept first.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let folder = format!("metaclaude-{}-{nanos:09}", std::process::id());
     for line in membership.lines() {
         let mut parts = line.splitn(3, ':');
         let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
@@ -510,7 +519,46 @@ fn detect_roots() -> Roots {
     roots
 }
 
+/// Removes `metaclaude-<pid>-*` folders beside `dir` whose host process no longer exists
+/// (their execution cgroups are empty once every process in them has exited).
+fn sweep_stale(dir: &Path) {
+    let Some(parent) = dir.parent() else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("metaclaude-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if alive && pid != std::process::id() as i32 {
+            continue;
+        }
+        if entry.path() == dir {
+            continue;
+        }
+        if let Ok(children) = fs::read_dir(entry.path()) {
+            for child in children.flatten() {
+                if child.path().is_dir() {
+                    let _ = fs::remove_dir(child.path());
+                }
+            }
+        }
+        let _ = fs::remove_dir(entry.path());
+    }
+}
+
 fn make_dir(dir: &Path) -> bool {
+    sweep_stale(dir);
     match fs::create_dir(dir) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => true,
