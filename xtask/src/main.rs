@@ -106,6 +106,9 @@ fn ensure_prerequisites(for_tests: bool) -> Result<()> {
         // GNU time is the reference the memory and CPU measurements are checked against.
         ensure_debian("/usr/bin/time", "time")?;
         ensure_debian("jq", "jq")?;
+        // The JavaScript plugin scaffold is built with componentize-js from npm.
+        ensure_debian("node", "nodejs")?;
+        ensure_debian("npm", "npm")?;
     }
     Ok(())
 }
@@ -309,6 +312,19 @@ fn demo(root: &Path) -> Result<()> {
             .args(*extra)
             .status()?;
         eprintln!("(exit status {})", status.code().unwrap_or(-1));
+    }
+    step("metaclaude plugins list   (the default plugin set, installed beside the executable)");
+    run(Command::new(&bin).args(["plugins", "list"]))?;
+    let log = Path::new(".claude/logs/executions/executions.jsonl");
+    step(&format!(
+        "the execution log written by the log-sink plugin: {}",
+        root.join(log).display()
+    ));
+    if let Ok(text) = std::fs::read_to_string(log) {
+        for line in text.lines().rev().take(3) {
+            let short: String = line.chars().take(160).collect();
+            eprintln!("  {short}...");
+        }
     }
     step("done: see README.md for the rest of the CLI");
     Ok(())
