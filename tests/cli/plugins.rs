@@ -516,3 +516,27 @@ fn the_python_example_sink_receives_every_event() {
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["success"], true);
 }
+
+/// On request (`limits.core_dump`), a trap leaves a core dump beside the manifest for the
+/// plugin's author, and the error names the file.
+#[test]
+fn a_trap_writes_a_core_dump_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    hostile(&plugins, "trap", "core_dump = true\nmax_failures = 1", None);
+    let (_, host) = run_with_plugins(&plugins, 1);
+    let info = host.list().into_iter().next().unwrap();
+    let err = info.last_error.unwrap_or_default();
+    assert!(err.contains("core dump written to"), "{err}");
+    let dumps: Vec<_> = std::fs::read_dir(plugins.join("hostile-trap"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".coredump"))
+        .collect();
+    assert_eq!(dumps.len(), 1);
+    let bytes = std::fs::read(dumps[0].path()).unwrap();
+    assert!(
+        bytes.starts_with(b"\0asm"),
+        "a core dump is a WebAssembly file"
+    );
+}
