@@ -156,6 +156,9 @@ pub struct Worker {
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a flush or shutdown waits out a restarting plugin's backoff; past it, the
+/// events the worker holds for the plugin are counted as dropped.
+const MAX_WAIT_FOR_RESTART: Duration = Duration::from_secs(2);
 
 impl Worker {
     pub fn run(mut self, rx: Receiver<Message>) {
@@ -172,7 +175,12 @@ impl Worker {
         loop {
             let mut wake: Option<Instant> = None;
             if !batch.is_empty() {
-                wake = Some(batch_started + batch_window);
+                // While the plugin is down, held events wait for its restart.
+                let due = batch_started + batch_window;
+                wake = Some(match restart_at.filter(|_| self.instance.is_none()) {
+                    Some(at) => due.max(at),
+                    None => due,
+                });
             }
             if let Some(t) = next_tick {
                 wake = Some(wake.map_or(t, |w| w.min(t)));
@@ -193,11 +201,11 @@ impl Worker {
                     }
                     batch.push(d);
                     if batch.len() >= limits.batch_max {
-                        self.deliver(&mut batch, &mut ctx);
+                        self.deliver(&mut batch, &mut ctx, false);
                     }
                 }
                 Ok(Message::Alerts(alerts)) => {
-                    if let Some(instance) = self.ready_instance(&mut ctx) {
+                    if let Some(instance) = self.ready_instance(&mut ctx, false) {
                         let result = instance.notify(&alerts);
                         self.settle(result.map(|()| Vec::new()), alerts.len(), &mut ctx);
                     } else {
@@ -207,13 +215,13 @@ impl Worker {
                     }
                 }
                 Ok(Message::Flush(ack)) => {
-                    self.deliver(&mut batch, &mut ctx);
+                    self.deliver(&mut batch, &mut ctx, true);
                     self.flush(&mut ctx);
                     let _ = ack.send(());
                 }
                 Ok(Message::Render(reply)) => {
-                    self.deliver(&mut batch, &mut ctx);
-                    let answer = match self.ready_instance(&mut ctx) {
+                    self.deliver(&mut batch, &mut ctx, false);
+                    let answer = match self.ready_instance(&mut ctx, false) {
                         Some(instance) => match instance.render() {
                             Ok(text) => Ok(text),
                             Err(CallError::Refused(m)) => Err(m),
@@ -227,19 +235,19 @@ impl Worker {
                     let _ = reply.send(answer);
                 }
                 Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
-                    self.deliver(&mut batch, &mut ctx);
+                    self.deliver(&mut batch, &mut ctx, true);
                     self.flush(&mut ctx);
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if !batch.is_empty() && batch_started.elapsed() >= batch_window {
-                self.deliver(&mut batch, &mut ctx);
+                self.deliver(&mut batch, &mut ctx, false);
             }
             if let (Some(at), Some(every)) = (next_tick, tick_every) {
                 if Instant::now() >= at {
                     next_tick = Some(Instant::now() + every);
-                    if let Some(instance) = self.ready_instance(&mut ctx) {
+                    if let Some(instance) = self.ready_instance(&mut ctx, false) {
                         let result = instance.tick(Utc::now());
                         self.settle(result, 0, &mut ctx);
                     }
@@ -248,8 +256,11 @@ impl Worker {
         }
     }
 
-    /// The live instance, starting a fresh one when the backoff allows.
-    fn ready_instance(&mut self, ctx: &mut Ctx) -> Option<&mut Live> {
+    /// The live instance, starting a fresh one when the backoff allows. During the
+    /// backoff it returns `None` at once, unless `wait` (a flush or shutdown, which may
+    /// wait up to [`MAX_WAIT_FOR_RESTART`]): the worker must keep draining its queue, or
+    /// a sender under the `block` policy would wait on a plugin that is down.
+    fn ready_instance(&mut self, ctx: &mut Ctx, wait: bool) -> Option<&mut Live> {
         if matches!(
             self.stats.health(),
             Health::Quarantined(_) | Health::Disabled(_)
@@ -258,8 +269,13 @@ impl Worker {
         }
         if self.instance.is_none() {
             if let Some(at) = *ctx.restart_at {
-                // Wait out the backoff here: events queue up meanwhile (bounded).
-                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                let left = at.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    if !wait || left > MAX_WAIT_FOR_RESTART {
+                        return None;
+                    }
+                    std::thread::sleep(left);
+                }
             }
             match self.runtime.start(&self.manifest, self.name.clone()) {
                 Ok(instance) => {
@@ -278,22 +294,33 @@ impl Worker {
         self.instance.as_mut()
     }
 
-    fn deliver(&mut self, batch: &mut Vec<Arc<Delivery>>, ctx: &mut Ctx) {
-        if batch.is_empty() {
-            return;
-        }
-        let n = batch.len();
+    /// Hands `batch` to the plugin, `batch_max` events per call. While the plugin waits
+    /// out a restart backoff, the events stay in `batch` (at most `limits.queue` of them;
+    /// newer ones are dropped and counted) and go to the fresh instance; once it is
+    /// quarantined or disabled, or when a flush or shutdown cannot wait, they are dropped
+    /// and counted.
+    fn deliver(&mut self, batch: &mut Vec<Arc<Delivery>>, ctx: &mut Ctx, wait: bool) {
         let event_json = self.manifest.event_json;
-        match self.ready_instance(ctx) {
-            Some(instance) => {
-                let result = instance.handle_batch(batch, event_json);
-                batch.clear();
-                self.settle(result, n, ctx);
-            }
-            None => {
-                batch.clear();
-                self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            }
+        let batch_max = self.manifest.limits.batch_max;
+        while !batch.is_empty() {
+            let Some(instance) = self.ready_instance(ctx, wait) else {
+                let restarting = self.stats.health() == Health::Restarting;
+                let keep = if restarting && !wait {
+                    self.manifest.limits.queue
+                } else {
+                    0
+                };
+                if batch.len() > keep {
+                    let lost = batch.len() - keep;
+                    batch.truncate(keep);
+                    self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                }
+                return;
+            };
+            let n = batch.len().min(batch_max);
+            let result = instance.handle_batch(&batch[..n], event_json);
+            batch.drain(..n);
+            self.settle(result, n, ctx);
         }
     }
 
@@ -301,7 +328,7 @@ impl Worker {
         if self.instance.is_none() {
             return;
         }
-        if let Some(instance) = self.ready_instance(ctx) {
+        if let Some(instance) = self.ready_instance(ctx, true) {
             let result = instance.flush().map(|()| Vec::new());
             self.settle(result, 0, ctx);
         }
