@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{alert_rule, exporter, host, http, notifier, sink, types};
 use super::engine::EPOCH_TICK;
 use super::manifest::{Manifest, PluginKind};
 use super::net;
+use super::stderr::StderrTail;
 
 /// What every plugin's `Store` holds.
 pub struct PluginState {
@@ -27,7 +27,8 @@ pub struct PluginState {
     table: ResourceTable,
     limits: StoreLimits,
     http_grants: Arc<Vec<String>>,
-    stderr: MemoryOutputPipe,
+    /// The tail of the plugin's stderr, for trap reports.
+    stderr: StderrTail,
     /// Log calls left in the current second (a flood is cut off, not forwarded).
     log_budget: u32,
     log_window: std::time::Instant,
@@ -178,7 +179,7 @@ pub enum CallError {
 }
 
 /// Builds the WASI context from the manifest's grants.
-fn wasi_context(m: &Manifest, stderr: MemoryOutputPipe) -> Result<WasiCtx, String> {
+fn wasi_context(m: &Manifest, stderr: StderrTail) -> Result<WasiCtx, String> {
     let mut b = WasiCtxBuilder::new();
     b.stderr(stderr);
     for d in &m.capabilities.dirs {
@@ -239,7 +240,7 @@ impl Instance {
         manifest: &Manifest,
         name: Arc<str>,
     ) -> Result<Instance, CallError> {
-        let stderr = MemoryOutputPipe::new(256 * 1024);
+        let stderr = StderrTail::new(64 * 1024);
         let wasi = wasi_context(manifest, stderr.clone()).map_err(CallError::Refused)?;
         let limits = StoreLimitsBuilder::new()
             // One commented builder: the plugin's linear memory may grow to its limit;

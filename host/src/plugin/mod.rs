@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod native;
 mod net;
 mod runtime;
+mod stderr;
 mod worker;
 
 use std::collections::HashMap;
@@ -924,6 +925,8 @@ mod tests {
         );
         let error = info.last_error.clone().unwrap();
         assert!(error.contains("core dump written to"), "{error}");
+        // The panic message reached the report through the plugin's stderr.
+        assert!(error.contains("fixture-sink: deliberate panic"), "{error}");
         let dumps: Vec<_> = std::fs::read_dir(&folder)
             .unwrap()
             .flatten()
