@@ -11,11 +11,12 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::Store;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{alert_rule, exporter, host, http, notifier, sink, types};
 use super::engine::EPOCH_TICK;
+use super::limiter::PluginLimiter;
 use super::manifest::{Manifest, PluginKind};
 use super::net;
 use super::stderr::StderrTail;
@@ -25,7 +26,7 @@ pub struct PluginState {
     name: Arc<str>,
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: PluginLimiter,
     http_grants: Arc<Vec<String>>,
     /// The tail of the plugin's stderr, for trap reports.
     stderr: StderrTail,
@@ -242,16 +243,9 @@ impl Instance {
     ) -> Result<Instance, CallError> {
         let stderr = StderrTail::new(64 * 1024);
         let wasi = wasi_context(manifest, stderr.clone()).map_err(CallError::Refused)?;
-        let limits = StoreLimitsBuilder::new()
-            // One commented builder: the plugin's linear memory may grow to its limit;
-            // past it, `memory.grow` traps instead of failing quietly, so a memory bomb
-            // ends in a clear "memory limit" trap.
-            .memory_size((manifest.limits.memory_mb as usize) << 20)
-            .instances(16)
-            .tables(64)
-            .memories(16)
-            .trap_on_grow_failure(true)
-            .build();
+        // The memory cap is on all the plugin's linear memories together; growing past
+        // it traps (see `limiter`).
+        let limits = PluginLimiter::new(manifest.limits.memory_mb);
         let state = PluginState {
             name,
             wasi,

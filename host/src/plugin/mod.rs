@@ -16,6 +16,7 @@ mod bindings;
 mod convert;
 pub mod engine;
 mod instance;
+mod limiter;
 pub mod manifest;
 pub mod native;
 mod net;
