@@ -6,6 +6,7 @@
 
 pub mod executor;
 mod ids;
+pub mod logs;
 pub mod model;
 pub mod plugin;
 pub mod registry;

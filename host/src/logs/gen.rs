@@ -1,0 +1,367 @@
+//! A deterministic generator of execution logs in the sink's format, for the benchmark
+//! (`host/benches/logs_query.rs`), the example (`host/examples/gen_logs.rs`) and the tests
+//! that compare `metaclaude logs` with a jq reference.
+//!
+//! Each rotated file covers its own time window and is generated from its own seed, so
+//! files are made in parallel and the output depends only on the configuration.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::model::{
+    timestamp, AttemptSummary, ErrorCategory, ErrorDetails, ExecutionResult, MeasurementSource,
+    ResourceUsage,
+};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenConfig {
+    pub seed: u64,
+    /// Uncompressed bytes over all files (reached approximately, rounded up by one line).
+    pub total_bytes: u64,
+    /// Uncompressed bytes per rotated file; the remainder goes to the live file.
+    pub rotated_bytes: u64,
+    /// Share of the total written to the live (plain) file.
+    pub live_fraction: f64,
+    /// The first record's time.
+    pub start: DateTime<Utc>,
+    /// The time each rotated file covers.
+    pub window: Duration,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            seed: 42,
+            total_bytes: 64 << 20,
+            rotated_bytes: 16 << 20,
+            live_fraction: 0.05,
+            start: DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+                .expect("valid")
+                .with_timezone(&Utc),
+            window: Duration::hours(6),
+        }
+    }
+}
+
+/// What was generated.
+#[derive(Debug, Clone, Default)]
+pub struct GenSummary {
+    pub files: usize,
+    pub executions: u64,
+    pub lifecycle_lines: u64,
+    pub uncompressed_bytes: u64,
+    pub compressed_bytes: u64,
+}
+
+const SCRIPTS: usize = 40;
+const SPECIALISTS: [&str; 6] = [
+    "api-ui-designer",
+    "backend-architect",
+    "data-engineer",
+    "security-auditor",
+    "test-writer",
+    "docs-writer",
+];
+const USERS: [&str; 8] = ["ann", "bob", "chen", "dana", "eve", "farid", "gus", "hana"];
+
+#[derive(Serialize)]
+struct Line<'a> {
+    log_version: u32,
+    timestamp: String,
+    level: &'static str,
+    event: &'static str,
+    category: Option<ErrorCategory>,
+    #[serde(flatten)]
+    result: &'a ExecutionResult,
+}
+
+#[derive(Serialize)]
+struct Lifecycle<'a> {
+    log_version: u32,
+    timestamp: String,
+    level: &'static str,
+    event: &'static str,
+    execution_id: &'a str,
+    script_id: &'a str,
+    attempt: u32,
+}
+
+/// Writes the log into `dir` (which must exist): rotated `.gz` files (each of two gzip
+/// members, as an appending writer may leave them) and a live `executions.jsonl`.
+pub fn generate(dir: &Path, cfg: &GenConfig) -> io::Result<GenSummary> {
+    let live_bytes = (cfg.total_bytes as f64 * cfg.live_fraction) as u64;
+    let rotated_total = cfg.total_bytes.saturating_sub(live_bytes);
+    let rotated_count = rotated_total.div_ceil(cfg.rotated_bytes.max(1)) as usize;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<io::Result<GenSummary>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut sum = GenSummary::default();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i > rotated_count {
+                            return Ok(sum);
+                        }
+                        let live = i == rotated_count;
+                        let bytes = if live { live_bytes } else { cfg.rotated_bytes };
+                        let part = write_file(dir, cfg, i, live, bytes)?;
+                        sum.files += 1;
+                        sum.executions += part.executions;
+                        sum.lifecycle_lines += part.lifecycle_lines;
+                        sum.uncompressed_bytes += part.uncompressed_bytes;
+                        sum.compressed_bytes += part.compressed_bytes;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("generator thread"))
+            .collect()
+    });
+    let mut total = GenSummary::default();
+    for r in results {
+        let r = r?;
+        total.files += r.files;
+        total.executions += r.executions;
+        total.lifecycle_lines += r.lifecycle_lines;
+        total.uncompressed_bytes += r.uncompressed_bytes;
+        total.compressed_bytes += r.compressed_bytes;
+    }
+    Ok(total)
+}
+
+fn write_file(
+    dir: &Path,
+    cfg: &GenConfig,
+    index: usize,
+    live: bool,
+    bytes: u64,
+) -> io::Result<GenSummary> {
+    let mut rng =
+        StdRng::seed_from_u64(cfg.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let window_start = cfg.start + cfg.window * index as i32;
+    // About 1.3 KB a line on average: spread the lines over the window.
+    let expected = (bytes / 1300).max(1) as i64;
+    let step =
+        Duration::microseconds((cfg.window.num_microseconds().unwrap_or(1) / expected).max(1));
+    let mut sum = GenSummary::default();
+    let mut body = Vec::with_capacity(bytes as usize + 4096);
+    let mut t = window_start;
+    let mut seq = 0u64;
+    while (body.len() as u64) < bytes {
+        seq += 1;
+        t += step;
+        let r = execution(&mut rng, t, index, seq);
+        if rng.random_bool(0.25) {
+            let lc = Lifecycle {
+                log_version: 1,
+                timestamp: timestamp::format(&r.started_at),
+                level: "DEBUG",
+                event: ["queued", "started", "attempt_failed", "retry_scheduled"]
+                    [rng.random_range(0..4)],
+                execution_id: &r.execution_id,
+                script_id: &r.script_id,
+                attempt: 1,
+            };
+            serde_json::to_writer(&mut body, &lc)?;
+            body.push(b'\n');
+            sum.lifecycle_lines += 1;
+        }
+        let line = Line {
+            log_version: 1,
+            timestamp: timestamp::format(&r.finished_at),
+            level: match (r.success, r.retries) {
+                (true, 0) => "INFO",
+                (true, _) => "WARN",
+                (false, _) => "ERROR",
+            },
+            event: "finished",
+            category: r.category(),
+            result: &r,
+        };
+        serde_json::to_writer(&mut body, &line)?;
+        body.push(b'\n');
+        sum.executions += 1;
+    }
+    sum.uncompressed_bytes = body.len() as u64;
+    sum.files = 1;
+    if live {
+        std::fs::write(dir.join(super::reader::LIVE_FILE), &body)?;
+        sum.compressed_bytes = body.len() as u64;
+        return Ok(sum);
+    }
+    let rotated_at = window_start + cfg.window;
+    let name = format!(
+        "executions-{}.jsonl.gz",
+        rotated_at.format("%Y-%m-%dT%H-%M-%S%.6fZ")
+    );
+    let path = dir.join(name);
+    let mut out = BufWriter::new(File::create(&path)?);
+    // Two members, split at a line boundary.
+    let half = body[..body.len() / 2]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
+    for part in [&body[..half], &body[half..]] {
+        let mut enc = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(6));
+        enc.write_all(part)?;
+        enc.finish()?;
+    }
+    out.flush()?;
+    sum.compressed_bytes = std::fs::metadata(&path)?.len();
+    Ok(sum)
+}
+
+fn execution(rng: &mut StdRng, finished: DateTime<Utc>, file: usize, seq: u64) -> ExecutionResult {
+    let script = rng.random_range(0..SCRIPTS);
+    let script_id = format!(
+        "script_{script:02}_{}",
+        ["validate", "build", "lint", "deploy"][script % 4]
+    );
+    let specialist =
+        (rng.random_range(0..10) > 0).then(|| SPECIALISTS[script % SPECIALISTS.len()].to_string());
+    let user =
+        (rng.random_range(0..20) > 0).then(|| USERS[rng.random_range(0..USERS.len())].to_string());
+    // Scripts differ in how slow and how flaky they are.
+    let slow = 0.05 + (script as f64) * 0.02;
+    let wall = (slow * (1.0 + 3.0 * rng.random::<f64>().powi(3)) * 1e6).round() / 1e6;
+    let success = rng.random::<f64>() > 0.05 + (script % 5) as f64 * 0.03;
+    let retries = if rng.random_bool(0.1) {
+        rng.random_range(1..3)
+    } else {
+        0
+    };
+    let category =
+        (!success).then(|| ErrorCategory::ALL[rng.random_range(0..ErrorCategory::ALL.len())]);
+    let peak = (5.0 + rng.random::<f64>() * 200.0 * 1000.0).round() / 1000.0;
+    let cpu = (wall * rng.random::<f64>() * 1e6).round() / 1e6;
+    let started = finished - Duration::microseconds((wall * 1e6) as i64);
+    let stdout_len = rng.random_range(100..900);
+    let stdout: String = "checked 42 items; all fine. "
+        .chars()
+        .cycle()
+        .take(stdout_len)
+        .collect();
+    let stderr = if success {
+        String::new()
+    } else {
+        "Traceback (most recent call last):\n  File \"x.py\", line 3\nValueError: \"bad\"\n"
+            .to_string()
+    };
+    let error_details = category.map(|c| ErrorDetails {
+        category: c,
+        message: format!("{c} while running {script_id}"),
+        context: crate::model::ErrorContext {
+            script_id: script_id.clone(),
+            script_path: format!("scripts/{script_id}.py"),
+            specialist: specialist.clone(),
+            exit_code: Some(1),
+            signal: None,
+            attempt: retries + 1,
+            extra: BTreeMap::new(),
+        },
+        suggestions: vec!["Check the input file".into(), "Run with --verbose".into()],
+        stack_trace: Some(stderr.clone()),
+    });
+    let attempts = (0..=retries)
+        .map(|a| AttemptSummary {
+            attempt: a + 1,
+            started_at: started,
+            finished_at: finished,
+            success: success || a < retries,
+            exit_code: Some(if success { 0 } else { 1 }),
+            signal: None,
+            category,
+            message: None,
+            wall_time_seconds: wall,
+            cpu_time_seconds: cpu,
+            peak_memory_mb: peak,
+            delay_before_ms: u64::from(a) * 1000,
+        })
+        .collect();
+    let mut inputs = BTreeMap::new();
+    inputs.insert("schema_file".to_string(), serde_json::json!("api.yaml"));
+    ExecutionResult {
+        execution_id: format!("01J{file:06}{seq:012}"),
+        script_id,
+        specialist,
+        success,
+        exit_code: Some(if success { 0 } else { 1 }),
+        signal: None,
+        stdout,
+        stderr,
+        stdout_truncated: false,
+        stderr_truncated: false,
+        started_at: started,
+        finished_at: finished,
+        attempts,
+        retries,
+        inputs,
+        session_id: Some(format!("session-{}", rng.random_range(0..500))),
+        correlation_id: Some(format!("request-{}", rng.random_range(0..100_000))),
+        user,
+        error_details,
+        resource_usage: ResourceUsage {
+            memory_start_mb: 3.5,
+            memory_end_mb: peak / 2.0,
+            peak_memory_mb: peak,
+            peak_memory_largest_process_mb: peak,
+            cpu_time_seconds: cpu,
+            cpu_user_seconds: cpu,
+            cpu_system_seconds: 0.0,
+            wall_time_seconds: wall,
+            memory_start_source: MeasurementSource::Sampling,
+            memory_end_source: MeasurementSource::Sampling,
+            peak_memory_source: MeasurementSource::Cgroup,
+            cpu_time_source: MeasurementSource::Cgroup,
+        },
+    }
+}
+
+/// The jq program computing `metaclaude logs --stats --json --group-by <field>` from
+/// decompressed log lines (`jq -n -c -f`), with nearest-rank percentiles. `key` is the jq
+/// expression of the group key, e.g. `.script_id`.
+pub fn jq_stats_program(key: &str) -> String {
+    format!(
+        r#"
+def acc0: {{count:0, successes:0, d:[], dsum:0, msum:0, mmax:null, cpu:0, retries:0, cats:{{}}}};
+def add($r):
+  .count += 1
+  | .d[.count - 1] = $r.resource_usage.wall_time_seconds
+  | (if $r.success == true then .successes += 1
+     else .cats[($r.category // "(none)")] += 1 end)
+  | .dsum += $r.resource_usage.wall_time_seconds
+  | .msum += $r.resource_usage.peak_memory_mb
+  | .mmax = ([.mmax, $r.resource_usage.peak_memory_mb] | max)
+  | .cpu += $r.resource_usage.cpu_time_seconds
+  | .retries += ($r.retries // 0);
+def pct($p): (.d | length) as $n | if $n == 0 then null
+  else .d[([((($p / 100 * $n) | ceil) - 1), 0] | max)] end;
+def fin: (.d |= sort) | {{
+  count, successes, failures: (.count - .successes),
+  success_rate: (if .count > 0 then .successes * 100 / .count else null end),
+  duration_seconds: {{avg: (if .count > 0 then .dsum / .count else null end),
+    p50: pct(50), p90: pct(90), p95: pct(95), p99: pct(99), max: .d[-1]}},
+  peak_memory_mb: {{max: .mmax, avg: (if .count > 0 then .msum / .count else null end)}},
+  cpu_time_seconds_total: .cpu, retries, failures_by_category: .cats}};
+reduce (inputs | select(.event == "finished")) as $r
+  ({{overall: acc0, groups: {{}}}};
+   .overall |= add($r)
+   | (($r | {key}) // "(none)") as $k
+   | .groups[$k] |= ((. // acc0) | add($r)))
+| {{overall: (.overall | fin),
+    groups: ([.groups | to_entries[] | {{key}} + (.value | fin)] | sort_by(.key))}}
+"#
+    )
+}

@@ -1,0 +1,478 @@
+//! `metaclaude logs`: the query side of the execution log (the seed's `execution-logger.py`
+//! query interface).
+//!
+//! The log sink plugin writes JSON lines into the log directory: a live `executions.jsonl`
+//! and rotated, gzip-compressed `executions-<UTC rotation time>.jsonl.gz` files. This module
+//! reads all of them as one log, with these properties:
+//!
+//! * Streaming: lines are cut out of a 1 MiB buffer and parsed in place, so memory does not
+//!   grow with the log (except `--stats`, which keeps 8 bytes per execution for exact
+//!   percentiles, and an unlimited listing, which holds one file's matches to print them
+//!   newest first).
+//! * Fast: statistics read the files on all cores (one file per thread); exact-value filters
+//!   reject lines with a byte scan before parsing; only the needed fields are parsed, borrowed
+//!   from the line; files are chosen by the times in their names when a date filter allows.
+//! * Forgiving: an unreadable file, corrupt gzip data or a line that is not JSON is reported
+//!   on stderr with file and line, and the query answers from everything else. An incomplete
+//!   last line (a writer still appending) is skipped with a note.
+
+pub mod dates;
+pub mod gen;
+pub mod query;
+pub mod reader;
+pub mod stats;
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use chrono::{DateTime, Local, Utc};
+
+use crate::model::ErrorCategory;
+use query::{Filter, Matcher, Record};
+use reader::{LogFile, Reporter};
+use stats::{GroupBy, Report, StatsAcc};
+
+/// The default log directory, relative to the current directory.
+pub const DEFAULT_LOG_DIR: &str = ".claude/logs/executions";
+
+/// `metaclaude logs`: list or summarise executions from the JSON-lines log.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    metaclaude logs --failed --limit 20\n  \
+    metaclaude logs --stats --start-date \"$(date -d '-1 hour' '+%Y-%m-%d %H:%M:%S')\"\n  \
+    metaclaude logs --stats --since 1h\n  \
+    metaclaude logs --json --specialist api-ui-designer > api_logs.json\n  \
+    metaclaude logs --stats --group-by user")]
+pub struct LogsArgs {
+    /// The log directory.
+    #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = DEFAULT_LOG_DIR)]
+    pub log_dir: PathBuf,
+    /// Only failed executions.
+    #[arg(long)]
+    pub failed: bool,
+    /// At most N executions (the newest), or with --stats the N newest are summarised.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// JSON lines on stdout (one full record per line; with --stats one report object).
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub specialist: Option<String>,
+    /// Only this script id.
+    #[arg(long)]
+    pub script: Option<String>,
+    /// Only this error category (TIMEOUT, VALIDATION, DEPENDENCY, EXECUTION, PERMISSION,
+    /// RESOURCE, UNKNOWN; any case).
+    #[arg(long, value_parser = parse_category)]
+    pub category: Option<ErrorCategory>,
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this session id.
+    #[arg(long)]
+    pub session: Option<String>,
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Executions finished at or after: YYYY-MM-DD, "YYYY-MM-DD HH:MM:SS" (local time) or RFC 3339.
+    #[arg(long, value_parser = parse_start, conflicts_with = "since")]
+    pub start_date: Option<DateTime<Utc>>,
+    /// Executions finished up to (inclusive): a day includes the whole day.
+    #[arg(long, value_parser = parse_end)]
+    pub end_date: Option<DateTime<Utc>>,
+    /// Executions of the last 90s, 15m, 1h, 2d, 1w.
+    #[arg(long, value_name = "AGE", value_parser = dates::parse_since)]
+    pub since: Option<chrono::Duration>,
+    /// Statistics instead of a listing.
+    #[arg(long)]
+    pub stats: bool,
+    /// Statistics per user, script, specialist, category, hour or day (implies --stats).
+    #[arg(long, value_enum)]
+    pub group_by: Option<GroupBy>,
+}
+
+fn parse_category(s: &str) -> Result<ErrorCategory, String> {
+    s.parse()
+}
+
+fn parse_start(s: &str) -> Result<DateTime<Utc>, String> {
+    dates::parse_instant(s, false, &Local)
+}
+
+fn parse_end(s: &str) -> Result<DateTime<Utc>, String> {
+    dates::parse_instant(s, true, &Local)
+}
+
+impl LogsArgs {
+    /// The time bounds `[start, end)` the filters ask for, `now` anchoring `--since`.
+    pub fn bounds(&self, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let start = self.start_date.or_else(|| self.since.map(|d| now - d));
+        (start, self.end_date)
+    }
+
+    pub fn filter(&self, now: DateTime<Utc>) -> Filter {
+        let (start, end) = self.bounds(now);
+        Filter {
+            failed: self.failed,
+            specialist: self.specialist.clone(),
+            script: self.script.clone(),
+            category: self.category.map(|c| c.as_str().to_string()),
+            user: self.user.clone(),
+            session: self.session.clone(),
+            correlation_id: self.correlation_id.clone(),
+            start: start.as_ref().map(dates::bound_text),
+            end: end.as_ref().map(dates::bound_text),
+        }
+    }
+
+    fn wants_stats(&self) -> bool {
+        self.stats || self.group_by.is_some()
+    }
+}
+
+/// Runs `metaclaude logs`, writing to stdout. Problems with single files or lines are
+/// reported on stderr and do not fail the query; a missing log directory does.
+pub fn run(args: &LogsArgs) -> anyhow::Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    match execute(args, &mut out).and_then(|()| out.flush().map_err(Into::into)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // `metaclaude logs | head`: the reader has all it wants.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// The query behind [`run`], writing its answer to `out` (the benchmark and tests call this).
+pub fn execute(args: &LogsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let dir = &args.log_dir;
+    let files = reader::discover(dir).with_context(|| {
+        format!(
+            "cannot read the execution log directory {} (set METACLAUDE_LOG_DIR or --log-dir \
+             to where the log sink writes; it is created by the first execution)",
+            dir.display()
+        )
+    })?;
+    let (start, end) = args.bounds(now);
+    let files: Vec<LogFile> = files
+        .into_iter()
+        .filter(|f| f.may_overlap(start, end))
+        .collect();
+    let matcher = Matcher::new(args.filter(now));
+    let reporter = Reporter::default();
+    if args.wants_stats() {
+        let report = match args.limit {
+            None => stats_parallel(&files, &matcher, &reporter, args.group_by),
+            Some(limit) => {
+                let mut acc = StatsAcc::default();
+                newest_first(&files, &matcher, &reporter, Some(limit), |r, _| {
+                    acc.add(r, args.group_by);
+                    Ok(())
+                })?;
+                acc.finish(args.group_by)
+            }
+        };
+        if args.json {
+            serde_json::to_writer(&mut *out, &report)?;
+            writeln!(out)?;
+        } else {
+            write_stats_table(out, &report)?;
+        }
+    } else {
+        if !args.json {
+            writeln!(out, "{}", table_row(&HEADER.map(String::from)))?;
+        }
+        let mut shown = 0u64;
+        newest_first(&files, &matcher, &reporter, args.limit, |r, line| {
+            shown += 1;
+            if args.json {
+                out.write_all(line)?;
+                out.write_all(b"\n")?;
+            } else {
+                writeln!(out, "{}", table_row(&row(r)))?;
+            }
+            Ok(())
+        })?;
+        if shown == 0 && !args.json {
+            writeln!(out, "(no executions match)")?;
+        }
+    }
+    let problems = reporter.count();
+    if problems > 0 {
+        eprintln!(
+            "warning: {problems} problem(s) reading the log (above); the answer leaves those lines out"
+        );
+    }
+    Ok(())
+}
+
+/// Scans one file, calling `each` with every matching execution record and its line.
+/// Lines that are not JSON are reported (the first few one by one) and skipped.
+fn scan_file(
+    file: &LogFile,
+    matcher: &Matcher,
+    reporter: &Reporter,
+    mut each: impl FnMut(&Record<'_>, &[u8]) -> bool,
+) {
+    let mut bad = 0u64;
+    reader::for_each_line(file, reporter, |n, line| {
+        if !matcher.may_match(line) {
+            return true;
+        }
+        match serde_json::from_slice::<Record>(line) {
+            Ok(r) if r.is_execution() && matcher.matches(&r) => each(&r, line),
+            Ok(_) => true,
+            Err(e) => {
+                bad += 1;
+                if bad <= reader::MAX_LINE_REPORTS {
+                    reporter.warn(format_args!(
+                        "{}:{n}: not a JSON log record ({e}); line skipped",
+                        file.path.display()
+                    ));
+                }
+                true
+            }
+        }
+    });
+    if bad > reader::MAX_LINE_REPORTS {
+        reporter.warn(format_args!(
+            "{}: {} more lines that are not JSON records skipped",
+            file.path.display(),
+            bad - reader::MAX_LINE_REPORTS
+        ));
+    }
+}
+
+/// Statistics over all files, one file per thread on every core, largest files first so
+/// that the threads finish together.
+fn stats_parallel(
+    files: &[LogFile],
+    matcher: &Matcher,
+    reporter: &Reporter,
+    group_by: Option<GroupBy>,
+) -> Report {
+    let mut order: Vec<(u64, &LogFile)> = files
+        .iter()
+        .map(|f| (std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0), f))
+        .collect();
+    order.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(order.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let mut total = StatsAcc::default();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut acc = StatsAcc::default();
+                    while let Some((_, file)) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        scan_file(file, matcher, reporter, |r, _| {
+                            acc.add(r, group_by);
+                            true
+                        });
+                    }
+                    acc
+                })
+            })
+            .collect();
+        for w in workers {
+            total.merge(w.join().expect("a log reading thread panicked"));
+        }
+    });
+    total.finish(group_by)
+}
+
+/// Matching executions newest first, at most `limit`. Files are read newest first; within
+/// a file (written oldest first) the matches are held (only the last `limit` of them) and
+/// then handed out in reverse.
+fn newest_first(
+    files: &[LogFile],
+    matcher: &Matcher,
+    reporter: &Reporter,
+    limit: Option<usize>,
+    mut each: impl FnMut(&Record<'_>, &[u8]) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut remaining = limit.unwrap_or(usize::MAX);
+    for file in files.iter().rev() {
+        if remaining == 0 {
+            break;
+        }
+        let mut held: VecDeque<Vec<u8>> = VecDeque::new();
+        scan_file(file, matcher, reporter, |_, line| {
+            if held.len() == remaining {
+                held.pop_front();
+            }
+            held.push_back(line.to_vec());
+            true
+        });
+        remaining -= held.len();
+        for line in held.iter().rev() {
+            let r: Record = serde_json::from_slice(line).expect("parsed once already");
+            each(&r, line)?;
+        }
+    }
+    Ok(())
+}
+
+const HEADER: [&str; 9] = [
+    "FINISHED (UTC)",
+    "LEVEL",
+    "SCRIPT",
+    "SPECIALIST",
+    "USER",
+    "DURATION",
+    "PEAK MB",
+    "RESULT",
+    "EXECUTION ID",
+];
+
+fn row(r: &Record<'_>) -> [String; 9] {
+    let s = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().unwrap_or("-").to_string();
+    let u = r.usage();
+    let result = match (r.success, r.category.as_deref(), r.exit_code) {
+        (Some(true), _, _) => "ok".to_string(),
+        (_, Some(c), Some(code)) => format!("{c} (exit {code})"),
+        (_, Some(c), None) => c.to_string(),
+        (_, None, Some(code)) => format!("exit {code}"),
+        _ => "failed".to_string(),
+    };
+    let ts = r.timestamp.as_deref().unwrap_or("-");
+    [
+        ts.get(..19).unwrap_or(ts).replace('T', " "),
+        s(&r.level),
+        s(&r.script_id),
+        s(&r.specialist),
+        s(&r.user),
+        format!("{:.3}s", u.wall_time_seconds),
+        format!("{:.1}", u.peak_memory_mb),
+        result,
+        s(&r.execution_id),
+    ]
+}
+
+/// Fixed widths keep a streamed table aligned without holding rows to measure them.
+fn table_row(cells: &[String; 9]) -> String {
+    const WIDTHS: [usize; 9] = [19, 5, 28, 20, 12, 10, 8, 22, 0];
+    let mut line = String::new();
+    for (cell, w) in cells.iter().zip(WIDTHS) {
+        let cell = if w > 0 && cell.chars().count() > w {
+            let cut: String = cell.chars().take(w - 1).collect();
+            format!("{cut}…")
+        } else {
+            cell.clone()
+        };
+        line.push_str(&format!("{cell:<w$}  "));
+    }
+    line.trim_end().to_string()
+}
+
+fn write_stats_table(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let o = &report.overall;
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    writeln!(out, "Executions:        {}", o.count)?;
+    writeln!(out, "Successes:         {}", o.successes)?;
+    writeln!(out, "Failures:          {}", o.failures)?;
+    writeln!(
+        out,
+        "Success rate:      {}",
+        o.success_rate
+            .map_or("-".to_string(), |r| format!("{r:.1}%"))
+    )?;
+    let d = &o.duration_seconds;
+    writeln!(
+        out,
+        "Duration (s):      avg {}  p50 {}  p90 {}  p95 {}  p99 {}  max {}  (nearest-rank)",
+        f(d.avg),
+        f(d.p50),
+        f(d.p90),
+        f(d.p95),
+        f(d.p99),
+        f(d.max)
+    )?;
+    writeln!(
+        out,
+        "Peak memory (MB):  max {}  avg {}",
+        f(o.peak_memory_mb.max),
+        f(o.peak_memory_mb.avg)
+    )?;
+    writeln!(
+        out,
+        "CPU time (s):      {:.3} total",
+        o.cpu_time_seconds_total
+    )?;
+    writeln!(out, "Retries:           {}", o.retries)?;
+    if !o.failures_by_category.is_empty() {
+        writeln!(out, "Failures by category:")?;
+        for (c, n) in &o.failures_by_category {
+            writeln!(out, "  {c:<12} {n}")?;
+        }
+    }
+    if let Some(g) = report.group_by {
+        use clap::ValueEnum;
+        let name = g
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<28} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7}  FAILURES",
+            name.to_uppercase(),
+            "COUNT",
+            "OK",
+            "FAILED",
+            "RATE",
+            "AVG s",
+            "P50 s",
+            "P90 s",
+            "P95 s",
+            "P99 s",
+            "MAX s",
+            "PEAK MB",
+            "CPU s",
+            "RETRIES"
+        )?;
+        for group in &report.groups {
+            let s = &group.stats;
+            let d = &s.duration_seconds;
+            let cats: Vec<String> = s
+                .failures_by_category
+                .iter()
+                .map(|(c, n)| format!("{c}={n}"))
+                .collect();
+            writeln!(
+                out,
+                "{:<28} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10.1} {:>7}  {}",
+                group.key,
+                s.count,
+                s.successes,
+                s.failures,
+                s.success_rate.map_or("-".to_string(), |r| format!("{r:.1}%")),
+                f(d.avg),
+                f(d.p50),
+                f(d.p90),
+                f(d.p95),
+                f(d.p99),
+                f(d.max),
+                f(s.peak_memory_mb.max),
+                s.cpu_time_seconds_total,
+                s.retries,
+                cats.join(" ")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

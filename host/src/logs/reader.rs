@@ -1,0 +1,308 @@
+//! Finding the log's files and streaming their lines, plain or gzip, with bad input reported
+//! (file and line) rather than fatal: one damaged file must not hide the rest of the log.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use flate2::read::MultiGzDecoder;
+
+use super::dates::rotated_time;
+
+/// The live file's name inside the log directory.
+pub const LIVE_FILE: &str = "executions.jsonl";
+
+/// One file of the log and the span of time its lines can fall in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    pub gzip: bool,
+    /// Lines are newer than this (the previous rotated file's time); `None` for the oldest.
+    pub after: Option<DateTime<Utc>>,
+    /// Lines are older than this (the file's rotation time); `None` for the live file.
+    pub before: Option<DateTime<Utc>>,
+}
+
+impl LogFile {
+    /// Whether the file can hold a line in `[start, end)`, judged from names alone.
+    pub fn may_overlap(&self, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> bool {
+        let too_old = matches!((self.before, start), (Some(b), Some(s)) if b < s);
+        let too_new = matches!((self.after, end), (Some(a), Some(e)) if a >= e);
+        !too_old && !too_new
+    }
+}
+
+/// The log's files, oldest first: rotated files by the time in their names, then the live
+/// file. Files that are neither (`.tmp` leftovers of an interrupted compression, strays) are
+/// ignored.
+pub fn discover(dir: &Path) -> io::Result<Vec<LogFile>> {
+    let mut rotated = Vec::new();
+    let mut live = None;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == LIVE_FILE {
+            live = Some(entry.path());
+        } else if let Some(t) = rotated_time(name) {
+            rotated.push((t, name.ends_with(".gz"), entry.path()));
+        }
+    }
+    // An uncompressed and a compressed copy of one rotation can coexist for a moment while
+    // the sink compresses: keep the plain one only if the .gz is missing.
+    rotated.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    rotated.dedup_by(|later, earlier| later.0 == earlier.0);
+    let mut files = Vec::with_capacity(rotated.len() + 1);
+    let mut after = None;
+    for (t, gzip, path) in rotated {
+        files.push(LogFile {
+            path,
+            gzip,
+            after,
+            before: Some(t),
+        });
+        after = Some(t);
+    }
+    if let Some(path) = live {
+        files.push(LogFile {
+            path,
+            gzip: false,
+            after,
+            before: None,
+        });
+    }
+    Ok(files)
+}
+
+/// Problems met while reading, printed on stderr as they happen and counted, so the query's
+/// answer can say it is incomplete. At most [`MAX_LINE_REPORTS`] bad lines per file are
+/// printed one by one; the rest are summed up at the end of the file.
+#[derive(Debug, Default)]
+pub struct Reporter {
+    pub problems: Mutex<u64>,
+}
+
+pub const MAX_LINE_REPORTS: u64 = 5;
+
+impl Reporter {
+    pub fn warn(&self, msg: impl std::fmt::Display) {
+        *self.problems.lock().unwrap() += 1;
+        eprintln!("warning: {msg}");
+    }
+
+    /// A note is not a problem: an incomplete last line is what a live log looks like.
+    pub fn note(&self, msg: impl std::fmt::Display) {
+        eprintln!("note: {msg}");
+    }
+
+    pub fn count(&self) -> u64 {
+        *self.problems.lock().unwrap()
+    }
+}
+
+/// Streams `file`'s complete lines (1-based numbers) to `each`, which returns `false` to
+/// stop early. Reports an unreadable file, corrupt gzip data and an incomplete last line on
+/// `reporter` and returns normally: the caller goes on with the other files.
+pub fn for_each_line(
+    file: &LogFile,
+    reporter: &Reporter,
+    mut each: impl FnMut(u64, &[u8]) -> bool,
+) {
+    let path = file.path.display();
+    let raw = match File::open(&file.path) {
+        Ok(f) => f,
+        Err(e) => {
+            reporter.warn(format_args!(
+                "{path}: cannot open ({e}); skipped. Check its permissions."
+            ));
+            return;
+        }
+    };
+    let result = if file.gzip {
+        stream_lines(
+            MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, raw)),
+            &mut each,
+        )
+    } else {
+        stream_lines(raw, &mut each)
+    };
+    match result {
+        Ok(Tail::Complete | Tail::Stopped) => {}
+        Ok(Tail::Incomplete { line, bytes }) => reporter.note(format_args!(
+            "{path}:{line}: incomplete last line ({bytes} bytes, no newline) skipped; \
+             a writer may still be appending it"
+        )),
+        Err((line, e)) if file.gzip => reporter.warn(format_args!(
+            "{path}: corrupt gzip data after line {line} ({e}); the rest of this file is \
+             skipped. `gzip -t {path}` shows the damage."
+        )),
+        Err((line, e)) => reporter.warn(format_args!(
+            "{path}: read error after line {line} ({e}); the rest of this file is skipped"
+        )),
+    }
+}
+
+/// How a stream ended.
+#[derive(Debug, PartialEq)]
+pub enum Tail {
+    Complete,
+    Stopped,
+    /// Bytes after the last newline: a line still being written (or cut by a crash).
+    Incomplete {
+        line: u64,
+        bytes: usize,
+    },
+}
+
+/// Splits `r` into lines with a byte scan over a large buffer: no per-line allocation and
+/// memory bounded by the longest line. Errors carry the number of the last complete line.
+pub fn stream_lines<R: Read>(
+    mut r: R,
+    each: &mut impl FnMut(u64, &[u8]) -> bool,
+) -> Result<Tail, (u64, io::Error)> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut filled = 0;
+    let mut line_no = 0u64;
+    loop {
+        if filled == buf.len() {
+            // A line longer than the buffer: grow rather than split it.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match r.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err((line_no, e)),
+        };
+        if n == 0 {
+            return Ok(if filled == 0 {
+                Tail::Complete
+            } else {
+                Tail::Incomplete {
+                    line: line_no + 1,
+                    bytes: filled,
+                }
+            });
+        }
+        let scan_from = filled;
+        filled += n;
+        let mut start = 0;
+        let mut search = scan_from;
+        while let Some(pos) = memchr::memchr(b'\n', &buf[search..filled]) {
+            let end = search + pos;
+            line_no += 1;
+            let line = &buf[start..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() && !each(line_no, line) {
+                return Ok(Tail::Stopped);
+            }
+            start = end + 1;
+            search = start;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn lines_of(data: &[u8]) -> (Vec<(u64, String)>, Result<Tail, u64>) {
+        let mut out = Vec::new();
+        let tail = stream_lines(data, &mut |n, l| {
+            out.push((n, String::from_utf8_lossy(l).into_owned()));
+            true
+        })
+        .map_err(|(n, _)| n);
+        (out, tail)
+    }
+
+    #[test]
+    fn splits_lines_and_notices_an_incomplete_last_one() {
+        let (lines, tail) = lines_of(b"a\nbb\r\n\nccc");
+        assert_eq!(lines, vec![(1, "a".into()), (2, "bb".into())]);
+        assert_eq!(tail, Ok(Tail::Incomplete { line: 4, bytes: 3 }));
+        let (_, tail) = lines_of(b"a\n");
+        assert_eq!(tail, Ok(Tail::Complete));
+    }
+
+    #[test]
+    fn lines_longer_than_the_buffer_stay_whole() {
+        let long = "x".repeat(3 << 20);
+        let data = format!("{long}\nshort\n");
+        let (lines, tail) = lines_of(data.as_bytes());
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].1.len(), long.len());
+        assert_eq!(tail, Ok(Tail::Complete));
+    }
+
+    #[test]
+    fn discovers_files_oldest_first_and_skips_strays() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "executions.jsonl",
+            "executions-2024-01-15T10-00-00.000000Z.jsonl.gz",
+            "executions-2024-01-14T10-00-00.000000Z.jsonl.gz",
+            "executions-2024-01-14T10-00-00.000000Z.jsonl",
+            "executions-2024-01-16T10-00-00.000000Z.jsonl.gz.tmp",
+            "notes.txt",
+        ] {
+            fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let files = discover(dir.path()).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "executions-2024-01-14T10-00-00.000000Z.jsonl.gz",
+                "executions-2024-01-15T10-00-00.000000Z.jsonl.gz",
+                "executions.jsonl"
+            ]
+        );
+        let t = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
+        // The second file holds (14th 10:00, 15th 10:00).
+        assert!(files[1].may_overlap(t("2024-01-15T09:00:00Z"), None));
+        assert!(!files[1].may_overlap(t("2024-01-15T11:00:00Z"), None));
+        assert!(!files[1].may_overlap(None, t("2024-01-14T10:00:00Z")));
+        assert!(files[2].may_overlap(t("2030-01-01T00:00:00Z"), None));
+    }
+
+    #[test]
+    fn corrupt_gzip_member_keeps_the_lines_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir
+            .path()
+            .join("executions-2024-01-14T10-00-00.000000Z.jsonl.gz");
+        let mut data = Vec::new();
+        for chunk in ["one\ntwo\n", "three\n"] {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(chunk.as_bytes()).unwrap();
+            data.extend(enc.finish().unwrap());
+        }
+        let good = data.len();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"four\nfive\n").unwrap();
+        let mut bad = enc.finish().unwrap();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0xff;
+        bad[mid + 1] ^= 0xff;
+        data.extend(bad);
+        fs::write(&path, &data).unwrap();
+        let file = discover(dir.path()).unwrap().remove(0);
+        let reporter = Reporter::default();
+        let mut seen = Vec::new();
+        for_each_line(&file, &reporter, |_, l| {
+            seen.push(String::from_utf8_lossy(l).into_owned());
+            true
+        });
+        assert_eq!(&seen[..3], ["one", "two", "three"]);
+        assert_eq!(reporter.count(), 1);
+        assert!(good < data.len());
+    }
+}

@@ -1,0 +1,277 @@
+//! `--stats`: execution statistics, overall and per group, mergeable so that each reading
+//! thread keeps its own and they are combined at the end.
+//!
+//! Percentiles use the nearest-rank method: the p-th percentile of n sorted durations is the
+//! value at 1-based rank `ceil(p / 100 * n)`, always a duration that really occurred. The
+//! durations are kept (8 bytes per execution) because exact percentiles need them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::query::Record;
+
+/// What `--group-by` splits the statistics by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    User,
+    Script,
+    Specialist,
+    Category,
+    /// The UTC hour of the finish time, `2024-01-15T10`.
+    Hour,
+    /// The UTC day of the finish time, `2024-01-15`.
+    Day,
+}
+
+/// The key of records that lack the grouped field (no user, a success's category).
+pub const NONE_KEY: &str = "(none)";
+
+impl GroupBy {
+    pub fn key(self, r: &Record<'_>) -> String {
+        let field = match self {
+            GroupBy::User => r.user.as_deref(),
+            GroupBy::Script => r.script_id.as_deref(),
+            GroupBy::Specialist => r.specialist.as_deref(),
+            GroupBy::Category => r.category.as_deref(),
+            GroupBy::Hour => r.timestamp.as_deref().and_then(|t| t.get(..13)),
+            GroupBy::Day => r.timestamp.as_deref().and_then(|t| t.get(..10)),
+        };
+        field.unwrap_or(NONE_KEY).to_string()
+    }
+}
+
+/// Running figures for one set of executions.
+#[derive(Debug, Default, Clone)]
+pub struct Acc {
+    pub count: u64,
+    pub successes: u64,
+    durations: Vec<f64>,
+    duration_sum: f64,
+    peak_memory_sum: f64,
+    peak_memory_max: f64,
+    cpu_sum: f64,
+    retries: u64,
+    by_category: BTreeMap<String, u64>,
+}
+
+impl Acc {
+    pub fn add(&mut self, r: &Record<'_>) {
+        let u = r.usage();
+        self.count += 1;
+        if r.success == Some(true) {
+            self.successes += 1;
+        } else {
+            let cat = r.category.as_deref().unwrap_or(NONE_KEY);
+            match self.by_category.get_mut(cat) {
+                Some(n) => *n += 1,
+                None => {
+                    self.by_category.insert(cat.to_string(), 1);
+                }
+            }
+        }
+        self.durations.push(u.wall_time_seconds);
+        self.duration_sum += u.wall_time_seconds;
+        self.peak_memory_sum += u.peak_memory_mb;
+        self.peak_memory_max = self.peak_memory_max.max(u.peak_memory_mb);
+        self.cpu_sum += u.cpu_time_seconds;
+        self.retries += r.retries.unwrap_or(0);
+    }
+
+    pub fn merge(&mut self, other: Acc) {
+        self.count += other.count;
+        self.successes += other.successes;
+        self.durations.extend(other.durations);
+        self.duration_sum += other.duration_sum;
+        self.peak_memory_sum += other.peak_memory_sum;
+        self.peak_memory_max = self.peak_memory_max.max(other.peak_memory_max);
+        self.cpu_sum += other.cpu_sum;
+        self.retries += other.retries;
+        for (k, v) in other.by_category {
+            *self.by_category.entry(k).or_default() += v;
+        }
+    }
+
+    pub fn finish(mut self) -> Stats {
+        self.durations.sort_unstable_by(f64::total_cmp);
+        let n = self.count;
+        let avg = |sum: f64| (n > 0).then(|| sum / n as f64);
+        let d = &self.durations;
+        Stats {
+            count: n,
+            successes: self.successes,
+            failures: n - self.successes,
+            success_rate: avg(self.successes as f64 * 100.0),
+            duration_seconds: Durations {
+                avg: avg(self.duration_sum),
+                p50: nearest_rank(d, 50.0),
+                p90: nearest_rank(d, 90.0),
+                p95: nearest_rank(d, 95.0),
+                p99: nearest_rank(d, 99.0),
+                max: d.last().copied(),
+            },
+            peak_memory_mb: Memory {
+                max: (n > 0).then_some(self.peak_memory_max),
+                avg: avg(self.peak_memory_sum),
+            },
+            cpu_time_seconds_total: self.cpu_sum,
+            retries: self.retries,
+            failures_by_category: self.by_category,
+        }
+    }
+}
+
+/// The nearest-rank percentile of sorted values: rank `ceil(p / 100 * n)`, at least 1.
+pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len();
+    let rank = ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n);
+    Some(sorted[rank - 1])
+}
+
+/// Overall and grouped accumulators of one reading thread.
+#[derive(Debug, Default)]
+pub struct StatsAcc {
+    pub overall: Acc,
+    pub groups: HashMap<String, Acc>,
+}
+
+impl StatsAcc {
+    pub fn add(&mut self, r: &Record<'_>, group_by: Option<GroupBy>) {
+        self.overall.add(r);
+        if let Some(g) = group_by {
+            let key = g.key(r);
+            match self.groups.get_mut(&key) {
+                Some(acc) => acc.add(r),
+                None => self.groups.entry(key).or_default().add(r),
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: StatsAcc) {
+        self.overall.merge(other.overall);
+        for (k, v) in other.groups {
+            self.groups.entry(k).or_default().merge(v);
+        }
+    }
+
+    pub fn finish(self, group_by: Option<GroupBy>) -> Report {
+        let mut groups: Vec<Group> = self
+            .groups
+            .into_iter()
+            .map(|(key, acc)| Group {
+                key,
+                stats: acc.finish(),
+            })
+            .collect();
+        groups.sort_by(|a, b| a.key.cmp(&b.key));
+        Report {
+            overall: self.overall.finish(),
+            group_by,
+            groups,
+        }
+    }
+}
+
+/// The figures of `--stats`, also its `--json` shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub count: u64,
+    pub successes: u64,
+    pub failures: u64,
+    /// Percent; absent when there is nothing to rate.
+    pub success_rate: Option<f64>,
+    pub duration_seconds: Durations,
+    pub peak_memory_mb: Memory,
+    pub cpu_time_seconds_total: f64,
+    pub retries: u64,
+    pub failures_by_category: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Durations {
+    pub avg: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Memory {
+    pub max: Option<f64>,
+    pub avg: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    pub key: String,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub overall: Stats,
+    #[serde(serialize_with = "ser_group_by")]
+    pub group_by: Option<GroupBy>,
+    pub groups: Vec<Group>,
+}
+
+fn ser_group_by<S: serde::Serializer>(g: &Option<GroupBy>, s: S) -> Result<S::Ok, S::Error> {
+    use clap::ValueEnum;
+    match g.and_then(|g| g.to_possible_value()) {
+        Some(v) => s.serialize_some(v.get_name()),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(nearest_rank(&v, 50.0), Some(5.0));
+        assert_eq!(nearest_rank(&v, 90.0), Some(9.0));
+        assert_eq!(nearest_rank(&v, 95.0), Some(10.0));
+        assert_eq!(nearest_rank(&v, 99.0), Some(10.0));
+        assert_eq!(nearest_rank(&[3.0], 50.0), Some(3.0));
+        assert_eq!(nearest_rank(&[], 50.0), None);
+    }
+
+    #[test]
+    fn accumulates_and_merges() {
+        let ok: Record = serde_json::from_str(
+            r#"{"event":"finished","success":true,"script_id":"a","retries":1,"resource_usage":{"wall_time_seconds":2.0,"peak_memory_mb":10.0,"cpu_time_seconds":1.0}}"#,
+        )
+        .unwrap();
+        let bad: Record = serde_json::from_str(
+            r#"{"event":"finished","success":false,"category":"TIMEOUT","script_id":"b","resource_usage":{"wall_time_seconds":4.0,"peak_memory_mb":30.0,"cpu_time_seconds":0.5}}"#,
+        )
+        .unwrap();
+        let mut a = StatsAcc::default();
+        a.add(&ok, Some(GroupBy::Script));
+        let mut b = StatsAcc::default();
+        b.add(&bad, Some(GroupBy::Script));
+        a.merge(b);
+        let r = a.finish(Some(GroupBy::Script));
+        assert_eq!(r.overall.count, 2);
+        assert_eq!(r.overall.success_rate, Some(50.0));
+        assert_eq!(r.overall.duration_seconds.avg, Some(3.0));
+        assert_eq!(r.overall.duration_seconds.p50, Some(2.0));
+        assert_eq!(r.overall.duration_seconds.max, Some(4.0));
+        assert_eq!(r.overall.peak_memory_mb.max, Some(30.0));
+        assert_eq!(r.overall.cpu_time_seconds_total, 1.5);
+        assert_eq!(r.overall.retries, 1);
+        assert_eq!(r.overall.failures_by_category["TIMEOUT"], 1);
+        assert_eq!(
+            r.groups.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! Whole-query tests: generated logs against a jq reference, and damaged input.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::*;
+use gen::{generate, jq_stats_program, GenConfig};
+
+fn args(dir: &Path) -> LogsArgs {
+    LogsArgs {
+        log_dir: dir.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+fn query(a: &LogsArgs) -> String {
+    let mut out = Vec::new();
+    execute(a, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// All of the log's lines, decompressed, oldest first.
+fn all_lines(dir: &Path) -> Vec<u8> {
+    let mut data = Vec::new();
+    for f in reader::discover(dir).unwrap() {
+        let raw = std::fs::File::open(&f.path).unwrap();
+        if f.gzip {
+            flate2::read::MultiGzDecoder::new(raw)
+                .read_to_end(&mut data)
+                .unwrap();
+        } else {
+            std::io::BufReader::new(raw).read_to_end(&mut data).unwrap();
+        }
+    }
+    data
+}
+
+fn jq(program: &str, args: &[&str], input: &[u8]) -> String {
+    let mut child = Command::new("jq")
+        .args(args)
+        .arg(program)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("jq is installed (/usr/bin/jq)");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "jq failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Equal as JSON, floats within a relative 1e-9 (sums depend on the order of addition).
+pub fn assert_json_close(a: &serde_json::Value, b: &serde_json::Value, path: &str) {
+    use serde_json::Value::*;
+    match (a, b) {
+        (Number(x), Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+                "{path}: {x} != {y}"
+            );
+        }
+        (Object(x), Object(y)) => {
+            let kx: Vec<_> = x.keys().collect();
+            let ky: Vec<_> = y.keys().collect();
+            assert_eq!(kx, ky, "{path}: keys differ");
+            for (k, v) in x {
+                assert_json_close(v, &y[k], &format!("{path}.{k}"));
+            }
+        }
+        (Array(x), Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: lengths differ");
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                assert_json_close(v, w, &format!("{path}[{i}]"));
+            }
+        }
+        _ => assert_eq!(a, b, "{path}"),
+    }
+}
+
+fn small_log() -> (tempfile::TempDir, gen::GenSummary) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GenConfig {
+        total_bytes: 3 << 20,
+        rotated_bytes: 700 << 10,
+        live_fraction: 0.1,
+        ..Default::default()
+    };
+    let summary = generate(dir.path(), &cfg).unwrap();
+    (dir, summary)
+}
+
+#[test]
+fn stats_equal_the_jq_reference_for_every_grouping() {
+    let (dir, summary) = small_log();
+    assert!(summary.files >= 5);
+    let lines = all_lines(dir.path());
+    for (group_by, key) in [
+        (GroupBy::Script, ".script_id"),
+        (GroupBy::User, ".user"),
+        (GroupBy::Category, ".category"),
+        (GroupBy::Day, ".timestamp[:10]"),
+        (GroupBy::Hour, ".timestamp[:13]"),
+    ] {
+        let mut a = args(dir.path());
+        a.stats = true;
+        a.json = true;
+        a.group_by = Some(group_by);
+        let ours: serde_json::Value = serde_json::from_str(&query(&a)).unwrap();
+        let reference: serde_json::Value =
+            serde_json::from_str(&jq(&jq_stats_program(key), &["-n", "-c"], &lines)).unwrap();
+        assert_eq!(ours["overall"]["count"], summary.executions);
+        assert_json_close(&ours["overall"], &reference["overall"], "overall");
+        assert_json_close(
+            &ours["groups"],
+            &reference["groups"],
+            &format!("{group_by:?}"),
+        );
+    }
+}
+
+#[test]
+fn filtered_listings_equal_jq_newest_first() {
+    let (dir, _) = small_log();
+    let lines = all_lines(dir.path());
+    let mut a = args(dir.path());
+    a.json = true;
+    a.failed = true;
+    a.specialist = Some("data-engineer".into());
+    a.start_date = Some(dates::parse_instant("2026-11-01 06:00:00", false, &Utc).unwrap());
+    a.end_date = Some(dates::parse_instant("2026-11-01T20:00:00Z", true, &Utc).unwrap());
+    let ours: Vec<String> = query(&a)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["execution_id"].to_string())
+        .collect();
+    let program = r#"[inputs | select(.event == "finished" and .success == false
+        and .specialist == "data-engineer"
+        and .timestamp >= "2026-11-01T06:00:00.000000Z"
+        and .timestamp <= "2026-11-01T20:00:00.000000Z") | .execution_id] | reverse | .[]"#;
+    let reference: Vec<String> = jq(program, &["-n", "-c"], &lines)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(reference.len() > 3, "the filter should match something");
+    assert_eq!(ours, reference);
+
+    a.limit = Some(3);
+    let limited: Vec<String> = query(&a)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["execution_id"].to_string())
+        .collect();
+    assert_eq!(limited, reference[..3]);
+}
+
+#[test]
+fn date_names_pick_files() {
+    let (dir, _) = small_log();
+    let files = reader::discover(dir.path()).unwrap();
+    let start = dates::parse_instant("2026-11-01T13:00:00Z", false, &Utc).unwrap();
+    let kept = files
+        .iter()
+        .filter(|f| f.may_overlap(Some(start), None))
+        .count();
+    assert!(
+        kept < files.len(),
+        "older rotated files are skipped by name"
+    );
+}
+
+#[test]
+fn damaged_input_is_reported_and_the_rest_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |id: &str, ok: bool| {
+        format!(
+            r#"{{"timestamp":"2026-11-01T10:00:00.000000Z","event":"finished","level":"INFO","execution_id":"{id}","script_id":"s","success":{ok},"category":{},"retries":0,"resource_usage":{{"wall_time_seconds":1.0,"peak_memory_mb":2.0,"cpu_time_seconds":0.5}}}}"#,
+            if ok { "null" } else { "\"TIMEOUT\"" }
+        )
+    };
+    // A rotated file: one good member, then a corrupt one.
+    let mut gz = Vec::new();
+    let mut enc = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::fast());
+    writeln!(enc, "{}", line("a", true)).unwrap();
+    enc.finish().unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for i in 0..50 {
+        writeln!(enc, "{}", line(&format!("lost{i}"), true)).unwrap();
+    }
+    let mut bad = enc.finish().unwrap();
+    let mid = bad.len() / 2;
+    bad[mid..mid + 4].copy_from_slice(b"oops");
+    gz.extend(bad);
+    std::fs::write(
+        dir.path()
+            .join("executions-2026-11-01T11-00-00.000000Z.jsonl.gz"),
+        gz,
+    )
+    .unwrap();
+    // The live file: a non-JSON line, a good one and an incomplete last line.
+    let live = format!(
+        "not json at all\n{}\n{}",
+        line("b", false),
+        &line("c", true)[..40]
+    );
+    std::fs::write(dir.path().join("executions.jsonl"), live).unwrap();
+    // An unreadable stray does not matter; an unreadable rotated file is reported.
+    let mut a = args(dir.path());
+    a.stats = true;
+    a.json = true;
+    let stats: serde_json::Value = serde_json::from_str(&query(&a)).unwrap();
+    let count = stats["overall"]["count"].as_u64().unwrap();
+    // "a" and "b" for sure; a corrupt deflate stream may still yield some lines before
+    // the damage is detected, never lines after it.
+    assert!((2..=52).contains(&count), "{count}");
+    assert_eq!(stats["overall"]["failures_by_category"]["TIMEOUT"], 1);
+
+    let mut a = args(dir.path());
+    a.json = true;
+    let ids: Vec<String> = query(&a)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["execution_id"].to_string())
+        .collect();
+    assert_eq!(
+        ids.first().map(String::as_str),
+        Some("\"b\""),
+        "newest first"
+    );
+    assert!(
+        !ids.contains(&"\"c\"".to_string()),
+        "the incomplete line is skipped"
+    );
+}
+
+#[test]
+fn table_output_is_readable() {
+    let (dir, _) = small_log();
+    let mut a = args(dir.path());
+    a.limit = Some(5);
+    a.failed = true;
+    let text = query(&a);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    assert!(rows[0].starts_with("FINISHED (UTC)"));
+    assert!(rows[1].contains("ERROR"));
+    let mut a = args(dir.path());
+    a.group_by = Some(GroupBy::Specialist);
+    let text = query(&a);
+    assert!(text.contains("Success rate:"), "{text}");
+    assert!(text.contains("SPECIALIST"), "{text}");
+    assert!(text.contains("api-ui-designer"), "{text}");
+}
+
+#[test]
+fn missing_directory_says_how_to_fix_it() {
+    let a = args(Path::new("/nonexistent/metaclaude-logs"));
+    let err = execute(&a, &mut Vec::new()).unwrap_err();
+    assert!(format!("{err:#}").contains("METACLAUDE_LOG_DIR"), "{err:#}");
+}
+
+#[test]
+fn cli_flags_parse_as_the_seed_writes_them() {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        logs: LogsArgs,
+    }
+    let cli = Cli::try_parse_from([
+        "logs",
+        "--stats",
+        "--start-date",
+        "2024-01-15 10:00:00",
+        "--group-by",
+        "user",
+    ])
+    .unwrap();
+    assert!(cli.logs.stats && cli.logs.start_date.is_some());
+    let cli = Cli::try_parse_from(["logs", "--json", "--specialist", "api-ui-designer"]).unwrap();
+    assert!(cli.logs.json);
+    let cli = Cli::try_parse_from(["logs", "--failed", "--limit", "20", "--category", "timeout"])
+        .unwrap();
+    assert_eq!(cli.logs.category, Some(ErrorCategory::Timeout));
+    assert!(Cli::try_parse_from(["logs", "--category", "nope"]).is_err());
+    assert!(Cli::try_parse_from(["logs", "--since", "1y"]).is_err());
+    assert!(Cli::try_parse_from(["logs", "--group-by", "colour"]).is_err());
+    assert!(Cli::try_parse_from(["logs", "--since", "1h", "--start-date", "2024-01-01"]).is_err());
+}
