@@ -245,12 +245,7 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     thread_local! {
         static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; STACK_SIZE]);
     }
-    // SAFETY: getrusage fills a plain struct.
-    let host_maxrss_kb = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage.ru_maxrss
-    };
+    let host_maxrss_kb = host_peak_rss_kb();
 
     // Block every signal around clone so no host handler runs in the child before it
     // resets them; the child then unblocks everything.
@@ -311,6 +306,45 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
         stdout: stdout_r,
         stderr: stderr_r,
     })
+}
+
+fn self_maxrss_kb() -> i64 {
+    // SAFETY: getrusage fills a plain struct.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage.ru_maxrss
+    }
+}
+
+/// The host's peak RSS in KiB, as a child started now would inherit it (see
+/// [`Spawned::host_maxrss_kb`]). A transient peak of the host (compiling a large
+/// component takes hundreds of MB for a moment) would blind the kernel's `ru_maxrss` of
+/// every later script smaller than it, so when the peak has grown well past the current
+/// size, the peak is reset to the current size (`/proc/self/clear_refs`, "5"). This costs
+/// a `getrusage` per spawn and the reset only after the host has grown.
+fn host_peak_rss_kb() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_CHECKED: AtomicI64 = AtomicI64::new(0);
+    const SLACK_KB: i64 = 16 * 1024;
+    let peak = self_maxrss_kb();
+    if peak <= LAST_CHECKED.load(Ordering::Relaxed) {
+        return peak;
+    }
+    let current_kb = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
+        // SAFETY: sysconf has no preconditions.
+        .map(|pages| pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as i64 / 1024);
+    let peak = match current_kb {
+        Some(current) if peak > current + SLACK_KB => {
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
+            self_maxrss_kb()
+        }
+        _ => peak,
+    };
+    LAST_CHECKED.store(peak, Ordering::Relaxed);
+    peak
 }
 
 fn reap_blocking(pid: libc::pid_t) {
