@@ -82,6 +82,12 @@ pub enum PluginError {
         #[source]
         source: NativeError,
     },
+    #[error("plugin {name} ({}): another plugin of that name is loaded from {}: plugin names must be unique (rename one in its plugin.toml)", file.display(), other.display())]
+    DuplicateName {
+        name: String,
+        file: PathBuf,
+        other: PathBuf,
+    },
     #[error("cannot read the plugins directory {}: {source}", dir.display())]
     Dir {
         dir: PathBuf,
@@ -206,8 +212,9 @@ pub struct PluginHost {
     /// Serialises loads and reloads; never taken on the event path.
     loading: Mutex<()>,
     /// Folders that failed to load, with the content that failed: not retried (nor
-    /// reported again) until that content changes.
-    failed: Mutex<HashMap<PathBuf, Fingerprint>>,
+    /// reported again) until that content changes, or, for a duplicate name, until the
+    /// folder holding the name is gone.
+    failed: Mutex<HashMap<PathBuf, (Fingerprint, Option<PathBuf>)>>,
 }
 
 impl PluginHost {
@@ -248,7 +255,8 @@ impl PluginHost {
     /// Validates and loads one plugin folder and starts its worker.
     pub fn load_plugin(&mut self, folder: &Path) -> Result<(), PluginError> {
         let _loading = self.loading.lock().unwrap();
-        let plugin = self.start_plugin(folder)?;
+        let taken = names(self.current().iter());
+        let plugin = self.start_plugin(folder, &taken)?;
         self.swap(vec![plugin], &[]);
         Ok(())
     }
@@ -265,17 +273,32 @@ impl PluginHost {
         let mut report = ReloadReport::default();
         let mut add = Vec::new();
         let mut remove = Vec::new();
+        // Names held by plugins that stay (their folder is still there), and by those
+        // loaded in this pass.
+        let mut taken = names(current.iter().filter(|p| folders.contains(&p.folder)));
         for folder in &folders {
             let fingerprint = Fingerprint::of(folder);
             let existing = current.iter().find(|p| &p.folder == folder);
             if existing.is_some_and(|p| p.fingerprint == fingerprint) {
                 continue;
             }
-            if self.failed.lock().unwrap().get(folder) == Some(&fingerprint) {
+            let known_failure =
+                self.failed
+                    .lock()
+                    .unwrap()
+                    .get(folder)
+                    .is_some_and(|(failed, blocker)| {
+                        *failed == fingerprint
+                            && blocker
+                                .as_ref()
+                                .is_none_or(|b| taken.iter().any(|(_, f)| f == b))
+                    });
+            if known_failure {
                 continue;
             }
-            match self.start_plugin(folder) {
+            match self.start_plugin(folder, &taken) {
                 Ok(plugin) => {
+                    taken.push((plugin.manifest.name.clone(), plugin.folder.clone()));
                     match existing {
                         Some(old) => {
                             remove.push(old.id);
@@ -358,15 +381,28 @@ impl PluginHost {
     }
 
     /// Loads a folder and starts its worker, without adding it to the loaded set yet.
-    fn start_plugin(&self, folder: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+    /// `taken`: the names (and folders) of the other plugins, which this one may not reuse.
+    fn start_plugin(
+        &self,
+        folder: &Path,
+        taken: &[(String, PathBuf)],
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
         // Taken first, so that a change made while loading is seen by the next reload.
         let fingerprint = Fingerprint::of(folder);
-        let result = self.start_plugin_with(folder, fingerprint.clone());
+        let result = self.start_plugin_with(folder, fingerprint.clone(), taken);
         let mut failed = self.failed.lock().unwrap();
         match &result {
-            Ok(_) => failed.remove(folder),
-            Err(_) => failed.insert(folder.to_path_buf(), fingerprint),
-        };
+            Ok(_) => {
+                failed.remove(folder);
+            }
+            Err(e) => {
+                let blocker = match e {
+                    PluginError::DuplicateName { other, .. } => Some(other.clone()),
+                    _ => None,
+                };
+                failed.insert(folder.to_path_buf(), (fingerprint, blocker));
+            }
+        }
         result
     }
 
@@ -374,8 +410,19 @@ impl PluginHost {
         &self,
         folder: &Path,
         fingerprint: Fingerprint,
+        taken: &[(String, PathBuf)],
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let manifest = Manifest::load(folder, &manifest::process_env)?;
+        if let Some((_, other)) = taken
+            .iter()
+            .find(|(name, f)| *name == manifest.name && f != folder)
+        {
+            return Err(PluginError::DuplicateName {
+                name: manifest.name.clone(),
+                file: manifest.file.clone(),
+                other: other.clone(),
+            });
+        }
         let (instance, runtime, load, load_time) = self.prepare(&manifest)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let manifest = Arc::new(manifest);
@@ -566,6 +613,13 @@ impl PluginHost {
     pub fn shutdown(&self) {
         stop_all(&self.current());
     }
+}
+
+/// The names and folders of `plugins`.
+fn names<'a>(plugins: impl Iterator<Item = &'a Arc<LoadedPlugin>>) -> Vec<(String, PathBuf)> {
+    plugins
+        .map(|p| (p.manifest.name.clone(), p.folder.clone()))
+        .collect()
 }
 
 /// Stops plugins: each delivers what is queued, flushes, and ends (idempotent). Those
@@ -938,6 +992,39 @@ mod tests {
         let bytes = std::fs::read(&dumps[0]).unwrap();
         assert!(bytes.starts_with(b"\0asm"), "a core dump is a wasm file");
         assert!(error.contains(&dumps[0].display().to_string()), "{error}");
+    }
+
+    /// Two folders may not load plugins of the same name; when the first goes, the
+    /// second loads on the next reload.
+    #[test]
+    fn plugin_names_are_unique() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = tmp.path().join("plugins");
+        sink(tmp.path(), "a", "a");
+        let mut host = PluginHost::new(None).unwrap();
+        host.load_dir(&plugins).unwrap();
+        sink(tmp.path(), "b", "b");
+        let manifest = plugins.join("b/plugin.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, text.replace("name = \"b\"", "name = \"a\"")).unwrap();
+        let report = host.reload_dir(&plugins).unwrap();
+        let err = report.errors[0].to_string();
+        assert!(
+            err.contains("another plugin of that name is loaded from")
+                && err.contains("b/plugin.toml"),
+            "{err}"
+        );
+        assert!(
+            host.reload_dir(&plugins).unwrap().is_empty(),
+            "reported again"
+        );
+        std::fs::remove_dir_all(plugins.join("a")).unwrap();
+        let report = host.reload_dir(&plugins).unwrap();
+        assert_eq!(
+            (report.removed.as_slice(), report.added.as_slice()),
+            (&["a".to_string()][..], &["a".to_string()][..])
+        );
+        assert_eq!(host.list()[0].folder, plugins.join("b"));
     }
 
     #[test]
