@@ -78,14 +78,20 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
 pub fn log_line(event_json: &str, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
     let mut event: Map<String, Value> =
         serde_json::from_str(event_json).map_err(|e| format!("event JSON from the host: {e}"))?;
-    let kind = event.remove("kind").and_then(|k| k.as_str().map(String::from)).unwrap_or_default();
+    let kind = event
+        .remove("kind")
+        .and_then(|k| k.as_str().map(String::from))
+        .unwrap_or_default();
     let mut line = Map::new();
     line.insert("log_version".into(), LOG_VERSION.into());
     if kind == "finished" {
         let Some(Value::Object(result)) = event.remove("result") else {
             return Err("finished event without a result".into());
         };
-        let success = result.get("success").and_then(Value::as_bool).unwrap_or(false);
+        let success = result
+            .get("success")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let retries = result.get("retries").and_then(Value::as_u64).unwrap_or(0);
         let level = match (success, retries) {
             (true, 0) => "INFO",
@@ -107,7 +113,10 @@ pub fn log_line(event_json: &str, debug: bool) -> Result<Option<(String, DateTim
         if !debug {
             return Ok(None);
         }
-        line.insert("timestamp".into(), event.remove("timestamp").unwrap_or(Value::Null));
+        line.insert(
+            "timestamp".into(),
+            event.remove("timestamp").unwrap_or(Value::Null),
+        );
         line.insert("level".into(), "DEBUG".into());
         line.insert("event".into(), kind.into());
         line.extend(event);
@@ -137,7 +146,9 @@ impl Guest for LogSink {
             let state = state.as_mut().ok_or("not initialised")?;
             for event in &events {
                 if event.json.is_empty() {
-                    return Err("the host sent no event JSON: set event_json = true in plugin.toml".into());
+                    return Err(
+                        "the host sent no event JSON: set event_json = true in plugin.toml".into(),
+                    );
                 }
                 if let Some((line, at)) = log_line(&event.json, state.debug)? {
                     state.writer.append(&line, at).map_err(|e| e.to_string())?;
@@ -170,7 +181,10 @@ mod tests {
         let started = r#"{"kind":"started","timestamp":"2026-11-24T10:00:00.000001Z","execution_id":"X","script_id":"s","attempt":1,"pid":5}"#;
         assert_eq!(log_line(started, false).unwrap(), None);
         let (line, _) = log_line(started, true).unwrap().unwrap();
-        assert!(line.contains(r#""level":"DEBUG","event":"started""#), "{line}");
+        assert!(
+            line.contains(r#""level":"DEBUG","event":"started""#),
+            "{line}"
+        );
     }
 
     #[test]

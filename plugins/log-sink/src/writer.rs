@@ -265,7 +265,11 @@ mod tests {
 
     fn read_all(dir: &Path) -> Vec<String> {
         let mut lines = Vec::new();
-        let mut names: Vec<_> = fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         names.sort();
         for p in names {
             let mut text = String::new();
@@ -292,8 +296,11 @@ mod tests {
         let mut w = LogWriter::open(dir.path(), policy, now).unwrap();
         for i in 0..500 {
             let t = now + Duration::milliseconds(i);
-            w.append(&format!("{{\"timestamp\":\"{}\",\"n\":{i}}}", t.to_rfc3339()), t)
-                .unwrap();
+            w.append(
+                &format!("{{\"timestamp\":\"{}\",\"n\":{i}}}", t.to_rfc3339()),
+                t,
+            )
+            .unwrap();
             if i % 7 == 0 {
                 w.flush(false).unwrap();
             }
@@ -304,9 +311,20 @@ mod tests {
         assert_eq!(live, 500);
         let ns: Vec<i64> = lines
             .iter()
-            .map(|l| l.rsplit(':').next().unwrap().trim_end_matches('}').parse().unwrap())
+            .map(|l| {
+                l.rsplit(':')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('}')
+                    .parse()
+                    .unwrap()
+            })
             .collect();
-        assert_eq!(ns, (0..500).collect::<Vec<_>>(), "in order, none lost or duplicated");
+        assert_eq!(
+            ns,
+            (0..500).collect::<Vec<_>>(),
+            "in order, none lost or duplicated"
+        );
         let rotated = fs::read_dir(dir.path()).unwrap().count() - 1;
         assert!(rotated > 10, "{rotated}");
         for e in fs::read_dir(dir.path()).unwrap().flatten() {
@@ -317,7 +335,8 @@ mod tests {
     #[test]
     fn rotates_at_utc_midnight_and_names_carry_the_time() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = LogWriter::open(dir.path(), Policy::default(), at("2026-11-24T23:59:59Z")).unwrap();
+        let mut w =
+            LogWriter::open(dir.path(), Policy::default(), at("2026-11-24T23:59:59Z")).unwrap();
         w.append("{\"a\":1}", at("2026-11-24T23:59:59Z")).unwrap();
         w.flush(false).unwrap();
         w.append("{\"a\":2}", at("2026-11-25T00:00:01Z")).unwrap();
@@ -335,17 +354,22 @@ mod tests {
                 LIVE_FILE.to_string()
             ]
         );
-        assert_eq!(
-            rotated_time(&names[0]),
-            Some(at("2026-11-25T00:00:01Z"))
-        );
+        assert_eq!(rotated_time(&names[0]), Some(at("2026-11-25T00:00:01Z")));
     }
 
     #[test]
     fn retention_deletes_by_name_age_and_total_size() {
         let dir = tempfile::tempdir().unwrap();
-        for stamp in ["2026-09-01T00-00-00.000000Z", "2026-11-01T00-00-00.000000Z", "2026-11-20T00-00-00.000000Z"] {
-            fs::write(dir.path().join(format!("executions-{stamp}.jsonl.gz")), vec![0u8; 100]).unwrap();
+        for stamp in [
+            "2026-09-01T00-00-00.000000Z",
+            "2026-11-01T00-00-00.000000Z",
+            "2026-11-20T00-00-00.000000Z",
+        ] {
+            fs::write(
+                dir.path().join(format!("executions-{stamp}.jsonl.gz")),
+                vec![0u8; 100],
+            )
+            .unwrap();
         }
         let policy = Policy {
             retention_days: 30,
@@ -360,13 +384,18 @@ mod tests {
             .collect();
         names.sort();
         // September is past 30 days; of the rest only the newest fits in 150 bytes.
-        assert_eq!(names, vec!["executions-2026-11-20T00-00-00.000000Z.jsonl.gz", LIVE_FILE]);
+        assert_eq!(
+            names,
+            vec!["executions-2026-11-20T00-00-00.000000Z.jsonl.gz", LIVE_FILE]
+        );
     }
 
     #[test]
     fn a_crash_during_compression_is_finished_at_the_next_start() {
         let dir = tempfile::tempdir().unwrap();
-        let rotated = dir.path().join("executions-2026-11-24T01-00-00.000000Z.jsonl");
+        let rotated = dir
+            .path()
+            .join("executions-2026-11-24T01-00-00.000000Z.jsonl");
         fs::write(&rotated, "{\"a\":1}\n{\"a\":2}\n").unwrap();
         fs::write(format!("{}.gz.tmp", rotated.display()), b"partial").unwrap();
         LogWriter::open(dir.path(), Policy::default(), at("2026-11-24T02:00:00Z")).unwrap();

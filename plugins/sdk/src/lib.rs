@@ -94,10 +94,10 @@ pub use notifier as world;
 #[cfg(feature = "notifier")]
 pub use notifier::export_notifier;
 
-/// The event model: `Event`, `ExecutionResult`, `Alert`, ...
-pub use world::metaclaude::monitor::types;
 /// Logging into the host, and its clock.
 pub use world::metaclaude::monitor::host;
+/// The event model: `Event`, `ExecutionResult`, `Alert`, ...
+pub use world::metaclaude::monitor::types;
 
 use types::{Datetime, ErrorCategory, LifecycleKind, Severity};
 
