@@ -11,14 +11,15 @@
 //! directory to generate into and reuse (default: a fresh temporary one), `LOGS_BENCH_SEED`.
 //!
 //! metaclaude runs in process (`metaclaude::logs::execute`, what `metaclaude logs` calls);
-//! jq reads `zcat -f` of the same files through a pipe; zcat writes to /dev/null. The
+//! jq reads `zcat -f` of the same files through a pipe (`zcat | jq project | jq -s
+//! aggregate`, so it too uses both cores); zcat writes to /dev/null. The
 //! answer must equal jq's (floats within 1e-9 relative: sums depend on addition order).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use metaclaude::logs::gen::{generate, jq_stats_program, GenConfig};
+use metaclaude::logs::gen::{generate, jq_stats_programs, GenConfig};
 use metaclaude::logs::stats::GroupBy;
 use metaclaude::logs::{execute, reader, LogsArgs};
 
@@ -141,13 +142,17 @@ fn main() {
             .expect("zcat");
         assert!(st.success());
     });
+    let (project, aggregate) = jq_stats_programs(".script_id");
+    let project_file = dir.with_extension("project.jq");
     let program = dir.with_extension("stats.jq");
-    std::fs::write(&program, jq_stats_program(".script_id")).unwrap();
+    std::fs::write(&project_file, project).unwrap();
+    std::fs::write(&program, aggregate).unwrap();
     let (jq_t, reference) = time(jq_runs, || {
         let out = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "zcat -f {file_args} | jq -n -c -f {}",
+                "zcat -f {file_args} | jq -c -f {} | jq -s -c -f {}",
+                shell_quote(&project_file),
                 shell_quote(&program)
             ))
             .stderr(Stdio::inherit())
@@ -157,6 +162,7 @@ fn main() {
         out.stdout
     });
     let _ = std::fs::remove_file(&program);
+    let _ = std::fs::remove_file(&project_file);
 
     let ours: serde_json::Value = serde_json::from_slice(&ours).unwrap();
     let reference: serde_json::Value = serde_json::from_slice(&reference).unwrap();

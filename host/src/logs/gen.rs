@@ -329,39 +329,34 @@ fn execution(rng: &mut StdRng, finished: DateTime<Utc>, file: usize, seq: u64) -
     }
 }
 
-/// The jq program computing `metaclaude logs --stats --json --group-by <field>` from
-/// decompressed log lines (`jq -n -c -f`), with nearest-rank percentiles. `key` is the jq
+/// The jq reference for `metaclaude logs --stats --json --group-by <field>`, as two
+/// programs for a pipeline `jq -c PROJECT | jq -s -c AGGREGATE` over decompressed log
+/// lines. The first streams, keeping per execution only `[key, success, category, wall,
+/// peak memory, cpu, retries]`; the second aggregates those rows. (One `reduce` that appends
+/// to arrays inside the state is quadratic in jq 1.6, which would flatter the comparison.)
+/// Percentiles are nearest-rank, as in [`super::stats::nearest_rank`]. `key` is the jq
 /// expression of the group key, e.g. `.script_id`.
-pub fn jq_stats_program(key: &str) -> String {
-    format!(
-        r#"
-def acc0: {{count:0, successes:0, d:[], dsum:0, msum:0, mmax:null, cpu:0, retries:0, cats:{{}}}};
-def add($r):
-  .count += 1
-  | .d[.count - 1] = $r.resource_usage.wall_time_seconds
-  | (if $r.success == true then .successes += 1
-     else .cats[($r.category // "(none)")] += 1 end)
-  | .dsum += $r.resource_usage.wall_time_seconds
-  | .msum += $r.resource_usage.peak_memory_mb
-  | .mmax = ([.mmax, $r.resource_usage.peak_memory_mb] | max)
-  | .cpu += $r.resource_usage.cpu_time_seconds
-  | .retries += ($r.retries // 0);
-def pct($p): (.d | length) as $n | if $n == 0 then null
-  else .d[([((($p / 100 * $n) | ceil) - 1), 0] | max)] end;
-def fin: (.d |= sort) | {{
-  count, successes, failures: (.count - .successes),
-  success_rate: (if .count > 0 then .successes * 100 / .count else null end),
-  duration_seconds: {{avg: (if .count > 0 then .dsum / .count else null end),
-    p50: pct(50), p90: pct(90), p95: pct(95), p99: pct(99), max: .d[-1]}},
-  peak_memory_mb: {{max: .mmax, avg: (if .count > 0 then .msum / .count else null end)}},
-  cpu_time_seconds_total: .cpu, retries, failures_by_category: .cats}};
-reduce (inputs | select(.event == "finished")) as $r
-  ({{overall: acc0, groups: {{}}}};
-   .overall |= add($r)
-   | (($r | {key}) // "(none)") as $k
-   | .groups[$k] |= ((. // acc0) | add($r)))
-| {{overall: (.overall | fin),
-    groups: ([.groups | to_entries[] | {{key}} + (.value | fin)] | sort_by(.key))}}
+pub fn jq_stats_programs(key: &str) -> (String, String) {
+    let project = format!(
+        r#"select(.event == "finished")
+| [(({key}) // "(none)"), .success, .category, .resource_usage.wall_time_seconds,
+   .resource_usage.peak_memory_mb, .resource_usage.cpu_time_seconds, (.retries // 0)]"#
+    );
+    let aggregate = r#"
+def fin: . as $rs | ($rs | length) as $n | ([$rs[] | .[3]] | sort) as $d
+  | ([$rs[] | select(.[1] == true)] | length) as $ok
+  | def pct($p): $d[([((($p / 100 * $n) | ceil) - 1), 0] | max)];
+  { count: $n, successes: $ok, failures: ($n - $ok),
+    success_rate: ($ok * 100 / $n),
+    duration_seconds: { avg: (($d | add) / $n), p50: pct(50), p90: pct(90), p95: pct(95),
+      p99: pct(99), max: $d[-1] },
+    peak_memory_mb: { max: ([$rs[] | .[4]] | max), avg: (([$rs[] | .[4]] | add) / $n) },
+    cpu_time_seconds_total: ([$rs[] | .[5]] | add),
+    retries: ([$rs[] | .[6]] | add),
+    failures_by_category: ([$rs[] | select(.[1] != true) | (.[2] // "(none)")]
+      | group_by(.) | map({ key: .[0], value: length }) | from_entries) };
+{ overall: fin, groups: (group_by(.[0]) | map({ key: .[0][0] } + fin)) }
 "#
-    )
+    .to_string();
+    (project, aggregate)
 }
