@@ -1,8 +1,7 @@
 //! Plugin runtime benchmarks, each a ratio against a baseline measured in the same run:
 //!
-//! 1. events per second through the no-op WASM sink (batched), against the same queue and
-//!    worker feeding an in-process Rust no-op consumer (the ceiling a native plugin could
-//!    reach; native plugins through libloading are not built yet);
+//! 1. events per second through the no-op WASM sink (batched), against the same no-op
+//!    sink as a trusted native plugin (`plugins/native/noop-sink`, through the C ABI);
 //! 2. per-execution overhead of a trivial script with the default plugin set and the
 //!    Python example loaded, against no plugins (target 1.05 or less);
 //! 3. cold (compile) and warm (cache) load time of each default plugin and of the
@@ -11,7 +10,6 @@
 //! Needs the components: `cargo xtask build-plugins` (or `cargo xtask bench`).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,56 +100,12 @@ fn throughput(events: &[ExecutionEvent], sink: &dyn EventSink, done: &dyn Fn()) 
     events.len() as f64 / start.elapsed().as_secs_f64()
 }
 
-/// The same shape as a plugin worker (bounded queue, batches, a thread) with a native
-/// no-op consumer: the best a native plugin could do.
-struct NativeNoop {
-    tx: std::sync::mpsc::SyncSender<Option<Arc<ExecutionEvent>>>,
-    done: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
-}
-
-impl NativeNoop {
-    fn new() -> NativeNoop {
-        let (tx, rx) = sync_channel::<Option<Arc<ExecutionEvent>>>(10_000);
-        let (done_tx, done) = sync_channel(1);
-        std::thread::spawn(move || {
-            let mut count = 0u64;
-            let mut batch = Vec::with_capacity(256);
-            while let Ok(msg) = rx.recv() {
-                match msg {
-                    Some(e) => {
-                        batch.push(e);
-                        if batch.len() == 256 {
-                            count += std::hint::black_box(batch.len()) as u64;
-                            batch.clear();
-                        }
-                    }
-                    None => {
-                        count += batch.len() as u64;
-                        batch.clear();
-                        std::hint::black_box(count);
-                        let _ = done_tx.send(());
-                    }
-                }
-            }
-        });
-        NativeNoop {
-            tx,
-            done: std::sync::Mutex::new(done),
-        }
-    }
-}
-
-impl EventSink for NativeNoop {
-    fn emit(&self, event: &ExecutionEvent) {
-        let _ = self.tx.send(Some(Arc::new(event.clone())));
-    }
-}
-
 fn main() {
     let tmp = std::env::temp_dir().join(format!("metaclaude-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
     let noop_wasm = need(root().join("plugins/target/wasm32-wasip2/release/noop_sink.wasm"));
+    let noop_native = need(root().join("plugins/target/native/release/libnative_noop_sink.so"));
     let log_wasm = need(root().join("plugins/target/wasm32-wasip2/release/log_sink.wasm"));
     let py_wasm = need(root().join("examples/plugins/python-sink/python_sink.wasm"));
 
@@ -165,31 +119,46 @@ fn main() {
         &noop_wasm,
         "[limits]\nbatch_max = 256\nqueue = 10000\n",
     );
+    let native_dir = tmp.join("native");
+    let folder = native_dir.join("native-noop");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("plugin.toml"),
+        format!(
+            "name = \"native-noop\"\nversion = \"1.0.0\"\nkind = \"sink\"\nnative = \"{}\"\ntrusted = true\n[limits]\nbatch_max = 256\nqueue = 10000\n",
+            noop_native.display()
+        ),
+    )
+    .unwrap();
     let mut host = PluginHost::new(Some(tmp.join("cache"))).unwrap();
     assert!(host.load_dir(&wasm_dir).unwrap().is_empty());
+    let mut native = PluginHost::new(Some(tmp.join("cache"))).unwrap();
+    assert!(native.load_dir(&native_dir).unwrap().is_empty());
     let mut wasm_rates = Vec::new();
     let mut native_rates = Vec::new();
     for _ in 0..3 {
         wasm_rates.push(throughput(&events, &host, &|| host.flush()));
-        let native = NativeNoop::new();
-        native_rates.push(throughput(&events, &native, &|| {
-            native.tx.send(None).unwrap();
-            native.done.lock().unwrap().recv().unwrap();
-        }));
+        native_rates.push(throughput(&events, &native, &|| native.flush()));
     }
+    assert_eq!(
+        native.list()[0].delivered,
+        3 * n,
+        "every event reached the native sink"
+    );
     let delivered = host.list()[0].delivered;
     assert_eq!(delivered, 3 * n, "every event reached the WASM sink");
     wasm_rates.sort_by(f64::total_cmp);
     native_rates.sort_by(f64::total_cmp);
-    let (wasm, native) = (wasm_rates[1], native_rates[1]);
+    let (wasm, native_rate) = (wasm_rates[1], native_rates[1]);
     println!("delivery of {n} finished events, batches of 256 (median of 3):");
     println!("  no-op WASM sink            {wasm:>12.0} events/s");
-    println!("  native no-op (same queue)  {native:>12.0} events/s");
+    println!("  native no-op sink (C ABI)  {native_rate:>12.0} events/s");
     println!(
         "  ratio WASM/native          {:>12.2}   (target >= 0.50)",
-        wasm / native
+        wasm / native_rate
     );
     drop(host);
+    drop(native);
 
     // 2. Per-execution overhead with the default set and the Python example loaded.
     let plugins_dir = tmp.join("default-set");
@@ -230,7 +199,7 @@ fn main() {
     let once = |s: &ToolExecutionService| {
         let start = Instant::now();
         let r = rt.block_on(s.execute(ExecutionRequest::new("noop")));
-        assert!(r.success);
+        assert!(r.success, "{:?}", r.error_details);
         start.elapsed()
     };
     for _ in 0..20 {

@@ -253,6 +253,12 @@ fn build_plugins(root: &Path) -> Result<()> {
     build_wasm_workspace(&root.join("plugins"))?;
     build_wasm_workspace(&root.join("tests/fixtures/plugins"))?;
     build_python_example(root)?;
+    step("building the native example plugin (plugins/native/noop-sink)");
+    run(cargo()
+        .args(["build", "--quiet", "--release", "--manifest-path"])
+        .arg(root.join("plugins/native/noop-sink/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root.join("plugins/target/native")))?;
     let built = root.join("plugins/target/wasm32-wasip2/release");
     for profile in ["debug", "release"] {
         let install = root.join("target").join(profile).join("plugins");

@@ -540,10 +540,9 @@ fn sweep_stale(dir: &Path) {
         // SAFETY: kill with signal 0 only checks whether the process exists.
         let alive = unsafe { libc::kill(pid, 0) } == 0
             || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if alive && pid != std::process::id() as i32 {
-            continue;
-        }
-        if entry.path() == dir {
+        // A live pid (this process included: it may run several executors) owns its
+        // folders; only those of hosts that are gone are swept.
+        if alive || entry.path() == dir {
             continue;
         }
         if let Ok(children) = fs::read_dir(entry.path()) {
