@@ -40,6 +40,9 @@ enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Query the execution log (the live file and every rotated .gz): listings, filters,
+    /// statistics.
+    Logs(metaclaude::logs::LogsArgs),
     /// Inspect and validate plugins.
     Plugins {
         #[command(subcommand)]
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Command::Registry {
             command: RegistryCommand::Check { file },
         } => registry_check(&file),
+        Command::Logs(args) => metaclaude::logs::run(&args),
         Command::Plugins {
             command: PluginsCommand::List { plugins },
         } => plugins_list(plugins.as_deref()),

@@ -3,6 +3,7 @@
 
 mod library;
 mod log_sink;
+mod logs_cli;
 mod plugins;
 mod registry_check;
 mod run;
