@@ -330,7 +330,15 @@ fn plugins_list(flag: Option<&Path>) -> anyhow::Result<ExitCode> {
             },
             p.load_time.as_millis()
         );
-        println!("  folder: {}", p.folder.display());
+        println!(
+            "  folder: {}{}",
+            p.folder.display(),
+            if p.sandboxed {
+                ""
+            } else {
+                "  (TRUSTED native plugin: unsandboxed)"
+            }
+        );
         println!("  capabilities: {}", p.capabilities);
         if let Some(e) = &p.last_error {
             println!("  last error: {e}");
@@ -351,14 +359,21 @@ fn plugins_check(dir: &Path) -> anyhow::Result<ExitCode> {
     match host.load_plugin(dir) {
         Ok(()) => {
             let p = &host.list()[0];
+            let what = if p.sandboxed {
+                format!(
+                    "exports the `{}` world of metaclaude:monitor@{}",
+                    p.kind.as_str(),
+                    metaclaude::plugin::manifest::WIT_VERSION
+                )
+            } else {
+                "a TRUSTED native library (unsandboxed), native ABI v1".to_string()
+            };
             println!(
-                "{}: ok: plugin {} {} ({}), exports the `{}` world of metaclaude:monitor@{}, init accepted its config",
+                "{}: ok: plugin {} {} ({}), {what}, init accepted its config",
                 dir.join("plugin.toml").display(),
                 p.name,
                 p.version,
                 p.kind.as_str(),
-                p.kind.as_str(),
-                metaclaude::plugin::manifest::WIT_VERSION
             );
             println!("  capabilities: {}", p.capabilities);
             Ok(ExitCode::SUCCESS)
