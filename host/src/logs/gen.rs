@@ -247,12 +247,19 @@ fn execution(rng: &mut StdRng, finished: DateTime<Utc>, file: usize, seq: u64) -
     let peak = (5.0 + rng.random::<f64>() * 200.0 * 1000.0).round() / 1000.0;
     let cpu = (wall * rng.random::<f64>() * 1e6).round() / 1e6;
     let started = finished - Duration::microseconds((wall * 1e6) as i64);
-    let stdout_len = rng.random_range(100..900);
-    let stdout: String = "checked 42 items; all fine. "
-        .chars()
-        .cycle()
-        .take(stdout_len)
-        .collect();
+    // Varied output, so the log compresses about as well as real ones (not 20 to 1).
+    let mut stdout = String::new();
+    for _ in 0..rng.random_range(2..14) {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            stdout,
+            "{} item {} in {} ms: {:08x}",
+            ["checked", "validated", "skipped", "fixed"][rng.random_range(0..4)],
+            rng.random_range(0..100_000),
+            rng.random_range(0..5000),
+            rng.random::<u32>()
+        );
+    }
     let stderr = if success {
         String::new()
     } else {
