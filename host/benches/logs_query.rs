@@ -10,7 +10,8 @@
 //! `LOGS_BENCH_JQ_RUNS` runs of jq (default 1: it takes minutes), `LOGS_BENCH_DIR` a
 //! directory to generate into and reuse (default: a fresh temporary one), `LOGS_BENCH_SEED`.
 //!
-//! metaclaude runs in process (`metaclaude::logs::execute`, what `metaclaude logs` calls);
+//! metaclaude runs as a child process of the benchmark calling `metaclaude::logs::execute`
+//! (what `metaclaude logs` calls) and reports its peak memory;
 //! jq reads `zcat -f` of the same files through a pipe (`zcat | jq project | jq -s
 //! aggregate`, so it too uses both cores); zcat writes to /dev/null. The
 //! answer must equal jq's (floats within 1e-9 relative: sums depend on addition order).
@@ -79,7 +80,33 @@ fn close(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Result<(),
     }
 }
 
+/// Peak resident memory of this process, in MiB: `VmHWM`, which belongs to the process's
+/// own address space (`ru_maxrss` would carry the benchmark's figure across fork and exec).
+fn max_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 fn main() {
+    // The query runs in a child process of its own, like the CLI, so its time includes
+    // process start and its peak memory is its own (not the generator's).
+    if let Some(dir) = std::env::var_os("LOGS_BENCH_QUERY") {
+        let args = LogsArgs {
+            log_dir: PathBuf::from(dir),
+            stats: true,
+            json: true,
+            group_by: Some(GroupBy::Script),
+            ..Default::default()
+        };
+        let mut out = std::io::stdout().lock();
+        execute(&args, &mut out).expect("metaclaude logs");
+        eprintln!("{}", max_rss_mib());
+        return;
+    }
     let bytes = env_u64("LOGS_BENCH_BYTES", 1 << 30);
     let runs = env_u64("LOGS_BENCH_RUNS", 3);
     let jq_runs = env_u64("LOGS_BENCH_JQ_RUNS", 1);
@@ -124,15 +151,27 @@ fn main() {
 
     let args = LogsArgs {
         log_dir: dir.clone(),
-        stats: true,
-        json: true,
-        group_by: Some(GroupBy::Script),
         ..Default::default()
     };
-    let (ours_t, ours) = time(runs, || {
-        let mut out = Vec::new();
-        execute(&args, &mut out).expect("metaclaude logs");
-        out
+    let me = std::env::current_exe().expect("the benchmark's own path");
+    let (ours_t, (ours, rss)) = time(runs, || {
+        let out = Command::new(&me)
+            .env("LOGS_BENCH_QUERY", &args.log_dir)
+            .output()
+            .expect("running the query");
+        assert!(
+            out.status.success(),
+            "the query failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rss: f64 = String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0.0);
+        (out.stdout, rss)
     });
     let (zcat_t, ()) = time(runs, || {
         let st = Command::new("sh")
@@ -186,7 +225,10 @@ fn main() {
         jq_t.as_secs_f64() / ours_t.as_secs_f64(),
         ours_t.as_secs_f64() / zcat_t.as_secs_f64()
     );
-    println!("executions: {}", ours["overall"]["count"]);
+    println!(
+        "executions: {}; metaclaude peak memory {rss:.1} MiB",
+        ours["overall"]["count"]
+    );
     match same {
         Ok(()) => println!("results equal the jq reference"),
         Err(e) => {
