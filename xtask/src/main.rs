@@ -366,6 +366,8 @@ fn test(root: &Path) -> Result<()> {
 
 fn bench(extra: &[String]) -> Result<()> {
     ensure_prerequisites(true)?;
+    // plugin_delivery loads the built components.
+    build_plugins(&workspace_root())?;
     step("cargo bench");
     run(cargo().args(["bench", "-p", "metaclaude-host"]).args(extra))
 }
