@@ -331,6 +331,13 @@ fn host_peak_rss_kb() -> i64 {
     if peak <= LAST_CHECKED.load(Ordering::Relaxed) {
         return peak;
     }
+    // Memory freed after the peak (a component compile, say) often stays in malloc's
+    // arenas and so in the RSS; hand it back to the kernel first.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory at the top of malloc's heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     let current_kb = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
