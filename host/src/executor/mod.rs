@@ -1028,10 +1028,11 @@ fn usage_from(
 ) -> ResourceUsage {
     // ru_maxrss is in KiB on Linux. The child began on the host's address space (vfork
     // semantics), and execve credits that address space's peak to the child; a figure not
-    // above the host's own peak (plus 1 MiB of slack for growth during the spawn) may be
-    // the host's, not the script's, and is set aside.
+    // above the host's own size at the spawn (plus slack for growth meanwhile) may be
+    // the host's, not the script's, and is set aside. (The host resets its own mark to
+    // its current size before each spawn; 4 MiB of slack covers its growth meanwhile.)
     let maxrss_kb = reaped.rusage.ru_maxrss.max(0);
-    let rusage_usable = maxrss_kb > host_maxrss_kb + 1024;
+    let rusage_usable = maxrss_kb > host_maxrss_kb.saturating_add(4096);
     let sampled_peak = bytes_to_mb(samples.max);
     let cgroup_peak = cg.peak_memory_bytes.map(bytes_to_mb);
     let largest = if rusage_usable {

@@ -35,10 +35,10 @@ pub struct SpawnRequest {
 /// A running child: its pid (also its process-group id) and our ends of its pipes.
 pub struct Spawned {
     pub pid: libc::pid_t,
-    /// The host's own peak RSS (KiB) just before the clone. The child starts on the host's
-    /// address space, and `execve` folds that address space's high-water mark into the
-    /// child's `ru_maxrss`: a child whose `ru_maxrss` is not above this figure may not
-    /// have used that much itself (see `usage_from`).
+    /// The host's RSS (KiB) just before the clone, its high-water mark reset to it. The
+    /// child starts on the host's address space, and `execve` folds that address space's
+    /// high-water mark into the child's `ru_maxrss`: a child whose `ru_maxrss` is not
+    /// above this figure may not have used that much itself (see `usage_from`).
     pub host_maxrss_kb: i64,
     pub pidfd: OwnedFd,
     pub stdin: Option<OwnedFd>,
@@ -245,7 +245,7 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     thread_local! {
         static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; STACK_SIZE]);
     }
-    let host_maxrss_kb = host_peak_rss_kb();
+    let host_maxrss_kb = host_rss_after_reset_kb();
 
     // Block every signal around clone so no host handler runs in the child before it
     // resets them; the child then unblocks everything.
@@ -308,50 +308,43 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     })
 }
 
-fn self_maxrss_kb() -> i64 {
-    // SAFETY: getrusage fills a plain struct.
-    unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage.ru_maxrss
-    }
-}
-
-/// The host's peak RSS in KiB, as a child started now would inherit it (see
-/// [`Spawned::host_maxrss_kb`]). A transient peak of the host (compiling a large
-/// component takes hundreds of MB for a moment) would blind the kernel's `ru_maxrss` of
-/// every later script smaller than it, so when the peak has grown well past the current
-/// size, the peak is reset to the current size (`/proc/self/clear_refs`, "5"). This costs
-/// a `getrusage` per spawn and the reset only after the host has grown.
-fn host_peak_rss_kb() -> i64 {
-    use std::sync::atomic::{AtomicI64, Ordering};
-    static LAST_CHECKED: AtomicI64 = AtomicI64::new(0);
-    const SLACK_KB: i64 = 16 * 1024;
-    let peak = self_maxrss_kb();
-    if peak <= LAST_CHECKED.load(Ordering::Relaxed) {
-        return peak;
-    }
-    // Memory freed after the peak (a component compile, say) often stays in malloc's
-    // arenas and so in the RSS; hand it back to the kernel first.
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free memory at the top of malloc's heaps.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    let current_kb = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
-        // SAFETY: sysconf has no preconditions.
-        .map(|pages| pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as i64 / 1024);
-    let peak = match current_kb {
-        Some(current) if peak > current + SLACK_KB => {
-            let _ = std::fs::write("/proc/self/clear_refs", "5");
-            self_maxrss_kb()
-        }
-        _ => peak,
+/// The host's resident size in KiB, after resetting its RSS high-water mark to it.
+///
+/// A child started the vfork way runs on the host's address space until `execve`, and
+/// `execve` folds that address space's high-water mark into the child's `ru_maxrss`. So
+/// just before each spawn the host resets its own mark to its current size (writing "5"
+/// to `/proc/self/clear_refs`, a cheap reset); a child's `ru_maxrss` above the returned
+/// figure (plus slack for the host's growth during the spawn) is then the script's own.
+/// (`getrusage(RUSAGE_SELF)` cannot serve: it also carries the peak the host inherited
+/// from its own parent.) Both files stay open: a `pwrite` and a `pread` per spawn.
+fn host_rss_after_reset_kb() -> i64 {
+    use std::os::unix::fs::FileExt;
+    use std::sync::OnceLock;
+    static FILES: OnceLock<Option<(std::fs::File, std::fs::File)>> = OnceLock::new();
+    let Some((clear_refs, statm)) = FILES.get_or_init(|| {
+        let clear = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/self/clear_refs")
+            .ok()?;
+        let statm = std::fs::File::open("/proc/self/statm").ok()?;
+        Some((clear, statm))
+    }) else {
+        // Without the reset, every ru_maxrss is suspect: report it as unusable.
+        return i64::MAX / 2;
     };
-    LAST_CHECKED.store(peak, Ordering::Relaxed);
-    peak
+    if clear_refs.write_at(b"5", 0).is_err() {
+        return i64::MAX / 2;
+    }
+    let mut buf = [0u8; 128];
+    let n = statm.read_at(&mut buf, 0).unwrap_or(0);
+    let pages = std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok());
+    match pages {
+        // SAFETY: sysconf has no preconditions.
+        Some(p) => p * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as i64 / 1024,
+        None => i64::MAX / 2,
+    }
 }
 
 fn reap_blocking(pid: libc::pid_t) {
