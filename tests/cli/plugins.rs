@@ -187,25 +187,23 @@ fn hostile_plugins_are_contained_and_quarantined() {
     }
 }
 
-#[test]
-fn disable_policy_stops_at_the_first_failure() {
+/// Runs `n` executions with a hostile plugin (`mode`, `limits`) beside the recorder,
+/// checks the recorder got every event, and returns what the host says of the hostile one.
+fn run_beside_recorder(mode: &str, limits: &str, n: usize) -> metaclaude::plugin::PluginInfo {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     let good = tmp.path().join("good");
     recorder(&plugins, &good);
-    hostile(
-        &plugins,
-        "trap",
-        "failure_policy = \"disable\"\nbatch_max = 1",
-        None,
-    );
-    let (ids, host) = run_with_plugins(&plugins, 2);
+    hostile(&plugins, mode, limits, None);
+    let (ids, host) = run_with_plugins(&plugins, n);
     assert_recorded_everything(&good, &ids);
-    let bad = host
-        .list()
-        .into_iter()
-        .find(|p| p.name == "hostile-trap")
-        .unwrap();
+    let name = format!("hostile-{mode}");
+    host.list().into_iter().find(|p| p.name == name).unwrap()
+}
+
+#[test]
+fn disable_policy_stops_at_the_first_failure() {
+    let bad = run_beside_recorder("trap", "failure_policy = \"disable\"\nbatch_max = 1", 2);
     assert!(
         matches!(bad.health, Health::Disabled(_)),
         "{:?}",
@@ -217,23 +215,7 @@ fn disable_policy_stops_at_the_first_failure() {
 
 #[test]
 fn a_log_flood_is_cut_off_not_forwarded() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plugins = tmp.path().join("plugins");
-    let good = tmp.path().join("good");
-    recorder(&plugins, &good);
-    hostile(
-        &plugins,
-        "log-flood",
-        "call_timeout_ms = 60000\nbatch_max = 100",
-        None,
-    );
-    let (ids, host) = run_with_plugins(&plugins, 1);
-    assert_recorded_everything(&good, &ids);
-    let flood = host
-        .list()
-        .into_iter()
-        .find(|p| p.name == "hostile-log-flood")
-        .unwrap();
+    let flood = run_beside_recorder("log-flood", "call_timeout_ms = 60000\nbatch_max = 100", 1);
     assert_eq!(flood.health, Health::Running);
     assert_eq!(flood.failures, 0);
     assert_eq!(flood.delivered, 3);
