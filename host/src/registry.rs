@@ -99,9 +99,7 @@ pub enum RegistryError {
         column: usize,
         message: String,
     },
-    #[error("{}: {} problem{}:\n{}", file.display(), problems.len(),
-        if problems.len() == 1 { "" } else { "s" },
-        problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", crate::suggest::problem_list(file, problems))]
     Invalid {
         file: PathBuf,
         problems: Vec<Problem>,

@@ -31,6 +31,19 @@ where
     }
 }
 
+/// `FILE: N problem(s):` followed by one indented line per problem: how every config
+/// file the host reads (registry, plugin manifests) reports all its problems at once.
+pub fn problem_list<T: std::fmt::Display>(file: &std::path::Path, problems: &[T]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+    format!(
+        "{}: {} problem{}:\n{}",
+        file.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        lines.join("\n")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
