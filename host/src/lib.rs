@@ -4,6 +4,7 @@
 //! [`registry`] reads and validates `registry.json`; [`executor`] spawns, limits, measures,
 //! classifies and retries; [`model`] is the one event model everything serialises.
 
+pub mod batch;
 pub mod executor;
 mod ids;
 pub mod logs;
@@ -13,7 +14,10 @@ pub mod registry;
 pub mod scaffold;
 mod suggest;
 
-pub use executor::{EventSink, ExecutionRequest, ExecutorConfig, ToolExecutionService};
+pub use executor::{
+    EventSink, Execution, ExecutionRequest, ExecutorConfig, Receipt, Recording,
+    ToolExecutionService,
+};
 pub use model::{
     AttemptSummary, ErrorCategory, ErrorDetails, ExecutionEvent, ExecutionResult, LifecycleKind,
     ResourceUsage,

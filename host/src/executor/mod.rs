@@ -5,6 +5,9 @@
 //! * every execution emits `queued` first and `finished` last, exactly once each, whatever
 //!   happens in between (validation errors included);
 //! * no process of an execution's tree outlives the execution;
+//! * in acknowledged mode an execution is reported (returned) only after every sink that
+//!   acknowledges has confirmed storing its `finished` event, or it is reported with
+//!   [`Recording::Failed`] saying which sink did not and why;
 //! * the host never blocks on a script's output: pipes are drained concurrently and, once
 //!   the script's main process has exited, for a bounded grace only.
 
@@ -47,6 +50,35 @@ use self::spawn::{cstring, path_cstring, SpawnRequest};
 /// them inline (the plugin bus puts events on bounded queues).
 pub trait EventSink: Send + Sync {
     fn emit(&self, event: &ExecutionEvent);
+
+    /// Delivers an execution's `finished` event. A sink in acknowledged mode returns a
+    /// receipt, which the executor awaits before it reports the execution as finished.
+    fn emit_finished(&self, event: &ExecutionEvent) -> Option<Receipt> {
+        self.emit(event);
+        None
+    }
+}
+
+/// A sink's later answer to whether it stored a finished execution; `Err` names the
+/// plugin that did not and why. The future enforces its own deadline.
+pub type Receipt = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// Whether the sinks that acknowledge confirmed storing an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recording {
+    /// No sink acknowledges: the events were handed over, not confirmed.
+    Unconfirmed,
+    /// Every acknowledging sink confirmed it stored the `finished` event.
+    Confirmed,
+    /// At least one acknowledging sink did not: each reason names its plugin.
+    Failed(Vec<String>),
+}
+
+/// An execution's result together with what the acknowledging sinks said of it.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub result: ExecutionResult,
+    pub recording: Recording,
 }
 
 /// Tunables of the executor; the defaults suit most hosts.
@@ -189,7 +221,14 @@ impl ToolExecutionService {
 
     /// Runs one script to completion (with retries) and returns everything measured.
     /// Never panics on bad input: problems come back as a failed result with a category.
+    /// See [`ToolExecutionService::execute_recorded`] for whether sinks confirmed it.
     pub async fn execute(&self, req: ExecutionRequest) -> ExecutionResult {
+        self.execute_recorded(req).await.result
+    }
+
+    /// Like [`ToolExecutionService::execute`], and in acknowledged mode returns only once
+    /// the acknowledging sinks answered, with what they said.
+    pub async fn execute_recorded(&self, req: ExecutionRequest) -> Execution {
         let execution_id = self.ids.next();
         let started_at = Utc::now();
         let entry = self.registry.get(&req.script_id);
@@ -243,8 +282,28 @@ impl ToolExecutionService {
         result.finished_at = Utc::now();
         let mut finished = header.event(LifecycleKind::Finished, result.attempts.len() as u32);
         finished.result = Some(Box::new(result.clone()));
-        self.emit(finished);
-        result
+        let receipts: Vec<Receipt> = self
+            .sinks
+            .iter()
+            .filter_map(|sink| sink.emit_finished(&finished))
+            .collect();
+        let recording = if receipts.is_empty() {
+            Recording::Unconfirmed
+        } else {
+            let mut failures = Vec::new();
+            for receipt in receipts {
+                if let Err(why) = receipt.await {
+                    tracing::error!(execution_id = %result.execution_id, "execution not recorded: {why}");
+                    failures.push(why);
+                }
+            }
+            if failures.is_empty() {
+                Recording::Confirmed
+            } else {
+                Recording::Failed(failures)
+            }
+        };
+        Execution { result, recording }
     }
 
     fn unknown_script(&self, id: &str) -> ErrorDetails {

@@ -141,6 +141,30 @@ impl Limits {
     }
 }
 
+/// Acknowledged delivery (`[acknowledgements]`): the executor reports an execution as
+/// finished only once every plugin with `enabled = true` has handled its `finished` event,
+/// so that nothing reported is ever missing from what the plugin writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgements {
+    pub enabled: bool,
+    /// How long the executor waits for the plugin's answer before reporting the execution
+    /// as not recorded.
+    pub timeout_ms: u64,
+    /// Also call the plugin's `flush` (for the log sink: to stable storage) before
+    /// confirming, so a confirmed execution survives a power cut, not only a host crash.
+    pub sync: bool,
+}
+
+impl Default for Acknowledgements {
+    fn default() -> Self {
+        Acknowledgements {
+            enabled: false,
+            timeout_ms: 10_000,
+            sync: false,
+        }
+    }
+}
+
 /// Which events reach the plugin (all when empty).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Filter {
@@ -165,6 +189,7 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     pub limits: Limits,
     pub filter: Filter,
+    pub acknowledgements: Acknowledgements,
     /// Fill `event.json` with the host's JSON of each event.
     pub event_json: bool,
     /// Alert rules: how often `tick` is called.
@@ -207,9 +232,11 @@ const TOP_KEYS: &[&str] = &[
     "capabilities",
     "limits",
     "filter",
+    "acknowledgements",
     "event_json",
     "tick_ms",
 ];
+const ACK_KEYS: &[&str] = &["enabled", "timeout_ms", "sync"];
 const CAPABILITY_KEYS: &[&str] = &["dirs", "udp", "http"];
 const DIR_KEYS: &[&str] = &["host", "guest", "mode", "create"];
 const LIMIT_KEYS: &[&str] = &[
@@ -414,6 +441,18 @@ impl Checker<'_> {
         match v {
             None => default,
             Some(Value::Boolean(b)) => *b,
+            // `"${VAR:-false}"` lets an operator switch a setting from the environment.
+            Some(Value::String(s)) if s.contains("${") => match self.expand(field, s).as_str() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    self.problem(
+                        field,
+                        format!("{s:?} expands to {other:?}: expected true or false"),
+                    );
+                    default
+                }
+            },
             Some(other) => {
                 self.problem(
                     field,
@@ -527,6 +566,7 @@ impl Checker<'_> {
         let capabilities = self.capabilities(t.get("capabilities"));
         let limits = self.limits(t.get("limits"), kind.unwrap_or(PluginKind::Sink));
         let filter = self.filter(t.get("filter"));
+        let acknowledgements = self.acknowledgements(t.get("acknowledgements"), kind);
         let event_json = self.boolean("event_json", t.get("event_json"), false);
         let tick_ms = self.positive("tick_ms", t.get("tick_ms"), 10_000);
         Some(Manifest {
@@ -541,6 +581,7 @@ impl Checker<'_> {
             capabilities,
             limits,
             filter,
+            acknowledgements,
             event_json,
             tick_ms,
         })
@@ -706,6 +747,34 @@ impl Checker<'_> {
             }
         }
         l
+    }
+
+    fn acknowledgements(
+        &mut self,
+        v: Option<&Value>,
+        kind: Option<PluginKind>,
+    ) -> Acknowledgements {
+        let mut a = Acknowledgements::default();
+        let Some(t) = self.table("acknowledgements", v) else {
+            return a;
+        };
+        self.unknown_keys("acknowledgements", t, ACK_KEYS);
+        a.enabled = self.boolean("acknowledgements.enabled", t.get("enabled"), a.enabled);
+        a.timeout_ms = self.positive(
+            "acknowledgements.timeout_ms",
+            t.get("timeout_ms"),
+            a.timeout_ms,
+        );
+        a.sync = self.boolean("acknowledgements.sync", t.get("sync"), a.sync);
+        if let Some(kind) =
+            kind.filter(|k| a.enabled && !matches!(k, PluginKind::Sink | PluginKind::Exporter))
+        {
+            self.problem(
+                "acknowledgements.enabled",
+                format!("only sinks and exporters store executions; a {kind} cannot acknowledge them (remove [acknowledgements])"),
+            );
+        }
+        a
     }
 
     fn filter(&mut self, v: Option<&Value>) -> Filter {
@@ -899,6 +968,12 @@ mod tests {
         );
         assert_eq!(keys(&p["limits"]), sorted(LIMIT_KEYS));
         assert_eq!(keys(&p["filter"]), sorted(FILTER_KEYS));
+        assert_eq!(keys(&p["acknowledgements"]), sorted(ACK_KEYS));
+        let a = Acknowledgements::default();
+        let ack = |k: &str| p["acknowledgements"]["properties"][k]["default"].clone();
+        assert_eq!(ack("enabled"), a.enabled);
+        assert_eq!(ack("timeout_ms"), a.timeout_ms);
+        assert_eq!(ack("sync"), a.sync);
         let kinds: Vec<&str> = p["kind"]["enum"]
             .as_array()
             .unwrap()
@@ -924,6 +999,31 @@ mod tests {
         assert_eq!(limit("max_failures"), l.max_failures);
         assert_eq!(limit("failure_window_s"), l.failure_window_s);
         assert_eq!(limit("core_dump"), l.core_dump);
+    }
+
+    #[test]
+    fn acknowledgements_can_be_switched_from_the_environment() {
+        let base = "name = \"s\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"p.wasm\"\n";
+        let m = parse(&format!(
+            "{base}[acknowledgements]\nenabled = \"${{HOME_DIR:-false}}\"\n"
+        ));
+        let err = m.unwrap_err();
+        assert!(err.contains("acknowledgements.enabled: \"${HOME_DIR:-false}\" expands to \"/home/op\": expected true or false"), "{err}");
+        let m = parse(&format!(
+            "{base}[acknowledgements]\nenabled = \"${{ACK:-true}}\"\nsync = true\ntimeout_ms = 500\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            m.acknowledgements,
+            Acknowledgements {
+                enabled: true,
+                timeout_ms: 500,
+                sync: true
+            }
+        );
+        let notifier = base.replace("sink", "notifier");
+        let err = parse(&format!("{notifier}[acknowledgements]\nenabled = true\n")).unwrap_err();
+        assert!(err.contains("a notifier cannot acknowledge"), "{err}");
     }
 
     #[test]

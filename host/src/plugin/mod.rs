@@ -12,6 +12,7 @@
 //! cache), `bindings` and `convert` (the WIT contract), `instance` (one sandboxed
 //! instance), `worker` (queue, batching, failure policy), `net` (the `http` import).
 
+mod ack;
 mod bindings;
 mod convert;
 pub mod engine;
@@ -31,9 +32,10 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::executor::EventSink;
+use crate::executor::{EventSink, Receipt};
 use crate::model::{ExecutionEvent, LifecycleKind};
 
+use self::ack::AckGroup;
 use self::engine::{EngineError, LoadSource, PluginEngine};
 use self::instance::{CallError, Prepared};
 use self::manifest::{Artifact, Manifest, ManifestError, OnFull, PluginKind};
@@ -732,34 +734,74 @@ fn passes(filter: &manifest::Filter, e: &ExecutionEvent) -> bool {
 
 impl EventSink for PluginHost {
     fn emit(&self, event: &ExecutionEvent) {
-        let mut delivery: Option<Arc<Delivery>> = None;
+        self.offer(event, false);
+    }
+
+    fn emit_finished(&self, event: &ExecutionEvent) -> Option<Receipt> {
+        self.offer(event, true)
+    }
+}
+
+impl PluginHost {
+    /// Puts `event` on the queue of every plugin whose filter takes it. With `acknowledge`
+    /// (a `finished` event) and at least one acknowledging receiver, returns the receipt
+    /// their workers will answer.
+    fn offer(&self, event: &ExecutionEvent, acknowledge: bool) -> Option<Receipt> {
         // Held while offering: see `PluginHost` on why a reload cannot lose events.
         let plugins = self.plugins.read().unwrap();
-        for p in plugins.iter() {
-            if !p.manifest.kind.takes_events() || !passes(&p.manifest.filter, event) {
-                continue;
-            }
-            let d = delivery
-                .get_or_insert_with(|| {
-                    Arc::new(Delivery {
-                        event: event.clone(),
-                        json: std::sync::OnceLock::new(),
-                    })
-                })
-                .clone();
+        let receivers: Vec<&Arc<LoadedPlugin>> = plugins
+            .iter()
+            .filter(|p| p.manifest.kind.takes_events() && passes(&p.manifest.filter, event))
+            .collect();
+        if receivers.is_empty() {
+            return None;
+        }
+        let acknowledging: Vec<&Arc<LoadedPlugin>> = receivers
+            .iter()
+            .copied()
+            .filter(|p| acknowledge && p.manifest.acknowledgements.enabled)
+            .collect();
+        let (ack, receipt) = if acknowledging.is_empty() {
+            (None, None)
+        } else {
+            let timeout = acknowledging
+                .iter()
+                .map(|p| p.manifest.acknowledgements.timeout_ms)
+                .max()
+                .unwrap_or_default();
+            let names = acknowledging
+                .iter()
+                .map(|p| p.manifest.name.clone())
+                .collect();
+            let (group, receipt) = AckGroup::new(names, Duration::from_millis(timeout));
+            (Some(group), Some(receipt))
+        };
+        let delivery = Arc::new(Delivery {
+            event: event.clone(),
+            json: std::sync::OnceLock::new(),
+            ack,
+        });
+        for p in receivers {
             p.stats.queued.fetch_add(1, Ordering::Relaxed);
-            match p.manifest.limits.on_full {
+            let sent = match p.manifest.limits.on_full {
                 OnFull::Block => {
-                    let _ = p.tx.send(Message::Event(d));
+                    p.tx.send(Message::Event(delivery.clone()))
+                        .map_err(|_| "its worker has stopped")
                 }
-                OnFull::DropNewest => match p.tx.try_send(Message::Event(d)) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                        p.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+                OnFull::DropNewest => match p.tx.try_send(Message::Event(delivery.clone())) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full(_)) => Err("its queue is full (limits.queue)"),
+                    Err(TrySendError::Disconnected(_)) => Err("its worker has stopped"),
                 },
+            };
+            if let Err(why) = sent {
+                p.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                if let (Some(group), true) = (&delivery.ack, p.manifest.acknowledgements.enabled) {
+                    group.deny(&p.manifest.name, why);
+                }
             }
         }
+        receipt
     }
 }
 

@@ -7,7 +7,11 @@
 //! * a trapped instance is never called again: it is dropped and, under `reload`, a fresh
 //!   one starts from the pre-linked component after an exponential backoff; after
 //!   `max_failures` failures within `failure_window_s` the plugin is quarantined;
-//! * nothing a plugin does reaches the executor except through this queue.
+//! * nothing a plugin does reaches the executor except through this queue;
+//! * in acknowledged mode, every event carrying an [`AckGroup`] is answered exactly once by
+//!   this worker: confirmed after the plugin handled it, denied when the call failed or
+//!   the event was dropped; and such an event is delivered as soon as the queue is empty,
+//!   not at the end of the batch window.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use super::ack::AckGroup;
 use super::instance::CallError;
 use super::manifest::{FailurePolicy, Manifest, PluginKind};
 use super::runtime::{Live, Runtime};
@@ -27,6 +32,9 @@ use crate::model::{Alert, ExecutionEvent, Severity};
 pub struct Delivery {
     pub event: ExecutionEvent,
     pub json: std::sync::OnceLock<String>,
+    /// Set on a `finished` event that acknowledging plugins receive; each of their
+    /// workers answers it once (see `ack`).
+    pub ack: Option<Arc<AckGroup>>,
 }
 
 impl Delivery {
@@ -172,11 +180,17 @@ impl Worker {
         let mut backoff = FIRST_BACKOFF;
         let mut restart_at: Option<Instant> = None;
         let mut failures: VecDeque<Instant> = VecDeque::new();
+        // An executor waits on an event in the batch: deliver once the queue is empty.
+        let mut urgent = false;
         loop {
             let mut wake: Option<Instant> = None;
             if !batch.is_empty() {
                 // While the plugin is down, held events wait for its restart.
-                let due = batch_started + batch_window;
+                let due = if urgent {
+                    Instant::now()
+                } else {
+                    batch_started + batch_window
+                };
                 wake = Some(match restart_at.filter(|_| self.instance.is_none()) {
                     Some(at) => due.max(at),
                     None => due,
@@ -199,6 +213,7 @@ impl Worker {
                     if batch.is_empty() {
                         batch_started = Instant::now();
                     }
+                    urgent |= d.ack.is_some() && self.manifest.acknowledgements.enabled;
                     batch.push(d);
                     if batch.len() >= limits.batch_max {
                         self.deliver(&mut batch, &mut ctx, false);
@@ -241,9 +256,10 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            if !batch.is_empty() && batch_started.elapsed() >= batch_window {
+            if !batch.is_empty() && (urgent || batch_started.elapsed() >= batch_window) {
                 self.deliver(&mut batch, &mut ctx, false);
             }
+            urgent &= !batch.is_empty();
             if let (Some(at), Some(every)) = (next_tick, tick_every) {
                 if Instant::now() >= at {
                     next_tick = Some(Instant::now() + every);
@@ -302,6 +318,8 @@ impl Worker {
     fn deliver(&mut self, batch: &mut Vec<Arc<Delivery>>, ctx: &mut Ctx, wait: bool) {
         let event_json = self.manifest.event_json;
         let batch_max = self.manifest.limits.batch_max;
+        let sync_before_ack =
+            self.manifest.acknowledgements.enabled && self.manifest.acknowledgements.sync;
         while !batch.is_empty() {
             let Some(instance) = self.ready_instance(ctx, wait) else {
                 let restarting = self.stats.health() == Health::Restarting;
@@ -311,16 +329,42 @@ impl Worker {
                     0
                 };
                 if batch.len() > keep {
-                    let lost = batch.len() - keep;
-                    batch.truncate(keep);
-                    self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                    let lost: Vec<_> = batch.drain(keep..).collect();
+                    self.stats
+                        .dropped
+                        .fetch_add(lost.len() as u64, Ordering::Relaxed);
+                    let why = format!("plugin is {}", self.stats.health().describe());
+                    self.answer(&lost, Err(&why));
                 }
                 return;
             };
             let n = batch.len().min(batch_max);
-            let result = instance.handle_batch(&batch[..n], event_json);
+            let mut result = instance.handle_batch(&batch[..n], event_json);
+            if result.is_ok() && sync_before_ack && batch[..n].iter().any(|d| d.ack.is_some()) {
+                if let Err(e) = instance.flush() {
+                    result = Err(e);
+                }
+            }
+            match &result {
+                Ok(_) => self.answer(&batch[..n], Ok(())),
+                Err(CallError::Refused(m) | CallError::Trap(m)) => self.answer(&batch[..n], Err(m)),
+            }
             batch.drain(..n);
             self.settle(result, n, ctx);
+        }
+    }
+
+    /// Answers the acknowledgement of every event in `deliveries` that carries one, if
+    /// this plugin acknowledges.
+    fn answer(&self, deliveries: &[Arc<Delivery>], outcome: Result<(), &str>) {
+        if !self.manifest.acknowledgements.enabled {
+            return;
+        }
+        for group in deliveries.iter().filter_map(|d| d.ack.as_ref()) {
+            match outcome {
+                Ok(()) => group.confirm(),
+                Err(why) => group.deny(&self.name, why),
+            }
         }
     }
 
