@@ -12,7 +12,9 @@ use metaclaude::model::{ExecutionEvent, ExecutionResult};
 use metaclaude::plugin::engine::{LoadSource, PluginEngine};
 use metaclaude::plugin::{resolve_plugins_dir, PluginHost};
 use metaclaude::scaffold;
-use metaclaude::{EventSink, ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
+use metaclaude::{
+    EventSink, ExecutionRequest, ExecutorConfig, Recording, Registry, ToolExecutionService,
+};
 
 /// Exit status for usage and configuration errors (clap uses it too).
 const EXIT_USAGE: u8 = 2;
@@ -35,6 +37,9 @@ struct Cli {
 enum Command {
     /// Run one script from the registry and report how it went.
     Run(RunArgs),
+    /// Run many scripts in one host: requests as JSON lines in, each result as a JSON line
+    /// out the moment it is reported finished.
+    Batch(BatchArgs),
     /// Work with registry files.
     Registry {
         #[command(subcommand)]
@@ -89,6 +94,36 @@ enum RegistryCommand {
 }
 
 #[derive(clap::Args)]
+struct BatchArgs {
+    /// The requests, one JSON object per line: {"script_id": "...", "inputs": {...},
+    /// "session_id": ..., "correlation_id": ..., "user": ...}; `-` reads standard input.
+    #[arg(default_value = "-", value_name = "FILE")]
+    requests: PathBuf,
+    /// The registry file.
+    #[arg(long, env = "METACLAUDE_REGISTRY", default_value = "registry.json")]
+    registry: PathBuf,
+    /// Executions running at once (default: four per core).
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+/// How the host runs scripts and which plugins it loads.
+#[derive(clap::Args)]
+struct HostArgs {
+    /// Do not use per-execution cgroups even where the machine offers them.
+    #[arg(long)]
+    no_cgroups: bool,
+    /// The plugins directory (default: METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_plugins")]
+    plugins: Option<PathBuf>,
+    /// Run without any plugin.
+    #[arg(long)]
+    no_plugins: bool,
+}
+
+#[derive(clap::Args)]
 struct RunArgs {
     /// The script's id in the registry.
     script_id: String,
@@ -113,15 +148,8 @@ struct RunArgs {
     /// Print every lifecycle event as a JSON line on stderr while the script runs.
     #[arg(long)]
     events: bool,
-    /// Do not use per-execution cgroups even where the machine offers them.
-    #[arg(long)]
-    no_cgroups: bool,
-    /// The plugins directory (default: METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
-    #[arg(long, value_name = "DIR", conflicts_with = "no_plugins")]
-    plugins: Option<PathBuf>,
-    /// Run without any plugin.
-    #[arg(long)]
-    no_plugins: bool,
+    #[command(flatten)]
+    host: HostArgs,
 }
 
 fn main() -> ExitCode {
@@ -129,6 +157,7 @@ fn main() -> ExitCode {
     init_tracing(&cli.log_level);
     let outcome = match cli.command {
         Command::Run(args) => run(args),
+        Command::Batch(args) => batch(args),
         Command::Registry {
             command: RegistryCommand::Check { file },
         } => registry_check(&file),
@@ -219,17 +248,117 @@ fn parse_inputs(args: &RunArgs) -> anyhow::Result<BTreeMap<String, serde_json::V
     Ok(inputs)
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let registry = match Registry::load(&args.registry) {
-        Ok(r) => r,
+/// Exit status when an execution finished but an acknowledging sink did not confirm
+/// storing it.
+const EXIT_NOT_RECORDED: u8 = 3;
+
+/// The registry, or its problems on stderr.
+fn load_registry(file: &Path) -> Option<Registry> {
+    match Registry::load(file) {
+        Ok(r) => Some(r),
         Err(e) => {
             eprintln!("{e}");
             eprintln!(
                 "hint: check it with `metaclaude registry check {}`",
-                args.registry.display()
+                file.display()
             );
-            return Ok(ExitCode::from(EXIT_USAGE));
+            None
         }
+    }
+}
+
+fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
+    let Some(registry) = load_registry(&args.registry) else {
+        return Ok(ExitCode::from(EXIT_USAGE));
+    };
+    let source = args.requests.display().to_string();
+    let input: Box<dyn std::io::BufRead + Send> = if source == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(&args.requests)
+            .with_context(|| format!("cannot open the requests file {source}"))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let config = ExecutorConfig {
+        use_cgroups: !args.host.no_cgroups,
+        ..ExecutorConfig::default()
+    };
+    let concurrency = args.concurrency.unwrap_or(config.max_concurrency);
+    let config = ExecutorConfig {
+        max_concurrency: concurrency.max(1),
+        ..config
+    };
+    let runtime = async_runtime()?;
+    let plugins = load_host_plugins(&args.host)?;
+    let summary = runtime.block_on(async {
+        let mut service = ToolExecutionService::new(registry, config);
+        if let Some(p) = &plugins {
+            service.add_sink(p.clone());
+        }
+        metaclaude::batch::run_batch(
+            Arc::new(service),
+            input,
+            &source,
+            concurrency,
+            std::io::stdout().lock(),
+            std::io::stderr(),
+        )
+        .await
+    });
+    if let Some(p) = &plugins {
+        p.shutdown();
+    }
+    let summary = summary.context("writing the results")?;
+    eprintln!(
+        "metaclaude: {} succeeded, {} failed{}{}{}",
+        summary.succeeded,
+        summary.failed,
+        if summary.bad_lines > 0 {
+            format!(", {} bad request line(s)", summary.bad_lines)
+        } else {
+            String::new()
+        },
+        if summary.unrecorded > 0 {
+            format!(", {} not recorded", summary.unrecorded)
+        } else {
+            String::new()
+        },
+        if summary.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        },
+    );
+    Ok(if summary.unrecorded > 0 {
+        ExitCode::from(EXIT_NOT_RECORDED)
+    } else if summary.bad_lines > 0 {
+        ExitCode::from(EXIT_USAGE)
+    } else if summary.failed > 0 || summary.interrupted {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn load_host_plugins(args: &HostArgs) -> anyhow::Result<Option<Arc<PluginHost>>> {
+    if args.no_plugins {
+        Ok(None)
+    } else {
+        load_plugins(args.plugins.as_deref())
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let Some(registry) = load_registry(&args.registry) else {
+        return Ok(ExitCode::from(EXIT_USAGE));
     };
     let request = ExecutionRequest {
         script_id: args.script_id.clone(),
@@ -239,20 +368,12 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         user: args.user.clone(),
     };
     let config = ExecutorConfig {
-        use_cgroups: !args.no_cgroups,
+        use_cgroups: !args.host.no_cgroups,
         ..ExecutorConfig::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let plugins = if args.no_plugins {
-        None
-    } else {
-        load_plugins(args.plugins.as_deref())?
-    };
-    let result = runtime.block_on(async {
+    let runtime = async_runtime()?;
+    let plugins = load_host_plugins(&args.host)?;
+    let execution = runtime.block_on(async {
         let mut service = ToolExecutionService::new(registry, config);
         tracing::debug!(measurement = %service.measurement_description());
         if args.events {
@@ -261,16 +382,25 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(p) = &plugins {
             service.add_sink(p.clone());
         }
-        service.execute(request).await
+        service.execute_recorded(request).await
     });
     if let Some(p) = &plugins {
         // Everything the plugins were sent is delivered and flushed before we exit.
         p.shutdown();
     }
+    let result = execution.result;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         print_summary(&result);
+    }
+    if let Recording::Failed(reasons) = execution.recording {
+        eprintln!(
+            "error: execution {} finished but is not recorded: {}",
+            result.execution_id,
+            reasons.join("; ")
+        );
+        return Ok(ExitCode::from(EXIT_NOT_RECORDED));
     }
     Ok(if result.success {
         ExitCode::SUCCESS
