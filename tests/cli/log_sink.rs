@@ -52,7 +52,9 @@ fn finished(id: String, at: DateTime<Utc>) -> ExecutionEvent {
     }
 }
 
-fn log_sink(plugins: &Path, logs: &Path, config: &str) -> Arc<PluginHost> {
+/// A log-sink plugin folder in `plugins` writing into `logs`, with `config` lines in its
+/// `[config]` table and `tables` (more TOML tables) appended.
+pub fn write_log_sink(plugins: &Path, logs: &Path, config: &str, tables: &str) {
     write_plugin(
         plugins,
         "log-sink",
@@ -70,10 +72,15 @@ dirs = [{{ host = "{}", guest = "/logs", mode = "rw", create = true }}]
 [limits]
 call_timeout_ms = 60000
 memory_mb = 256
+{tables}
 "#,
             logs.display()
         ),
     );
+}
+
+fn log_sink(plugins: &Path, logs: &Path, config: &str) -> Arc<PluginHost> {
+    write_log_sink(plugins, logs, config, "");
     let mut host = PluginHost::new(Some(
         std::env::temp_dir().join("metaclaude-test-component-cache"),
     ))

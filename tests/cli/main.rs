@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `metaclaude` binary, real child processes, real scripts from
 //! `examples/registry`, temp dirs for anything a test writes. One binary, as in ripgrep.
 
+mod acknowledged;
 mod library;
 mod log_sink;
 mod logs_cli;
