@@ -25,6 +25,26 @@ fn acknowledging_log_sink(plugins: &Path, logs: &Path) {
     );
 }
 
+/// The `execution_id` of one JSON result line.
+fn execution_id(line: &str) -> String {
+    let v: Value = serde_json::from_str(line).unwrap();
+    v["execution_id"].as_str().unwrap().to_string()
+}
+
+/// `metaclaude batch` with the plugins in `plugins`, requests on a pipe, results piped.
+fn batch_host(plugins: &Path, concurrency: &str, stderr: Stdio) -> std::process::Child {
+    bin()
+        .args(["batch", "--concurrency", concurrency, "--registry"])
+        .arg(example_registry())
+        .arg("--plugins")
+        .arg(plugins)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// Every execution id `metaclaude logs --json` finds in `logs`.
 fn logged_ids(logs: &Path) -> HashSet<String> {
     let out = bin()
@@ -40,10 +60,7 @@ fn logged_ids(logs: &Path) -> HashSet<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            v["execution_id"].as_str().unwrap().to_string()
-        })
+        .map(execution_id)
         .collect()
 }
 
@@ -52,16 +69,7 @@ fn kill_9_in_a_burst_loses_nothing_that_was_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
     acknowledging_log_sink(&plugins, &logs);
-    let mut host = bin()
-        .args(["batch", "--concurrency", "16", "--registry"])
-        .arg(example_registry())
-        .arg("--plugins")
-        .arg(&plugins)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut host = batch_host(&plugins, "16", Stdio::null());
     // More requests than can finish before the kill: the burst is still going.
     let mut stdin = host.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
@@ -78,8 +86,7 @@ fn kill_9_in_a_burst_loses_nothing_that_was_reported() {
     let mut reported = Vec::new();
     let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
     for line in lines.by_ref() {
-        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
-        reported.push(v["execution_id"].as_str().unwrap().to_string());
+        reported.push(execution_id(&line.unwrap()));
         if reported.len() == 3000 {
             host.kill().unwrap(); // SIGKILL, in the middle of the burst
             break;
@@ -209,12 +216,7 @@ fn the_shipped_log_sink_acknowledges_when_told_by_the_environment() {
     );
     let reported: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["execution_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(execution_id)
         .collect();
     assert_eq!(reported.len(), 2);
     let logged = logged_ids(&logs);
@@ -222,4 +224,87 @@ fn the_shipped_log_sink_acknowledges_when_told_by_the_environment() {
         reported.iter().all(|id| logged.contains(id)),
         "{reported:?} vs {logged:?}"
     );
+}
+
+/// A small tmpfs mounted for the life of the value (the tests run as root: `cargo xtask
+/// test` installs packages with apt).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test fills a small tmpfs and must mount one: run the tests as root (`sudo cargo xtask test`): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(at.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_per_execution_and_spoils_nothing_already_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
+    let disk = SmallDisk::mount(&logs, "192k");
+    acknowledging_log_sink(&plugins, &logs);
+    let requests: String = (0..400)
+        .map(|i| format!("{{\"script_id\":\"noop\",\"correlation_id\":\"c{i}\"}}\n"))
+        .collect();
+    let mut host = batch_host(&plugins, "4", Stdio::piped());
+    host.stdin
+        .take()
+        .unwrap()
+        .write_all(requests.as_bytes())
+        .unwrap();
+    let out = host.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("plugin log-sink did not store it: cannot write /logs/executions.jsonl")
+            && stderr.contains("the disk may be full"),
+        "{stderr}"
+    );
+    let unrecorded: HashSet<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: execution "))
+        .filter_map(|l| l.split_once(" finished but is not recorded"))
+        .map(|(id, _)| id)
+        .collect();
+    let reported: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(execution_id)
+        .collect();
+    assert_eq!(reported.len(), 400, "every execution is still reported");
+    assert!(
+        !unrecorded.is_empty() && unrecorded.len() < 400,
+        "{}",
+        unrecorded.len()
+    );
+    // Nothing written before the disk filled is damaged: every line is whole JSON...
+    let text = std::fs::read_to_string(logs.join("executions.jsonl")).unwrap();
+    for (n, line) in text.lines().enumerate() {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("line {} of the log is damaged ({e}): {line:.80}", n + 1));
+    }
+    assert!(text.ends_with('\n'), "no half line at the end");
+    // ... and every execution confirmed as recorded is there.
+    let logged = logged_ids(&logs);
+    let lost: Vec<&String> = reported
+        .iter()
+        .filter(|id| !unrecorded.contains(id.as_str()) && !logged.contains(*id))
+        .collect();
+    assert!(lost.is_empty(), "confirmed but missing: {lost:?}");
+    drop(disk);
 }

@@ -155,7 +155,14 @@ impl Guest for LogSink {
                 }
             }
             // One write per batch: a crash leaves at most an incomplete last line.
-            state.writer.flush(false).map_err(|e| e.to_string())
+            let written = state.writer.flush(false);
+            for warning in state.writer.warnings.drain(..) {
+                metaclaude_plugin_sdk::warn!("{warning}");
+            }
+            written.map_err(|e| match state.writer.dropped_lines {
+                0 => format!("{e} (the lines stay queued and are written once it succeeds)"),
+                n => format!("{e} ({n} oldest queued lines dropped so far to bound memory)"),
+            })
         })
     }
 

@@ -11,6 +11,11 @@
 //! Crash safety: lines are appended whole, a batch per `write`; a crash leaves at most an
 //! incomplete last line. Compression writes `<name>.gz.tmp` and renames it into place only
 //! once complete and synced; an interrupted compression is redone at the next start.
+//!
+//! A full disk: a write that fails is cut back to the last whole line (the live file is
+//! truncated to its known size), and its lines stay queued (up to [`MAX_PENDING`]) to be
+//! written once space is free again; a compression that fails removes its `.tmp` and is
+//! retried at the next rotation, the rotated file staying readable uncompressed meanwhile.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -19,6 +24,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 pub const LIVE_FILE: &str = "executions.jsonl";
+/// Queued bytes kept while writes fail (a full disk); past it, the oldest lines are dropped
+/// and counted, so a long outage cannot exhaust the plugin's memory.
+pub const MAX_PENDING: usize = 8 * 1024 * 1024;
 const PREFIX: &str = "executions-";
 const STAMP_FORMAT: &str = "%Y-%m-%dT%H-%M-%S%.6fZ";
 
@@ -52,11 +60,16 @@ pub struct LogWriter {
     live_day: Option<NaiveDate>,
     /// Lines waiting for the next `flush`.
     pending: Vec<u8>,
+    /// Lines dropped because writes kept failing and the queue was full.
+    pub dropped_lines: u64,
+    /// Problems that did not stop logging (a failed compression), for the plugin to report.
+    pub warnings: Vec<String>,
 }
 
 fn io_context(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
+
 
 impl LogWriter {
     /// Opens (or creates) the log in `dir`, finishing any rotation a crash interrupted.
@@ -82,6 +95,8 @@ impl LogWriter {
             live_size,
             live_day,
             pending: Vec::new(),
+            dropped_lines: 0,
+            warnings: Vec::new(),
         };
         writer.finish_interrupted()?;
         writer.apply_retention(now)?;
@@ -105,12 +120,32 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Writes the queued lines in one append; with `sync`, also to stable storage.
+    /// Writes the queued lines in one append; with `sync`, also to stable storage. When
+    /// the write fails, the file is cut back to its last whole line and the lines stay
+    /// queued for the next flush.
     pub fn flush(&mut self, sync: bool) -> io::Result<()> {
         if !self.pending.is_empty() {
-            self.live
-                .write_all(&self.pending)
-                .map_err(|e| io_context(e, "cannot write", &self.dir.join(LIVE_FILE)))?;
+            if let Err(e) = self.live.write_all(&self.pending) {
+                let live_path = self.dir.join(LIVE_FILE);
+                // On WASI a failed write closes the file's stream for good: reopen. And
+                // part of the buffer may have reached the file: cut it back so no half
+                // line is left in the middle of the log.
+                if let Ok(file) = OpenOptions::new().append(true).open(&live_path) {
+                    self.live = file;
+                }
+                if self.live.metadata().is_ok_and(|m| m.len() > self.live_size) {
+                    let _ = self.live.set_len(self.live_size);
+                }
+                self.bound_pending();
+                // WASI turns every failed stream write, ENOSPC included, into EIO.
+                let hint = if cfg!(target_os = "wasi") && e.raw_os_error() == Some(29) {
+                    " (the disk may be full)"
+                } else {
+                    ""
+                };
+                let message = format!("cannot write {}: {e}{hint}", live_path.display());
+                return Err(io::Error::new(e.kind(), message));
+            }
             self.live_size += self.pending.len() as u64;
             self.pending.clear();
         }
@@ -118,6 +153,21 @@ impl LogWriter {
             self.live.sync_data()?;
         }
         Ok(())
+    }
+
+    /// Drops the oldest whole lines while more than [`MAX_PENDING`] bytes are queued.
+    fn bound_pending(&mut self) {
+        let mut cut = 0;
+        while self.pending.len() - cut > MAX_PENDING {
+            match self.pending[cut..].iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    cut += end + 1;
+                    self.dropped_lines += 1;
+                }
+                None => break,
+            }
+        }
+        self.pending.drain(..cut);
     }
 
     /// Renames the live file to its rotated name, reopens a fresh one, compresses the
@@ -147,9 +197,25 @@ impl LogWriter {
         self.live_size = 0;
         self.live_day = None;
         if self.policy.compress {
-            compress(&rotated)?;
+            // Also retries files an earlier failed compression left plain. A failure here
+            // does not stop logging: the rotated file stays readable uncompressed.
+            if let Err(e) = self.compress_rotated() {
+                self.warnings.push(format!(
+                    "cannot compress {}: {e} (kept uncompressed; retried at the next rotation)",
+                    rotated.display()
+                ));
+            }
         }
         self.apply_retention(now)
+    }
+
+    fn compress_rotated(&self) -> io::Result<()> {
+        for (name, path) in self.rotated_files()? {
+            if name.ends_with(".jsonl") {
+                compress(&path)?;
+            }
+        }
+        Ok(())
     }
 
     /// Compresses rotated files a crash left uncompressed and removes half-written `.tmp`s.
@@ -160,11 +226,7 @@ impl LogWriter {
             }
         }
         if self.policy.compress {
-            for (name, path) in self.rotated_files()? {
-                if name.ends_with(".jsonl") {
-                    compress(&path)?;
-                }
-            }
+            self.compress_rotated()?;
         }
         Ok(())
     }
@@ -221,13 +283,20 @@ pub fn rotated_time(name: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// Gzips `path` to `path.gz` (through a synced `.gz.tmp`), then removes `path`.
+/// Gzips `path` to `path.gz` (through a synced `.gz.tmp`), then removes `path`. On
+/// failure the `.tmp` is removed (on a full disk it would hold space for nothing).
 fn compress(path: &Path) -> io::Result<()> {
-    let gz = PathBuf::from(format!("{}.gz", path.display()));
     let tmp = PathBuf::from(format!("{}.gz.tmp", path.display()));
+    compress_through(path, &tmp).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+fn compress_through(path: &Path, tmp: &Path) -> io::Result<()> {
+    let gz = PathBuf::from(format!("{}.gz", path.display()));
     {
         let mut input = File::open(path).map_err(|e| io_context(e, "cannot read", path))?;
-        let out = File::create(&tmp).map_err(|e| io_context(e, "cannot create", &tmp))?;
+        let out = File::create(tmp).map_err(|e| io_context(e, "cannot create", tmp))?;
         let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -240,7 +309,7 @@ fn compress(path: &Path) -> io::Result<()> {
         let out = encoder.finish()?;
         out.sync_all()?;
     }
-    fs::rename(&tmp, &gz).map_err(|e| io_context(e, "cannot rename", &tmp))?;
+    fs::rename(tmp, &gz).map_err(|e| io_context(e, "cannot rename", tmp))?;
     fs::remove_file(path)
 }
 
@@ -283,6 +352,21 @@ mod tests {
             lines.extend(text.lines().map(String::from));
         }
         lines
+    }
+
+    #[test]
+    fn lines_queued_through_failing_writes_are_bounded_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(dir.path(), Policy::default(), Utc::now()).unwrap();
+        let line = "x".repeat(1023);
+        for _ in 0..(MAX_PENDING / 1024 + 10) {
+            w.pending.extend_from_slice(line.as_bytes());
+            w.pending.push(b'\n');
+        }
+        w.bound_pending();
+        assert!(w.pending.len() <= MAX_PENDING);
+        assert_eq!(w.dropped_lines, 10);
+        assert!(w.pending.ends_with(b"x\n") && w.pending.starts_with(b"x"));
     }
 
     #[test]
