@@ -247,7 +247,16 @@ fn udp_reaches_only_granted_targets() {
     let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let not_granted = other.local_addr().unwrap();
 
-    for (target, expect) in [(granted, "udp: SENT"), (not_granted, "udp: denied")] {
+    let port = granted.port();
+    let by_name = format!("localhost:{port}");
+    for (grant, target, expect) in [
+        (granted.to_string(), granted.to_string(), "udp: SENT"),
+        (granted.to_string(), not_granted.to_string(), "udp: denied"),
+        // Granted an address, the plugin may not look names up at all.
+        (granted.to_string(), by_name.clone(), "udp: denied"),
+        // Granted a name, it may look it up and send to what it resolves to.
+        (by_name.clone(), by_name.clone(), "udp: SENT"),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let plugins = tmp.path().join("plugins");
         let out = tmp.path().join("out");
@@ -265,7 +274,7 @@ component = "COMPONENT"
 mode = "udp"
 target = "{target}"
 [capabilities]
-udp = ["{granted}"]
+udp = ["{grant}"]
 dirs = [{{ host = "{}", guest = "/out", mode = "rw" }}]
 [limits]
 batch_max = 1000
@@ -280,9 +289,11 @@ batch_max = 1000
             "{target}: {report}"
         );
     }
-    let mut buf = [0u8; 64];
-    let (n, _) = receiver.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"fixture:1|c");
+    for _ in 0..2 {
+        let mut buf = [0u8; 64];
+        let (n, _) = receiver.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"fixture:1|c");
+    }
 }
 
 /// A notifier POSTs the host's "plugin_quarantined" alert: to a granted destination it
@@ -292,30 +303,13 @@ fn http_reaches_only_granted_destinations() {
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let (mut s, _) = server.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        // Read the headers, then as many body bytes as Content-Length says.
-        let mut request = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = s.read(&mut buf).unwrap();
-            request.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&request).to_string();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length: usize = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if request.len() >= end + 4 + length || n == 0 {
-                    break;
-                }
-            }
-        }
+        let request = read_request(&mut s);
         s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
             .unwrap();
-        String::from_utf8_lossy(&request).to_string()
+        request
     });
     for (url, expect) in [
         (
@@ -330,26 +324,8 @@ fn http_reaches_only_granted_destinations() {
         let tmp = tempfile::tempdir().unwrap();
         let plugins = tmp.path().join("plugins");
         let out = tmp.path().join("out");
-        std::fs::create_dir_all(&out).unwrap();
         hostile(&plugins, "trap", "max_failures = 1", None);
-        write_plugin(
-            &plugins,
-            "notifier",
-            "fixture_notifier.wasm",
-            &format!(
-                r#"name = "NAME"
-version = "1.0.0"
-kind = "notifier"
-component = "COMPONENT"
-[config]
-url = "{url}"
-[capabilities]
-http = ["http://127.0.0.1:{port}/*"]
-dirs = [{{ host = "{}", guest = "/out", mode = "rw" }}]
-"#,
-                out.display()
-            ),
-        );
+        notifier(&plugins, &out, &url, &format!("http://127.0.0.1:{port}/*"));
         run_with_plugins(&plugins, 1);
         let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
         assert!(report.starts_with(expect), "{url}: {report}");
@@ -360,6 +336,240 @@ dirs = [{{ host = "{}", guest = "/out", mode = "rw" }}]
         request.contains("\"type\":\"plugin_quarantined\""),
         "{request}"
     );
+}
+
+/// Reads one HTTP request: the head, then as many body bytes as Content-Length says.
+fn read_request(s: &mut impl std::io::Read) -> String {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        request.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&request).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                break;
+            }
+        }
+        assert!(n > 0, "connection closed mid-request");
+    }
+    String::from_utf8_lossy(&request).to_string()
+}
+
+/// A notifier that POSTs every alert to `url`, granted `grant`, reporting into `out`.
+fn notifier(plugins: &Path, out: &Path, url: &str, grant: &str) {
+    std::fs::create_dir_all(out).unwrap();
+    write_plugin(
+        plugins,
+        "notifier",
+        "fixture_notifier.wasm",
+        &format!(
+            r#"name = "NAME"
+version = "1.0.0"
+kind = "notifier"
+component = "COMPONENT"
+[config]
+url = "{url}"
+[capabilities]
+http = ["{grant}"]
+dirs = [{{ host = "{}", guest = "/out", mode = "rw" }}]
+"#,
+            out.display()
+        ),
+    );
+}
+
+/// A throwaway CA, made with the real `openssl`, and a certificate it signed for
+/// `localhost`; returns the paths of the CA certificate, the server's and its key.
+fn test_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl must be installed (cargo xtask test installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let (ca, ca_key) = (format!("{name}-ca.pem"), format!("{name}-ca.key"));
+    let (cert, key, csr) = (
+        format!("{name}-server.pem"),
+        format!("{name}-server.key"),
+        format!("{name}-server.csr"),
+    );
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name} test CA"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (dir.join(ca), dir.join(cert), dir.join(key))
+}
+
+/// An https server on loopback answering each request 200 with a chunked "ok"; returns
+/// its port and a handle yielding the requests it read (handshakes the client refused
+/// are skipped).
+fn https_server(
+    cert: &Path,
+    key: &Path,
+    connections: usize,
+) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut requests = Vec::new();
+        for _ in 0..connections {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(connection, tcp);
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let request = read_request(&mut tls);
+                tls.write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                )
+                .unwrap();
+                tls.conn.send_close_notify();
+                tls.flush().unwrap();
+                request
+            }));
+            if let Ok(request) = served {
+                requests.push(request);
+            }
+        }
+        requests
+    });
+    (port, handle)
+}
+
+/// https: the alert reaches a server whose certificate chains to a root the host trusts
+/// (here through SSL_CERT_FILE) and names the URL's host; a server the trusted roots do
+/// not vouch for is refused before anything is sent.
+#[test]
+fn https_reaches_only_servers_with_a_trusted_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(tmp.path(), "trusted");
+    let (other_ca, _, _) = test_ca(tmp.path(), "other");
+    let (port, server) = https_server(&cert, &key, 2);
+    for (trust, expect) in [
+        (&ca, "http: POSTED status 200"),
+        (&other_ca, "http: refused: "),
+    ] {
+        let case = tempfile::tempdir().unwrap();
+        let plugins = case.path().join("plugins");
+        let out = case.path().join("out");
+        hostile(&plugins, "trap", "max_failures = 1", None);
+        let url = format!("https://localhost:{port}/hook");
+        notifier(&plugins, &out, &url, &format!("https://localhost:{port}/*"));
+        let run = bin()
+            .env("SSL_CERT_FILE", trust)
+            .args(["run", "hello", "--registry"])
+            .arg(example_registry())
+            .arg("--plugins")
+            .arg(&plugins)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
+        assert!(report.starts_with(expect), "{}: {report}", trust.display());
+        if trust == &other_ca {
+            assert!(report.contains("certificate"), "{report}");
+        }
+    }
+    let requests = server.join().unwrap();
+    assert_eq!(
+        requests.len(),
+        1,
+        "only the trusted exchange reaches the server"
+    );
+    assert!(
+        requests[0].starts_with("POST /hook HTTP/1.1"),
+        "{}",
+        requests[0]
+    );
+    assert!(requests[0].contains("\"type\":\"plugin_quarantined\""));
 }
 
 #[test]

@@ -106,6 +106,8 @@ fn ensure_prerequisites(for_tests: bool) -> Result<()> {
         // GNU time is the reference the memory and CPU measurements are checked against.
         ensure_debian("/usr/bin/time", "time")?;
         ensure_debian("jq", "jq")?;
+        // The https tests make a throwaway CA with the real openssl.
+        ensure_debian("openssl", "openssl")?;
         // The JavaScript plugin scaffold is built with componentize-js from npm.
         ensure_debian("node", "nodejs")?;
         ensure_debian("npm", "npm")?;

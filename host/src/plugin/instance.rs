@@ -217,7 +217,14 @@ fn wasi_context(m: &Manifest, stderr: StderrTail) -> Result<WasiCtx, String> {
             .collect();
         let allowed = Arc::new(allowed);
         b.allow_udp(true);
-        b.allow_ip_name_lookup(true);
+        // Name lookups only when a grant names a host: a lookup itself can carry data out
+        // (to whoever serves the name), and a plugin granted addresses needs none.
+        let names_a_host = m
+            .capabilities
+            .udp
+            .iter()
+            .any(|t| t.parse::<SocketAddr>().is_err());
+        b.allow_ip_name_lookup(names_a_host);
         b.socket_addr_check(move |addr, usage| {
             let allowed = allowed.clone();
             Box::pin(async move {
