@@ -11,16 +11,24 @@
 //! "correlation_id": "...", "user": "..."}` (only `script_id` is required; blank lines and
 //! lines starting with `#` are skipped). A line that cannot be used is reported with its
 //! file and line number and the rest still run.
+//!
+//! With a [`MetricsFile`] (`--metrics-file`), the host's own metrics (plugins, and this
+//! batch's counters) are written to a file while the batch runs and once more at its end:
+//! the pattern of the node_exporter textfile collector for batch jobs.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::executor::{Execution, ExecutionRequest, Recording, ToolExecutionService};
+use crate::plugin::host_metrics::{self, bool_value, Exposition, MetricType};
+use crate::plugin::PluginHost;
 
 /// One input line.
 #[derive(Debug, Deserialize)]
@@ -45,6 +53,125 @@ pub struct BatchSummary {
     pub unrecorded: u64,
     /// True when a signal stopped the batch before its input ended.
     pub interrupted: bool,
+}
+
+impl BatchSummary {
+    /// Writes the `metaclaude_batch_*` families. `running`: the batch is still going
+    /// (false in the file's last version, written once everything ended).
+    pub fn write_metrics(&self, out: &mut Exposition, running: bool) {
+        out.family(
+            "metaclaude_batch_executions_total",
+            MetricType::Counter,
+            "Executions of this batch reported finished, by outcome (succeeded or failed).",
+        )
+        .sample(&[("outcome", "succeeded")], self.succeeded as f64)
+        .sample(&[("outcome", "failed")], self.failed as f64);
+        out.family(
+            "metaclaude_batch_executions_unrecorded_total",
+            MetricType::Counter,
+            "Executions of this batch that finished but that an acknowledging sink did not confirm storing.",
+        )
+        .sample(&[], self.unrecorded as f64);
+        out.family(
+            "metaclaude_batch_bad_lines_total",
+            MetricType::Counter,
+            "Request lines of this batch that could not be used (each reported on stderr).",
+        )
+        .sample(&[], self.bad_lines as f64);
+        out.family(
+            "metaclaude_batch_running",
+            MetricType::Gauge,
+            "1 while the batch runs; 0 in the file's final version, written after the plugins delivered everything.",
+        )
+        .sample(&[], bool_value(running));
+        out.family(
+            "metaclaude_batch_interrupted",
+            MetricType::Gauge,
+            "1 when SIGINT or SIGTERM stopped the batch before its input ended.",
+        )
+        .sample(&[], bool_value(self.interrupted));
+    }
+}
+
+/// `--metrics-file`: the host's metrics (the plugin families of [`host_metrics`] and the
+/// batch's own) rewritten every `every` while the batch runs, and a last time at its end.
+///
+/// Each version replaces the file atomically (written beside it, then renamed over it),
+/// so a reader such as node_exporter's textfile collector never sees half a file. A
+/// write that fails is reported, never fatal: the batch matters more than its metrics.
+pub struct MetricsFile {
+    path: PathBuf,
+    every: Duration,
+    plugins: Option<Arc<PluginHost>>,
+    /// The last write failed and was reported: the next failures are not, until a write
+    /// succeeds again (a full disk must not repeat the warning every few seconds).
+    failing: bool,
+}
+
+impl MetricsFile {
+    pub fn new(path: PathBuf, every: Duration, plugins: Option<Arc<PluginHost>>) -> MetricsFile {
+        MetricsFile {
+            path,
+            every,
+            plugins,
+            failing: false,
+        }
+    }
+
+    /// The metrics as they are now.
+    pub fn render(&self, summary: &BatchSummary, running: bool) -> String {
+        let mut out = Exposition::new();
+        let plugins = self.plugins.as_ref().map(|p| p.list()).unwrap_or_default();
+        host_metrics::write_plugins(&mut out, &plugins);
+        summary.write_metrics(&mut out, running);
+        out.finish()
+    }
+
+    /// Replaces the file with the metrics as they are now. Returns the warning to show
+    /// when the write failed: the first of a run of failures, and always the last write
+    /// (`running` false), whose figures are final.
+    pub fn update(&mut self, summary: &BatchSummary, running: bool) -> Option<String> {
+        match write_atomically(&self.path, &self.render(summary, running)) {
+            Ok(()) => {
+                self.failing = false;
+                None
+            }
+            Err(e) => {
+                let report = !self.failing || !running;
+                self.failing = true;
+                report.then(|| {
+                    format!(
+                        "warning: cannot write the metrics file {}: {e}{}",
+                        self.path.display(),
+                        if running {
+                            " (the batch goes on; retrying at each interval)"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// Writes `text` to a temporary file in `path`'s directory, then renames it to `path`: a
+/// reader sees the old content or the new, never a mix. The temporary name starts with a
+/// dot and does not end in `.prom`, so a textfile collector never reads it.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Parses one input line; `None` for blank and comment lines.
@@ -73,12 +200,15 @@ fn parse_line(line: &str) -> Option<Result<ExecutionRequest, String>> {
 /// Runs every request read from `input` (named `source` in messages), at most
 /// `concurrency` at a time, writing each result to `out` as one JSON line when it is
 /// reported finished and problems to `err`. Stops taking new lines on SIGINT or SIGTERM
-/// and lets the executions already started finish.
+/// and lets the executions already started finish. With `metrics`, writes it at the start
+/// and then at each of its intervals (the caller writes the final version, once the
+/// plugins delivered everything).
 pub async fn run_batch(
     service: Arc<ToolExecutionService>,
     input: Box<dyn BufRead + Send>,
     source: &str,
     concurrency: usize,
+    mut metrics: Option<&mut MetricsFile>,
     mut out: impl Write,
     mut err: impl Write,
 ) -> std::io::Result<BatchSummary> {
@@ -99,8 +229,20 @@ pub async fn run_batch(
     let mut running: JoinSet<Execution> = JoinSet::new();
     let mut line_no = 0u64;
     let mut reading = true;
+    // The first tick is immediate: the file exists as soon as the batch starts.
+    let mut metrics_tick = tokio::time::interval(
+        metrics
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |m| m.every),
+    );
+    metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while reading || !running.is_empty() {
         tokio::select! {
+            _ = metrics_tick.tick(), if metrics.is_some() => {
+                if let Some(warning) = metrics.as_mut().and_then(|m| m.update(&summary, true)) {
+                    writeln!(err, "{warning}")?;
+                }
+            }
             line = rx.recv(), if reading && running.len() < concurrency => match line {
                 None => reading = false,
                 Some(Err(e)) => {
@@ -206,5 +348,47 @@ mod tests {
         assert_eq!(r.user.as_deref(), Some("ana"));
         let e = parse_line(r#"{"script":"s"}"#).unwrap().unwrap_err();
         assert!(e.starts_with("unknown field `script`"), "{e}");
+    }
+
+    /// A failing metrics file is reported once while the batch runs, again for the final
+    /// write, and again after it recovered and failed anew; a good write leaves no
+    /// temporary file behind.
+    #[test]
+    fn metrics_file_failures_are_reported_once_per_run_of_failures() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("later");
+        let mut m = MetricsFile::new(dir.join("m.prom"), Duration::from_secs(1), None);
+        let summary = BatchSummary {
+            succeeded: 3,
+            ..BatchSummary::default()
+        };
+        let warning = m
+            .update(&summary, true)
+            .expect("the first failure is reported");
+        assert!(
+            warning.contains(&format!("metrics file {}: ", dir.join("m.prom").display())),
+            "{warning}"
+        );
+        assert_eq!(m.update(&summary, true), None, "reported already");
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(m.update(&summary, true), None);
+        let text = std::fs::read_to_string(dir.join("m.prom")).unwrap();
+        assert!(
+            text.contains("\nmetaclaude_batch_executions_total{outcome=\"succeeded\"} 3\n")
+                && text.contains("\nmetaclaude_batch_running 1\n")
+                && text.contains("# TYPE metaclaude_plugin_state gauge\n"),
+            "{text}"
+        );
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["m.prom"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(m.update(&summary, true).is_some(), "a new run of failures");
+        assert!(
+            m.update(&summary, false).is_some(),
+            "the final write always"
+        );
     }
 }

@@ -5,9 +5,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use metaclaude::batch::MetricsFile;
 use metaclaude::model::{ExecutionEvent, ExecutionResult};
 use metaclaude::plugin::engine::{LoadSource, PluginEngine};
 use metaclaude::plugin::{resolve_plugins_dir, PluginHost};
@@ -105,6 +107,15 @@ struct BatchArgs {
     /// Executions running at once (default: four per core).
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
+    /// Write the host's own metrics (plugin states and counters, this batch's counters) to
+    /// this file in the Prometheus text format, replaced atomically while the batch runs and
+    /// once more at its end (for node_exporter's textfile collector, or any reader).
+    #[arg(long, value_name = "FILE")]
+    metrics_file: Option<PathBuf>,
+    /// Seconds between two versions of --metrics-file while the batch runs.
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "metrics_file",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    metrics_interval: u64,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -301,6 +312,13 @@ fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = async_runtime()?;
     let plugins = load_host_plugins(&args.host)?;
+    let mut metrics = args.metrics_file.map(|path| {
+        MetricsFile::new(
+            path,
+            Duration::from_secs(args.metrics_interval),
+            plugins.clone(),
+        )
+    });
     let summary = runtime.block_on(async {
         let mut service = ToolExecutionService::new(registry, config);
         if let Some(p) = &plugins {
@@ -311,6 +329,7 @@ fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
             input,
             &source,
             concurrency,
+            metrics.as_mut(),
             std::io::stdout().lock(),
             std::io::stderr(),
         )
@@ -318,6 +337,12 @@ fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
     });
     if let Some(p) = &plugins {
         p.shutdown();
+    }
+    // The final figures: every plugin has delivered and flushed what it was sent.
+    if let (Some(m), Ok(summary)) = (&mut metrics, &summary) {
+        if let Some(warning) = m.update(summary, false) {
+            eprintln!("{warning}");
+        }
     }
     let summary = summary.context("writing the results")?;
     eprintln!(

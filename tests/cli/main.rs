@@ -2,6 +2,7 @@
 //! `examples/registry`, temp dirs for anything a test writes. One binary, as in ripgrep.
 
 mod acknowledged;
+mod host_metrics;
 mod library;
 mod log_sink;
 mod logs_cli;

@@ -108,6 +108,8 @@ fn ensure_prerequisites(for_tests: bool) -> Result<()> {
         ensure_debian("jq", "jq")?;
         // The https tests make a throwaway CA with the real openssl.
         ensure_debian("openssl", "openssl")?;
+        // The host's metrics file is checked with the real `promtool check metrics`.
+        ensure_debian("/usr/bin/promtool", "prometheus")?;
         // The JavaScript plugin scaffold is built with componentize-js from npm.
         ensure_debian("node", "nodejs")?;
         ensure_debian("npm", "npm")?;

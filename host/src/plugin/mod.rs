@@ -10,12 +10,14 @@
 //!
 //! Modules: `manifest` (plugin.toml), `engine` (the Engine, epoch ticker, compiled-code
 //! cache), `bindings` and `convert` (the WIT contract), `instance` (one sandboxed
-//! instance), `worker` (queue, batching, failure policy), `net` (the `http` import).
+//! instance), `worker` (queue, batching, failure policy), `net` (the `http` import),
+//! `host_metrics` (the host's own metrics about its plugins, Prometheus text).
 
 mod ack;
 mod bindings;
 mod convert;
 pub mod engine;
+pub mod host_metrics;
 mod instance;
 mod limiter;
 pub mod manifest;
@@ -572,6 +574,12 @@ impl PluginHost {
                 load_time: p.load_time,
             })
             .collect()
+    }
+
+    /// The host's own metrics about its plugins (state, delivered, dropped, failures...),
+    /// in the Prometheus text format: see [`host_metrics`]. Cheap: it reads counters.
+    pub fn render_host_metrics(&self) -> String {
+        host_metrics::render(&self.list())
     }
 
     /// Delivers everything queued so far and asks each plugin to flush; returns when done.

@@ -1,0 +1,429 @@
+//! The host's own metrics about its plugin runtime, in the Prometheus text exposition
+//! format (version 0.0.4): the per-plugin counters and states that `plugins list` shows,
+//! so that a quarantined, disabled or restarting plugin can be alerted on like any other
+//! target. Rendered from [`PluginInfo`] (what [`super::PluginHost::list`] returns), so
+//! these figures and `plugins list` never disagree.
+//!
+//! Families (every sample labelled `plugin="NAME"`; plugin names are unique in a host):
+//!
+//! | family | type | meaning |
+//! | --- | --- | --- |
+//! | `metaclaude_plugin_info{plugin,kind,version,sandboxed}` | gauge | always 1: the plugin's kind and version, to join on |
+//! | `metaclaude_plugin_up` | gauge | 1 while the plugin is running, else 0 |
+//! | `metaclaude_plugin_state{plugin,state}` | gauge | 1 for the current state, 0 for the others (one-hot) |
+//! | `metaclaude_plugin_events_queued_total` | counter | events offered to the plugin's queue |
+//! | `metaclaude_plugin_events_delivered_total` | counter | events (alerts, for a notifier) handed to the plugin |
+//! | `metaclaude_plugin_events_dropped_total` | counter | events (alerts) it never got: queue full, down, or lost to a trap |
+//! | `metaclaude_plugin_queue_events` | gauge | events offered but neither delivered nor dropped yet |
+//! | `metaclaude_plugin_failures_total` | counter | traps, out-of-memory and missed deadlines |
+//! | `metaclaude_plugin_restarts_total` | counter | fresh instances started after a failure |
+//! | `metaclaude_plugin_refused_calls_total` | counter | calls the plugin answered with an error |
+//! | `metaclaude_plugin_load_seconds` | gauge | how long loading took (compile or cache, link, `init`) |
+//!
+//! Every family is written with its `# HELP` and `# TYPE` lines even when no plugin is
+//! loaded: the output keeps one shape whatever the host runs (a reader finds the family
+//! and sees it empty rather than unknown), and the format allows a family without
+//! samples (`promtool check metrics` accepts it). No sample carries a timestamp: the
+//! node_exporter textfile collector, which reads `metaclaude batch --metrics-file`,
+//! refuses them.
+
+use std::fmt::Write as _;
+
+use super::manifest::PluginKind;
+use super::{Health, PluginInfo};
+
+/// The value of the `state` label for each [`Health`], in the order they are written.
+pub const STATES: [&str; 4] = ["running", "restarting", "quarantined", "disabled"];
+
+fn state_name(health: &Health) -> &'static str {
+    match health {
+        Health::Running => STATES[0],
+        Health::Restarting => STATES[1],
+        Health::Quarantined(_) => STATES[2],
+        Health::Disabled(_) => STATES[3],
+    }
+}
+
+/// A metric family's type, as its `# TYPE` line says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+}
+
+/// Text in the Prometheus exposition format, built family by family.
+///
+/// Metric and label names are the caller's constants (valid names, not checked here);
+/// label values and help texts are escaped as the format requires.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    text: String,
+}
+
+/// One family being written: its samples follow its `# HELP` and `# TYPE` lines.
+pub struct Family<'a> {
+    text: &'a mut String,
+    name: &'static str,
+}
+
+impl Exposition {
+    pub fn new() -> Exposition {
+        Exposition::default()
+    }
+
+    /// Starts the family `name`: writes its `# HELP` and `# TYPE` lines.
+    pub fn family(&mut self, name: &'static str, kind: MetricType, help: &str) -> Family<'_> {
+        let kind = match kind {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+        };
+        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+        Family {
+            text: &mut self.text,
+            name,
+        }
+    }
+
+    pub fn finish(self) -> String {
+        self.text
+    }
+}
+
+impl Family<'_> {
+    /// Writes one sample of the family.
+    pub fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.text.push_str(self.name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (name, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{name}=\"{}\"", escape_label_value(value));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {}", format_value(value));
+        self
+    }
+}
+
+/// A label value: backslash, double quote and line feed escaped.
+fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A help text: backslash and line feed escaped (quotes stay as they are).
+fn escape_help(help: &str) -> String {
+    help.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A sample value as the format spells it: Rust's `Display` for finite numbers (never an
+/// exponent, `12` for 12.0), `NaN`, `+Inf`, `-Inf` otherwise.
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        value.to_string()
+    }
+}
+
+/// A per-plugin family whose one sample per plugin is `value` of its [`PluginInfo`].
+struct Simple {
+    name: &'static str,
+    kind: MetricType,
+    help: &'static str,
+    value: fn(&PluginInfo) -> f64,
+}
+
+/// The counters and gauges that are one number per plugin.
+const SIMPLE: [Simple; 8] = [
+    Simple {
+        name: "metaclaude_plugin_events_queued_total",
+        kind: MetricType::Counter,
+        help: "Events offered to the plugin's bounded queue (including those then dropped because it was full).",
+        value: |p| p.queued as f64,
+    },
+    Simple {
+        name: "metaclaude_plugin_events_delivered_total",
+        kind: MetricType::Counter,
+        help: "Events handed to the plugin (alerts, for a notifier), including those of calls it answered with an error.",
+        value: |p| p.delivered as f64,
+    },
+    Simple {
+        name: "metaclaude_plugin_events_dropped_total",
+        kind: MetricType::Counter,
+        help: "Events (alerts, for a notifier) the plugin never got: its queue was full, it was quarantined, disabled or restarting, or a trap lost its batch.",
+        value: |p| p.dropped as f64,
+    },
+    Simple {
+        name: "metaclaude_plugin_queue_events",
+        kind: MetricType::Gauge,
+        help: "Events offered to the plugin and neither delivered nor dropped yet (in its queue or its worker's batch).",
+        value: |p| pending(p) as f64,
+    },
+    Simple {
+        name: "metaclaude_plugin_failures_total",
+        kind: MetricType::Counter,
+        help: "Failures of the plugin: traps (panics, stack overflows), running out of memory, calls past their deadline, failed restarts.",
+        value: |p| p.failures as f64,
+    },
+    Simple {
+        name: "metaclaude_plugin_restarts_total",
+        kind: MetricType::Counter,
+        help: "Fresh instances of the plugin started after a failure.",
+        value: |p| p.restarts as f64,
+    },
+    Simple {
+        name: "metaclaude_plugin_refused_calls_total",
+        kind: MetricType::Counter,
+        help: "Calls the plugin answered with an error (the instance stays).",
+        value: |p| p.refused as f64,
+    },
+    Simple {
+        name: "metaclaude_plugin_load_seconds",
+        kind: MetricType::Gauge,
+        help: "How long loading the plugin took: compiling (or reading the compiled cache), linking and init.",
+        value: |p| p.load_time.as_secs_f64(),
+    },
+];
+
+/// Events offered to `p` and not yet delivered or dropped. Notifiers receive alerts, which
+/// are not offered through the event queue, so they have none. The counters are read one
+/// after the other while events flow, so the difference saturates at 0.
+fn pending(p: &PluginInfo) -> u64 {
+    if p.kind == PluginKind::Notifier {
+        return 0;
+    }
+    p.queued
+        .saturating_sub(p.delivered.saturating_add(p.dropped))
+}
+
+/// Writes the plugin families for `plugins` (sorted by name, for a stable output).
+pub fn write_plugins(out: &mut Exposition, plugins: &[PluginInfo]) {
+    let mut plugins: Vec<&PluginInfo> = plugins.iter().collect();
+    plugins.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut f = out.family(
+        "metaclaude_plugin_info",
+        MetricType::Gauge,
+        "A loaded plugin: its kind, version, and whether it runs sandboxed (false for a trusted native plugin). Always 1.",
+    );
+    for p in &plugins {
+        f.sample(
+            &[
+                ("plugin", p.name.as_str()),
+                ("kind", p.kind.as_str()),
+                ("version", p.version.as_str()),
+                ("sandboxed", if p.sandboxed { "true" } else { "false" }),
+            ],
+            1.0,
+        );
+    }
+
+    let mut f = out.family(
+        "metaclaude_plugin_up",
+        MetricType::Gauge,
+        "1 while the plugin is running; 0 while it restarts after a failure, or once it is quarantined or disabled.",
+    );
+    for p in &plugins {
+        f.sample(
+            &[("plugin", p.name.as_str())],
+            bool_value(p.health == Health::Running),
+        );
+    }
+
+    let mut f = out.family(
+        "metaclaude_plugin_state",
+        MetricType::Gauge,
+        "The plugin's state, one sample per possible state: 1 for the current one (running, restarting, quarantined: too many failures, disabled: failed under failure_policy = disable), 0 for the others.",
+    );
+    for p in &plugins {
+        let current = state_name(&p.health);
+        for state in STATES {
+            f.sample(
+                &[("plugin", p.name.as_str()), ("state", state)],
+                bool_value(state == current),
+            );
+        }
+    }
+
+    for family in &SIMPLE {
+        let mut f = out.family(family.name, family.kind, family.help);
+        for p in &plugins {
+            f.sample(&[("plugin", p.name.as_str())], (family.value)(p));
+        }
+    }
+}
+
+/// The plugin families alone, as a complete text.
+pub fn render(plugins: &[PluginInfo]) -> String {
+    let mut out = Exposition::new();
+    write_plugins(&mut out, plugins);
+    out.finish()
+}
+
+pub fn bool_value(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::plugin::engine::LoadSource;
+
+    fn info(name: &str, health: Health) -> PluginInfo {
+        PluginInfo {
+            name: name.into(),
+            version: "1.0.0".into(),
+            kind: PluginKind::Sink,
+            folder: PathBuf::from("/plugins").join(name),
+            sandboxed: true,
+            capabilities: "none".into(),
+            health,
+            queued: 10,
+            delivered: 6,
+            dropped: 3,
+            failures: 2,
+            restarts: 1,
+            refused: 4,
+            last_error: None,
+            load: LoadSource::Cache,
+            load_time: Duration::from_millis(1500),
+        }
+    }
+
+    fn lines_of<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(family)
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        assert_eq!(
+            escape_label_value("a\\b\"c\nd'e"),
+            "a\\\\b\\\"c\\nd'e",
+            "backslash, quote and newline escaped, nothing else"
+        );
+        assert_eq!(escape_help("x \\ \"y\"\nz"), "x \\\\ \"y\"\\nz");
+        let mut out = Exposition::new();
+        out.family("m", MetricType::Gauge, "line one\nline two")
+            .sample(&[("plugin", "we\"ird\\\nname")], 1.0);
+        assert_eq!(
+            out.finish(),
+            "# HELP m line one\\nline two\n# TYPE m gauge\nm{plugin=\"we\\\"ird\\\\\\nname\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn values_are_spelled_as_the_format_wants() {
+        assert_eq!(format_value(12.0), "12");
+        assert_eq!(format_value(1.5), "1.5");
+        assert_eq!(format_value(1e21), "1000000000000000000000");
+        assert_eq!(format_value(f64::NAN), "NaN");
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
+    }
+
+    #[test]
+    fn state_is_one_hot_over_every_state() {
+        let text = render(&[
+            info("a", Health::Quarantined("3 failures".into())),
+            info("b", Health::Running),
+            info("c", Health::Restarting),
+            info("d", Health::Disabled("trap".into())),
+        ]);
+        let state = lines_of(&text, "metaclaude_plugin_state");
+        assert_eq!(state.len(), 16, "{text}");
+        for (plugin, current) in [
+            ("a", "quarantined"),
+            ("b", "running"),
+            ("c", "restarting"),
+            ("d", "disabled"),
+        ] {
+            for s in STATES {
+                let line = format!(
+                    "metaclaude_plugin_state{{plugin=\"{plugin}\",state=\"{s}\"}} {}",
+                    u8::from(s == current)
+                );
+                assert!(state.contains(&line.as_str()), "missing {line}:\n{text}");
+            }
+        }
+        assert_eq!(
+            lines_of(&text, "metaclaude_plugin_up"),
+            [
+                "metaclaude_plugin_up{plugin=\"a\"} 0",
+                "metaclaude_plugin_up{plugin=\"b\"} 1",
+                "metaclaude_plugin_up{plugin=\"c\"} 0",
+                "metaclaude_plugin_up{plugin=\"d\"} 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn counters_come_from_the_plugin_list() {
+        let mut notifier = info("n", Health::Running);
+        notifier.kind = PluginKind::Notifier;
+        notifier.queued = 0;
+        // Given in load order, written sorted by name.
+        let text = render(&[info("s", Health::Running), notifier]);
+        for line in [
+            "metaclaude_plugin_info{plugin=\"n\",kind=\"notifier\",version=\"1.0.0\",sandboxed=\"true\"} 1",
+            "metaclaude_plugin_events_queued_total{plugin=\"s\"} 10",
+            "metaclaude_plugin_events_delivered_total{plugin=\"s\"} 6",
+            "metaclaude_plugin_events_dropped_total{plugin=\"s\"} 3",
+            "metaclaude_plugin_queue_events{plugin=\"s\"} 1",
+            "metaclaude_plugin_queue_events{plugin=\"n\"} 0",
+            "metaclaude_plugin_failures_total{plugin=\"s\"} 2",
+            "metaclaude_plugin_restarts_total{plugin=\"s\"} 1",
+            "metaclaude_plugin_refused_calls_total{plugin=\"s\"} 4",
+            "metaclaude_plugin_load_seconds{plugin=\"s\"} 1.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        let up = lines_of(&text, "metaclaude_plugin_up");
+        assert!(up[0].contains("\"n\"") && up[1].contains("\"s\""), "{up:?}");
+    }
+
+    /// With no plugin, every family is still announced, with no sample.
+    #[test]
+    fn every_family_has_help_and_type_even_without_plugins() {
+        let text = render(&[]);
+        let families = 3 + SIMPLE.len();
+        assert_eq!(text.lines().count(), families * 2, "{text}");
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        assert_eq!(types.len(), families);
+        for t in types {
+            let name = t.split(' ').nth(2).unwrap();
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+            assert_eq!(
+                t.ends_with(" counter"),
+                name.ends_with("_total"),
+                "counters, and only counters, end in _total: {t}"
+            );
+        }
+    }
+}
