@@ -311,7 +311,7 @@ fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
         ..config
     };
     let runtime = async_runtime()?;
-    let plugins = load_host_plugins(&args.host)?;
+    let plugins = load_watched_plugins(&args.host)?;
     let mut metrics = args.metrics_file.map(|path| {
         MetricsFile::new(
             path,
@@ -440,6 +440,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// Loads the plugins directory, if there is one; a plugin that fails to load is reported
 /// on stderr and left out, the others run.
 fn load_plugins(flag: Option<&Path>) -> anyhow::Result<Option<Arc<PluginHost>>> {
+    Ok(load_plugins_dir(flag)?.and_then(|(host, _)| (!host.is_empty()).then_some(host)))
+}
+
+/// [`load_plugins`], also when no plugin loaded, with the directory they came from.
+fn load_plugins_dir(flag: Option<&Path>) -> anyhow::Result<Option<(Arc<PluginHost>, PathBuf)>> {
     let Some(dir) = resolve_plugins_dir(flag) else {
         return Ok(None);
     };
@@ -447,7 +452,39 @@ fn load_plugins(flag: Option<&Path>) -> anyhow::Result<Option<Arc<PluginHost>>> 
     for e in host.load_dir(&dir)? {
         eprintln!("warning: {e}");
     }
-    Ok((!host.is_empty()).then(|| Arc::new(host)))
+    Ok(Some((Arc::new(host), dir)))
+}
+
+/// How often a long-running host (`batch`) looks for added, changed or removed plugin
+/// folders: a stat of each folder's files, cheap enough to do often.
+const PLUGIN_POLL: Duration = Duration::from_secs(2);
+
+/// The plugins of a long-running host: loaded like `run`'s, then the directory is
+/// watched, so that a plugin folder added, changed or removed while it runs takes effect
+/// without a restart (the other plugins lose nothing meanwhile).
+fn load_watched_plugins(args: &HostArgs) -> anyhow::Result<Option<Arc<PluginHost>>> {
+    if args.no_plugins {
+        return Ok(None);
+    }
+    let Some((host, dir)) = load_plugins_dir(args.plugins.as_deref())? else {
+        return Ok(None);
+    };
+    host.watch(dir, PLUGIN_POLL, |report| {
+        for (what, names) in [
+            ("added", &report.added),
+            ("reloaded", &report.changed),
+            ("removed", &report.removed),
+        ] {
+            for name in names {
+                eprintln!("metaclaude: plugin {name} {what}");
+            }
+        }
+        for e in &report.errors {
+            eprintln!("warning: {e}");
+        }
+    })
+    .context("cannot start watching the plugins directory")?;
+    Ok(Some(host))
 }
 
 fn plugins_list(flag: Option<&Path>) -> anyhow::Result<ExitCode> {

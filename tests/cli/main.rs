@@ -3,6 +3,7 @@
 
 mod acknowledged;
 mod host_metrics;
+mod hot_reload;
 mod library;
 mod log_sink;
 mod logs_cli;

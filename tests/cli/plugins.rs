@@ -40,7 +40,7 @@ pub fn write_plugin(plugins: &Path, name: &str, wasm: &str, manifest: &str) -> P
 }
 
 /// A recorder sink writing `<execution_id> <kind>` lines into `out`.
-fn recorder(plugins: &Path, out: &Path) {
+pub fn recorder(plugins: &Path, out: &Path) {
     std::fs::create_dir_all(out).unwrap();
     write_plugin(
         plugins,

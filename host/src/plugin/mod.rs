@@ -29,7 +29,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -215,6 +215,8 @@ pub struct PluginHost {
     next_id: AtomicU64,
     /// Serialises loads and reloads; never taken on the event path.
     loading: Mutex<()>,
+    /// Set by [`PluginHost::shutdown`]: no reload starts a plugin after it.
+    closed: AtomicBool,
     /// Folders that failed to load, with the content that failed: not retried (nor
     /// reported again) until that content changes, or, for a duplicate name, until the
     /// folder holding the name is gone.
@@ -234,6 +236,7 @@ impl PluginHost {
             router: Arc::new(AlertRouter::default()),
             next_id: AtomicU64::new(1),
             loading: Mutex::new(()),
+            closed: AtomicBool::new(false),
             failed: Mutex::new(HashMap::new()),
             linkers: Mutex::new(HashMap::new()),
         })
@@ -248,8 +251,8 @@ impl PluginHost {
         let folders = plugin_folders(dir)?;
         let mut errors = Vec::new();
         for folder in folders {
+            // Returned, not logged: the caller reports it once, in its own words.
             if let Err(e) = self.load_plugin(&folder) {
-                tracing::error!("{e}");
                 errors.push(e);
             }
         }
@@ -272,6 +275,9 @@ impl PluginHost {
     /// did not change, and script execution, are not disturbed.
     pub fn reload_dir(&self, dir: &Path) -> Result<ReloadReport, PluginError> {
         let _loading = self.loading.lock().unwrap();
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(ReloadReport::default());
+        }
         let folders = plugin_folders(dir)?;
         let current = self.current();
         let mut report = ReloadReport::default();
@@ -312,10 +318,7 @@ impl PluginHost {
                     }
                     add.push(plugin);
                 }
-                Err(e) => {
-                    tracing::error!("{e}");
-                    report.errors.push(e);
-                }
+                Err(e) => report.errors.push(e),
             }
         }
         for p in current.iter().filter(|p| !folders.contains(&p.folder)) {
@@ -340,13 +343,16 @@ impl PluginHost {
         Ok(report)
     }
 
-    /// Applies [`PluginHost::reload_dir`] to `dir` every `every`, until the host is
-    /// dropped: a long-running host picks up added, changed and removed plugin folders
-    /// without a restart. Polling (not inotify) keeps it dependable on every file system.
+    /// Applies [`PluginHost::reload_dir`] to `dir` every `every`, until the host is shut
+    /// down or dropped: a long-running host picks up added, changed and removed plugin
+    /// folders without a restart. Polling (not inotify) keeps it dependable on every file
+    /// system. `on_change` sees every pass that changed something or failed to load a
+    /// folder.
     pub fn watch(
         self: &Arc<Self>,
         dir: PathBuf,
         every: Duration,
+        mut on_change: impl FnMut(&ReloadReport) + Send + 'static,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let host = Arc::downgrade(self);
         std::thread::Builder::new()
@@ -356,8 +362,13 @@ impl PluginHost {
                 let Some(host) = host.upgrade() else {
                     return;
                 };
-                if let Err(e) = host.reload_dir(&dir) {
-                    tracing::warn!("{e}");
+                if host.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                match host.reload_dir(&dir) {
+                    Ok(report) if !report.is_empty() => on_change(&report),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("{e}"),
                 }
             })
     }
@@ -621,6 +632,10 @@ impl PluginHost {
     /// that take events stop first, notifiers last, so that alerts raised while stopping
     /// (by rules, or about a failing plugin) are still delivered.
     pub fn shutdown(&self) {
+        // Under the loading lock, so that no reload in flight starts a plugin afterwards
+        // (a load that panicked must not make dropping the host panic too).
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        self.closed.store(true, Ordering::Release);
         stop_all(&self.current());
     }
 }
