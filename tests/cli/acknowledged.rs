@@ -273,7 +273,8 @@ fn a_full_disk_is_reported_per_execution_and_spoils_nothing_already_written() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("plugin log-sink did not store it: cannot write /logs/executions.jsonl")
-            && stderr.contains("the disk may be full"),
+            && stderr.contains("the disk may be full")
+            && stderr.contains(&format!("(on the host, /logs is {})", logs.display())),
         "{stderr}"
     );
     let unrecorded: HashSet<&str> = stderr

@@ -160,6 +160,30 @@ pub struct Instance {
     ticks_per_call: u64,
     /// Where to write a core dump when a call traps (`limits.core_dump`).
     core_dump_dir: Option<std::path::PathBuf>,
+    /// The granted directories, guest path and host path, to explain the plugin's paths
+    /// in its messages.
+    dirs: Vec<(String, std::path::PathBuf)>,
+}
+
+/// Adds where each granted directory a plugin's message names really is: the plugin sees
+/// `/logs`, the operator looks for the host folder behind it.
+fn with_host_paths(mut message: String, dirs: &[(String, std::path::PathBuf)]) -> String {
+    let named: Vec<String> = dirs
+        .iter()
+        .filter(|(guest, _)| {
+            message.match_indices(guest.as_str()).any(|(at, _)| {
+                let before = message[..at].chars().next_back();
+                let after = message[at + guest.len()..].chars().next();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '/' || c == '_')
+                    && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            })
+        })
+        .map(|(guest, host)| format!("{guest} is {}", host.display()))
+        .collect();
+    if !named.is_empty() {
+        message.push_str(&format!(" (on the host, {})", named.join(", ")));
+    }
+    message
 }
 
 enum Exports {
@@ -283,11 +307,19 @@ impl Instance {
             .core_dump
             .then(|| manifest.file.parent().map(|d| d.to_path_buf()))
             .flatten();
+        let dirs = manifest
+            .capabilities
+            .dirs
+            .iter()
+            .map(|d| (d.guest.trim_end_matches('/').to_string(), d.host.clone()))
+            .filter(|(guest, _)| !guest.is_empty())
+            .collect();
         let mut instance = Instance {
             store,
             exports,
             ticks_per_call,
             core_dump_dir,
+            dirs,
         };
         let config = manifest.config.to_string();
         instance.call(|store, exports| match exports {
@@ -307,7 +339,7 @@ impl Instance {
         self.store.set_epoch_deadline(self.ticks_per_call);
         match f(&mut self.store, &self.exports) {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(message)) => Err(CallError::Refused(message)),
+            Ok(Err(message)) => Err(CallError::Refused(with_host_paths(message, &self.dirs))),
             Err(trap) => {
                 let mut message = self.describe_trap(&trap);
                 if let Some(dir) = self.core_dump_dir.clone() {
@@ -319,7 +351,7 @@ impl Instance {
                         message.push_str(&format!("; core dump written to {}", file.display()));
                     }
                 }
-                Err(CallError::Trap(message))
+                Err(CallError::Trap(with_host_paths(message, &self.dirs)))
             }
         }
     }
@@ -406,5 +438,30 @@ impl Instance {
             Exports::Exporter(e) => e.call_render(store),
             _ => Ok(Err("this plugin is not an exporter".into())),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_host_paths;
+
+    #[test]
+    fn messages_naming_a_granted_directory_say_where_it_is_on_the_host() {
+        let dirs = vec![
+            ("/logs".to_string(), "/var/log/metaclaude".into()),
+            ("/out".to_string(), "/tmp/out".into()),
+        ];
+        assert_eq!(
+            with_host_paths("cannot write /logs/executions.jsonl: EIO".into(), &dirs),
+            "cannot write /logs/executions.jsonl: EIO (on the host, /logs is /var/log/metaclaude)"
+        );
+        assert_eq!(
+            with_host_paths("`/out` and /logs: both".into(), &dirs),
+            "`/out` and /logs: both (on the host, /logs is /var/log/metaclaude, /out is /tmp/out)"
+        );
+        // Not a path of the grant: left alone.
+        for text in ["/output/x", "/var/logs/x", "no paths here"] {
+            assert_eq!(with_host_paths(text.into(), &dirs), text);
+        }
     }
 }
