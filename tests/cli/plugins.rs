@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use metaclaude::plugin::{Health, PluginHost};
 use metaclaude::{ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
 
-use crate::util::{bin, example_registry, root};
+use crate::util::{assert_golden_errors, bin, example_registry, root};
 
 /// A built component; tests fail (never skip) when the fixtures were not built.
 pub fn component(name: &str) -> PathBuf {
@@ -592,32 +592,22 @@ fn compiled_components_are_cached_on_disk() {
 #[test]
 fn bad_plugins_give_their_golden_errors() {
     let dir = root().join("tests/cli/bad_plugins");
-    let mut checked = 0;
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+    let mut cases: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
-        .map(|e| e.path())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     cases.sort();
-    for case in cases.iter().filter(|c| c.is_dir()) {
-        let name = case.file_name().unwrap().to_string_lossy().to_string();
-        let expected = std::fs::read_to_string(case.join("expected.txt"))
-            .unwrap_or_else(|_| panic!("{name} needs an expected.txt"));
-        let out = bin()
-            .current_dir(&dir)
-            .env("METACLAUDE_CACHE_DIR", cache_dir())
-            .args(["plugins", "check", &name])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{name} must fail with exit 2");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            stderr.trim_end(),
-            expected.trim_end(),
-            "golden error for {name}"
-        );
-        checked += 1;
-    }
+    let checked = assert_golden_errors(
+        &dir,
+        &cases,
+        &["plugins", "check"],
+        |name| dir.join(name).join("expected.txt"),
+        |cmd| {
+            cmd.env("METACLAUDE_CACHE_DIR", cache_dir());
+        },
+    );
     assert!(checked >= 6, "only {checked} bad plugins");
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::util::{bin, example_registry};
+use crate::util::{assert_golden_errors, bin, example_registry};
 
 #[test]
 fn example_registry_is_valid() {
@@ -24,32 +24,20 @@ fn example_registry_is_valid() {
 #[test]
 fn bad_registries_give_their_golden_errors() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cli/bad_registries");
-    let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let expected = std::fs::read_to_string(path.with_extension("expected"))
-            .unwrap_or_else(|_| panic!("{name} needs a .expected file beside it"));
-        // Run from the folder so the file is named as a user would type it.
-        let out = bin()
-            .current_dir(&dir)
-            .args(["registry", "check", &name])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{name} must fail with exit 2");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            stderr.trim_end(),
-            expected.trim_end(),
-            "golden error for {name}"
-        );
-        checked += 1;
-    }
+    let mut cases: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    cases.sort();
+    let checked = assert_golden_errors(
+        &dir,
+        &cases,
+        &["registry", "check"],
+        |name| dir.join(name).with_extension("expected"),
+        |_| {},
+    );
     assert!(checked >= 5, "only {checked} golden registries found");
 }
 

@@ -83,3 +83,31 @@ pub fn processes_of_execution(execution_id: &str) -> Vec<i32> {
 pub fn cgroups_available(result: &Value) -> bool {
     result["resource_usage"]["cpu_time_source"] == "cgroup"
 }
+
+/// Runs `metaclaude ARGS... CASE` from `dir` for each case (a name in `dir`, so errors
+/// read as a user would type it) and compares its stderr with the golden text beside it
+/// (`expected(case)`); each must fail with exit 2. Returns how many cases were checked.
+pub fn assert_golden_errors(
+    dir: &Path,
+    cases: &[String],
+    args: &[&str],
+    expected: impl Fn(&str) -> PathBuf,
+    configure: impl Fn(&mut Command),
+) -> usize {
+    for name in cases {
+        let golden = expected(name);
+        let expected = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|_| panic!("{name} needs its golden error in {}", golden.display()));
+        let mut cmd = bin();
+        configure(&mut cmd);
+        let out = cmd.current_dir(dir).args(args).arg(name).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name} must fail with exit 2");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.trim_end(),
+            expected.trim_end(),
+            "golden error for {name}"
+        );
+    }
+    cases.len()
+}
