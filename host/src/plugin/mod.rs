@@ -30,7 +30,7 @@ mod worker;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,7 +43,7 @@ use self::instance::{CallError, Prepared};
 use self::manifest::{Artifact, Manifest, ManifestError, OnFull, PluginKind};
 use self::native::{NativeError, NativeLibrary};
 use self::runtime::{Live, Runtime};
-use self::worker::{AlertRouter, Delivery, Message, PluginStats, Worker};
+use self::worker::{AlertRouter, Delivery, Mailbox, Message, PluginStats, Worker};
 
 pub use self::worker::Health;
 
@@ -144,7 +144,7 @@ struct LoadedPlugin {
     /// What the folder held when this was loaded; a reload compares it.
     fingerprint: Fingerprint,
     manifest: Arc<Manifest>,
-    tx: SyncSender<Message>,
+    mailbox: Arc<Mailbox>,
     stats: Arc<PluginStats>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     load: LoadSource,
@@ -458,9 +458,16 @@ impl PluginHost {
                 name: name.to_string(),
                 message: e.to_string(),
             })?;
+        let mailbox = Arc::new(Mailbox::new(
+            tx,
+            thread.thread().clone(),
+            stats.clone(),
+            manifest.limits.batch_max,
+            manifest.limits.queue,
+        ));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if manifest.kind == PluginKind::Notifier {
-            self.router.add(id, tx.clone(), stats.clone());
+            self.router.add(id, mailbox.clone());
         }
         if matches!(manifest.artifact, Artifact::Native(_)) {
             tracing::warn!(plugin = %name, "loaded a trusted native plugin: it runs unsandboxed, without memory or time limits");
@@ -471,7 +478,7 @@ impl PluginHost {
             folder: folder.to_path_buf(),
             fingerprint,
             manifest,
-            tx,
+            mailbox,
             stats,
             thread: Mutex::new(Some(thread)),
             load,
@@ -600,7 +607,7 @@ impl PluginHost {
             .iter()
             .filter_map(|p| {
                 let (tx, rx) = sync_channel(1);
-                p.tx.send(Message::Flush(tx)).ok().map(|()| rx)
+                p.mailbox.send(Message::Flush(tx)).ok().map(|()| rx)
             })
             .collect();
         for rx in acks {
@@ -622,7 +629,8 @@ impl PluginHost {
             ));
         }
         let (tx, rx) = sync_channel(1);
-        p.tx.send(Message::Render(tx))
+        p.mailbox
+            .send(Message::Render(tx))
             .map_err(|_| format!("plugin {name} has stopped"))?;
         rx.recv()
             .map_err(|_| format!("plugin {name} has stopped"))?
@@ -657,7 +665,7 @@ fn stop_all(plugins: &[Arc<LoadedPlugin>]) {
             .filter(|p| (p.manifest.kind == PluginKind::Notifier) == notifiers)
             .collect();
         for p in &phase {
-            let _ = p.tx.send(Message::Shutdown);
+            let _ = p.mailbox.send(Message::Shutdown);
         }
         for p in &phase {
             if let Some(t) = p.thread.lock().unwrap().take() {
@@ -805,21 +813,11 @@ impl PluginHost {
             ack,
         });
         for p in receivers {
-            p.stats.queued.fetch_add(1, Ordering::Relaxed);
-            let sent = match p.manifest.limits.on_full {
-                OnFull::Block => {
-                    p.tx.send(Message::Event(delivery.clone()))
-                        .map_err(|_| "its worker has stopped")
-                }
-                OnFull::DropNewest => match p.tx.try_send(Message::Event(delivery.clone())) {
-                    Ok(()) => Ok(()),
-                    Err(TrySendError::Full(_)) => Err("its queue is full (limits.queue)"),
-                    Err(TrySendError::Disconnected(_)) => Err("its worker has stopped"),
-                },
-            };
-            if let Err(why) = sent {
-                p.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                if let (Some(group), true) = (&delivery.ack, p.manifest.acknowledgements.enabled) {
+            let acknowledges = p.manifest.acknowledgements.enabled;
+            let block = p.manifest.limits.on_full == OnFull::Block;
+            let urgent = acknowledges && delivery.ack.is_some();
+            if let Err(why) = p.mailbox.offer(delivery.clone(), block, urgent) {
+                if let (Some(group), true) = (&delivery.ack, acknowledges) {
                     group.deny(&p.manifest.name, why);
                 }
             }
@@ -835,20 +833,26 @@ mod tests {
     use super::native::tests::{event, example};
     use super::*;
 
+    /// A plugin folder `dir/name` holding `manifest` as its `plugin.toml`.
+    fn plugin_folder(dir: &Path, name: &str, manifest: &str) -> PathBuf {
+        let folder = dir.join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("plugin.toml"), manifest).unwrap();
+        folder
+    }
+
     /// A native counting sink in `dir/plugins/<name>`, writing its count to `dir/<count>`.
     fn sink(dir: &Path, name: &str, count: &str) {
-        let folder = dir.join("plugins").join(name);
-        std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(
-            folder.join("plugin.toml"),
-            format!(
+        plugin_folder(
+            &dir.join("plugins"),
+            name,
+            &format!(
                 "name = \"{name}\"\nversion = \"1\"\nkind = \"sink\"\nnative = \"{}\"\n\
                  trusted = true\n[config]\ncount_file = \"{}\"\n",
                 example().display(),
                 dir.join(count).display()
             ),
-        )
-        .unwrap();
+        );
     }
 
     fn count(dir: &Path, file: &str) -> u64 {
@@ -906,6 +910,60 @@ mod tests {
         assert_eq!(names, ["a"]);
     }
 
+    /// A worker with an open batch sleeps until the batch is due instead of waking for
+    /// each event, but a full batch, or a full queue under `block`, wakes it at once: with
+    /// a one-minute window, 100 events in batches of 10 through a queue of 4 arrive in
+    /// seconds, and the sender never waits on the sleeping worker. A partial batch waits
+    /// for its window or a flush.
+    #[test]
+    fn full_batches_and_full_queues_wake_a_batching_worker() {
+        let tmp = tempfile::tempdir().unwrap();
+        let folder = plugin_folder(
+            tmp.path(),
+            "long-window",
+            &format!(
+                "name = \"long-window\"\nversion = \"1\"\nkind = \"sink\"\nnative = \"{}\"\n\
+                 trusted = true\n[limits]\nbatch_ms = 60000\nbatch_max = 10\nqueue = 4\n\
+                 on_full = \"block\"\n",
+                example().display()
+            ),
+        );
+        let mut host = PluginHost::new(None).unwrap();
+        host.load_plugin(&folder).unwrap();
+        let host = Arc::new(host);
+        let delivered = |host: &PluginHost| host.list()[0].delivered;
+        let (done, sent) = std::sync::mpsc::channel();
+        let sender = {
+            let host = host.clone();
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    host.emit(&event(i));
+                }
+                done.send(()).unwrap();
+            })
+        };
+        sent.recv_timeout(Duration::from_secs(20))
+            .expect("the sender waited on a sleeping worker");
+        sender.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while delivered(&host) < 100 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(delivered(&host), 100, "full batches waited for the window");
+
+        for i in 100..103 {
+            host.emit(&event(i));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            delivered(&host),
+            100,
+            "a partial batch went before its window"
+        );
+        host.flush();
+        assert_eq!(delivered(&host), 103);
+    }
+
     /// Reloads racing a thread that emits: every event reaches exactly one version.
     #[test]
     fn reloads_under_load_lose_no_event() {
@@ -939,19 +997,17 @@ mod tests {
     #[test]
     fn components_built_against_an_incompatible_wit_version_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let folder = tmp.path().join("old");
-        std::fs::create_dir_all(&folder).unwrap();
+        let folder = plugin_folder(
+            tmp.path(),
+            "old",
+            "name = \"old\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"old.wasm\"\nwit = \"0.1.0\"\n",
+        );
         let component = wat::parse_str(
             r#"(component
                  (import "metaclaude:monitor/host@0.2.0" (instance (export "log-enabled" (func)))))"#,
         )
         .unwrap();
         std::fs::write(folder.join("old.wasm"), component).unwrap();
-        std::fs::write(
-            folder.join("plugin.toml"),
-            "name = \"old\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"old.wasm\"\nwit = \"0.1.0\"\n",
-        )
-        .unwrap();
         let err = PluginHost::new(None)
             .unwrap()
             .load_plugin(&folder)
@@ -983,17 +1039,15 @@ mod tests {
     #[test]
     fn a_restarting_plugin_never_blocks_the_sender() {
         let tmp = tempfile::tempdir().unwrap();
-        let folder = tmp.path().join("trap");
-        std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(
-            folder.join("plugin.toml"),
-            format!(
+        let folder = plugin_folder(
+            tmp.path(),
+            "trap",
+            &format!(
                 "name = \"trap\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"{}\"\n\
                  [config]\nmode = \"trap\"\n[limits]\non_full = \"block\"\nqueue = 8\nbatch_max = 1\n",
                 fixture_sink().display()
             ),
-        )
-        .unwrap();
+        );
         let mut host = PluginHost::new(None).unwrap();
         host.load_plugin(&folder).unwrap();
         let started = Instant::now();
@@ -1022,17 +1076,15 @@ mod tests {
     fn a_trap_writes_a_core_dump_on_request() {
         let wasm = fixture_sink();
         let tmp = tempfile::tempdir().unwrap();
-        let folder = tmp.path().join("trap");
-        std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(
-            folder.join("plugin.toml"),
-            format!(
+        let folder = plugin_folder(
+            tmp.path(),
+            "trap",
+            &format!(
                 "name = \"trap\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"{}\"\n\
                  [config]\nmode = \"trap\"\n[limits]\ncore_dump = true\nfailure_policy = \"disable\"\n",
                 wasm.display()
             ),
-        )
-        .unwrap();
+        );
         let mut host = PluginHost::new(None).unwrap();
         host.load_plugin(&folder).unwrap();
         host.emit(&event(1));

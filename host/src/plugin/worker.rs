@@ -15,8 +15,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -50,6 +51,93 @@ pub enum Message {
     Flush(SyncSender<()>),
     Render(SyncSender<Result<String, String>>),
     Shutdown,
+}
+
+/// The sending side of a worker's queue.
+///
+/// A worker with an open batch does not wait on its channel, where every send would wake
+/// it (a thread wake-up per event per plugin, which on a small machine cost more than
+/// the plugins' own work): it sleeps until the batch is due. A sender wakes it early only
+/// when that matters: a control message, an event an executor waits on (acknowledged
+/// mode), or a full batch's worth of events waiting (or a full queue, if that is smaller,
+/// so that a sender under `block` never waits on a sleeping worker).
+pub struct Mailbox {
+    tx: SyncSender<Message>,
+    worker: Thread,
+    stats: Arc<PluginStats>,
+    /// Wake the worker once this many events are offered and not yet delivered or dropped.
+    wake_at: u64,
+}
+
+impl Mailbox {
+    pub fn new(
+        tx: SyncSender<Message>,
+        worker: Thread,
+        stats: Arc<PluginStats>,
+        batch_max: usize,
+        queue: usize,
+    ) -> Mailbox {
+        Mailbox {
+            tx,
+            worker,
+            stats,
+            wake_at: batch_max.min(queue).max(1) as u64,
+        }
+    }
+
+    /// Offers an event: waits for room when `block`, else fails at once on a full queue.
+    /// `urgent`: an executor waits on it, so the worker delivers it without waiting for
+    /// its batch window. The event is counted as queued, and as dropped if not sent.
+    pub fn offer(
+        &self,
+        delivery: Arc<Delivery>,
+        block: bool,
+        urgent: bool,
+    ) -> Result<(), &'static str> {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = if block {
+            self.tx
+                .send(Message::Event(delivery))
+                .map_err(|_| "its worker has stopped")
+        } else {
+            match self.tx.try_send(Message::Event(delivery)) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => Err("its queue is full (limits.queue)"),
+                Err(TrySendError::Disconnected(_)) => Err("its worker has stopped"),
+            }
+        };
+        match sent {
+            Ok(()) => {
+                if urgent || self.stats.pending() >= self.wake_at {
+                    self.worker.unpark();
+                }
+                Ok(())
+            }
+            Err(why) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                Err(why)
+            }
+        }
+    }
+
+    /// Sends a control message (flush, render, shutdown), waiting for room, and wakes the
+    /// worker for it. Fails when the worker has stopped.
+    pub fn send(&self, message: Message) -> Result<(), ()> {
+        self.tx.send(message).map_err(|_| ())?;
+        self.worker.unpark();
+        Ok(())
+    }
+
+    /// Hands alerts to a notifier without waiting; when its queue is full they are
+    /// dropped and counted.
+    fn send_alerts(&self, alerts: Arc<Vec<Alert>>) {
+        let n = alerts.len() as u64;
+        if self.tx.try_send(Message::Alerts(alerts)).is_err() {
+            self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+        } else {
+            self.worker.unpark();
+        }
+    }
 }
 
 /// The state of a plugin as `plugins list` shows it.
@@ -107,6 +195,12 @@ impl PluginStats {
     pub fn health(&self) -> Health {
         self.health.lock().unwrap().clone()
     }
+
+    /// Events (alerts, for a notifier) offered and not yet delivered or dropped.
+    pub fn pending(&self) -> u64 {
+        let done = self.delivered.load(Ordering::Relaxed) + self.dropped.load(Ordering::Relaxed);
+        self.queued.load(Ordering::Relaxed).saturating_sub(done)
+    }
 }
 
 /// Where alerts raised by rules (and by the host about plugins) go: every notifier.
@@ -115,19 +209,18 @@ pub struct AlertRouter {
     notifiers: Mutex<Vec<RoutedNotifier>>,
 }
 
-/// A notifier's queue and counters, under the id of its loaded plugin.
+/// A notifier's queue, under the id of its loaded plugin.
 struct RoutedNotifier {
     id: u64,
-    tx: SyncSender<Message>,
-    stats: Arc<PluginStats>,
+    mailbox: Arc<Mailbox>,
 }
 
 impl AlertRouter {
-    pub fn add(&self, id: u64, tx: SyncSender<Message>, stats: Arc<PluginStats>) {
+    pub fn add(&self, id: u64, mailbox: Arc<Mailbox>) {
         self.notifiers
             .lock()
             .unwrap()
-            .push(RoutedNotifier { id, tx, stats });
+            .push(RoutedNotifier { id, mailbox });
     }
 
     /// Stops routing to a notifier that is being unloaded or replaced.
@@ -144,11 +237,7 @@ impl AlertRouter {
         }
         let alerts = Arc::new(alerts);
         for n in self.notifiers.lock().unwrap().iter() {
-            if n.tx.try_send(Message::Alerts(alerts.clone())).is_err() {
-                n.stats
-                    .dropped
-                    .fetch_add(alerts.len() as u64, Ordering::Relaxed);
-            }
+            n.mailbox.send_alerts(alerts.clone());
         }
     }
 }
@@ -200,6 +289,7 @@ impl Worker {
                 wake = Some(wake.map_or(t, |w| w.min(t)));
             }
             let msg = match wake {
+                Some(at) if !batch.is_empty() => next_while_batching(&rx, at),
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
@@ -453,6 +543,26 @@ impl Worker {
         }
         *self.stats.health.lock().unwrap() = health;
     }
+}
+
+/// The next message while a batch is open, or `Timeout` at `at`. The worker takes what
+/// is waiting and otherwise sleeps until `at` without waiting on the channel, so senders
+/// do not wake it for every event ([`Mailbox`] wakes it when it must). A wake-up with
+/// nothing to take is a `Timeout` too: the caller looks at the clock again.
+fn next_while_batching(rx: &Receiver<Message>, at: Instant) -> Result<Message, RecvTimeoutError> {
+    let take = || match rx.try_recv() {
+        Ok(m) => Some(Ok(m)),
+        Err(TryRecvError::Disconnected) => Some(Err(RecvTimeoutError::Disconnected)),
+        Err(TryRecvError::Empty) => None,
+    };
+    if let Some(next) = take() {
+        return next;
+    }
+    let left = at.saturating_duration_since(Instant::now());
+    if !left.is_zero() {
+        std::thread::park_timeout(left);
+    }
+    take().unwrap_or(Err(RecvTimeoutError::Timeout))
 }
 
 struct Ctx<'a> {
