@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use metaclaude::logs::gen::{generate, jq_stats_programs, GenConfig};
 use metaclaude::logs::stats::GroupBy;
-use metaclaude::logs::{execute, reader, LogsArgs};
+use metaclaude::logs::{execute, reader, LogQuery};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -95,7 +95,7 @@ fn main() {
     // The query runs in a child process of its own, like the CLI, so its time includes
     // process start and its peak memory is its own (not the generator's).
     if let Some(dir) = std::env::var_os("LOGS_BENCH_QUERY") {
-        let args = LogsArgs {
+        let args = LogQuery {
             log_dir: PathBuf::from(dir),
             stats: true,
             json: true,
@@ -149,7 +149,7 @@ fn main() {
     let file_args: Vec<String> = files.iter().map(|f| shell_quote(f)).collect();
     let file_args = file_args.join(" ");
 
-    let args = LogsArgs {
+    let args = LogQuery {
         log_dir: dir.clone(),
         ..Default::default()
     };

@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::model::ErrorCategory;
 use query::{Filter, Matcher, Record};
@@ -39,73 +39,38 @@ use stats::{GroupBy, Report, StatsAcc};
 /// The default log directory, relative to the current directory.
 pub const DEFAULT_LOG_DIR: &str = ".claude/logs/executions";
 
-/// `metaclaude logs`: list or summarise executions from the JSON-lines log.
-#[derive(Debug, Clone, Default, clap::Args)]
-#[command(after_help = "Examples:\n  \
-    metaclaude logs --failed --limit 20\n  \
-    metaclaude logs --stats --start-date \"$(date -d '-1 hour' '+%Y-%m-%d %H:%M:%S')\"\n  \
-    metaclaude logs --stats --since 1h\n  \
-    metaclaude logs --json --specialist api-ui-designer > api_logs.json\n  \
-    metaclaude logs --stats --group-by user")]
-pub struct LogsArgs {
+/// What `metaclaude logs` asks of the log: which executions, and whether to list them or
+/// summarise them. Built by the command line (`cli/args.rs`) and by the server's history
+/// queries, so both filter with the same code.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
     /// The log directory.
-    #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = DEFAULT_LOG_DIR)]
     pub log_dir: PathBuf,
     /// Only failed executions.
-    #[arg(long)]
     pub failed: bool,
-    /// At most N executions (the newest), or with --stats the N newest are summarised.
-    #[arg(long, value_name = "N")]
+    /// At most N executions (the newest), or with `stats` the N newest are summarised.
     pub limit: Option<usize>,
-    /// JSON lines on stdout (one full record per line; with --stats one report object).
-    #[arg(long)]
+    /// JSON lines (one full record per line; with `stats` one report object).
     pub json: bool,
-    #[arg(long)]
     pub specialist: Option<String>,
-    /// Only this script id.
-    #[arg(long)]
     pub script: Option<String>,
-    /// Only this error category (TIMEOUT, VALIDATION, DEPENDENCY, EXECUTION, PERMISSION,
-    /// RESOURCE, UNKNOWN; any case).
-    #[arg(long, value_parser = parse_category)]
     pub category: Option<ErrorCategory>,
-    #[arg(long)]
     pub user: Option<String>,
-    /// Only this session id.
-    #[arg(long)]
     pub session: Option<String>,
-    #[arg(long)]
     pub correlation_id: Option<String>,
-    /// Executions finished at or after: YYYY-MM-DD, "YYYY-MM-DD HH:MM:SS" (local time) or RFC 3339.
-    #[arg(long, value_parser = parse_start, conflicts_with = "since")]
+    /// Executions finished at or after.
     pub start_date: Option<DateTime<Utc>>,
-    /// Executions finished up to (inclusive): a day includes the whole day.
-    #[arg(long, value_parser = parse_end)]
+    /// Executions finished up to (inclusive).
     pub end_date: Option<DateTime<Utc>>,
-    /// Executions of the last 90s, 15m, 1h, 2d, 1w.
-    #[arg(long, value_name = "AGE", value_parser = dates::parse_since)]
+    /// Executions of the last this long (instead of `start_date`).
     pub since: Option<chrono::Duration>,
     /// Statistics instead of a listing.
-    #[arg(long)]
     pub stats: bool,
-    /// Statistics per user, script, specialist, category, hour or day (implies --stats).
-    #[arg(long, value_enum)]
+    /// Statistics per group (implies `stats`).
     pub group_by: Option<GroupBy>,
 }
 
-fn parse_category(s: &str) -> Result<ErrorCategory, String> {
-    s.parse()
-}
-
-fn parse_start(s: &str) -> Result<DateTime<Utc>, String> {
-    dates::parse_instant(s, false, &Local)
-}
-
-fn parse_end(s: &str) -> Result<DateTime<Utc>, String> {
-    dates::parse_instant(s, true, &Local)
-}
-
-impl LogsArgs {
+impl LogQuery {
     /// The time bounds `[start, end)` the filters ask for, `now` anchoring `--since`.
     pub fn bounds(&self, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
         let start = self.start_date.or_else(|| self.since.map(|d| now - d));
@@ -134,7 +99,7 @@ impl LogsArgs {
 
 /// Runs `metaclaude logs`, writing to stdout. Problems with single files or lines are
 /// reported on stderr and do not fail the query; a missing log directory does.
-pub fn run(args: &LogsArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &LogQuery) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     match execute(args, &mut out).and_then(|()| out.flush().map_err(Into::into)) {
@@ -151,7 +116,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// The query behind [`run`], writing its answer to `out` (the benchmark and tests call this).
-pub fn execute(args: &LogsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn execute(args: &LogQuery, out: &mut dyn Write) -> anyhow::Result<()> {
     let now = Utc::now();
     let dir = &args.log_dir;
     let files = reader::discover(dir).with_context(|| {

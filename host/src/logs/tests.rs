@@ -7,14 +7,14 @@ use std::process::{Command, Stdio};
 use super::*;
 use gen::{generate, jq_stats_programs, GenConfig};
 
-fn args(dir: &Path) -> LogsArgs {
-    LogsArgs {
+fn args(dir: &Path) -> LogQuery {
+    LogQuery {
         log_dir: dir.to_path_buf(),
         ..Default::default()
     }
 }
 
-fn query(a: &LogsArgs) -> String {
+fn query(a: &LogQuery) -> String {
     let mut out = Vec::new();
     execute(a, &mut out).unwrap();
     String::from_utf8(out).unwrap()
@@ -260,33 +260,4 @@ fn missing_directory_says_how_to_fix_it() {
     let a = args(Path::new("/nonexistent/metaclaude-logs"));
     let err = execute(&a, &mut Vec::new()).unwrap_err();
     assert!(format!("{err:#}").contains("METACLAUDE_LOG_DIR"), "{err:#}");
-}
-
-#[test]
-fn cli_flags_parse_as_the_seed_writes_them() {
-    use clap::Parser;
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        logs: LogsArgs,
-    }
-    let cli = Cli::try_parse_from([
-        "logs",
-        "--stats",
-        "--start-date",
-        "2024-01-15 10:00:00",
-        "--group-by",
-        "user",
-    ])
-    .unwrap();
-    assert!(cli.logs.stats && cli.logs.start_date.is_some());
-    let cli = Cli::try_parse_from(["logs", "--json", "--specialist", "api-ui-designer"]).unwrap();
-    assert!(cli.logs.json);
-    let cli = Cli::try_parse_from(["logs", "--failed", "--limit", "20", "--category", "timeout"])
-        .unwrap();
-    assert_eq!(cli.logs.category, Some(ErrorCategory::Timeout));
-    assert!(Cli::try_parse_from(["logs", "--category", "nope"]).is_err());
-    assert!(Cli::try_parse_from(["logs", "--since", "1y"]).is_err());
-    assert!(Cli::try_parse_from(["logs", "--group-by", "colour"]).is_err());
-    assert!(Cli::try_parse_from(["logs", "--since", "1h", "--start-date", "2024-01-01"]).is_err());
 }

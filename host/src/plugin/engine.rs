@@ -34,11 +34,15 @@ pub enum EngineError {
     Invalid { path: PathBuf, message: String },
 }
 
-/// Where a compiled component came from, for `plugins list` and the load benchmark.
+/// Where a plugin's code came from, for `plugins list` and the load benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadSource {
+    /// A component compiled now.
     Compiled,
+    /// A component's compiled code read from the on-disk cache.
     Cache,
+    /// A trusted native library, loaded as it is (nothing to compile).
+    Native,
 }
 
 pub struct PluginEngine {

@@ -1,0 +1,298 @@
+//! Every command-line flag of `metaclaude`, in one place (clap's derive API).
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Local, Utc};
+use clap::{Parser, Subcommand};
+use metaclaude::app::PluginSource;
+use metaclaude::logs::{self, dates, stats::GroupBy, LogQuery};
+use metaclaude::{ErrorCategory, ExecutorConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "metaclaude",
+    version,
+    about = "Run and measure scripts; stream every execution to plugins"
+)]
+pub struct Cli {
+    /// Host log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run one script from the registry and report how it went.
+    Run(RunArgs),
+    /// Run many scripts in one host: requests as JSON lines in, each result as a JSON line
+    /// out the moment it is reported finished.
+    Batch(BatchArgs),
+    /// Work with registry files.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+    /// Query the execution log (the live file and every rotated .gz): listings, filters,
+    /// statistics.
+    Logs(LogsArgs),
+    /// Inspect and validate plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PluginsCommand {
+    /// Load every plugin and show its kind, version, capabilities, state and counters.
+    List {
+        /// The plugins directory (default: METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
+        #[arg(long, value_name = "DIR")]
+        plugins: Option<PathBuf>,
+    },
+    /// Validate one plugin folder: manifest, component, exported world, WIT version, init.
+    Check {
+        /// The plugin folder (holding plugin.toml).
+        dir: PathBuf,
+    },
+    /// Create a working, buildable plugin folder with its manifest.
+    New {
+        /// The plugin's name (lower-case letters, digits and -); also the folder's name.
+        name: String,
+        /// sink, exporter, alert-rule or notifier.
+        #[arg(long, default_value = "sink")]
+        kind: String,
+        /// rust, python or js.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Where to create the folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RegistryCommand {
+    /// Validate a registry and report every problem with its field path.
+    Check {
+        /// The registry file.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct BatchArgs {
+    /// The requests, one JSON object per line: {"script_id": "...", "inputs": {...},
+    /// "session_id": ..., "correlation_id": ..., "user": ...}; `-` reads standard input.
+    #[arg(default_value = "-", value_name = "FILE")]
+    pub requests: PathBuf,
+    /// The registry file.
+    #[arg(long, env = "METACLAUDE_REGISTRY", default_value = "registry.json")]
+    pub registry: PathBuf,
+    /// Executions running at once (default: four per core).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Write the host's own metrics (plugin states and counters, this batch's counters) to
+    /// this file in the Prometheus text format, replaced atomically while the batch runs and
+    /// once more at its end (for node_exporter's textfile collector, or any reader).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// Seconds between two versions of --metrics-file while the batch runs.
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "metrics_file",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub metrics_interval: u64,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// How the host runs scripts and which plugins it loads.
+#[derive(clap::Args)]
+pub struct HostArgs {
+    /// Do not use per-execution cgroups even where the machine offers them.
+    #[arg(long)]
+    pub no_cgroups: bool,
+    /// The plugins directory (default: METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_plugins")]
+    pub plugins: Option<PathBuf>,
+    /// Run without any plugin.
+    #[arg(long)]
+    pub no_plugins: bool,
+}
+
+impl HostArgs {
+    pub fn plugin_source(&self) -> PluginSource {
+        match (&self.plugins, self.no_plugins) {
+            (_, true) => PluginSource::Off,
+            (Some(dir), false) => PluginSource::Dir(dir.clone()),
+            (None, false) => PluginSource::Default,
+        }
+    }
+
+    /// The executor's settings, with at most `concurrency` executions at once if given.
+    pub fn executor(&self, concurrency: Option<usize>) -> ExecutorConfig {
+        let defaults = ExecutorConfig::default();
+        ExecutorConfig {
+            use_cgroups: !self.no_cgroups,
+            max_concurrency: concurrency.unwrap_or(defaults.max_concurrency).max(1),
+            ..defaults
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The script's id in the registry.
+    pub script_id: String,
+    /// The registry file.
+    #[arg(long, env = "METACLAUDE_REGISTRY", default_value = "registry.json")]
+    pub registry: PathBuf,
+    /// An input value, converted to the declared type (repeatable).
+    #[arg(long = "input", short = 'i', value_name = "KEY=VALUE")]
+    pub inputs: Vec<String>,
+    /// Inputs as one JSON object; --input values override its keys.
+    #[arg(long, value_name = "JSON")]
+    pub inputs_json: Option<String>,
+    #[arg(long)]
+    pub session_id: Option<String>,
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Print the full result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print every lifecycle event as a JSON line on stderr while the script runs.
+    #[arg(long)]
+    pub events: bool,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// `metaclaude logs`: list or summarise executions from the JSON-lines log.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    metaclaude logs --failed --limit 20\n  \
+    metaclaude logs --stats --start-date \"$(date -d '-1 hour' '+%Y-%m-%d %H:%M:%S')\"\n  \
+    metaclaude logs --stats --since 1h\n  \
+    metaclaude logs --json --specialist api-ui-designer > api_logs.json\n  \
+    metaclaude logs --stats --group-by user")]
+pub struct LogsArgs {
+    /// The log directory.
+    #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
+    pub log_dir: PathBuf,
+    /// Only failed executions.
+    #[arg(long)]
+    pub failed: bool,
+    /// At most N executions (the newest), or with --stats the N newest are summarised.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// JSON lines on stdout (one full record per line; with --stats one report object).
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub specialist: Option<String>,
+    /// Only this script id.
+    #[arg(long)]
+    pub script: Option<String>,
+    /// Only this error category (TIMEOUT, VALIDATION, DEPENDENCY, EXECUTION, PERMISSION,
+    /// RESOURCE, UNKNOWN; any case).
+    #[arg(long, value_parser = parse_category)]
+    pub category: Option<ErrorCategory>,
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this session id.
+    #[arg(long)]
+    pub session: Option<String>,
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Executions finished at or after: YYYY-MM-DD, "YYYY-MM-DD HH:MM:SS" (local time) or RFC 3339.
+    #[arg(long, value_parser = parse_start, conflicts_with = "since")]
+    pub start_date: Option<DateTime<Utc>>,
+    /// Executions finished up to (inclusive): a day includes the whole day.
+    #[arg(long, value_parser = parse_end)]
+    pub end_date: Option<DateTime<Utc>>,
+    /// Executions of the last 90s, 15m, 1h, 2d, 1w.
+    #[arg(long, value_name = "AGE", value_parser = dates::parse_since)]
+    pub since: Option<chrono::Duration>,
+    /// Statistics instead of a listing.
+    #[arg(long)]
+    pub stats: bool,
+    /// Statistics per user, script, specialist, category, hour or day (implies --stats).
+    #[arg(long, value_enum)]
+    pub group_by: Option<GroupBy>,
+}
+
+impl LogsArgs {
+    pub fn query(&self) -> LogQuery {
+        LogQuery {
+            log_dir: self.log_dir.clone(),
+            failed: self.failed,
+            limit: self.limit,
+            json: self.json,
+            specialist: self.specialist.clone(),
+            script: self.script.clone(),
+            category: self.category,
+            user: self.user.clone(),
+            session: self.session.clone(),
+            correlation_id: self.correlation_id.clone(),
+            start_date: self.start_date,
+            end_date: self.end_date,
+            since: self.since,
+            stats: self.stats,
+            group_by: self.group_by,
+        }
+    }
+}
+
+fn parse_category(s: &str) -> Result<ErrorCategory, String> {
+    s.parse()
+}
+
+fn parse_start(s: &str) -> Result<DateTime<Utc>, String> {
+    dates::parse_instant(s, false, &Local)
+}
+
+fn parse_end(s: &str) -> Result<DateTime<Utc>, String> {
+    dates::parse_instant(s, true, &Local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<LogsArgs, clap::Error> {
+        match Cli::try_parse_from(std::iter::once("metaclaude").chain(args.iter().copied()))?
+            .command
+        {
+            Command::Logs(logs) => Ok(logs),
+            _ => unreachable!("not a logs command"),
+        }
+    }
+
+    #[test]
+    fn log_flags_parse_as_the_seed_writes_them() {
+        let logs = parse(&[
+            "logs",
+            "--stats",
+            "--start-date",
+            "2024-01-15 10:00:00",
+            "--group-by",
+            "user",
+        ])
+        .unwrap();
+        assert!(logs.stats && logs.start_date.is_some());
+        assert!(
+            parse(&["logs", "--json", "--specialist", "api-ui-designer"])
+                .unwrap()
+                .json
+        );
+        let logs = parse(&["logs", "--failed", "--limit", "20", "--category", "timeout"]).unwrap();
+        assert_eq!(logs.query().category, Some(ErrorCategory::Timeout));
+        assert!(parse(&["logs", "--category", "nope"]).is_err());
+        assert!(parse(&["logs", "--since", "1y"]).is_err());
+        assert!(parse(&["logs", "--group-by", "colour"]).is_err());
+        assert!(parse(&["logs", "--since", "1h", "--start-date", "2024-01-01"]).is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! `metaclaude batch`: many executions in one watched host, JSON lines in and out.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use metaclaude::app::{HostConfig, MonitoredHost, PLUGIN_POLL};
+use metaclaude::batch::MetricsFile;
+
+use super::args::BatchArgs;
+use super::{render, EXIT_FAILED, EXIT_NOT_RECORDED, EXIT_USAGE};
+
+pub fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
+    let executor = args.host.executor(args.concurrency);
+    let concurrency = executor.max_concurrency;
+    let config = HostConfig {
+        executor,
+        plugins: args.host.plugin_source(),
+        // A long-running host: plugin folders added, changed or removed take effect
+        // without a restart.
+        watch_plugins: Some(PLUGIN_POLL),
+        ..HostConfig::new(&args.registry)
+    };
+    let source = args.requests.display().to_string();
+    let input: Box<dyn std::io::BufRead + Send> = if source == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(&args.requests)
+            .with_context(|| format!("cannot open the requests file {source}"))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let host = match MonitoredHost::start(config, Vec::new(), super::stderr_notices()) {
+        Ok(host) => host,
+        Err(e) => return super::host_failed(e, &args.registry),
+    };
+    let runtime = super::async_runtime()?;
+    let mut metrics = args.metrics_file.map(|path| {
+        MetricsFile::new(
+            path,
+            Duration::from_secs(args.metrics_interval),
+            host.plugins().cloned(),
+        )
+    });
+    let summary = runtime.block_on(metaclaude::batch::run_batch(
+        host.service().clone(),
+        input,
+        &source,
+        concurrency,
+        metrics.as_mut(),
+        std::io::stdout().lock(),
+        std::io::stderr(),
+    ));
+    host.shutdown();
+    // The final figures: every plugin has delivered and flushed what it was sent.
+    if let (Some(m), Ok(summary)) = (&mut metrics, &summary) {
+        if let Some(warning) = m.update(summary, false) {
+            eprintln!("{warning}");
+        }
+    }
+    let summary = summary.context("writing the results")?;
+    eprintln!("{}", render::batch_summary(&summary));
+    Ok(if summary.unrecorded > 0 {
+        ExitCode::from(EXIT_NOT_RECORDED)
+    } else if summary.bad_lines > 0 {
+        ExitCode::from(EXIT_USAGE)
+    } else if summary.failed > 0 || summary.interrupted {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

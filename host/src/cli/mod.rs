@@ -1,0 +1,108 @@
+//! The `metaclaude` command line: its flags ([`args`]), its text for people ([`render`]),
+//! and one module per command, each turning parsed flags into calls of the library and
+//! an exit status.
+
+pub mod args;
+mod batch;
+mod plugins;
+mod render;
+mod run;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use metaclaude::app::{HostError, HostNotice, Notices};
+use metaclaude::Registry;
+
+use self::args::{Command, PluginsCommand, RegistryCommand};
+
+/// Exit status: the script (or one of the batch) failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status for usage and configuration errors (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status when an execution finished but an acknowledging sink did not confirm
+/// storing it.
+pub const EXIT_NOT_RECORDED: u8 = 3;
+
+/// Runs one command.
+pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run::run(args),
+        Command::Batch(args) => batch::batch(args),
+        Command::Registry {
+            command: RegistryCommand::Check { file },
+        } => Ok(registry_check(&file)),
+        Command::Logs(args) => metaclaude::logs::run(&args.query()),
+        Command::Plugins { command } => match command {
+            PluginsCommand::List { plugins } => plugins::list(plugins.as_deref()),
+            PluginsCommand::Check { dir } => plugins::check(&dir),
+            PluginsCommand::New {
+                name,
+                kind,
+                lang,
+                dir,
+            } => plugins::new(&name, &kind, &lang, &dir),
+        },
+    }
+}
+
+fn registry_check(file: &Path) -> ExitCode {
+    match Registry::load(file) {
+        Ok(registry) => {
+            println!("{}", render::registry_ok(file, registry.scripts.len()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// What the host says while it starts and runs, on stderr.
+fn stderr_notices() -> Notices {
+    Arc::new(|notice: &HostNotice<'_>| match notice {
+        HostNotice::PluginNotLoaded(e) => eprintln!("warning: {e}"),
+        HostNotice::PluginsChanged(report) => {
+            for (what, names) in [
+                ("added", &report.added),
+                ("reloaded", &report.changed),
+                ("removed", &report.removed),
+            ] {
+                for name in names {
+                    eprintln!("metaclaude: plugin {name} {what}");
+                }
+            }
+            for e in &report.errors {
+                eprintln!("warning: {e}");
+            }
+        }
+    })
+}
+
+/// A host that could not be assembled: a bad registry is shown with its problems and a
+/// hint (exit 2); anything else is an error.
+fn host_failed(e: HostError, registry: &Path) -> anyhow::Result<ExitCode> {
+    match e {
+        HostError::Registry(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "hint: check it with `metaclaude registry check {}`",
+                registry.display()
+            );
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+        other => Err(other.into()),
+    }
+}
+
+/// The async runtime the executor runs on.
+fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

@@ -1,0 +1,260 @@
+//! Text for people: what the commands print when not asked for JSON. Each function
+//! returns the text; the commands decide where it goes.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use metaclaude::batch::BatchSummary;
+use metaclaude::model::ExecutionResult;
+use metaclaude::plugin::engine::LoadSource;
+use metaclaude::plugin::{PluginError, PluginInfo};
+
+/// `s` when `n` is not one.
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// `metaclaude registry check`'s answer for a good registry.
+pub fn registry_ok(file: &Path, scripts: usize) -> String {
+    format!(
+        "{}: ok, {scripts} script{}",
+        file.display(),
+        plural(scripts)
+    )
+}
+
+/// The result of `metaclaude run`: outcome, ids, measurements, suggestions, the tail of
+/// the stack trace and of stdout.
+pub fn execution_summary(r: &ExecutionResult) -> String {
+    let u = &r.resource_usage;
+    let attempts = r.attempts.len();
+    let exit = match (&r.exit_code, &r.signal) {
+        (Some(c), _) => format!("exit {c}"),
+        (None, Some(s)) => format!("killed by {s}"),
+        (None, None) => "not run".into(),
+    };
+    let mut out = String::new();
+    if r.success {
+        let _ = write!(
+            out,
+            "{}: success ({exit}) in {:.3}s",
+            r.script_id, u.wall_time_seconds
+        );
+    } else if let Some(e) = &r.error_details {
+        let _ = write!(
+            out,
+            "{}: FAILED [{}] {}",
+            r.script_id, e.category, e.message
+        );
+        let _ = write!(out, "\n  {exit}");
+    }
+    let _ = write!(
+        out,
+        "\n  execution {}, {attempts} attempt{}, {} retr{}",
+        r.execution_id,
+        plural(attempts),
+        r.retries,
+        if r.retries == 1 { "y" } else { "ies" }
+    );
+    if attempts > 0 {
+        let _ = write!(
+            out,
+            "\n  memory: start {:.1} MB, end {:.1} MB, peak {:.1} MB ({:?}; largest process {:.1} MB)",
+            u.memory_start_mb,
+            u.memory_end_mb,
+            u.peak_memory_mb,
+            u.peak_memory_source,
+            u.peak_memory_largest_process_mb
+        );
+        let _ = write!(
+            out,
+            "\n  cpu: {:.3}s (user {:.3}s, system {:.3}s; {:?}), wall {:.3}s",
+            u.cpu_time_seconds,
+            u.cpu_user_seconds,
+            u.cpu_system_seconds,
+            u.cpu_time_source,
+            u.wall_time_seconds
+        );
+    }
+    if let Some(e) = &r.error_details {
+        if !e.suggestions.is_empty() {
+            out += "\n  suggestions:";
+            for s in &e.suggestions {
+                let _ = write!(out, "\n    - {s}");
+            }
+        }
+        if let Some(trace) = &e.stack_trace {
+            out += "\n  stack trace:";
+            let lines: Vec<&str> = trace.lines().collect();
+            for line in &lines[lines.len().saturating_sub(12)..] {
+                let _ = write!(out, "\n    {line}");
+            }
+        }
+    }
+    let stdout = r.stdout.trim_end();
+    if !stdout.is_empty() {
+        out += "\n  stdout:";
+        let lines: Vec<&str> = stdout.lines().collect();
+        if lines.len() > 20 {
+            let _ = write!(
+                out,
+                "\n    ... {} earlier lines (see --json)",
+                lines.len() - 20
+            );
+        }
+        for line in &lines[lines.len().saturating_sub(20)..] {
+            let _ = write!(out, "\n    {line}");
+        }
+    }
+    out
+}
+
+/// `metaclaude batch`'s last line on stderr.
+pub fn batch_summary(summary: &BatchSummary) -> String {
+    let mut out = format!(
+        "metaclaude: {} succeeded, {} failed",
+        summary.succeeded, summary.failed
+    );
+    if summary.bad_lines > 0 {
+        let _ = write!(out, ", {} bad request line(s)", summary.bad_lines);
+    }
+    if summary.unrecorded > 0 {
+        let _ = write!(out, ", {} not recorded", summary.unrecorded);
+    }
+    if summary.interrupted {
+        out += " (interrupted)";
+    }
+    out
+}
+
+/// `metaclaude plugins list`: one block per plugin, then the folders that failed to load.
+pub fn plugin_table(dir: &Path, plugins: &[PluginInfo], errors: &[PluginError]) -> String {
+    let mut out = format!("plugins in {}:\n", dir.display());
+    let _ = writeln!(
+        out,
+        "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  LOADED",
+        "NAME",
+        "KIND",
+        "VERSION",
+        "STATE",
+        "QUEUED",
+        "DELIVERED",
+        "DROPPED",
+        "FAILURES",
+        "RESTARTS"
+    );
+    for p in plugins {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  {} in {} ms",
+            p.name,
+            p.kind.as_str(),
+            p.version,
+            p.health.describe(),
+            p.queued,
+            p.delivered,
+            p.dropped,
+            p.failures,
+            p.restarts,
+            load_source(p.load),
+            p.load_time.as_millis()
+        );
+        let _ = writeln!(
+            out,
+            "  folder: {}{}",
+            p.folder.display(),
+            if p.sandboxed {
+                ""
+            } else {
+                "  (TRUSTED native plugin: unsandboxed)"
+            }
+        );
+        let _ = writeln!(out, "  capabilities: {}", p.capabilities);
+        if let Some(e) = &p.last_error {
+            let _ = writeln!(out, "  last error: {e}");
+        }
+    }
+    for e in errors {
+        let _ = writeln!(out, "FAILED TO LOAD: {e}");
+    }
+    out
+}
+
+/// How a plugin's code was obtained, as `plugins list` says it.
+pub fn load_source(load: LoadSource) -> &'static str {
+    match load {
+        LoadSource::Cache => "from cache",
+        LoadSource::Compiled => "compiled",
+        LoadSource::Native => "native library",
+    }
+}
+
+/// `metaclaude plugins check`'s answer for a good plugin folder.
+pub fn plugin_ok(dir: &Path, p: &PluginInfo, wit_version: &str) -> String {
+    let what = if p.sandboxed {
+        format!(
+            "exports the `{}` world of metaclaude:monitor@{wit_version}",
+            p.kind.as_str()
+        )
+    } else {
+        "a TRUSTED native library (unsandboxed), native ABI v1".to_string()
+    };
+    format!(
+        "{}: ok: plugin {} {} ({}), {what}, init accepted its config\n  capabilities: {}",
+        dir.join("plugin.toml").display(),
+        p.name,
+        p.version,
+        p.kind.as_str(),
+        p.capabilities
+    )
+}
+
+/// `metaclaude plugins new`'s answer: what was made and how to build, check and use it.
+pub fn scaffold_made(made: &metaclaude::scaffold::Scaffold, kind: &str, name: &str) -> String {
+    let mut out = format!(
+        "created {kind} plugin `{name}` in {}:\n",
+        made.dir.display()
+    );
+    for f in &made.files {
+        let _ = writeln!(out, "  {}", f.display());
+    }
+    let _ = writeln!(
+        out,
+        "build it:   cd {} && {}",
+        made.dir.display(),
+        made.build
+    );
+    let _ = writeln!(
+        out,
+        "check it:   metaclaude plugins check {}",
+        made.dir.display()
+    );
+    out += "use it:     copy the folder into your plugins directory, or run with --plugins <its parent>";
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_summary_names_only_what_happened() {
+        let mut s = BatchSummary {
+            succeeded: 3,
+            failed: 1,
+            ..BatchSummary::default()
+        };
+        assert_eq!(batch_summary(&s), "metaclaude: 3 succeeded, 1 failed");
+        s.bad_lines = 2;
+        s.unrecorded = 1;
+        s.interrupted = true;
+        assert_eq!(
+            batch_summary(&s),
+            "metaclaude: 3 succeeded, 1 failed, 2 bad request line(s), 1 not recorded (interrupted)"
+        );
+    }
+}
