@@ -1,0 +1,263 @@
+//! The service: the executions' life cycle from `queued` to `finished`, their attempts
+//! and retries, and the acknowledgements sinks send back.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::ids::IdGenerator;
+use crate::model::{ExecutionEvent, ExecutionResult, LifecycleKind, ResourceUsage};
+use crate::registry::{Registry, RegistryError, ScriptEntry};
+
+use super::attempt;
+use super::cgroup::CgroupManager;
+use super::checks::{check_requirements, validate_inputs};
+use super::errors;
+use super::events::EventHeader;
+use super::launch::LaunchPlan;
+use super::retry::{backoff_ms, should_retry};
+use super::usage::accumulate;
+use super::{EventSink, Execution, ExecutionRequest, ExecutorConfig, Receipt, Recording};
+
+/// The seed's `ToolExecutionService`: runs registry scripts and measures them.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// use metaclaude::{ExecutionRequest, ToolExecutionService};
+/// let tes = ToolExecutionService::open("examples/registry/registry.json")?;
+/// let result = tes
+///     .execute(ExecutionRequest::new("hello").input("name", "world").session_id("session-123"))
+///     .await;
+/// if let Some(err) = &result.error_details {
+///     println!("{}: {}", err.category, err.message);
+/// }
+/// println!("peak {} MB", result.resource_usage.peak_memory_mb);
+/// # Ok(()) }
+/// ```
+pub struct ToolExecutionService {
+    registry: Arc<Registry>,
+    config: ExecutorConfig,
+    slots: Arc<Semaphore>,
+    cgroups: Option<Arc<CgroupManager>>,
+    sinks: Vec<Arc<dyn EventSink>>,
+    ids: IdGenerator,
+}
+
+impl ToolExecutionService {
+    /// Loads `registry.json` and prepares an executor with the default configuration.
+    pub fn open(registry: impl AsRef<Path>) -> Result<Self, RegistryError> {
+        Ok(Self::new(
+            Registry::load(registry)?,
+            ExecutorConfig::default(),
+        ))
+    }
+
+    pub fn new(registry: Registry, config: ExecutorConfig) -> Self {
+        let cgroups = if config.use_cgroups {
+            CgroupManager::detect()
+        } else {
+            None
+        };
+        ToolExecutionService {
+            registry: Arc::new(registry),
+            slots: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
+            config,
+            cgroups,
+            sinks: Vec::new(),
+            ids: IdGenerator::default(),
+        }
+    }
+
+    /// Adds a receiver of lifecycle events.
+    pub fn add_sink(&mut self, sink: Arc<dyn EventSink>) {
+        self.sinks.push(sink);
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub(super) fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    pub(super) fn cgroups(&self) -> Option<&CgroupManager> {
+        self.cgroups.as_deref()
+    }
+
+    /// How memory and CPU are measured on this machine, for `--log-level debug` and docs.
+    pub fn measurement_description(&self) -> String {
+        match &self.cgroups {
+            Some(c) => c.describe(),
+            None => "no execution cgroups: rusage and /proc sampling".into(),
+        }
+    }
+
+    pub(super) fn emit(&self, event: ExecutionEvent) {
+        for sink in &self.sinks {
+            sink.emit(&event);
+        }
+    }
+
+    /// Runs one script to completion (with retries) and returns everything measured.
+    /// Never panics on bad input: problems come back as a failed result with a category.
+    /// See [`ToolExecutionService::execute_recorded`] for whether sinks confirmed it.
+    pub async fn execute(&self, req: ExecutionRequest) -> ExecutionResult {
+        self.execute_recorded(req).await.result
+    }
+
+    /// Like [`ToolExecutionService::execute`], and in acknowledged mode returns only once
+    /// the acknowledging sinks answered, with what they said.
+    pub async fn execute_recorded(&self, req: ExecutionRequest) -> Execution {
+        let execution_id = self.ids.next();
+        let started_at = Utc::now();
+        let entry = self.registry.get(&req.script_id);
+        let header = EventHeader {
+            execution_id: execution_id.clone(),
+            script_id: req.script_id.clone(),
+            specialist: entry.and_then(|e| e.specialist.clone()),
+            session_id: req.session_id.clone(),
+            correlation_id: req.correlation_id.clone(),
+            user: req.user.clone(),
+        };
+        self.emit(header.event(LifecycleKind::Queued, 0));
+
+        let mut result = ExecutionResult {
+            execution_id,
+            script_id: req.script_id.clone(),
+            specialist: header.specialist.clone(),
+            success: false,
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            started_at,
+            finished_at: started_at,
+            attempts: Vec::new(),
+            retries: 0,
+            inputs: req.inputs.clone(),
+            session_id: req.session_id.clone(),
+            correlation_id: req.correlation_id.clone(),
+            user: req.user.clone(),
+            error_details: None,
+            resource_usage: ResourceUsage::empty(),
+        };
+
+        match entry {
+            None => {
+                result.error_details = Some(errors::unknown_script(
+                    &req.script_id,
+                    self.registry.ids(),
+                    &self.registry.file,
+                ))
+            }
+            Some(entry) => match validate_inputs(entry, &req.inputs) {
+                Err(problems) => {
+                    result.error_details = Some(errors::validation_error(entry, problems));
+                }
+                Ok(inputs) => {
+                    result.inputs = inputs.clone();
+                    let _slot = self.slots.acquire().await;
+                    self.run_attempts(entry, &header, &inputs, &mut result)
+                        .await;
+                }
+            },
+        }
+        result.finished_at = Utc::now();
+        let mut finished = header.event(LifecycleKind::Finished, result.attempts.len() as u32);
+        finished.result = Some(Box::new(result.clone()));
+        let receipts: Vec<Receipt> = self
+            .sinks
+            .iter()
+            .filter_map(|sink| sink.emit_finished(&finished))
+            .collect();
+        let recording = if receipts.is_empty() {
+            Recording::Unconfirmed
+        } else {
+            let mut failures = Vec::new();
+            for receipt in receipts {
+                if let Err(why) = receipt.await {
+                    tracing::error!(execution_id = %result.execution_id, "execution not recorded: {why}");
+                    failures.push(why);
+                }
+            }
+            if failures.is_empty() {
+                Recording::Confirmed
+            } else {
+                Recording::Failed(failures)
+            }
+        };
+        Execution { result, recording }
+    }
+
+    async fn run_attempts(
+        &self,
+        entry: &ScriptEntry,
+        header: &EventHeader,
+        inputs: &BTreeMap<String, Value>,
+        result: &mut ExecutionResult,
+    ) {
+        if let Some(err) = check_requirements(entry) {
+            result.error_details = Some(err);
+            return;
+        }
+        let plan = match LaunchPlan::new(entry, header, inputs) {
+            Ok(plan) => plan,
+            Err(err) => {
+                result.error_details = Some(*err);
+                return;
+            }
+        };
+        let mut usage = ResourceUsage::empty();
+        let mut delay_before_ms = 0;
+        let mut attempt = 1u32;
+        loop {
+            let outcome = attempt::run(self, entry, header, &plan, attempt, delay_before_ms).await;
+            accumulate(&mut usage, &outcome.usage, attempt == 1);
+            result.attempts.push(outcome.summary.clone());
+            result.exit_code = outcome.summary.exit_code;
+            result.signal = outcome.summary.signal.clone();
+            result.stdout = outcome.stdout.text.clone();
+            result.stdout_truncated = outcome.stdout.truncated;
+            result.stderr = outcome.stderr.text.clone();
+            result.stderr_truncated = outcome.stderr.truncated;
+            let Some(error) = outcome.error else {
+                result.success = true;
+                result.error_details = None;
+                break;
+            };
+            let mut failed = header.event(LifecycleKind::AttemptFailed, attempt);
+            failed.error = Some(error.clone());
+            self.emit(failed);
+            result.error_details = Some(error.clone());
+            let retries_so_far = attempt - 1;
+            if !should_retry(&entry.retry, &error, outcome.summary.exit_code)
+                || retries_so_far >= entry.retry.max_retries
+            {
+                break;
+            }
+            delay_before_ms = backoff_ms(&entry.retry, retries_so_far);
+            let mut scheduled = header.event(LifecycleKind::RetryScheduled, attempt);
+            scheduled.retry_delay_ms = Some(delay_before_ms);
+            self.emit(scheduled);
+            tracing::info!(
+                script = %entry.id,
+                attempt,
+                delay_ms = delay_before_ms,
+                category = %error.category,
+                "retrying after a transient failure"
+            );
+            tokio::time::sleep(Duration::from_millis(delay_before_ms)).await;
+            attempt += 1;
+        }
+        result.retries = attempt - 1;
+        result.resource_usage = usage;
+    }
+}
