@@ -342,38 +342,14 @@ fn parse_alerts(out: &OutBuf, call: &str) -> Result<Vec<Alert>, CallError> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    //! These load the real example plugin, `plugins/native/noop-sink`, built on first use
-    //! with the same command the build uses.
+mod tests {
+    //! These load the real example plugin, `plugins/native/noop-sink`.
 
     use std::path::{Path, PathBuf};
-    use std::process::Command;
-    use std::sync::OnceLock;
-
-    use chrono::Utc;
 
     use crate::executor::EventSink;
-    use crate::model::{ExecutionEvent, LifecycleKind};
+    use crate::plugin::test_support::{event, example};
     use crate::plugin::{Health, PluginError, PluginHost};
-
-    /// The example native sink, built on first use.
-    pub(in crate::plugin) fn example() -> &'static Path {
-        static BUILT: OnceLock<PathBuf> = OnceLock::new();
-        BUILT.get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let target = root.join("plugins/target/native");
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--quiet", "--release", "--manifest-path"])
-                .arg(root.join("plugins/native/noop-sink/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(&target)
-                .env_remove("CARGO_TARGET_DIR")
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the native example sink failed");
-            target.join("release/libnative_noop_sink.so")
-        })
-    }
 
     fn folder(dir: &Path, kind: &str, config: &str) -> PathBuf {
         let folder = dir.join("native-sink");
@@ -388,24 +364,6 @@ pub(super) mod tests {
         )
         .unwrap();
         folder
-    }
-
-    pub(in crate::plugin) fn event(i: u32) -> ExecutionEvent {
-        ExecutionEvent {
-            kind: LifecycleKind::Queued,
-            timestamp: Utc::now(),
-            execution_id: format!("01NATIVE{i:018}"),
-            script_id: "hello".into(),
-            specialist: None,
-            session_id: None,
-            correlation_id: None,
-            user: None,
-            attempt: 0,
-            pid: None,
-            error: None,
-            retry_delay_ms: None,
-            result: None,
-        }
     }
 
     #[test]

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 
 use super::bindings::types as wit;
 use super::convert;
+use super::delivery::Delivery;
 use super::instance::{CallError, Instance, Prepared};
 use super::manifest::Manifest;
 use super::native::{NativeInstance, NativeLibrary};
-use super::worker::Delivery;
 use crate::model::Alert;
 
 /// How to start a fresh instance of a plugin (after a failure, or the first time).

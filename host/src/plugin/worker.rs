@@ -8,239 +8,26 @@
 //!   one starts from the pre-linked component after an exponential backoff; after
 //!   `max_failures` failures within `failure_window_s` the plugin is quarantined;
 //! * nothing a plugin does reaches the executor except through this queue;
-//! * in acknowledged mode, every event carrying an [`AckGroup`] is answered exactly once by
+//! * in acknowledged mode, every event carrying an `AckGroup` is answered exactly once by
 //!   this worker: confirmed after the plugin handled it, denied when the call failed or
 //!   the event was dropped; and such an event is delivered as soon as the queue is empty,
 //!   not at the end of the batch window.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::thread::Thread;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::ack::AckGroup;
+use super::alerts::{self, AlertRouter};
+use super::delivery::{Delivery, Message};
 use super::instance::CallError;
 use super::manifest::{FailurePolicy, Manifest, PluginKind};
 use super::runtime::{Live, Runtime};
-use crate::model::{Alert, ExecutionEvent, Severity};
-
-/// An event on its way to plugins. Its JSON is made at most once, by the first worker
-/// whose plugin wants it, never on the executor's path.
-pub struct Delivery {
-    pub event: ExecutionEvent,
-    pub json: std::sync::OnceLock<String>,
-    /// Set on a `finished` event that acknowledging plugins receive; each of their
-    /// workers answers it once (see `ack`).
-    pub ack: Option<Arc<AckGroup>>,
-}
-
-impl Delivery {
-    pub fn json(&self) -> &str {
-        self.json
-            .get_or_init(|| serde_json::to_string(&self.event).unwrap_or_default())
-    }
-}
-
-pub enum Message {
-    Event(Arc<Delivery>),
-    Alerts(Arc<Vec<Alert>>),
-    Flush(SyncSender<()>),
-    Render(SyncSender<Result<String, String>>),
-    Shutdown,
-}
-
-/// The sending side of a worker's queue.
-///
-/// A worker with an open batch does not wait on its channel, where every send would wake
-/// it (a thread wake-up per event per plugin, which on a small machine cost more than
-/// the plugins' own work): it sleeps until the batch is due. A sender wakes it early only
-/// when that matters: a control message, an event an executor waits on (acknowledged
-/// mode), or a full batch's worth of events waiting (or a full queue, if that is smaller,
-/// so that a sender under `block` never waits on a sleeping worker).
-pub struct Mailbox {
-    tx: SyncSender<Message>,
-    worker: Thread,
-    stats: Arc<PluginStats>,
-    /// Wake the worker once this many events are offered and not yet delivered or dropped.
-    wake_at: u64,
-}
-
-impl Mailbox {
-    pub fn new(
-        tx: SyncSender<Message>,
-        worker: Thread,
-        stats: Arc<PluginStats>,
-        batch_max: usize,
-        queue: usize,
-    ) -> Mailbox {
-        Mailbox {
-            tx,
-            worker,
-            stats,
-            wake_at: batch_max.min(queue).max(1) as u64,
-        }
-    }
-
-    /// Offers an event: waits for room when `block`, else fails at once on a full queue.
-    /// `urgent`: an executor waits on it, so the worker delivers it without waiting for
-    /// its batch window. The event is counted as queued, and as dropped if not sent.
-    pub fn offer(
-        &self,
-        delivery: Arc<Delivery>,
-        block: bool,
-        urgent: bool,
-    ) -> Result<(), &'static str> {
-        self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        let sent = if block {
-            self.tx
-                .send(Message::Event(delivery))
-                .map_err(|_| "its worker has stopped")
-        } else {
-            match self.tx.try_send(Message::Event(delivery)) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(_)) => Err("its queue is full (limits.queue)"),
-                Err(TrySendError::Disconnected(_)) => Err("its worker has stopped"),
-            }
-        };
-        match sent {
-            Ok(()) => {
-                if urgent || self.stats.pending() >= self.wake_at {
-                    self.worker.unpark();
-                }
-                Ok(())
-            }
-            Err(why) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                Err(why)
-            }
-        }
-    }
-
-    /// Sends a control message (flush, render, shutdown), waiting for room, and wakes the
-    /// worker for it. Fails when the worker has stopped.
-    pub fn send(&self, message: Message) -> Result<(), ()> {
-        self.tx.send(message).map_err(|_| ())?;
-        self.worker.unpark();
-        Ok(())
-    }
-
-    /// Hands alerts to a notifier without waiting; when its queue is full they are
-    /// dropped and counted.
-    fn send_alerts(&self, alerts: Arc<Vec<Alert>>) {
-        let n = alerts.len() as u64;
-        if self.tx.try_send(Message::Alerts(alerts)).is_err() {
-            self.stats.dropped.fetch_add(n, Ordering::Relaxed);
-        } else {
-            self.worker.unpark();
-        }
-    }
-}
-
-/// The state of a plugin as `plugins list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
-    Running,
-    /// Waiting to start a fresh instance after a failure.
-    Restarting,
-    /// Too many failures: no longer called; events are dropped and counted.
-    Quarantined(String),
-    /// Failed once under `failure_policy = "disable"`.
-    Disabled(String),
-}
-
-impl Health {
-    pub fn describe(&self) -> String {
-        match self {
-            Health::Running => "running".into(),
-            Health::Restarting => "restarting".into(),
-            Health::Quarantined(why) => format!("quarantined: {why}"),
-            Health::Disabled(why) => format!("disabled: {why}"),
-        }
-    }
-}
-
-/// Counters shared between the worker, the bus and `plugins list`.
-pub struct PluginStats {
-    pub queued: AtomicU64,
-    pub delivered: AtomicU64,
-    /// Dropped because the queue was full (`drop_newest`), the plugin was quarantined or
-    /// disabled, or a batch was lost to a trap.
-    pub dropped: AtomicU64,
-    pub failures: AtomicU64,
-    pub restarts: AtomicU64,
-    /// Calls the plugin answered with an error (the instance stays).
-    pub refused: AtomicU64,
-    pub health: Mutex<Health>,
-    pub last_error: Mutex<Option<String>>,
-}
-
-impl PluginStats {
-    pub fn new() -> Arc<PluginStats> {
-        Arc::new(PluginStats {
-            queued: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            restarts: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            health: Mutex::new(Health::Running),
-            last_error: Mutex::new(None),
-        })
-    }
-
-    pub fn health(&self) -> Health {
-        self.health.lock().unwrap().clone()
-    }
-
-    /// Events (alerts, for a notifier) offered and not yet delivered or dropped.
-    pub fn pending(&self) -> u64 {
-        let done = self.delivered.load(Ordering::Relaxed) + self.dropped.load(Ordering::Relaxed);
-        self.queued.load(Ordering::Relaxed).saturating_sub(done)
-    }
-}
-
-/// Where alerts raised by rules (and by the host about plugins) go: every notifier.
-#[derive(Default)]
-pub struct AlertRouter {
-    notifiers: Mutex<Vec<RoutedNotifier>>,
-}
-
-/// A notifier's queue, under the id of its loaded plugin.
-struct RoutedNotifier {
-    id: u64,
-    mailbox: Arc<Mailbox>,
-}
-
-impl AlertRouter {
-    pub fn add(&self, id: u64, mailbox: Arc<Mailbox>) {
-        self.notifiers
-            .lock()
-            .unwrap()
-            .push(RoutedNotifier { id, mailbox });
-    }
-
-    /// Stops routing to a notifier that is being unloaded or replaced.
-    pub fn remove(&self, id: u64) {
-        self.notifiers.lock().unwrap().retain(|n| n.id != id);
-    }
-
-    pub fn publish(&self, alerts: Vec<Alert>) {
-        if alerts.is_empty() {
-            return;
-        }
-        for a in &alerts {
-            tracing::warn!(alert = %a.kind, severity = ?a.severity, value = a.value, threshold = a.threshold, "{}", a.message);
-        }
-        let alerts = Arc::new(alerts);
-        for n in self.notifiers.lock().unwrap().iter() {
-            n.mailbox.send_alerts(alerts.clone());
-        }
-    }
-}
+use super::stats::{Health, PluginStats};
+use crate::model::Alert;
 
 pub struct Worker {
     pub name: Arc<str>,
@@ -530,16 +317,12 @@ impl Worker {
         };
         if let Health::Quarantined(why) | Health::Disabled(why) = &health {
             tracing::error!(plugin = %self.name, "plugin taken out of service: {why}");
-            self.router.publish(vec![Alert {
-                timestamp: Utc::now(),
-                kind: "plugin_quarantined".into(),
-                severity: Severity::Critical,
-                message: format!("Plugin {} was taken out of service: {why}", self.name),
-                value: ctx.failures.len() as f64,
-                threshold: self.manifest.limits.max_failures as f64,
-                specialist: None,
-                labels: [("plugin".to_string(), self.name.to_string())].into(),
-            }]);
+            self.router.publish(vec![alerts::plugin_quarantined(
+                &self.name,
+                why,
+                ctx.failures.len(),
+                self.manifest.limits.max_failures,
+            )]);
         }
         *self.stats.health.lock().unwrap() = health;
     }

@@ -1,0 +1,123 @@
+//! What travels from the host to a plugin's worker: events ([`Delivery`]), alerts and
+//! control messages ([`Message`]), through the worker's [`Mailbox`].
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::Thread;
+
+use super::ack::AckGroup;
+use super::stats::PluginStats;
+use crate::model::{Alert, ExecutionEvent};
+
+/// An event on its way to plugins. Its JSON is made at most once, by the first worker
+/// whose plugin wants it, never on the executor's path.
+pub struct Delivery {
+    pub event: ExecutionEvent,
+    pub json: std::sync::OnceLock<String>,
+    /// Set on a `finished` event that acknowledging plugins receive; each of their
+    /// workers answers it once (see `ack`).
+    pub ack: Option<Arc<AckGroup>>,
+}
+
+impl Delivery {
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(&self.event).unwrap_or_default())
+    }
+}
+
+pub enum Message {
+    Event(Arc<Delivery>),
+    Alerts(Arc<Vec<Alert>>),
+    Flush(SyncSender<()>),
+    Render(SyncSender<Result<String, String>>),
+    Shutdown,
+}
+
+/// The sending side of a worker's queue.
+///
+/// A worker with an open batch does not wait on its channel, where every send would wake
+/// it (a thread wake-up per event per plugin, which on a small machine cost more than
+/// the plugins' own work): it sleeps until the batch is due. A sender wakes it early only
+/// when that matters: a control message, an event an executor waits on (acknowledged
+/// mode), or a full batch's worth of events waiting (or a full queue, if that is smaller,
+/// so that a sender under `block` never waits on a sleeping worker).
+pub struct Mailbox {
+    tx: SyncSender<Message>,
+    worker: Thread,
+    stats: Arc<PluginStats>,
+    /// Wake the worker once this many events are offered and not yet delivered or dropped.
+    wake_at: u64,
+}
+
+impl Mailbox {
+    pub fn new(
+        tx: SyncSender<Message>,
+        worker: Thread,
+        stats: Arc<PluginStats>,
+        batch_max: usize,
+        queue: usize,
+    ) -> Mailbox {
+        Mailbox {
+            tx,
+            worker,
+            stats,
+            wake_at: batch_max.min(queue).max(1) as u64,
+        }
+    }
+
+    /// Offers an event: waits for room when `block`, else fails at once on a full queue.
+    /// `urgent`: an executor waits on it, so the worker delivers it without waiting for
+    /// its batch window. The event is counted as queued, and as dropped if not sent.
+    pub fn offer(
+        &self,
+        delivery: Arc<Delivery>,
+        block: bool,
+        urgent: bool,
+    ) -> Result<(), &'static str> {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = if block {
+            self.tx
+                .send(Message::Event(delivery))
+                .map_err(|_| "its worker has stopped")
+        } else {
+            match self.tx.try_send(Message::Event(delivery)) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => Err("its queue is full (limits.queue)"),
+                Err(TrySendError::Disconnected(_)) => Err("its worker has stopped"),
+            }
+        };
+        match sent {
+            Ok(()) => {
+                if urgent || self.stats.pending() >= self.wake_at {
+                    self.worker.unpark();
+                }
+                Ok(())
+            }
+            Err(why) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                Err(why)
+            }
+        }
+    }
+
+    /// Sends a control message (flush, render, shutdown), waiting for room, and wakes the
+    /// worker for it. Fails when the worker has stopped.
+    pub fn send(&self, message: Message) -> Result<(), ()> {
+        self.tx.send(message).map_err(|_| ())?;
+        self.worker.unpark();
+        Ok(())
+    }
+
+    /// Hands alerts to a notifier without waiting; when its queue is full they are
+    /// dropped and counted.
+    pub(super) fn send_alerts(&self, alerts: Arc<Vec<Alert>>) {
+        let n = alerts.len() as u64;
+        if self.tx.try_send(Message::Alerts(alerts)).is_err() {
+            self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+        } else {
+            self.worker.unpark();
+        }
+    }
+}

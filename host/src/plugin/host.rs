@@ -1,0 +1,276 @@
+//! [`PluginHost`]: the set of loaded plugins, what it tells about them, and its lifecycle.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use super::alerts::AlertRouter;
+use super::delivery::{Mailbox, Message};
+use super::engine::{LoadSource, PluginEngine};
+use super::manifest::{self, Artifact, Manifest, PluginKind};
+use super::reload::{plugin_folders, Fingerprint};
+use super::stats::{Health, PluginStats};
+use super::{host_metrics, instance, PluginError};
+
+/// Facts about a loaded plugin, for `plugins list` and tests.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub folder: PathBuf,
+    /// False for a trusted native plugin: it runs unsandboxed, and its capabilities and
+    /// memory and time limits are not enforced.
+    pub sandboxed: bool,
+    pub capabilities: String,
+    pub health: Health,
+    pub queued: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub failures: u64,
+    pub restarts: u64,
+    pub refused: u64,
+    pub last_error: Option<String>,
+    pub load: LoadSource,
+    pub load_time: Duration,
+}
+
+/// A plugin as the host holds it: its manifest, its worker's mailbox and thread.
+pub(super) struct LoadedPlugin {
+    /// Unique for the life of the host: tells a reloaded plugin from its predecessor.
+    pub(super) id: u64,
+    pub(super) folder: PathBuf,
+    /// What the folder held when this was loaded; a reload compares it.
+    pub(super) fingerprint: Fingerprint,
+    pub(super) manifest: Arc<Manifest>,
+    pub(super) mailbox: Arc<Mailbox>,
+    pub(super) stats: Arc<PluginStats>,
+    pub(super) thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub(super) load: LoadSource,
+    pub(super) load_time: Duration,
+}
+
+/// The plugins currently loaded, replaced as a whole by a (re)load.
+pub(super) type PluginSet = Arc<Vec<Arc<LoadedPlugin>>>;
+
+/// A loaded set of plugins, fed with the executor's events.
+///
+/// The set can change while events flow ([`PluginHost::reload_dir`], [`PluginHost::watch`]):
+/// `emit` holds the set's read lock while it offers an event, and a reload swaps the set
+/// under the write lock before telling the plugins it removed to stop. So every event
+/// offered to a removed plugin is already in its queue when it stops, and it delivers
+/// them all before stopping; the other plugins never notice.
+pub struct PluginHost {
+    pub(super) engine: Arc<PluginEngine>,
+    pub(super) plugins: RwLock<PluginSet>,
+    pub(super) router: Arc<AlertRouter>,
+    pub(super) linkers:
+        Mutex<HashMap<&'static str, Arc<wasmtime::component::Linker<instance::PluginState>>>>,
+    pub(super) next_id: AtomicU64,
+    /// Serialises loads and reloads; never taken on the event path.
+    pub(super) loading: Mutex<()>,
+    /// Set by [`PluginHost::shutdown`]: no reload starts a plugin after it.
+    pub(super) closed: AtomicBool,
+    /// Folders that failed to load, with the content that failed: not retried (nor
+    /// reported again) until that content changes, or, for a duplicate name, until the
+    /// folder holding the name is gone.
+    pub(super) failed: Mutex<HashMap<PathBuf, (Fingerprint, Option<PathBuf>)>>,
+}
+
+impl PluginHost {
+    /// A host with no plugins yet; `cache_dir` holds compiled components.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<PluginHost, PluginError> {
+        let engine = PluginEngine::new(cache_dir).map_err(|source| PluginError::Engine {
+            name: "(engine)".into(),
+            source,
+        })?;
+        Ok(PluginHost {
+            engine: Arc::new(engine),
+            plugins: RwLock::new(Arc::new(Vec::new())),
+            router: Arc::new(AlertRouter::default()),
+            next_id: AtomicU64::new(1),
+            loading: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            failed: Mutex::new(HashMap::new()),
+            linkers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Loads every plugin folder (a folder holding `plugin.toml`) in `dir`. A plugin that
+    /// cannot be loaded is skipped and its error returned; the others load.
+    ///
+    /// Takes `&mut self` because it builds the initial set, before the host is shared;
+    /// a shared host (`Arc<PluginHost>`) changes its set with [`PluginHost::reload_dir`].
+    pub fn load_dir(&mut self, dir: &Path) -> Result<Vec<PluginError>, PluginError> {
+        let folders = plugin_folders(dir)?;
+        let mut errors = Vec::new();
+        for folder in folders {
+            // Returned, not logged: the caller reports it once, in its own words.
+            if let Err(e) = self.load_plugin(&folder) {
+                errors.push(e);
+            }
+        }
+        Ok(errors)
+    }
+
+    /// Validates and loads one plugin folder and starts its worker.
+    pub fn load_plugin(&mut self, folder: &Path) -> Result<(), PluginError> {
+        let _loading = self.loading.lock().unwrap();
+        let taken = names(self.current().iter());
+        let plugin = self.start_plugin(folder, &taken)?;
+        self.swap(vec![plugin], &[]);
+        Ok(())
+    }
+
+    /// Brings the loaded set in line with the plugin folders now in `dir`: loads new
+    /// folders, replaces plugins whose folder changed (the new version starts before the
+    /// old one stops; if it fails to load, the old one keeps running), and stops plugins
+    /// whose folder is gone (after they deliver what they were sent). Plugins whose folder
+    /// did not change, and script execution, are not disturbed.
+    /// The loaded set as it is now.
+    pub(super) fn current(&self) -> PluginSet {
+        self.plugins.read().unwrap().clone()
+    }
+
+    /// Adds `add` to the loaded set and takes out the plugins with ids in `remove`
+    /// (returned, for the caller to stop once no event can reach them any more).
+    pub(super) fn swap(
+        &self,
+        add: Vec<Arc<LoadedPlugin>>,
+        remove: &[u64],
+    ) -> Vec<Arc<LoadedPlugin>> {
+        let mut plugins = self.plugins.write().unwrap();
+        let (removed, mut kept): (Vec<_>, Vec<_>) = plugins
+            .iter()
+            .cloned()
+            .partition(|p| remove.contains(&p.id));
+        kept.extend(add);
+        *plugins = Arc::new(kept);
+        drop(plugins);
+        for p in &removed {
+            self.router.remove(p.id);
+        }
+        removed
+    }
+
+    /// Loads a folder and starts its worker, without adding it to the loaded set yet.
+    /// `taken`: the names (and folders) of the other plugins, which this one may not reuse.
+    pub fn is_empty(&self) -> bool {
+        self.current().is_empty()
+    }
+
+    pub fn list(&self) -> Vec<PluginInfo> {
+        self.current()
+            .iter()
+            .map(|p| PluginInfo {
+                name: p.manifest.name.clone(),
+                version: p.manifest.version.clone(),
+                kind: p.manifest.kind,
+                folder: p.folder.clone(),
+                sandboxed: matches!(p.manifest.artifact, Artifact::Component(_)),
+                capabilities: manifest::describe_capabilities(&p.manifest.capabilities),
+                health: p.stats.health(),
+                queued: p.stats.queued.load(Ordering::Relaxed),
+                delivered: p.stats.delivered.load(Ordering::Relaxed),
+                dropped: p.stats.dropped.load(Ordering::Relaxed),
+                failures: p.stats.failures.load(Ordering::Relaxed),
+                restarts: p.stats.restarts.load(Ordering::Relaxed),
+                refused: p.stats.refused.load(Ordering::Relaxed),
+                last_error: p.stats.last_error.lock().unwrap().clone(),
+                load: p.load,
+                load_time: p.load_time,
+            })
+            .collect()
+    }
+
+    /// The host's own metrics about its plugins (state, delivered, dropped, failures...),
+    /// in the Prometheus text format: see [`host_metrics`]. Cheap: it reads counters.
+    pub fn render_host_metrics(&self) -> String {
+        host_metrics::render(&self.list())
+    }
+
+    /// Delivers everything queued so far and asks each plugin to flush; returns when done.
+    pub fn flush(&self) {
+        let acks: Vec<_> = self
+            .current()
+            .iter()
+            .filter_map(|p| {
+                let (tx, rx) = sync_channel(1);
+                p.mailbox.send(Message::Flush(tx)).ok().map(|()| rx)
+            })
+            .collect();
+        for rx in acks {
+            let _ = rx.recv();
+        }
+    }
+
+    /// The text of an exporter plugin's `render` (e.g. Prometheus metrics).
+    pub fn render(&self, name: &str) -> Result<String, String> {
+        let plugins = self.current();
+        let p = plugins
+            .iter()
+            .find(|p| p.manifest.name == name)
+            .ok_or_else(|| format!("no plugin named {name}"))?;
+        if p.manifest.kind != PluginKind::Exporter {
+            return Err(format!(
+                "plugin {name} is a {}, not an exporter",
+                p.manifest.kind
+            ));
+        }
+        let (tx, rx) = sync_channel(1);
+        p.mailbox
+            .send(Message::Render(tx))
+            .map_err(|_| format!("plugin {name} has stopped"))?;
+        rx.recv()
+            .map_err(|_| format!("plugin {name} has stopped"))?
+    }
+
+    /// Delivers what is queued, flushes, and stops every worker (idempotent). Plugins
+    /// that take events stop first, notifiers last, so that alerts raised while stopping
+    /// (by rules, or about a failing plugin) are still delivered.
+    pub fn shutdown(&self) {
+        // Under the loading lock, so that no reload in flight starts a plugin afterwards
+        // (a load that panicked must not make dropping the host panic too).
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        self.closed.store(true, Ordering::Release);
+        stop_all(&self.current());
+    }
+}
+
+/// The names and folders of `plugins`.
+pub(super) fn names<'a>(
+    plugins: impl Iterator<Item = &'a Arc<LoadedPlugin>>,
+) -> Vec<(String, PathBuf)> {
+    plugins
+        .map(|p| (p.manifest.name.clone(), p.folder.clone()))
+        .collect()
+}
+
+/// Stops plugins: each delivers what is queued, flushes, and ends (idempotent). Those
+/// that take events first, notifiers last, so that alerts raised while stopping (by
+/// rules, or about a failing plugin) are still delivered.
+pub(super) fn stop_all(plugins: &[Arc<LoadedPlugin>]) {
+    for notifiers in [false, true] {
+        let phase: Vec<&Arc<LoadedPlugin>> = plugins
+            .iter()
+            .filter(|p| (p.manifest.kind == PluginKind::Notifier) == notifiers)
+            .collect();
+        for p in &phase {
+            let _ = p.mailbox.send(Message::Shutdown);
+        }
+        for p in &phase {
+            if let Some(t) = p.thread.lock().unwrap().take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,229 @@
+//! Loading one plugin folder: its manifest, its component (compiled or from the cache)
+//! or native library, the checks of its WIT version and exports, its first instance
+//! (`init`), and its worker thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::delivery::Mailbox;
+use super::engine::LoadSource;
+use super::host::{LoadedPlugin, PluginHost};
+use super::instance::{self, CallError, Prepared};
+use super::manifest::{self, Artifact, Manifest, PluginKind};
+use super::native::NativeLibrary;
+use super::reload::Fingerprint;
+use super::runtime::{Live, Runtime};
+use super::stats::PluginStats;
+use super::worker::Worker;
+use super::PluginError;
+
+impl PluginHost {
+    pub(super) fn start_plugin(
+        &self,
+        folder: &Path,
+        taken: &[(String, PathBuf)],
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        // Taken first, so that a change made while loading is seen by the next reload.
+        let fingerprint = Fingerprint::of(folder);
+        let result = self.start_plugin_with(folder, fingerprint.clone(), taken);
+        let mut failed = self.failed.lock().unwrap();
+        match &result {
+            Ok(_) => {
+                failed.remove(folder);
+            }
+            Err(e) => {
+                let blocker = match e {
+                    PluginError::DuplicateName { other, .. } => Some(other.clone()),
+                    _ => None,
+                };
+                failed.insert(folder.to_path_buf(), (fingerprint, blocker));
+            }
+        }
+        result
+    }
+
+    fn start_plugin_with(
+        &self,
+        folder: &Path,
+        fingerprint: Fingerprint,
+        taken: &[(String, PathBuf)],
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let manifest = Manifest::load(folder, &manifest::process_env)?;
+        if let Some((_, other)) = taken
+            .iter()
+            .find(|(name, f)| *name == manifest.name && f != folder)
+        {
+            return Err(PluginError::DuplicateName {
+                name: manifest.name.clone(),
+                file: manifest.file.clone(),
+                other: other.clone(),
+            });
+        }
+        let (instance, runtime, load, load_time) = self.prepare(&manifest)?;
+        let name: Arc<str> = Arc::from(manifest.name.as_str());
+        let manifest = Arc::new(manifest);
+        let stats = PluginStats::new();
+        let (tx, rx) = sync_channel(manifest.limits.queue);
+        let worker = Worker {
+            name: name.clone(),
+            manifest: manifest.clone(),
+            runtime,
+            instance: Some(instance),
+            stats: stats.clone(),
+            router: self.router.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("plugin-{name}"))
+            .spawn(move || worker.run(rx))
+            .map_err(|e| PluginError::Start {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
+        let mailbox = Arc::new(Mailbox::new(
+            tx,
+            thread.thread().clone(),
+            stats.clone(),
+            manifest.limits.batch_max,
+            manifest.limits.queue,
+        ));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if manifest.kind == PluginKind::Notifier {
+            self.router.add(id, mailbox.clone());
+        }
+        if matches!(manifest.artifact, Artifact::Native(_)) {
+            tracing::warn!(plugin = %name, "loaded a trusted native plugin: it runs unsandboxed, without memory or time limits");
+        }
+        tracing::info!(plugin = %name, kind = %manifest.kind, ?load, ms = load_time.as_millis() as u64, "plugin loaded");
+        Ok(Arc::new(LoadedPlugin {
+            id,
+            folder: folder.to_path_buf(),
+            fingerprint,
+            manifest,
+            mailbox,
+            stats,
+            thread: Mutex::new(Some(thread)),
+            load,
+            load_time,
+        }))
+    }
+
+    /// Compiles (or loads from cache), links, checks the exports and runs `init`; for a
+    /// native plugin, loads the library, checks its ABI and entries, and runs `init`.
+    fn prepare(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<(Live, Runtime, LoadSource, Duration), PluginError> {
+        let started = Instant::now();
+        let path = match &manifest.artifact {
+            Artifact::Component(p) => p,
+            Artifact::Native(file) => {
+                let library = NativeLibrary::open(file, manifest.kind).map_err(|source| {
+                    PluginError::Native {
+                        name: manifest.name.clone(),
+                        file: manifest.file.clone(),
+                        source,
+                    }
+                })?;
+                let runtime = Runtime::Native(library);
+                let name: Arc<str> = Arc::from(manifest.name.as_str());
+                let instance = runtime
+                    .start(manifest, name)
+                    .map_err(|e| start_error(manifest, e))?;
+                return Ok((instance, runtime, LoadSource::Native, started.elapsed()));
+            }
+        };
+        let (component, load) = self
+            .engine
+            .load(path)
+            .map_err(|source| PluginError::Engine {
+                name: manifest.name.clone(),
+                source,
+            })?;
+        check_component_wit(self.engine.engine(), &component).map_err(|message| {
+            PluginError::WitVersion {
+                name: manifest.name.clone(),
+                component: path.clone(),
+                message,
+            }
+        })?;
+        let linker = self.linker(manifest.kind).map_err(|e| PluginError::Start {
+            name: manifest.name.clone(),
+            message: format!("{e:#}"),
+        })?;
+        let wrong_exports = |message: String| PluginError::WrongExports {
+            name: manifest.name.clone(),
+            file: manifest.file.clone(),
+            kind: manifest.kind,
+            message,
+        };
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| wrong_exports(format!("{e:#}")))?;
+        let prepared =
+            Prepared::new(manifest.kind, pre).map_err(|e| wrong_exports(format!("{e:#}")))?;
+        let name: Arc<str> = Arc::from(manifest.name.as_str());
+        let runtime = Runtime::Wasm {
+            engine: self.engine.engine().clone(),
+            prepared,
+        };
+        let instance = runtime
+            .start(manifest, name)
+            .map_err(|e| start_error(manifest, e))?;
+        Ok((instance, runtime, load, started.elapsed()))
+    }
+
+    fn linker(
+        &self,
+        kind: PluginKind,
+    ) -> wasmtime::Result<Arc<wasmtime::component::Linker<instance::PluginState>>> {
+        let mut linkers = self.linkers.lock().unwrap();
+        if let Some(l) = linkers.get(kind.as_str()) {
+            return Ok(l.clone());
+        }
+        let l = Arc::new(instance::linker(self.engine.engine(), kind)?);
+        linkers.insert(kind.as_str(), l.clone());
+        Ok(l)
+    }
+}
+
+/// Checks the `metaclaude:monitor` version the component was actually built against (the
+/// version in the names of the interfaces it imports), whatever its manifest declares:
+/// an incompatible one is refused with both versions named, rather than with the
+/// linker's "import not found".
+fn check_component_wit(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Result<(), String> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        let Some(rest) = name.strip_prefix("metaclaude:monitor/") else {
+            continue;
+        };
+        let Some((_, version)) = rest.split_once('@') else {
+            return Err(format!(
+                "the component imports `{name}` without a version: rebuild it against wit/ of this host (metaclaude:monitor@{})",
+                manifest::WIT_VERSION
+            ));
+        };
+        manifest::check_wit_version(version)?;
+    }
+    Ok(())
+}
+
+/// The first instance's failure: a refusal is `init` rejecting the config.
+fn start_error(manifest: &Manifest, e: CallError) -> PluginError {
+    match e {
+        CallError::Refused(message) => PluginError::ConfigRejected {
+            name: manifest.name.clone(),
+            file: manifest.file.clone(),
+            message,
+        },
+        CallError::Trap(message) => PluginError::Start {
+            name: manifest.name.clone(),
+            message,
+        },
+    }
+}

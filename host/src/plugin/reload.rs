@@ -1,0 +1,173 @@
+//! Hot reload: bring the loaded set in line with the plugin folders of a directory, once
+//! ([`PluginHost::reload_dir`]) or on a watch ([`PluginHost::watch`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::host::{names, stop_all, PluginHost};
+use super::PluginError;
+
+/// The files of a plugin folder as a reload sees them: `plugin.toml`'s text, and the
+/// name, size and modification time of every other file directly in the folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Fingerprint {
+    manifest: Vec<u8>,
+    files: Vec<(std::ffi::OsString, u64, Option<SystemTime>)>,
+}
+
+impl Fingerprint {
+    pub(super) fn of(folder: &Path) -> Fingerprint {
+        let manifest = std::fs::read(folder.join("plugin.toml")).unwrap_or_default();
+        let mut files: Vec<_> = std::fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let meta = e.metadata().ok().filter(|m| m.is_file())?;
+                Some((e.file_name(), meta.len(), meta.modified().ok()))
+            })
+            .collect();
+        files.sort();
+        Fingerprint { manifest, files }
+    }
+}
+
+/// What a [`PluginHost::reload_dir`] changed, by plugin name.
+#[derive(Debug, Default)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    /// Replaced by the new version of their folder.
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// Folders that could not be loaded; a changed plugin whose new version fails keeps
+    /// running in its old version. The same failing content is reported once.
+    pub errors: Vec<PluginError>,
+}
+
+impl ReloadReport {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.changed.is_empty()
+            && self.removed.is_empty()
+            && self.errors.is_empty()
+    }
+}
+
+impl PluginHost {
+    pub fn reload_dir(&self, dir: &Path) -> Result<ReloadReport, PluginError> {
+        let _loading = self.loading.lock().unwrap();
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(ReloadReport::default());
+        }
+        let folders = plugin_folders(dir)?;
+        let current = self.current();
+        let mut report = ReloadReport::default();
+        let mut add = Vec::new();
+        let mut remove = Vec::new();
+        // Names held by plugins that stay (their folder is still there), and by those
+        // loaded in this pass.
+        let mut taken = names(current.iter().filter(|p| folders.contains(&p.folder)));
+        for folder in &folders {
+            let fingerprint = Fingerprint::of(folder);
+            let existing = current.iter().find(|p| &p.folder == folder);
+            if existing.is_some_and(|p| p.fingerprint == fingerprint) {
+                continue;
+            }
+            let known_failure =
+                self.failed
+                    .lock()
+                    .unwrap()
+                    .get(folder)
+                    .is_some_and(|(failed, blocker)| {
+                        *failed == fingerprint
+                            && blocker
+                                .as_ref()
+                                .is_none_or(|b| taken.iter().any(|(_, f)| f == b))
+                    });
+            if known_failure {
+                continue;
+            }
+            match self.start_plugin(folder, &taken) {
+                Ok(plugin) => {
+                    taken.push((plugin.manifest.name.clone(), plugin.folder.clone()));
+                    match existing {
+                        Some(old) => {
+                            remove.push(old.id);
+                            report.changed.push(plugin.manifest.name.clone());
+                        }
+                        None => report.added.push(plugin.manifest.name.clone()),
+                    }
+                    add.push(plugin);
+                }
+                Err(e) => report.errors.push(e),
+            }
+        }
+        for p in current.iter().filter(|p| !folders.contains(&p.folder)) {
+            remove.push(p.id);
+            report.removed.push(p.manifest.name.clone());
+        }
+        self.failed
+            .lock()
+            .unwrap()
+            .retain(|folder, _| folders.contains(folder));
+        let removed = self.swap(add, &remove);
+        stop_all(&removed);
+        for (what, names) in [
+            ("added", &report.added),
+            ("reloaded", &report.changed),
+            ("removed", &report.removed),
+        ] {
+            for name in names {
+                tracing::info!(plugin = %name, "plugin {what}");
+            }
+        }
+        Ok(report)
+    }
+
+    /// Applies [`PluginHost::reload_dir`] to `dir` every `every`, until the host is shut
+    /// down or dropped: a long-running host picks up added, changed and removed plugin
+    /// folders without a restart. Polling (not inotify) keeps it dependable on every file
+    /// system. `on_change` sees every pass that changed something or failed to load a
+    /// folder.
+    pub fn watch(
+        self: &Arc<Self>,
+        dir: PathBuf,
+        every: Duration,
+        mut on_change: impl FnMut(&ReloadReport) + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let host = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("plugin-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(host) = host.upgrade() else {
+                    return;
+                };
+                if host.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                match host.reload_dir(&dir) {
+                    Ok(report) if !report.is_empty() => on_change(&report),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            })
+    }
+}
+
+/// The plugin folders (folders holding a `plugin.toml`) in `dir`, sorted.
+pub(super) fn plugin_folders(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| PluginError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("plugin.toml").is_file())
+        .collect();
+    folders.sort();
+    Ok(folders)
+}

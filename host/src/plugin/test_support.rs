@@ -1,0 +1,47 @@
+//! What the plugin runtime's tests share: the example native sink and a plain event.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use chrono::Utc;
+
+use crate::model::{ExecutionEvent, LifecycleKind};
+
+/// The example native sink, built on first use.
+pub fn example() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = root.join("plugins/target/native");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "--release", "--manifest-path"])
+            .arg(root.join("plugins/native/noop-sink/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the native example sink failed");
+        target.join("release/libnative_noop_sink.so")
+    })
+}
+
+/// A `queued` event for execution number `i`.
+pub fn event(i: u32) -> ExecutionEvent {
+    ExecutionEvent {
+        kind: LifecycleKind::Queued,
+        timestamp: Utc::now(),
+        execution_id: format!("01NATIVE{i:018}"),
+        script_id: "hello".into(),
+        specialist: None,
+        session_id: None,
+        correlation_id: None,
+        user: None,
+        attempt: 0,
+        pid: None,
+        error: None,
+        retry_delay_ms: None,
+        result: None,
+    }
+}

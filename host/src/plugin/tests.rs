@@ -1,0 +1,343 @@
+//! The plugin host as a whole: loading, hot reload, batching, failures.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::test_support::{event, example};
+use super::*;
+use crate::executor::EventSink;
+
+/// A plugin folder `dir/name` holding `manifest` as its `plugin.toml`.
+fn plugin_folder(dir: &Path, name: &str, manifest: &str) -> PathBuf {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("plugin.toml"), manifest).unwrap();
+    folder
+}
+
+/// A native counting sink in `dir/plugins/<name>`, writing its count to `dir/<count>`.
+fn sink(dir: &Path, name: &str, count: &str) {
+    plugin_folder(
+        &dir.join("plugins"),
+        name,
+        &format!(
+            "name = \"{name}\"\nversion = \"1\"\nkind = \"sink\"\nnative = \"{}\"\n\
+             trusted = true\n[config]\ncount_file = \"{}\"\n",
+            example().display(),
+            dir.join(count).display()
+        ),
+    );
+}
+
+fn count(dir: &Path, file: &str) -> u64 {
+    std::fs::read_to_string(dir.join(file))
+        .map(|t| t.parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[test]
+fn reload_adds_replaces_and_removes_plugins_without_losing_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    sink(tmp.path(), "a", "a-v1");
+    let mut host = PluginHost::new(None).unwrap();
+    assert!(host.load_dir(&plugins).unwrap().is_empty());
+    let host = Arc::new(host);
+    let mut sent = 0;
+    let mut send = |n: u32| {
+        for _ in 0..n {
+            host.emit(&event(sent));
+            sent += 1;
+        }
+    };
+    send(100);
+
+    // Nothing changed: nothing happens.
+    assert!(host.reload_dir(&plugins).unwrap().is_empty());
+
+    sink(tmp.path(), "b", "b");
+    let report = host.reload_dir(&plugins).unwrap();
+    assert_eq!(
+        (report.added.as_slice(), report.errors.len()),
+        (&["b".to_string()][..], 0)
+    );
+    send(50);
+
+    // A changed manifest replaces the plugin: the old version delivers what it was
+    // sent (and flushes) before it stops; the new one gets everything after.
+    sink(tmp.path(), "a", "a-v2");
+    let report = host.reload_dir(&plugins).unwrap();
+    assert_eq!(report.changed, ["a"]);
+    assert_eq!(count(tmp.path(), "a-v1"), 150);
+    send(30);
+
+    std::fs::remove_dir_all(plugins.join("b")).unwrap();
+    let report = host.reload_dir(&plugins).unwrap();
+    assert_eq!(report.removed, ["b"]);
+    assert_eq!(count(tmp.path(), "b"), 80);
+    send(20);
+
+    host.flush();
+    assert_eq!(count(tmp.path(), "a-v2"), 50);
+    let names: Vec<String> = host.list().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["a"]);
+}
+
+/// A worker with an open batch sleeps until the batch is due instead of waking for
+/// each event, but a full batch, or a full queue under `block`, wakes it at once: with
+/// a one-minute window, 100 events in batches of 10 through a queue of 4 arrive in
+/// seconds, and the sender never waits on the sleeping worker. A partial batch waits
+/// for its window or a flush.
+#[test]
+fn full_batches_and_full_queues_wake_a_batching_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = plugin_folder(
+        tmp.path(),
+        "long-window",
+        &format!(
+            "name = \"long-window\"\nversion = \"1\"\nkind = \"sink\"\nnative = \"{}\"\n\
+             trusted = true\n[limits]\nbatch_ms = 60000\nbatch_max = 10\nqueue = 4\n\
+             on_full = \"block\"\n",
+            example().display()
+        ),
+    );
+    let mut host = PluginHost::new(None).unwrap();
+    host.load_plugin(&folder).unwrap();
+    let host = Arc::new(host);
+    let delivered = |host: &PluginHost| host.list()[0].delivered;
+    let (done, sent) = std::sync::mpsc::channel();
+    let sender = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            for i in 0..100 {
+                host.emit(&event(i));
+            }
+            done.send(()).unwrap();
+        })
+    };
+    sent.recv_timeout(Duration::from_secs(20))
+        .expect("the sender waited on a sleeping worker");
+    sender.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered(&host) < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(delivered(&host), 100, "full batches waited for the window");
+
+    for i in 100..103 {
+        host.emit(&event(i));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        delivered(&host),
+        100,
+        "a partial batch went before its window"
+    );
+    host.flush();
+    assert_eq!(delivered(&host), 103);
+}
+
+/// Reloads racing a thread that emits: every event reaches exactly one version.
+#[test]
+fn reloads_under_load_lose_no_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    sink(tmp.path(), "a", "v0");
+    let mut host = PluginHost::new(None).unwrap();
+    host.load_dir(&plugins).unwrap();
+    let host = Arc::new(host);
+    let emitter = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            for i in 0..20_000 {
+                host.emit(&event(i));
+            }
+        })
+    };
+    for v in 1..=5 {
+        std::thread::sleep(Duration::from_millis(5));
+        sink(tmp.path(), "a", &format!("v{v}"));
+        assert_eq!(host.reload_dir(&plugins).unwrap().changed, ["a"]);
+    }
+    emitter.join().unwrap();
+    host.flush();
+    let total: u64 = (0..=5).map(|v| count(tmp.path(), &format!("v{v}"))).sum();
+    assert_eq!(total, 20_000);
+}
+
+/// A component whose imports say another, incompatible WIT version is refused with
+/// both versions named, even though its manifest claims the right one.
+#[test]
+fn components_built_against_an_incompatible_wit_version_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = plugin_folder(
+        tmp.path(),
+        "old",
+        "name = \"old\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"old.wasm\"\nwit = \"0.1.0\"\n",
+    );
+    let component = wat::parse_str(
+        r#"(component
+             (import "metaclaude:monitor/host@0.2.0" (instance (export "log-enabled" (func)))))"#,
+    )
+    .unwrap();
+    std::fs::write(folder.join("old.wasm"), component).unwrap();
+    let err = PluginHost::new(None)
+        .unwrap()
+        .load_plugin(&folder)
+        .unwrap_err();
+    assert!(matches!(err, PluginError::WitVersion { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("plugin old (")
+            && text.contains("old.wasm): the plugin was built against metaclaude:monitor@0.2.0, but this host implements @0.1.0"),
+        "{text}"
+    );
+}
+
+fn fixture_sink() -> PathBuf {
+    let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/plugins/target/wasm32-wasip2/release/fixture_sink.wasm");
+    assert!(
+        wasm.is_file(),
+        "{} is not built: run `cargo xtask build-plugins`",
+        wasm.display()
+    );
+    wasm
+}
+
+/// A plugin that keeps trapping, under the `block` policy with a tiny queue, never
+/// makes the executor wait through its restart backoffs (0.1 + 0.2 + 0.4 + 0.8 s before
+/// its quarantine): its worker keeps draining, holding what it can for the next
+/// instance. Every event is accounted for, delivered or dropped.
+#[test]
+fn a_restarting_plugin_never_blocks_the_sender() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = plugin_folder(
+        tmp.path(),
+        "trap",
+        &format!(
+            "name = \"trap\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"{}\"\n\
+             [config]\nmode = \"trap\"\n[limits]\non_full = \"block\"\nqueue = 8\nbatch_max = 1\n",
+            fixture_sink().display()
+        ),
+    );
+    let mut host = PluginHost::new(None).unwrap();
+    host.load_plugin(&folder).unwrap();
+    let started = Instant::now();
+    for i in 0..3000 {
+        host.emit(&event(i));
+        if i % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(600),
+        "the sender waited {took:?}"
+    );
+    host.shutdown();
+    let info = &host.list()[0];
+    assert!(info.failures >= 1, "{info:?}");
+    assert_eq!(info.queued, 3000);
+    assert_eq!(info.delivered + info.dropped, 3000, "{info:?}");
+}
+
+/// With `limits.core_dump`, a trap leaves a WebAssembly core dump in the plugin folder
+/// for its author, and the failure says where. Needs the test fixtures built
+/// (`cargo xtask build-plugins`).
+#[test]
+fn a_trap_writes_a_core_dump_on_request() {
+    let wasm = fixture_sink();
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = plugin_folder(
+        tmp.path(),
+        "trap",
+        &format!(
+            "name = \"trap\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"{}\"\n\
+             [config]\nmode = \"trap\"\n[limits]\ncore_dump = true\nfailure_policy = \"disable\"\n",
+            wasm.display()
+        ),
+    );
+    let mut host = PluginHost::new(None).unwrap();
+    host.load_plugin(&folder).unwrap();
+    host.emit(&event(1));
+    host.flush();
+    let info = &host.list()[0];
+    assert!(
+        matches!(info.health, Health::Disabled(_)),
+        "{:?}",
+        info.health
+    );
+    let error = info.last_error.clone().unwrap();
+    assert!(error.contains("core dump written to"), "{error}");
+    // The panic message reached the report through the plugin's stderr.
+    assert!(error.contains("fixture-sink: deliberate panic"), "{error}");
+    let dumps: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "coredump"))
+        .collect();
+    assert_eq!(dumps.len(), 1, "{error}");
+    let bytes = std::fs::read(&dumps[0]).unwrap();
+    assert!(bytes.starts_with(b"\0asm"), "a core dump is a wasm file");
+    assert!(error.contains(&dumps[0].display().to_string()), "{error}");
+}
+
+/// Two folders may not load plugins of the same name; when the first goes, the
+/// second loads on the next reload.
+#[test]
+fn plugin_names_are_unique() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    sink(tmp.path(), "a", "a");
+    let mut host = PluginHost::new(None).unwrap();
+    host.load_dir(&plugins).unwrap();
+    sink(tmp.path(), "b", "b");
+    let manifest = plugins.join("b/plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("name = \"b\"", "name = \"a\"")).unwrap();
+    let report = host.reload_dir(&plugins).unwrap();
+    let err = report.errors[0].to_string();
+    assert!(
+        err.contains("another plugin of that name is loaded from") && err.contains("b/plugin.toml"),
+        "{err}"
+    );
+    assert!(
+        host.reload_dir(&plugins).unwrap().is_empty(),
+        "reported again"
+    );
+    std::fs::remove_dir_all(plugins.join("a")).unwrap();
+    let report = host.reload_dir(&plugins).unwrap();
+    assert_eq!(
+        (report.removed.as_slice(), report.added.as_slice()),
+        (&["a".to_string()][..], &["a".to_string()][..])
+    );
+    assert_eq!(host.list()[0].folder, plugins.join("b"));
+}
+
+#[test]
+fn a_broken_new_version_leaves_the_old_one_running_and_is_reported_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    sink(tmp.path(), "a", "a");
+    let mut host = PluginHost::new(None).unwrap();
+    host.load_dir(&plugins).unwrap();
+    let manifest = plugins.join("a/plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("count_file", "count_fiel")).unwrap();
+    let report = host.reload_dir(&plugins).unwrap();
+    assert_eq!(report.errors.len(), 1);
+    let err = report.errors[0].to_string();
+    assert!(err.contains("unknown config key `count_fiel`"), "{err}");
+    assert!(
+        host.reload_dir(&plugins).unwrap().is_empty(),
+        "reported again"
+    );
+    host.emit(&event(1));
+    host.flush();
+    assert_eq!(count(tmp.path(), "a"), 1, "the old version still runs");
+}
