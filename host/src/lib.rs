@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod config;
 pub mod executor;
 mod ids;
 pub mod logs;

@@ -8,11 +8,11 @@
 //! that runs with the wrong limit.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::config::{self, Checker, ConfigError, ConfigValue};
 use crate::model::ErrorCategory;
 use crate::suggest::did_you_mean;
 
@@ -34,7 +34,8 @@ impl Registry {
     /// Reads and validates a registry file.
     pub fn load(file: impl AsRef<Path>) -> Result<Registry, RegistryError> {
         let file = file.as_ref();
-        let text = std::fs::read_to_string(file).map_err(|source| RegistryError::Io {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Io {
+            what: "registry",
             file: file.to_path_buf(),
             source,
         })?;
@@ -43,8 +44,9 @@ impl Registry {
 
     /// Validates registry text; `file` names it in errors and anchors relative paths.
     pub fn parse(text: &str, file: &Path) -> Result<Registry, RegistryError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| RegistryError::Syntax {
+        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
             file: file.to_path_buf(),
+            format: "JSON",
             line: e.line(),
             column: e.column(),
             message: strip_position(&e.to_string()),
@@ -55,15 +57,12 @@ impl Registry {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
         let base = std::path::absolute(&base).unwrap_or(base);
-        validate(&value, &base)
-            .map_err(|problems| RegistryError::Invalid {
-                file: file.to_path_buf(),
-                problems,
-            })
-            .map(|scripts| Registry {
-                file: file.to_path_buf(),
-                scripts,
-            })
+        let mut c = Checker::new();
+        let scripts = validate(&mut c, &value, &base);
+        c.finish(scripts, file).map(|scripts| Registry {
+            file: file.to_path_buf(),
+            scripts,
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<&ScriptEntry> {
@@ -84,41 +83,7 @@ fn strip_position(message: &str) -> String {
 }
 
 /// Why a registry could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("cannot read registry {}: {source}", file.display())]
-    Io {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}:{line}:{column}: invalid JSON: {message}", file.display())]
-    Syntax {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{}", crate::suggest::problem_list(file, problems))]
-    Invalid {
-        file: PathBuf,
-        problems: Vec<Problem>,
-    },
-}
-
-/// One problem at one field of the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Field path such as `scripts[2].inputs.schema_file.type`.
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+pub type RegistryError = ConfigError;
 
 /// One script the host may run.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,38 +239,22 @@ const INPUT_KEYS: &[&str] = &[
 const BACKOFF_KEYS: &[&str] = &["initial_ms", "max_ms", "multiplier", "jitter"];
 const INPUT_MODES: &[&str] = &["args", "stdin_json", "env"];
 
-/// Collects problems while walking the JSON value.
-struct Checker {
-    problems: Vec<Problem>,
+/// The checks of JSON values the registry's fields need, on the shared [`Checker`].
+trait JsonChecks {
+    fn string(&mut self, at: &str, v: &Value) -> Option<String>;
+    fn non_empty_string(&mut self, at: &str, v: &Value) -> Option<String>;
+    fn positive_integer(&mut self, at: &str, v: &Value, unit: &str) -> Option<u64>;
+    fn boolean(&mut self, at: &str, v: &Value) -> Option<bool>;
+    fn object<'v>(&mut self, at: &str, v: &'v Value) -> Option<&'v Map<String, Value>>;
+    fn string_list(&mut self, at: &str, v: &Value) -> Option<Vec<String>>;
 }
 
-impl Checker {
-    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            field: field.into(),
-            message: message.into(),
-        });
-    }
-
-    fn unknown_keys(&mut self, at: &str, object: &Map<String, Value>, known: &[&str]) {
-        for key in object.keys() {
-            if !known.contains(&key.as_str()) {
-                let hint = did_you_mean(key, known.iter().copied());
-                let hint = if hint.is_empty() {
-                    format!(" (known keys: {})", known.join(", "))
-                } else {
-                    hint
-                };
-                self.problem(join(at, key), format!("unknown key{hint}"));
-            }
-        }
-    }
-
+impl JsonChecks for Checker {
     fn string(&mut self, at: &str, v: &Value) -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),
             other => {
-                self.problem(at, format!("expected a string, found {}", describe(other)));
+                self.expected(at, "a string", other);
                 None
             }
         }
@@ -328,7 +277,7 @@ impl Checker {
                     at,
                     format!(
                         "expected a positive integer ({unit}), found {}",
-                        describe(v)
+                        v.describe()
                     ),
                 );
                 None
@@ -340,10 +289,7 @@ impl Checker {
         match v {
             Value::Bool(b) => Some(*b),
             other => {
-                self.problem(
-                    at,
-                    format!("expected true or false, found {}", describe(other)),
-                );
+                self.expected(at, "true or false", other);
                 None
             }
         }
@@ -353,7 +299,7 @@ impl Checker {
         match v {
             Value::Object(m) => Some(m),
             other => {
-                self.problem(at, format!("expected an object, found {}", describe(other)));
+                self.expected(at, "an object", other);
                 None
             }
         }
@@ -361,10 +307,7 @@ impl Checker {
 
     fn string_list(&mut self, at: &str, v: &Value) -> Option<Vec<String>> {
         let Value::Array(items) = v else {
-            self.problem(
-                at,
-                format!("expected a list of strings, found {}", describe(v)),
-            );
+            self.expected(at, "a list of strings", v);
             return None;
         };
         let mut out = Vec::new();
@@ -375,34 +318,11 @@ impl Checker {
     }
 }
 
-fn join(at: &str, key: &str) -> String {
-    if at.is_empty() {
-        key.to_string()
-    } else {
-        format!("{at}.{key}")
-    }
-}
-
-fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("{s:?}"),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "an object".into(),
-    }
-}
-
-/// Checks a parsed registry and builds its entries, or returns every problem found.
-pub fn validate(root: &Value, base: &Path) -> Result<Vec<ScriptEntry>, Vec<Problem>> {
-    let mut c = Checker {
-        problems: Vec::new(),
-    };
-    let Some(top) = c.object("(top level)", root) else {
-        return Err(c.problems);
-    };
-    c.unknown_keys("", top, TOP_KEYS);
+/// Checks a parsed registry and builds its entries, recording every problem in `c`
+/// (the entries are usable only if it has none).
+fn validate(c: &mut Checker, root: &Value, base: &Path) -> Option<Vec<ScriptEntry>> {
+    let top = c.object("(top level)", root)?;
+    c.unknown_keys("", top.keys(), TOP_KEYS);
     match top.get("version") {
         None => {}
         Some(v) if v.as_u64() == Some(REGISTRY_VERSION) => {}
@@ -410,7 +330,7 @@ pub fn validate(root: &Value, base: &Path) -> Result<Vec<ScriptEntry>, Vec<Probl
             "version",
             format!(
                 "this host reads registry version {REGISTRY_VERSION}, found {}",
-                describe(v)
+                v.describe()
             ),
         ),
     }
@@ -421,7 +341,7 @@ pub fn validate(root: &Value, base: &Path) -> Result<Vec<ScriptEntry>, Vec<Probl
             let mut seen = HashSet::new();
             for (i, item) in items.iter().enumerate() {
                 let at = format!("scripts[{i}]");
-                if let Some(entry) = script_entry(&mut c, &at, item, base) {
+                if let Some(entry) = script_entry(c, &at, item, base) {
                     scripts.push(entry);
                 }
                 // Checked on the raw value so a duplicate is reported even beside other errors.
@@ -435,26 +355,16 @@ pub fn validate(root: &Value, base: &Path) -> Result<Vec<ScriptEntry>, Vec<Probl
                 }
             }
         }
-        Some(other) => c.problem(
-            "scripts",
-            format!(
-                "expected a list of script entries, found {}",
-                describe(other)
-            ),
-        ),
+        Some(other) => c.expected("scripts", "a list of script entries", other),
     }
-    if c.problems.is_empty() {
-        Ok(scripts)
-    } else {
-        Err(c.problems)
-    }
+    Some(scripts)
 }
 
 fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<ScriptEntry> {
-    let before = c.problems.len();
+    let before = c.count();
     let obj = c.object(at, v)?;
-    c.unknown_keys(at, obj, SCRIPT_KEYS);
-    let field = |k: &str| join(at, k);
+    c.unknown_keys(at, obj.keys(), SCRIPT_KEYS);
+    let field = |k: &str| config::field(at, k);
 
     let id = match obj.get("id") {
         None => {
@@ -497,7 +407,7 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
                 field("interpreter"),
                 format!(
                     "expected a command such as \"python3\" or a list such as [\"python3\", \"-u\"], found {}",
-                    describe(v)
+                    v.describe()
                 ),
             );
             None
@@ -599,7 +509,7 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
             .unwrap_or_else(|| base.to_path_buf()),
     };
 
-    if c.problems.len() > before {
+    if c.count() > before {
         return None;
     }
     let path_in_registry = path_in_registry?;
@@ -626,9 +536,9 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
 
 fn input_spec(c: &mut Checker, at: &str, v: &Value) -> Option<InputSpec> {
     let obj = c.object(at, v)?;
-    c.unknown_keys(at, obj, INPUT_KEYS);
-    let field = |k: &str| join(at, k);
-    let before = c.problems.len();
+    c.unknown_keys(at, obj.keys(), INPUT_KEYS);
+    let field = |k: &str| config::field(at, k);
+    let before = c.count();
     let kind = match obj.get("type") {
         None => InputType::String,
         Some(v) => match c.string(&field("type"), v) {
@@ -646,7 +556,7 @@ fn input_spec(c: &mut Checker, at: &str, v: &Value) -> Option<InputSpec> {
             None => InputType::String,
         },
     };
-    let type_ok = c.problems.len() == before;
+    let type_ok = c.count() == before;
     let required = obj
         .get("required")
         .and_then(|v| c.boolean(&field("required"), v))
@@ -672,7 +582,7 @@ fn input_spec(c: &mut Checker, at: &str, v: &Value) -> Option<InputSpec> {
         .get("must_exist")
         .and_then(|v| c.boolean(&field("must_exist"), v))
         .unwrap_or(false);
-    if c.problems.len() > before {
+    if c.count() > before {
         return None;
     }
     Some(InputSpec {
@@ -686,28 +596,29 @@ fn input_spec(c: &mut Checker, at: &str, v: &Value) -> Option<InputSpec> {
 }
 
 fn retry_policy(c: &mut Checker, at: &str, obj: &Map<String, Value>) -> RetryPolicy {
-    let field = |k: &str| join(at, k);
+    let field = |k: &str| config::field(at, k);
     let mut policy = RetryPolicy::default();
     if let Some(v) = obj.get("max_retries") {
         match v.as_u64() {
             Some(n) if n <= 100 => policy.max_retries = n as u32,
-            _ => c.problem(
-                field("max_retries"),
-                format!("expected an integer from 0 to 100, found {}", describe(v)),
-            ),
+            _ => c.expected(field("max_retries"), "an integer from 0 to 100", v),
         }
     }
     if let Some(v) = obj.get("backoff") {
         let at = field("backoff");
         if let Some(b) = c.object(&at, v) {
-            c.unknown_keys(&at, b, BACKOFF_KEYS);
+            c.unknown_keys(&at, b.keys(), BACKOFF_KEYS);
             if let Some(v) = b.get("initial_ms") {
-                if let Some(n) = c.positive_integer(&join(&at, "initial_ms"), v, "milliseconds") {
+                if let Some(n) =
+                    c.positive_integer(&config::field(&at, "initial_ms"), v, "milliseconds")
+                {
                     policy.initial_ms = n;
                 }
             }
             if let Some(v) = b.get("max_ms") {
-                if let Some(n) = c.positive_integer(&join(&at, "max_ms"), v, "milliseconds") {
+                if let Some(n) =
+                    c.positive_integer(&config::field(&at, "max_ms"), v, "milliseconds")
+                {
                     policy.max_ms = n;
                 }
             }
@@ -715,19 +626,19 @@ fn retry_policy(c: &mut Checker, at: &str, obj: &Map<String, Value>) -> RetryPol
                 match v.as_f64() {
                     Some(m) if (1.0..=100.0).contains(&m) => policy.multiplier = m,
                     _ => c.problem(
-                        join(&at, "multiplier"),
-                        format!("expected a number from 1 to 100, found {}", describe(v)),
+                        config::field(&at, "multiplier"),
+                        format!("expected a number from 1 to 100, found {}", v.describe()),
                     ),
                 }
             }
             if let Some(v) = b.get("jitter") {
-                if let Some(j) = c.boolean(&join(&at, "jitter"), v) {
+                if let Some(j) = c.boolean(&config::field(&at, "jitter"), v) {
                     policy.jitter = j;
                 }
             }
             if policy.max_ms < policy.initial_ms {
                 c.problem(
-                    join(&at, "max_ms"),
+                    config::field(&at, "max_ms"),
                     format!(
                         "max_ms ({}) is below initial_ms ({})",
                         policy.max_ms, policy.initial_ms
@@ -768,23 +679,11 @@ fn retry_policy(c: &mut Checker, at: &str, obj: &Map<String, Value>) -> RetryPol
                             }
                             _ => c.problem(at, format!("exit codes run from 1 to 255, found {n}")),
                         },
-                        other => c.problem(
-                            at,
-                            format!(
-                                "expected a category name or an exit code, found {}",
-                                describe(other)
-                            ),
-                        ),
+                        other => c.expected(at, "a category name or an exit code", other),
                     }
                 }
             }
-            other => c.problem(
-                at,
-                format!(
-                    "expected a list of categories and exit codes, found {}",
-                    describe(other)
-                ),
-            ),
+            other => c.expected(at, "a list of categories and exit codes", other),
         }
     }
     policy
@@ -796,7 +695,7 @@ pub fn coerce(kind: InputType, value: &Value) -> Result<Value, String> {
         format!(
             "expected {} value, found {}",
             article(kind),
-            describe(value)
+            value.describe()
         )
     };
     match (kind, value) {
@@ -844,8 +743,15 @@ mod tests {
     use serde_json::json;
 
     fn check(v: Value) -> Result<Vec<ScriptEntry>, Vec<String>> {
-        validate(&v, Path::new("/reg"))
-            .map_err(|ps| ps.into_iter().map(|p| p.to_string()).collect())
+        let mut c = Checker::new();
+        let scripts = validate(&mut c, &v, Path::new("/reg"));
+        match c.finish(scripts, "/reg/registry.json") {
+            Ok(scripts) => Ok(scripts),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                Err(problems.iter().map(|p| p.to_string()).collect())
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]

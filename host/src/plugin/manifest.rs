@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
+use crate::config::{self, Checker, ConfigError, ConfigValue};
 use crate::suggest::did_you_mean;
 
 /// The `metaclaude:monitor` WIT version this host implements.
@@ -197,27 +198,7 @@ pub struct Manifest {
 }
 
 /// Why a manifest cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    #[error("cannot read {}: {source}", file.display())]
-    Io {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}:{line}:{column}: invalid TOML: {message}", file.display())]
-    Syntax {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{}", crate::suggest::problem_list(file, problems))]
-    Invalid {
-        file: PathBuf,
-        problems: Vec<String>,
-    },
-}
+pub type ManifestError = ConfigError;
 
 const TOP_KEYS: &[&str] = &[
     "name",
@@ -267,7 +248,8 @@ impl Manifest {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Manifest, ManifestError> {
         let file = dir.join("plugin.toml");
-        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Io {
+        let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Io {
+            what: "plugin manifest",
             file: file.clone(),
             source,
         })?;
@@ -282,77 +264,40 @@ impl Manifest {
         let table: Table = toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
-                .map(|s| line_column(text, s.start))
+                .map(|s| config::line_column(text, s.start))
                 .unwrap_or((0, 0));
-            ManifestError::Syntax {
+            ConfigError::Syntax {
                 file: file.to_path_buf(),
+                format: "TOML",
                 line,
                 column,
                 message: e.message().to_string(),
             }
         })?;
         let dir = file.parent().unwrap_or(Path::new("."));
-        let mut c = Checker {
-            problems: Vec::new(),
+        let mut c = Fields {
+            c: Checker::new(),
             env,
         };
         let manifest = c.manifest(&table, file, dir);
-        match manifest {
-            Some(m) if c.problems.is_empty() => Ok(m),
-            _ => Err(ManifestError::Invalid {
-                file: file.to_path_buf(),
-                problems: c.problems,
-            }),
-        }
+        c.c.finish(manifest, file)
     }
 }
 
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-struct Checker<'e> {
-    problems: Vec<String>,
+/// The checks of TOML values the manifest's fields need, on the shared [`Checker`], with
+/// the environment `${VAR}` expands from.
+struct Fields<'e> {
+    c: Checker,
     env: &'e dyn Fn(&str) -> Option<String>,
 }
 
-fn describe(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        Value::Integer(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Datetime(d) => d.to_string(),
-        Value::Array(_) => "a list".into(),
-        Value::Table(_) => "a table".into(),
-    }
-}
-
-impl Checker<'_> {
+impl Fields<'_> {
     fn problem(&mut self, field: &str, message: impl fmt::Display) {
-        self.problems.push(format!("{field}: {message}"));
+        self.c.problem(field, message);
     }
 
     fn unknown_keys(&mut self, at: &str, table: &Table, known: &[&str]) {
-        for key in table.keys() {
-            if !known.contains(&key.as_str()) {
-                let field = if at.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{at}.{key}")
-                };
-                let hint = did_you_mean(key, known.iter().copied());
-                let hint = if hint.is_empty() {
-                    format!(" (known keys: {})", known.join(", "))
-                } else {
-                    hint
-                };
-                self.problem(&field, format!("unknown key{hint}"));
-            }
-        }
+        self.c.unknown_keys(at, table.keys(), known);
     }
 
     /// Expands `${VAR}` and `${VAR:-default}`; an unset variable without default is an error.
@@ -396,10 +341,7 @@ impl Checker<'_> {
             None => None,
             Some(Value::String(s)) if !s.trim().is_empty() => Some(self.expand(field, s)),
             Some(other) => {
-                self.problem(
-                    field,
-                    format!("expected a non-empty string, found {}", describe(other)),
-                );
+                self.c.expected(field, "a non-empty string", other);
                 None
             }
         }
@@ -414,10 +356,7 @@ impl Checker<'_> {
                 .filter_map(|(i, item)| self.string(&format!("{field}[{i}]"), Some(item), true))
                 .collect(),
             Some(other) => {
-                self.problem(
-                    field,
-                    format!("expected a list of strings, found {}", describe(other)),
-                );
+                self.c.expected(field, "a list of strings", other);
                 Vec::new()
             }
         }
@@ -428,10 +367,7 @@ impl Checker<'_> {
             None => default,
             Some(Value::Integer(i)) if *i > 0 => *i as u64,
             Some(other) => {
-                self.problem(
-                    field,
-                    format!("expected a positive integer, found {}", describe(other)),
-                );
+                self.c.expected(field, "a positive integer", other);
                 default
             }
         }
@@ -454,10 +390,7 @@ impl Checker<'_> {
                 }
             },
             Some(other) => {
-                self.problem(
-                    field,
-                    format!("expected true or false, found {}", describe(other)),
-                );
+                self.c.expected(field, "true or false", other);
                 default
             }
         }
@@ -468,10 +401,7 @@ impl Checker<'_> {
             None => None,
             Some(Value::Table(t)) => Some(t),
             Some(other) => {
-                self.problem(
-                    field,
-                    format!("expected a table, found {}", describe(other)),
-                );
+                self.c.expected(field, "a table", other);
                 None
             }
         }
@@ -556,10 +486,7 @@ impl Checker<'_> {
             None => serde_json::Value::Object(Default::default()),
             Some(Value::Table(c)) => self.config_json("config", &Value::Table(c.clone())),
             Some(other) => {
-                self.problem(
-                    "config",
-                    format!("expected a table, found {}", describe(other)),
-                );
+                self.c.expected("config", "a table", other);
                 serde_json::Value::Null
             }
         };
@@ -661,7 +588,7 @@ impl Checker<'_> {
                 "capabilities.dirs",
                 format!(
                     "expected a list of {{ host, guest, mode }} tables, found {}",
-                    describe(other)
+                    other.describe()
                 ),
             ),
         }
