@@ -33,6 +33,7 @@ fn bare_once(script: &PathBuf, fork: bool) -> Duration {
         .stderr(Stdio::piped());
     if fork {
         // Any pre_exec closure forces std onto fork()+exec.
+        // SAFETY: the closure does nothing, so it is async-signal-safe.
         unsafe {
             cmd.pre_exec(|| Ok(()));
         }

@@ -164,6 +164,7 @@ fn a_descendant_that_calls_setsid_is_ended_too() {
         // Documented: without cgroups a setsid escapee survives, but the host never waits
         // for it. Clean it up so it does not outlive the test.
         for pid in processes_of_execution(&id) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }

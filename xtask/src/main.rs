@@ -355,6 +355,17 @@ fn test(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    step("cargo clippy -D warnings (the plugins workspace)");
+    run(cargo().args([
+        "clippy",
+        "--manifest-path",
+        &root.join("plugins/Cargo.toml").to_string_lossy(),
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     step("cargo test (unit, integration and end-to-end)");
     run(cargo().args(["test", "--workspace"]))?;
     step("cargo test of the plugins (their logic, built for this machine)");
@@ -364,7 +375,10 @@ fn test(root: &Path) -> Result<()> {
         &root.join("plugins/Cargo.toml").to_string_lossy(),
         "-p",
         "log-sink",
+        "-p",
+        "metaclaude-formats",
     ]))?;
+    step("all checks passed");
     Ok(())
 }
 

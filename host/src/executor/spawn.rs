@@ -249,9 +249,14 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
 
     // Block every signal around clone so no host handler runs in the child before it
     // resets them; the child then unblocks everything.
+    // SAFETY: sigset_t is plain data; all-zero is a valid (empty) set.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: plain signal-mask calls on valid sigset_t values.
+    // SAFETY: plain signal-mask calls on valid sigset_t values; clone gets a stack of
+    // STACK_SIZE bytes that this thread does not touch while the child runs on it
+    // (CLONE_VFORK suspends the thread until the child execs or exits), and `args`, which
+    // outlives the child's use of it for the same reason.
     let pid = unsafe {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
@@ -277,8 +282,10 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
 
     // Read the child's verdict through a volatile load: it was written by another task
     // sharing our memory, which the compiler cannot see.
+    // SAFETY: `args` is a live local; the child that wrote it has exec'd or exited.
     let stage = unsafe { std::ptr::read_volatile(&args.failed_stage) };
     if stage != 0 {
+        // SAFETY: as above.
         let errno = unsafe { std::ptr::read_volatile(&args.failed_errno) };
         reap_blocking(pid);
         return Err(SpawnError::Child {
@@ -373,6 +380,7 @@ pub fn try_reap(pid: libc::pid_t) -> io::Result<Option<Reaped>> {
     let mut status = 0;
     // SAFETY: rusage is plain data, filled by the kernel.
     let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes into the two valid locals; `pid` is our own child.
     let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut rusage) };
     match r {
         0 => Ok(None),

@@ -135,6 +135,7 @@ pub struct NativeLibrary {
 // SAFETY: the table is immutable static data of the library, and the ABI requires its
 // functions to be callable from any thread (one call per instance at a time).
 unsafe impl Send for NativeLibrary {}
+// SAFETY: as for Send: shared references only read the immutable table.
 unsafe impl Sync for NativeLibrary {}
 
 impl NativeLibrary {

@@ -24,6 +24,7 @@ impl McStr {
         if self.len == 0 {
             return "";
         }
+        // SAFETY: the caller's promise (above): `len` readable bytes at `ptr`.
         let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
         std::str::from_utf8(bytes).unwrap_or("")
     }
@@ -95,10 +96,12 @@ extern "C" fn init(config: McStr, state: *mut *mut c_void, err: *const McOut) ->
     // SAFETY: the host passes a string valid for the call and valid out-pointers.
     match configure(unsafe { config.as_str() }) {
         Ok(s) => {
+            // SAFETY: `state` is the host's valid out-pointer for this call.
             unsafe { *state = Box::into_raw(Box::new(s)).cast() };
             0
         }
         Err(message) => {
+            // SAFETY: `err` is the host's valid writer for this call.
             unsafe { (*err).put(&message) };
             1
         }
@@ -115,9 +118,13 @@ extern "C" fn handle_batch(
     // SAFETY: `state` came from `init`; `events` points to `count` strings for the call.
     let state = unsafe { &mut *state.cast::<State>() };
     if state.parse {
+        // SAFETY: the host passes `count` strings at `events`, valid for the call.
         let events = unsafe { std::slice::from_raw_parts(events, count) };
         for e in events {
-            if let Err(e) = serde_json::from_str::<serde_json::Value>(unsafe { e.as_str() }) {
+            // SAFETY: each string is valid for the call.
+            let text = unsafe { e.as_str() };
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+                // SAFETY: `err` is the host's valid writer for this call.
                 unsafe { (*err).put(&format!("an event is not JSON: {e}")) };
                 return 1;
             }
@@ -132,6 +139,7 @@ extern "C" fn flush(state: *mut c_void, err: *const McOut) -> i32 {
     let state = unsafe { &mut *state.cast::<State>() };
     if let Some(file) = &state.count_file {
         if let Err(e) = std::fs::write(file, state.events.to_string()) {
+            // SAFETY: `err` is the host's valid writer for this call.
             unsafe { (*err).put(&format!("cannot write {}: {e}", file.display())) };
             return 1;
         }
