@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{self, Checker, ConfigError, ConfigValue};
@@ -24,7 +25,7 @@ pub const DEFAULT_OUTPUT_LIMIT_BYTES: usize = 1024 * 1024;
 pub const EX_TEMPFAIL: i32 = 75;
 
 /// A validated registry: scripts in file order, paths already made absolute.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Registry {
     pub file: PathBuf,
     pub scripts: Vec<ScriptEntry>,
@@ -86,7 +87,7 @@ fn strip_position(message: &str) -> String {
 pub type RegistryError = ConfigError;
 
 /// One script the host may run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScriptEntry {
     pub id: String,
     /// As written in the registry (for messages).
@@ -114,7 +115,8 @@ pub struct ScriptEntry {
 }
 
 /// The type of a declared input; values are checked against it before anything runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InputType {
     String,
     Integer,
@@ -148,8 +150,9 @@ impl InputType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InputSpec {
+    #[serde(rename = "type")]
     pub kind: InputType,
     pub required: bool,
     pub default: Option<Value>,
@@ -161,7 +164,8 @@ pub struct InputSpec {
 }
 
 /// How inputs reach the script.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InputMode {
     /// `--name value` on the command line (booleans: `--name` when true).
     Args,
@@ -172,7 +176,8 @@ pub enum InputMode {
 }
 
 /// Something that must exist before the script runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Requirement {
     /// A command looked up on the script's `PATH`.
     Command(String),
@@ -181,7 +186,7 @@ pub enum Requirement {
 }
 
 /// When and how failed attempts are retried.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryPolicy {
     pub max_retries: u32,
     pub initial_ms: u64,

@@ -611,6 +611,25 @@ fn bad_plugins_give_their_golden_errors() {
     assert!(checked >= 6, "only {checked} bad plugins");
 }
 
+/// Every good plugin folder beside the manifest as the host reads it, every default
+/// filled in (`good_plugins/`; `METACLAUDE_BLESS=1` rewrites them).
+#[test]
+fn good_manifests_normalise_to_their_golden_form() {
+    let dir = root().join("tests/cli/good_plugins");
+    let mut cases: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    cases.sort();
+    let checked =
+        crate::util::assert_golden_normalized(&dir, &cases, &["plugins", "check"], |name| {
+            dir.join(name).join("normalized.json")
+        });
+    assert!(checked >= 2, "only {checked} good plugins");
+}
+
 /// The default log sink, loaded without flags from beside the executable, writes every
 /// execution to METACLAUDE_LOG_DIR.
 #[test]

@@ -1,9 +1,11 @@
 //! `metaclaude registry check`: every bad registry beside the exact error it must give
-//! (golden files in `bad_registries/`, as in Spin's manifest tests).
+//! (golden files in `bad_registries/`), and every good one beside the normalised form the
+//! host reads, every default filled in (`good_registries/`), as in Spin's manifest tests.
+//! `METACLAUDE_BLESS=1` (`cargo xtask bless`) rewrites the golden files.
 
 use std::path::Path;
 
-use crate::util::{assert_golden_errors, bin, example_registry};
+use crate::util::{assert_golden_errors, assert_golden_normalized, bin, example_registry, root};
 
 #[test]
 fn example_registry_is_valid() {
@@ -68,5 +70,29 @@ fn missing_registry_file_is_named() {
     assert!(
         stderr.contains("cannot read registry /nonexistent/registry.json"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn good_registries_normalise_to_their_golden_form() {
+    let dir = root().join("tests/cli/good_registries");
+    let mut cases: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    cases.sort();
+    let checked = assert_golden_normalized(&dir, &cases, &["registry", "check"], |name| {
+        dir.join(name).with_extension("normalized")
+    });
+    assert!(checked >= 2, "only {checked} good registries");
+    // The example registry too: its normalised form is the reference of every default.
+    let examples = root().join("examples/registry");
+    assert_golden_normalized(
+        &examples,
+        &["registry.json".to_string()],
+        &["registry", "check"],
+        |_| dir.join("examples.normalized"),
     );
 }

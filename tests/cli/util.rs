@@ -115,11 +115,63 @@ pub fn assert_golden_errors(
         let out = cmd.current_dir(dir).args(args).arg(name).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{name} must fail with exit 2");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            stderr.trim_end(),
-            expected.trim_end(),
-            "golden error for {name}"
+        assert_golden(&golden, &expected, &stderr, name);
+    }
+    cases.len()
+}
+
+/// True when golden files are to be rewritten from what the code gives now
+/// (`METACLAUDE_BLESS=1`, which `cargo xtask bless` sets): for a message changed on
+/// purpose. Review the diff before committing it.
+pub fn blessing() -> bool {
+    std::env::var_os("METACLAUDE_BLESS").is_some_and(|v| v == "1")
+}
+
+/// Compares `actual` with the golden text `expected` read from `golden` (trailing
+/// whitespace aside), or, when [`blessing`], writes `actual` to `golden`.
+pub fn assert_golden(golden: &Path, expected: &str, actual: &str, case: &str) {
+    if blessing() {
+        let text = format!("{}\n", actual.trim_end());
+        if text != expected {
+            std::fs::write(golden, text).unwrap();
+            eprintln!("blessed {}", golden.display());
+        }
+        return;
+    }
+    assert_eq!(
+        actual.trim_end(),
+        expected.trim_end(),
+        "golden file {} for {case} (METACLAUDE_BLESS=1 rewrites it, if the change is meant)",
+        golden.display()
+    );
+}
+
+/// Runs `metaclaude ARGS... CASE --normalized` from `dir` for each case and compares its
+/// stdout, with `dir` and the workspace root written as `<dir>` and `<root>`, with the
+/// golden file `expected(case)`; each must succeed. Returns how many cases were checked.
+pub fn assert_golden_normalized(
+    dir: &Path,
+    cases: &[String],
+    args: &[&str],
+    expected: impl Fn(&str) -> PathBuf,
+) -> usize {
+    let root = std::fs::canonicalize(root()).unwrap();
+    let dir_abs = std::fs::canonicalize(dir).unwrap();
+    for name in cases {
+        let golden = expected(name);
+        let want = std::fs::read_to_string(&golden).unwrap_or_default();
+        let out = succeed(
+            bin()
+                .current_dir(dir)
+                .args(args)
+                .arg(name)
+                .arg("--normalized"),
         );
+        let text = String::from_utf8(out.stdout)
+            .unwrap()
+            .replace(&*dir_abs.to_string_lossy(), "<dir>")
+            .replace(&*root.to_string_lossy(), "<root>");
+        assert_golden(&golden, &want, &text, name);
     }
     cases.len()
 }

@@ -18,6 +18,7 @@ fn main() -> Result<()> {
         Some("test") => test(&root),
         Some("bench") => bench(&args[1..]),
         Some("build-plugins") => build_plugins(&root),
+        Some("bless") => bless(&root),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -25,7 +26,8 @@ fn main() -> Result<()> {
                  demo           build everything and run the bundled example registry\n  \
                  test           every check: fmt, clippy -D warnings, unit, integration and end-to-end tests\n  \
                  bench          the benchmarks (ratios against baselines measured in the same run)\n  \
-                 build-plugins  build the WebAssembly plugins in plugins/ and examples/plugins/"
+                 build-plugins  build the WebAssembly plugins in plugins/ and examples/plugins/\n  \
+                 bless          rewrite the golden files (tests/cli/bad_*, good_*) from what the code gives now"
             );
             std::process::exit(2);
         }
@@ -379,6 +381,18 @@ fn test(root: &Path) -> Result<()> {
         "metaclaude-formats",
     ]))?;
     step("all checks passed");
+    Ok(())
+}
+
+/// Rewrites every golden file from what the code gives now, for a message or a default
+/// changed on purpose: review `git diff tests/cli` before committing.
+fn bless(root: &Path) -> Result<()> {
+    build_plugins(root)?;
+    step("rewriting golden files (METACLAUDE_BLESS=1 cargo test --test cli golden)");
+    run(cargo()
+        .args(["test", "-p", "metaclaude-host", "--test", "cli", "golden"])
+        .env("METACLAUDE_BLESS", "1"))?;
+    step("done: review the changes with `git diff tests/cli`");
     Ok(())
 }
 

@@ -56,6 +56,10 @@ pub enum PluginsCommand {
     Check {
         /// The plugin folder (holding plugin.toml).
         dir: PathBuf,
+        /// Print the manifest as the host reads it (every default filled in, variables
+        /// expanded, paths absolute) as JSON.
+        #[arg(long)]
+        normalized: bool,
     },
     /// Create a working, buildable plugin folder with its manifest.
     New {
@@ -79,6 +83,10 @@ pub enum RegistryCommand {
     Check {
         /// The registry file.
         file: PathBuf,
+        /// Print the registry as the host reads it (every default filled in, paths
+        /// absolute) as JSON.
+        #[arg(long)]
+        normalized: bool,
     },
 }
 

@@ -31,12 +31,12 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Batch(args) => batch::batch(args),
         Command::Registry {
-            command: RegistryCommand::Check { file },
-        } => Ok(registry_check(&file)),
+            command: RegistryCommand::Check { file, normalized },
+        } => registry_check(&file, normalized),
         Command::Logs(args) => metaclaude::logs::run(&args.query()),
         Command::Plugins { command } => match command {
             PluginsCommand::List { plugins } => plugins::list(plugins.as_deref()),
-            PluginsCommand::Check { dir } => plugins::check(&dir),
+            PluginsCommand::Check { dir, normalized } => plugins::check(&dir, normalized),
             PluginsCommand::New {
                 name,
                 kind,
@@ -47,15 +47,21 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn registry_check(file: &Path) -> ExitCode {
+/// `metaclaude registry check`: every problem, or ok (or, `normalized`, the registry as
+/// the host reads it, as JSON).
+fn registry_check(file: &Path, normalized: bool) -> anyhow::Result<ExitCode> {
     match Registry::load(file) {
+        Ok(registry) if normalized => {
+            println!("{}", serde_json::to_string_pretty(&registry)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Ok(registry) => {
             println!("{}", render::registry_ok(file, registry.scripts.len()));
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::from(EXIT_USAGE)
+            Ok(ExitCode::from(EXIT_USAGE))
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use metaclaude::plugin::engine::PluginEngine;
-use metaclaude::plugin::manifest::WIT_VERSION;
+use metaclaude::plugin::manifest::{self, Manifest, WIT_VERSION};
 use metaclaude::plugin::{resolve_plugins_dir, PluginHost};
 use metaclaude::scaffold;
 
@@ -26,10 +26,16 @@ pub fn list(flag: Option<&Path>) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Loads one plugin folder as a host would, and says what it is or what is wrong.
-pub fn check(dir: &Path) -> anyhow::Result<ExitCode> {
+/// Loads one plugin folder as a host would, and says what it is or what is wrong (or,
+/// `normalized`, prints its manifest as the host reads it, as JSON).
+pub fn check(dir: &Path, normalized: bool) -> anyhow::Result<ExitCode> {
     let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
     match host.load_plugin(dir) {
+        Ok(()) if normalized => {
+            let manifest = Manifest::load(dir, &manifest::process_env)?;
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Ok(()) => {
             println!("{}", render::plugin_ok(dir, &host.list()[0], WIT_VERSION));
             Ok(ExitCode::SUCCESS)

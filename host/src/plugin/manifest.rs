@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use toml::{Table, Value};
 
 use crate::config::{self, Checker, ConfigError, ConfigValue};
@@ -19,7 +20,8 @@ use crate::suggest::did_you_mean;
 /// The `metaclaude:monitor` WIT version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PluginKind {
     Sink,
     Exporter,
@@ -62,7 +64,8 @@ impl fmt::Display for PluginKind {
 }
 
 /// What happens to an event when a plugin's queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OnFull {
     /// The executor waits for room (default for sinks: nothing is lost).
     Block,
@@ -71,7 +74,8 @@ pub enum OnFull {
 }
 
 /// What happens when a plugin traps, runs out of memory or overruns its deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FailurePolicy {
     /// Start a fresh instance with backoff; quarantine after too many failures.
     Reload,
@@ -80,7 +84,8 @@ pub enum FailurePolicy {
 }
 
 /// How the plugin is loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Artifact {
     /// A WebAssembly component: sandboxed.
     Component(PathBuf),
@@ -89,7 +94,7 @@ pub enum Artifact {
 }
 
 /// A directory granted to the plugin as a WASI preopen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DirGrant {
     pub host: PathBuf,
     pub guest: String,
@@ -98,7 +103,7 @@ pub struct DirGrant {
     pub create: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Capabilities {
     pub dirs: Vec<DirGrant>,
     /// `host:port` targets the plugin may send UDP datagrams to.
@@ -107,7 +112,7 @@ pub struct Capabilities {
     pub http: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
     pub memory_mb: u64,
     pub call_timeout_ms: u64,
@@ -145,7 +150,7 @@ impl Limits {
 /// Acknowledged delivery (`[acknowledgements]`): the executor reports an execution as
 /// finished only once every plugin with `enabled = true` has handled its `finished` event,
 /// so that nothing reported is ever missing from what the plugin writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Acknowledgements {
     pub enabled: bool,
     /// How long the executor waits for the plugin's answer before reporting the execution
@@ -167,7 +172,7 @@ impl Default for Acknowledgements {
 }
 
 /// Which events reach the plugin (all when empty).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Filter {
     pub specialists: Vec<String>,
     pub scripts: Vec<String>,
@@ -176,7 +181,7 @@ pub struct Filter {
 }
 
 /// A validated, normalised manifest.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Manifest {
     pub file: PathBuf,
     pub name: String,
