@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use metaclaude::model::{ExecutionEvent, ExecutionResult, LifecycleKind, ResourceUsage};
+use metaclaude::model::{ExecutionEvent, ExecutionResult};
 use metaclaude::plugin::PluginHost;
 use metaclaude::{EventSink, ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
 
@@ -32,44 +32,16 @@ fn need(path: PathBuf) -> PathBuf {
 }
 
 fn event(i: u64) -> ExecutionEvent {
-    let now = Utc::now();
-    let id = format!("01BENCH{i:019}");
-    ExecutionEvent {
-        kind: LifecycleKind::Finished,
-        timestamp: now,
-        execution_id: id.clone(),
-        script_id: "validate_api_schema".into(),
-        specialist: Some("api-ui-designer".into()),
-        session_id: Some("session-123".into()),
-        correlation_id: Some("request-456".into()),
-        user: Some("ops".into()),
-        attempt: 1,
-        pid: None,
-        error: None,
-        retry_delay_ms: None,
-        result: Some(Box::new(ExecutionResult {
-            execution_id: id,
-            script_id: "validate_api_schema".into(),
-            specialist: Some("api-ui-designer".into()),
-            success: true,
-            exit_code: Some(0),
-            signal: None,
-            stdout: "{\"valid\": true, \"paths\": 2}\n".into(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            started_at: now,
-            finished_at: now,
-            attempts: Vec::new(),
-            retries: 0,
-            inputs: [("schema_file".to_string(), serde_json::json!("api.json"))].into(),
-            session_id: Some("session-123".into()),
-            correlation_id: Some("request-456".into()),
-            user: Some("ops".into()),
-            error_details: None,
-            resource_usage: ResourceUsage::empty(),
-        })),
-    }
+    let mut r = ExecutionResult::new(format!("01BENCH{i:019}"), "validate_api_schema", Utc::now());
+    r.specialist = Some("api-ui-designer".into());
+    r.success = true;
+    r.exit_code = Some(0);
+    r.stdout = "{\"valid\": true, \"paths\": 2}\n".into();
+    r.inputs = [("schema_file".to_string(), serde_json::json!("api.json"))].into();
+    r.session_id = Some("session-123".into());
+    r.correlation_id = Some("request-456".into());
+    r.user = Some("ops".into());
+    ExecutionEvent::finished(r)
 }
 
 fn plugin_folder(dir: &Path, name: &str, wasm: &Path, extra: &str) -> PathBuf {

@@ -214,6 +214,37 @@ pub struct ExecutionResult {
 }
 
 impl ExecutionResult {
+    /// A result with nothing run yet: no attempt, no output, every figure zero, not a
+    /// success; `finished_at` is `started_at` until the execution ends.
+    pub fn new(
+        execution_id: impl Into<String>,
+        script_id: impl Into<String>,
+        started_at: DateTime<Utc>,
+    ) -> ExecutionResult {
+        ExecutionResult {
+            execution_id: execution_id.into(),
+            script_id: script_id.into(),
+            specialist: None,
+            success: false,
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            started_at,
+            finished_at: started_at,
+            attempts: Vec::new(),
+            retries: 0,
+            inputs: BTreeMap::new(),
+            session_id: None,
+            correlation_id: None,
+            user: None,
+            error_details: None,
+            resource_usage: ResourceUsage::empty(),
+        }
+    }
+
     pub fn category(&self) -> Option<ErrorCategory> {
         self.error_details.as_ref().map(|e| e.category)
     }
@@ -273,6 +304,27 @@ pub struct ExecutionEvent {
     /// `finished`: the whole result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Box<ExecutionResult>>,
+}
+
+impl ExecutionEvent {
+    /// The `finished` event of `result`, stamped with its `finished_at`.
+    pub fn finished(result: ExecutionResult) -> ExecutionEvent {
+        ExecutionEvent {
+            kind: LifecycleKind::Finished,
+            timestamp: result.finished_at,
+            execution_id: result.execution_id.clone(),
+            script_id: result.script_id.clone(),
+            specialist: result.specialist.clone(),
+            session_id: result.session_id.clone(),
+            correlation_id: result.correlation_id.clone(),
+            user: result.user.clone(),
+            attempt: result.attempts.len() as u32,
+            pid: None,
+            error: None,
+            retry_delay_ms: None,
+            result: Some(Box::new(result)),
+        }
+    }
 }
 
 /// How serious an alert is.

@@ -7,49 +7,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use metaclaude::model::{ExecutionEvent, ExecutionResult, LifecycleKind, ResourceUsage};
+use metaclaude::model::{ExecutionEvent, ExecutionResult};
 use metaclaude::plugin::PluginHost;
 use metaclaude::EventSink;
 
 use crate::plugins::write_plugin;
 
 fn finished(id: String, at: DateTime<Utc>) -> ExecutionEvent {
-    ExecutionEvent {
-        kind: LifecycleKind::Finished,
-        timestamp: at,
-        execution_id: id.clone(),
-        script_id: "hello".into(),
-        specialist: Some("examples".into()),
-        session_id: None,
-        correlation_id: None,
-        user: None,
-        attempt: 1,
-        pid: None,
-        error: None,
-        retry_delay_ms: None,
-        result: Some(Box::new(ExecutionResult {
-            execution_id: id,
-            script_id: "hello".into(),
-            specialist: Some("examples".into()),
-            success: true,
-            exit_code: Some(0),
-            signal: None,
-            stdout: "Hello, world!\n".into(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            started_at: at,
-            finished_at: at,
-            attempts: Vec::new(),
-            retries: 0,
-            inputs: Default::default(),
-            session_id: None,
-            correlation_id: None,
-            user: None,
-            error_details: None,
-            resource_usage: ResourceUsage::empty(),
-        })),
-    }
+    let mut r = ExecutionResult::new(id, "hello", at);
+    r.specialist = Some("examples".into());
+    r.success = true;
+    r.exit_code = Some(0);
+    r.stdout = "Hello, world!\n".into();
+    ExecutionEvent::finished(r)
 }
 
 /// A log-sink plugin folder in `plugins` writing into `logs`, with `config` lines in its

@@ -128,26 +128,12 @@ impl ToolExecutionService {
         self.emit(header.event(LifecycleKind::Queued, 0));
 
         let mut result = ExecutionResult {
-            execution_id,
-            script_id: req.script_id.clone(),
             specialist: header.specialist.clone(),
-            success: false,
-            exit_code: None,
-            signal: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            started_at,
-            finished_at: started_at,
-            attempts: Vec::new(),
-            retries: 0,
             inputs: req.inputs.clone(),
             session_id: req.session_id.clone(),
             correlation_id: req.correlation_id.clone(),
             user: req.user.clone(),
-            error_details: None,
-            resource_usage: ResourceUsage::empty(),
+            ..ExecutionResult::new(execution_id, req.script_id.clone(), started_at)
         };
 
         match entry {

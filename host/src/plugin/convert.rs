@@ -110,7 +110,10 @@ fn attempt(a: &AttemptSummary) -> wit::AttemptSummary {
     }
 }
 
-fn result(r: &ExecutionResult) -> wit::ExecutionResult {
+/// The result as a WIT record; without `output`, `stdout` and `stderr` are left empty
+/// (the plugin reads them from the event's JSON, so they cross into it once, not twice).
+fn result(r: &ExecutionResult, output: bool) -> wit::ExecutionResult {
+    let text = |s: &String| if output { s.clone() } else { String::new() };
     wit::ExecutionResult {
         execution_id: r.execution_id.clone(),
         script_id: r.script_id.clone(),
@@ -118,8 +121,8 @@ fn result(r: &ExecutionResult) -> wit::ExecutionResult {
         success: r.success,
         exit_code: r.exit_code,
         signal: r.signal.clone(),
-        stdout: r.stdout.clone(),
-        stderr: r.stderr.clone(),
+        stdout: text(&r.stdout),
+        stderr: text(&r.stderr),
         stdout_truncated: r.stdout_truncated,
         stderr_truncated: r.stderr_truncated,
         started_at: datetime(&r.started_at),
@@ -139,7 +142,9 @@ fn result(r: &ExecutionResult) -> wit::ExecutionResult {
     }
 }
 
-/// One event as plugins receive it; `json` is the host's serialisation, when wanted.
+/// One event as plugins receive it; `json` is the host's serialisation, when wanted
+/// (`event_json = true`), and then carries the result's `stdout` and `stderr`, which the
+/// record leaves empty.
 pub fn event(e: &ExecutionEvent, json: Option<&str>) -> wit::Event {
     wit::Event {
         kind: kind(e.kind),
@@ -154,7 +159,7 @@ pub fn event(e: &ExecutionEvent, json: Option<&str>) -> wit::Event {
         pid: e.pid,
         error: e.error.as_ref().map(error_details),
         retry_delay_ms: e.retry_delay_ms,
-        result: e.result.as_deref().map(result),
+        result: e.result.as_deref().map(|r| result(r, json.is_none())),
         json: json.unwrap_or_default().to_string(),
     }
 }
@@ -192,5 +197,32 @@ pub fn alert_from_wit(a: wit::Alert) -> crate::model::Alert {
         threshold: a.threshold,
         specialist: a.specialist,
         labels: a.labels.into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    /// A plugin that reads the JSON gets the script's output once, in the JSON; the others
+    /// get it in the record.
+    #[test]
+    fn output_crosses_once() {
+        let mut r = ExecutionResult::new("01X", "hello", Utc::now());
+        r.stdout = "out".into();
+        r.stderr = "err".into();
+        let e = ExecutionEvent::finished(r);
+        let json = serde_json::to_string(&e).unwrap();
+        let with_json = event(&e, Some(&json));
+        let record = with_json.result.unwrap();
+        assert_eq!((record.stdout.as_str(), record.stderr.as_str()), ("", ""));
+        assert!(with_json.json.contains("\"stdout\":\"out\""));
+        let plain = event(&e, None).result.unwrap();
+        assert_eq!(
+            (plain.stdout.as_str(), plain.stderr.as_str()),
+            ("out", "err")
+        );
     }
 }

@@ -12,6 +12,8 @@ use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
 use metaclaude_plugin_sdk::{export_sink, sink::Guest, types::Event};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use writer::{LogWriter, Policy};
@@ -75,59 +77,96 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
 }
 
 /// The log line for one event (`None` when the level filters it out).
+///
+/// A `finished` line is the host's JSON of the result with the log's fields put in front:
+/// the result's text is copied as it is (validated, never parsed into a tree and
+/// serialised again), so a large stdout costs one copy.
 pub fn log_line(event_json: &str, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
+    let bad = |e: serde_json::Error| format!("event JSON from the host: {e}");
+    let event: EventHead = serde_json::from_str(event_json).map_err(bad)?;
+    if event.kind != "finished" {
+        return if debug {
+            lifecycle_line(event_json).map(Some)
+        } else {
+            Ok(None)
+        };
+    }
+    let raw = event
+        .result
+        .ok_or_else(|| "finished event without a result".to_string())?;
+    let head: ResultHead = serde_json::from_str(raw.get()).map_err(bad)?;
+    let level = match (head.success, head.retries) {
+        (true, 0) => "INFO",
+        (true, _) => "WARN",
+        (false, _) => "ERROR",
+    };
+    let finished_at = head.finished_at.map_or("null", RawValue::get);
+    let category = head
+        .error_details
+        .and_then(|e| e.category)
+        .map_or("null", RawValue::get);
+    // The result's members, without its opening brace (it has at least its id).
+    let members = raw.get().trim_start().strip_prefix('{').unwrap_or("}");
+    let separator = if members.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    let line = format!(
+        "{{\"log_version\":{LOG_VERSION},\"timestamp\":{finished_at},\"level\":\"{level}\",\"event\":\"finished\",\"category\":{category}{separator}{members}"
+    );
+    Ok(Some((line, parse_time(finished_at))))
+}
+
+/// A DEBUG line for a lifecycle event other than `finished` (rare: only at level DEBUG).
+fn lifecycle_line(event_json: &str) -> Result<(String, DateTime<Utc>), String> {
     let mut event: Map<String, Value> =
         serde_json::from_str(event_json).map_err(|e| format!("event JSON from the host: {e}"))?;
-    let kind = event
-        .remove("kind")
-        .and_then(|k| k.as_str().map(String::from))
-        .unwrap_or_default();
+    let kind = event.remove("kind").unwrap_or(Value::Null);
+    let timestamp = event.remove("timestamp").unwrap_or(Value::Null);
+    let at = parse_time(&timestamp.to_string());
     let mut line = Map::new();
     line.insert("log_version".into(), LOG_VERSION.into());
-    if kind == "finished" {
-        let Some(Value::Object(result)) = event.remove("result") else {
-            return Err("finished event without a result".into());
-        };
-        let success = result
-            .get("success")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let retries = result.get("retries").and_then(Value::as_u64).unwrap_or(0);
-        let level = match (success, retries) {
-            (true, 0) => "INFO",
-            (true, _) => "WARN",
-            (false, _) => "ERROR",
-        };
-        let timestamp = result.get("finished_at").cloned().unwrap_or(Value::Null);
-        let category = result
-            .get("error_details")
-            .and_then(|e| e.get("category"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        line.insert("timestamp".into(), timestamp);
-        line.insert("level".into(), level.into());
-        line.insert("event".into(), "finished".into());
-        line.insert("category".into(), category);
-        line.extend(result);
-    } else {
-        if !debug {
-            return Ok(None);
-        }
-        line.insert(
-            "timestamp".into(),
-            event.remove("timestamp").unwrap_or(Value::Null),
-        );
-        line.insert("level".into(), "DEBUG".into());
-        line.insert("event".into(), kind.into());
-        line.extend(event);
-    }
-    let at = line
-        .get("timestamp")
-        .and_then(Value::as_str)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    line.insert("timestamp".into(), timestamp);
+    line.insert("level".into(), "DEBUG".into());
+    line.insert("event".into(), kind);
+    line.extend(event);
+    Ok((Value::Object(line).to_string(), at))
+}
+
+/// A JSON string holding an RFC 3339 time, or now.
+fn parse_time(json: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(json.trim_matches('"'))
         .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(Utc::now);
-    Ok(Some((Value::Object(line).to_string(), at)))
+        .unwrap_or_else(|_| Utc::now())
+}
+
+/// What a line needs of an event: its kind, and the result's text as it is.
+#[derive(Deserialize)]
+struct EventHead<'a> {
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+}
+
+/// What a line needs of a result, borrowed from its text.
+#[derive(Deserialize)]
+struct ResultHead<'a> {
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    retries: u64,
+    #[serde(borrow, default)]
+    finished_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error_details: Option<ErrorHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorHead<'a> {
+    #[serde(borrow, default)]
+    category: Option<&'a RawValue>,
 }
 
 struct LogSink;
@@ -183,7 +222,10 @@ mod tests {
     #[test]
     fn finished_events_become_log_lines_with_levels() {
         let ev = r#"{"kind":"finished","timestamp":"2026-11-24T10:00:00.000001Z","execution_id":"X","script_id":"s","result":{"execution_id":"X","script_id":"s","success":true,"retries":1,"finished_at":"2026-11-24T10:00:00.000000Z","error_details":null}}"#;
-        let (line, _) = log_line(ev, false).unwrap().unwrap();
+        let (line, at) = log_line(ev, false).unwrap().unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-24T10:00:00+00:00");
+        let parsed: Value = serde_json::from_str(&line).expect("a log line is JSON");
+        assert_eq!(parsed["retries"], 1);
         assert!(line.starts_with(r#"{"log_version":1,"timestamp":"2026-11-24T10:00:00.000000Z","level":"WARN","event":"finished","category":null,"execution_id":"X""#), "{line}");
         let started = r#"{"kind":"started","timestamp":"2026-11-24T10:00:00.000001Z","execution_id":"X","script_id":"s","attempt":1,"pid":5}"#;
         assert_eq!(log_line(started, false).unwrap(), None);
