@@ -11,6 +11,7 @@ pub mod executor;
 mod ids;
 pub mod logs;
 pub mod model;
+pub mod monitor;
 pub mod plugin;
 pub mod registry;
 pub mod scaffold;

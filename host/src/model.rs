@@ -372,6 +372,22 @@ pub mod timestamp {
             .map(|t| t.with_timezone(&Utc))
             .map_err(serde::de::Error::custom)
     }
+
+    /// The same for an optional time (`null` when absent).
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&super::format(t)),
+                None => s.serialize_none(),
+            }
+        }
+    }
 }
 
 /// The conventional name of a signal number (`SIGKILL`), or `SIG<n>` for others.

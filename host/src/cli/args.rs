@@ -193,6 +193,9 @@ pub struct LogsArgs {
     /// Only failed executions.
     #[arg(long)]
     pub failed: bool,
+    /// Only this execution.
+    #[arg(long, value_name = "ID")]
+    pub execution_id: Option<String>,
     /// At most N executions (the newest), or with --stats the N newest are summarised.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -237,6 +240,7 @@ impl LogsArgs {
         LogQuery {
             log_dir: self.log_dir.clone(),
             failed: self.failed,
+            execution_id: self.execution_id.clone(),
             limit: self.limit,
             json: self.json,
             specialist: self.specialist.clone(),

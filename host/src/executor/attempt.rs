@@ -15,7 +15,7 @@ use crate::registry::ScriptEntry;
 use super::capture::{Captured, OutputPipe};
 use super::cgroup::ExecCgroup;
 use super::classify;
-use super::errors::unknown_error;
+use super::errors::{self, unknown_error};
 use super::events::EventHeader;
 use super::launch::LaunchPlan;
 use super::measure::{self, Samples};
@@ -175,6 +175,7 @@ async fn spawn_and_wait(
     let deadline = spawned_at + Duration::from_millis(entry.timeout_ms);
     let mut interval = Duration::from_millis(5);
     let mut timed_out = false;
+    let mut stopped = false;
     loop {
         let next_sample = Instant::now() + interval;
         let wake = next_sample.min(deadline);
@@ -187,6 +188,12 @@ async fn spawn_and_wait(
             }
             _ = stdout.read_once(), if stdout.is_open() => {}
             _ = stderr.read_once(), if stderr.is_open() => {}
+            () = service.stopped(), if !stopped => {
+                stopped = true;
+                timed_out = true;
+                terminate(pid, cgroup, &pidfd, service.config().kill_grace).await;
+                break;
+            }
             _ = tokio::time::sleep_until(wake.into()) => {
                 if Instant::now() >= deadline {
                     timed_out = true;
@@ -251,6 +258,10 @@ async fn spawn_and_wait(
         cpu_seconds: usage.cpu_time_seconds,
         stderr: &stderr.text,
     });
+    let error = match error {
+        Some(e) if stopped => Some(errors::ended_by_shutdown(e)),
+        other => other,
+    };
     Ok(Ended {
         exit_code,
         signal: signal.map(signal_name),

@@ -113,3 +113,37 @@ pub(super) fn unknown_error(entry: &ScriptEntry, attempt: u32, message: String) 
         stack_trace: None,
     }
 }
+
+/// UNKNOWN: the host stopped (its shutdown grace ended) before the execution got a slot;
+/// nothing was run.
+pub(super) fn not_started(entry: &ScriptEntry) -> ErrorDetails {
+    let mut context = classify::context(entry, 0);
+    context.extra.insert("ended_by".into(), "shutdown".into());
+    ErrorDetails {
+        category: ErrorCategory::Unknown,
+        message: "Not run: the host shut down before the execution got a slot".into(),
+        context,
+        suggestions: vec![
+            "Run it again once the host is back".into(),
+            "Give the host a longer shutdown grace, or fewer executions at once".into(),
+        ],
+        stack_trace: None,
+    }
+}
+
+/// The TIMEOUT of an attempt the host's shutdown ended: the timeout's category and
+/// context, the cause in the message.
+pub(super) fn ended_by_shutdown(mut error: ErrorDetails) -> ErrorDetails {
+    error.message =
+        "Script execution was ended by the host's shutdown (its grace period was over)".into();
+    error.context.extra.remove("timeout_ms");
+    error
+        .context
+        .extra
+        .insert("ended_by".into(), "shutdown".into());
+    error.suggestions = vec![
+        "Run it again once the host is back".into(),
+        "Stop the host when it is idle, or give it a longer shutdown grace".into(),
+    ];
+    error
+}

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::ids::IdGenerator;
 use crate::model::{ExecutionEvent, ExecutionResult, LifecycleKind, ResourceUsage};
@@ -40,12 +40,17 @@ use super::{EventSink, Execution, ExecutionRequest, ExecutorConfig, Receipt, Rec
 /// # Ok(()) }
 /// ```
 pub struct ToolExecutionService {
-    registry: Arc<Registry>,
+    /// Replaced as a whole by [`ToolExecutionService::replace_registry`]; an execution
+    /// keeps the registry it started with.
+    registry: RwLock<Arc<Registry>>,
     config: ExecutorConfig,
     slots: Arc<Semaphore>,
     cgroups: Option<Arc<CgroupManager>>,
     sinks: Vec<Arc<dyn EventSink>>,
     ids: IdGenerator,
+    /// Set by [`ToolExecutionService::stop_running`]: running attempts are ended, queued
+    /// executions are not started, no retry is scheduled.
+    stop: watch::Sender<bool>,
 }
 
 impl ToolExecutionService {
@@ -64,12 +69,13 @@ impl ToolExecutionService {
             None
         };
         ToolExecutionService {
-            registry: Arc::new(registry),
+            registry: RwLock::new(Arc::new(registry)),
             slots: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
             config,
             cgroups,
             sinks: Vec::new(),
             ids: IdGenerator::default(),
+            stop: watch::Sender::new(false),
         }
     }
 
@@ -78,8 +84,45 @@ impl ToolExecutionService {
         self.sinks.push(sink);
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The registry in force now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.read().unwrap().clone()
+    }
+
+    /// Puts `registry` in force for executions that start from now on (those already
+    /// running keep theirs).
+    pub fn replace_registry(&self, registry: Registry) {
+        *self.registry.write().unwrap() = Arc::new(registry);
+    }
+
+    /// Executions running at once, at most.
+    pub fn max_concurrency(&self) -> usize {
+        self.config.max_concurrency.max(1)
+    }
+
+    /// A fresh execution id (a ULID), for [`ToolExecutionService::execute_recorded_as`]
+    /// when the caller must know it before the execution starts.
+    pub fn new_execution_id(&self) -> String {
+        self.ids.next()
+    }
+
+    /// Ends every running execution the way its timeout would (SIGTERM to its process
+    /// tree, SIGKILL after the kill grace; reported as TIMEOUT, ended by the host's
+    /// shutdown), starts no queued one and schedules no retry, from now on. For a host
+    /// that stops after its grace period.
+    pub fn stop_running(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Whether [`ToolExecutionService::stop_running`] was called.
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves once [`ToolExecutionService::stop_running`] is called.
+    pub(super) async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|stop| *stop).await;
     }
 
     pub(super) fn config(&self) -> &ExecutorConfig {
@@ -114,9 +157,19 @@ impl ToolExecutionService {
     /// Like [`ToolExecutionService::execute`], and in acknowledged mode returns only once
     /// the acknowledging sinks answered, with what they said.
     pub async fn execute_recorded(&self, req: ExecutionRequest) -> Execution {
-        let execution_id = self.ids.next();
+        self.execute_recorded_as(self.ids.next(), req).await
+    }
+
+    /// [`ToolExecutionService::execute_recorded`] under an id from
+    /// [`ToolExecutionService::new_execution_id`].
+    pub async fn execute_recorded_as(
+        &self,
+        execution_id: String,
+        req: ExecutionRequest,
+    ) -> Execution {
         let started_at = Utc::now();
-        let entry = self.registry.get(&req.script_id);
+        let registry = self.registry();
+        let entry = registry.get(&req.script_id);
         let header = EventHeader {
             execution_id: execution_id.clone(),
             script_id: req.script_id.clone(),
@@ -140,8 +193,8 @@ impl ToolExecutionService {
             None => {
                 result.error_details = Some(errors::unknown_script(
                     &req.script_id,
-                    self.registry.ids(),
-                    &self.registry.file,
+                    registry.ids(),
+                    &registry.file,
                 ))
             }
             Some(entry) => match validate_inputs(entry, &req.inputs) {
@@ -150,9 +203,17 @@ impl ToolExecutionService {
                 }
                 Ok(inputs) => {
                     result.inputs = inputs.clone();
-                    let _slot = self.slots.acquire().await;
-                    self.run_attempts(entry, &header, &inputs, &mut result)
-                        .await;
+                    let slot = tokio::select! {
+                        slot = self.slots.acquire() => slot.ok(),
+                        () = self.stopped() => None,
+                    };
+                    match slot {
+                        Some(_slot) => {
+                            self.run_attempts(entry, &header, &inputs, &mut result)
+                                .await
+                        }
+                        None => result.error_details = Some(errors::not_started(entry)),
+                    }
                 }
             },
         }
@@ -226,6 +287,7 @@ impl ToolExecutionService {
             let retries_so_far = attempt - 1;
             if !should_retry(&entry.retry, &error, outcome.summary.exit_code)
                 || retries_so_far >= entry.retry.max_retries
+                || self.is_stopping()
             {
                 break;
             }
@@ -240,7 +302,10 @@ impl ToolExecutionService {
                 category = %error.category,
                 "retrying after a transient failure"
             );
-            tokio::time::sleep(Duration::from_millis(delay_before_ms)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(delay_before_ms)) => {}
+                () = self.stopped() => break,
+            }
             attempt += 1;
         }
         result.retries = attempt - 1;

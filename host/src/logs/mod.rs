@@ -48,6 +48,8 @@ pub struct LogQuery {
     pub log_dir: PathBuf,
     /// Only failed executions.
     pub failed: bool,
+    /// Only this execution.
+    pub execution_id: Option<String>,
     /// At most N executions (the newest), or with `stats` the N newest are summarised.
     pub limit: Option<usize>,
     /// JSON lines (one full record per line; with `stats` one report object).
@@ -81,6 +83,7 @@ impl LogQuery {
         let (start, end) = self.bounds(now);
         Filter {
             failed: self.failed,
+            execution_id: self.execution_id.clone(),
             specialist: self.specialist.clone(),
             script: self.script.clone(),
             category: self.category.map(|c| c.as_str().to_string()),
@@ -177,6 +180,32 @@ pub fn execute(args: &LogQuery, out: &mut dyn Write) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The newest `limit` execution records of the log that `query`'s filters take, as the
+/// log's JSON lines, newest first: a server's history beyond what it holds in memory.
+/// Damaged input is reported on stderr and skipped, as by `metaclaude logs`.
+pub fn newest_records(query: &LogQuery, limit: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let now = Utc::now();
+    let (start, end) = query.bounds(now);
+    let files: Vec<LogFile> = reader::discover(&query.log_dir)
+        .with_context(|| {
+            format!(
+                "cannot read the execution log directory {}",
+                query.log_dir.display()
+            )
+        })?
+        .into_iter()
+        .filter(|f| f.may_overlap(start, end))
+        .collect();
+    let matcher = Matcher::new(query.filter(now));
+    let reporter = Reporter::default();
+    let mut found = Vec::new();
+    newest_first(&files, &matcher, &reporter, Some(limit), |_, line| {
+        found.push(line.to_vec());
+        Ok(())
+    })?;
+    Ok(found)
 }
 
 /// Scans one file, calling `each` with every matching execution record and its line.

@@ -52,6 +52,38 @@ pub struct Usage {
     pub cpu_time_seconds: f64,
 }
 
+impl<'a> Record<'a> {
+    /// The record of an execution held in memory (a server's recent executions), so that
+    /// one [`Matcher`] and one statistics code serve the log and the memory alike.
+    pub fn of(r: &'a crate::model::ExecutionResult) -> Record<'a> {
+        let level = match (r.success, r.retries) {
+            (true, 0) => "INFO",
+            (true, _) => "WARN",
+            (false, _) => "ERROR",
+        };
+        Record {
+            timestamp: Some(Cow::Owned(crate::model::timestamp::format(&r.finished_at))),
+            level: Some(Cow::Borrowed(level)),
+            event: Some(Cow::Borrowed("finished")),
+            category: r.category().map(|c| Cow::Borrowed(c.as_str())),
+            execution_id: Some(Cow::Borrowed(&r.execution_id)),
+            script_id: Some(Cow::Borrowed(&r.script_id)),
+            specialist: r.specialist.as_deref().map(Cow::Borrowed),
+            user: r.user.as_deref().map(Cow::Borrowed),
+            session_id: r.session_id.as_deref().map(Cow::Borrowed),
+            correlation_id: r.correlation_id.as_deref().map(Cow::Borrowed),
+            success: Some(r.success),
+            exit_code: r.exit_code.map(i64::from),
+            retries: Some(u64::from(r.retries)),
+            resource_usage: Some(Usage {
+                wall_time_seconds: r.resource_usage.wall_time_seconds,
+                peak_memory_mb: r.resource_usage.peak_memory_mb,
+                cpu_time_seconds: r.resource_usage.cpu_time_seconds,
+            }),
+        }
+    }
+}
+
 impl Record<'_> {
     /// Execution records are `"event":"finished"`; lifecycle lines (DEBUG) are the others.
     pub fn is_execution(&self) -> bool {
@@ -72,6 +104,7 @@ impl Record<'_> {
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub failed: bool,
+    pub execution_id: Option<String>,
     pub specialist: Option<String>,
     pub script: Option<String>,
     pub category: Option<String>,
@@ -97,6 +130,7 @@ impl Matcher {
         // Categories are written in upper case; the byte scan needs the written form.
         filter.category = filter.category.map(|c| c.to_ascii_uppercase());
         let values = [
+            &filter.execution_id,
             &filter.specialist,
             &filter.script,
             &filter.category,
@@ -135,7 +169,8 @@ impl Matcher {
         if f.failed && r.success != Some(false) {
             return false;
         }
-        if !(eq(&f.specialist, &r.specialist)
+        if !(eq(&f.execution_id, &r.execution_id)
+            && eq(&f.specialist, &r.specialist)
             && eq(&f.script, &r.script_id)
             && eq(&f.user, &r.user)
             && eq(&f.session, &r.session_id)

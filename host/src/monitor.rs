@@ -1,0 +1,541 @@
+//! What a long-running host keeps in memory about its executions: the ones running now
+//! (their state so far), a bounded ring of the recent ones, totals since it started, and
+//! a numbered feed of every lifecycle event for live clients (the server's WebSocket).
+//!
+//! Invariants:
+//! * memory is bounded: at most [`Limits::recent`] finished executions and
+//!   [`Limits::recent_output_bytes`] of their stdout and stderr are kept (the oldest go
+//!   first); the feed is a broadcast channel of [`Limits::feed`] items shared by every
+//!   client, whose copies of a result keep at most [`FEED_OUTPUT_BYTES`] of each output;
+//! * every event gets the next sequence number and is sent to the feed in that order,
+//!   under one lock, so a client that takes a [`Snapshot`] and then reads the feed sees
+//!   every event after the snapshot exactly once;
+//! * the executor is never blocked: `emit` updates memory and sends to a channel that
+//!   drops what slow clients did not read (they notice and take a fresh snapshot).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::executor::EventSink;
+use crate::logs::query::{Matcher, Record};
+use crate::logs::stats::{Acc, GroupBy, Stats, StatsAcc};
+use crate::model::{timestamp, ErrorDetails, ExecutionEvent, ExecutionResult, LifecycleKind};
+
+/// Bytes of each of stdout and stderr that the feed's copy of a result keeps (the tail;
+/// `stdout_truncated` says so). The whole result stays available by its id.
+pub const FEED_OUTPUT_BYTES: usize = 16 * 1024;
+
+/// How much a [`Monitor`] keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Finished executions kept.
+    pub recent: usize,
+    /// stdout and stderr bytes kept over all of them.
+    pub recent_output_bytes: usize,
+    /// Feed items buffered for the slowest client before it must take a snapshot.
+    pub feed: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            recent: 10_000,
+            recent_output_bytes: 64 * 1024 * 1024,
+            feed: 4096,
+        }
+    }
+}
+
+/// Where a running execution is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Waiting for a concurrency slot.
+    Queued,
+    /// An attempt's process runs.
+    Running,
+    /// Waiting out the backoff before the next attempt.
+    Retrying,
+}
+
+/// An execution that has not finished: its state so far.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningExecution {
+    pub execution_id: String,
+    pub script_id: String,
+    pub specialist: Option<String>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub user: Option<String>,
+    pub state: RunState,
+    #[serde(with = "timestamp")]
+    pub queued_at: DateTime<Utc>,
+    /// The attempt running or last run (0 while queued).
+    pub attempt: u32,
+    /// The running attempt's process id.
+    pub pid: Option<u32>,
+    #[serde(with = "timestamp::option")]
+    pub attempt_started_at: Option<DateTime<Utc>>,
+    /// What went wrong in the last failed attempt.
+    pub last_error: Option<ErrorDetails>,
+    /// The backoff before the next attempt, while retrying.
+    pub retry_delay_ms: Option<u64>,
+}
+
+/// An execution the monitor knows, running or finished.
+#[derive(Debug, Clone)]
+pub enum Known {
+    Running(Box<RunningExecution>),
+    Finished(Arc<ExecutionResult>),
+}
+
+/// Counts since the monitor started.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Totals {
+    pub executions: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retries: u64,
+}
+
+/// One event of the feed: its sequence number, what a subscription filters on, and the
+/// message every client is sent, serialised once.
+#[derive(Debug)]
+pub struct FeedItem {
+    pub seq: u64,
+    pub kind: LifecycleKind,
+    pub script_id: String,
+    pub specialist: Option<String>,
+    /// `{"type":"event","seq":N,"event":{...}}`.
+    pub json: String,
+}
+
+/// The state a live client starts from; the feed's items after `seq` follow it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// The last event this snapshot includes.
+    pub seq: u64,
+    #[serde(with = "timestamp")]
+    pub started_at: DateTime<Utc>,
+    pub totals: Totals,
+    pub running: Vec<RunningExecution>,
+    /// The newest finished executions, newest first (outputs cut as in the feed).
+    pub recent: Vec<ExecutionResult>,
+}
+
+/// Statistics over the executions held in memory that finished since `since`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowStats {
+    #[serde(with = "timestamp::option")]
+    pub since: Option<DateTime<Utc>>,
+    /// The oldest finish time held: when it is after `since`, older executions of the
+    /// window were already let go (the log has them).
+    #[serde(with = "timestamp::option")]
+    pub oldest_held: Option<DateTime<Utc>>,
+    /// Whether the memory covers the whole window.
+    pub complete: bool,
+    pub overall: Stats,
+    /// Most executions first.
+    pub top_scripts: Vec<crate::logs::stats::Group>,
+    pub top_specialists: Vec<crate::logs::stats::Group>,
+}
+
+struct State {
+    seq: u64,
+    running: HashMap<String, RunningExecution>,
+    recent: VecDeque<Arc<ExecutionResult>>,
+    by_id: HashMap<String, Arc<ExecutionResult>>,
+    output_bytes: usize,
+    totals: Totals,
+    /// Finished executions let go to stay within the limits.
+    evicted: u64,
+}
+
+/// The in-memory view of a host's executions; an [`EventSink`].
+pub struct Monitor {
+    limits: Limits,
+    started_at: DateTime<Utc>,
+    state: Mutex<State>,
+    feed: broadcast::Sender<Arc<FeedItem>>,
+}
+
+impl Monitor {
+    pub fn new(limits: Limits) -> Monitor {
+        let (feed, _) = broadcast::channel(limits.feed.max(1));
+        Monitor {
+            limits,
+            started_at: Utc::now(),
+            state: Mutex::new(State {
+                seq: 0,
+                running: HashMap::new(),
+                recent: VecDeque::new(),
+                by_id: HashMap::new(),
+                output_bytes: 0,
+                totals: Totals::default(),
+                evicted: 0,
+            }),
+            feed,
+        }
+    }
+
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
+    }
+
+    /// A snapshot with the `recent` newest finished executions, and the feed from the
+    /// event after it on (taken together, so nothing is missed or seen twice).
+    pub fn subscribe(&self, recent: usize) -> (Snapshot, broadcast::Receiver<Arc<FeedItem>>) {
+        let state = self.state.lock().unwrap();
+        let rx = self.feed.subscribe();
+        (self.snapshot_of(&state, recent), rx)
+    }
+
+    /// A snapshot, without the feed.
+    pub fn snapshot(&self, recent: usize) -> Snapshot {
+        self.snapshot_of(&self.state.lock().unwrap(), recent)
+    }
+
+    fn snapshot_of(&self, state: &State, recent: usize) -> Snapshot {
+        let mut running: Vec<RunningExecution> = state.running.values().cloned().collect();
+        running.sort_by(|a, b| a.execution_id.cmp(&b.execution_id));
+        Snapshot {
+            seq: state.seq,
+            started_at: self.started_at,
+            totals: state.totals,
+            running,
+            recent: state
+                .recent
+                .iter()
+                .rev()
+                .take(recent)
+                .map(|r| feed_copy(r))
+                .collect(),
+        }
+    }
+
+    /// The execution `id`, if it runs or is still held.
+    pub fn get(&self, id: &str) -> Option<Known> {
+        let state = self.state.lock().unwrap();
+        if let Some(r) = state.running.get(id) {
+            return Some(Known::Running(Box::new(r.clone())));
+        }
+        state.by_id.get(id).cloned().map(Known::Finished)
+    }
+
+    /// Whether `id` is held as a finished execution.
+    pub fn holds(&self, id: &str) -> bool {
+        self.state.lock().unwrap().by_id.contains_key(id)
+    }
+
+    /// The newest finished executions that `matcher` takes, at most `limit`, newest first.
+    pub fn recent(&self, matcher: &Matcher, limit: usize) -> Vec<Arc<ExecutionResult>> {
+        let state = self.state.lock().unwrap();
+        state
+            .recent
+            .iter()
+            .rev()
+            .filter(|r| matcher.matches(&Record::of(r)))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// The executions running now, oldest first.
+    pub fn running(&self) -> Vec<RunningExecution> {
+        self.snapshot(0).running
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.state.lock().unwrap().totals
+    }
+
+    /// Statistics over the held executions that finished at or after `since` (all of them
+    /// when `None`), with the `top` scripts and specialists by count.
+    pub fn stats(&self, since: Option<DateTime<Utc>>, top: usize) -> WindowStats {
+        let held: Vec<Arc<ExecutionResult>> = {
+            let state = self.state.lock().unwrap();
+            state
+                .recent
+                .iter()
+                .filter(|r| since.is_none_or(|s| r.finished_at >= s))
+                .cloned()
+                .collect()
+        };
+        let (oldest_held, evicted) = {
+            let state = self.state.lock().unwrap();
+            (state.recent.front().map(|r| r.finished_at), state.evicted)
+        };
+        let mut overall = Acc::default();
+        let mut scripts = StatsAcc::default();
+        let mut specialists = StatsAcc::default();
+        for r in &held {
+            let record = Record::of(r);
+            overall.add(&record);
+            scripts.add(&record, Some(GroupBy::Script));
+            specialists.add(&record, Some(GroupBy::Specialist));
+        }
+        let top_of = |acc: StatsAcc, by| {
+            let mut groups = acc.finish(Some(by)).groups;
+            groups.sort_by(|a, b| b.stats.count.cmp(&a.stats.count).then(a.key.cmp(&b.key)));
+            groups.truncate(top);
+            groups
+        };
+        WindowStats {
+            since,
+            oldest_held,
+            complete: evicted == 0 || matches!((since, oldest_held), (Some(s), Some(o)) if o <= s),
+            overall: overall.finish(),
+            top_scripts: top_of(scripts, GroupBy::Script),
+            top_specialists: top_of(specialists, GroupBy::Specialist),
+        }
+    }
+
+    fn record(&self, state: &mut State, event: &ExecutionEvent) {
+        let id = &event.execution_id;
+        match event.kind {
+            LifecycleKind::Queued => {
+                state.running.insert(
+                    id.clone(),
+                    RunningExecution {
+                        execution_id: id.clone(),
+                        script_id: event.script_id.clone(),
+                        specialist: event.specialist.clone(),
+                        session_id: event.session_id.clone(),
+                        correlation_id: event.correlation_id.clone(),
+                        user: event.user.clone(),
+                        state: RunState::Queued,
+                        queued_at: event.timestamp,
+                        attempt: 0,
+                        pid: None,
+                        attempt_started_at: None,
+                        last_error: None,
+                        retry_delay_ms: None,
+                    },
+                );
+            }
+            LifecycleKind::Started => {
+                if let Some(r) = state.running.get_mut(id) {
+                    r.state = RunState::Running;
+                    r.attempt = event.attempt;
+                    r.pid = event.pid;
+                    r.attempt_started_at = Some(event.timestamp);
+                    r.retry_delay_ms = None;
+                }
+            }
+            LifecycleKind::AttemptFailed => {
+                if let Some(r) = state.running.get_mut(id) {
+                    r.pid = None;
+                    r.last_error = event.error.clone();
+                }
+            }
+            LifecycleKind::RetryScheduled => {
+                if let Some(r) = state.running.get_mut(id) {
+                    r.state = RunState::Retrying;
+                    r.retry_delay_ms = event.retry_delay_ms;
+                }
+            }
+            LifecycleKind::Finished => {
+                state.running.remove(id);
+                if let Some(result) = &event.result {
+                    self.hold(state, Arc::new((**result).clone()));
+                }
+            }
+        }
+    }
+
+    /// Keeps a finished execution, letting the oldest go beyond the limits.
+    fn hold(&self, state: &mut State, result: Arc<ExecutionResult>) {
+        state.totals.executions += 1;
+        if result.success {
+            state.totals.succeeded += 1;
+        } else {
+            state.totals.failed += 1;
+        }
+        state.totals.retries += u64::from(result.retries);
+        state.output_bytes += output_bytes(&result);
+        state
+            .by_id
+            .insert(result.execution_id.clone(), result.clone());
+        state.recent.push_back(result);
+        while state.recent.len() > self.limits.recent
+            || (state.output_bytes > self.limits.recent_output_bytes && state.recent.len() > 1)
+        {
+            let Some(old) = state.recent.pop_front() else {
+                break;
+            };
+            state.output_bytes -= output_bytes(&old);
+            state.by_id.remove(&old.execution_id);
+            state.evicted += 1;
+        }
+    }
+}
+
+fn output_bytes(r: &ExecutionResult) -> usize {
+    r.stdout.len() + r.stderr.len()
+}
+
+/// A result as the feed and snapshots carry it: each output cut to its last
+/// [`FEED_OUTPUT_BYTES`] (at a character boundary), marked truncated.
+pub fn feed_copy(r: &ExecutionResult) -> ExecutionResult {
+    let cut = |text: &str| -> Option<String> {
+        if text.len() <= FEED_OUTPUT_BYTES {
+            return None;
+        }
+        let mut start = text.len() - FEED_OUTPUT_BYTES;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        Some(text[start..].to_string())
+    };
+    let mut copy = r.clone();
+    if let Some(tail) = cut(&r.stdout) {
+        copy.stdout = tail;
+        copy.stdout_truncated = true;
+    }
+    if let Some(tail) = cut(&r.stderr) {
+        copy.stderr = tail;
+        copy.stderr_truncated = true;
+    }
+    copy
+}
+
+/// The feed message of one event.
+#[derive(Serialize)]
+struct FeedMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    event: &'a ExecutionEvent,
+}
+
+impl EventSink for Monitor {
+    fn emit(&self, event: &ExecutionEvent) {
+        let mut state = self.state.lock().unwrap();
+        self.record(&mut state, event);
+        state.seq += 1;
+        let seq = state.seq;
+        let cut;
+        let event = match &event.result {
+            Some(r) if r.stdout.len() > FEED_OUTPUT_BYTES || r.stderr.len() > FEED_OUTPUT_BYTES => {
+                let mut copy = event.clone();
+                copy.result = Some(Box::new(feed_copy(r)));
+                cut = copy;
+                &cut
+            }
+            _ => event,
+        };
+        let json = serde_json::to_string(&FeedMessage {
+            kind: "event",
+            seq,
+            event,
+        })
+        .unwrap_or_default();
+        // No receiver is fine: nobody watches.
+        let _ = self.feed.send(Arc::new(FeedItem {
+            seq,
+            kind: event.kind,
+            script_id: event.script_id.clone(),
+            specialist: event.specialist.clone(),
+            json,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::query::Filter;
+
+    fn event(kind: LifecycleKind, id: &str) -> ExecutionEvent {
+        let mut r = ExecutionResult::new(id, "hello", Utc::now());
+        r.success = id.ends_with('0');
+        let mut e = ExecutionEvent::finished(r);
+        e.kind = kind;
+        if kind != LifecycleKind::Finished {
+            e.result = None;
+        }
+        e
+    }
+
+    #[test]
+    fn running_then_finished_then_evicted_within_limits() {
+        let m = Monitor::new(Limits {
+            recent: 3,
+            recent_output_bytes: 1 << 20,
+            feed: 16,
+        });
+        m.emit(&event(LifecycleKind::Queued, "a0"));
+        assert!(matches!(m.get("a0"), Some(Known::Running(r)) if r.state == RunState::Queued));
+        let mut started = event(LifecycleKind::Started, "a0");
+        started.pid = Some(42);
+        started.attempt = 1;
+        m.emit(&started);
+        assert!(matches!(m.get("a0"), Some(Known::Running(r)) if r.pid == Some(42)));
+        for id in ["a0", "b1", "c0", "d1"] {
+            m.emit(&event(LifecycleKind::Finished, id));
+        }
+        assert!(m.get("a0").is_none(), "the oldest was let go");
+        assert!(matches!(m.get("d1"), Some(Known::Finished(_))));
+        let all = m.recent(&Matcher::new(Filter::default()), 10);
+        let ids: Vec<&str> = all.iter().map(|r| r.execution_id.as_str()).collect();
+        assert_eq!(ids, ["d1", "c0", "b1"], "newest first");
+        let failed = m.recent(
+            &Matcher::new(Filter {
+                failed: true,
+                ..Filter::default()
+            }),
+            10,
+        );
+        assert_eq!(failed.len(), 2);
+        let t = m.totals();
+        assert_eq!((t.executions, t.succeeded, t.failed), (4, 2, 2));
+        let stats = m.stats(None, 5);
+        assert_eq!(stats.overall.count, 3);
+        assert!(!stats.complete, "one execution was let go");
+        assert_eq!(stats.top_scripts[0].key, "hello");
+    }
+
+    #[test]
+    fn outputs_are_bounded_in_memory_and_cut_in_the_feed() {
+        let m = Monitor::new(Limits {
+            recent: 100,
+            recent_output_bytes: 3 * 1024 * 1024,
+            feed: 16,
+        });
+        let (_, mut rx) = m.subscribe(10);
+        for i in 0..5 {
+            let mut e = event(LifecycleKind::Finished, &format!("x{i}"));
+            e.result.as_mut().unwrap().stdout = "é".repeat(512 * 1024);
+            m.emit(&e);
+        }
+        let item = rx.try_recv().unwrap();
+        assert_eq!(item.seq, 1);
+        assert!(
+            item.json.len() < 2 * FEED_OUTPUT_BYTES + 4096,
+            "{}",
+            item.json.len()
+        );
+        let v: serde_json::Value = serde_json::from_str(&item.json).unwrap();
+        assert_eq!(v["event"]["result"]["stdout_truncated"], true);
+        // 1 MiB each: three fit in 3 MiB.
+        assert_eq!(m.recent(&Matcher::new(Filter::default()), 10).len(), 3);
+        assert_eq!(m.totals().executions, 5);
+    }
+
+    #[test]
+    fn a_snapshot_and_the_feed_after_it_miss_nothing() {
+        let m = Monitor::new(Limits::default());
+        m.emit(&event(LifecycleKind::Queued, "a0"));
+        let (snapshot, mut rx) = m.subscribe(10);
+        assert_eq!(snapshot.seq, 1);
+        assert_eq!(snapshot.running.len(), 1);
+        m.emit(&event(LifecycleKind::Finished, "a0"));
+        let next = rx.try_recv().unwrap();
+        assert_eq!(next.seq, 2);
+        assert_eq!(next.kind, LifecycleKind::Finished);
+    }
+}
