@@ -15,6 +15,7 @@ pub mod monitor;
 pub mod plugin;
 pub mod registry;
 pub mod scaffold;
+pub mod serve;
 mod suggest;
 
 pub use executor::{

@@ -27,7 +27,7 @@ use crate::model::{timestamp, ErrorDetails, ExecutionEvent, ExecutionResult, Lif
 
 /// Bytes of each of stdout and stderr that the feed's copy of a result keeps (the tail;
 /// `stdout_truncated` says so). The whole result stays available by its id.
-pub const FEED_OUTPUT_BYTES: usize = 16 * 1024;
+pub const FEED_OUTPUT_BYTES: usize = 8 * 1024;
 
 /// How much a [`Monitor`] keeps.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +45,7 @@ impl Default for Limits {
         Limits {
             recent: 10_000,
             recent_output_bytes: 64 * 1024 * 1024,
-            feed: 4096,
+            feed: 1024,
         }
     }
 }

@@ -46,7 +46,7 @@ fn batch_host(plugins: &Path, concurrency: &str, stderr: Stdio) -> std::process:
 }
 
 /// Every execution id `metaclaude logs --json` finds in `logs`.
-fn logged_ids(logs: &Path) -> HashSet<String> {
+pub fn logged_ids(logs: &Path) -> HashSet<String> {
     let out = bin()
         .env("METACLAUDE_LOG_DIR", logs)
         .args(["logs", "--json"])

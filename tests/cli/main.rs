@@ -11,4 +11,5 @@ mod plugins;
 mod registry_check;
 mod run;
 mod scaffold;
+mod serve;
 mod util;

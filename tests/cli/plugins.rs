@@ -700,20 +700,7 @@ fn the_python_example_sink_receives_every_event() {
         .inspect(|e| assert_eq!(e["execution_id"], id))
         .map(|e| e["kind"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        kinds,
-        [
-            "queued",
-            "started",
-            "attempt_failed",
-            "retry_scheduled",
-            "started",
-            "attempt_failed",
-            "retry_scheduled",
-            "started",
-            "finished"
-        ]
-    );
+    assert_eq!(kinds, crate::util::FLAKY_LIFECYCLE);
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["success"], true);
 }

@@ -175,3 +175,31 @@ pub fn assert_golden_normalized(
     }
     cases.len()
 }
+
+/// The lifecycle of the example `flaky` script (EX_TEMPFAIL twice, then success), in order.
+pub const FLAKY_LIFECYCLE: [&str; 9] = [
+    "queued",
+    "started",
+    "attempt_failed",
+    "retry_scheduled",
+    "started",
+    "attempt_failed",
+    "retry_scheduled",
+    "started",
+    "finished",
+];
+
+/// Waits (polling, at most `limit`) until `done` holds; fails the test with `what` and
+/// the last `detail` otherwise.
+pub fn wait_until(
+    what: &str,
+    limit: std::time::Duration,
+    done: impl Fn() -> bool,
+    detail: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}: {}", detail());
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}

@@ -29,6 +29,9 @@ pub enum Command {
     /// Run many scripts in one host: requests as JSON lines in, each result as a JSON line
     /// out the moment it is reported finished.
     Batch(BatchArgs),
+    /// Run a long-running host: HTTP API, /metrics, a live feed over WebSocket; the
+    /// registry and plugins are reloaded while it runs.
+    Serve(ServeArgs),
     /// Work with registry files.
     Registry {
         #[command(subcommand)]
@@ -111,6 +114,65 @@ pub struct BatchArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10, requires = "metrics_file",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub metrics_interval: u64,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+    metaclaude serve --registry examples/registry/registry.json\n  \
+    curl -s localhost:8080/api/v1/executions -d '{\"script_id\": \"hello\"}'\n  \
+    metaclaude serve --bind 0.0.0.0 --token-file ~/.config/metaclaude/token")]
+pub struct ServeArgs {
+    /// The registry file (watched: a change is validated, then put in force).
+    #[arg(long, env = "METACLAUDE_REGISTRY", default_value = "registry.json")]
+    pub registry: PathBuf,
+    /// The address to listen on; any but a loopback address needs --token-file.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// The HTTP port (API, /metrics, /ws); 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
+    /// The seed's separate WebSocket port (the same feed as /ws); 0 picks a free one.
+    #[arg(long, default_value_t = 8081, conflicts_with = "no_ws_port")]
+    pub ws_port: u16,
+    /// Serve the live feed on the HTTP port only.
+    #[arg(long)]
+    pub no_ws_port: bool,
+    /// Executions running at once (default: four per core).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Executions accepted beyond those running, waiting for a slot; past it, 429.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub queue: usize,
+    /// A file holding the token every request must carry (Authorization: Bearer ...).
+    #[arg(long, env = "METACLAUDE_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Another name the server answers to in the Host header (repeatable).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
+    /// The largest request body taken.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Connections open at once (more wait to be accepted).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_connections: usize,
+    /// Live-feed clients at once (more are refused with 503).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_ws_clients: usize,
+    /// Seconds one live-feed message may take to reach a client before it is cut off.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ws_send_timeout: u64,
+    /// Seconds running executions may go on after SIGINT/SIGTERM before they are ended.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub grace: u64,
+    /// Finished executions kept in memory for the API and the live feed (older ones are
+    /// read from the log).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_recent: u64,
+    /// The execution log's directory (history beyond what the server holds in memory).
+    #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
+    pub log_dir: PathBuf,
     #[command(flatten)]
     pub host: HostArgs,
 }

@@ -7,6 +7,7 @@ mod batch;
 mod plugins;
 mod render;
 mod run;
+mod serve;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run::run(args),
         Command::Batch(args) => batch::batch(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Registry {
             command: RegistryCommand::Check { file, normalized },
         } => registry_check(&file, normalized),

@@ -1,0 +1,120 @@
+//! `metaclaude serve`: the long-running host.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use metaclaude::app::{HostConfig, MonitoredHost, PLUGIN_POLL};
+use metaclaude::monitor::{Limits, Monitor};
+use metaclaude::serve::{self, Bound, ServeConfig};
+use metaclaude::EventSink;
+
+use super::args::ServeArgs;
+use super::EXIT_USAGE;
+
+/// The shortest token taken: guessing it must be hopeless.
+const MIN_TOKEN_LEN: usize = 16;
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let token = match &args.token_file {
+        Some(file) => Some(read_token(file)?),
+        None => None,
+    };
+    let config = ServeConfig {
+        bind: args.bind,
+        http_port: args.http_port,
+        ws_port: (!args.no_ws_port).then_some(args.ws_port),
+        token,
+        allow_hosts: args.allow_hosts.clone(),
+        queue: args.queue,
+        max_body_bytes: args.max_body_bytes,
+        max_connections: args.max_connections,
+        max_ws_clients: args.max_ws_clients,
+        ws_send_timeout: Duration::from_secs(args.ws_send_timeout),
+        grace: Duration::from_secs(args.grace),
+        log_dir: args.log_dir.clone(),
+        ..ServeConfig::default()
+    };
+    let addr = std::net::SocketAddr::new(config.bind, config.http_port);
+    if serve::security::needs_token(addr) && config.token.is_none() {
+        eprintln!("error: {}", serve::ServeError::TokenRequired { addr });
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let monitor = Arc::new(Monitor::new(Limits {
+        recent: args.keep_recent as usize,
+        ..Limits::default()
+    }));
+    let host_config = HostConfig {
+        executor: args.host.executor(args.concurrency),
+        plugins: args.host.plugin_source(),
+        watch_plugins: Some(PLUGIN_POLL),
+        ..HostConfig::new(&args.registry)
+    };
+    let sinks: Vec<Arc<dyn EventSink>> = vec![monitor.clone()];
+    let host = match MonitoredHost::start(host_config, sinks, super::stderr_notices()) {
+        Ok(host) => host,
+        Err(e) => return super::host_failed(e, &args.registry),
+    };
+    let runtime = super::async_runtime()?;
+    let token_hint = args.token_file.is_some();
+    let served = runtime.block_on(serve::run(
+        config,
+        host,
+        monitor,
+        args.registry.clone(),
+        |bound| announce(bound, token_hint),
+    ));
+    match served {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => match e.downcast_ref::<serve::ServeError>() {
+            Some(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(EXIT_USAGE))
+            }
+            None => Err(e),
+        },
+    }
+}
+
+/// Where to reach the server, on stdout (a script may read the first line).
+fn announce(bound: Bound, token: bool) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "metaclaude serve: listening on http://{} (API /api/v1, metrics /metrics, live feed ws://{}/ws{})",
+        bound.http,
+        bound.http,
+        bound
+            .ws
+            .map(|ws| format!(" and ws://{ws}/ws"))
+            .unwrap_or_default()
+    );
+    if token {
+        let _ = writeln!(
+            out,
+            "  a token is needed: API clients send `Authorization: Bearer <token>`; a browser opens http://{}/?token=<token> once",
+            bound.http
+        );
+    }
+    let _ = out.flush();
+}
+
+/// The token in `file`: its first line, trimmed; refused when too short to be safe.
+fn read_token(file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the token file {}", file.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.len() < MIN_TOKEN_LEN {
+        bail!(
+            "the token in {} is too short ({} characters; at least {MIN_TOKEN_LEN}): make one with \
+             (umask 077; head -c 32 /dev/urandom | base64 > {})",
+            file.display(),
+            token.len(),
+            file.display()
+        );
+    }
+    Ok(token)
+}

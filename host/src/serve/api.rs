@@ -1,0 +1,531 @@
+//! The HTTP API under `/api/v1`, the health checks, and the router that puts them, the
+//! feed and `/metrics` behind the security guard.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::{feed, metrics, security, ServerState};
+use crate::executor::{ExecutionRequest, Recording};
+use crate::logs::{dates, LogQuery};
+use crate::monitor::Known;
+use crate::plugin::{Health, PluginInfo};
+
+/// The OpenAPI document of this API (checked against the server by the tests).
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// The longest listing one request returns.
+const MAX_LIMIT: usize = 1000;
+
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::handler))
+        .route("/ws", get(feed::handler))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/executions", post(submit).get(list))
+        .route("/api/v1/executions/{id}", get(one))
+        .route("/api/v1/scripts", get(scripts))
+        .route("/api/v1/plugins", get(plugins))
+        .route("/api/v1/plugins/reload", post(reload_plugins))
+        .route("/api/v1/reload", post(reload_registry))
+        .route("/api/v1/stats", get(stats))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /api/v1/openapi.json",
+    )
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+/// Ready when the registry is loaded (it always is once serving) and every plugin runs.
+async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    let registry = state.host.service().registry();
+    let plugins = plugin_list(&state);
+    let down: Vec<Value> = plugins
+        .iter()
+        .filter(|p| p.health != Health::Running)
+        .map(|p| json!({ "name": p.name, "state": p.health.describe() }))
+        .collect();
+    let stopping = state.is_stopping();
+    let ready = down.is_empty() && !stopping;
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "stopping": stopping,
+        "registry": {
+            "file": registry.file,
+            "scripts": registry.scripts.len(),
+            "last_reload_error": state.registry.lock().unwrap().last_error,
+        },
+        "plugins": { "loaded": plugins.len(), "not_running": down },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// The body of `POST /api/v1/executions`: the `metaclaude batch` request shape.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    script_id: String,
+    #[serde(default)]
+    inputs: BTreeMap<String, Value>,
+    session_id: Option<String>,
+    correlation_id: Option<String>,
+    user: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubmitQuery {
+    wait: Option<bool>,
+}
+
+/// Runs an execution: by default answers with its whole result (the JSON of `run --json`)
+/// once it finished; with `?wait=false`, 202 and its id at once.
+async fn submit(
+    State(state): State<Arc<ServerState>>,
+    query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query
+        .map_err(|e| ApiError::bad_request(format!("query string: {e} (wait is true or false)")))?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the request body is larger than this server takes ({} bytes, --max-body-bytes)",
+                    state.config.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {e}"))
+        }
+    })?;
+    let request = parse_submit(&body)?;
+    if state.is_stopping() {
+        return Err(ApiError::shutting_down());
+    }
+    let Ok(permit) = state.admission.clone().try_acquire_owned() else {
+        state.counters.rejected_busy.fetch_add(1, Ordering::Relaxed);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            format!(
+                "{} executions are running or waiting already (--concurrency plus --queue); try again shortly",
+                state.host.service().max_concurrency() + state.config.queue
+            ),
+        );
+        e.retry_after = Some(1);
+        return Err(e);
+    };
+    let service = state.host.service().clone();
+    let id = service.new_execution_id();
+    if query.wait == Some(false) {
+        state.background.fetch_add(1, Ordering::AcqRel);
+        let task_state = state.clone();
+        let task_id = id.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = service.execute_recorded_as(task_id, request).await;
+            task_state.background.fetch_sub(1, Ordering::AcqRel);
+            task_state.background_done.notify_waiters();
+        });
+        let url = format!("/api/v1/executions/{id}");
+        let mut response = (
+            StatusCode::ACCEPTED,
+            Json(json!({ "execution_id": id, "state": "queued", "url": url })),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&url) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        return Ok(response);
+    }
+    let execution = service.execute_recorded_as(id, request).await;
+    drop(permit);
+    let recording = match &execution.recording {
+        Recording::Unconfirmed => "unconfirmed".to_string(),
+        Recording::Confirmed => "confirmed".to_string(),
+        Recording::Failed(reasons) => format!("failed: {}", reasons.join("; ")),
+    };
+    let mut response = Json(&execution.result).into_response();
+    if let Ok(v) = HeaderValue::from_str(&recording) {
+        response.headers_mut().insert("metaclaude-recording", v);
+    }
+    Ok(response)
+}
+
+/// The request body as an execution request; a problem names the field.
+fn parse_submit(body: &[u8]) -> Result<ExecutionRequest, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "the body is empty: send {\"script_id\": \"...\", \"inputs\": {...}} as JSON",
+        ));
+    }
+    let parsed: SubmitBody = serde_json::from_slice(body).map_err(|e| {
+        let message = e.to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.contains("field"))
+            .map(str::to_string);
+        let mut err = ApiError::bad_request(format!(
+            "{message} (expected {{\"script_id\": \"...\", \"inputs\": {{...}}}} with optional session_id, correlation_id, user)"
+        ));
+        if let Some(field) = field {
+            err = err.with("field", field);
+        }
+        err.with("line", e.line()).with("column", e.column())
+    })?;
+    if parsed.script_id.trim().is_empty() {
+        return Err(ApiError::bad_request("script_id must not be empty").with("field", "script_id"));
+    }
+    Ok(ExecutionRequest {
+        script_id: parsed.script_id,
+        inputs: parsed.inputs,
+        session_id: parsed.session_id,
+        correlation_id: parsed.correlation_id,
+        user: parsed.user,
+    })
+}
+
+/// A running execution's state so far, or a finished one's result (from memory, else
+/// from the log).
+async fn one(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match state.monitor.get(&id) {
+        Some(Known::Running(r)) => return Ok(Json(*r).into_response()),
+        Some(Known::Finished(r)) => return Ok(Json(&*r).into_response()),
+        None => {}
+    }
+    let query = LogQuery {
+        log_dir: state.config.log_dir.clone(),
+        execution_id: Some(id.clone()),
+        ..LogQuery::default()
+    };
+    let found = blocking_log_query(query, 1).await?;
+    match found.into_iter().next() {
+        Some(result) => Ok(Json(result).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no execution {id}: not running, not among the recent ones, not in the log"
+        ))
+        .with("execution_id", id)),
+    }
+}
+
+/// `GET /api/v1/executions` filters.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    failed: Option<bool>,
+    limit: Option<usize>,
+    script: Option<String>,
+    specialist: Option<String>,
+    user: Option<String>,
+    session: Option<String>,
+    correlation_id: Option<String>,
+    category: Option<String>,
+    since: Option<String>,
+    state: Option<String>,
+}
+
+/// The newest executions the filters take: from memory first, then from the log, newest
+/// first. `?state=running` lists those running now instead.
+async fn list(
+    State(state): State<Arc<ServerState>>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "query string: {e} (known: failed, limit, script, specialist, user, session, correlation_id, category, since, state)"
+        ))
+    })?;
+    match q.state.as_deref() {
+        None | Some("finished") => {}
+        Some("running") => {
+            let running = state.monitor.running();
+            return Ok(
+                Json(json!({ "count": running.len(), "executions": running })).into_response(),
+            );
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "state {other:?}: expected running or finished"
+            ))
+            .with("field", "state"))
+        }
+    }
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let mut log_query = LogQuery {
+        log_dir: state.config.log_dir.clone(),
+        failed: q.failed.unwrap_or(false),
+        script: q.script,
+        specialist: q.specialist,
+        user: q.user,
+        session: q.session,
+        correlation_id: q.correlation_id,
+        ..LogQuery::default()
+    };
+    if let Some(c) = &q.category {
+        log_query.category = Some(c.parse().map_err(|e: String| {
+            ApiError::bad_request(format!("category: {e}")).with("field", "category")
+        })?);
+    }
+    if let Some(since) = &q.since {
+        match dates::parse_since(since) {
+            Ok(age) => log_query.since = Some(age),
+            Err(_) => {
+                log_query.start_date = Some(
+                    dates::parse_instant(since, false, &Utc).map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "since {since:?}: {e} (an age such as 15m, 1h, 2d, or a time such as 2024-01-15T10:00:00Z)"
+                        ))
+                        .with("field", "since")
+                    })?,
+                )
+            }
+        }
+    }
+    let matcher = crate::logs::query::Matcher::new(log_query.filter(Utc::now()));
+    let held = state.monitor.recent(&matcher, limit);
+    let from_memory = held.len();
+    let mut executions: Vec<Value> = held
+        .iter()
+        .map(|r| serde_json::to_value(&**r).unwrap_or(Value::Null))
+        .collect();
+    let mut from_log = 0;
+    if executions.len() < limit && log_query.log_dir.is_dir() {
+        // Older ones than memory holds; the log also has the ones in memory.
+        let wanted = limit + from_memory;
+        for record in blocking_log_query(log_query, wanted).await? {
+            if executions.len() >= limit {
+                break;
+            }
+            let id = record["execution_id"].as_str().unwrap_or_default();
+            if state.monitor.holds(id) || executions.iter().any(|e| e["execution_id"] == id) {
+                continue;
+            }
+            executions.push(record);
+            from_log += 1;
+        }
+    }
+    Ok(Json(json!({
+        "count": executions.len(),
+        "from_memory": from_memory,
+        "from_log": from_log,
+        "executions": executions,
+    }))
+    .into_response())
+}
+
+/// Runs a log query on a blocking thread; each record becomes a result object (the log's
+/// own fields taken out).
+async fn blocking_log_query(query: LogQuery, limit: usize) -> Result<Vec<Value>, ApiError> {
+    let lines = tokio::task::spawn_blocking(move || crate::logs::newest_records(&query, limit))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let lines = match lines {
+        Ok(lines) => lines,
+        // No log yet: nothing older than memory.
+        Err(_) => return Ok(Vec::new()),
+    };
+    Ok(lines
+        .iter()
+        .filter_map(|line| serde_json::from_slice::<serde_json::Map<String, Value>>(line).ok())
+        .map(|mut record| {
+            for key in ["log_version", "timestamp", "level", "event", "category"] {
+                record.remove(key);
+            }
+            Value::Object(record)
+        })
+        .collect())
+}
+
+async fn scripts(State(state): State<Arc<ServerState>>) -> Response {
+    Json(&*state.host.service().registry()).into_response()
+}
+
+fn plugin_list(state: &ServerState) -> Vec<PluginInfo> {
+    state.host.plugins().map(|p| p.list()).unwrap_or_default()
+}
+
+/// A plugin as the API shows it: what `plugins list` shows, with the counters.
+pub fn plugin_json(p: &PluginInfo) -> Value {
+    let (health, reason) = match &p.health {
+        Health::Running => ("running", None),
+        Health::Restarting => ("restarting", None),
+        Health::Quarantined(why) => ("quarantined", Some(why.clone())),
+        Health::Disabled(why) => ("disabled", Some(why.clone())),
+    };
+    json!({
+        "name": p.name,
+        "version": p.version,
+        "kind": p.kind.as_str(),
+        "folder": p.folder,
+        "sandboxed": p.sandboxed,
+        "capabilities": p.capabilities,
+        "state": health,
+        "reason": reason,
+        "queued": p.queued,
+        "delivered": p.delivered,
+        "dropped": p.dropped,
+        "queue_depth": p.queued.saturating_sub(p.delivered + p.dropped),
+        "failures": p.failures,
+        "restarts": p.restarts,
+        "refused": p.refused,
+        "last_error": p.last_error,
+        "load_ms": p.load_time.as_secs_f64() * 1000.0,
+    })
+}
+
+async fn plugins(State(state): State<Arc<ServerState>>) -> Json<Value> {
+    let plugins: Vec<Value> = plugin_list(&state).iter().map(plugin_json).collect();
+    Json(json!({ "plugins_dir": state.host.plugins_dir(), "plugins": plugins }))
+}
+
+async fn reload_plugins(State(state): State<Arc<ServerState>>) -> Result<Json<Value>, ApiError> {
+    let (Some(plugins), Some(dir)) = (state.host.plugins().cloned(), state.host.plugins_dir())
+    else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_plugins",
+            "this server runs without a plugins directory (--no-plugins, or none found)",
+        ));
+    };
+    let dir = dir.to_path_buf();
+    let report = tokio::task::spawn_blocking(move || plugins.reload_dir(&dir))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "plugins_dir",
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(json!({
+        "added": report.added,
+        "reloaded": report.changed,
+        "removed": report.removed,
+        "errors": report.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+    })))
+}
+
+async fn reload_registry(State(state): State<Arc<ServerState>>) -> Result<Json<Value>, ApiError> {
+    match state.reload_registry(false) {
+        Ok(n) => Ok(Json(json!({
+            "file": state.registry_file,
+            "scripts": n.unwrap_or_default(),
+            "reloaded": true,
+        }))),
+        Err(e) => {
+            let problems: Vec<String> = match &e {
+                crate::config::ConfigError::Invalid { problems, .. } => {
+                    problems.iter().map(|p| p.to_string()).collect()
+                }
+                other => vec![other.to_string()],
+            };
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_registry",
+                format!("{e}\nthe registry in force is unchanged"),
+            )
+            .with("problems", problems))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    /// Minutes; 0 for everything held since the server started.
+    period: Option<u64>,
+    top: Option<usize>,
+}
+
+/// The summary the dashboards show, over the last `period` minutes (default 60).
+async fn stats(
+    State(state): State<Arc<ServerState>>,
+    query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "query string: {e} (period is minutes, top a count)"
+        ))
+    })?;
+    Ok(Json(stats_json(
+        &state,
+        q.period.unwrap_or(60),
+        q.top.unwrap_or(10),
+    )))
+}
+
+/// The stats summary (also part of the live feed's snapshot).
+pub fn stats_json(state: &ServerState, period_minutes: u64, top: usize) -> Value {
+    let now = Utc::now();
+    let since = (period_minutes > 0)
+        .then(|| now - chrono::Duration::minutes(period_minutes.min(1 << 20) as i64));
+    let window = state.monitor.stats(since, top.clamp(1, 100));
+    let minutes = match since {
+        Some(_) => period_minutes as f64,
+        None => (now - state.monitor.started_at()).num_milliseconds().max(1) as f64 / 60_000.0,
+    };
+    json!({
+        "period_minutes": period_minutes,
+        "generated_at": crate::model::timestamp::format(&now),
+        "running": state.monitor.running().len(),
+        "executions_per_minute": window.overall.count as f64 / minutes.max(1.0 / 60.0),
+        "since_start": state.monitor.totals(),
+        "window": window,
+    })
+}

@@ -1,0 +1,385 @@
+//! `metaclaude serve`: a long-running host with an HTTP API (`/api/v1`), `/metrics`,
+//! health checks, and a live feed of every lifecycle event over WebSocket (`/ws`, also
+//! on a second port); the registry and the plugins are reloaded while it runs, and the
+//! first SIGINT or SIGTERM shuts it down gracefully.
+//!
+//! Modules: `api` (the handlers), `feed` (the WebSocket feed), `metrics` (`/metrics`),
+//! `security` (Host check, token, security headers), `listener` (the connection cap),
+//! `error` (the API's error shape).
+//!
+//! Invariants:
+//! * it binds what it was told (127.0.0.1 by default) and refuses to serve any
+//!   non-loopback address without a token;
+//! * memory is bounded: request bodies (`max_body_bytes`), connections, WebSocket
+//!   clients, admitted executions (`concurrency + queue`; beyond, 429), the monitor's
+//!   ring and the feed's channel; a client that does not read is cut off, never buffered;
+//! * shutdown: stop accepting, let running executions finish within the grace (then end
+//!   them as a timeout would), deliver and flush every plugin, close WebSockets with 1001;
+//!   an execution the API reported is in the log.
+
+mod api;
+mod error;
+mod feed;
+mod listener;
+mod metrics;
+pub mod security;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{watch, Notify, Semaphore};
+
+use crate::app::MonitoredHost;
+use crate::monitor::Monitor;
+use crate::registry::{Registry, RegistryError};
+
+use self::listener::CappedListener;
+use self::security::Access;
+
+/// How the server listens and how much it takes on.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: IpAddr,
+    /// 0 picks a free port (printed at start).
+    pub http_port: u16,
+    /// The seed's separate WebSocket port: a second listener on the same router.
+    pub ws_port: Option<u16>,
+    /// Needed on every request (but `/healthz`) when set.
+    pub token: Option<String>,
+    /// More `Host` names the server answers to (behind a proxy, or a LAN name).
+    pub allow_hosts: Vec<String>,
+    /// Executions admitted beyond those running (waiting for a slot); past it, 429.
+    pub queue: usize,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub max_ws_clients: usize,
+    /// How long one live-feed message may take to reach a client before it is cut off.
+    pub ws_send_timeout: Duration,
+    /// How long running executions may go on after a stop signal.
+    pub grace: Duration,
+    /// How often the registry file is looked at for changes.
+    pub registry_poll: Duration,
+    /// Where the log sink writes (for history beyond the monitor's memory).
+    pub log_dir: PathBuf,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            http_port: 8080,
+            ws_port: Some(8081),
+            token: None,
+            allow_hosts: Vec::new(),
+            queue: 256,
+            max_body_bytes: 64 * 1024,
+            max_connections: 256,
+            max_ws_clients: 64,
+            ws_send_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(30),
+            registry_poll: Duration::from_secs(1),
+            log_dir: PathBuf::from(crate::logs::DEFAULT_LOG_DIR),
+        }
+    }
+}
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to serve on {addr} without a token: anyone who can reach that address could run scripts. \
+         Make a token and pass it: (umask 077; head -c 32 /dev/urandom | base64 > metaclaude.token) \
+         then --token-file metaclaude.token (or METACLAUDE_TOKEN_FILE=metaclaude.token)"
+    )]
+    TokenRequired { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source} (is another server on that port? choose another with --http-port / --ws-port, or 0 for any free one)")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where the server listens, once bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub http: SocketAddr,
+    pub ws: Option<SocketAddr>,
+}
+
+/// Counters of the server itself, for `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    registry_reloads: AtomicU64,
+    registry_reload_failures: AtomicU64,
+    rejected_busy: AtomicU64,
+    feed_snapshots_for_lag: AtomicU64,
+    feed_clients_cut_off: AtomicU64,
+    exporter_render_failures: AtomicU64,
+}
+
+/// The registry as last (re)loaded, and the last reload that failed.
+#[derive(Debug, Default)]
+struct RegistryStatus {
+    text: Vec<u8>,
+    last_error: Option<String>,
+}
+
+/// What every handler shares.
+pub struct ServerState {
+    host: MonitoredHost,
+    monitor: Arc<Monitor>,
+    access: Access,
+    config: ServeConfig,
+    registry_file: PathBuf,
+    registry: Mutex<RegistryStatus>,
+    /// Executions admitted (running or waiting for a slot), at most concurrency + queue.
+    admission: Arc<Semaphore>,
+    /// Executions started with `?wait=false` that have not finished.
+    background: AtomicUsize,
+    background_done: Notify,
+    ws_clients: AtomicUsize,
+    /// Set on the first stop signal: no new executions.
+    stopping: watch::Sender<bool>,
+    /// Set at the end of shutdown: WebSocket clients are closed with 1001.
+    closing: watch::Sender<bool>,
+    started: Instant,
+    counters: Counters,
+}
+
+impl ServerState {
+    /// Reads the registry file again and puts it in force if it is valid; a bad one is
+    /// reported with every problem and the one in force stays. `Ok(None)` when the file
+    /// did not change (only when `only_if_changed`).
+    fn reload_registry(&self, only_if_changed: bool) -> Result<Option<usize>, RegistryError> {
+        let text = match std::fs::read(&self.registry_file) {
+            Ok(t) => t,
+            Err(source) => {
+                return Err(crate::config::ConfigError::Io {
+                    what: "registry",
+                    file: self.registry_file.clone(),
+                    source,
+                })
+            }
+        };
+        let mut status = self.registry.lock().unwrap();
+        if only_if_changed && status.text == text {
+            return Ok(None);
+        }
+        let parsed = std::str::from_utf8(&text)
+            .map_err(|e| crate::config::ConfigError::Syntax {
+                file: self.registry_file.clone(),
+                format: "JSON",
+                line: 0,
+                column: 0,
+                message: format!("not UTF-8: {e}"),
+            })
+            .and_then(|t| Registry::parse(t, &self.registry_file));
+        status.text = text;
+        match parsed {
+            Ok(registry) => {
+                let n = registry.scripts.len();
+                self.host.service().replace_registry(registry);
+                status.last_error = None;
+                self.counters
+                    .registry_reloads
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(scripts = n, "registry reloaded");
+                Ok(Some(n))
+            }
+            Err(e) => {
+                status.last_error = Some(e.to_string());
+                self.counters
+                    .registry_reload_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+}
+
+/// Runs the server until a stop signal, then shuts it down gracefully. `on_bound` hears
+/// where it listens once bound (the CLI prints it). `registry_file` is watched.
+pub async fn run(
+    config: ServeConfig,
+    host: MonitoredHost,
+    monitor: Arc<Monitor>,
+    registry_file: PathBuf,
+    on_bound: impl FnOnce(Bound),
+) -> anyhow::Result<()> {
+    let http_addr = SocketAddr::new(config.bind, config.http_port);
+    if security::needs_token(http_addr) && config.token.is_none() {
+        return Err(ServeError::TokenRequired { addr: http_addr }.into());
+    }
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let http = bind(http_addr).await?;
+    let ws = match config.ws_port {
+        Some(port) => Some(bind(SocketAddr::new(config.bind, port)).await?),
+        None => None,
+    };
+    let bound = Bound {
+        http: http.local_addr()?,
+        ws: ws.as_ref().map(|l| l.local_addr()).transpose()?,
+    };
+    let ports: Vec<u16> = [Some(bound.http.port()), bound.ws.map(|a| a.port())]
+        .into_iter()
+        .flatten()
+        .collect();
+    let concurrency = host.service().max_concurrency();
+    let state = Arc::new(ServerState {
+        access: Access::new(
+            config.bind,
+            &ports,
+            config.token.clone(),
+            &config.allow_hosts,
+        ),
+        admission: Arc::new(Semaphore::new(concurrency + config.queue)),
+        registry: Mutex::new(RegistryStatus {
+            text: std::fs::read(&registry_file).unwrap_or_default(),
+            last_error: None,
+        }),
+        registry_file,
+        host,
+        monitor,
+        config,
+        background: AtomicUsize::new(0),
+        background_done: Notify::new(),
+        ws_clients: AtomicUsize::new(0),
+        stopping: watch::Sender::new(false),
+        closing: watch::Sender::new(false),
+        started: Instant::now(),
+        counters: Counters::default(),
+    });
+    let router = api::router(state.clone());
+    let connections = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in [Some(http), ws].into_iter().flatten() {
+        let listener = CappedListener::new(listener, connections.clone());
+        let router = router.clone();
+        let mut stopping = state.stopping.subscribe();
+        servers.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                })
+                .await
+        });
+    }
+    on_bound(bound);
+    spawn_registry_watch(state.clone());
+    wait_for_stop_signal(state.clone()).await?;
+    shutdown(&state, servers).await;
+    Ok(())
+}
+
+/// Looks at the registry file every `registry_poll`, and reloads on SIGHUP.
+fn spawn_registry_watch(state: Arc<ServerState>) {
+    let weak = Arc::downgrade(&state);
+    let every = state.config.registry_poll;
+    tokio::spawn(async move {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let forced = tokio::select! {
+                _ = tick.tick() => false,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            };
+            let Some(state) = weak.upgrade() else { return };
+            if state.is_stopping() {
+                return;
+            }
+            match state.reload_registry(!forced) {
+                Ok(Some(n)) => eprintln!(
+                    "metaclaude: registry {} reloaded ({n} scripts)",
+                    state.registry_file.display()
+                ),
+                Ok(None) => {}
+                Err(e) => eprintln!(
+                    "metaclaude: registry not reloaded, the previous one stays in force:\n{e}"
+                ),
+            }
+        }
+    });
+}
+
+/// Resolves on the first SIGINT or SIGTERM; a second one ends the process at once.
+async fn wait_for_stop_signal(state: Arc<ServerState>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    let running = state.monitor.running().len();
+    eprintln!(
+        "metaclaude: stopping: no new executions; {running} running get up to {}s to finish (a second signal exits at once)",
+        state.config.grace.as_secs()
+    );
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("metaclaude: second signal: exiting without waiting");
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
+/// Stop accepting, let executions finish (then end them), deliver and flush the
+/// plugins, close the live feed.
+async fn shutdown(
+    state: &Arc<ServerState>,
+    mut servers: tokio::task::JoinSet<std::io::Result<()>>,
+) {
+    state.stopping.send_replace(true);
+    let deadline = tokio::time::Instant::now() + state.config.grace;
+    let idle =
+        || state.monitor.running().is_empty() && state.background.load(Ordering::Acquire) == 0;
+    while !idle() && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            () = state.background_done.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    if !idle() {
+        eprintln!(
+            "metaclaude: grace over: ending {} running executions as a timeout would",
+            state.monitor.running().len()
+        );
+        state.host.service().stop_running();
+        // Each ends within the kill grace (SIGTERM, then SIGKILL) and its output drain.
+        let hard = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !idle() && tokio::time::Instant::now() < hard {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // In-flight requests have their answers now; the listeners are closed.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    // Every plugin delivers what it was sent and flushes (the log is complete).
+    let host_state = state.clone();
+    let _ = tokio::task::spawn_blocking(move || host_state.host.shutdown()).await;
+    state.closing.send_replace(true);
+    let closed = tokio::time::Instant::now() + Duration::from_secs(2);
+    while state.ws_clients.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < closed {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("metaclaude: stopped");
+}
