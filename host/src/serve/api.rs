@@ -28,6 +28,8 @@ const OPENAPI: &str = include_str!("openapi.json");
 
 /// The longest listing one request returns.
 const MAX_LIMIT: usize = 1000;
+/// The longest stats window, in minutes (a year).
+const MAX_PERIOD_MINUTES: u64 = 366 * 24 * 60;
 
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -305,23 +307,32 @@ async fn list(
             .with("field", "state"))
         }
     }
-    let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(
+            ApiError::bad_request(format!("limit {limit}: from 1 to {MAX_LIMIT}"))
+                .with("field", "limit"),
+        );
+    }
+    // An empty value is no filter (`?script=` as a form leaves it).
+    let given = |v: Option<String>| v.filter(|v| !v.is_empty());
     let mut log_query = LogQuery {
         log_dir: state.config.log_dir.clone(),
         failed: q.failed.unwrap_or(false),
-        script: q.script,
-        specialist: q.specialist,
-        user: q.user,
-        session: q.session,
-        correlation_id: q.correlation_id,
+        script: given(q.script),
+        specialist: given(q.specialist),
+        user: given(q.user),
+        session: given(q.session),
+        correlation_id: given(q.correlation_id),
         ..LogQuery::default()
     };
-    if let Some(c) = &q.category {
+    let (category, since) = (given(q.category), given(q.since));
+    if let Some(c) = &category {
         log_query.category = Some(c.parse().map_err(|e: String| {
             ApiError::bad_request(format!("category: {e}")).with("field", "category")
         })?);
     }
-    if let Some(since) = &q.since {
+    if let Some(since) = &since {
         match dates::parse_since(since) {
             Ok(age) => log_query.since = Some(age),
             Err(_) => {
@@ -503,19 +514,26 @@ async fn stats(
             "query string: {e} (period is minutes, top a count)"
         ))
     })?;
-    Ok(Json(stats_json(
-        &state,
-        q.period.unwrap_or(60),
-        q.top.unwrap_or(10),
-    )))
+    let top = q.top.unwrap_or(10);
+    if !(1..=100).contains(&top) {
+        return Err(ApiError::bad_request(format!("top {top}: from 1 to 100")).with("field", "top"));
+    }
+    let period = q.period.unwrap_or(60);
+    if period > MAX_PERIOD_MINUTES {
+        return Err(ApiError::bad_request(format!(
+            "period {period}: at most {MAX_PERIOD_MINUTES} minutes (a year); 0 for since start"
+        ))
+        .with("field", "period"));
+    }
+    Ok(Json(stats_json(&state, period, top)))
 }
 
 /// The stats summary (also part of the live feed's snapshot).
 pub fn stats_json(state: &ServerState, period_minutes: u64, top: usize) -> Value {
     let now = Utc::now();
-    let since = (period_minutes > 0)
-        .then(|| now - chrono::Duration::minutes(period_minutes.min(1 << 20) as i64));
-    let window = state.monitor.stats(since, top.clamp(1, 100));
+    let since =
+        (period_minutes > 0).then(|| now - chrono::Duration::minutes(period_minutes as i64));
+    let window = state.monitor.stats(since, top);
     let minutes = match since {
         Some(_) => period_minutes as f64,
         None => (now - state.monitor.started_at()).num_milliseconds().max(1) as f64 / 60_000.0,
