@@ -22,12 +22,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use metaclaude_formats::prometheus::{bool_value, Exposition, MetricType};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::executor::{Execution, ExecutionRequest, Recording, ToolExecutionService};
-use crate::plugin::host_metrics::{self, bool_value, Exposition, MetricType};
+use crate::plugin::host_metrics;
 use crate::plugin::PluginHost;
 
 /// One input line.

@@ -166,6 +166,24 @@ fn rotation_under_concurrent_load_loses_and_duplicates_nothing() {
         );
     }
     assert_eq!(ids.len(), threads * per_thread, "none lost");
+    // The names the sink wrote are the names the query reads (one definition of them:
+    // metaclaude_formats::log_files).
+    let out = crate::util::bin()
+        .args(["logs", "--stats", "--json", "--log-dir"])
+        .arg(&logs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["overall"]["count"],
+        (threads * per_thread) as u64,
+        "metaclaude logs reads every file the sink wrote"
+    );
     for (file, _) in &lines {
         let size = std::fs::metadata(file).unwrap().len();
         let name = file.file_name().unwrap().to_string_lossy();

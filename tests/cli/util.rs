@@ -79,6 +79,18 @@ pub fn processes_of_execution(execution_id: &str) -> Vec<i32> {
     found
 }
 
+/// Runs `cmd` and returns its output; fails the test, showing stderr, unless it succeeded.
+pub fn succeed(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run metaclaude");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// True when this machine gives the host per-execution cgroups (as root with cgroupfs).
 pub fn cgroups_available(result: &Value) -> bool {
     result["resource_usage"]["cpu_time_source"] == "cgroup"

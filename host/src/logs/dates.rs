@@ -76,18 +76,6 @@ pub fn bound_text(t: &DateTime<Utc>) -> String {
     timestamp::format(t)
 }
 
-/// The rotation time in a rotated file's name (`executions-2024-01-15T10-30-45.123456Z.jsonl.gz`,
-/// also without `.gz` when a crash left it uncompressed). Every line in that file is older
-/// than this time and newer than the previous rotated file's time.
-pub fn rotated_time(name: &str) -> Option<DateTime<Utc>> {
-    let rest = name.strip_prefix("executions-")?;
-    let stamp = rest
-        .strip_suffix(".jsonl.gz")
-        .or_else(|| rest.strip_suffix(".jsonl"))?;
-    let naive = NaiveDateTime::parse_from_str(stamp, "%Y-%m-%dT%H-%M-%S%.fZ").ok()?;
-    Some(Utc.from_utc_datetime(&naive))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,23 +140,6 @@ mod tests {
         for bad in ["", "h", "1y", "-1h", "1.5h", "99999999999999w"] {
             assert!(parse_since(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn rotated_names_carry_their_time() {
-        assert_eq!(
-            rotated_time("executions-2024-01-15T10-30-45.123456Z.jsonl.gz"),
-            Some(utc("2024-01-15T10:30:45.123456Z"))
-        );
-        assert_eq!(
-            rotated_time("executions-2024-01-15T10-30-45.000000Z.jsonl"),
-            Some(utc("2024-01-15T10:30:45Z"))
-        );
-        assert_eq!(rotated_time("executions.jsonl"), None);
-        assert_eq!(
-            rotated_time("executions-2024-01-15T10-30-45.000000Z.jsonl.gz.tmp"),
-            None
-        );
     }
 
     #[test]

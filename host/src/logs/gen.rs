@@ -11,6 +11,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
+use metaclaude_formats::log_files;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -197,15 +198,12 @@ fn write_file(
     sum.uncompressed_bytes = body.len() as u64;
     sum.files = 1;
     if live {
-        std::fs::write(dir.join(super::reader::LIVE_FILE), &body)?;
+        std::fs::write(dir.join(log_files::LIVE_FILE), &body)?;
         sum.compressed_bytes = body.len() as u64;
         return Ok(sum);
     }
     let rotated_at = window_start + cfg.window;
-    let name = format!(
-        "executions-{}.jsonl.gz",
-        rotated_at.format("%Y-%m-%dT%H-%M-%S%.6fZ")
-    );
+    let name = log_files::compressed_name(&log_files::rotated_name(rotated_at, None));
     let path = dir.join(name);
     let mut out = BufWriter::new(File::create(&path)?);
     // Two members, split at a line boundary.

@@ -9,10 +9,10 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use flate2::read::MultiGzDecoder;
 
-use super::dates::rotated_time;
+use metaclaude_formats::log_files::{self, Kind};
 
 /// The live file's name inside the log directory.
-pub const LIVE_FILE: &str = "executions.jsonl";
+pub use metaclaude_formats::log_files::LIVE_FILE;
 
 /// One file of the log and the span of time its lines can fall in.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,8 +35,8 @@ impl LogFile {
 }
 
 /// The log's files, oldest first: rotated files by the time in their names, then the live
-/// file. Files that are neither (`.tmp` leftovers of an interrupted compression, strays) are
-/// ignored.
+/// file (names as `metaclaude_formats::log_files` defines them). Compressions in progress
+/// and strays are ignored.
 pub fn discover(dir: &Path) -> io::Result<Vec<LogFile>> {
     let mut rotated = Vec::new();
     let mut live = None;
@@ -44,16 +44,25 @@ pub fn discover(dir: &Path) -> io::Result<Vec<LogFile>> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name == LIVE_FILE {
-            live = Some(entry.path());
-        } else if let Some(t) = rotated_time(name) {
-            rotated.push((t, name.ends_with(".gz"), entry.path()));
+        let Some(parsed) = log_files::parse(name) else {
+            continue;
+        };
+        match (parsed.kind, parsed.rotated_at) {
+            (Kind::Live, _) => live = Some(entry.path()),
+            (Kind::Rotated { compressed }, Some(t)) => {
+                rotated.push((t, parsed.rotation.to_string(), compressed, entry.path()))
+            }
+            _ => {}
         }
     }
-    // An uncompressed and a compressed copy of one rotation can coexist for a moment while
-    // the sink compresses: keep the plain one only if the .gz is missing.
-    rotated.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    rotated.dedup_by(|later, earlier| later.0 == earlier.0);
+    // The plain and the compressed file of one rotation can coexist for a moment while the
+    // sink compresses: keep the plain one only if the .gz is missing.
+    rotated.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)).then(b.2.cmp(&a.2)));
+    rotated.dedup_by(|later, earlier| later.1 == earlier.1);
+    let rotated: Vec<_> = rotated
+        .into_iter()
+        .map(|(t, _, gzip, path)| (t, gzip, path))
+        .collect();
     let mut files = Vec::with_capacity(rotated.len() + 1);
     let mut after = None;
     for (t, gzip, path) in rotated {

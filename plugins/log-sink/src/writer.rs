@@ -23,12 +23,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-pub const LIVE_FILE: &str = "executions.jsonl";
+use metaclaude_formats::log_files::{self, Kind, LIVE_FILE};
+
 /// Queued bytes kept while writes fail (a full disk); past it, the oldest lines are dropped
 /// and counted, so a long outage cannot exhaust the plugin's memory.
 pub const MAX_PENDING: usize = 8 * 1024 * 1024;
-const PREFIX: &str = "executions-";
-const STAMP_FORMAT: &str = "%Y-%m-%dT%H-%M-%S%.6fZ";
 
 /// Rotation and retention settings (from the plugin manifest's `[config]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +68,6 @@ pub struct LogWriter {
 fn io_context(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
-
 
 impl LogWriter {
     /// Opens (or creates) the log in `dir`, finishing any rotation a crash interrupted.
@@ -180,9 +178,10 @@ impl LogWriter {
         let live_path = self.dir.join(LIVE_FILE);
         let mut stamp_time = now;
         let rotated = loop {
-            let name = format!("{PREFIX}{}.jsonl", stamp_time.format(STAMP_FORMAT));
+            let name = log_files::rotated_name(stamp_time, None);
             let candidate = self.dir.join(&name);
-            let taken = candidate.exists() || self.dir.join(format!("{name}.gz")).exists();
+            let taken =
+                candidate.exists() || self.dir.join(log_files::compressed_name(&name)).exists();
             if !taken {
                 break candidate;
             }
@@ -211,7 +210,9 @@ impl LogWriter {
 
     fn compress_rotated(&self) -> io::Result<()> {
         for (name, path) in self.rotated_files()? {
-            if name.ends_with(".jsonl") {
+            if log_files::parse(&name)
+                .is_some_and(|n| n.kind == Kind::Rotated { compressed: false })
+            {
                 compress(&path)?;
             }
         }
@@ -221,7 +222,7 @@ impl LogWriter {
     /// Compresses rotated files a crash left uncompressed and removes half-written `.tmp`s.
     fn finish_interrupted(&mut self) -> io::Result<()> {
         for (name, path) in self.rotated_files()? {
-            if name.ends_with(".gz.tmp") {
+            if log_files::parse(&name).is_some_and(|n| n.kind == Kind::Partial) {
                 fs::remove_file(&path)?;
             }
         }
@@ -231,13 +232,15 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Rotated files as (name, path), oldest first.
+    /// Rotated files, plain, compressed or being compressed, as (name, path), oldest first.
     fn rotated_files(&self) -> io::Result<Vec<(String, PathBuf)>> {
         let mut files: Vec<(String, PathBuf)> = fs::read_dir(&self.dir)?
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with(PREFIX).then(|| (name, e.path()))
+                log_files::parse(&name)
+                    .is_some_and(|n| n.kind != Kind::Live)
+                    .then(|| (name, e.path()))
             })
             .collect();
         files.sort();
@@ -250,7 +253,7 @@ impl LogWriter {
         let cutoff = now - Duration::days(self.policy.retention_days as i64);
         let mut kept = Vec::new();
         for (name, path) in self.rotated_files()? {
-            match rotated_time(&name) {
+            match log_files::parse(&name).and_then(|n| n.rotated_at) {
                 Some(t) if t < cutoff => fs::remove_file(&path)?,
                 _ => kept.push(path),
             }
@@ -274,26 +277,19 @@ impl LogWriter {
     }
 }
 
-/// The rotation time encoded in a rotated file's name.
-pub fn rotated_time(name: &str) -> Option<DateTime<Utc>> {
-    let stamp = name.strip_prefix(PREFIX)?;
-    let stamp = stamp.split(".jsonl").next()?;
-    chrono::NaiveDateTime::parse_from_str(stamp, STAMP_FORMAT)
-        .ok()
-        .map(|t| t.and_utc())
-}
-
 /// Gzips `path` to `path.gz` (through a synced `.gz.tmp`), then removes `path`. On
 /// failure the `.tmp` is removed (on a full disk it would hold space for nothing).
 fn compress(path: &Path) -> io::Result<()> {
-    let tmp = PathBuf::from(format!("{}.gz.tmp", path.display()));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(log_files::partial_name(&name, None));
     compress_through(path, &tmp).inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
     })
 }
 
 fn compress_through(path: &Path, tmp: &Path) -> io::Result<()> {
-    let gz = PathBuf::from(format!("{}.gz", path.display()));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let gz = path.with_file_name(log_files::compressed_name(&name));
     {
         let mut input = File::open(path).map_err(|e| io_context(e, "cannot read", path))?;
         let out = File::create(tmp).map_err(|e| io_context(e, "cannot create", tmp))?;
@@ -438,7 +434,10 @@ mod tests {
                 LIVE_FILE.to_string()
             ]
         );
-        assert_eq!(rotated_time(&names[0]), Some(at("2026-11-25T00:00:01Z")));
+        assert_eq!(
+            log_files::rotated_time(&names[0]),
+            Some(at("2026-11-25T00:00:01Z"))
+        );
     }
 
     #[test]
@@ -481,7 +480,14 @@ mod tests {
             .path()
             .join("executions-2026-11-24T01-00-00.000000Z.jsonl");
         fs::write(&rotated, "{\"a\":1}\n{\"a\":2}\n").unwrap();
-        fs::write(format!("{}.gz.tmp", rotated.display()), b"partial").unwrap();
+        fs::write(
+            dir.path().join(log_files::partial_name(
+                "executions-2026-11-24T01-00-00.000000Z.jsonl",
+                None,
+            )),
+            b"partial",
+        )
+        .unwrap();
         LogWriter::open(dir.path(), Policy::default(), at("2026-11-24T02:00:00Z")).unwrap();
         assert!(!rotated.exists());
         assert_eq!(read_all(dir.path()), vec!["{\"a\":1}", "{\"a\":2}"]);

@@ -1,0 +1,13 @@
+//! Formats the metaclaude host and its plugins share, defined once.
+//!
+//! * [`log_files`]: the names of the execution log's files (the live file, rotated files,
+//!   their compressed form and the temporary files of a compression in progress). The log
+//!   sink plugin writes them; `metaclaude logs` reads them.
+//! * [`prometheus`]: a writer for the Prometheus text exposition format, used by the
+//!   host's own metrics and by exporter plugins.
+//!
+//! No I/O and no dependency beyond `chrono`: the crate builds for the host and for
+//! `wasm32-wasip2` alike.
+
+pub mod log_files;
+pub mod prometheus;
