@@ -25,15 +25,39 @@ const PARALLEL_RUNS: usize = 8;
 /// Requests given to the `metaclaude batch` running beside them.
 const BATCH_REQUESTS: usize = 400;
 
-fn sink(plugins: &Path, logs: &Path, acknowledged: bool) {
+/// The rotation every scenario but one uses: a hello line is about 2.4 KB, so nearly
+/// every batch rotates; compression waits a second, not a minute, to run while the hosts
+/// still write.
+const SMALL_ROTATION: &str = "rotation_size_bytes = 4096\ngrace_seconds = 1";
+
+fn sink(plugins: &Path, logs: &Path, config: &str, acknowledged: bool) {
     let tables = if acknowledged {
         "[acknowledgements]\nenabled = true"
     } else {
         ""
     };
-    // A hello line is about 2.4 KB: nearly every batch rotates.
-    write_log_sink(plugins, logs, "rotation_size_bytes = 4096", tables);
+    write_log_sink(plugins, logs, config, tables);
 }
+
+/// What the `metaclaude batch` beside the runs is asked: hello with a name of
+/// `name_len(i)` more bytes for request `i`, `concurrency` at once.
+struct BatchLoad {
+    name_len: fn(usize) -> usize,
+    concurrency: &'static str,
+}
+
+/// Every 25th name is 70 KB: its log line (name in the inputs and in stdout) is longer
+/// than one append can carry.
+const SOME_LONG_LINES: BatchLoad = BatchLoad {
+    name_len: |i| if i % 25 == 7 { 70_000 } else { 0 },
+    concurrency: "4",
+};
+
+/// Lines of about 25 KB, 16 at once: the batch's batches are bigger than one append.
+const BIG_BATCHES: BatchLoad = BatchLoad {
+    name_len: |_| 12_000,
+    concurrency: "16",
+};
 
 /// Every `"execution_id": "..."` a host printed (run --json's pretty JSON, batch's lines);
 /// a host killed while printing still counts for the ids it printed whole.
@@ -75,13 +99,13 @@ struct Reported {
 /// Runs [`RUNS`] `metaclaude run` processes, [`PARALLEL_RUNS`] at a time, and a `metaclaude
 /// batch` of [`BATCH_REQUESTS`] beside them. With `kill`, every third run is killed -9
 /// partway (after 0 to 60 ms) and the batch once it has reported a third of its requests.
-fn run_concurrently(plugins: &Path, kill: bool) -> Reported {
+fn run_concurrently(plugins: &Path, load: BatchLoad, kill: bool) -> Reported {
     let reported = Mutex::new(Reported::default());
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut batch = bin()
-                .args(["batch", "--concurrency", "4", "--registry"])
+                .args(["batch", "--concurrency", load.concurrency, "--registry"])
                 .arg(example_registry())
                 .arg("--plugins")
                 .arg(plugins)
@@ -93,8 +117,9 @@ fn run_concurrently(plugins: &Path, kill: bool) -> Reported {
             let mut stdin = batch.stdin.take().unwrap();
             let feeder = std::thread::spawn(move || {
                 for i in 0..BATCH_REQUESTS {
+                    let name = format!("b{i}{}", "x".repeat((load.name_len)(i)));
                     let line =
-                        format!("{{\"script_id\":\"hello\",\"inputs\":{{\"name\":\"b{i}\"}}}}\n");
+                        format!("{{\"script_id\":\"hello\",\"inputs\":{{\"name\":\"{name}\"}}}}\n");
                     if stdin.write_all(line.as_bytes()).is_err() {
                         return; // killed
                     }
@@ -142,7 +167,7 @@ fn run_concurrently(plugins: &Path, kill: bool) -> Reported {
                 }
                 let mut child = run_host(plugins);
                 let mut killed = false;
-                if kill && i % 3 == 0 {
+                if kill && i.is_multiple_of(3) {
                     // The kill lands anywhere from start-up to after the sink's write.
                     let at = Instant::now() + Duration::from_millis((i as u64 * 7) % 60);
                     while child.try_wait().unwrap().is_none() {
@@ -179,6 +204,8 @@ struct LogContents {
     /// How many times each execution id appears, over the live file and every rotation.
     counts: HashMap<String, usize>,
     lines: usize,
+    /// Lines that are not JSON: two appends glued together, or what a killed host left.
+    damaged: usize,
     rotations: usize,
     compressed: usize,
     partial: Vec<PathBuf>,
@@ -216,7 +243,7 @@ fn read_log(logs: &Path) -> LogContents {
         );
     }
     let mut counts = HashMap::new();
-    let mut lines = 0;
+    let (mut lines, mut damaged) = (0, 0);
     let files = rotations
         .values()
         .map(|(plain, gz)| gz.clone().or(plain.clone()).unwrap())
@@ -232,8 +259,8 @@ fn read_log(logs: &Path) -> LogContents {
             BufReader::new(file).read_to_string(&mut text).unwrap();
         }
         for line in text.lines() {
-            // A host killed mid-write may leave an incomplete last line: never a reported one.
             let Ok(v) = serde_json::from_str::<Value>(line) else {
+                damaged += 1;
                 continue;
             };
             lines += 1;
@@ -244,6 +271,7 @@ fn read_log(logs: &Path) -> LogContents {
     LogContents {
         counts,
         lines,
+        damaged,
         rotations: rotations.len(),
         compressed: gz.len(),
         partial,
@@ -288,8 +316,8 @@ fn assert_nothing_lost_or_duplicated(reported: &[String], log: &LogContents, con
 fn concurrent_hosts_on_one_directory_lose_and_duplicate_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
-    sink(&plugins, &logs, false);
-    let reported = run_concurrently(&plugins, false);
+    sink(&plugins, &logs, SMALL_ROTATION, false);
+    let reported = run_concurrently(&plugins, SOME_LONG_LINES, false);
     assert!(reported.failures.is_empty(), "{:#?}", reported.failures);
     assert_eq!(reported.ids.len(), RUNS + BATCH_REQUESTS);
     let log = read_log(&logs);
@@ -300,24 +328,42 @@ fn concurrent_hosts_on_one_directory_lose_and_duplicate_nothing() {
     );
     assert_nothing_lost_or_duplicated(&reported.ids, &log, "no host killed");
     assert_eq!(
-        log.lines,
-        reported.ids.len(),
-        "nothing but what was reported"
+        (log.lines, log.damaged),
+        (reported.ids.len(), 0),
+        "nothing but what was reported, every line whole"
     );
     assert!(
         log.partial.is_empty(),
         "every host exited cleanly, yet compressions were left half done: {:?}",
         log.partial
     );
+    assert!(log.compressed > 0, "compression ran while the hosts wrote");
     assert_eq!(stats_count(&logs), reported.ids.len() as u64);
+}
+
+/// Without rotation: only appends, from the runs and from a batch whose batches are
+/// bigger than one append carries (the host splits a write at 64 KiB, and another
+/// host's line used to land inside a line there).
+#[test]
+fn appends_of_concurrent_hosts_never_split_a_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
+    sink(&plugins, &logs, "rotation_size_mb = 100", false);
+    let reported = run_concurrently(&plugins, BIG_BATCHES, false);
+    assert!(reported.failures.is_empty(), "{:#?}", reported.failures);
+    assert_eq!(reported.ids.len(), RUNS + BATCH_REQUESTS);
+    let log = read_log(&logs);
+    assert_eq!(log.rotations, 0);
+    assert_nothing_lost_or_duplicated(&reported.ids, &log, "appends only");
+    assert_eq!((log.lines, log.damaged), (reported.ids.len(), 0));
 }
 
 #[test]
 fn kill_9_of_concurrent_acknowledged_hosts_loses_nothing_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
-    sink(&plugins, &logs, true);
-    let reported = run_concurrently(&plugins, true);
+    sink(&plugins, &logs, SMALL_ROTATION, true);
+    let reported = run_concurrently(&plugins, SOME_LONG_LINES, true);
     assert!(reported.failures.is_empty(), "{:#?}", reported.failures);
     assert!(
         reported.killed > RUNS / 6,
@@ -330,5 +376,4 @@ fn kill_9_of_concurrent_acknowledged_hosts_loses_nothing_reported() {
     assert_nothing_lost_or_duplicated(&reported.ids, &log, &killed);
     // Whatever a killed host wrote without reporting it is there too, once.
     assert_eq!(stats_count(&logs), log.lines as u64);
-    let _ = log.compressed;
 }
