@@ -173,6 +173,8 @@ struct Live {
     dirty: bool,
     /// The same file open for reading its last byte (see `ends_whole`), once needed.
     reader: Option<File>,
+    /// The file's size right after this writer's last append.
+    ours_end: Option<u64>,
 }
 
 pub struct LogWriter {
@@ -328,6 +330,7 @@ impl LogWriter {
             self.append_chunk(bytes)?;
             let live = self.live.as_mut().expect("checked above");
             live.size += bytes as u64;
+            live.ours_end = Some(live.size);
             live.day.get_or_insert(day);
             live.dirty = true;
             self.drain(count, bytes);
@@ -372,6 +375,7 @@ impl LogWriter {
                 day: None,
                 dirty: false,
                 reader: None,
+                ours_end: None,
             });
         }
         let live = self.live.as_mut().expect("opened above");
@@ -394,8 +398,8 @@ impl LogWriter {
     /// (the kernel stops a write between pages for a fatal signal).
     fn ends_whole(&mut self, size: u64) -> bool {
         let live = self.live.as_mut().expect("checked before");
-        if size == 0 {
-            return true;
+        if size == 0 || live.ours_end == Some(size) {
+            return true; // empty, or what it ends with is our last append
         }
         if live.reader.is_none() {
             live.reader = File::open(&self.live_path)
@@ -602,17 +606,15 @@ impl LogWriter {
             let Some(at) = parsed.rotated_at else {
                 continue;
             };
-            let Ok(meta) = entry.metadata() else {
-                continue; // gone meanwhile: another writer tidied it
-            };
             let slot = rotations
                 .entry(parsed.rotation.to_string())
                 .or_insert_with(|| Rotation::new(at));
-            let file = Some((entry.path(), meta));
+            // Only the few files that may change are looked at here; a .gz only if needed.
+            let stat = || entry.metadata().ok().map(|m| (entry.path(), m));
             match parsed.kind {
-                Kind::Rotated { compressed: false } => slot.plain = file,
-                Kind::Rotated { compressed: true } => slot.gz = file,
-                Kind::Partial => slot.partials.extend(file),
+                Kind::Rotated { compressed: false } => slot.plain = stat(),
+                Kind::Rotated { compressed: true } => slot.gz = Some(Gz::new(entry.path())),
+                Kind::Partial => slot.partials.extend(stat()),
                 Kind::Live => {}
             }
         }
@@ -635,18 +637,20 @@ impl LogWriter {
                 rot.plain = None;
                 continue;
             }
-            match &rot.gz {
-                Some((gz, gz_meta)) if self.settled(gz_meta, wall) => {
-                    if gzip_length(gz) == Some(plain_meta.len() as u32) {
+            match rot.gz.as_mut() {
+                Some(gz) => {
+                    if !gz.meta().is_some_and(|m| self.settled(m, wall)) {
+                        continue;
+                    }
+                    if gzip_length(&gz.path) == Some(plain_meta.len() as u32) {
                         remove(&plain)?;
                         rot.plain = None;
                     } else {
                         // The plain file grew after it was compressed: compress it again.
-                        remove(gz)?;
+                        remove(&gz.path)?;
                         rot.gz = None;
                     }
                 }
-                Some(_) => {}
                 None if self.policy.compress && !rot.busy => match self.compress(&plain, name) {
                     Ok(gz) => rot.gz = gz,
                     Err(e) => self.warnings.push(format!(
@@ -658,7 +662,10 @@ impl LogWriter {
             }
         }
         let cutoff = now - Duration::days(self.policy.retention_days as i64);
-        let mut total: u64 = rotations.values().map(Rotation::bytes).sum();
+        let mut total: u64 = match self.policy.max_total_bytes {
+            Some(_) => rotations.values_mut().map(Rotation::bytes).sum(),
+            None => 0,
+        };
         for rot in rotations.values_mut() {
             let expired = rot.at < cutoff;
             let over_cap = self.policy.max_total_bytes.is_some_and(|cap| total > cap);
@@ -672,8 +679,9 @@ impl LogWriter {
             {
                 continue;
             }
-            total -= rot.bytes();
-            for (path, _) in rot.plain.take().into_iter().chain(rot.gz.take()) {
+            total = total.saturating_sub(rot.bytes());
+            let gz = rot.gz.take().map(|gz| gz.path);
+            for path in rot.plain.take().map(|(p, _)| p).into_iter().chain(gz) {
                 remove(&path)?;
             }
         }
@@ -682,11 +690,7 @@ impl LogWriter {
 
     /// Gzips `plain` (named `rotation`) to its `.gz`, through this writer's partial name,
     /// synced; gives up (`None`) if the file changed while it was read. Leaves `plain`.
-    fn compress(
-        &self,
-        plain: &Path,
-        rotation: &str,
-    ) -> io::Result<Option<(PathBuf, fs::Metadata)>> {
+    fn compress(&self, plain: &Path, rotation: &str) -> io::Result<Option<Gz>> {
         let tmp = self
             .dir
             .join(log_files::partial_name(rotation, Some(&self.tag)));
@@ -712,7 +716,7 @@ impl LogWriter {
                 return Ok(None); // a late append: compressed at a later pass
             }
             fs::rename(&tmp, &gz).map_err(|e| io_context(e, "cannot rename", &tmp))?;
-            Ok(Some((gz.clone(), fs::metadata(&gz)?)))
+            Ok(Some(Gz::new(gz.clone())))
         })();
         match result {
             Ok(Some(done)) => Ok(Some(done)),
@@ -734,7 +738,7 @@ impl LogWriter {
 struct Rotation {
     at: DateTime<Utc>,
     plain: Option<(PathBuf, fs::Metadata)>,
-    gz: Option<(PathBuf, fs::Metadata)>,
+    gz: Option<Gz>,
     partials: Vec<(PathBuf, fs::Metadata)>,
     /// Another writer is compressing it (a partial file within the grace).
     busy: bool,
@@ -751,12 +755,32 @@ impl Rotation {
         }
     }
 
-    fn bytes(&self) -> u64 {
-        [&self.plain, &self.gz]
-            .into_iter()
-            .flatten()
-            .map(|(_, m)| m.len())
-            .sum()
+    /// What it takes on disk for good: the `.gz` (a plain file beside it is a passing
+    /// copy), else the plain file.
+    fn bytes(&mut self) -> u64 {
+        match (&mut self.gz, &self.plain) {
+            (Some(gz), _) => gz.meta().map_or(0, |m| m.len()),
+            (None, Some((_, m))) => m.len(),
+            (None, None) => 0,
+        }
+    }
+}
+
+/// A `.gz` of a rotation, looked at only when needed (there are many, and they never change).
+struct Gz {
+    path: PathBuf,
+    meta: Option<Option<fs::Metadata>>,
+}
+
+impl Gz {
+    fn new(path: PathBuf) -> Self {
+        Gz { path, meta: None }
+    }
+
+    fn meta(&mut self) -> Option<&fs::Metadata> {
+        self.meta
+            .get_or_insert_with(|| fs::metadata(&self.path).ok())
+            .as_ref()
     }
 }
 
