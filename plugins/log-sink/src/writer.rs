@@ -21,16 +21,17 @@
 //!   lines of at most that size, and lines longer than that are never appended at all:
 //!   they are written whole to a file of their own, which becomes a rotated file right
 //!   after the live file is rotated ([`LogWriter::flush`]).
-//! * **Before each append the writer checks that its descriptor is still the live file**:
-//!   the identity (device and inode: inside the sandbox, the host's `metadata-hash` of
-//!   them, which wasi-libc reports as `st_ino`) of the open descriptor against that of the
-//!   path; when another writer rotated, it reopens. The size that decides rotation is the
-//!   file's real size, read from the same `stat`, and the day of the live file comes from
-//!   its first line: neither is one writer's memory.
+//! * **Before appending, the writer checks that its descriptor is still the live file**
+//!   (unless it checked less than [`RECHECK`] ago): the identity (device and inode; inside
+//!   the sandbox, the host's `metadata-hash` of them, which wasi-libc reports as `st_ino`)
+//!   of the open descriptor against that of the path; when another writer rotated, it
+//!   reopens. The size that decides rotation is the file's real size, read from the same
+//!   `stat`, and the day of the live file comes from its first line: neither is one
+//!   writer's memory.
 //! * **Rotated names are unique per writer** (its random tag), so two writers rotating at
 //!   once never rename onto the same name; the second rename finds no live file, or
 //!   rotates a fresh one, and both are harmless.
-//! * **A writer may still append to a file just rotated** (it checked just before the
+//! * **A writer may still append to a file just rotated** (it checked before the
 //!   rename). So, as logrotate's `delaycompress`: a rotated file is compressed only once it
 //!   has not changed for [`Policy::grace`] (default [`DEFAULT_GRACE`]); the compression
 //!   checks that the file did not change while it read it; the plain file is removed only
@@ -74,6 +75,13 @@ pub const MAX_ATOMIC_WRITE: usize = 64 * 1024;
 /// takes between checking its descriptor and appending (microseconds), with room for a
 /// stalled process and coarse file times.
 pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long after checking that its descriptor is the live file a writer appends without
+/// checking again (at most a tenth of the grace): an append that lands in a file rotated
+/// meanwhile is as safe as one a microsecond late, since a rotated file is left alone
+/// until it has not changed for the grace, and it spares a busy writer two host calls per
+/// batch (each a round trip to wasmtime's blocking thread pool).
+pub const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Rotation and retention settings (from the plugin manifest's `[config]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +183,8 @@ struct Live {
     reader: Option<File>,
     /// The file's size right after this writer's last append.
     ours_end: Option<u64>,
+    /// When the path was last seen to name this file.
+    checked: Instant,
 }
 
 pub struct LogWriter {
@@ -190,6 +200,8 @@ pub struct LogWriter {
     lines: VecDeque<(usize, DateTime<Utc>)>,
     /// See [`MAX_ATOMIC_WRITE`].
     atomic_write: usize,
+    /// See [`RECHECK`].
+    recheck: std::time::Duration,
     /// The last stamp this writer gave a rotated name: the next is later.
     last_stamp: Option<DateTime<Utc>>,
     last_maintenance: Instant,
@@ -229,6 +241,7 @@ impl LogWriter {
     pub fn open(dir: impl Into<PathBuf>, policy: Policy, now: DateTime<Utc>) -> io::Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(|e| io_context(e, "cannot create", &dir))?;
+        let grace = policy.grace;
         let mut writer = LogWriter {
             live_path: dir.join(LIVE_FILE),
             dir,
@@ -238,6 +251,7 @@ impl LogWriter {
             pending: Vec::new(),
             lines: VecDeque::new(),
             atomic_write: MAX_ATOMIC_WRITE,
+            recheck: RECHECK.min(grace / 10),
             last_stamp: None,
             last_maintenance: Instant::now(),
             dropped_lines: 0,
@@ -348,6 +362,11 @@ impl LogWriter {
     /// (another writer rotated it); its real size, and the day of its first line
     /// (`fallback` when that has no timestamp).
     fn check_live(&mut self, fallback: NaiveDate) -> io::Result<(u64, Option<NaiveDate>)> {
+        if let Some(live) = self.live.as_ref() {
+            if live.checked.elapsed() < self.recheck {
+                return Ok((live.size, live.day));
+            }
+        }
         let seen = identity::of_path(&self.live_path)
             .map_err(|e| io_context(e, "cannot check", &self.live_path))?;
         let current = match (&self.live, seen) {
@@ -357,6 +376,7 @@ impl LogWriter {
         if current {
             let live = self.live.as_mut().expect("current");
             live.size = seen.expect("current").1;
+            live.checked = Instant::now();
             if live.size == 0 {
                 live.day = None;
             }
@@ -376,6 +396,7 @@ impl LogWriter {
                 dirty: false,
                 reader: None,
                 ours_end: None,
+                checked: Instant::now(),
             });
         }
         let live = self.live.as_mut().expect("opened above");
@@ -1010,19 +1031,24 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_whose_file_another_rotated_appends_to_the_new_live_file() {
+    fn a_writer_whose_file_another_rotated_moves_to_the_new_live_file() {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc::now();
         let mut a = open(dir.path());
         let mut b = open(dir.path());
         write(&mut a, "{\"n\":1}", now);
         b.rotate(now).unwrap();
+        // Within RECHECK of its last check, `a` still appends to the file it has open...
+        a.recheck = std::time::Duration::from_secs(3600);
         write(&mut a, "{\"n\":2}", now);
+        // ... and once it checks again, to the new live file.
+        a.recheck = std::time::Duration::ZERO;
+        write(&mut a, "{\"n\":3}", now);
         let (rotated, _) = rotated_by(dir.path(), &b, now);
         let rotated = rotated.file_name().unwrap().to_str().unwrap();
         assert_eq!(names(dir.path()), [rotated, LIVE_FILE]);
-        assert_eq!(text(dir.path(), rotated), "{\"n\":1}\n");
-        assert_eq!(text(dir.path(), LIVE_FILE), "{\"n\":2}\n");
+        assert_eq!(text(dir.path(), rotated), "{\"n\":1}\n{\"n\":2}\n");
+        assert_eq!(text(dir.path(), LIVE_FILE), "{\"n\":3}\n");
     }
 
     #[test]
