@@ -42,9 +42,11 @@
 //!   only partial files older than the grace (another writer's compression in progress is
 //!   younger). A plain rotated file stays readable by `metaclaude logs` throughout.
 //!
-//! Crash safety: a crash leaves at most an incomplete last line (one append cannot be cut
-//! in two by a crash). A compression writes `.gz.<TAG>.tmp` and renames it into place
-//! only once complete and synced; one left half done is removed once stale.
+//! Crash safety: a crash leaves at most an incomplete last line (a host killed during an
+//! append can leave part of it: the kernel stops a write between pages for a fatal
+//! signal), which the next append ends with a newline rather than glue its first line to
+//! it. A compression writes `.gz.<TAG>.tmp` and renames it into place only once complete
+//! and synced; one left half done is removed once stale.
 //!
 //! A full disk: a write that fails is cut back to the last whole line (if no other writer
 //! appended since), and its lines stay queued (up to [`MAX_PENDING`]) to be written once
@@ -72,8 +74,8 @@ pub const MAX_ATOMIC_WRITE: usize = 64 * 1024;
 
 /// How long a rotated file must have been left unchanged before it is compressed or
 /// deleted, and a partial file before it counts as abandoned: far longer than a writer
-/// takes between checking its descriptor and appending (microseconds), with room for a
-/// stalled process and coarse file times.
+/// takes between checking its descriptor and appending (at most [`RECHECK`]), with room
+/// for a stalled process and coarse file times.
 pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long after checking that its descriptor is the live file a writer appends without
@@ -430,11 +432,24 @@ impl LogWriter {
         let Some(reader) = live.reader.as_mut() else {
             return true;
         };
-        let mut last = [0u8; 1];
-        reader
-            .seek(SeekFrom::Start(size - 1))
-            .and_then(|_| reader.read_exact(&mut last))
-            .map_or(true, |()| last[0] == b'\n')
+        // Another host's append in progress also ends in the middle of a line for a
+        // moment (the file grows page by page): only one that stays so is a fragment.
+        let mut size = size;
+        for _ in 0..3 {
+            let mut last = [0u8; 1];
+            let read = reader
+                .seek(SeekFrom::Start(size - 1))
+                .and_then(|_| reader.read_exact(&mut last));
+            if read.is_err() || last[0] == b'\n' {
+                return true;
+            }
+            match identity::of_file(reader) {
+                Ok((_, now)) if now != size => size = now,
+                Ok(_) => return false,
+                Err(_) => return true,
+            }
+        }
+        true // appends keep coming, and each ends whole
     }
 
     /// One append of the first `bytes` queued bytes (whole lines, at most one atomic write).
