@@ -2,6 +2,7 @@
 //! `examples/registry`, temp dirs for anything a test writes. One binary, as in ripgrep.
 
 mod acknowledged;
+mod concurrent_log;
 mod host_metrics;
 mod hot_reload;
 mod library;

@@ -55,6 +55,9 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
                 let mb = number()?;
                 policy.max_total_bytes = (mb > 0).then_some(mb * 1024 * 1024);
             }
+            "grace_seconds" => {
+                policy.grace = std::time::Duration::from_secs(number()?.max(1))
+            }
             "compress" => {
                 policy.compress = value
                     .as_bool()
@@ -68,7 +71,7 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
             }
             other => {
                 return Err(format!(
-                    "config.{other}: unknown key (known: level, rotation_size_mb, retention_days, max_total_mb, compress, dir)"
+                    "config.{other}: unknown key (known: level, rotation_size_mb, rotation_size_bytes, retention_days, max_total_mb, compress, grace_seconds, dir)"
                 ))
             }
         }
@@ -169,13 +172,21 @@ struct ErrorHead<'a> {
     category: Option<&'a RawValue>,
 }
 
+/// Problems that did not stop logging (a failed compression), as the host's warnings.
+fn report_warnings(writer: &mut LogWriter) {
+    for warning in writer.warnings.drain(..) {
+        metaclaude_plugin_sdk::warn!("{warning}");
+    }
+}
+
 struct LogSink;
 
 impl Guest for LogSink {
     fn init(config: String) -> Result<(), String> {
         let (policy, debug, dir) = parse_config(&config)?;
-        let writer = LogWriter::open(&dir, policy, Utc::now())
+        let mut writer = LogWriter::open(&dir, policy, Utc::now())
             .map_err(|e| format!("cannot open the log in {dir}: {e} (is the directory granted in capabilities.dirs?)"))?;
+        report_warnings(&mut writer);
         STATE.with_borrow_mut(|s| *s = Some(State { writer, debug }));
         Ok(())
     }
@@ -190,14 +201,12 @@ impl Guest for LogSink {
                     );
                 }
                 if let Some((line, at)) = log_line(&event.json, state.debug)? {
-                    state.writer.append(&line, at).map_err(|e| e.to_string())?;
+                    state.writer.append(&line, at);
                 }
             }
             // One write per batch: a crash leaves at most an incomplete last line.
             let written = state.writer.flush(false);
-            for warning in state.writer.warnings.drain(..) {
-                metaclaude_plugin_sdk::warn!("{warning}");
-            }
+            report_warnings(&mut state.writer);
             written.map_err(|e| match state.writer.dropped_lines {
                 0 => format!("{e} (the lines stay queued and are written once it succeeds)"),
                 n => format!("{e} ({n} oldest queued lines dropped so far to bound memory)"),
@@ -207,7 +216,11 @@ impl Guest for LogSink {
 
     fn flush() -> Result<(), String> {
         STATE.with_borrow_mut(|state| match state.as_mut() {
-            Some(s) => s.writer.flush(true).map_err(|e| e.to_string()),
+            Some(s) => {
+                let flushed = s.writer.flush(true).map_err(|e| e.to_string());
+                report_warnings(&mut s.writer);
+                flushed
+            }
             None => Ok(()),
         })
     }
@@ -242,5 +255,11 @@ mod tests {
         let err = parse_config(r#"{"levle":"INFO"}"#).unwrap_err();
         assert!(err.starts_with("config.levle: unknown key"), "{err}");
         assert!(parse_config(r#"{"level":"LOUD"}"#).is_err());
+        let (policy, _, _) = parse_config(r#"{"grace_seconds":0}"#).unwrap();
+        assert_eq!(
+            policy.grace,
+            std::time::Duration::from_secs(1),
+            "at least a second"
+        );
     }
 }

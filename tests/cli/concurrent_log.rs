@@ -1,0 +1,382 @@
+//! Many hosts on one log directory at once, as the CLI is naturally used (an agent running
+//! tools in parallel, cron jobs, CI steps): `metaclaude run` processes side by side with a
+//! `metaclaude batch`, each with its own log-sink instance, a rotation size small enough to
+//! rotate on nearly every batch. Every execution any of them reported is in the log exactly
+//! once, every rotated `.gz` is valid, and `metaclaude logs --stats` counts them all; in
+//! acknowledged mode the same holds for what was reported when some hosts are killed -9.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use metaclaude_formats::log_files::{self, Kind};
+use serde_json::Value;
+
+use crate::log_sink::write_log_sink;
+use crate::util::{bin, example_registry, succeed};
+
+/// `metaclaude run` processes started in all, and how many run at once.
+const RUNS: usize = 240;
+const PARALLEL_RUNS: usize = 8;
+/// Requests given to the `metaclaude batch` running beside them.
+const BATCH_REQUESTS: usize = 400;
+
+/// The rotation every scenario but one uses: a hello line is about 2.4 KB, so nearly
+/// every batch rotates; compression waits a second, not a minute, to run while the hosts
+/// still write.
+const SMALL_ROTATION: &str = "rotation_size_bytes = 4096\ngrace_seconds = 1";
+
+fn sink(plugins: &Path, logs: &Path, config: &str, acknowledged: bool) {
+    let tables = if acknowledged {
+        "[acknowledgements]\nenabled = true"
+    } else {
+        ""
+    };
+    write_log_sink(plugins, logs, config, tables);
+}
+
+/// What the `metaclaude batch` beside the runs is asked: hello with a name of
+/// `name_len(i)` more bytes for request `i`, `concurrency` at once.
+struct BatchLoad {
+    name_len: fn(usize) -> usize,
+    concurrency: &'static str,
+}
+
+/// Every 25th name is 70 KB: its log line (name in the inputs and in stdout) is longer
+/// than one append can carry.
+const SOME_LONG_LINES: BatchLoad = BatchLoad {
+    name_len: |i| if i % 25 == 7 { 70_000 } else { 0 },
+    concurrency: "4",
+};
+
+/// Lines of about 25 KB, 16 at once: the batch's batches are bigger than one append.
+const BIG_BATCHES: BatchLoad = BatchLoad {
+    name_len: |_| 12_000,
+    concurrency: "16",
+};
+
+/// Every `"execution_id": "..."` a host printed (run --json's pretty JSON, batch's lines);
+/// a host killed while printing still counts for the ids it printed whole.
+fn printed_ids(stdout: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(stdout);
+    let mut ids = Vec::new();
+    for piece in text.split("\"execution_id\":").skip(1) {
+        let piece = piece.trim_start();
+        if let Some(rest) = piece.strip_prefix('"') {
+            if let Some(end) = rest.find('"') {
+                ids.push(rest[..end].to_string());
+            }
+        }
+    }
+    ids
+}
+
+fn run_host(plugins: &Path) -> Child {
+    bin()
+        .args(["run", "hello", "--json", "--registry"])
+        .arg(example_registry())
+        .arg("--plugins")
+        .arg(plugins)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// What the hosts of one scenario reported, and how they ended.
+#[derive(Default)]
+struct Reported {
+    ids: Vec<String>,
+    killed: usize,
+    /// Stderr of hosts that exited on their own with a failure.
+    failures: Vec<String>,
+}
+
+/// Runs [`RUNS`] `metaclaude run` processes, [`PARALLEL_RUNS`] at a time, and a `metaclaude
+/// batch` of [`BATCH_REQUESTS`] beside them. With `kill`, every third run is killed -9
+/// partway (after 0 to 60 ms) and the batch once it has reported a third of its requests.
+fn run_concurrently(plugins: &Path, load: BatchLoad, kill: bool) -> Reported {
+    let reported = Mutex::new(Reported::default());
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut batch = bin()
+                .args(["batch", "--concurrency", load.concurrency, "--registry"])
+                .arg(example_registry())
+                .arg("--plugins")
+                .arg(plugins)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = batch.stdin.take().unwrap();
+            let feeder = std::thread::spawn(move || {
+                for i in 0..BATCH_REQUESTS {
+                    let name = format!("b{i}{}", "x".repeat((load.name_len)(i)));
+                    let line =
+                        format!("{{\"script_id\":\"hello\",\"inputs\":{{\"name\":\"{name}\"}}}}\n");
+                    if stdin.write_all(line.as_bytes()).is_err() {
+                        return; // killed
+                    }
+                }
+            });
+            let mut stderr = batch.stderr.take().unwrap();
+            let stderr = std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = stderr.read_to_string(&mut text);
+                text
+            });
+            let mut ids = Vec::new();
+            let mut killed = false;
+            let mut lines = BufReader::new(batch.stdout.take().unwrap()).lines();
+            for line in lines.by_ref() {
+                ids.extend(printed_ids(line.unwrap().as_bytes()));
+                if kill && ids.len() == BATCH_REQUESTS / 3 {
+                    batch.kill().unwrap();
+                    killed = true;
+                    break;
+                }
+            }
+            for line in lines.map_while(Result::ok) {
+                ids.extend(printed_ids(line.as_bytes()));
+            }
+            let status = batch.wait().unwrap();
+            feeder.join().unwrap();
+            let stderr = stderr.join().unwrap();
+            let mut r = reported.lock().unwrap();
+            if killed {
+                r.killed += 1;
+            } else {
+                assert_eq!(ids.len(), BATCH_REQUESTS, "batch: {stderr}");
+                if !status.success() {
+                    r.failures.push(format!("batch ({status}): {stderr}"));
+                }
+            }
+            r.ids.extend(ids);
+        });
+        for _ in 0..PARALLEL_RUNS {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= RUNS {
+                    return;
+                }
+                let mut child = run_host(plugins);
+                let mut killed = false;
+                if kill && i.is_multiple_of(3) {
+                    // The kill lands anywhere from start-up to after the sink's write.
+                    let at = Instant::now() + Duration::from_millis((i as u64 * 7) % 60);
+                    while child.try_wait().unwrap().is_none() {
+                        if Instant::now() >= at {
+                            killed = child.kill().is_ok();
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                let out = child.wait_with_output().unwrap();
+                let ids = printed_ids(&out.stdout);
+                let killed =
+                    killed && std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9);
+                let mut r = reported.lock().unwrap();
+                if killed {
+                    r.killed += 1;
+                } else if !out.status.success() || ids.len() != 1 {
+                    r.failures.push(format!(
+                        "run {i} ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                r.ids.extend(ids);
+            });
+        }
+    });
+    reported.into_inner().unwrap()
+}
+
+/// What the log directory holds once every host is gone.
+struct LogContents {
+    /// How many times each execution id appears, over the live file and every rotation.
+    counts: HashMap<String, usize>,
+    lines: usize,
+    /// Lines that are not JSON: two appends glued together, or what a killed host left;
+    /// the first few, cut short.
+    damaged: Vec<String>,
+    rotations: usize,
+    compressed: usize,
+    partial: Vec<PathBuf>,
+}
+
+/// Reads the live file and every rotated file (the `.gz` of a rotation when both it and
+/// the plain file exist, as `metaclaude logs` does); every `.gz` must be a complete, valid
+/// gzip stream (flate2 checks each member's CRC and length; `gzip -t` as well).
+fn read_log(logs: &Path) -> LogContents {
+    let mut rotations: HashMap<String, (Option<PathBuf>, Option<PathBuf>)> = HashMap::new();
+    let mut live = None;
+    let mut partial = Vec::new();
+    for entry in std::fs::read_dir(logs).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let parsed = log_files::parse(&name).unwrap_or_else(|| panic!("stray file {name}"));
+        let slot = rotations.entry(parsed.rotation.to_string()).or_default();
+        match parsed.kind {
+            Kind::Live => live = Some(entry.path()),
+            Kind::Rotated { compressed: false } => slot.0 = Some(entry.path()),
+            Kind::Rotated { compressed: true } => slot.1 = Some(entry.path()),
+            Kind::Partial => partial.push(entry.path()),
+        }
+    }
+    rotations.retain(|_, (plain, gz)| plain.is_some() || gz.is_some());
+    let gz: Vec<&PathBuf> = rotations
+        .values()
+        .filter_map(|(_, gz)| gz.as_ref())
+        .collect();
+    if !gz.is_empty() {
+        let out = Command::new("gzip").arg("-t").args(&gz).output().unwrap();
+        assert!(
+            out.status.success(),
+            "gzip -t: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut counts = HashMap::new();
+    let (mut lines, mut damaged) = (0, Vec::new());
+    let files = rotations
+        .values()
+        .map(|(plain, gz)| gz.clone().or(plain.clone()).unwrap())
+        .chain(live);
+    for path in files {
+        let mut text = String::new();
+        let file = std::fs::File::open(&path).unwrap();
+        if path.extension().is_some_and(|e| e == "gz") {
+            flate2::read::MultiGzDecoder::new(file)
+                .read_to_string(&mut text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        } else {
+            BufReader::new(file).read_to_string(&mut text).unwrap();
+        }
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                damaged.push(format!("{:?}", line.chars().take(60).collect::<String>()));
+                continue;
+            };
+            lines += 1;
+            let id = v["execution_id"].as_str().unwrap().to_string();
+            *counts.entry(id).or_default() += 1;
+        }
+    }
+    LogContents {
+        counts,
+        lines,
+        damaged,
+        rotations: rotations.len(),
+        compressed: gz.len(),
+        partial,
+    }
+}
+
+fn stats_count(logs: &Path) -> u64 {
+    let out = succeed(
+        bin()
+            .args(["logs", "--stats", "--json", "--log-dir"])
+            .arg(logs),
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["overall"]["count"].as_u64().unwrap()
+}
+
+/// Every reported id is in the log, none more than once; `context` says what ran.
+fn assert_nothing_lost_or_duplicated(reported: &[String], log: &LogContents, context: &str) {
+    let missing: Vec<&String> = reported
+        .iter()
+        .filter(|id| !log.counts.contains_key(*id))
+        .collect();
+    let duplicated: Vec<String> = log
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, n)| format!("{id} x{n}"))
+        .collect();
+    assert!(
+        missing.is_empty() && duplicated.is_empty(),
+        "{} of {} reported executions missing (e.g. {:?}), {} duplicated ({:?}); {context}, {} rotations",
+        missing.len(),
+        reported.len(),
+        &missing[..missing.len().min(5)],
+        duplicated.len(),
+        &duplicated[..duplicated.len().min(5)],
+        log.rotations
+    );
+}
+
+#[test]
+fn concurrent_hosts_on_one_directory_lose_and_duplicate_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
+    sink(&plugins, &logs, SMALL_ROTATION, false);
+    let reported = run_concurrently(&plugins, SOME_LONG_LINES, false);
+    assert!(reported.failures.is_empty(), "{:#?}", reported.failures);
+    assert_eq!(reported.ids.len(), RUNS + BATCH_REQUESTS);
+    let log = read_log(&logs);
+    assert!(
+        log.rotations > 100,
+        "the hosts should have rotated many times ({})",
+        log.rotations
+    );
+    assert_nothing_lost_or_duplicated(&reported.ids, &log, "no host killed");
+    assert_eq!(
+        log.lines,
+        reported.ids.len(),
+        "nothing but what was reported"
+    );
+    assert!(log.damaged.is_empty(), "damaged lines: {:?}", log.damaged);
+    assert!(
+        log.partial.is_empty(),
+        "every host exited cleanly, yet compressions were left half done: {:?}",
+        log.partial
+    );
+    assert!(log.compressed > 0, "compression ran while the hosts wrote");
+    assert_eq!(stats_count(&logs), reported.ids.len() as u64);
+}
+
+/// Without rotation: only appends, from the runs and from a batch whose batches are
+/// bigger than one append carries (the host splits a write at 64 KiB, and another
+/// host's line used to land inside a line there).
+#[test]
+fn appends_of_concurrent_hosts_never_split_a_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
+    sink(&plugins, &logs, "rotation_size_mb = 100", false);
+    let reported = run_concurrently(&plugins, BIG_BATCHES, false);
+    assert!(reported.failures.is_empty(), "{:#?}", reported.failures);
+    assert_eq!(reported.ids.len(), RUNS + BATCH_REQUESTS);
+    let log = read_log(&logs);
+    assert_eq!(log.rotations, 0);
+    assert_nothing_lost_or_duplicated(&reported.ids, &log, "appends only");
+    assert_eq!(log.lines, reported.ids.len());
+    assert!(log.damaged.is_empty(), "damaged lines: {:?}", log.damaged);
+}
+
+#[test]
+fn kill_9_of_concurrent_acknowledged_hosts_loses_nothing_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
+    sink(&plugins, &logs, SMALL_ROTATION, true);
+    let reported = run_concurrently(&plugins, SOME_LONG_LINES, true);
+    assert!(reported.failures.is_empty(), "{:#?}", reported.failures);
+    assert!(
+        reported.killed > RUNS / 6,
+        "some hosts must have been killed mid-way ({})",
+        reported.killed
+    );
+    let log = read_log(&logs);
+    assert!(log.rotations > 50, "{} rotations", log.rotations);
+    let killed = format!("{} hosts killed", reported.killed);
+    assert_nothing_lost_or_duplicated(&reported.ids, &log, &killed);
+    // Whatever a killed host wrote without reporting it is there too, once.
+    assert_eq!(stats_count(&logs), log.lines as u64);
+}
