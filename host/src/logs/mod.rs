@@ -75,7 +75,13 @@ pub struct LogQuery {
 impl LogQuery {
     /// The time bounds `[start, end)` the filters ask for, `now` anchoring `--since`.
     pub fn bounds(&self, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        let start = self.start_date.or_else(|| self.since.map(|d| now - d));
+        // An age longer than the calendar goes back means everything.
+        let start = self.start_date.or_else(|| {
+            self.since.map(|d| {
+                now.checked_sub_signed(d)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            })
+        });
         (start, self.end_date)
     }
 

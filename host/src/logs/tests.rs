@@ -261,3 +261,17 @@ fn missing_directory_says_how_to_fix_it() {
     let err = execute(&a, &mut Vec::new()).unwrap_err();
     assert!(format!("{err:#}").contains("METACLAUDE_LOG_DIR"), "{err:#}");
 }
+
+/// An age past what the calendar holds is everything, not a panic (found by schemathesis
+/// through the server's listing: `since=100000000d`).
+#[test]
+fn an_enormous_age_means_everything() {
+    let q = LogQuery {
+        since: Some(chrono::Duration::days(100_000_000)),
+        ..Default::default()
+    };
+    let (start, end) = q.bounds(Utc::now());
+    assert_eq!((start, end), (Some(DateTime::<Utc>::MIN_UTC), None));
+    let m = Matcher::new(q.filter(Utc::now()));
+    assert!(m.may_match(b"{}"));
+}

@@ -278,6 +278,7 @@ struct ListQuery {
     correlation_id: Option<String>,
     category: Option<String>,
     since: Option<String>,
+    from: Option<String>,
     state: Option<String>,
 }
 
@@ -289,24 +290,19 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| {
         ApiError::bad_request(format!(
-            "query string: {e} (known: failed, limit, script, specialist, user, session, correlation_id, category, since, state)"
+            "query string: {e} (known: failed, limit, script, specialist, user, session, correlation_id, category, since, from, state)"
         ))
     })?;
-    match q.state.as_deref() {
-        None | Some("finished") => {}
-        Some("running") => {
-            let running = state.monitor.running();
-            return Ok(
-                Json(json!({ "count": running.len(), "executions": running })).into_response(),
-            );
-        }
+    let running_only = match q.state.as_deref() {
+        None | Some("finished") => false,
+        Some("running") => true,
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "state {other:?}: expected running or finished"
             ))
             .with("field", "state"))
         }
-    }
+    };
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(
@@ -326,26 +322,45 @@ async fn list(
         correlation_id: given(q.correlation_id),
         ..LogQuery::default()
     };
-    let (category, since) = (given(q.category), given(q.since));
+    // A time filter must say something, though: an empty one is a mistake.
+    let (category, since, from) = (given(q.category), q.since, q.from);
     if let Some(c) = &category {
         log_query.category = Some(c.parse().map_err(|e: String| {
             ApiError::bad_request(format!("category: {e}")).with("field", "category")
         })?);
     }
     if let Some(since) = &since {
-        match dates::parse_since(since) {
-            Ok(age) => log_query.since = Some(age),
-            Err(_) => {
-                log_query.start_date = Some(
-                    dates::parse_instant(since, false, &Utc).map_err(|e| {
-                        ApiError::bad_request(format!(
-                            "since {since:?}: {e} (an age such as 15m, 1h, 2d, or a time such as 2024-01-15T10:00:00Z)"
-                        ))
-                        .with("field", "since")
-                    })?,
-                )
-            }
-        }
+        log_query.since = Some(dates::parse_since(since).map_err(|e| {
+            ApiError::bad_request(format!(
+                "since {since:?}: {e} (an age such as 90s, 15m, 1h, 2d, 1w)"
+            ))
+            .with("field", "since")
+        })?);
+    }
+    if let Some(from) = &from {
+        log_query.start_date = Some(dates::parse_instant(from, false, &Utc).map_err(|e| {
+            ApiError::bad_request(format!("from {from:?}: {e}")).with("field", "from")
+        })?);
+        log_query.since = None;
+    }
+    if running_only {
+        // Those running now, by the same identity filters.
+        let f = log_query.filter(Utc::now());
+        let keep = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+        let running: Vec<_> = state
+            .monitor
+            .running()
+            .into_iter()
+            .filter(|r| {
+                f.script.as_ref().is_none_or(|s| *s == r.script_id)
+                    && keep(&f.specialist, &r.specialist)
+                    && keep(&f.user, &r.user)
+                    && keep(&f.session, &r.session_id)
+                    && keep(&f.correlation_id, &r.correlation_id)
+            })
+            .take(limit)
+            .collect();
+        return Ok(Json(json!({ "count": running.len(), "executions": running })).into_response());
     }
     let matcher = crate::logs::query::Matcher::new(log_query.filter(Utc::now()));
     let held = state.monitor.recent(&matcher, limit);

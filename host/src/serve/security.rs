@@ -171,7 +171,15 @@ pub async fn guard(
         )
         .into_response()
     } else if request.uri().path() == "/healthz" || access.authorised(request.headers()) {
-        next.run(request).await
+        match CatchPanic(Box::pin(next.run(request))).await {
+            Ok(response) => response,
+            Err(()) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed on this request (a bug, reported in its log); the server goes on",
+            )
+            .into_response(),
+        }
     } else if request.method() == axum::http::Method::GET && access.token_in_query(request.uri()) {
         // A browser opening the printed URL: keep the token in a cookie, and take it out
         // of the address bar (and of the history).
@@ -198,6 +206,26 @@ pub async fn guard(
     };
     add_security_headers(response.headers_mut());
     response
+}
+
+/// A future whose panic becomes `Err(())` (logged by the panic hook), so that one bad
+/// request answers 500 instead of dropping its connection.
+struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
 }
 
 fn token_value(access: &Access) -> String {
