@@ -124,3 +124,63 @@ fn batch_picks_up_plugins_added_and_removed_while_it_runs() {
         "the removed recorder still received events"
     );
 }
+
+/// A plugin copied into the watched directory slowly (a large component, written in
+/// pieces over several watch passes, its manifest first, as `cp -r` may) is loaded once,
+/// whole, when it stops changing: never loaded half-written, never reported broken.
+#[test]
+fn a_plugin_copied_in_slowly_is_loaded_once_when_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let source = crate::util::root().join("examples/plugins/python-sink");
+    let wasm = std::fs::read(source.join("python_sink.wasm"))
+        .expect("the Python example is built by cargo xtask build-plugins");
+    assert!(
+        wasm.len() > 4 << 20,
+        "a large component: {} bytes",
+        wasm.len()
+    );
+    let mut host = bin()
+        .args(["batch", "--registry"])
+        .arg(example_registry())
+        .arg("--plugins")
+        .arg(&plugins)
+        .env("PYTHON_SINK_DIR", tmp.path().join("py-out"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = host.stdin.take().unwrap();
+    let stderr = BufReader::new(host.stderr.take().unwrap());
+    let (tell, said) = channel();
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tell.send(line);
+        }
+    });
+    let target = plugins.join("python-sink");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::copy(source.join("plugin.toml"), target.join("plugin.toml")).unwrap();
+    let mut file = std::fs::File::create(target.join("python_sink.wasm")).unwrap();
+    // Six pieces, 0.7 s apart: the copy spans two or three passes of the 2 s watch.
+    for piece in wasm.chunks(wasm.len().div_ceil(6)) {
+        file.write_all(piece).unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    drop(file);
+    expect_said(&said, "metaclaude: plugin python-sink added");
+    // Two more passes: nothing more to say about it.
+    std::thread::sleep(Duration::from_millis(4500));
+    drop(stdin);
+    let status = host.wait().unwrap();
+    reader.join().unwrap();
+    let rest: Vec<String> = said.try_iter().collect();
+    assert!(status.success(), "{status:?}: {rest:?}");
+    assert!(
+        rest.iter().all(|l| !l.contains("python-sink")),
+        "said more about the plugin: {rest:?}"
+    );
+}

@@ -663,14 +663,20 @@ fn the_registry_reloads_and_a_bad_one_is_refused() {
     crate::util::wait_until(
         "no report of the bad registry",
         Duration::from_secs(30),
-        || server.stderr().contains("registry not reloaded"),
+        || {
+            server
+                .stderr()
+                .contains("scripts[0].timout_ms: unknown key; did you mean `timeout_ms`?")
+        },
         || server.stderr(),
     );
-    assert!(
-        server
-            .stderr()
-            .contains("scripts[0].timout_ms: unknown key; did you mean `timeout_ms`?"),
-        "{}",
+    assert!(server
+        .stderr()
+        .contains("registry not reloaded, the previous one stays in force"));
+    assert_eq!(
+        server.stderr().matches("registry not reloaded").count(),
+        1,
+        "reported once: {}",
         server.stderr()
     );
     assert_eq!(count(), 4);

@@ -1,6 +1,7 @@
 //! Hot reload: bring the loaded set in line with the plugin folders of a directory, once
 //! ([`PluginHost::reload_dir`]) or on a watch ([`PluginHost::watch`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -55,8 +56,24 @@ impl ReloadReport {
     }
 }
 
+/// What the watch saw of each folder on its previous pass: a new or changed folder is
+/// loaded only once two passes in a row found the same files, so a folder still being
+/// copied in is never loaded (nor reported broken) half-written.
+pub type Settling = HashMap<PathBuf, Fingerprint>;
+
 impl PluginHost {
+    /// Brings the loaded set in line with the plugin folders now in `dir`, at once.
     pub fn reload_dir(&self, dir: &Path) -> Result<ReloadReport, PluginError> {
+        self.reload_dir_with(dir, None)
+    }
+
+    /// [`PluginHost::reload_dir`], acting on a new or changed folder only once `settling`
+    /// saw the same fingerprint on the previous pass.
+    fn reload_dir_with(
+        &self,
+        dir: &Path,
+        mut settling: Option<&mut Settling>,
+    ) -> Result<ReloadReport, PluginError> {
         let _loading = self.loading.lock().unwrap();
         if self.closed.load(Ordering::Acquire) {
             return Ok(ReloadReport::default());
@@ -89,6 +106,13 @@ impl PluginHost {
             if known_failure {
                 continue;
             }
+            if let Some(seen) = settling.as_deref_mut() {
+                if seen.get(folder) != Some(&fingerprint) {
+                    // Still changing, or first seen: look again at the next pass.
+                    seen.insert(folder.clone(), fingerprint);
+                    continue;
+                }
+            }
             match self.start_plugin(folder, &taken) {
                 Ok(plugin) => {
                     taken.push((plugin.manifest.name.clone(), plugin.folder.clone()));
@@ -112,6 +136,9 @@ impl PluginHost {
             .lock()
             .unwrap()
             .retain(|folder, _| folders.contains(folder));
+        if let Some(seen) = settling {
+            seen.retain(|folder, _| folders.contains(folder));
+        }
         let removed = self.swap(add, &remove);
         stop_all(&removed);
         for (what, names) in [
@@ -129,8 +156,9 @@ impl PluginHost {
     /// Applies [`PluginHost::reload_dir`] to `dir` every `every`, until the host is shut
     /// down or dropped: a long-running host picks up added, changed and removed plugin
     /// folders without a restart. Polling (not inotify) keeps it dependable on every file
-    /// system. `on_change` sees every pass that changed something or failed to load a
-    /// folder.
+    /// system. A new or changed folder is loaded once it stopped changing (two passes saw
+    /// the same files), so a slow `cp -r` into the directory is loaded once, whole.
+    /// `on_change` sees every pass that changed something or failed to load a folder.
     pub fn watch(
         self: &Arc<Self>,
         dir: PathBuf,
@@ -140,24 +168,28 @@ impl PluginHost {
         let host = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("plugin-watch".into())
-            .spawn(move || loop {
-                std::thread::sleep(every);
-                let Some(host) = host.upgrade() else {
-                    return;
-                };
-                if host.closed.load(Ordering::Acquire) {
-                    return;
-                }
-                match host.reload_dir(&dir) {
-                    Ok(report) if !report.is_empty() => on_change(&report),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("{e}"),
+            .spawn(move || {
+                let mut settling = Settling::new();
+                loop {
+                    std::thread::sleep(every);
+                    let Some(host) = host.upgrade() else {
+                        return;
+                    };
+                    if host.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    match host.reload_dir_with(&dir, Some(&mut settling)) {
+                        Ok(report) if !report.is_empty() => on_change(&report),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("{e}"),
+                    }
                 }
             })
     }
 }
 
-/// The plugin folders (folders holding a `plugin.toml`) in `dir`, sorted.
+/// The plugin folders (folders holding a `plugin.toml`) in `dir`, sorted. Hidden folders
+/// (`.name`) are not plugins: a place to copy one into before renaming it in place.
 pub(super) fn plugin_folders(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| PluginError::Dir {
@@ -165,6 +197,7 @@ pub(super) fn plugin_folders(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
             source,
         })?
         .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
         .filter(|p| p.join("plugin.toml").is_file())
         .collect();

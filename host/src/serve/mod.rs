@@ -126,6 +126,9 @@ struct Counters {
 #[derive(Debug, Default)]
 struct RegistryStatus {
     text: Vec<u8>,
+    /// A changed text seen by the last poll: taken once the next poll sees it unchanged,
+    /// so that a file still being written is never judged.
+    settling: Option<Vec<u8>>,
     last_error: Option<String>,
 }
 
@@ -153,8 +156,9 @@ pub struct ServerState {
 
 impl ServerState {
     /// Reads the registry file again and puts it in force if it is valid; a bad one is
-    /// reported with every problem and the one in force stays. `Ok(None)` when the file
-    /// did not change (only when `only_if_changed`).
+    /// reported with every problem and the one in force stays. With `only_if_changed`
+    /// (the watch), a changed file is taken once two polls saw the same text, and
+    /// `Ok(None)` says there was nothing to take.
     fn reload_registry(&self, only_if_changed: bool) -> Result<Option<usize>, RegistryError> {
         let text = match std::fs::read(&self.registry_file) {
             Ok(t) => t,
@@ -167,9 +171,17 @@ impl ServerState {
             }
         };
         let mut status = self.registry.lock().unwrap();
-        if only_if_changed && status.text == text {
-            return Ok(None);
+        if only_if_changed {
+            if status.text == text {
+                status.settling = None;
+                return Ok(None);
+            }
+            if status.settling.as_ref() != Some(&text) {
+                status.settling = Some(text);
+                return Ok(None);
+            }
         }
+        status.settling = None;
         let parsed = std::str::from_utf8(&text)
             .map_err(|e| crate::config::ConfigError::Syntax {
                 file: self.registry_file.clone(),
@@ -248,6 +260,7 @@ pub async fn run(
         admission: Arc::new(Semaphore::new(concurrency + config.queue)),
         registry: Mutex::new(RegistryStatus {
             text: std::fs::read(&registry_file).unwrap_or_default(),
+            settling: None,
             last_error: None,
         }),
         registry_file,
