@@ -180,6 +180,13 @@ impl fmt::Display for MergeError {
 
 impl std::error::Error for MergeError {}
 
+/// Where an accepted value goes: the zero bucket or the bucket of a key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Bucket {
+    Zero,
+    Key(i64),
+}
+
 /// A quantile sketch with relative-error guarantees (DDSketch). See the crate documentation
 /// for the guarantee, the bucket cap and the JSON form.
 #[derive(Clone, Debug)]
@@ -230,19 +237,37 @@ impl DdSketch {
     /// negative or an infinite value) is refused: nothing changes and the answer is
     /// `false`.
     pub fn add(&mut self, value: f64) -> bool {
-        if !(value >= 0.0 && value.is_finite()) {
-            return false;
+        match self.bucket_of(value) {
+            Some(bucket) => {
+                self.add_to_bucket(value, bucket);
+                true
+            }
+            None => false,
         }
-        if value > self.config.min_value {
-            self.store.add(self.config.key(value), 1);
+    }
+
+    /// Where `value` goes; `None` if it is refused. Sketches of one config (the intervals
+    /// of [`Windowed`](crate::Windowed)) share the answer, computing the logarithm once.
+    pub(crate) fn bucket_of(&self, value: f64) -> Option<Bucket> {
+        if !(value >= 0.0 && value.is_finite()) {
+            None
+        } else if value > self.config.min_value {
+            Some(Bucket::Key(self.config.key(value)))
         } else {
-            self.zero_count += 1;
+            Some(Bucket::Zero)
+        }
+    }
+
+    /// Adds `value`, whose bucket under this sketch's config is `bucket`.
+    pub(crate) fn add_to_bucket(&mut self, value: f64, bucket: Bucket) {
+        match bucket {
+            Bucket::Key(key) => self.store.add(key, 1),
+            Bucket::Zero => self.zero_count += 1,
         }
         self.count += 1;
         self.sum += value;
         self.min = self.min.min(value);
         self.max = self.max.max(value);
-        true
     }
 
     /// Adds every value of `other`: afterwards this sketch has the buckets, counts, min and

@@ -34,7 +34,7 @@
 //! holds it; one older than every interval the ring holds counts since start only (and in
 //! the 60-minute window while the minute ring still holds its minute).
 
-use crate::sketch::{Config, DdSketch};
+use crate::sketch::{Bucket, Config, DdSketch};
 
 /// Length of the intervals of the 1- and 5-minute windows.
 pub const SHORT_INTERVAL_MS: u64 = 10_000;
@@ -127,7 +127,7 @@ impl Ring {
         }
     }
 
-    fn add(&mut self, value: f64, now_ms: u64) {
+    fn add(&mut self, value: f64, bucket: Bucket, now_ms: u64) {
         let interval = now_ms / self.interval_ms;
         let len = self.slots.len() as u64;
         let slot = &mut self.slots[(interval % len) as usize];
@@ -140,7 +140,7 @@ impl Ring {
                 slot.interval = Some(interval);
             }
         }
-        slot.sketch.add(value);
+        slot.sketch.add_to_bucket(value, bucket);
     }
 
     /// The non-empty intervals among the `n` ending with the one holding `now_ms`, oldest
@@ -213,11 +213,13 @@ impl Windowed {
     /// Adds `value` at time `now_ms`; `false`, with nothing changed, for a value a sketch
     /// refuses (NaN, negative, infinite).
     pub fn add(&mut self, value: f64, now_ms: u64) -> bool {
-        if !self.total.add(value) {
+        // Every sketch here has one config: the bucket is computed once for all three.
+        let Some(bucket) = self.total.bucket_of(value) else {
             return false;
-        }
-        self.short.add(value, now_ms);
-        self.long.add(value, now_ms);
+        };
+        self.total.add_to_bucket(value, bucket);
+        self.short.add(value, bucket, now_ms);
+        self.long.add(value, bucket, now_ms);
         self.span_ms = Some(match self.span_ms {
             Some((first, last)) => (first.min(now_ms), last.max(now_ms)),
             None => (now_ms, now_ms),
