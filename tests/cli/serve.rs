@@ -1038,26 +1038,8 @@ fn security_defaults_hold() {
 #[test]
 fn a_client_that_never_reads_does_not_grow_memory() {
     let tmp = tempfile::tempdir().unwrap();
-    let scripts = tmp.path().join("scripts");
-    std::fs::create_dir_all(&scripts).unwrap();
     // 64 KiB of output per execution: the feed cuts its copy, memory keeps the result.
-    std::fs::write(
-        scripts.join("noisy.sh"),
-        "#!/bin/sh\nhead -c 65536 /dev/zero | tr '\\0' x\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        scripts.join("noisy.sh"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    let registry = tmp.path().join("registry.json");
-    std::fs::write(
-        &registry,
-        r#"{"scripts": [{"id": "noisy", "path": "scripts/noisy.sh"}]}"#,
-    )
-    .unwrap();
+    let registry = noisy_registry(tmp.path());
     let server = Server::start(
         &registry,
         &[
@@ -1198,4 +1180,103 @@ fn the_api_conforms_to_its_openapi_document() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(report.contains("11 selected / 11 total"), "{report}");
+}
+
+/// A feed client that falls behind by more than the feed holds is sent a fresh snapshot
+/// (`reason: lagged`) instead of the events it missed, then goes on from there.
+#[test]
+fn a_client_that_falls_behind_gets_a_fresh_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = noisy_registry(tmp.path());
+    let server = Server::start(
+        &registry,
+        &[
+            "--no-plugins",
+            "--ws-send-timeout",
+            "60",
+            "--keep-recent",
+            "20",
+        ],
+        |_| {},
+    );
+    let host: std::net::SocketAddrV4 = server
+        .ws_url("/ws")
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stream = tiny_window_stream(host);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let (mut behind, _) = tungstenite::client(server.ws_url("/ws").as_str(), stream).unwrap();
+    // 800 executions whose finished events carry 8 KiB each: more than the socket buffers
+    // hold (so the server's send to this client blocks), then more than the feed's 1024
+    // events while it is blocked.
+    let url = server.url("/api/v1/executions");
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    assert_eq!(post(&url, r#"{"script_id": "noisy"}"#).status, 200);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut seen = 0;
+    let lagged = loop {
+        let m = ws_next(&mut behind);
+        seen += 1;
+        if m["type"] == "snapshot" && m["reason"] == "lagged" {
+            break m;
+        }
+        assert!(seen < 10_000, "no fresh snapshot after {seen} messages");
+    };
+    assert!(
+        lagged["missed"].as_u64().unwrap() > 0,
+        "{}",
+        lagged["missed"]
+    );
+    assert_eq!(lagged["totals"]["executions"], 800);
+    // It goes on from the snapshot.
+    server.run("noisy");
+    let next = ws_next(&mut behind);
+    assert_eq!(next["type"], "event", "{next}");
+    assert!(next["seq"].as_u64().unwrap() > lagged["seq"].as_u64().unwrap());
+    let m = get(&server.url("/metrics")).body;
+    assert!(
+        m.contains("metaclaude_server_websocket_resyncs_total 1"),
+        "{m}"
+    );
+}
+
+/// A registry in `dir` with one script, `noisy`, that prints 64 KiB (the feed cuts its
+/// copy to 8 KiB).
+fn noisy_registry(dir: &Path) -> PathBuf {
+    let scripts = dir.join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("noisy.sh"),
+        "#!/bin/sh\nhead -c 65536 /dev/zero | tr '\\0' x\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        scripts.join("noisy.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let registry = dir.join("registry.json");
+    std::fs::write(
+        &registry,
+        r#"{"scripts": [{"id": "noisy", "path": "scripts/noisy.sh"}]}"#,
+    )
+    .unwrap();
+    registry
 }
