@@ -402,6 +402,8 @@ fn test(root: &Path) -> Result<()> {
         "log-sink",
         "-p",
         "metaclaude-formats",
+        "-p",
+        "metaclaude-stats",
     ]))?;
     step("all checks passed");
     Ok(())
