@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use metaclaude::model::{ExecutionEvent, ExecutionResult};
+use metaclaude::plugin::{Health, PluginHost};
+use metaclaude::EventSink;
+
 use crate::serve::{get, post, Server};
 use crate::util::{bin, example_registry, root};
 
@@ -151,15 +155,21 @@ fn well_formed(line: &str) -> bool {
         && tags_ok
 }
 
+/// A socket of the test on loopback that waits up to 10 s for a datagram, and its port.
+fn receiver() -> (UdpSocket, u16) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// The default plugin set, its exporter pointed at a socket of this test: each `run`
 /// sends its execution's lines, tags sanitised, in one datagram.
 #[test]
 fn run_sends_the_seed_metrics_to_the_target_it_is_given() {
-    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let port = receiver.local_addr().unwrap().port();
+    let (receiver, port) = receiver();
     for id in ["hello", "failing", "flaky", "noop", HOSTILE] {
         let out = run(port, id).output().unwrap();
         let result = result_of(&out);
@@ -727,4 +737,51 @@ fn a_target_that_is_down_costs_nothing_and_is_counted() {
         stderr.contains("statsd:"),
         "the host's log shows it: {stderr}"
     );
+}
+
+/// Finished executions with the most output the host keeps by default (1 MiB a stream), in
+/// a burst: the exporter, which needs none of it but receives it in each record, takes
+/// whole batches of them within its memory limit, and sends every one (with 512 events a
+/// call and 32 MiB, as first written, the first batch ran out of memory and all were lost).
+#[test]
+fn a_burst_of_large_outputs_fits_the_exporters_limits() {
+    let (receiver, port) = receiver();
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = exporter_only(tmp.path());
+    // This process's environment is not the plugin's to read: the target goes in the file.
+    let manifest = plugins.join("statsd-exporter/plugin.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("${METACLAUDE_METRICS_HOST:-127.0.0.1}", "127.0.0.1")
+        .replace("${METACLAUDE_METRICS_PORT:-8125}", &port.to_string());
+    std::fs::write(&manifest, text).unwrap();
+    let mut host = PluginHost::new(Some(
+        std::env::temp_dir().join("metaclaude-test-component-cache"),
+    ))
+    .unwrap();
+    let errors = host.load_dir(&plugins).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    const EXECUTIONS: usize = 40;
+    let output = "x".repeat(1 << 20);
+    for i in 0..EXECUTIONS {
+        let mut r = ExecutionResult::new(format!("big-{i}"), "big", chrono::Utc::now());
+        r.success = true;
+        r.stdout = output.clone();
+        r.stderr = output.clone();
+        host.emit(&ExecutionEvent::finished(r));
+    }
+    host.shutdown();
+    let info = host.list().pop().unwrap();
+    assert_eq!(info.health, Health::Running, "{info:?}");
+    assert_eq!((info.failures, info.dropped), (0, 0), "{info:?}");
+    let mut totals = 0;
+    let mut buf = vec![0u8; 65536];
+    while totals < EXECUTIONS {
+        let n = receiver.recv(&mut buf).expect("every execution's lines");
+        totals += String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .filter(|l| l.starts_with("metaclaude.executions.total:1|c|#script:big,"))
+            .count();
+    }
+    assert_eq!(totals, EXECUTIONS);
 }
