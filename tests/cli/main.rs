@@ -13,4 +13,5 @@ mod registry_check;
 mod run;
 mod scaffold;
 mod serve;
+mod statsd;
 mod util;

@@ -7,12 +7,17 @@ use serde_json::Value;
 
 /// The real executable, with the default plugin set (installed beside it) writing its
 /// log and compiled-component cache into this test run's temp folder, not the source tree.
+/// Its StatsD exporter sends to the discard port (9) of loopback, never to a daemon on the
+/// default 8125 that may be running on this machine; `tests/cli/statsd.rs` points it at
+/// its own.
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_metaclaude"));
     let scratch = std::env::temp_dir().join(format!("metaclaude-tests-{}", std::process::id()));
     cmd.env_remove("RUST_LOG")
         .env_remove("METACLAUDE_REGISTRY")
         .env_remove("METACLAUDE_PLUGIN_DIR")
+        .env("METACLAUDE_METRICS_HOST", "127.0.0.1")
+        .env("METACLAUDE_METRICS_PORT", "9")
         .env("METACLAUDE_LOG_DIR", scratch.join("logs"))
         .env("PYTHON_SINK_DIR", scratch.join("python-sink"))
         .env(

@@ -231,6 +231,32 @@ fn ensure_componentize_py(root: &Path) -> Result<PathBuf> {
     ensure_py_tool(root, "componentize-py", "componentize-py==0.25.1")
 }
 
+/// The reference StatsD daemon (npm `statsd`, pinned), which the StatsD exporter's
+/// end-to-end test starts on free loopback ports: installed into target/tools/statsd.
+fn ensure_statsd(root: &Path) -> Result<()> {
+    let prefix = root.join("target/tools/statsd");
+    if prefix.join("node_modules/statsd/stats.js").is_file() {
+        return Ok(());
+    }
+    // Optional native dependencies (syslog, Windows service) are not needed: no scripts.
+    let args = [
+        "install",
+        "--prefix",
+        "target/tools/statsd",
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        "statsd@0.9.0",
+    ];
+    let line = format!("npm {}", args.join(" "));
+    if !have("npm") {
+        bail!("npm is missing (the StatsD test needs the reference daemon); install it with: sudo apt-get install -y nodejs npm, then run: {line}");
+    }
+    step("installing the reference StatsD daemon (npm statsd@0.9.0) into target/tools/statsd");
+    run(Command::new("npm").args(args).current_dir(root))
+        .with_context(|| format!("cannot install the reference StatsD daemon; run: {line}"))
+}
+
 fn newest_mtime(paths: &[PathBuf]) -> std::time::SystemTime {
     paths
         .iter()
@@ -367,6 +393,7 @@ fn test(root: &Path) -> Result<()> {
     ensure_prerequisites(true)?;
     // The server is checked against its OpenAPI document with schemathesis.
     ensure_py_tool(root, "st", "schemathesis==4.32.5")?;
+    ensure_statsd(root)?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs; run: cargo fmt --all")?;
@@ -400,6 +427,8 @@ fn test(root: &Path) -> Result<()> {
         &root.join("plugins/Cargo.toml").to_string_lossy(),
         "-p",
         "log-sink",
+        "-p",
+        "statsd-exporter",
         "-p",
         "metaclaude-formats",
         "-p",

@@ -1,0 +1,254 @@
+//! The `[config]` table: where to send, how to name and label, how to pack.
+
+use crate::format::sanitize_prefix;
+
+/// How labels (script, specialist, category) travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagStyle {
+    /// DogStatsD: `name:1|c|#script:hello,specialist:ops` (the reference statsd since
+    /// 0.9, the Datadog agent, Telegraf, statsd_exporter).
+    DogStatsd,
+    /// Folded into the name, for daemons without tags: `name.hello.ops:1|c`.
+    Graphite,
+    /// No labels at all.
+    None,
+}
+
+/// How the peak memory is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryAs {
+    /// `|ms`: every sample aggregated by the daemon (count, mean, upper, percentiles).
+    Timer,
+    /// `|g`: the last value of a flush interval wins.
+    Gauge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    /// Sanitised; empty for none. Names are `prefix.` + the metric's name.
+    pub prefix: String,
+    pub tag_style: TagStyle,
+    pub max_payload_bytes: usize,
+    pub sample_rate: f64,
+    pub max_scripts: usize,
+    pub max_specialists: usize,
+    pub memory_as: MemoryAs,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8125,
+            prefix: "metaclaude".into(),
+            tag_style: TagStyle::DogStatsd,
+            max_payload_bytes: 1432,
+            sample_rate: 1.0,
+            max_scripts: 500,
+            max_specialists: 500,
+            memory_as: MemoryAs::Timer,
+        }
+    }
+}
+
+/// The largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
+/// The smallest payload accepted: room for any line this exporter writes bar hostile labels.
+pub const MIN_PAYLOAD: usize = 64;
+const MAX_PREFIX: usize = 100;
+
+const KEYS: &str = "host, port, prefix, tag_style, max_payload_bytes, sample_rate, max_scripts, max_specialists, memory_as";
+
+impl Config {
+    /// The target as `host:port` (the form the manifest's `udp` grant takes).
+    pub fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Reads the `[config]` table (as JSON). Numbers may be given as strings, since
+    /// `${VAR:-default}` expands to a string.
+    pub fn parse(json: &str) -> Result<Config, String> {
+        let table = metaclaude_plugin_sdk::parse_config(json)?;
+        let mut c = Config::default();
+        for (key, value) in &table {
+            let text = || value.as_str().map(str::trim);
+            let number = |min: f64, max: f64, what: &str| -> Result<f64, String> {
+                value
+                    .as_f64()
+                    .or_else(|| text().and_then(|s| s.parse::<f64>().ok()))
+                    .filter(|n| n.is_finite() && *n >= min && *n <= max)
+                    .ok_or_else(|| format!("config.{key}: expected {what}, found {value}"))
+            };
+            let whole = |min: u64, max: u64| -> Result<u64, String> {
+                let n = number(
+                    min as f64,
+                    max as f64,
+                    &format!("a whole number from {min} to {max}"),
+                )?;
+                if n.fract() != 0.0 {
+                    return Err(format!(
+                        "config.{key}: expected a whole number, found {value}"
+                    ));
+                }
+                Ok(n as u64)
+            };
+            match key.as_str() {
+                "host" => {
+                    c.host = text()
+                        .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+                        .ok_or_else(|| {
+                            format!("config.host: expected a host name or address, found {value}")
+                        })?
+                        .to_string()
+                }
+                "port" => c.port = whole(1, 65535)? as u16,
+                "prefix" => {
+                    let raw = text().ok_or_else(|| {
+                        format!("config.prefix: expected a string, found {value}")
+                    })?;
+                    if raw.len() > MAX_PREFIX {
+                        return Err(format!(
+                            "config.prefix: at most {MAX_PREFIX} characters, found {}",
+                            raw.len()
+                        ));
+                    }
+                    c.prefix = sanitize_prefix(raw);
+                }
+                "tag_style" => {
+                    c.tag_style = match text() {
+                        Some("dogstatsd") => TagStyle::DogStatsd,
+                        Some("graphite") => TagStyle::Graphite,
+                        Some("none") => TagStyle::None,
+                        _ => {
+                            return Err(format!(
+                            "config.tag_style: expected dogstatsd, graphite or none, found {value}"
+                        ))
+                        }
+                    }
+                }
+                "max_payload_bytes" => {
+                    c.max_payload_bytes = whole(MIN_PAYLOAD as u64, MAX_DATAGRAM as u64)? as usize
+                }
+                "sample_rate" => {
+                    let rate = number(0.0, 1.0, "a number above 0 and at most 1")?;
+                    if rate == 0.0 {
+                        return Err(format!(
+                            "config.sample_rate: expected a number above 0 and at most 1, found {value} (to send nothing, remove the plugin)"
+                        ));
+                    }
+                    c.sample_rate = rate;
+                }
+                "max_scripts" => c.max_scripts = whole(1, 1_000_000)? as usize,
+                "max_specialists" => c.max_specialists = whole(1, 1_000_000)? as usize,
+                "memory_as" => {
+                    c.memory_as = match text() {
+                        Some("timer") => MemoryAs::Timer,
+                        Some("gauge") => MemoryAs::Gauge,
+                        _ => {
+                            return Err(format!(
+                                "config.memory_as: expected timer or gauge, found {value}"
+                            ))
+                        }
+                    }
+                }
+                other => return Err(format!("config.{other}: unknown key (known: {KEYS})")),
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_defaults_parse_to_the_documented_defaults() {
+        let c = Config::parse(
+            r#"{"host":"127.0.0.1","port":"8125","prefix":"metaclaude","tag_style":"dogstatsd",
+                "max_payload_bytes":1432,"sample_rate":1.0,"max_scripts":500,
+                "max_specialists":500,"memory_as":"timer"}"#,
+        )
+        .unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.target(), "127.0.0.1:8125");
+        assert_eq!(Config::parse("{}").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn numbers_may_come_as_expanded_strings() {
+        let c = Config::parse(
+            r#"{"port":" 9125 ","sample_rate":"0.25","max_payload_bytes":"512","max_scripts":"3"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.port, c.sample_rate, c.max_payload_bytes, c.max_scripts),
+            (9125, 0.25, 512, 3)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_key() {
+        for (json, expect) in [
+            (
+                r#"{"port":"0"}"#,
+                "config.port: expected a whole number from 1 to 65535",
+            ),
+            (r#"{"port":"http"}"#, "config.port: expected"),
+            (r#"{"port":8125.5}"#, "config.port: expected a whole number"),
+            (
+                r#"{"sample_rate":0}"#,
+                "config.sample_rate: expected a number above 0",
+            ),
+            (
+                r#"{"sample_rate":1.5}"#,
+                "config.sample_rate: expected a number above 0",
+            ),
+            (
+                r#"{"max_payload_bytes":10}"#,
+                "config.max_payload_bytes: expected a whole number from 64 to 65507",
+            ),
+            (
+                r#"{"tag_style":"influx"}"#,
+                "config.tag_style: expected dogstatsd, graphite or none",
+            ),
+            (
+                r#"{"memory_as":"histogram"}"#,
+                "config.memory_as: expected timer or gauge",
+            ),
+            (
+                r#"{"host":""}"#,
+                "config.host: expected a host name or address",
+            ),
+            (
+                r#"{"max_scripts":0}"#,
+                "config.max_scripts: expected a whole number from 1",
+            ),
+            (
+                r#"{"prefx":"a"}"#,
+                "config.prefx: unknown key (known: host, port, prefix",
+            ),
+        ] {
+            let err = Config::parse(json).unwrap_err();
+            assert!(err.starts_with(expect), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_prefix_is_sanitised_and_may_be_empty() {
+        assert_eq!(
+            Config::parse(r#"{"prefix":"ci.metaclaude"}"#)
+                .unwrap()
+                .prefix,
+            "ci.metaclaude"
+        );
+        assert_eq!(
+            Config::parse(r#"{"prefix":"a:b|c@d"}"#).unwrap().prefix,
+            "a_b_c_d"
+        );
+        assert_eq!(Config::parse(r#"{"prefix":""}"#).unwrap().prefix, "");
+        assert_eq!(Config::parse(r#"{"prefix":".x."}"#).unwrap().prefix, "x");
+    }
+}

@@ -1,0 +1,373 @@
+//! StatsD lines and datagrams.
+//!
+//! A line is `name:value|type[|@rate][|#key:value,key:value]`. What may appear where:
+//!
+//! * a name is `[A-Za-z0-9_.-]` only: `:` ends it, `|` ends the value, and daemons split
+//!   or drop anything else (the reference statsd deletes every other character);
+//! * a label value (a DogStatsD tag value, or a segment folded into a Graphite name) is
+//!   `[A-Za-z0-9_-]`, plus `.` in a tag: `,` and `#` would split the tag list, `|` and `@`
+//!   the line, `:` the key from the value, a newline the datagram, and `.` a Graphite
+//!   segment. Anything else becomes `_`, one per character; an empty value is `none`; a
+//!   value is cut at [`MAX_LABEL`] bytes;
+//! * a value is a plain decimal (never `NaN`, `inf` or an exponent), not negative.
+//!
+//! Lines are packed into datagrams of at most `max_payload_bytes`, separated by `\n`; a
+//! line is never split (a line longer than the payload goes alone).
+
+use crate::config::{TagStyle, MAX_DATAGRAM};
+
+/// The longest label value sent, in bytes (values are ASCII once sanitised).
+pub const MAX_LABEL: usize = 200;
+
+/// The StatsD metric types this exporter sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    Counter,
+    Timer,
+    Gauge,
+}
+
+impl Type {
+    fn code(self) -> &'static str {
+        match self {
+            Type::Counter => "c",
+            Type::Timer => "ms",
+            Type::Gauge => "g",
+        }
+    }
+}
+
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'
+}
+
+/// A name prefix: characters outside `[A-Za-z0-9_.-]` become `_`, and empty segments
+/// (leading, trailing or doubled dots) are dropped.
+pub fn sanitize_prefix(raw: &str) -> String {
+    let mapped: String = raw
+        .chars()
+        .map(|c| if name_char(c) { c } else { '_' })
+        .collect();
+    mapped
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A label value as the line rules allow it for `style` (see the module docs).
+pub fn sanitize_label(raw: &str, style: TagStyle) -> String {
+    let keep_dot = style == TagStyle::DogStatsd;
+    let mut out = String::with_capacity(raw.len().min(MAX_LABEL));
+    for c in raw.chars() {
+        if out.len() >= MAX_LABEL {
+            break;
+        }
+        let ok = c.is_ascii_alphanumeric() || c == '_' || c == '-' || (keep_dot && c == '.');
+        out.push(if ok { c } else { '_' });
+    }
+    if out.is_empty() {
+        out.push_str("none");
+    }
+    out
+}
+
+/// `v` with at most `decimals` decimals, trailing zeros removed: `81.5`, `3`, `0.000125`.
+/// Not-a-number, infinite and negative values are 0 (StatsD timers refuse negatives).
+pub fn decimal(v: f64, decimals: usize) -> String {
+    let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        while s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+    }
+    s
+}
+
+/// Writes lines in one tag style with one prefix and sample rate.
+#[derive(Debug, Clone)]
+pub struct Formatter {
+    pub prefix: String,
+    pub style: TagStyle,
+    /// Below 1, every line carries `|@rate`.
+    pub rate: f64,
+}
+
+impl Formatter {
+    /// One line: `name` (after the prefix) with `value` of type `ty`, labelled by `labels`
+    /// (key and already sanitised value, in this order).
+    pub fn line(&self, name: &str, value: &str, ty: Type, labels: &[(&str, &str)]) -> String {
+        let mut line = String::with_capacity(64 + labels.len() * 32);
+        if !self.prefix.is_empty() {
+            line.push_str(&self.prefix);
+            line.push('.');
+        }
+        line.push_str(name);
+        if self.style == TagStyle::Graphite {
+            for (_, v) in labels {
+                line.push('.');
+                line.push_str(v);
+            }
+        }
+        line.push(':');
+        line.push_str(value);
+        line.push('|');
+        line.push_str(ty.code());
+        if self.rate < 1.0 {
+            line.push_str("|@");
+            line.push_str(&decimal(self.rate, 6));
+        }
+        if self.style == TagStyle::DogStatsd && !labels.is_empty() {
+            line.push_str("|#");
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(k);
+                line.push(':');
+                line.push_str(v);
+            }
+        }
+        line
+    }
+}
+
+/// Datagrams of `\n`-separated lines, each at most `max` bytes, in order. A line longer
+/// than `max` goes in a datagram of its own; one longer than a UDP datagram can carry is
+/// left out and counted (the second value).
+pub fn pack<'a>(lines: impl IntoIterator<Item = &'a str>, max: usize) -> (Vec<Vec<u8>>, usize) {
+    let mut datagrams = Vec::new();
+    let mut current: Vec<u8> = Vec::with_capacity(max);
+    let mut too_long = 0;
+    for line in lines {
+        if line.len() > MAX_DATAGRAM {
+            too_long += 1;
+            continue;
+        }
+        let needed = if current.is_empty() {
+            line.len()
+        } else {
+            current.len() + 1 + line.len()
+        };
+        if needed > max && !current.is_empty() {
+            datagrams.push(std::mem::replace(&mut current, Vec::with_capacity(max)));
+        }
+        if !current.is_empty() {
+            current.push(b'\n');
+        }
+        current.extend_from_slice(line.as_bytes());
+    }
+    if !current.is_empty() {
+        datagrams.push(current);
+    }
+    (datagrams, too_long)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(style: TagStyle, rate: f64) -> Formatter {
+        Formatter {
+            prefix: "metaclaude".into(),
+            style,
+            rate,
+        }
+    }
+
+    #[test]
+    fn lines_in_each_tag_style() {
+        let labels = [
+            ("script", "hello"),
+            ("specialist", "ops"),
+            ("category", "TIMEOUT"),
+        ];
+        let f = fmt(TagStyle::DogStatsd, 1.0);
+        assert_eq!(
+            f.line("executions.failure", "1", Type::Counter, &labels),
+            "metaclaude.executions.failure:1|c|#script:hello,specialist:ops,category:TIMEOUT"
+        );
+        assert_eq!(
+            f.line(
+                "execution.duration_seconds",
+                "81.5",
+                Type::Timer,
+                &labels[..2]
+            ),
+            "metaclaude.execution.duration_seconds:81.5|ms|#script:hello,specialist:ops"
+        );
+        assert_eq!(f.line("x", "1", Type::Gauge, &[]), "metaclaude.x:1|g");
+        let g = fmt(TagStyle::Graphite, 1.0);
+        assert_eq!(
+            g.line("executions.failure", "1", Type::Counter, &labels),
+            "metaclaude.executions.failure.hello.ops.TIMEOUT:1|c"
+        );
+        let n = fmt(TagStyle::None, 1.0);
+        assert_eq!(
+            n.line("executions.failure", "1", Type::Counter, &labels),
+            "metaclaude.executions.failure:1|c"
+        );
+        let no_prefix = Formatter {
+            prefix: String::new(),
+            ..f
+        };
+        assert_eq!(
+            no_prefix.line("executions.total", "1", Type::Counter, &[]),
+            "executions.total:1|c"
+        );
+    }
+
+    #[test]
+    fn a_sample_rate_below_one_comes_before_the_tags() {
+        let f = fmt(TagStyle::DogStatsd, 0.25);
+        assert_eq!(
+            f.line("executions.total", "1", Type::Counter, &[("script", "a")]),
+            "metaclaude.executions.total:1|c|@0.25|#script:a"
+        );
+        assert_eq!(
+            fmt(TagStyle::Graphite, 0.1).line(
+                "execution.duration_seconds",
+                "3",
+                Type::Timer,
+                &[("script", "a")]
+            ),
+            "metaclaude.execution.duration_seconds.a:3|ms|@0.1"
+        );
+    }
+
+    #[test]
+    fn hostile_label_values_cannot_break_a_line() {
+        let hostile = "a:b|c@d,e#f\ng\r\n h.i/j\u{0}é;k=l";
+        assert_eq!(
+            sanitize_label(hostile, TagStyle::DogStatsd),
+            "a_b_c_d_e_f_g___h.i_j___k_l"
+        );
+        assert_eq!(
+            sanitize_label(hostile, TagStyle::Graphite),
+            "a_b_c_d_e_f_g___h_i_j___k_l"
+        );
+        assert_eq!(sanitize_label("", TagStyle::DogStatsd), "none");
+        assert_eq!(
+            sanitize_label("ok-id_1.2", TagStyle::DogStatsd),
+            "ok-id_1.2"
+        );
+        let long = "é".repeat(1000);
+        assert_eq!(sanitize_label(&long, TagStyle::DogStatsd).len(), MAX_LABEL);
+        // Whatever goes in, a line parses back into exactly its parts.
+        let f = fmt(TagStyle::DogStatsd, 0.5);
+        let v = sanitize_label(hostile, TagStyle::DogStatsd);
+        let line = f.line(
+            "executions.total",
+            "1",
+            Type::Counter,
+            &[("script", &v), ("specialist", &v)],
+        );
+        assert!(!line.contains(['\n', '\r', '\0']));
+        let (name, rest) = line.split_once(':').unwrap();
+        assert_eq!(name, "metaclaude.executions.total");
+        let fields: Vec<&str> = rest.split('|').collect();
+        assert_eq!(
+            fields,
+            ["1", "c", "@0.5", &format!("#script:{v},specialist:{v}")]
+        );
+        let tags: Vec<&str> = fields[3][1..].split(',').collect();
+        assert_eq!(tags.len(), 2);
+        for tag in tags {
+            assert_eq!(tag.matches(':').count(), 1, "{tag}");
+        }
+        let g = fmt(TagStyle::Graphite, 1.0);
+        let v = sanitize_label(hostile, TagStyle::Graphite);
+        let line = g.line("executions.total", "1", Type::Counter, &[("script", &v)]);
+        assert_eq!(line.matches(':').count(), 1);
+        assert_eq!(
+            line.split(':').next().unwrap().split('.').count(),
+            4,
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn decimals_are_plain() {
+        assert_eq!(decimal(81.5, 3), "81.5");
+        assert_eq!(decimal(3.0, 3), "3");
+        assert_eq!(decimal(0.000125, 6), "0.000125");
+        assert_eq!(decimal(0.0000001, 6), "0");
+        assert_eq!(decimal(1e21, 3), "1000000000000000000000");
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -2.0] {
+            assert_eq!(decimal(bad, 3), "0");
+        }
+    }
+
+    #[test]
+    fn lines_are_packed_up_to_the_payload_never_split() {
+        let lines: Vec<String> = (0..10).map(|i| format!("m{i}:1|c")).collect(); // 6 bytes each
+        let (d, dropped) = pack(lines.iter().map(String::as_str), 20);
+        assert_eq!(dropped, 0);
+        // 6 + 1 + 6 = 13, + 1 + 6 = 20: three lines fit exactly.
+        let texts: Vec<String> = d
+            .iter()
+            .map(|b| String::from_utf8(b.clone()).unwrap())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "m0:1|c\nm1:1|c\nm2:1|c",
+                "m3:1|c\nm4:1|c\nm5:1|c",
+                "m6:1|c\nm7:1|c\nm8:1|c",
+                "m9:1|c"
+            ]
+        );
+        assert!(d.iter().all(|b| b.len() <= 20));
+        // Every line arrives once, in order.
+        let back: Vec<String> = texts
+            .iter()
+            .flat_map(|t| t.split('\n'))
+            .map(String::from)
+            .collect();
+        assert_eq!(back, lines);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_payload_goes_alone() {
+        let long = format!("long:{}|c", "1".repeat(100));
+        let (d, dropped) = pack(["a:1|c", long.as_str(), "b:1|c"], 64);
+        assert_eq!(dropped, 0);
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[1], long.as_bytes());
+        let huge = "x".repeat(MAX_DATAGRAM + 1);
+        let (d, dropped) = pack(["a:1|c", huge.as_str()], 64);
+        assert_eq!((d.len(), dropped), (1, 1));
+        assert_eq!(pack(std::iter::empty(), 64).0.len(), 0);
+    }
+
+    #[test]
+    fn default_payload_holds_whole_executions() {
+        // A typical execution's six lines with DogStatsD tags fit one 1432-byte datagram.
+        let f = fmt(TagStyle::DogStatsd, 1.0);
+        let l = [
+            ("script", "validate_api_schema"),
+            ("specialist", "api-ui-designer"),
+        ];
+        let lines = [
+            f.line("executions.total", "1", Type::Counter, &l),
+            f.line("executions.success", "1", Type::Counter, &l),
+            f.line("execution.duration_seconds", "81.234", Type::Timer, &l),
+            f.line("resource.memory_peak_mb", "13.9", Type::Timer, &l),
+            f.line("resource.cpu_time_seconds", "0.072", Type::Counter, &l),
+            f.line("executions.retries", "2", Type::Counter, &l),
+        ];
+        let (d, _) = pack(lines.iter().map(String::as_str), 1432);
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn prefixes_keep_their_dots() {
+        assert_eq!(sanitize_prefix("a..b.c"), "a.b.c");
+        assert_eq!(sanitize_prefix("team 1.metaclaude"), "team_1.metaclaude");
+        assert_eq!(sanitize_prefix("..."), "");
+    }
+}

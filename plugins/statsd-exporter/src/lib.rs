@@ -1,0 +1,111 @@
+//! The StatsD exporter: every finished execution's metrics, as StatsD lines over UDP.
+//!
+//! What it sends is in [`metrics`], the line rules in [`format`], how it sends in
+//! [`send`], its configuration in [`config`]. It never makes the host wait: each batch is
+//! formatted, packed and handed to a non-blocking socket, and whatever the socket does not
+//! take at once is dropped and counted. Failures are reported by answering a batch with an
+//! error (the host counts it as a refused call and shows it as the plugin's last error in
+//! `plugins list`, `/api/v1/plugins` and the host's metrics), at most every 10 seconds.
+
+pub mod config;
+pub mod format;
+pub mod metrics;
+pub mod send;
+
+use std::cell::RefCell;
+use std::hash::{BuildHasher, Hasher};
+
+use metaclaude_plugin_sdk::types::{Event, LifecycleKind};
+use metaclaude_plugin_sdk::{category_name, export_sink, sink::Guest};
+
+use config::Config;
+use metrics::{Exporter, Finished};
+use send::Sender;
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+struct State {
+    config: Config,
+    exporter: Exporter,
+    sender: Sender,
+}
+
+/// The figures of a `finished` event (`None` for any other event).
+pub fn finished(event: &Event) -> Option<Finished> {
+    if event.kind != LifecycleKind::Finished {
+        return None;
+    }
+    let r = event.result.as_ref()?;
+    Some(Finished {
+        script: r.script_id.clone(),
+        specialist: r.specialist.clone(),
+        success: r.success,
+        category: r
+            .error_details
+            .as_ref()
+            .map(|e| category_name(e.category).to_string()),
+        duration_seconds: r.resource_usage.wall_time_seconds,
+        memory_peak_mb: r.resource_usage.peak_memory_mb,
+        cpu_time_seconds: r.resource_usage.cpu_time_seconds,
+        retries: r.retries,
+    })
+}
+
+/// A seed for sampling from the runtime's randomness (WASI `random` in the sandbox).
+fn seed() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x9E37_79B9_7F4A_7C15);
+    h.finish()
+}
+
+struct StatsdExporter;
+
+impl Guest for StatsdExporter {
+    fn init(config: String) -> Result<(), String> {
+        let config = Config::parse(&config)?;
+        let state = State {
+            exporter: Exporter::new(&config, seed()),
+            sender: Sender::new(config.target()),
+            config,
+        };
+        STATE.with_borrow_mut(|s| *s = Some(state));
+        Ok(())
+    }
+
+    fn handle_batch(events: Vec<Event>) -> Result<(), String> {
+        STATE.with_borrow_mut(|state| {
+            let state = state.as_mut().ok_or("not initialised")?;
+            let mut lines = Vec::new();
+            let mut warnings = Vec::new();
+            for f in events.iter().filter_map(finished) {
+                state.exporter.lines(&f, &mut lines, &mut warnings);
+            }
+            for w in warnings {
+                metaclaude_plugin_sdk::warn!("{w}");
+            }
+            let (datagrams, too_long) = format::pack(
+                lines.iter().map(String::as_str),
+                state.config.max_payload_bytes,
+            );
+            if too_long > 0 {
+                metaclaude_plugin_sdk::warn!(
+                    "{too_long} line(s) longer than a UDP datagram left out"
+                );
+            }
+            state.sender.send(&datagrams);
+            match state.sender.report() {
+                Some(message) => Err(message),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn flush() -> Result<(), String> {
+        // Nothing is held between batches.
+        Ok(())
+    }
+}
+
+export_sink!(StatsdExporter);

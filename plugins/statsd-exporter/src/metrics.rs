@@ -1,0 +1,387 @@
+//! What one finished execution becomes: the seed's metrics as StatsD lines.
+//!
+//! | name (after the prefix) | type | value | labels |
+//! | --- | --- | --- | --- |
+//! | `executions.total` | `c` | 1 | script, specialist |
+//! | `executions.success` | `c` | 1 | script, specialist |
+//! | `executions.failure` | `c` | 1 | script, specialist, category |
+//! | `execution.duration_seconds` | `ms` | wall time × 1000 (milliseconds: StatsD timers are in ms) | script, specialist |
+//! | `resource.memory_peak_mb` | `ms` (or `g`) | peak memory of the tree, MiB | script, specialist |
+//! | `resource.cpu_time_seconds` | `c` | CPU seconds of the tree | script, specialist |
+//! | `executions.retries` | `c` | retries (only when above 0) | script, specialist |
+//! | `statsd.label_overflow` | `c` | 1 per label replaced by `other` | label |
+
+use std::collections::HashSet;
+
+use crate::config::{Config, MemoryAs, TagStyle};
+use crate::format::{decimal, sanitize_label, Formatter, Type};
+
+/// The figures of one finished execution this exporter sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub script: String,
+    pub specialist: Option<String>,
+    pub success: bool,
+    /// The host's upper-case name, e.g. `TIMEOUT`.
+    pub category: Option<String>,
+    /// `resource_usage.wall_time_seconds`: spawn to reap, summed over attempts, backoff
+    /// excluded (the duration `metaclaude logs --stats` reports).
+    pub duration_seconds: f64,
+    pub memory_peak_mb: f64,
+    pub cpu_time_seconds: f64,
+    pub retries: u32,
+}
+
+/// Distinct values of one label, at most `max`; the rest are `other`.
+#[derive(Debug)]
+pub struct Cap {
+    label: &'static str,
+    config_key: &'static str,
+    max: usize,
+    seen: HashSet<String>,
+    warned: bool,
+    /// Values replaced by `other` so far.
+    pub overflowed: u64,
+}
+
+pub const OTHER: &str = "other";
+
+impl Cap {
+    pub fn new(label: &'static str, config_key: &'static str, max: usize) -> Cap {
+        Cap {
+            label,
+            config_key,
+            max,
+            seen: HashSet::new(),
+            warned: false,
+            overflowed: 0,
+        }
+    }
+
+    /// `value`, or `None` once `max` distinct values were seen (the caller sends `other`);
+    /// the first time, a warning is pushed to `warnings`.
+    fn admit(&mut self, value: String, warnings: &mut Vec<String>) -> Option<String> {
+        if self.seen.contains(&value) {
+            return Some(value);
+        }
+        if self.seen.len() < self.max {
+            self.seen.insert(value.clone());
+            return Some(value);
+        }
+        self.overflowed += 1;
+        if !self.warned {
+            self.warned = true;
+            warnings.push(format!(
+                "more than {} distinct {} values: `{value}` and any further new one are sent as `{OTHER}` (config.{}; counted in statsd.label_overflow)",
+                self.max, self.label, self.config_key
+            ));
+        }
+        None
+    }
+}
+
+/// Turns finished executions into lines; keeps the label caps and the sampling state.
+pub struct Exporter {
+    fmt: Formatter,
+    memory_as: MemoryAs,
+    scripts: Cap,
+    specialists: Cap,
+    rng: u64,
+}
+
+impl Exporter {
+    /// `seed` drives the sampling (any value; 0 is replaced).
+    pub fn new(config: &Config, seed: u64) -> Exporter {
+        Exporter {
+            fmt: Formatter {
+                prefix: config.prefix.clone(),
+                style: config.tag_style,
+                rate: config.sample_rate,
+            },
+            memory_as: config.memory_as,
+            scripts: Cap::new("script", "max_scripts", config.max_scripts),
+            specialists: Cap::new("specialist", "max_specialists", config.max_specialists),
+            rng: seed | 1,
+        }
+    }
+
+    /// Labels replaced by `other` so far (scripts, specialists).
+    pub fn overflowed(&self) -> (u64, u64) {
+        (self.scripts.overflowed, self.specialists.overflowed)
+    }
+
+    /// xorshift64*: uniform in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Appends the lines for `f` to `out` (none when sampling leaves it out: one draw per
+    /// execution, so its lines stay together) and warnings to log to `warnings`.
+    pub fn lines(&mut self, f: &Finished, out: &mut Vec<String>, warnings: &mut Vec<String>) {
+        if self.fmt.rate < 1.0 && self.uniform() >= self.fmt.rate {
+            return;
+        }
+        let style = self.fmt.style;
+        let labelled = style != TagStyle::None;
+        let mut overflow: Vec<&'static str> = Vec::new();
+        let (script, specialist) = if labelled {
+            let raw_specialist = f.specialist.as_deref().unwrap_or("");
+            let mut label = |cap: &mut Cap, raw: &str| {
+                cap.admit(sanitize_label(raw, style), warnings)
+                    .unwrap_or_else(|| {
+                        overflow.push(cap.label);
+                        OTHER.to_string()
+                    })
+            };
+            (
+                label(&mut self.scripts, &f.script),
+                label(&mut self.specialists, raw_specialist),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let base: Vec<(&str, &str)> = if labelled {
+            vec![("script", &script), ("specialist", &specialist)]
+        } else {
+            Vec::new()
+        };
+        let fmt = &self.fmt;
+        let line = |name: &str, value: String, ty: Type, labels: &[(&str, &str)]| {
+            fmt.line(name, &value, ty, labels)
+        };
+        out.push(line("executions.total", "1".into(), Type::Counter, &base));
+        if f.success {
+            out.push(line("executions.success", "1".into(), Type::Counter, &base));
+        } else {
+            let category = sanitize_label(f.category.as_deref().unwrap_or(""), style);
+            let mut with_category = base.clone();
+            if labelled {
+                with_category.push(("category", &category));
+            }
+            out.push(line(
+                "executions.failure",
+                "1".into(),
+                Type::Counter,
+                &with_category,
+            ));
+        }
+        out.push(line(
+            "execution.duration_seconds",
+            decimal(f.duration_seconds * 1000.0, 3),
+            Type::Timer,
+            &base,
+        ));
+        let memory_type = match self.memory_as {
+            MemoryAs::Timer => Type::Timer,
+            MemoryAs::Gauge => Type::Gauge,
+        };
+        out.push(line(
+            "resource.memory_peak_mb",
+            decimal(f.memory_peak_mb, 3),
+            memory_type,
+            &base,
+        ));
+        out.push(line(
+            "resource.cpu_time_seconds",
+            decimal(f.cpu_time_seconds, 6),
+            Type::Counter,
+            &base,
+        ));
+        if f.retries > 0 {
+            out.push(line(
+                "executions.retries",
+                f.retries.to_string(),
+                Type::Counter,
+                &base,
+            ));
+        }
+        for label in overflow {
+            out.push(line(
+                "statsd.label_overflow",
+                "1".into(),
+                Type::Counter,
+                &[("label", label)],
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(script: &str, success: bool) -> Finished {
+        Finished {
+            script: script.into(),
+            specialist: Some("examples".into()),
+            success,
+            category: (!success).then(|| "TIMEOUT".to_string()),
+            duration_seconds: 0.0815,
+            memory_peak_mb: 13.9,
+            cpu_time_seconds: 0.072,
+            retries: 0,
+        }
+    }
+
+    fn lines_of(e: &mut Exporter, f: &Finished) -> (Vec<String>, Vec<String>) {
+        let (mut out, mut warnings) = (Vec::new(), Vec::new());
+        e.lines(f, &mut out, &mut warnings);
+        (out, warnings)
+    }
+
+    #[test]
+    fn a_success_and_a_failure_in_dogstatsd_style() {
+        let mut e = Exporter::new(&Config::default(), 1);
+        let (ok, _) = lines_of(&mut e, &finished("hello", true));
+        assert_eq!(
+            ok,
+            [
+                "metaclaude.executions.total:1|c|#script:hello,specialist:examples",
+                "metaclaude.executions.success:1|c|#script:hello,specialist:examples",
+                "metaclaude.execution.duration_seconds:81.5|ms|#script:hello,specialist:examples",
+                "metaclaude.resource.memory_peak_mb:13.9|ms|#script:hello,specialist:examples",
+                "metaclaude.resource.cpu_time_seconds:0.072|c|#script:hello,specialist:examples",
+            ]
+        );
+        let mut failed = finished("slow", false);
+        failed.retries = 2;
+        failed.specialist = None;
+        let (bad, _) = lines_of(&mut e, &failed);
+        assert_eq!(
+            bad,
+            [
+                "metaclaude.executions.total:1|c|#script:slow,specialist:none",
+                "metaclaude.executions.failure:1|c|#script:slow,specialist:none,category:TIMEOUT",
+                "metaclaude.execution.duration_seconds:81.5|ms|#script:slow,specialist:none",
+                "metaclaude.resource.memory_peak_mb:13.9|ms|#script:slow,specialist:none",
+                "metaclaude.resource.cpu_time_seconds:0.072|c|#script:slow,specialist:none",
+                "metaclaude.executions.retries:2|c|#script:slow,specialist:none",
+            ]
+        );
+    }
+
+    #[test]
+    fn graphite_none_and_gauge_variants() {
+        let config = Config {
+            tag_style: TagStyle::Graphite,
+            memory_as: MemoryAs::Gauge,
+            ..Config::default()
+        };
+        let mut e = Exporter::new(&config, 1);
+        let (lines, _) = lines_of(&mut e, &finished("a.b", false));
+        assert_eq!(
+            lines[1],
+            "metaclaude.executions.failure.a_b.examples.TIMEOUT:1|c"
+        );
+        assert_eq!(
+            lines[3],
+            "metaclaude.resource.memory_peak_mb.a_b.examples:13.9|g"
+        );
+        let config = Config {
+            tag_style: TagStyle::None,
+            ..Config::default()
+        };
+        let (lines, _) = lines_of(&mut Exporter::new(&config, 1), &finished("a", false));
+        assert_eq!(lines[0], "metaclaude.executions.total:1|c");
+        assert_eq!(lines[1], "metaclaude.executions.failure:1|c");
+    }
+
+    #[test]
+    fn beyond_the_cap_labels_are_other_warned_once_and_counted() {
+        let config = Config {
+            max_scripts: 2,
+            max_specialists: 1,
+            ..Config::default()
+        };
+        let mut e = Exporter::new(&config, 1);
+        let mut all_warnings = Vec::new();
+        for script in ["a", "b", "a", "c", "d", "b"] {
+            let (lines, warnings) = lines_of(&mut e, &finished(script, true));
+            all_warnings.extend(warnings);
+            let expect = if script == "c" || script == "d" {
+                OTHER
+            } else {
+                script
+            };
+            assert_eq!(
+                lines[0],
+                format!("metaclaude.executions.total:1|c|#script:{expect},specialist:examples")
+            );
+            let overflow = lines
+                .iter()
+                .filter(|l| l.contains("label_overflow"))
+                .count();
+            assert_eq!(overflow, usize::from(expect == OTHER), "{lines:?}");
+        }
+        let mut other_specialist = finished("a", true);
+        other_specialist.specialist = Some("ops".into());
+        let (lines, warnings) = lines_of(&mut e, &other_specialist);
+        all_warnings.extend(warnings);
+        assert_eq!(
+            lines[0],
+            "metaclaude.executions.total:1|c|#script:a,specialist:other"
+        );
+        assert_eq!(
+            lines.last().unwrap(),
+            "metaclaude.statsd.label_overflow:1|c|#label:specialist"
+        );
+        assert_eq!(all_warnings.len(), 2, "{all_warnings:?}");
+        assert!(
+            all_warnings[0].starts_with("more than 2 distinct script values: `c`"),
+            "{}",
+            all_warnings[0]
+        );
+        assert!(all_warnings[1].contains("config.max_specialists"));
+        assert_eq!(e.overflowed(), (2, 1));
+    }
+
+    #[test]
+    fn sampling_keeps_an_executions_lines_together_near_the_rate() {
+        let config = Config {
+            sample_rate: 0.25,
+            ..Config::default()
+        };
+        let mut e = Exporter::new(&config, 42);
+        let mut kept = 0;
+        for _ in 0..4000 {
+            let (lines, _) = lines_of(&mut e, &finished("a", true));
+            assert!(lines.is_empty() || lines.len() == 5);
+            if let Some(first) = lines.first() {
+                kept += 1;
+                assert_eq!(
+                    first,
+                    "metaclaude.executions.total:1|c|@0.25|#script:a,specialist:examples"
+                );
+            }
+        }
+        assert!(
+            (850..1150).contains(&kept),
+            "{kept} of 4000 kept at rate 0.25"
+        );
+    }
+
+    #[test]
+    fn hostile_ids_stay_inside_their_tags() {
+        let mut e = Exporter::new(&Config::default(), 1);
+        let mut f = finished("x:1|c\nevil.total:999|c|#script:forged,", false);
+        f.specialist = Some("@0.0001|#a,b".into());
+        f.category = Some("TIME|OUT".into());
+        let (lines, _) = lines_of(&mut e, &f);
+        for line in &lines {
+            assert!(!line.contains('\n'));
+            let (_, rest) = line.split_once(':').unwrap();
+            let fields: Vec<&str> = rest.split('|').collect();
+            assert_eq!(fields.len(), 3, "{line}");
+            assert!(fields[2].starts_with('#'));
+        }
+        assert_eq!(
+            lines[1],
+            "metaclaude.executions.failure:1|c|#script:x_1_c_evil.total_999_c__script_forged_,specialist:_0.0001__a_b,category:TIME_OUT"
+        );
+    }
+}
