@@ -20,6 +20,8 @@ use crate::util::{bin, example_registry, succeed};
 /// A `metaclaude serve` child process on free ports, killed when dropped.
 pub struct Server {
     child: Option<Child>,
+    /// The execution log of this server alone (unless the test gave its own).
+    _logs: tempfile::TempDir,
     pub http: String,
     pub ws: Option<String>,
     stderr: Arc<Mutex<String>>,
@@ -29,8 +31,10 @@ impl Server {
     /// Starts `metaclaude serve --registry REGISTRY --http-port 0 --ws-port 0 ARGS...`
     /// with `configure` applied, and waits (bounded) for the address it prints.
     pub fn start(registry: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
+        let logs = tempfile::tempdir().unwrap();
         let mut cmd = bin();
-        cmd.args(["serve", "--registry"])
+        cmd.env("METACLAUDE_LOG_DIR", logs.path())
+            .args(["serve", "--registry"])
             .arg(registry)
             .args(["--http-port", "0", "--ws-port", "0"])
             .args(args)
@@ -80,6 +84,7 @@ impl Server {
         let ws = addr_after(" and ws://");
         Server {
             child: Some(child),
+            _logs: logs,
             http: format!("http://{http}"),
             ws: ws.map(|a| format!("ws://{a}")),
             stderr,
