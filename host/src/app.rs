@@ -50,6 +50,9 @@ pub struct HostConfig {
     /// Watch the plugins directory every this often (long-running hosts); `None` loads it
     /// once.
     pub watch_plugins: Option<Duration>,
+    /// A host for one execution (`metaclaude run`): plugins with `one_shot = false` in
+    /// their manifest (a pull exporter, windowed rules) are not loaded.
+    pub one_shot: bool,
 }
 
 impl HostConfig {
@@ -60,6 +63,7 @@ impl HostConfig {
             executor: ExecutorConfig::default(),
             plugins: PluginSource::Default,
             watch_plugins: None,
+            one_shot: false,
         }
     }
 }
@@ -186,7 +190,8 @@ fn load_plugins(
         return Ok((None, None));
     };
     let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
-    for e in host.load_dir(&dir)? {
+    let one_shot = config.one_shot;
+    for e in host.load_dir_where(&dir, |m| m.one_shot || !one_shot)? {
         notices(&HostNotice::PluginNotLoaded(&e));
     }
     let host = Arc::new(host);

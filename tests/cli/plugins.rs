@@ -4,6 +4,7 @@
 //! notice.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -727,4 +728,83 @@ fn a_trap_writes_a_core_dump_when_asked() {
         bytes.starts_with(b"\0asm"),
         "a core dump is a WebAssembly file"
     );
+}
+
+/// A recorder named `name` writing `<execution_id> <kind> <stdout bytes>` lines into
+/// `out`, with `top` (top-level manifest keys) added.
+fn output_recorder(plugins: &Path, name: &str, out: &Path, top: &str) {
+    std::fs::create_dir_all(out).unwrap();
+    write_plugin(
+        plugins,
+        name,
+        "fixture_sink.wasm",
+        &format!(
+            "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"COMPONENT\"\n{top}\n\
+             [config]\nmode = \"record-output\"\n\
+             [capabilities]\ndirs = [{{ host = \"{}\", guest = \"/out\", mode = \"rw\" }}]\n",
+            out.display()
+        ),
+    );
+}
+
+/// `event_output = false`: the record carries no stdout (a counting plugin is not handed
+/// a script's output); `one_shot = false`: `run` does not load the plugin, `batch` does.
+#[test]
+fn manifests_say_what_a_plugin_needs_and_where_it_is_useful() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let (full, counting, long) = (
+        tmp.path().join("full"),
+        tmp.path().join("counting"),
+        tmp.path().join("long"),
+    );
+    output_recorder(&plugins, "full", &full, "");
+    output_recorder(&plugins, "counting", &counting, "event_output = false");
+    output_recorder(&plugins, "long-running", &long, "one_shot = false");
+    let run = bin()
+        .args(["run", "hello", "--plugins"])
+        .arg(&plugins)
+        .arg("--registry")
+        .arg(example_registry())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let finished = |dir: &Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("events.txt"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" finished "))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(finished(&full), ["14"], "Hello, world!\\n is 14 bytes");
+    assert_eq!(finished(&counting), ["0"]);
+    assert!(
+        finished(&long).is_empty(),
+        "run loaded a one_shot = false plugin"
+    );
+    let batch = bin()
+        .args(["batch", "--plugins"])
+        .arg(&plugins)
+        .arg("--registry")
+        .arg(example_registry())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut child = batch;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"script_id\": \"hello\"}\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(finished(&long), ["14"], "batch loads it");
 }

@@ -24,6 +24,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = HostConfig {
         executor: args.host.executor(None),
         plugins: args.host.plugin_source(),
+        one_shot: true,
         ..HostConfig::new(&args.registry)
     };
     let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();

@@ -144,8 +144,9 @@ fn result(r: &ExecutionResult, output: bool) -> wit::ExecutionResult {
 
 /// One event as plugins receive it; `json` is the host's serialisation, when wanted
 /// (`event_json = true`), and then carries the result's `stdout` and `stderr`, which the
-/// record leaves empty.
-pub fn event(e: &ExecutionEvent, json: Option<&str>) -> wit::Event {
+/// record leaves empty. Without `output` (`event_output = false`) the record leaves
+/// them empty too.
+pub fn event(e: &ExecutionEvent, json: Option<&str>, output: bool) -> wit::Event {
     wit::Event {
         kind: kind(e.kind),
         timestamp: datetime(&e.timestamp),
@@ -159,7 +160,10 @@ pub fn event(e: &ExecutionEvent, json: Option<&str>) -> wit::Event {
         pid: e.pid,
         error: e.error.as_ref().map(error_details),
         retry_delay_ms: e.retry_delay_ms,
-        result: e.result.as_deref().map(|r| result(r, json.is_none())),
+        result: e
+            .result
+            .as_deref()
+            .map(|r| result(r, output && json.is_none())),
         json: json.unwrap_or_default().to_string(),
     }
 }
@@ -215,14 +219,19 @@ mod tests {
         r.stderr = "err".into();
         let e = ExecutionEvent::finished(r);
         let json = serde_json::to_string(&e).unwrap();
-        let with_json = event(&e, Some(&json));
+        let with_json = event(&e, Some(&json), true);
         let record = with_json.result.unwrap();
         assert_eq!((record.stdout.as_str(), record.stderr.as_str()), ("", ""));
         assert!(with_json.json.contains("\"stdout\":\"out\""));
-        let plain = event(&e, None).result.unwrap();
+        let plain = event(&e, None, true).result.unwrap();
         assert_eq!(
             (plain.stdout.as_str(), plain.stderr.as_str()),
             ("out", "err")
+        );
+        let counting = event(&e, None, false).result.unwrap();
+        assert_eq!(
+            (counting.stdout.as_str(), counting.stderr.as_str()),
+            ("", "")
         );
     }
 }

@@ -105,9 +105,23 @@ impl PluginHost {
     /// Takes `&mut self` because it builds the initial set, before the host is shared;
     /// a shared host (`Arc<PluginHost>`) changes its set with [`PluginHost::reload_dir`].
     pub fn load_dir(&mut self, dir: &Path) -> Result<Vec<PluginError>, PluginError> {
+        self.load_dir_where(dir, |_| true)
+    }
+
+    /// [`PluginHost::load_dir`], leaving out the plugins whose manifest `keep` refuses
+    /// (a one-shot host leaves out those with `one_shot = false`).
+    pub fn load_dir_where(
+        &mut self,
+        dir: &Path,
+        keep: impl Fn(&Manifest) -> bool,
+    ) -> Result<Vec<PluginError>, PluginError> {
         let folders = plugin_folders(dir)?;
         let mut errors = Vec::new();
         for folder in folders {
+            // A manifest that does not parse is reported by the load below.
+            if Manifest::load(&folder, &manifest::process_env).is_ok_and(|m| !keep(&m)) {
+                continue;
+            }
             // Returned, not logged: the caller reports it once, in its own words.
             if let Err(e) = self.load_plugin(&folder) {
                 errors.push(e);

@@ -198,6 +198,13 @@ pub struct Manifest {
     pub acknowledgements: Acknowledgements,
     /// Fill `event.json` with the host's JSON of each event.
     pub event_json: bool,
+    /// Hand the plugin the script's stdout and stderr in the record (false: left empty;
+    /// counting plugins need neither, and a megabyte of output is not copied for them).
+    pub event_output: bool,
+    /// Load the plugin in a one-shot host (`metaclaude run`); false for a plugin whose
+    /// state would die with the process before anyone reads it (a pull exporter,
+    /// windowed alert rules).
+    pub one_shot: bool,
     /// Alert rules: how often `tick` is called.
     pub tick_ms: u64,
 }
@@ -220,6 +227,8 @@ const TOP_KEYS: &[&str] = &[
     "filter",
     "acknowledgements",
     "event_json",
+    "event_output",
+    "one_shot",
     "tick_ms",
 ];
 const ACK_KEYS: &[&str] = &["enabled", "timeout_ms", "sync"];
@@ -500,6 +509,8 @@ impl Fields<'_> {
         let filter = self.filter(t.get("filter"));
         let acknowledgements = self.acknowledgements(t.get("acknowledgements"), kind);
         let event_json = self.boolean("event_json", t.get("event_json"), false);
+        let event_output = self.boolean("event_output", t.get("event_output"), true);
+        let one_shot = self.boolean("one_shot", t.get("one_shot"), true);
         let tick_ms = self.positive("tick_ms", t.get("tick_ms"), 10_000);
         Some(Manifest {
             file: file.to_path_buf(),
@@ -515,6 +526,8 @@ impl Fields<'_> {
             filter,
             acknowledgements,
             event_json,
+            event_output,
+            one_shot,
             tick_ms,
         })
     }

@@ -46,17 +46,19 @@ pub enum Live {
 
 impl Live {
     /// Delivers a batch; `event_json` fills the WIT event's `json` field (the manifest's
-    /// `event_json`). Native plugins always get the JSON: it is how they see events.
+    /// `event_json`), `event_output` keeps stdout and stderr in the record. Native plugins
+    /// always get the JSON: it is how they see events.
     pub fn handle_batch(
         &mut self,
         batch: &[Arc<Delivery>],
         event_json: bool,
+        event_output: bool,
     ) -> Result<Vec<Alert>, CallError> {
         match self {
             Live::Wasm(instance) => {
                 let events: Vec<wit::Event> = batch
                     .iter()
-                    .map(|d| convert::event(&d.event, event_json.then(|| d.json())))
+                    .map(|d| convert::event(&d.event, event_json.then(|| d.json()), event_output))
                     .collect();
                 instance
                     .handle_batch(&events)

@@ -193,7 +193,7 @@ impl Worker {
     /// quarantined or disabled, or when a flush or shutdown cannot wait, they are dropped
     /// and counted.
     fn deliver(&mut self, batch: &mut Vec<Arc<Delivery>>, ctx: &mut Ctx, wait: bool) {
-        let event_json = self.manifest.event_json;
+        let (event_json, event_output) = (self.manifest.event_json, self.manifest.event_output);
         let batch_max = self.manifest.limits.batch_max;
         let sync_before_ack =
             self.manifest.acknowledgements.enabled && self.manifest.acknowledgements.sync;
@@ -216,7 +216,7 @@ impl Worker {
                 return;
             };
             let n = batch.len().min(batch_max);
-            let mut result = instance.handle_batch(&batch[..n], event_json);
+            let mut result = instance.handle_batch(&batch[..n], event_json, event_output);
             if result.is_ok() && sync_before_ack && batch[..n].iter().any(|d| d.ack.is_some()) {
                 if let Err(e) = instance.flush() {
                     result = Err(e);
