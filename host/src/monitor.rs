@@ -17,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use metaclaude_stats::{DdSketch, Window, Windowed};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -145,6 +146,11 @@ pub struct WindowStats {
 }
 
 struct State {
+    /// Durations (seconds) and peak memory (MB) of finished executions, over the last 1, 5
+    /// and 60 minutes and since start: percentiles with at most 1 % relative error in
+    /// bounded memory, whatever the ring still holds.
+    durations: Windowed,
+    memory: Windowed,
     seq: u64,
     running: HashMap<String, RunningExecution>,
     recent: VecDeque<Arc<ExecutionResult>>,
@@ -170,6 +176,8 @@ impl Monitor {
             limits,
             started_at: Utc::now(),
             state: Mutex::new(State {
+                durations: Windowed::default(),
+                memory: Windowed::default(),
                 seq: 0,
                 running: HashMap::new(),
                 recent: VecDeque::new(),
@@ -242,6 +250,23 @@ impl Monitor {
             .take(limit)
             .cloned()
             .collect()
+    }
+
+    /// Duration and peak-memory percentiles over the last 1, 5 and 60 minutes and since
+    /// start, from the sketches (at most 1 % relative error; see `metaclaude_stats`).
+    pub fn percentiles(&self, now: DateTime<Utc>) -> Percentiles {
+        let state = self.state.lock().unwrap();
+        let now_ms = epoch_ms(now);
+        let of = |w: &Windowed| {
+            Window::ALL
+                .iter()
+                .map(|&window| (window.label(), Quantiles::of(&w.window(window, now_ms))))
+                .collect()
+        };
+        Percentiles {
+            duration_seconds: of(&state.durations),
+            peak_memory_mb: of(&state.memory),
+        }
     }
 
     /// The executions running now, oldest first.
@@ -356,6 +381,11 @@ impl Monitor {
             state.totals.failed += 1;
         }
         state.totals.retries += u64::from(result.retries);
+        let at = epoch_ms(result.finished_at);
+        state
+            .durations
+            .add(result.resource_usage.wall_time_seconds, at);
+        state.memory.add(result.resource_usage.peak_memory_mb, at);
         state.output_bytes += output_bytes(&result);
         state
             .by_id
@@ -372,6 +402,42 @@ impl Monitor {
             state.evicted += 1;
         }
     }
+}
+
+/// Percentiles by window (`1m`, `5m`, `60m`, `start`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub duration_seconds: std::collections::BTreeMap<&'static str, Quantiles>,
+    pub peak_memory_mb: std::collections::BTreeMap<&'static str, Quantiles>,
+}
+
+/// What a sketch says of one window.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Quantiles {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Quantiles {
+    fn of(s: &DdSketch) -> Quantiles {
+        Quantiles {
+            count: s.count(),
+            p50: s.quantile(0.50),
+            p90: s.quantile(0.90),
+            p95: s.quantile(0.95),
+            p99: s.quantile(0.99),
+            max: s.quantile(1.0),
+        }
+    }
+}
+
+/// Milliseconds since the epoch (0 before it).
+fn epoch_ms(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp_millis()).unwrap_or(0)
 }
 
 fn output_bytes(r: &ExecutionResult) -> usize {
@@ -497,6 +563,39 @@ mod tests {
         assert_eq!(stats.overall.count, 3);
         assert!(!stats.complete, "one execution was let go");
         assert_eq!(stats.top_scripts[0].key, "hello");
+    }
+
+    /// The sketches agree with the exact figures within their 1 % guarantee, per window.
+    #[test]
+    fn percentiles_by_window_come_from_the_sketches() {
+        let m = Monitor::new(Limits::default());
+        let now = Utc::now();
+        for i in 1..=100u32 {
+            let mut e = event(LifecycleKind::Finished, &format!("x{i}"));
+            let r = e.result.as_mut().unwrap();
+            r.resource_usage.wall_time_seconds = f64::from(i) / 10.0;
+            // Ten minutes ago for the first half: out of the 1- and 5-minute windows.
+            r.finished_at = if i <= 50 {
+                now - chrono::Duration::minutes(10)
+            } else {
+                now
+            };
+            m.emit(&e);
+        }
+        let p = m.percentiles(now);
+        let start = p.duration_seconds["start"];
+        assert_eq!(start.count, 100);
+        let near = |got: Option<f64>, want: f64| {
+            let got = got.unwrap();
+            assert!((got - want).abs() <= want * 0.01 + 1e-9, "{got} vs {want}");
+        };
+        near(start.p50, 5.0);
+        near(start.p99, 9.9);
+        near(start.max, 10.0);
+        let recent = p.duration_seconds["5m"];
+        assert_eq!(recent.count, 50);
+        near(recent.p50, 7.5);
+        assert_eq!(p.duration_seconds["60m"].count, 100);
     }
 
     #[test]

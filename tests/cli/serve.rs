@@ -411,6 +411,12 @@ fn executions_are_run_read_back_listed_and_summarised() {
     assert_eq!(overall["failures_by_category"]["VALIDATION"], 1);
     assert!(overall["duration_seconds"]["p95"].as_f64().unwrap() >= 1.0);
     assert_eq!(stats["since_start"]["executions"], 4);
+    let sketch = &stats["percentiles"]["duration_seconds"]["5m"];
+    assert_eq!(sketch["count"], 4, "{stats}");
+    assert!(
+        sketch["max"].as_f64().unwrap() >= 0.99,
+        "the 1 s sleep, within 1 %: {sketch}"
+    );
     let top = &stats["window"]["top_scripts"];
     assert!(
         top.as_array().unwrap().iter().any(|g| g["key"] == "sleep"),

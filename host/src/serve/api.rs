@@ -560,5 +560,6 @@ pub fn stats_json(state: &ServerState, period_minutes: u64, top: usize) -> Value
         "executions_per_minute": window.overall.count as f64 / minutes.max(1.0 / 60.0),
         "since_start": state.monitor.totals(),
         "window": window,
+        "percentiles": state.monitor.percentiles(now),
     })
 }
