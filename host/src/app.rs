@@ -21,6 +21,7 @@ use std::time::Duration;
 use crate::executor::{
     EventSink, Execution, ExecutionRequest, ExecutorConfig, ToolExecutionService,
 };
+use crate::monitor::{Limits, Monitor, Report};
 use crate::plugin::engine::PluginEngine;
 use crate::plugin::{resolve_plugins_dir, PluginError, PluginHost, ReloadReport};
 use crate::registry::{Registry, RegistryError};
@@ -53,6 +54,12 @@ pub struct HostConfig {
     /// A host for one execution (`metaclaude run`): plugins with `one_shot = false` in
     /// their manifest (a pull exporter, windowed rules) are not loaded.
     pub one_shot: bool,
+    /// Names of plugins not to load (the builder's `logging(false)`, `metrics(false)`).
+    pub leave_out: Vec<String>,
+    /// `${VAR}` values for the manifests, over the process environment.
+    pub env: Vec<(String, String)>,
+    /// How much the host's in-memory view of its executions keeps.
+    pub monitor: Limits,
 }
 
 impl HostConfig {
@@ -64,6 +71,9 @@ impl HostConfig {
             plugins: PluginSource::Default,
             watch_plugins: None,
             one_shot: false,
+            leave_out: Vec::new(),
+            env: Vec::new(),
+            monitor: Limits::default(),
         }
     }
 }
@@ -96,23 +106,124 @@ pub enum HostError {
     },
 }
 
-/// A running host: the executor with its sinks, and the plugins it loaded.
+/// The default plugins of the execution log (the builder's `logging`).
+pub const LOGGING_PLUGINS: &[&str] = &["log-sink"];
+/// The default metrics exporters (the builder's `metrics`).
+pub const METRICS_PLUGINS: &[&str] = &["prometheus-exporter", "statsd-exporter"];
+
+/// The seed's `create_monitored_tes(enable_logging, enable_metrics, statsd_host)` as a
+/// builder: `MonitoredHost::builder("registry.json").metrics(true).statsd_host("metrics.example.com").build()`.
+pub struct HostBuilder {
+    config: HostConfig,
+    sinks: Vec<Arc<dyn EventSink>>,
+    notices: Option<Notices>,
+}
+
+impl HostBuilder {
+    /// Whether the execution log sink loads (default: yes, when it is installed).
+    pub fn logging(self, on: bool) -> HostBuilder {
+        self.toggle(LOGGING_PLUGINS, on)
+    }
+
+    /// Whether the metrics exporters (Prometheus, StatsD) load (default: yes).
+    pub fn metrics(self, on: bool) -> HostBuilder {
+        self.toggle(METRICS_PLUGINS, on)
+    }
+
+    fn toggle(mut self, names: &[&str], on: bool) -> HostBuilder {
+        self.config
+            .leave_out
+            .retain(|n| !names.contains(&n.as_str()));
+        if !on {
+            self.config
+                .leave_out
+                .extend(names.iter().map(|n| n.to_string()));
+        }
+        self
+    }
+
+    /// Where the StatsD exporter sends (`METACLAUDE_METRICS_HOST` for its manifest).
+    pub fn statsd_host(self, host: impl Into<String>) -> HostBuilder {
+        self.env("METACLAUDE_METRICS_HOST", host)
+    }
+
+    /// The StatsD port (`METACLAUDE_METRICS_PORT`, default 8125).
+    pub fn statsd_port(self, port: u16) -> HostBuilder {
+        self.env("METACLAUDE_METRICS_PORT", port.to_string())
+    }
+
+    /// Sets `${name}` for the plugins' manifests, over the process environment.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> HostBuilder {
+        self.config.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Which plugins directory (default: `METACLAUDE_PLUGIN_DIR`, else beside the binary).
+    pub fn plugins(mut self, source: PluginSource) -> HostBuilder {
+        self.config.plugins = source;
+        self
+    }
+
+    pub fn executor(mut self, config: ExecutorConfig) -> HostBuilder {
+        self.config.executor = config;
+        self
+    }
+
+    /// Watch the plugins directory every `every` (a long-running host).
+    pub fn watch_plugins(mut self, every: Duration) -> HostBuilder {
+        self.config.watch_plugins = Some(every);
+        self
+    }
+
+    /// Receives every event before the plugins do.
+    pub fn sink(mut self, sink: Arc<dyn EventSink>) -> HostBuilder {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Hears about plugins that fail to load or change (default: `tracing` warnings).
+    pub fn notices(mut self, notices: Notices) -> HostBuilder {
+        self.notices = Some(notices);
+        self
+    }
+
+    pub fn build(self) -> Result<MonitoredHost, HostError> {
+        let notices = self.notices.unwrap_or_else(|| {
+            Arc::new(|notice: &HostNotice<'_>| match notice {
+                HostNotice::PluginNotLoaded(e) => tracing::warn!("{e}"),
+                HostNotice::PluginsChanged(r) => tracing::info!(
+                    added = ?r.added, reloaded = ?r.changed, removed = ?r.removed,
+                    "plugins changed"
+                ),
+            })
+        });
+        MonitoredHost::start(self.config, self.sinks, notices)
+    }
+}
+
+/// A running host: the executor with its sinks, the plugins it loaded, and its view of
+/// the executions (running now, recent ones, statistics).
 pub struct MonitoredHost {
     service: Arc<ToolExecutionService>,
     plugins: Option<Arc<PluginHost>>,
     plugins_dir: Option<PathBuf>,
+    monitor: Arc<Monitor>,
 }
 
 impl MonitoredHost {
     /// The registry with the default plugins, as `metaclaude run` assembles it; plugins
     /// that fail to load are logged (`tracing`) and left out.
     pub fn open(registry: impl AsRef<Path>) -> Result<MonitoredHost, HostError> {
-        let notices: Notices = Arc::new(|notice: &HostNotice<'_>| {
-            if let HostNotice::PluginNotLoaded(e) = notice {
-                tracing::warn!("{e}");
-            }
-        });
-        MonitoredHost::start(HostConfig::new(registry.as_ref()), Vec::new(), notices)
+        MonitoredHost::builder(registry).build()
+    }
+
+    /// A builder for the registry, with the default plugins.
+    pub fn builder(registry: impl AsRef<Path>) -> HostBuilder {
+        HostBuilder {
+            config: HostConfig::new(registry.as_ref()),
+            sinks: Vec::new(),
+            notices: None,
+        }
     }
 
     /// Assembles a host from `config`. `sinks` receive every event before the plugins do
@@ -125,8 +236,10 @@ impl MonitoredHost {
     ) -> Result<MonitoredHost, HostError> {
         let registry = Registry::load(&config.registry)?;
         let (plugins, plugins_dir) = load_plugins(&config, &notices)?;
-        let mut service = ToolExecutionService::new(registry, config.executor);
+        let mut service = ToolExecutionService::new(registry, config.executor.clone());
         tracing::debug!(measurement = %service.measurement_description());
+        let monitor = Arc::new(Monitor::new(config.monitor));
+        service.add_sink(monitor.clone());
         for sink in sinks {
             service.add_sink(sink);
         }
@@ -137,7 +250,26 @@ impl MonitoredHost {
             service: Arc::new(service),
             plugins,
             plugins_dir,
+            monitor,
         })
+    }
+
+    /// The host's view of its executions: running now, recent ones, statistics, the feed.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
+    }
+
+    /// The seed's `export_prometheus_metrics()`: the host's own metrics (its plugins),
+    /// then what every exporter plugin renders, as one Prometheus text exposition (the
+    /// body of `metaclaude serve`'s `GET /metrics`).
+    pub fn export_prometheus_metrics(&self) -> String {
+        crate::plugin::host_metrics::exposition(self.plugins.as_deref(), |_| {})
+    }
+
+    /// The seed's `get_execution_stats()`: the figures of `metaclaude metrics --report`
+    /// over the last `period_minutes` (0: since the host started).
+    pub fn execution_stats(&self, period_minutes: u64) -> Report {
+        self.monitor.report(period_minutes, 10, chrono::Utc::now())
     }
 
     /// The executor, to share with tasks that run executions.
@@ -190,8 +322,14 @@ fn load_plugins(
         return Ok((None, None));
     };
     let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
+    for (name, value) in &config.env {
+        host.set_env(name, value);
+    }
     let one_shot = config.one_shot;
-    for e in host.load_dir_where(&dir, |m| m.one_shot || !one_shot)? {
+    let wanted = |m: &crate::plugin::manifest::Manifest| {
+        (m.one_shot || !one_shot) && !config.leave_out.contains(&m.name)
+    };
+    for e in host.load_dir_where(&dir, wanted)? {
         notices(&HostNotice::PluginNotLoaded(&e));
     }
     let host = Arc::new(host);

@@ -319,6 +319,30 @@ impl Monitor {
         }
     }
 
+    /// The report the seed's `--report --period N` prints, the stats API serves and the
+    /// dashboards show: the last `period_minutes` (0: since start) of what memory holds,
+    /// with the `top` scripts and specialists, the sketches' percentiles by window, the
+    /// executions running and the totals since start.
+    pub fn report(&self, period_minutes: u64, top: usize, now: DateTime<Utc>) -> Report {
+        let since = (period_minutes > 0).then(|| {
+            now - chrono::Duration::minutes(period_minutes.min(MAX_PERIOD_MINUTES) as i64)
+        });
+        let window = self.stats(since, top);
+        let minutes = match since {
+            Some(_) => period_minutes as f64,
+            None => (now - self.started_at).num_milliseconds().max(1) as f64 / 60_000.0,
+        };
+        Report {
+            period_minutes,
+            generated_at: now,
+            running: self.running().len(),
+            executions_per_minute: window.overall.count as f64 / minutes.max(1.0 / 60.0),
+            since_start: self.totals(),
+            window,
+            percentiles: self.percentiles(now),
+        }
+    }
+
     fn record(&self, state: &mut State, event: &ExecutionEvent) {
         let id = &event.execution_id;
         match event.kind {
@@ -402,6 +426,22 @@ impl Monitor {
             state.evicted += 1;
         }
     }
+}
+
+/// The longest report period, in minutes (a year).
+pub const MAX_PERIOD_MINUTES: u64 = 366 * 24 * 60;
+
+/// What [`Monitor::report`] says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub period_minutes: u64,
+    #[serde(with = "timestamp")]
+    pub generated_at: DateTime<Utc>,
+    pub running: usize,
+    pub executions_per_minute: f64,
+    pub since_start: Totals,
+    pub window: WindowStats,
+    pub percentiles: Percentiles,
 }
 
 /// Percentiles by window (`1m`, `5m`, `60m`, `start`).

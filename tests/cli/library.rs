@@ -86,3 +86,93 @@ async fn seed_usage_translates_to_rust() {
     assert!(result.resource_usage.peak_memory_mb > 1.0);
     assert!(result.resource_usage.cpu_time_seconds > 0.0);
 }
+
+/// The seed's `create_monitored_tes(enable_logging, enable_metrics, statsd_host)` as the
+/// builder: the StatsD exporter sends to the host it was given, the log is left out, and
+/// `execution_stats` has the figures of the executions run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitored_host_builder_wires_the_seeds_options() {
+    use metaclaude::app::{MonitoredHost, PluginSource};
+    let statsd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    statsd
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let port = statsd.local_addr().unwrap().port();
+    let logs = tempfile::tempdir().unwrap();
+    let host = MonitoredHost::builder(example_registry())
+        .plugins(PluginSource::Dir(
+            crate::util::root().join("target/debug/plugins"),
+        ))
+        .logging(false)
+        .metrics(true)
+        .statsd_host("127.0.0.1")
+        .statsd_port(port)
+        .env("METACLAUDE_LOG_DIR", logs.path().display().to_string())
+        .build()
+        .unwrap();
+    let names: Vec<String> = host
+        .plugins()
+        .unwrap()
+        .list()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(names.contains(&"statsd-exporter".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"log-sink".to_string()),
+        "logging(false): {names:?}"
+    );
+    for _ in 0..3 {
+        let run = host.execute(ExecutionRequest::new("hello")).await;
+        assert!(run.result.success);
+    }
+    assert!(
+        !host
+            .execute(ExecutionRequest::new("failing"))
+            .await
+            .result
+            .success
+    );
+    host.shutdown();
+    let mut buf = [0u8; 65536];
+    let mut text = String::new();
+    loop {
+        let n = statsd
+            .recv(&mut buf)
+            .expect("the exporter sent to the given host");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if text.matches("metaclaude.executions.total:1|c").count() >= 4 {
+            break;
+        }
+    }
+    assert!(text.contains("metaclaude.executions.failure:1|c"), "{text}");
+    let stats = host.execution_stats(60);
+    assert_eq!(stats.window.overall.count, 4);
+    assert_eq!(stats.window.overall.failures, 1);
+    assert_eq!(stats.since_start.executions, 4);
+    assert_eq!(stats.percentiles.duration_seconds["start"].count, 4);
+    assert!(
+        std::fs::read_dir(logs.path()).map_or(true, |mut d| d.next().is_none()),
+        "no log written"
+    );
+}
+
+/// A host assembled on a tokio runtime's thread (a user's `#[tokio::main]`) loads the log
+/// sink, whose `init` makes WASI file calls that drive a runtime of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_built_inside_a_runtime_loads_plugins_that_touch_files() {
+    use metaclaude::app::{MonitoredHost, PluginSource};
+    let logs = tempfile::tempdir().unwrap();
+    let host = MonitoredHost::builder(example_registry())
+        .plugins(PluginSource::Dir(
+            crate::util::root().join("target/debug/plugins"),
+        ))
+        .metrics(false)
+        .env("METACLAUDE_LOG_DIR", logs.path().display().to_string())
+        .build()
+        .unwrap();
+    let run = host.execute(ExecutionRequest::new("hello")).await;
+    host.shutdown();
+    let log = std::fs::read_to_string(logs.path().join("executions.jsonl")).unwrap();
+    assert!(log.contains(&run.result.execution_id), "{log}");
+}

@@ -3,14 +3,12 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use metaclaude::app::{HostConfig, MonitoredHost, PLUGIN_POLL};
-use metaclaude::monitor::{Limits, Monitor};
+use metaclaude::monitor::Limits;
 use metaclaude::serve::{self, Bound, ServeConfig};
-use metaclaude::EventSink;
 
 use super::args::ServeArgs;
 use super::EXIT_USAGE;
@@ -43,30 +41,25 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {}", serve::ServeError::TokenRequired { addr });
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let monitor = Arc::new(Monitor::new(Limits {
-        recent: args.keep_recent as usize,
-        ..Limits::default()
-    }));
     let host_config = HostConfig {
         executor: args.host.executor(args.concurrency),
         plugins: args.host.plugin_source(),
         watch_plugins: Some(PLUGIN_POLL),
+        monitor: Limits {
+            recent: args.keep_recent as usize,
+            ..Limits::default()
+        },
         ..HostConfig::new(&args.registry)
     };
-    let sinks: Vec<Arc<dyn EventSink>> = vec![monitor.clone()];
-    let host = match MonitoredHost::start(host_config, sinks, super::stderr_notices()) {
+    let host = match MonitoredHost::start(host_config, Vec::new(), super::stderr_notices()) {
         Ok(host) => host,
         Err(e) => return super::host_failed(e, &args.registry),
     };
     let runtime = super::async_runtime()?;
     let token_hint = args.token_file.is_some();
-    let served = runtime.block_on(serve::run(
-        config,
-        host,
-        monitor,
-        args.registry.clone(),
-        |bound| announce(bound, token_hint),
-    ));
+    let served = runtime.block_on(serve::run(config, host, args.registry.clone(), |bound| {
+        announce(bound, token_hint)
+    }));
     match served {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => match e.downcast_ref::<serve::ServeError>() {

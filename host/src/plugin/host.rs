@@ -78,6 +78,8 @@ pub struct PluginHost {
     /// reported again) until that content changes, or, for a duplicate name, until the
     /// folder holding the name is gone.
     pub(super) failed: Mutex<HashMap<PathBuf, (Fingerprint, Option<PathBuf>)>>,
+    /// Values for `${VAR}` in manifests that win over the process environment.
+    pub(super) env: Mutex<HashMap<String, String>>,
 }
 
 impl PluginHost {
@@ -96,7 +98,22 @@ impl PluginHost {
             closed: AtomicBool::new(false),
             failed: Mutex::new(HashMap::new()),
             linkers: Mutex::new(HashMap::new()),
+            env: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Sets `${name}` in the manifests loaded from now on to `value`, whatever the process
+    /// environment says (a library user points the StatsD exporter at a host this way).
+    pub fn set_env(&self, name: impl Into<String>, value: impl Into<String>) {
+        self.env.lock().unwrap().insert(name.into(), value.into());
+    }
+
+    /// `${name}` as manifests see it: an override, else the process environment.
+    pub(super) fn env_value(&self, name: &str) -> Option<String> {
+        match self.env.lock().unwrap().get(name) {
+            Some(v) => Some(v.clone()),
+            None => manifest::process_env(name),
+        }
     }
 
     /// Loads every plugin folder (a folder holding `plugin.toml`) in `dir`. A plugin that
@@ -119,7 +136,7 @@ impl PluginHost {
         let mut errors = Vec::new();
         for folder in folders {
             // A manifest that does not parse is reported by the load below.
-            if Manifest::load(&folder, &manifest::process_env).is_ok_and(|m| !keep(&m)) {
+            if Manifest::load(&folder, &|n| self.env_value(n)).is_ok_and(|m| !keep(&m)) {
                 continue;
             }
             // Returned, not logged: the caller reports it once, in its own words.

@@ -172,6 +172,31 @@ pub fn write_plugins(out: &mut Exposition, plugins: &[PluginInfo]) {
     }
 }
 
+/// The host's plugin families, then `more` families (a server's own), then what every
+/// exporter plugin of `host` renders: one exposition. An exporter that cannot render now
+/// is left out (and logged).
+pub fn exposition(host: Option<&super::PluginHost>, more: impl FnOnce(&mut Exposition)) -> String {
+    let plugins = host.map(|h| h.list()).unwrap_or_default();
+    let mut out = Exposition::new();
+    write_plugins(&mut out, &plugins);
+    more(&mut out);
+    let mut text = out.finish();
+    if let Some(host) = host {
+        for p in plugins.iter().filter(|p| p.kind == PluginKind::Exporter) {
+            match host.render(&p.name) {
+                Ok(rendered) => {
+                    text.push_str(&rendered);
+                    if !rendered.is_empty() && !rendered.ends_with('\n') {
+                        text.push('\n');
+                    }
+                }
+                Err(e) => tracing::warn!(plugin = %p.name, "exporter did not render: {e}"),
+            }
+        }
+    }
+    text
+}
+
 /// The plugin families alone, as a complete text.
 pub fn render(plugins: &[PluginInfo]) -> String {
     let mut out = Exposition::new();

@@ -20,6 +20,20 @@ use super::stats::PluginStats;
 use super::worker::Worker;
 use super::PluginError;
 
+/// Runs `f` on a thread of its own when called on a tokio runtime's thread (a library
+/// user's `#[tokio::main]`): a plugin's first instance runs `init` here, and WASI's
+/// blocking host calls (opening its files) drive a runtime of their own, which tokio
+/// refuses inside another. Off a runtime, `f` runs right here.
+fn outside_async<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 impl PluginHost {
     pub(super) fn start_plugin(
         &self,
@@ -28,7 +42,7 @@ impl PluginHost {
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
         // Taken first, so that a change made while loading is seen by the next reload.
         let fingerprint = Fingerprint::of(folder);
-        let result = self.start_plugin_with(folder, fingerprint.clone(), taken);
+        let result = outside_async(|| self.start_plugin_with(folder, fingerprint.clone(), taken));
         let mut failed = self.failed.lock().unwrap();
         match &result {
             Ok(_) => {
@@ -51,7 +65,7 @@ impl PluginHost {
         fingerprint: Fingerprint,
         taken: &[(String, PathBuf)],
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
-        let manifest = Manifest::load(folder, &manifest::process_env)?;
+        let manifest = Manifest::load(folder, &|n| self.env_value(n))?;
         if let Some((_, other)) = taken
             .iter()
             .find(|(name, f)| *name == manifest.name && f != folder)

@@ -20,7 +20,7 @@ use super::error::ApiError;
 use super::{feed, metrics, security, ServerState};
 use crate::executor::{ExecutionRequest, Recording};
 use crate::logs::{dates, LogQuery};
-use crate::monitor::Known;
+use crate::monitor::{Known, MAX_PERIOD_MINUTES};
 use crate::plugin::{Health, PluginInfo};
 
 /// The OpenAPI document of this API (checked against the server by the tests).
@@ -28,8 +28,6 @@ const OPENAPI: &str = include_str!("openapi.json");
 
 /// The longest listing one request returns.
 const MAX_LIMIT: usize = 1000;
-/// The longest stats window, in minutes (a year).
-const MAX_PERIOD_MINUTES: u64 = 366 * 24 * 60;
 
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -545,21 +543,5 @@ async fn stats(
 
 /// The stats summary (also part of the live feed's snapshot).
 pub fn stats_json(state: &ServerState, period_minutes: u64, top: usize) -> Value {
-    let now = Utc::now();
-    let since =
-        (period_minutes > 0).then(|| now - chrono::Duration::minutes(period_minutes as i64));
-    let window = state.monitor.stats(since, top);
-    let minutes = match since {
-        Some(_) => period_minutes as f64,
-        None => (now - state.monitor.started_at()).num_milliseconds().max(1) as f64 / 60_000.0,
-    };
-    json!({
-        "period_minutes": period_minutes,
-        "generated_at": crate::model::timestamp::format(&now),
-        "running": state.monitor.running().len(),
-        "executions_per_minute": window.overall.count as f64 / minutes.max(1.0 / 60.0),
-        "since_start": state.monitor.totals(),
-        "window": window,
-        "percentiles": state.monitor.percentiles(now),
-    })
+    serde_json::to_value(state.monitor.report(period_minutes, top, Utc::now())).unwrap_or_default()
 }

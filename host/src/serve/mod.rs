@@ -223,7 +223,6 @@ impl ServerState {
 pub async fn run(
     config: ServeConfig,
     host: MonitoredHost,
-    monitor: Arc<Monitor>,
     registry_file: PathBuf,
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
@@ -264,8 +263,8 @@ pub async fn run(
             last_error: None,
         }),
         registry_file,
+        monitor: host.monitor().clone(),
         host,
-        monitor,
         config,
         background: AtomicUsize::new(0),
         background_done: Notify::new(),
