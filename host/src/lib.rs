@@ -14,6 +14,7 @@ pub mod model;
 pub mod monitor;
 pub mod plugin;
 pub mod registry;
+pub mod replay;
 pub mod scaffold;
 pub mod serve;
 mod suggest;

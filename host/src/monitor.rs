@@ -164,7 +164,8 @@ struct State {
 /// The in-memory view of a host's executions; an [`EventSink`].
 pub struct Monitor {
     limits: Limits,
-    started_at: DateTime<Utc>,
+    /// When the host started, or (a replay of the log) its first execution.
+    started_at: Mutex<DateTime<Utc>>,
     state: Mutex<State>,
     feed: broadcast::Sender<Arc<FeedItem>>,
 }
@@ -174,7 +175,7 @@ impl Monitor {
         let (feed, _) = broadcast::channel(limits.feed.max(1));
         Monitor {
             limits,
-            started_at: Utc::now(),
+            started_at: Mutex::new(Utc::now()),
             state: Mutex::new(State {
                 durations: Windowed::default(),
                 memory: Windowed::default(),
@@ -191,7 +192,16 @@ impl Monitor {
     }
 
     pub fn started_at(&self) -> DateTime<Utc> {
-        self.started_at
+        *self.started_at.lock().unwrap()
+    }
+
+    /// Moves the start back to `at` if it is earlier: a replay of the log starts with the
+    /// log's first execution, so that rates since start mean what they mean for a host.
+    pub fn backdate(&self, at: DateTime<Utc>) {
+        let mut started = self.started_at.lock().unwrap();
+        if at < *started {
+            *started = at;
+        }
     }
 
     /// A snapshot with the `recent` newest finished executions, and the feed from the
@@ -212,7 +222,7 @@ impl Monitor {
         running.sort_by(|a, b| a.execution_id.cmp(&b.execution_id));
         Snapshot {
             seq: state.seq,
-            started_at: self.started_at,
+            started_at: self.started_at(),
             totals: state.totals,
             running,
             recent: state
@@ -330,7 +340,7 @@ impl Monitor {
         let window = self.stats(since, top);
         let minutes = match since {
             Some(_) => period_minutes as f64,
-            None => (now - self.started_at).num_milliseconds().max(1) as f64 / 60_000.0,
+            None => (now - self.started_at()).num_milliseconds().max(1) as f64 / 60_000.0,
         };
         Report {
             period_minutes,

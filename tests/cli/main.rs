@@ -8,6 +8,7 @@ mod hot_reload;
 mod library;
 mod log_sink;
 mod logs_cli;
+mod metrics;
 mod plugins;
 mod registry_check;
 mod run;

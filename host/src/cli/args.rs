@@ -32,6 +32,9 @@ pub enum Command {
     /// Run a long-running host: HTTP API, /metrics, a live feed over WebSocket; the
     /// registry and plugins are reloaded while it runs.
     Serve(ServeArgs),
+    /// The seed's metrics commands: the Prometheus exposition, a report over the last N
+    /// minutes, a live summary; from a running server, else from the execution log.
+    Metrics(MetricsArgs),
     /// Work with registry files.
     Registry {
         #[command(subcommand)]
@@ -175,6 +178,60 @@ pub struct ServeArgs {
     pub log_dir: PathBuf,
     #[command(flatten)]
     pub host: HostArgs,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").args(["prometheus", "report", "current"])))]
+#[command(after_help = "Examples:\n  \
+    metaclaude metrics --prometheus\n  \
+    metaclaude metrics --report --period 60 --json\n  \
+    metaclaude metrics --current\n\n\
+    With no --server, a server answering on 127.0.0.1:8080 is asked; when none answers, the\n\
+    figures are computed from the execution log through the same code (--log forces it).")]
+pub struct MetricsArgs {
+    /// The Prometheus text exposition (what GET /metrics serves).
+    #[arg(long)]
+    pub prometheus: bool,
+    /// A report over the last --period minutes: totals, success rate, percentiles, top
+    /// scripts and specialists, failures by category, retries, memory, CPU (the default).
+    #[arg(long)]
+    pub report: bool,
+    /// A live one-screen summary, refreshed every --interval seconds, until interrupted.
+    #[arg(long)]
+    pub current: bool,
+    /// Minutes the report covers (0: everything).
+    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    pub period: u64,
+    /// JSON instead of text (the shape of GET /api/v1/stats).
+    #[arg(long)]
+    pub json: bool,
+    /// Scripts and specialists listed in the report.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub top: u64,
+    /// Seconds between two refreshes of --current.
+    #[arg(long, value_name = "SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// The server to ask (default: http://127.0.0.1:8080 when it answers).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "METACLAUDE_SERVER",
+        conflicts_with = "log"
+    )]
+    pub server: Option<String>,
+    /// Compute from the execution log even when a server answers.
+    #[arg(long)]
+    pub log: bool,
+    /// The token of the server (see `serve --token-file`).
+    #[arg(long, env = "METACLAUDE_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The execution log's directory, for figures computed from it.
+    #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
+    pub log_dir: PathBuf,
+    /// The plugins directory whose exporters render --prometheus from the log (default:
+    /// METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
+    #[arg(long, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
 }
 
 /// How the host runs scripts and which plugins it loads.

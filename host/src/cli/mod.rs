@@ -4,6 +4,7 @@
 
 pub mod args;
 mod batch;
+mod metrics;
 mod plugins;
 mod render;
 mod run;
@@ -32,6 +33,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Batch(args) => batch::batch(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Metrics(args) => metrics::metrics(args),
         Command::Registry {
             command: RegistryCommand::Check { file, normalized },
         } => registry_check(&file, normalized),

@@ -237,6 +237,106 @@ pub fn scaffold_made(made: &metaclaude::scaffold::Scaffold, kind: &str, name: &s
     out
 }
 
+/// A report (the JSON of `GET /api/v1/stats`, from a server or the log) for people.
+pub fn report(r: &serde_json::Value, from: &str) -> String {
+    let w = &r["window"];
+    let o = &w["overall"];
+    let secs = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |s| format!("{s:.3}s"));
+    let num = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |n| format!("{n:.1}"));
+    let period = r["period_minutes"].as_u64().unwrap_or(0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Executions ({}, from {from}): {}   running now: {}   since start: {}",
+        if period == 0 {
+            "all".to_string()
+        } else {
+            format!("last {period} min")
+        },
+        o["count"],
+        r["running"],
+        r["since_start"]["executions"]
+    );
+    let _ = writeln!(
+        out,
+        "Success rate:   {}%   ({} succeeded, {} failed, {} retries; {:.1} executions/min)",
+        num(&o["success_rate"]),
+        o["successes"],
+        o["failures"],
+        o["retries"],
+        r["executions_per_minute"].as_f64().unwrap_or(0.0)
+    );
+    let d = &o["duration_seconds"];
+    let _ = writeln!(
+        out,
+        "Duration:       avg {}  p50 {}  p90 {}  p95 {}  p99 {}  max {}",
+        secs(&d["avg"]),
+        secs(&d["p50"]),
+        secs(&d["p90"]),
+        secs(&d["p95"]),
+        secs(&d["p99"]),
+        secs(&d["max"])
+    );
+    let _ = writeln!(
+        out,
+        "Peak memory:    avg {} MB  max {} MB     CPU: {} in all",
+        num(&o["peak_memory_mb"]["avg"]),
+        num(&o["peak_memory_mb"]["max"]),
+        secs(&o["cpu_time_seconds_total"])
+    );
+    let categories: Vec<String> = o["failures_by_category"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Failures:       {}",
+        if categories.is_empty() {
+            "none".to_string()
+        } else {
+            categories.join(", ")
+        }
+    );
+    for (title, key) in [
+        ("Top scripts", "top_scripts"),
+        ("Top specialists", "top_specialists"),
+    ] {
+        let _ = writeln!(out, "{title}:");
+        for g in w[key].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  {:<32} {:>6} runs  {:>6}% ok  p95 {:>9}  peak {:>7} MB",
+                g["key"].as_str().unwrap_or("-"),
+                g["count"],
+                num(&g["success_rate"]),
+                secs(&g["duration_seconds"]["p95"]),
+                num(&g["peak_memory_mb"]["max"])
+            );
+        }
+    }
+    let p = &r["percentiles"]["duration_seconds"];
+    let _ = write!(out, "Duration by window (sketch, at most 1% error):");
+    for win in ["1m", "5m", "60m", "start"] {
+        let q = &p[win];
+        let _ = write!(
+            out,
+            "\n  {win:<6} {:>6} runs  p50 {:>9}  p95 {:>9}  p99 {:>9}",
+            q["count"],
+            secs(&q["p50"]),
+            secs(&q["p95"]),
+            secs(&q["p99"])
+        );
+    }
+    if w["complete"] == false {
+        let _ = write!(
+            out,
+            "\n(memory holds executions since {} only; the log has the rest)",
+            w["oldest_held"].as_str().unwrap_or("?")
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

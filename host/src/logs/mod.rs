@@ -214,6 +214,36 @@ pub fn newest_records(query: &LogQuery, limit: usize) -> anyhow::Result<Vec<Vec<
     Ok(found)
 }
 
+/// Every execution record of the log that `query`'s filters take, oldest first, as its
+/// JSON line: for replaying the log through the code a live host runs (`replay`).
+/// Damaged input is reported on stderr and skipped. Returns how many were handed out.
+pub fn for_each_record(query: &LogQuery, mut each: impl FnMut(&[u8])) -> anyhow::Result<u64> {
+    let now = Utc::now();
+    let (start, end) = query.bounds(now);
+    let files: Vec<LogFile> = reader::discover(&query.log_dir)
+        .with_context(|| {
+            format!(
+                "cannot read the execution log directory {} (set METACLAUDE_LOG_DIR or --log-dir \
+                 to where the log sink writes)",
+                query.log_dir.display()
+            )
+        })?
+        .into_iter()
+        .filter(|f| f.may_overlap(start, end))
+        .collect();
+    let matcher = Matcher::new(query.filter(now));
+    let reporter = Reporter::default();
+    let mut n = 0;
+    for file in &files {
+        scan_file(file, &matcher, &reporter, |_, line| {
+            n += 1;
+            each(line);
+            true
+        });
+    }
+    Ok(n)
+}
+
 /// Scans one file, calling `each` with every matching execution record and its line.
 /// Lines that are not JSON are reported (the first few one by one) and skipped.
 fn scan_file(

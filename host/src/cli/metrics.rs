@@ -1,0 +1,166 @@
+//! `metaclaude metrics`: the seed's `--prometheus`, `--report --period N [--json]` and
+//! `--current`, from a running server or, when none answers, from the execution log
+//! replayed through the same code (`metaclaude::replay`), so the two agree.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use metaclaude::plugin::resolve_plugins_dir;
+use serde_json::Value;
+
+use super::args::MetricsArgs;
+use super::render;
+
+/// The server `metaclaude serve` starts by default.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Where the figures come from.
+enum Source {
+    Server { url: String, token: Option<String> },
+    Log,
+}
+
+pub fn metrics(args: MetricsArgs) -> anyhow::Result<ExitCode> {
+    let source = source(&args)?;
+    if args.prometheus {
+        let text = match &source {
+            Source::Server { url, token } => get(url, "/metrics", token.as_deref())?,
+            Source::Log => {
+                let plugins = resolve_plugins_dir(args.plugins.as_deref()).context(
+                    "no plugins directory for the exporters: pass --plugins DIR or set METACLAUDE_PLUGIN_DIR",
+                )?;
+                // The whole log: counters count since the first execution.
+                metaclaude::replay::exporters_text(&args.log_dir, &plugins, None)?
+            }
+        };
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.current {
+        return current(&args, &source);
+    }
+    let report = report(&args, &source, args.period)?;
+    if args.json {
+        println!("{report}");
+    } else {
+        println!("{}", render::report(&report, &where_from(&source, &args)));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server asked for, the default one when it answers, else the log.
+fn source(args: &MetricsArgs) -> anyhow::Result<Source> {
+    if args.log {
+        return Ok(Source::Log);
+    }
+    let token = match &args.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the token file {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    match &args.server {
+        Some(url) => Ok(Source::Server {
+            url: url.trim_end_matches('/').to_string(),
+            token,
+        }),
+        None => {
+            let answers = agent(Duration::from_millis(500))
+                .get(format!("{DEFAULT_SERVER}/healthz"))
+                .call()
+                .is_ok_and(|r| r.status().is_success());
+            Ok(if answers {
+                Source::Server {
+                    url: DEFAULT_SERVER.to_string(),
+                    token,
+                }
+            } else {
+                Source::Log
+            })
+        }
+    }
+}
+
+fn where_from(source: &Source, args: &MetricsArgs) -> String {
+    match source {
+        Source::Server { url, .. } => format!("server {url}"),
+        Source::Log => format!("the execution log in {}", args.log_dir.display()),
+    }
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+/// `GET url + path`, its body; an error status is an error naming what the server said.
+fn get(url: &str, path: &str, token: Option<&str>) -> anyhow::Result<String> {
+    let mut request = agent(Duration::from_secs(30)).get(format!("{url}{path}"));
+    if let Some(t) = token {
+        request = request.header("authorization", &format!("Bearer {t}"));
+    }
+    let mut response = request
+        .call()
+        .with_context(|| format!("cannot reach the server at {url} (is `metaclaude serve` running? --log computes from the log instead)"))?;
+    let status = response.status();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    if !status.is_success() {
+        let message = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(String::from))
+            .unwrap_or(body);
+        bail!("the server at {url} answered {status} to {path}: {message}");
+    }
+    Ok(body)
+}
+
+/// The report as JSON, the shape of `GET /api/v1/stats`.
+fn report(args: &MetricsArgs, source: &Source, period: u64) -> anyhow::Result<Value> {
+    match source {
+        Source::Server { url, token } => {
+            let text = get(
+                url,
+                &format!("/api/v1/stats?period={period}&top={}", args.top),
+                token.as_deref(),
+            )?;
+            serde_json::from_str(&text).context("the server's stats are not JSON")
+        }
+        Source::Log => {
+            let report =
+                metaclaude::replay::report(&args.log_dir, period, args.top as usize, Utc::now())?;
+            Ok(serde_json::to_value(report)?)
+        }
+    }
+}
+
+/// Redraws the report of the last --period minutes every --interval seconds.
+fn current(args: &MetricsArgs, source: &Source) -> anyhow::Result<ExitCode> {
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        let text = match report(args, source, args.period) {
+            Ok(r) if args.json => r.to_string(),
+            Ok(r) => render::report(&r, &where_from(source, args)),
+            Err(e) => format!("error: {e:#} (retrying)"),
+        };
+        let mut out = std::io::stdout().lock();
+        if tty {
+            // Home and clear, then the screen.
+            write!(out, "\x1b[H\x1b[2J")?;
+        }
+        writeln!(out, "{text}")?;
+        if !tty {
+            writeln!(out)?;
+        }
+        out.flush()?;
+        std::thread::sleep(Duration::from_secs(args.interval));
+    }
+}

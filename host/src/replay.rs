@@ -1,0 +1,113 @@
+//! The execution log replayed through the code a live host runs, so that figures computed
+//! from the log and figures a running `serve` gives never disagree: reports through the
+//! [`Monitor`] (as `/api/v1/stats` computes them), Prometheus text through the exporter
+//! plugins themselves (as `/metrics` renders it).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use crate::executor::EventSink;
+use crate::logs::{self, LogQuery};
+use crate::model::{ExecutionEvent, ExecutionResult};
+use crate::monitor::{Limits, Monitor, Report};
+use crate::plugin::engine::PluginEngine;
+use crate::plugin::manifest::PluginKind;
+use crate::plugin::PluginHost;
+
+/// A log record as the result it records (the log's own fields are ignored), cut down to
+/// what reports and exporters read: outputs, attempts and inputs dropped, so that replaying
+/// an hour of a busy host holds a few hundred bytes per execution.
+fn compact_result(line: &[u8]) -> Option<ExecutionResult> {
+    let mut r: ExecutionResult = serde_json::from_slice(line).ok()?;
+    r.stdout = String::new();
+    r.stderr = String::new();
+    r.attempts = Vec::new();
+    r.inputs = Default::default();
+    if let Some(e) = &mut r.error_details {
+        e.suggestions = Vec::new();
+        e.stack_trace = None;
+        e.context.extra = Default::default();
+    }
+    Some(r)
+}
+
+/// The log's executions that finished at or after `since` (all when `None`).
+fn query(log_dir: &Path, since: Option<DateTime<Utc>>) -> LogQuery {
+    LogQuery {
+        log_dir: log_dir.to_path_buf(),
+        start_date: since,
+        ..LogQuery::default()
+    }
+}
+
+/// The report of [`Monitor::report`] for the last `period_minutes` of the log (0: all of
+/// it): the executions are fed to a monitor as a live host would have been fed.
+pub fn report(
+    log_dir: &Path,
+    period_minutes: u64,
+    top: usize,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Report> {
+    let since =
+        (period_minutes > 0).then(|| now - chrono::Duration::minutes(period_minutes as i64));
+    let monitor = Monitor::new(Limits {
+        recent: usize::MAX,
+        recent_output_bytes: usize::MAX,
+        feed: 1,
+    });
+    logs::for_each_record(&query(log_dir, since), |line| {
+        if let Some(r) = compact_result(line) {
+            monitor.backdate(r.started_at);
+            monitor.emit(&ExecutionEvent::finished(r));
+        }
+    })?;
+    Ok(monitor.report(period_minutes, top, now))
+}
+
+/// What the exporter plugins of `plugins_dir` render after every execution of the log
+/// since `since` was delivered to them: the text a `serve` that ran those executions
+/// would put on `/metrics` after the host's own families. Exporters that keep state in
+/// memory only (Prometheus) start empty, so this is the log's view, not a live host's.
+pub fn exporters_text(
+    log_dir: &Path,
+    plugins_dir: &Path,
+    since: Option<DateTime<Utc>>,
+) -> anyhow::Result<String> {
+    let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
+    let errors = host.load_dir_where(plugins_dir, |m| m.kind == PluginKind::Exporter)?;
+    for e in errors {
+        tracing::warn!("{e}");
+    }
+    let host = Arc::new(host);
+    let exporters: Vec<String> = host
+        .list()
+        .into_iter()
+        .filter(|p| p.kind == PluginKind::Exporter)
+        .map(|p| p.name)
+        .collect();
+    if exporters.is_empty() {
+        anyhow::bail!(
+            "no exporter plugin in {} (the Prometheus exporter is one of the default plugins: cargo xtask build-plugins installs it)",
+            plugins_dir.display()
+        );
+    }
+    logs::for_each_record(&query(log_dir, since), |line| {
+        if let Some(r) = compact_result(line) {
+            host.emit(&ExecutionEvent::finished(r));
+        }
+    })?;
+    host.flush();
+    let mut text = String::new();
+    for name in exporters {
+        let rendered = host
+            .render(&name)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("exporter {name} did not render"))?;
+        text.push_str(&rendered);
+    }
+    host.shutdown();
+    Ok(text)
+}
