@@ -101,6 +101,25 @@ impl LogQuery {
         }
     }
 
+    /// The log's files that can hold an answer (by the times in their names), and the
+    /// matcher of the filters; a missing log directory is an error saying how to fix it.
+    fn select(&self) -> anyhow::Result<(Vec<LogFile>, Matcher)> {
+        let now = Utc::now();
+        let (start, end) = self.bounds(now);
+        let files = reader::discover(&self.log_dir)
+            .with_context(|| {
+                format!(
+                    "cannot read the execution log directory {} (set METACLAUDE_LOG_DIR or --log-dir \
+                     to where the log sink writes; it is created by the first execution)",
+                    self.log_dir.display()
+                )
+            })?
+            .into_iter()
+            .filter(|f| f.may_overlap(start, end))
+            .collect();
+        Ok((files, Matcher::new(self.filter(now))))
+    }
+
     fn wants_stats(&self) -> bool {
         self.stats || self.group_by.is_some()
     }
@@ -126,21 +145,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The query behind [`run`], writing its answer to `out` (the benchmark and tests call this).
 pub fn execute(args: &LogQuery, out: &mut dyn Write) -> anyhow::Result<()> {
-    let now = Utc::now();
-    let dir = &args.log_dir;
-    let files = reader::discover(dir).with_context(|| {
-        format!(
-            "cannot read the execution log directory {} (set METACLAUDE_LOG_DIR or --log-dir \
-             to where the log sink writes; it is created by the first execution)",
-            dir.display()
-        )
-    })?;
-    let (start, end) = args.bounds(now);
-    let files: Vec<LogFile> = files
-        .into_iter()
-        .filter(|f| f.may_overlap(start, end))
-        .collect();
-    let matcher = Matcher::new(args.filter(now));
+    let (files, matcher) = args.select()?;
     let reporter = Reporter::default();
     if args.wants_stats() {
         let report = match args.limit {
@@ -192,19 +197,7 @@ pub fn execute(args: &LogQuery, out: &mut dyn Write) -> anyhow::Result<()> {
 /// log's JSON lines, newest first: a server's history beyond what it holds in memory.
 /// Damaged input is reported on stderr and skipped, as by `metaclaude logs`.
 pub fn newest_records(query: &LogQuery, limit: usize) -> anyhow::Result<Vec<Vec<u8>>> {
-    let now = Utc::now();
-    let (start, end) = query.bounds(now);
-    let files: Vec<LogFile> = reader::discover(&query.log_dir)
-        .with_context(|| {
-            format!(
-                "cannot read the execution log directory {}",
-                query.log_dir.display()
-            )
-        })?
-        .into_iter()
-        .filter(|f| f.may_overlap(start, end))
-        .collect();
-    let matcher = Matcher::new(query.filter(now));
+    let (files, matcher) = query.select()?;
     let reporter = Reporter::default();
     let mut found = Vec::new();
     newest_first(&files, &matcher, &reporter, Some(limit), |_, line| {
@@ -218,20 +211,7 @@ pub fn newest_records(query: &LogQuery, limit: usize) -> anyhow::Result<Vec<Vec<
 /// JSON line: for replaying the log through the code a live host runs (`replay`).
 /// Damaged input is reported on stderr and skipped. Returns how many were handed out.
 pub fn for_each_record(query: &LogQuery, mut each: impl FnMut(&[u8])) -> anyhow::Result<u64> {
-    let now = Utc::now();
-    let (start, end) = query.bounds(now);
-    let files: Vec<LogFile> = reader::discover(&query.log_dir)
-        .with_context(|| {
-            format!(
-                "cannot read the execution log directory {} (set METACLAUDE_LOG_DIR or --log-dir \
-                 to where the log sink writes)",
-                query.log_dir.display()
-            )
-        })?
-        .into_iter()
-        .filter(|f| f.may_overlap(start, end))
-        .collect();
-    let matcher = Matcher::new(query.filter(now));
+    let (files, matcher) = query.select()?;
     let reporter = Reporter::default();
     let mut n = 0;
     for file in &files {
