@@ -12,7 +12,7 @@ use super::delivery::{Mailbox, Message};
 use super::engine::{LoadSource, PluginEngine};
 use super::manifest::{self, Artifact, Manifest, PluginKind};
 use super::reload::{plugin_folders, Fingerprint};
-use super::stats::{Health, PluginStats};
+use super::stats::{Health, LatencySnapshot, PluginStats};
 use super::{host_metrics, instance, PluginError};
 
 /// Facts about a loaded plugin, for `plugins list` and tests.
@@ -36,6 +36,8 @@ pub struct PluginInfo {
     pub last_error: Option<String>,
     pub load: LoadSource,
     pub load_time: Duration,
+    /// How long the calls into the plugin took.
+    pub calls: LatencySnapshot,
 }
 
 /// A plugin as the host holds it: its manifest, its worker's mailbox and thread.
@@ -213,6 +215,7 @@ impl PluginHost {
                 last_error: p.stats.last_error.lock().unwrap().clone(),
                 load: p.load,
                 load_time: p.load_time,
+                calls: p.stats.calls.snapshot(),
             })
             .collect()
     }

@@ -97,8 +97,9 @@ impl Worker {
                     }
                 }
                 Ok(Message::Alerts(alerts)) => {
+                    let stats = self.stats.clone();
                     if let Some(instance) = self.ready_instance(&mut ctx, false) {
-                        let result = instance.notify(&alerts);
+                        let result = timed(&stats, || instance.notify(&alerts));
                         self.settle(result.map(|()| Vec::new()), alerts.len(), &mut ctx);
                     } else {
                         self.stats
@@ -113,8 +114,9 @@ impl Worker {
                 }
                 Ok(Message::Render(reply)) => {
                     self.deliver(&mut batch, &mut ctx, false);
+                    let stats = self.stats.clone();
                     let answer = match self.ready_instance(&mut ctx, false) {
-                        Some(instance) => match instance.render() {
+                        Some(instance) => match timed(&stats, || instance.render()) {
                             Ok(text) => Ok(text),
                             Err(CallError::Refused(m)) => Err(m),
                             Err(CallError::Trap(m)) => {
@@ -140,8 +142,9 @@ impl Worker {
             if let (Some(at), Some(every)) = (next_tick, tick_every) {
                 if Instant::now() >= at {
                     next_tick = Some(Instant::now() + every);
+                    let stats = self.stats.clone();
                     if let Some(instance) = self.ready_instance(&mut ctx, false) {
-                        let result = instance.tick(Utc::now());
+                        let result = timed(&stats, || instance.tick(Utc::now()));
                         self.settle(result, 0, &mut ctx);
                     }
                 }
@@ -194,6 +197,7 @@ impl Worker {
     /// and counted.
     fn deliver(&mut self, batch: &mut Vec<Arc<Delivery>>, ctx: &mut Ctx, wait: bool) {
         let (event_json, event_output) = (self.manifest.event_json, self.manifest.event_output);
+        let stats = self.stats.clone();
         let batch_max = self.manifest.limits.batch_max;
         let sync_before_ack =
             self.manifest.acknowledgements.enabled && self.manifest.acknowledgements.sync;
@@ -216,7 +220,9 @@ impl Worker {
                 return;
             };
             let n = batch.len().min(batch_max);
-            let mut result = instance.handle_batch(&batch[..n], event_json, event_output);
+            let mut result = timed(&stats, || {
+                instance.handle_batch(&batch[..n], event_json, event_output)
+            });
             if result.is_ok() && sync_before_ack && batch[..n].iter().any(|d| d.ack.is_some()) {
                 if let Err(e) = instance.flush() {
                     result = Err(e);
@@ -249,8 +255,9 @@ impl Worker {
         if self.instance.is_none() {
             return;
         }
+        let stats = self.stats.clone();
         if let Some(instance) = self.ready_instance(ctx, true) {
-            let result = instance.flush().map(|()| Vec::new());
+            let result = timed(&stats, || instance.flush()).map(|()| Vec::new());
             self.settle(result, 0, ctx);
         }
     }
@@ -346,6 +353,14 @@ fn next_while_batching(rx: &Receiver<Message>, at: Instant) -> Result<Message, R
         std::thread::park_timeout(left);
     }
     take().unwrap_or(Err(RecvTimeoutError::Timeout))
+}
+
+/// Runs one call into the plugin, counting how long it took.
+fn timed<T>(stats: &PluginStats, call: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let result = call();
+    stats.calls.record(started.elapsed());
+    result
 }
 
 struct Ctx<'a> {
