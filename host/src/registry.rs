@@ -463,7 +463,7 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
     if let Some(v) = obj.get("inputs") {
         if let Some(map) = c.object(&field("inputs"), v) {
             for (name, spec) in map {
-                let at = format!("{}.{name}", field("inputs"));
+                let at = config::field(&field("inputs"), name);
                 if !name
                     .chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
@@ -502,7 +502,7 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
     if let Some(v) = obj.get("env") {
         if let Some(map) = c.object(&field("env"), v) {
             for (k, v) in map {
-                if let Some(s) = c.string(&format!("{}.{k}", field("env")), v) {
+                if let Some(s) = c.string(&config::field(&field("env"), k), v) {
                     env.insert(k.clone(), s);
                 }
             }

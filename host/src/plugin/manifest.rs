@@ -550,7 +550,7 @@ impl Fields<'_> {
                 .collect(),
             Value::Table(t) => t
                 .iter()
-                .map(|(k, v)| (k.clone(), self.config_json(&format!("{field}.{k}"), v)))
+                .map(|(k, v)| (k.clone(), self.config_json(&config::field(field, k), v)))
                 .collect::<serde_json::Map<_, _>>()
                 .into(),
         }
