@@ -175,8 +175,12 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     written
 }
 
-/// Parses one input line; `None` for blank and comment lines.
-fn parse_line(line: &str) -> Option<Result<ExecutionRequest, String>> {
+/// Parses one request line of `metaclaude batch`: `None` for a blank line or a comment
+/// (`#` first), otherwise the request or why the line cannot be used (serde_json's message
+/// and the expected shape; the caller adds the file and line number). Only `script_id` is
+/// required; unknown fields are refused, since a misspelt `inputs` would run the script
+/// without them. Never panics, whatever the line holds.
+pub fn parse_request_line(line: &str) -> Option<Result<ExecutionRequest, String>> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
@@ -253,7 +257,7 @@ pub async fn run_batch(
                 }
                 Some(Ok(line)) => {
                     line_no += 1;
-                    match parse_line(&line) {
+                    match parse_request_line(&line) {
                         None => {}
                         Some(Err(why)) => {
                             writeln!(err, "error: {source}:{line_no}: {why}")?;
@@ -339,15 +343,17 @@ mod tests {
 
     #[test]
     fn lines_are_requests_comments_or_errors() {
-        assert!(parse_line("  ").is_none());
-        assert!(parse_line("# a comment").is_none());
-        let r = parse_line(r#"{"script_id":"s","inputs":{"n":3},"user":"ana"}"#)
+        assert!(parse_request_line("  ").is_none());
+        assert!(parse_request_line("# a comment").is_none());
+        let r = parse_request_line(r#"{"script_id":"s","inputs":{"n":3},"user":"ana"}"#)
             .unwrap()
             .unwrap();
         assert_eq!(r.script_id, "s");
         assert_eq!(r.inputs["n"], 3);
         assert_eq!(r.user.as_deref(), Some("ana"));
-        let e = parse_line(r#"{"script":"s"}"#).unwrap().unwrap_err();
+        let e = parse_request_line(r#"{"script":"s"}"#)
+            .unwrap()
+            .unwrap_err();
         assert!(e.starts_with("unknown field `script`"), "{e}");
     }
 

@@ -159,12 +159,19 @@ impl Checker {
     }
 }
 
-/// The path of `key` inside the table at `at` (`at.key`, or `key` at the top).
+/// The path of `key` inside the table at `at` (`at.key`, or `key` at the top). A key
+/// that would not show in a message (empty, with spaces at either end, or with control
+/// characters such as a newline) is quoted: `""`, `" a"`, `"a\nb"`.
 pub fn field(at: &str, key: &str) -> String {
-    if at.is_empty() {
-        key.to_string()
+    let shown = if key.is_empty() || key.trim() != key || key.chars().any(char::is_control) {
+        format!("{key:?}")
     } else {
-        format!("{at}.{key}")
+        key.to_string()
+    };
+    if at.is_empty() {
+        shown
+    } else {
+        format!("{at}.{shown}")
     }
 }
 
@@ -179,6 +186,23 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `registry` fuzz target: `{"": {}}` gave the problem line
+    /// `  : unknown key`, a problem with no field to see.
+    #[test]
+    fn keys_that_would_not_show_are_quoted() {
+        assert_eq!(field("", ""), "\"\"");
+        assert_eq!(field("scripts[0]", " id"), "scripts[0].\" id\"");
+        assert_eq!(field("env", "A\nB"), "env.\"A\\nB\"");
+        assert_eq!(field("inputs", "bad name"), "inputs.bad name");
+        let mut c = Checker::new();
+        c.unknown_keys("", &["".to_string()], &["version", "scripts"]);
+        let err = c.finish(Some(()), "r.json").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "r.json: 1 problem:\n  \"\": unknown key (known keys: version, scripts)"
+        );
+    }
 
     #[test]
     fn problems_are_collected_with_their_fields() {

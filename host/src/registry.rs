@@ -49,7 +49,9 @@ impl Registry {
             file: file.to_path_buf(),
             format: "JSON",
             line: e.line(),
-            column: e.column(),
+            // serde_json says column 0 for an error just after a newline (an empty file
+            // ends at 1:0); editors count from 1.
+            column: e.column().max(1),
             message: strip_position(&e.to_string()),
         })?;
         let base = file
@@ -461,7 +463,7 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
     if let Some(v) = obj.get("inputs") {
         if let Some(map) = c.object(&field("inputs"), v) {
             for (name, spec) in map {
-                let at = format!("{}.{name}", field("inputs"));
+                let at = config::field(&field("inputs"), name);
                 if !name
                     .chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
@@ -500,7 +502,7 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
     if let Some(v) = obj.get("env") {
         if let Some(map) = c.object(&field("env"), v) {
             for (k, v) in map {
-                if let Some(s) = c.string(&format!("{}.{k}", field("env")), v) {
+                if let Some(s) = c.string(&config::field(&field("env"), k), v) {
                     env.insert(k.clone(), s);
                 }
             }
@@ -797,6 +799,22 @@ mod tests {
         let err = Registry::parse("{\n  \"scripts\": [,]\n}", Path::new("r.json")).unwrap_err();
         let text = err.to_string();
         assert_eq!(text, "r.json:2:15: invalid JSON: expected value");
+    }
+
+    /// Found by the `registry` fuzz target: an empty file (or one that ends right after
+    /// a newline) was reported at column 0.
+    #[test]
+    fn an_empty_file_is_a_syntax_error_at_a_real_column() {
+        let err = Registry::parse("", Path::new("r.json")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "r.json:1:1: invalid JSON: EOF while parsing a value"
+        );
+        let err = Registry::parse("{\"scripts\": [\n", Path::new("r.json")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "r.json:2:1: invalid JSON: EOF while parsing a list"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `cargo xtask demo | test | bench | build-plugins`: the README's commands.
+//! `cargo xtask demo | test | bench | build-plugins | bless | fuzz`: the README's commands.
 //!
 //! Each command first makes sure what it needs is installed: it installs it when it can
 //! (rustup targets; Debian packages when running as root) and otherwise stops with the
@@ -19,6 +19,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("build-plugins") => build_plugins(&root),
         Some("bless") => bless(&root),
+        Some("fuzz") => fuzz(&root, &args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -27,7 +28,8 @@ fn main() -> Result<()> {
                  test           every check: fmt, clippy -D warnings, unit, integration and end-to-end tests\n  \
                  bench          the benchmarks (ratios against baselines measured in the same run)\n  \
                  build-plugins  build the WebAssembly plugins in plugins/ and examples/plugins/\n  \
-                 bless          rewrite the golden files (tests/cli/bad_*, good_*) from what the code gives now"
+                 bless          rewrite the golden files (tests/cli/bad_*, good_*) from what the code gives now\n  \
+                 fuzz           fuzz every parser, or one: fuzz [TARGET] [--minutes N (default 10) | --seconds N]"
             );
             std::process::exit(2);
         }
@@ -418,6 +420,14 @@ fn test(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    step("cargo clippy -D warnings (the fuzz targets, host/fuzz)");
+    // Into the root's target directory: the dependencies checked above are reused.
+    run(cargo()
+        .args(["clippy", "--manifest-path"])
+        .arg(root.join("host/fuzz/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root.join("target"))
+        .args(["--all-targets", "--", "-D", "warnings"]))?;
     step("cargo test (unit, integration and end-to-end)");
     run(cargo().args(["test", "--workspace"]))?;
     step("cargo test of the plugins (their logic, built for this machine)");
@@ -434,6 +444,10 @@ fn test(root: &Path) -> Result<()> {
         "-p",
         "metaclaude-stats",
     ]))?;
+    step(&format!(
+        "fuzzing every parser for {SMOKE_SECONDS}s each (cargo xtask fuzz runs longer)"
+    ));
+    fuzz_all(root, &fuzz_targets(root)?, SMOKE_SECONDS, false)?;
     step("all checks passed");
     Ok(())
 }
@@ -447,6 +461,201 @@ fn bless(root: &Path) -> Result<()> {
         .args(["test", "-p", "metaclaude-host", "--test", "cli", "golden"])
         .env("METACLAUDE_BLESS", "1"))?;
     step("done: review the changes with `git diff tests/cli`");
+    Ok(())
+}
+
+/// The cargo-fuzz release `cargo xtask` installs (builds with the stable rustc here).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+/// How long `cargo xtask test` fuzzes each target.
+const SMOKE_SECONDS: u64 = 20;
+/// libFuzzer's limits for every run: inputs up to 64 KiB; an input that takes more than
+/// 10 s is a hang, a process past 2 GiB (or one allocation past 512 MiB) an unbounded
+/// allocation. Both are reported as crashes.
+const LIBFUZZER_LIMITS: [&str; 4] = [
+    "-max_len=65536",
+    "-timeout=10",
+    "-rss_limit_mb=2048",
+    "-malloc_limit_mb=512",
+];
+
+/// `cargo fuzz` with what it needs on this stable toolchain: its instrumentation flags are
+/// nightly-only, and `RUSTC_BOOTSTRAP=1` lets the stable compiler accept them.
+///
+/// Without the variables `cargo run` gave this xtask about itself (`CARGO_PKG_NAME=xtask`
+/// ...): build scripts such as ring's rerun when they change, so the targets would be
+/// rebuilt each time one switches between `cargo xtask fuzz` and a `cargo fuzz` replay.
+fn cargo_fuzz(root: &Path) -> Command {
+    let mut cmd = cargo();
+    cmd.arg("fuzz")
+        .current_dir(root.join("host"))
+        .env("RUSTC_BOOTSTRAP", "1");
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name.as_ref())
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
+    cmd
+}
+
+/// Installs cargo-fuzz when `cargo fuzz` is missing.
+fn ensure_cargo_fuzz(root: &Path) -> Result<()> {
+    let present = cargo_fuzz(root)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        step(&format!(
+            "installing cargo-fuzz {CARGO_FUZZ_VERSION} (crates.io)"
+        ));
+        run(cargo().args([
+            "install",
+            "--locked",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ]))
+        .with_context(|| {
+            format!("cannot install cargo-fuzz; run: cargo install --locked cargo-fuzz --version {CARGO_FUZZ_VERSION}")
+        })?;
+    }
+    Ok(())
+}
+
+/// The fuzz targets (`cargo fuzz list`: the `[[bin]]`s of host/fuzz/Cargo.toml). A file
+/// in host/fuzz/fuzz_targets/ without its entry there is an error, not a target skipped.
+fn fuzz_targets(root: &Path) -> Result<Vec<String>> {
+    ensure_cargo_fuzz(root)?;
+    let out = cargo_fuzz(root).arg("list").output()?;
+    if !out.status.success() {
+        bail!(
+            "cargo fuzz list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let targets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    for entry in std::fs::read_dir(root.join("host/fuzz/fuzz_targets"))? {
+        let path = entry?.path();
+        let Some(name) = path.file_stem().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if path.extension().is_some_and(|e| e == "rs") && !targets.contains(&name) {
+            bail!(
+                "host/fuzz/fuzz_targets/{name}.rs has no [[bin]] entry in host/fuzz/Cargo.toml; add one like the others"
+            );
+        }
+    }
+    Ok(targets)
+}
+
+/// Builds the fuzz targets once (release, debug assertions and overflow checks on, the
+/// same flags `cargo fuzz run` is given below, so it does not build again).
+fn fuzz_build(root: &Path) -> Result<()> {
+    step("building the fuzz targets (host/fuzz)");
+    run(cargo_fuzz(root).args(["build", "--debug-assertions"]))
+}
+
+/// Fuzzes each target for `seconds`, one after the other (one job: the machine is shared),
+/// from its committed seeds in host/fuzz/corpus/<target>/. What the fuzzer finds goes to a
+/// folder under host/fuzz/target/ (ignored by git), so the committed corpus stays small:
+/// with `keep`, host/fuzz/target/corpus/<target>/, which a later long run goes on from;
+/// otherwise (the short run of `cargo xtask test`) a folder emptied first, so the run
+/// takes the same time however many runs came before. Fails at the first crash, hang or
+/// out-of-memory, naming its input and how to replay it.
+fn fuzz_all(root: &Path, targets: &[String], seconds: u64, keep: bool) -> Result<()> {
+    fuzz_build(root)?;
+    let fuzz = root.join("host/fuzz");
+    for target in targets {
+        let scratch = if keep {
+            fuzz.join("target/corpus").join(target)
+        } else {
+            let fresh = fuzz.join("target/corpus-short").join(target);
+            if fresh.exists() {
+                std::fs::remove_dir_all(&fresh)?;
+            }
+            fresh
+        };
+        std::fs::create_dir_all(&scratch)?;
+        let seeds = fuzz.join("corpus").join(target);
+        let started = std::time::Instant::now();
+        step(&format!("fuzzing `{target}` for {seconds}s"));
+        let mut cmd = cargo_fuzz(root);
+        cmd.args(["run", "--debug-assertions", target.as_str()])
+            .arg(&scratch);
+        if seeds.is_dir() {
+            cmd.arg(&seeds);
+        }
+        cmd.arg("--")
+            .args(LIBFUZZER_LIMITS)
+            // One process (libFuzzer's default; `-jobs` would fork workers that log to
+            // files): the machine is shared.
+            .arg(format!("-max_total_time={seconds}"))
+            // The log reader reports every damaged line on stderr, as it should; that
+            // would flood the output. libFuzzer's own report still shows.
+            .arg(if target == "logs" {
+                "-close_fd_mask=2"
+            } else {
+                "-close_fd_mask=0"
+            });
+        run(&mut cmd).with_context(|| {
+            format!(
+                "fuzz target `{target}` failed: the input is in host/fuzz/artifacts/{target}/ \
+                 (replay it with: cd host && RUSTC_BOOTSTRAP=1 cargo fuzz run --debug-assertions {target} fuzz/artifacts/{target}/<file>); \
+                 fix the parser and add the input as a regression test (README, Fuzzing)"
+            )
+        })?;
+        eprintln!("`{target}`: no crash in {:.0?}", started.elapsed());
+    }
+    Ok(())
+}
+
+/// `cargo xtask fuzz [TARGET] [--minutes N | --seconds N]`: the longer run, every target
+/// (or one) for N minutes each (default 10), going on from the corpus earlier runs grew.
+fn fuzz(root: &Path, args: &[String]) -> Result<()> {
+    let mut seconds = 600u64;
+    let mut only = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            unit @ ("--minutes" | "--seconds") => {
+                let n: u64 = args
+                    .next()
+                    .and_then(|m| m.parse().ok())
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{unit} takes a positive whole number"))?;
+                // libFuzzer reads a total time of 0 as no limit at all.
+                seconds = if unit == "--minutes" { n * 60 } else { n };
+            }
+            name if !name.starts_with('-') && only.is_none() => only = Some(name.to_string()),
+            other => bail!(
+                "usage: cargo xtask fuzz [TARGET] [--minutes N | --seconds N]; unexpected {other:?}"
+            ),
+        }
+    }
+    let targets = fuzz_targets(root)?;
+    let targets = match only {
+        None => targets,
+        Some(t) if targets.contains(&t) => vec![t],
+        Some(t) => bail!(
+            "no fuzz target `{t}`; the targets are: {}",
+            targets.join(", ")
+        ),
+    };
+    fuzz_all(root, &targets, seconds, true)?;
+    step("no crash, hang or out-of-memory found");
     Ok(())
 }
 

@@ -237,7 +237,13 @@ fn scan_file(
         if !matcher.may_match(line) {
             return true;
         }
-        match serde_json::from_slice::<Record>(line) {
+        // JSON is UTF-8 throughout, but serde_json does not check the fields it skips: a
+        // line with other bytes there would parse and be printed by `--json` as it is,
+        // a line no JSON reader takes.
+        let record = std::str::from_utf8(line)
+            .map_err(|e| format!("{e}"))
+            .and_then(|text| serde_json::from_str::<Record>(text).map_err(|e| e.to_string()));
+        match record {
             Ok(r) if r.is_execution() && matcher.matches(&r) => each(&r, line),
             Ok(_) => true,
             Err(e) => {

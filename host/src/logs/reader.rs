@@ -129,13 +129,22 @@ pub fn for_each_line(
             return;
         }
     };
+    let mut too_long = |line, bytes| {
+        reporter.warn(format_args!(
+            "{path}:{line}: a line of {bytes} bytes, longer than the {} MiB a log line may \
+             have; line skipped",
+            MAX_LINE_BYTES >> 20
+        ))
+    };
     let result = if file.gzip {
         stream_lines(
             MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, raw)),
+            MAX_LINE_BYTES,
             &mut each,
+            &mut too_long,
         )
     } else {
-        stream_lines(raw, &mut each)
+        stream_lines(raw, MAX_LINE_BYTES, &mut each, &mut too_long)
     };
     match result {
         Ok(Tail::Complete | Tail::Stopped) => {}
@@ -165,19 +174,40 @@ pub enum Tail {
     },
 }
 
+/// The longest line the reader holds: a longer one is skipped and reported, so that a
+/// hostile or damaged file (a small `.gz` that inflates to gigabytes without a newline)
+/// cannot make the reader allocate without bound. The shipped log sink cannot write a
+/// line this long: each record passes through its memory, capped at 128 MiB.
+pub const MAX_LINE_BYTES: usize = 256 << 20;
+
 /// Splits `r` into lines with a byte scan over a large buffer: no per-line allocation and
-/// memory bounded by the longest line. Errors carry the number of the last complete line.
+/// memory bounded by the longest line, itself bounded by `max_line` bytes: a longer line
+/// is passed to `too_long` (its number and length) instead of `each`, and the lines after
+/// it are read as usual. Errors carry the number of the last complete line.
 pub fn stream_lines<R: Read>(
     mut r: R,
+    max_line: usize,
     each: &mut impl FnMut(u64, &[u8]) -> bool,
+    too_long: &mut impl FnMut(u64, usize),
 ) -> Result<Tail, (u64, io::Error)> {
-    let mut buf = vec![0u8; 1 << 20];
+    // Room for a line of `max_line` bytes and its newline.
+    let capacity = max_line.saturating_add(1);
+    let mut buf = vec![0u8; capacity.min(1 << 20)];
     let mut filled = 0;
     let mut line_no = 0u64;
+    // The bytes dropped so far of a line longer than `max_line`, while it is skipped.
+    let mut skipping: Option<usize> = None;
     loop {
         if filled == buf.len() {
-            // A line longer than the buffer: grow rather than split it.
-            buf.resize(buf.len() * 2, 0);
+            if buf.len() < capacity {
+                // A line longer than the buffer: grow rather than split it.
+                buf.resize(buf.len().saturating_mul(2).min(capacity), 0);
+            } else {
+                // No newline in more than `max_line` bytes: drop the line's bytes as
+                // they come until its newline.
+                skipping = Some(skipping.unwrap_or(0) + filled);
+                filled = 0;
+            }
         }
         let n = match r.read(&mut buf[filled..]) {
             Ok(n) => n,
@@ -185,12 +215,13 @@ pub fn stream_lines<R: Read>(
             Err(e) => return Err((line_no, e)),
         };
         if n == 0 {
-            return Ok(if filled == 0 {
+            let bytes = skipping.unwrap_or(0) + filled;
+            return Ok(if bytes == 0 {
                 Tail::Complete
             } else {
                 Tail::Incomplete {
                     line: line_no + 1,
-                    bytes: filled,
+                    bytes,
                 }
             });
         }
@@ -198,6 +229,22 @@ pub fn stream_lines<R: Read>(
         filled += n;
         let mut start = 0;
         let mut search = scan_from;
+        if let Some(dropped) = skipping {
+            match memchr::memchr(b'\n', &buf[..filled]) {
+                None => {
+                    skipping = Some(dropped + filled);
+                    filled = 0;
+                    continue;
+                }
+                Some(end) => {
+                    line_no += 1;
+                    too_long(line_no, dropped + end);
+                    skipping = None;
+                    start = end + 1;
+                    search = start;
+                }
+            }
+        }
         while let Some(pos) = memchr::memchr(b'\n', &buf[search..filled]) {
             let end = search + pos;
             line_no += 1;
@@ -220,13 +267,80 @@ mod tests {
     use std::io::Write;
 
     fn lines_of(data: &[u8]) -> (Vec<(u64, String)>, Result<Tail, u64>) {
+        let (lines, too_long, tail) = lines_within(data, MAX_LINE_BYTES);
+        assert_eq!(too_long, []);
+        (lines, tail)
+    }
+
+    /// The lines of `data` read with lines of at most `max` bytes, and the skipped ones.
+    #[allow(clippy::type_complexity)]
+    fn lines_within(
+        data: &[u8],
+        max: usize,
+    ) -> (Vec<(u64, String)>, Vec<(u64, usize)>, Result<Tail, u64>) {
         let mut out = Vec::new();
-        let tail = stream_lines(data, &mut |n, l| {
-            out.push((n, String::from_utf8_lossy(l).into_owned()));
-            true
-        })
+        let mut long = Vec::new();
+        let tail = stream_lines(
+            data,
+            max,
+            &mut |n, l| {
+                out.push((n, String::from_utf8_lossy(l).into_owned()));
+                true
+            },
+            &mut |n, bytes| long.push((n, bytes)),
+        )
         .map_err(|(n, _)| n);
-        (out, tail)
+        (out, long, tail)
+    }
+
+    /// A line past the limit is skipped and counted, whatever the buffer's size then;
+    /// the lines around it are read. (A small `.gz` that inflates to gigabytes with no
+    /// newline made the buffer grow until the reader ran out of memory.)
+    #[test]
+    fn a_line_past_the_limit_is_skipped_not_held() {
+        let data =
+            b"ok\n0123456789\nshort\n0123456789abcdefghijklmnop\n\n12345678\nend\nxxxxxxxxxxxx";
+        let (lines, long, tail) = lines_within(data, 8);
+        assert_eq!(
+            lines,
+            vec![
+                (1, "ok".into()),
+                (3, "short".into()),
+                (6, "12345678".into()),
+                (7, "end".into())
+            ]
+        );
+        assert_eq!(long, vec![(2, 10), (4, 26)]);
+        assert_eq!(tail, Ok(Tail::Incomplete { line: 8, bytes: 12 }));
+        // Read one byte at a time, so that the skip spans many reads.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let Some((first, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
+                buf[0] = *first;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        let mut seen = Vec::new();
+        let mut skipped = Vec::new();
+        let tail = stream_lines(
+            Trickle(data),
+            8,
+            &mut |n, _| {
+                seen.push(n);
+                true
+            },
+            &mut |n, bytes| skipped.push((n, bytes)),
+        );
+        assert_eq!(seen, [1, 3, 6, 7]);
+        assert_eq!(skipped, long);
+        assert_eq!(
+            tail.map_err(|(n, _)| n),
+            Ok(Tail::Incomplete { line: 8, bytes: 12 })
+        );
     }
 
     #[test]

@@ -75,7 +75,8 @@ impl Acc {
         self.peak_memory_sum += u.peak_memory_mb;
         self.peak_memory_max = self.peak_memory_max.max(u.peak_memory_mb);
         self.cpu_sum += u.cpu_time_seconds;
-        self.retries += r.retries.unwrap_or(0);
+        // A damaged or hostile line can say anything, `u64::MAX` included.
+        self.retries = self.retries.saturating_add(r.retries.unwrap_or(0));
     }
 
     pub fn merge(&mut self, other: Acc) {
@@ -86,7 +87,7 @@ impl Acc {
         self.peak_memory_sum += other.peak_memory_sum;
         self.peak_memory_max = self.peak_memory_max.max(other.peak_memory_max);
         self.cpu_sum += other.cpu_sum;
-        self.retries += other.retries;
+        self.retries = self.retries.saturating_add(other.retries);
         for (k, v) in other.by_category {
             *self.by_category.entry(k).or_default() += v;
         }
@@ -242,6 +243,26 @@ mod tests {
         assert_eq!(nearest_rank(&v, 99.0), Some(10.0));
         assert_eq!(nearest_rank(&[3.0], 50.0), Some(3.0));
         assert_eq!(nearest_rank(&[], 50.0), None);
+    }
+
+    /// Found by the `logs` fuzz target: retries summed past `u64::MAX` (two lines that
+    /// claim `u64::MAX` retries) overflowed, a panic in `--stats`.
+    #[test]
+    fn retries_past_u64_max_saturate() {
+        let huge: Record = serde_json::from_str(
+            r#"{"event":"finished","success":false,"retries":18446744073709551615}"#,
+        )
+        .unwrap();
+        let mut a = StatsAcc::default();
+        a.add(&huge, Some(GroupBy::Script));
+        a.add(&huge, Some(GroupBy::Script));
+        let mut b = StatsAcc::default();
+        b.add(&huge, Some(GroupBy::Script));
+        a.merge(b);
+        let r = a.finish(Some(GroupBy::Script));
+        assert_eq!(r.overall.retries, u64::MAX);
+        assert_eq!(r.groups[0].stats.retries, u64::MAX);
+        assert_eq!(r.overall.count, 3);
     }
 
     #[test]

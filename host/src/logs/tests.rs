@@ -236,6 +236,32 @@ fn damaged_input_is_reported_and_the_rest_still_answers() {
     );
 }
 
+/// Found by the `logs` fuzz target: a record whose skipped fields held bytes that are not
+/// UTF-8 was parsed (serde_json does not check what it skips) and printed by `--json` as
+/// it was, a line that is not JSON. It is now reported and skipped like any non-JSON line.
+#[test]
+fn a_line_that_is_not_utf8_is_not_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"event":"finished","execution_id":"good","success":true}"#;
+    let mut live = Vec::new();
+    live.extend_from_slice(b"{\"event\":\"finished\",\"execution_id\":\"bad\",\"success\":false,\"resource_usage\":{\"\xfcwall\":1}}\n");
+    live.extend_from_slice(
+        b"{\"event\":\"finished\",\"execution_id\":\"bad2\",\"stdout\":\"\xff\"}\n",
+    );
+    live.extend_from_slice(good.as_bytes());
+    live.push(b'\n');
+    std::fs::write(dir.path().join("executions.jsonl"), live).unwrap();
+    let mut a = args(dir.path());
+    a.json = true;
+    let out = query(&a);
+    assert_eq!(out, format!("{good}\n"));
+    let mut a = args(dir.path());
+    a.stats = true;
+    a.json = true;
+    let stats: serde_json::Value = serde_json::from_str(&query(&a)).unwrap();
+    assert_eq!(stats["overall"]["count"], 1);
+}
+
 #[test]
 fn table_output_is_readable() {
     let (dir, _) = small_log();
