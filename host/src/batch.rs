@@ -16,32 +16,20 @@
 //! batch's counters) are written to a file while the batch runs and once more at its end:
 //! the pattern of the node_exporter textfile collector for batch jobs.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use metaclaude_formats::prometheus::{bool_value, Exposition, MetricType};
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::executor::{Execution, ExecutionRequest, Recording, ToolExecutionService};
+use crate::executor::{
+    Execution, ExecutionRequest, Recording, ToolExecutionService, REQUEST_SHAPE,
+};
 use crate::plugin::host_metrics;
 use crate::plugin::PluginHost;
-
-/// One input line.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestLine {
-    script_id: String,
-    #[serde(default)]
-    inputs: BTreeMap<String, serde_json::Value>,
-    session_id: Option<String>,
-    correlation_id: Option<String>,
-    user: Option<String>,
-}
 
 /// What a batch did, for its exit status.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -186,19 +174,8 @@ pub fn parse_request_line(line: &str) -> Option<Result<ExecutionRequest, String>
         return None;
     }
     Some(
-        serde_json::from_str::<RequestLine>(line)
-            .map(|r| ExecutionRequest {
-                script_id: r.script_id,
-                inputs: r.inputs,
-                session_id: r.session_id,
-                correlation_id: r.correlation_id,
-                user: r.user,
-            })
-            .map_err(|e| {
-                format!(
-                    "{e} (expected {{\"script_id\": \"...\", \"inputs\": {{...}}}} with optional session_id, correlation_id, user)"
-                )
-            }),
+        ExecutionRequest::from_json(line.as_bytes())
+            .map_err(|e| format!("{e} (expected {REQUEST_SHAPE})")),
     )
 }
 

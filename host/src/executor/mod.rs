@@ -110,7 +110,37 @@ pub struct ExecutionRequest {
     pub user: Option<String>,
 }
 
+/// The JSON shape of a request, as `metaclaude batch` lines and `POST /api/v1/executions`
+/// bodies have it (only `script_id` is required; other keys are errors).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestJson {
+    script_id: String,
+    #[serde(default)]
+    inputs: BTreeMap<String, Value>,
+    session_id: Option<String>,
+    correlation_id: Option<String>,
+    user: Option<String>,
+}
+
+/// What a request in JSON must look like, for messages.
+pub const REQUEST_SHAPE: &str =
+    "{\"script_id\": \"...\", \"inputs\": {...}} with optional session_id, correlation_id, user";
+
 impl ExecutionRequest {
+    /// A request from its JSON: `{"script_id": ..., "inputs": {...}, "session_id": ...,
+    /// "correlation_id": ..., "user": ...}`; serde's error names the field and position.
+    pub fn from_json(json: &[u8]) -> Result<ExecutionRequest, serde_json::Error> {
+        let r: RequestJson = serde_json::from_slice(json)?;
+        Ok(ExecutionRequest {
+            script_id: r.script_id,
+            inputs: r.inputs,
+            session_id: r.session_id,
+            correlation_id: r.correlation_id,
+            user: r.user,
+        })
+    }
+
     pub fn new(script_id: impl Into<String>) -> Self {
         ExecutionRequest {
             script_id: script_id.into(),

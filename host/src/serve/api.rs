@@ -1,7 +1,6 @@
 //! The HTTP API under `/api/v1`, the health checks, and the router that puts them, the
 //! feed and `/metrics` behind the security guard.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -18,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::{feed, metrics, security, ServerState};
-use crate::executor::{ExecutionRequest, Recording};
+use crate::executor::{ExecutionRequest, Recording, REQUEST_SHAPE};
 use crate::logs::{dates, LogQuery};
 use crate::monitor::{Known, MAX_PERIOD_MINUTES};
 use crate::plugin::{Health, PluginInfo};
@@ -109,18 +108,6 @@ async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The body of `POST /api/v1/executions`: the `metaclaude batch` request shape.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitBody {
-    script_id: String,
-    #[serde(default)]
-    inputs: BTreeMap<String, Value>,
-    session_id: Option<String>,
-    correlation_id: Option<String>,
-    user: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 struct SubmitQuery {
     wait: Option<bool>,
@@ -205,36 +192,60 @@ async fn submit(
 
 /// The request body as an execution request; a problem names the field.
 fn parse_submit(body: &[u8]) -> Result<ExecutionRequest, ApiError> {
+    parse_execution_body(body).map_err(|p| {
+        let mut e = ApiError::bad_request(p.message);
+        if let Some(field) = p.field {
+            e = e.with("field", field);
+        }
+        if let Some((line, column)) = p.position {
+            e = e.with("line", line).with("column", column);
+        }
+        e
+    })
+}
+
+/// What is wrong with a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyProblem {
+    pub message: String,
+    /// The field at fault, when one is.
+    pub field: Option<String>,
+    /// Line and column (1-based) of a JSON error.
+    pub position: Option<(usize, usize)>,
+}
+
+/// The body of `POST /api/v1/executions` (the `metaclaude batch` request shape) as an
+/// execution request, or what is wrong with it.
+pub fn parse_execution_body(body: &[u8]) -> Result<ExecutionRequest, BodyProblem> {
     if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "the body is empty: send {\"script_id\": \"...\", \"inputs\": {...}} as JSON",
-        ));
+        return Err(BodyProblem {
+            message: "the body is empty: send {\"script_id\": \"...\", \"inputs\": {...}} as JSON"
+                .into(),
+            field: None,
+            position: None,
+        });
     }
-    let parsed: SubmitBody = serde_json::from_slice(body).map_err(|e| {
+    let request = ExecutionRequest::from_json(body).map_err(|e| {
         let message = e.to_string();
         let field = message
             .split('`')
             .nth(1)
             .filter(|_| message.contains("field"))
             .map(str::to_string);
-        let mut err = ApiError::bad_request(format!(
-            "{message} (expected {{\"script_id\": \"...\", \"inputs\": {{...}}}} with optional session_id, correlation_id, user)"
-        ));
-        if let Some(field) = field {
-            err = err.with("field", field);
+        BodyProblem {
+            message: format!("{message} (expected {REQUEST_SHAPE})"),
+            field,
+            position: Some((e.line(), e.column())),
         }
-        err.with("line", e.line()).with("column", e.column())
     })?;
-    if parsed.script_id.trim().is_empty() {
-        return Err(ApiError::bad_request("script_id must not be empty").with("field", "script_id"));
+    if request.script_id.trim().is_empty() {
+        return Err(BodyProblem {
+            message: "script_id must not be empty".into(),
+            field: Some("script_id".into()),
+            position: None,
+        });
     }
-    Ok(ExecutionRequest {
-        script_id: parsed.script_id,
-        inputs: parsed.inputs,
-        session_id: parsed.session_id,
-        correlation_id: parsed.correlation_id,
-        user: parsed.user,
-    })
+    Ok(request)
 }
 
 /// A running execution's state so far, or a finished one's result (from memory, else

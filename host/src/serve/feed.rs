@@ -247,22 +247,16 @@ async fn client(mut socket: WebSocket, state: Arc<ServerState>, mut subscription
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    let reply = match serde_json::from_str::<ClientMessage>(text.as_str()) {
-                        Ok(ClientMessage { subscribe }) => match subscribe.check() {
-                            Ok(()) => {
-                                subscription = subscribe;
-                                json!({ "type": "subscribed", "subscription": {
-                                    "kinds": subscription.kinds,
-                                    "scripts": subscription.scripts,
-                                    "specialists": subscription.specialists,
-                                }})
-                            }
-                            Err(e) => json!({ "type": "error", "error": { "code": "bad_message", "message": e } }),
-                        },
-                        Err(e) => json!({ "type": "error", "error": {
-                            "code": "bad_message",
-                            "message": format!("{e} (send {{\"subscribe\": {{\"kinds\": [...], \"scripts\": [...], \"specialists\": [...]}}}})"),
-                        }}),
+                    let reply = match parse_client_message(text.as_str()) {
+                        Ok(subscribe) => {
+                            subscription = subscribe;
+                            json!({ "type": "subscribed", "subscription": {
+                                "kinds": subscription.kinds,
+                                "scripts": subscription.scripts,
+                                "specialists": subscription.specialists,
+                            }})
+                        }
+                        Err(e) => json!({ "type": "error", "error": { "code": "bad_message", "message": e } }),
                     };
                     if !send(&mut socket, timeout, reply.to_string()).await {
                         return;
@@ -292,4 +286,16 @@ async fn client(mut socket: WebSocket, state: Arc<ServerState>, mut subscription
 #[serde(deny_unknown_fields)]
 struct ClientMessage {
     subscribe: Subscription,
+}
+
+/// A message a live-feed client sent, as the subscription it asks for, or what is wrong
+/// with it (said back to the client; the connection stays).
+pub fn parse_client_message(text: &str) -> Result<Subscription, String> {
+    let ClientMessage { subscribe } = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "{e} (send {{\"subscribe\": {{\"kinds\": [...], \"scripts\": [...], \"specialists\": [...]}}}})"
+        )
+    })?;
+    subscribe.check()?;
+    Ok(subscribe)
 }
