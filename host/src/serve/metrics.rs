@@ -163,6 +163,9 @@ fn render(state: &ServerState, asked: Format) -> (Format, String) {
             families.push('\n');
         }
     }
+    // Listed again: a render first delivers what the exporter's queue held, so the
+    // plugin counters now agree with what the exporters just rendered.
+    let plugins = state.host.plugins().map(|p| p.list()).unwrap_or_default();
     let mut out = Exposition::with_format(format);
     host_metrics::write_plugins(&mut out, &plugins);
     write_server(&mut out, state);
