@@ -10,6 +10,7 @@ mod library;
 mod log_sink;
 mod logs_cli;
 mod plugins;
+mod prometheus;
 mod registry_check;
 mod run;
 mod scaffold;
