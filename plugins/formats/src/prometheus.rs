@@ -85,6 +85,17 @@ pub struct Family<'a> {
     base: &'a str,
     /// What a plain sample is named (a counter's with `_total` in OpenMetrics).
     sample_suffix: &'static str,
+    /// The bounds of the last histogram written and their `le` texts: a family's
+    /// histograms share their bounds, so each is formatted once.
+    le_bounds: Vec<f64>,
+    le_texts: Vec<String>,
+}
+
+/// A sample's value, written straight into the text.
+#[derive(Clone, Copy)]
+enum Value {
+    Float(f64),
+    Count(u64),
 }
 
 impl Exposition {
@@ -157,6 +168,8 @@ impl Exposition {
             kind,
             base,
             sample_suffix,
+            le_bounds: Vec::new(),
+            le_texts: Vec::new(),
         }
     }
 
@@ -213,7 +226,7 @@ impl Family<'_> {
     pub fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
         debug_assert!(self.kind != MetricType::Histogram, "use Family::histogram");
         let suffix = self.sample_suffix;
-        self.line(suffix, labels, None, &format_value(value));
+        self.line(suffix, labels, None, Value::Float(value));
         self
     }
 
@@ -222,7 +235,7 @@ impl Family<'_> {
     pub fn counter(&mut self, labels: &[(&str, &str)], value: f64, created: f64) -> &mut Self {
         self.sample(labels, value);
         if self.format == Format::OpenMetrics {
-            self.line("_created", labels, None, &format_value(created));
+            self.line("_created", labels, None, Value::Float(created));
         }
         self
     }
@@ -238,25 +251,28 @@ impl Family<'_> {
         created: Option<f64>,
     ) -> &mut Self {
         debug_assert_eq!(h.counts.len(), bounds.len() + 1, "buckets and bounds");
-        let mut cumulative = 0u64;
-        let mut le = String::with_capacity(24);
-        for (bound, n) in bounds.iter().zip(&h.counts) {
-            cumulative += n;
-            le.clear();
-            write_canonical_float(&mut le, *bound);
-            self.line("_bucket", labels, Some(&le), &cumulative.to_string());
+        if self.le_bounds != bounds {
+            self.le_bounds = bounds.to_vec();
+            self.le_texts = bounds.iter().map(|b| canonical_float(*b)).collect();
         }
-        let count = h.count().to_string();
-        self.line("_bucket", labels, Some("+Inf"), &count);
-        self.line("_sum", labels, None, &format_value(h.sum));
-        self.line("_count", labels, None, &count);
+        let les = std::mem::take(&mut self.le_texts);
+        let mut cumulative = 0u64;
+        for (le, n) in les.iter().zip(&h.counts) {
+            cumulative += n;
+            self.line("_bucket", labels, Some(le), Value::Count(cumulative));
+        }
+        self.le_texts = les;
+        let count = h.count();
+        self.line("_bucket", labels, Some("+Inf"), Value::Count(count));
+        self.line("_sum", labels, None, Value::Float(h.sum));
+        self.line("_count", labels, None, Value::Count(count));
         if let (Format::OpenMetrics, Some(created)) = (self.format, created) {
-            self.line("_created", labels, None, &format_value(created));
+            self.line("_created", labels, None, Value::Float(created));
         }
         self
     }
 
-    fn line(&mut self, suffix: &str, labels: &[(&str, &str)], le: Option<&str>, value: &str) {
+    fn line(&mut self, suffix: &str, labels: &[(&str, &str)], le: Option<&str>, value: Value) {
         let text = &mut *self.text;
         text.push_str(self.base);
         text.push_str(suffix);
@@ -282,7 +298,12 @@ impl Family<'_> {
             text.push('}');
         }
         text.push(' ');
-        text.push_str(value);
+        match value {
+            Value::Float(v) => push_value(text, v),
+            Value::Count(n) => {
+                let _ = write!(text, "{n}");
+            }
+        }
         text.push('\n');
     }
 }
@@ -333,12 +354,18 @@ pub fn escape_openmetrics_help(help: &str) -> String {
 /// A sample value as the format spells it: Rust's `Display` for finite numbers (never an
 /// exponent, `12` for 12.0), `NaN`, `+Inf`, `-Inf` otherwise.
 pub fn format_value(value: f64) -> String {
+    let mut out = String::new();
+    push_value(&mut out, value);
+    out
+}
+
+fn push_value(out: &mut String, value: f64) {
     if value.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else {
-        value.to_string()
+        let _ = write!(out, "{value}");
     }
 }
 
@@ -438,24 +465,37 @@ fn text_type(openmetrics_type: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-/// What becomes of a sample of a family of type `ty` named `family`: `Some(new name)` or
-/// `None` to drop it (a `_created`). `Err` when the sample is not of the family.
-fn text_sample_name(ty: &str, family: &str, sample: &str) -> Result<Option<String>, ()> {
-    let suffix = sample.strip_prefix(family).ok_or(())?;
-    let keep = |s: &[&str]| {
-        if s.contains(&suffix) {
-            Ok(Some(sample.to_string()))
+/// What becomes of a sample in the text format.
+enum Becomes {
+    /// Written under its own name.
+    Kept,
+    /// Left out (a `_created`).
+    Dropped,
+    /// Written as the family's name with this suffix.
+    Renamed(&'static str),
+    /// Not a sample of the family: one of a family without descriptors.
+    Stray,
+}
+
+/// What becomes of the sample `sample` of a family of type `ty` named `family`.
+fn text_sample(ty: &str, family: &str, sample: &str) -> Becomes {
+    let Some(suffix) = sample.strip_prefix(family) else {
+        return Becomes::Stray;
+    };
+    let keep = |allowed: &[&str]| {
+        if allowed.contains(&suffix) {
+            Becomes::Kept
         } else {
-            Err(())
+            Becomes::Stray
         }
     };
     match (ty, suffix) {
-        ("counter" | "histogram" | "summary", "_created") => Ok(None),
+        ("counter" | "histogram" | "summary", "_created") => Becomes::Dropped,
         ("counter", _) => keep(&["_total"]),
         ("histogram", _) => keep(&["_bucket", "_sum", "_count"]),
         ("summary", _) => keep(&["", "_sum", "_count"]),
-        ("gaugehistogram", "_gcount") => Ok(Some(format!("{family}_count"))),
-        ("gaugehistogram", "_gsum") => Ok(Some(format!("{family}_sum"))),
+        ("gaugehistogram", "_gcount") => Becomes::Renamed("_count"),
+        ("gaugehistogram", "_gsum") => Becomes::Renamed("_sum"),
         ("gaugehistogram", _) => keep(&["_bucket"]),
         ("info", _) => keep(&["_info"]),
         _ => keep(&[""]),
@@ -604,29 +644,29 @@ pub fn openmetrics_to_text(openmetrics: &str) -> Result<String, String> {
             return Err(at("an empty line".into()));
         }
         let (name, labels, rest) = split_sample(line).map_err(at)?;
-        let ty = family.ty.clone().unwrap_or_else(|| "unknown".into());
-        let renamed = match text_sample_name(&ty, &family.name, name) {
-            Ok(renamed) => renamed,
-            Err(()) => {
-                // Not of the family before it: a sample of a family without descriptors.
-                family.write_header(&mut out);
-                family = Pending {
-                    name: name.to_string(),
-                    written: true,
-                    ..Pending::default()
-                };
-                Some(name.to_string())
-            }
-        };
+        let ty = family.ty.as_deref().unwrap_or("unknown");
+        let becomes = text_sample(ty, &family.name, name);
+        if let Becomes::Stray = becomes {
+            family.write_header(&mut out);
+            family = Pending {
+                name: name.to_string(),
+                written: true,
+                ..Pending::default()
+            };
+        }
         family.write_header(&mut out);
-        let Some(renamed) = renamed else {
-            continue;
-        };
+        match becomes {
+            Becomes::Dropped => continue,
+            Becomes::Renamed(suffix) => {
+                out.push_str(&family.name);
+                out.push_str(suffix);
+            }
+            Becomes::Kept | Becomes::Stray => out.push_str(name),
+        }
         let values = rest.split_once(" # ").map_or(rest, |(v, _exemplar)| v);
         let mut fields = values.split(' ');
         let value = fields.next().unwrap_or("");
         check_number(value, "the value").map_err(at)?;
-        out.push_str(&renamed);
         out.push_str(labels);
         out.push(' ');
         out.push_str(value);
