@@ -263,7 +263,13 @@ impl MonitoredHost {
     /// then what every exporter plugin renders, as one Prometheus text exposition (the
     /// body of `metaclaude serve`'s `GET /metrics`).
     pub fn export_prometheus_metrics(&self) -> String {
-        crate::plugin::host_metrics::exposition(self.plugins.as_deref(), |_| {})
+        let (_, text) = crate::plugin::host_metrics::exposition(
+            self.plugins.as_deref(),
+            metaclaude_formats::prometheus::Format::Text,
+            |_| {},
+            |plugin, why| tracing::warn!(plugin, "exporter left out: {why}"),
+        );
+        text
     }
 
     /// The seed's `get_execution_stats()`: the figures of `metaclaude metrics --report`

@@ -3,6 +3,7 @@
 
 mod acknowledged;
 mod concurrent_log;
+mod exposition;
 mod host_metrics;
 mod hot_reload;
 mod library;
@@ -10,6 +11,7 @@ mod log_sink;
 mod logs_cli;
 mod metrics;
 mod plugins;
+mod prometheus;
 mod registry_check;
 mod run;
 mod scaffold;

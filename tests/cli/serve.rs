@@ -614,6 +614,15 @@ mode = "MODE"
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
     }
+    // Every call into a plugin is timed: 3 batches and 2 renders at least for `counts`.
+    let calls: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("metaclaude_plugin_call_duration_seconds_count{plugin=\"counts\"} ")
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no call-latency histogram:\n{text}"));
+    assert!(calls >= 2, "{calls} calls");
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

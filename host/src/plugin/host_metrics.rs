@@ -27,9 +27,13 @@
 //! node_exporter textfile collector, which reads `metaclaude batch --metrics-file`,
 //! refuses them.
 
-use metaclaude_formats::prometheus::{bool_value, Exposition, MetricType};
+use metaclaude_formats::prometheus::{
+    bool_value, openmetrics_body, openmetrics_to_text, Exposition, Format, Histogram, MetricType,
+    EOF_LINE,
+};
 
 use super::manifest::PluginKind;
+use super::stats::{LatencySnapshot, CALL_BUCKETS};
 use super::{Health, PluginInfo};
 
 /// The value of the `state` label for each [`Health`], in the order they are written.
@@ -170,31 +174,104 @@ pub fn write_plugins(out: &mut Exposition, plugins: &[PluginInfo]) {
             f.sample(&[("plugin", p.name.as_str())], (family.value)(p));
         }
     }
+
+    let mut f = out.family_with_unit(
+        "metaclaude_plugin_call_duration_seconds",
+        MetricType::Histogram,
+        "seconds",
+        "How long the calls into the plugin took (handle-batch, notify, tick, render, flush), from the host's side of the call.",
+    );
+    for p in &plugins {
+        f.histogram(
+            &[("plugin", p.name.as_str())],
+            &CALL_BUCKETS,
+            &call_histogram(&p.calls),
+            None,
+        );
+    }
 }
 
-/// The host's plugin families, then `more` families (a server's own), then what every
-/// exporter plugin of `host` renders: one exposition. An exporter that cannot render now
-/// is left out (and logged).
-pub fn exposition(host: Option<&super::PluginHost>, more: impl FnOnce(&mut Exposition)) -> String {
-    let plugins = host.map(|h| h.list()).unwrap_or_default();
-    let mut out = Exposition::new();
-    write_plugins(&mut out, &plugins);
-    more(&mut out);
-    let mut text = out.finish();
+/// A plugin's call latencies (cumulative) as the writer's histogram (a count per bucket).
+fn call_histogram(calls: &LatencySnapshot) -> Histogram {
+    let mut counts = Vec::with_capacity(CALL_BUCKETS.len() + 1);
+    let mut below = 0;
+    for i in 0..CALL_BUCKETS.len() {
+        let cumulative = calls.buckets.get(i).map_or(below, |(_, c)| *c);
+        counts.push(cumulative - below);
+        below = cumulative;
+    }
+    counts.push(calls.count.saturating_sub(below));
+    Histogram {
+        counts,
+        sum: calls.sum_seconds,
+    }
+}
+
+/// One exposition: the host's plugin families, `more` families (a server's own), then
+/// what every exporter plugin of `host` renders. In `asked` format when every exporter
+/// speaks OpenMetrics (their texts end with `# EOF`), else in the text format 0.0.4 with
+/// each OpenMetrics text converted down. `left_out` hears of an exporter that could not
+/// render, or rendered invalid OpenMetrics (it is left out of this exposition).
+pub fn exposition(
+    host: Option<&super::PluginHost>,
+    asked: Format,
+    more: impl FnOnce(&mut Exposition),
+    mut left_out: impl FnMut(&str, &str),
+) -> (Format, String) {
+    let mut exported = Vec::new();
     if let Some(host) = host {
-        for p in plugins.iter().filter(|p| p.kind == PluginKind::Exporter) {
+        for p in host
+            .list()
+            .iter()
+            .filter(|p| p.kind == PluginKind::Exporter)
+        {
             match host.render(&p.name) {
-                Ok(rendered) => {
-                    text.push_str(&rendered);
-                    if !rendered.is_empty() && !rendered.ends_with('\n') {
-                        text.push('\n');
-                    }
-                }
-                Err(e) => tracing::warn!(plugin = %p.name, "exporter did not render: {e}"),
+                Ok(text) => exported.push((p.name.clone(), text)),
+                Err(e) => left_out(&p.name, &e),
             }
         }
     }
-    text
+    let speaks_openmetrics = |text: &str| text.is_empty() || openmetrics_body(text).is_some();
+    let format = if exported.iter().all(|(_, text)| speaks_openmetrics(text)) {
+        asked
+    } else {
+        Format::Text
+    };
+    let mut families = String::new();
+    for (name, text) in &exported {
+        let converted;
+        let part = match (format, openmetrics_body(text)) {
+            (Format::OpenMetrics, body) => body.unwrap_or(""),
+            (Format::Text, None) => text.as_str(),
+            (Format::Text, Some(_)) => match openmetrics_to_text(text) {
+                Ok(text) => {
+                    converted = text;
+                    &converted
+                }
+                Err(e) => {
+                    left_out(name, &format!("rendered invalid OpenMetrics: {e}"));
+                    continue;
+                }
+            },
+        };
+        families.push_str(part);
+        if !part.is_empty() && !part.ends_with('\n') {
+            families.push('\n');
+        }
+    }
+    // Listed after the renders: a render first delivers what the exporter's queue held,
+    // so the plugin counters agree with what the exporters just rendered.
+    let plugins = host.map(|h| h.list()).unwrap_or_default();
+    let mut out = Exposition::with_format(format);
+    write_plugins(&mut out, &plugins);
+    more(&mut out);
+    let mut text = out.finish_families();
+    text.push_str(&families);
+    if format == Format::OpenMetrics {
+        text.push_str(EOF_LINE);
+        text.push('\n');
+    }
+    (format, text)
 }
 
 /// The plugin families alone, as a complete text.
@@ -307,7 +384,8 @@ mod tests {
     #[test]
     fn every_family_has_help_and_type_even_without_plugins() {
         let text = render(&[]);
-        let families = 3 + SIMPLE.len();
+        // info, up, state, the simple ones, and the call-latency histogram.
+        let families = 3 + SIMPLE.len() + 1;
         assert_eq!(text.lines().count(), families * 2, "{text}");
         let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
         assert_eq!(types.len(), families);

@@ -1,62 +1,129 @@
-//! `GET /metrics`: one Prometheus text exposition (0.0.4) of the host's own metrics (its
-//! plugins, from `plugin::host_metrics`; the server's), followed by what each exporter
-//! plugin renders. An exporter that cannot render now is left out of that scrape and
-//! counted in `metaclaude_server_exporter_render_failures_total`.
+//! `GET /metrics`: one Prometheus exposition of the host's own metrics (its plugins, from
+//! `plugin::host_metrics`; the server's), followed by what each exporter plugin renders.
+//! An exporter that cannot render now is left out of that scrape and counted in
+//! `metaclaude_server_exporter_render_failures_total`.
+//!
+//! The format is negotiated from the scraper's `Accept` header (q-values and all, as
+//! Prometheus sends `application/openmetrics-text;version=1.0.0,...,text/plain;
+//! version=0.0.4;q=0.5,*/*;q=0.1`): OpenMetrics 1.0.0 when the header names it and
+//! prefers it to the text format, else the text format 0.0.4. Exporters render
+//! OpenMetrics (ending with `# EOF`); for a text-format answer each is converted down
+//! (`metaclaude_formats::prometheus::openmetrics_to_text`). An exporter whose text does
+//! not end with `# EOF` speaks the text format already: then the whole answer is the
+//! text format, whatever was asked. An OpenMetrics answer has the host's families in
+//! OpenMetrics too, and one `# EOF` at the end.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use metaclaude_formats::prometheus::{bool_value, Exposition, MetricType};
+use metaclaude_formats::prometheus::{bool_value, Exposition, Format, MetricType};
 
 use super::ServerState;
 use crate::plugin::host_metrics;
-use crate::plugin::manifest::PluginKind;
 
-/// The content type of the text format.
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-pub async fn handler(State(state): State<Arc<ServerState>>) -> Response {
-    let text = tokio::task::spawn_blocking(move || render(&state))
+pub async fn handler(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+    let accept: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let asked = negotiate(&accept.join(","));
+    let (format, text) = tokio::task::spawn_blocking(move || render(&state, asked))
         .await
         .unwrap_or_default();
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT))],
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
+            (header::VARY, HeaderValue::from_static("accept")),
+        ],
         text,
     )
         .into_response()
 }
 
-fn render(state: &ServerState) -> String {
-    let plugins = state.host.plugins().map(|p| p.list()).unwrap_or_default();
-    let mut out = Exposition::new();
-    host_metrics::write_plugins(&mut out, &plugins);
-    let mut exported = String::new();
-    if let Some(host) = state.host.plugins() {
-        for p in plugins.iter().filter(|p| p.kind == PluginKind::Exporter) {
-            match host.render(&p.name) {
-                Ok(text) => {
-                    exported.push_str(&text);
-                    if !text.is_empty() && !text.ends_with('\n') {
-                        exported.push('\n');
-                    }
-                }
-                Err(e) => {
-                    state
-                        .counters
-                        .exporter_render_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(plugin = %p.name, "exporter did not render: {e}");
-                }
+/// How well one media range of an `Accept` header matches an offer: `None` if it does
+/// not, else its specificity (0 `*/*`, 1 `type/*`, 2 `type/subtype`, 3 with the
+/// offer's `version`) and its q-value.
+fn range_match(range: &str, (ty, subtype, version): (&str, &str, &str)) -> Option<(u8, f64)> {
+    let mut parts = range.split(';').map(str::trim);
+    let (rtype, rsub) = parts.next()?.split_once('/')?;
+    let (rtype, rsub) = (rtype.trim(), rsub.trim());
+    let mut q = 1.0;
+    let mut specificity = match (rtype, rsub) {
+        ("*", "*") => 0,
+        (t, "*") if t.eq_ignore_ascii_case(ty) => 1,
+        (t, s) if t.eq_ignore_ascii_case(ty) && s.eq_ignore_ascii_case(subtype) => 2,
+        _ => return None,
+    };
+    for param in parts {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        match name.trim().to_ascii_lowercase().as_str() {
+            "q" => {
+                q = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|q| (0.0..=1.0).contains(q))?
             }
+            "version" if specificity == 2 => {
+                if value != version {
+                    return None;
+                }
+                specificity = 3;
+            }
+            _ => {}
         }
     }
-    write_server(&mut out, state);
-    let mut text = out.finish();
-    text.push_str(&exported);
-    text
+    Some((specificity, q))
+}
+
+/// The q-value `accept` gives an offer (that of its most specific matching range, 0 if
+/// none matches), and whether a range names the offer's type itself.
+fn quality(accept: &str, offer: (&str, &str, &str)) -> (f64, bool) {
+    let best = accept
+        .split(',')
+        .filter_map(|range| range_match(range, offer))
+        .fold(None, |best: Option<(u8, f64)>, (s, q)| match best {
+            Some((bs, bq)) if bs > s || (bs == s && bq >= q) => Some((bs, bq)),
+            _ => Some((s, q)),
+        });
+    best.map_or((0.0, false), |(s, q)| (q, s >= 2))
+}
+
+/// The format an `Accept` header asks for: OpenMetrics 1.0.0 when it names it and gives
+/// it a q-value above 0 and at least the text format's (a tie with only a wildcard, as
+/// `*/*` or no header at all, is the text format); else the text format 0.0.4.
+pub fn negotiate(accept: &str) -> Format {
+    let (om, named) = quality(accept, ("application", "openmetrics-text", "1.0.0"));
+    let (text, _) = quality(accept, ("text", "plain", "0.0.4"));
+    if om > text || (om > 0.0 && om == text && named) {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
+
+fn render(state: &ServerState, asked: Format) -> (Format, String) {
+    host_metrics::exposition(
+        state.host.plugins().map(|p| p.as_ref()),
+        asked,
+        |out| write_server(out, state),
+        |plugin, why| {
+            state
+                .counters
+                .exporter_render_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(plugin, "exporter left out of /metrics: {why}");
+        },
+    )
 }
 
 fn write_server(out: &mut Exposition, state: &ServerState) {
@@ -132,4 +199,59 @@ fn write_server(out: &mut Exposition, state: &ServerState) {
         &[],
         c.exporter_render_failures.load(Ordering::Relaxed) as f64,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_header_decides_with_its_q_values() {
+        for (accept, expect) in [
+            // Prometheus 2.x and 3.x.
+            (
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                Format::OpenMetrics,
+            ),
+            (
+                "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+                Format::OpenMetrics,
+            ),
+            ("application/openmetrics-text", Format::OpenMetrics),
+            (
+                "Application/OpenMetrics-Text; Version=\"1.0.0\"; charset=utf-8",
+                Format::OpenMetrics,
+            ),
+            // A wildcard alone, curl's default, a browser, no header: the text format.
+            ("*/*", Format::Text),
+            ("", Format::Text),
+            (
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                Format::Text,
+            ),
+            ("text/plain", Format::Text),
+            ("text/plain;version=0.0.4", Format::Text),
+            // Preferences by q-value, the most specific range deciding.
+            (
+                "application/openmetrics-text;q=0.5,text/plain",
+                Format::Text,
+            ),
+            (
+                "text/plain;q=0.4,application/openmetrics-text;q=0.5",
+                Format::OpenMetrics,
+            ),
+            ("application/openmetrics-text;q=0,*/*", Format::Text),
+            ("text/plain;q=0,*/*", Format::OpenMetrics),
+            ("application/*", Format::OpenMetrics),
+            // Another OpenMetrics version is not what is served.
+            ("application/openmetrics-text;version=0.0.1", Format::Text),
+            ("application/openmetrics-text;version=2.0.0,*/*;q=0.1", Format::Text),
+            // A q-value that is not one makes its range count for nothing.
+            ("application/openmetrics-text;q=high", Format::Text),
+            ("application/openmetrics-text;q=1.5", Format::Text),
+            ("garbage, ;;, /", Format::Text),
+        ] {
+            assert_eq!(negotiate(accept), expect, "{accept}");
+        }
+    }
 }

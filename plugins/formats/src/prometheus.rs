@@ -1,17 +1,62 @@
-//! A writer for the Prometheus text exposition format (version 0.0.4), family by family.
+//! Writers for Prometheus' two text exposition formats, family by family, and the
+//! conversion of one into the other.
+//!
+//! * [`Format::Text`]: the text format 0.0.4 (`text/plain; version=0.0.4`), what every
+//!   scraper and the node_exporter textfile collector read.
+//! * [`Format::OpenMetrics`]: OpenMetrics 1.0.0 (`application/openmetrics-text;
+//!   version=1.0.0`), what Prometheus asks for first: counter families are named without
+//!   `_total` in `# TYPE` and `# HELP` (their samples keep it), families may carry a
+//!   `# UNIT`, counters and histograms a `_created` sample (a Unix time in seconds), a
+//!   quote in a help text is escaped, and the text ends with `# EOF`.
+//!
+//! [`openmetrics_to_text`] turns OpenMetrics text (this writer's or anyone's) into the
+//! 0.0.4 text: what a host does with an exporter's OpenMetrics output when the scraper
+//! did not ask for OpenMetrics.
+//!
+//! Both formats write a histogram's `le` labels in OpenMetrics' canonical form (`0.005`,
+//! `1.0`, `1.048576e+06`, `+Inf`: Go's shortest `%g`, with `.0` added to a whole number), so a
+//! bucket is the same series whichever format a scrape negotiated.
 //!
 //! Metric and label names are the caller's constants (valid names, not checked here);
-//! label values and help texts are escaped as the format requires. Samples carry no
+//! label values and help texts are escaped as each format requires. Samples carry no
 //! timestamps (the node_exporter textfile collector refuses them, and a scrape stamps
 //! samples itself).
 
 use std::fmt::Write as _;
+
+/// Which text format an [`Exposition`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// The text format 0.0.4.
+    #[default]
+    Text,
+    /// OpenMetrics 1.0.0.
+    OpenMetrics,
+}
+
+/// The HTTP content type of the text format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The HTTP content type of OpenMetrics 1.0.0.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The last line of an OpenMetrics text.
+pub const EOF_LINE: &str = "# EOF";
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => TEXT_CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
 
 /// A metric family's type, as its `# TYPE` line says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricType {
     Counter,
     Gauge,
+    Histogram,
 }
 
 impl MetricType {
@@ -19,58 +64,247 @@ impl MetricType {
         match self {
             MetricType::Counter => "counter",
             MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
         }
     }
 }
 
-/// Text in the exposition format, built family by family.
+/// Text in one of the exposition formats, built family by family.
 #[derive(Debug, Default)]
 pub struct Exposition {
     text: String,
+    format: Format,
 }
 
 /// One family being written: its samples follow its `# HELP` and `# TYPE` lines.
 pub struct Family<'a> {
     text: &'a mut String,
-    name: &'a str,
+    format: Format,
+    kind: MetricType,
+    /// The name samples start with: a counter's without `_total`.
+    base: &'a str,
+    /// What a plain sample is named (a counter's with `_total` in OpenMetrics).
+    sample_suffix: &'static str,
+    /// The bounds of the last histogram written and their `le` texts: a family's
+    /// histograms share their bounds, so each is formatted once.
+    le_bounds: Vec<f64>,
+    le_texts: Vec<String>,
+}
+
+/// A sample's value, written straight into the text.
+#[derive(Clone, Copy)]
+enum Value {
+    Float(f64),
+    Count(u64),
 }
 
 impl Exposition {
+    /// An exposition in the text format 0.0.4.
     pub fn new() -> Exposition {
         Exposition::default()
     }
 
-    /// Starts the family `name`: writes its `# HELP` and `# TYPE` lines.
-    pub fn family<'a>(&'a mut self, name: &'a str, kind: MetricType, help: &str) -> Family<'a> {
-        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.text, "# TYPE {name} {}", kind.as_str());
-        Family {
-            text: &mut self.text,
-            name,
+    /// An exposition in OpenMetrics 1.0.0.
+    pub fn openmetrics() -> Exposition {
+        Exposition::with_format(Format::OpenMetrics)
+    }
+
+    pub fn with_format(format: Format) -> Exposition {
+        Exposition {
+            text: String::new(),
+            format,
         }
     }
 
-    pub fn finish(self) -> String {
+    /// With room for `bytes` of text reserved.
+    pub fn with_capacity(format: Format, bytes: usize) -> Exposition {
+        Exposition {
+            text: String::with_capacity(bytes),
+            format,
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Starts the family `name`: writes its `# HELP` and `# TYPE` lines. A counter is
+    /// named as its samples are in the text format (`x_total`); in OpenMetrics its
+    /// family is `x` and its samples `x_total` (a counter named without `_total` gets it
+    /// appended to its samples there).
+    pub fn family<'a>(&'a mut self, name: &'a str, kind: MetricType, help: &str) -> Family<'a> {
+        self.family_with_unit(name, kind, "", help)
+    }
+
+    /// [`Exposition::family`] with a unit: OpenMetrics writes it as `# UNIT` (the family
+    /// name must then end with `_` + `unit`, as Prometheus' conventions want anyway); the
+    /// text format has no such line. An empty `unit` is none.
+    pub fn family_with_unit<'a>(
+        &'a mut self,
+        name: &'a str,
+        kind: MetricType,
+        unit: &str,
+        help: &str,
+    ) -> Family<'a> {
+        let (base, sample_suffix, family_name) = match (self.format, kind) {
+            (Format::OpenMetrics, MetricType::Counter) => {
+                let base = name.strip_suffix("_total").unwrap_or(name);
+                (base, "_total", base)
+            }
+            _ => (name, "", name),
+        };
+        let help = match self.format {
+            Format::Text => escape_help(help),
+            Format::OpenMetrics => escape_openmetrics_help(help),
+        };
+        let _ = writeln!(self.text, "# HELP {family_name} {help}");
+        let _ = writeln!(self.text, "# TYPE {family_name} {}", kind.as_str());
+        if self.format == Format::OpenMetrics && !unit.is_empty() {
+            let _ = writeln!(self.text, "# UNIT {family_name} {unit}");
+        }
+        Family {
+            text: &mut self.text,
+            format: self.format,
+            kind,
+            base,
+            sample_suffix,
+            le_bounds: Vec::new(),
+            le_texts: Vec::new(),
+        }
+    }
+
+    /// The whole text: in OpenMetrics, ended with `# EOF`.
+    pub fn finish(mut self) -> String {
+        if self.format == Format::OpenMetrics {
+            self.text.push_str(EOF_LINE);
+            self.text.push('\n');
+        }
+        self.text
+    }
+
+    /// The families written so far, without `# EOF`: for a text that goes on with other
+    /// families (and ends with one `# EOF`).
+    pub fn finish_families(self) -> String {
         self.text
     }
 }
 
+/// The observations of one histogram series: a count per bucket (not cumulative; the
+/// last bucket holds what is above the largest bound) and their sum. The bounds are the
+/// family's, kept once by the caller.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Histogram {
+    pub counts: Vec<u64>,
+    pub sum: f64,
+}
+
+impl Histogram {
+    /// Empty, for buckets with these upper bounds (ascending).
+    pub fn new(bounds: &[f64]) -> Histogram {
+        Histogram {
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+        }
+    }
+
+    /// Counts `value` in the first bucket whose bound is at least `value` (`le`: less
+    /// than or equal). `bounds` must be those the histogram was made for.
+    pub fn observe(&mut self, bounds: &[f64], value: f64) {
+        let i = bounds.partition_point(|b| *b < value);
+        self.counts[i] += 1;
+        self.sum += value;
+    }
+
+    /// Observations in all.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
 impl Family<'_> {
-    /// Writes one sample of the family.
+    /// Writes one sample of a counter or gauge family.
     pub fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
-        self.text.push_str(self.name);
-        if !labels.is_empty() {
-            self.text.push('{');
+        debug_assert!(self.kind != MetricType::Histogram, "use Family::histogram");
+        let suffix = self.sample_suffix;
+        self.line(suffix, labels, None, Value::Float(value));
+        self
+    }
+
+    /// Writes one counter sample and, in OpenMetrics, its `_created` sample: when the
+    /// counter started counting, in seconds since the Unix epoch.
+    pub fn counter(&mut self, labels: &[(&str, &str)], value: f64, created: f64) -> &mut Self {
+        self.sample(labels, value);
+        if self.format == Format::OpenMetrics {
+            self.line("_created", labels, None, Value::Float(created));
+        }
+        self
+    }
+
+    /// Writes one histogram series: a cumulative `_bucket` per bound and `+Inf` (equal to
+    /// `_count`), `_sum`, `_count` and, in OpenMetrics, `_created` (seconds since the Unix
+    /// epoch) when given.
+    pub fn histogram(
+        &mut self,
+        labels: &[(&str, &str)],
+        bounds: &[f64],
+        h: &Histogram,
+        created: Option<f64>,
+    ) -> &mut Self {
+        debug_assert_eq!(h.counts.len(), bounds.len() + 1, "buckets and bounds");
+        if self.le_bounds != bounds {
+            self.le_bounds = bounds.to_vec();
+            self.le_texts = bounds.iter().map(|b| canonical_float(*b)).collect();
+        }
+        let les = std::mem::take(&mut self.le_texts);
+        let mut cumulative = 0u64;
+        for (le, n) in les.iter().zip(&h.counts) {
+            cumulative += n;
+            self.line("_bucket", labels, Some(le), Value::Count(cumulative));
+        }
+        self.le_texts = les;
+        let count = h.count();
+        self.line("_bucket", labels, Some("+Inf"), Value::Count(count));
+        self.line("_sum", labels, None, Value::Float(h.sum));
+        self.line("_count", labels, None, Value::Count(count));
+        if let (Format::OpenMetrics, Some(created)) = (self.format, created) {
+            self.line("_created", labels, None, Value::Float(created));
+        }
+        self
+    }
+
+    fn line(&mut self, suffix: &str, labels: &[(&str, &str)], le: Option<&str>, value: Value) {
+        let text = &mut *self.text;
+        text.push_str(self.base);
+        text.push_str(suffix);
+        if !labels.is_empty() || le.is_some() {
+            text.push('{');
             for (i, (name, value)) in labels.iter().enumerate() {
                 if i > 0 {
-                    self.text.push(',');
+                    text.push(',');
                 }
-                let _ = write!(self.text, "{name}=\"{}\"", escape_label_value(value));
+                text.push_str(name);
+                text.push_str("=\"");
+                push_label_value(text, value);
+                text.push('"');
             }
-            self.text.push('}');
+            if let Some(le) = le {
+                if !labels.is_empty() {
+                    text.push(',');
+                }
+                text.push_str("le=\"");
+                text.push_str(le);
+                text.push('"');
+            }
+            text.push('}');
         }
-        let _ = writeln!(self.text, " {}", format_value(value));
-        self
+        text.push(' ');
+        match value {
+            Value::Float(v) => push_value(text, v),
+            Value::Count(n) => {
+                let _ = write!(text, "{n}");
+            }
+        }
+        text.push('\n');
     }
 }
 
@@ -83,9 +317,11 @@ pub fn bool_value(b: bool) -> f64 {
     }
 }
 
-/// A label value: backslash, double quote and line feed escaped.
-pub fn escape_label_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+fn push_label_value(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -94,24 +330,357 @@ pub fn escape_label_value(value: &str) -> String {
             c => out.push(c),
         }
     }
+}
+
+/// A label value: backslash, double quote and line feed escaped (the same in both
+/// formats).
+pub fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    push_label_value(&mut out, value);
     out
 }
 
-/// A help text: backslash and line feed escaped (quotes stay as they are).
+/// A help text in the text format 0.0.4: backslash and line feed escaped (quotes stay as
+/// they are).
 pub fn escape_help(help: &str) -> String {
     help.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A help text in OpenMetrics: backslash, line feed and double quote escaped.
+pub fn escape_openmetrics_help(help: &str) -> String {
+    escape_label_value(help)
 }
 
 /// A sample value as the format spells it: Rust's `Display` for finite numbers (never an
 /// exponent, `12` for 12.0), `NaN`, `+Inf`, `-Inf` otherwise.
 pub fn format_value(value: f64) -> String {
+    let mut out = String::new();
+    push_value(&mut out, value);
+    out
+}
+
+fn push_value(out: &mut String, value: f64) {
     if value.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else {
-        value.to_string()
+        let _ = write!(out, "{value}");
     }
+}
+
+/// `value` in OpenMetrics' canonical form, as Prometheus writes and normalises `le` and
+/// `quantile` labels: Go's `strconv.FormatFloat(v, 'g', -1, 64)` (the shortest digits
+/// that read back the same; an exponent from 1e6 up and below 1e-4, written `e+06`,
+/// `e-05`), with `.0` added when that has neither a point nor an exponent; `+Inf`,
+/// `-Inf`, `NaN`.
+pub fn canonical_float(value: f64) -> String {
+    let mut out = String::new();
+    write_canonical_float(&mut out, value);
+    out
+}
+
+fn write_canonical_float(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+        return;
+    }
+    if value == 0.0 {
+        out.push_str(if value.is_sign_negative() {
+            "-0.0"
+        } else {
+            "0.0"
+        });
+        return;
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: `1.048576e6`, `5e-3`.
+    let sci = format!("{:e}", value.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` has an exponent");
+    let exp: i32 = exp.parse().expect("`{:e}` has a numeric exponent");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if value < 0.0 {
+        out.push('-');
+    }
+    // Go's %g with the shortest precision: an exponent when it is below -4 or 6 and up.
+    if !(-4..6).contains(&exp) {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+        return;
+    }
+    if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else {
+        let point = exp as usize + 1;
+        if digits.len() <= point {
+            out.push_str(&digits);
+            for _ in digits.len()..point {
+                out.push('0');
+            }
+            out.push_str(".0");
+        } else {
+            out.push_str(&digits[..point]);
+            out.push('.');
+            out.push_str(&digits[point..]);
+        }
+    }
+}
+
+/// The families of an OpenMetrics text: all but its `# EOF` line, or `None` when the text
+/// does not end with one (it is then the text format 0.0.4, or nothing).
+pub fn openmetrics_body(text: &str) -> Option<&str> {
+    let trimmed = text.strip_suffix('\n').unwrap_or(text);
+    let body = trimmed.strip_suffix(EOF_LINE)?;
+    if body.is_empty() || body.ends_with('\n') {
+        Some(body)
+    } else {
+        None
+    }
+}
+
+/// The OpenMetrics types and what each becomes in the text format: the type, and the
+/// suffix its `# TYPE` and `# HELP` names get.
+fn text_type(openmetrics_type: &str) -> Option<(&'static str, &'static str)> {
+    Some(match openmetrics_type {
+        "counter" => ("counter", "_total"),
+        "gauge" => ("gauge", ""),
+        "histogram" => ("histogram", ""),
+        "gaugehistogram" => ("histogram", ""),
+        "summary" => ("summary", ""),
+        "info" => ("gauge", "_info"),
+        "stateset" => ("gauge", ""),
+        "unknown" => ("untyped", ""),
+        _ => return None,
+    })
+}
+
+/// What becomes of a sample in the text format.
+enum Becomes {
+    /// Written under its own name.
+    Kept,
+    /// Left out (a `_created`).
+    Dropped,
+    /// Written as the family's name with this suffix.
+    Renamed(&'static str),
+    /// Not a sample of the family: one of a family without descriptors.
+    Stray,
+}
+
+/// What becomes of the sample `sample` of a family of type `ty` named `family`.
+fn text_sample(ty: &str, family: &str, sample: &str) -> Becomes {
+    let Some(suffix) = sample.strip_prefix(family) else {
+        return Becomes::Stray;
+    };
+    let keep = |allowed: &[&str]| {
+        if allowed.contains(&suffix) {
+            Becomes::Kept
+        } else {
+            Becomes::Stray
+        }
+    };
+    match (ty, suffix) {
+        ("counter" | "histogram" | "summary", "_created") => Becomes::Dropped,
+        ("counter", _) => keep(&["_total"]),
+        ("histogram", _) => keep(&["_bucket", "_sum", "_count"]),
+        ("summary", _) => keep(&["", "_sum", "_count"]),
+        ("gaugehistogram", "_gcount") => Becomes::Renamed("_count"),
+        ("gaugehistogram", "_gsum") => Becomes::Renamed("_sum"),
+        ("gaugehistogram", _) => keep(&["_bucket"]),
+        ("info", _) => keep(&["_info"]),
+        _ => keep(&[""]),
+    }
+}
+
+/// The family being converted: its descriptors, until its first sample writes them.
+#[derive(Default)]
+struct Pending {
+    name: String,
+    ty: Option<String>,
+    help: Option<String>,
+    written: bool,
+}
+
+impl Pending {
+    fn write_header(&mut self, out: &mut String) {
+        if self.written || self.name.is_empty() {
+            return;
+        }
+        self.written = true;
+        let ty = self.ty.as_deref().unwrap_or("unknown");
+        let (text_ty, suffix) = text_type(ty).unwrap_or(("untyped", ""));
+        let name = format!("{}{suffix}", self.name);
+        if let Some(help) = &self.help {
+            let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+        }
+        if self.ty.is_some() {
+            let _ = writeln!(out, "# TYPE {name} {text_ty}");
+        }
+    }
+}
+
+/// Undoes OpenMetrics' escapes in a help text (`\\`, `\n`, `\"`).
+fn unescape_openmetrics(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('"') => out.push('"'),
+            other => {
+                return Err(format!(
+                    "invalid escape `\\{}`",
+                    other.map(String::from).unwrap_or_default()
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A sample line's name, its label set as written (`{...}`, or empty) and what follows.
+fn split_sample(line: &str) -> Result<(&str, &str, &str), String> {
+    let name_end = line
+        .find(['{', ' '])
+        .ok_or("a sample needs a value after its name")?;
+    let name = &line[..name_end];
+    if name.is_empty() {
+        return Err("a sample without a name".into());
+    }
+    if line.as_bytes()[name_end] == b' ' {
+        return Ok((name, "", &line[name_end + 1..]));
+    }
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in line[name_end..].char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            '}' if !in_quotes => {
+                let end = name_end + i + 1;
+                let rest = line[end..]
+                    .strip_prefix(' ')
+                    .ok_or("a space must follow the label set")?;
+                return Ok((name, &line[name_end..end], rest));
+            }
+            _ => {}
+        }
+    }
+    Err("the label set is not closed".into())
+}
+
+fn check_number(s: &str, what: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .map_err(|_| format!("{what} `{s}` is not a number"))
+}
+
+/// Converts OpenMetrics text into the text format 0.0.4: drops `# EOF`, `# UNIT` lines,
+/// `_created` samples and exemplars; names a counter family with `_total` (and an info
+/// family with `_info`) in its `# TYPE` and `# HELP` lines; writes `info` and `stateset`
+/// families as gauges, `gaugehistogram` as a histogram (`_gcount`, `_gsum` become
+/// `_count`, `_sum`) and `unknown` as untyped; re-escapes help texts (a quote is not
+/// escaped in 0.0.4); turns timestamps from seconds into milliseconds. Label sets and
+/// values are kept as they are (their escapes are the same in both formats).
+///
+/// An error names the line that is not OpenMetrics (a missing `# EOF` included).
+pub fn openmetrics_to_text(openmetrics: &str) -> Result<String, String> {
+    let body =
+        openmetrics_body(openmetrics).ok_or("not OpenMetrics: it does not end with `# EOF`")?;
+    let mut out = String::with_capacity(body.len());
+    let mut family = Pending::default();
+    for (i, line) in body.lines().enumerate() {
+        let at = |e: String| format!("line {}: {e}: {line}", i + 1);
+        if let Some(comment) = line.strip_prefix('#') {
+            let descriptor = comment.strip_prefix(' ').unwrap_or(comment);
+            let (keyword, rest) = descriptor.split_once(' ').unwrap_or((descriptor, ""));
+            if !matches!(keyword, "HELP" | "TYPE" | "UNIT") {
+                return Err(at(format!("unexpected `# {keyword}`")));
+            }
+            let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
+            if name.is_empty() {
+                return Err(at(format!("`# {keyword}` without a metric name")));
+            }
+            if name != family.name {
+                family.write_header(&mut out);
+                family = Pending {
+                    name: name.to_string(),
+                    ..Pending::default()
+                };
+            } else if family.written {
+                return Err(at(format!("`# {keyword}` after the samples of its family")));
+            }
+            match keyword {
+                "HELP" => family.help = Some(unescape_openmetrics(value).map_err(at)?),
+                "TYPE" => {
+                    if text_type(value).is_none() {
+                        return Err(at(format!("unknown type `{value}`")));
+                    }
+                    family.ty = Some(value.to_string());
+                }
+                _ => {} // UNIT: not in the text format
+            }
+            continue;
+        }
+        if line.is_empty() {
+            return Err(at("an empty line".into()));
+        }
+        let (name, labels, rest) = split_sample(line).map_err(at)?;
+        let ty = family.ty.as_deref().unwrap_or("unknown");
+        let becomes = text_sample(ty, &family.name, name);
+        if let Becomes::Stray = becomes {
+            family.write_header(&mut out);
+            family = Pending {
+                name: name.to_string(),
+                written: true,
+                ..Pending::default()
+            };
+        }
+        family.write_header(&mut out);
+        match becomes {
+            Becomes::Dropped => continue,
+            Becomes::Renamed(suffix) => {
+                out.push_str(&family.name);
+                out.push_str(suffix);
+            }
+            Becomes::Kept | Becomes::Stray => out.push_str(name),
+        }
+        let values = rest.split_once(" # ").map_or(rest, |(v, _exemplar)| v);
+        let mut fields = values.split(' ');
+        let value = fields.next().unwrap_or("");
+        check_number(value, "the value").map_err(at)?;
+        out.push_str(labels);
+        out.push(' ');
+        out.push_str(value);
+        if let Some(ts) = fields.next() {
+            let seconds = check_number(ts, "the timestamp").map_err(at)?;
+            let _ = write!(out, " {}", (seconds * 1000.0).round() as i64);
+        }
+        if fields.next().is_some() {
+            return Err(at("more than a value and a timestamp".into()));
+        }
+        out.push('\n');
+    }
+    family.write_header(&mut out);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -126,6 +695,10 @@ mod tests {
             "backslash, quote and newline escaped, nothing else"
         );
         assert_eq!(escape_help("x \\ \"y\"\nz"), "x \\\\ \"y\"\\nz");
+        assert_eq!(
+            escape_openmetrics_help("x \\ \"y\"\nz"),
+            "x \\\\ \\\"y\\\"\\nz"
+        );
         let mut out = Exposition::new();
         out.family("m", MetricType::Gauge, "line one\nline two")
             .sample(&[("plugin", "we\"ird\\\nname")], 1.0);
@@ -143,5 +716,237 @@ mod tests {
         assert_eq!(format_value(f64::NAN), "NaN");
         assert_eq!(format_value(f64::INFINITY), "+Inf");
         assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
+    }
+
+    #[test]
+    fn canonical_floats_are_gos_shortest_g_with_a_point() {
+        // The values client_golang's OpenMetrics writer and Prometheus' normalisation give.
+        for (v, s) in [
+            (0.005, "0.005"),
+            (0.01, "0.01"),
+            (0.25, "0.25"),
+            (1.0, "1.0"),
+            (2.5, "2.5"),
+            (10.0, "10.0"),
+            (600.0, "600.0"),
+            (100000.0, "100000.0"),
+            (999999.0, "999999.0"),
+            (1e6, "1e+06"),
+            (1048576.0, "1.048576e+06"),
+            (4294967296.0, "4.294967296e+09"),
+            (1e21, "1e+21"),
+            (1.5e300, "1.5e+300"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (0.000123, "0.000123"),
+            (1.25e-7, "1.25e-07"),
+            (0.0, "0.0"),
+            (-1.0, "-1.0"),
+            (-0.5, "-0.5"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(canonical_float(v), s, "{v}");
+            if v.is_finite() {
+                assert_eq!(s.parse::<f64>().unwrap(), v, "{s} reads back");
+            }
+        }
+    }
+
+    const BOUNDS: [f64; 3] = [0.005, 1.0, 60.0];
+
+    /// One of each family type, written in `format`.
+    fn sample_text(format: Format) -> String {
+        let mut out = Exposition::with_format(format);
+        out.family("up", MetricType::Gauge, "1 while up.")
+            .sample(&[], 1.0);
+        out.family(
+            "runs_total",
+            MetricType::Counter,
+            "Runs, by \"script\".\nTwo lines \\ one backslash.",
+        )
+        .counter(&[("script", "a\"b")], 3.0, 1_700_000_000.25)
+        .counter(&[("script", "c\\d\ne")], 0.0, 1_700_000_001.0);
+        let mut h = Histogram::new(&BOUNDS);
+        for v in [0.001, 0.005, 0.5, 2.0, 1000.0] {
+            h.observe(&BOUNDS, v);
+        }
+        out.family_with_unit(
+            "duration_seconds",
+            MetricType::Histogram,
+            "seconds",
+            "How long.",
+        )
+        .histogram(&[("script", "a")], &BOUNDS, &h, Some(1_700_000_000.5))
+        .histogram(&[], &BOUNDS, &Histogram::new(&BOUNDS), None);
+        out.finish()
+    }
+
+    #[test]
+    fn openmetrics_names_counters_without_total_and_ends_with_eof() {
+        let text = sample_text(Format::OpenMetrics);
+        assert_eq!(
+            text,
+            "# HELP up 1 while up.\n# TYPE up gauge\nup 1\n\
+             # HELP runs Runs, by \\\"script\\\".\\nTwo lines \\\\ one backslash.\n# TYPE runs counter\n\
+             runs_total{script=\"a\\\"b\"} 3\nruns_created{script=\"a\\\"b\"} 1700000000.25\n\
+             runs_total{script=\"c\\\\d\\ne\"} 0\nruns_created{script=\"c\\\\d\\ne\"} 1700000001\n\
+             # HELP duration_seconds How long.\n# TYPE duration_seconds histogram\n# UNIT duration_seconds seconds\n\
+             duration_seconds_bucket{script=\"a\",le=\"0.005\"} 2\n\
+             duration_seconds_bucket{script=\"a\",le=\"1.0\"} 3\n\
+             duration_seconds_bucket{script=\"a\",le=\"60.0\"} 4\n\
+             duration_seconds_bucket{script=\"a\",le=\"+Inf\"} 5\n\
+             duration_seconds_sum{script=\"a\"} 1002.506\n\
+             duration_seconds_count{script=\"a\"} 5\n\
+             duration_seconds_created{script=\"a\"} 1700000000.5\n\
+             duration_seconds_bucket{le=\"0.005\"} 0\n\
+             duration_seconds_bucket{le=\"1.0\"} 0\n\
+             duration_seconds_bucket{le=\"60.0\"} 0\n\
+             duration_seconds_bucket{le=\"+Inf\"} 0\n\
+             duration_seconds_sum 0\n\
+             duration_seconds_count 0\n\
+             # EOF\n"
+        );
+    }
+
+    #[test]
+    fn the_text_format_keeps_total_in_the_family_and_has_no_created_unit_or_eof() {
+        let text = sample_text(Format::Text);
+        assert!(text.contains("# HELP runs_total Runs, by \"script\".\\nTwo lines \\\\ one backslash.\n# TYPE runs_total counter\nruns_total{script=\"a\\\"b\"} 3\n"), "{text}");
+        for absent in ["_created", "# UNIT", "# EOF"] {
+            assert!(!text.contains(absent), "{absent}: {text}");
+        }
+        assert!(text.contains("duration_seconds_bucket{script=\"a\",le=\"+Inf\"} 5\n"));
+    }
+
+    #[test]
+    fn a_histogram_is_cumulative_and_its_inf_bucket_is_its_count() {
+        let bounds = [1.0, 2.0, 4.0];
+        let mut h = Histogram::new(&bounds);
+        // On a bound counts in that bucket (le); above the largest in the last.
+        for v in [0.0, 1.0, 1.5, 2.0, 4.0, 4.5, 1e9] {
+            h.observe(&bounds, v);
+        }
+        assert_eq!(h.counts, [2, 2, 1, 2]);
+        assert_eq!(h.count(), 7);
+        let mut out = Exposition::new();
+        out.family("h", MetricType::Histogram, "h")
+            .histogram(&[], &bounds, &h, None);
+        let text = out.finish();
+        let buckets: Vec<u64> = text
+            .lines()
+            .filter(|l| l.starts_with("h_bucket"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(buckets, [2, 4, 5, 7]);
+        assert!(text.contains("h_bucket{le=\"+Inf\"} 7\nh_sum 1000000013\nh_count 7\n"));
+    }
+
+    #[test]
+    fn down_conversion_of_the_writers_openmetrics_is_the_writers_text() {
+        assert_eq!(
+            openmetrics_to_text(&sample_text(Format::OpenMetrics)).unwrap(),
+            sample_text(Format::Text)
+        );
+        // And of the text it gives, nothing changes when written again.
+        let mut empty = Exposition::openmetrics();
+        empty.family("x_total", MetricType::Counter, "none yet");
+        assert_eq!(
+            openmetrics_to_text(&empty.finish()).unwrap(),
+            "# HELP x_total none yet\n# TYPE x_total counter\n"
+        );
+        assert_eq!(openmetrics_to_text("# EOF\n").unwrap(), "");
+    }
+
+    #[test]
+    fn down_conversion_of_every_openmetrics_type() {
+        let om = r#"# TYPE build info
+# HELP build Build facts, "quoted".
+build_info{version="1.0",commit="a b"} 1
+# TYPE mode stateset
+mode{mode="a"} 1
+mode{mode="b"} 0
+# TYPE queue gaugehistogram
+queue_bucket{le="1.0"} 2
+queue_bucket{le="+Inf"} 3
+queue_gcount 3
+queue_gsum 4.5
+# TYPE latency summary
+# UNIT latency seconds
+latency{quantile="0.5"} 0.2
+latency_sum 10
+latency_count 20
+latency_created 1.7e9
+# TYPE odd unknown
+odd 3 1700000000.123
+stray_sample{x="}"} 1
+# TYPE c counter
+c_total 5 # {trace_id="x # y"} 1 1700000000
+c_created 1700000000
+# EOF
+"#;
+        assert_eq!(
+            openmetrics_to_text(om).unwrap(),
+            r#"# HELP build_info Build facts, "quoted".
+# TYPE build_info gauge
+build_info{version="1.0",commit="a b"} 1
+# TYPE mode gauge
+mode{mode="a"} 1
+mode{mode="b"} 0
+# TYPE queue histogram
+queue_bucket{le="1.0"} 2
+queue_bucket{le="+Inf"} 3
+queue_count 3
+queue_sum 4.5
+# TYPE latency summary
+latency{quantile="0.5"} 0.2
+latency_sum 10
+latency_count 20
+# TYPE odd untyped
+odd 3 1700000000123
+stray_sample{x="}"} 1
+# TYPE c_total counter
+c_total 5
+"#
+        );
+    }
+
+    #[test]
+    fn down_conversion_refuses_what_is_not_openmetrics_naming_the_line() {
+        for (text, expect) in [
+            ("m 1\n", "does not end with `# EOF`"),
+            ("m 1\n# EOF\nm 2\n", "does not end with `# EOF`"),
+            ("m 1\n# EOF\n# EOF\n", "line 2: unexpected `# EOF`"),
+            (
+                "# TYPE m colour\nm 1\n# EOF\n",
+                "line 1: unknown type `colour`",
+            ),
+            ("m{a=\"1} 1\n# EOF\n", "line 1: the label set is not closed"),
+            ("m one\n# EOF\n", "line 1: the value `one` is not a number"),
+            (
+                "m 1 2 3\n# EOF\n",
+                "line 1: more than a value and a timestamp",
+            ),
+            ("# HELP m a \\t\n# EOF\n", "line 1: invalid escape `\\t`"),
+            (
+                "# TYPE m gauge\nm 1\n# HELP m late\n# EOF\n",
+                "line 3: `# HELP` after the samples",
+            ),
+            ("m 1\n\n# EOF\n", "line 2: an empty line"),
+        ] {
+            let err = openmetrics_to_text(text).unwrap_err();
+            assert!(err.contains(expect), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_body_is_what_precedes_eof() {
+        assert_eq!(openmetrics_body("a 1\n# EOF\n"), Some("a 1\n"));
+        assert_eq!(openmetrics_body("a 1\n# EOF"), Some("a 1\n"));
+        assert_eq!(openmetrics_body("# EOF\n"), Some(""));
+        assert_eq!(openmetrics_body("a 1\n"), None);
+        assert_eq!(openmetrics_body("a_# EOF\n"), None);
+        assert_eq!(openmetrics_body(""), None);
     }
 }

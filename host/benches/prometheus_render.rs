@@ -1,0 +1,194 @@
+//! `/metrics` render of the Prometheus exporter with 10 000 series: through the
+//! WebAssembly component (`PluginHost::render`: the call into the sandbox, the text
+//! crossing back, the worker round trip), against the same state rendered natively (the
+//! exporter crate's logic compiled for the host). Target: 10 ms or less through WASM.
+//! Also: what the conversion to the text format 0.0.4 adds, for a scraper that does not
+//! ask for OpenMetrics.
+//!
+//! Needs the component: `cargo xtask build-plugins` (or `cargo xtask bench`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use metaclaude::model::{
+    ErrorCategory, ErrorContext, ErrorDetails, ExecutionEvent, ExecutionResult,
+};
+use metaclaude::plugin::PluginHost;
+use metaclaude::EventSink;
+use metaclaude_formats::prometheus::{openmetrics_to_text, Format};
+use prometheus_exporter::config::Config;
+use prometheus_exporter::metrics::{Exporter, Finished};
+
+/// Label sets (script, specialist pairs): about 47 samples each, failures included.
+const PAIRS: usize = 215;
+const RUNS: usize = 30;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Three finished executions per pair: two successes and a failure (one of the seven
+/// categories, so that failures have several series), with spread-out figures.
+fn events() -> Vec<ExecutionEvent> {
+    let t0 = Utc.timestamp_opt(1_790_000_000, 0).unwrap();
+    let mut events = Vec::new();
+    for pair in 0..PAIRS {
+        for run in 0..3u32 {
+            let i = pair * 3 + run as usize;
+            let at = t0 + chrono::Duration::milliseconds(i as i64);
+            let mut r =
+                ExecutionResult::new(format!("01BENCH{i:019}"), format!("script-{pair:04}"), at);
+            r.specialist = Some(format!("specialist-{:02}", pair % 20));
+            r.success = run < 2;
+            if !r.success {
+                let category = ErrorCategory::ALL[pair % ErrorCategory::ALL.len()];
+                r.error_details = Some(ErrorDetails {
+                    category,
+                    message: "failed".into(),
+                    context: ErrorContext::default(),
+                    suggestions: Vec::new(),
+                    stack_trace: None,
+                });
+                r.retries = run;
+            }
+            r.resource_usage.wall_time_seconds = 0.003 * f64::from(1 + (i as u32 * 37) % 400);
+            r.resource_usage.peak_memory_mb = f64::from(1 + (i as u32 * 13) % 900);
+            r.resource_usage.cpu_time_seconds = 0.001 * f64::from(i as u32 % 50);
+            events.push(ExecutionEvent::finished(r));
+        }
+    }
+    events
+}
+
+/// What the component makes of an event (its `finished`), from the host's model.
+fn finished(e: &ExecutionEvent) -> Finished {
+    let r = e.result.as_ref().unwrap();
+    Finished {
+        script: r.script_id.clone(),
+        specialist: r.specialist.clone(),
+        success: r.success,
+        category: r.category().map(|c| c.as_str().to_string()),
+        duration_seconds: r.resource_usage.wall_time_seconds,
+        memory_peak_mb: r.resource_usage.peak_memory_mb,
+        cpu_time_seconds: r.resource_usage.cpu_time_seconds,
+        retries: r.retries,
+        at: e.timestamp.timestamp_micros() as f64 / 1e6,
+    }
+}
+
+struct Timing {
+    median: Duration,
+    max: Duration,
+}
+
+fn time(mut f: impl FnMut() -> usize) -> Timing {
+    for _ in 0..3 {
+        f();
+    }
+    let mut xs: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed()
+        })
+        .collect();
+    xs.sort();
+    Timing {
+        median: xs[xs.len() / 2],
+        max: xs[xs.len() - 1],
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The lines that are samples, leaving out the one figure the two runs do not share
+/// (the overflow counters' `_created` is each exporter's own start).
+fn samples(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            !l.starts_with('#') && !l.starts_with("metaclaude_exporter_label_overflow_created")
+        })
+        .collect()
+}
+
+fn main() {
+    let wasm = root().join("plugins/target/wasm32-wasip2/release/prometheus_exporter.wasm");
+    assert!(
+        wasm.is_file(),
+        "{} is missing: run `cargo xtask build-plugins` first",
+        wasm.display()
+    );
+    let tmp = std::env::temp_dir().join(format!("metaclaude-bench-prom-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let folder = tmp.join("plugins/prometheus-exporter");
+    std::fs::create_dir_all(&folder).unwrap();
+    let manifest = std::fs::read_to_string(root().join("plugins/prometheus-exporter/plugin.toml"))
+        .unwrap()
+        .replace(
+            "component = \"prometheus_exporter.wasm\"",
+            &format!("component = \"{}\"", wasm.display()),
+        );
+    std::fs::write(folder.join("plugin.toml"), manifest).unwrap();
+
+    let events = events();
+    let mut host = PluginHost::new(Some(tmp.join("cache"))).unwrap();
+    let problems = host.load_dir(&tmp.join("plugins")).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    for e in &events {
+        host.emit(e);
+    }
+    host.flush();
+    let info = &host.list()[0];
+    assert_eq!(info.delivered, events.len() as u64, "every event delivered");
+
+    let mut native = Exporter::new(&Config::default(), 0.0);
+    let mut warnings = Vec::new();
+    for e in &events {
+        native.observe(&finished(e), &mut warnings);
+    }
+    assert!(warnings.is_empty(), "{warnings:?}");
+
+    let wasm_text = host.render("prometheus-exporter").unwrap();
+    let native_text = native.render(Format::OpenMetrics);
+    assert_eq!(samples(&wasm_text), samples(&native_text), "the same state");
+    let series = samples(&native_text).len() + 3;
+    assert!(series >= 10_000, "{series} series");
+    let text_series = openmetrics_to_text(&native_text)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+
+    let through_wasm = time(|| host.render("prometheus-exporter").unwrap().len());
+    let natively = time(|| native.render(Format::OpenMetrics).len());
+    let convert = time(|| openmetrics_to_text(&wasm_text).unwrap().len());
+
+    println!(
+        "/metrics render of the Prometheus exporter: {PAIRS} label sets, {series} series in OpenMetrics ({text_series} in 0.0.4, without _created), {:.0} KiB (median and max of {RUNS}):",
+        wasm_text.len() as f64 / 1024.0
+    );
+    println!(
+        "  WASM component (PluginHost::render)   {:>8.3} ms   max {:>8.3} ms   (target <= 10 ms)",
+        ms(through_wasm.median),
+        ms(through_wasm.max)
+    );
+    println!(
+        "  native (the same crate, same state)   {:>8.3} ms   max {:>8.3} ms",
+        ms(natively.median),
+        ms(natively.max)
+    );
+    println!(
+        "  ratio WASM/native                     {:>8.2}",
+        through_wasm.median.as_secs_f64() / natively.median.as_secs_f64()
+    );
+    println!(
+        "  + conversion to 0.0.4 (host side)     {:>8.3} ms   max {:>8.3} ms",
+        ms(convert.median),
+        ms(convert.max)
+    );
+    host.shutdown();
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -1,0 +1,694 @@
+//! The metric state kept from finished executions, and its exposition.
+//!
+//! | family (samples) | type | seed name | labels |
+//! | --- | --- | --- | --- |
+//! | `metaclaude_executions_total` | counter | `metaclaude.executions.total` | script, specialist |
+//! | `metaclaude_executions_success_total` | counter | `metaclaude.executions.success` | script, specialist |
+//! | `metaclaude_executions_failure_total` | counter | `metaclaude.executions.failure` | script, specialist, category |
+//! | `metaclaude_execution_duration_seconds` | histogram | `metaclaude.execution.duration_seconds` | script, specialist |
+//! | `metaclaude_resource_memory_peak_bytes` | histogram | `metaclaude.resource.memory_peak_mb` (MiB × 2^20) | script, specialist |
+//! | `metaclaude_resource_cpu_seconds_total` | counter | `metaclaude.resource.cpu_time_seconds` | script, specialist |
+//! | `metaclaude_executions_retries_total` | counter | `metaclaude.executions.retries` | script, specialist |
+//! | `metaclaude_exporter_label_overflow_total` | counter | (this exporter's own) | label |
+//!
+//! Every (script, specialist) pair seen has every family but the failures (one series per
+//! category seen), zeros included, so `rate()` and ratios work from the first execution.
+//! Families are written one after the other, each once with its `# HELP` and `# TYPE`;
+//! within a family the series go in (script, specialist, category) order, a histogram's
+//! samples together. `_created` (OpenMetrics) is the time of the finished event that made
+//! the series (the exporter's start for the overflow counters).
+
+use std::collections::BTreeMap;
+
+use metaclaude_formats::prometheus::{Exposition, Format, Histogram, MetricType};
+
+use crate::config::Config;
+use crate::labels::{label_value, Cap, NONE, OTHER};
+
+/// Bytes in the MiB the host measures memory in.
+pub const MIB: f64 = 1_048_576.0;
+
+/// The figures of one finished execution this exporter keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub script: String,
+    pub specialist: Option<String>,
+    pub success: bool,
+    /// The host's upper-case name, e.g. `TIMEOUT`.
+    pub category: Option<String>,
+    /// `resource_usage.wall_time_seconds`: spawn to reap, summed over attempts, backoff
+    /// excluded (the duration `metaclaude logs --stats` reports).
+    pub duration_seconds: f64,
+    pub memory_peak_mb: f64,
+    pub cpu_time_seconds: f64,
+    pub retries: u32,
+    /// When it finished (the event's time), seconds since the Unix epoch.
+    pub at: f64,
+}
+
+/// The series of one (script, specialist) pair.
+#[derive(Debug, Clone)]
+struct Series {
+    created: f64,
+    total: u64,
+    success: u64,
+    /// Category → (count, created).
+    failures: BTreeMap<String, (u64, f64)>,
+    duration: Histogram,
+    memory: Histogram,
+    cpu_seconds: f64,
+    retries: u64,
+}
+
+/// A figure as a histogram takes it: not a number, or below 0, is 0.
+fn figure(v: f64) -> f64 {
+    if v.is_finite() && v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// The state: every series, the label caps, the buckets.
+pub struct Exporter {
+    duration_bounds: Vec<f64>,
+    /// Bytes.
+    memory_bounds: Vec<f64>,
+    scripts: Cap,
+    specialists: Cap,
+    label_sets: Cap,
+    started: f64,
+    series: BTreeMap<(String, String), Series>,
+}
+
+impl Exporter {
+    /// An empty state; `now` (seconds since the Unix epoch) is the overflow counters'
+    /// `_created`.
+    pub fn new(config: &Config, now: f64) -> Exporter {
+        Exporter {
+            duration_bounds: config.duration_buckets.clone(),
+            memory_bounds: config.memory_buckets_mb.iter().map(|b| b * MIB).collect(),
+            scripts: Cap::new("script", "max_scripts", config.max_scripts),
+            specialists: Cap::new("specialist", "max_specialists", config.max_specialists),
+            label_sets: Cap::new("label_set", "max_label_sets", config.max_label_sets),
+            started: now,
+            series: BTreeMap::new(),
+        }
+    }
+
+    /// (script, specialist) pairs with series.
+    pub fn label_sets(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Executions labelled `other` so far: (script, specialist, label set).
+    pub fn overflowed(&self) -> (u64, u64, u64) {
+        (
+            self.scripts.overflowed,
+            self.specialists.overflowed,
+            self.label_sets.overflowed,
+        )
+    }
+
+    /// Counts `f`; warnings to log (a cap reached for the first time) go to `warnings`.
+    pub fn observe(&mut self, f: &Finished, warnings: &mut Vec<String>) {
+        let mut script = label_value(&f.script);
+        if !self.scripts.admit(&script, warnings) {
+            script = OTHER.to_string();
+        }
+        let mut specialist = label_value(f.specialist.as_deref().unwrap_or(""));
+        if !self.specialists.admit(&specialist, warnings) {
+            specialist = OTHER.to_string();
+        }
+        let mut key = (script, specialist);
+        if !self.series.contains_key(&key) {
+            let pair = format!("{}\u{0}{}", key.0, key.1);
+            if !self.label_sets.admit(&pair, warnings) {
+                key = (OTHER.to_string(), OTHER.to_string());
+            }
+        }
+        let (duration_bounds, memory_bounds) = (&self.duration_bounds, &self.memory_bounds);
+        let s = self.series.entry(key).or_insert_with(|| Series {
+            created: f.at,
+            total: 0,
+            success: 0,
+            failures: BTreeMap::new(),
+            duration: Histogram::new(duration_bounds),
+            memory: Histogram::new(memory_bounds),
+            cpu_seconds: 0.0,
+            retries: 0,
+        });
+        s.total += 1;
+        if f.success {
+            s.success += 1;
+        } else {
+            let category = label_value(f.category.as_deref().unwrap_or(NONE));
+            s.failures.entry(category).or_insert((0, f.at)).0 += 1;
+        }
+        s.duration
+            .observe(duration_bounds, figure(f.duration_seconds));
+        s.memory
+            .observe(memory_bounds, figure(f.memory_peak_mb) * MIB);
+        s.cpu_seconds += figure(f.cpu_time_seconds);
+        s.retries += u64::from(f.retries);
+    }
+
+    /// The exposition of the state in `format` (OpenMetrics: ended with `# EOF`).
+    pub fn render(&self, format: Format) -> String {
+        // About 100 bytes a sample, 50 samples a pair.
+        let mut out = Exposition::with_capacity(format, 4096 + self.series.len() * 5000);
+        let pairs = || {
+            self.series.iter().map(|((script, specialist), s)| {
+                let labels = [
+                    ("script", script.as_str()),
+                    ("specialist", specialist.as_str()),
+                ];
+                (labels, s)
+            })
+        };
+        for (name, unit, help, what) in self.families() {
+            let kind = match what {
+                Samples::Histogram(..) => MetricType::Histogram,
+                _ => MetricType::Counter,
+            };
+            let mut family = out.family_with_unit(name, kind, unit, help);
+            for (labels, s) in pairs() {
+                match what {
+                    Samples::Counter(value) => {
+                        family.counter(&labels, value(s), s.created);
+                    }
+                    Samples::Histogram(bounds, histogram) => {
+                        family.histogram(&labels, bounds, histogram(s), Some(s.created));
+                    }
+                    Samples::Failures => {
+                        let [script, specialist] = labels;
+                        for (category, (n, created)) in &s.failures {
+                            let labels = [script, specialist, ("category", category.as_str())];
+                            family.counter(&labels, *n as f64, *created);
+                        }
+                    }
+                }
+            }
+        }
+        let mut family = out.family(
+            "metaclaude_exporter_label_overflow_total",
+            MetricType::Counter,
+            "Executions this exporter labelled `other` because a cap was reached: label script (config.max_scripts), specialist (max_specialists) or label_set (max_label_sets: the pair is then other, other).",
+        );
+        for cap in [&self.scripts, &self.specialists, &self.label_sets] {
+            family.counter(&[("label", cap.label)], cap.overflowed as f64, self.started);
+        }
+        out.finish()
+    }
+
+    /// The families of every (script, specialist) pair, in the order they are written:
+    /// name, unit, help, samples.
+    fn families(&self) -> [(&'static str, &'static str, &'static str, Samples<'_>); 7] {
+        [
+            (
+                "metaclaude_executions_total",
+                "",
+                "Finished executions, by script and specialist (seed: metaclaude.executions.total).",
+                Samples::Counter(|s| s.total as f64),
+            ),
+            (
+                "metaclaude_executions_success_total",
+                "",
+                "Finished executions that succeeded (seed: metaclaude.executions.success).",
+                Samples::Counter(|s| s.success as f64),
+            ),
+            (
+                "metaclaude_executions_failure_total",
+                "",
+                "Finished executions that failed, by error category: TIMEOUT, VALIDATION, DEPENDENCY, EXECUTION, PERMISSION, RESOURCE, UNKNOWN (seed: metaclaude.executions.failure).",
+                Samples::Failures,
+            ),
+            (
+                "metaclaude_execution_duration_seconds",
+                "seconds",
+                "Wall time of finished executions: spawn to reap, summed over attempts, backoff excluded; 0 for one refused before it ran (seed: metaclaude.execution.duration_seconds).",
+                Samples::Histogram(&self.duration_bounds, |s| &s.duration),
+            ),
+            (
+                "metaclaude_resource_memory_peak_bytes",
+                "bytes",
+                "Peak memory of a finished execution's whole process tree, bytes (seed: metaclaude.resource.memory_peak_mb, MiB).",
+                Samples::Histogram(&self.memory_bounds, |s| &s.memory),
+            ),
+            (
+                "metaclaude_resource_cpu_seconds_total",
+                "seconds",
+                "CPU time of finished executions' whole process trees, seconds (seed: metaclaude.resource.cpu_time_seconds).",
+                Samples::Counter(|s| s.cpu_seconds),
+            ),
+            (
+                "metaclaude_executions_retries_total",
+                "",
+                "Retries of finished executions: attempts after the first (seed: metaclaude.executions.retries).",
+                Samples::Counter(|s| s.retries as f64),
+            ),
+        ]
+    }
+}
+
+/// What a family holds for each (script, specialist) pair.
+#[derive(Clone, Copy)]
+enum Samples<'a> {
+    Counter(fn(&Series) -> f64),
+    /// One counter per category seen.
+    Failures,
+    Histogram(&'a [f64], fn(&Series) -> &Histogram),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metaclaude_formats::prometheus::openmetrics_to_text;
+
+    const T0: f64 = 1_700_000_000.0;
+
+    fn finished(script: &str, success: bool) -> Finished {
+        Finished {
+            script: script.into(),
+            specialist: Some("examples".into()),
+            success,
+            category: (!success).then(|| "TIMEOUT".to_string()),
+            duration_seconds: 0.0815,
+            memory_peak_mb: 13.5,
+            cpu_time_seconds: 0.072,
+            retries: 0,
+            at: T0 + 0.5,
+        }
+    }
+
+    fn exporter(config: &Config) -> Exporter {
+        Exporter::new(config, T0)
+    }
+
+    fn observe(e: &mut Exporter, f: &Finished) -> Vec<String> {
+        let mut warnings = Vec::new();
+        e.observe(f, &mut warnings);
+        warnings
+    }
+
+    /// The lines of `text` that start with `prefix`.
+    fn lines<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(prefix)).collect()
+    }
+
+    fn value(text: &str, series: &str) -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.rsplit_once(' ').is_some_and(|(s, _)| s == series))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        line.rsplit_once(' ').unwrap().1.parse().unwrap()
+    }
+
+    #[test]
+    fn state_from_events_in_openmetrics() {
+        let config = Config {
+            duration_buckets: vec![0.1, 1.0],
+            memory_buckets_mb: vec![16.0],
+            ..Config::default()
+        };
+        let mut e = exporter(&config);
+        observe(&mut e, &finished("hello", true));
+        observe(&mut e, &finished("hello", true));
+        let mut slow = finished("slow", false);
+        slow.specialist = None;
+        slow.duration_seconds = 30.0;
+        slow.memory_peak_mb = 100.0;
+        slow.retries = 2;
+        slow.cpu_time_seconds = 1.25;
+        observe(&mut e, &slow);
+        let text = e.render(Format::OpenMetrics);
+        let hello = r#"{script="hello",specialist="examples"}"#;
+        let slow = r#"{script="slow",specialist="none"}"#;
+        assert_eq!(
+            lines(&text, "metaclaude_executions_total"),
+            [
+                format!("metaclaude_executions_total{hello} 2"),
+                format!("metaclaude_executions_total{slow} 1")
+            ]
+        );
+        assert_eq!(
+            value(&text, &format!("metaclaude_executions_created{hello}")),
+            T0 + 0.5
+        );
+        assert_eq!(
+            value(&text, &format!("metaclaude_executions_success_total{slow}")),
+            0.0,
+            "a pair with only failures has its success counter at 0"
+        );
+        assert_eq!(
+            lines(&text, "metaclaude_executions_failure_total"),
+            [
+                r#"metaclaude_executions_failure_total{script="slow",specialist="none",category="TIMEOUT"} 1"#
+            ]
+        );
+        assert_eq!(
+            lines(
+                &text,
+                "metaclaude_execution_duration_seconds_bucket{script=\"slow\""
+            ),
+            [
+                r#"metaclaude_execution_duration_seconds_bucket{script="slow",specialist="none",le="0.1"} 0"#,
+                r#"metaclaude_execution_duration_seconds_bucket{script="slow",specialist="none",le="1.0"} 0"#,
+                r#"metaclaude_execution_duration_seconds_bucket{script="slow",specialist="none",le="+Inf"} 1"#,
+            ]
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!("metaclaude_execution_duration_seconds_sum{hello}")
+            ),
+            0.163
+        );
+        assert_eq!(
+            lines(
+                &text,
+                "metaclaude_resource_memory_peak_bytes_bucket{script=\"hello\""
+            ),
+            [
+                r#"metaclaude_resource_memory_peak_bytes_bucket{script="hello",specialist="examples",le="1.6777216e+07"} 2"#,
+                r#"metaclaude_resource_memory_peak_bytes_bucket{script="hello",specialist="examples",le="+Inf"} 2"#,
+            ]
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!("metaclaude_resource_memory_peak_bytes_sum{slow}")
+            ),
+            100.0 * MIB
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!("metaclaude_resource_cpu_seconds_total{slow}")
+            ),
+            1.25
+        );
+        assert_eq!(
+            value(&text, &format!("metaclaude_executions_retries_total{slow}")),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!("metaclaude_executions_retries_total{hello}")
+            ),
+            0.0
+        );
+        for label in ["script", "specialist", "label_set"] {
+            let series = format!("metaclaude_exporter_label_overflow_total{{label=\"{label}\"}}");
+            assert_eq!(value(&text, &series), 0.0);
+            let created =
+                format!("metaclaude_exporter_label_overflow_created{{label=\"{label}\"}}");
+            assert_eq!(value(&text, &created), T0);
+        }
+        assert!(text.contains("# TYPE metaclaude_executions counter\n"));
+        assert!(text.contains("# UNIT metaclaude_resource_cpu_seconds seconds\n"));
+        assert!(text.contains("# UNIT metaclaude_resource_memory_peak_bytes bytes\n"));
+        assert!(text.ends_with("\n# EOF\n"));
+    }
+
+    #[test]
+    fn the_text_format_is_the_openmetrics_converted_down() {
+        let mut e = exporter(&Config::default());
+        observe(&mut e, &finished("hello", true));
+        observe(&mut e, &finished("slow", false));
+        let text = e.render(Format::Text);
+        assert_eq!(
+            openmetrics_to_text(&e.render(Format::OpenMetrics)).unwrap(),
+            text
+        );
+        assert!(text.contains("# TYPE metaclaude_executions_total counter\n"));
+        assert!(!text.contains("_created"));
+    }
+
+    #[test]
+    fn odd_figures_count_as_zero() {
+        let mut e = exporter(&Config::default());
+        let mut f = finished("x", true);
+        f.duration_seconds = f64::NAN;
+        f.memory_peak_mb = -3.0;
+        f.cpu_time_seconds = f64::INFINITY;
+        observe(&mut e, &f);
+        let text = e.render(Format::Text);
+        let labels = r#"{script="x",specialist="examples"}"#;
+        assert_eq!(
+            value(
+                &text,
+                &format!("metaclaude_execution_duration_seconds_sum{labels}")
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!("metaclaude_resource_memory_peak_bytes_sum{labels}")
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!("metaclaude_resource_cpu_seconds_total{labels}")
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"metaclaude_execution_duration_seconds_bucket{script="x",specialist="examples",le="0.005"}"#
+            ),
+            1.0
+        );
+    }
+
+    #[test]
+    fn histograms_are_cumulative_their_inf_is_count_and_sum_adds_up() {
+        let mut e = exporter(&Config::default());
+        let mut sum = 0.0;
+        for i in 0..500u32 {
+            let mut f = finished("spread", i % 3 == 0);
+            f.duration_seconds = f64::from(i) * 1.37 % 900.0;
+            f.memory_peak_mb = f64::from(i * 7 % 5000);
+            sum += f.duration_seconds;
+            observe(&mut e, &f);
+        }
+        for format in [Format::OpenMetrics, Format::Text] {
+            let text = e.render(format);
+            for family in [
+                "metaclaude_execution_duration_seconds",
+                "metaclaude_resource_memory_peak_bytes",
+            ] {
+                let buckets: Vec<(f64, f64)> = lines(&text, &format!("{family}_bucket"))
+                    .iter()
+                    .map(|l| {
+                        let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
+                        let le = if le == "+Inf" {
+                            f64::INFINITY
+                        } else {
+                            le.parse().unwrap()
+                        };
+                        (le, l.rsplit_once(' ').unwrap().1.parse().unwrap())
+                    })
+                    .collect();
+                assert!(
+                    buckets
+                        .windows(2)
+                        .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+                    "{buckets:?}"
+                );
+                let (last_le, last) = *buckets.last().unwrap();
+                assert_eq!(last_le, f64::INFINITY);
+                let labels = r#"{script="spread",specialist="examples"}"#;
+                assert_eq!(last, value(&text, &format!("{family}_count{labels}")));
+                assert_eq!(last, 500.0);
+            }
+            let labels = r#"{script="spread",specialist="examples"}"#;
+            let got = value(
+                &text,
+                &format!("metaclaude_execution_duration_seconds_sum{labels}"),
+            );
+            assert!((got - sum).abs() < 1e-6, "{got} against {sum}");
+        }
+    }
+
+    #[test]
+    fn beyond_the_caps_labels_are_other_warned_once_and_counted() {
+        let config = Config {
+            max_scripts: 2,
+            max_specialists: 1,
+            max_label_sets: 4,
+            ..Config::default()
+        };
+        let mut e = exporter(&config);
+        let mut warnings = Vec::new();
+        for script in ["a", "b", "a", "c", "d", "b"] {
+            warnings.extend(observe(&mut e, &finished(script, true)));
+        }
+        let mut ops = finished("a", true);
+        ops.specialist = Some("ops".into());
+        warnings.extend(observe(&mut e, &ops));
+        let text = e.render(Format::Text);
+        let total = |labels: &str| value(&text, &format!("metaclaude_executions_total{labels}"));
+        assert_eq!(total(r#"{script="a",specialist="examples"}"#), 2.0);
+        assert_eq!(total(r#"{script="b",specialist="examples"}"#), 2.0);
+        assert_eq!(
+            total(r#"{script="other",specialist="examples"}"#),
+            2.0,
+            "c and d"
+        );
+        assert_eq!(total(r#"{script="a",specialist="other"}"#), 1.0);
+        assert_eq!(e.overflowed(), (2, 1, 0));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("more than 2 distinct script values: `c`"));
+        assert!(warnings[1].starts_with("more than 1 distinct specialist values: `ops`"));
+        let overflow = |label: &str| {
+            value(
+                &text,
+                &format!("metaclaude_exporter_label_overflow_total{{label=\"{label}\"}}"),
+            )
+        };
+        assert_eq!((overflow("script"), overflow("specialist")), (2.0, 1.0));
+
+        // A fifth pair goes beyond max_label_sets: all of it is other.
+        let mut other_pair = finished("b", true);
+        other_pair.specialist = Some("ops".into());
+        let more = observe(&mut e, &other_pair);
+        assert_eq!(
+            e.label_sets(),
+            5,
+            "a, b, other with examples; a with other; other, other"
+        );
+        let text = e.render(Format::Text);
+        assert_eq!(
+            value(
+                &text,
+                r#"metaclaude_executions_total{script="other",specialist="other"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"metaclaude_exporter_label_overflow_total{label="label_set"}"#
+            ),
+            1.0
+        );
+        assert!(
+            more.iter().any(|w| w.contains("config.max_label_sets")),
+            "{more:?}"
+        );
+        // Thousands of ids later, still bounded.
+        for i in 0..5000 {
+            observe(&mut e, &finished(&format!("id-{i}"), i % 2 == 0));
+        }
+        assert_eq!(e.label_sets(), 5);
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_odd_ids_made_usable() {
+        let mut e = exporter(&Config::default());
+        let mut f = finished("a\\b\"c\nd", false);
+        f.specialist = Some(String::new());
+        f.category = Some("TIME\"OUT".into());
+        observe(&mut e, &f);
+        observe(&mut e, &finished("nul\0and\rcr", true));
+        observe(&mut e, &finished("", true));
+        for format in [Format::OpenMetrics, Format::Text] {
+            let text = e.render(format);
+            assert!(
+                text.contains(r#"metaclaude_executions_failure_total{script="a\\b\"c\nd",specialist="none",category="TIME\"OUT"} 1"#),
+                "{text}"
+            );
+            assert!(text.contains(
+                r#"metaclaude_executions_total{script="nul_and_cr",specialist="examples"} 1"#
+            ));
+            assert!(text
+                .contains(r#"metaclaude_executions_total{script="none",specialist="examples"} 1"#));
+            // Every line is one sample or one descriptor: the escapes kept them whole.
+            for line in text.lines() {
+                assert!(
+                    line.starts_with("# ") || line.starts_with("metaclaude_"),
+                    "{line:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_block_per_family_help_and_type_once_in_order() {
+        let mut e = exporter(&Config::default());
+        for (script, specialist) in [("b", "y"), ("a", "z"), ("a", "y"), ("c", "")] {
+            let mut f = finished(script, script != "a");
+            f.specialist = Some(specialist.into());
+            observe(&mut e, &f);
+        }
+        let families = [
+            "metaclaude_executions",
+            "metaclaude_executions_success",
+            "metaclaude_executions_failure",
+            "metaclaude_execution_duration_seconds",
+            "metaclaude_resource_memory_peak_bytes",
+            "metaclaude_resource_cpu_seconds",
+            "metaclaude_executions_retries",
+            "metaclaude_exporter_label_overflow",
+        ];
+        let text = e.render(Format::OpenMetrics);
+        let types: Vec<&str> = lines(&text, "# TYPE ")
+            .iter()
+            .map(|l| l.split(' ').nth(2).unwrap())
+            .collect();
+        assert_eq!(types, families);
+        assert_eq!(lines(&text, "# HELP ").len(), families.len());
+        // Each sample belongs to the family declared last before it, and no family's
+        // samples come back after another's began.
+        let mut family = "";
+        let mut series_seen: Vec<String> = Vec::new();
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix("# TYPE ") {
+                family = name.split(' ').next().unwrap();
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let name = line.split(['{', ' ']).next().unwrap();
+            let suffix = name
+                .strip_prefix(family)
+                .unwrap_or_else(|| panic!("{name} outside {family}"));
+            assert!(
+                ["_total", "_created", "_bucket", "_sum", "_count"].contains(&suffix),
+                "{name} in {family}"
+            );
+            // A series' samples are together: its labels (le aside) never come back once left.
+            let labels = line.split('}').next().unwrap().replace(",le=", "\u{0}");
+            let key = format!(
+                "{family}{}",
+                labels
+                    .split('\u{0}')
+                    .next()
+                    .unwrap()
+                    .split_once('{')
+                    .map_or("", |(_, l)| l)
+            );
+            if series_seen.last() != Some(&key) {
+                assert!(!series_seen.contains(&key), "{key} split");
+                series_seen.push(key);
+            }
+        }
+        // Series in (script, specialist) order.
+        assert_eq!(
+            lines(&text, "metaclaude_executions_total"),
+            [
+                r#"metaclaude_executions_total{script="a",specialist="y"} 1"#,
+                r#"metaclaude_executions_total{script="a",specialist="z"} 1"#,
+                r#"metaclaude_executions_total{script="b",specialist="y"} 1"#,
+                r#"metaclaude_executions_total{script="c",specialist="none"} 1"#,
+            ]
+        );
+    }
+}
