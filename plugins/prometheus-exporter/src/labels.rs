@@ -14,14 +14,12 @@
 //! Script ids from the registry are `[A-Za-z0-9_.-]` and pass unchanged; other values come
 //! from executions refused as VALIDATION (an unknown id as a client typed it).
 
-use std::collections::HashSet;
+pub use metaclaude_formats::metrics::{LabelCap, OTHER};
 
 /// The longest label value written, in bytes.
 pub const MAX_LABEL_BYTES: usize = 200;
 /// What an empty value (a script without specialist, a failure without category) is.
 pub const NONE: &str = "none";
-/// What a value beyond its cap is.
-pub const OTHER: &str = "other";
 
 /// `raw` as a label value of this exporter (see the module docs).
 pub fn label_value(raw: &str) -> String {
@@ -36,54 +34,6 @@ pub fn label_value(raw: &str) -> String {
         out.push(if c.is_control() && c != '\n' { '_' } else { c });
     }
     out
-}
-
-/// Distinct values of one label, at most `max`; beyond them, [`OTHER`].
-#[derive(Debug)]
-pub struct Cap {
-    /// The `label` value of `metaclaude_exporter_label_overflow_total` it counts under.
-    pub label: &'static str,
-    config_key: &'static str,
-    max: usize,
-    seen: HashSet<String>,
-    warned: bool,
-    /// Executions whose value was replaced by `other`.
-    pub overflowed: u64,
-}
-
-impl Cap {
-    pub fn new(label: &'static str, config_key: &'static str, max: usize) -> Cap {
-        Cap {
-            label,
-            config_key,
-            max,
-            seen: HashSet::new(),
-            warned: false,
-            overflowed: 0,
-        }
-    }
-
-    /// Whether `value` may be used: one already seen, or a new one while fewer than `max`
-    /// were (it is then remembered). A refusal is counted, and the first one pushes a
-    /// warning to `warnings`.
-    pub fn admit(&mut self, value: &str, warnings: &mut Vec<String>) -> bool {
-        if self.seen.contains(value) {
-            return true;
-        }
-        if self.seen.len() < self.max {
-            self.seen.insert(value.to_string());
-            return true;
-        }
-        self.overflowed += 1;
-        if !self.warned {
-            self.warned = true;
-            warnings.push(format!(
-                "more than {} distinct {} values: `{value}` and every further new one are labelled `{OTHER}` (config.{}; counted in metaclaude_exporter_label_overflow_total{{label=\"{}\"}})",
-                self.max, self.label, self.config_key, self.label
-            ));
-        }
-        false
-    }
 }
 
 #[cfg(test)]
@@ -109,20 +59,5 @@ mod tests {
         assert_eq!(cut.len(), MAX_LABEL_BYTES);
         assert!(long.starts_with(&cut));
         assert_eq!(label_value(&"x".repeat(201)), "x".repeat(200));
-    }
-
-    #[test]
-    fn a_cap_admits_max_values_then_counts_and_warns_once() {
-        let mut cap = Cap::new("script", "max_scripts", 2);
-        let mut warnings = Vec::new();
-        let admitted: Vec<bool> = ["a", "b", "a", "c", "d", "b"]
-            .iter()
-            .map(|v| cap.admit(v, &mut warnings))
-            .collect();
-        assert_eq!(admitted, [true, true, true, false, false, true]);
-        assert_eq!(cap.overflowed, 2);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].starts_with("more than 2 distinct script values: `c`"));
-        assert!(warnings[0].contains("config.max_scripts"));
     }
 }

@@ -23,27 +23,17 @@ use std::collections::BTreeMap;
 use metaclaude_formats::prometheus::{Exposition, Format, Histogram, MetricType};
 
 use crate::config::Config;
-use crate::labels::{label_value, Cap, NONE, OTHER};
+pub use metaclaude_formats::metrics::Finished;
+
+use crate::labels::{label_value, LabelCap, NONE, OTHER};
 
 /// Bytes in the MiB the host measures memory in.
 pub const MIB: f64 = 1_048_576.0;
 
-/// The figures of one finished execution this exporter keeps.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finished {
-    pub script: String,
-    pub specialist: Option<String>,
-    pub success: bool,
-    /// The host's upper-case name, e.g. `TIMEOUT`.
-    pub category: Option<String>,
-    /// `resource_usage.wall_time_seconds`: spawn to reap, summed over attempts, backoff
-    /// excluded (the duration `metaclaude logs --stats` reports).
-    pub duration_seconds: f64,
-    pub memory_peak_mb: f64,
-    pub cpu_time_seconds: f64,
-    pub retries: u32,
-    /// When it finished (the event's time), seconds since the Unix epoch.
-    pub at: f64,
+/// A label cap whose overflow this exporter counts in its overflow family.
+fn cap(label: &'static str, config_key: &'static str, max: usize) -> LabelCap {
+    let counted_in = format!("metaclaude_exporter_label_overflow_total{{label=\"{label}\"}}");
+    LabelCap::new(label, config_key, max, counted_in)
 }
 
 /// The series of one (script, specialist) pair.
@@ -74,9 +64,9 @@ pub struct Exporter {
     duration_bounds: Vec<f64>,
     /// Bytes.
     memory_bounds: Vec<f64>,
-    scripts: Cap,
-    specialists: Cap,
-    label_sets: Cap,
+    scripts: LabelCap,
+    specialists: LabelCap,
+    label_sets: LabelCap,
     started: f64,
     series: BTreeMap<(String, String), Series>,
 }
@@ -88,9 +78,9 @@ impl Exporter {
         Exporter {
             duration_bounds: config.duration_buckets.clone(),
             memory_bounds: config.memory_buckets_mb.iter().map(|b| b * MIB).collect(),
-            scripts: Cap::new("script", "max_scripts", config.max_scripts),
-            specialists: Cap::new("specialist", "max_specialists", config.max_specialists),
-            label_sets: Cap::new("label_set", "max_label_sets", config.max_label_sets),
+            scripts: cap("script", "max_scripts", config.max_scripts),
+            specialists: cap("specialist", "max_specialists", config.max_specialists),
+            label_sets: cap("label_set", "max_label_sets", config.max_label_sets),
             started: now,
             series: BTreeMap::new(),
         }

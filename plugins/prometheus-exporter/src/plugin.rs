@@ -5,36 +5,14 @@ use std::cell::RefCell;
 use metaclaude_formats::prometheus::Format;
 use metaclaude_plugin_sdk::export_exporter;
 use metaclaude_plugin_sdk::exporter::Guest;
-use metaclaude_plugin_sdk::types::{Event, LifecycleKind};
-use metaclaude_plugin_sdk::{category_name, seconds};
+use metaclaude_plugin_sdk::types::Event;
+use metaclaude_plugin_sdk::{finished, seconds};
 
 use crate::config::Config;
-use crate::metrics::{Exporter, Finished};
+use crate::metrics::Exporter;
 
 thread_local! {
     static STATE: RefCell<Option<Exporter>> = const { RefCell::new(None) };
-}
-
-/// The figures of a `finished` event (`None` for any other event).
-fn finished(event: &Event) -> Option<Finished> {
-    if event.kind != LifecycleKind::Finished {
-        return None;
-    }
-    let r = event.result.as_ref()?;
-    Some(Finished {
-        script: r.script_id.clone(),
-        specialist: r.specialist.clone(),
-        success: r.success,
-        category: r
-            .error_details
-            .as_ref()
-            .map(|e| category_name(e.category).to_string()),
-        duration_seconds: r.resource_usage.wall_time_seconds,
-        memory_peak_mb: r.resource_usage.peak_memory_mb,
-        cpu_time_seconds: r.resource_usage.cpu_time_seconds,
-        retries: r.retries,
-        at: seconds(&event.timestamp),
-    })
 }
 
 struct PrometheusExporter;

@@ -165,3 +165,26 @@ pub fn severity_name(s: Severity) -> &'static str {
 pub fn seconds(t: &Datetime) -> f64 {
     t.seconds as f64 + t.nanoseconds as f64 / 1e9
 }
+
+/// The figures a metric exporter counts of a `finished` event (`None` for any other
+/// event, or one without its result).
+pub fn finished(event: &types::Event) -> Option<metaclaude_formats::metrics::Finished> {
+    if event.kind != LifecycleKind::Finished {
+        return None;
+    }
+    let r = event.result.as_ref()?;
+    Some(metaclaude_formats::metrics::Finished {
+        script: r.script_id.clone(),
+        specialist: r.specialist.clone(),
+        success: r.success,
+        category: r
+            .error_details
+            .as_ref()
+            .map(|e| category_name(e.category).to_string()),
+        duration_seconds: r.resource_usage.wall_time_seconds,
+        memory_peak_mb: r.resource_usage.peak_memory_mb,
+        cpu_time_seconds: r.resource_usage.cpu_time_seconds,
+        retries: r.retries,
+        at: seconds(&event.timestamp),
+    })
+}

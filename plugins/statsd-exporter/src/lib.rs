@@ -15,11 +15,11 @@ pub mod send;
 use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
 
-use metaclaude_plugin_sdk::types::{Event, LifecycleKind};
-use metaclaude_plugin_sdk::{category_name, export_sink, sink::Guest};
+use metaclaude_plugin_sdk::types::Event;
+use metaclaude_plugin_sdk::{export_sink, finished, sink::Guest};
 
 use config::Config;
-use metrics::{Exporter, Finished};
+use metrics::Exporter;
 use send::Sender;
 
 thread_local! {
@@ -30,27 +30,6 @@ struct State {
     config: Config,
     exporter: Exporter,
     sender: Sender,
-}
-
-/// The figures of a `finished` event (`None` for any other event).
-pub fn finished(event: &Event) -> Option<Finished> {
-    if event.kind != LifecycleKind::Finished {
-        return None;
-    }
-    let r = event.result.as_ref()?;
-    Some(Finished {
-        script: r.script_id.clone(),
-        specialist: r.specialist.clone(),
-        success: r.success,
-        category: r
-            .error_details
-            .as_ref()
-            .map(|e| category_name(e.category).to_string()),
-        duration_seconds: r.resource_usage.wall_time_seconds,
-        memory_peak_mb: r.resource_usage.peak_memory_mb,
-        cpu_time_seconds: r.resource_usage.cpu_time_seconds,
-        retries: r.retries,
-    })
 }
 
 /// A seed for sampling from the runtime's randomness (WASI `random` in the sandbox).

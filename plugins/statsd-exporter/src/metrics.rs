@@ -11,81 +11,20 @@
 //! | `executions.retries` | `c` | retries (only when above 0) | script, specialist |
 //! | `statsd.label_overflow` | `c` | 1 per label replaced by `other` | label |
 
-use std::collections::HashSet;
-
 use crate::config::{Config, MemoryAs, TagStyle};
 use crate::format::{decimal, sanitize_label, Formatter, Type};
 
-/// The figures of one finished execution this exporter sends.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finished {
-    pub script: String,
-    pub specialist: Option<String>,
-    pub success: bool,
-    /// The host's upper-case name, e.g. `TIMEOUT`.
-    pub category: Option<String>,
-    /// `resource_usage.wall_time_seconds`: spawn to reap, summed over attempts, backoff
-    /// excluded (the duration `metaclaude logs --stats` reports).
-    pub duration_seconds: f64,
-    pub memory_peak_mb: f64,
-    pub cpu_time_seconds: f64,
-    pub retries: u32,
-}
+pub use metaclaude_formats::metrics::{Finished, LabelCap, OTHER};
 
-/// Distinct values of one label, at most `max`; the rest are `other`.
-#[derive(Debug)]
-pub struct Cap {
-    label: &'static str,
-    config_key: &'static str,
-    max: usize,
-    seen: HashSet<String>,
-    warned: bool,
-    /// Values replaced by `other` so far.
-    pub overflowed: u64,
-}
-
-pub const OTHER: &str = "other";
-
-impl Cap {
-    pub fn new(label: &'static str, config_key: &'static str, max: usize) -> Cap {
-        Cap {
-            label,
-            config_key,
-            max,
-            seen: HashSet::new(),
-            warned: false,
-            overflowed: 0,
-        }
-    }
-
-    /// `value`, or `None` once `max` distinct values were seen (the caller sends `other`);
-    /// the first time, a warning is pushed to `warnings`.
-    fn admit(&mut self, value: String, warnings: &mut Vec<String>) -> Option<String> {
-        if self.seen.contains(&value) {
-            return Some(value);
-        }
-        if self.seen.len() < self.max {
-            self.seen.insert(value.clone());
-            return Some(value);
-        }
-        self.overflowed += 1;
-        if !self.warned {
-            self.warned = true;
-            warnings.push(format!(
-                "more than {} distinct {} values: `{value}` and any further new one are sent as `{OTHER}` (config.{}; counted in statsd.label_overflow)",
-                self.max, self.label, self.config_key
-            ));
-        }
-        None
-    }
-}
+/// The counter the replaced labels are counted in (after the prefix).
+const OVERFLOW: &str = "statsd.label_overflow";
 
 /// Turns finished executions into lines; keeps the label caps and the sampling state.
 pub struct Exporter {
     fmt: Formatter,
     memory_as: MemoryAs,
-    scripts: Cap,
-    specialists: Cap,
+    scripts: LabelCap,
+    specialists: LabelCap,
     rng: u64,
 }
 
@@ -99,8 +38,13 @@ impl Exporter {
                 rate: config.sample_rate,
             },
             memory_as: config.memory_as,
-            scripts: Cap::new("script", "max_scripts", config.max_scripts),
-            specialists: Cap::new("specialist", "max_specialists", config.max_specialists),
+            scripts: LabelCap::new("script", "max_scripts", config.max_scripts, OVERFLOW),
+            specialists: LabelCap::new(
+                "specialist",
+                "max_specialists",
+                config.max_specialists,
+                OVERFLOW,
+            ),
             rng: seed | 1,
         }
     }
@@ -131,12 +75,14 @@ impl Exporter {
         let mut overflow: Vec<&'static str> = Vec::new();
         let (script, specialist) = if labelled {
             let raw_specialist = f.specialist.as_deref().unwrap_or("");
-            let mut label = |cap: &mut Cap, raw: &str| {
-                cap.admit(sanitize_label(raw, style), warnings)
-                    .unwrap_or_else(|| {
-                        overflow.push(cap.label);
-                        OTHER.to_string()
-                    })
+            let mut label = |cap: &mut LabelCap, raw: &str| {
+                let value = sanitize_label(raw, style);
+                if cap.admit(&value, warnings) {
+                    value
+                } else {
+                    overflow.push(cap.label);
+                    OTHER.to_string()
+                }
             };
             (
                 label(&mut self.scripts, &f.script),
@@ -202,7 +148,7 @@ impl Exporter {
         }
         for label in overflow {
             out.push(line(
-                "statsd.label_overflow",
+                OVERFLOW,
                 "1".into(),
                 Type::Counter,
                 &[("label", label)],
@@ -225,6 +171,7 @@ mod tests {
             memory_peak_mb: 13.9,
             cpu_time_seconds: 0.072,
             retries: 0,
+            at: 0.0,
         }
     }
 
