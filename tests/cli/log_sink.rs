@@ -25,6 +25,17 @@ fn finished(id: String, at: DateTime<Utc>) -> ExecutionEvent {
 /// A log-sink plugin folder in `plugins` writing into `logs`, with `config` lines in its
 /// `[config]` table and `tables` (more TOML tables) appended.
 pub fn write_log_sink(plugins: &Path, logs: &Path, config: &str, tables: &str) {
+    write_log_sink_limited(
+        plugins,
+        logs,
+        config,
+        "call_timeout_ms = 60000\nmemory_mb = 256",
+        tables,
+    );
+}
+
+/// [`write_log_sink`] with `limits` as the lines of its `[limits]` table.
+fn write_log_sink_limited(plugins: &Path, logs: &Path, config: &str, limits: &str, tables: &str) {
     write_plugin(
         plugins,
         "log-sink",
@@ -40,8 +51,7 @@ event_json = true
 [capabilities]
 dirs = [{{ host = "{}", guest = "/logs", mode = "rw", create = true }}]
 [limits]
-call_timeout_ms = 60000
-memory_mb = 256
+{limits}
 {tables}
 "#,
             logs.display()
@@ -209,4 +219,51 @@ fn retention_deletes_rotated_files_by_the_age_in_their_names() {
     host.shutdown();
     assert!(!logs.join(&old).exists(), "40 days old: deleted");
     assert!(logs.join(&recent).exists(), "2 days old: kept");
+}
+
+/// Scripts' outputs of 1 MiB each, finished in a burst: a call carries only what fits in
+/// the plugin's memory (`limits.batch_max_mb`, an eighth of `memory_mb` by default), so a
+/// full batch of them does not run the sink out of memory and lose the batch.
+#[test]
+fn a_burst_of_large_outputs_fits_the_sinks_memory_and_none_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
+    write_log_sink_limited(
+        &plugins,
+        &logs,
+        "",
+        "memory_mb = 32\nbatch_max = 512\nbatch_ms = 1000",
+        "",
+    );
+    let mut host = PluginHost::new(Some(
+        std::env::temp_dir().join("metaclaude-test-component-cache"),
+    ))
+    .unwrap();
+    assert!(host.load_dir(&plugins).unwrap().is_empty());
+    let n: u64 = 40;
+    let now = Utc::now();
+    for i in 0..n {
+        let mut e = finished(format!("BIG-{i:03}"), now);
+        let r = e.result.as_mut().unwrap();
+        r.stdout = format!("{i:03}").repeat(349_525) + "\n";
+        r.stderr = "e".repeat(1 << 20);
+        host.emit(&e);
+    }
+    host.flush();
+    let info = &host.list()[0];
+    assert_eq!(
+        (info.delivered, info.dropped, info.failures),
+        (n, 0, 0),
+        "last error: {:?}",
+        info.last_error
+    );
+    host.shutdown();
+    let lines = all_lines(&logs);
+    assert_eq!(lines.len(), n as usize);
+    for (i, (_, line)) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["execution_id"], format!("BIG-{i:03}"));
+        assert_eq!(v["stdout"].as_str().unwrap().len(), 1_048_576);
+        assert_eq!(v["stderr"].as_str().unwrap().len(), 1 << 20);
+    }
 }

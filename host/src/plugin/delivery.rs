@@ -21,6 +21,27 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// Roughly the bytes this event takes in a plugin's memory: its JSON when the
+    /// plugin takes it (`json`), else the script's outputs when it takes them (`output`),
+    /// plus a fixed share for the rest of the record.
+    pub fn weight(&self, json: bool, output: bool) -> usize {
+        const RECORD: usize = 1024;
+        let outputs = || {
+            self.event
+                .result
+                .as_deref()
+                .map_or(0, |r| r.stdout.len() + r.stderr.len())
+        };
+        RECORD
+            + if json {
+                self.json().len()
+            } else if output {
+                outputs()
+            } else {
+                0
+            }
+    }
+
     pub fn json(&self) -> &str {
         self.json
             .get_or_init(|| serde_json::to_string(&self.event).unwrap_or_default())

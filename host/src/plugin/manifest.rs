@@ -119,6 +119,9 @@ pub struct Limits {
     pub queue: usize,
     pub on_full: OnFull,
     pub batch_max: usize,
+    /// Bytes of events per call, at most (one event always goes, whatever its size): a
+    /// batch of scripts' outputs, up to 1 MiB each, must fit in the plugin's memory.
+    pub batch_max_mb: u64,
     pub batch_ms: u64,
     pub failure_policy: FailurePolicy,
     pub max_failures: u32,
@@ -126,7 +129,17 @@ pub struct Limits {
     pub core_dump: bool,
 }
 
+/// Without `batch_max_mb`, a call carries at most this fraction of `memory_mb`: the
+/// events are copied into the plugin's memory and the plugin makes its own copies while
+/// it works (the log sink formats each line; a JSON plugin parses).
+pub const BATCH_SHARE_OF_MEMORY: u64 = 8;
+
 impl Limits {
+    /// The byte budget of one call.
+    pub fn batch_max_bytes(&self) -> usize {
+        (self.batch_max_mb as usize).saturating_mul(1 << 20)
+    }
+
     fn defaults(kind: PluginKind) -> Limits {
         Limits {
             memory_mb: 64,
@@ -138,6 +151,7 @@ impl Limits {
                 OnFull::DropNewest
             },
             batch_max: 256,
+            batch_max_mb: 64 / BATCH_SHARE_OF_MEMORY,
             batch_ms: 50,
             failure_policy: FailurePolicy::Reload,
             max_failures: 5,
@@ -240,6 +254,7 @@ const LIMIT_KEYS: &[&str] = &[
     "queue",
     "on_full",
     "batch_max",
+    "batch_max_mb",
     "batch_ms",
     "failure_policy",
     "max_failures",
@@ -663,6 +678,23 @@ impl Fields<'_> {
         l.queue = self.positive("limits.queue", t.get("queue"), l.queue as u64) as usize;
         l.batch_max =
             self.positive("limits.batch_max", t.get("batch_max"), l.batch_max as u64) as usize;
+        l.batch_max_mb = (l.memory_mb / BATCH_SHARE_OF_MEMORY).max(1);
+        if let Some(v) = t.get("batch_max_mb") {
+            let mb = self.positive("limits.batch_max_mb", Some(v), l.batch_max_mb);
+            if mb >= l.memory_mb {
+                self.problem(
+                    "limits.batch_max_mb",
+                    format!(
+                        "{mb} MiB of events per call cannot fit in limits.memory_mb = {}: \
+                         use at most {} (a quarter), or raise memory_mb",
+                        l.memory_mb,
+                        (l.memory_mb / 4).max(1)
+                    ),
+                );
+            } else {
+                l.batch_max_mb = mb;
+            }
+        }
         l.batch_ms = self.positive("limits.batch_ms", t.get("batch_ms"), l.batch_ms);
         l.max_failures = self.positive(
             "limits.max_failures",
@@ -971,6 +1003,7 @@ mod tests {
         assert_eq!(limit("call_timeout_ms"), l.call_timeout_ms);
         assert_eq!(limit("queue"), l.queue as u64);
         assert_eq!(limit("batch_max"), l.batch_max as u64);
+        assert_eq!(limit("batch_max_mb"), l.batch_max_mb);
         assert_eq!(limit("batch_ms"), l.batch_ms);
         assert_eq!(limit("max_failures"), l.max_failures);
         assert_eq!(limit("failure_window_s"), l.failure_window_s);

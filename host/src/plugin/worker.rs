@@ -198,7 +198,10 @@ impl Worker {
     fn deliver(&mut self, batch: &mut Vec<Arc<Delivery>>, ctx: &mut Ctx, wait: bool) {
         let (event_json, event_output) = (self.manifest.event_json, self.manifest.event_output);
         let stats = self.stats.clone();
-        let batch_max = self.manifest.limits.batch_max;
+        let (batch_max, max_bytes) = (
+            self.manifest.limits.batch_max,
+            self.manifest.limits.batch_max_bytes(),
+        );
         let sync_before_ack =
             self.manifest.acknowledgements.enabled && self.manifest.acknowledgements.sync;
         while !batch.is_empty() {
@@ -219,7 +222,11 @@ impl Worker {
                 }
                 return;
             };
-            let n = batch.len().min(batch_max);
+            // Native plugins see every event as JSON.
+            let json = event_json || matches!(instance, Live::Native(_));
+            let n = events_per_call(batch, batch_max, max_bytes, |d| {
+                d.weight(json, event_output)
+            });
             let mut result = timed(&stats, || {
                 instance.handle_batch(&batch[..n], event_json, event_output)
             });
@@ -339,6 +346,27 @@ impl Worker {
 /// is waiting and otherwise sleeps until `at` without waiting on the channel, so senders
 /// do not wake it for every event ([`Mailbox`] wakes it when it must). A wake-up with
 /// nothing to take is a `Timeout` too: the caller looks at the clock again.
+/// How many events from the front of `batch` one call takes: at most `max_events`, and
+/// no more than fit in `max_bytes` by `weight`, but always one (however large: the
+/// manifest's memory limit then decides).
+fn events_per_call<T>(
+    batch: &[T],
+    max_events: usize,
+    max_bytes: usize,
+    weight: impl Fn(&T) -> usize,
+) -> usize {
+    let mut bytes = 0usize;
+    let mut n = 0;
+    for item in batch.iter().take(max_events) {
+        bytes = bytes.saturating_add(weight(item));
+        if n > 0 && bytes > max_bytes {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 fn next_while_batching(rx: &Receiver<Message>, at: Instant) -> Result<Message, RecvTimeoutError> {
     let take = || match rx.try_recv() {
         Ok(m) => Some(Ok(m)),
@@ -367,4 +395,24 @@ struct Ctx<'a> {
     backoff: &'a mut Duration,
     restart_at: &'a mut Option<Instant>,
     failures: &'a mut VecDeque<Instant>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::events_per_call;
+
+    #[test]
+    fn a_call_takes_what_fits_by_count_and_by_bytes_and_always_one() {
+        let sizes = [10, 10, 10, 10, 10];
+        let n = |max_events, max_bytes| events_per_call(&sizes, max_events, max_bytes, |s| *s);
+        assert_eq!(n(256, 1000), 5, "all fit");
+        assert_eq!(n(3, 1000), 3, "count first");
+        assert_eq!(n(256, 25), 2, "then bytes");
+        assert_eq!(n(256, 30), 3, "a budget met exactly");
+        assert_eq!(n(256, 5), 1, "one, however large");
+        let big = [usize::MAX, 1];
+        assert_eq!(events_per_call(&big, 256, 100, |s| *s), 1);
+        let empty: [usize; 0] = [];
+        assert_eq!(events_per_call(&empty, 256, 100, |s| *s), 0);
+    }
 }
