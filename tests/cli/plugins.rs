@@ -181,6 +181,10 @@ fn hostile_plugins_are_contained_and_quarantined() {
             err.to_lowercase().contains(cause),
             "{mode}: last error {err}"
         );
+        assert!(
+            err.len() < 600 && !err.contains("coredump") && !err.contains("wasm backtrace"),
+            "{mode}: the cause, not kilobytes of dump: {err}"
+        );
         let good = list.iter().find(|p| p.name == "recorder").unwrap();
         assert_eq!(good.health, Health::Running);
         assert_eq!(good.delivered, 12);

@@ -165,6 +165,30 @@ pub struct Instance {
     dirs: Vec<(String, std::path::PathBuf)>,
 }
 
+/// An error's chain of causes, joined, without the core dump and the wasm backtrace that
+/// wasmtime attaches as context (kilobytes of instance and global listings that would
+/// bury the cause: `out of memory ...`; the dump itself goes to a file with
+/// `limits.core_dump`).
+fn cause_without_dumps(error: &wasmtime::Error) -> String {
+    let skip: Vec<String> = [
+        error
+            .downcast_ref::<wasmtime::WasmCoreDump>()
+            .map(|d| d.to_string()),
+        error
+            .downcast_ref::<wasmtime::WasmBacktrace>()
+            .map(|b| b.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let causes: Vec<String> = error
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|c| !skip.contains(c))
+        .collect();
+    causes.join(": ")
+}
+
 /// Adds where each granted directory a plugin's message names really is: the plugin sees
 /// `/logs`, the operator looks for the host folder behind it.
 fn with_host_paths(mut message: String, dirs: &[(String, std::path::PathBuf)]) -> String {
@@ -371,7 +395,7 @@ impl Instance {
                     .to_string()
             }
             Some(t) => format!("trap: {t}"),
-            None => format!("{trap:#}"),
+            None => cause_without_dumps(trap),
         };
         if text.contains("memory") && text.contains("limit") || text.contains("grow") {
             text.push_str(" (limits.memory_mb reached)");
