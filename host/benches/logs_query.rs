@@ -24,16 +24,14 @@ use metaclaude::logs::gen::{generate, jq_stats_programs, GenConfig};
 use metaclaude::logs::stats::GroupBy;
 use metaclaude::logs::{execute, reader, LogQuery};
 
+mod support;
+use support::median;
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn time<T>(runs: u64, mut f: impl FnMut() -> T) -> (Duration, T) {

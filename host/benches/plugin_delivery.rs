@@ -11,16 +11,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use metaclaude::model::{ExecutionEvent, ExecutionResult};
 use metaclaude::plugin::PluginHost;
-use metaclaude::{EventSink, ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
+use metaclaude::{EventSink, ExecutorConfig, Registry, ToolExecutionService};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod support;
+use support::{execute_timed, median, root};
 
 fn need(path: PathBuf) -> PathBuf {
     assert!(
@@ -56,11 +55,6 @@ fn plugin_folder(dir: &Path, name: &str, wasm: &Path, extra: &str) -> PathBuf {
     )
     .unwrap();
     folder
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
 }
 
 fn throughput(events: &[ExecutionEvent], sink: &dyn EventSink, done: &dyn Fn()) -> f64 {
@@ -168,12 +162,7 @@ fn main() {
         s.add_sink(host.clone());
         s
     });
-    let once = |s: &ToolExecutionService| {
-        let start = Instant::now();
-        let r = rt.block_on(s.execute(ExecutionRequest::new("noop")));
-        assert!(r.success, "{:?}", r.error_details);
-        start.elapsed()
-    };
+    let once = |s: &ToolExecutionService| execute_timed(&rt, s, "noop");
     for _ in 0..20 {
         once(&bare);
         once(&with_plugins);

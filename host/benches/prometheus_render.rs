@@ -7,7 +7,6 @@
 //!
 //! Needs the component: `cargo xtask build-plugins` (or `cargo xtask bench`).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -20,13 +19,12 @@ use metaclaude_formats::prometheus::{openmetrics_to_text, Format};
 use prometheus_exporter::config::Config;
 use prometheus_exporter::metrics::{Exporter, Finished};
 
+mod support;
+use support::{ms, root};
+
 /// Label sets (script, specialist pairs): about 47 samples each, failures included.
 const PAIRS: usize = 215;
 const RUNS: usize = 30;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// Three finished executions per pair: two successes and a failure (one of the seven
 /// categories, so that failures have several series), with spread-out figures.
@@ -98,10 +96,6 @@ fn time(mut f: impl FnMut() -> usize) -> Timing {
         median: xs[xs.len() / 2],
         max: xs[xs.len() - 1],
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// The lines that are samples, leaving out the one figure the two runs do not share

@@ -16,14 +16,8 @@ use std::time::{Duration, Instant};
 
 use metaclaude::{ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
 
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+mod support;
+use support::{median, ms};
 
 fn bare_once(script: &PathBuf, fork: bool) -> Duration {
     let start = Instant::now();

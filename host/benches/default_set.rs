@@ -1,0 +1,397 @@
+//! The full default plugin set (log sink, Prometheus exporter, StatsD exporter), each
+//! figure a ratio against a baseline measured in the same run:
+//!
+//! 1. finished events per second through the default set, with 1 KiB and with 1 MiB of
+//!    stdout per execution, against the native no-op sink (C ABI); the host's CPU time per
+//!    finished event; and the same set with the exporters taking the scripts' output
+//!    (`event_output = true`), which is what `event_output = false` saves;
+//! 2. per-execution time of a trivial script in one host with the default set loaded,
+//!    against a bare spawn and against the host with no plugins (target 1.02 or less);
+//! 3. `metaclaude run` of a trivial script as a whole process with the default set (as a
+//!    one-shot run loads it), against `--no-plugins` and a bare `sh` (target 5 ms or
+//!    less).
+//!
+//! Needs the installed default set: `cargo xtask bench` (or `cargo xtask build-plugins`).
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use metaclaude::model::{ExecutionEvent, ExecutionResult};
+use metaclaude::plugin::PluginHost;
+use metaclaude::{EventSink, ExecutorConfig, Registry, ToolExecutionService};
+
+mod support;
+use support::{execute_timed, median, ms, root};
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
+}
+
+/// The default set as `cargo xtask build-plugins` installs it beside the executable.
+fn default_set() -> PathBuf {
+    let dir = exe().parent().unwrap().join("plugins");
+    for name in ["log-sink", "prometheus-exporter", "statsd-exporter"] {
+        assert!(
+            dir.join(name).join("plugin.toml").is_file(),
+            "{} is missing: run `cargo xtask build-plugins` first",
+            dir.join(name).display()
+        );
+    }
+    dir
+}
+
+/// User plus system CPU time of this process so far (every plugin worker included).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we own and reads nothing else.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut u), 0);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn event(i: u64, output: &str) -> ExecutionEvent {
+    let mut r = ExecutionResult::new(format!("01BENCH{i:019}"), "validate_api_schema", Utc::now());
+    r.specialist = Some(["api-ui-designer", "ops", "qa"][i as usize % 3].into());
+    r.success = !i.is_multiple_of(10);
+    r.exit_code = Some(if r.success { 0 } else { 1 });
+    r.stdout = output.to_string();
+    r.inputs = [("schema_file".to_string(), serde_json::json!("api.json"))].into();
+    r.session_id = Some("session-123".into());
+    r.user = Some("ops".into());
+    r.finished_at = r.started_at + chrono::Duration::milliseconds(2 + (i % 97) as i64);
+    r.resource_usage.peak_memory_mb = 3.0 + (i % 13) as f64;
+    r.resource_usage.cpu_time_seconds = 0.001;
+    ExecutionEvent::finished(r)
+}
+
+/// A StatsD target on loopback that reads and counts every datagram, so the exporter's
+/// sends cost what they cost against a live daemon.
+struct StatsdDrain {
+    port: u16,
+    datagrams: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl StatsdDrain {
+    fn start() -> StatsdDrain {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let datagrams = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, done) = (datagrams.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while !done.load(Ordering::Relaxed) {
+                if socket.recv(&mut buf).is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        StatsdDrain {
+            port,
+            datagrams,
+            stop,
+        }
+    }
+}
+
+impl Drop for StatsdDrain {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A copy of the default set in `into`, with `edit` applied to each manifest's text.
+fn copy_set(from: &Path, into: &Path, edit: impl Fn(&str, String) -> String) -> PathBuf {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let folder = entry.unwrap().path();
+        let name = folder.file_name().unwrap().to_string_lossy().to_string();
+        let target = into.join(&name);
+        std::fs::create_dir_all(&target).unwrap();
+        for file in std::fs::read_dir(&folder).unwrap() {
+            let file = file.unwrap().path();
+            let to = target.join(file.file_name().unwrap());
+            if file.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&file).unwrap();
+                std::fs::write(to, edit(&name, text)).unwrap();
+            } else {
+                std::fs::copy(&file, to).unwrap();
+            }
+        }
+    }
+    into.to_path_buf()
+}
+
+fn load(dir: &Path, tmp: &Path, statsd_port: u16) -> PluginHost {
+    let mut host = PluginHost::new(Some(tmp.join("cache"))).unwrap();
+    host.set_env("METACLAUDE_LOG_DIR", tmp.join("logs").to_string_lossy());
+    host.set_env("METACLAUDE_METRICS_PORT", statsd_port.to_string());
+    let errors = host.load_dir(dir).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    host
+}
+
+struct Rate {
+    events_per_s: f64,
+    cpu_per_event: Duration,
+}
+
+fn deliver(events: &[ExecutionEvent], host: &PluginHost) -> Rate {
+    let cpu = cpu_time();
+    let start = Instant::now();
+    for e in events {
+        host.emit(e);
+    }
+    host.flush();
+    let wall = start.elapsed();
+    Rate {
+        events_per_s: events.len() as f64 / wall.as_secs_f64(),
+        cpu_per_event: (cpu_time() - cpu) / events.len() as u32,
+    }
+}
+
+fn median_rate(mut rates: Vec<Rate>) -> Rate {
+    rates.sort_by(|a, b| a.events_per_s.total_cmp(&b.events_per_s));
+    rates.swap_remove(rates.len() / 2)
+}
+
+fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
+    // The exporters drop events when their queue is full (they never hold executions
+    // up); here they block instead, so that every event is processed and counted.
+    let blocking = |text: String| text.replace("on_full = \"drop_newest\"", "on_full = \"block\"");
+    let set = &copy_set(set, &tmp.join("blocking"), |_, text| blocking(text));
+    let all_output = copy_set(set, &tmp.join("with-output"), |_, text| {
+        text.replace("event_output = false", "event_output = true")
+    });
+    for (label, size, n) in [("1 KiB", 1024, 20_000u64), ("1 MiB", 1 << 20, 200)] {
+        let output: String = "x".repeat(size - 1) + "\n";
+        let events: Vec<ExecutionEvent> = (0..n).map(|i| event(i, &output)).collect();
+        let hosts = [
+            ("native no-op sink (C ABI)", load(native, tmp, drain.port)),
+            ("default set", load(set, tmp, drain.port)),
+            (
+                "default set, exporters take output",
+                load(&all_output, tmp, drain.port),
+            ),
+        ];
+        let mut rates: Vec<Vec<Rate>> = hosts.iter().map(|_| Vec::new()).collect();
+        // Interleaved rounds, so that drift in the machine's load hits each alike.
+        for _ in 0..3 {
+            for (i, (_, host)) in hosts.iter().enumerate() {
+                rates[i].push(deliver(&events, host));
+            }
+        }
+        for (_, host) in &hosts {
+            for p in host.list() {
+                assert_eq!(
+                    p.delivered,
+                    3 * n,
+                    "{}: every event delivered (dropped {}, failures {}, last error {:?})",
+                    p.name,
+                    p.dropped,
+                    p.failures,
+                    p.last_error
+                );
+            }
+        }
+        let rates: Vec<Rate> = rates.into_iter().map(median_rate).collect();
+        println!("{n} finished events of {label} stdout each (median of 3 interleaved rounds):");
+        for ((name, _), rate) in hosts.iter().zip(&rates) {
+            println!(
+                "  {name:<36} {:>10.0} events/s   CPU {:>8.1} µs/event",
+                rate.events_per_s,
+                rate.cpu_per_event.as_secs_f64() * 1e6
+            );
+        }
+        println!(
+            "  ratio default set / native no-op     {:>10.2}",
+            rates[1].events_per_s / rates[0].events_per_s
+        );
+        println!(
+            "  event_output = false saves           {:>10.2}x CPU per event",
+            rates[2].cpu_per_event.as_secs_f64() / rates[1].cpu_per_event.as_secs_f64()
+        );
+        for (_, host) in &hosts {
+            host.shutdown();
+        }
+        let _ = std::fs::remove_dir_all(tmp.join("logs"));
+    }
+}
+
+fn bare_spawn(script: &Path) -> Duration {
+    let start = Instant::now();
+    let out = Command::new(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("spawn noop.sh");
+    assert!(out.status.success());
+    start.elapsed()
+}
+
+fn in_one_host(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
+    let registry = Registry::load(root().join("examples/registry/registry.json")).unwrap();
+    let script = root().join("examples/registry/scripts/noop.sh");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let plugins = Arc::new(load(set, tmp, drain.port));
+    let (bare, with_set) = rt.block_on(async {
+        let bare = ToolExecutionService::new(registry.clone(), ExecutorConfig::default());
+        let mut with_set = ToolExecutionService::new(registry, ExecutorConfig::default());
+        with_set.add_sink(plugins.clone());
+        (bare, with_set)
+    });
+    let once = |s: &ToolExecutionService| execute_timed(&rt, s, "noop");
+    for _ in 0..20 {
+        bare_spawn(&script);
+        once(&bare);
+        once(&with_set);
+    }
+    let (mut spawn, mut none, mut full) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        spawn.push(bare_spawn(&script));
+        none.push(once(&bare));
+        full.push(once(&with_set));
+    }
+    plugins.flush();
+    for p in plugins.list() {
+        assert_eq!(p.failures, 0, "{} failed", p.name);
+    }
+    let (spawn, none, full) = (median(spawn), median(none), median(full));
+    println!("per-execution time of noop.sh in one host ({runs} interleaved runs each, medians):");
+    println!("  bare Command spawn+wait          {:>8.3} ms", ms(spawn));
+    println!("  host, no plugins                 {:>8.3} ms", ms(none));
+    println!("  host, default set loaded         {:>8.3} ms", ms(full));
+    println!(
+        "  ratio default set / bare spawn   {:>8.3}   (target <= 1.02)",
+        full.as_secs_f64() / spawn.as_secs_f64()
+    );
+    println!(
+        "  ratio default set / no plugins   {:>8.3}",
+        full.as_secs_f64() / none.as_secs_f64()
+    );
+    plugins.shutdown();
+}
+
+fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
+    let registry = root().join("examples/registry/registry.json");
+    let script = root().join("examples/registry/scripts/noop.sh");
+    let run = |plugins: Option<&Path>| {
+        let mut cmd = Command::new(exe());
+        cmd.arg("run")
+            .arg("noop")
+            .arg("--registry")
+            .arg(&registry)
+            .env("METACLAUDE_LOG_DIR", tmp.join("run-logs"))
+            .env("METACLAUDE_METRICS_PORT", drain.port.to_string())
+            .env("METACLAUDE_CACHE_DIR", tmp.join("cache"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match plugins {
+            Some(dir) => cmd.arg("--plugins").arg(dir),
+            None => cmd.arg("--no-plugins"),
+        };
+        let start = Instant::now();
+        let out = cmd.output().expect("spawn metaclaude");
+        let took = start.elapsed();
+        assert!(
+            out.status.success(),
+            "metaclaude run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        took
+    };
+    let sh = || {
+        let start = Instant::now();
+        let status = Command::new("sh")
+            .arg(&script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        start.elapsed()
+    };
+    // The first run fills the compilation cache; a user's every later run reads it.
+    for _ in 0..5 {
+        run(Some(set));
+        run(None);
+        sh();
+    }
+    let (mut full, mut none, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        full.push(run(Some(set)));
+        none.push(run(None));
+        bare.push(sh());
+    }
+    let (full, none, bare) = (median(full), median(none), median(bare));
+    println!("`metaclaude run noop` as a whole process ({runs} interleaved runs each, medians):");
+    println!("  sh noop.sh                       {:>8.2} ms", ms(bare));
+    println!("  metaclaude run --no-plugins      {:>8.2} ms", ms(none));
+    println!(
+        "  metaclaude run, default set      {:>8.2} ms   (target <= 5 ms)",
+        ms(full)
+    );
+    println!(
+        "  plugins add                      {:>8.2} ms",
+        ms(full.saturating_sub(none))
+    );
+    let logged = std::fs::read_dir(tmp.join("run-logs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(logged > 0, "the log sink wrote the runs' log");
+}
+
+fn main() {
+    let runs: usize = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let tmp = std::env::temp_dir().join(format!("metaclaude-bench-set-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let set = default_set();
+    let noop = root().join("plugins/target/native/release/libnative_noop_sink.so");
+    assert!(
+        noop.is_file(),
+        "{} is missing: run `cargo xtask build-plugins` first",
+        noop.display()
+    );
+    let native = tmp.join("native");
+    std::fs::create_dir_all(native.join("native-noop")).unwrap();
+    std::fs::write(
+        native.join("native-noop/plugin.toml"),
+        format!(
+            "name = \"native-noop\"\nversion = \"1.0.0\"\nkind = \"sink\"\nnative = \"{}\"\n\
+             trusted = true\n[limits]\nbatch_max = 256\nqueue = 10000\n",
+            noop.display()
+        ),
+    )
+    .unwrap();
+    let drain = StatsdDrain::start();
+
+    throughput(&tmp, &set, &native, &drain);
+    println!(
+        "StatsD datagrams received by the drain: {}",
+        drain.datagrams.load(Ordering::Relaxed)
+    );
+    in_one_host(&tmp, &set, &drain, runs);
+    whole_process(&tmp, &set, &drain, runs / 3);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
