@@ -1,4 +1,5 @@
-//! `cargo xtask demo | test | bench | build-plugins | bless | fuzz`: the README's commands.
+//! `cargo xtask demo | test | bench | build-plugins | bless | fuzz | soak`: the README's
+//! commands.
 //!
 //! Each command first makes sure what it needs is installed: it installs it when it can
 //! (rustup targets; Debian packages when running as root) and otherwise stops with the
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+
+mod soak;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,6 +23,7 @@ fn main() -> Result<()> {
         Some("build-plugins") => build_plugins(&root),
         Some("bless") => bless(&root),
         Some("fuzz") => fuzz(&root, &args[1..]),
+        Some("soak") => soak::soak(&root, &args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -29,7 +33,8 @@ fn main() -> Result<()> {
                  bench          the benchmarks (ratios against baselines measured in the same run)\n  \
                  build-plugins  build the WebAssembly plugins in plugins/ and examples/plugins/\n  \
                  bless          rewrite the golden files (tests/cli/bad_*, good_*) from what the code gives now\n  \
-                 fuzz           fuzz every parser, or one: fuzz [TARGET] [--minutes N (default 10) | --seconds N]"
+                 fuzz           fuzz every parser, or one: fuzz [TARGET] [--minutes N (default 10) | --seconds N]\n  \
+                 soak           one long-running server under a mixed workload; RSS, fds, threads, children, cgroups every minute, judged on their slope (--minutes N --rate R)"
             );
             std::process::exit(2);
         }
