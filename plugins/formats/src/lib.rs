@@ -5,12 +5,14 @@
 //!   sink plugin writes them; `metaclaude logs` reads them.
 //! * [`prometheus`]: a writer for the Prometheus text exposition format, used by the
 //!   host's own metrics and by exporter plugins.
+//! * [`alerts`]: what identifies an alert (its fingerprint).
 //! * [`metrics`]: what the metric exporters count of a finished execution, and the cap on
 //!   their labels' distinct values.
 //!
 //! No I/O and no dependency beyond `chrono`: the crate builds for the host and for
 //! `wasm32-wasip2` alike.
 
+pub mod alerts;
 pub mod log_files;
 pub mod metrics;
 pub mod prometheus;
