@@ -18,12 +18,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::alerting::AlertHistory;
 use crate::executor::{
     EventSink, Execution, ExecutionRequest, ExecutorConfig, ToolExecutionService,
 };
+use crate::model::Alert;
 use crate::monitor::{Limits, Monitor, Report};
 use crate::plugin::engine::PluginEngine;
-use crate::plugin::{resolve_plugins_dir, PluginError, PluginHost, ReloadReport};
+use crate::plugin::{
+    resolve_plugins_dir, PluginError, PluginHost, ReloadReport, RuleThresholds, ThresholdChange,
+};
 use crate::registry::{Registry, RegistryError};
 
 /// Which plugins a host loads.
@@ -63,6 +67,21 @@ pub struct HostConfig {
 }
 
 impl HostConfig {
+    /// The execution log's directory, as the log sink's manifest has it
+    /// (`METACLAUDE_LOG_DIR`, from [`HostConfig::env`] first, else the default): the alert
+    /// history is written beside it.
+    pub fn log_dir(&self) -> PathBuf {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "METACLAUDE_LOG_DIR")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("METACLAUDE_LOG_DIR").ok())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| crate::logs::DEFAULT_LOG_DIR.to_string())
+            .into()
+    }
+
     /// The registry with the default executor and the default plugins, not watched.
     pub fn new(registry: impl Into<PathBuf>) -> HostConfig {
         HostConfig {
@@ -278,6 +297,47 @@ impl MonitoredHost {
         self.monitor.report(period_minutes, 10, chrono::Utc::now())
     }
 
+    /// The seed's `register_alert_callback(on_alert)`: `on_alert` receives every alert
+    /// that changes state (raised, escalated, resolved) on the host's alert thread, as
+    /// soon as it does (no group wait). It must not block. Without plugins there are no
+    /// alerts and it is never called.
+    pub fn register_alert_callback(&self, on_alert: impl Fn(&[Alert]) + Send + Sync + 'static) {
+        if let Some(p) = &self.plugins {
+            p.add_alert_callback(Arc::new(on_alert));
+        }
+    }
+
+    /// The seed's `set_alert_threshold(name, value)`, e.g. `("error_rate_percent", 15.0)`:
+    /// every alert rule with that threshold takes the value from its next evaluation on.
+    /// Returns each rule's word on the change; an error when none took it (an unknown
+    /// name lists the known ones; a value out of range says the range).
+    pub fn set_alert_threshold(
+        &self,
+        name: &str,
+        value: f64,
+    ) -> Result<Vec<ThresholdChange>, String> {
+        match &self.plugins {
+            Some(p) => p.set_alert_threshold(name, value, None),
+            None => Err("no plugins are loaded, so no alert rule either".into()),
+        }
+    }
+
+    /// The thresholds in force, by alert rule.
+    pub fn alert_thresholds(&self) -> Vec<RuleThresholds> {
+        self.plugins
+            .as_ref()
+            .and_then(|p| p.alert_thresholds(None).ok())
+            .unwrap_or_default()
+    }
+
+    /// The alerts in force, most severe first.
+    pub fn active_alerts(&self) -> Vec<Alert> {
+        self.plugins
+            .as_ref()
+            .map(|p| p.active_alerts())
+            .unwrap_or_default()
+    }
+
     /// The executor, to share with tasks that run executions.
     pub fn service(&self) -> &Arc<ToolExecutionService> {
         &self.service
@@ -331,6 +391,7 @@ fn load_plugins(
     for (name, value) in &config.env {
         host.set_env(name, value);
     }
+    host.set_alert_history(Arc::new(AlertHistory::new(config.log_dir())));
     let one_shot = config.one_shot;
     let wanted = |m: &crate::plugin::manifest::Manifest| {
         (m.one_shot || !one_shot) && !config.leave_out.contains(&m.name)

@@ -4,6 +4,7 @@
 //! [`registry`] reads and validates `registry.json`; [`executor`] spawns, limits, measures,
 //! classifies and retries; [`model`] is the one event model everything serialises.
 
+pub mod alerting;
 pub mod app;
 pub mod batch;
 pub mod config;

@@ -327,16 +327,52 @@ impl ExecutionEvent {
     }
 }
 
-/// How serious an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How serious an alert is (`Warning < Critical`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Warning,
     Critical,
 }
 
-/// An alert, as the seed's JSON has it (plus labels): raised by alert-rule plugins (or by
-/// the host about its plugins) and delivered by notifier plugins.
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Where an alert is in its life cycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    /// The condition holds.
+    #[default]
+    Firing,
+    /// The condition cleared.
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// An alert, as the seed's JSON has it (`timestamp`, `type`, `severity`, `message`,
+/// `value`, `threshold`, `specialist`), plus its identity (`labels`, `fingerprint`) and
+/// life cycle (`status`, `starts_at`, `ends_at`) as Alertmanager has them, and
+/// `annotations`: raised by alert-rule plugins (or by the host about its plugins) and
+/// delivered by notifier plugins.
+///
+/// Reading JSON, the life-cycle fields may be missing (alerts from a native plugin or an
+/// older writer): the alert is then firing, started now, and the host fills the
+/// fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     #[serde(with = "timestamp")]
@@ -351,6 +387,71 @@ pub struct Alert {
     pub specialist: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub status: AlertStatus,
+    /// Its identity (type and labels, see `metaclaude_formats::alerts`): the same alert
+    /// seen again has the same fingerprint, whatever its severity or value.
+    #[serde(default)]
+    pub fingerprint: String,
+    #[serde(with = "timestamp", default = "Utc::now")]
+    pub starts_at: DateTime<Utc>,
+    #[serde(
+        with = "timestamp::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ends_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Alert {
+    /// A firing alert observed at `timestamp`, starting then, with its fingerprint.
+    pub fn firing(
+        timestamp: DateTime<Utc>,
+        kind: impl Into<String>,
+        severity: Severity,
+        message: impl Into<String>,
+        value: f64,
+        threshold: f64,
+    ) -> Alert {
+        let mut a = Alert {
+            timestamp,
+            kind: kind.into(),
+            severity,
+            message: message.into(),
+            value,
+            threshold,
+            specialist: None,
+            labels: BTreeMap::new(),
+            status: AlertStatus::Firing,
+            fingerprint: String::new(),
+            starts_at: timestamp,
+            ends_at: None,
+            annotations: BTreeMap::new(),
+        };
+        a.fingerprint = a.identity();
+        a
+    }
+
+    /// The fingerprint of its type, specialist and labels (what `fingerprint` must be).
+    pub fn identity(&self) -> String {
+        metaclaude_formats::alerts::fingerprint(
+            &self.kind,
+            self.specialist.as_deref(),
+            self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+    }
+}
+
+/// One threshold of an alert rule, by the name that changes it
+/// (`set_alert_threshold("error_rate_percent", 15.0)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    pub name: String,
+    pub value: f64,
+    /// What it bounds and in which unit.
+    pub description: String,
 }
 
 /// UTC timestamps as RFC 3339 with microseconds, e.g. `2024-01-15T10:30:45.123456Z`.
@@ -386,6 +487,15 @@ pub mod timestamp {
                 Some(t) => s.serialize_str(&super::format(t)),
                 None => s.serialize_none(),
             }
+        }
+
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            #[derive(serde::Deserialize)]
+            struct Wrapped(#[serde(with = "super")] DateTime<Utc>);
+            let v: Option<Wrapped> = serde::Deserialize::deserialize(d)?;
+            Ok(v.map(|Wrapped(t)| t))
         }
     }
 }

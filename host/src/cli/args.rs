@@ -48,6 +48,85 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Alerts: those active on a running server, the alert history beside the execution
+    /// log, and the alert rules' thresholds (shown and changed on a running server).
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
+}
+
+/// Where a command finds a running server.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// The server to ask (default: http://127.0.0.1:8080).
+    #[arg(long, value_name = "URL", env = "METACLAUDE_SERVER")]
+    pub server: Option<String>,
+    /// The token of the server (see `serve --token-file`).
+    #[arg(long, env = "METACLAUDE_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum AlertsCommand {
+    /// The alerts in force on a running server, most severe first; when none answers,
+    /// those whose last change in the alert history is `firing`.
+    Active {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The execution log's directory (the alert history is beside it).
+        #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
+        log_dir: PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every change of every alert (firing, escalated, resolved), newest first.
+    History {
+        /// Only this type, e.g. error_rate_high.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Only this severity.
+        #[arg(long, value_parser = ["warning", "critical"])]
+        severity: Option<String>,
+        /// Only alerts about this specialist.
+        #[arg(long)]
+        specialist: Option<String>,
+        /// Only firing or only resolved.
+        #[arg(long, value_parser = ["firing", "resolved"])]
+        status: Option<String>,
+        /// Only changes this recent: 90s, 15m, 1h, 2d, 1w.
+        #[arg(long, value_name = "AGE")]
+        since: Option<String>,
+        /// At most this many (0: all).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// The execution log's directory (the alert history is beside it).
+        #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
+        log_dir: PathBuf,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The thresholds of the alert rules of a running server.
+    Thresholds {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Changes a threshold of the alert rules of a running server (the seed's
+    /// set_alert_threshold), e.g. `set-threshold error_rate_percent 15`.
+    SetThreshold {
+        /// e.g. error_rate_percent, p95_duration_seconds, memory_peak_mb.
+        name: String,
+        value: f64,
+        /// Only this alert rule (default: every rule that has the threshold).
+        #[arg(long)]
+        plugin: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Subcommand)]

@@ -6,16 +6,14 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use chrono::Utc;
 use metaclaude::plugin::resolve_plugins_dir;
 use serde_json::Value;
 
 use super::args::MetricsArgs;
+use super::client::{self, get, DEFAULT_SERVER};
 use super::render;
-
-/// The server `metaclaude serve` starts by default.
-const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// Where the figures come from.
 enum Source {
@@ -56,34 +54,20 @@ fn source(args: &MetricsArgs) -> anyhow::Result<Source> {
     if args.log {
         return Ok(Source::Log);
     }
-    let token = match &args.token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read the token file {}", f.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
+    let token = client::read_token(args.token_file.as_deref())?;
     match &args.server {
         Some(url) => Ok(Source::Server {
             url: url.trim_end_matches('/').to_string(),
             token,
         }),
-        None => {
-            let answers = agent(Duration::from_millis(500))
-                .get(format!("{DEFAULT_SERVER}/healthz"))
-                .call()
-                .is_ok_and(|r| r.status().is_success());
-            Ok(if answers {
-                Source::Server {
-                    url: DEFAULT_SERVER.to_string(),
-                    token,
-                }
-            } else {
-                Source::Log
-            })
-        }
+        None => Ok(if client::answers(DEFAULT_SERVER) {
+            Source::Server {
+                url: DEFAULT_SERVER.to_string(),
+                token,
+            }
+        } else {
+            Source::Log
+        }),
     }
 }
 
@@ -92,35 +76,6 @@ fn where_from(source: &Source, args: &MetricsArgs) -> String {
         Source::Server { url, .. } => format!("server {url}"),
         Source::Log => format!("the execution log in {}", args.log_dir.display()),
     }
-}
-
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .build()
-        .into()
-}
-
-/// `GET url + path`, its body; an error status is an error naming what the server said.
-fn get(url: &str, path: &str, token: Option<&str>) -> anyhow::Result<String> {
-    let mut request = agent(Duration::from_secs(30)).get(format!("{url}{path}"));
-    if let Some(t) = token {
-        request = request.header("authorization", &format!("Bearer {t}"));
-    }
-    let mut response = request
-        .call()
-        .with_context(|| format!("cannot reach the server at {url} (is `metaclaude serve` running? --log computes from the log instead)"))?;
-    let status = response.status();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    if !status.is_success() {
-        let message = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(String::from))
-            .unwrap_or(body);
-        bail!("the server at {url} answered {status} to {path}: {message}");
-    }
-    Ok(body)
 }
 
 /// The report as JSON, the shape of `GET /api/v1/stats`.

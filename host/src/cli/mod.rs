@@ -2,8 +2,10 @@
 //! and one module per command, each turning parsed flags into calls of the library and
 //! an exit status.
 
+mod alerts;
 pub mod args;
 mod batch;
+mod client;
 mod metrics;
 mod plugins;
 mod render;
@@ -38,6 +40,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: RegistryCommand::Check { file, normalized },
         } => registry_check(&file, normalized),
         Command::Logs(args) => metaclaude::logs::run(&args.query()),
+        Command::Alerts { command } => alerts::alerts(command),
         Command::Plugins { command } => match command {
             PluginsCommand::List { plugins } => plugins::list(plugins.as_deref()),
             PluginsCommand::Check { dir, normalized } => plugins::check(&dir, normalized),

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use metaclaude::plugin::engine::PluginEngine;
-use metaclaude::plugin::manifest::{self, Manifest, WIT_VERSION};
+use metaclaude::plugin::manifest::{self, Manifest};
 use metaclaude::plugin::{resolve_plugins_dir, PluginHost};
 use metaclaude::scaffold;
 
@@ -37,7 +37,7 @@ pub fn check(dir: &Path, normalized: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Ok(()) => {
-            println!("{}", render::plugin_ok(dir, &host.list()[0], WIT_VERSION));
+            println!("{}", render::plugin_ok(dir, &host.list()[0]));
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

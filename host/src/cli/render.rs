@@ -6,7 +6,9 @@ use std::path::Path;
 
 use metaclaude::batch::BatchSummary;
 use metaclaude::model::ExecutionResult;
+use metaclaude::model::{Alert, AlertStatus};
 use metaclaude::plugin::engine::LoadSource;
+use metaclaude::plugin::manifest::WitVersion;
 use metaclaude::plugin::{PluginError, PluginInfo};
 
 /// `s` when `n` is not one.
@@ -193,13 +195,22 @@ pub fn load_source(load: LoadSource) -> &'static str {
     }
 }
 
-/// `metaclaude plugins check`'s answer for a good plugin folder.
-pub fn plugin_ok(dir: &Path, p: &PluginInfo, wit_version: &str) -> String {
-    let what = if p.sandboxed {
-        format!(
-            "exports the `{}` world of metaclaude:monitor@{wit_version}",
-            p.kind.as_str()
-        )
+/// `metaclaude plugins check`'s answer for a good plugin folder: the version of the
+/// contract its component was built against, and a word when that is not the current one.
+pub fn plugin_ok(dir: &Path, p: &PluginInfo) -> String {
+    let what = if let (true, Some(v)) = (p.sandboxed, p.wit) {
+        let mut what = format!(
+            "exports the `{}` world of metaclaude:monitor@{}",
+            p.kind.as_str(),
+            v.as_str()
+        );
+        if v != WitVersion::CURRENT {
+            what.push_str(&format!(
+                " (built against an older version, which still loads; rebuild against @{} for what it adds)",
+                WitVersion::CURRENT.as_str()
+            ));
+        }
+        what
     } else {
         "a TRUSTED native library (unsandboxed), native ABI v1".to_string()
     };
@@ -333,6 +344,82 @@ pub fn report(r: &serde_json::Value, from: &str) -> String {
             "\n(memory holds executions since {} only; the log has the rest)",
             w["oldest_held"].as_str().unwrap_or("?")
         );
+    }
+    out
+}
+
+/// Text from elsewhere (a plugin, a script, a registry) made safe for a terminal: control
+/// characters and escape sequences dropped, tabs kept.
+pub fn terminal_safe(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c == '\t' || !c.is_control())
+        .collect()
+}
+
+/// Alerts for people, a line each: severity, status, type, specialist, since when, message.
+pub fn alerts(alerts: &[Alert], from: &str) -> String {
+    let mut out = String::new();
+    if alerts.is_empty() {
+        let _ = writeln!(out, "no alerts (from {from})");
+        return out;
+    }
+    let _ = writeln!(out, "{} alert(s), from {from}:", alerts.len());
+    for a in alerts {
+        let status = match a.status {
+            AlertStatus::Firing => "FIRING",
+            AlertStatus::Resolved => "resolved",
+        };
+        let specialist = a
+            .specialist
+            .as_deref()
+            .map(|s| format!(" specialist={}", terminal_safe(s)))
+            .unwrap_or_default();
+        let when = match a.ends_at {
+            Some(end) => format!(
+                "{} .. {}",
+                metaclaude::model::timestamp::format(&a.starts_at),
+                metaclaude::model::timestamp::format(&end)
+            ),
+            None => format!(
+                "since {}",
+                metaclaude::model::timestamp::format(&a.starts_at)
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<8} {}{specialist}  {when}\n           {}",
+            a.severity.as_str(),
+            status,
+            terminal_safe(&a.kind),
+            terminal_safe(&a.message)
+        );
+    }
+    out
+}
+
+/// The thresholds of `GET /api/v1/alerts/thresholds`, by rule.
+pub fn thresholds(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let rules = v["rules"].as_array().cloned().unwrap_or_default();
+    if rules.is_empty() {
+        let _ = writeln!(out, "no alert rule is loaded");
+    }
+    for r in rules {
+        let name = terminal_safe(r["plugin"].as_str().unwrap_or("?"));
+        if let Some(e) = r["error"].as_str() {
+            let _ = writeln!(out, "{name}: {}", terminal_safe(e));
+            continue;
+        }
+        let _ = writeln!(out, "{name}:");
+        for t in r["thresholds"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  {:<40} {:>10}  {}",
+                terminal_safe(t["name"].as_str().unwrap_or("?")),
+                t["value"],
+                terminal_safe(t["description"].as_str().unwrap_or(""))
+            );
+        }
     }
     out
 }

@@ -1,64 +1,231 @@
-//! Alerts: where those raised by alert rules (and by the host about its plugins) go, and
-//! the alerts the host raises itself.
+//! Alerts between plugins: those raised by alert rules (and by the host about its
+//! plugins) go into the [`AlertBook`], which says what each notifier is to be told and
+//! when; every change goes to the history and to the library's callbacks at once.
+//!
+//! One thread per host (`alert-router`) wakes when the book has something due (a group
+//! wait ending, a repeat, a resolve timeout) or when alerts arrive. Handing alerts to a
+//! notifier never waits: its queue takes them or they are dropped and counted.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
 
 use chrono::Utc;
 
 use super::delivery::Mailbox;
+use crate::alerting::{AlertBook, AlertHistory, Outcome, Routing};
 use crate::model::{Alert, Severity};
 
-/// Where alerts raised by rules (and by the host about plugins) go: every notifier.
-#[derive(Default)]
+/// What the library's `register_alert_callback` takes: called with the alerts that
+/// changed state (new, escalated, resolved), on the router's thread. It must not block.
+pub type AlertCallback = Arc<dyn Fn(&[Alert]) + Send + Sync>;
+
+/// Where alerts go (see the module doc).
 pub struct AlertRouter {
-    notifiers: Mutex<Vec<RoutedNotifier>>,
+    state: Mutex<State>,
+    wake: Condvar,
 }
 
-/// A notifier's queue, under the id of its loaded plugin.
-struct RoutedNotifier {
-    id: u64,
-    mailbox: Arc<Mailbox>,
+struct State {
+    book: AlertBook,
+    notifiers: HashMap<u64, Arc<Mailbox>>,
+    callbacks: Vec<AlertCallback>,
+    history: Option<Arc<AlertHistory>>,
+    /// Failed history writes, and the last one's error.
+    history_failures: u64,
+    history_error: Option<String>,
+    /// Set when the router has alerts to look at or a new receiver.
+    pending: bool,
+    stopped: bool,
+}
+
+/// The router's counters, for `/metrics` and the API.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RouterStats {
+    pub active: usize,
+    pub refused: u64,
+    pub history_failures: u64,
+    pub history_error: Option<String>,
 }
 
 impl AlertRouter {
-    pub fn add(&self, id: u64, mailbox: Arc<Mailbox>) {
-        self.notifiers
-            .lock()
-            .unwrap()
-            .push(RoutedNotifier { id, mailbox });
+    /// A router and its thread (which ends when the router is dropped or stopped).
+    pub fn start() -> Arc<AlertRouter> {
+        let router = Arc::new(AlertRouter {
+            state: Mutex::new(State {
+                book: AlertBook::default(),
+                notifiers: HashMap::new(),
+                callbacks: Vec::new(),
+                history: None,
+                history_failures: 0,
+                history_error: None,
+                pending: false,
+                stopped: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let weak = Arc::downgrade(&router);
+        let spawned = std::thread::Builder::new()
+            .name("alert-router".into())
+            .spawn(move || run(weak));
+        if let Err(e) = spawned {
+            tracing::error!(
+                "cannot start the alert router's thread: {e}; alerts are only sent as they arrive"
+            );
+        }
+        router
+    }
+
+    /// Writes every change to `history` from now on.
+    pub fn set_history(&self, history: Arc<AlertHistory>) {
+        self.state.lock().unwrap().history = Some(history);
+    }
+
+    pub fn add_callback(&self, callback: AlertCallback) {
+        self.state.lock().unwrap().callbacks.push(callback);
+    }
+
+    /// A notifier, under the id of its loaded plugin, routed by its manifest's `[alerts]`.
+    pub fn add(&self, id: u64, mailbox: Arc<Mailbox>, routing: Routing) {
+        let mut s = self.state.lock().unwrap();
+        s.notifiers.insert(id, mailbox);
+        s.book.add_receiver(id, routing, Utc::now());
+        s.pending = true;
+        self.wake.notify_all();
     }
 
     /// Stops routing to a notifier that is being unloaded or replaced.
     pub fn remove(&self, id: u64) {
-        self.notifiers.lock().unwrap().retain(|n| n.id != id);
+        let mut s = self.state.lock().unwrap();
+        s.notifiers.remove(&id);
+        s.book.remove_receiver(id);
     }
 
+    /// Takes in alerts from a rule or the host.
     pub fn publish(&self, alerts: Vec<Alert>) {
         if alerts.is_empty() {
             return;
         }
-        for a in &alerts {
-            tracing::warn!(alert = %a.kind, severity = ?a.severity, value = a.value, threshold = a.threshold, "{}", a.message);
+        let mut s = self.state.lock().unwrap();
+        let outcome = s.book.observe(alerts, Utc::now());
+        s.settle(outcome);
+        self.wake.notify_all();
+    }
+
+    /// The active alerts, most severe first.
+    pub fn active(&self) -> Vec<Alert> {
+        self.state.lock().unwrap().book.active()
+    }
+
+    /// Recently resolved alerts, newest first.
+    pub fn recent(&self) -> Vec<Alert> {
+        self.state.lock().unwrap().book.recent()
+    }
+
+    pub fn stats(&self) -> RouterStats {
+        let s = self.state.lock().unwrap();
+        RouterStats {
+            active: s.book.active().len(),
+            refused: s.book.refused(),
+            history_failures: s.history_failures,
+            history_error: s.history_error.clone(),
         }
-        let alerts = Arc::new(alerts);
-        for n in self.notifiers.lock().unwrap().iter() {
-            n.mailbox.send_alerts(alerts.clone());
+    }
+
+    /// Ends the router's thread (after the last notifications were handed over).
+    pub fn stop(&self) {
+        let mut s = self.state.lock().unwrap();
+        let outcome = s.book.drain(Utc::now());
+        s.settle(outcome);
+        s.stopped = true;
+        self.wake.notify_all();
+    }
+}
+
+impl State {
+    /// Books an outcome: changes to the log, the history and the callbacks; notifications
+    /// to their notifiers' queues.
+    fn settle(&mut self, outcome: Outcome) {
+        let Outcome { changed, notify } = outcome;
+        if !changed.is_empty() {
+            for a in &changed {
+                let specialist = a.specialist.as_deref().unwrap_or("");
+                match a.severity {
+                    Severity::Critical => {
+                        tracing::error!(alert = %a.kind, status = a.status.as_str(), specialist, fingerprint = %a.fingerprint, "{}", a.message)
+                    }
+                    Severity::Warning => {
+                        tracing::warn!(alert = %a.kind, status = a.status.as_str(), specialist, fingerprint = %a.fingerprint, "{}", a.message)
+                    }
+                }
+            }
+            if let Some(h) = &self.history {
+                if let Err(e) = h.append(&changed) {
+                    self.history_failures += 1;
+                    if self.history_error.as_deref() != Some(&e.to_string()) {
+                        tracing::error!("{e}");
+                    }
+                    self.history_error = Some(e.to_string());
+                }
+            }
+            for cb in &self.callbacks {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&changed))).is_err()
+                {
+                    tracing::error!("an alert callback panicked; it stays registered");
+                }
+            }
         }
+        for (id, alerts) in notify {
+            if let Some(mailbox) = self.notifiers.get(&id) {
+                mailbox.send_alerts(Arc::new(alerts));
+            }
+        }
+    }
+}
+
+/// The router's thread: sleeps until the book has something due, then hands it out.
+fn run(router: Weak<AlertRouter>) {
+    loop {
+        let Some(r) = router.upgrade() else { return };
+        let mut s = r.state.lock().unwrap();
+        if s.stopped {
+            return;
+        }
+        let wait = match s.book.next_due() {
+            Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            None => Duration::from_secs(60),
+        };
+        // Bounded, so a dropped router ends its thread within a minute at most.
+        let wait = wait
+            .min(Duration::from_secs(60))
+            .max(Duration::from_millis(1));
+        if !s.pending {
+            s = r.wake.wait_timeout(s, wait).unwrap().0;
+        }
+        s.pending = false;
+        if s.stopped {
+            return;
+        }
+        let outcome = s.book.tick(Utc::now());
+        s.settle(outcome);
+        drop(s);
+        drop(r);
     }
 }
 
 /// The host's own alert about a plugin it took out of service (quarantined or disabled):
 /// `plugin_quarantined`, critical, labelled `plugin=NAME`. `failures` within the window
-/// against `max_failures`.
+/// against `max_failures`. Not raised again, it resolves after the resolve timeout.
 pub fn plugin_quarantined(plugin: &str, why: &str, failures: usize, max_failures: u32) -> Alert {
-    Alert {
-        timestamp: Utc::now(),
-        kind: "plugin_quarantined".into(),
-        severity: Severity::Critical,
-        message: format!("Plugin {plugin} was taken out of service: {why}"),
-        value: failures as f64,
-        threshold: max_failures as f64,
-        specialist: None,
-        labels: [("plugin".to_string(), plugin.to_string())].into(),
-    }
+    let mut a = Alert::firing(
+        Utc::now(),
+        "plugin_quarantined",
+        Severity::Critical,
+        format!("Plugin {plugin} was taken out of service: {why}"),
+        failures as f64,
+        max_failures as f64,
+    );
+    a.labels.insert("plugin".into(), plugin.into());
+    a.fingerprint = a.identity();
+    a
 }

@@ -8,7 +8,7 @@ use std::thread::Thread;
 
 use super::ack::AckGroup;
 use super::stats::PluginStats;
-use crate::model::{Alert, ExecutionEvent};
+use crate::model::{Alert, ExecutionEvent, Threshold};
 
 /// An event on its way to plugins. Its JSON is made at most once, by the first worker
 /// whose plugin wants it, never on the executor's path.
@@ -53,6 +53,13 @@ pub enum Message {
     Alerts(Arc<Vec<Alert>>),
     Flush(SyncSender<()>),
     Render(SyncSender<Result<String, String>>),
+    /// An alert rule's threshold change, answered with the rule's word on it.
+    SetThreshold {
+        name: String,
+        value: f64,
+        reply: SyncSender<Result<String, String>>,
+    },
+    Thresholds(SyncSender<Result<Vec<Threshold>, String>>),
     Shutdown,
 }
 

@@ -7,13 +7,15 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use super::alerts::AlertRouter;
+use super::alerts::{AlertCallback, AlertRouter, RouterStats};
 use super::delivery::{Mailbox, Message};
 use super::engine::{LoadSource, PluginEngine};
-use super::manifest::{self, Artifact, Manifest, PluginKind};
+use super::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
 use super::reload::{plugin_folders, Fingerprint};
 use super::stats::{Health, LatencySnapshot, PluginStats};
 use super::{host_metrics, instance, PluginError};
+use crate::alerting::AlertHistory;
+use crate::model::{Alert, Threshold};
 
 /// Facts about a loaded plugin, for `plugins list` and tests.
 #[derive(Debug, Clone)]
@@ -36,8 +38,22 @@ pub struct PluginInfo {
     pub last_error: Option<String>,
     pub load: LoadSource,
     pub load_time: Duration,
+    /// The version of the plugin contract the component was built against (`None` for a
+    /// native plugin).
+    pub wit: Option<WitVersion>,
     /// How long the calls into the plugin took.
     pub calls: LatencySnapshot,
+}
+
+/// An alert rule's name and its thresholds (or why it could not say).
+pub type RuleThresholds = (String, Result<Vec<Threshold>, String>);
+
+/// What one alert rule said of a threshold change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ThresholdChange {
+    pub plugin: String,
+    /// e.g. "error_rate_percent: 10 -> 15".
+    pub change: String,
 }
 
 /// A plugin as the host holds it: its manifest, its worker's mailbox and thread.
@@ -53,6 +69,7 @@ pub(super) struct LoadedPlugin {
     pub(super) thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub(super) load: LoadSource,
     pub(super) load_time: Duration,
+    pub(super) wit: Option<WitVersion>,
 }
 
 /// The plugins currently loaded, replaced as a whole by a (re)load.
@@ -94,7 +111,7 @@ impl PluginHost {
         Ok(PluginHost {
             engine: Arc::new(engine),
             plugins: RwLock::new(Arc::new(Vec::new())),
-            router: Arc::new(AlertRouter::default()),
+            router: AlertRouter::start(),
             next_id: AtomicU64::new(1),
             loading: Mutex::new(()),
             closed: AtomicBool::new(false),
@@ -215,6 +232,7 @@ impl PluginHost {
                 last_error: p.stats.last_error.lock().unwrap().clone(),
                 load: p.load,
                 load_time: p.load_time,
+                wit: p.wit,
                 calls: p.stats.calls.snapshot(),
             })
             .collect()
@@ -239,6 +257,131 @@ impl PluginHost {
         for rx in acks {
             let _ = rx.recv();
         }
+    }
+
+    /// The alerts in force, most severe first.
+    pub fn active_alerts(&self) -> Vec<Alert> {
+        self.router.active()
+    }
+
+    /// Alerts resolved lately, newest first.
+    pub fn recent_alerts(&self) -> Vec<Alert> {
+        self.router.recent()
+    }
+
+    /// The router's counters: active alerts, refused ones, history write failures.
+    pub fn alert_stats(&self) -> RouterStats {
+        self.router.stats()
+    }
+
+    /// `callback` gets every alert that changes state (new, escalated, resolved).
+    pub fn add_alert_callback(&self, callback: AlertCallback) {
+        self.router.add_callback(callback);
+    }
+
+    /// Every alert change is written to `history` from now on.
+    pub fn set_alert_history(&self, history: Arc<AlertHistory>) {
+        self.router.set_history(history);
+    }
+
+    /// Alerts raised from outside a rule (the library, a test): routed as a rule's are.
+    pub fn raise_alerts(&self, alerts: Vec<Alert>) {
+        self.router.publish(alerts);
+    }
+
+    /// Changes the threshold `name` of every alert rule that has one (or of `plugin`
+    /// only), from its next evaluation on. Returns each rule's word on the change;
+    /// an error when no rule took it, with the rules' reasons (an unknown name lists
+    /// the known ones).
+    pub fn set_alert_threshold(
+        &self,
+        name: &str,
+        value: f64,
+        plugin: Option<&str>,
+    ) -> Result<Vec<ThresholdChange>, String> {
+        let rules = self.rules(plugin)?;
+        let mut changed = Vec::new();
+        let mut refusals = Vec::new();
+        for p in rules {
+            let (tx, rx) = sync_channel(1);
+            let sent = p.mailbox.send(Message::SetThreshold {
+                name: name.to_string(),
+                value,
+                reply: tx,
+            });
+            let answer = match sent {
+                Ok(()) => rx
+                    .recv()
+                    .unwrap_or_else(|_| Err("the plugin has stopped".into())),
+                Err(_) => Err("the plugin has stopped".into()),
+            };
+            match answer {
+                Ok(said) => {
+                    tracing::info!(plugin = %p.manifest.name, threshold = name, value, "alert threshold changed: {said}");
+                    changed.push(ThresholdChange {
+                        plugin: p.manifest.name.clone(),
+                        change: said,
+                    });
+                }
+                Err(why) => refusals.push(format!("{}: {why}", p.manifest.name)),
+            }
+        }
+        if changed.is_empty() {
+            return Err(format!(
+                "no alert rule took threshold `{name}` = {value}: {}",
+                refusals.join("; ")
+            ));
+        }
+        Ok(changed)
+    }
+
+    /// The thresholds of every alert rule (or of `plugin`), by rule.
+    pub fn alert_thresholds(&self, plugin: Option<&str>) -> Result<Vec<RuleThresholds>, String> {
+        let rules = self.rules(plugin)?;
+        Ok(rules
+            .into_iter()
+            .map(|p| {
+                let (tx, rx) = sync_channel(1);
+                let answer = match p.mailbox.send(Message::Thresholds(tx)) {
+                    Ok(()) => rx
+                        .recv()
+                        .unwrap_or_else(|_| Err("the plugin has stopped".into())),
+                    Err(_) => Err("the plugin has stopped".into()),
+                };
+                (p.manifest.name.clone(), answer)
+            })
+            .collect())
+    }
+
+    /// The loaded alert rules, or the one named `plugin` (an error names what is loaded).
+    fn rules(&self, plugin: Option<&str>) -> Result<Vec<Arc<LoadedPlugin>>, String> {
+        let rules: Vec<Arc<LoadedPlugin>> = self
+            .current()
+            .iter()
+            .filter(|p| p.manifest.kind == PluginKind::AlertRule)
+            .filter(|p| plugin.is_none_or(|n| p.manifest.name == n))
+            .cloned()
+            .collect();
+        if rules.is_empty() {
+            let loaded: Vec<String> = self
+                .current()
+                .iter()
+                .filter(|p| p.manifest.kind == PluginKind::AlertRule)
+                .map(|p| p.manifest.name.clone())
+                .collect();
+            return Err(match (plugin, loaded.is_empty()) {
+                (_, true) => {
+                    "no alert-rule plugin is loaded (the default one is plugins/alert-rules)"
+                        .to_string()
+                }
+                (Some(n), false) => format!(
+                    "no alert-rule plugin named `{n}` (loaded: {})",
+                    loaded.join(", ")
+                ),
+                (None, false) => unreachable!("rules were found"),
+            });
+        }
+        Ok(rules)
     }
 
     /// The text of an exporter plugin's `render` (e.g. Prometheus metrics).
@@ -270,7 +413,7 @@ impl PluginHost {
         // (a load that panicked must not make dropping the host panic too).
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         self.closed.store(true, Ordering::Release);
-        stop_all(&self.current());
+        stop_all(&self.current(), Some(&self.router));
     }
 }
 
@@ -285,9 +428,15 @@ pub(super) fn names<'a>(
 
 /// Stops plugins: each delivers what is queued, flushes, and ends (idempotent). Those
 /// that take events first, notifiers last, so that alerts raised while stopping (by
-/// rules, or about a failing plugin) are still delivered.
-pub(super) fn stop_all(plugins: &[Arc<LoadedPlugin>]) {
+/// rules, or about a failing plugin) are still delivered; with the host's `router`
+/// (a shutdown), it hands out everything pending in between, group waits cut short.
+pub(super) fn stop_all(plugins: &[Arc<LoadedPlugin>], router: Option<&AlertRouter>) {
     for notifiers in [false, true] {
+        if notifiers {
+            if let Some(r) = router {
+                r.stop();
+            }
+        }
         let phase: Vec<&Arc<LoadedPlugin>> = plugins
             .iter()
             .filter(|p| (p.manifest.kind == PluginKind::Notifier) == notifiers)

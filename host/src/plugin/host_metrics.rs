@@ -307,6 +307,7 @@ mod tests {
             last_error: None,
             load: LoadSource::Cache,
             load_time: Duration::from_millis(1500),
+            wit: None,
             calls: Default::default(),
         }
     }

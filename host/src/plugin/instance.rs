@@ -14,12 +14,15 @@ use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::Store;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{alert_rule, exporter, host, http, notifier, sink, types};
+use super::bindings::{v0_1, v0_2};
+use super::convert;
+use super::delivery::Delivery;
 use super::engine::EPOCH_TICK;
 use super::limiter::PluginLimiter;
-use super::manifest::{Manifest, PluginKind};
+use super::manifest::{Manifest, PluginKind, WitVersion};
 use super::net;
 use super::stderr::StderrTail;
+use crate::model::{Alert, Threshold};
 
 /// What every plugin's `Store` holds.
 pub struct PluginState {
@@ -48,18 +51,9 @@ impl WasiView for PluginState {
 /// Log calls a plugin may make per second before further ones are dropped and counted.
 const LOG_CALLS_PER_SECOND: u32 = 1000;
 
-fn tracing_level(level: host::Level) -> tracing::Level {
-    match level {
-        host::Level::Trace => tracing::Level::TRACE,
-        host::Level::Debug => tracing::Level::DEBUG,
-        host::Level::Info => tracing::Level::INFO,
-        host::Level::Warn => tracing::Level::WARN,
-        host::Level::Error => tracing::Level::ERROR,
-    }
-}
-
-impl host::Host for PluginState {
-    fn log(&mut self, level: host::Level, message: String) {
+/// The host imports every version offers, whatever version's types they come in.
+impl PluginState {
+    fn log(&mut self, level: tracing::Level, message: String) {
         if self.log_window.elapsed() >= std::time::Duration::from_secs(1) {
             if self.logs_suppressed > 0 {
                 tracing::warn!(plugin = %self.name, suppressed = self.logs_suppressed, "plugin log flood: messages dropped");
@@ -75,7 +69,7 @@ impl host::Host for PluginState {
         self.log_budget -= 1;
         let message: String = message.chars().take(4096).collect();
         let plugin = &*self.name;
-        match tracing_level(level) {
+        match level {
             tracing::Level::TRACE => tracing::trace!(plugin, "{message}"),
             tracing::Level::DEBUG => tracing::debug!(plugin, "{message}"),
             tracing::Level::INFO => tracing::info!(plugin, "{message}"),
@@ -84,8 +78,8 @@ impl host::Host for PluginState {
         }
     }
 
-    fn log_enabled(&mut self, level: host::Level) -> bool {
-        match tracing_level(level) {
+    fn log_enabled(level: tracing::Level) -> bool {
+        match level {
             tracing::Level::TRACE => tracing::enabled!(tracing::Level::TRACE),
             tracing::Level::DEBUG => tracing::enabled!(tracing::Level::DEBUG),
             tracing::Level::INFO => tracing::enabled!(tracing::Level::INFO),
@@ -94,61 +88,123 @@ impl host::Host for PluginState {
         }
     }
 
-    fn now(&mut self) -> types::Datetime {
-        super::convert::datetime(&chrono::Utc::now())
-    }
-}
-
-impl http::Host for PluginState {
     fn post(
-        &mut self,
-        url: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    ) -> Result<http::Response, String> {
-        net::http_post(&self.http_grants, &url, &headers, &body).map(|r| http::Response {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-        })
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<net::Response, String> {
+        net::http_post(&self.http_grants, url, headers, body)
     }
 }
 
-/// A linker per plugin kind with WASI and the host imports of that world.
+/// The `host` and `http` imports of each version, on the shared implementation above.
+macro_rules! host_imports {
+    ($v:ident) => {
+        impl $v::host::Host for PluginState {
+            fn log(&mut self, level: $v::host::Level, message: String) {
+                PluginState::log(self, tracing_level!($v, level), message)
+            }
+
+            fn log_enabled(&mut self, level: $v::host::Level) -> bool {
+                PluginState::log_enabled(tracing_level!($v, level))
+            }
+
+            fn now(&mut self) -> $v::types::Datetime {
+                convert::$v::datetime(&chrono::Utc::now())
+            }
+        }
+
+        impl $v::http::Host for PluginState {
+            fn post(
+                &mut self,
+                url: String,
+                headers: Vec<(String, String)>,
+                body: Vec<u8>,
+            ) -> Result<$v::http::Response, String> {
+                PluginState::post(self, &url, &headers, &body).map(|r| $v::http::Response {
+                    status: r.status,
+                    headers: r.headers,
+                    body: r.body,
+                })
+            }
+        }
+    };
+}
+
+macro_rules! tracing_level {
+    ($v:ident, $level:expr) => {
+        match $level {
+            $v::host::Level::Trace => tracing::Level::TRACE,
+            $v::host::Level::Debug => tracing::Level::DEBUG,
+            $v::host::Level::Info => tracing::Level::INFO,
+            $v::host::Level::Warn => tracing::Level::WARN,
+            $v::host::Level::Error => tracing::Level::ERROR,
+        }
+    };
+}
+
+host_imports!(v0_1);
+host_imports!(v0_2);
+
+/// A linker per plugin kind with WASI and the host imports of that world, in every
+/// version (a component imports those of the version it was built against).
 pub fn linker(
     engine: &wasmtime::Engine,
     kind: PluginKind,
 ) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    match kind {
-        PluginKind::Sink | PluginKind::Exporter | PluginKind::AlertRule => {
-            host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
-        }
-        PluginKind::Notifier => {
-            host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
-            http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
-        }
+    v0_1::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    v0_2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    if kind == PluginKind::Notifier {
+        v0_1::http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        v0_2::http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     }
     Ok(linker)
 }
 
-/// The world a component exports, checked when it is pre-linked.
+/// The world a component exports, in the version it was built against, checked when it
+/// is pre-linked.
 pub enum Prepared {
-    Sink(sink::SinkPre<PluginState>),
-    Exporter(exporter::ExporterPre<PluginState>),
-    AlertRule(alert_rule::AlertRulePre<PluginState>),
-    Notifier(notifier::NotifierPre<PluginState>),
+    Sink1(v0_1::sink::SinkPre<PluginState>),
+    Exporter1(v0_1::exporter::ExporterPre<PluginState>),
+    AlertRule1(v0_1::alert_rule::AlertRulePre<PluginState>),
+    Notifier1(v0_1::notifier::NotifierPre<PluginState>),
+    Sink2(v0_2::sink::SinkPre<PluginState>),
+    Exporter2(v0_2::exporter::ExporterPre<PluginState>),
+    AlertRule2(v0_2::alert_rule::AlertRulePre<PluginState>),
+    Notifier2(v0_2::notifier::NotifierPre<PluginState>),
 }
 
 impl Prepared {
-    /// Checks that the component exports its kind's world and pre-links it.
-    pub fn new(kind: PluginKind, pre: InstancePre<PluginState>) -> wasmtime::Result<Prepared> {
-        Ok(match kind {
-            PluginKind::Sink => Prepared::Sink(sink::SinkPre::new(pre)?),
-            PluginKind::Exporter => Prepared::Exporter(exporter::ExporterPre::new(pre)?),
-            PluginKind::AlertRule => Prepared::AlertRule(alert_rule::AlertRulePre::new(pre)?),
-            PluginKind::Notifier => Prepared::Notifier(notifier::NotifierPre::new(pre)?),
+    /// Checks that the component exports its kind's world in `version` and pre-links it.
+    pub fn new(
+        kind: PluginKind,
+        version: WitVersion,
+        pre: InstancePre<PluginState>,
+    ) -> wasmtime::Result<Prepared> {
+        Ok(match (version, kind) {
+            (WitVersion::V0_1, PluginKind::Sink) => Prepared::Sink1(v0_1::sink::SinkPre::new(pre)?),
+            (WitVersion::V0_1, PluginKind::Exporter) => {
+                Prepared::Exporter1(v0_1::exporter::ExporterPre::new(pre)?)
+            }
+            (WitVersion::V0_1, PluginKind::AlertRule) => {
+                Prepared::AlertRule1(v0_1::alert_rule::AlertRulePre::new(pre)?)
+            }
+            (WitVersion::V0_1, PluginKind::Notifier) => {
+                Prepared::Notifier1(v0_1::notifier::NotifierPre::new(pre)?)
+            }
+            (WitVersion::V0_2, PluginKind::Sink) => Prepared::Sink2(v0_2::sink::SinkPre::new(pre)?),
+            (WitVersion::V0_2, PluginKind::Exporter) => {
+                Prepared::Exporter2(v0_2::exporter::ExporterPre::new(pre)?)
+            }
+            (WitVersion::V0_2, PluginKind::AlertRule) => {
+                Prepared::AlertRule2(v0_2::alert_rule::AlertRulePre::new(pre)?)
+            }
+            (WitVersion::V0_2, PluginKind::Notifier) => {
+                Prepared::Notifier2(v0_2::notifier::NotifierPre::new(pre)?)
+            }
         })
     }
 }
@@ -211,10 +267,14 @@ fn with_host_paths(mut message: String, dirs: &[(String, std::path::PathBuf)]) -
 }
 
 enum Exports {
-    Sink(sink::Sink),
-    Exporter(exporter::Exporter),
-    AlertRule(alert_rule::AlertRule),
-    Notifier(notifier::Notifier),
+    Sink1(v0_1::sink::Sink),
+    Exporter1(v0_1::exporter::Exporter),
+    AlertRule1(v0_1::alert_rule::AlertRule),
+    Notifier1(v0_1::notifier::Notifier),
+    Sink2(v0_2::sink::Sink),
+    Exporter2(v0_2::exporter::Exporter),
+    AlertRule2(v0_2::alert_rule::AlertRule),
+    Notifier2(v0_2::notifier::Notifier),
 }
 
 /// Why a call into a plugin did not complete.
@@ -296,7 +356,11 @@ impl Instance {
         manifest: &Manifest,
         name: Arc<str>,
     ) -> Result<Instance, CallError> {
-        let stderr = StderrTail::new(64 * 1024);
+        let stderr = if manifest.capabilities.stderr {
+            StderrTail::echoing(64 * 1024)
+        } else {
+            StderrTail::new(64 * 1024)
+        };
         let wasi = wasi_context(manifest, stderr.clone()).map_err(CallError::Refused)?;
         // The memory cap is on all the plugin's linear memories together; growing past
         // it traps (see `limiter`).
@@ -319,10 +383,14 @@ impl Instance {
             (manifest.limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1) + 1;
         store.set_epoch_deadline(ticks_per_call);
         let exports = match prepared {
-            Prepared::Sink(p) => p.instantiate(&mut store).map(Exports::Sink),
-            Prepared::Exporter(p) => p.instantiate(&mut store).map(Exports::Exporter),
-            Prepared::AlertRule(p) => p.instantiate(&mut store).map(Exports::AlertRule),
-            Prepared::Notifier(p) => p.instantiate(&mut store).map(Exports::Notifier),
+            Prepared::Sink1(p) => p.instantiate(&mut store).map(Exports::Sink1),
+            Prepared::Exporter1(p) => p.instantiate(&mut store).map(Exports::Exporter1),
+            Prepared::AlertRule1(p) => p.instantiate(&mut store).map(Exports::AlertRule1),
+            Prepared::Notifier1(p) => p.instantiate(&mut store).map(Exports::Notifier1),
+            Prepared::Sink2(p) => p.instantiate(&mut store).map(Exports::Sink2),
+            Prepared::Exporter2(p) => p.instantiate(&mut store).map(Exports::Exporter2),
+            Prepared::AlertRule2(p) => p.instantiate(&mut store).map(Exports::AlertRule2),
+            Prepared::Notifier2(p) => p.instantiate(&mut store).map(Exports::Notifier2),
         };
         let exports =
             exports.map_err(|e| CallError::Trap(format!("instantiation failed: {e:#}")))?;
@@ -347,10 +415,14 @@ impl Instance {
         };
         let config = manifest.config.to_string();
         instance.call(|store, exports| match exports {
-            Exports::Sink(e) => e.call_init(store, &config),
-            Exports::Exporter(e) => e.call_init(store, &config),
-            Exports::AlertRule(e) => e.call_init(store, &config),
-            Exports::Notifier(e) => e.call_init(store, &config),
+            Exports::Sink1(e) => e.call_init(store, &config),
+            Exports::Exporter1(e) => e.call_init(store, &config),
+            Exports::AlertRule1(e) => e.call_init(store, &config),
+            Exports::Notifier1(e) => e.call_init(store, &config),
+            Exports::Sink2(e) => e.call_init(store, &config),
+            Exports::Exporter2(e) => e.call_init(store, &config),
+            Exports::AlertRule2(e) => e.call_init(store, &config),
+            Exports::Notifier2(e) => e.call_init(store, &config),
         })?;
         Ok(instance)
     }
@@ -419,51 +491,140 @@ impl Instance {
         }
     }
 
+    /// Delivers a batch, converted to the records of the plugin's version; `event_json`
+    /// fills each event's `json` (the manifest's `event_json`), `event_output` keeps
+    /// stdout and stderr in the record. Returns the alerts an alert rule raised.
     pub fn handle_batch(
         &mut self,
-        events: &[types::Event],
-    ) -> Result<Vec<types::Alert>, CallError> {
+        batch: &[Arc<Delivery>],
+        event_json: bool,
+        event_output: bool,
+    ) -> Result<Vec<Alert>, CallError> {
+        macro_rules! events {
+            ($v:ident) => {
+                batch
+                    .iter()
+                    .map(|d| {
+                        convert::$v::event(&d.event, event_json.then(|| d.json()), event_output)
+                    })
+                    .collect::<Vec<_>>()
+            };
+        }
         self.call(|store, exports| match exports {
-            Exports::Sink(e) => e
-                .call_handle_batch(store, events)
+            Exports::Sink1(e) => e
+                .call_handle_batch(store, &events!(v0_1))
                 .map(|r| r.map(|()| Vec::new())),
-            Exports::Exporter(e) => e
-                .call_handle_batch(store, events)
+            Exports::Exporter1(e) => e
+                .call_handle_batch(store, &events!(v0_1))
                 .map(|r| r.map(|()| Vec::new())),
-            Exports::AlertRule(e) => e.call_handle_batch(store, events).map(Ok),
-            Exports::Notifier(_) => Ok(Ok(Vec::new())),
+            Exports::AlertRule1(e) => e.call_handle_batch(store, &events!(v0_1)).map(|alerts| {
+                Ok(alerts
+                    .into_iter()
+                    .map(convert::v0_1::alert_from_wit)
+                    .collect())
+            }),
+            Exports::Sink2(e) => e
+                .call_handle_batch(store, &events!(v0_2))
+                .map(|r| r.map(|()| Vec::new())),
+            Exports::Exporter2(e) => e
+                .call_handle_batch(store, &events!(v0_2))
+                .map(|r| r.map(|()| Vec::new())),
+            Exports::AlertRule2(e) => e.call_handle_batch(store, &events!(v0_2)).map(|alerts| {
+                Ok(alerts
+                    .into_iter()
+                    .map(convert::v0_2::alert_from_wit)
+                    .collect())
+            }),
+            Exports::Notifier1(_) | Exports::Notifier2(_) => Ok(Ok(Vec::new())),
         })
     }
 
-    pub fn tick(&mut self, now: types::Datetime) -> Result<Vec<types::Alert>, CallError> {
+    pub fn tick(&mut self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<Alert>, CallError> {
         self.call(|store, exports| match exports {
-            Exports::AlertRule(e) => e.call_tick(store, now).map(Ok),
+            Exports::AlertRule1(e) => {
+                e.call_tick(store, convert::v0_1::datetime(&now))
+                    .map(|alerts| {
+                        Ok(alerts
+                            .into_iter()
+                            .map(convert::v0_1::alert_from_wit)
+                            .collect())
+                    })
+            }
+            Exports::AlertRule2(e) => {
+                e.call_tick(store, convert::v0_2::datetime(&now))
+                    .map(|alerts| {
+                        Ok(alerts
+                            .into_iter()
+                            .map(convert::v0_2::alert_from_wit)
+                            .collect())
+                    })
+            }
             _ => Ok(Ok(Vec::new())),
         })
     }
 
-    pub fn notify(&mut self, alerts: &[types::Alert]) -> Result<(), CallError> {
+    pub fn notify(&mut self, alerts: &[Alert]) -> Result<(), CallError> {
         self.call(|store, exports| match exports {
-            Exports::Notifier(e) => e.call_notify(store, alerts),
+            Exports::Notifier1(e) => {
+                let alerts: Vec<_> = alerts.iter().map(convert::v0_1::alert_to_wit).collect();
+                e.call_notify(store, &alerts)
+            }
+            Exports::Notifier2(e) => {
+                let alerts: Vec<_> = alerts.iter().map(convert::v0_2::alert_to_wit).collect();
+                e.call_notify(store, &alerts)
+            }
             _ => Ok(Ok(())),
+        })
+    }
+
+    /// Changes one of an alert rule's thresholds; says what changed.
+    pub fn set_threshold(&mut self, name: &str, value: f64) -> Result<String, CallError> {
+        self.call(|store, exports| match exports {
+            Exports::AlertRule2(e) => e.call_set_threshold(store, name, value),
+            Exports::AlertRule1(_) => Ok(Err(OLD_RULE.into())),
+            _ => Ok(Err("this plugin is not an alert rule".into())),
+        })
+    }
+
+    /// An alert rule's thresholds in force.
+    pub fn thresholds(&mut self) -> Result<Vec<Threshold>, CallError> {
+        self.call(|store, exports| match exports {
+            Exports::AlertRule2(e) => e.call_thresholds(store).map(|list| {
+                Ok(list
+                    .into_iter()
+                    .map(|t| Threshold {
+                        name: t.name,
+                        value: t.value,
+                        description: t.description,
+                    })
+                    .collect())
+            }),
+            Exports::AlertRule1(_) => Ok(Ok(Vec::new())),
+            _ => Ok(Err("this plugin is not an alert rule".into())),
         })
     }
 
     pub fn flush(&mut self) -> Result<(), CallError> {
         self.call(|store, exports| match exports {
-            Exports::Sink(e) => e.call_flush(store),
-            Exports::Exporter(e) => e.call_flush(store),
+            Exports::Sink1(e) => e.call_flush(store),
+            Exports::Exporter1(e) => e.call_flush(store),
+            Exports::Sink2(e) => e.call_flush(store),
+            Exports::Exporter2(e) => e.call_flush(store),
             _ => Ok(Ok(())),
         })
     }
 
     pub fn render(&mut self) -> Result<String, CallError> {
         self.call(|store, exports| match exports {
-            Exports::Exporter(e) => e.call_render(store),
+            Exports::Exporter1(e) => e.call_render(store),
+            Exports::Exporter2(e) => e.call_render(store),
             _ => Ok(Err("this plugin is not an exporter".into())),
         })
     }
 }
+
+/// Why a rule built against 0.1.0 has no thresholds to change.
+const OLD_RULE: &str = "this alert rule was built against metaclaude:monitor@0.1.0, which cannot change thresholds while it runs: rebuild it against @0.2.0 (set-threshold), or change the threshold in its manifest's [config]";
 
 #[cfg(test)]
 mod tests {

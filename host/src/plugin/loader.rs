@@ -12,7 +12,7 @@ use super::delivery::Mailbox;
 use super::engine::LoadSource;
 use super::host::{LoadedPlugin, PluginHost};
 use super::instance::{self, CallError, Prepared};
-use super::manifest::{self, Artifact, Manifest, PluginKind};
+use super::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
 use super::native::NativeLibrary;
 use super::reload::Fingerprint;
 use super::runtime::{Live, Runtime};
@@ -76,7 +76,7 @@ impl PluginHost {
                 other: other.clone(),
             });
         }
-        let (instance, runtime, load, load_time) = self.prepare(&manifest)?;
+        let (instance, runtime, load, load_time, wit) = self.prepare(&manifest)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let manifest = Arc::new(manifest);
         let stats = PluginStats::new();
@@ -105,7 +105,8 @@ impl PluginHost {
         ));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if manifest.kind == PluginKind::Notifier {
-            self.router.add(id, mailbox.clone());
+            self.router
+                .add(id, mailbox.clone(), manifest.alerts.clone());
         }
         if matches!(manifest.artifact, Artifact::Native(_)) {
             tracing::warn!(plugin = %name, "loaded a trusted native plugin: it runs unsandboxed, without memory or time limits");
@@ -121,6 +122,7 @@ impl PluginHost {
             thread: Mutex::new(Some(thread)),
             load,
             load_time,
+            wit,
         }))
     }
 
@@ -129,7 +131,7 @@ impl PluginHost {
     fn prepare(
         &self,
         manifest: &Manifest,
-    ) -> Result<(Live, Runtime, LoadSource, Duration), PluginError> {
+    ) -> Result<(Live, Runtime, LoadSource, Duration, Option<WitVersion>), PluginError> {
         let started = Instant::now();
         let path = match &manifest.artifact {
             Artifact::Component(p) => p,
@@ -146,7 +148,13 @@ impl PluginHost {
                 let instance = runtime
                     .start(manifest, name)
                     .map_err(|e| start_error(manifest, e))?;
-                return Ok((instance, runtime, LoadSource::Native, started.elapsed()));
+                return Ok((
+                    instance,
+                    runtime,
+                    LoadSource::Native,
+                    started.elapsed(),
+                    None,
+                ));
             }
         };
         let (component, load) = self
@@ -156,7 +164,7 @@ impl PluginHost {
                 name: manifest.name.clone(),
                 source,
             })?;
-        check_component_wit(self.engine.engine(), &component).map_err(|message| {
+        let version = check_component_wit(self.engine.engine(), &component).map_err(|message| {
             PluginError::WitVersion {
                 name: manifest.name.clone(),
                 component: path.clone(),
@@ -176,8 +184,8 @@ impl PluginHost {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| wrong_exports(format!("{e:#}")))?;
-        let prepared =
-            Prepared::new(manifest.kind, pre).map_err(|e| wrong_exports(format!("{e:#}")))?;
+        let prepared = Prepared::new(manifest.kind, version, pre)
+            .map_err(|e| wrong_exports(format!("{e:#}")))?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let runtime = Runtime::Wasm {
             engine: self.engine.engine().clone(),
@@ -186,7 +194,7 @@ impl PluginHost {
         let instance = runtime
             .start(manifest, name)
             .map_err(|e| start_error(manifest, e))?;
-        Ok((instance, runtime, load, started.elapsed()))
+        Ok((instance, runtime, load, started.elapsed(), Some(version)))
     }
 
     fn linker(
@@ -203,15 +211,16 @@ impl PluginHost {
     }
 }
 
-/// Checks the `metaclaude:monitor` version the component was actually built against (the
+/// The `metaclaude:monitor` version the component was actually built against (the
 /// version in the names of the interfaces it imports), whatever its manifest declares:
-/// an incompatible one is refused with both versions named, rather than with the
-/// linker's "import not found".
+/// one this host does not implement is refused with the versions named, rather than
+/// with the linker's "import not found"; a component that mixes versions too.
 fn check_component_wit(
     engine: &wasmtime::Engine,
     component: &wasmtime::component::Component,
-) -> Result<(), String> {
+) -> Result<WitVersion, String> {
     let ty = component.component_type();
+    let mut found: Option<(WitVersion, String)> = None;
     for (name, _) in ty.imports(engine) {
         let Some(rest) = name.strip_prefix("metaclaude:monitor/") else {
             continue;
@@ -222,9 +231,20 @@ fn check_component_wit(
                 manifest::WIT_VERSION
             ));
         };
-        manifest::check_wit_version(version)?;
+        let v = WitVersion::compatible(version)?;
+        match &found {
+            Some((other, first)) if *other != v => {
+                return Err(format!(
+                    "the component imports both `{first}` and `{name}`: build it against one version of metaclaude:monitor"
+                ))
+            }
+            Some(_) => {}
+            None => found = Some((v, name.to_string())),
+        }
     }
-    Ok(())
+    // A component that imports nothing of ours (no log, no clock) exports the current
+    // world or none: the export check says which.
+    Ok(found.map_or(WitVersion::CURRENT, |(v, _)| v))
 }
 
 /// The first instance's failure: a refusal is `init` rejecting the config.

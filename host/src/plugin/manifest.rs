@@ -10,15 +10,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 use toml::{Table, Value};
 
+use crate::alerting::Routing;
 use crate::config::{self, Checker, ConfigError, ConfigValue};
+use crate::model::Severity;
 use crate::suggest::did_you_mean;
 
 /// The `metaclaude:monitor` WIT version this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The current version of the plugin contract (`wit/monitor.wit`).
+pub const WIT_VERSION: &str = "0.2.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -110,6 +114,9 @@ pub struct Capabilities {
     pub udp: Vec<String>,
     /// `scheme://host[:port][/path]` patterns (`*` wildcards) for the `http` import.
     pub http: Vec<String>,
+    /// The plugin's stderr also goes to the host's stderr, a line at a time, control
+    /// characters removed (a console notifier); otherwise it is only kept for trap reports.
+    pub stderr: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -221,6 +228,8 @@ pub struct Manifest {
     pub one_shot: bool,
     /// Alert rules: how often `tick` is called.
     pub tick_ms: u64,
+    /// Notifiers: how alerts are routed to it (the `[alerts]` table).
+    pub alerts: Routing,
 }
 
 /// Why a manifest cannot be used.
@@ -244,9 +253,16 @@ const TOP_KEYS: &[&str] = &[
     "event_output",
     "one_shot",
     "tick_ms",
+    "alerts",
 ];
 const ACK_KEYS: &[&str] = &["enabled", "timeout_ms", "sync"];
-const CAPABILITY_KEYS: &[&str] = &["dirs", "udp", "http"];
+const CAPABILITY_KEYS: &[&str] = &["dirs", "udp", "http", "stderr"];
+const ALERT_KEYS: &[&str] = &[
+    "group_wait_s",
+    "repeat_interval_s",
+    "send_resolved",
+    "min_severity",
+];
 const DIR_KEYS: &[&str] = &["host", "guest", "mode", "create"];
 const LIMIT_KEYS: &[&str] = &[
     "memory_mb",
@@ -541,6 +557,7 @@ impl Fields<'_> {
         let event_output = self.boolean("event_output", t.get("event_output"), true);
         let one_shot = self.boolean("one_shot", t.get("one_shot"), true);
         let tick_ms = self.positive("tick_ms", t.get("tick_ms"), 10_000);
+        let alerts = self.alert_routing(t.get("alerts"), kind);
         Some(Manifest {
             file: file.to_path_buf(),
             name: name?,
@@ -558,7 +575,59 @@ impl Fields<'_> {
             event_output,
             one_shot,
             tick_ms,
+            alerts,
         })
+    }
+
+    /// A notifier's `[alerts]` table: group wait, repeat interval, resolved or not, the
+    /// least severity it takes.
+    fn alert_routing(&mut self, v: Option<&Value>, kind: Option<PluginKind>) -> Routing {
+        let mut r = Routing::default();
+        let Some(t) = self.table("alerts", v) else {
+            return r;
+        };
+        if kind.is_some_and(|k| k != PluginKind::Notifier) {
+            self.problem(
+                "alerts",
+                "only notifiers are routed alerts: remove the table, or make the plugin `kind = \"notifier\"`",
+            );
+        }
+        self.unknown_keys("alerts", t, ALERT_KEYS);
+        let seconds = |this: &mut Self, key: &str, default: Duration, zero_ok: bool| -> Duration {
+            let field = format!("alerts.{key}");
+            match t.get(key) {
+                None => default,
+                Some(Value::Integer(i)) if *i > 0 || (zero_ok && *i == 0) => {
+                    Duration::from_secs(*i as u64)
+                }
+                Some(Value::Float(f)) if f.is_finite() && (*f > 0.0 || (zero_ok && *f == 0.0)) => {
+                    Duration::from_secs_f64(*f)
+                }
+                Some(other) => {
+                    let want = if zero_ok {
+                        "a number of seconds, 0 or more"
+                    } else {
+                        "a number of seconds above 0"
+                    };
+                    this.c.expected(&field, want, other);
+                    default
+                }
+            }
+        };
+        r.group_wait = seconds(self, "group_wait_s", r.group_wait, true);
+        r.repeat_interval = seconds(self, "repeat_interval_s", r.repeat_interval, false);
+        r.send_resolved = self.boolean("alerts.send_resolved", t.get("send_resolved"), true);
+        if let Some(s) = self.string("alerts.min_severity", t.get("min_severity"), false) {
+            match s.as_str() {
+                "warning" => r.min_severity = Severity::Warning,
+                "critical" => r.min_severity = Severity::Critical,
+                other => self.problem(
+                    "alerts.min_severity",
+                    format!("unknown severity `{other}` (expected warning or critical)"),
+                ),
+            }
+        }
+        r
     }
 
     /// The `[config]` table as JSON, with variables expanded in every string.
@@ -652,6 +721,7 @@ impl Fields<'_> {
             }
         }
         caps.http = self.strings("capabilities.http", t.get("http"));
+        caps.stderr = self.boolean("capabilities.stderr", t.get("stderr"), false);
         for (i, pattern) in caps.http.clone().iter().enumerate() {
             if !(pattern.starts_with("http://") || pattern.starts_with("https://")) {
                 self.problem(
@@ -796,37 +866,68 @@ impl Fields<'_> {
     }
 }
 
-/// Accepts versions semver-compatible with [`WIT_VERSION`]: same major, and for 0.x the
-/// same minor.
-pub fn check_wit_version(declared: &str) -> Result<(), String> {
-    let parse = |v: &str| -> Option<(u64, u64, u64)> {
-        let mut parts = v.trim().split('.').map(|p| p.parse::<u64>().ok());
-        Some((
-            parts.next()??,
-            parts.next()??,
-            parts.next().unwrap_or(Some(0))?,
-        ))
-    };
-    let ours = parse(WIT_VERSION).expect("valid");
-    let Some(theirs) = parse(declared) else {
-        return Err(format!(
-            "`{declared}` is not a version such as {WIT_VERSION}"
-        ));
-    };
-    // For 0.x the minor number is the breaking one. A plugin built against a newer
-    // version may import what this host does not provide.
-    let compatible = if ours.0 == 0 {
-        theirs.0 == 0 && theirs.1 == ours.1 && theirs.2 <= ours.2
-    } else {
-        theirs.0 == ours.0 && (theirs.1, theirs.2) <= (ours.1, ours.2)
-    };
-    if compatible {
-        Ok(())
-    } else {
-        Err(format!(
-            "the plugin was built against metaclaude:monitor@{declared}, but this host implements @{WIT_VERSION}, which is not semver-compatible: rebuild the plugin against wit/ of this host"
-        ))
+/// A published version of the `metaclaude:monitor` package, all of which this host binds
+/// (`wit/`, `wit/deps/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum WitVersion {
+    #[serde(rename = "0.1.0")]
+    V0_1,
+    #[serde(rename = "0.2.0")]
+    V0_2,
+}
+
+impl WitVersion {
+    pub const CURRENT: WitVersion = WitVersion::V0_2;
+    pub const ALL: [WitVersion; 2] = [WitVersion::V0_1, WitVersion::V0_2];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WitVersion::V0_1 => "0.1.0",
+            WitVersion::V0_2 => "0.2.0",
+        }
     }
+
+    /// The published version a plugin's `declared` one is semver-compatible with: same
+    /// major, for 0.x the same minor, and no newer patch than published (a plugin built
+    /// against a newer version may import what this host does not provide).
+    pub fn compatible(declared: &str) -> Result<WitVersion, String> {
+        let parse = |v: &str| -> Option<(u64, u64, u64)> {
+            let mut parts = v.trim().split('.').map(|p| p.parse::<u64>().ok());
+            let version = (
+                parts.next()??,
+                parts.next()??,
+                parts.next().unwrap_or(Some(0))?,
+            );
+            parts.next().is_none().then_some(version)
+        };
+        let Some(theirs) = parse(declared) else {
+            return Err(format!(
+                "`{declared}` is not a version such as {WIT_VERSION}"
+            ));
+        };
+        WitVersion::ALL
+            .into_iter()
+            .find(|v| {
+                let ours = parse(v.as_str()).expect("valid");
+                if ours.0 == 0 {
+                    theirs.0 == 0 && theirs.1 == ours.1 && theirs.2 <= ours.2
+                } else {
+                    theirs.0 == ours.0 && (theirs.1, theirs.2) <= (ours.1, ours.2)
+                }
+            })
+            .ok_or_else(|| {
+                let known: Vec<&str> = WitVersion::ALL.iter().map(|v| v.as_str()).collect();
+                format!(
+                    "the plugin was built against metaclaude:monitor@{declared}, but this host implements {}, none semver-compatible with it: rebuild the plugin against wit/ of this host (@{WIT_VERSION}) or use a newer host",
+                    known.join(" and ")
+                )
+            })
+    }
+}
+
+/// Accepts versions semver-compatible with one this host implements ([`WitVersion`]).
+pub fn check_wit_version(declared: &str) -> Result<(), String> {
+    WitVersion::compatible(declared).map(|_| ())
 }
 
 /// Variables from the host's environment (the default for [`Manifest::load`]).
@@ -850,6 +951,9 @@ pub fn describe_capabilities(c: &Capabilities) -> String {
         .collect();
     parts.extend(c.udp.iter().map(|u| format!("udp {u}")));
     parts.extend(c.http.iter().map(|h| format!("http {h}")));
+    if c.stderr {
+        parts.push("stderr".into());
+    }
     if parts.is_empty() {
         "none".into()
     } else {
@@ -930,7 +1034,7 @@ mod tests {
         assert_eq!(
             err,
             "kind: unknown kind `snk`; did you mean `sink`? (expected one of sink, exporter, alert-rule, notifier)\n\
-             wit: the plugin was built against metaclaude:monitor@2.0.0, but this host implements @0.1.0, which is not semver-compatible: rebuild the plugin against wit/ of this host\n\
+             wit: the plugin was built against metaclaude:monitor@2.0.0, but this host implements 0.1.0 and 0.2.0, none semver-compatible with it: rebuild the plugin against wit/ of this host (@0.2.0) or use a newer host\n\
              config.x: environment variable `MISSING` is not set (give a default with ${MISSING:-value})\n\
              limits.memory: unknown key; did you mean `memory_mb`?\n\
              limits.on_full: unknown policy `drop`; did you mean `drop_newest`? (expected block or drop_newest)"
@@ -939,11 +1043,16 @@ mod tests {
 
     #[test]
     fn wit_versions_follow_semver() {
-        assert!(check_wit_version("0.1.0").is_ok());
-        assert!(check_wit_version("0.1").is_ok());
-        assert!(check_wit_version("0.2.0").is_err());
-        assert!(check_wit_version("1.0.0").is_err());
-        assert!(check_wit_version("abc").is_err());
+        let v = WitVersion::compatible;
+        assert_eq!(v("0.1.0"), Ok(WitVersion::V0_1));
+        assert_eq!(v("0.1"), Ok(WitVersion::V0_1));
+        assert_eq!(v("0.2.0"), Ok(WitVersion::V0_2));
+        // Built against a newer patch, or minor, than published: may need more.
+        assert!(v("0.2.1").is_err());
+        assert!(v("0.3.0").is_err());
+        assert!(v("1.0.0").is_err());
+        assert!(v("abc").is_err());
+        assert!(v("0.2.0.1").is_err());
     }
 
     /// The published JSON Schema (plugins/plugin.schema.json) and this parser must agree
@@ -977,6 +1086,13 @@ mod tests {
         assert_eq!(keys(&p["limits"]), sorted(LIMIT_KEYS));
         assert_eq!(keys(&p["filter"]), sorted(FILTER_KEYS));
         assert_eq!(keys(&p["acknowledgements"]), sorted(ACK_KEYS));
+        assert_eq!(keys(&p["alerts"]), sorted(ALERT_KEYS));
+        let r = Routing::default();
+        let route = |k: &str| p["alerts"]["properties"][k]["default"].clone();
+        assert_eq!(route("group_wait_s"), r.group_wait.as_secs());
+        assert_eq!(route("repeat_interval_s"), r.repeat_interval.as_secs());
+        assert_eq!(route("send_resolved"), r.send_resolved);
+        assert_eq!(route("min_severity"), r.min_severity.as_str());
         let a = Acknowledgements::default();
         let ack = |k: &str| p["acknowledgements"]["properties"][k]["default"].clone();
         assert_eq!(ack("enabled"), a.enabled);

@@ -38,6 +38,7 @@ mod loader;
 pub mod manifest;
 pub mod native;
 mod net;
+mod outbox;
 mod reload;
 mod runtime;
 mod stats;
@@ -50,8 +51,9 @@ mod worker;
 
 use std::path::{Path, PathBuf};
 
+pub use self::alerts::{AlertCallback, RouterStats};
 pub use self::error::PluginError;
-pub use self::host::{PluginHost, PluginInfo};
+pub use self::host::{PluginHost, PluginInfo, RuleThresholds, ThresholdChange};
 pub use self::reload::ReloadReport;
 pub use self::stats::Health;
 

@@ -140,7 +140,7 @@ impl PluginHost {
             seen.retain(|folder, _| folders.contains(folder));
         }
         let removed = self.swap(add, &remove);
-        stop_all(&removed);
+        stop_all(&removed, None);
         for (what, names) in [
             ("added", &report.added),
             ("reloaded", &report.changed),

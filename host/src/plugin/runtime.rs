@@ -6,13 +6,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::bindings::types as wit;
-use super::convert;
 use super::delivery::Delivery;
 use super::instance::{CallError, Instance, Prepared};
 use super::manifest::Manifest;
 use super::native::{NativeInstance, NativeLibrary};
-use crate::model::Alert;
+use crate::model::{Alert, Threshold};
 
 /// How to start a fresh instance of a plugin (after a failure, or the first time).
 pub enum Runtime {
@@ -55,15 +53,7 @@ impl Live {
         event_output: bool,
     ) -> Result<Vec<Alert>, CallError> {
         match self {
-            Live::Wasm(instance) => {
-                let events: Vec<wit::Event> = batch
-                    .iter()
-                    .map(|d| convert::event(&d.event, event_json.then(|| d.json()), event_output))
-                    .collect();
-                instance
-                    .handle_batch(&events)
-                    .map(|alerts| alerts.into_iter().map(convert::alert_from_wit).collect())
-            }
+            Live::Wasm(instance) => instance.handle_batch(batch, event_json, event_output),
             Live::Native(instance) => {
                 // Made at most once per event, shared with every other plugin wanting it.
                 let events: Vec<&str> = batch.iter().map(|d| d.json()).collect();
@@ -74,21 +64,31 @@ impl Live {
 
     pub fn tick(&mut self, now: DateTime<Utc>) -> Result<Vec<Alert>, CallError> {
         match self {
-            Live::Wasm(instance) => instance
-                .tick(convert::datetime(&now))
-                .map(|alerts| alerts.into_iter().map(convert::alert_from_wit).collect()),
+            Live::Wasm(instance) => instance.tick(now),
             Live::Native(instance) => instance.tick(now),
         }
     }
 
     pub fn notify(&mut self, alerts: &[Alert]) -> Result<(), CallError> {
         match self {
-            Live::Wasm(instance) => {
-                let wit_alerts: Vec<wit::Alert> =
-                    alerts.iter().map(convert::alert_to_wit).collect();
-                instance.notify(&wit_alerts)
-            }
+            Live::Wasm(instance) => instance.notify(alerts),
             Live::Native(instance) => instance.notify(alerts),
+        }
+    }
+
+    pub fn set_threshold(&mut self, name: &str, value: f64) -> Result<String, CallError> {
+        match self {
+            Live::Wasm(instance) => instance.set_threshold(name, value),
+            Live::Native(_) => Err(CallError::Refused(
+                "a native alert rule cannot change thresholds while it runs: change its manifest's [config]".into(),
+            )),
+        }
+    }
+
+    pub fn thresholds(&mut self) -> Result<Vec<Threshold>, CallError> {
+        match self {
+            Live::Wasm(instance) => instance.thresholds(),
+            Live::Native(_) => Ok(Vec::new()),
         }
     }
 

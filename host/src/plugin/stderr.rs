@@ -16,11 +16,26 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// The last `capacity` bytes written; clones share the buffer.
+/// The last `capacity` bytes written; clones share the buffer. With an echo
+/// (`capabilities.stderr`), each complete line also goes to the host's stderr.
 #[derive(Clone)]
 pub struct StderrTail {
     buf: Arc<Mutex<VecDeque<u8>>>,
     capacity: usize,
+    echo: Option<Arc<Mutex<Vec<u8>>>>,
+}
+
+/// A line longer than this is echoed in pieces.
+const MAX_ECHO_LINE: usize = 8 * 1024;
+
+/// A line of a plugin's stderr as the host prints it: what a plugin writes is untrusted
+/// (it may carry a script's text), so control characters and escape sequences, which
+/// could move a terminal's cursor or rewrite its title, are dropped; tabs stay.
+pub fn printable(line: &[u8]) -> String {
+    String::from_utf8_lossy(line)
+        .chars()
+        .filter(|c| *c == '\t' || !c.is_control())
+        .collect()
 }
 
 impl StderrTail {
@@ -28,6 +43,32 @@ impl StderrTail {
         StderrTail {
             buf: Arc::new(Mutex::new(VecDeque::with_capacity(capacity.min(64 * 1024)))),
             capacity,
+            echo: None,
+        }
+    }
+
+    /// The same, also printing each line on the host's stderr.
+    pub fn echoing(capacity: usize) -> StderrTail {
+        StderrTail {
+            echo: Some(Arc::new(Mutex::new(Vec::new()))),
+            ..StderrTail::new(capacity)
+        }
+    }
+
+    /// Prints the complete lines of `bytes` (with what came before them).
+    fn echo(&self, bytes: &[u8]) {
+        use std::io::Write;
+        let Some(pending) = &self.echo else { return };
+        let mut pending = pending.lock().unwrap();
+        pending.extend_from_slice(bytes);
+        let mut out = std::io::stderr().lock();
+        while let Some(end) = pending
+            .iter()
+            .position(|b| *b == b'\n')
+            .or((pending.len() >= MAX_ECHO_LINE).then_some(MAX_ECHO_LINE - 1))
+        {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let _ = writeln!(out, "{}", printable(&line));
         }
     }
 
@@ -37,6 +78,7 @@ impl StderrTail {
     }
 
     fn push(&self, bytes: &[u8]) {
+        self.echo(bytes);
         let mut buf = self.buf.lock().unwrap();
         let bytes = &bytes[bytes.len().saturating_sub(self.capacity)..];
         let overflow = (buf.len() + bytes.len()).saturating_sub(self.capacity);
@@ -104,6 +146,15 @@ impl AsyncWrite for StderrTail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_lines_lose_control_characters() {
+        assert_eq!(
+            printable(b"ALERT \x1b]0;pwned\x07[warning]\tx\r\n"),
+            "ALERT ]0;pwned[warning]\tx"
+        );
+        assert_eq!(printable("caf\u{e9} \u{9b}31m".as_bytes()), "caf\u{e9} 31m");
+    }
 
     #[test]
     fn keeps_the_last_bytes_and_never_refuses_a_write() {

@@ -179,7 +179,7 @@ fn components_built_against_an_incompatible_wit_version_are_refused() {
     );
     let component = wat::parse_str(
         r#"(component
-             (import "metaclaude:monitor/host@0.2.0" (instance (export "log-enabled" (func)))))"#,
+             (import "metaclaude:monitor/host@0.3.0" (instance (export "log-enabled" (func)))))"#,
     )
     .unwrap();
     std::fs::write(folder.join("old.wasm"), component).unwrap();
@@ -191,8 +191,37 @@ fn components_built_against_an_incompatible_wit_version_are_refused() {
     let text = err.to_string();
     assert!(
         text.starts_with("plugin old (")
-            && text.contains("old.wasm): the plugin was built against metaclaude:monitor@0.2.0, but this host implements @0.1.0"),
+            && text.contains("old.wasm): the plugin was built against metaclaude:monitor@0.3.0, but this host implements 0.1.0 and 0.2.0, none semver-compatible"),
         "{text}"
+    );
+}
+
+/// A component importing two versions at once is refused, naming both imports.
+#[test]
+fn components_mixing_wit_versions_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = plugin_folder(
+        tmp.path(),
+        "mixed",
+        "name = \"mixed\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"mixed.wasm\"\n",
+    );
+    let component = wat::parse_str(
+        r#"(component
+             (import "metaclaude:monitor/host@0.1.0" (instance (export "log-enabled" (func))))
+             (import "metaclaude:monitor/types@0.2.0" (instance)))"#,
+    )
+    .unwrap();
+    std::fs::write(folder.join("mixed.wasm"), component).unwrap();
+    let err = PluginHost::new(None)
+        .unwrap()
+        .load_plugin(&folder)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "imports both `metaclaude:monitor/host@0.1.0` and `metaclaude:monitor/types@0.2.0`"
+        ),
+        "{err}"
     );
 }
 

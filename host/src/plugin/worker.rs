@@ -25,6 +25,7 @@ use super::alerts::{self, AlertRouter};
 use super::delivery::{Delivery, Message};
 use super::instance::CallError;
 use super::manifest::{FailurePolicy, Manifest, PluginKind};
+use super::outbox::Outbox;
 use super::runtime::{Live, Runtime};
 use super::stats::{Health, PluginStats};
 use crate::model::Alert;
@@ -58,8 +59,10 @@ impl Worker {
         let mut failures: VecDeque<Instant> = VecDeque::new();
         // An executor waits on an event in the batch: deliver once the queue is empty.
         let mut urgent = false;
+        // A notifier's alerts not yet delivered, retried with backoff.
+        let mut outbox = Outbox::new(limits.queue);
         loop {
-            let mut wake: Option<Instant> = None;
+            let mut wake: Option<Instant> = outbox.wake_at();
             if !batch.is_empty() {
                 // While the plugin is down, held events wait for its restart.
                 let due = if urgent {
@@ -97,15 +100,10 @@ impl Worker {
                     }
                 }
                 Ok(Message::Alerts(alerts)) => {
-                    let stats = self.stats.clone();
-                    if let Some(instance) = self.ready_instance(&mut ctx, false) {
-                        let result = timed(&stats, || instance.notify(&alerts));
-                        self.settle(result.map(|()| Vec::new()), alerts.len(), &mut ctx);
-                    } else {
-                        self.stats
-                            .dropped
-                            .fetch_add(alerts.len() as u64, Ordering::Relaxed);
-                    }
+                    let dropped = outbox.add(&alerts);
+                    self.stats
+                        .dropped
+                        .fetch_add(dropped as u64, Ordering::Relaxed);
                 }
                 Ok(Message::Flush(ack)) => {
                     self.deliver(&mut batch, &mut ctx, true);
@@ -128,9 +126,44 @@ impl Worker {
                     };
                     let _ = reply.send(answer);
                 }
+                Ok(Message::SetThreshold { name, value, reply }) => {
+                    let stats = self.stats.clone();
+                    let answer = match self.ready_instance(&mut ctx, false) {
+                        Some(instance) => {
+                            match timed(&stats, || instance.set_threshold(&name, value)) {
+                                Ok(said) => Ok(said),
+                                Err(CallError::Refused(m)) => Err(m),
+                                Err(CallError::Trap(m)) => {
+                                    self.fail(m.clone(), 0, &mut ctx);
+                                    Err(m)
+                                }
+                            }
+                        }
+                        None => Err(format!("plugin is {}", self.stats.health().describe())),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Ok(Message::Thresholds(reply)) => {
+                    let stats = self.stats.clone();
+                    let answer = match self.ready_instance(&mut ctx, false) {
+                        Some(instance) => match timed(&stats, || instance.thresholds()) {
+                            Ok(list) => Ok(list),
+                            Err(CallError::Refused(m)) => Err(m),
+                            Err(CallError::Trap(m)) => {
+                                self.fail(m.clone(), 0, &mut ctx);
+                                Err(m)
+                            }
+                        },
+                        None => Err(format!("plugin is {}", self.stats.health().describe())),
+                    };
+                    let _ = reply.send(answer);
+                }
                 Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                     self.deliver(&mut batch, &mut ctx, true);
                     self.flush(&mut ctx);
+                    if !outbox.pending().is_empty() {
+                        self.notify(&mut outbox, &mut ctx, true);
+                    }
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -139,6 +172,9 @@ impl Worker {
                 self.deliver(&mut batch, &mut ctx, false);
             }
             urgent &= !batch.is_empty();
+            if outbox.due(Instant::now()) {
+                self.notify(&mut outbox, &mut ctx, false);
+            }
             if let (Some(at), Some(every)) = (next_tick, tick_every) {
                 if Instant::now() >= at {
                     next_tick = Some(Instant::now() + every);
@@ -269,6 +305,71 @@ impl Worker {
         }
     }
 
+    /// Hands a notifier the alerts waiting in `outbox`. A refusal (the receiver is down,
+    /// answers 500 ...) keeps them for a retry after a backoff, as does a trap (after the
+    /// restart); they are given up, and counted as dropped, after the last try or when
+    /// the plugin is out of service. A trap also counts against the failure policy.
+    fn notify(&mut self, outbox: &mut Outbox, ctx: &mut Ctx, wait: bool) {
+        let n = outbox.pending().len();
+        let stats = self.stats.clone();
+        let result = match self.ready_instance(ctx, wait) {
+            Some(instance) => timed(&stats, || instance.notify(outbox.pending())),
+            None if stats.health() == Health::Restarting && !wait => {
+                // Retried once the restart's backoff is over.
+                if let Some(lost) = outbox.failed(Instant::now()) {
+                    self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                }
+                return;
+            }
+            None => {
+                let lost = outbox.delivered();
+                self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                return;
+            }
+        };
+        match result {
+            Ok(()) => {
+                outbox.delivered();
+                self.stats.delivered.fetch_add(n as u64, Ordering::Relaxed);
+                *ctx.backoff = FIRST_BACKOFF;
+            }
+            Err(CallError::Refused(message)) | Err(CallError::Trap(message)) if wait => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                tracing::error!(plugin = %self.name, alerts = n, "notifier could not deliver before shutdown: {message}");
+                *self.stats.last_error.lock().unwrap() = Some(message);
+                outbox.delivered();
+            }
+            Err(e) => {
+                let message = match e {
+                    CallError::Refused(m) => {
+                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        *self.stats.last_error.lock().unwrap() = Some(m.clone());
+                        m
+                    }
+                    CallError::Trap(m) => {
+                        self.fail(m.clone(), 0, ctx);
+                        m
+                    }
+                };
+                let now = Instant::now();
+                match outbox.failed(now) {
+                    Some(lost) => {
+                        self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                        tracing::error!(plugin = %self.name, alerts = lost, attempts = super::outbox::MAX_ATTEMPTS, "notifier gave up delivering: {message}");
+                    }
+                    None => tracing::warn!(
+                        plugin = %self.name,
+                        alerts = n,
+                        attempt = outbox.attempts(),
+                        retry_in_s = outbox.retry_in(now).as_secs_f64(),
+                        "notifier could not deliver, will retry: {message}"
+                    ),
+                }
+            }
+        }
+    }
+
     /// Books a call's outcome: counts, alerts forwarded, failures handled.
     fn settle(&mut self, result: Result<Vec<Alert>, CallError>, events: usize, ctx: &mut Ctx) {
         match result {
@@ -342,10 +443,6 @@ impl Worker {
     }
 }
 
-/// The next message while a batch is open, or `Timeout` at `at`. The worker takes what
-/// is waiting and otherwise sleeps until `at` without waiting on the channel, so senders
-/// do not wake it for every event ([`Mailbox`] wakes it when it must). A wake-up with
-/// nothing to take is a `Timeout` too: the caller looks at the clock again.
 /// How many events from the front of `batch` one call takes: at most `max_events`, and
 /// no more than fit in `max_bytes` by `weight`, but always one (however large: the
 /// manifest's memory limit then decides).
@@ -367,6 +464,10 @@ fn events_per_call<T>(
     n
 }
 
+/// The next message while a batch is open, or `Timeout` at `at`. The worker takes what
+/// is waiting and otherwise sleeps until `at` without waiting on the channel, so senders
+/// do not wake it for every event ([`Mailbox`] wakes it when it must). A wake-up with
+/// nothing to take is a `Timeout` too: the caller looks at the clock again.
 fn next_while_batching(rx: &Receiver<Message>, at: Instant) -> Result<Message, RecvTimeoutError> {
     let take = || match rx.try_recv() {
         Ok(m) => Some(Ok(m)),

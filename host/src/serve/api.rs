@@ -9,14 +9,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::{feed, metrics, security, ServerState};
+use super::{alerts, feed, metrics, security, ServerState};
 use crate::executor::{ExecutionRequest, Recording, REQUEST_SHAPE};
 use crate::logs::{dates, LogQuery};
 use crate::monitor::{Known, MAX_PERIOD_MINUTES};
@@ -42,6 +42,13 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/plugins/reload", post(reload_plugins))
         .route("/api/v1/reload", post(reload_registry))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/alerts", get(alerts::active))
+        .route("/api/v1/alerts/history", get(alerts::history))
+        .route("/api/v1/alerts/thresholds", get(alerts::thresholds))
+        .route(
+            "/api/v1/alerts/thresholds/{name}",
+            put(alerts::set_threshold),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -17,6 +17,7 @@
 //!   them as a timeout would), deliver and flush every plugin, close WebSockets with 1001;
 //!   an execution the API reported is in the log.
 
+mod alerts;
 mod api;
 mod error;
 mod feed;

@@ -12,9 +12,17 @@
 //!   read; its writer renames it into place once complete).
 //!
 //! Names sort by time (the stamp comes first and has a fixed width), so age comes from the
-//! name alone. Anything else in the directory is a stray and is left alone.
+//! name alone. Beside them the host keeps its alert history ([`ALERTS_FILE`], and the one
+//! before it, [`ALERTS_PREVIOUS`]), which the log's writer and readers leave alone, as
+//! anything else in the directory.
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+/// The alert history: every change of every alert (firing, escalated, resolved), a JSON
+/// line each, written by the host.
+pub const ALERTS_FILE: &str = "alerts.jsonl";
+/// The alert history before the last time it reached its size cap.
+pub const ALERTS_PREVIOUS: &str = "alerts.1.jsonl";
 
 /// The live file's name.
 pub const LIVE_FILE: &str = "executions.jsonl";

@@ -96,11 +96,11 @@ pub use notifier::export_notifier;
 
 /// Logging into the host, and its clock.
 pub use world::metaclaude::monitor0_2_0::host;
-/// The event model: `Event`, `ExecutionResult`, `Alert`, ...
-pub use world::metaclaude::monitor0_2_0::types;
 /// Outgoing HTTP to the destinations the manifest grants (notifiers only).
 #[cfg(feature = "notifier")]
 pub use world::metaclaude::monitor0_2_0::http;
+/// The event model: `Event`, `ExecutionResult`, `Alert`, ...
+pub use world::metaclaude::monitor0_2_0::types;
 
 use types::{Datetime, ErrorCategory, LifecycleKind, Severity};
 

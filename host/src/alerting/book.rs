@@ -1,0 +1,348 @@
+//! The alert book: which alerts are active, and what each receiver (a notifier, a
+//! callback) is to be told and when. The part of Alertmanager a host needs, as a pure
+//! state machine: time comes in as an argument, so every timing is testable.
+//!
+//! * **Observe.** Rules return each firing alert at every evaluation and a resolved one
+//!   once. An alert is known by its fingerprint (type and labels, never severity): seen
+//!   again it keeps its `starts_at`; a change of severity is a change; a resolved one
+//!   leaves the active set with its `ends_at`. An alert not seen again within
+//!   `resolve_timeout` is resolved by the book, as Alertmanager does for alerts without
+//!   an end (0.1.0 rules never say that an alert resolved).
+//! * **Route.** Each receiver has its [`Routing`]: a new or changed alert waits
+//!   `group_wait` so that alerts arising together go out in one notification; a firing
+//!   alert already notified is not repeated before `repeat_interval`; a resolved one is
+//!   sent once if the receiver was told it fired (and `send_resolved`); alerts below
+//!   `min_severity` never go to it.
+//!
+//! Memory is bounded: at most [`MAX_ACTIVE`] active alerts (more are refused and
+//! counted), [`MAX_RECENT`] recently resolved ones.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Alert, AlertStatus, Severity};
+
+/// Active alerts kept at most; beyond, new ones are refused (and counted).
+pub const MAX_ACTIVE: usize = 10_000;
+/// Resolved alerts kept for the API and the dashboards.
+pub const MAX_RECENT: usize = 200;
+/// How long an alert not seen again stays active (Alertmanager's `resolve_timeout`).
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How one receiver is notified (a notifier manifest's `[alerts]` table).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Routing {
+    /// A new or changed alert waits this long, to go out with those arising with it.
+    #[serde(rename = "group_wait_s", serialize_with = "seconds")]
+    pub group_wait: Duration,
+    /// A firing alert already notified is sent again no sooner than this.
+    #[serde(rename = "repeat_interval_s", serialize_with = "seconds")]
+    pub repeat_interval: Duration,
+    /// Whether the receiver is told when an alert it was told of resolves.
+    pub send_resolved: bool,
+    /// Alerts below this severity are not sent to it.
+    pub min_severity: Severity,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Default for Routing {
+    /// Alertmanager's defaults: 30 s group wait, 4 h repeat interval, resolved sent.
+    fn default() -> Routing {
+        Routing {
+            group_wait: Duration::from_secs(30),
+            repeat_interval: Duration::from_secs(4 * 3600),
+            send_resolved: true,
+            min_severity: Severity::Warning,
+        }
+    }
+}
+
+/// An active alert and when a rule last returned it.
+#[derive(Debug, Clone)]
+struct Tracked {
+    alert: Alert,
+    last_seen: DateTime<Utc>,
+}
+
+/// What a receiver was last told of an alert.
+#[derive(Debug, Clone, Copy)]
+struct Told {
+    at: DateTime<Utc>,
+    severity: Severity,
+}
+
+#[derive(Debug)]
+struct Receiver {
+    routing: Routing,
+    /// Firing alerts it was told of, by fingerprint.
+    told: HashMap<String, Told>,
+    /// Resolved alerts it is to be told of.
+    resolved: Vec<Alert>,
+    /// When its pending changes go out (a group wait running).
+    flush_at: Option<DateTime<Utc>>,
+}
+
+/// The outcome of a moment: alerts that changed state (for the history and callbacks),
+/// and notifications due, per receiver.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub changed: Vec<Alert>,
+    pub notify: Vec<(u64, Vec<Alert>)>,
+}
+
+/// The alert book (see the module doc).
+#[derive(Debug)]
+pub struct AlertBook {
+    active: BTreeMap<String, Tracked>,
+    recent: VecDeque<Alert>,
+    receivers: BTreeMap<u64, Receiver>,
+    resolve_timeout: Duration,
+    refused: u64,
+}
+
+impl Default for AlertBook {
+    fn default() -> AlertBook {
+        AlertBook::new(RESOLVE_TIMEOUT)
+    }
+}
+
+fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl AlertBook {
+    pub fn new(resolve_timeout: Duration) -> AlertBook {
+        AlertBook {
+            active: BTreeMap::new(),
+            recent: VecDeque::new(),
+            receivers: BTreeMap::new(),
+            resolve_timeout,
+            refused: 0,
+        }
+    }
+
+    /// A receiver: it is told of alerts that change from now on, and of those active now
+    /// after its group wait.
+    pub fn add_receiver(&mut self, id: u64, routing: Routing, now: DateTime<Utc>) {
+        let flush_at = (!self.active.is_empty()).then(|| after(now, routing.group_wait));
+        self.receivers.insert(
+            id,
+            Receiver {
+                routing,
+                told: HashMap::new(),
+                resolved: Vec::new(),
+                flush_at,
+            },
+        );
+    }
+
+    pub fn remove_receiver(&mut self, id: u64) {
+        self.receivers.remove(&id);
+    }
+
+    /// Takes in alerts a rule (or the host) raised at `now`; returns what changed and
+    /// what is due at once.
+    pub fn observe(&mut self, alerts: Vec<Alert>, now: DateTime<Utc>) -> Outcome {
+        let mut changed = Vec::new();
+        for mut alert in alerts {
+            alert.fingerprint = alert.identity();
+            alert
+                .annotations
+                .entry("summary".into())
+                .or_insert_with(|| alert.message.clone());
+            match alert.status {
+                AlertStatus::Firing => {
+                    alert.ends_at = None;
+                    let full = self.active.len() >= MAX_ACTIVE;
+                    match self.active.get_mut(&alert.fingerprint) {
+                        Some(t) => {
+                            alert.starts_at = t.alert.starts_at;
+                            let escalated = t.alert.severity != alert.severity;
+                            t.alert = alert;
+                            t.last_seen = now;
+                            if escalated {
+                                changed.push(t.alert.clone());
+                            }
+                        }
+                        None if full => self.refused += 1,
+                        None => {
+                            if alert.starts_at > now {
+                                alert.starts_at = now;
+                            }
+                            changed.push(alert.clone());
+                            self.active.insert(
+                                alert.fingerprint.clone(),
+                                Tracked {
+                                    alert,
+                                    last_seen: now,
+                                },
+                            );
+                        }
+                    }
+                }
+                AlertStatus::Resolved => {
+                    if let Some(t) = self.active.remove(&alert.fingerprint) {
+                        alert.starts_at = t.alert.starts_at;
+                        let ends = alert.ends_at.unwrap_or(alert.timestamp).min(now);
+                        alert.ends_at = Some(ends.max(alert.starts_at));
+                        changed.push(alert);
+                    }
+                }
+            }
+        }
+        self.apply(&changed, now);
+        let notify = self.due(now);
+        Outcome { changed, notify }
+    }
+
+    /// Time passing: alerts past `resolve_timeout` resolve; notifications come due.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Outcome {
+        let stale: Vec<String> = self
+            .active
+            .iter()
+            .filter(|(_, t)| after(t.last_seen, self.resolve_timeout) <= now)
+            .map(|(fp, _)| fp.clone())
+            .collect();
+        let mut changed = Vec::new();
+        for fp in stale {
+            let t = self.active.remove(&fp).expect("listed");
+            let mut alert = t.alert;
+            alert.status = AlertStatus::Resolved;
+            alert.ends_at = Some(after(t.last_seen, self.resolve_timeout));
+            alert.timestamp = now;
+            changed.push(alert);
+        }
+        self.apply(&changed, now);
+        let notify = self.due(now);
+        Outcome { changed, notify }
+    }
+
+    /// Books state changes: resolved ones into `recent` and for each receiver that was
+    /// told they fired; a group wait starts for every receiver concerned.
+    fn apply(&mut self, changed: &[Alert], now: DateTime<Utc>) {
+        for alert in changed {
+            for r in self.receivers.values_mut() {
+                if alert.severity < r.routing.min_severity {
+                    continue;
+                }
+                if alert.status == AlertStatus::Resolved {
+                    if r.told.remove(&alert.fingerprint).is_none() || !r.routing.send_resolved {
+                        continue;
+                    }
+                    r.resolved.push(alert.clone());
+                }
+                r.flush_at
+                    .get_or_insert_with(|| after(now, r.routing.group_wait));
+            }
+            if alert.status == AlertStatus::Resolved {
+                self.recent.push_front(alert.clone());
+                self.recent.truncate(MAX_RECENT);
+            }
+        }
+    }
+
+    /// The notifications due at `now`, marked as told.
+    fn due(&mut self, now: DateTime<Utc>) -> Vec<(u64, Vec<Alert>)> {
+        let mut out = Vec::new();
+        for (id, r) in self.receivers.iter_mut() {
+            let flushing = r.flush_at.is_some_and(|at| at <= now);
+            let mut batch = Vec::new();
+            for t in self.active.values() {
+                let a = &t.alert;
+                if a.severity < r.routing.min_severity {
+                    continue;
+                }
+                let due = match r.told.get(&a.fingerprint) {
+                    None => flushing,
+                    Some(told) if told.severity != a.severity => flushing,
+                    Some(told) => after(told.at, r.routing.repeat_interval) <= now,
+                };
+                if due {
+                    batch.push(a.clone());
+                }
+            }
+            if flushing {
+                batch.append(&mut r.resolved);
+                r.flush_at = None;
+            }
+            batch.sort_by(|a, b| {
+                (a.starts_at, &a.fingerprint, a.status as u8).cmp(&(
+                    b.starts_at,
+                    &b.fingerprint,
+                    b.status as u8,
+                ))
+            });
+            for a in batch.iter().filter(|a| a.status == AlertStatus::Firing) {
+                r.told.insert(
+                    a.fingerprint.clone(),
+                    Told {
+                        at: now,
+                        severity: a.severity,
+                    },
+                );
+            }
+            if !batch.is_empty() {
+                out.push((*id, batch));
+            }
+        }
+        out
+    }
+
+    /// Everything pending goes out now, group waits cut short (the host is stopping).
+    pub fn drain(&mut self, now: DateTime<Utc>) -> Outcome {
+        let mut outcome = self.tick(now);
+        for r in self.receivers.values_mut() {
+            if r.flush_at.is_some() {
+                r.flush_at = Some(now);
+            }
+        }
+        outcome.notify.extend(self.due(now));
+        outcome
+    }
+
+    /// When something next comes due (a group wait ending, a repeat, a resolve timeout),
+    /// if anything is pending.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        let waits = self.receivers.values().filter_map(|r| r.flush_at);
+        let repeats = self.receivers.values().flat_map(|r| {
+            r.told
+                .values()
+                .map(|t| after(t.at, r.routing.repeat_interval))
+        });
+        let timeouts = self
+            .active
+            .values()
+            .map(|t| after(t.last_seen, self.resolve_timeout));
+        waits.chain(repeats).chain(timeouts).min()
+    }
+
+    /// The active alerts, most severe first, then oldest first.
+    pub fn active(&self) -> Vec<Alert> {
+        let mut list: Vec<Alert> = self.active.values().map(|t| t.alert.clone()).collect();
+        list.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.starts_at.cmp(&b.starts_at))
+                .then(a.fingerprint.cmp(&b.fingerprint))
+        });
+        list
+    }
+
+    /// Recently resolved alerts, newest first.
+    pub fn recent(&self) -> Vec<Alert> {
+        self.recent.iter().cloned().collect()
+    }
+
+    /// New alerts refused because [`MAX_ACTIVE`] were active.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+}
+
+#[cfg(test)]
+mod tests;

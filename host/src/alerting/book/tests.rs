@@ -1,0 +1,240 @@
+//! The book's timings with an injected clock: group wait, repeat interval, resolve,
+//! escalation, resolve timeout, severity filters.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+
+fn t(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap()
+}
+
+fn firing(at: i64, kind: &str, severity: Severity, specialist: Option<&str>) -> Alert {
+    let mut a = Alert::firing(t(at), kind, severity, format!("{kind} at {at}"), 15.0, 10.0);
+    a.specialist = specialist.map(str::to_string);
+    a
+}
+
+fn resolved(at: i64, kind: &str) -> Alert {
+    let mut a = firing(at, kind, Severity::Warning, None);
+    a.status = AlertStatus::Resolved;
+    a.ends_at = Some(t(at));
+    a
+}
+
+fn routing(group_wait: u64, repeat: u64) -> Routing {
+    Routing {
+        group_wait: Duration::from_secs(group_wait),
+        repeat_interval: Duration::from_secs(repeat),
+        send_resolved: true,
+        min_severity: Severity::Warning,
+    }
+}
+
+/// What receiver 1 is told, as (type, status) pairs.
+fn told(o: &Outcome) -> Vec<(String, AlertStatus)> {
+    o.notify
+        .iter()
+        .filter(|(id, _)| *id == 1)
+        .flat_map(|(_, alerts)| alerts.iter().map(|a| (a.kind.clone(), a.status)))
+        .collect()
+}
+
+#[test]
+fn alerts_arising_together_wait_the_group_wait_and_go_out_together() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(30, 3600), t(0));
+    let o = book.observe(vec![firing(0, "a", Severity::Warning, None)], t(0));
+    assert_eq!(o.changed.len(), 1);
+    assert!(o.notify.is_empty(), "not before the group wait");
+    assert_eq!(book.next_due(), Some(t(30)));
+    let o = book.observe(vec![firing(10, "b", Severity::Warning, None)], t(10));
+    assert!(o.notify.is_empty());
+    assert!(book.tick(t(29)).notify.is_empty());
+    let o = book.tick(t(30));
+    assert_eq!(
+        told(&o),
+        [
+            ("a".into(), AlertStatus::Firing),
+            ("b".into(), AlertStatus::Firing)
+        ]
+    );
+    // Both keep firing: nothing more until the repeat interval.
+    for s in [40, 600, 3599] {
+        let o = book.observe(
+            vec![
+                firing(s, "a", Severity::Warning, None),
+                firing(s, "b", Severity::Warning, None),
+            ],
+            t(s),
+        );
+        assert!(o.changed.is_empty() && o.notify.is_empty(), "at {s}");
+    }
+    let o = book.observe(vec![firing(3630, "a", Severity::Warning, None)], t(3630));
+    assert_eq!(
+        told(&o),
+        [
+            ("a".into(), AlertStatus::Firing),
+            ("b".into(), AlertStatus::Firing)
+        ],
+        "both repeat, told together at 30"
+    );
+    let a = &o.notify[0].1[0];
+    assert_eq!(a.starts_at, t(0), "the same alert: its start is kept");
+    assert_eq!(a.timestamp, t(3630));
+}
+
+#[test]
+fn a_resolved_alert_is_sent_once_to_who_was_told_it_fired() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(0, 3600), t(0));
+    let o = book.observe(vec![firing(0, "a", Severity::Warning, None)], t(0));
+    assert_eq!(
+        told(&o),
+        [("a".into(), AlertStatus::Firing)],
+        "no group wait"
+    );
+    let o = book.observe(vec![resolved(100, "a")], t(100));
+    assert_eq!(o.changed.len(), 1);
+    assert_eq!(told(&o), [("a".into(), AlertStatus::Resolved)]);
+    let r = &o.notify[0].1[0];
+    assert_eq!((r.starts_at, r.ends_at), (t(0), Some(t(100))));
+    assert!(book.active().is_empty());
+    assert_eq!(book.recent().len(), 1);
+    // Resolved again, or an alert never seen resolved: nothing.
+    let o = book.observe(vec![resolved(110, "a"), resolved(110, "z")], t(110));
+    assert!(o.changed.is_empty() && o.notify.is_empty());
+    // Firing again later: a new alert with a new start.
+    book.observe(vec![firing(200, "a", Severity::Warning, None)], t(200));
+    assert_eq!(book.active()[0].starts_at, t(200));
+}
+
+#[test]
+fn an_alert_resolved_during_the_group_wait_is_never_sent() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(30, 3600), t(0));
+    book.observe(vec![firing(0, "a", Severity::Warning, None)], t(0));
+    book.observe(vec![resolved(10, "a")], t(10));
+    assert!(book.tick(t(30)).notify.is_empty());
+}
+
+#[test]
+fn escalation_keeps_the_alert_and_is_sent_as_a_change() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(5, 3600), t(0));
+    book.observe(vec![firing(0, "a", Severity::Warning, None)], t(0));
+    book.tick(t(5));
+    let o = book.observe(vec![firing(60, "a", Severity::Critical, None)], t(60));
+    assert_eq!(o.changed.len(), 1, "escalation is a change");
+    assert!(o.notify.is_empty(), "waits its group wait");
+    let o = book.tick(t(65));
+    assert_eq!(o.notify[0].1[0].severity, Severity::Critical);
+    assert_eq!(o.notify[0].1[0].starts_at, t(0));
+    assert_eq!(book.active().len(), 1);
+}
+
+#[test]
+fn specialists_are_separate_alerts() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(0, 3600), t(0));
+    let o = book.observe(
+        vec![
+            firing(0, "a", Severity::Warning, Some("ops")),
+            firing(0, "a", Severity::Warning, Some("web")),
+            firing(0, "a", Severity::Warning, None),
+        ],
+        t(0),
+    );
+    assert_eq!(o.notify[0].1.len(), 3);
+    let specialists: Vec<_> = book.active().iter().map(|a| a.specialist.clone()).collect();
+    assert!(specialists.contains(&Some("ops".into())) && specialists.contains(&None));
+}
+
+#[test]
+fn an_alert_not_seen_again_resolves_after_the_resolve_timeout() {
+    let mut book = AlertBook::new(Duration::from_secs(300));
+    book.add_receiver(1, routing(0, 3600), t(0));
+    book.observe(vec![firing(0, "a", Severity::Warning, None)], t(0));
+    book.observe(vec![firing(100, "a", Severity::Warning, None)], t(100));
+    assert!(book.tick(t(399)).changed.is_empty());
+    assert_eq!(book.next_due(), Some(t(400)));
+    let o = book.tick(t(400));
+    assert_eq!(told(&o), [("a".into(), AlertStatus::Resolved)]);
+    assert_eq!(o.changed[0].ends_at, Some(t(400)));
+}
+
+#[test]
+fn receivers_filter_by_severity_and_may_skip_resolved() {
+    let mut book = AlertBook::default();
+    let mut pager = routing(0, 3600);
+    pager.min_severity = Severity::Critical;
+    pager.send_resolved = false;
+    book.add_receiver(1, routing(0, 3600), t(0));
+    book.add_receiver(2, pager, t(0));
+    let o = book.observe(
+        vec![
+            firing(0, "w", Severity::Warning, None),
+            firing(0, "c", Severity::Critical, None),
+        ],
+        t(0),
+    );
+    let to = |o: &Outcome, id| {
+        o.notify
+            .iter()
+            .filter(|(r, _)| *r == id)
+            .flat_map(|(_, a)| a.iter().map(|a| a.kind.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(to(&o, 1).len(), 2);
+    assert_eq!(to(&o, 2), ["c"]);
+    let mut c = resolved(10, "c");
+    c.severity = Severity::Critical;
+    let o = book.observe(vec![c], t(10));
+    assert_eq!(to(&o, 1), ["c"]);
+    assert!(to(&o, 2).is_empty(), "send_resolved = false");
+}
+
+#[test]
+fn a_receiver_added_later_hears_of_active_alerts_after_its_group_wait() {
+    let mut book = AlertBook::default();
+    book.observe(vec![firing(0, "a", Severity::Warning, None)], t(0));
+    book.add_receiver(1, routing(10, 3600), t(50));
+    assert!(book.tick(t(59)).notify.is_empty());
+    assert_eq!(told(&book.tick(t(60))), [("a".into(), AlertStatus::Firing)]);
+}
+
+#[test]
+fn fingerprints_come_from_identity_and_summaries_from_messages() {
+    let mut book = AlertBook::default();
+    let mut a = firing(0, "a", Severity::Warning, Some("ops"));
+    a.fingerprint = "whatever the rule said".into();
+    book.observe(vec![a], t(0));
+    let active = book.active();
+    assert_eq!(
+        active[0].fingerprint,
+        metaclaude_formats::alerts::fingerprint("a", Some("ops"), [])
+    );
+    assert_eq!(active[0].annotations["summary"], "a at 0");
+}
+
+#[test]
+fn stopping_cuts_group_waits_short() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(30, 3600), t(0));
+    book.observe(vec![firing(0, "a", Severity::Warning, None)], t(0));
+    assert_eq!(told(&book.drain(t(1))), [("a".into(), AlertStatus::Firing)]);
+    assert!(book.drain(t(2)).notify.is_empty(), "told once");
+}
+
+#[test]
+fn memory_is_bounded() {
+    let mut book = AlertBook::default();
+    let many: Vec<Alert> = (0..MAX_ACTIVE + 5)
+        .map(|i| firing(0, &format!("k{i}"), Severity::Warning, None))
+        .collect();
+    book.observe(many, t(0));
+    assert_eq!(book.active().len(), MAX_ACTIVE);
+    assert_eq!(book.refused(), 5);
+}

@@ -1,0 +1,211 @@
+//! The alerts API: `GET /api/v1/alerts` (active, and lately resolved),
+//! `GET /api/v1/alerts/history` (the alert history beside the execution log),
+//! `GET /api/v1/alerts/thresholds` and `PUT /api/v1/alerts/thresholds/{name}` (the seed's
+//! `set_alert_threshold` against a running host).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::ServerState;
+use crate::alerting::history::{self, HistoryQuery};
+use crate::logs::dates;
+use crate::model::{AlertStatus, Severity};
+
+/// The longest history listing one request returns.
+const MAX_LIMIT: usize = 1000;
+
+/// The active alerts, most severe first, and those resolved lately, newest first.
+pub async fn active(State(state): State<Arc<ServerState>>) -> Json<Value> {
+    let (active, resolved, stats) = match state.host.plugins() {
+        Some(p) => (p.active_alerts(), p.recent_alerts(), Some(p.alert_stats())),
+        None => Default::default(),
+    };
+    Json(json!({
+        "active": active,
+        "recently_resolved": resolved,
+        "refused": stats.as_ref().map_or(0, |s| s.refused),
+        "history": {
+            "file": state.config.log_dir.join(metaclaude_formats::log_files::ALERTS_FILE),
+            "write_failures": stats.as_ref().map_or(0, |s| s.history_failures),
+            "last_error": stats.and_then(|s| s.history_error),
+        },
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    severity: Option<String>,
+    specialist: Option<String>,
+    status: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The alert history, newest first, filtered.
+pub async fn history(
+    State(state): State<Arc<ServerState>>,
+    query: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "query string: {e} (known: type, severity, specialist, status, since, limit)"
+        ))
+    })?;
+    let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(
+            ApiError::bad_request(format!("limit {limit}: from 1 to {MAX_LIMIT}"))
+                .with("field", "limit"),
+        );
+    }
+    let severity = match given(q.severity).as_deref() {
+        None => None,
+        Some("warning") => Some(Severity::Warning),
+        Some("critical") => Some(Severity::Critical),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "severity {other:?}: expected warning or critical"
+            ))
+            .with("field", "severity"))
+        }
+    };
+    let status = match given(q.status).as_deref() {
+        None => None,
+        Some("firing") => Some(AlertStatus::Firing),
+        Some("resolved") => Some(AlertStatus::Resolved),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status {other:?}: expected firing or resolved"
+            ))
+            .with("field", "status"))
+        }
+    };
+    let since = match given(q.since) {
+        None => None,
+        Some(s) => {
+            let age = dates::parse_since(&s).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "since {s:?}: {e} (an age such as 90s, 15m, 1h, 2d, 1w)"
+                ))
+                .with("field", "since")
+            })?;
+            Some(Utc::now() - age)
+        }
+    };
+    let query = HistoryQuery {
+        kind: given(q.kind),
+        severity,
+        specialist: given(q.specialist),
+        status,
+        since,
+        limit,
+    };
+    let dir = state.config.log_dir.clone();
+    let answer = tokio::task::spawn_blocking(move || history::query(&dir, &query))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "alert_history",
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(json!({
+        "alerts": answer.alerts,
+        "damaged_lines": answer.damaged,
+    })))
+}
+
+/// The thresholds of every alert rule.
+pub async fn thresholds(State(state): State<Arc<ServerState>>) -> Result<Json<Value>, ApiError> {
+    let plugins = rules_host(&state)?;
+    let list = tokio::task::spawn_blocking(move || plugins.alert_thresholds(None))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "no_alert_rules", e))?;
+    let rules: Vec<Value> = list
+        .into_iter()
+        .map(|(plugin, answer)| match answer {
+            Ok(thresholds) => json!({ "plugin": plugin, "thresholds": thresholds }),
+            Err(e) => json!({ "plugin": plugin, "error": e }),
+        })
+        .collect();
+    Ok(Json(json!({ "rules": rules })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdBody {
+    value: f64,
+    plugin: Option<String>,
+}
+
+/// Changes a threshold: `{"value": 15.0}` (every rule that has it) or with `"plugin"`.
+pub async fn set_threshold(
+    State(state): State<Arc<ServerState>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this server takes (--max-body-bytes)",
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {e}"))
+        }
+    })?;
+    let ThresholdBody { value, plugin } = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "request body: {e} (expected {{\"value\": 15.0}}, optionally with \"plugin\": \"alert-rules\")"
+        ))
+    })?;
+    if !value.is_finite() {
+        return Err(ApiError::bad_request("value: a finite number").with("field", "value"));
+    }
+    let plugins = rules_host(&state)?;
+    let threshold = name.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        plugins.set_alert_threshold(&threshold, value, plugin.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match answer {
+        Ok(changed) => Ok(Json(
+            json!({ "threshold": name, "value": value, "changed": changed }),
+        )),
+        Err(e) if e.starts_with("no alert-rule plugin") => {
+            Err(ApiError::new(StatusCode::CONFLICT, "no_alert_rules", e))
+        }
+        Err(e) => Err(
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "threshold_rejected", e)
+                .with("field", "value"),
+        ),
+    }
+}
+
+fn rules_host(state: &ServerState) -> Result<Arc<crate::plugin::PluginHost>, ApiError> {
+    state.host.plugins().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_alert_rules",
+            "this server runs without plugins (--no-plugins, or none found), so without alert rules",
+        )
+    })
+}
