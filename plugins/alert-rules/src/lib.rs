@@ -88,3 +88,5 @@ pub mod thresholds;
 pub mod time;
 pub mod window;
 
+#[cfg(feature = "plugin")]
+mod plugin;
