@@ -64,3 +64,71 @@ pub fn post(
         .map_err(|e| format!("POST {shown}: {e}"))?;
     check_response(shown, response.status, &response.headers, &response.body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_alerts::firing;
+
+    fn at(t: &DateTime<Utc>) -> Datetime {
+        Datetime {
+            seconds: t.timestamp(),
+            nanoseconds: t.timestamp_subsec_nanos(),
+        }
+    }
+
+    /// The example alert as the host hands it over.
+    fn record(fingerprint: &str) -> types::Alert {
+        let a = firing();
+        types::Alert {
+            timestamp: at(&a.timestamp),
+            type_: a.kind.clone(),
+            severity: types::Severity::Warning,
+            message: a.message.clone(),
+            value: a.value,
+            threshold: a.threshold,
+            specialist: a.specialist.clone(),
+            labels: a.labels.clone().into_iter().collect(),
+            status: AlertStatus::Firing,
+            fingerprint: fingerprint.into(),
+            starts_at: at(&a.starts_at),
+            ends_at: None,
+            annotations: a.annotations.clone().into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn the_record_converts_field_for_field() {
+        let expected = firing();
+        assert_eq!(alert(&record(&expected.fingerprint)), expected);
+        // A rule's record without a fingerprint gets the alert's identity.
+        assert_eq!(alert(&record("")).fingerprint, expected.fingerprint);
+        let mut r = record("given");
+        r.status = AlertStatus::Resolved;
+        r.severity = types::Severity::Critical;
+        r.ends_at = Some(r.timestamp);
+        // Repeated labels: the last wins.
+        r.labels.push(("team".into(), "a".into()));
+        r.labels.push(("team".into(), "b".into()));
+        let a = alert(&r);
+        assert_eq!(
+            (a.status, a.severity, a.ends_at, a.fingerprint.as_str()),
+            (
+                Status::Resolved,
+                Severity::Critical,
+                Some(expected.timestamp),
+                "given"
+            )
+        );
+        assert_eq!(a.labels["team"], "b");
+    }
+
+    #[test]
+    fn an_instant_out_of_range_is_the_epoch() {
+        let t = Datetime {
+            seconds: i64::MAX,
+            nanoseconds: 0,
+        };
+        assert_eq!(instant(&t), DateTime::UNIX_EPOCH);
+    }
+}
