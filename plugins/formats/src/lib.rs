@@ -5,7 +5,8 @@
 //!   sink plugin writes them; `metaclaude logs` reads them.
 //! * [`prometheus`]: a writer for the Prometheus text exposition format, used by the
 //!   host's own metrics and by exporter plugins.
-//! * [`alerts`]: what identifies an alert (its fingerprint).
+//! * [`alerts`]: the alert record, its JSON, and what identifies it (its fingerprint).
+//! * [`json`]: the small JSON writer those formats use (keys in the order written).
 //! * [`metrics`]: what the metric exporters count of a finished execution, and the cap on
 //!   their labels' distinct values.
 //!
@@ -13,6 +14,7 @@
 //! `wasm32-wasip2` alike.
 
 pub mod alerts;
+pub mod json;
 pub mod log_files;
 pub mod metrics;
 pub mod prometheus;

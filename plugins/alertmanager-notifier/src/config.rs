@@ -1,0 +1,160 @@
+//! The `[config]` table: which Alertmanager, how long a firing alert lasts without news.
+
+use metaclaude_notify::config::Table;
+
+/// Alertmanager's endpoint for alerts, after its base URL.
+pub const ALERTS_PATH: &str = "/api/v2/alerts";
+
+/// The longest `ends_at_horizon_s`: a week.
+pub const MAX_HORIZON_S: u64 = 7 * 24 * 3600;
+
+const KEYS: &[&str] = &["url", "ends_at_horizon_s", "generator_url", "headers"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Alertmanager's base URL, e.g. `http://127.0.0.1:9093` (no trailing `/`).
+    pub url: String,
+    /// A firing alert's `endsAt` is this long after the POST; 0: no `endsAt`.
+    pub ends_at_horizon_s: u64,
+    /// Every alert's `generatorURL` (empty: none).
+    pub generator_url: String,
+    /// Sent with every POST, after `Content-Type`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            url: "http://127.0.0.1:9093".into(),
+            ends_at_horizon_s: 240,
+            generator_url: String::new(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the `[config]` table (as JSON).
+    pub fn parse(json: &str) -> Result<Config, String> {
+        let table = Table::parse(json, KEYS)?;
+        let mut c = Config::default();
+        if let Some(url) = table.http_url("url")? {
+            if url.ends_with('/') {
+                return Err(format!(
+                    "config.url: remove the trailing `/` from \"{url}\" (the plugin, and the manifest's capabilities.http grant, append {ALERTS_PATH} to it)"
+                ));
+            }
+            if url.ends_with(ALERTS_PATH) || url.ends_with("/api/v2") {
+                return Err(format!(
+                    "config.url: give Alertmanager's base URL, e.g. http://127.0.0.1:9093, found \"{url}\" (the plugin appends {ALERTS_PATH})"
+                ));
+            }
+            if url.contains('?') {
+                return Err(format!(
+                    "config.url: a query (?...) is not allowed, found \"{url}\""
+                ));
+            }
+            c.url = url;
+        }
+        if let Some(s) = table.whole("ends_at_horizon_s", 0, MAX_HORIZON_S)? {
+            c.ends_at_horizon_s = s;
+        }
+        if let Some(url) = table.string("generator_url")? {
+            if !url.is_empty() {
+                table.http_url("generator_url")?;
+            }
+            c.generator_url = url;
+        }
+        c.headers = table.headers("headers")?;
+        Ok(c)
+    }
+
+    /// Where alerts are posted: `{url}/api/v2/alerts`.
+    pub fn endpoint(&self) -> String {
+        format!("{}{ALERTS_PATH}", self.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_config_parses_to_the_defaults() {
+        let manifest = include_str!("../plugin.toml");
+        let table = manifest.split("\n[config]\n").nth(1).unwrap();
+        let table = table.split("\n[").next().unwrap();
+        let mut json = Vec::new();
+        for line in table.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = line.split_once(" = ").unwrap();
+            let value = value.trim_matches('"');
+            // ${VAR:-default} as the host expands it without the variable.
+            let value = match value.split_once(":-") {
+                Some((_, default)) => default.trim_end_matches('}'),
+                None => value,
+            };
+            json.push(format!("\"{key}\":\"{value}\""));
+        }
+        let c = Config::parse(&format!("{{{}}}", json.join(","))).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(Config::parse("{}").unwrap(), Config::default());
+        assert_eq!(c.endpoint(), "http://127.0.0.1:9093/api/v2/alerts");
+        // The grant is the same base URL and the same path.
+        assert!(manifest.contains(
+            "http = [\"${METACLAUDE_ALERTMANAGER_URL:-http://127.0.0.1:9093}/api/v2/alerts\"]"
+        ));
+        assert!(
+            manifest.contains("url = \"${METACLAUDE_ALERTMANAGER_URL:-http://127.0.0.1:9093}\"")
+        );
+    }
+
+    #[test]
+    fn settings_and_their_errors() {
+        let c = Config::parse(
+            r#"{"url":"https://am.example:9093/alertmanager","ends_at_horizon_s":"0","generator_url":"http://127.0.0.1:8080/","headers":{"Authorization":"Basic eDp5"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.endpoint(),
+            "https://am.example:9093/alertmanager/api/v2/alerts"
+        );
+        assert_eq!(c.ends_at_horizon_s, 0);
+        assert_eq!(c.generator_url, "http://127.0.0.1:8080/");
+        assert_eq!(c.headers.len(), 1);
+        for (json, expect) in [
+            (
+                r#"{"url":"http://127.0.0.1:9093/"}"#,
+                "config.url: remove the trailing `/` from \"http://127.0.0.1:9093/\" (the plugin, and the manifest's capabilities.http grant, append /api/v2/alerts to it)",
+            ),
+            (
+                r#"{"url":"http://127.0.0.1:9093/api/v2/alerts"}"#,
+                "config.url: give Alertmanager's base URL, e.g. http://127.0.0.1:9093, found \"http://127.0.0.1:9093/api/v2/alerts\" (the plugin appends /api/v2/alerts)",
+            ),
+            (
+                r#"{"url":"http://h:9093?x=1"}"#,
+                "config.url: a query (?...) is not allowed, found \"http://h:9093?x=1\"",
+            ),
+            (
+                r#"{"url":"127.0.0.1:9093"}"#,
+                "config.url: expected an http:// or https:// URL, found \"127.0.0.1:9093\"",
+            ),
+            (
+                r#"{"ends_at_horizon_s":-1}"#,
+                "config.ends_at_horizon_s: expected a whole number from 0 to 604800, found -1",
+            ),
+            (
+                r#"{"generator_url":"x"}"#,
+                "config.generator_url: expected an http:// or https:// URL, found \"x\"",
+            ),
+            (
+                r#"{"resolve_timeout":"5m"}"#,
+                "config.resolve_timeout: unknown key (known: url, ends_at_horizon_s, generator_url, headers)",
+            ),
+        ] {
+            assert_eq!(Config::parse(json).unwrap_err(), expect, "{json}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! A small JSON writer: strings, numbers and objects written in the order given.
+//!
+//! The formats here fix their key order themselves (a reader diffing two files, or a
+//! golden test, sees the same bytes whatever map type or feature of a JSON library is in
+//! the build), and the crate stays free of dependencies beyond `chrono`.
+
+use std::fmt::Write as _;
+
+/// Appends `s` as a JSON string: `"` and `\` escaped, control characters as `\n`, `\t`
+/// ... or `\u00XX`; everything else as it is (JSON text is UTF-8).
+pub fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut plain_from = 0;
+    for (i, c) in s.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            c if c < ' ' => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain_from..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push_str(escape);
+        }
+        plain_from = i + c.len_utf8();
+    }
+    out.push_str(&s[plain_from..]);
+    out.push('"');
+}
+
+/// Appends `v` as a JSON number with a decimal point and no exponent (`10.0`, `15.3`,
+/// `0.0001`), so every reader takes it for a float, as serde_json's `10.0` is; JSON has no
+/// NaN or infinity, so those are `null` (as serde_json writes them too).
+pub fn write_number(out: &mut String, v: f64) {
+    if !v.is_finite() {
+        out.push_str("null");
+        return;
+    }
+    let start = out.len();
+    let _ = write!(out, "{v}");
+    if !out[start..].contains('.') {
+        out.push_str(".0");
+    }
+}
+
+/// A JSON object being written into a `String`: keys in the order they are added.
+pub struct Object<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    /// Starts an object (writes `{`).
+    pub fn new(out: &'a mut String) -> Object<'a> {
+        out.push('{');
+        Object { out, empty: true }
+    }
+
+    /// Writes `key` and its colon, and hands back the output for the value, which the
+    /// caller must write (exactly one JSON value).
+    pub fn key(&mut self, key: &str) -> &mut String {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        write_string(self.out, key);
+        self.out.push(':');
+        self.out
+    }
+
+    pub fn string(&mut self, key: &str, value: &str) -> &mut Self {
+        write_string(self.key(key), value);
+        self
+    }
+
+    pub fn number(&mut self, key: &str, value: f64) -> &mut Self {
+        write_number(self.key(key), value);
+        self
+    }
+
+    pub fn integer(&mut self, key: &str, value: i64) -> &mut Self {
+        let _ = write!(self.key(key), "{value}");
+        self
+    }
+
+    pub fn boolean(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key).push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    /// `key` with an object of string values, in the iterator's order.
+    pub fn strings<'s>(
+        &mut self,
+        key: &str,
+        entries: impl IntoIterator<Item = (&'s str, &'s str)>,
+    ) -> &mut Self {
+        let mut inner = Object::new(self.key(key));
+        for (k, v) in entries {
+            inner.string(k, v);
+        }
+        inner.end();
+        self
+    }
+
+    /// Ends the object (writes `}`).
+    pub fn end(self) {
+        self.out.push('}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(s: &str) -> String {
+        let mut out = String::new();
+        write_string(&mut out, s);
+        out
+    }
+
+    fn number(v: f64) -> String {
+        let mut out = String::new();
+        write_number(&mut out, v);
+        out
+    }
+
+    #[test]
+    fn strings_escape_quotes_backslashes_and_every_control_character() {
+        assert_eq!(string(""), r#""""#);
+        assert_eq!(string("plain é ✓"), r#""plain é ✓""#);
+        assert_eq!(string("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(
+            string("\n\r\t\u{8}\u{c}\u{0}\u{1b}[31m\u{1f}"),
+            r#""\n\r\t\b\f\u0000\u001b[31m\u001f""#
+        );
+        // DEL and C1 controls are legal JSON as they are.
+        assert_eq!(string("\u{7f}\u{9b}"), "\"\u{7f}\u{9b}\"");
+    }
+
+    #[test]
+    fn numbers_always_read_back_as_floats() {
+        assert_eq!(number(10.0), "10.0");
+        assert_eq!(number(15.3), "15.3");
+        assert_eq!(number(-0.5), "-0.5");
+        assert_eq!(number(0.0001), "0.0001");
+        assert_eq!(number(1e21), "1000000000000000000000.0");
+        assert_eq!(number(f64::NAN), "null");
+        assert_eq!(number(f64::INFINITY), "null");
+        for v in [
+            0.1,
+            1.0 / 3.0,
+            1e-9,
+            123456.789,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            assert_eq!(number(v).parse::<f64>().unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn objects_keep_the_order_keys_are_added_in() {
+        let mut out = String::new();
+        let mut o = Object::new(&mut out);
+        o.string("z", "last?")
+            .number("a", 1.5)
+            .integer("n", -3)
+            .boolean("b", true)
+            .strings("m", [("y", "1"), ("x", "2")]);
+        o.key("raw").push_str("[]");
+        o.end();
+        assert_eq!(
+            out,
+            r#"{"z":"last?","a":1.5,"n":-3,"b":true,"m":{"y":"1","x":"2"},"raw":[]}"#
+        );
+        let mut out = String::new();
+        Object::new(&mut out).end();
+        assert_eq!(out, "{}");
+    }
+}
