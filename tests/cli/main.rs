@@ -2,6 +2,7 @@
 //! `examples/registry`, temp dirs for anything a test writes. One binary, as in ripgrep.
 
 mod acknowledged;
+mod alerts;
 mod concurrent_log;
 mod exposition;
 mod host_metrics;

@@ -6,7 +6,6 @@
 //! `examples/grafana/metaclaude.json` is queried and must return data.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,15 +14,7 @@ use serde_json::Value;
 
 use crate::exposition::{scrape, PROMETHEUS_ACCEPT};
 use crate::serve::{get, Server};
-use crate::util::{example_registry, root};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::util::{example_registry, free_port, root};
 
 /// A `prometheus` server child process, killed when dropped.
 struct Prometheus {

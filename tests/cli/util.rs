@@ -208,3 +208,12 @@ pub fn wait_until(
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
 }
+
+/// A loopback port free now (for a peer that needs a port number before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

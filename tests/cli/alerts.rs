@@ -1,0 +1,738 @@
+//! Alerts end to end: the default alert rule in a real `metaclaude serve`, every kind of
+//! notifier delivering (console, file, webhook to a loopback receiver, a real
+//! Alertmanager, a notifier built against WIT 0.1.0), misbehaving notifiers beside them,
+//! thresholds changed over the API and the CLI, the alert history and its query.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::plugins::write_plugin;
+use crate::serve::{agent, get, Server};
+use crate::util::{bin, free_port, succeed, wait_until};
+
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+/// A real Alertmanager on a free loopback port, killed when dropped.
+struct Alertmanager {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    fn start() -> Alertmanager {
+        assert!(
+            Path::new(ALERTMANAGER).is_file(),
+            "{ALERTMANAGER} is missing: sudo apt-get install -y prometheus-alertmanager (cargo xtask test installs it)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: nobody\n  group_wait: 1s\nreceivers:\n  - name: nobody\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Alertmanager");
+        let url = format!("http://127.0.0.1:{port}");
+        let am = Alertmanager {
+            child,
+            url,
+            _dir: dir,
+        };
+        wait_until(
+            "Alertmanager ready",
+            Duration::from_secs(30),
+            || {
+                agent()
+                    .get(format!("{}/-/ready", am.url))
+                    .call()
+                    .is_ok_and(|r| r.status() == 200)
+            },
+            || "not ready".into(),
+        );
+        am
+    }
+
+    /// The alerts Alertmanager holds named `alertname`, active or not.
+    fn alerts(&self, alertname: &str) -> Vec<Value> {
+        let r = get(&format!(
+            "{}/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true",
+            self.url
+        ));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["labels"]["alertname"] == alertname)
+            .collect()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A webhook receiver on loopback: keeps the body of every POST, answers 200.
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Some(body) = read_post(stream) {
+                    kept.lock().unwrap().push(body);
+                }
+            }
+        });
+        Receiver { url, bodies }
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    /// Every alert of every JSON-format POST, in order.
+    fn alerts(&self) -> Vec<Value> {
+        self.bodies()
+            .into_iter()
+            .flat_map(|b| b.as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Reads one HTTP/1.1 request (headers, then Content-Length bytes), answers 200.
+fn read_post(mut stream: TcpStream) -> Option<Value> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    serde_json::from_slice(&body).ok()
+}
+
+/// A registry with `fail` (exit 1) and `hello`, both of specialist `ops`, no retries.
+fn registry(dir: &Path) -> PathBuf {
+    let scripts = dir.join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    for (name, body) in [
+        ("fail.sh", "#!/bin/sh\necho broken >&2\nexit 1\n"),
+        ("hello.sh", "#!/bin/sh\necho hello\n"),
+    ] {
+        let p = scripts.join(name);
+        std::fs::write(&p, body).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let registry = dir.join("registry.json");
+    std::fs::write(
+        &registry,
+        r#"{"scripts": [
+            {"id": "fail", "path": "scripts/fail.sh", "specialist": "ops", "max_retries": 0},
+            {"id": "hello", "path": "scripts/hello.sh", "specialist": "ops"}
+        ]}"#,
+    )
+    .unwrap();
+    registry
+}
+
+/// Copies the installed plugin `name` (the default set's or plugins-available) into
+/// `plugins`, its manifest edited by `edit`.
+fn install(plugins: &Path, name: &str, edit: impl Fn(String) -> String) {
+    let built = bin_dir();
+    let from = [
+        built.join("plugins").join(name),
+        built.join("plugins-available").join(name),
+    ]
+    .into_iter()
+    .find(|d| d.is_dir())
+    .unwrap_or_else(|| panic!("{name} is not installed: run cargo xtask build-plugins"));
+    let to = plugins.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_name() == "plugin.toml" {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            std::fs::write(target, edit(text)).unwrap();
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `key = old` → `key = new` in a manifest, which must have it.
+fn set(text: String, key: &str, value: &str) -> String {
+    let mut found = false;
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.split('=').next().is_some_and(|k| k.trim() == key) && !l.starts_with('#') {
+                found = true;
+                format!("{key} = {value}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(found, "no `{key}` in the manifest");
+    out.join("\n") + "\n"
+}
+
+/// The plugins of the scenario: the default rule made quick, the default notifiers with
+/// no group wait, a 0.1.0 notifier and sink, a notifier that hangs and one that traps.
+fn plugins_dir(dir: &Path, out_v01: &Path) -> PathBuf {
+    let plugins = dir.join("plugins");
+    install(&plugins, "alert-rules", |t| {
+        let t = set(t, "min_samples", "3");
+        let t = set(t, "window_seconds", "60");
+        let t = set(t, "keep_firing_for_seconds", "0");
+        set(t, "tick_ms", "200")
+    });
+    for name in ["console-notifier", "webhook-notifier", "file-notifier"] {
+        install(&plugins, name, |t| set(t, "group_wait_s", "0"));
+    }
+    install(&plugins, "alertmanager-notifier", |t| t);
+    install(&plugins, "log-sink", |t| t);
+    std::fs::create_dir_all(out_v01).unwrap();
+    for (name, wasm, kind) in [
+        ("v01-notifier", "fixture_v01_notifier.wasm", "notifier"),
+        ("v01-sink", "fixture_v01_sink.wasm", "sink"),
+    ] {
+        let routing = if kind == "notifier" {
+            "[alerts]\ngroup_wait_s = 0\n"
+        } else {
+            ""
+        };
+        write_plugin(
+            &plugins,
+            name,
+            wasm,
+            &format!(
+                "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"{kind}\"\ncomponent = \"COMPONENT\"\nwit = \"0.1.0\"\n\
+                 [capabilities]\ndirs = [{{ host = \"{}\", guest = \"/out\", mode = \"rw\" }}]\n{routing}",
+                out_v01.display()
+            ),
+        );
+    }
+    for mode in ["hang", "trap"] {
+        write_plugin(
+            &plugins,
+            &format!("{mode}-notifier"),
+            "fixture_notifier.wasm",
+            &format!(
+                "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"notifier\"\ncomponent = \"COMPONENT\"\n\
+                 [config]\nurl = \"http://127.0.0.1:9/x\"\nmode = \"{mode}\"\n\
+                 [alerts]\ngroup_wait_s = 0\n[limits]\ncall_timeout_ms = 300\n"
+            ),
+        );
+    }
+    plugins
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn put(url: &str, body: &Value) -> (u16, Value) {
+    let mut r = agent()
+        .put(url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .expect("an answer");
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start();
+    let hook = Receiver::start();
+    let (logs, alerts_dir, out_v01) = (
+        tmp.path().join("logs"),
+        tmp.path().join("alerts"),
+        tmp.path().join("v01"),
+    );
+    let plugins = plugins_dir(tmp.path(), &out_v01);
+    let registry = registry(tmp.path());
+    let server = Server::start(
+        &registry,
+        &["--plugins", &plugins.to_string_lossy()],
+        |cmd| {
+            cmd.env("METACLAUDE_LOG_DIR", &logs)
+                .env("METACLAUDE_ALERTS_DIR", &alerts_dir)
+                .env("METACLAUDE_WEBHOOK_URL", &hook.url)
+                .env("METACLAUDE_ALERTMANAGER_URL", &am.url);
+        },
+    );
+    let loaded = get(&server.url("/api/v1/plugins")).json();
+    assert_eq!(
+        loaded["plugins"].as_array().unwrap().len(),
+        10,
+        "every plugin loads: {loaded}"
+    );
+    // Below min_samples: nothing, however bad.
+    for _ in 0..2 {
+        assert_eq!(server.run("fail")["success"], false);
+    }
+    std::thread::sleep(Duration::from_millis(600)); // three ticks of the rule
+    let none = get(&server.url("/api/v1/alerts")).json();
+    assert_eq!(none["active"], json!([]), "two samples page nobody: {none}");
+    for _ in 0..2 {
+        server.run("fail");
+    }
+    // 4 of 4 failed: critical (above 25 %), globally and for the specialist.
+    let active = |v: &Value| -> Vec<Value> { v["active"].as_array().cloned().unwrap_or_default() };
+    let alerts_url = server.url("/api/v1/alerts");
+    wait_until(
+        "error_rate_high fires, globally and for ops",
+        Duration::from_secs(30),
+        || active(&get(&alerts_url).json()).len() == 2,
+        || get(&alerts_url).body,
+    );
+    let firing = active(&get(&alerts_url).json());
+    let global = firing.iter().find(|a| a["specialist"].is_null()).unwrap();
+    assert_eq!(global["type"], "error_rate_high");
+    assert_eq!(global["severity"], "critical");
+    assert_eq!(global["status"], "firing");
+    assert_eq!(global["message"], "Error rate is 100.0% (threshold: 25.0%)");
+    assert_eq!(
+        (global["value"].as_f64(), global["threshold"].as_f64()),
+        (Some(100.0), Some(25.0))
+    );
+    assert_eq!(global["fingerprint"].as_str().unwrap().len(), 16);
+    let ops = firing.iter().find(|a| a["specialist"] == "ops").unwrap();
+    assert_eq!(ops["labels"]["specialist"], "ops");
+    assert_ne!(ops["fingerprint"], global["fingerprint"]);
+
+    // Every notifier delivers, the hanging and trapping ones notwithstanding.
+    let until = |what: &str, done: &dyn Fn() -> bool, detail: &dyn Fn() -> String| {
+        wait_until(what, Duration::from_secs(30), done, detail)
+    };
+    until(
+        "the webhook got both alerts",
+        &|| {
+            hook.alerts()
+                .iter()
+                .filter(|a| a["status"] == "firing")
+                .count()
+                >= 2
+        },
+        &|| format!("{:?}", hook.bodies()),
+    );
+    let hooked = hook.alerts();
+    assert!(
+        hooked.iter().all(|a| a["type"] == "error_rate_high"),
+        "{hooked:?}"
+    );
+    let file = alerts_dir.join("alerts.jsonl");
+    until(
+        "the file notifier wrote both",
+        &|| lines(&file).len() >= 2,
+        &|| format!("{:?}", lines(&file)),
+    );
+    until(
+        "Alertmanager holds both, active",
+        &|| {
+            am.alerts("error_rate_high")
+                .iter()
+                .filter(|a| a["status"]["state"] == "active")
+                .count()
+                == 2
+        },
+        &|| format!("{:?}", am.alerts("error_rate_high")),
+    );
+    let in_am = am.alerts("error_rate_high");
+    assert!(in_am
+        .iter()
+        .any(|a| a["labels"]["specialist"] == "ops" && a["labels"]["severity"] == "critical"));
+    let v01 = out_v01.join("alerts.txt");
+    until(
+        "the 0.1.0 notifier got both",
+        &|| {
+            lines(&v01)
+                .iter()
+                .filter(|l| l.starts_with("error_rate_high critical"))
+                .count()
+                >= 2
+        },
+        &|| format!("{:?}", lines(&v01)),
+    );
+    until(
+        "the console notifier printed them",
+        &|| server.stderr().contains("ALERT [critical] error_rate_high"),
+        &|| server.stderr(),
+    );
+    // The 0.1.0 sink took every event.
+    let events = out_v01.join("events.txt");
+    let finished = || {
+        lines(&events)
+            .iter()
+            .filter(|l| l.starts_with("finished "))
+            .count()
+    };
+    until(
+        "the 0.1.0 sink got every finished event",
+        &|| finished() == 4,
+        &|| format!("{:?}", lines(&events)),
+    );
+    // The misbehaving notifiers are counted (the hanging one once its call's deadline
+    // has passed), the others not.
+    let plugins_url = server.url("/api/v1/plugins");
+    let plugin = |name: &str| -> Value {
+        get(&plugins_url).json()["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    for bad in ["hang-notifier", "trap-notifier"] {
+        until(
+            "the misbehaving notifier failed",
+            &|| plugin(bad)["failures"].as_u64().unwrap() >= 1,
+            &|| plugin(bad).to_string(),
+        );
+        let why = plugin(bad)["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let expected = if bad == "hang-notifier" {
+            "deadline exceeded"
+        } else {
+            "told to trap"
+        };
+        assert!(why.contains(expected), "{bad}: {why}");
+    }
+    assert_eq!(plugin("webhook-notifier")["failures"], 0);
+    assert_eq!(plugin("v01-notifier")["wit"], "0.1.0");
+    assert_eq!(plugin("webhook-notifier")["wit"], "0.2.0");
+
+    // Thresholds: shown, a bad change refused naming why, a good one taken.
+    let thresholds = get(&server.url("/api/v1/alerts/thresholds")).json();
+    let rule = &thresholds["rules"][0];
+    assert_eq!(rule["plugin"], "alert-rules");
+    assert!(rule["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "error_rate_percent" && t["value"] == 10.0));
+    let (status, err) = put(
+        &server.url("/api/v1/alerts/thresholds/error_rate_pct"),
+        &json!({"value": 15}),
+    );
+    assert_eq!(status, 422, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("error_rate_percent"),
+        "{err}"
+    );
+    let (status, err) = put(
+        &server.url("/api/v1/alerts/thresholds/error_rate_percent"),
+        &json!({"value": "x"}),
+    );
+    assert_eq!(status, 400, "{err}");
+    let out = succeed(bin().args([
+        "alerts",
+        "set-threshold",
+        "error_rate_percent_critical",
+        "100",
+        "--server",
+        &server.http,
+    ]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("alert-rules: error_rate_percent_critical: 25 -> 100"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (status, said) = put(
+        &server.url("/api/v1/alerts/thresholds/error_rate_percent"),
+        &json!({"value": 100}),
+    );
+    assert_eq!(status, 200, "{said}");
+    // 100 % is not above 100 %: both resolve at the next evaluation.
+    wait_until(
+        "the alerts resolve",
+        Duration::from_secs(30),
+        || active(&get(&server.url("/api/v1/alerts")).json()).is_empty(),
+        String::new,
+    );
+    until(
+        "the webhook was told of both resolving",
+        &|| {
+            hook.alerts()
+                .iter()
+                .filter(|a| a["status"] == "resolved")
+                .count()
+                >= 2
+        },
+        &|| format!("{:?}", hook.bodies()),
+    );
+    let resolved: Vec<Value> = hook
+        .alerts()
+        .into_iter()
+        .filter(|a| a["status"] == "resolved")
+        .collect();
+    assert!(resolved
+        .iter()
+        .all(|a| a["ends_at"].is_string() && a["starts_at"].is_string()));
+    until(
+        "Alertmanager shows them resolved",
+        &|| {
+            am.alerts("error_rate_high")
+                .iter()
+                .all(|a| a["status"]["state"] != "active")
+        },
+        &|| format!("{:?}", am.alerts("error_rate_high")),
+    );
+    until(
+        "the 0.1.0 notifier got them with status=resolved",
+        &|| {
+            lines(&v01)
+                .iter()
+                .filter(|l| l.contains("status=resolved"))
+                .count()
+                >= 2
+        },
+        &|| format!("{:?}", lines(&v01)),
+    );
+
+    // The history has each change; the CLI queries it.
+    let history = succeed(
+        bin()
+            .args(["alerts", "history", "--json", "--log-dir"])
+            .arg(&logs),
+    );
+    let changes: Vec<Value> = String::from_utf8_lossy(&history.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(changes.len(), 4, "2 fired, 2 resolved: {changes:?}");
+    assert_eq!(
+        changes.iter().filter(|c| c["status"] == "resolved").count(),
+        2
+    );
+    let only_ops = succeed(
+        bin()
+            .args([
+                "alerts",
+                "history",
+                "--specialist",
+                "ops",
+                "--status",
+                "firing",
+                "--log-dir",
+            ])
+            .arg(&logs),
+    );
+    let text = String::from_utf8_lossy(&only_ops.stdout);
+    assert!(
+        text.contains("1 alert(s)") && text.contains("specialist=ops"),
+        "{text}"
+    );
+    let api = get(&server.url("/api/v1/alerts/history?severity=critical&limit=10")).json();
+    assert_eq!(api["alerts"].as_array().unwrap().len(), 4, "{api}");
+    let active_cli = succeed(bin().args(["alerts", "active", "--server", &server.http]));
+    assert!(String::from_utf8_lossy(&active_cli.stdout).contains("no alerts"));
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+}
+
+/// Without a server, `alerts active` reads the history: the alerts whose last change is
+/// `firing`. What an alert says is untrusted (a script's name can carry an escape
+/// sequence into a message): the terminal gets none of its control characters. A damaged
+/// line is named and skipped.
+#[test]
+fn alerts_are_listed_from_the_history_when_no_server_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let alert = |status: &str, at: &str| {
+        json!({
+            "timestamp": at, "type": "error_rate_high", "severity": "warning",
+            "message": "Error rate is 15.0% (threshold: 10.0%) \u{1b}]0;owned\u{7}",
+            "value": 15.0, "threshold": 10.0, "status": status,
+            "fingerprint": "00000000000000aa", "starts_at": "2026-01-01T00:00:00.000000Z"
+        })
+        .to_string()
+    };
+    std::fs::write(
+        logs.join("alerts.jsonl"),
+        format!(
+            "{}\n{}\nnot json\n",
+            alert("firing", "2026-01-01T00:00:00.000000Z"),
+            alert("firing", "2026-01-01T00:01:00.000000Z")
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args([
+            "alerts",
+            "active",
+            "--server",
+            "http://127.0.0.1:9",
+            "--log-dir",
+        ])
+        .arg(&logs)
+        .output()
+        .unwrap();
+    // --server given and not answering: an error naming it.
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot reach the server at http://127.0.0.1:9"));
+    let out = bin()
+        .env_remove("METACLAUDE_SERVER")
+        .args(["alerts", "active", "--log-dir"])
+        .arg(&logs)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("1 alert(s)") && text.contains("alerts last seen firing"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("alerts.jsonl:3"),
+        "the damaged line is named"
+    );
+}
+
+/// The seed's library calls: `register_alert_callback` hears each change at once (no group
+/// wait), `set_alert_threshold` changes a rule's threshold and explains a bad name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_library_registers_callbacks_and_sets_thresholds() {
+    use metaclaude::app::{MonitoredHost, PluginSource};
+    use metaclaude::model::Alert;
+    use metaclaude::ExecutionRequest;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    install(&plugins, "alert-rules", |t| {
+        let t = set(t, "min_samples", "2");
+        let t = set(t, "keep_firing_for_seconds", "0");
+        set(t, "tick_ms", "100")
+    });
+    let registry = registry(tmp.path());
+    let host = MonitoredHost::builder(&registry)
+        .plugins(PluginSource::Dir(plugins))
+        .env(
+            "METACLAUDE_LOG_DIR",
+            tmp.path().join("logs").to_string_lossy(),
+        )
+        .build()
+        .unwrap();
+    let heard: Arc<Mutex<Vec<Alert>>> = Arc::default();
+    let sink = heard.clone();
+    host.register_alert_callback(move |alerts| sink.lock().unwrap().extend_from_slice(alerts));
+    let err = host.set_alert_threshold("error_rate", 5.0).unwrap_err();
+    assert!(
+        err.contains("error_rate_percent"),
+        "the known names are listed: {err}"
+    );
+    let err = host
+        .set_alert_threshold("error_rate_percent", 150.0)
+        .unwrap_err();
+    assert!(err.contains("100"), "the range is given: {err}");
+    // One failure in four: 25 %, above 20 but not above the default critical 25.
+    let changed = host
+        .set_alert_threshold("error_rate_percent", 20.0)
+        .unwrap();
+    assert_eq!(changed[0].plugin, "alert-rules");
+    assert_eq!(changed[0].change, "error_rate_percent: 10 -> 20");
+    for script in ["hello", "hello", "hello", "fail"] {
+        host.execute(ExecutionRequest::new(script)).await;
+    }
+    let fired = || {
+        heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.kind == "error_rate_high" && a.specialist.is_none())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    wait_until(
+        "the callback hears error_rate_high",
+        Duration::from_secs(30),
+        || !fired().is_empty(),
+        || format!("{:?}", heard.lock().unwrap()),
+    );
+    let a = &fired()[0];
+    assert_eq!(a.message, "Error rate is 25.0% (threshold: 20.0%)");
+    assert_eq!(a.severity, metaclaude::model::Severity::Warning);
+    assert_eq!(host.active_alerts().len(), 2, "global and ops");
+    let thresholds = host.alert_thresholds();
+    let list = thresholds[0].1.as_ref().unwrap();
+    assert!(list
+        .iter()
+        .any(|t| t.name == "error_rate_percent" && t.value == 20.0));
+    host.shutdown();
+}
