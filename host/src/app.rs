@@ -264,6 +264,10 @@ impl MonitoredHost {
         }
         if let Some(p) = &plugins {
             service.add_sink(p.clone());
+            // The feed and the dashboards hear of every alert change, numbered with the
+            // events.
+            let feed = monitor.clone();
+            p.add_alert_callback(Arc::new(move |alerts| feed.alerts_changed(alerts)));
         }
         Ok(MonitoredHost {
             service: Arc::new(service),

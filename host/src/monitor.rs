@@ -13,7 +13,7 @@
 //! * the executor is never blocked: `emit` updates memory and sends to a channel that
 //!   drops what slow clients did not read (they notice and take a fresh snapshot).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -24,7 +24,9 @@ use tokio::sync::broadcast;
 use crate::executor::EventSink;
 use crate::logs::query::{Matcher, Record};
 use crate::logs::stats::{Acc, GroupBy, Stats, StatsAcc};
-use crate::model::{timestamp, ErrorDetails, ExecutionEvent, ExecutionResult, LifecycleKind};
+use crate::model::{
+    timestamp, Alert, AlertStatus, ErrorDetails, ExecutionEvent, ExecutionResult, LifecycleKind,
+};
 
 /// Bytes of each of stdout and stderr that the feed's copy of a result keeps (the tail;
 /// `stdout_truncated` says so). The whole result stays available by its id.
@@ -108,10 +110,11 @@ pub struct Totals {
 #[derive(Debug)]
 pub struct FeedItem {
     pub seq: u64,
-    pub kind: LifecycleKind,
+    /// The event's kind; `None` for an alert.
+    pub kind: Option<LifecycleKind>,
     pub script_id: String,
     pub specialist: Option<String>,
-    /// `{"type":"event","seq":N,"event":{...}}`.
+    /// `{"type":"event","seq":N,"event":{...}}` or `{"type":"alert","seq":N,"alert":{...}}`.
     pub json: String,
 }
 
@@ -126,6 +129,8 @@ pub struct Snapshot {
     pub running: Vec<RunningExecution>,
     /// The newest finished executions, newest first (outputs cut as in the feed).
     pub recent: Vec<ExecutionResult>,
+    /// The alerts in force, most severe first.
+    pub alerts: Vec<Alert>,
 }
 
 /// Statistics over the executions held in memory that finished since `since`.
@@ -159,6 +164,8 @@ struct State {
     totals: Totals,
     /// Finished executions let go to stay within the limits.
     evicted: u64,
+    /// The alerts in force, by fingerprint (kept from the changes the host reports).
+    alerts: BTreeMap<String, Alert>,
 }
 
 /// The in-memory view of a host's executions; an [`EventSink`].
@@ -186,6 +193,7 @@ impl Monitor {
                 output_bytes: 0,
                 totals: Totals::default(),
                 evicted: 0,
+                alerts: BTreeMap::new(),
             }),
             feed,
         }
@@ -232,7 +240,45 @@ impl Monitor {
                 .take(recent)
                 .map(|r| feed_copy(r))
                 .collect(),
+            alerts: sorted_alerts(&state.alerts),
         }
+    }
+
+    /// Takes in alerts that changed state (the host's alert router calls it): the set in
+    /// force is updated and each change goes to the feed, numbered like the events, as
+    /// `{"type":"alert","seq":N,"alert":{...}}`.
+    pub fn alerts_changed(&self, alerts: &[Alert]) {
+        let mut state = self.state.lock().unwrap();
+        for a in alerts {
+            match a.status {
+                AlertStatus::Firing => {
+                    state.alerts.insert(a.fingerprint.clone(), a.clone());
+                }
+                AlertStatus::Resolved => {
+                    state.alerts.remove(&a.fingerprint);
+                }
+            }
+            state.seq += 1;
+            let seq = state.seq;
+            let json = serde_json::to_string(&AlertMessage {
+                kind: "alert",
+                seq,
+                alert: a,
+            })
+            .unwrap_or_default();
+            let _ = self.feed.send(Arc::new(FeedItem {
+                seq,
+                kind: None,
+                script_id: String::new(),
+                specialist: a.specialist.clone(),
+                json,
+            }));
+        }
+    }
+
+    /// The alerts in force as the feed knows them, most severe first.
+    pub fn alerts(&self) -> Vec<Alert> {
+        sorted_alerts(&self.state.lock().unwrap().alerts)
     }
 
     /// The execution `id`, if it runs or is still held.
@@ -528,6 +574,25 @@ struct FeedMessage<'a> {
     event: &'a ExecutionEvent,
 }
 
+#[derive(Serialize)]
+struct AlertMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    alert: &'a Alert,
+}
+
+fn sorted_alerts(alerts: &BTreeMap<String, Alert>) -> Vec<Alert> {
+    let mut list: Vec<Alert> = alerts.values().cloned().collect();
+    list.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.starts_at.cmp(&b.starts_at))
+            .then(a.fingerprint.cmp(&b.fingerprint))
+    });
+    list
+}
+
 impl EventSink for Monitor {
     fn emit(&self, event: &ExecutionEvent) {
         let mut state = self.state.lock().unwrap();
@@ -553,7 +618,7 @@ impl EventSink for Monitor {
         // No receiver is fine: nobody watches.
         let _ = self.feed.send(Arc::new(FeedItem {
             seq,
-            kind: event.kind,
+            kind: Some(event.kind),
             script_id: event.script_id.clone(),
             specialist: event.specialist.clone(),
             json,
@@ -685,6 +750,35 @@ mod tests {
         m.emit(&event(LifecycleKind::Finished, "a0"));
         let next = rx.try_recv().unwrap();
         assert_eq!(next.seq, 2);
-        assert_eq!(next.kind, LifecycleKind::Finished);
+        assert_eq!(next.kind, Some(LifecycleKind::Finished));
+    }
+
+    #[test]
+    fn alert_changes_are_numbered_with_the_events_and_in_the_snapshot() {
+        use crate::model::{Alert, AlertStatus, Severity};
+        let m = Monitor::new(Limits::default());
+        let (_, mut rx) = m.subscribe(10);
+        m.emit(&event(LifecycleKind::Queued, "a0"));
+        let mut a = Alert::firing(
+            Utc::now(),
+            "error_rate_high",
+            Severity::Warning,
+            "m",
+            15.0,
+            10.0,
+        );
+        m.alerts_changed(std::slice::from_ref(&a));
+        assert_eq!(m.subscribe(10).0.alerts, [a.clone()]);
+        let (_, item) = (rx.try_recv().unwrap(), rx.try_recv().unwrap());
+        assert_eq!((item.seq, item.kind), (2, None));
+        let v: serde_json::Value = serde_json::from_str(&item.json).unwrap();
+        assert_eq!(
+            (v["type"].as_str(), v["alert"]["type"].as_str()),
+            (Some("alert"), Some("error_rate_high"))
+        );
+        a.status = AlertStatus::Resolved;
+        m.alerts_changed(&[a]);
+        assert!(m.alerts().is_empty());
+        assert_eq!(rx.try_recv().unwrap().seq, 3);
     }
 }

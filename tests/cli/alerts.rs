@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::plugins::write_plugin;
-use crate::serve::{agent, get, Server};
+use crate::serve::{agent, get, ws_connect, ws_next, Server};
 use crate::util::{bin, free_port, succeed, wait_until};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
@@ -330,6 +330,9 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
         10,
         "every plugin loads: {loaded}"
     );
+    // A live-feed client that wants alerts only.
+    let mut feed = ws_connect(&server.ws_url("/ws?kinds=alert"), None).unwrap();
+    assert_eq!(ws_next(&mut feed)["alerts"], json!([]));
     // Below min_samples: nothing, however bad.
     for _ in 0..2 {
         assert_eq!(server.run("fail")["success"], false);
@@ -363,6 +366,20 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
     let ops = firing.iter().find(|a| a["specialist"] == "ops").unwrap();
     assert_eq!(ops["labels"]["specialist"], "ops");
     assert_ne!(ops["fingerprint"], global["fingerprint"]);
+
+    // The feed told of both as they fired, numbered; a new client has them in its snapshot.
+    for _ in 0..2 {
+        let m = ws_next(&mut feed);
+        assert_eq!(
+            (m["type"].as_str(), m["alert"]["type"].as_str()),
+            (Some("alert"), Some("error_rate_high")),
+            "{m}"
+        );
+        assert!(m["seq"].as_u64().is_some());
+    }
+    let mut later = ws_connect(&server.ws_url("/ws"), None).unwrap();
+    assert_eq!(ws_next(&mut later)["alerts"].as_array().unwrap().len(), 2);
+    drop(later);
 
     // Every notifier delivers, the hanging and trapping ones notwithstanding.
     let until = |what: &str, done: &dyn Fn() -> bool, detail: &dyn Fn() -> String| {

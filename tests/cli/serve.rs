@@ -263,7 +263,7 @@ pub fn sleepy_registry(dir: &Path) -> PathBuf {
 }
 
 /// A WebSocket client on `url` (read timeout 20 s), with `origin` when given.
-fn ws_connect(
+pub fn ws_connect(
     url: &str,
     origin: Option<&str>,
 ) -> Result<tungstenite::WebSocket<TcpStream>, tungstenite::Error> {
@@ -285,7 +285,7 @@ fn ws_connect(
 }
 
 /// The next text message as JSON.
-fn ws_next(socket: &mut tungstenite::WebSocket<TcpStream>) -> Value {
+pub fn ws_next(socket: &mut tungstenite::WebSocket<TcpStream>) -> Value {
     loop {
         match socket.read().expect("a message within the read timeout") {
             Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),

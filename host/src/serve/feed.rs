@@ -44,8 +44,14 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// Whether the client wants `item`. An alert is the kind `alert`; the script and
+    /// specialist filters narrow events only (an alert about one specialist is still news
+    /// to a client watching some scripts).
     fn takes(&self, item: &FeedItem) -> bool {
-        (self.kinds.is_empty() || self.kinds.iter().any(|k| k == item.kind.as_str()))
+        let Some(kind) = item.kind else {
+            return self.kinds.is_empty() || self.kinds.iter().any(|k| k == "alert");
+        };
+        (self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind.as_str()))
             && (self.scripts.is_empty() || self.scripts.contains(&item.script_id))
             && (self.specialists.is_empty()
                 || item
@@ -55,12 +61,13 @@ impl Subscription {
     }
 
     fn check(&self) -> Result<(), String> {
-        const KINDS: [&str; 5] = [
+        const KINDS: [&str; 6] = [
             "queued",
             "started",
             "attempt_failed",
             "retry_scheduled",
             "finished",
+            "alert",
         ];
         match self.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
             Some(bad) => Err(format!(
@@ -196,7 +203,7 @@ fn snapshot_message(
         "recent": snapshot.recent,
         "stats": stats_json(state, 60, 10),
         "plugins": plugins,
-        "alerts": [],
+        "alerts": snapshot.alerts,
     })
     .to_string()
 }
