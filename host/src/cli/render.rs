@@ -416,7 +416,7 @@ pub fn thresholds(v: &serde_json::Value) -> String {
                 out,
                 "  {:<40} {:>10}  {}",
                 terminal_safe(t["name"].as_str().unwrap_or("?")),
-                t["value"],
+                t["value"].as_f64().map_or("?".to_string(), |v| v.to_string()),
                 terminal_safe(t["description"].as_str().unwrap_or(""))
             );
         }
