@@ -812,3 +812,44 @@ fn manifests_say_what_a_plugin_needs_and_where_it_is_useful() {
     assert!(child.wait_with_output().unwrap().status.success());
     assert_eq!(finished(&long), ["14"], "batch loads it");
 }
+
+/// Mistakes that still load are explained by `plugins check`: a notifier that imports
+/// `http` with no destination granted, a manifest whose `wit` is not what the component
+/// was built against.
+#[test]
+fn plugins_check_explains_what_loads_but_will_not_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_plugin(
+        tmp.path(),
+        "ungranted",
+        "fixture_notifier.wasm",
+        "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"notifier\"\ncomponent = \"COMPONENT\"\nwit = \"0.1.0\"\n[config]\nurl = \"https://hooks.example.com/x\"\n",
+    );
+    let out = bin().args(["plugins", "check"]).arg(&dir).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains(
+            "note: the component imports `http` but capabilities.http grants no destination"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: the manifest says wit = \"0.1.0\" but the component was built against 0.2.0: set wit = \"0.2.0\""),
+        "{text}"
+    );
+    // Fixed, the notes go.
+    std::fs::write(
+        dir.join("plugin.toml"),
+        std::fs::read_to_string(dir.join("plugin.toml"))
+            .unwrap()
+            .replace("wit = \"0.1.0\"", "wit = \"0.2.0\"")
+            + "[capabilities]\nhttp = [\"https://hooks.example.com/*\"]\n",
+    )
+    .unwrap();
+    let out = bin().args(["plugins", "check"]).arg(&dir).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("note:"),
+        "{out:?}"
+    );
+}

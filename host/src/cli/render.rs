@@ -176,6 +176,9 @@ pub fn plugin_table(dir: &Path, plugins: &[PluginInfo], errors: &[PluginError]) 
             }
         );
         let _ = writeln!(out, "  capabilities: {}", p.capabilities);
+        for n in &p.notes {
+            let _ = writeln!(out, "  note: {n}");
+        }
         if let Some(e) = &p.last_error {
             let _ = writeln!(out, "  last error: {e}");
         }
@@ -214,14 +217,18 @@ pub fn plugin_ok(dir: &Path, p: &PluginInfo) -> String {
     } else {
         "a TRUSTED native library (unsandboxed), native ABI v1".to_string()
     };
-    format!(
+    let mut text = format!(
         "{}: ok: plugin {} {} ({}), {what}, init accepted its config\n  capabilities: {}",
         dir.join("plugin.toml").display(),
         p.name,
         p.version,
         p.kind.as_str(),
         p.capabilities
-    )
+    );
+    for n in &p.notes {
+        text.push_str(&format!("\n  note: {n}"));
+    }
+    text
 }
 
 /// `metaclaude plugins new`'s answer: what was made and how to build, check and use it.
@@ -416,7 +423,9 @@ pub fn thresholds(v: &serde_json::Value) -> String {
                 out,
                 "  {:<40} {:>10}  {}",
                 terminal_safe(t["name"].as_str().unwrap_or("?")),
-                t["value"].as_f64().map_or("?".to_string(), |v| v.to_string()),
+                t["value"]
+                    .as_f64()
+                    .map_or("?".to_string(), |v| v.to_string()),
                 terminal_safe(t["description"].as_str().unwrap_or(""))
             );
         }

@@ -41,6 +41,9 @@ pub struct PluginInfo {
     /// The version of the plugin contract the component was built against (`None` for a
     /// native plugin).
     pub wit: Option<WitVersion>,
+    /// What loads but is likely a mistake: an `http` import with no destination granted,
+    /// a manifest `wit` that is not what the component was built against.
+    pub notes: Vec<String>,
     /// How long the calls into the plugin took.
     pub calls: LatencySnapshot,
 }
@@ -70,6 +73,8 @@ pub(super) struct LoadedPlugin {
     pub(super) load: LoadSource,
     pub(super) load_time: Duration,
     pub(super) wit: Option<WitVersion>,
+    /// What loads but is likely a mistake (see `loader::grant_notes`).
+    pub(super) notes: Vec<String>,
 }
 
 /// The plugins currently loaded, replaced as a whole by a (re)load.
@@ -233,6 +238,7 @@ impl PluginHost {
                 load: p.load,
                 load_time: p.load_time,
                 wit: p.wit,
+                notes: p.notes.clone(),
                 calls: p.stats.calls.snapshot(),
             })
             .collect()

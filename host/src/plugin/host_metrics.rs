@@ -308,6 +308,7 @@ mod tests {
             load: LoadSource::Cache,
             load_time: Duration::from_millis(1500),
             wit: None,
+            notes: Vec::new(),
             calls: Default::default(),
         }
     }

@@ -76,7 +76,14 @@ impl PluginHost {
                 other: other.clone(),
             });
         }
-        let (instance, runtime, load, load_time, wit) = self.prepare(&manifest)?;
+        let Started {
+            instance,
+            runtime,
+            load,
+            load_time,
+            wit,
+            notes,
+        } = self.prepare(&manifest)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let manifest = Arc::new(manifest);
         let stats = PluginStats::new();
@@ -123,15 +130,13 @@ impl PluginHost {
             load,
             load_time,
             wit,
+            notes,
         }))
     }
 
     /// Compiles (or loads from cache), links, checks the exports and runs `init`; for a
     /// native plugin, loads the library, checks its ABI and entries, and runs `init`.
-    fn prepare(
-        &self,
-        manifest: &Manifest,
-    ) -> Result<(Live, Runtime, LoadSource, Duration, Option<WitVersion>), PluginError> {
+    fn prepare(&self, manifest: &Manifest) -> Result<Started, PluginError> {
         let started = Instant::now();
         let path = match &manifest.artifact {
             Artifact::Component(p) => p,
@@ -148,13 +153,14 @@ impl PluginHost {
                 let instance = runtime
                     .start(manifest, name)
                     .map_err(|e| start_error(manifest, e))?;
-                return Ok((
+                return Ok(Started {
                     instance,
                     runtime,
-                    LoadSource::Native,
-                    started.elapsed(),
-                    None,
-                ));
+                    load: LoadSource::Native,
+                    load_time: started.elapsed(),
+                    wit: None,
+                    notes: Vec::new(),
+                });
             }
         };
         let (component, load) = self
@@ -164,6 +170,10 @@ impl PluginHost {
                 name: manifest.name.clone(),
                 source,
             })?;
+        let notes = grant_notes(self.engine.engine(), &component, manifest);
+        for n in &notes {
+            tracing::warn!(plugin = %manifest.name, "{n}");
+        }
         let version = check_component_wit(self.engine.engine(), &component).map_err(|message| {
             PluginError::WitVersion {
                 name: manifest.name.clone(),
@@ -194,7 +204,14 @@ impl PluginHost {
         let instance = runtime
             .start(manifest, name)
             .map_err(|e| start_error(manifest, e))?;
-        Ok((instance, runtime, load, started.elapsed(), Some(version)))
+        Ok(Started {
+            instance,
+            runtime,
+            load,
+            load_time: started.elapsed(),
+            wit: Some(version),
+            notes,
+        })
     }
 
     fn linker(
@@ -209,6 +226,54 @@ impl PluginHost {
         linkers.insert(kind.as_str(), l.clone());
         Ok(l)
     }
+}
+
+/// A plugin made ready to run, and what is known of it.
+struct Started {
+    instance: Live,
+    runtime: Runtime,
+    load: LoadSource,
+    load_time: Duration,
+    wit: Option<WitVersion>,
+    notes: Vec<String>,
+}
+
+/// What a newcomer likely got wrong that still loads: the component imports the `http`
+/// interface but the manifest grants no destination (every post will be refused), or the
+/// manifest's `wit` is not the version the component was built against.
+fn grant_notes(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+    manifest: &Manifest,
+) -> Vec<String> {
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let mut notes = Vec::new();
+    if manifest.capabilities.http.is_empty()
+        && imports
+            .iter()
+            .any(|n| n.starts_with("metaclaude:monitor/http@"))
+    {
+        notes.push(
+            "the component imports `http` but capabilities.http grants no destination: every post it makes will be refused; grant the URLs it posts to, e.g. capabilities.http = [\"https://hooks.example.com/*\"]".to_string(),
+        );
+    }
+    let built = imports
+        .iter()
+        .filter_map(|n| n.strip_prefix("metaclaude:monitor/"))
+        .filter_map(|n| n.split_once('@'))
+        .find_map(|(_, v)| WitVersion::compatible(v).ok());
+    if let (Some(built), Ok(declared)) = (built, WitVersion::compatible(&manifest.wit)) {
+        if built != declared {
+            notes.push(format!(
+                "the manifest says wit = \"{}\" but the component was built against {}: set wit = \"{}\"",
+                manifest.wit,
+                built.as_str(),
+                built.as_str()
+            ));
+        }
+    }
+    notes
 }
 
 /// The `metaclaude:monitor` version the component was actually built against (the
