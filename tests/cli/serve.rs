@@ -1199,7 +1199,7 @@ fn the_api_conforms_to_its_openapi_document() {
         "schemathesis found mismatches:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report.contains("11 selected / 11 total"), "{report}");
+    assert!(report.contains("15 selected / 15 total"), "{report}");
 }
 
 /// A feed client that falls behind by more than the feed holds is sent a fresh snapshot

@@ -33,7 +33,13 @@ pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let since = since
-                .map(|s| dates::parse_since(&s).map(|age| Utc::now() - age))
+                .map(|s| {
+                    dates::parse_since(&s).map(|age| {
+                        Utc::now()
+                            .checked_sub_signed(age)
+                            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC)
+                    })
+                })
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
             let query = HistoryQuery {

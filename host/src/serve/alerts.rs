@@ -102,7 +102,11 @@ pub async fn history(
                 ))
                 .with("field", "since")
             })?;
-            Some(Utc::now() - age)
+            Some(
+                Utc::now()
+                    .checked_sub_signed(age)
+                    .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC),
+            )
         }
     };
     let query = HistoryQuery {
