@@ -3,6 +3,7 @@
 
 mod acknowledged;
 mod concurrent_log;
+mod custom_notifiers;
 mod exposition;
 mod host_metrics;
 mod hot_reload;
