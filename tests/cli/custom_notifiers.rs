@@ -283,7 +283,10 @@ fn a_failed_delivery_is_reported_as_an_error() {
         let default = &text[at..text[at..].find('}').unwrap() + at + 1];
         std::fs::write(&manifest, text.replace(default, &webhook.url(example))).unwrap();
     }
-    let mut host = PluginHost::new(None).unwrap();
+    // The compiled-component cache `bin()` uses too: the runtimes compile once.
+    let cache = std::env::temp_dir().join("metaclaude-test-component-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let mut host = PluginHost::new(Some(cache)).unwrap();
     let errors = host.load_dir(&plugins).unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     let host = Arc::new(host);
