@@ -393,7 +393,9 @@ impl Guest for Plugin {
                 value: took,
                 threshold,
                 specialist: r.specialist.clone(),
-                labels: vec![("script_id".into(), r.script_id.clone())],
+                labels: std::iter::once(("script_id".into(), r.script_id.clone()))
+                    .chain(r.specialist.clone().map(|s| ("specialist".into(), s)))
+                    .collect(),
                 status,
                 fingerprint: String::new(), // the host fills it in
                 starts_at,
@@ -609,7 +611,8 @@ class WitWorld(wit_world.WitWorld):
             alerts.append(types.Alert(
                 timestamp=e.timestamp, type="slow_execution", severity=types.Severity.WARNING,
                 message=message, value=took, threshold=threshold, specialist=r.specialist,
-                labels=[("script_id", r.script_id)], status=status,
+                labels=[("script_id", r.script_id)] + ([("specialist", r.specialist)] if r.specialist else []),
+                status=status,
                 fingerprint="",  # the host fills it in
                 starts_at=starts_at, ends_at=ends_at, annotations=[("summary", message)]))
         return alerts
@@ -704,7 +707,8 @@ export function handleBatch(events) {
     const message = `${r.scriptId} took ${took.toFixed(1)}s (threshold: ${threshold.toFixed(1)}s)`;
     alerts.push({
       timestamp: e.timestamp, type: 'slow_execution', severity: 'warning', message,
-      value: took, threshold, specialist: r.specialist, labels: [['script_id', r.scriptId]],
+      value: took, threshold, specialist: r.specialist,
+      labels: [['script_id', r.scriptId], ...(r.specialist ? [['specialist', r.specialist]] : [])],
       status, fingerprint: '' /* the host fills it in */, startsAt, endsAt,
       annotations: [['summary', message]],
     });
