@@ -4,6 +4,7 @@
 mod acknowledged;
 mod alerts;
 mod concurrent_log;
+mod custom_notifiers;
 mod exposition;
 mod host_metrics;
 mod hot_reload;

@@ -1,7 +1,8 @@
-//! `metaclaude plugins new`: each language's scaffold builds with the command it prints
-//! and passes `plugins check`; the Python alert rule also raises its alert.
+//! `metaclaude plugins new`: each language's scaffold builds with the command it prints,
+//! from its own folder (its own `wit/`, packages from crates.io, npm or PyPI only), and
+//! passes `plugins check`; the Python alert rule also raises its alert.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::util::{bin, example_registry, root};
@@ -43,32 +44,51 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-#[test]
-fn rust_scaffold_builds_and_checks() {
-    let tmp = tempfile::tempdir().unwrap();
-    let printed = new_plugin(tmp.path(), "my-sink", "sink", "rust");
+/// A crates.io tool `cargo xtask build-plugins` made sure of: on PATH, or in
+/// target/tools/cargo/bin.
+fn cargo_tool(program: &str) -> PathBuf {
+    let local = root().join("target/tools/cargo/bin").join(program);
+    if local.is_file() {
+        return local;
+    }
+    let on_path = Command::new(program).arg("--version").output();
     assert!(
-        printed.contains("cargo build --release --target wasm32-wasip2"),
-        "{printed}"
+        on_path.is_ok_and(|o| o.status.success()),
+        "{program} is installed by `cargo xtask build-plugins`"
     );
-    let dir = tmp.path().join("my-sink");
+    PathBuf::from(program)
+}
+
+#[test]
+fn rust_scaffolds_of_every_kind_build_and_check() {
+    let tmp = tempfile::tempdir().unwrap();
     // A shared target folder keeps repeated test runs incremental; the component is then
     // copied where the scaffold's manifest expects it.
     let target = root().join("target/scaffold-test");
-    run_ok(
-        Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
-            .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", &target),
-    );
-    let built = dir.join("target/wasm32-wasip2/release");
-    std::fs::create_dir_all(&built).unwrap();
-    std::fs::copy(
-        target.join("wasm32-wasip2/release/my_sink.wasm"),
-        built.join("my_sink.wasm"),
-    )
-    .unwrap();
-    check(&dir);
+    for kind in ["sink", "exporter", "alert-rule", "notifier"] {
+        let name = format!("my-{kind}");
+        let printed = new_plugin(tmp.path(), &name, kind, "rust");
+        assert!(
+            printed.contains("cargo build --release --target wasm32-wasip2"),
+            "{printed}"
+        );
+        let dir = tmp.path().join(&name);
+        run_ok(
+            Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+                .current_dir(&dir)
+                .env("CARGO_TARGET_DIR", &target),
+        );
+        let wasm = format!("{}.wasm", name.replace('-', "_"));
+        let built = dir.join("target/wasm32-wasip2/release");
+        std::fs::create_dir_all(&built).unwrap();
+        std::fs::copy(
+            target.join("wasm32-wasip2/release").join(&wasm),
+            built.join(&wasm),
+        )
+        .unwrap();
+        check(&dir);
+    }
 }
 
 #[test]
@@ -80,20 +100,13 @@ fn python_alert_rule_scaffold_builds_checks_and_alerts() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
-    new_plugin(&plugins, "slow-rule", "alert-rule", "python");
+    let printed = new_plugin(&plugins, "slow-rule", "alert-rule", "python");
+    let command = "componentize-py -d wit -w alert-rule componentize app -o slow_rule.wasm";
+    assert!(printed.contains(command), "{printed}");
     let dir = plugins.join("slow-rule");
     run_ok(
         Command::new(&tool)
-            .arg("-d")
-            .arg(root().join("wit"))
-            .args([
-                "-w",
-                "alert-rule",
-                "componentize",
-                "app",
-                "-o",
-                "slow_rule.wasm",
-            ])
+            .args(command.split(' ').skip(1))
             .current_dir(&dir),
     );
     check(&dir);
@@ -101,7 +114,7 @@ fn python_alert_rule_scaffold_builds_checks_and_alerts() {
     let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
     std::fs::write(
         dir.join("plugin.toml"),
-        manifest.replace("threshold = 10.0", "threshold = 0.0"),
+        manifest.replace("threshold_seconds = 10.0", "threshold_seconds = 0.0"),
     )
     .unwrap();
     let out = bin()
@@ -120,14 +133,14 @@ fn python_alert_rule_scaffold_builds_checks_and_alerts() {
 }
 
 #[test]
-fn javascript_scaffold_builds_and_checks() {
+fn javascript_alert_rule_scaffold_builds_and_checks() {
     let tmp = tempfile::tempdir().unwrap();
-    let printed = new_plugin(tmp.path(), "js-sink", "sink", "js");
+    let printed = new_plugin(tmp.path(), "js-rule", "alert-rule", "js");
     assert!(
         printed.contains("npm install && node build.mjs"),
         "{printed}"
     );
-    let dir = tmp.path().join("js-sink");
+    let dir = tmp.path().join("js-rule");
     run_ok(
         Command::new("npm")
             .args(["install", "--silent", "--no-audit", "--no-fund"])
@@ -135,4 +148,46 @@ fn javascript_scaffold_builds_and_checks() {
     );
     run_ok(Command::new("node").arg("build.mjs").current_dir(&dir));
     check(&dir);
+}
+
+#[test]
+fn c_scaffolds_build_and_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in ["notifier", "sink", "exporter"] {
+        let name = format!("c-{kind}");
+        let printed = new_plugin(tmp.path(), &name, kind, "c");
+        assert!(printed.contains("sh build.sh"), "{printed}");
+        let dir = tmp.path().join(&name);
+        run_ok(
+            Command::new("sh")
+                .arg("build.sh")
+                .current_dir(&dir)
+                .env("WIT_BINDGEN", cargo_tool("wit-bindgen"))
+                .env("WASM_TOOLS", cargo_tool("wasm-tools"))
+                .env("CARGO", env!("CARGO")),
+        );
+        check(&dir);
+    }
+    // No C template for alert rules yet: said so, and nothing is written.
+    let out = bin()
+        .args([
+            "plugins",
+            "new",
+            "c-rule",
+            "--kind",
+            "alert-rule",
+            "--lang",
+            "c",
+            "--dir",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rust, python or js"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!tmp.path().join("c-rule").exists());
 }

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod examples;
 mod soak;
 
 fn main() -> Result<()> {
@@ -400,6 +401,7 @@ fn build_plugins(root: &Path) -> Result<()> {
     build_wasm_workspace(&root.join("plugins"))?;
     build_wasm_workspace(&root.join("tests/fixtures/plugins"))?;
     build_python_example(root)?;
+    examples::build_example_notifiers(root)?;
     step("building the native example plugin (plugins/native/noop-sink)");
     run(cargo()
         .args(["build", "--quiet", "--release", "--manifest-path"])

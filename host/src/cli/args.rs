@@ -153,7 +153,7 @@ pub enum PluginsCommand {
         /// sink, exporter, alert-rule or notifier.
         #[arg(long, default_value = "sink")]
         kind: String,
-        /// rust, python or js.
+        /// rust, python, js or c.
         #[arg(long, default_value = "rust")]
         lang: String,
         /// Where to create the folder.
