@@ -259,7 +259,9 @@ fn read_log(logs: &Path) -> LogContents {
         } else {
             BufReader::new(file).read_to_string(&mut text).unwrap();
         }
-        for line in text.lines() {
+        // A blank line is allowed (what a writer adds after another's append that it
+        // took, for a moment, for a killed writer's fragment); `logs` skips it.
+        for line in text.lines().filter(|l| !l.is_empty()) {
             let Ok(v) = serde_json::from_str::<Value>(line) else {
                 damaged.push(format!("{:?}", line.chars().take(60).collect::<String>()));
                 continue;

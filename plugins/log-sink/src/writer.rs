@@ -433,9 +433,17 @@ impl LogWriter {
             return true;
         };
         // Another host's append in progress also ends in the middle of a line for a
-        // moment (the file grows page by page): only one that stays so is a fragment.
+        // moment (the file grows page by page, and its writer may be descheduled half way
+        // through): only a tail that stays so, looked at over about 60 ms, is a fragment.
+        // Should that still be an append in progress, the newline we add lands after it
+        // (appends to one file are serialised), which leaves a blank line: never a split
+        // or lost one. Readers skip blank lines.
         let mut size = size;
-        for _ in 0..3 {
+        let mut waits = [0u64, 2, 8, 50].into_iter().peekable();
+        while let Some(wait) = waits.next() {
+            if wait > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(wait));
+            }
             let mut last = [0u8; 1];
             let read = reader
                 .seek(SeekFrom::Start(size - 1))
@@ -445,7 +453,8 @@ impl LogWriter {
             }
             match identity::of_file(reader) {
                 Ok((_, now)) if now != size => size = now,
-                Ok(_) => return false,
+                Ok(_) if waits.peek().is_none() => return false,
+                Ok(_) => {}
                 Err(_) => return true,
             }
         }
@@ -905,7 +914,7 @@ mod tests {
             } else {
                 fs::read_to_string(&path).unwrap()
             };
-            lines.extend(text.lines().map(String::from));
+            lines.extend(text.lines().filter(|l| !l.is_empty()).map(String::from));
         }
         lines
     }
