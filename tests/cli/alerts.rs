@@ -233,7 +233,8 @@ fn set(text: String, key: &str, value: &str) -> String {
 }
 
 /// The plugins of the scenario: the default rule made quick, the default notifiers with
-/// no group wait, a 0.1.0 notifier and sink, a notifier that hangs and one that traps.
+/// no group wait, a 0.1.0 notifier and sink, a notifier that hangs, one that traps and
+/// one whose receiver refuses every connection.
 fn plugins_dir(dir: &Path, out_v01: &Path) -> PathBuf {
     let plugins = dir.join("plugins");
     install(&plugins, "alert-rules", |t| {
@@ -268,7 +269,7 @@ fn plugins_dir(dir: &Path, out_v01: &Path) -> PathBuf {
             ),
         );
     }
-    for mode in ["hang", "trap"] {
+    for mode in ["hang", "trap", "refused"] {
         write_plugin(
             &plugins,
             &format!("{mode}-notifier"),
@@ -276,6 +277,7 @@ fn plugins_dir(dir: &Path, out_v01: &Path) -> PathBuf {
             &format!(
                 "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"notifier\"\ncomponent = \"COMPONENT\"\n\
                  [config]\nurl = \"http://127.0.0.1:9/x\"\nmode = \"{mode}\"\n\
+                 [capabilities]\nhttp = [\"http://127.0.0.1:9/*\"]\n\
                  [alerts]\ngroup_wait_s = 0\n[limits]\ncall_timeout_ms = 300\n"
             ),
         );
@@ -327,7 +329,7 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
     let loaded = get(&server.url("/api/v1/plugins")).json();
     assert_eq!(
         loaded["plugins"].as_array().unwrap().len(),
-        10,
+        11,
         "every plugin loads: {loaded}"
     );
     // A live-feed client that wants alerts only.
@@ -481,6 +483,17 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
         };
         assert!(why.contains(expected), "{bad}: {why}");
     }
+    // The one whose receiver refuses is retried, not failed: counted as refused.
+    until(
+        "the refused notifier's delivery is refused and retried",
+        &|| plugin("refused-notifier")["refused"].as_u64().unwrap() >= 2,
+        &|| plugin("refused-notifier").to_string(),
+    );
+    assert_eq!(plugin("refused-notifier")["failures"], 0);
+    assert!(plugin("refused-notifier")["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("127.0.0.1:9"));
     assert_eq!(plugin("webhook-notifier")["failures"], 0);
     assert_eq!(plugin("v01-notifier")["wit"], "0.1.0");
     assert_eq!(plugin("webhook-notifier")["wit"], "0.2.0");
