@@ -495,6 +495,9 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
         .unwrap()
         .contains("127.0.0.1:9"));
     assert_eq!(plugin("webhook-notifier")["failures"], 0);
+    // Each sandboxed plugin's linear memory is reported, and within its limit.
+    let memory = plugin("alert-rules")["memory_bytes"].as_u64().unwrap();
+    assert!(memory > 0 && memory <= 64 << 20, "{memory}");
     assert_eq!(plugin("v01-notifier")["wit"], "0.1.0");
     assert_eq!(plugin("webhook-notifier")["wit"], "0.2.0");
 

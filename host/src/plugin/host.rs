@@ -44,6 +44,8 @@ pub struct PluginInfo {
     /// What loads but is likely a mistake: an `http` import with no destination granted,
     /// a manifest `wit` that is not what the component was built against.
     pub notes: Vec<String>,
+    /// The live instance's linear memory, bytes (0 for a native plugin).
+    pub memory_bytes: u64,
     /// How long the calls into the plugin took.
     pub calls: LatencySnapshot,
 }
@@ -239,6 +241,7 @@ impl PluginHost {
                 load_time: p.load_time,
                 wit: p.wit,
                 notes: p.notes.clone(),
+                memory_bytes: p.stats.memory_bytes.load(Ordering::Relaxed),
                 calls: p.stats.calls.snapshot(),
             })
             .collect()

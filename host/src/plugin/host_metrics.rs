@@ -19,6 +19,7 @@
 //! | `metaclaude_plugin_restarts_total` | counter | fresh instances started after a failure |
 //! | `metaclaude_plugin_refused_calls_total` | counter | calls the plugin answered with an error |
 //! | `metaclaude_plugin_load_seconds` | gauge | how long loading took (compile or cache, link, `init`) |
+//! | `metaclaude_plugin_memory_bytes` | gauge | the live instance's linear memory (never given back; capped by `limits.memory_mb`) |
 //!
 //! Every family is written with its `# HELP` and `# TYPE` lines even when no plugin is
 //! loaded: the output keeps one shape whatever the host runs (a reader finds the family
@@ -57,7 +58,7 @@ struct Simple {
 }
 
 /// The counters and gauges that are one number per plugin.
-const SIMPLE: [Simple; 8] = [
+const SIMPLE: [Simple; 9] = [
     Simple {
         name: "metaclaude_plugin_events_queued_total",
         kind: MetricType::Counter,
@@ -105,6 +106,12 @@ const SIMPLE: [Simple; 8] = [
         kind: MetricType::Gauge,
         help: "How long loading the plugin took: compiling (or reading the compiled cache), linking and init.",
         value: |p| p.load_time.as_secs_f64(),
+    },
+    Simple {
+        name: "metaclaude_plugin_memory_bytes",
+        kind: MetricType::Gauge,
+        help: "The linear memory of the plugin's live instance, bytes: what it grew to, which WebAssembly never gives back, up to limits.memory_mb (0 for a native plugin).",
+        value: |p| p.memory_bytes as f64,
     },
 ];
 
@@ -309,6 +316,7 @@ mod tests {
             load_time: Duration::from_millis(1500),
             wit: None,
             notes: Vec::new(),
+            memory_bytes: 3 << 20,
             calls: Default::default(),
         }
     }

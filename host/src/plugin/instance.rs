@@ -355,6 +355,7 @@ impl Instance {
         prepared: &Prepared,
         manifest: &Manifest,
         name: Arc<str>,
+        memory: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Instance, CallError> {
         let stderr = if manifest.capabilities.stderr {
             StderrTail::echoing(64 * 1024)
@@ -364,7 +365,7 @@ impl Instance {
         let wasi = wasi_context(manifest, stderr.clone()).map_err(CallError::Refused)?;
         // The memory cap is on all the plugin's linear memories together; growing past
         // it traps (see `limiter`).
-        let limits = PluginLimiter::new(manifest.limits.memory_mb);
+        let limits = PluginLimiter::new(manifest.limits.memory_mb, memory);
         let state = PluginState {
             name,
             wasi,

@@ -8,6 +8,9 @@
 //! that limps on after `memory.grow` returned -1. Instance, table and memory counts are
 //! still `StoreLimits`'.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
 const MIB: usize = 1 << 20;
@@ -16,11 +19,16 @@ pub struct PluginLimiter {
     memory_max: usize,
     memory_used: usize,
     counts: StoreLimits,
+    /// Where the total is published for `plugins list` and the host's metrics.
+    gauge: Arc<AtomicU64>,
 }
 
 impl PluginLimiter {
-    pub fn new(memory_mb: u64) -> PluginLimiter {
+    /// The limiter of a fresh instance, publishing its memory's total in `gauge`.
+    pub fn new(memory_mb: u64, gauge: Arc<AtomicU64>) -> PluginLimiter {
+        gauge.store(0, Ordering::Relaxed);
         PluginLimiter {
+            gauge,
             memory_max: (memory_mb as usize).saturating_mul(MIB),
             memory_used: 0,
             counts: StoreLimitsBuilder::new()
@@ -53,6 +61,7 @@ impl ResourceLimiter for PluginLimiter {
             wasmtime::bail!("a linear memory cannot grow past its own declared maximum");
         }
         self.memory_used = total;
+        self.gauge.store(total as u64, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -92,7 +101,13 @@ mod tests {
 
     #[test]
     fn the_cap_is_on_all_memories_together() {
-        let mut l = PluginLimiter::new(64);
+        let gauge = Arc::new(AtomicU64::new(7));
+        let mut l = PluginLimiter::new(64, gauge.clone());
+        assert_eq!(
+            gauge.load(Ordering::Relaxed),
+            0,
+            "a fresh instance starts at 0"
+        );
         // Two memories of 30 MiB each fit; a third of 30 does not, though each is
         // under the cap on its own.
         assert!(l.memory_growing(0, 30 * MIB, None).unwrap());
@@ -102,5 +117,10 @@ mod tests {
         // Growing an existing memory counts only the growth.
         assert!(l.memory_growing(30 * MIB, 34 * MIB, None).unwrap());
         assert!(l.memory_growing(34 * MIB, 34 * MIB + 1, None).is_err());
+        assert_eq!(
+            gauge.load(Ordering::Relaxed),
+            64 * MIB as u64,
+            "what was granted"
+        );
     }
 }

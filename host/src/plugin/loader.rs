@@ -76,6 +76,7 @@ impl PluginHost {
                 other: other.clone(),
             });
         }
+        let stats = PluginStats::new();
         let Started {
             instance,
             runtime,
@@ -83,10 +84,9 @@ impl PluginHost {
             load_time,
             wit,
             notes,
-        } = self.prepare(&manifest)?;
+        } = self.prepare(&manifest, &stats)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let manifest = Arc::new(manifest);
-        let stats = PluginStats::new();
         let (tx, rx) = sync_channel(manifest.limits.queue);
         let worker = Worker {
             name: name.clone(),
@@ -136,7 +136,7 @@ impl PluginHost {
 
     /// Compiles (or loads from cache), links, checks the exports and runs `init`; for a
     /// native plugin, loads the library, checks its ABI and entries, and runs `init`.
-    fn prepare(&self, manifest: &Manifest) -> Result<Started, PluginError> {
+    fn prepare(&self, manifest: &Manifest, stats: &PluginStats) -> Result<Started, PluginError> {
         let started = Instant::now();
         let path = match &manifest.artifact {
             Artifact::Component(p) => p,
@@ -151,7 +151,7 @@ impl PluginHost {
                 let runtime = Runtime::Native(library);
                 let name: Arc<str> = Arc::from(manifest.name.as_str());
                 let instance = runtime
-                    .start(manifest, name)
+                    .start(manifest, name, stats.memory_bytes.clone())
                     .map_err(|e| start_error(manifest, e))?;
                 return Ok(Started {
                     instance,
@@ -202,7 +202,7 @@ impl PluginHost {
             prepared,
         };
         let instance = runtime
-            .start(manifest, name)
+            .start(manifest, name, stats.memory_bytes.clone())
             .map_err(|e| start_error(manifest, e))?;
         Ok(Started {
             instance,

@@ -24,10 +24,16 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    pub fn start(&self, manifest: &Manifest, name: Arc<str>) -> Result<Live, CallError> {
+    /// A fresh instance; a WebAssembly one publishes its linear memory's size in `memory`.
+    pub fn start(
+        &self,
+        manifest: &Manifest,
+        name: Arc<str>,
+        memory: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<Live, CallError> {
         match self {
             Runtime::Wasm { engine, prepared } => {
-                Instance::start(engine, prepared, manifest, name).map(Live::Wasm)
+                Instance::start(engine, prepared, manifest, name, memory).map(Live::Wasm)
             }
             Runtime::Native(library) => library
                 .start(&manifest.config.to_string())

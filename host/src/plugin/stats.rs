@@ -102,6 +102,8 @@ pub struct PluginStats {
     pub last_error: Mutex<Option<String>>,
     /// How long the calls into the plugin took.
     pub calls: CallLatency,
+    /// The live instance's linear memory, bytes (what WebAssembly never gives back).
+    pub memory_bytes: Arc<AtomicU64>,
 }
 
 impl PluginStats {
@@ -113,6 +115,7 @@ impl PluginStats {
             failures: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            memory_bytes: Arc::new(AtomicU64::new(0)),
             health: Mutex::new(Health::Running),
             last_error: Mutex::new(None),
             calls: CallLatency::default(),

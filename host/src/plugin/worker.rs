@@ -209,7 +209,11 @@ impl Worker {
                     std::thread::sleep(left);
                 }
             }
-            match self.runtime.start(&self.manifest, self.name.clone()) {
+            match self.runtime.start(
+                &self.manifest,
+                self.name.clone(),
+                self.stats.memory_bytes.clone(),
+            ) {
                 Ok(instance) => {
                     self.stats.restarts.fetch_add(1, Ordering::Relaxed);
                     *self.stats.health.lock().unwrap() = Health::Running;

@@ -468,6 +468,7 @@ pub fn plugin_json(p: &PluginInfo) -> Value {
         "last_error": p.last_error,
         "load_ms": p.load_time.as_secs_f64() * 1000.0,
         "wit": p.wit.map(|v| v.as_str()),
+        "memory_bytes": p.memory_bytes,
         "calls": p.calls.count,
         "call_seconds_total": p.calls.sum_seconds,
     })
