@@ -112,51 +112,13 @@ impl Worker {
                 }
                 Ok(Message::Render(reply)) => {
                     self.deliver(&mut batch, &mut ctx, false);
-                    let stats = self.stats.clone();
-                    let answer = match self.ready_instance(&mut ctx, false) {
-                        Some(instance) => match timed(&stats, || instance.render()) {
-                            Ok(text) => Ok(text),
-                            Err(CallError::Refused(m)) => Err(m),
-                            Err(CallError::Trap(m)) => {
-                                self.fail(m.clone(), 0, &mut ctx);
-                                Err(m)
-                            }
-                        },
-                        None => Err(format!("plugin is {}", self.stats.health().describe())),
-                    };
-                    let _ = reply.send(answer);
+                    let _ = reply.send(self.ask(&mut ctx, |i| i.render()));
                 }
                 Ok(Message::SetThreshold { name, value, reply }) => {
-                    let stats = self.stats.clone();
-                    let answer = match self.ready_instance(&mut ctx, false) {
-                        Some(instance) => {
-                            match timed(&stats, || instance.set_threshold(&name, value)) {
-                                Ok(said) => Ok(said),
-                                Err(CallError::Refused(m)) => Err(m),
-                                Err(CallError::Trap(m)) => {
-                                    self.fail(m.clone(), 0, &mut ctx);
-                                    Err(m)
-                                }
-                            }
-                        }
-                        None => Err(format!("plugin is {}", self.stats.health().describe())),
-                    };
-                    let _ = reply.send(answer);
+                    let _ = reply.send(self.ask(&mut ctx, |i| i.set_threshold(&name, value)));
                 }
                 Ok(Message::Thresholds(reply)) => {
-                    let stats = self.stats.clone();
-                    let answer = match self.ready_instance(&mut ctx, false) {
-                        Some(instance) => match timed(&stats, || instance.thresholds()) {
-                            Ok(list) => Ok(list),
-                            Err(CallError::Refused(m)) => Err(m),
-                            Err(CallError::Trap(m)) => {
-                                self.fail(m.clone(), 0, &mut ctx);
-                                Err(m)
-                            }
-                        },
-                        None => Err(format!("plugin is {}", self.stats.health().describe())),
-                    };
-                    let _ = reply.send(answer);
+                    let _ = reply.send(self.ask(&mut ctx, |i| i.thresholds()));
                 }
                 Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                     self.deliver(&mut batch, &mut ctx, true);
@@ -306,6 +268,27 @@ impl Worker {
         if let Some(instance) = self.ready_instance(ctx, true) {
             let result = timed(&stats, || instance.flush()).map(|()| Vec::new());
             self.settle(result, 0, ctx);
+        }
+    }
+
+    /// One call asked for by the host (render, a threshold change): its answer, the
+    /// plugin's refusal, or why it could not be asked; a trap counts as a failure.
+    fn ask<T>(
+        &mut self,
+        ctx: &mut Ctx,
+        call: impl FnOnce(&mut Live) -> Result<T, CallError>,
+    ) -> Result<T, String> {
+        let stats = self.stats.clone();
+        match self.ready_instance(ctx, false) {
+            Some(instance) => match timed(&stats, || call(instance)) {
+                Ok(answer) => Ok(answer),
+                Err(CallError::Refused(m)) => Err(m),
+                Err(CallError::Trap(m)) => {
+                    self.fail(m.clone(), 0, ctx);
+                    Err(m)
+                }
+            },
+            None => Err(format!("plugin is {}", self.stats.health().describe())),
         }
     }
 
