@@ -337,6 +337,16 @@ impl Monitor {
     /// Statistics over the held executions that finished at or after `since` (all of them
     /// when `None`), with the `top` scripts and specialists by count.
     pub fn stats(&self, since: Option<DateTime<Utc>>, top: usize) -> WindowStats {
+        self.stats_matching(since, top, None)
+    }
+
+    /// [`Monitor::stats`] of the executions `matcher` takes (all of them when `None`).
+    pub fn stats_matching(
+        &self,
+        since: Option<DateTime<Utc>>,
+        top: usize,
+        matcher: Option<&Matcher>,
+    ) -> WindowStats {
         let held: Vec<Arc<ExecutionResult>> = {
             let state = self.state.lock().unwrap();
             state
@@ -355,6 +365,9 @@ impl Monitor {
         let mut specialists = StatsAcc::default();
         for r in &held {
             let record = Record::of(r);
+            if matcher.is_some_and(|m| !m.matches(&record)) {
+                continue;
+            }
             overall.add(&record);
             scripts.add(&record, Some(GroupBy::Script));
             specialists.add(&record, Some(GroupBy::Specialist));
@@ -380,10 +393,21 @@ impl Monitor {
     /// with the `top` scripts and specialists, the sketches' percentiles by window, the
     /// executions running and the totals since start.
     pub fn report(&self, period_minutes: u64, top: usize, now: DateTime<Utc>) -> Report {
-        let since = (period_minutes > 0).then(|| {
-            now - chrono::Duration::minutes(period_minutes.min(MAX_PERIOD_MINUTES) as i64)
-        });
-        let window = self.stats(since, top);
+        self.report_matching(period_minutes, top, now, None)
+    }
+
+    /// [`Monitor::report`] of the executions `matcher` takes (the dashboards' filters).
+    /// The window's figures are of those alone; `percentiles` and `since_start` stay the
+    /// whole host's (the sketches are not kept per filter).
+    pub fn report_matching(
+        &self,
+        period_minutes: u64,
+        top: usize,
+        now: DateTime<Utc>,
+        matcher: Option<&Matcher>,
+    ) -> Report {
+        let since = self.period_start(period_minutes, now);
+        let window = self.stats_matching(since, top, matcher);
         let minutes = match since {
             Some(_) => period_minutes as f64,
             None => (now - self.started_at()).num_milliseconds().max(1) as f64 / 60_000.0,
@@ -396,6 +420,78 @@ impl Monitor {
             since_start: self.totals(),
             window,
             percentiles: self.percentiles(now),
+        }
+    }
+
+    /// Where a period of `period_minutes` ending `now` starts (`None`: since start).
+    fn period_start(&self, period_minutes: u64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (period_minutes > 0)
+            .then(|| now - chrono::Duration::minutes(period_minutes.min(MAX_PERIOD_MINUTES) as i64))
+    }
+
+    /// The held executions `matcher` takes over the last `period_minutes` (0: since
+    /// start), counted in `buckets` equal intervals ending `now`: executions, failures,
+    /// the error rate and duration percentiles of each (the dashboards' charts).
+    pub fn timeseries(
+        &self,
+        period_minutes: u64,
+        buckets: usize,
+        now: DateTime<Utc>,
+        matcher: Option<&Matcher>,
+    ) -> Timeseries {
+        let buckets = buckets.clamp(1, MAX_BUCKETS);
+        let start = self
+            .period_start(period_minutes, now)
+            .unwrap_or_else(|| self.started_at().min(now));
+        let span_ms = (now - start).num_milliseconds().max(1000);
+        // Whole milliseconds, at least one second a bucket.
+        let step_ms = (span_ms + buckets as i64 - 1) / buckets as i64;
+        let step_ms = step_ms.max(1000);
+        let first = now - chrono::Duration::milliseconds(step_ms * buckets as i64);
+        let mut durations: Vec<Vec<f64>> = vec![Vec::new(); buckets];
+        let mut failures = vec![0u64; buckets];
+        let (oldest_held, evicted) = {
+            let state = self.state.lock().unwrap();
+            for r in state.recent.iter().rev() {
+                if r.finished_at < first {
+                    break;
+                }
+                if matcher.is_some_and(|m| !m.matches(&Record::of(r))) {
+                    continue;
+                }
+                let i = ((r.finished_at - first).num_milliseconds() / step_ms) as usize;
+                let i = i.min(buckets - 1);
+                durations[i].push(r.resource_usage.wall_time_seconds);
+                if !r.success {
+                    failures[i] += 1;
+                }
+            }
+            (state.recent.front().map(|r| r.finished_at), state.evicted)
+        };
+        let series = durations
+            .into_iter()
+            .zip(failures)
+            .enumerate()
+            .map(|(i, (mut d, failures))| {
+                d.sort_by(f64::total_cmp);
+                let executions = d.len() as u64;
+                Bucket {
+                    start: first + chrono::Duration::milliseconds(step_ms * i as i64),
+                    executions,
+                    failures,
+                    error_rate: (executions > 0)
+                        .then(|| 100.0 * failures as f64 / executions as f64),
+                    duration_p50: nearest_rank(&d, 0.50),
+                    duration_p95: nearest_rank(&d, 0.95),
+                }
+            })
+            .collect();
+        Timeseries {
+            period_minutes,
+            step_seconds: step_ms as f64 / 1000.0,
+            generated_at: now,
+            complete: evicted == 0 || oldest_held.is_some_and(|o| o <= first),
+            buckets: series,
         }
     }
 
@@ -486,6 +582,44 @@ impl Monitor {
 
 /// The longest report period, in minutes (a year).
 pub const MAX_PERIOD_MINUTES: u64 = 366 * 24 * 60;
+
+/// The most intervals one [`Monitor::timeseries`] answer has.
+pub const MAX_BUCKETS: usize = 720;
+
+/// What [`Monitor::timeseries`] says: equal intervals, oldest first, the last ending at
+/// `generated_at`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeseries {
+    pub period_minutes: u64,
+    pub step_seconds: f64,
+    #[serde(with = "timestamp")]
+    pub generated_at: DateTime<Utc>,
+    /// Whether memory still holds every execution of the whole span.
+    pub complete: bool,
+    pub buckets: Vec<Bucket>,
+}
+
+/// One interval of a [`Timeseries`]: executions that finished in it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Bucket {
+    #[serde(with = "timestamp")]
+    pub start: DateTime<Utc>,
+    pub executions: u64,
+    pub failures: u64,
+    /// Percent of the interval's executions that failed; absent when none ran.
+    pub error_rate: Option<f64>,
+    pub duration_p50: Option<f64>,
+    pub duration_p95: Option<f64>,
+}
+
+/// The nearest-rank `q` quantile of sorted values.
+fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
 
 /// What [`Monitor::report`] says.
 #[derive(Debug, Clone, Serialize)]
@@ -711,6 +845,59 @@ mod tests {
         assert_eq!(recent.count, 50);
         near(recent.p50, 7.5);
         assert_eq!(p.duration_seconds["60m"].count, 100);
+    }
+
+    #[test]
+    fn timeseries_counts_each_interval_and_filters_apply() {
+        let m = Monitor::new(Limits::default());
+        let now = Utc::now();
+        m.backdate(now - chrono::Duration::minutes(30));
+        // Minute k before now: k+1 executions of 0.1 s .. , every other one failed
+        // (ids ending in 0 succeed), and one of another script each minute.
+        for k in 0..5i64 {
+            for j in 0..=k {
+                let mut e = event(LifecycleKind::Finished, &format!("m{k}-{j}{}", j % 2));
+                let r = e.result.as_mut().unwrap();
+                r.finished_at = now - chrono::Duration::seconds(60 * k + 30);
+                r.resource_usage.wall_time_seconds = 0.1 * (j + 1) as f64;
+                m.emit(&e);
+            }
+            let mut other = event(LifecycleKind::Finished, &format!("o{k}0"));
+            let r = other.result.as_mut().unwrap();
+            r.script_id = "other".into();
+            r.finished_at = now - chrono::Duration::seconds(60 * k + 30);
+            m.emit(&other);
+        }
+        let hello = Matcher::new(Filter {
+            script: Some("hello".into()),
+            ..Filter::default()
+        });
+        let t = m.timeseries(10, 10, now, Some(&hello));
+        assert_eq!(t.step_seconds, 60.0);
+        assert_eq!(t.buckets.len(), 10);
+        assert!(t.complete);
+        assert_eq!(
+            t.buckets.last().unwrap().start,
+            now - chrono::Duration::minutes(1)
+        );
+        let counts: Vec<u64> = t.buckets.iter().map(|b| b.executions).collect();
+        assert_eq!(counts, [0, 0, 0, 0, 0, 5, 4, 3, 2, 1], "oldest first");
+        let b = &t.buckets[6];
+        assert_eq!(b.failures, 2, "j = 1 and 3 failed");
+        assert_eq!(b.error_rate, Some(50.0));
+        assert_eq!(b.duration_p50.map(|d| (d * 10.0).round()), Some(2.0));
+        assert_eq!(b.duration_p95.map(|d| (d * 10.0).round()), Some(4.0));
+        assert_eq!(t.buckets[0].error_rate, None);
+        let all = m.timeseries(10, 10, now, None);
+        assert_eq!(all.buckets[9].executions, 2, "with the other script");
+        // Since start: the span from the backdated start, in whole seconds a bucket.
+        let since_start = m.timeseries(0, 30, now, None);
+        assert_eq!(since_start.step_seconds, 60.0);
+        // A filtered report counts only what the filter takes.
+        let report = m.report_matching(60, 5, now, Some(&hello));
+        assert_eq!(report.window.overall.count, 15);
+        assert_eq!(report.window.top_scripts.len(), 1);
+        assert_eq!(m.report(60, 5, now).window.overall.count, 20);
     }
 
     #[test]

@@ -28,18 +28,24 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `metaclaude serve --registry REGISTRY --http-port 0 --ws-port 0 ARGS...`
-    /// with `configure` applied, and waits (bounded) for the address it prints.
+    /// Starts `metaclaude serve --registry REGISTRY ARGS...` (on free ports unless ARGS
+    /// name them) with `configure` applied, and waits (bounded) for the address it prints.
     pub fn start(registry: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
         let logs = tempfile::tempdir().unwrap();
         let mut cmd = bin();
         cmd.env("METACLAUDE_LOG_DIR", logs.path())
             .args(["serve", "--registry"])
             .arg(registry)
-            .args(["--http-port", "0", "--ws-port", "0"])
-            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Free ports unless the test chose its own.
+        if !args.contains(&"--http-port") {
+            cmd.args(["--http-port", "0"]);
+        }
+        if !args.contains(&"--ws-port") && !args.contains(&"--no-ws-port") {
+            cmd.args(["--ws-port", "0"]);
+        }
+        cmd.args(args);
         configure(&mut cmd);
         let mut child = cmd.spawn().expect("start metaclaude serve");
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -1199,7 +1205,7 @@ fn the_api_conforms_to_its_openapi_document() {
         "schemathesis found mismatches:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report.contains("15 selected / 15 total"), "{report}");
+    assert!(report.contains("16 selected / 16 total"), "{report}");
 }
 
 /// A feed client that falls behind by more than the feed holds is sent a fresh snapshot

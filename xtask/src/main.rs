@@ -130,6 +130,9 @@ fn ensure_prerequisites(for_tests: bool) -> Result<()> {
         // The JavaScript plugin scaffold is built with componentize-js from npm.
         ensure_debian("node", "nodejs")?;
         ensure_debian("npm", "npm")?;
+        // The web dashboard is tested in Debian's headless Chromium over WebDriver.
+        ensure_debian("/usr/bin/chromium", "chromium")?;
+        ensure_debian("/usr/bin/chromedriver", "chromium-driver")?;
     }
     Ok(())
 }

@@ -32,6 +32,14 @@ pub enum Command {
     /// Run a long-running host: HTTP API, /metrics, a live feed over WebSocket; the
     /// registry and plugins are reloaded while it runs.
     Serve(ServeArgs),
+    /// The web dashboard (the seed's dashboard.py): the same host as `serve`, with the
+    /// page at / (every `serve` has it too); prints the address to open.
+    #[command(after_help = "Examples:\n  \
+        metaclaude dashboard --registry examples/registry/registry.json\n  \
+        metaclaude dashboard --http-port 9090 --ws-port 9091\n\n\
+        The page is served by the binary itself (no network needed) and is live over the\n\
+        WebSocket feed; with --token-file, open the printed address (with ?token=) once.")]
+    Dashboard(ServeArgs),
     /// The seed's metrics commands: the Prometheus exposition, a report over the last N
     /// minutes, a live summary; from a running server, else from the execution log.
     Metrics(MetricsArgs),

@@ -34,7 +34,8 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run::run(args),
         Command::Batch(args) => batch::batch(args),
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(args, serve::Mode::Api),
+        Command::Dashboard(args) => serve::serve(args, serve::Mode::Dashboard),
         Command::Metrics(args) => metrics::metrics(args),
         Command::Registry {
             command: RegistryCommand::Check { file, normalized },

@@ -1,4 +1,5 @@
-//! `metaclaude serve`: the long-running host.
+//! `metaclaude serve` and `metaclaude dashboard`: the long-running host (the dashboard is
+//! the same server, announced by the page's address).
 
 use std::io::Write;
 use std::path::Path;
@@ -16,7 +17,14 @@ use super::EXIT_USAGE;
 /// The shortest token taken: guessing it must be hopeless.
 const MIN_TOKEN_LEN: usize = 16;
 
-pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// What the command is for: it decides what is announced first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Api,
+    Dashboard,
+}
+
+pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let token = match &args.token_file {
         Some(file) => Some(read_token(file)?),
         None => None,
@@ -58,7 +66,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = super::async_runtime()?;
     let token_hint = args.token_file.is_some();
     let served = runtime.block_on(serve::run(config, host, args.registry.clone(), |bound| {
-        announce(bound, token_hint)
+        announce(bound, token_hint, mode)
     }));
     match served {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -73,22 +81,36 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Where to reach the server, on stdout (a script may read the first line).
-fn announce(bound: Bound, token: bool) {
+fn announce(bound: Bound, token: bool, mode: Mode) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "metaclaude serve: listening on http://{} (API /api/v1, metrics /metrics, live feed ws://{}/ws{})",
+    let page = format!(
+        "http://{}/{}",
         bound.http,
+        if token { "?token=<token>" } else { "" }
+    );
+    let feed = format!(
+        "ws://{}/ws{}",
         bound.http,
         bound
             .ws
             .map(|ws| format!(" and ws://{ws}/ws"))
             .unwrap_or_default()
     );
+    let _ = match mode {
+        Mode::Api => writeln!(
+            out,
+            "metaclaude serve: listening on http://{} (API /api/v1, metrics /metrics, dashboard /, live feed {feed})",
+            bound.http,
+        ),
+        Mode::Dashboard => writeln!(
+            out,
+            "metaclaude dashboard: open {page} (live feed {feed}, API /api/v1, metrics /metrics)",
+        ),
+    };
     if token {
         let _ = writeln!(
             out,
-            "  a token is needed: API clients send `Authorization: Bearer <token>`; a browser opens http://{}/?token=<token> once",
+            "  a token is needed: API clients send `Authorization: Bearer <token>`; a browser opens http://{}/?token=<token> once (the token is then kept in a cookie)",
             bound.http
         );
     }

@@ -16,10 +16,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::{alerts, feed, metrics, security, ServerState};
+use super::{alerts, dashboard, feed, metrics, security, ServerState};
 use crate::executor::{ExecutionRequest, Recording, REQUEST_SHAPE};
 use crate::logs::{dates, LogQuery};
-use crate::monitor::{Known, MAX_PERIOD_MINUTES};
+use crate::monitor::{Known, MAX_BUCKETS, MAX_PERIOD_MINUTES};
 use crate::plugin::{Health, PluginInfo};
 
 /// The OpenAPI document of this API (checked against the server by the tests).
@@ -42,6 +42,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/plugins/reload", post(reload_plugins))
         .route("/api/v1/reload", post(reload_registry))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/stats/timeseries", get(timeseries))
         .route("/api/v1/alerts", get(alerts::active))
         .route("/api/v1/alerts/history", get(alerts::history))
         .route("/api/v1/alerts/thresholds", get(alerts::thresholds))
@@ -49,6 +50,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
             "/api/v1/alerts/thresholds/{name}",
             put(alerts::set_threshold),
         )
+        .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
@@ -537,6 +539,39 @@ struct StatsQuery {
     /// Minutes; 0 for everything held since the server started.
     period: Option<u64>,
     top: Option<usize>,
+    script: Option<String>,
+    specialist: Option<String>,
+    user: Option<String>,
+}
+
+/// The dashboards' filters as a matcher: only the executions of this script, specialist
+/// and user (an empty value is no filter; none at all, `None`).
+fn scope_matcher(
+    script: Option<String>,
+    specialist: Option<String>,
+    user: Option<String>,
+) -> Option<crate::logs::query::Matcher> {
+    let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let filter = crate::logs::query::Filter {
+        script: given(script),
+        specialist: given(specialist),
+        user: given(user),
+        ..Default::default()
+    };
+    (filter.script.is_some() || filter.specialist.is_some() || filter.user.is_some())
+        .then(|| crate::logs::query::Matcher::new(filter))
+}
+
+/// A period in minutes, checked: at most a year, 0 for since start.
+fn checked_period(period: Option<u64>) -> Result<u64, ApiError> {
+    let period = period.unwrap_or(60);
+    if period > MAX_PERIOD_MINUTES {
+        return Err(ApiError::bad_request(format!(
+            "period {period}: at most {MAX_PERIOD_MINUTES} minutes (a year); 0 for since start"
+        ))
+        .with("field", "period"));
+    }
+    Ok(period)
 }
 
 /// The summary the dashboards show, over the last `period` minutes (default 60).
@@ -546,24 +581,58 @@ async fn stats(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| {
         ApiError::bad_request(format!(
-            "query string: {e} (period is minutes, top a count)"
+            "query string: {e} (period is minutes, top a count; script, specialist, user filter)"
         ))
     })?;
     let top = q.top.unwrap_or(10);
     if !(1..=100).contains(&top) {
         return Err(ApiError::bad_request(format!("top {top}: from 1 to 100")).with("field", "top"));
     }
-    let period = q.period.unwrap_or(60);
-    if period > MAX_PERIOD_MINUTES {
-        return Err(ApiError::bad_request(format!(
-            "period {period}: at most {MAX_PERIOD_MINUTES} minutes (a year); 0 for since start"
-        ))
-        .with("field", "period"));
-    }
-    Ok(Json(stats_json(&state, period, top)))
+    let period = checked_period(q.period)?;
+    let matcher = scope_matcher(q.script, q.specialist, q.user);
+    let report = state
+        .monitor
+        .report_matching(period, top, Utc::now(), matcher.as_ref());
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
 
 /// The stats summary (also part of the live feed's snapshot).
 pub fn stats_json(state: &ServerState, period_minutes: u64, top: usize) -> Value {
     serde_json::to_value(state.monitor.report(period_minutes, top, Utc::now())).unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeseriesQuery {
+    period: Option<u64>,
+    buckets: Option<usize>,
+    script: Option<String>,
+    specialist: Option<String>,
+    user: Option<String>,
+}
+
+/// The dashboards' charts: executions, failures, error rate and duration percentiles in
+/// equal intervals over the last `period` minutes.
+async fn timeseries(
+    State(state): State<Arc<ServerState>>,
+    query: Result<Query<TimeseriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "query string: {e} (period is minutes, buckets a count; script, specialist, user filter)"
+        ))
+    })?;
+    let period = checked_period(q.period)?;
+    let buckets = q.buckets.unwrap_or(60);
+    if !(1..=MAX_BUCKETS).contains(&buckets) {
+        return Err(
+            ApiError::bad_request(format!("buckets {buckets}: from 1 to {MAX_BUCKETS}"))
+                .with("field", "buckets"),
+        );
+    }
+    let matcher = scope_matcher(q.script, q.specialist, q.user);
+    let series = state
+        .monitor
+        .timeseries(period, buckets, Utc::now(), matcher.as_ref());
+    Ok(Json(serde_json::to_value(series).unwrap_or_default()))
 }

@@ -3,7 +3,7 @@
 //! on a second port); the registry and the plugins are reloaded while it runs, and the
 //! first SIGINT or SIGTERM shuts it down gracefully.
 //!
-//! Modules: `api` (the handlers), `feed` (the WebSocket feed), `metrics` (`/metrics`),
+//! Modules: `api` (the handlers), `dashboard` (the web page at `/`), `feed` (the WebSocket feed), `metrics` (`/metrics`),
 //! `security` (Host check, token, security headers), `listener` (the connection cap),
 //! `error` (the API's error shape).
 //!
@@ -19,6 +19,7 @@
 
 mod alerts;
 mod api;
+mod dashboard;
 mod error;
 mod feed;
 

@@ -1,0 +1,831 @@
+// The metaclaude web dashboard. It reads the live feed (/ws: a snapshot, then every
+// numbered event) and the API (/api/v1/...), and writes the page with textContent only:
+// whatever a script prints or is named stays inert text.
+//
+// Bounds, so that a tab left open for a day stays small: the feed keeps FEED_CAP rows,
+// the resolved alerts RESOLVED_CAP, the charts a fixed number of intervals (the server's
+// answer), the running table what the server runs. Events only mark parts of the page
+// dirty; the page is written at most once per animation frame, and the summary, charts
+// and tables are re-read from the server at most once per REFRESH_MIN_MS.
+//
+// State for tests and people is in DOM attributes: body[data-connection|seq|snapshots|
+// events|refreshes|paused|csp-violations], #feed[data-count], rows [data-execution-id],
+// #sum-total[data-value], #detail[data-execution-id][data-state].
+"use strict";
+
+(() => {
+  const FEED_CAP = 200;
+  const RESOLVED_CAP = 20;
+  const RUNNING_SHOWN = 100;
+  const REFRESH_MIN_MS = 1000;
+  const REFRESH_IDLE_MS = 10000;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 30000;
+  const BUCKETS = { 5: 60, 60: 60, 1440: 96, 0: 60 };
+
+  const $ = (id) => document.getElementById(id);
+  const body = document.body;
+
+  // ---------------------------------------------------------------- view state (URL)
+  const view = readView();
+
+  function readView() {
+    const q = new URLSearchParams(location.search);
+    const window = ["5", "60", "1440", "0"].includes(q.get("window")) ? q.get("window") : "60";
+    const dir = (v) => (v === "asc" ? "asc" : "desc");
+    return {
+      window,
+      script: q.get("script") || "",
+      specialist: q.get("specialist") || "",
+      user: q.get("user") || "",
+      scriptsSort: q.get("sort") || "count",
+      scriptsDir: dir(q.get("dir")),
+      specialistsSort: q.get("ssort") || "count",
+      specialistsDir: dir(q.get("sdir")),
+    };
+  }
+
+  function writeView() {
+    const q = new URLSearchParams();
+    if (view.window !== "60") q.set("window", view.window);
+    for (const k of ["script", "specialist", "user"]) if (view[k]) q.set(k, view[k]);
+    if (view.scriptsSort !== "count" || view.scriptsDir !== "desc") {
+      q.set("sort", view.scriptsSort);
+      q.set("dir", view.scriptsDir);
+    }
+    if (view.specialistsSort !== "count" || view.specialistsDir !== "desc") {
+      q.set("ssort", view.specialistsSort);
+      q.set("sdir", view.specialistsDir);
+    }
+    const s = q.toString();
+    history.replaceState(null, "", location.pathname + (s ? "?" + s : ""));
+  }
+
+  function scopeQuery() {
+    const q = new URLSearchParams();
+    for (const k of ["script", "specialist", "user"]) if (view[k]) q.set(k, view[k]);
+    return q;
+  }
+
+  function takes(r) {
+    return (!view.script || r.script_id === view.script) &&
+      (!view.specialist || r.specialist === view.specialist) &&
+      (!view.user || r.user === view.user);
+  }
+
+  // ---------------------------------------------------------------- data
+  const data = {
+    seq: 0,
+    snapshots: 0,
+    events: 0,
+    gaps: 0,
+    lastMessageAt: 0,
+    running: new Map(),
+    feed: [],          // newest first, at most FEED_CAP
+    feedIds: new Set(),
+    pending: 0,        // events not shown while paused
+    alerts: new Map(), // fingerprint -> alert
+    resolved: [],
+    plugins: [],
+    report: null,
+    series: null,
+  };
+
+  // ---------------------------------------------------------------- rendering
+  const dirty = new Set();
+  let frame = 0;
+  function mark(...parts) {
+    for (const p of parts) dirty.add(p);
+    if (!frame) frame = requestAnimationFrame(render);
+  }
+
+  function render() {
+    frame = 0;
+    const parts = [...dirty];
+    dirty.clear();
+    for (const p of parts) renderers[p]();
+  }
+
+  const renderers = {
+    connection: renderConnection,
+    summary: renderSummary,
+    charts: renderCharts,
+    alerts: renderAlerts,
+    top: renderTop,
+    errors: renderErrors,
+    running: renderRunning,
+    feed: renderFeed,
+    plugins: renderPlugins,
+  };
+
+  // Text a script or a plugin wrote, made visible and inert: control characters become
+  // their Unicode pictures (an ANSI escape shows as ␛[31m), nothing is interpreted.
+  function shown(text, max) {
+    if (text === null || text === undefined) return "";
+    let s = String(text);
+    if (max && s.length > max) s = s.slice(0, max) + "…";
+    return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g,
+      (c) => c === "\u007f" ? "\u2421" : String.fromCharCode(0x2400 + c.charCodeAt(0)));
+  }
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    if (attrs) for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") e.className = v;
+      else e.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  function replaceRows(table, rows) {
+    const tbody = table.tBodies[0];
+    const f = document.createDocumentFragment();
+    for (const r of rows) f.append(r);
+    tbody.replaceChildren(f);
+  }
+
+  const num = (v, digits = 2) => (v === null || v === undefined || Number.isNaN(v)) ? "–" : Number(v).toFixed(digits);
+  const pct = (v) => (v === null || v === undefined) ? "–" : Number(v).toFixed(1) + " %";
+  const secs = (v) => (v === null || v === undefined) ? "–" : (v < 1 ? (v * 1000).toFixed(0) + " ms" : v.toFixed(2) + " s");
+  const when = (t) => {
+    if (!t) return "";
+    const d = new Date(t);
+    return Number.isNaN(d.getTime()) ? shown(t, 40) : d.toLocaleTimeString();
+  };
+  const ago = (t) => {
+    const s = Math.max(0, (Date.now() - new Date(t).getTime()) / 1000);
+    if (!Number.isFinite(s)) return "";
+    if (s < 90) return Math.round(s) + " s ago";
+    if (s < 5400) return Math.round(s / 60) + " min ago";
+    return Math.round(s / 3600) + " h ago";
+  };
+
+  function setValue(id, value, text) {
+    const e = $(id);
+    e.dataset.value = value === null || value === undefined ? "" : String(value);
+    e.textContent = text;
+  }
+
+  // ------------------------------------------------ connection and age
+  const conn = { ws: null, attempt: 0, timer: 0, state: "connecting", retryAt: 0 };
+
+  function setConnection(state) {
+    conn.state = state;
+    body.dataset.connection = state;
+    mark("connection");
+  }
+
+  function renderConnection() {
+    const badge = $("connection");
+    if (conn.state === "disconnected") {
+      const s = Math.max(0, Math.ceil((conn.retryAt - Date.now()) / 1000));
+      badge.textContent = "disconnected · retrying in " + s + " s";
+    } else {
+      badge.textContent = conn.state;
+    }
+    const age = $("age");
+    if (!data.lastMessageAt) {
+      age.textContent = "no data yet";
+      age.dataset.ageSeconds = "";
+    } else {
+      const s = Math.round((Date.now() - data.lastMessageAt) / 1000);
+      age.dataset.ageSeconds = String(s);
+      age.textContent = conn.state === "live" ? "updated " + (s < 2 ? "now" : s + " s ago")
+        : "data from " + s + " s ago";
+    }
+  }
+
+  function connect() {
+    clearTimeout(conn.timer);
+    setConnection(conn.attempt ? "reconnecting" : "connecting");
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    conn.ws = ws;
+    ws.onmessage = (m) => { if (conn.ws === ws) onMessage(m.data); };
+    ws.onclose = () => {
+      if (conn.ws !== ws) return;
+      conn.ws = null;
+      scheduleReconnect();
+    };
+  }
+
+  // Full jitter over an exponential backoff, forever.
+  function scheduleReconnect() {
+    const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(conn.attempt, 10));
+    const delay = Math.max(BACKOFF_MIN_MS / 2, Math.random() * cap);
+    conn.attempt += 1;
+    conn.retryAt = Date.now() + delay;
+    setConnection("disconnected");
+    conn.timer = setTimeout(connect, delay);
+  }
+
+  function reconnectNow() {
+    if (conn.ws) {
+      const old = conn.ws;
+      conn.ws = null;
+      old.close();
+    }
+    conn.attempt = 0;
+    connect();
+  }
+
+  // ------------------------------------------------ feed messages
+  function onMessage(text) {
+    let m;
+    try { m = JSON.parse(text); } catch (e) { return; }
+    data.lastMessageAt = Date.now();
+    if (m.type === "snapshot") return onSnapshot(m);
+    if (m.type === "event" || m.type === "alert") {
+      if (data.seq && m.seq !== data.seq + 1) data.gaps += 1;
+      data.seq = m.seq;
+      data.events += 1;
+      body.dataset.seq = String(data.seq);
+      body.dataset.events = String(data.events);
+      if (body.dataset.paused === "true") {
+        data.pending += 1;
+        $("feed-pending").textContent = String(data.pending);
+        return;
+      }
+      if (m.type === "alert") onAlert(m.alert);
+      else onEvent(m.event);
+    }
+  }
+
+  function onSnapshot(m) {
+    conn.attempt = 0;
+    data.seq = m.seq;
+    data.snapshots += 1;
+    body.dataset.seq = String(m.seq);
+    body.dataset.snapshots = String(data.snapshots);
+    data.running = new Map((m.running || []).map((r) => [r.execution_id, r]));
+    data.feed = [];
+    data.feedIds = new Set();
+    addToFeed((m.recent || []).filter(takes));
+    data.alerts = new Map((m.alerts || []).map((a) => [a.fingerprint || a.type, a]));
+    data.plugins = m.plugins || [];
+    setConnection("live");
+    mark("running", "feed", "alerts", "plugins", "summary");
+    refreshSoon(true);
+    if (view.script || view.specialist || view.user) fetchFilteredFeed();
+  }
+
+  function onEvent(e) {
+    if (!e) return;
+    const id = e.execution_id;
+    if (e.kind === "finished") {
+      data.running.delete(id);
+      if (e.result && takes(e.result)) addToFeed([e.result]);
+      refreshSoon(false);
+      mark("running", "feed", "summary");
+      return;
+    }
+    const r = data.running.get(id) || {
+      execution_id: id, script_id: e.script_id, specialist: e.specialist, user: e.user,
+      queued_at: e.timestamp, attempt: 0, state: "queued",
+    };
+    if (e.kind === "started") { r.state = "running"; r.attempt = e.attempt; }
+    else if (e.kind === "retry_scheduled") { r.state = "retrying"; }
+    else if (e.kind === "attempt_failed") { r.last_error = e.error; }
+    data.running.set(id, r);
+    mark("running", "summary");
+  }
+
+  function onAlert(a) {
+    if (!a) return;
+    const key = a.fingerprint || a.type;
+    if (a.status === "resolved") {
+      data.alerts.delete(key);
+      data.resolved.unshift(a);
+      data.resolved.length = Math.min(data.resolved.length, RESOLVED_CAP);
+    } else {
+      data.alerts.set(key, a);
+    }
+    mark("alerts");
+  }
+
+  // Newest first; an execution is listed once.
+  function addToFeed(results) {
+    for (const r of results) {
+      if (data.feedIds.has(r.execution_id)) continue;
+      data.feedIds.add(r.execution_id);
+      data.feed.push(r);
+    }
+    data.feed.sort((a, b) => (a.finished_at < b.finished_at ? 1 : a.finished_at > b.finished_at ? -1 : 0));
+    while (data.feed.length > FEED_CAP) data.feedIds.delete(data.feed.pop().execution_id);
+  }
+
+  // ------------------------------------------------ the API
+  async function api(path) {
+    const r = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (r.status === 401) {
+      notice("This server needs its token: open the address it printed (…/?token=…) once in this browser.");
+      throw new Error("unauthorized");
+    }
+    if (!r.ok) throw new Error(path + ": " + r.status);
+    return r.json();
+  }
+
+  function notice(text) {
+    const n = $("notice");
+    n.textContent = text;
+    n.hidden = !text;
+  }
+
+  let refreshTimer = 0;
+  let lastRefresh = 0;
+  let refreshing = false;
+  // Re-reads the summary, charts, alerts and plugins: at once when asked to, otherwise
+  // at most once per REFRESH_MIN_MS however many events arrive.
+  function refreshSoon(now) {
+    if (refreshTimer) {
+      if (!now) return;
+      clearTimeout(refreshTimer);
+    }
+    const wait = now ? 0 : Math.max(0, REFRESH_MIN_MS - (Date.now() - lastRefresh));
+    refreshTimer = setTimeout(refresh, wait);
+  }
+
+  async function refresh() {
+    refreshTimer = 0;
+    if (refreshing) { refreshSoon(false); return; }
+    refreshing = true;
+    lastRefresh = Date.now();
+    const scope = scopeQuery();
+    const stats = new URLSearchParams(scope);
+    stats.set("period", view.window);
+    stats.set("top", "20");
+    const series = new URLSearchParams(scope);
+    series.set("period", view.window);
+    series.set("buckets", String(BUCKETS[view.window] || 60));
+    try {
+      const [report, ts, alerts, plugins] = await Promise.all([
+        api("/api/v1/stats?" + stats),
+        api("/api/v1/stats/timeseries?" + series),
+        api("/api/v1/alerts"),
+        api("/api/v1/plugins"),
+      ]);
+      data.report = report;
+      data.series = ts;
+      data.resolved = (alerts.recently_resolved || []).slice(0, RESOLVED_CAP);
+      data.alerts = new Map((alerts.active || []).map((a) => [a.fingerprint || a.type, a]));
+      data.plugins = plugins.plugins || [];
+      body.dataset.refreshes = String(Number(body.dataset.refreshes) + 1);
+      if (!$("notice").textContent.startsWith("This server needs")) notice("");
+      mark("summary", "charts", "alerts", "top", "errors", "plugins");
+    } catch (e) {
+      // The feed's state says why; the next refresh tries again.
+    } finally {
+      refreshing = false;
+    }
+  }
+
+  async function fetchFilteredFeed() {
+    const q = scopeQuery();
+    q.set("limit", "100");
+    try {
+      const r = await api("/api/v1/executions?" + q);
+      addToFeed((r.executions || []).filter(takes));
+      mark("feed");
+    } catch (e) { /* shown by the connection state */ }
+  }
+
+  // ------------------------------------------------ the parts of the page
+  function renderSummary() {
+    const r = data.report;
+    setValue("sum-running", data.running.size, String(data.running.size));
+    $("running-count").textContent = String(data.running.size);
+    if (!r) return;
+    const o = r.window.overall;
+    setValue("sum-total", o.count, String(o.count));
+    const label = { 5: "last 5 min", 60: "last hour", 1440: "last 24 h", 0: "since start" }[view.window];
+    $("sum-window").textContent = label;
+    setValue("sum-success-rate", o.success_rate, pct(o.success_rate));
+    $("sum-failures").textContent = o.failures + " failed, " + o.retries + " retries";
+    setValue("sum-avg", o.duration_seconds.avg, secs(o.duration_seconds.avg));
+    $("sum-p50").textContent = secs(o.duration_seconds.p50);
+    setValue("sum-p95", o.duration_seconds.p95, secs(o.duration_seconds.p95));
+    $("sum-p99").textContent = secs(o.duration_seconds.p99);
+    setValue("sum-rate", r.executions_per_minute, num(r.executions_per_minute, 1));
+    $("sum-since-start").textContent = r.since_start.executions + " since start";
+    $("sum-complete").textContent = r.window.complete ? "" :
+      "memory holds since " + when(r.window.oldest_held) + "; older ones are in the log";
+  }
+
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+
+  // One chart: value axis from 0 to the largest value, gridlines with labels, the first
+  // and last interval's times under it; bars (stacked) or lines.
+  function drawChart(target, buckets, layers, format) {
+    const W = 600, H = 170, L = 40, R = 8, T = 8, B = 20;
+    const n = buckets.length;
+    let max = 0;
+    for (const layer of layers) {
+      for (let i = 0; i < n; i++) {
+        const v = layer.stack ? layers.filter((l) => l.stack).reduce((s, l) => s + (l.value(buckets[i]) || 0), 0)
+          : layer.value(buckets[i]);
+        if (v > max) max = v;
+      }
+    }
+    if (!(max > 0)) max = 1;
+    const x = (i) => L + (i * (W - L - R)) / Math.max(1, n);
+    const y = (v) => T + (H - T - B) * (1 - v / max);
+    const parts = [];
+    for (const f of [0, 0.5, 1]) {
+      parts.push(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(max * f), y2: y(max * f) }));
+      const t = svg("text", { x: L - 4, y: y(max * f) + 3, "text-anchor": "end" });
+      t.textContent = format(max * f);
+      parts.push(t);
+    }
+    if (n) {
+      for (const [i, anchor] of [[0, "start"], [n - 1, "end"]]) {
+        const t = svg("text", { x: i ? W - R : L, y: H - 5, "text-anchor": anchor });
+        t.textContent = when(buckets[i].start);
+        parts.push(t);
+      }
+    }
+    const w = Math.max(1, (W - L - R) / Math.max(1, n) - 1);
+    const stacked = layers.filter((l) => l.stack);
+    if (stacked.length) {
+      for (let i = 0; i < n; i++) {
+        let base = 0;
+        for (const l of stacked) {
+          const v = l.value(buckets[i]) || 0;
+          if (v > 0) parts.push(svg("rect", { class: l.class, x: x(i), width: w, y: y(base + v), height: y(base) - y(base + v) }));
+          base += v;
+        }
+      }
+    }
+    for (const l of layers.filter((l) => !l.stack)) {
+      let d = "";
+      const dots = [];
+      for (let i = 0; i < n; i++) {
+        const v = l.value(buckets[i]);
+        if (v === null || v === undefined) continue;
+        const px = (x(i) + w / 2).toFixed(1), py = y(v).toFixed(1);
+        d += (d ? " L" : "M") + px + " " + py;
+        // A point alone draws no line: each interval with data also gets a dot.
+        dots.push(svg("circle", { class: l.class, cx: px, cy: py, r: 2.5 }));
+      }
+      if (d) parts.push(svg("path", { class: "line " + l.class, d }), ...dots);
+    }
+    target.replaceChildren(...parts);
+    target.dataset.points = String(n);
+  }
+
+  function renderCharts() {
+    const s = data.series;
+    if (!s) return;
+    const b = s.buckets;
+    const step = s.step_seconds >= 60 ? (s.step_seconds / 60).toFixed(0) + " min" : s.step_seconds.toFixed(0) + " s";
+    for (const e of document.querySelectorAll("#charts .step")) e.textContent = step;
+    const ex = $("chart-executions");
+    drawChart(ex, b, [
+      { stack: true, class: "ok", value: (x) => x.executions - x.failures },
+      { stack: true, class: "bad", value: (x) => x.failures },
+    ], (v) => v.toFixed(v < 10 && v % 1 ? 1 : 0));
+    ex.dataset.total = String(b.reduce((t, x) => t + x.executions, 0));
+    ex.dataset.failures = String(b.reduce((t, x) => t + x.failures, 0));
+    drawChart($("chart-error-rate"), b, [{ class: "rate", value: (x) => x.error_rate }], (v) => v.toFixed(0));
+    drawChart($("chart-duration"), b, [
+      { class: "p50", value: (x) => x.duration_p50 },
+      { class: "p95", value: (x) => x.duration_p95 },
+    ], (v) => v < 1 ? v.toFixed(2) : v.toFixed(1));
+  }
+
+  function alertRow(a, time) {
+    return el("tr", { "data-alert": a.type, "data-severity": a.severity, "data-status": a.status },
+      el("td", { class: "sev-" + shown(a.severity, 20) }, shown(a.severity, 20)),
+      el("td", null, shown(a.type, 80)),
+      el("td", { title: shown(a.message, 2000) }, shown(a.message, 300)),
+      el("td", null, shown(a.specialist || (a.labels && a.labels.specialist) || "", 80)),
+      el("td", { title: shown(time, 60) }, when(time) + " (" + ago(time) + ")"));
+  }
+
+  function renderAlerts() {
+    const active = [...data.alerts.values()];
+    const rank = { critical: 0, warning: 1, info: 2 };
+    active.sort((a, b) => (rank[a.severity] ?? 3) - (rank[b.severity] ?? 3) || (a.starts_at < b.starts_at ? -1 : 1));
+    replaceRows($("alerts-active"), active.map((a) => alertRow(a, a.starts_at)));
+    const c = $("alerts-count");
+    c.textContent = String(active.length);
+    c.dataset.count = String(active.length);
+    $("alerts-none").hidden = active.length > 0;
+    replaceRows($("alerts-resolved"), data.resolved.map((a) => alertRow(a, a.ends_at || a.timestamp)));
+  }
+
+  const sorters = {
+    key: (g) => g.key,
+    count: (g) => g.count,
+    success_rate: (g) => g.success_rate ?? -1,
+    avg: (g) => g.duration_seconds.avg ?? -1,
+    p95: (g) => g.duration_seconds.p95 ?? -1,
+    memory: (g) => g.peak_memory_mb.max ?? -1,
+    cpu: (g) => g.cpu_time_seconds_total,
+  };
+
+  function sortedGroups(groups, key, dir) {
+    const f = sorters[key] || sorters.count;
+    const sign = dir === "asc" ? 1 : -1;
+    return [...groups].sort((a, b) => {
+      const x = f(a), y = f(b);
+      return (x < y ? -1 : x > y ? 1 : 0) * sign || (a.key < b.key ? -1 : 1);
+    });
+  }
+
+  function groupRow(g, what) {
+    return el("tr", { ["data-" + what]: g.key, "data-count": g.count },
+      el("td", { title: shown(g.key, 500) }, shown(g.key, 80)),
+      el("td", null, String(g.count)),
+      el("td", null, pct(g.success_rate)),
+      el("td", null, num(g.duration_seconds.avg, 3)),
+      el("td", null, num(g.duration_seconds.p95, 3)),
+      el("td", null, num(g.peak_memory_mb.max, 1)),
+      el("td", null, num(g.cpu_time_seconds_total, 2)));
+  }
+
+  function renderTop() {
+    const r = data.report;
+    if (!r) return;
+    for (const [table, groups, key, dir, what] of [
+      [$("top-scripts"), r.window.top_scripts, view.scriptsSort, view.scriptsDir, "script"],
+      [$("top-specialists"), r.window.top_specialists, view.specialistsSort, view.specialistsDir, "specialist"],
+    ]) {
+      table.dataset.sort = key;
+      table.dataset.dir = dir;
+      for (const b of table.tHead.querySelectorAll("button")) {
+        if (b.dataset.key === key) b.setAttribute("aria-sort", dir === "asc" ? "ascending" : "descending");
+        else b.removeAttribute("aria-sort");
+      }
+      replaceRows(table, sortedGroups(groups, key, dir).map((g) => groupRow(g, what)));
+    }
+  }
+
+  function renderErrors() {
+    const r = data.report;
+    if (!r) return;
+    const o = r.window.overall;
+    const cats = Object.entries(o.failures_by_category || {}).sort((a, b) => b[1] - a[1]);
+    replaceRows($("errors-by-category"), cats.map(([c, n]) =>
+      el("tr", { "data-category": c, "data-count": n },
+        el("td", null, shown(c, 40)), el("td", null, String(n)),
+        el("td", null, el("progress", { max: Math.max(1, o.failures), value: n })))));
+    $("errors-none").hidden = cats.length > 0;
+    const failing = r.window.top_scripts.filter((g) => g.failures > 0).sort((a, b) => b.failures - a.failures);
+    replaceRows($("errors-by-script"), failing.map((g) =>
+      el("tr", { "data-script": g.key, "data-failures": g.failures },
+        el("td", null, shown(g.key, 80)), el("td", null, String(g.failures)),
+        el("td", null, Object.entries(g.failures_by_category).map(([c, n]) => c + " " + n).join(", ")))));
+  }
+
+  function renderRunning() {
+    const rows = [...data.running.values()].filter(takes).slice(0, RUNNING_SHOWN).map((r) =>
+      el("tr", { "data-execution-id": r.execution_id, "data-state": r.state },
+        el("td", null, el("code", null, shown(r.execution_id, 40))),
+        el("td", null, shown(r.script_id, 80)),
+        el("td", null, r.state),
+        el("td", null, String(r.attempt || 0)),
+        el("td", null, when(r.queued_at))));
+    replaceRows($("running"), rows);
+  }
+
+  function feedRow(r) {
+    const category = r.error_details ? r.error_details.category : "";
+    return el("tr", {
+      tabindex: 0, "data-execution-id": r.execution_id, "data-script": r.script_id,
+      "data-success": r.success, "data-category": category || null,
+    },
+    el("td", null, when(r.finished_at)),
+    el("td", { title: shown(r.script_id, 500) }, shown(r.script_id, 60)),
+    el("td", null, shown(r.specialist || "", 40)),
+    el("td", { class: r.success ? "ok-text" : "bad-text" }, r.success ? "ok" : shown(category || "failed", 20)),
+    el("td", null, secs(r.resource_usage && r.resource_usage.wall_time_seconds)),
+    el("td", { title: shown(r.execution_id, 40) }, el("code", null, "…" + shown(String(r.execution_id).slice(-8), 8))));
+  }
+
+  function renderFeed() {
+    const table = $("feed");
+    replaceRows(table, data.feed.map(feedRow));
+    table.dataset.count = String(data.feed.length);
+    $("feed-count").textContent = String(data.feed.length);
+  }
+
+  function renderPlugins() {
+    replaceRows($("plugin-table"), data.plugins.map((p) =>
+      el("tr", { "data-plugin": p.name, "data-state": p.state },
+        el("td", null, shown(p.name, 60)),
+        el("td", null, shown(p.kind, 20)),
+        el("td", { class: p.state === "running" ? "ok-text" : "bad-text", title: shown(p.reason || "", 500) }, shown(p.state, 20)),
+        el("td", null, String(p.queue_depth ?? 0)),
+        el("td", null, String(p.delivered ?? 0)),
+        el("td", null, String(p.dropped ?? 0)),
+        el("td", null, String(p.failures ?? 0)),
+        el("td", null, String(p.restarts ?? 0)),
+        el("td", null, p.memory_bytes ? (p.memory_bytes / 1048576).toFixed(1) + " MiB" : "–"),
+        el("td", { title: shown(p.last_error || "", 2000) }, shown(p.last_error || "", 120)))));
+  }
+
+  // ------------------------------------------------ the detail view
+  let detailFor = "";
+  async function openDetail(id) {
+    const d = $("detail");
+    detailFor = id;
+    d.hidden = false;
+    d.dataset.executionId = id;
+    d.dataset.state = "loading";
+    $("detail-id").textContent = shown(id, 40);
+    let r;
+    try {
+      r = await api("/api/v1/executions/" + encodeURIComponent(id));
+    } catch (e) {
+      if (detailFor !== id) return;
+      d.dataset.state = "error";
+      $("detail-fields").replaceChildren(el("dt", null, "error"), el("dd", null, shown(String(e.message), 300)));
+      return;
+    }
+    if (detailFor !== id) return;
+    showDetail(r);
+    d.dataset.state = "shown";
+  }
+
+  function showDetail(r) {
+    const fields = [
+      ["script", r.script_id], ["specialist", r.specialist], ["user", r.user],
+      ["session", r.session_id], ["correlation id", r.correlation_id],
+      ["status", r.success ? "succeeded" : "failed"],
+      ["exit code", r.exit_code], ["signal", r.signal],
+      ["started", r.started_at], ["finished", r.finished_at],
+      ["retries", r.retries],
+    ];
+    if (r.state) fields.push(["state", r.state + " (running)"]);
+    const dl = [];
+    for (const [k, v] of fields) {
+      if (v === null || v === undefined || v === "") continue;
+      dl.push(el("dt", null, k), el("dd", { "data-field": k }, shown(v, 500)));
+    }
+    $("detail-fields").replaceChildren(...dl);
+    const err = r.error_details || r.last_error;
+    const box = $("detail-error");
+    if (err) {
+      box.replaceChildren(
+        el("h3", null, "Error"),
+        el("dl", null,
+          el("dt", null, "category"), el("dd", { "data-field": "category" }, shown(err.category, 40)),
+          el("dt", null, "message"), el("dd", { "data-field": "message" }, shown(err.message, 4000))),
+        el("h3", null, "Suggestions"),
+        el("ul", { id: "detail-suggestions" }, ...(err.suggestions || []).map((s) => el("li", null, shown(s, 2000)))),
+        err.stack_trace ? el("h3", null, "Stack trace") : null,
+        err.stack_trace ? el("pre", { id: "detail-stack" }, shown(err.stack_trace)) : null,
+        err.context && Object.keys(err.context).length ? el("h3", null, "Context") : null,
+        err.context && Object.keys(err.context).length ? el("pre", null, shown(JSON.stringify(err.context, null, 2))) : null);
+    } else {
+      box.replaceChildren();
+    }
+    replaceRows($("detail-attempts"), (r.attempts || []).map((a) =>
+      el("tr", null,
+        el("td", null, String(a.attempt)),
+        el("td", { class: a.success ? "ok-text" : "bad-text" }, a.success ? "ok" : "failed"),
+        el("td", null, a.exit_code ?? shown(a.signal || "", 20)),
+        el("td", null, shown(a.category || "", 20)),
+        el("td", { title: shown(a.message || "", 2000) }, shown(a.message || "", 200)),
+        el("td", null, num(a.wall_time_seconds, 3)),
+        el("td", null, num(a.cpu_time_seconds, 3)),
+        el("td", null, num(a.peak_memory_mb, 1)),
+        el("td", null, a.delay_before_ms ? a.delay_before_ms + " ms" : ""))));
+    const u = r.resource_usage || {};
+    const usage = [
+      ["wall time", secs(u.wall_time_seconds), "clock"],
+      ["CPU time", num(u.cpu_time_seconds, 3) + " s (user " + num(u.cpu_user_seconds, 3) + ", system " + num(u.cpu_system_seconds, 3) + ")", u.cpu_time_source],
+      ["peak memory", num(u.peak_memory_mb, 1) + " MB", u.peak_memory_source],
+      ["largest process", num(u.peak_memory_largest_process_mb, 1) + " MB", u.peak_memory_source],
+      ["memory at start", num(u.memory_start_mb, 1) + " MB", u.memory_start_source],
+      ["memory at end", num(u.memory_end_mb, 1) + " MB", u.memory_end_source],
+    ];
+    replaceRows($("detail-usage"), usage.map(([k, v, s]) =>
+      el("tr", null, el("td", null, k), el("td", null, v), el("td", null, shown(s || "", 40)))));
+    $("detail-inputs").textContent = shown(JSON.stringify(r.inputs || {}, null, 2));
+    for (const which of ["stdout", "stderr"]) {
+      const text = r[which] || "";
+      $("detail-" + which).textContent = shown(text);
+      $("detail-" + which + "-note").textContent = (r[which + "_truncated"]
+        ? "truncated: the head and the tail are kept · " : "") + text.length + " characters";
+    }
+  }
+
+  function closeDetail() {
+    const d = $("detail");
+    detailFor = "";
+    d.hidden = true;
+    d.dataset.state = "closed";
+    d.dataset.executionId = "";
+  }
+
+  // ------------------------------------------------ controls
+  // The columns of the top-scripts and top-specialists tables (keys of `sorters`).
+  const GROUP_COLUMNS = [["count", "Runs"], ["success_rate", "Success"], ["avg", "Avg s"],
+    ["p95", "p95 s"], ["memory", "Peak MB"], ["cpu", "CPU s"]];
+
+  function groupHeader(thead) {
+    const cells = [["key", thead.dataset.first], ...GROUP_COLUMNS].map(([key, label]) =>
+      el("th", null, el("button", { type: "button", "data-key": key }, label)));
+    thead.replaceChildren(el("tr", null, ...cells));
+  }
+
+  function setUp() {
+    for (const id of ["top-scripts", "top-specialists"]) groupHeader($(id).tHead);
+    const form = $("filters");
+    form.elements.window.value = view.window;
+    for (const k of ["script", "specialist", "user"]) form.elements[k].value = view[k];
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      view.window = form.elements.window.value;
+      for (const k of ["script", "specialist", "user"]) view[k] = form.elements[k].value.trim();
+      applyView();
+    });
+    form.elements.window.addEventListener("change", () => {
+      view.window = form.elements.window.value;
+      applyView();
+    });
+    $("clear-filters").addEventListener("click", () => {
+      for (const k of ["script", "specialist", "user"]) { view[k] = ""; form.elements[k].value = ""; }
+      applyView();
+    });
+    $("pause").addEventListener("click", () => {
+      const paused = body.dataset.paused !== "true";
+      body.dataset.paused = String(paused);
+      $("pause").setAttribute("aria-pressed", String(paused));
+      $("pause").textContent = paused ? "Resume" : "Pause";
+      $("feed-paused").hidden = !paused;
+      if (paused) {
+        data.pending = 0;
+        $("feed-pending").textContent = "0";
+        clearTimeout(refreshTimer);
+        refreshTimer = 0;
+      } else {
+        // A fresh snapshot, instead of replaying what was held back.
+        reconnectNow();
+      }
+    });
+    for (const [table, sortKey, dirKey] of [["top-scripts", "scriptsSort", "scriptsDir"], ["top-specialists", "specialistsSort", "specialistsDir"]]) {
+      $(table).tHead.addEventListener("click", (e) => {
+        const b = e.target.closest("button[data-key]");
+        if (!b) return;
+        const key = b.dataset.key;
+        if (view[sortKey] === key) view[dirKey] = view[dirKey] === "asc" ? "desc" : "asc";
+        else { view[sortKey] = key; view[dirKey] = key === "key" ? "asc" : "desc"; }
+        writeView();
+        mark("top");
+      });
+    }
+    const feed = $("feed").tBodies[0];
+    const open = (e) => {
+      const row = e.target.closest("tr[data-execution-id]");
+      if (row) openDetail(row.dataset.executionId);
+    };
+    feed.addEventListener("click", open);
+    feed.addEventListener("keydown", (e) => { if (e.key === "Enter") open(e); });
+    $("running").tBodies[0].addEventListener("click", open);
+    $("detail-close").addEventListener("click", closeDetail);
+    document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDetail(); });
+    document.addEventListener("securitypolicyviolation", () => {
+      body.dataset.cspViolations = String(Number(body.dataset.cspViolations) + 1);
+    });
+    window.addEventListener("online", () => { if (!conn.ws) reconnectNow(); });
+    setInterval(() => {
+      mark("connection");
+      if (conn.state === "live" && Date.now() - lastRefresh > REFRESH_IDLE_MS && body.dataset.paused !== "true") refreshSoon(true);
+    }, 1000);
+    api("/api/v1/scripts").then((r) => {
+      const list = $("script-ids");
+      list.replaceChildren(...(r.scripts || []).map((s) => el("option", { value: s.id })));
+    }).catch(() => {});
+  }
+
+  function applyView() {
+    writeView();
+    data.feed = [];
+    data.feedIds = new Set();
+    mark("feed", "running");
+    refreshSoon(true);
+    // The snapshot's recent executions were of every script: a fresh one, filtered.
+    reconnectNow();
+  }
+
+  setUp();
+  connect();
+})();

@@ -1,0 +1,671 @@
+//! The web dashboard in a real browser: Debian's headless Chromium driven over WebDriver
+//! (chromedriver, through fantoccini) against the real `metaclaude serve`. The page
+//! exposes its state in DOM attributes, so every wait is on a value, never a sleep.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use crate::serve::{get, post, Server};
+use crate::util::{example_registry, free_port};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Headless Chromium behind its own chromedriver, with a fresh profile; both are ended
+/// when dropped (also when a test fails half way).
+struct Browser {
+    client: Option<Client>,
+    driver: Child,
+    driver_url: String,
+    profile: tempfile::TempDir,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        for (path, package) in [(CHROMEDRIVER, "chromium-driver"), (CHROMIUM, "chromium")] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing: the browser tests need Debian's Chromium; install it with \
+                 sudo apt-get install -y chromium chromium-driver (cargo xtask test does it as root) [{package}]"
+            );
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver_url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ureq::get(&format!("{driver_url}/status"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1400,2200",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+        let client = runtime.block_on(async {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            ClientBuilder::new(connector)
+                .capabilities(caps)
+                .connect(&driver_url)
+                .await
+                .expect("a WebDriver session")
+        });
+        Browser {
+            client: Some(client),
+            driver,
+            driver_url,
+            profile,
+            runtime,
+        }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    fn goto(&self, url: &str) {
+        self.runtime
+            .block_on(self.client().goto(url))
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    }
+
+    /// Runs `script` (a function body) in the page and returns what it returns.
+    fn js(&self, script: &str) -> Value {
+        self.runtime
+            .block_on(self.client().execute(script, vec![]))
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// Waits (bounded) until the expression `condition` is truthy in the page; returns
+    /// its value.
+    fn wait_for(&self, what: &str, condition: &str) -> Value {
+        let script = format!("return ({condition});");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.js(&script);
+            let truthy = match &v {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let state = self.js("return document.body.dataset;");
+                panic!("{what}: `{condition}` never held; the page's state: {state}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn attr(&self, selector: &str, name: &str) -> String {
+        let v = self.js(&format!(
+            "const e = document.querySelector({}); return e ? e.getAttribute({}) : null;",
+            json!(selector),
+            json!(name)
+        ));
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    fn click(&self, selector: &str) {
+        self.runtime.block_on(async {
+            self.client()
+                .find(Locator::Css(selector))
+                .await
+                .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+                .click()
+                .await
+                .unwrap_or_else(|e| panic!("click {selector}: {e}"))
+        });
+    }
+
+    /// The browser's console messages since the last call (chromedriver's log endpoint).
+    fn console(&self) -> Vec<String> {
+        let id = self
+            .runtime
+            .block_on(self.client().session_id())
+            .unwrap()
+            .expect("a session id");
+        let r: Value = ureq::post(&format!("{}/session/{id}/se/log", self.driver_url))
+            .send_json(json!({ "type": "browser" }))
+            .expect("the browser's log")
+            .body_mut()
+            .read_json()
+            .unwrap();
+        r["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self
+            .runtime
+            .block_on(self.client().screenshot())
+            .expect("a screenshot");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artefacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, png).unwrap();
+        eprintln!("dashboard screenshot: {}", path.display());
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), client.close()).await
+            });
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        // Whatever chromedriver left behind, by the profile only this browser uses.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(self.profile.path())
+            .status();
+    }
+}
+
+fn run_script(server: &Server, body: Value) -> Value {
+    let r = post(&server.url("/api/v1/executions"), &body.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn the_dashboard_shows_a_mixed_workload_live_with_details_filters_and_sorting() {
+    let server = Server::start(&example_registry(), &[], |_| {});
+    let browser = Browser::start();
+    browser.goto(&server.url("/"));
+    browser.wait_for("live", "document.body.dataset.connection === 'live'");
+    assert_eq!(browser.attr("#feed", "data-count"), "0", "an empty server");
+
+    // A mixed workload, with the page open.
+    let mut ids = Vec::new();
+    for script in [
+        "hello",
+        "hello",
+        "summarize_json",
+        "failing",
+        "missing_tool",
+        "hello",
+    ] {
+        let body = json!({ "script_id": script, "inputs": if script == "summarize_json" { json!({"values": "1,2,3"}) } else { json!({}) } });
+        ids.push(run_script(&server, body)["execution_id"].clone());
+    }
+    let failing = ids[3].as_str().unwrap().to_string();
+    browser.wait_for(
+        "the summary counts all six",
+        "document.getElementById('sum-total').dataset.value === '6'",
+    );
+    browser.wait_for(
+        "the feed lists all six",
+        "document.getElementById('feed').dataset.count === '6'",
+    );
+    for id in &ids {
+        let id = id.as_str().unwrap();
+        assert!(
+            !browser
+                .attr(
+                    &format!("#feed tr[data-execution-id='{id}']"),
+                    "data-script"
+                )
+                .is_empty(),
+            "{id} in the feed"
+        );
+    }
+    // The error breakdown, overall and per script.
+    browser.wait_for(
+        "failures by category",
+        "document.querySelector('#errors-by-category tr[data-category=EXECUTION]')",
+    );
+    assert_eq!(
+        browser.attr(
+            "#errors-by-category tr[data-category=DEPENDENCY]",
+            "data-count"
+        ),
+        "1"
+    );
+    assert_eq!(
+        browser.attr("#errors-by-script tr[data-script=failing]", "data-failures"),
+        "1"
+    );
+    assert_eq!(
+        browser.attr("#top-scripts tr[data-script=hello]", "data-count"),
+        "3"
+    );
+    let charted = browser.wait_for(
+        "the chart counts them",
+        "document.getElementById('chart-executions').dataset.total === '6' && document.getElementById('chart-executions').dataset.failures",
+    );
+    assert_eq!(charted, json!("2"));
+    let rate: f64 = browser
+        .attr("#sum-success-rate", "data-value")
+        .parse()
+        .unwrap();
+    assert!((rate - 200.0 / 3.0).abs() < 1e-6, "four of six: {rate}");
+    browser.wait_for(
+        "plugin health",
+        "document.querySelector('#plugin-table tr[data-plugin=log-sink][data-state=running]')",
+    );
+
+    // The failing script's detail: category, message, suggestions, stack trace, output.
+    browser.click(&format!("#feed tr[data-execution-id='{failing}'] td"));
+    browser.wait_for(
+        "the detail view",
+        &format!("document.getElementById('detail').dataset.state === 'shown' && document.getElementById('detail').dataset.executionId === '{failing}'"),
+    );
+    let detail = browser.js(
+        "return {
+            category: document.querySelector('#detail [data-field=category]').textContent,
+            message: document.querySelector('#detail [data-field=message]').textContent,
+            suggestions: document.querySelectorAll('#detail-suggestions li').length,
+            stack: (document.getElementById('detail-stack') || {}).textContent || '',
+            stderr: document.getElementById('detail-stderr').textContent,
+            attempts: document.querySelectorAll('#detail-attempts tbody tr').length,
+            sources: [...document.querySelectorAll('#detail-usage tbody tr td:nth-child(3)')].map(e => e.textContent),
+        };",
+    );
+    assert_eq!(detail["category"], "EXECUTION", "{detail}");
+    assert!(detail["suggestions"].as_u64().unwrap() >= 1, "{detail}");
+    assert!(
+        detail["stack"].as_str().unwrap().contains("Traceback"),
+        "{detail}"
+    );
+    assert!(
+        detail["stderr"].as_str().unwrap().contains("ValueError"),
+        "{detail}"
+    );
+    assert!(detail["attempts"].as_u64().unwrap() >= 1, "{detail}");
+    assert!(
+        detail["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s != "" && s != "clock"),
+        "each figure names its source: {detail}"
+    );
+    browser.screenshot("dashboard-detail.png");
+    browser.click("#detail-close");
+    browser.wait_for("closed", "document.getElementById('detail').hidden");
+
+    // A new execution streams in without a reload.
+    let seq_before: u64 = browser.attr("body", "data-seq").parse().unwrap();
+    run_script(&server, json!({ "script_id": "hello" }));
+    browser.wait_for(
+        "a seventh",
+        "document.getElementById('sum-total').dataset.value === '7' && document.getElementById('feed').dataset.count === '7'",
+    );
+    let seq_after: u64 = browser.attr("body", "data-seq").parse().unwrap();
+    assert!(
+        seq_after >= seq_before + 3,
+        "queued, started, finished: {seq_before} -> {seq_after}"
+    );
+
+    // Sorting by a column, kept in the URL.
+    browser.click("#top-scripts button[data-key=key]");
+    browser.wait_for(
+        "sorted by name",
+        "document.getElementById('top-scripts').dataset.sort === 'key'",
+    );
+    let order = browser.js(
+        "return [...document.querySelectorAll('#top-scripts tbody tr')].map(r => r.dataset.script);",
+    );
+    let mut sorted: Vec<String> = serde_json::from_value(order.clone()).unwrap();
+    sorted.sort();
+    assert_eq!(order, json!(sorted));
+    assert!(browser
+        .js("return location.search;")
+        .as_str()
+        .unwrap()
+        .contains("sort=key"));
+
+    // A filter in the URL: the same view after a reload.
+    browser.goto(&server.url("/?script=hello&window=5"));
+    browser.wait_for("live again", "document.body.dataset.connection === 'live'");
+    browser.wait_for(
+        "only hello's",
+        "document.getElementById('sum-total').dataset.value === '4' && document.getElementById('feed').dataset.count === '4'",
+    );
+    let scripts = browser.js(
+        "return [...new Set([...document.querySelectorAll('#feed tbody tr')].map(r => r.dataset.script))];",
+    );
+    assert_eq!(scripts, json!(["hello"]));
+    assert_eq!(
+        browser.js("return document.querySelector('#filters [name=script]').value;"),
+        json!("hello")
+    );
+
+    // Pause holds the feed still; resume takes a fresh snapshot.
+    browser.click("#pause");
+    browser.wait_for("paused", "document.body.dataset.paused === 'true'");
+    run_script(&server, json!({ "script_id": "hello" }));
+    browser.wait_for(
+        "counted while paused",
+        "Number(document.getElementById('feed-pending').textContent) >= 1",
+    );
+    assert_eq!(
+        browser.attr("#feed", "data-count"),
+        "4",
+        "not shown while paused"
+    );
+    let snapshots: u64 = browser.attr("body", "data-snapshots").parse().unwrap();
+    browser.click("#pause");
+    browser.wait_for(
+        "resumed with a fresh snapshot",
+        &format!("Number(document.body.dataset.snapshots) > {snapshots} && document.getElementById('feed').dataset.count === '5'"),
+    );
+
+    browser.goto(&server.url("/"));
+    browser.wait_for(
+        "everything again",
+        "document.getElementById('sum-total').dataset.value === '8'",
+    );
+    let shot = browser.screenshot("dashboard.png");
+    assert!(
+        std::fs::metadata(shot).unwrap().len() > 10_000,
+        "a real picture"
+    );
+    assert_eq!(browser.attr("body", "data-csp-violations"), "0");
+}
+
+#[test]
+fn the_dashboard_survives_a_server_restart_without_a_reload() {
+    let port = free_port().to_string();
+    let args = ["--http-port", port.as_str(), "--no-ws-port"];
+    let logs = tempfile::tempdir().unwrap();
+    let start = || {
+        Server::start(&example_registry(), &args, |c| {
+            c.env("METACLAUDE_LOG_DIR", logs.path());
+        })
+    };
+    let server = start();
+    let browser = Browser::start();
+    browser.goto(&server.url("/"));
+    browser.wait_for("live", "document.body.dataset.connection === 'live'");
+    run_script(&server, json!({ "script_id": "hello" }));
+    browser.wait_for(
+        "one",
+        "document.getElementById('feed').dataset.count === '1'",
+    );
+
+    let (status, _) = server.stop();
+    assert!(status.success());
+    browser.wait_for(
+        "disconnected, with the data's age shown",
+        "document.body.dataset.connection === 'disconnected' && document.getElementById('connection').textContent.includes('retrying')",
+    );
+    browser.wait_for(
+        "how old the data is",
+        "document.getElementById('age').textContent.startsWith('data from')",
+    );
+    assert_eq!(
+        browser.attr("#feed", "data-count"),
+        "1",
+        "the last data stays shown"
+    );
+
+    let server = start();
+    browser.wait_for(
+        "live again on its own, from a fresh snapshot",
+        "document.body.dataset.connection === 'live' && Number(document.body.dataset.snapshots) >= 2",
+    );
+    run_script(
+        &server,
+        json!({ "script_id": "summarize_json", "inputs": {"values": "4"} }),
+    );
+    browser.wait_for(
+        "new data from the new server",
+        "document.querySelector('#feed tr[data-script=summarize_json]')",
+    );
+    // The new server read the first one's execution back from the shared log.
+    assert_eq!(
+        get(&server.url("/api/v1/executions?limit=5")).json()["count"],
+        2
+    );
+}
+
+/// A registry whose script prints everything a hostile script could: markup, an
+/// event-handler attribute, ANSI escapes, bytes that are not UTF-8, a 1 MiB line.
+fn hostile_registry(dir: &Path) -> PathBuf {
+    let script = dir.join("hostile.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         printf '<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">\\n'\n\
+         printf '\\033[31mred\\033[0m \\033]0;title\\007 \\377\\376 done\\n'\n\
+         head -c 1048576 /dev/zero | tr '\\0' 'A'\n\
+         echo\n\
+         printf '<svg onload=\"window.__xss = 3\">' >&2\n\
+         exit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let registry = dir.join("registry.json");
+    std::fs::write(
+        &registry,
+        r#"{"scripts": [{"id": "hostile", "path": "hostile.sh", "max_retries": 0,
+            "specialist": "<b onmouseover=alert(1)>x</b>"}]}"#,
+    )
+    .unwrap();
+    registry
+}
+
+#[test]
+fn hostile_output_and_names_stay_inert_text_under_a_strict_csp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&hostile_registry(tmp.path()), &[], |_| {});
+    let browser = Browser::start();
+    browser.goto(&server.url("/"));
+    browser.wait_for("live", "document.body.dataset.connection === 'live'");
+    let hostile = run_script(&server, json!({ "script_id": "hostile" }));
+    // An unknown script id and a user name are the caller's text too.
+    let unknown = run_script(
+        &server,
+        json!({ "script_id": "<img src=x onerror=window.__xss=4>", "user": "<script>window.__xss=5</script>" }),
+    );
+    assert_eq!(unknown["success"], false);
+    browser.wait_for(
+        "both",
+        "document.getElementById('feed').dataset.count === '2'",
+    );
+    let id = hostile["execution_id"].as_str().unwrap();
+    browser.click(&format!("#feed tr[data-execution-id='{id}'] td"));
+    browser.wait_for(
+        "the hostile detail",
+        "document.getElementById('detail').dataset.state === 'shown'",
+    );
+    let seen = browser.js(
+        "const out = document.getElementById('detail-stdout').textContent;
+         return {
+            xss: window.__xss === undefined ? null : window.__xss,
+            images: document.images.length,
+            scripts: document.scripts.length,
+            svgs: document.querySelectorAll('svg:not(.chart)').length,
+            bold: document.querySelectorAll('b').length,
+            markup: out.includes('<script>window.__xss = 1</script>'),
+            escape: out.includes('\\u241b[31mred'),
+            raw_escape: out.includes('\\u001b'),
+            long: out.length,
+            feed_script: [...document.querySelectorAll('#feed tbody tr td:nth-child(2)')].map(e => e.textContent).join('|'),
+            specialists: [...document.querySelectorAll('#feed tbody tr td:nth-child(3)')].map(e => e.textContent).join('|'),
+         };",
+    );
+    assert_eq!(seen["xss"], Value::Null, "nothing ran: {seen}");
+    assert_eq!(seen["images"], 0, "{seen}");
+    assert_eq!(seen["scripts"], 1, "only the page's own: {seen}");
+    assert_eq!(seen["svgs"], 0, "{seen}");
+    assert_eq!(seen["bold"], 0, "{seen}");
+    assert_eq!(seen["markup"], true, "the markup is shown as text: {seen}");
+    assert_eq!(seen["escape"], true, "ESC shown as a picture: {seen}");
+    assert_eq!(seen["raw_escape"], false, "{seen}");
+    assert!(
+        seen["long"].as_u64().unwrap() > 100_000,
+        "the long line is there: {seen}"
+    );
+    assert!(
+        seen["feed_script"].as_str().unwrap().contains("<img src=x"),
+        "{seen}"
+    );
+    assert!(
+        seen["specialists"]
+            .as_str()
+            .unwrap()
+            .contains("<b onmouseover"),
+        "{seen}"
+    );
+    // Hovering the hostile specialist does nothing either.
+    browser.js("document.querySelectorAll('td').forEach(td => td.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))); return 0;");
+    assert_eq!(
+        browser.js("return window.__xss === undefined;"),
+        json!(true)
+    );
+
+    assert_eq!(browser.attr("body", "data-csp-violations"), "0");
+    let console = browser.console();
+    assert!(
+        !console
+            .iter()
+            .any(|m| m.contains("Content Security Policy") || m.contains("Refused to")),
+        "CSP violations in the console: {console:?}"
+    );
+    // And the policy is the strict one.
+    let page = get(&server.url("/"));
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .starts_with("default-src 'self'"));
+}
+
+#[test]
+fn with_a_token_the_page_works_after_opening_the_printed_url_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = "dashboard-test-token-0123456789";
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let server = Server::start(
+        &example_registry(),
+        &["--token-file", token_file.to_str().unwrap()],
+        |_| {},
+    );
+    // Nothing of the page or its data without the token.
+    for path in ["/", "/dashboard/dashboard.js", "/api/v1/stats", "/ws"] {
+        assert_eq!(get(&server.url(path)).status, 401, "{path}");
+    }
+    let browser = Browser::start();
+    browser.goto(&server.url(&format!("/?token={token}&window=5")));
+    browser.wait_for("live", "document.body.dataset.connection === 'live'");
+    assert_eq!(
+        browser.js("return location.search;"),
+        json!("?window=5"),
+        "the token leaves the address bar"
+    );
+    let r = crate::serve::agent()
+        .post(&server.url("/api/v1/executions"))
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .send(json!({ "script_id": "hello" }).to_string())
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    browser.wait_for(
+        "shown with the cookie alone",
+        "document.getElementById('sum-total').dataset.value === '1' && document.getElementById('feed').dataset.count === '1'",
+    );
+    // A reload needs nothing more.
+    browser.goto(&server.url("/"));
+    browser.wait_for(
+        "live after a reload",
+        "document.body.dataset.connection === 'live'",
+    );
+    assert_eq!(
+        browser.js("return document.getElementById('notice').hidden;"),
+        json!(true),
+        "no token notice"
+    );
+}
+
+#[test]
+fn dashboard_prints_the_address_to_open() {
+    let port = free_port();
+    let mut child = crate::util::bin()
+        .args(["dashboard", "--registry"])
+        .arg(example_registry())
+        .args([
+            "--http-port",
+            &port.to_string(),
+            "--ws-port",
+            "0",
+            "--no-plugins",
+        ])
+        .env("METACLAUDE_LOG_DIR", tempfile::tempdir().unwrap().path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    assert!(
+        line.starts_with(&format!("metaclaude dashboard: open {url} ")),
+        "{line}"
+    );
+    let page = get(&url);
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page
+        .body
+        .contains("<script src=\"/dashboard/dashboard.js\" defer></script>"));
+    let etag = page.header("etag").unwrap().to_string();
+    let again = crate::serve::agent()
+        .get(&url)
+        .header("if-none-match", &etag)
+        .call()
+        .unwrap();
+    assert_eq!(again.status(), 304, "a reload costs nothing");
+    let _ = child.kill();
+    let _ = child.wait();
+}
