@@ -3,204 +3,17 @@
 //! exposes its state in DOM attributes, so every wait is on a value, never a sleep.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+
+// Shared with the dashboard benchmark.
+#[path = "../../host/benches/support/browser.rs"]
+mod browser;
+use browser::Browser;
 
 use crate::serve::{get, post, Server};
 use crate::util::{example_registry, free_port};
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Headless Chromium behind its own chromedriver, with a fresh profile; both are ended
-/// when dropped (also when a test fails half way).
-struct Browser {
-    client: Option<Client>,
-    driver: Child,
-    driver_url: String,
-    profile: tempfile::TempDir,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Browser {
-    fn start() -> Browser {
-        for (path, package) in [(CHROMEDRIVER, "chromium-driver"), (CHROMIUM, "chromium")] {
-            assert!(
-                Path::new(path).exists(),
-                "{path} is missing: the browser tests need Debian's Chromium; install it with \
-                 sudo apt-get install -y chromium chromium-driver (cargo xtask test does it as root) [{package}]"
-            );
-        }
-        let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let driver_url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ureq::get(&format!("{driver_url}/status"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(Instant::now() < deadline, "chromedriver did not answer");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let profile = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1400,2200",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
-        );
-        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
-        let client = runtime.block_on(async {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            ClientBuilder::new(connector)
-                .capabilities(caps)
-                .connect(&driver_url)
-                .await
-                .expect("a WebDriver session")
-        });
-        Browser {
-            client: Some(client),
-            driver,
-            driver_url,
-            profile,
-            runtime,
-        }
-    }
-
-    fn client(&self) -> &Client {
-        self.client.as_ref().unwrap()
-    }
-
-    fn goto(&self, url: &str) {
-        self.runtime
-            .block_on(self.client().goto(url))
-            .unwrap_or_else(|e| panic!("open {url}: {e}"));
-    }
-
-    /// Runs `script` (a function body) in the page and returns what it returns.
-    fn js(&self, script: &str) -> Value {
-        self.runtime
-            .block_on(self.client().execute(script, vec![]))
-            .unwrap_or_else(|e| panic!("{script}: {e}"))
-    }
-
-    /// Waits (bounded) until the expression `condition` is truthy in the page; returns
-    /// its value.
-    fn wait_for(&self, what: &str, condition: &str) -> Value {
-        let script = format!("return ({condition});");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let v = self.js(&script);
-            let truthy = match &v {
-                Value::Null => false,
-                Value::Bool(b) => *b,
-                Value::Number(n) => n.as_f64() != Some(0.0),
-                Value::String(s) => !s.is_empty(),
-                _ => true,
-            };
-            if truthy {
-                return v;
-            }
-            if Instant::now() > deadline {
-                let state = self.js("return document.body.dataset;");
-                panic!("{what}: `{condition}` never held; the page's state: {state}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn attr(&self, selector: &str, name: &str) -> String {
-        let v = self.js(&format!(
-            "const e = document.querySelector({}); return e ? e.getAttribute({}) : null;",
-            json!(selector),
-            json!(name)
-        ));
-        v.as_str().unwrap_or_default().to_string()
-    }
-
-    fn click(&self, selector: &str) {
-        self.runtime.block_on(async {
-            self.client()
-                .find(Locator::Css(selector))
-                .await
-                .unwrap_or_else(|e| panic!("find {selector}: {e}"))
-                .click()
-                .await
-                .unwrap_or_else(|e| panic!("click {selector}: {e}"))
-        });
-    }
-
-    /// The browser's console messages since the last call (chromedriver's log endpoint).
-    fn console(&self) -> Vec<String> {
-        let id = self
-            .runtime
-            .block_on(self.client().session_id())
-            .unwrap()
-            .expect("a session id");
-        let r: Value = ureq::post(&format!("{}/session/{id}/se/log", self.driver_url))
-            .send_json(json!({ "type": "browser" }))
-            .expect("the browser's log")
-            .body_mut()
-            .read_json()
-            .unwrap();
-        r["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
-    fn screenshot(&self, name: &str) -> PathBuf {
-        let png = self
-            .runtime
-            .block_on(self.client().screenshot())
-            .expect("a screenshot");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artefacts");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, png).unwrap();
-        eprintln!("dashboard screenshot: {}", path.display());
-        path
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            let _ = self.runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(10), client.close()).await
-            });
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        // Whatever chromedriver left behind, by the profile only this browser uses.
-        let _ = Command::new("pkill")
-            .args(["-KILL", "-f"])
-            .arg(self.profile.path())
-            .status();
-    }
-}
 
 fn run_script(server: &Server, body: Value) -> Value {
     let r = post(&server.url("/api/v1/executions"), &body.to_string());
@@ -666,6 +479,30 @@ fn dashboard_prints_the_address_to_open() {
         .call()
         .unwrap();
     assert_eq!(again.status(), 304, "a reload costs nothing");
+    // Open pages share the stats a client accepts a little old, and only those.
+    let stats = |cache: Option<&str>| {
+        let mut r = crate::serve::agent().get(&format!("{url}api/v1/stats?period=5"));
+        if let Some(c) = cache {
+            r = r.header("cache-control", c);
+        }
+        let mut r = r.call().unwrap();
+        let age = r
+            .headers()
+            .get("age")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let v: Value = r.body_mut().read_json().unwrap();
+        (v["generated_at"].as_str().unwrap().to_string(), age)
+    };
+    let (first, _) = stats(Some("max-age=10"));
+    let (shared, age) = stats(Some("max-age=10"));
+    assert_eq!(shared, first, "the same answer");
+    assert!(age.parse::<u64>().unwrap() <= 10);
+    let (fresh, age) = stats(None);
+    assert_ne!(fresh, first, "made afresh without the header");
+    assert_eq!(age, "0");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -577,8 +577,10 @@ fn checked_period(period: Option<u64>) -> Result<u64, ApiError> {
 /// The summary the dashboards show, over the last `period` minutes (default 60).
 async fn stats(
     State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    uri: Uri,
     query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| {
         ApiError::bad_request(format!(
             "query string: {e} (period is minutes, top a count; script, specialist, user filter)"
@@ -590,10 +592,28 @@ async fn stats(
     }
     let period = checked_period(q.period)?;
     let matcher = scope_matcher(q.script, q.specialist, q.user);
-    let report = state
-        .monitor
-        .report_matching(period, top, Utc::now(), matcher.as_ref());
-    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+    Ok(shared_answer(&state, &headers, &uri, || {
+        let report = state
+            .monitor
+            .report_matching(period, top, Utc::now(), matcher.as_ref());
+        serde_json::to_value(report).unwrap_or_default()
+    }))
+}
+
+/// `make`'s answer, or one made for the same request at most as old as the request's
+/// `Cache-Control: max-age` accepts (see `answers`), with its `Age`.
+fn shared_answer(
+    state: &ServerState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    make: impl FnOnce() -> Value,
+) -> Response {
+    let (answer, age) = state.answers.get_or_make(uri.to_string(), headers, make);
+    let mut response = Json(&*answer).into_response();
+    response
+        .headers_mut()
+        .insert(header::AGE, HeaderValue::from(age));
+    response
 }
 
 /// The stats summary (also part of the live feed's snapshot).
@@ -615,8 +635,10 @@ struct TimeseriesQuery {
 /// equal intervals over the last `period` minutes.
 async fn timeseries(
     State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    uri: Uri,
     query: Result<Query<TimeseriesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| {
         ApiError::bad_request(format!(
             "query string: {e} (period is minutes, buckets a count; script, specialist, user filter)"
@@ -631,8 +653,10 @@ async fn timeseries(
         );
     }
     let matcher = scope_matcher(q.script, q.specialist, q.user);
-    let series = state
-        .monitor
-        .timeseries(period, buckets, Utc::now(), matcher.as_ref());
-    Ok(Json(serde_json::to_value(series).unwrap_or_default()))
+    Ok(shared_answer(&state, &headers, &uri, || {
+        let series = state
+            .monitor
+            .timeseries(period, buckets, Utc::now(), matcher.as_ref());
+        serde_json::to_value(series).unwrap_or_default()
+    }))
 }

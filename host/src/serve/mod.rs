@@ -3,7 +3,8 @@
 //! on a second port); the registry and the plugins are reloaded while it runs, and the
 //! first SIGINT or SIGTERM shuts it down gracefully.
 //!
-//! Modules: `api` (the handlers), `dashboard` (the web page at `/`), `feed` (the WebSocket feed), `metrics` (`/metrics`),
+//! Modules: `api` (the handlers), `answers` (stats shared with clients that accept them a
+//! little old), `dashboard` (the web page at `/`), `feed` (the WebSocket feed), `metrics` (`/metrics`),
 //! `security` (Host check, token, security headers), `listener` (the connection cap),
 //! `error` (the API's error shape).
 //!
@@ -18,6 +19,7 @@
 //!   an execution the API reported is in the log.
 
 mod alerts;
+mod answers;
 mod api;
 mod dashboard;
 mod error;
@@ -157,6 +159,8 @@ pub struct ServerState {
     closing: watch::Sender<bool>,
     started: Instant,
     counters: Counters,
+    /// Stats answers shared by clients that accept one a little old (the dashboards).
+    answers: answers::Answers,
 }
 
 impl ServerState {
@@ -278,6 +282,7 @@ pub async fn run(
         closing: watch::Sender::new(false),
         started: Instant::now(),
         counters: Counters::default(),
+        answers: answers::Answers::default(),
     });
     let router = api::router(state.clone());
     let connections = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
