@@ -21,6 +21,8 @@ pub struct FeedTally {
     /// Snapshots sent because the client fell behind (`"reason": "lagged"`).
     pub lagged: u64,
     pub events: u64,
+    /// Alert changes (numbered with the events).
+    pub alerts: u64,
     /// Events whose `seq` was not the one after the previous message's (without a
     /// snapshot between): the feed promises none for a client that keeps up.
     pub gaps: u64,
@@ -132,16 +134,20 @@ fn take(t: &mut FeedTally, v: &Value, last_seq: &mut Option<u64>) {
             t.lagged += u64::from(v["reason"] == "lagged");
             *last_seq = seq;
         }
-        Some("event") => {
-            t.events += 1;
-            // A filtered client (`?kinds=`) skips numbers by design; only the client
-            // that takes everything checks them.
+        Some(kind @ ("event" | "alert")) => {
+            // Alert changes are numbered with the events. A filtered client (`?kinds=`)
+            // skips numbers by design; only the client that takes everything checks them.
             if !t.url.contains('?') {
                 if let (Some(prev), Some(seq)) = (*last_seq, seq) {
                     t.gaps += u64::from(seq != prev + 1);
                 }
             }
             *last_seq = seq;
+            if kind == "alert" {
+                t.alerts += 1;
+                return;
+            }
+            t.events += 1;
             let event = &v["event"];
             if event["kind"] == "finished" {
                 let result = &event["result"];
@@ -159,5 +165,33 @@ fn take(t: &mut FeedTally, v: &Value, last_seq: &mut Option<u64>) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Alert changes share the events' numbers: one between two events is no gap, a
+    /// missing number is.
+    #[test]
+    fn alerts_are_numbered_with_the_events() {
+        let mut t = FeedTally {
+            url: "ws://127.0.0.1:1/ws".into(),
+            ..FeedTally::default()
+        };
+        let mut last = None;
+        for v in [
+            json!({"type": "snapshot", "reason": "connect", "seq": 4}),
+            json!({"type": "event", "seq": 5, "event": {"kind": "queued"}}),
+            json!({"type": "alert", "seq": 6, "alert": {}}),
+            json!({"type": "event", "seq": 7, "event": {"kind": "started"}}),
+        ] {
+            take(&mut t, &v, &mut last);
+        }
+        assert_eq!((t.events, t.alerts, t.gaps), (2, 1, 0));
+        take(&mut t, &json!({"type": "event", "seq": 9, "event": {}}), &mut last);
+        assert_eq!(t.gaps, 1);
     }
 }

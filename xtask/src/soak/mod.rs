@@ -565,8 +565,8 @@ fn after_exit(
             format!("live feed {}", f.url),
             if f.gaps == 0 && f.last_end == "closed 1001" && f.connects == 1 {
                 Ok(format!(
-                    "{} events, {} snapshots ({} lagged), no gap, closed with 1001",
-                    f.events, f.snapshots, f.lagged
+                    "{} events, {} alert changes, {} snapshots ({} lagged), no gap, closed with 1001",
+                    f.events, f.alerts, f.snapshots, f.lagged
                 ))
             } else {
                 Err(format!(
