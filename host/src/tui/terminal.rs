@@ -1,0 +1,99 @@
+//! The terminal while the interactive view runs: raw mode, the alternate screen, no cursor;
+//! given back as it was on every way out: a normal exit ([`Session`] dropped), a panic (a
+//! hook restores it before the message is printed) and SIGTERM, SIGHUP or SIGINT (a flag
+//! the main loop checks; it then leaves as on `q`).
+
+use std::io::{self, Stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::cursor::{Hide, Show};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::Terminal;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Whether the terminal is in the dashboard's state (so that restoring twice is harmless).
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a signal asked the program to stop.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() -> io::Result<()> {
+    for signal in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+        // SAFETY: a zeroed `sigaction` is a valid empty one (no flags, empty mask); the
+        // handler only stores to an atomic, which is async-signal-safe, and it stays
+        // valid for the life of the program (a plain function).
+        let installed = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut())
+        };
+        if installed != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+    });
+}
+
+/// Gives the terminal back: leaves the alternate screen, shows the cursor, ends raw
+/// mode. Does nothing when the dashboard does not hold it.
+pub fn restore() {
+    if ENTERED.swap(false, Ordering::SeqCst) {
+        let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);
+        let _ = disable_raw_mode();
+    }
+}
+
+/// The terminal in the dashboard's state; restored when dropped.
+pub struct Session {
+    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl Session {
+    pub fn enter() -> io::Result<Session> {
+        install_panic_hook();
+        install_signal_handlers()?;
+        enable_raw_mode()?;
+        ENTERED.store(true, Ordering::SeqCst);
+        if let Err(e) = execute!(io::stdout(), EnterAlternateScreen, Hide) {
+            restore();
+            return Err(e);
+        }
+        match Terminal::new(CrosstermBackend::new(io::stdout())) {
+            Ok(terminal) => Ok(Session { terminal }),
+            Err(e) => {
+                restore();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        restore();
+    }
+}
