@@ -5,6 +5,7 @@ mod acknowledged;
 mod alerts;
 mod concurrent_log;
 mod custom_notifiers;
+mod dashboard_terminal;
 mod exposition;
 mod host_metrics;
 mod hot_reload;

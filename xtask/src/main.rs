@@ -127,6 +127,8 @@ fn ensure_prerequisites(for_tests: bool) -> Result<()> {
             "/usr/bin/prometheus-alertmanager",
             "prometheus-alertmanager",
         )?;
+        // The terminal dashboard is driven in a real terminal.
+        ensure_debian("/usr/bin/tmux", "tmux")?;
         // The JavaScript plugin scaffold is built with componentize-js from npm.
         ensure_debian("node", "nodejs")?;
         ensure_debian("npm", "npm")?;
@@ -562,6 +564,17 @@ fn bless(root: &Path) -> Result<()> {
     step("rewriting golden files (METACLAUDE_BLESS=1 cargo test --test cli golden)");
     run(cargo()
         .args(["test", "-p", "metaclaude-host", "--test", "cli", "golden"])
+        .env("METACLAUDE_BLESS", "1"))?;
+    // The terminal dashboard's screen snapshots (host/src/tui/snapshots/).
+    run(cargo()
+        .args([
+            "test",
+            "-p",
+            "metaclaude-host",
+            "--bin",
+            "metaclaude",
+            "tui::render",
+        ])
         .env("METACLAUDE_BLESS", "1"))?;
     step("done: review the changes with `git diff tests/cli`");
     Ok(())

@@ -63,9 +63,9 @@ impl Connection {
                 error,
                 retry_in,
             } => format!(
-                "server {url}: disconnected ({}), retrying in {:.1}s",
-                super::safe(error),
-                retry_in.as_secs_f64()
+                "server {url}: disconnected, retry in {:.1}s ({})",
+                retry_in.as_secs_f64(),
+                super::safe(error)
             ),
             Connection::Following { dir } => format!("log {}: following", super::safe(dir)),
             Connection::LogUnreadable { dir, error } => {

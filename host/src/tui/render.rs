@@ -114,30 +114,33 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, view: &View) {
     } else {
         Style::new().fg(Color::Yellow)
     };
-    let mut spans = vec![
-        Span::styled("metaclaude ", Style::new().add_modifier(Modifier::BOLD)),
-        Span::styled(view.connection.describe(), state_style),
-        Span::raw(format!(
-            "  data {}",
-            view.data_age
-                .map_or("none yet".to_string(), |a| format!("{} old", age(a)))
-        )),
-        Span::raw(format!(
-            "  sort {} {}",
-            app.sort.name(),
-            if app.reverse { "(reversed)" } else { "" }
-        )),
-    ];
+    // The view's own state on the right, always whole; the source's state takes the rest.
+    let mut right = vec![Span::raw(format!(
+        "  data {}  sort {}{}",
+        view.data_age
+            .map_or("none yet".to_string(), |a| format!("{} old", age(a))),
+        app.sort.name(),
+        if app.reverse { " (reversed)" } else { "" }
+    ))];
     if !app.filter.is_empty() {
-        spans.push(Span::raw(format!("  filter: {}", safe(&app.filter))));
+        right.push(Span::raw(format!("  filter: {}", safe(&app.filter))));
     }
     if app.paused {
-        spans.push(Span::styled(
+        right.push(Span::styled(
             "  PAUSED",
             Style::new().fg(Color::Black).bg(Color::Yellow),
         ));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    let right = Line::from(right);
+    let width = (right.width() as u16).min(area.width);
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(width)]).areas(area);
+    let left = Line::from(vec![
+        Span::styled("metaclaude ", Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(view.connection.describe(), state_style),
+    ]);
+    frame.render_widget(Paragraph::new(left), left_area);
+    frame.render_widget(Paragraph::new(right), right_area);
 }
 
 fn draw_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
@@ -827,10 +830,7 @@ mod tests {
         );
         let s = screen(&App::new(), &view, None, 100, 30);
         assert!(s.contains("waiting for data"), "{s}");
-        assert!(
-            s.contains("disconnected (connection refused), retrying in 2.0s"),
-            "{s}"
-        );
+        assert!(s.contains("disconnected, retry in 2.0s (conn"), "{s}");
         check("empty_100x30", &s);
     }
 
