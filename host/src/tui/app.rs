@@ -127,25 +127,30 @@ pub struct Rows<'v> {
     pub plugins: Vec<&'v Value>,
 }
 
-impl Rows<'_> {
-    pub fn keys(&self, pane: Pane) -> Vec<String> {
+impl<'v> Rows<'v> {
+    /// The selection keys of `pane`'s rows, in order.
+    pub fn keys(&self, pane: Pane) -> Vec<&'v str> {
         match pane {
             Pane::Running => self
                 .running
                 .iter()
-                .map(|r| r.execution_id.clone())
+                .map(|r| r.execution_id.as_str())
                 .collect(),
-            Pane::Recent => self.recent.iter().map(|r| r.execution_id.clone()).collect(),
+            Pane::Recent => self
+                .recent
+                .iter()
+                .map(|r| r.execution_id.as_str())
+                .collect(),
             Pane::TopScripts => self
                 .top_scripts
                 .iter()
-                .map(|g| g["key"].as_str().unwrap_or("").to_string())
+                .map(|g| g["key"].as_str().unwrap_or(""))
                 .collect(),
-            Pane::Alerts => self.alerts.iter().map(|a| a.fingerprint.clone()).collect(),
+            Pane::Alerts => self.alerts.iter().map(|a| a.fingerprint.as_str()).collect(),
             Pane::Plugins => self
                 .plugins
                 .iter()
-                .map(|p| p["name"].as_str().unwrap_or("").to_string())
+                .map(|p| p["name"].as_str().unwrap_or(""))
                 .collect(),
         }
     }
@@ -257,20 +262,20 @@ impl App {
 
     /// The selected row of `pane` among `keys`: the row with the selected key if it is
     /// still there, else the same position (within the list).
-    pub fn selected(&self, pane: Pane, keys: &[String]) -> Option<usize> {
+    pub fn selected<K: AsRef<str>>(&self, pane: Pane, keys: &[K]) -> Option<usize> {
         if keys.is_empty() {
             return None;
         }
         let s = &self.selections[pane.index()];
         if let Some(key) = &s.key {
-            if let Some(i) = keys.iter().position(|k| k == key) {
+            if let Some(i) = keys.iter().position(|k| k.as_ref() == key) {
                 return Some(i);
             }
         }
         Some(s.index.min(keys.len() - 1))
     }
 
-    fn move_selection(&mut self, keys: &[String], by: isize) {
+    fn move_selection<K: AsRef<str>>(&mut self, keys: &[K], by: isize) {
         let Some(current) = self.selected(self.pane, keys) else {
             return;
         };
@@ -278,12 +283,12 @@ impl App {
         let next = (current as isize + by).clamp(0, last) as usize;
         self.selections[self.pane.index()] = Selection {
             index: next,
-            key: Some(keys[next].clone()),
+            key: Some(keys[next].as_ref().to_string()),
         };
     }
 
     /// One key press; `keys` are the focused pane's rows (see [`Rows::keys`]).
-    pub fn key(&mut self, key: KeyEvent, keys: &[String]) -> Action {
+    pub fn key<K: AsRef<str>>(&mut self, key: KeyEvent, keys: &[K]) -> Action {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             return Action::Quit;
         }
@@ -341,7 +346,7 @@ impl App {
             KeyCode::Enter => {
                 if matches!(self.pane, Pane::Running | Pane::Recent) {
                     if let Some(i) = self.selected(self.pane, keys) {
-                        self.detail = Some(keys[i].clone());
+                        self.detail = Some(keys[i].as_ref().to_string());
                         self.detail_scroll = 0;
                     }
                 }
@@ -366,12 +371,12 @@ impl App {
 mod tests {
     use super::*;
 
-    fn press(app: &mut App, code: KeyCode, keys: &[String]) -> Action {
+    fn press(app: &mut App, code: KeyCode, keys: &[&str]) -> Action {
         app.key(KeyEvent::new(code, KeyModifiers::NONE), keys)
     }
 
-    fn keys(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn keys<'a>(names: &[&'a str]) -> Vec<&'a str> {
+        names.to_vec()
     }
 
     #[test]
@@ -380,7 +385,7 @@ mod tests {
         assert_eq!(press(&mut app, KeyCode::Char('q'), &[]), Action::Quit);
         assert_eq!(press(&mut app, KeyCode::Esc, &[]), Action::Quit);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(app.key(ctrl_c, &[]), Action::Quit);
+        assert_eq!(app.key::<&str>(ctrl_c, &[]), Action::Quit);
         assert_eq!(press(&mut app, KeyCode::Char('x'), &[]), Action::None);
     }
 
@@ -402,7 +407,7 @@ mod tests {
         assert_eq!(app.selected(Pane::Recent, &more), Some(2));
         // "b" goes away: the same position, within the list.
         assert_eq!(app.selected(Pane::Recent, &keys(&["z"])), Some(0));
-        assert_eq!(app.selected(Pane::Recent, &[]), None);
+        assert_eq!(app.selected::<&str>(Pane::Recent, &[]), None);
         press(&mut app, KeyCode::End, &more);
         assert_eq!(app.selected(Pane::Recent, &more), Some(3));
         press(&mut app, KeyCode::Home, &more);

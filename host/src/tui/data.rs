@@ -25,6 +25,8 @@ pub const KEEP_OUTPUT_BYTES: usize = 16 << 20;
 pub const THROUGHPUT_SECONDS: usize = 60;
 /// Minutes the figures cover.
 pub const PERIOD_MINUTES: u64 = 60;
+/// How often the figures are computed from the executions seen (the log).
+const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Scripts the figures rank.
 pub const TOP: usize = 10;
 
@@ -121,6 +123,8 @@ pub struct Data {
     /// The figures: the server's stats, or (`own_stats`) the monitor's report.
     stats: Option<Value>,
     own_stats: bool,
+    /// When `stats` was last computed here (`own_stats`): at most once a second.
+    stats_at: Option<Instant>,
     plugins: Option<Vec<Value>>,
     throughput: Throughput,
     pub connection: Connection,
@@ -148,6 +152,7 @@ impl Data {
             monitor: new_monitor(),
             stats: None,
             own_stats,
+            stats_at: None,
             plugins: None,
             throughput: Throughput::default(),
             connection,
@@ -178,6 +183,7 @@ impl Data {
             } => {
                 // A new start (connect, reconnect, lagged): what was held is replaced.
                 self.monitor = new_monitor();
+                self.stats_at = None;
                 self.throughput = Throughput::default();
                 for r in recent.into_iter().rev() {
                     self.finished(r);
@@ -221,11 +227,11 @@ impl Data {
     /// A copy of what a frame shows, at `now`.
     pub fn view(&mut self, now: DateTime<Utc>) -> View {
         self.changed = false;
-        let stats = if self.own_stats {
-            serde_json::to_value(self.monitor.report(PERIOD_MINUTES, TOP, now)).ok()
-        } else {
-            self.stats.clone()
-        };
+        if self.own_stats && self.stats_at.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
+            self.stats = serde_json::to_value(self.monitor.report(PERIOD_MINUTES, TOP, now)).ok();
+            self.stats_at = Some(Instant::now());
+        }
+        let stats = self.stats.clone();
         View {
             at: now,
             connection: self.connection.clone(),

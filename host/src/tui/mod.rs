@@ -84,7 +84,9 @@ pub enum Source {
 
 impl Source {
     fn start(&self) -> (data::Data, std::sync::mpsc::Receiver<source::Update>) {
-        let (tx, rx) = std::sync::mpsc::channel();
+        // Bounded: a source that runs ahead of the screen waits (the log follower) or falls
+        // behind and is sent a fresh snapshot (the feed), instead of memory growing.
+        let (tx, rx) = std::sync::mpsc::sync_channel(UPDATES_QUEUED);
         let data = match self {
             Source::Server(s) => {
                 source::spawn_server(s.clone(), tx);
@@ -110,6 +112,8 @@ impl Source {
     }
 }
 
+/// Updates a source may have sent that the screen has not taken in yet.
+const UPDATES_QUEUED: usize = 10_000;
 /// The most updates taken in before the screen is looked at again.
 const MAX_UPDATES_PER_TURN: usize = 50_000;
 /// The screen is redrawn at most this often while data comes in.

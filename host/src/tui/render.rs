@@ -217,9 +217,12 @@ fn draw_summary(frame: &mut Frame<'_>, area: Rect, view: &View) {
 }
 
 fn draw_throughput(frame: &mut Frame<'_>, area: Rect, view: &View) {
-    let last = view.throughput.last().copied().unwrap_or(0);
+    // The second under way is still filling: "now" is the five before it.
+    let complete = &view.throughput[..view.throughput.len().saturating_sub(1)];
+    let last5 = &complete[complete.len().saturating_sub(5)..];
+    let now = last5.iter().sum::<u64>() as f64 / last5.len().max(1) as f64;
     let peak = view.throughput.iter().copied().max().unwrap_or(0);
-    let title = format!(" Throughput, 60 s: now {last}/s, peak {peak}/s ");
+    let title = format!(" Throughput, 60 s: now {now:.0}/s, peak {peak}/s ");
     let inner_width = area.width.saturating_sub(2) as usize;
     let data: Vec<u64> = view
         .throughput
@@ -236,12 +239,29 @@ fn draw_throughput(frame: &mut Frame<'_>, area: Rect, view: &View) {
     );
 }
 
-fn state_of(app: &App, pane: Pane, keys: &[String]) -> TableState {
+fn state_of(app: &App, pane: Pane, keys: &[&str]) -> TableState {
     let mut state = TableState::default();
     if app.pane == pane {
         state.select(app.selected(pane, keys));
     }
     state
+}
+
+/// The rows of a list `len` long that a table in `area` shows with `selected` in view:
+/// only those are drawn (a list holds thousands), and the selection within them.
+fn visible_rows(
+    area: Rect,
+    selected: Option<usize>,
+    len: usize,
+) -> (std::ops::Range<usize>, Option<usize>) {
+    // Borders and the header.
+    let height = (area.height.saturating_sub(3) as usize).max(1);
+    let start = match selected {
+        Some(s) if s >= height => s + 1 - height,
+        _ => 0,
+    };
+    let end = len.min(start + height);
+    (start..end, selected.map(|s| s - start))
 }
 
 fn highlight() -> Style {
@@ -255,8 +275,10 @@ fn draw_running(
     now: chrono::DateTime<chrono::Utc>,
     rows: &Rows<'_>,
 ) {
-    let lines: Vec<Row> = rows
-        .running
+    let keys = rows.keys(Pane::Running);
+    let selected = state_of(app, Pane::Running, &keys).selected();
+    let (shown, selected) = visible_rows(area, selected, rows.running.len());
+    let lines: Vec<Row> = rows.running[shown]
         .iter()
         .map(|r| {
             let state = match r.state {
@@ -293,7 +315,7 @@ fn draw_running(
         Pane::Running,
         &format!(" ({})", rows.running.len()),
     ));
-    let mut state = state_of(app, Pane::Running, &rows.keys(Pane::Running));
+    let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
     if empty {
         placeholder(frame, area, "nothing running");
@@ -387,8 +409,10 @@ pub fn percentile_windows(stats: &Value) -> Vec<(String, &Value)> {
 }
 
 fn draw_recent(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &Rows<'_>) {
-    let lines: Vec<Row> = rows
-        .recent
+    let keys = rows.keys(Pane::Recent);
+    let selected = state_of(app, Pane::Recent, &keys).selected();
+    let (shown, selected) = visible_rows(area, selected, rows.recent.len());
+    let lines: Vec<Row> = rows.recent[shown]
         .iter()
         .map(|r| {
             let result = outcome(r);
@@ -432,7 +456,7 @@ fn draw_recent(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &Rows<'_>) {
         Pane::Recent,
         &format!(" ({})", rows.recent.len()),
     ));
-    let mut state = state_of(app, Pane::Recent, &rows.keys(Pane::Recent));
+    let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
     if empty {
         placeholder(frame, area, "no execution finished yet");
@@ -860,6 +884,31 @@ mod tests {
         let s = screen(&app, &view, Some(&failed), 120, 40);
         check("detail_120x40", &s);
         assert!(s.contains("suggestion: check the script's stderr"), "{s}");
+    }
+
+    #[test]
+    fn a_long_history_draws_the_rows_around_the_selection() {
+        let mut view = full_view();
+        view.recent = (0..3000)
+            .map(|i| Arc::new(result(&format!("01JLONG{i:019}"), "hello", true, 0.01)))
+            .collect();
+        let mut app = App::new();
+        let mut keys = app.rows(&view).keys(Pane::Recent);
+        keys.truncate(3000);
+        let s = screen(&app, &view, None, 120, 40);
+        assert!(s.contains(keys[0]) && !s.contains(keys[100]), "{s}");
+        for _ in 0..15 {
+            app.key(
+                ratatui::crossterm::event::KeyEvent::new(
+                    ratatui::crossterm::event::KeyCode::PageDown,
+                    ratatui::crossterm::event::KeyModifiers::NONE,
+                ),
+                &keys,
+            );
+        }
+        let s = screen(&app, &view, None, 120, 40);
+        assert!(s.contains(keys[150]), "the selected row is shown:\n{s}");
+        assert!(!s.contains(keys[0]), "{s}");
     }
 
     #[test]
