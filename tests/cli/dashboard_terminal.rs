@@ -408,3 +408,101 @@ fn golden_text_snapshots_once_and_every_interval() {
         );
     }
 }
+
+/// A `metaclaude serve` on `port` (so that a second one can take the first one's place),
+/// without plugins, answering its health check; killed when dropped.
+struct FixedServer(std::process::Child);
+
+impl FixedServer {
+    fn start(port: u16) -> FixedServer {
+        let child = bin()
+            .args(["serve", "--no-plugins", "--no-ws-port", "--http-port"])
+            .arg(port.to_string())
+            .arg("--registry")
+            .arg(example_registry())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start metaclaude serve");
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        let deadline = Instant::now() + WAIT;
+        while ureq::get(&url).call().is_err() {
+            assert!(Instant::now() < deadline, "serve on {port} did not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FixedServer(child)
+    }
+
+    fn run(&self, port: u16, script: &str) {
+        ureq::post(&format!("http://127.0.0.1:{port}/api/v1/executions"))
+            .header("content-type", "application/json")
+            .send(format!(r#"{{"script_id": "{script}"}}"#))
+            .expect("the execution ran");
+    }
+}
+
+impl Drop for FixedServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_restarted_server_is_followed_again_with_the_sort_and_filter_kept() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let first = FixedServer::start(port);
+    first.run(port, "hello");
+    let url = format!("http://127.0.0.1:{port}");
+    let tmux = Tmux::start(&["dashboard-terminal", "--server", &url], |_| {});
+    tmux.wait_for("the live feed", |s| {
+        s.contains(": live") && recent_row(s, "hello").is_some()
+    });
+    tmux.keys(&["s"]);
+    tmux.keys(&["r"]);
+    tmux.keys(&["/"]);
+    tmux.wait_for("the filter prompt", |s| {
+        s.contains("filter (script or specialist)")
+    });
+    tmux.type_text("o");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("sort and filter", |s| {
+        s.contains("sort script (reversed)  filter: o")
+    });
+    drop(first);
+    tmux.wait_for("the lost connection", |s| s.contains("disconnected"));
+    let second = FixedServer::start(port);
+    second.run(port, "noop");
+    second.run(port, "failing");
+    // The new server's executions only (the first one's hello is gone with it), still
+    // filtered (failing has no "o") and sorted by script, reversed.
+    let screen = tmux.wait_for("the new server's executions", |s| {
+        s.contains(": live")
+            && recent_row(s, "noop").is_some()
+            && recent_row(s, "hello").is_none()
+            && s.contains("Executions (60 min): 2 ")
+            && s.contains("sort script (reversed)  filter: o")
+    });
+    assert!(recent_row(&screen, "failing").is_none(), "{screen}");
+    tmux.quit_and_check_the_terminal_is_restored();
+}
+
+#[test]
+fn once_from_a_server_shows_its_executions_and_plugins() {
+    let server = Server::start(&example_registry(), &["--no-plugins"], |_| {});
+    server.run("hello");
+    let out = succeed(bin().args(["dashboard-terminal", "--once", "--server", &server.http]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("server {}: live", server.http)),
+        "{text}"
+    );
+    assert!(text.contains("Executions (last 60 min): 1"), "{text}");
+    assert!(text.contains(" ok         hello "), "{text}");
+    assert!(text.contains("Plugins (0):"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+}
