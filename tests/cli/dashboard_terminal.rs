@@ -506,3 +506,45 @@ fn once_from_a_server_shows_its_executions_and_plugins() {
     assert!(text.contains("Plugins (0):"), "{text}");
     assert!(!text.contains('\u{1b}'), "{text}");
 }
+
+#[test]
+fn hostile_output_in_the_detail_and_a_resize_leave_the_terminal_alone() {
+    let logs = tempfile::tempdir().unwrap();
+    let now = Utc::now();
+    let mut r = ExecutionResult::new("01JHOSTILE0000000000000000", "evil", now);
+    r.finished_at = now;
+    // A window title, a clear screen, a cursor move, a colour, a bell, OSC 52 (clipboard).
+    r.stdout = "title\u{1b}]2;owned\u{7}\u{1b}[2J\u{1b}[10;10Hmoved\u{1b}[31mred\u{7}\u{1b}]52;c;aGk=\u{7}end\n".into();
+    let mut v = serde_json::to_value(&r).unwrap();
+    v["event"] = "finished".into();
+    std::fs::write(logs.path().join("executions.jsonl"), format!("{v}\n")).unwrap();
+    let dir = logs.path().to_string_lossy().into_owned();
+    let tmux = Tmux::start(&["dashboard-terminal", "--log", "--log-dir", &dir], |_| {});
+    tmux.wait_for("the execution", |s| recent_row(s, "evil").is_some());
+    let title = tmux.pane_flag("pane_title");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("its detail, the output as plain text", |s| {
+        s.contains("Execution detail") && s.contains("titlemovedredend")
+    });
+    assert_eq!(
+        tmux.pane_flag("pane_title"),
+        title,
+        "the output set the title"
+    );
+    assert_eq!(tmux.pane_flag("alternate_on"), "1");
+    tmux.keys(&["Escape"]);
+    // Smaller: the compact layout (no alerts pane), drawn whole.
+    succeed(
+        tmux.tmux()
+            .args(["resize-window", "-t", "dash", "-x", "80", "-y", "24"]),
+    );
+    tmux.wait_for("the small layout", |s| {
+        !s.contains("Active alerts") && s.contains("Recent executions") && s.contains("q quit")
+    });
+    succeed(
+        tmux.tmux()
+            .args(["resize-window", "-t", "dash", "-x", "120", "-y", "40"]),
+    );
+    tmux.wait_for("the full layout again", |s| s.contains("Active alerts"));
+    tmux.quit_and_check_the_terminal_is_restored();
+}
