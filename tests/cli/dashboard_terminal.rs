@@ -548,3 +548,20 @@ fn hostile_output_in_the_detail_and_a_resize_leave_the_terminal_alone() {
     tmux.wait_for("the full layout again", |s| s.contains("Active alerts"));
     tmux.quit_and_check_the_terminal_is_restored();
 }
+
+#[test]
+fn the_detail_of_a_big_output_is_the_servers_whole_result_not_the_feeds_tail() {
+    let server = Server::start(&example_registry(), &["--no-plugins"], |_| {});
+    let tmux = Tmux::start(&["dashboard-terminal", "--server", &server.http], |_| {});
+    tmux.wait_for("the live feed", |s| s.contains(": live"));
+    // 8 MiB out, 64 KiB kept (head and tail); the feed sends the last 8 KiB only.
+    server.run("big_output");
+    tmux.wait_for("the execution", |s| recent_row(s, "big_output").is_some());
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the head of its output, from the server", |s| {
+        s.contains("Execution detail")
+            && s.contains("stdout (truncated):")
+            && s.contains("first line")
+    });
+    tmux.quit_and_check_the_terminal_is_restored();
+}

@@ -142,8 +142,34 @@ pub fn interactive(source: &Source) -> anyhow::Result<()> {
     let mut view = data.view(chrono::Utc::now());
     let mut viewed = Instant::now();
     let mut dirty = true;
+    // The detail's whole result, fetched from the server when the feed's copy is cut.
+    let mut whole: Option<(String, metaclaude::monitor::Known)> = None;
+    let mut fetching: Option<(
+        String,
+        std::sync::mpsc::Receiver<metaclaude::model::ExecutionResult>,
+    )> = None;
     while !terminal::stop_requested() {
         drain(&mut data, &rx);
+        if let (Some(id), Source::Server(server)) = (&app.detail, source) {
+            let holds = |slot: Option<&String>| slot == Some(id);
+            if !holds(whole.as_ref().map(|w| &w.0)) && !holds(fetching.as_ref().map(|f| &f.0)) {
+                if let Some(metaclaude::monitor::Known::Finished(r)) = data.get(id) {
+                    if r.stdout_truncated || r.stderr_truncated {
+                        fetching = Some((id.clone(), source::fetch_whole_result(server, id)));
+                    }
+                }
+            }
+        }
+        if let Some((id, rx)) = &fetching {
+            if let Ok(r) = rx.try_recv() {
+                whole = Some((
+                    id.clone(),
+                    metaclaude::monitor::Known::Finished(std::sync::Arc::new(r)),
+                ));
+                fetching = None;
+                dirty = true;
+            }
+        }
         let due =
             viewed.elapsed() >= IDLE_REDRAW || (data.changed && viewed.elapsed() >= FRAME_INTERVAL);
         if !app.paused && due {
@@ -152,7 +178,10 @@ pub fn interactive(source: &Source) -> anyhow::Result<()> {
             dirty = true;
         }
         if dirty {
-            let detail = app.detail.as_deref().and_then(|id| data.get(id));
+            let detail = app.detail.as_deref().and_then(|id| match &whole {
+                Some((i, known)) if i == id => Some(known.clone()),
+                _ => data.get(id),
+            });
             session
                 .terminal
                 .draw(|f| render::draw(f, &app, &view, detail.as_ref()))

@@ -224,6 +224,40 @@ fn follow_feed(
     }
 }
 
+/// The whole result of the finished execution `id` from the server (the feed's copy keeps
+/// the last 8 KiB of each output), fetched on a thread of its own; nothing comes when it
+/// cannot be had (an id that is not a plain ULID is not asked for).
+pub fn fetch_whole_result(
+    source: &ServerSource,
+    id: &str,
+) -> std::sync::mpsc::Receiver<ExecutionResult> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return rx;
+    }
+    let (url, token, path) = (
+        source.url.clone(),
+        source.token.clone(),
+        format!("/api/v1/executions/{id}"),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("dashboard-detail".into())
+        .spawn(move || {
+            match crate::cli::client::get(&url, &path, token.as_deref())
+                .and_then(|body| Ok(serde_json::from_str::<ExecutionResult>(&body)?))
+            {
+                Ok(r) => {
+                    let _ = tx.send(r);
+                }
+                Err(e) => tracing::debug!("the whole result: {e:#}"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot fetch the whole result: {e}");
+    }
+    rx
+}
+
 /// The server's figures and plugins, as updates.
 fn fetch_figures(source: &ServerSource) -> anyhow::Result<Vec<Update>> {
     let token = source.token.as_deref();
