@@ -121,13 +121,22 @@ const FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250
 /// ... and at least this often (the data's age moves on).
 const IDLE_REDRAW: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn drain(data: &mut data::Data, rx: &std::sync::mpsc::Receiver<source::Update>) {
+/// Takes in what the source sent; an error when the source is gone (its thread ended,
+/// which it does only by panicking while the dashboard runs).
+fn drain(
+    data: &mut data::Data,
+    rx: &std::sync::mpsc::Receiver<source::Update>,
+) -> anyhow::Result<()> {
     for _ in 0..MAX_UPDATES_PER_TURN {
         match rx.try_recv() {
             Ok(u) => data.apply(u),
-            Err(_) => break,
+            Err(std::sync::mpsc::TryRecvError::Empty) => break,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                anyhow::bail!("the dashboard's source stopped")
+            }
         }
     }
+    Ok(())
 }
 
 /// The interactive full-screen view, until `q` (or a signal).
@@ -149,7 +158,7 @@ pub fn interactive(source: &Source) -> anyhow::Result<()> {
         std::sync::mpsc::Receiver<metaclaude::model::ExecutionResult>,
     )> = None;
     while !terminal::stop_requested() {
-        drain(&mut data, &rx);
+        drain(&mut data, &rx)?;
         if let (Some(id), Source::Server(server)) = (&app.detail, source) {
             let holds = |slot: Option<&String>| slot == Some(id);
             if !holds(whole.as_ref().map(|w| &w.0)) && !holds(fetching.as_ref().map(|f| &f.0)) {
@@ -221,11 +230,11 @@ pub fn text(
     loop {
         let now = Instant::now();
         if once {
-            drain(&mut data, &rx);
+            drain(&mut data, &rx)?;
             if data.loaded || now.duration_since(started) >= interval * 5 {
                 // What arrived with the picture (the log's end, the feed's first events).
                 std::thread::sleep(std::time::Duration::from_millis(100));
-                drain(&mut data, &rx);
+                drain(&mut data, &rx)?;
                 out.write_all(text::snapshot(&data.view(chrono::Utc::now())).as_bytes())?;
                 out.flush()?;
                 return Ok(());
@@ -234,7 +243,7 @@ pub fn text(
             continue;
         }
         if now >= next {
-            drain(&mut data, &rx);
+            drain(&mut data, &rx)?;
             out.write_all(text::snapshot(&data.view(chrono::Utc::now())).as_bytes())?;
             out.flush()?;
             next += interval;
