@@ -127,11 +127,11 @@ fn measure(o: &Options, session: &Tmux, template: &Value, live: &Path) -> Result
         "memory: {} executions (an hour at {}/s) written at {}/s",
         o.hour_events, o.rate, o.hour_rate
     ));
-    let seconds = o.hour_events.div_ceil(o.hour_rate.max(1));
     let mut samples = Vec::new();
     let start = Instant::now();
+    let target = writer.written + o.hour_events;
     let mut next_sample = Duration::ZERO;
-    while start.elapsed() < Duration::from_secs(seconds) {
+    while writer.written < target {
         if start.elapsed() >= next_sample {
             let rss = rss_kib(pid)?;
             println!(
@@ -143,7 +143,9 @@ fn measure(o: &Options, session: &Tmux, template: &Value, live: &Path) -> Result
             samples.push(rss);
             next_sample += Duration::from_secs(30);
         }
-        writer.at_rate(o.hour_rate, Duration::from_secs(1))?;
+        let left = target - writer.written;
+        let step = Duration::from_secs_f64((left as f64 / o.hour_rate.max(1) as f64).min(1.0));
+        writer.at_rate(o.hour_rate, step.max(Duration::from_millis(20)))?;
     }
     // Let the dashboard take in the backlog, then the last sample.
     std::thread::sleep(Duration::from_secs(3));

@@ -117,7 +117,7 @@ const UPDATES_QUEUED: usize = 10_000;
 /// The most updates taken in before the screen is looked at again.
 const MAX_UPDATES_PER_TURN: usize = 50_000;
 /// The screen is redrawn at most this often while data comes in.
-const FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+const FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 /// ... and at least this often (the data's age moves on).
 const IDLE_REDRAW: std::time::Duration = std::time::Duration::from_secs(1);
 

@@ -1,4 +1,5 @@
-//! The terminal while the interactive view runs: raw mode, the alternate screen, no cursor;
+//! The terminal while the interactive view runs: raw mode, the alternate screen, no cursor,
+//! standard error set aside (to /dev/null, so that no diagnostic lands in the frame);
 //! given back as it was on every way out: a normal exit ([`Session`] dropped), a panic (a
 //! hook restores it before the message is printed) and SIGTERM, SIGHUP or SIGINT (a flag
 //! the main loop checks; it then leaves as on `q`).
@@ -58,12 +59,53 @@ fn install_panic_hook() {
     });
 }
 
+/// Standard error as it was before the screen was taken (-1: not taken aside).
+static SAVED_STDERR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Sends standard error to /dev/null while the screen is up: a diagnostic written there
+/// (the host's log, a damaged log file's warning) would land in the middle of the frame
+/// and stay there, as ratatui redraws only what changed.
+fn stderr_aside() {
+    // SAFETY: `dup`, `open` and `dup2` only work on file descriptors; the path is a valid
+    // NUL-terminated string; descriptor 2 is replaced atomically by `dup2`, and the saved
+    // copy is kept until `stderr_back` puts it back.
+    unsafe {
+        let saved = libc::dup(2);
+        if saved < 0 {
+            return;
+        }
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if null < 0 || libc::dup2(null, 2) < 0 {
+            libc::close(saved);
+            if null >= 0 {
+                libc::close(null);
+            }
+            return;
+        }
+        libc::close(null);
+        SAVED_STDERR.store(saved, Ordering::SeqCst);
+    }
+}
+
+fn stderr_back() {
+    let saved = SAVED_STDERR.swap(-1, Ordering::SeqCst);
+    if saved >= 0 {
+        // SAFETY: `saved` is the descriptor `stderr_aside` duplicated and nothing else
+        // closed (the swap makes this the only owner); `dup2` puts it back on 2.
+        unsafe {
+            libc::dup2(saved, 2);
+            libc::close(saved);
+        }
+    }
+}
+
 /// Gives the terminal back: leaves the alternate screen, shows the cursor, ends raw
-/// mode. Does nothing when the dashboard does not hold it.
+/// mode, puts standard error back. Does nothing when the dashboard does not hold it.
 pub fn restore() {
     if ENTERED.swap(false, Ordering::SeqCst) {
         let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);
         let _ = disable_raw_mode();
+        stderr_back();
     }
 }
 
@@ -78,6 +120,7 @@ impl Session {
         install_signal_handlers()?;
         enable_raw_mode()?;
         ENTERED.store(true, Ordering::SeqCst);
+        stderr_aside();
         if let Err(e) = execute!(io::stdout(), EnterAlternateScreen, Hide) {
             restore();
             return Err(e);
