@@ -193,3 +193,49 @@ pub fn snapshot(view: &View) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use metaclaude::model::ExecutionResult;
+
+    use super::super::data::{Connection, View};
+    use super::*;
+
+    #[test]
+    fn a_block_has_every_pane_and_no_control_character_whatever_the_names() {
+        let mut view = View::empty(
+            Connection::Following {
+                dir: "logs\u{1b}[2J".into(),
+            },
+            Utc::now(),
+        );
+        let mut r = ExecutionResult::new("01JX", "evil\u{1b}]0;owned\u{7}", Utc::now());
+        r.specialist = Some("spec\u{9b}31m\r\n".into());
+        view.recent.push(Arc::new(r));
+        view.plugins = Some(vec![
+            serde_json::json!({"name": "p\u{1b}[1A", "state": "running"}),
+        ]);
+        let block = snapshot(&view);
+        for pane in [
+            "== metaclaude dashboard",
+            "waiting for data",
+            "Throughput",
+            "Running now (0):",
+            "Top scripts",
+            "Recent executions (1 held):",
+            "Active alerts (0):",
+            "Plugins (1):",
+        ] {
+            assert!(block.contains(pane), "{pane} missing:\n{block}");
+        }
+        assert!(block.contains(" evil "), "{block}");
+        assert!(
+            !block.chars().any(|c| c.is_control() && c != '\n'),
+            "a control character:\n{block:?}"
+        );
+        assert!(block.ends_with("\n\n"), "a block ends with a blank line");
+    }
+}
