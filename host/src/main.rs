@@ -2,6 +2,7 @@
 //! commands themselves are in `cli/`, the work they do in the library.
 
 mod cli;
+mod tui;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -733,6 +733,11 @@ impl EventSink for Monitor {
         self.record(&mut state, event);
         state.seq += 1;
         let seq = state.seq;
+        // Nobody subscribed (a replay, a dashboard's own monitor): no message to make. A
+        // subscriber counted here cannot miss this event, as it subscribes under the lock.
+        if self.feed.receiver_count() == 0 {
+            return;
+        }
         let cut;
         let event = match &event.result {
             Some(r) if r.stdout.len() > FEED_OUTPUT_BYTES || r.stderr.len() > FEED_OUTPUT_BYTES => {

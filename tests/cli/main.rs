@@ -6,6 +6,7 @@ mod alerts;
 mod concurrent_log;
 mod custom_notifiers;
 mod dashboard;
+mod dashboard_terminal;
 mod exposition;
 mod host_metrics;
 mod hot_reload;

@@ -1,4 +1,4 @@
-//! `cargo xtask demo | test | bench | build-plugins | bless | fuzz | soak`: the README's
+//! `cargo xtask demo | test | bench | bench-dashboard | build-plugins | bless | fuzz | soak`: the README's
 //! commands.
 //!
 //! Each command first makes sure what it needs is installed: it installs it when it can
@@ -10,6 +10,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod dashboard;
 mod examples;
 mod soak;
 
@@ -21,6 +22,7 @@ fn main() -> Result<()> {
         Some("demo") => demo(&root),
         Some("test") => test(&root),
         Some("bench") => bench(&args[1..]),
+        Some("bench-dashboard") => dashboard::bench_dashboard(&root, &args[1..]),
         Some("build-plugins") => build_plugins(&root),
         Some("bless") => bless(&root),
         Some("fuzz") => fuzz(&root, &args[1..]),
@@ -32,6 +34,7 @@ fn main() -> Result<()> {
                  demo           build everything and run the bundled example registry\n  \
                  test           every check: fmt, clippy -D warnings, unit, integration and end-to-end tests\n  \
                  bench          the benchmarks (ratios against baselines measured in the same run)\n  \
+                 bench-dashboard  the terminal dashboard's CPU at 1000 executions/s and its memory over an hour of them (--rate N --seconds N --hour-events N --hour-rate N --debug)\n  \
                  build-plugins  build the WebAssembly plugins in plugins/ and examples/plugins/\n  \
                  bless          rewrite the golden files (tests/cli/bad_*, good_*) from what the code gives now\n  \
                  fuzz           fuzz every parser, or one: fuzz [TARGET] [--minutes N (default 10) | --seconds N]\n  \
@@ -127,6 +130,8 @@ fn ensure_prerequisites(for_tests: bool) -> Result<()> {
             "/usr/bin/prometheus-alertmanager",
             "prometheus-alertmanager",
         )?;
+        // The terminal dashboard is driven in a real terminal.
+        ensure_debian("/usr/bin/tmux", "tmux")?;
         // The JavaScript plugin scaffold is built with componentize-js from npm.
         ensure_debian("node", "nodejs")?;
         ensure_debian("npm", "npm")?;
@@ -565,6 +570,17 @@ fn bless(root: &Path) -> Result<()> {
     step("rewriting golden files (METACLAUDE_BLESS=1 cargo test --test cli golden)");
     run(cargo()
         .args(["test", "-p", "metaclaude-host", "--test", "cli", "golden"])
+        .env("METACLAUDE_BLESS", "1"))?;
+    // The terminal dashboard's screen snapshots (host/src/tui/snapshots/).
+    run(cargo()
+        .args([
+            "test",
+            "-p",
+            "metaclaude-host",
+            "--bin",
+            "metaclaude",
+            "tui::render",
+        ])
         .env("METACLAUDE_BLESS", "1"))?;
     step("done: review the changes with `git diff tests/cli`");
     Ok(())

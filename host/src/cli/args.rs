@@ -62,6 +62,10 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// The terminal dashboard: running executions, rates, top scripts, recent history,
+    /// alerts, percentiles, plugins; live from a running server, else from the execution
+    /// log as it is written. Interactive on a terminal, plain text otherwise (--text).
+    DashboardTerminal(DashboardTerminalArgs),
 }
 
 /// Where a command finds a running server.
@@ -513,4 +517,30 @@ mod tests {
         assert!(parse(&["logs", "--group-by", "colour"]).is_err());
         assert!(parse(&["logs", "--since", "1h", "--start-date", "2024-01-01"]).is_err());
     }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Keys: q/Esc quit, ? help, arrows or j/k move, Enter details, / filter, \
+s sort, r reverse, p pause, Tab next pane."
+)]
+pub struct DashboardTerminalArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Follow the execution log instead of asking a server.
+    #[arg(long, conflicts_with = "server")]
+    pub log: bool,
+    /// The execution log's directory, followed when no server answers.
+    #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
+    pub log_dir: PathBuf,
+    /// Plain-text snapshots, one block per --interval, no escape codes (the default when
+    /// standard output is not a terminal).
+    #[arg(long)]
+    pub text: bool,
+    /// Print one plain-text snapshot and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between two text snapshots (and the figures' refresh from a server).
+    #[arg(long, value_name = "SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
 }

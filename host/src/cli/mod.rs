@@ -5,7 +5,8 @@
 mod alerts;
 pub mod args;
 mod batch;
-mod client;
+pub(crate) mod client;
+mod dashboard_terminal;
 mod metrics;
 mod plugins;
 mod render;
@@ -42,6 +43,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => registry_check(&file, normalized),
         Command::Logs(args) => metaclaude::logs::run(&args.query()),
         Command::Alerts { command } => alerts::alerts(command),
+        Command::DashboardTerminal(args) => dashboard_terminal::dashboard_terminal(args),
         Command::Plugins { command } => match command {
             PluginsCommand::List { plugins } => plugins::list(plugins.as_deref()),
             PluginsCommand::Check { dir, normalized } => plugins::check(&dir, normalized),

@@ -191,7 +191,11 @@ mod tests {
             take(&mut t, &v, &mut last);
         }
         assert_eq!((t.events, t.alerts, t.gaps), (2, 1, 0));
-        take(&mut t, &json!({"type": "event", "seq": 9, "event": {}}), &mut last);
+        take(
+            &mut t,
+            &json!({"type": "event", "seq": 9, "event": {}}),
+            &mut last,
+        );
         assert_eq!(t.gaps, 1);
     }
 }
