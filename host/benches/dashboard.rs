@@ -16,84 +16,21 @@
 
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/server.rs"]
+mod server;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use browser::Browser;
+use server::Server;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn registry() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/registry/registry.json")
-}
-
-/// A release `metaclaude serve` on a free port, without plugins.
-struct Server {
-    child: Child,
-    addr: String,
-    _logs: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let logs = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_metaclaude"))
-            .env_remove("RUST_LOG")
-            .env("METACLAUDE_LOG_DIR", logs.path())
-            .args(["serve", "--no-plugins", "--http-port", "0", "--no-ws-port"])
-            .args(["--queue", "4096", "--registry"])
-            .arg(registry())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start metaclaude serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .expect("the server prints its address")
-            .to_string();
-        Server {
-            child,
-            addr,
-            _logs: logs,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// CPU seconds the server has used (user + system).
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after.split(' ').collect();
-        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        // SAFETY: sysconf only reads a system constant.
-        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn agent() -> ureq::Agent {
@@ -214,10 +151,10 @@ fn main() {
     let browser = Browser::start();
 
     // 1. First meaningful paint.
-    let empty = Server::start();
+    let empty = Server::start(&["--queue", "4096"]);
     let (empty_ready, empty_fcp) = first_paint(&browser, &empty, 7);
     drop(empty);
-    let server = Server::start();
+    let server = Server::start(&["--queue", "4096"]);
     let t = Instant::now();
     fill(&server, ring);
     eprintln!(

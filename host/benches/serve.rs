@@ -15,8 +15,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,15 +23,15 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+#[path = "support/server.rs"]
+mod server;
+use server::{registry, Server};
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn registry() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/registry/registry.json")
 }
 
 fn bin() -> Command {
@@ -42,59 +41,6 @@ fn bin() -> Command {
         std::env::temp_dir().join("metaclaude-bench-serve-logs"),
     );
     cmd
-}
-
-/// A running server and its HTTP address.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = bin()
-            .args([
-                "serve",
-                "--no-plugins",
-                "--http-port",
-                "0",
-                "--no-ws-port",
-                "--registry",
-            ])
-            .arg(registry())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start metaclaude serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .expect("the server prints its address")
-            .to_string();
-        Server { child, addr }
-    }
-
-    fn rss_kb(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn agent() -> ureq::Agent {

@@ -157,7 +157,7 @@ pub fn interactive(source: &Source) -> anyhow::Result<()> {
         String,
         std::sync::mpsc::Receiver<metaclaude::model::ExecutionResult>,
     )> = None;
-    while !terminal::stop_requested() && !terminal::hung_up() {
+    while !terminal::stop_requested() {
         drain(&mut data, &rx)?;
         if let (Some(id), Source::Server(server)) = (&app.detail, source) {
             let holds = |slot: Option<&String>| slot == Some(id);

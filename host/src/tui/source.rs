@@ -382,16 +382,16 @@ fn follow_log(dir: &std::path::Path, tx: &Sender<Update>) {
             true
         }
     };
+    let unreadable = |e: &dyn std::fmt::Display| Connection::LogUnreadable {
+        dir: shown.clone(),
+        error: e.to_string(),
+    };
     let mut backoff = Backoff::new();
     loop {
         match follower.start(since, &mut send_finished) {
             Ok(()) => break,
             Err(e) => {
-                let c = Connection::LogUnreadable {
-                    dir: shown.clone(),
-                    error: e.to_string(),
-                };
-                if !set_state(c, &mut state) {
+                if !set_state(unreadable(&e), &mut state) {
                     return;
                 }
                 std::thread::sleep(backoff.next_delay());
@@ -403,25 +403,14 @@ fn follow_log(dir: &std::path::Path, tx: &Sender<Update>) {
         return;
     }
     loop {
-        match follower.poll(&mut send_finished) {
+        let now = match follower.poll(&mut send_finished) {
             Ok(true) => continue,
-            Ok(false) => {
-                if !set_state(following.clone(), &mut state) {
-                    return;
-                }
-            }
-            Err(e) => {
-                let c = Connection::LogUnreadable {
-                    dir: shown.clone(),
-                    error: e.to_string(),
-                };
-                if !set_state(c, &mut state) {
-                    return;
-                }
-            }
-        }
-        // A dashboard that went away ends the thread at the next send; check it here too.
-        if tx.send(Update::Connection(following.clone())).is_err() {
+            Ok(false) => following.clone(),
+            Err(e) => unreadable(&e),
+        };
+        // Sent every turn, also when unchanged: a dashboard that went away ends the
+        // thread at this send.
+        if tx.send(Update::Connection(now)).is_err() {
             return;
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -29,7 +29,7 @@ pub fn stop_requested() -> bool {
 /// hung-up terminal stays readable with nothing to read, and crossterm's poll then spins
 /// on it without returning; SIGHUP, which should say so, does not reach a process whose
 /// session leader was a shell that died first. So [`watch_for_hangup`] asks this.
-pub fn hung_up() -> bool {
+fn hung_up() -> bool {
     let mut fds = [0, 1].map(|fd| libc::pollfd {
         fd,
         events: 0,
