@@ -47,10 +47,11 @@ pub struct Acc {
     pub count: u64,
     pub successes: u64,
     durations: Vec<f64>,
-    duration_sum: f64,
     peak_memory_sum: f64,
     peak_memory_max: f64,
-    cpu_sum: f64,
+    /// CPU time in whole microseconds (the figures' resolution): a sum that does not
+    /// depend on the order the executions come in (a server's ring, the log's files).
+    cpu_micros: i128,
     retries: u64,
     by_category: BTreeMap<String, u64>,
 }
@@ -71,10 +72,9 @@ impl Acc {
             }
         }
         self.durations.push(u.wall_time_seconds);
-        self.duration_sum += u.wall_time_seconds;
         self.peak_memory_sum += u.peak_memory_mb;
         self.peak_memory_max = self.peak_memory_max.max(u.peak_memory_mb);
-        self.cpu_sum += u.cpu_time_seconds;
+        self.cpu_micros += (u.cpu_time_seconds * 1e6).round() as i64 as i128;
         // A damaged or hostile line can say anything, `u64::MAX` included.
         self.retries = self.retries.saturating_add(r.retries.unwrap_or(0));
     }
@@ -83,10 +83,9 @@ impl Acc {
         self.count += other.count;
         self.successes += other.successes;
         self.durations.extend(other.durations);
-        self.duration_sum += other.duration_sum;
         self.peak_memory_sum += other.peak_memory_sum;
         self.peak_memory_max = self.peak_memory_max.max(other.peak_memory_max);
-        self.cpu_sum += other.cpu_sum;
+        self.cpu_micros += other.cpu_micros;
         self.retries = self.retries.saturating_add(other.retries);
         for (k, v) in other.by_category {
             *self.by_category.entry(k).or_default() += v;
@@ -98,13 +97,15 @@ impl Acc {
         let n = self.count;
         let avg = |sum: f64| (n > 0).then(|| sum / n as f64);
         let d = &self.durations;
+        // Summed in sorted order: the same whatever order they came in.
+        let duration_sum: f64 = d.iter().sum();
         Stats {
             count: n,
             successes: self.successes,
             failures: n - self.successes,
             success_rate: avg(self.successes as f64 * 100.0),
             duration_seconds: Durations {
-                avg: avg(self.duration_sum),
+                avg: avg(duration_sum),
                 p50: nearest_rank(d, 50.0),
                 p90: nearest_rank(d, 90.0),
                 p95: nearest_rank(d, 95.0),
@@ -115,7 +116,7 @@ impl Acc {
                 max: (n > 0).then_some(self.peak_memory_max),
                 avg: avg(self.peak_memory_sum),
             },
-            cpu_time_seconds_total: self.cpu_sum,
+            cpu_time_seconds_total: self.cpu_micros as f64 / 1e6,
             retries: self.retries,
             failures_by_category: self.by_category,
         }
