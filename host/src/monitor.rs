@@ -212,6 +212,20 @@ impl Monitor {
         }
     }
 
+    /// [`EventSink::emit`] of a finished execution, given away: held without a copy when
+    /// nobody subscribes to the feed (a dashboard's own monitor).
+    pub fn finished(&self, result: ExecutionResult) {
+        let mut state = self.state.lock().unwrap();
+        if self.feed.receiver_count() != 0 {
+            drop(state);
+            self.emit(&ExecutionEvent::finished(result));
+            return;
+        }
+        state.running.remove(&result.execution_id);
+        self.hold(&mut state, Arc::new(result));
+        state.seq += 1;
+    }
+
     /// A snapshot with the `recent` newest finished executions, and the feed from the
     /// event after it on (taken together, so nothing is missed or seen twice).
     pub fn subscribe(&self, recent: usize) -> (Snapshot, broadcast::Receiver<Arc<FeedItem>>) {
@@ -297,12 +311,13 @@ impl Monitor {
 
     /// The newest finished executions that `matcher` takes, at most `limit`, newest first.
     pub fn recent(&self, matcher: &Matcher, limit: usize) -> Vec<Arc<ExecutionResult>> {
+        let everything = matcher.matches_everything();
         let state = self.state.lock().unwrap();
         state
             .recent
             .iter()
             .rev()
-            .filter(|r| matcher.matches(&Record::of(r)))
+            .filter(|r| everything || matcher.matches(&Record::of(r)))
             .take(limit)
             .cloned()
             .collect()
@@ -817,6 +832,27 @@ mod tests {
         assert_eq!(stats.overall.count, 3);
         assert!(!stats.complete, "one execution was let go");
         assert_eq!(stats.top_scripts[0].key, "hello");
+    }
+
+    #[test]
+    fn a_result_given_away_is_held_like_an_event_and_fed_when_watched() {
+        let m = Monitor::new(Limits::default());
+        m.emit(&event(LifecycleKind::Queued, "a0"));
+        let given = |id: &str| {
+            event(LifecycleKind::Finished, id)
+                .result
+                .map(|r| *r)
+                .unwrap()
+        };
+        m.finished(given("a0"));
+        assert!(m.running().is_empty(), "no longer running");
+        assert!(matches!(m.get("a0"), Some(Known::Finished(_))));
+        let (snapshot, mut feed) = m.subscribe(10);
+        assert_eq!(snapshot.seq, 2, "numbered like the events");
+        m.finished(given("b1"));
+        let item = feed.try_recv().expect("a subscriber is sent it");
+        assert_eq!((item.seq, item.kind), (3, Some(LifecycleKind::Finished)));
+        assert_eq!(m.totals().executions, 2);
     }
 
     /// The sketches agree with the exact figures within their 1 % guarantee, per window.

@@ -90,6 +90,12 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The screen with its styles as escape sequences (`capture-pane -e`).
+    fn styled_screen(&self) -> String {
+        let out = succeed(self.tmux().args(["capture-pane", "-p", "-e", "-t", "dash"]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn pane_flag(&self, flag: &str) -> String {
         let out = succeed(self.tmux().args([
             "display-message",
@@ -272,6 +278,39 @@ fn sigterm_restores_the_terminal() {
     assert_eq!(tmux.pane_flag("alternate_on"), "0");
 }
 
+/// A panic while the screen is up (one asked for, in the debug build the tests run) gives
+/// the terminal back before the message is printed, where the user can read it.
+#[test]
+fn a_panic_restores_the_terminal_and_its_message_is_readable() {
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().to_string_lossy().into_owned();
+    let tmux = Tmux::start(&["dashboard-terminal", "--log", "--log-dir", &dir], |c| {
+        c.env("METACLAUDE_DASHBOARD_PANIC_KEY", "!");
+    });
+    tmux.wait_for("the dashboard", |s| s.contains("q quit"));
+    assert_eq!(tmux.pane_flag("alternate_on"), "1");
+    tmux.keys(&["!"]);
+    let screen = tmux.wait_for("the exit line", exit_line_shown);
+    assert!(
+        screen.contains("[exited 101] [icanon echo ]"),
+        "exit status or terminal modes:\n{screen}"
+    );
+    assert!(
+        screen.contains("the dashboard panicked on purpose"),
+        "the panic's message is not on the normal screen:\n{screen}"
+    );
+    assert!(
+        !screen.contains("q quit"),
+        "the dashboard is still shown:\n{screen}"
+    );
+    assert_eq!(
+        tmux.pane_flag("alternate_on"),
+        "0",
+        "still on the alternate screen"
+    );
+    assert_eq!(tmux.pane_flag("cursor_flag"), "1", "the cursor is hidden");
+}
+
 /// A terminal that goes away (tmux killed, as a closed window or a dropped ssh) ends the
 /// dashboard: before, it spun in crossterm's poll on the dead terminal, forever.
 #[test]
@@ -436,6 +475,32 @@ fn golden_text_snapshots_once_and_every_interval() {
     }
 }
 
+/// A loopback port free now, for a server that a second one replaces on the same port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A [`FixedServer`] on a free port that has run `scripts`, and the dashboard showing the
+/// last of them live.
+fn dashboard_of_a_fixed_server(scripts: &[&str]) -> (u16, FixedServer, Tmux) {
+    let port = free_port();
+    let server = FixedServer::start(port);
+    for script in scripts {
+        server.run(port, script);
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let tmux = Tmux::start(&["dashboard-terminal", "--server", &url], |_| {});
+    let last = scripts.last().copied().unwrap_or_default();
+    tmux.wait_for("the live feed", |s| {
+        s.contains(": live") && recent_row(s, last).is_some()
+    });
+    (port, server, tmux)
+}
+
 /// A `metaclaude serve` on `port` (so that a second one can take the first one's place),
 /// without plugins, answering its health check; killed when dropped.
 struct FixedServer(std::process::Child);
@@ -477,18 +542,7 @@ impl Drop for FixedServer {
 
 #[test]
 fn a_restarted_server_is_followed_again_with_the_sort_and_filter_kept() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let first = FixedServer::start(port);
-    first.run(port, "hello");
-    let url = format!("http://127.0.0.1:{port}");
-    let tmux = Tmux::start(&["dashboard-terminal", "--server", &url], |_| {});
-    tmux.wait_for("the live feed", |s| {
-        s.contains(": live") && recent_row(s, "hello").is_some()
-    });
+    let (port, first, tmux) = dashboard_of_a_fixed_server(&["hello"]);
     tmux.keys(&["s"]);
     tmux.keys(&["r"]);
     tmux.keys(&["/"]);
@@ -515,6 +569,77 @@ fn a_restarted_server_is_followed_again_with_the_sort_and_filter_kept() {
             && s.contains("sort script (reversed)  filter: o")
     });
     assert!(recent_row(&screen, "failing").is_none(), "{screen}");
+    tmux.quit_and_check_the_terminal_is_restored();
+}
+
+/// The text of the highlighted (reversed: selected) row, if one is on screen: from the
+/// reverse attribute to the reset, other style sequences left out.
+fn highlighted(styled: &str) -> Option<String> {
+    let rest = styled.split("\u{1b}[7m").nth(1)?;
+    let row = rest.split("\u{1b}[0m").next().unwrap_or("");
+    let mut text = String::new();
+    let mut chars = row.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // A CSI sequence: up to its final byte.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            text.push(c);
+        }
+    }
+    Some(text.trim().to_string())
+}
+
+/// The selection is kept by what it selects, across a reconnect: a script selected in the
+/// top-scripts pane is still the one selected once the server is back, though it is now
+/// on another row.
+#[test]
+fn a_restarted_server_keeps_the_selection_on_the_same_script() {
+    let (port, first, tmux) = dashboard_of_a_fixed_server(&["hello", "hello", "noop"]);
+    // From the recent executions to the top scripts (hello, 2; noop, 1), the second row.
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["j"]);
+    let deadline = Instant::now() + WAIT;
+    while !highlighted(&tmux.styled_screen()).is_some_and(|h| h.starts_with("noop")) {
+        assert!(
+            Instant::now() < deadline,
+            "noop not selected in the top scripts:\n{}",
+            tmux.styled_screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(first);
+    tmux.wait_for("the lost connection", |s| s.contains("disconnected"));
+    let second = FixedServer::start(port);
+    // Four executions, so that the figures shown are the new server's.
+    for script in ["noop", "noop", "noop", "hello"] {
+        second.run(port, script);
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        // The plain screen first: the styled one, taken after, is at least as new.
+        let plain = tmux.screen();
+        let styled = tmux.styled_screen();
+        let fresh = plain.contains(": live") && plain.contains("Executions (60 min): 4 ");
+        if fresh {
+            // noop now tops the list: the selection followed it to the first row.
+            assert_eq!(
+                highlighted(&styled).map(|h| h.starts_with("noop")),
+                Some(true),
+                "the selection moved off noop:\n{styled}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new server's figures did not come:\n{plain}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     tmux.quit_and_check_the_terminal_is_restored();
 }
 

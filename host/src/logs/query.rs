@@ -154,6 +154,11 @@ impl Matcher {
         Matcher { filter, needles }
     }
 
+    /// Whether every record matches (no filter at all), so that callers may skip the check.
+    pub fn matches_everything(&self) -> bool {
+        self.needles.is_empty() && self.filter.start.is_none() && self.filter.end.is_none()
+    }
+
     /// Cheap pre-check on raw bytes: `false` means the line cannot match.
     pub fn may_match(&self, line: &[u8]) -> bool {
         self.needles.iter().all(|n| n.find(line).is_some())

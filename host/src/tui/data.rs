@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use metaclaude::executor::EventSink;
 use metaclaude::logs::query::{Filter, Matcher};
-use metaclaude::model::{Alert, ExecutionEvent, ExecutionResult, LifecycleKind};
+use metaclaude::model::{Alert, ExecutionResult, LifecycleKind};
 use metaclaude::monitor::{Limits, Monitor, RunningExecution};
 use serde_json::Value;
 
@@ -221,7 +221,7 @@ impl Data {
     fn finished(&mut self, r: ExecutionResult) {
         self.monitor.backdate(r.started_at);
         self.throughput.add(r.finished_at);
-        self.monitor.emit(&ExecutionEvent::finished(r));
+        self.monitor.finished(r);
     }
 
     /// A copy of what a frame shows, at `now`.
@@ -289,6 +289,7 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use metaclaude::model::ExecutionEvent;
 
     fn result(id: &str, script: &str, success: bool, at: DateTime<Utc>) -> ExecutionResult {
         let mut r = ExecutionResult::new(id, script, at);

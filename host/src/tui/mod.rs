@@ -200,6 +200,8 @@ pub fn interactive(source: &Source) -> anyhow::Result<()> {
         if event::poll(std::time::Duration::from_millis(100))? {
             match event::read()? {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    #[cfg(debug_assertions)]
+                    panic_if_asked(&k);
                     let keys = app.rows(&view).keys(app.pane);
                     if app.key(k, &keys) == app::Action::Quit {
                         break;
@@ -213,6 +215,18 @@ pub fn interactive(source: &Source) -> anyhow::Result<()> {
     }
     drop(session);
     Ok(())
+}
+
+/// Debug builds only: `METACLAUDE_DASHBOARD_PANIC_KEY=<char>` makes that key panic, so
+/// that a test can show the terminal is given back when the dashboard panics.
+#[cfg(debug_assertions)]
+fn panic_if_asked(k: &ratatui::crossterm::event::KeyEvent) {
+    let asked = std::env::var("METACLAUDE_DASHBOARD_PANIC_KEY").ok();
+    if let (Some(asked), ratatui::crossterm::event::KeyCode::Char(c)) = (asked, k.code) {
+        if asked.chars().eq([c]) {
+            panic!("the dashboard panicked on purpose (METACLAUDE_DASHBOARD_PANIC_KEY={c})");
+        }
+    }
 }
 
 /// Plain-text snapshots on `out`, one per `interval` (`once`: one, when the source's first
