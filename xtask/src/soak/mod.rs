@@ -26,6 +26,7 @@
 mod actions;
 mod api;
 mod feed;
+mod heap;
 mod probe;
 mod report;
 mod setup;
@@ -57,15 +58,17 @@ struct Options {
     clients: usize,
     keep_recent: u64,
     keep: bool,
+    heaptrack: bool,
 }
 
-const USAGE: &str = "usage: cargo xtask soak [--minutes N] [--rate R] [--warmup M] [--clients C] [--keep-recent N] [--keep]\n\
+const USAGE: &str = "usage: cargo xtask soak [--minutes N] [--rate R] [--warmup M] [--clients C] [--keep-recent N] [--keep] [--heaptrack]\n\
   --minutes N       how long the load runs (default 10)\n\
   --rate R          executions per second over all clients (default 2)\n\
   --warmup M        minutes not judged (default: a sixth of the run, 1 to 10)\n\
   --clients C       client threads (default 3)\n\
   --keep-recent N   the server's --keep-recent (default 200: its ring fills during warm-up)\n\
-  --keep            keep the temporary directory (kept anyway when the soak fails)";
+  --keep            keep the temporary directory (kept anyway when the soak fails)\n\
+  --heaptrack       run the server under heaptrack: the heap in use each minute, and what is never freed";
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
@@ -76,12 +79,17 @@ impl Options {
             clients: 3,
             keep_recent: 200,
             keep: false,
+            heaptrack: false,
         };
         let mut warmup = None;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             if flag == "--keep" {
                 o.keep = true;
+                continue;
+            }
+            if flag == "--heaptrack" {
+                o.heaptrack = true;
                 continue;
             }
             let value = it
@@ -138,13 +146,14 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
         dir.path.display()
     ));
     let load_at_start = loadavg();
-    let mut server = Server::start(&bin, &dir, opts.keep_recent)?;
+    let heaptrack = opts.heaptrack.then(|| heap::record_base(&dir.path));
+    let mut server = Server::start(&bin, &dir, opts.keep_recent, heaptrack.as_deref())?;
     eprintln!(
         "soak: metaclaude serve pid {} on http://{} and ws://{}",
         server.pid, server.http, server.ws
     );
     let found = drive(&opts, &bin, &dir, &mut server);
-    let found = match found {
+    let mut found = match found {
         Ok(f) => f,
         Err(e) => {
             eprintln!(
@@ -154,15 +163,28 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
             return Err(e);
         }
     };
-    let verdicts = report::judge(&found.rows, opts.warmup);
-    let text = final_report(&opts, &found, &verdicts, &load_at_start);
-    println!("{text}");
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let out = root.join("target/soak").join(stamp.to_string());
     std::fs::create_dir_all(&out)?;
+    let heap_summary = match &heaptrack {
+        Some(base) => {
+            crate::step("soak: reading heaptrack's record (heaptrack_print)");
+            heap::analyse(base, &mut found.rows, &out)
+                .unwrap_or_else(|e| format!("heaptrack: {e:#}"))
+        }
+        None => String::new(),
+    };
+    let verdicts = report::judge(&found.rows, opts.warmup);
+    let mut text = final_report(&opts, &found, &verdicts, &load_at_start);
+    if !heap_summary.is_empty() {
+        text.push('\n');
+        text.push_str(&heap_summary);
+        text.push('\n');
+    }
+    println!("{text}");
     std::fs::write(out.join("report.txt"), &text)?;
     std::fs::write(out.join("minutes.csv"), report::csv(&found.rows))?;
     let _ = std::fs::copy(&server.stderr, out.join("server.stderr"));
@@ -220,7 +242,7 @@ fn drive(opts: &Options, bin: &Path, dir: &SoakDir, server: &mut Server) -> Resu
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let mut rows = vec![sample(0, server.pid, dir, &api, None)?];
+    let mut rows = vec![sample(0, server.pid, server.started, dir, &api, None)?];
     eprintln!("{}", report::minute_line(&rows[0], 0));
 
     let stopping = Arc::new(AtomicBool::new(false));
@@ -273,7 +295,14 @@ fn drive(opts: &Options, bin: &Path, dir: &SoakDir, server: &mut Server) -> Resu
                     &AtomicBool::new(false),
                 );
                 let _turn = turn.lock().unwrap();
-                let row = sample(minute, server.pid, dir, &api, Some(&workload))?;
+                let row = sample(
+                    minute,
+                    server.pid,
+                    server.started,
+                    dir,
+                    &api,
+                    Some(&workload),
+                )?;
                 eprintln!(
                     "{}",
                     report::minute_line(&row, rows.last().map_or(0, |r| r.executions))
@@ -323,6 +352,7 @@ fn drive(opts: &Options, bin: &Path, dir: &SoakDir, server: &mut Server) -> Resu
 fn sample(
     minute: u64,
     pid: u32,
+    server_started: Instant,
     dir: &SoakDir,
     api: &Api,
     workload: Option<&Workload>,
@@ -346,6 +376,7 @@ fn sample(
     // Let the cgroup pool take back the last execution's cgroup and closed connections go.
     std::thread::sleep(Duration::from_millis(500));
     let quiesce_seconds = started.elapsed().as_secs_f64();
+    let at_seconds = server_started.elapsed().as_secs_f64();
     let process = probe::process(pid, &dir.path)?;
     let cgroups = probe::cgroups(pid);
     let strays = strays(api);
@@ -368,6 +399,8 @@ fn sample(
         hostile,
         quiesce_seconds,
         quiet,
+        at_seconds,
+        heap_kib: None,
     })
 }
 

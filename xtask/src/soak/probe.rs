@@ -9,8 +9,11 @@ use anyhow::{Context, Result};
 /// One look at the server process.
 #[derive(Debug, Clone, Default)]
 pub struct Process {
-    /// `VmRSS`, KiB.
+    /// `VmRSS`, KiB, and its parts: anonymous memory (heap, stacks: what the server
+    /// holds) and file-backed pages (the binary's code and data as it is touched).
     pub rss_kib: u64,
+    pub rss_anon_kib: u64,
+    pub rss_file_kib: u64,
     pub fds: usize,
     pub threads: usize,
     /// Processes whose parent is the server, and how many of them are zombies.
@@ -73,6 +76,8 @@ pub fn process(pid: u32, soak_dir: &Path) -> Result<Process> {
         .with_context(|| format!("the server (pid {pid}) is gone"))?;
     let mut p = Process {
         rss_kib: status_field(&status, "VmRSS").unwrap_or(0),
+        rss_anon_kib: status_field(&status, "RssAnon").unwrap_or(0),
+        rss_file_kib: status_field(&status, "RssFile").unwrap_or(0),
         threads: status_field(&status, "Threads").unwrap_or(0) as usize,
         ..Process::default()
     };

@@ -23,11 +23,28 @@ pub struct Row {
     pub quiesce_seconds: f64,
     /// False when something still ran when the sample was taken.
     pub quiet: bool,
+    /// Seconds since the server started, when the sample was taken.
+    pub at_seconds: f64,
+    /// The heap in use then, KiB (`--heaptrack` only, filled in after the server's exit).
+    pub heap_kib: Option<u64>,
 }
 
 impl Row {
     pub fn rss_mib(&self) -> f64 {
         self.process.rss_kib as f64 / 1024.0
+    }
+
+    pub fn anon_mib(&self) -> f64 {
+        self.process.rss_anon_kib as f64 / 1024.0
+    }
+
+    pub fn file_mib(&self) -> f64 {
+        self.process.rss_file_kib as f64 / 1024.0
+    }
+
+    /// NaN when not known (no `--heaptrack`).
+    pub fn heap_mib(&self) -> f64 {
+        self.heap_kib.map_or(f64::NAN, |k| k as f64 / 1024.0)
     }
 }
 
@@ -52,6 +69,30 @@ pub const FIGURES: &[Figure] = &[
         name: "rss",
         unit: "MiB",
         value: Row::rss_mib,
+        per_hour: 1.0,
+        floor: 1.0,
+        zero: false,
+    },
+    Figure {
+        name: "rss anon",
+        unit: "MiB",
+        value: Row::anon_mib,
+        per_hour: 1.0,
+        floor: 1.0,
+        zero: false,
+    },
+    Figure {
+        name: "rss file",
+        unit: "MiB",
+        value: Row::file_mib,
+        per_hour: 1.0,
+        floor: 1.0,
+        zero: false,
+    },
+    Figure {
+        name: "heap",
+        unit: "MiB",
+        value: Row::heap_mib,
         per_hour: 1.0,
         floor: 1.0,
         zero: false,
@@ -147,6 +188,8 @@ pub fn judge(rows: &[Row], warmup: u64) -> Vec<Verdict> {
     };
     FIGURES
         .iter()
+        // A figure this soak did not measure (the heap without --heaptrack).
+        .filter(|f| judged.iter().any(|r| !(f.value)(r).is_nan()))
         .map(|f| {
             let values: Vec<f64> = judged.iter().map(|r| (f.value)(r)).collect();
             let points: Vec<(f64, f64)> = judged
@@ -198,9 +241,11 @@ pub fn judge(rows: &[Row], warmup: u64) -> Vec<Verdict> {
 /// The line printed each minute.
 pub fn minute_line(r: &Row, previous_executions: u64) -> String {
     format!(
-        "soak: minute {:>3}  rss {:>7.1} MiB  fds {:>3}  threads {:>3}  children {}  strays {}  cgroups {:>2} ({} populated)  | executions {:>6} (+{:>4})  failed {:>6}  retries {:>5}  | {} {}  quiesce {:.1}s{}",
+        "soak: minute {:>3}  rss {:>7.1} MiB (anon {:.1}, file {:.1})  fds {:>3}  threads {:>3}  children {}  strays {}  cgroups {:>2} ({} populated)  | executions {:>6} (+{:>4})  failed {:>6}  retries {:>5}  | {} {}  quiesce {:.1}s{}",
         r.minute,
         r.rss_mib(),
+        r.anon_mib(),
+        r.file_mib(),
         r.process.fds,
         r.process.threads,
         r.process.children,
@@ -221,14 +266,18 @@ pub fn minute_line(r: &Row, previous_executions: u64) -> String {
 /// Every minute as a table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "minute  rss MiB  fds  threads  children  strays  cgroups  executions  failed  retries  hostile\n",
+        "minute  rss MiB  anon MiB  file MiB  heap MiB  fds  threads  children  strays  cgroups  executions  failed  retries  hostile\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:>6}  {:>7.1}  {:>3}  {:>7}  {:>8}  {:>6}  {:>7}  {:>10}  {:>6}  {:>7}  {}",
+            "{:>6}  {:>7.1}  {:>8.1}  {:>8.1}  {:>8}  {:>3}  {:>7}  {:>8}  {:>6}  {:>7}  {:>10}  {:>6}  {:>7}  {}",
             r.minute,
             r.rss_mib(),
+            r.anon_mib(),
+            r.file_mib(),
+            r.heap_kib
+                .map_or("-".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)),
             r.process.fds,
             r.process.threads,
             r.process.children,
@@ -246,14 +295,17 @@ pub fn table(rows: &[Row]) -> String {
 /// The same as CSV.
 pub fn csv(rows: &[Row]) -> String {
     let mut out = String::from(
-        "minute,rss_kib,fds,threads,children,zombies,strays,cgroups,populated_cgroups,executions,failed,retries,hostile,quiesce_seconds,quiet\n",
+        "minute,rss_kib,rss_anon_kib,rss_file_kib,heap_kib,fds,threads,children,zombies,strays,cgroups,populated_cgroups,executions,failed,retries,hostile,quiesce_seconds,quiet\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{:.2},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.2},{}",
             r.minute,
             r.process.rss_kib,
+            r.process.rss_anon_kib,
+            r.process.rss_file_kib,
+            r.heap_kib.map_or(String::new(), |k| k.to_string()),
             r.process.fds,
             r.process.threads,
             r.process.children,

@@ -136,8 +136,12 @@ impl SoakDir {
 
 /// The `metaclaude serve` under test.
 pub struct Server {
+    /// The server, or heaptrack's script running it (`--heaptrack`).
     child: Option<Child>,
+    /// The server's own pid.
     pub pid: u32,
+    /// When it was started.
+    pub started: Instant,
     /// `HOST:PORT` of the HTTP listener and of the separate WebSocket listener.
     pub http: String,
     pub ws: String,
@@ -145,12 +149,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `metaclaude serve` on free loopback ports and waits (bounded) for the
-    /// address it prints on its first stdout line. Its stderr goes to `server.stderr` in
-    /// the soak's directory, the rest of its stdout to `server.stdout`.
-    pub fn start(bin: &Path, dir: &SoakDir, keep_recent: u64) -> Result<Server> {
+    /// Starts `metaclaude serve` on free loopback ports (under heaptrack, recording to
+    /// `heaptrack`, when given) and waits (bounded) for the address it prints on its first
+    /// stdout line. Its stderr goes to `server.stderr` in the soak's directory, the rest of
+    /// its stdout to `server.stdout`.
+    pub fn start(
+        bin: &Path,
+        dir: &SoakDir,
+        keep_recent: u64,
+        heaptrack: Option<&Path>,
+    ) -> Result<Server> {
         let stderr = dir.path.join("server.stderr");
-        let mut child = Command::new(bin)
+        let mut command = match heaptrack {
+            Some(base) => super::heap::command(bin, base)?,
+            None => Command::new(bin),
+        };
+        let started = Instant::now();
+        let mut child = command
             .args(["serve", "--registry"])
             .arg(&dir.registry)
             .arg("--plugins")
@@ -169,20 +184,28 @@ impl Server {
         let rest = dir.path.join("server.stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            if let Ok(mut out) = std::fs::File::create(rest) {
-                for line in lines.map_while(Result::ok) {
-                    let _ = writeln!(out, "{line}");
+            let Ok(mut out) = std::fs::File::create(rest) else {
+                return;
+            };
+            let mut tx = Some(tx);
+            // heaptrack's own lines come first.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening on http://") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(line.clone());
+                    }
                 }
+                let _ = writeln!(out, "{line}");
             }
         });
-        let pid = child.id();
+        let pid = match heaptrack {
+            Some(_) => super::heap::server_pid(child.id(), Duration::from_secs(30))?,
+            None => child.id(),
+        };
         let mut server = Server {
             child: Some(child),
             pid,
+            started,
             http: String::new(),
             ws: String::new(),
             stderr,
@@ -230,6 +253,11 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            if child.id() != self.pid {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &self.pid.to_string()])
+                    .status();
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
