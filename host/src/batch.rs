@@ -195,6 +195,8 @@ pub async fn run_batch(
     mut err: impl Write,
 ) -> std::io::Result<BatchSummary> {
     let concurrency = concurrency.max(1);
+    // A batch may read its input for hours, as a server runs (see `crate::memory`).
+    crate::memory::trim_every(crate::memory::TRIM_INTERVAL);
     // Lines are read on a blocking thread; the bounded channel keeps at most a few
     // requests read ahead, so memory does not grow with the input.
     let (tx, mut rx) = mpsc::channel::<std::io::Result<String>>(concurrency);

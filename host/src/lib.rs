@@ -11,6 +11,7 @@ pub mod config;
 pub mod executor;
 mod ids;
 pub mod logs;
+pub mod memory;
 pub mod model;
 pub mod monitor;
 pub mod plugin;

@@ -123,6 +123,8 @@ fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         // pool grows with the busiest moment (up to 512) and stays while work keeps
         // coming (the soak saw 21 to 35).
         .max_blocking_threads(16)
+        // An idle one goes after 3 s (tokio's default: 10 s), its stack with it.
+        .thread_keep_alive(std::time::Duration::from_secs(3))
         .enable_all()
         .build()
         .context("cannot start the async runtime")

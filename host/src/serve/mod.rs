@@ -300,6 +300,8 @@ pub async fn run(
         });
     }
     on_bound(bound);
+    // A server runs for days: its RSS follows what it holds (see `crate::memory`).
+    crate::memory::trim_every(crate::memory::TRIM_INTERVAL);
     spawn_registry_watch(state.clone());
     wait_for_stop_signal(state.clone()).await?;
     shutdown(&state, servers).await;

@@ -242,7 +242,7 @@ fn drive(opts: &Options, bin: &Path, dir: &SoakDir, server: &mut Server) -> Resu
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let mut rows = vec![sample(0, server.pid, server.started, dir, &api, None)?];
+    let mut rows = vec![sample(0, server.pid, dir, &api, None)?];
     eprintln!("{}", report::minute_line(&rows[0], 0));
 
     let stopping = Arc::new(AtomicBool::new(false));
@@ -295,14 +295,7 @@ fn drive(opts: &Options, bin: &Path, dir: &SoakDir, server: &mut Server) -> Resu
                     &AtomicBool::new(false),
                 );
                 let _turn = turn.lock().unwrap();
-                let row = sample(
-                    minute,
-                    server.pid,
-                    server.started,
-                    dir,
-                    &api,
-                    Some(&workload),
-                )?;
+                let row = sample(minute, server.pid, dir, &api, Some(&workload))?;
                 eprintln!(
                     "{}",
                     report::minute_line(&row, rows.last().map_or(0, |r| r.executions))
@@ -352,7 +345,6 @@ fn drive(opts: &Options, bin: &Path, dir: &SoakDir, server: &mut Server) -> Resu
 fn sample(
     minute: u64,
     pid: u32,
-    server_started: Instant,
     dir: &SoakDir,
     api: &Api,
     workload: Option<&Workload>,
@@ -373,10 +365,12 @@ fn sample(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Let the cgroup pool take back the last execution's cgroup and closed connections go.
-    std::thread::sleep(Duration::from_millis(500));
+    // Let the cgroup pool take back the last execution's cgroup, closed connections go,
+    // and idle threads of the server's blocking pool end (they stay 3 s: `cli::mod.rs`), so
+    // that the thread count is of the threads the server keeps, not of the last burst.
+    std::thread::sleep(Duration::from_millis(3500));
     let quiesce_seconds = started.elapsed().as_secs_f64();
-    let at_seconds = server_started.elapsed().as_secs_f64();
+    let at_seconds = probe::seconds_since_start(pid).unwrap_or(f64::NAN);
     let process = probe::process(pid, &dir.path)?;
     let cgroups = probe::cgroups(pid);
     let strays = strays(api);

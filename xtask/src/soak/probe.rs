@@ -70,6 +70,29 @@ fn fd_kind(target: &Path, soak_dir: &Path) -> String {
     }
 }
 
+/// Seconds since process `pid` started, from `/proc` (its start in clock ticks since
+/// boot, Linux's fixed 100 a second, against `/proc/uptime`): the clock heaptrack's record
+/// keeps, which starts with the process.
+pub fn seconds_since_start(pid: u32) -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, `starttime`: the 20th after the name in parentheses.
+    let start: f64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(uptime - start / TICKS_PER_SECOND)
+}
+
 /// Samples the server's figures.
 pub fn process(pid: u32, soak_dir: &Path) -> Result<Process> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -140,8 +140,6 @@ pub struct Server {
     child: Option<Child>,
     /// The server's own pid.
     pub pid: u32,
-    /// When it was started.
-    pub started: Instant,
     /// `HOST:PORT` of the HTTP listener and of the separate WebSocket listener.
     pub http: String,
     pub ws: String,
@@ -164,7 +162,6 @@ impl Server {
             Some(base) => super::heap::command(bin, base)?,
             None => Command::new(bin),
         };
-        let started = Instant::now();
         let mut child = command
             .args(["serve", "--registry"])
             .arg(&dir.registry)
@@ -205,7 +202,6 @@ impl Server {
         let mut server = Server {
             child: Some(child),
             pid,
-            started,
             http: String::new(),
             ws: String::new(),
             stderr,

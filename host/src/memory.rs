@@ -1,0 +1,91 @@
+//! The allocator's free memory given back to the system while a long-running host runs.
+//!
+//! glibc keeps memory that the program freed inside its arenas (one per thread that
+//! allocated, up to eight per core): only the top of an arena is returned by itself, and
+//! freed pages in the middle stay resident until `malloc_trim` hands them back. A `serve`
+//! under a steady mixed load held about 7 MiB of such free memory after 40 minutes, and
+//! its RSS grew by about 8 MiB an hour while what it allocated grew by about 1 (the soak
+//! with `--heaptrack` in the README). [`trim_every`] starts one thread per process that
+//! calls `malloc_trim(0)` every so often, so that RSS follows what the host holds.
+
+use std::sync::Once;
+use std::time::Duration;
+
+/// How often a long-running host gives its free memory back.
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Gives the allocator's free memory back to the system now. Returns whether any was.
+pub fn trim() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `malloc_trim` takes each arena's lock while it walks its free chunks and
+        // only releases pages no allocation uses; it may be called from any thread at any
+        // time, concurrently with allocations.
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// Starts the thread that calls [`trim`] every `every` (once per process: later calls do
+/// nothing). It runs until the process ends.
+pub fn trim_every(every: Duration) {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("metaclaude-trim".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                trim();
+            });
+        if let Err(e) = started {
+            tracing::warn!("cannot start the memory trim thread: {e}");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Memory freed in the middle of an arena is resident until trimmed, then it is not.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn freed_memory_in_an_arena_goes_back_when_trimmed() {
+        let rss_kib = || -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("RssAnon:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap()
+        };
+        // In a thread of its own (its own arena), 64 MiB in blocks below the mmap
+        // threshold, touched; every other one freed, so no arena top can shrink.
+        let freed = std::thread::spawn(move || {
+            let mut blocks: Vec<Vec<u8>> = (0..2048).map(|_| vec![1u8; 32 * 1024]).collect();
+            let before = rss_kib();
+            for b in blocks.iter_mut().step_by(2) {
+                *b = Vec::new();
+            }
+            let untrimmed = rss_kib();
+            trim();
+            let trimmed = rss_kib();
+            drop(blocks);
+            (before, untrimmed, trimmed)
+        })
+        .join()
+        .unwrap();
+        let (before, untrimmed, trimmed) = freed;
+        assert!(
+            untrimmed + 8 * 1024 > before,
+            "freeing alone already gave memory back: {freed:?}"
+        );
+        assert!(
+            trimmed + 24 * 1024 < untrimmed,
+            "trimming gave back less than 24 of the 32 MiB freed: {freed:?}"
+        );
+    }
+}
