@@ -61,6 +61,30 @@ pub struct Figure {
     pub floor: f64,
     /// Must be zero at every sample (a process or cgroup left behind).
     pub zero: bool,
+    /// Judged by this bound at every sample instead of by its slope (a pool whose size
+    /// follows the load).
+    pub at_most: Option<f64>,
+}
+
+/// The threads of tokio's runtime in `metaclaude serve`: its 2 workers and its blocking
+/// pool, which grows with the busiest moment up to 16 (`async_runtime` in
+/// `host/src/cli/mod.rs`) and whose idle threads end after 3 s.
+pub const TOKIO_THREADS_AT_MOST: f64 = 18.0;
+
+impl Row {
+    /// Threads named `tokio-rt-worker` (the runtime's workers and blocking pool).
+    pub fn tokio_threads(&self) -> f64 {
+        self.process
+            .thread_names
+            .get("tokio-rt-worker")
+            .copied()
+            .unwrap_or(0) as f64
+    }
+
+    /// Every other thread: those the server starts itself (plugins, watchers, timers).
+    pub fn own_threads(&self) -> f64 {
+        self.process.threads as f64 - self.tokio_threads()
+    }
 }
 
 /// The figures judged.
@@ -72,6 +96,7 @@ pub const FIGURES: &[Figure] = &[
         per_hour: 1.0,
         floor: 1.0,
         zero: false,
+        at_most: None,
     },
     Figure {
         name: "rss anon",
@@ -80,6 +105,7 @@ pub const FIGURES: &[Figure] = &[
         per_hour: 1.0,
         floor: 1.0,
         zero: false,
+        at_most: None,
     },
     Figure {
         name: "rss file",
@@ -88,6 +114,7 @@ pub const FIGURES: &[Figure] = &[
         per_hour: 1.0,
         floor: 1.0,
         zero: false,
+        at_most: None,
     },
     Figure {
         name: "heap",
@@ -96,6 +123,7 @@ pub const FIGURES: &[Figure] = &[
         per_hour: 1.0,
         floor: 1.0,
         zero: false,
+        at_most: None,
     },
     Figure {
         name: "fds",
@@ -104,14 +132,25 @@ pub const FIGURES: &[Figure] = &[
         per_hour: 1.0,
         floor: 1.5,
         zero: false,
+        at_most: None,
     },
     Figure {
-        name: "threads",
+        name: "threads, own",
         unit: "",
-        value: |r| r.process.threads as f64,
+        value: Row::own_threads,
         per_hour: 1.0,
-        floor: 3.0,
+        floor: 1.5,
         zero: false,
+        at_most: None,
+    },
+    Figure {
+        name: "threads, tokio",
+        unit: "",
+        value: Row::tokio_threads,
+        per_hour: 0.0,
+        floor: 0.0,
+        zero: false,
+        at_most: Some(TOKIO_THREADS_AT_MOST),
     },
     Figure {
         name: "children",
@@ -120,6 +159,7 @@ pub const FIGURES: &[Figure] = &[
         per_hour: 0.0,
         floor: 0.0,
         zero: true,
+        at_most: None,
     },
     Figure {
         name: "strays",
@@ -128,6 +168,7 @@ pub const FIGURES: &[Figure] = &[
         per_hour: 0.0,
         floor: 0.0,
         zero: true,
+        at_most: None,
     },
     Figure {
         name: "cgroups",
@@ -136,6 +177,7 @@ pub const FIGURES: &[Figure] = &[
         per_hour: 1.0,
         floor: 1.5,
         zero: false,
+        at_most: None,
     },
     Figure {
         name: "populated cgroups",
@@ -144,6 +186,7 @@ pub const FIGURES: &[Figure] = &[
         per_hour: 0.0,
         floor: 0.0,
         zero: true,
+        at_most: None,
     },
 ];
 
@@ -213,6 +256,9 @@ pub fn judge(rows: &[Row], warmup: u64) -> Vec<Verdict> {
             };
             let (ok, rule) = if f.zero {
                 (all_zero, "0 at every sample".to_string())
+            } else if let Some(bound) = f.at_most {
+                let within = rows.iter().all(|r| (f.value)(r) <= bound);
+                (within, format!("at most {bound} at every sample"))
             } else {
                 (
                     slope_per_hour <= limit_per_hour,
@@ -406,6 +452,35 @@ mod tests {
             },
             ..Row::default()
         }
+    }
+
+    /// tokio's pool is judged by its bound, the server's own threads by their slope.
+    #[test]
+    fn the_pool_may_follow_the_load_within_its_bound_and_other_threads_may_not_grow() {
+        let with = |minute: u64, tokio: usize, own: usize| {
+            let mut r = row(minute, 40);
+            r.process.threads = tokio + own;
+            r.process.thread_names = [("tokio-rt-worker".to_string(), tokio)].into();
+            r
+        };
+        let verdict = |rows: &[Row], name: &str| {
+            judge(rows, 10)
+                .into_iter()
+                .find(|v| v.name == name)
+                .map(|v| v.ok)
+                .unwrap()
+        };
+        let busy: Vec<Row> = (0..=60)
+            .map(|m| with(m, 4 + (m as usize % 15), 12))
+            .collect();
+        assert!(verdict(&busy, "threads, tokio"));
+        assert!(verdict(&busy, "threads, own"));
+        let over: Vec<Row> = (0..=60)
+            .map(|m| with(m, if m == 30 { 19 } else { 5 }, 12))
+            .collect();
+        assert!(!verdict(&over, "threads, tokio"));
+        let leaking: Vec<Row> = (0..=60).map(|m| with(m, 5, 12 + m as usize / 10)).collect();
+        assert!(!verdict(&leaking, "threads, own"));
     }
 
     #[test]
