@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::api::Api;
-use Expect::{Fails, Retried, Success};
+use Expect::{Fails, OverCpuLimit, Retried, Success};
 
 /// What a request is expected to end in.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +20,9 @@ enum Expect {
     /// Success after at least one retry.
     Retried,
     Fails(&'static str),
+    /// RESOURCE once it has used more CPU than its limit; TIMEOUT is right too when the
+    /// machine gave it less than that limit (the seconds) before its wall timeout.
+    OverCpuLimit(f64),
 }
 
 /// One kind of request (a label), how often it is sent (out of the total weight), and
@@ -52,7 +55,7 @@ const MIX: &[Entry] = &[
     ("not_executable", 1, Fails("PERMISSION")),
     ("permission_denied", 1, Fails("PERMISSION")),
     ("memory_hog", 1, Fails("RESOURCE")),
-    ("cpu_burner", 1, Fails("RESOURCE")),
+    ("cpu_burner", 1, OverCpuLimit(1.0)),
     ("self_signal", 2, Fails("UNKNOWN")),
     ("unknown_script", 2, Fails("VALIDATION")),
     ("bad_input", 1, Fails("VALIDATION")),
@@ -312,6 +315,12 @@ fn check(tally: &mut Tally, entry: &Entry, result: &Value) {
         Success => success,
         Retried => success && retries > 0,
         Fails(c) => !success && category == Some(c),
+        OverCpuLimit(limit) => {
+            let cpu = result["resource_usage"]["cpu_time_seconds"].as_f64();
+            !success
+                && (category == Some("RESOURCE")
+                    || (category == Some("TIMEOUT") && cpu.is_some_and(|s| s < limit)))
+        }
     };
     if !ok {
         tally.mismatches += 1;
@@ -324,5 +333,37 @@ fn check(tally: &mut Tally, entry: &Entry, result: &Value) {
                 entry.2,
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu_burner(category: &str, cpu: f64) -> Value {
+        json!({
+            "execution_id": "x",
+            "success": false,
+            "error_details": {"category": category, "message": ""},
+            "resource_usage": {"cpu_time_seconds": cpu},
+        })
+    }
+
+    fn mismatches(result: &Value) -> u64 {
+        let entry = MIX.iter().find(|e| e.0 == "cpu_burner").unwrap();
+        let mut tally = Tally::default();
+        check(&mut tally, entry, result);
+        tally.mismatches
+    }
+
+    #[test]
+    fn a_cpu_limit_is_met_by_resource_or_by_a_timeout_that_came_first() {
+        assert_eq!(mismatches(&cpu_burner("RESOURCE", 1.02)), 0);
+        // Starved of CPU: the 20 s wall timeout came before its 1 s of CPU.
+        assert_eq!(mismatches(&cpu_burner("TIMEOUT", 0.4)), 0);
+        // It had its CPU second and more, and still was not stopped for it.
+        assert_eq!(mismatches(&cpu_burner("TIMEOUT", 1.5)), 1);
+        assert_eq!(mismatches(&cpu_burner("EXECUTION", 0.4)), 1);
+        assert_eq!(mismatches(&json!({"success": true, "execution_id": "x"})), 1);
     }
 }
