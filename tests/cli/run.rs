@@ -550,3 +550,57 @@ fn set_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Folders named `prefix*` under the cgroup mounts (`/sys/fs/cgroup`, five levels down).
+fn cgroup_folders(prefix: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, depth: u32, prefix: &str, found: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                found.push(path);
+            } else if depth > 0 {
+                walk(&path, depth - 1, prefix, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(
+        std::path::Path::new("/sys/fs/cgroup"),
+        5,
+        prefix,
+        &mut found,
+    );
+    found
+}
+
+#[test]
+fn a_run_leaves_no_cgroup_behind() {
+    // The quickest host there is (no plugins, a trivial script, or one that fails): it
+    // exits while its cgroup pool may still be filling. Each run's folders must be gone
+    // when it has exited, not only swept by the next host to start.
+    let (_, first) = run_json("noop", &["--no-plugins"]);
+    if !cgroups_available(&first) {
+        eprintln!("no execution cgroups on this machine: nothing to leave behind");
+        return;
+    }
+    for n in 0..30 {
+        let script = if n % 3 == 2 { "failing" } else { "noop" };
+        let child = bin()
+            .args(["run", script, "--no-plugins", "--registry"])
+            .arg(example_registry())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("run metaclaude");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("wait for metaclaude");
+        assert_eq!(out.status.success(), script == "noop", "{script}: {out:?}");
+        let left = cgroup_folders(&format!("metaclaude-{pid}-"));
+        assert!(left.is_empty(), "metaclaude run (pid {pid}) left {left:?}");
+    }
+}

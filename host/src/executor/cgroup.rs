@@ -13,7 +13,8 @@
 //!
 //! Without write access to either, executions run without cgroups and the result says so
 //! through its measurement sources. Creating a cgroup costs ~0.2 ms, so a small pool is
-//! prepared off the hot path and removal happens in the background.
+//! prepared off the hot path (as many as were ever in use at once, up to eight: a one-shot
+//! host makes one) and removal happens in the background.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -22,6 +23,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 
 /// Where the host may create execution cgroups.
 #[derive(Debug, Clone, Default)]
@@ -284,19 +286,42 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
 
 /// Creates, pools and removes execution cgroups.
 pub struct CgroupManager {
+    shared: Arc<Shared>,
+    /// Joined on drop: the pool worker may be making a cgroup at that moment, and a
+    /// process that exits before it finishes would leave that cgroup behind.
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the manager and its pool worker share.
+struct Shared {
     roots: Roots,
     next: AtomicU64,
-    state: Arc<(Mutex<PoolState>, Condvar)>,
+    state: Mutex<PoolState>,
+    wake: Condvar,
 }
 
 #[derive(Default)]
 struct PoolState {
     ready: Vec<ExecCgroup>,
     to_remove: Vec<ExecCgroup>,
+    /// Handed out and not yet released.
+    in_use: usize,
+    /// The most ever in use at once: the pool keeps that many at hand (at least one, at
+    /// most [`POOL_MAX`]), so a one-shot `run` makes one cgroup, not a server's worth.
+    peak: usize,
     shutdown: bool,
 }
 
-const POOL_TARGET: usize = 8;
+impl PoolState {
+    /// How many more the worker should make now.
+    fn shortfall(&self) -> usize {
+        let want = self.peak.clamp(1, POOL_MAX);
+        want.saturating_sub(self.in_use + self.ready.len() + self.to_remove.len())
+    }
+}
+
+/// The most cgroups kept ready ahead of demand.
+const POOL_MAX: usize = 8;
 
 impl CgroupManager {
     /// Detects what this machine allows; `None` when no cgroup can be created.
@@ -307,34 +332,47 @@ impl CgroupManager {
             return None;
         }
         tracing::debug!(?roots, "execution cgroups available");
-        let manager = Arc::new(CgroupManager {
+        let shared = Arc::new(Shared {
             roots,
             next: AtomicU64::new(0),
-            state: Arc::new((Mutex::new(PoolState::default()), Condvar::new())),
+            state: Mutex::new(PoolState::default()),
+            wake: Condvar::new(),
         });
-        let worker = Arc::downgrade(&manager);
-        let state = manager.state.clone();
-        std::thread::Builder::new()
+        let for_worker = shared.clone();
+        let worker = std::thread::Builder::new()
             .name("metaclaude-cgroups".into())
-            .spawn(move || pool_worker(worker, state))
-            .ok()?;
-        Some(manager)
+            .spawn(move || pool_worker(&for_worker));
+        let worker = match worker {
+            Ok(handle) => handle,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot start the cgroup pool's thread, so no execution cgroups: {e}"
+                );
+                shared.remove_roots();
+                return None;
+            }
+        };
+        Some(Arc::new(CgroupManager {
+            shared,
+            worker: Mutex::new(Some(worker)),
+        }))
     }
 
     pub fn describe(&self) -> String {
+        let roots = &self.shared.roots;
         let mut parts = Vec::new();
-        if let Some(u) = &self.roots.unified {
+        if let Some(u) = &roots.unified {
             parts.push(format!(
                 "cgroup v2 at {}{}",
                 u.display(),
-                if self.roots.unified_memory {
+                if roots.unified_memory {
                     " (with memory)"
                 } else {
                     ""
                 }
             ));
         }
-        if let Some(m) = &self.roots.memory_v1 {
+        if let Some(m) = &roots.memory_v1 {
             parts.push(format!("cgroup v1 memory at {}", m.display()));
         }
         parts.join(", ")
@@ -342,22 +380,39 @@ impl CgroupManager {
 
     /// A fresh, empty execution cgroup (from the pool when one is ready).
     pub fn acquire(&self) -> io::Result<ExecCgroup> {
-        let (lock, cv) = &*self.state;
-        let pooled = lock.lock().unwrap().ready.pop();
-        cv.notify_one();
+        let pooled = {
+            let mut s = self.shared.state.lock().unwrap();
+            s.in_use += 1;
+            s.peak = s.peak.max(s.in_use);
+            s.ready.pop()
+        };
+        self.shared.wake.notify_one();
         match pooled {
             Some(cg) => Ok(cg),
-            None => self.create(),
+            None => self.shared.create().inspect_err(|_| {
+                self.shared.state.lock().unwrap().in_use -= 1;
+            }),
         }
     }
 
     /// Hands a finished execution's cgroup back; the pool worker resets and reuses it.
     pub fn release(&self, cg: ExecCgroup) {
-        let (lock, cv) = &*self.state;
-        lock.lock().unwrap().to_remove.push(cg);
-        cv.notify_one();
+        {
+            let mut s = self.shared.state.lock().unwrap();
+            s.in_use = s.in_use.saturating_sub(1);
+            s.to_remove.push(cg);
+        }
+        self.shared.wake.notify_one();
     }
 
+    /// Cgroups made so far (fresh ones; a reused one is not counted again).
+    #[cfg(test)]
+    fn made(&self) -> u64 {
+        self.shared.next.load(Ordering::Relaxed)
+    }
+}
+
+impl Shared {
     fn create(&self) -> io::Result<ExecCgroup> {
         let name = format!("exec-{}", self.next.fetch_add(1, Ordering::Relaxed));
         let mut cg = ExecCgroup {
@@ -392,42 +447,46 @@ impl CgroupManager {
         }
         Ok(cg)
     }
-}
 
-impl Drop for CgroupManager {
-    fn drop(&mut self) {
-        let (lock, cv) = &*self.state;
-        let mut state = lock.lock().unwrap();
-        state.shutdown = true;
-        let mut leftovers = std::mem::take(&mut state.ready);
-        leftovers.append(&mut state.to_remove);
-        for cg in leftovers {
-            cg.kill_all();
-            cg.remove();
-        }
-        cv.notify_all();
-        drop(state);
+    fn remove_roots(&self) {
         for root in self.roots.unified.iter().chain(self.roots.memory_v1.iter()) {
             let _ = fs::remove_dir(root);
         }
     }
 }
 
-fn pool_worker(manager: std::sync::Weak<CgroupManager>, state: Arc<(Mutex<PoolState>, Condvar)>) {
-    let (lock, cv) = &*state;
+impl Drop for CgroupManager {
+    fn drop(&mut self) {
+        self.shared.state.lock().unwrap().shutdown = true;
+        self.shared.wake.notify_all();
+        // The worker finishes what it is making and puts it in the pool, then returns.
+        if let Some(worker) = self.worker.lock().unwrap().take() {
+            let _ = worker.join();
+        }
+        let mut state = self.shared.state.lock().unwrap();
+        let mut leftovers = std::mem::take(&mut state.ready);
+        leftovers.append(&mut state.to_remove);
+        drop(state);
+        for cg in leftovers {
+            cg.kill_all();
+            cg.remove();
+        }
+        self.shared.remove_roots();
+    }
+}
+
+fn pool_worker(shared: &Shared) {
     loop {
         let (removals, need) = {
-            let mut s = lock.lock().unwrap();
-            while !s.shutdown && s.to_remove.is_empty() && s.ready.len() >= POOL_TARGET {
-                s = cv.wait(s).unwrap();
+            let mut s = shared.state.lock().unwrap();
+            while !s.shutdown && s.to_remove.is_empty() && s.shortfall() == 0 {
+                s = shared.wake.wait(s).unwrap();
             }
             if s.shutdown {
                 return;
             }
-            (
-                std::mem::take(&mut s.to_remove),
-                POOL_TARGET - s.ready.len().min(POOL_TARGET),
-            )
+            let need = s.shortfall();
+            (std::mem::take(&mut s.to_remove), need)
         };
         let mut retry = Vec::new();
         let mut recycled = Vec::new();
@@ -442,13 +501,12 @@ fn pool_worker(manager: std::sync::Weak<CgroupManager>, state: Arc<(Mutex<PoolSt
                 retry.push(cg);
             }
         }
-        let need = need.saturating_sub(recycled.len());
-        let Some(manager) = manager.upgrade() else {
-            return;
-        };
         let mut fresh = Vec::new();
         for _ in 0..need {
-            match manager.create() {
+            if shared.state.lock().unwrap().shutdown {
+                break;
+            }
+            match shared.create() {
                 Ok(cg) => fresh.push(cg),
                 Err(e) => {
                     tracing::warn!("cannot prepare an execution cgroup: {e}");
@@ -456,15 +514,15 @@ fn pool_worker(manager: std::sync::Weak<CgroupManager>, state: Arc<(Mutex<PoolSt
                 }
             }
         }
-        let mut s = lock.lock().unwrap();
+        let mut s = shared.state.lock().unwrap();
         s.ready.extend(recycled);
         s.ready.extend(fresh);
         let wait = !retry.is_empty();
         s.to_remove.extend(retry);
+        if s.shutdown {
+            return;
+        }
         drop(s);
-        // Dropped only now, with every cgroup we made back in the pool: if this was the
-        // last reference, the manager's Drop runs here and removes them all.
-        drop(manager);
         if wait {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -602,6 +660,63 @@ fn mount_point(mountinfo: &str, fstype: &str, option: Option<&str>) -> Option<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The folders a manager made for itself, gone once it is dropped.
+    fn roots_of(m: &CgroupManager) -> Vec<PathBuf> {
+        let r = &m.shared.roots;
+        r.unified
+            .iter()
+            .chain(r.memory_v1.iter())
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn a_one_shot_host_makes_one_cgroup_not_a_pool() {
+        let Some(m) = CgroupManager::detect() else {
+            eprintln!("no writable cgroup hierarchy here: nothing to test");
+            return;
+        };
+        for _ in 0..3 {
+            let cg = m.acquire().unwrap();
+            m.release(cg);
+            // The worker resets it for the next one (bounded wait on what it does).
+            for _ in 0..500 {
+                if m.shared.state.lock().unwrap().ready.len() == 1 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+        // One made ahead by the worker, or at once by `acquire` if it came first (and the
+        // worker's then kept): never a server's pool of eight.
+        assert!(m.made() <= 2, "made {} cgroups for one at a time", m.made());
+        let roots = roots_of(&m);
+        drop(m);
+        for root in roots {
+            assert!(!root.exists(), "{} is left", root.display());
+        }
+    }
+
+    #[test]
+    fn a_manager_dropped_while_its_pool_fills_leaves_nothing() {
+        for _ in 0..20 {
+            let Some(m) = CgroupManager::detect() else {
+                eprintln!("no writable cgroup hierarchy here: nothing to test");
+                return;
+            };
+            // Several in use at once: the worker is making more when the drop comes.
+            let held: Vec<_> = (0..4).map(|_| m.acquire().unwrap()).collect();
+            for cg in held {
+                m.release(cg);
+            }
+            let roots = roots_of(&m);
+            drop(m);
+            for root in roots {
+                assert!(!root.exists(), "{} is left after the drop", root.display());
+            }
+        }
+    }
 
     #[test]
     fn parses_mountinfo() {

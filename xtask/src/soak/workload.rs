@@ -364,6 +364,9 @@ mod tests {
         // It had its CPU second and more, and still was not stopped for it.
         assert_eq!(mismatches(&cpu_burner("TIMEOUT", 1.5)), 1);
         assert_eq!(mismatches(&cpu_burner("EXECUTION", 0.4)), 1);
-        assert_eq!(mismatches(&json!({"success": true, "execution_id": "x"})), 1);
+        assert_eq!(
+            mismatches(&json!({"success": true, "execution_id": "x"})),
+            1
+        );
     }
 }
