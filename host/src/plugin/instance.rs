@@ -291,6 +291,10 @@ pub enum CallError {
 fn wasi_context(m: &Manifest, stderr: StderrTail) -> Result<WasiCtx, String> {
     let mut b = WasiCtxBuilder::new();
     b.stderr(stderr);
+    // Each plugin has a worker thread of its own that waits on every call anyway: its file
+    // operations run right there, not as a round trip to a blocking pool's thread each
+    // (two thread switches per host call, most of a one-shot run's plugin cost).
+    b.allow_blocking_current_thread(true);
     for d in &m.capabilities.dirs {
         if d.create {
             std::fs::create_dir_all(&d.host).map_err(|e| {
