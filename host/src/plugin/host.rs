@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::alerts::{AlertCallback, AlertRouter, RouterStats};
-use super::delivery::{Mailbox, Message};
+use super::delivery::{Mailbox, Message, SetThreshold};
 use super::engine::{LoadSource, PluginEngine};
 use super::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
 use super::reload::{plugin_folders, Fingerprint};
@@ -313,11 +313,11 @@ impl PluginHost {
         let mut refusals = Vec::new();
         for p in rules {
             let (tx, rx) = sync_channel(1);
-            let sent = p.mailbox.send(Message::SetThreshold {
+            let sent = p.mailbox.send(Message::SetThreshold(Box::new(SetThreshold {
                 name: name.to_string(),
                 value,
                 reply: tx,
-            });
+            })));
             let answer = match sent {
                 Ok(()) => rx
                     .recv()

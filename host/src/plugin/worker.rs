@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::alerts::{self, AlertRouter};
-use super::delivery::{Delivery, Message};
+use super::delivery::{Delivery, Message, SetThreshold};
 use super::instance::CallError;
 use super::manifest::{FailurePolicy, Manifest, PluginKind};
 use super::outbox::Outbox;
@@ -114,7 +114,8 @@ impl Worker {
                     self.deliver(&mut batch, &mut ctx, false);
                     let _ = reply.send(self.ask(&mut ctx, |i| i.render()));
                 }
-                Ok(Message::SetThreshold { name, value, reply }) => {
+                Ok(Message::SetThreshold(change)) => {
+                    let SetThreshold { name, value, reply } = *change;
                     let _ = reply.send(self.ask(&mut ctx, |i| i.set_threshold(&name, value)));
                 }
                 Ok(Message::Thresholds(reply)) => {
