@@ -64,7 +64,8 @@ struct Options {
 const USAGE: &str = "usage: cargo xtask soak [--minutes N] [--rate R] [--warmup M] [--clients C] [--keep-recent N] [--keep] [--heaptrack]\n\
   --minutes N       how long the load runs (default 10)\n\
   --rate R          executions per second over all clients (default 2)\n\
-  --warmup M        minutes not judged (default: a sixth of the run, 1 to 10)\n\
+  --warmup M        minutes not judged (default: a sixth of the run, 1 to 10; the server's\n\
+                    60-minute percentile windows fill for an hour: judge memory with 60)\n\
   --clients C       client threads (default 3)\n\
   --keep-recent N   the server's --keep-recent (default 200: its ring fills during warm-up)\n\
   --keep            keep the temporary directory (kept anyway when the soak fails)\n\
