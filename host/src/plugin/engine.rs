@@ -8,10 +8,16 @@
 //! * Compiling a component is slow (seconds for a Python one), so compiled code is cached
 //!   on disk under a key made of the component's SHA-256 and the engine's compatibility
 //!   hash: a restart, or a second plugin with the same component, never recompiles.
+//! * Hashing the component costs more than loading its compiled code (a third of a
+//!   millisecond for a 300 KiB one, in every `metaclaude run`), so an index beside the
+//!   cache (`by-stat/`) remembers the hash of a file by its path, device, inode, size and
+//!   modification and change times, for files that had settled when they were hashed.
 
+use std::fs::Metadata;
 use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -104,10 +110,18 @@ impl PluginEngine {
     /// Loads a component, from the cache when it holds this exact component for this
     /// exact engine, else by compiling it (and filling the cache).
     pub fn load(&self, path: &Path) -> Result<(Component, LoadSource), EngineError> {
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
+        let read_error = |source| EngineError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let seen = std::fs::metadata(path).map_err(read_error)?;
+        // A file the index saw settled, unchanged since: no need to read and hash it.
+        if let Some(key) = self.remembered_key(path, &seen) {
+            if let Some(component) = self.cached(&key) {
+                return Ok((component, LoadSource::Cache));
+            }
+        }
+        let bytes = std::fs::read(path).map_err(read_error)?;
         if !bytes.starts_with(b"\0asm") {
             return Err(EngineError::Invalid {
                 path: path.to_path_buf(),
@@ -120,30 +134,22 @@ impl PluginEngine {
                 message: "a core WebAssembly module, not a component: build for wasm32-wasip2, or wrap it with `wasm-tools component new`".into(),
             });
         }
-        let digest = Sha256::digest(&bytes);
-        let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        let cached = self
-            .cache_dir
-            .as_ref()
-            .map(|d| d.join(format!("{key}-{}.cwasm", self.engine_key)));
-        if let Some(file) = cached.as_ref().filter(|f| f.is_file()) {
-            // SAFETY: the file was written by `Engine::precompile_component` of an engine
-            // with the same compatibility hash, into our own cache folder.
-            match unsafe { Component::deserialize_file(&self.engine, file) } {
-                Ok(c) => return Ok((c, LoadSource::Cache)),
-                Err(e) => {
-                    tracing::warn!(file = %file.display(), "ignoring an unusable cache entry: {e}")
-                }
-            }
+        let key = hex(&Sha256::digest(&bytes));
+        if let Some(component) = self.cached(&key) {
+            self.remember_key(path, &seen, &key);
+            return Ok((component, LoadSource::Cache));
         }
         let invalid = |e: wasmtime::Error| EngineError::Invalid {
             path: path.to_path_buf(),
             message: format!("{e:#}"),
         };
         let compiled = self.engine.precompile_component(&bytes).map_err(invalid)?;
-        if let Some(file) = &cached {
-            if let Err(e) = write_atomically(file, &compiled) {
-                tracing::warn!(file = %file.display(), "cannot cache the compiled component: {e}");
+        if let Some(file) = self.cache_file(&key) {
+            match write_atomically(&file, &compiled) {
+                Ok(()) => self.remember_key(path, &seen, &key),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), "cannot cache the compiled component: {e}")
+                }
             }
         }
         // SAFETY: `compiled` was produced just now by this engine.
@@ -151,6 +157,87 @@ impl PluginEngine {
             unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(invalid)?;
         Ok((component, LoadSource::Compiled))
     }
+
+    fn cache_file(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        Some(dir.join(format!("{key}-{}.cwasm", self.engine_key)))
+    }
+
+    /// The cached compiled code of the component whose SHA-256 is `key`, if usable.
+    fn cached(&self, key: &str) -> Option<Component> {
+        let file = self.cache_file(key).filter(|f| f.is_file())?;
+        // SAFETY: the file was written by `Engine::precompile_component` of an engine
+        // with the same compatibility hash, into our own cache folder.
+        match unsafe { Component::deserialize_file(&self.engine, &file) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), "ignoring an unusable cache entry: {e}");
+                None
+            }
+        }
+    }
+
+    /// Where the index keeps the SHA-256 of the file at `path` as `meta` describes it.
+    fn index_entry(&self, path: &Path, meta: &Metadata) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let identity = format!(
+            "{}\0{}\0{}\0{}\0{}.{}\0{}.{}",
+            path.display(),
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        );
+        Some(
+            dir.join("by-stat")
+                .join(&hex(&Sha256::digest(identity))[..32]),
+        )
+    }
+
+    fn remembered_key(&self, path: &Path, meta: &Metadata) -> Option<String> {
+        let text = std::fs::read_to_string(self.index_entry(path, meta)?).ok()?;
+        let key = text.trim();
+        (key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())).then(|| key.to_string())
+    }
+
+    /// Notes that the file at `path`, as `seen` before it was read, holds the component
+    /// `key`: only once the file has settled (changed more than [`SETTLED`] ago) and only
+    /// if it did not change while it was read, so that any later change, which gives it a
+    /// later change time, is a new index entry (the way git trusts its index's stat data).
+    fn remember_key(&self, path: &Path, seen: &Metadata, key: &str) {
+        let settled = |m: &Metadata| {
+            let changed = UNIX_EPOCH
+                + Duration::new(
+                    m.ctime().max(0) as u64,
+                    m.ctime_nsec().clamp(0, 999_999_999) as u32,
+                );
+            let modified = m.modified().unwrap_or(SystemTime::now());
+            let now = SystemTime::now();
+            [changed, modified]
+                .iter()
+                .all(|t| now.duration_since(*t).is_ok_and(|age| age > SETTLED))
+        };
+        let unchanged = std::fs::metadata(path)
+            .is_ok_and(|now| self.index_entry(path, &now) == self.index_entry(path, seen));
+        if !settled(seen) || !unchanged {
+            return;
+        }
+        if let Some(entry) = self.index_entry(path, seen) {
+            if let Err(e) = write_atomically(&entry, key.as_bytes()) {
+                tracing::debug!(file = %entry.display(), "cannot index the component: {e}");
+            }
+        }
+    }
+}
+
+/// How long a component file must have been left alone before the index vouches for it.
+const SETTLED: Duration = Duration::from_secs(2);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -160,4 +247,75 @@ fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two components of the same size that differ.
+    fn component(export: &str) -> Vec<u8> {
+        wat::parse_str(format!(
+            r#"(component (core module (func (export "{export}"))))"#
+        ))
+        .unwrap()
+    }
+
+    /// A scratch folder, its cache, an engine on it, and a component just written there.
+    fn a_component_written() -> (tempfile::TempDir, PathBuf, PluginEngine, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("components");
+        let engine = PluginEngine::new(Some(cache.clone())).unwrap();
+        let file = tmp.path().join("plugin.wasm");
+        std::fs::write(&file, component("a")).unwrap();
+        (tmp, cache, engine, file)
+    }
+
+    fn index_entries(cache: &Path) -> usize {
+        std::fs::read_dir(cache.join("by-stat")).map_or(0, |d| d.count())
+    }
+
+    #[test]
+    fn a_settled_component_is_found_by_its_file_and_a_change_in_place_is_seen() {
+        let (_tmp, cache, engine, file) = a_component_written();
+
+        // Just written: hashed, cached, but not indexed (it may still be changing).
+        assert_eq!(engine.load(&file).unwrap().1, LoadSource::Compiled);
+        assert_eq!(index_entries(&cache), 0);
+
+        // Settled: the next load indexes it, and the one after finds it by its file.
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        assert_eq!(engine.load(&file).unwrap().1, LoadSource::Cache);
+        assert_eq!(index_entries(&cache), 1);
+        let meta = std::fs::metadata(&file).unwrap();
+        let key = hex(&Sha256::digest(component("a")));
+        assert_eq!(engine.remembered_key(&file, &meta), Some(key));
+        assert_eq!(engine.load(&file).unwrap().1, LoadSource::Cache);
+
+        // Rewritten in place with the same size and its old modification time put back:
+        // its change time moved, so it is hashed again and compiled as the new component.
+        let modified = meta.modified().unwrap();
+        std::fs::write(&file, component("b")).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        let now = std::fs::metadata(&file).unwrap();
+        assert_eq!((now.len(), now.modified().unwrap()), (meta.len(), modified));
+        assert_eq!(engine.remembered_key(&file, &now), None);
+        assert_eq!(engine.load(&file).unwrap().1, LoadSource::Compiled);
+    }
+
+    #[test]
+    fn an_index_entry_that_is_not_a_key_is_ignored() {
+        let (_tmp, _cache, engine, file) = a_component_written();
+        let meta = std::fs::metadata(&file).unwrap();
+        let entry = engine.index_entry(&file, &meta).unwrap();
+        std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+        std::fs::write(&entry, "../../etc/passwd").unwrap();
+        assert_eq!(engine.remembered_key(&file, &meta), None);
+        assert_eq!(engine.load(&file).unwrap().1, LoadSource::Compiled);
+    }
 }
