@@ -180,21 +180,8 @@ impl PluginEngine {
     /// Where the index keeps the SHA-256 of the file at `path` as `meta` describes it.
     fn index_entry(&self, path: &Path, meta: &Metadata) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
-        let identity = format!(
-            "{}\0{}\0{}\0{}\0{}.{}\0{}.{}",
-            path.display(),
-            meta.dev(),
-            meta.ino(),
-            meta.size(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec()
-        );
-        Some(
-            dir.join("by-stat")
-                .join(&hex(&Sha256::digest(identity))[..32]),
-        )
+        let name = hex(&Sha256::digest(identity(path, meta)));
+        Some(dir.join("by-stat").join(&name[..32]))
     }
 
     fn remembered_key(&self, path: &Path, meta: &Metadata) -> Option<String> {
@@ -208,21 +195,9 @@ impl PluginEngine {
     /// if it did not change while it was read, so that any later change, which gives it a
     /// later change time, is a new index entry (the way git trusts its index's stat data).
     fn remember_key(&self, path: &Path, seen: &Metadata, key: &str) {
-        let settled = |m: &Metadata| {
-            let changed = UNIX_EPOCH
-                + Duration::new(
-                    m.ctime().max(0) as u64,
-                    m.ctime_nsec().clamp(0, 999_999_999) as u32,
-                );
-            let modified = m.modified().unwrap_or(SystemTime::now());
-            let now = SystemTime::now();
-            [changed, modified]
-                .iter()
-                .all(|t| now.duration_since(*t).is_ok_and(|age| age > SETTLED))
-        };
-        let unchanged = std::fs::metadata(path)
-            .is_ok_and(|now| self.index_entry(path, &now) == self.index_entry(path, seen));
-        if !settled(seen) || !unchanged {
+        let unchanged =
+            std::fs::metadata(path).is_ok_and(|now| identity(path, &now) == identity(path, seen));
+        if !unchanged || !settled(seen, SystemTime::now()) {
             return;
         }
         if let Some(entry) = self.index_entry(path, seen) {
@@ -231,6 +206,35 @@ impl PluginEngine {
             }
         }
     }
+}
+
+/// What the index knows a file by: its path, device, inode, size, and modification and
+/// change times.
+fn identity(path: &Path, meta: &Metadata) -> String {
+    format!(
+        "{}\0{}\0{}\0{}\0{}.{}\0{}.{}",
+        path.display(),
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
+/// Whether the file was last modified and last changed more than [`SETTLED`] before `now`.
+fn settled(meta: &Metadata, now: SystemTime) -> bool {
+    let changed = UNIX_EPOCH
+        + Duration::new(
+            meta.ctime().max(0) as u64,
+            meta.ctime_nsec().clamp(0, 999_999_999) as u32,
+        );
+    let modified = meta.modified().unwrap_or(now);
+    [changed, modified]
+        .iter()
+        .all(|t| now.duration_since(*t).is_ok_and(|age| age > SETTLED))
 }
 
 /// How long a component file must have been left alone before the index vouches for it.
