@@ -61,15 +61,24 @@ struct Options {
     heaptrack: bool,
 }
 
-const USAGE: &str = "usage: cargo xtask soak [--minutes N] [--rate R] [--warmup M] [--clients C] [--keep-recent N] [--keep] [--heaptrack]\n\
-  --minutes N       how long the load runs (default 10)\n\
-  --rate R          executions per second over all clients (default 2)\n\
-  --warmup M        minutes not judged (default: a sixth of the run, 1 to 10; the server's\n\
-                    60-minute percentile windows fill for an hour: judge memory with 60)\n\
-  --clients C       client threads (default 3)\n\
-  --keep-recent N   the server's --keep-recent (default 200: its ring fills during warm-up)\n\
-  --keep            keep the temporary directory (kept anyway when the soak fails)\n\
+const USAGE: &str = "usage: cargo xtask soak [--minutes N] [--rate R] [--warmup M] [--clients C] [--keep-recent N] [--keep] [--heaptrack]
+  --minutes N       how long the load runs (default 10)
+  --rate R          executions per second over all clients (default 2)
+  --warmup M        minutes not judged (default: a sixth of the run, 1 to 10; the server's
+                    60-minute percentile windows fill for an hour: judge memory with 60)
+  --clients C       client threads (default 3)
+  --keep-recent N   the server's --keep-recent (default 200: its ring fills during warm-up)
+  --keep            keep the temporary directory (kept anyway when the soak fails)
   --heaptrack       run the server under heaptrack: the heap in use each minute, and what is never freed";
+
+/// The options that take a value.
+const VALUE_FLAGS: &[&str] = &[
+    "--minutes",
+    "--rate",
+    "--warmup",
+    "--clients",
+    "--keep-recent",
+];
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
@@ -93,6 +102,9 @@ impl Options {
                 o.heaptrack = true;
                 continue;
             }
+            if !VALUE_FLAGS.contains(&flag.as_str()) {
+                bail!("unknown option {flag}\n{USAGE}");
+            }
             let value = it
                 .next()
                 .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
@@ -103,7 +115,7 @@ impl Options {
                 "--warmup" => warmup = Some(value.parse().with_context(bad)?),
                 "--clients" => o.clients = value.parse().with_context(bad)?,
                 "--keep-recent" => o.keep_recent = value.parse().with_context(bad)?,
-                _ => bail!("unknown option {flag}\n{USAGE}"),
+                _ => unreachable!("VALUE_FLAGS names every option that takes a value"),
             }
         }
         o.warmup = warmup.unwrap_or((o.minutes / 6).clamp(1, 10));
@@ -131,6 +143,10 @@ struct Findings {
 }
 
 pub fn soak(root: &Path, args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let opts = Options::parse(args)?;
     crate::ensure_prerequisites(false)?;
     crate::build_plugins(root)?;
