@@ -82,18 +82,28 @@ pub fn analyse(base: &Path, rows: &mut [Row], out: &Path) -> Result<String> {
     for row in rows.iter_mut() {
         row.heap_kib = heap_at(&series, row.at_seconds).map(|b| b / 1024);
     }
-    let text = String::from_utf8_lossy(&leaks.stdout);
-    let summary: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("total runtime") || l.contains("leaked"))
-        .filter(|l| !l.starts_with(' '))
-        .collect();
     Ok(format!(
         "heaptrack: record {}; still allocated at exit, by site: {}\n{}",
         record.display(),
         out.join("heap-leaks.txt").display(),
-        summary.join("\n")
+        leak_summary(&String::from_utf8_lossy(&leaks.stdout)).join("\n")
     ))
+}
+
+/// heaptrack_print's total and each leaking site (`X leaked over N calls from`, then the
+/// function), leaving out the callers listed under each (`... calls from:`).
+fn leak_summary(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut summary = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("total runtime") || line.starts_with("total memory leaked") {
+            summary.push(line.to_string());
+        } else if line.contains(" leaked over ") && line.ends_with(" calls from") {
+            let site = lines.get(i + 1).map_or("", |l| l.trim());
+            summary.push(format!("{line} {site}"));
+        }
+    }
+    summary
 }
 
 /// `(seconds since start, heap bytes in use)` of each snapshot of a massif file.
@@ -121,6 +131,22 @@ fn heap_at(series: &[(f64, u64)], seconds: f64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_leak_summary_names_each_site_once_and_not_its_callers() {
+        let text =
+            "MEMORY LEAKS\n32.77K leaked over 1 calls from\nsharded_slab::new\n  in /bin/x\n\
+                    32.77K leaked over 1 calls from:\n    caller::f\n      in /bin/x\n\
+                    total runtime: 190.03s.\ntotal memory leaked: 122.01K\n";
+        assert_eq!(
+            leak_summary(text),
+            [
+                "32.77K leaked over 1 calls from sharded_slab::new",
+                "total runtime: 190.03s.",
+                "total memory leaked: 122.01K",
+            ]
+        );
+    }
 
     #[test]
     fn the_heap_at_a_time_is_the_last_snapshot_before_it() {
