@@ -104,7 +104,7 @@ impl Sender {
                 Ok(_) => self.sent += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => failures
                     .push("the socket's buffer is full (datagram dropped, not waited for)".into()),
-                Err(e) => failures.push(e.to_string()),
+                Err(e) => failures.push(describe(&e)),
             }
         }
         if let Some(last) = failures.last().cloned() {
@@ -143,9 +143,41 @@ impl Sender {
     }
 }
 
+/// What a failed send means, in the operator's terms. The guest's `io::Error` ends in
+/// "(os error N)" with WASI's numbering (connection refused is 14 there, EFAULT to a
+/// Linux reader), so the number is left out.
+fn describe(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            "connection refused (nothing listens there: is the StatsD daemon running?)".into()
+        }
+        _ => {
+            let text = e.to_string();
+            match text.rfind(" (os error ") {
+                Some(at) if text.ends_with(')') => text[..at].to_string(),
+                _ => text,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_is_described_without_the_guests_errno() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            describe(&refused),
+            "connection refused (nothing listens there: is the StatsD daemon running?)"
+        );
+        // Any raw OS error: only that its text carries a number matters here.
+        let raw = io::Error::from_raw_os_error(101);
+        assert!(!describe(&raw).contains("os error"), "{}", describe(&raw));
+        let custom = io::Error::other("no route (to host)");
+        assert_eq!(describe(&custom), "no route (to host)");
+    }
 
     #[test]
     fn datagrams_arrive_as_sent() {
