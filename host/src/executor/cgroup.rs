@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Where the host may create execution cgroups.
 #[derive(Debug, Clone, Default)]
@@ -251,7 +252,12 @@ impl ExecCgroup {
     }
 
     fn remove(&self) -> bool {
-        let mut ok = true;
+        self.try_remove().is_ok()
+    }
+
+    /// Removes the cgroup's folders; the first that would not go is named in the error.
+    fn try_remove(&self) -> io::Result<()> {
+        let mut first_error = None;
         for dir in self
             .unified
             .iter()
@@ -259,11 +265,36 @@ impl ExecCgroup {
                 MemoryFiles::V1(p) | MemoryFiles::V2(p) => p,
             }))
         {
-            if dir.exists() && fs::remove_dir(dir).is_err() {
-                ok = false;
+            if dir.exists() {
+                if let Err(e) = fs::remove_dir(dir) {
+                    first_error.get_or_insert_with(|| {
+                        io::Error::new(e.kind(), format!("{}: {e}", dir.display()))
+                    });
+                }
             }
         }
-        ok
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Kills what is left in the cgroup and removes it, trying again for up to
+    /// `deadline`: a process just killed keeps its cgroup busy until it has exited, and
+    /// CI once saw a quick `run` leave its cgroup on cgroup v1 (a leftover that `rmdir`
+    /// removed a moment later; about 1 in 150 such runs under load).
+    fn remove_patiently(&self, deadline: Instant) -> io::Result<()> {
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if !self.pids().is_empty() {
+                self.kill_all();
+            }
+            match self.try_remove() {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+            }
+        }
     }
 }
 
@@ -322,6 +353,9 @@ impl PoolState {
 
 /// The most cgroups kept ready ahead of demand.
 const POOL_MAX: usize = 8;
+/// How long an exiting host tries to remove the cgroups it made before it gives up and
+/// says so (the next host sweeps what is left).
+const EXIT_PATIENCE: Duration = Duration::from_secs(2);
 
 impl CgroupManager {
     /// Detects what this machine allows; `None` when no cgroup can be created.
@@ -467,9 +501,16 @@ impl Drop for CgroupManager {
         let mut leftovers = std::mem::take(&mut state.ready);
         leftovers.append(&mut state.to_remove);
         drop(state);
+        // The host is exiting: nothing may be left behind, so each removal gets a moment
+        // to succeed (bounded: a process that cannot be killed must not hang the exit).
+        let deadline = Instant::now() + EXIT_PATIENCE;
         for cg in leftovers {
-            cg.kill_all();
-            cg.remove();
+            if let Err(e) = cg.remove_patiently(deadline) {
+                tracing::warn!(
+                    "cannot remove an execution cgroup at exit ({e}); `rmdir` it by hand, \
+                     or the next host to start sweeps it"
+                );
+            }
         }
         self.shared.remove_roots();
     }
@@ -703,6 +744,38 @@ mod tests {
         drop(m);
         for root in roots {
             assert!(!root.exists(), "{} is left", root.display());
+        }
+    }
+
+    #[test]
+    fn a_manager_dropped_with_a_process_still_in_a_cgroup_kills_it_and_leaves_nothing() {
+        let Some(m) = manager() else {
+            return;
+        };
+        let cg = m.acquire().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id().to_string();
+        for dir in cg.unified.iter().chain(cg.memory.iter().map(|m| match m {
+            MemoryFiles::V1(p) | MemoryFiles::V2(p) => p,
+        })) {
+            fs::write(dir.join("cgroup.procs"), &pid).expect("move sleep into the cgroup");
+        }
+        assert_eq!(cg.pids().len(), 1);
+        // Released with its process alive (an execution abandoned at exit): the drop
+        // kills it, waits for it to leave, and removes every folder.
+        m.release(cg);
+        let roots = roots_of(&m);
+        drop(m);
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        for root in roots {
+            assert!(!root.exists(), "{} is left after the drop", root.display());
         }
     }
 
