@@ -255,16 +255,19 @@ impl ExecCgroup {
         self.try_remove().is_ok()
     }
 
-    /// Removes the cgroup's folders; the first that would not go is named in the error.
-    fn try_remove(&self) -> io::Result<()> {
-        let mut first_error = None;
-        for dir in self
-            .unified
+    /// The cgroup's folders: the unified one, then the memory one when it is apart.
+    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        self.unified
             .iter()
             .chain(self.memory.iter().map(|m| match m {
                 MemoryFiles::V1(p) | MemoryFiles::V2(p) => p,
             }))
-        {
+    }
+
+    /// Removes the cgroup's folders; the first that would not go is named in the error.
+    fn try_remove(&self) -> io::Result<()> {
+        let mut first_error = None;
+        for dir in self.dirs() {
             if dir.exists() {
                 if let Err(e) = fs::remove_dir(dir) {
                     first_error.get_or_insert_with(|| {
@@ -283,9 +286,7 @@ impl ExecCgroup {
     fn remove_patiently(&self, deadline: Instant) -> io::Result<()> {
         let mut pause = Duration::from_micros(200);
         loop {
-            if !self.pids().is_empty() {
-                self.kill_all();
-            }
+            self.kill_all();
             match self.try_remove() {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() >= deadline => return Err(e),
@@ -758,9 +759,7 @@ mod tests {
             .spawn()
             .expect("spawn sleep");
         let pid = child.id().to_string();
-        for dir in cg.unified.iter().chain(cg.memory.iter().map(|m| match m {
-            MemoryFiles::V1(p) | MemoryFiles::V2(p) => p,
-        })) {
+        for dir in cg.dirs() {
             fs::write(dir.join("cgroup.procs"), &pid).expect("move sleep into the cgroup");
         }
         assert_eq!(cg.pids().len(), 1);
