@@ -26,7 +26,7 @@ use metaclaude::plugin::PluginHost;
 use metaclaude::{EventSink, ExecutorConfig, Registry, ToolExecutionService};
 
 mod support;
-use support::{execute_timed, median, ms, root};
+use support::{execute_timed, granted_host, median, ms, root};
 
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
@@ -134,7 +134,7 @@ fn copy_set(from: &Path, into: &Path, edit: impl Fn(&str, String) -> String) -> 
 }
 
 fn load(dir: &Path, tmp: &Path, statsd_port: u16) -> PluginHost {
-    let mut host = PluginHost::new(Some(tmp.join("cache"))).unwrap();
+    let mut host = granted_host(dir, tmp.join("cache"));
     host.set_env("METACLAUDE_LOG_DIR", tmp.join("logs").to_string_lossy());
     host.set_env("METACLAUDE_METRICS_PORT", statsd_port.to_string());
     let errors = host.load_dir(dir).unwrap();

@@ -15,11 +15,10 @@ use std::time::Instant;
 
 use chrono::Utc;
 use metaclaude::model::{ExecutionEvent, ExecutionResult};
-use metaclaude::plugin::PluginHost;
 use metaclaude::{EventSink, ExecutorConfig, Registry, ToolExecutionService};
 
 mod support;
-use support::{execute_timed, median, root};
+use support::{execute_timed, granted_host, median, root};
 
 fn need(path: PathBuf) -> PathBuf {
     assert!(
@@ -96,9 +95,9 @@ fn main() {
         ),
     )
     .unwrap();
-    let mut host = PluginHost::new(Some(tmp.join("cache"))).unwrap();
+    let mut host = granted_host(&wasm_dir, tmp.join("cache"));
     assert!(host.load_dir(&wasm_dir).unwrap().is_empty());
-    let mut native = PluginHost::new(Some(tmp.join("cache"))).unwrap();
+    let mut native = granted_host(&native_dir, tmp.join("cache"));
     assert!(native.load_dir(&native_dir).unwrap().is_empty());
     let mut wasm_rates = Vec::new();
     let mut native_rates = Vec::new();
@@ -154,7 +153,7 @@ fn main() {
     let registry = Registry::load(root().join("examples/registry/registry.json")).unwrap();
     let bare = rt
         .block_on(async { ToolExecutionService::new(registry.clone(), ExecutorConfig::default()) });
-    let mut host = PluginHost::new(Some(tmp.join("cache"))).unwrap();
+    let mut host = granted_host(&plugins_dir, tmp.join("cache"));
     assert!(host.load_dir(&plugins_dir).unwrap().is_empty());
     let host = Arc::new(host);
     let with_plugins = rt.block_on(async {
@@ -214,7 +213,7 @@ fn main() {
         let folder = plugin_folder(&folder_root, name, wasm, &extra);
         let mut times = Vec::new();
         for _ in 0..2 {
-            let mut host = PluginHost::new(Some(cache.clone())).unwrap();
+            let mut host = granted_host(&folder_root, cache.clone());
             let start = Instant::now();
             host.load_plugin(&folder).unwrap();
             times.push(start.elapsed());

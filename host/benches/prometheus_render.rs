@@ -13,14 +13,13 @@ use chrono::{TimeZone, Utc};
 use metaclaude::model::{
     ErrorCategory, ErrorContext, ErrorDetails, ExecutionEvent, ExecutionResult,
 };
-use metaclaude::plugin::PluginHost;
 use metaclaude::EventSink;
 use metaclaude_formats::prometheus::{openmetrics_to_text, Format};
 use prometheus_exporter::config::Config;
 use prometheus_exporter::metrics::{Exporter, Finished};
 
 mod support;
-use support::{ms, root};
+use support::{granted_host, ms, root};
 
 /// Label sets (script, specialist pairs): about 47 samples each, failures included.
 const PAIRS: usize = 215;
@@ -128,7 +127,7 @@ fn main() {
     std::fs::write(folder.join("plugin.toml"), manifest).unwrap();
 
     let events = events();
-    let mut host = PluginHost::new(Some(tmp.join("cache"))).unwrap();
+    let mut host = granted_host(&tmp.join("plugins"), tmp.join("cache"));
     let problems = host.load_dir(&tmp.join("plugins")).unwrap();
     assert!(problems.is_empty(), "{problems:?}");
     for e in &events {

@@ -26,7 +26,8 @@ use crate::model::Alert;
 use crate::monitor::{Limits, Monitor, Report};
 use crate::plugin::engine::PluginEngine;
 use crate::plugin::{
-    resolve_plugins_dir, PluginError, PluginHost, ReloadReport, RuleThresholds, ThresholdChange,
+    resolve_plugins_dir, GrantSource, PluginError, PluginHost, ReloadReport, RuleThresholds,
+    ThresholdChange,
 };
 use crate::registry::{Registry, RegistryError};
 
@@ -52,6 +53,8 @@ pub struct HostConfig {
     pub registry: PathBuf,
     pub executor: ExecutorConfig,
     pub plugins: PluginSource,
+    /// Where the operator's grants are (what each plugin may do).
+    pub grants: GrantSource,
     /// Watch the plugins directory every this often (long-running hosts); `None` loads it
     /// once.
     pub watch_plugins: Option<Duration>,
@@ -88,6 +91,7 @@ impl HostConfig {
             registry: registry.into(),
             executor: ExecutorConfig::default(),
             plugins: PluginSource::Default,
+            grants: crate::plugin::resolve_grants(None),
             watch_plugins: None,
             one_shot: false,
             leave_out: Vec::new(),
@@ -188,6 +192,13 @@ impl HostBuilder {
         self
     }
 
+    /// Where the operator's grants come from (default: `METACLAUDE_GRANTS`, else
+    /// `grants.toml` beside the plugins directory).
+    pub fn grants(mut self, source: GrantSource) -> HostBuilder {
+        self.config.grants = source;
+        self
+    }
+
     /// Watch the plugins directory every `every` (a long-running host).
     pub fn watch_plugins(mut self, every: Duration) -> HostBuilder {
         self.config.watch_plugins = Some(every);
@@ -212,6 +223,7 @@ impl HostBuilder {
                 HostNotice::PluginNotLoaded(e) => tracing::warn!("{e}"),
                 HostNotice::PluginsChanged(r) => tracing::info!(
                     added = ?r.added, reloaded = ?r.changed, removed = ?r.removed,
+                    revoked = ?r.revoked,
                     "plugins changed"
                 ),
             })
@@ -392,6 +404,7 @@ fn load_plugins(
         return Ok((None, None));
     };
     let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
+    host.set_grants(config.grants.clone());
     for (name, value) in &config.env {
         host.set_env(name, value);
     }

@@ -15,7 +15,7 @@ use crate::model::{ExecutionEvent, ExecutionResult};
 use crate::monitor::{Limits, Monitor, Report};
 use crate::plugin::engine::PluginEngine;
 use crate::plugin::manifest::PluginKind;
-use crate::plugin::PluginHost;
+use crate::plugin::{GrantSource, PluginHost};
 
 /// A log record as the result it records (the log's own fields are ignored), cut down to
 /// what reports and exporters read: outputs, attempts and inputs dropped, so that replaying
@@ -74,9 +74,11 @@ pub fn report(
 pub fn exporters_text(
     log_dir: &Path,
     plugins_dir: &Path,
+    grants: &GrantSource,
     since: Option<DateTime<Utc>>,
 ) -> anyhow::Result<String> {
     let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
+    host.set_grants(grants.clone());
     let errors = host.load_dir_where(plugins_dir, |m| m.kind == PluginKind::Exporter)?;
     for e in errors {
         tracing::warn!("{e}");

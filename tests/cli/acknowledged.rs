@@ -163,12 +163,13 @@ fn a_sink_that_cannot_store_an_execution_makes_run_exit_3_naming_it() {
         ("trap", "deliberate panic"),
     ] {
         let tmp = tempfile::tempdir().unwrap();
-        failing_acknowledger(tmp.path(), mode);
+        let plugins = tmp.path().join("plugins");
+        failing_acknowledger(&plugins, mode);
         let out = bin()
             .args(["run", "noop", "--registry"])
             .arg(example_registry())
             .arg("--plugins")
-            .arg(tmp.path())
+            .arg(&plugins)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

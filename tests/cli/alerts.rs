@@ -205,6 +205,7 @@ fn install(plugins: &Path, name: &str, edit: impl Fn(String) -> String) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+    crate::util::grant_all(plugins);
 }
 
 fn bin_dir() -> PathBuf {

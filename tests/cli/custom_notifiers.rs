@@ -283,6 +283,7 @@ fn a_failed_delivery_is_reported_as_an_error() {
         let default = &text[at..text[at..].find('}').unwrap() + at + 1];
         std::fs::write(&manifest, text.replace(default, &webhook.url(example))).unwrap();
     }
+    crate::util::grant_all(&plugins);
     // The compiled-component cache `bin()` uses too: the runtimes compile once.
     let cache = std::env::temp_dir().join("metaclaude-test-component-cache");
     std::fs::create_dir_all(&cache).unwrap();

@@ -58,7 +58,9 @@ fn expect_said(said: &Receiver<String>, line: &str) {
 fn batch_picks_up_plugins_added_and_removed_while_it_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
-    let staging = tmp.path().join("staging");
+    // Prepared away from the plugins directory and its grants (the staged copy is named
+    // `recorder` at first, and grants are by name).
+    let staging = tmp.path().join("elsewhere/staging");
     let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
     recorder(&plugins, &out_a);
     let mut host = bin()
@@ -92,6 +94,8 @@ fn batch_picks_up_plugins_added_and_removed_while_it_runs() {
         text.replace("name = \"recorder\"", "name = \"recorder-b\""),
     )
     .unwrap();
+    // Granted first, in the plugins directory's grants, then moved in.
+    crate::util::grant_in(&plugins, &staging.join("recorder"));
     std::fs::rename(staging.join("recorder"), plugins.join("recorder-b")).unwrap();
     expect_said(&said, "metaclaude: plugin recorder-b added");
     let second = run_some(&mut stdin, &mut results, 5);
@@ -160,6 +164,14 @@ fn a_plugin_copied_in_slowly_is_loaded_once_when_whole() {
             let _ = tell.send(line);
         }
     });
+    // The operator grants it first, from a whole copy beside the plugins directory (the
+    // same grants file), then the slow copy begins.
+    let staged = tmp.path().join("staging/python-sink");
+    std::fs::create_dir_all(&staged).unwrap();
+    for file in ["plugin.toml", "python_sink.wasm"] {
+        std::fs::copy(source.join(file), staged.join(file)).unwrap();
+    }
+    crate::util::grant_all(staged.parent().unwrap());
     let target = plugins.join("python-sink");
     std::fs::create_dir_all(&target).unwrap();
     std::fs::copy(source.join("plugin.toml"), target.join("plugin.toml")).unwrap();

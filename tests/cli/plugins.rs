@@ -29,7 +29,8 @@ pub fn component(name: &str) -> PathBuf {
 }
 
 /// Writes a plugin folder: `plugin.toml` from `manifest`, with `COMPONENT` replaced by the
-/// component's absolute path.
+/// component's absolute path; the operator grants it what it asks for (as every plugin
+/// the tests set up to use; `tests/cli/grants.rs` tests the plugins not granted).
 pub fn write_plugin(plugins: &Path, name: &str, wasm: &str, manifest: &str) -> PathBuf {
     let dir = plugins.join(name);
     std::fs::create_dir_all(&dir).unwrap();
@@ -37,6 +38,7 @@ pub fn write_plugin(plugins: &Path, name: &str, wasm: &str, manifest: &str) -> P
         .replace("COMPONENT", &component(wasm).display().to_string())
         .replace("NAME", name);
     std::fs::write(dir.join("plugin.toml"), text).unwrap();
+    crate::util::grant_all(plugins);
     dir
 }
 
@@ -604,13 +606,25 @@ fn bad_plugins_give_their_golden_errors() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     cases.sort();
+    // Each is granted what it asks for (those whose manifest is valid), so that what is
+    // wrong with it is what `check` says, not that it is not granted.
+    let tmp = tempfile::tempdir().unwrap();
+    let grants = tmp.path().join("grants.toml");
+    bin()
+        .args(["plugins", "grant", "--all", "--yes", "--plugins"])
+        .arg(&dir)
+        .arg("--grants")
+        .arg(&grants)
+        .output()
+        .unwrap();
     let checked = assert_golden_errors(
         &dir,
         &cases,
         &["plugins", "check"],
         |name| dir.join(name).join("expected.txt"),
         |cmd| {
-            cmd.env("METACLAUDE_CACHE_DIR", cache_dir());
+            cmd.env("METACLAUDE_CACHE_DIR", cache_dir())
+                .env("METACLAUDE_GRANTS", &grants);
         },
     );
     assert!(checked >= 6, "only {checked} bad plugins");
@@ -682,6 +696,7 @@ fn the_python_example_sink_receives_every_event() {
     for file in ["plugin.toml", "python_sink.wasm"] {
         std::fs::copy(example.join(file), folder.join(file)).unwrap();
     }
+    crate::util::grant_all(&plugins);
     let out_dir = tmp.path().join("py-out");
     let out = bin()
         .env("PYTHON_SINK_DIR", &out_dir)
@@ -820,7 +835,7 @@ fn manifests_say_what_a_plugin_needs_and_where_it_is_useful() {
 fn plugins_check_explains_what_loads_but_will_not_work() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = write_plugin(
-        tmp.path(),
+        &tmp.path().join("plugins"),
         "ungranted",
         "fixture_notifier.wasm",
         "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"notifier\"\ncomponent = \"COMPONENT\"\nwit = \"0.1.0\"\n[config]\nurl = \"https://hooks.example.com/x\"\n",
@@ -847,7 +862,9 @@ fn plugins_check_explains_what_loads_but_will_not_work() {
             + "[capabilities]\nhttp = [\"https://hooks.example.com/*\"]\n",
     )
     .unwrap();
+    crate::util::grant_all(dir.parent().unwrap());
     let out = bin().args(["plugins", "check"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("note:"),
         "{out:?}"

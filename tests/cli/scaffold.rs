@@ -23,14 +23,28 @@ fn new_plugin(parent: &Path, name: &str, kind: &str, lang: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `plugins check` as a new plugin's author runs it: valid but not granted (none of it
+/// runs), then granted what it asks for (as the scaffold says), then loaded, `init` and all.
 fn check(dir: &Path) {
+    let said = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
     let out = bin().args(["plugins", "check"]).arg(dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains("NOT GRANTED"), "{}", said(&out));
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let out = bin()
+        .args(["plugins", "grant", &name, "--yes", "--plugins"])
+        .arg(dir.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", said(&out));
+    let out = bin().args(["plugins", "check"]).arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", said(&out));
 }
 
 fn run_ok(cmd: &mut Command) {
@@ -117,6 +131,7 @@ fn python_alert_rule_scaffold_builds_checks_and_alerts() {
         manifest.replace("threshold_seconds = 10.0", "threshold_seconds = 0.0"),
     )
     .unwrap();
+    crate::util::grant_all(&plugins);
     let out = bin()
         .args(["run", "hello", "--plugins"])
         .arg(&plugins)

@@ -574,6 +574,7 @@ fn exporter_only(dir: &Path) -> PathBuf {
             )
         });
     }
+    crate::util::grant_all(&plugins);
     plugins
 }
 
@@ -757,6 +758,7 @@ fn a_burst_of_large_outputs_fits_the_exporters_limits() {
         .replace("${METACLAUDE_METRICS_HOST:-127.0.0.1}", "127.0.0.1")
         .replace("${METACLAUDE_METRICS_PORT:-8125}", &port.to_string());
     std::fs::write(&manifest, text).unwrap();
+    crate::util::grant_all(&plugins);
     let mut host = PluginHost::new(Some(
         std::env::temp_dir().join("metaclaude-test-component-cache"),
     ))

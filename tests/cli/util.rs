@@ -16,6 +16,7 @@ pub fn bin() -> Command {
     cmd.env_remove("RUST_LOG")
         .env_remove("METACLAUDE_REGISTRY")
         .env_remove("METACLAUDE_PLUGIN_DIR")
+        .env_remove("METACLAUDE_GRANTS")
         .env("METACLAUDE_METRICS_HOST", "127.0.0.1")
         .env("METACLAUDE_METRICS_PORT", "9")
         .env("METACLAUDE_LOG_DIR", scratch.join("logs"))
@@ -25,6 +26,43 @@ pub fn bin() -> Command {
             std::env::temp_dir().join("metaclaude-test-component-cache"),
         );
     cmd
+}
+
+/// The operator grants every plugin folder now in `plugins` what its manifest asks for,
+/// in the grants file beside the directory, keeping the grants already there: what
+/// `metaclaude plugins grant --all --yes` does, for tests that set up plugins to use them.
+pub fn grant_all(plugins: &Path) {
+    use metaclaude::plugin::admission::grant_requests;
+    use metaclaude::plugin::grants::{grants_file_for, Grants};
+    use metaclaude::plugin::manifest::process_env;
+    let file = grants_file_for(plugins, None).unwrap();
+    let temp = std::fs::canonicalize(std::env::temp_dir()).unwrap();
+    assert!(
+        file.parent() != Some(temp.as_path()),
+        "{}: a test's plugins directory is a folder inside its temp dir, so that its grants \
+         file is its own, not one shared with other tests in {}",
+        plugins.display(),
+        temp.display()
+    );
+    let mut grants = Grants::load(&file).unwrap();
+    grants
+        .plugins
+        .extend(grant_requests(plugins, &process_env).unwrap().plugins);
+    grants.save().unwrap();
+}
+
+/// The operator grants the plugin in `folder` what it asks for, in the grants of the
+/// plugins directory `plugins` (a folder prepared elsewhere, before it is moved in).
+pub fn grant_in(plugins: &Path, folder: &Path) {
+    use metaclaude::plugin::grants::{grants_file_for, Grant, Grants};
+    use metaclaude::plugin::manifest::{process_env, Manifest};
+    let manifest = Manifest::load(folder, &process_env).unwrap();
+    let file = grants_file_for(plugins, None).unwrap();
+    let mut grants = Grants::load(&file).unwrap();
+    grants
+        .plugins
+        .insert(manifest.name, Grant::of(&manifest.requests, None, None));
+    grants.save().unwrap();
 }
 
 pub fn root() -> PathBuf {

@@ -441,6 +441,15 @@ fn install_plugins(root: &Path, built: &Path, folder: &str, dirs: &[PathBuf]) ->
                 }
             }
         }
+        if folder == "plugins" {
+            // The default set comes granted what it asks for, as a package would ship it:
+            // plugins/default-grants.toml, reviewed like code (tests/cli/grants.rs checks
+            // that it grants exactly what the default set asks for).
+            let grants = install.parent().unwrap().join("grants.toml");
+            std::fs::copy(root.join("plugins/default-grants.toml"), &grants)
+                .context("installing the default set's grants")?;
+            std::fs::set_permissions(&grants, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        }
         for dir in dirs {
             let crate_name = dir.file_name().unwrap().to_string_lossy().replace('-', "_");
             let target = install.join(dir.file_name().unwrap());

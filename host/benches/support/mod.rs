@@ -8,6 +8,16 @@ use std::time::{Duration, Instant};
 use metaclaude::{ExecutionRequest, ToolExecutionService};
 
 /// The repository's root.
+/// A plugin host whose operator (the benchmark, which built the plugin folders of `dir`)
+/// grants each what it asks for, in the grants file beside `dir`, read at every load as
+/// a host reads it.
+pub fn granted_host(dir: &std::path::Path, cache: PathBuf) -> metaclaude::plugin::PluginHost {
+    use metaclaude::plugin::admission::grant_requests;
+    use metaclaude::plugin::manifest::process_env;
+    grant_requests(dir, &process_env).unwrap().save().unwrap();
+    metaclaude::plugin::PluginHost::new(Some(cache)).unwrap()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

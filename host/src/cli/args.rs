@@ -6,6 +6,7 @@ use chrono::{DateTime, Local, Utc};
 use clap::{Parser, Subcommand};
 use metaclaude::app::PluginSource;
 use metaclaude::logs::{self, dates, stats::GroupBy, LogQuery};
+use metaclaude::plugin::{resolve_grants, GrantSource};
 use metaclaude::{ErrorCategory, ExecutorConfig};
 
 #[derive(Parser)]
@@ -143,13 +144,14 @@ pub enum AlertsCommand {
 
 #[derive(Subcommand)]
 pub enum PluginsCommand {
-    /// Load every plugin and show its kind, version, capabilities, state and counters.
+    /// Show every plugin: kind, version, what it requests against what it is granted,
+    /// state and counters (WebAssembly plugins are loaded; native libraries only inspected).
     List {
-        /// The plugins directory (default: METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
-        #[arg(long, value_name = "DIR")]
-        plugins: Option<PathBuf>,
+        #[command(flatten)]
+        at: PluginsAt,
     },
-    /// Validate one plugin folder: manifest, component, exported world, WIT version, init.
+    /// Validate one plugin folder: manifest, component, exported world, WIT version, its
+    /// grant, and init when granted (a native library is inspected, never loaded).
     Check {
         /// The plugin folder (holding plugin.toml).
         dir: PathBuf,
@@ -157,6 +159,34 @@ pub enum PluginsCommand {
         /// expanded, paths absolute) as JSON.
         #[arg(long)]
         normalized: bool,
+        /// The operator's grants file (default: METACLAUDE_GRANTS, else grants.toml beside the folder's plugins directory).
+        #[arg(long, value_name = "FILE")]
+        grants: Option<PathBuf>,
+    },
+    /// Grant plugins what their manifests request, after showing it (asks for each,
+    /// unless --yes). Written to the grants file, which plugins cannot write; a running
+    /// host picks it up at its next look at the plugins directory.
+    Grant {
+        /// The plugins to grant, by name (or folder name).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        names: Vec<String>,
+        /// Every plugin of the directory.
+        #[arg(long)]
+        all: bool,
+        /// Grant without asking (what is granted is still shown).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        #[command(flatten)]
+        at: PluginsAt,
+    },
+    /// Take back plugins' grants: they stop at a running host's next look, and do not
+    /// start again until granted.
+    Revoke {
+        /// The plugins, by name.
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        at: PluginsAt,
     },
     /// Create a working, buildable plugin folder with its manifest.
     New {
@@ -172,6 +202,17 @@ pub enum PluginsCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+}
+
+/// Which plugins directory, and which grants file.
+#[derive(clap::Args)]
+pub struct PluginsAt {
+    /// The plugins directory (default: METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
+    #[arg(long, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
+    /// The operator's grants file (default: METACLAUDE_GRANTS, else grants.toml beside the plugins directory).
+    #[arg(long, value_name = "FILE")]
+    pub grants: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -323,6 +364,9 @@ pub struct MetricsArgs {
     /// METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
     #[arg(long, value_name = "DIR")]
     pub plugins: Option<PathBuf>,
+    /// The operator's grants file for those plugins (default: METACLAUDE_GRANTS, else grants.toml beside the plugins directory).
+    #[arg(long, value_name = "FILE")]
+    pub grants: Option<PathBuf>,
 }
 
 /// How the host runs scripts and which plugins it loads.
@@ -337,9 +381,16 @@ pub struct HostArgs {
     /// Run without any plugin.
     #[arg(long)]
     pub no_plugins: bool,
+    /// The operator's grants file (default: METACLAUDE_GRANTS, else grants.toml beside the plugins directory).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_plugins")]
+    pub grants: Option<PathBuf>,
 }
 
 impl HostArgs {
+    pub fn grant_source(&self) -> GrantSource {
+        resolve_grants(self.grants.as_deref())
+    }
+
     pub fn plugin_source(&self) -> PluginSource {
         match (&self.plugins, self.no_plugins) {
             (_, true) => PluginSource::Off,

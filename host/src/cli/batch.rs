@@ -16,6 +16,7 @@ pub fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let config = HostConfig {
         executor,
         plugins: args.host.plugin_source(),
+        grants: args.host.grant_source(),
         // A long-running host: plugin folders added, changed or removed take effect
         // without a restart.
         watch_plugins: Some(PLUGIN_POLL),

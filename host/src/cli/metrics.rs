@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use metaclaude::plugin::resolve_plugins_dir;
+use metaclaude::plugin::{resolve_grants, resolve_plugins_dir};
 use serde_json::Value;
 
 use super::args::MetricsArgs;
@@ -31,7 +31,12 @@ pub fn metrics(args: MetricsArgs) -> anyhow::Result<ExitCode> {
                     "no plugins directory for the exporters: pass --plugins DIR or set METACLAUDE_PLUGIN_DIR",
                 )?;
                 // The whole log: counters count since the first execution.
-                metaclaude::replay::exporters_text(&args.log_dir, &plugins, None)?
+                metaclaude::replay::exporters_text(
+                    &args.log_dir,
+                    &plugins,
+                    &resolve_grants(args.grants.as_deref()),
+                    None,
+                )?
             }
         };
         print!("{text}");

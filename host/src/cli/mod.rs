@@ -45,8 +45,19 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts { command } => alerts::alerts(command),
         Command::DashboardTerminal(args) => dashboard_terminal::dashboard_terminal(args),
         Command::Plugins { command } => match command {
-            PluginsCommand::List { plugins } => plugins::list(plugins.as_deref()),
-            PluginsCommand::Check { dir, normalized } => plugins::check(&dir, normalized),
+            PluginsCommand::List { at } => plugins::list(&at),
+            PluginsCommand::Check {
+                dir,
+                normalized,
+                grants,
+            } => plugins::check(&dir, normalized, grants.as_deref()),
+            PluginsCommand::Grant {
+                names,
+                all,
+                yes,
+                at,
+            } => plugins::grant(&names, all, yes, &at),
+            PluginsCommand::Revoke { names, at } => plugins::revoke(&names, &at),
             PluginsCommand::New {
                 name,
                 kind,
@@ -85,6 +96,7 @@ fn stderr_notices() -> Notices {
                 ("added", &report.added),
                 ("reloaded", &report.changed),
                 ("removed", &report.removed),
+                ("stopped: its grant was revoked", &report.revoked),
             ] {
                 for name in names {
                     eprintln!("metaclaude: plugin {name} {what}");

@@ -8,8 +8,9 @@ use metaclaude::batch::BatchSummary;
 use metaclaude::model::ExecutionResult;
 use metaclaude::model::{Alert, AlertStatus};
 use metaclaude::plugin::engine::LoadSource;
+use metaclaude::plugin::grants::{Ask, Grant};
 use metaclaude::plugin::manifest::WitVersion;
-use metaclaude::plugin::{PluginError, PluginInfo};
+use metaclaude::plugin::{Admission, PluginError, PluginInfo};
 
 /// `s` when `n` is not one.
 fn plural(n: usize) -> &'static str {
@@ -133,9 +134,20 @@ pub fn batch_summary(summary: &BatchSummary) -> String {
     out
 }
 
-/// `metaclaude plugins list`: one block per plugin, then the folders that failed to load.
-pub fn plugin_table(dir: &Path, plugins: &[PluginInfo], errors: &[PluginError]) -> String {
+/// `metaclaude plugins list`: each plugin loaded (with what it asks for and what it is
+/// granted), each native library inspected, then what would not load.
+pub fn plugin_table(
+    dir: &Path,
+    grants_file: Option<&Path>,
+    plugins: &[PluginInfo],
+    admitted: &[Admission],
+    inspected: &[Admission],
+    errors: &[PluginError],
+) -> String {
     let mut out = format!("plugins in {}:\n", dir.display());
+    if let Some(f) = grants_file {
+        let _ = writeln!(out, "grants in {}", f.display());
+    }
     let _ = writeln!(
         out,
         "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  LOADED",
@@ -176,6 +188,13 @@ pub fn plugin_table(dir: &Path, plugins: &[PluginInfo], errors: &[PluginError]) 
             }
         );
         let _ = writeln!(out, "  capabilities: {}", p.capabilities);
+        if let Some(g) = admitted
+            .iter()
+            .find(|a| a.manifest.name == p.name)
+            .and_then(|a| a.grant.as_ref())
+        {
+            let _ = writeln!(out, "  granted: {}", describe_grant(g));
+        }
         for n in &p.notes {
             let _ = writeln!(out, "  note: {n}");
         }
@@ -183,8 +202,143 @@ pub fn plugin_table(dir: &Path, plugins: &[PluginInfo], errors: &[PluginError]) 
             let _ = writeln!(out, "  last error: {e}");
         }
     }
+    for a in inspected {
+        let m = &a.manifest;
+        let _ = writeln!(
+            out,
+            "{:<20} {:<10} {:<9} {:<12}  native library, inspected (plugins list never loads native code)",
+            m.name,
+            m.kind.as_str(),
+            m.version,
+            if a.granted() { "granted" } else { "NOT GRANTED" },
+        );
+        let _ = writeln!(
+            out,
+            "  folder: {}  (TRUSTED native plugin: unsandboxed)",
+            m.file.parent().unwrap_or(Path::new(".")).display()
+        );
+        out.push_str(&native_lines(a));
+    }
     for e in errors {
         let _ = writeln!(out, "FAILED TO LOAD: {e}");
+    }
+    out
+}
+
+/// A grant as `plugins list` shows it.
+pub fn describe_grant(g: &Grant) -> String {
+    let mut parts: Vec<String> = g
+        .dirs
+        .iter()
+        .map(|d| format!("dir {} ({})", d.host, if d.writable { "rw" } else { "ro" }))
+        .collect();
+    parts.extend(g.udp.iter().map(|u| format!("udp {u}")));
+    parts.extend(g.http.iter().map(|h| format!("http {h}")));
+    if !g.env.is_empty() {
+        parts.push(format!(
+            "env {}",
+            g.env.iter().cloned().collect::<Vec<_>>().join(" ")
+        ));
+    }
+    if g.stderr {
+        parts.push("stderr".into());
+    }
+    if let Some(d) = &g.native_sha256 {
+        parts.push(format!("native code sha256 {d}"));
+    }
+    parts.push(format!("memory {} MiB", g.memory_mb));
+    parts.push(format!("{} ms a call", g.call_timeout_ms));
+    if let Some(t) = &g.granted {
+        parts.push(format!("since {t}"));
+    }
+    parts.join(", ")
+}
+
+/// The library of a native plugin, its digest and its grant, without loading it.
+fn native_lines(a: &Admission) -> String {
+    let mut out = String::new();
+    if let (Some(code), Some(file)) = (&a.native, &a.manifest.requests.native) {
+        let _ = writeln!(
+            out,
+            "  library: {} (sha256 {})",
+            file.display(),
+            code.sha256
+        );
+    }
+    match (&a.grant, a.granted()) {
+        (Some(g), true) => {
+            let _ = writeln!(out, "  granted: {}", describe_grant(g));
+        }
+        _ => {
+            for m in &a.missing {
+                let _ = writeln!(out, "  not granted: {m}");
+            }
+            let _ = writeln!(out, "  {}", fix_of(a));
+        }
+    }
+    out
+}
+
+/// The refusal's last line: what to run (or change).
+fn fix_of(a: &Admission) -> String {
+    match a.refusal() {
+        PluginError::NotGranted(n) => n.fix.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `plugins check` of a native plugin: what the file is and whether it is granted; it is
+/// never loaded by a check.
+pub fn native_inspected(dir: &Path, a: &Admission) -> String {
+    let m = &a.manifest;
+    let mut text = format!(
+        "{}: plugin {} {} ({}), a TRUSTED native library (unsandboxed), an ELF shared object; not loaded: plugins check never runs native code\n",
+        dir.join("plugin.toml").display(),
+        m.name,
+        m.version,
+        m.kind.as_str(),
+    );
+    text.push_str(&native_lines(a));
+    text.trim_end().to_string()
+}
+
+/// `plugins check` of a WebAssembly plugin that is not granted: valid as far as can be
+/// seen without running it, and what it asks for.
+pub fn plugin_not_granted(dir: &Path, a: &Admission, wit: WitVersion, notes: &[String]) -> String {
+    let m = &a.manifest;
+    let mut text = format!(
+        "{}: plugin {} {} ({}) exports the `{}` world of metaclaude:monitor@{}, but is NOT GRANTED what it asks for, so none of it ran (init not called):\n",
+        dir.join("plugin.toml").display(),
+        m.name,
+        m.version,
+        m.kind.as_str(),
+        m.kind.as_str(),
+        wit.as_str()
+    );
+    for ask in &a.missing {
+        let _ = writeln!(text, "  - {ask}");
+    }
+    let _ = write!(text, "  {}", fix_of(a));
+    for n in notes {
+        let _ = write!(text, "\n  note: {n}");
+    }
+    text
+}
+
+/// What `plugins grant` shows before asking: everything the plugin asks for, the part
+/// not granted yet marked.
+pub fn grant_prompt(a: &Admission, asks: &[Ask]) -> String {
+    let m = &a.manifest;
+    let mut out = format!(
+        "{} {} ({}) in {} asks for:\n",
+        m.name,
+        m.version,
+        m.kind.as_str(),
+        m.file.parent().unwrap_or(Path::new(".")).display()
+    );
+    for ask in asks {
+        let new = a.grant.is_some() && a.missing.contains(ask);
+        let _ = writeln!(out, "  - {ask}{}", if new { "   (NEW)" } else { "" });
     }
     out
 }
@@ -200,7 +354,7 @@ pub fn load_source(load: LoadSource) -> &'static str {
 
 /// `metaclaude plugins check`'s answer for a good plugin folder: the version of the
 /// contract its component was built against, and a word when that is not the current one.
-pub fn plugin_ok(dir: &Path, p: &PluginInfo) -> String {
+pub fn plugin_ok(dir: &Path, p: &PluginInfo, a: &Admission) -> String {
     let what = if let (true, Some(v)) = (p.sandboxed, p.wit) {
         let mut what = format!(
             "exports the `{}` world of metaclaude:monitor@{}",
@@ -225,6 +379,13 @@ pub fn plugin_ok(dir: &Path, p: &PluginInfo) -> String {
         p.kind.as_str(),
         p.capabilities
     );
+    if let Some(g) = &a.grant {
+        text.push_str(&format!(
+            "\n  granted: {} (in {})",
+            describe_grant(g),
+            a.grants_file.display()
+        ));
+    }
     for n in &p.notes {
         text.push_str(&format!("\n  note: {n}"));
     }
@@ -251,7 +412,14 @@ pub fn scaffold_made(made: &metaclaude::scaffold::Scaffold, kind: &str, name: &s
         "check it:   metaclaude plugins check {}",
         made.dir.display()
     );
-    out += "use it:     copy the folder into your plugins directory, or run with --plugins <its parent>";
+    let _ = writeln!(
+        out,
+        "use it:     copy the folder into your plugins directory, then grant it what it asks for:"
+    );
+    let _ = write!(
+        out,
+        "            metaclaude plugins grant {name} --plugins <that directory>"
+    );
     out
 }
 

@@ -24,6 +24,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = HostConfig {
         executor: args.host.executor(None),
         plugins: args.host.plugin_source(),
+        grants: args.host.grant_source(),
         one_shot: true,
         ..HostConfig::new(&args.registry)
     };

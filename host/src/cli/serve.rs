@@ -52,6 +52,7 @@ pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let host_config = HostConfig {
         executor: args.host.executor(args.concurrency),
         plugins: args.host.plugin_source(),
+        grants: args.host.grant_source(),
         watch_plugins: Some(PLUGIN_POLL),
         monitor: Limits {
             recent: args.keep_recent as usize,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::engine::EngineError;
+use super::grants::GrantsError;
 use super::manifest::{ManifestError, PluginKind};
 use super::native::NativeError;
 
@@ -51,10 +52,58 @@ pub enum PluginError {
         file: PathBuf,
         other: PathBuf,
     },
+    #[error("{0}")]
+    NotGranted(Box<NotGranted>),
+    #[error("plugin {name}: {source}")]
+    Grants {
+        name: String,
+        #[source]
+        source: GrantsError,
+    },
     #[error("cannot read the plugins directory {}: {source}", dir.display())]
     Dir {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A plugin not started because its grant does not cover what it asks for.
+#[derive(Debug)]
+pub struct NotGranted {
+    pub name: String,
+    pub file: PathBuf,
+    /// The grants file read.
+    pub grants: PathBuf,
+    /// Whether the plugin has a grant at all (then it asks for more than it was given).
+    pub granted: bool,
+    /// What it asks for beyond its grant, as people read it.
+    pub missing: Vec<String>,
+    /// How to fix it: the command to run, or what to change.
+    pub fix: String,
+}
+
+impl std::fmt::Display for NotGranted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "plugin {} ({}) is not started: the operator has not granted {}:",
+            self.name,
+            self.file.display(),
+            if self.granted {
+                "all it asks for"
+            } else {
+                "it anything"
+            }
+        )?;
+        for m in &self.missing {
+            writeln!(f, "    - {m}")?;
+        }
+        write!(
+            f,
+            "  (grants file: {})\n  {}",
+            self.grants.display(),
+            self.fix
+        )
+    }
 }

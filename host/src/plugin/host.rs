@@ -7,9 +7,11 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use super::admission::GrantSource;
 use super::alerts::{AlertCallback, AlertRouter, RouterStats};
 use super::delivery::{Mailbox, Message, SetThreshold};
 use super::engine::{LoadSource, PluginEngine};
+use super::grants::Grants;
 use super::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
 use super::reload::{plugin_folders, Fingerprint};
 use super::stats::{Health, LatencySnapshot, PluginStats};
@@ -77,6 +79,8 @@ pub(super) struct LoadedPlugin {
     pub(super) wit: Option<WitVersion>,
     /// What loads but is likely a mistake (see `loader::grant_notes`).
     pub(super) notes: Vec<String>,
+    /// A native plugin's library digest, as loaded (a revoked grant is seen by it).
+    pub(super) native_sha256: Option<String>,
 }
 
 /// The plugins currently loaded, replaced as a whole by a (re)load.
@@ -106,6 +110,10 @@ pub struct PluginHost {
     pub(super) failed: Mutex<HashMap<PathBuf, (Fingerprint, Option<PathBuf>)>>,
     /// Values for `${VAR}` in manifests that win over the process environment.
     pub(super) env: Mutex<HashMap<String, String>>,
+    /// Where the operator's grants are read from (`admission`).
+    pub(super) grants: Mutex<GrantSource>,
+    /// The grants the last reload pass read (`None`: unreadable), to see them change.
+    pub(super) grants_seen: Mutex<Option<Grants>>,
 }
 
 impl PluginHost {
@@ -125,6 +133,8 @@ impl PluginHost {
             failed: Mutex::new(HashMap::new()),
             linkers: Mutex::new(HashMap::new()),
             env: Mutex::new(HashMap::new()),
+            grants: Mutex::new(GrantSource::default()),
+            grants_seen: Mutex::new(None),
         })
     }
 
@@ -159,6 +169,7 @@ impl PluginHost {
         keep: impl Fn(&Manifest) -> bool,
     ) -> Result<Vec<PluginError>, PluginError> {
         let folders = plugin_folders(dir)?;
+        *self.grants_seen.lock().unwrap() = self.grants_for(dir).ok();
         let mut errors = Vec::new();
         for folder in folders {
             // A manifest that does not parse is reported by the load below.

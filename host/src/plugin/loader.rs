@@ -8,12 +8,13 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::admission::Admission;
 use super::delivery::Mailbox;
 use super::engine::LoadSource;
 use super::host::{LoadedPlugin, PluginHost};
 use super::instance::{self, CallError, Prepared};
 use super::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
-use super::native::NativeLibrary;
+use super::native::{NativeCode, NativeLibrary};
 use super::reload::Fingerprint;
 use super::runtime::{Live, Runtime};
 use super::stats::PluginStats;
@@ -76,6 +77,16 @@ impl PluginHost {
                 other: other.clone(),
             });
         }
+        // Nothing of the plugin runs (nor is its native library loaded) unless the
+        // operator granted everything it asks for.
+        let admission = self.admit(manifest)?;
+        if !admission.granted() {
+            return Err(admission.refusal());
+        }
+        let Admission {
+            manifest, native, ..
+        } = admission;
+        let native_sha256 = native.as_ref().map(|n| n.sha256.clone());
         let stats = PluginStats::new();
         let Started {
             instance,
@@ -84,7 +95,7 @@ impl PluginHost {
             load_time,
             wit,
             notes,
-        } = self.prepare(&manifest, &stats)?;
+        } = self.prepare(&manifest, native.as_ref(), &stats)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let manifest = Arc::new(manifest);
         let (tx, rx) = sync_channel(manifest.limits.queue);
@@ -131,38 +142,68 @@ impl PluginHost {
             load_time,
             wit,
             notes,
+            native_sha256,
         }))
     }
 
     /// Compiles (or loads from cache), links, checks the exports and runs `init`; for a
-    /// native plugin, loads the library, checks its ABI and entries, and runs `init`.
-    fn prepare(&self, manifest: &Manifest, stats: &PluginStats) -> Result<Started, PluginError> {
+    /// native plugin, loads the library (the bytes admission read and the operator
+    /// granted), checks its ABI and entries, and runs `init`.
+    fn prepare(
+        &self,
+        manifest: &Manifest,
+        native: Option<&NativeCode>,
+        stats: &PluginStats,
+    ) -> Result<Started, PluginError> {
         let started = Instant::now();
-        let path = match &manifest.artifact {
-            Artifact::Component(p) => p,
-            Artifact::Native(file) => {
-                let library = NativeLibrary::open(file, manifest.kind).map_err(|source| {
-                    PluginError::Native {
-                        name: manifest.name.clone(),
-                        file: manifest.file.clone(),
-                        source,
-                    }
+        let name: Arc<str> = Arc::from(manifest.name.as_str());
+        if let Some(code) = native {
+            let library = NativeLibrary::load(code, artifact_path(manifest), manifest.kind)
+                .map_err(|source| PluginError::Native {
+                    name: manifest.name.clone(),
+                    file: manifest.file.clone(),
+                    source,
                 })?;
-                let runtime = Runtime::Native(library);
-                let name: Arc<str> = Arc::from(manifest.name.as_str());
-                let instance = runtime
-                    .start(manifest, name, stats.memory_bytes.clone())
-                    .map_err(|e| start_error(manifest, e))?;
-                return Ok(Started {
-                    instance,
-                    runtime,
-                    load: LoadSource::Native,
-                    load_time: started.elapsed(),
-                    wit: None,
-                    notes: Vec::new(),
-                });
-            }
+            let runtime = Runtime::Native(library);
+            let instance = runtime
+                .start(manifest, name, stats.memory_bytes.clone())
+                .map_err(|e| start_error(manifest, e))?;
+            return Ok(Started {
+                instance,
+                runtime,
+                load: LoadSource::Native,
+                load_time: started.elapsed(),
+                wit: None,
+                notes: Vec::new(),
+            });
+        }
+        let Compiled {
+            prepared,
+            load,
+            version,
+            notes,
+        } = self.compile(manifest)?;
+        let runtime = Runtime::Wasm {
+            engine: self.engine.engine().clone(),
+            prepared,
         };
+        let instance = runtime
+            .start(manifest, name, stats.memory_bytes.clone())
+            .map_err(|e| start_error(manifest, e))?;
+        Ok(Started {
+            instance,
+            runtime,
+            load,
+            load_time: started.elapsed(),
+            wit: Some(version),
+            notes,
+        })
+    }
+
+    /// A component compiled (or loaded from cache), linked and its exports checked,
+    /// without running any of it.
+    fn compile(&self, manifest: &Manifest) -> Result<Compiled, PluginError> {
+        let path = artifact_path(manifest);
         let (component, load) = self
             .engine
             .load(path)
@@ -177,7 +218,7 @@ impl PluginHost {
         let version = check_component_wit(self.engine.engine(), &component).map_err(|message| {
             PluginError::WitVersion {
                 name: manifest.name.clone(),
-                component: path.clone(),
+                component: path.to_path_buf(),
                 message,
             }
         })?;
@@ -196,22 +237,24 @@ impl PluginHost {
             .map_err(|e| wrong_exports(format!("{e:#}")))?;
         let prepared = Prepared::new(manifest.kind, version, pre)
             .map_err(|e| wrong_exports(format!("{e:#}")))?;
-        let name: Arc<str> = Arc::from(manifest.name.as_str());
-        let runtime = Runtime::Wasm {
-            engine: self.engine.engine().clone(),
+        Ok(Compiled {
             prepared,
-        };
-        let instance = runtime
-            .start(manifest, name, stats.memory_bytes.clone())
-            .map_err(|e| start_error(manifest, e))?;
-        Ok(Started {
-            instance,
-            runtime,
             load,
-            load_time: started.elapsed(),
-            wit: Some(version),
+            version,
             notes,
         })
+    }
+
+    /// Checks a WebAssembly plugin as far as can be done without running any of it
+    /// (`plugins check` of a plugin not granted yet): compiles it, links it, checks its
+    /// WIT version and exports. Returns how its code was obtained, its WIT version and
+    /// the notes a load would give.
+    pub fn validate_component(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<(LoadSource, WitVersion, Vec<String>), PluginError> {
+        let c = self.compile(manifest)?;
+        Ok((c.load, c.version, c.notes))
     }
 
     fn linker(
@@ -226,6 +269,21 @@ impl PluginHost {
         linkers.insert(kind.as_str(), l.clone());
         Ok(l)
     }
+}
+
+/// The file of a plugin's code.
+fn artifact_path(manifest: &Manifest) -> &Path {
+    match &manifest.artifact {
+        Artifact::Component(p) | Artifact::Native(p) => p,
+    }
+}
+
+/// A component ready to instantiate, and what is known of it.
+struct Compiled {
+    prepared: Prepared,
+    load: LoadSource,
+    version: WitVersion,
+    notes: Vec<String>,
 }
 
 /// A plugin made ready to run, and what is known of it.

@@ -7,7 +7,7 @@
 //! are errors with a "did you mean": a misspelt `memory_mb` silently ignored is a plugin
 //! with the wrong limit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +19,8 @@ use crate::alerting::Routing;
 use crate::config::{self, Checker, ConfigError, ConfigValue};
 use crate::model::Severity;
 use crate::suggest::did_you_mean;
+
+use super::vars::{self, VarError};
 
 /// The `metaclaude:monitor` WIT version this host implements.
 /// The current version of the plugin contract (`wit/monitor.wit`).
@@ -118,6 +120,51 @@ pub struct Capabilities {
     /// characters removed (a console notifier); otherwise it is only kept for trap reports.
     pub stderr: bool,
 }
+
+/// What a manifest asks the operator for: each capability as the manifest writes it
+/// (before `${VAR}` expansion) and as it expands here, the variables it expands, and the
+/// ceilings it wants. A plugin starts only when its operator's grant covers all of it
+/// (`plugin::grants`); nothing here is granted by being asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requests {
+    /// Every variable a `${VAR}` anywhere in the manifest names (config included).
+    pub env: BTreeSet<String>,
+    pub dirs: Vec<DirRequest>,
+    pub udp: Vec<Written>,
+    pub http: Vec<Written>,
+    pub stderr: bool,
+    pub memory_mb: u64,
+    pub call_timeout_ms: u64,
+    /// The shared library of a native plugin (unsandboxed code).
+    pub native: Option<PathBuf>,
+}
+
+/// A host directory a manifest asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirRequest {
+    /// As the manifest writes it, e.g. `${METACLAUDE_LOG_DIR:-.claude/logs/executions}`.
+    pub written: String,
+    /// Expanded and made absolute.
+    pub path: PathBuf,
+    pub writable: bool,
+}
+
+/// A destination a manifest asks for: as written, and expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub written: String,
+    pub value: String,
+}
+
+/// The most any plugin may ask for, whatever it is granted: beyond these a manifest is
+/// invalid. A grant sets each plugin's own ceiling below them.
+pub const MAX_MEMORY_MB: u64 = 16 * 1024;
+/// See [`MAX_MEMORY_MB`]: ten minutes a call.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 600_000;
+/// See [`MAX_MEMORY_MB`]: a queue's slots are allocated up front (32 bytes each).
+pub const MAX_QUEUE: u64 = 1_000_000;
+/// See [`MAX_MEMORY_MB`].
+pub const MAX_BATCH: u64 = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
@@ -230,6 +277,10 @@ pub struct Manifest {
     pub tick_ms: u64,
     /// Notifiers: how alerts are routed to it (the `[alerts]` table).
     pub alerts: Routing,
+    /// What it asks the operator to grant (the capabilities above as written, the
+    /// variables it expands, its ceilings).
+    #[serde(skip)]
+    pub requests: Requests,
 }
 
 /// Why a manifest cannot be used.
@@ -323,6 +374,8 @@ impl Manifest {
         let mut c = Fields {
             c: Checker::new(),
             env,
+            env_refs: BTreeSet::new(),
+            requests: Requests::default(),
         };
         let manifest = c.manifest(&table, file, dir);
         c.c.finish(manifest, file)
@@ -334,6 +387,10 @@ impl Manifest {
 struct Fields<'e> {
     c: Checker,
     env: &'e dyn Fn(&str) -> Option<String>,
+    /// Every variable `expand` was asked for.
+    env_refs: BTreeSet<String>,
+    /// The capabilities as written, gathered as they are read.
+    requests: Requests,
 }
 
 impl Fields<'_> {
@@ -345,36 +402,26 @@ impl Fields<'_> {
         self.c.unknown_keys(at, table.keys(), known);
     }
 
-    /// Expands `${VAR}` and `${VAR:-default}`; an unset variable without default is an error.
+    /// Expands `${VAR}` and `${VAR:-default}`; an unset variable without default is an
+    /// error. Every variable named is a request (the operator must grant it).
     fn expand(&mut self, field: &str, s: &str) -> String {
-        let mut out = String::new();
-        let mut rest = s;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
+        let refs = &mut self.env_refs;
+        match vars::expand(s, self.env, &mut |name| {
+            refs.insert(name.to_string());
+        }) {
+            Ok(v) => v,
+            Err(VarError::Unclosed) => {
                 self.problem(field, format!("unclosed `${{` in {s:?}"));
-                return s.to_string();
-            };
-            let expr = &after[..end];
-            let (name, default) = match expr.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (expr, None),
-            };
-            match ((self.env)(name).filter(|v| !v.is_empty()), default) {
-                (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
-                (None, None) => {
-                    self.problem(
-                        field,
-                        format!("environment variable `{name}` is not set (give a default with ${{{name}:-value}})"),
-                    );
-                }
+                s.to_string()
             }
-            rest = &after[end + 1..];
+            Err(VarError::Unset(name)) => {
+                self.problem(
+                    field,
+                    format!("environment variable `{name}` is not set (give a default with ${{{name}:-value}})"),
+                );
+                s.to_string()
+            }
         }
-        out.push_str(rest);
-        out
     }
 
     fn string(&mut self, field: &str, v: Option<&Value>, required: bool) -> Option<String> {
@@ -432,6 +479,19 @@ impl Fields<'_> {
         }
     }
 
+    /// [`Fields::positive`], at most `max` (a ceiling of the host's, whatever is granted).
+    fn bounded(&mut self, field: &str, v: Option<&Value>, default: u64, max: u64) -> u64 {
+        let n = self.positive(field, v, default);
+        if n > max {
+            self.problem(
+                field,
+                format!("{n} is above the most this host allows a plugin, {max}"),
+            );
+            return default;
+        }
+        n
+    }
+
     fn boolean(&mut self, field: &str, v: Option<&Value>, default: bool) -> bool {
         match v {
             None => default,
@@ -468,7 +528,18 @@ impl Fields<'_> {
 
     fn manifest(&mut self, t: &Table, file: &Path, dir: &Path) -> Option<Manifest> {
         self.unknown_keys("", t, TOP_KEYS);
-        let name = self.string("name", t.get("name"), true);
+        // Grants are given by name: the name is written out, never taken from the
+        // environment.
+        let name = match t.get("name") {
+            Some(Value::String(s)) if s.contains("${") => {
+                self.problem(
+                    "name",
+                    format!("{s:?}: write the name itself, without ${{VAR}} (the operator grants capabilities by name)"),
+                );
+                None
+            }
+            v => self.string("name", v, true),
+        };
         if let Some(n) = &name {
             if !n
                 .chars()
@@ -558,6 +629,15 @@ impl Fields<'_> {
         let one_shot = self.boolean("one_shot", t.get("one_shot"), true);
         let tick_ms = self.positive("tick_ms", t.get("tick_ms"), 10_000);
         let alerts = self.alert_routing(t.get("alerts"), kind);
+        let mut requests = std::mem::take(&mut self.requests);
+        requests.env = std::mem::take(&mut self.env_refs);
+        requests.stderr = capabilities.stderr;
+        requests.memory_mb = limits.memory_mb;
+        requests.call_timeout_ms = limits.call_timeout_ms;
+        requests.native = match &artifact {
+            Some(Artifact::Native(path)) => Some(path.clone()),
+            _ => None,
+        };
         Some(Manifest {
             file: file.to_path_buf(),
             name: name?,
@@ -576,6 +656,7 @@ impl Fields<'_> {
             one_shot,
             tick_ms,
             alerts,
+            requests,
         })
     }
 
@@ -691,6 +772,11 @@ impl Fields<'_> {
                         // Relative grants are relative to where the host runs, like
                         // METACLAUDE_LOG_DIR's default `.claude/logs/executions`.
                         let host = std::path::absolute(&host).unwrap_or_else(|_| host.into());
+                        self.requests.dirs.push(DirRequest {
+                            written: written(d.get("host")),
+                            path: host.clone(),
+                            writable,
+                        });
                         caps.dirs.push(DirGrant {
                             host,
                             guest,
@@ -720,7 +806,9 @@ impl Fields<'_> {
                 );
             }
         }
+        self.requests.udp = pair(t.get("udp"), &caps.udp);
         caps.http = self.strings("capabilities.http", t.get("http"));
+        self.requests.http = pair(t.get("http"), &caps.http);
         caps.stderr = self.boolean("capabilities.stderr", t.get("stderr"), false);
         for (i, pattern) in caps.http.clone().iter().enumerate() {
             if !(pattern.starts_with("http://") || pattern.starts_with("https://")) {
@@ -739,15 +827,25 @@ impl Fields<'_> {
             return l;
         };
         self.unknown_keys("limits", t, LIMIT_KEYS);
-        l.memory_mb = self.positive("limits.memory_mb", t.get("memory_mb"), l.memory_mb);
-        l.call_timeout_ms = self.positive(
+        l.memory_mb = self.bounded(
+            "limits.memory_mb",
+            t.get("memory_mb"),
+            l.memory_mb,
+            MAX_MEMORY_MB,
+        );
+        l.call_timeout_ms = self.bounded(
             "limits.call_timeout_ms",
             t.get("call_timeout_ms"),
             l.call_timeout_ms,
+            MAX_CALL_TIMEOUT_MS,
         );
-        l.queue = self.positive("limits.queue", t.get("queue"), l.queue as u64) as usize;
-        l.batch_max =
-            self.positive("limits.batch_max", t.get("batch_max"), l.batch_max as u64) as usize;
+        l.queue = self.bounded("limits.queue", t.get("queue"), l.queue as u64, MAX_QUEUE) as usize;
+        l.batch_max = self.bounded(
+            "limits.batch_max",
+            t.get("batch_max"),
+            l.batch_max as u64,
+            MAX_BATCH,
+        ) as usize;
         l.batch_max_mb = (l.memory_mb / BATCH_SHARE_OF_MEMORY).max(1);
         if let Some(v) = t.get("batch_max_mb") {
             let mb = self.positive("limits.batch_max_mb", Some(v), l.batch_max_mb);
@@ -930,6 +1028,29 @@ pub fn check_wit_version(declared: &str) -> Result<(), String> {
     WitVersion::compatible(declared).map(|_| ())
 }
 
+/// A string value as the manifest writes it (empty for anything else).
+fn written(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// The strings of a list as written, beside their expansions (`values`, the valid ones):
+/// the pairs a grant is checked against. An invalid entry makes the manifest invalid, so
+/// the lists line up whenever the pairs are used.
+fn pair(list: Option<&Value>, values: &[String]) -> Vec<Written> {
+    let written: Vec<String> = match list {
+        Some(Value::Array(items)) => items.iter().map(|i| written(Some(i))).collect(),
+        _ => Vec::new(),
+    };
+    written
+        .into_iter()
+        .zip(values)
+        .map(|(written, value)| Written {
+            written,
+            value: value.clone(),
+        })
+        .collect()
+}
+
 /// Variables from the host's environment (the default for [`Manifest::load`]).
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -1019,8 +1140,50 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err,
-            "name: \"${UNSET:-}\" expands to an empty string: set the variable or give a default\n\
+            "name: \"${UNSET:-}\": write the name itself, without ${VAR} (the operator grants capabilities by name)\n\
              capabilities.dirs[0].host: \"${UNSET:- }\" expands to an empty string: set the variable or give a default"
+        );
+    }
+
+    /// Every variable a manifest names is a request, wherever it is (the operator grants
+    /// them), and its capabilities are kept as written beside their expansion.
+    #[test]
+    fn requests_keep_what_the_manifest_writes() {
+        let m = parse(
+            "name = \"s\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"p.wasm\"\n\
+             [config]\nx = \"${HOME_DIR}/a\"\ny = [\"${SECRET:-none}\"]\n\
+             [capabilities]\ndirs = [{ host = \"${HOME_DIR}/logs\", mode = \"rw\" }]\n\
+             udp = [\"${HOST:-127.0.0.1}:8125\"]\n[limits]\nmemory_mb = 100\n",
+        )
+        .unwrap();
+        let r = &m.requests;
+        let env: Vec<&str> = r.env.iter().map(String::as_str).collect();
+        assert_eq!(env, ["HOME_DIR", "HOST", "SECRET"]);
+        assert_eq!(r.dirs[0].written, "${HOME_DIR}/logs");
+        assert_eq!(r.dirs[0].path, Path::new("/home/op/logs"));
+        assert!(r.dirs[0].writable);
+        assert_eq!(
+            r.udp,
+            [Written {
+                written: "${HOST:-127.0.0.1}:8125".into(),
+                value: "127.0.0.1:8125".into()
+            }]
+        );
+        assert_eq!((r.memory_mb, r.call_timeout_ms), (100, 2000));
+    }
+
+    /// Whatever is granted, a plugin asks for no more than the host's ceilings.
+    #[test]
+    fn limits_have_ceilings() {
+        let err = parse(
+            "name = \"s\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"p.wasm\"\n\
+             [limits]\nmemory_mb = 99999999\nqueue = 4000000000\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "limits.memory_mb: 99999999 is above the most this host allows a plugin, 16384\n\
+             limits.queue: 4000000000 is above the most this host allows a plugin, 1000000"
         );
     }
 
@@ -1115,6 +1278,11 @@ mod tests {
         assert_eq!(p["wit"]["default"], WIT_VERSION);
         let l = Limits::defaults(PluginKind::Sink);
         let limit = |k: &str| p["limits"]["properties"][k]["default"].clone();
+        let most = |k: &str| p["limits"]["properties"][k]["maximum"].clone();
+        assert_eq!(most("memory_mb"), MAX_MEMORY_MB);
+        assert_eq!(most("call_timeout_ms"), MAX_CALL_TIMEOUT_MS);
+        assert_eq!(most("queue"), MAX_QUEUE);
+        assert_eq!(most("batch_max"), MAX_BATCH);
         assert_eq!(limit("memory_mb"), l.memory_mb);
         assert_eq!(limit("call_timeout_ms"), l.call_timeout_ms);
         assert_eq!(limit("queue"), l.queue as u64);

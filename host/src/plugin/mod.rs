@@ -9,7 +9,8 @@
 //! plugins, and by the host about failing plugins, go to every notifier.
 //!
 //! Modules, one job each:
-//! * loading: `manifest` (plugin.toml), `engine` (the Engine, epoch ticker, compiled-code
+//! * loading: `manifest` (plugin.toml; `vars`, its `${VAR}`s), `grants` (what the
+//!   operator granted each plugin, checked before anything of it runs), `engine` (the Engine, epoch ticker, compiled-code
 //!   cache), `loader` (a folder to a started plugin), `reload` (hot reload, the watch);
 //! * the set of plugins: `host` ([`PluginHost`]: load, list, flush, render, shutdown),
 //!   `dispatch` (events to the plugins' queues), `delivery` (what a queue carries),
@@ -23,6 +24,7 @@
 //! * `error`: why a plugin could not be loaded.
 
 mod ack;
+pub mod admission;
 mod alerts;
 mod bindings;
 mod convert;
@@ -30,6 +32,7 @@ mod delivery;
 mod dispatch;
 pub mod engine;
 mod error;
+pub mod grants;
 mod host;
 pub mod host_metrics;
 mod instance;
@@ -47,14 +50,16 @@ mod stderr;
 mod test_support;
 #[cfg(test)]
 mod tests;
+mod vars;
 mod worker;
 
 use std::path::{Path, PathBuf};
 
+pub use self::admission::{Admission, GrantSource};
 pub use self::alerts::{AlertCallback, RouterStats};
-pub use self::error::PluginError;
+pub use self::error::{NotGranted, PluginError};
 pub use self::host::{PluginHost, PluginInfo, RuleThresholds, ThresholdChange};
-pub use self::reload::ReloadReport;
+pub use self::reload::{plugin_folders, ReloadReport};
 pub use self::stats::Health;
 
 /// Where plugins live: `--plugins DIR`, else `METACLAUDE_PLUGIN_DIR`, else the default set
@@ -69,4 +74,16 @@ pub fn resolve_plugins_dir(flag: Option<&Path>) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let beside = exe.parent()?.join("plugins");
     beside.is_dir().then_some(beside)
+}
+
+/// Where the operator's grants are: `--grants FILE`, else `METACLAUDE_GRANTS`, else
+/// `grants.toml` beside the plugins directory.
+pub fn resolve_grants(flag: Option<&Path>) -> GrantSource {
+    if let Some(file) = flag {
+        return GrantSource::File(file.to_path_buf());
+    }
+    match std::env::var_os("METACLAUDE_GRANTS").filter(|f| !f.is_empty()) {
+        Some(file) => GrantSource::File(PathBuf::from(file)),
+        None => GrantSource::Beside,
+    }
 }

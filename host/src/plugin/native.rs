@@ -138,15 +138,76 @@ unsafe impl Send for NativeLibrary {}
 // SAFETY: as for Send: shared references only read the immutable table.
 unsafe impl Sync for NativeLibrary {}
 
-impl NativeLibrary {
-    /// Loads `file` and checks that it implements `kind` through ABI v1.
-    pub fn open(file: &Path, kind: PluginKind) -> Result<Arc<NativeLibrary>, NativeError> {
-        // SAFETY: loading a library runs its initialisers: this is exactly the trust the
-        // manifest's `trusted = true` grants.
-        let library = unsafe { libloading::Library::new(file) }.map_err(|e| NativeError::Open {
+/// A native library's bytes, read once: the operator's grant is checked against their
+/// digest, and these very bytes are what [`NativeLibrary::load`] loads (from a sealed
+/// memory file), so the file cannot be swapped between the check and the load.
+pub struct NativeCode {
+    bytes: Vec<u8>,
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
+}
+
+/// The largest native library read (a plugin, not a whole runtime).
+const MAX_LIBRARY_BYTES: u64 = 256 << 20;
+
+impl NativeCode {
+    /// Reads `file` (not following a link at its last component: a plugin folder's
+    /// library is its own file) and checks that it is an ELF shared object, without
+    /// loading it.
+    pub fn read(file: &Path) -> Result<NativeCode, NativeError> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let open = |message: String| NativeError::Open {
             file: file.to_path_buf(),
-            message: e.to_string(),
+            message,
+        };
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(file)
+            .map_err(|e| open(e.to_string()))?;
+        let mut bytes = Vec::new();
+        f.take(MAX_LIBRARY_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| open(e.to_string()))?;
+        if bytes.len() as u64 > MAX_LIBRARY_BYTES {
+            return Err(open(format!("larger than {} MiB", MAX_LIBRARY_BYTES >> 20)));
+        }
+        // e_ident: "\x7fELF"; e_type (bytes 16-17, little endian here) 3 = ET_DYN.
+        if bytes.len() < 18 || &bytes[..4] != b"\x7fELF" || bytes[16] != 3 || bytes[17] != 0 {
+            return Err(open(
+                "not an ELF shared library (build it with crate-type = [\"cdylib\"] or -shared)"
+                    .into(),
+            ));
+        }
+        let sha256 = super::grants::sha256_hex(&bytes);
+        Ok(NativeCode { bytes, sha256 })
+    }
+}
+
+impl NativeLibrary {
+    /// Loads `code` (read from `file`) and checks that it implements `kind` through ABI
+    /// v1. Its initialisers run now, unsandboxed: call it only once the operator granted
+    /// `code.sha256`.
+    pub fn load(
+        code: &NativeCode,
+        file: &Path,
+        kind: PluginKind,
+    ) -> Result<Arc<NativeLibrary>, NativeError> {
+        let sealed = seal(&code.bytes).map_err(|e| NativeError::Open {
+            file: file.to_path_buf(),
+            message: format!("cannot copy it into memory to load: {e}"),
         })?;
+        let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&sealed));
+        // SAFETY: loading a library runs its initialisers: this is exactly the trust the
+        // operator granted to these bytes (their digest is in the grants file).
+        let library =
+            unsafe { libloading::Library::new(&path) }.map_err(|e| NativeError::Open {
+                file: file.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        // The library stays mapped once loaded; the memory file is no longer needed.
+        drop(sealed);
         // SAFETY: the symbol's type is the one the ABI header declares.
         let table: &'static McPluginV1 = unsafe {
             let entry = library
@@ -342,6 +403,31 @@ fn parse_alerts(out: &OutBuf, call: &str) -> Result<Vec<Alert>, CallError> {
     })
 }
 
+/// `bytes` in an anonymous memory file, sealed against any change, to be loaded from.
+fn seal(bytes: &[u8]) -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the name is a NUL-terminated literal; the flags are valid for memfd_create.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"metaclaude-native-plugin".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(bytes)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on a descriptor we own, with a valid command and argument.
+    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     //! These load the real example plugin, `plugins/native/noop-sink`.
@@ -349,8 +435,8 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use crate::executor::EventSink;
-    use crate::plugin::test_support::{event, example};
-    use crate::plugin::{Health, PluginError, PluginHost};
+    use crate::plugin::test_support::{event, example, granting};
+    use crate::plugin::{GrantSource, Health, PluginError, PluginHost};
 
     fn folder(dir: &Path, kind: &str, config: &str) -> PathBuf {
         let folder = dir.join("native-sink");
@@ -376,7 +462,7 @@ mod tests {
             "sink",
             &format!("count_file = \"{}\"\nparse = true", count.display()),
         );
-        let mut host = PluginHost::new(None).unwrap();
+        let mut host = granting(dir.path());
         host.load_plugin(&folder).unwrap();
         for i in 0..1000 {
             host.emit(&event(i));
@@ -389,14 +475,38 @@ mod tests {
         assert_eq!((info.delivered, info.dropped, info.refused), (1000, 0, 0));
     }
 
+    /// A native library loads only when the operator granted its digest: not because
+    /// its manifest says `trusted = true`, and not once its bytes changed.
     #[test]
-    fn config_rejected_by_init_names_the_file() {
+    fn a_native_library_loads_only_with_its_digest_granted() {
         let dir = tempfile::tempdir().unwrap();
-        let folder = folder(dir.path(), "sink", "bogus = 1");
+        let folder = folder(dir.path(), "sink", "");
         let err = PluginHost::new(None)
             .unwrap()
             .load_plugin(&folder)
             .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, PluginError::NotGranted(_)), "{text}");
+        assert!(
+            text.contains("NATIVE CODE") && text.contains("metaclaude plugins grant native-sink"),
+            "{text}"
+        );
+        // Granted another library's digest: refused, naming the digest it has.
+        let host = granting(dir.path());
+        let mut grants = host.grants_for(dir.path()).unwrap();
+        let grant = grants.plugins.get_mut("native-sink").unwrap();
+        let real = grant.native_sha256.replace("0".repeat(64)).unwrap();
+        host.set_grants(GrantSource::Given(grants));
+        let mut host = host;
+        let text = host.load_plugin(&folder).unwrap_err().to_string();
+        assert!(text.contains(&real), "{text}");
+    }
+
+    #[test]
+    fn config_rejected_by_init_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = folder(dir.path(), "sink", "bogus = 1");
+        let err = granting(dir.path()).load_plugin(&folder).unwrap_err();
         assert!(matches!(err, PluginError::ConfigRejected { .. }), "{err}");
         let text = err.to_string();
         assert!(
@@ -409,8 +519,7 @@ mod tests {
     fn entries_must_match_the_kind() {
         let dir = tempfile::tempdir().unwrap();
         let folder = folder(dir.path(), "exporter", "");
-        let err = PluginHost::new(None)
-            .unwrap()
+        let err = granting(dir.path())
             .load_plugin(&folder)
             .unwrap_err()
             .to_string();
@@ -431,8 +540,7 @@ mod tests {
             "name = \"fake\"\nversion = \"1\"\nkind = \"sink\"\nnative = \"libfake.so\"\ntrusted = true\n",
         )
         .unwrap();
-        let err = PluginHost::new(None)
-            .unwrap()
+        let err = granting(dir.path())
             .load_plugin(&folder)
             .unwrap_err()
             .to_string();

@@ -42,6 +42,8 @@ pub struct ReloadReport {
     /// Replaced by the new version of their folder.
     pub changed: Vec<String>,
     pub removed: Vec<String>,
+    /// Stopped because the operator's grant no longer covers what they ask for.
+    pub revoked: Vec<String>,
     /// Folders that could not be loaded; a changed plugin whose new version fails keeps
     /// running in its old version. The same failing content is reported once.
     pub errors: Vec<PluginError>,
@@ -52,6 +54,7 @@ impl ReloadReport {
         self.added.is_empty()
             && self.changed.is_empty()
             && self.removed.is_empty()
+            && self.revoked.is_empty()
             && self.errors.is_empty()
     }
 }
@@ -83,13 +86,58 @@ impl PluginHost {
         let mut report = ReloadReport::default();
         let mut add = Vec::new();
         let mut remove = Vec::new();
+        // The grants as they are now: when they changed, folders that failed are tried
+        // again (a grant given), and loaded plugins are checked again (a grant revoked).
+        let grants = self.grants_for(dir);
+        let grants_changed = {
+            let mut seen = self.grants_seen.lock().unwrap();
+            let now = grants.as_ref().ok().cloned();
+            let changed = *seen != now;
+            *seen = now;
+            changed
+        };
+        if grants_changed {
+            self.failed.lock().unwrap().clear();
+        }
+        match &grants {
+            // A grants file being edited may not parse for a moment: what runs keeps
+            // running (a log sink stopped would lose records), and new folders wait.
+            Err(e) if grants_changed => tracing::warn!("{e}; the plugins running keep running"),
+            _ => {}
+        }
+        if let (true, Ok(g)) = (grants_changed, &grants) {
+            for p in current.iter().filter(|p| folders.contains(&p.folder)) {
+                if !self
+                    .missing(g, &p.manifest, p.native_sha256.as_deref())
+                    .is_empty()
+                {
+                    tracing::warn!(plugin = %p.manifest.name, "plugin stopped: its grant no longer covers what it asks for (run metaclaude plugins list)");
+                    remove.push(p.id);
+                    report.revoked.push(p.manifest.name.clone());
+                }
+            }
+        }
         // Names held by plugins that stay (their folder is still there), and by those
         // loaded in this pass.
         let mut taken = names(current.iter().filter(|p| folders.contains(&p.folder)));
         for folder in &folders {
             let fingerprint = Fingerprint::of(folder);
-            let existing = current.iter().find(|p| &p.folder == folder);
+            let existing = current
+                .iter()
+                .find(|p| &p.folder == folder)
+                .filter(|p| !remove.contains(&p.id));
+            let revoked = current
+                .iter()
+                .any(|p| &p.folder == folder && remove.contains(&p.id));
             if existing.is_some_and(|p| p.fingerprint == fingerprint) {
+                continue;
+            }
+            if revoked {
+                // Stopped for its grant; tried again when the grants or the folder change.
+                self.failed
+                    .lock()
+                    .unwrap()
+                    .insert(folder.clone(), (fingerprint, None));
                 continue;
             }
             let known_failure =
@@ -145,6 +193,7 @@ impl PluginHost {
             ("added", &report.added),
             ("reloaded", &report.changed),
             ("removed", &report.removed),
+            ("stopped (grant revoked)", &report.revoked),
         ] {
             for name in names {
                 tracing::info!(plugin = %name, "plugin {what}");
@@ -190,7 +239,7 @@ impl PluginHost {
 
 /// The plugin folders (folders holding a `plugin.toml`) in `dir`, sorted. Hidden folders
 /// (`.name`) are not plugins: a place to copy one into before renaming it in place.
-pub(super) fn plugin_folders(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
+pub fn plugin_folders(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| PluginError::Dir {
             dir: dir.to_path_buf(),

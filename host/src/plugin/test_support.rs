@@ -1,4 +1,5 @@
-//! What the plugin runtime's tests share: the example native sink and a plain event.
+//! What the plugin runtime's tests share: the example native sink, a plain event, and
+//! hosts whose operator granted what the test's plugins ask for.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,6 +8,23 @@ use std::sync::OnceLock;
 use chrono::Utc;
 
 use crate::model::{ExecutionEvent, LifecycleKind};
+use crate::plugin::admission::{grant_requests, GrantSource};
+use crate::plugin::manifest::process_env;
+use crate::plugin::PluginHost;
+
+/// A host whose operator granted every plugin folder now in `dir` what it asks for.
+pub fn granting(dir: &Path) -> PluginHost {
+    let host = PluginHost::new(None).unwrap();
+    grant(&host, dir);
+    host
+}
+
+/// The operator grants every plugin folder now in `dir` what it asks for.
+pub fn grant(host: &PluginHost, dir: &Path) {
+    host.set_grants(GrantSource::Given(
+        grant_requests(dir, &process_env).unwrap(),
+    ));
+}
 
 /// The example native sink, built on first use.
 pub fn example() -> &'static Path {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::test_support::{event, example};
+use super::test_support::{event, example, grant, granting};
 use super::*;
 use crate::executor::EventSink;
 
@@ -42,7 +42,7 @@ fn reload_adds_replaces_and_removes_plugins_without_losing_events() {
     let plugins = tmp.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     sink(tmp.path(), "a", "a-v1");
-    let mut host = PluginHost::new(None).unwrap();
+    let mut host = granting(&plugins);
     assert!(host.load_dir(&plugins).unwrap().is_empty());
     let host = Arc::new(host);
     let mut sent = 0;
@@ -58,6 +58,7 @@ fn reload_adds_replaces_and_removes_plugins_without_losing_events() {
     assert!(host.reload_dir(&plugins).unwrap().is_empty());
 
     sink(tmp.path(), "b", "b");
+    grant(&host, &plugins);
     let report = host.reload_dir(&plugins).unwrap();
     assert_eq!(
         (report.added.as_slice(), report.errors.len()),
@@ -103,7 +104,7 @@ fn full_batches_and_full_queues_wake_a_batching_worker() {
             example().display()
         ),
     );
-    let mut host = PluginHost::new(None).unwrap();
+    let mut host = granting(tmp.path());
     host.load_plugin(&folder).unwrap();
     let host = Arc::new(host);
     let delivered = |host: &PluginHost| host.list()[0].delivered;
@@ -145,7 +146,7 @@ fn reloads_under_load_lose_no_event() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     sink(tmp.path(), "a", "v0");
-    let mut host = PluginHost::new(None).unwrap();
+    let mut host = granting(&plugins);
     host.load_dir(&plugins).unwrap();
     let host = Arc::new(host);
     let emitter = {
@@ -183,10 +184,7 @@ fn components_built_against_an_incompatible_wit_version_are_refused() {
     )
     .unwrap();
     std::fs::write(folder.join("old.wasm"), component).unwrap();
-    let err = PluginHost::new(None)
-        .unwrap()
-        .load_plugin(&folder)
-        .unwrap_err();
+    let err = granting(tmp.path()).load_plugin(&folder).unwrap_err();
     assert!(matches!(err, PluginError::WitVersion { .. }), "{err}");
     let text = err.to_string();
     assert!(
@@ -212,8 +210,7 @@ fn components_mixing_wit_versions_are_refused() {
     )
     .unwrap();
     std::fs::write(folder.join("mixed.wasm"), component).unwrap();
-    let err = PluginHost::new(None)
-        .unwrap()
+    let err = granting(tmp.path())
         .load_plugin(&folder)
         .unwrap_err()
         .to_string();
@@ -252,7 +249,7 @@ fn a_restarting_plugin_never_blocks_the_sender() {
             fixture_sink().display()
         ),
     );
-    let mut host = PluginHost::new(None).unwrap();
+    let mut host = granting(tmp.path());
     host.load_plugin(&folder).unwrap();
     let started = Instant::now();
     for i in 0..3000 {
@@ -289,7 +286,7 @@ fn a_trap_writes_a_core_dump_on_request() {
             wasm.display()
         ),
     );
-    let mut host = PluginHost::new(None).unwrap();
+    let mut host = granting(tmp.path());
     host.load_plugin(&folder).unwrap();
     host.emit(&event(1));
     host.flush();
@@ -322,9 +319,10 @@ fn plugin_names_are_unique() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     sink(tmp.path(), "a", "a");
-    let mut host = PluginHost::new(None).unwrap();
+    let mut host = granting(&plugins);
     host.load_dir(&plugins).unwrap();
     sink(tmp.path(), "b", "b");
+    grant(&host, &plugins);
     let manifest = plugins.join("b/plugin.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, text.replace("name = \"b\"", "name = \"a\"")).unwrap();
@@ -353,7 +351,7 @@ fn a_broken_new_version_leaves_the_old_one_running_and_is_reported_once() {
     let plugins = tmp.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     sink(tmp.path(), "a", "a");
-    let mut host = PluginHost::new(None).unwrap();
+    let mut host = granting(&plugins);
     host.load_dir(&plugins).unwrap();
     let manifest = plugins.join("a/plugin.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();

@@ -505,6 +505,7 @@ async fn reload_plugins(State(state): State<Arc<ServerState>>) -> Result<Json<Va
         "added": report.added,
         "reloaded": report.changed,
         "removed": report.removed,
+        "revoked": report.revoked,
         "errors": report.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
     })))
 }
