@@ -8,6 +8,7 @@ mod custom_notifiers;
 mod dashboard;
 mod dashboard_terminal;
 mod exposition;
+mod host_files;
 mod host_metrics;
 mod hot_reload;
 mod library;
