@@ -380,10 +380,7 @@ pub fn operator_umask() -> Option<libc::mode_t> {
 /// do when the umask was not restricted: it applied at creation.
 pub fn share(path: &Path, mode: u32) -> io::Result<()> {
     match operator_umask() {
-        Some(mask) => std::fs::set_permissions(
-            path,
-            std::fs::Permissions::from_mode(mode & !u32::from(mask)),
-        ),
+        Some(mask) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !mask)),
         None => Ok(()),
     }
 }
