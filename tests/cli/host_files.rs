@@ -1,13 +1,14 @@
 //! The host's own files where plugins write (`host/src/safe_fs.rs`), through the real
 //! binary: a link a plugin plants in the log directory is never followed, neither by the
 //! alert history's writer nor by `metaclaude logs`; the log directory and its files are
-//! private whatever the umask, while scripts keep the umask they were started with; a
-//! compiled-component cache others may write is not used.
+//! private whatever the umask, while scripts keep the umask they were started with, and
+//! files made for others too; a compiled-component cache others may write is not used.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use metaclaude::model::ExecutionResult;
@@ -60,6 +61,17 @@ fn record_line(id: &str) -> String {
     v["event"] = "finished".into();
     v["level"] = "INFO".into();
     format!("{v}\n")
+}
+
+/// Starts `cmd` under umask 022, as `sh -c 'umask 022; exec metaclaude ...'` would.
+fn under_umask_022(cmd: &mut Command) -> &mut Command {
+    // SAFETY: `umask` is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        })
+    }
 }
 
 fn mode(p: &Path) -> u32 {
@@ -198,16 +210,9 @@ fn the_log_is_private_under_umask_022_and_scripts_keep_that_umask() {
         &registry(tmp.path()),
         &["--plugins", &plugins.to_string_lossy()],
         |cmd| {
-            cmd.env("METACLAUDE_LOG_DIR", &logs)
+            under_umask_022(cmd)
+                .env("METACLAUDE_LOG_DIR", &logs)
                 .env("METACLAUDE_CACHE_DIR", &cache);
-            // The operator's shell: `umask 022; exec metaclaude serve ...`.
-            // SAFETY: `umask` is async-signal-safe and touches no memory.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::umask(0o022);
-                    Ok(())
-                });
-            }
         },
     );
     let r = server.run("umask");
@@ -275,4 +280,52 @@ fn a_compiled_cache_its_group_may_write_is_not_used() {
     );
     let written: Vec<_> = std::fs::read_dir(&components).unwrap().flatten().collect();
     assert!(written.is_empty(), "nothing cached there: {written:?}");
+}
+
+#[test]
+fn files_made_for_others_keep_the_operators_umask() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A textfile collector may run as another user.
+    let metrics = tmp.path().join("metaclaude.prom");
+    let out = under_umask_022(&mut bin())
+        .args(["batch", "--no-plugins", "--registry"])
+        .arg(example_registry())
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&metrics), 0o644, "the metrics file");
+    // A plugin's source is the operator's like any other.
+    let out = under_umask_022(&mut bin())
+        .args([
+            "plugins", "new", "shared", "--kind", "sink", "--lang", "rust", "--dir",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = 0;
+    let mut folders = vec![tmp.path().join("shared")];
+    while let Some(dir) = folders.pop() {
+        assert_eq!(mode(&dir), 0o755, "{}", dir.display());
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.path().is_dir() {
+                folders.push(e.path());
+            } else {
+                assert_eq!(mode(&e.path()), 0o644, "{}", e.path().display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 4, "{seen} files");
 }
