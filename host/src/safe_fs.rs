@@ -256,6 +256,9 @@ static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 fn open_beneath(dir: RawFd, name: &CString, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
     if !NO_OPENAT2.load(Ordering::Relaxed) {
         match openat2_beneath(dir, name, flags, mode) {
+            // A seccomp filter that predates openat2 may refuse the call itself (older
+            // container runtimes answer EPERM): `openat` below gives the same guarantee.
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EPERM) => {}
             Some(opened) => return opened,
             None => NO_OPENAT2.store(true, Ordering::Relaxed),
         }
