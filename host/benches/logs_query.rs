@@ -117,7 +117,7 @@ fn main() {
         }
     };
     std::fs::create_dir_all(&dir).expect("the benchmark directory");
-    if reader::discover(&dir).map_or(true, |f| f.is_empty()) {
+    if reader::discover(&dir, &reader::Reporter::default()).map_or(true, |f| f.is_empty()) {
         let cfg = GenConfig {
             seed: env_u64("LOGS_BENCH_SEED", 42),
             total_bytes: bytes,
@@ -139,7 +139,7 @@ fn main() {
     } else {
         println!("reusing the log in {}", dir.display());
     }
-    let files: Vec<PathBuf> = reader::discover(&dir)
+    let files: Vec<PathBuf> = reader::discover(&dir, &reader::Reporter::default())
         .unwrap()
         .into_iter()
         .map(|f| f.path)

@@ -156,7 +156,12 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    // A new file (a name taken, by a link say, is not written through), with the mode
+    // the operator's umask gives: a textfile collector may run as another user.
+    let _ = std::fs::remove_file(&tmp);
+    let written = crate::safe_fs::create_new(&tmp, 0o666, text.as_bytes())
+        .and_then(|()| crate::safe_fs::share(&tmp, 0o666))
+        .and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -17,6 +17,7 @@ pub mod monitor;
 pub mod plugin;
 pub mod registry;
 pub mod replay;
+pub mod safe_fs;
 pub mod scaffold;
 pub mod serve;
 mod suggest;

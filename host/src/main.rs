@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before any thread: files made without an explicit mode (by plugins through WASI)
+    // are private; scripts get the operator's umask back when spawned.
+    metaclaude::safe_fs::restrict_umask();
     fix_malloc_mmap_threshold();
     let args = cli::args::Cli::parse();
     init_tracing(&args.log_level);

@@ -130,6 +130,15 @@ pub fn create(parent: &Path, name: &str, kind: PluginKind, lang: Lang) -> Result
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         written.push(path);
     }
+    // A plugin's source is the operator's like any other: the modes their umask gives,
+    // not the host's private one (`safe_fs::share`).
+    for path in &written {
+        let folders = path.ancestors().skip(1).take_while(|a| a.starts_with(&dir));
+        std::iter::once((path.as_path(), 0o666))
+            .chain(folders.map(|a| (a, 0o777)))
+            .try_for_each(|(p, mode)| crate::safe_fs::share(p, mode))
+            .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
+    }
     Ok(Scaffold {
         dir,
         files: written,

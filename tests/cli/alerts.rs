@@ -159,7 +159,7 @@ fn read_post(mut stream: TcpStream) -> Option<Value> {
 }
 
 /// A registry with `fail` (exit 1) and `hello`, both of specialist `ops`, no retries.
-fn registry(dir: &Path) -> PathBuf {
+pub fn registry(dir: &Path) -> PathBuf {
     let scripts = dir.join("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     for (name, body) in [
@@ -185,7 +185,7 @@ fn registry(dir: &Path) -> PathBuf {
 
 /// Copies the installed plugin `name` (the default set's or plugins-available) into
 /// `plugins`, its manifest edited by `edit`.
-fn install(plugins: &Path, name: &str, edit: impl Fn(String) -> String) {
+pub fn install(plugins: &Path, name: &str, edit: impl Fn(String) -> String) {
     let built = bin_dir();
     let from = [
         built.join("plugins").join(name),
@@ -216,7 +216,7 @@ fn bin_dir() -> PathBuf {
 }
 
 /// `key = old` → `key = new` in a manifest, which must have it.
-fn set(text: String, key: &str, value: &str) -> String {
+pub fn set(text: String, key: &str, value: &str) -> String {
     let mut found = false;
     let out: Vec<String> = text
         .lines()

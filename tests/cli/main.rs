@@ -9,6 +9,7 @@ mod dashboard;
 mod dashboard_terminal;
 mod exposition;
 mod grants;
+mod host_files;
 mod host_metrics;
 mod hot_reload;
 mod library;

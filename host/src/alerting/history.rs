@@ -7,8 +7,12 @@
 //! `alerts.1.jsonl` (replacing the one before) and a new one starts; a writer notices
 //! that its file was renamed and reopens. A failed write is counted and reported; it
 //! never stops alerts from reaching notifiers.
+//!
+//! The log directory is one a plugin writes (the log sink's grant): the files are opened
+//! through [`crate::safe_fs`], so a link planted there is refused, never followed; the
+//! directory is created 0700 and the files 0600.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,6 +21,7 @@ use chrono::{DateTime, Utc};
 use metaclaude_formats::log_files::{ALERTS_FILE, ALERTS_PREVIOUS};
 
 use crate::model::{Alert, AlertStatus, Severity};
+use crate::safe_fs::{self, Dir};
 
 /// The history's size cap, after which it starts again (the previous one is kept).
 pub const MAX_BYTES: u64 = 16 << 20;
@@ -86,14 +91,15 @@ impl AlertHistory {
         Ok(())
     }
 
-    /// The open live file, reopened when another writer rotated it away.
+    /// The open live file, reopened when another writer rotated it away (or something
+    /// else took its name: a link planted there is refused when reopening).
     fn open<'a>(&self, slot: &'a mut Option<(File, u64)>) -> std::io::Result<&'a mut File> {
         use std::os::unix::fs::MetadataExt;
         let path = self.path();
-        let current = std::fs::metadata(&path).ok().map(|m| m.ino());
+        let current = std::fs::symlink_metadata(&path).ok().map(|m| m.ino());
         if slot.as_ref().map(|(_, ino)| Some(*ino)) != Some(current) {
-            std::fs::create_dir_all(&self.dir)?;
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            *slot = None;
+            let file = Dir::create_private(&self.dir)?.open_append(ALERTS_FILE)?;
             let ino = file.metadata()?.ino();
             *slot = Some((file, ino));
         }
@@ -105,7 +111,7 @@ impl AlertHistory {
             return Ok(());
         };
         if file.metadata()?.len() >= self.max_bytes {
-            std::fs::rename(self.path(), self.dir.join(ALERTS_PREVIOUS))?;
+            Dir::open(&self.dir)?.rename(ALERTS_FILE, ALERTS_PREVIOUS)?;
             *slot = None;
         }
         Ok(())
@@ -138,21 +144,26 @@ impl HistoryQuery {
 }
 
 /// The history's answer: the alerts, and the lines that could not be read (file:line:
-/// why), which never stop the query.
+/// why) and the files skipped (a link: file: why), which never stop the query.
 #[derive(Debug, Default)]
 pub struct HistoryAnswer {
     pub alerts: Vec<Alert>,
     pub damaged: Vec<String>,
 }
 
-/// Every line of the history in `dir`, oldest first, to `f`.
+/// Every line of the history in `dir`, oldest first, to `f`. A file that is a link is
+/// skipped and reported with the damaged lines.
 fn each_line(dir: &Path, mut f: impl FnMut(Alert)) -> Result<Vec<String>, HistoryError> {
     let mut damaged = Vec::new();
     for name in [ALERTS_PREVIOUS, ALERTS_FILE] {
         let path = dir.join(name);
-        let file = match File::open(&path) {
+        let file = match safe_fs::open_read(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if safe_fs::refusal(&e).is_some() => {
+                damaged.push(format!("{}: {e}", path.display()));
+                continue;
+            }
             Err(source) => return Err(HistoryError::Read { path, source }),
         };
         for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
@@ -346,5 +357,55 @@ mod tests {
             e.contains("alerts.jsonl") && e.contains("METACLAUDE_LOG_DIR"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_link_in_the_log_directory_is_refused_by_the_writer_and_skipped_by_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let outside = dir.path().join("outside.jsonl");
+        std::fs::create_dir(&logs).unwrap();
+        std::fs::write(&outside, b"").unwrap();
+        std::os::unix::fs::symlink("../outside.jsonl", logs.join(ALERTS_FILE)).unwrap();
+        let h = AlertHistory::new(&logs);
+        let e = h
+            .append(&[alert(0, "a", AlertStatus::Firing)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("alerts.jsonl is a symbolic link (to ../outside.jsonl)")
+                && e.contains("plugin"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read(&outside).unwrap(),
+            b"",
+            "nothing written outside"
+        );
+        let a = query(&logs, &HistoryQuery::default()).unwrap();
+        assert!(a.alerts.is_empty());
+        assert!(
+            a.damaged.len() == 1 && a.damaged[0].contains("symbolic link"),
+            "{:?}",
+            a.damaged
+        );
+    }
+
+    #[test]
+    fn the_directory_and_the_files_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let h = AlertHistory::with_max_bytes(&logs, 1000);
+        for i in 0..100 {
+            if logs.join(ALERTS_FILE).exists() && logs.join(ALERTS_PREVIOUS).exists() {
+                break;
+            }
+            h.append(&[alert(i, "a", AlertStatus::Firing)]).unwrap();
+        }
+        let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(logs.clone()), 0o700);
+        assert_eq!(mode(logs.join(ALERTS_FILE)), 0o600);
+        assert_eq!(mode(logs.join(ALERTS_PREVIOUS)), 0o600, "rotated");
     }
 }

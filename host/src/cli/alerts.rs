@@ -147,10 +147,10 @@ fn print_alerts(alerts: &[Alert], json: bool, from: &str) {
 
 fn warn_damaged(damaged: &[String]) {
     for d in damaged.iter().take(5) {
-        eprintln!("warning: skipped a damaged line of the alert history: {d}");
+        eprintln!("warning: skipped in the alert history: {d}");
     }
     if damaged.len() > 5 {
-        eprintln!("warning: ... and {} more damaged lines", damaged.len() - 5);
+        eprintln!("warning: ... and {} more skipped", damaged.len() - 5);
     }
 }
 

@@ -111,6 +111,9 @@ struct ChildArgs {
     as_limit: Option<u64>,
     cgroup_fds: *const RawFd,
     cgroup_fd_count: usize,
+    /// The operator's umask, set back in the child when the host replaced it with its own
+    /// private one (`safe_fs::restrict_umask`).
+    umask: Option<libc::mode_t>,
     /// Written by the child on failure (shared memory: CLONE_VM).
     failed_stage: i32,
     failed_errno: i32,
@@ -200,6 +203,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::chdir(a.cwd) != 0 {
             return fail(a, 3);
         }
+        // The umask is per process (the clone has no CLONE_FS): the host's stays 077.
+        if let Some(mask) = a.umask {
+            libc::umask(mask);
+        }
         libc::execve(a.program, a.argv, a.envp);
         fail(a, 4)
     }
@@ -235,6 +242,7 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
         as_limit: req.address_space_limit_bytes,
         cgroup_fds: cgroup_fds.as_ptr(),
         cgroup_fd_count: cgroup_fds.len(),
+        umask: crate::safe_fs::operator_umask(),
         failed_stage: 0,
         failed_errno: 0,
     };

@@ -103,10 +103,10 @@ impl LogQuery {
 
     /// The log's files that can hold an answer (by the times in their names), and the
     /// matcher of the filters; a missing log directory is an error saying how to fix it.
-    fn select(&self) -> anyhow::Result<(Vec<LogFile>, Matcher)> {
+    fn select(&self, reporter: &Reporter) -> anyhow::Result<(Vec<LogFile>, Matcher)> {
         let now = Utc::now();
         let (start, end) = self.bounds(now);
-        let files = reader::discover(&self.log_dir)
+        let files = reader::discover(&self.log_dir, reporter)
             .with_context(|| {
                 format!(
                     "cannot read the execution log directory {} (set METACLAUDE_LOG_DIR or --log-dir \
@@ -145,8 +145,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The query behind [`run`], writing its answer to `out` (the benchmark and tests call this).
 pub fn execute(args: &LogQuery, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (files, matcher) = args.select()?;
     let reporter = Reporter::default();
+    let (files, matcher) = args.select(&reporter)?;
     if args.wants_stats() {
         let report = match args.limit {
             None => stats_parallel(&files, &matcher, &reporter, args.group_by),
@@ -197,8 +197,8 @@ pub fn execute(args: &LogQuery, out: &mut dyn Write) -> anyhow::Result<()> {
 /// log's JSON lines, newest first: a server's history beyond what it holds in memory.
 /// Damaged input is reported on stderr and skipped, as by `metaclaude logs`.
 pub fn newest_records(query: &LogQuery, limit: usize) -> anyhow::Result<Vec<Vec<u8>>> {
-    let (files, matcher) = query.select()?;
     let reporter = Reporter::default();
+    let (files, matcher) = query.select(&reporter)?;
     let mut found = Vec::new();
     newest_first(&files, &matcher, &reporter, Some(limit), |_, line| {
         found.push(line.to_vec());
@@ -211,8 +211,8 @@ pub fn newest_records(query: &LogQuery, limit: usize) -> anyhow::Result<Vec<Vec<
 /// JSON line: for replaying the log through the code a live host runs (`replay`).
 /// Damaged input is reported on stderr and skipped. Returns how many were handed out.
 pub fn for_each_record(query: &LogQuery, mut each: impl FnMut(&[u8])) -> anyhow::Result<u64> {
-    let (files, matcher) = query.select()?;
     let reporter = Reporter::default();
+    let (files, matcher) = query.select(&reporter)?;
     let mut n = 0;
     for file in &files {
         scan_file(file, &matcher, &reporter, |_, line| {
@@ -277,7 +277,14 @@ fn stats_parallel(
 ) -> Report {
     let mut order: Vec<(u64, &LogFile)> = files
         .iter()
-        .map(|f| (std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0), f))
+        .map(|f| {
+            (
+                std::fs::symlink_metadata(&f.path)
+                    .map(|m| m.len())
+                    .unwrap_or(0),
+                f,
+            )
+        })
         .collect();
     order.sort_by_key(|f| std::cmp::Reverse(f.0));
     let threads = std::thread::available_parallelism()

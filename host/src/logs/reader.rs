@@ -1,7 +1,7 @@
 //! Finding the log's files and streaming their lines, plain or gzip, with bad input reported
 //! (file and line) rather than fatal: one damaged file must not hide the rest of the log.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,8 +36,12 @@ impl LogFile {
 
 /// The log's files, oldest first: rotated files by the time in their names, then the live
 /// file (names as `metaclaude_formats::log_files` defines them). Compressions in progress
-/// and strays are ignored.
-pub fn discover(dir: &Path) -> io::Result<Vec<LogFile>> {
+/// and strays are ignored. A symbolic link, which a plugin writing the directory may have
+/// planted, is never followed: one with a log file's name is reported on `reporter` and
+/// skipped, and a log directory that is a link is refused ([`crate::safe_fs`]).
+pub fn discover(dir: &Path, reporter: &Reporter) -> io::Result<Vec<LogFile>> {
+    // Refuses the directory if it is a link; the files are opened by name in it.
+    crate::safe_fs::Dir::open(dir)?;
     let mut rotated = Vec::new();
     let mut live = None;
     for entry in fs::read_dir(dir)? {
@@ -47,6 +51,14 @@ pub fn discover(dir: &Path) -> io::Result<Vec<LogFile>> {
         let Some(parsed) = log_files::parse(name) else {
             continue;
         };
+        if entry.file_type()?.is_symlink() {
+            let refused = crate::safe_fs::Refused::link(dir, name);
+            reporter.warn(format_args!(
+                "{}: {refused}; skipped",
+                entry.path().display()
+            ));
+            continue;
+        }
         match (parsed.kind, parsed.rotated_at) {
             (Kind::Live, _) => live = Some(entry.path()),
             (Kind::Rotated { compressed }, Some(t)) => {
@@ -120,8 +132,12 @@ pub fn for_each_line(
     mut each: impl FnMut(u64, &[u8]) -> bool,
 ) {
     let path = file.path.display();
-    let raw = match File::open(&file.path) {
+    let raw = match crate::safe_fs::open_read(&file.path) {
         Ok(f) => f,
+        Err(e) if crate::safe_fs::refusal(&e).is_some() => {
+            reporter.warn(format_args!("{path}: {e}; skipped"));
+            return;
+        }
         Err(e) => {
             reporter.warn(format_args!(
                 "{path}: cannot open ({e}); skipped. Check its permissions."
@@ -375,7 +391,7 @@ mod tests {
         ] {
             fs::write(dir.path().join(name), b"").unwrap();
         }
-        let files = discover(dir.path()).unwrap();
+        let files = discover(dir.path(), &Reporter::default()).unwrap();
         let names: Vec<_> = files
             .iter()
             .map(|f| f.path.file_name().unwrap().to_str().unwrap().to_string())
@@ -394,6 +410,45 @@ mod tests {
         assert!(!files[1].may_overlap(t("2024-01-15T11:00:00Z"), None));
         assert!(!files[1].may_overlap(None, t("2024-01-14T10:00:00Z")));
         assert!(files[2].may_overlap(t("2030-01-01T00:00:00Z"), None));
+    }
+
+    #[test]
+    fn links_with_log_names_are_reported_and_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs");
+        fs::create_dir(&dir).unwrap();
+        fs::write(tmp.path().join("secret"), b"{\"secret\": 1}\n").unwrap();
+        let rotated = "executions-2024-01-14T10-00-00.000000Z.jsonl.gz";
+        for name in ["executions.jsonl", rotated] {
+            std::os::unix::fs::symlink("../secret", dir.join(name)).unwrap();
+        }
+        fs::write(
+            dir.join("executions-2024-01-15T10-00-00.000000Z.jsonl"),
+            b"ok\n",
+        )
+        .unwrap();
+        let reporter = Reporter::default();
+        let files = discover(&dir, &reporter).unwrap();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(reporter.count(), 2, "each link reported");
+        // A link that took a listed file's name before it was opened is refused too.
+        let swapped = LogFile {
+            path: dir.join(rotated),
+            gzip: false,
+            after: None,
+            before: None,
+        };
+        let mut read = Vec::new();
+        for_each_line(&swapped, &reporter, |_, l| {
+            read.push(l.to_vec());
+            true
+        });
+        assert!(read.is_empty());
+        assert_eq!(reporter.count(), 3);
+        // A log directory that is a link is refused.
+        std::os::unix::fs::symlink("logs", tmp.path().join("linked")).unwrap();
+        let e = discover(&tmp.path().join("linked"), &reporter).unwrap_err();
+        assert!(e.to_string().contains("linked is a symbolic link"), "{e}");
     }
 
     #[test]
@@ -417,7 +472,9 @@ mod tests {
         bad[mid + 1] ^= 0xff;
         data.extend(bad);
         fs::write(&path, &data).unwrap();
-        let file = discover(dir.path()).unwrap().remove(0);
+        let file = discover(dir.path(), &Reporter::default())
+            .unwrap()
+            .remove(0);
         let reporter = Reporter::default();
         let mut seen = Vec::new();
         for_each_line(&file, &reporter, |_, l| {

@@ -23,7 +23,7 @@ fn query(a: &LogQuery) -> String {
 /// All of the log's lines, decompressed, oldest first.
 fn all_lines(dir: &Path) -> Vec<u8> {
     let mut data = Vec::new();
-    for f in reader::discover(dir).unwrap() {
+    for f in reader::discover(dir, &reader::Reporter::default()).unwrap() {
         let raw = std::fs::File::open(&f.path).unwrap();
         if f.gzip {
             flate2::read::MultiGzDecoder::new(raw)
@@ -161,7 +161,7 @@ fn filtered_listings_equal_jq_newest_first() {
 #[test]
 fn date_names_pick_files() {
     let (dir, _) = small_log();
-    let files = reader::discover(dir.path()).unwrap();
+    let files = reader::discover(dir.path(), &reader::Reporter::default()).unwrap();
     let start = dates::parse_instant("2026-11-01T13:00:00Z", false, &Utc).unwrap();
     let kept = files
         .iter()

@@ -12,6 +12,10 @@
 //!   millisecond for a 300 KiB one, in every `metaclaude run`), so an index beside the
 //!   cache (`by-stat/`) remembers the hash of a file by its path, device, inode, size and
 //!   modification and change times, for files that had settled when they were hashed.
+//! * Compiled code is loaded as native code, so the cache is used only while its folder
+//!   (and `by-stat/`) and each file are the current user's and writable by nobody else
+//!   ([`crate::safe_fs::untrusted`]); otherwise components are compiled at every load and
+//!   the host says once why and how to fix it. The folder is created 0700, files 0600.
 
 use std::fs::Metadata;
 use std::hash::{Hash, Hasher};
@@ -84,7 +88,7 @@ impl PluginEngine {
         let engine_key = format!("{:016x}", hasher.finish());
         Ok(PluginEngine {
             engine,
-            cache_dir,
+            cache_dir: cache_dir.filter(|d| trusted_cache_dir(d)),
             engine_key,
         })
     }
@@ -163,9 +167,19 @@ impl PluginEngine {
         Some(dir.join(format!("{key}-{}.cwasm", self.engine_key)))
     }
 
-    /// The cached compiled code of the component whose SHA-256 is `key`, if usable.
+    /// The cached compiled code of the component whose SHA-256 is `key`, if usable: a
+    /// regular file of the current user's that nobody else may write.
     fn cached(&self, key: &str) -> Option<Component> {
-        let file = self.cache_file(key).filter(|f| f.is_file())?;
+        let file = self.cache_file(key)?;
+        let meta = std::fs::symlink_metadata(&file).ok()?;
+        if !meta.file_type().is_file() {
+            tracing::warn!(file = %file.display(), "ignoring a cache entry that is not a regular file (a link?); remove it");
+            return None;
+        }
+        if let Some(why) = crate::safe_fs::untrusted_meta(&meta) {
+            tracing::warn!(file = %file.display(), "ignoring a cache entry of compiled code: {why}, so someone else may have written it; remove it, or fix it with `{}`", why.fix(&file));
+            return None;
+        }
         // SAFETY: the file was written by `Engine::precompile_component` of an engine
         // with the same compatibility hash, into our own cache folder.
         match unsafe { Component::deserialize_file(&self.engine, &file) } {
@@ -244,12 +258,44 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether the cache folder `dir` may be used: created 0700 when missing; the folder and
+/// its `by-stat/` index, when there, the current user's and writable by nobody else.
+/// Otherwise the host says once (a warning) why, and how to fix it.
+fn trusted_cache_dir(dir: &Path) -> bool {
+    if let Err(e) = crate::safe_fs::create_private_dir(dir) {
+        tracing::debug!(dir = %dir.display(), "cannot create the compiled-component cache: {e}");
+    }
+    for d in [dir.to_path_buf(), dir.join("by-stat")] {
+        let Ok(meta) = std::fs::metadata(&d) else {
+            continue;
+        };
+        if let Some(why) = crate::safe_fs::untrusted_meta(&meta) {
+            tracing::warn!(
+                "not using the compiled-component cache {}: {why}, and what is there is loaded as native code; components are compiled at every load instead. Fix it with `{}`, or set METACLAUDE_CACHE_DIR to a folder of your own",
+                d.display(),
+                why.fix(dir)
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// Writes `bytes` to `file` through a new private file (0600) renamed into place.
 fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::safe_fs::create_private_dir(dir)?;
     }
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
+    let mode = crate::safe_fs::PRIVATE_FILE_MODE;
+    if let Err(e) = crate::safe_fs::create_new(&tmp, mode, bytes) {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+        // Left by a process of the same id that died before its rename.
+        std::fs::remove_file(&tmp)?;
+        crate::safe_fs::create_new(&tmp, mode, bytes)?;
+    }
     std::fs::rename(&tmp, file)
 }
 
@@ -321,5 +367,44 @@ mod tests {
         std::fs::write(&entry, "../../etc/passwd").unwrap();
         assert_eq!(engine.remembered_key(&file, &meta), None);
         assert_eq!(engine.load(&file).unwrap().1, LoadSource::Compiled);
+    }
+
+    #[test]
+    fn a_cache_others_may_write_is_not_used_and_a_fresh_one_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let (tmp, cache, engine, file) = a_component_written();
+        assert_eq!(engine.load(&file).unwrap().1, LoadSource::Compiled);
+        assert_eq!(mode(&cache), 0o700, "created private");
+        let entries = || -> Vec<PathBuf> {
+            std::fs::read_dir(&cache)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        };
+        let cached = entries();
+        assert_eq!(cached.len(), 1);
+        assert_eq!(mode(&cached[0]), 0o600);
+
+        // An entry others may write is not loaded (compiled again, and replaced).
+        set(&cached[0], 0o666);
+        assert_eq!(engine.load(&file).unwrap().1, LoadSource::Compiled);
+        assert_eq!(mode(&cached[0]), 0o600);
+        assert_eq!(engine.load(&file).unwrap().1, LoadSource::Cache);
+
+        // A folder its group may write is not used at all: nothing read, nothing written.
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        set(&shared, 0o775);
+        std::fs::copy(&cached[0], shared.join(cached[0].file_name().unwrap())).unwrap();
+        let engine = PluginEngine::new(Some(shared.clone())).unwrap();
+        assert_eq!(engine.cache_dir, None);
+        assert_eq!(engine.load(&file).unwrap().1, LoadSource::Compiled);
+        assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 1);
     }
 }

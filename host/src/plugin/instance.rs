@@ -297,7 +297,9 @@ fn wasi_context(m: &Manifest, stderr: StderrTail) -> Result<WasiCtx, String> {
     b.allow_blocking_current_thread(true);
     for d in &m.capabilities.dirs {
         if d.create {
-            std::fs::create_dir_all(&d.host).map_err(|e| {
+            // Private (0700), whatever the umask: the log directory holds every script's
+            // inputs and outputs.
+            crate::safe_fs::create_private_dir(&d.host).map_err(|e| {
                 format!("capabilities.dirs: cannot create {}: {e}", d.host.display())
             })?;
         }
@@ -490,7 +492,9 @@ impl Instance {
         match trap_error.downcast_ref::<wasmtime::WasmCoreDump>() {
             Some(dump) => {
                 let bytes = dump.serialize(&mut self.store, "plugin");
-                std::fs::write(path, bytes).is_ok()
+                // A new private file: the dump holds the plugin's memory (events, config),
+                // and a name taken (a link planted there, say) is not written through.
+                crate::safe_fs::create_new(path, crate::safe_fs::PRIVATE_FILE_MODE, &bytes).is_ok()
             }
             None => false,
         }

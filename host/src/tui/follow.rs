@@ -75,12 +75,12 @@ impl Follower {
     ) -> io::Result<()> {
         // Open the live file first: what is rotated after this is read through it.
         self.open_live()?;
-        let files = match reader::discover(&self.dir) {
+        let reporter = Reporter::default();
+        let files = match reader::discover(&self.dir, &reporter) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let reporter = Reporter::default();
         for file in files.iter().filter(|f| f.before.is_some()) {
             if !file.may_overlap(Some(since), None) {
                 continue;
@@ -102,8 +102,10 @@ impl Follower {
         Ok(())
     }
 
+    /// Opens the live file, never through a link (a plugin writing the directory may have
+    /// planted one): a link is an error naming it, which the dashboard shows.
     fn open_live(&mut self) -> io::Result<()> {
-        match File::open(self.live_path()) {
+        match metaclaude::safe_fs::open_read(&self.live_path()) {
             Ok(file) => {
                 let identity = identity(&file.metadata()?);
                 self.live = Some(Live {
@@ -143,7 +145,7 @@ impl Follower {
         }
         // Rotated: the path names another file now (or none yet). What the old one still
         // had was read above; go on with the new one.
-        let current = std::fs::metadata(self.live_path())
+        let current = std::fs::symlink_metadata(self.live_path())
             .ok()
             .map(|m| identity(&m));
         let ours = self.live.as_ref().map(|l| l.identity);
@@ -270,6 +272,31 @@ mod tests {
         let mut f = Follower::new(&logs);
         f.start(Utc::now(), &mut |_| panic!("nothing yet")).unwrap();
         std::fs::create_dir(&logs).unwrap();
+        append(&logs.join(LIVE_FILE), &line("01A", Utc::now()));
+        assert_eq!(ids(&mut f), ["01A"]);
+    }
+
+    #[test]
+    fn a_live_file_that_is_a_link_is_refused_naming_it_and_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let secret = dir.path().join("secret.jsonl");
+        append(&secret, &line("01SECRET", Utc::now()));
+        std::os::unix::fs::symlink("../secret.jsonl", logs.join(LIVE_FILE)).unwrap();
+        let mut f = Follower::new(&logs);
+        let e = f
+            .start(Utc::now() - chrono::Duration::hours(1), &mut |r| {
+                panic!("read through the link: {}", r.execution_id)
+            })
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("executions.jsonl is a symbolic link (to ../secret.jsonl)"),
+            "{e}"
+        );
+        // Replaced by a real file: followed from then on.
+        std::fs::remove_file(logs.join(LIVE_FILE)).unwrap();
         append(&logs.join(LIVE_FILE), &line("01A", Utc::now()));
         assert_eq!(ids(&mut f), ["01A"]);
     }
