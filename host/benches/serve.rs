@@ -171,6 +171,9 @@ fn fan_out(clients: usize, seconds: u64) {
         &(clients + 8).to_string(),
         "--max-connections",
         &(clients + 64).to_string(),
+        // Every client is on loopback: one address.
+        "--max-connections-per-peer",
+        &(clients + 64).to_string(),
         "--keep-recent",
         "1000",
     ]);

@@ -160,17 +160,13 @@ fn read_post(mut stream: TcpStream) -> Option<Value> {
 
 /// A registry with `fail` (exit 1) and `hello`, both of specialist `ops`, no retries.
 pub fn registry(dir: &Path) -> PathBuf {
-    let scripts = dir.join("scripts");
-    std::fs::create_dir_all(&scripts).unwrap();
-    for (name, body) in [
-        ("fail.sh", "#!/bin/sh\necho broken >&2\nexit 1\n"),
-        ("hello.sh", "#!/bin/sh\necho hello\n"),
-    ] {
-        let p = scripts.join(name);
-        std::fs::write(&p, body).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    crate::util::write_scripts(
+        dir,
+        &[
+            ("fail.sh", "#!/bin/sh\necho broken >&2\nexit 1\n"),
+            ("hello.sh", "#!/bin/sh\necho hello\n"),
+        ],
+    );
     let registry = dir.join("registry.json");
     std::fs::write(
         &registry,

@@ -391,8 +391,7 @@ fn hostile_output_and_names_stay_inert_text_under_a_strict_csp() {
 fn with_a_token_the_page_works_after_opening_the_printed_url_once() {
     let tmp = tempfile::tempdir().unwrap();
     let token = "dashboard-test-token-0123456789";
-    let token_file = tmp.path().join("token");
-    std::fs::write(&token_file, token).unwrap();
+    let token_file = crate::serve::token_file(tmp.path(), token);
     let server = Server::start(
         &example_registry(),
         &["--token-file", token_file.to_str().unwrap()],
@@ -432,6 +431,83 @@ fn with_a_token_the_page_works_after_opening_the_printed_url_once() {
         json!(true),
         "no token notice"
     );
+
+    // A page on another port of the same host (the same site: the browser sends it the
+    // cookie) tries what the issue found: a no-cors POST, and a text/plain form whose
+    // body is a valid request (`{"script_id": "hello", "user": "="}`). Nothing runs.
+    let elsewhere = another_site_page();
+    browser.goto(&elsewhere);
+    let target = server.url("/api/v1/executions");
+    // The promise settles once the answer is in; Chromium then hides it from the page
+    // (opaque), or refuses it (the server's Cross-Origin-Resource-Policy: same-origin).
+    let settled = browser.js(&format!(
+        "return fetch('{target}', {{method: 'POST', mode: 'no-cors', credentials: 'include', body: '{{\"script_id\": \"hello\"}}'}}).then(r => r.type, e => e.name);"
+    ));
+    assert!(
+        settled == json!("opaque") || settled == json!("TypeError"),
+        "{settled}"
+    );
+    browser.js(&format!(
+        "const f = document.createElement('form');
+         f.method = 'POST'; f.action = '{target}'; f.enctype = 'text/plain';
+         const i = document.createElement('input');
+         i.name = '{{\"script_id\": \"hello\", \"user\": \"'; i.value = '\"}}';
+         f.appendChild(i); document.body.appendChild(f); f.submit(); return true;"
+    ));
+    let refused = browser.wait_for(
+        "the form's answer",
+        "location.pathname === '/api/v1/executions' && document.body.textContent",
+    );
+    assert!(
+        refused.as_str().unwrap().contains("origin_not_allowed"),
+        "{refused}"
+    );
+    let listed = crate::serve::agent()
+        .get(&server.url("/api/v1/executions"))
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap();
+    assert_eq!(listed["count"], 1, "only the bearer's execution: {listed}");
+
+    // The browser's own requests pass the rule: a POST from the server's page (the
+    // browser's real Origin and Sec-Fetch-Site, the cookie) works when it says JSON, and
+    // not when it does not.
+    browser.goto(&server.url("/"));
+    let status = |body: &str| {
+        browser.js(&format!(
+            "return fetch('/api/v1/reload', {{method: 'POST', {body}}}).then(r => r.status);"
+        ))
+    };
+    assert_eq!(
+        status("headers: {'Content-Type': 'application/json'}, body: '{}'"),
+        json!(200)
+    );
+    assert_eq!(status("body: '{}'"), json!(415), "text/plain");
+}
+
+/// A page of another site: a plain page served on another loopback port (as any local
+/// development server would), for as long as the tests run.
+fn another_site_page() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let page = "<!doctype html><title>elsewhere</title><p>another site</p>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    url
 }
 
 #[test]

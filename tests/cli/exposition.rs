@@ -287,6 +287,8 @@ fn served_expositions_pass_promtool_and_prometheus_client_in_both_formats() {
         &text.body,
         &[
             "metaclaude_server_uptime_seconds",
+            // A connection of an earlier request may close between the scrapes.
+            "metaclaude_server_connections_open",
             "metaclaude_plugin_call_duration_seconds",
         ],
     );

@@ -22,5 +22,6 @@ mod registry_check;
 mod run;
 mod scaffold;
 mod serve;
+mod serve_security;
 mod statsd;
 mod util;

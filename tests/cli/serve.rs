@@ -189,13 +189,28 @@ impl Reply {
     }
 }
 
-fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+pub fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut r = r.expect("the request got an answer");
     Reply {
         status: r.status().as_u16(),
         headers: r.headers().clone(),
         body: r.body_mut().read_to_string().unwrap_or_default(),
     }
+}
+
+/// A token file in `dir` holding `token`, readable by its owner alone (serve refuses any
+/// other).
+pub fn token_file(dir: &Path, token: &str) -> PathBuf {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = dir.join("token");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes()).unwrap();
+    file
 }
 
 pub fn get(url: &str) -> Reply {
@@ -819,7 +834,11 @@ fn shutdown_under_load_loses_nothing_reported() {
                 let mut ids = Vec::new();
                 loop {
                     // Refused connections, or 503, once the server stops taking work.
-                    let Ok(mut r) = agent().post(&url).send(r#"{"script_id": "hello"}"#) else {
+                    let Ok(mut r) = agent()
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .send(r#"{"script_id": "hello"}"#)
+                    else {
                         return ids;
                     };
                     if r.status() != 200 {
@@ -926,8 +945,9 @@ fn security_defaults_hold() {
             && stderr.contains("--token-file"),
         "{stderr}"
     );
-    let short = tmp.path().join("short.token");
-    std::fs::write(&short, "abc\n").unwrap();
+    let short_dir = tmp.path().join("short");
+    std::fs::create_dir(&short_dir).unwrap();
+    let short = token_file(&short_dir, "abc");
     let out = bin()
         .args(["serve", "--no-plugins", "--http-port", "0", "--token-file"])
         .arg(&short)
@@ -938,9 +958,8 @@ fn security_defaults_hold() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("too short"));
 
-    let token_file = tmp.path().join("token");
     let token = "c2VjcmV0LXRva2VuLWZvci10ZXN0cy1vbmx5";
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let token_file = token_file(tmp.path(), token);
     let server = Server::start(
         &registry,
         &["--no-plugins", "--max-body-bytes", "1024"],
@@ -1182,9 +1201,16 @@ fn the_api_conforms_to_its_openapi_document() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let registry = sleepy_registry(tmp.path());
-    let token_file = tmp.path().join("token");
+    // Every script quick: schemathesis reads an answer for 10 s at most, and `sleep`
+    // waits 30 s by default.
+    let text = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(
+        &registry,
+        text.replace(r#""default": 30"#, r#""default": 0"#),
+    )
+    .unwrap();
     let token = "c2NoZW1hdGhlc2lzLXRva2VuLWZvci10ZXN0cw";
-    std::fs::write(&token_file, token).unwrap();
+    let token_file = token_file(tmp.path(), token);
     let server = Server::start(&registry, &["--no-plugins", "--token-file"], |cmd| {
         cmd.arg(&token_file)
             .env("METACLAUDE_LOG_DIR", tmp.path().join("logs"));

@@ -255,3 +255,15 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Writes each `(name, body)` as an executable script in `dir/scripts`.
+pub fn write_scripts(dir: &Path, scripts: &[(&str, &str)]) {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = dir.join("scripts");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (name, body) in scripts {
+        let script = folder.join(name);
+        std::fs::write(&script, body).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}

@@ -256,7 +256,7 @@ pub struct BatchArgs {
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
     metaclaude serve --registry examples/registry/registry.json\n  \
-    curl -s localhost:8080/api/v1/executions -d '{\"script_id\": \"hello\"}'\n  \
+    curl -s localhost:8080/api/v1/executions --json '{\"script_id\": \"hello\"}'\n  \
     metaclaude serve --bind 0.0.0.0 --token-file ~/.config/metaclaude/token")]
 pub struct ServeArgs {
     /// The registry file (watched: a change is validated, then put in force).
@@ -289,9 +289,16 @@ pub struct ServeArgs {
     /// The largest request body taken.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
-    /// Connections open at once (more wait to be accepted).
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    /// Requests answered at once: a connection holds a slot from the moment its request
+    /// head is read until it has its answer (an idle one holds none); more wait up to
+    /// 10 s, then 503.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
+    /// Connections one client address may have open at once, idle ones and live feeds
+    /// included (more are answered 429 and closed). Behind a proxy every client has the
+    /// proxy's address: raise it.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections_per_peer: usize,
     /// Live-feed clients at once (more are refused with 503).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_ws_clients: usize,

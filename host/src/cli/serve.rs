@@ -38,6 +38,7 @@ pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         queue: args.queue,
         max_body_bytes: args.max_body_bytes,
         max_connections: args.max_connections,
+        max_connections_per_peer: args.max_connections_per_peer,
         max_ws_clients: args.max_ws_clients,
         ws_send_timeout: Duration::from_secs(args.ws_send_timeout),
         grace: Duration::from_secs(args.grace),
@@ -118,8 +119,24 @@ fn announce(bound: Bound, token: bool, mode: Mode) {
     let _ = out.flush();
 }
 
-/// The token in `file`: its first line, trimmed; refused when too short to be safe.
+/// The token in `file`: its first line, trimmed; refused when the file is open to its
+/// group or to others (as ssh refuses such a key), or when the token is too short to be
+/// safe.
 fn read_token(file: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file)
+        .with_context(|| format!("cannot read the token file {}", file.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "the token file {} has mode {:04o}: its group or others may read or change it, and with it drive this server. \
+             Make it yours alone: chmod 600 {}",
+            file.display(),
+            mode & 0o7777,
+            file.display()
+        );
+    }
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the token file {}", file.display()))?;
     let token = text.lines().next().unwrap_or("").trim().to_string();

@@ -16,11 +16,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::{alerts, dashboard, feed, metrics, security, ServerState};
+use super::{alerts, connections, dashboard, feed, metrics, security, ServerState};
 use crate::executor::{ExecutionRequest, Recording, REQUEST_SHAPE};
 use crate::logs::{dates, LogQuery};
 use crate::monitor::{Known, MAX_BUCKETS, MAX_PERIOD_MINUTES};
 use crate::plugin::{Health, PluginInfo};
+use crate::registry::ScriptEntry;
 
 /// The OpenAPI document of this API (checked against the server by the tests).
 const OPENAPI: &str = include_str!("openapi.json");
@@ -51,9 +52,20 @@ pub fn router(state: Arc<ServerState>) -> Router {
             put(alerts::set_threshold),
         )
         .merge(dashboard::routes())
+        // On every route above (so: add routes above this line only): nothing runs for a
+        // cross-site request; a method a route does not take is still 405.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::same_origin_only,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        // Inside the guard: a request refused there takes no slot.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            connections::hold_a_slot,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::guard,
@@ -435,8 +447,25 @@ async fn blocking_log_query(query: LogQuery, limit: usize) -> Result<Vec<Value>,
         .collect())
 }
 
+/// The registry in force; each script's fixed environment shows its names only
+/// (`env_keys`): the values are where people put secrets.
 async fn scripts(State(state): State<Arc<ServerState>>) -> Response {
-    Json(&*state.host.service().registry()).into_response()
+    let registry = state.host.service().registry();
+    let scripts: Vec<Value> = registry.scripts.iter().map(script_json).collect();
+    Json(json!({ "file": registry.file, "scripts": scripts })).into_response()
+}
+
+/// A script as the API shows it: the registry's entry, `env` replaced by its names.
+fn script_json(entry: &ScriptEntry) -> Value {
+    let mut value = serde_json::to_value(entry).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.shift_remove("env");
+        object.insert(
+            "env_keys".into(),
+            json!(entry.env.keys().collect::<Vec<_>>()),
+        );
+    }
+    value
 }
 
 fn plugin_list(state: &ServerState) -> Vec<PluginInfo> {

@@ -1,6 +1,6 @@
 //! Every error of the API as `{"error": {"code", "message", ...}}` with its HTTP status.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
@@ -14,6 +14,8 @@ pub struct ApiError {
     pub details: Vec<(&'static str, Value)>,
     /// Seconds to wait before retrying (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// More response headers (`Accept` on a 415, ...).
+    pub headers: Vec<(HeaderName, &'static str)>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -50,6 +53,11 @@ impl ApiError {
         self.details.push((key, value.into()));
         self
     }
+
+    pub fn with_header(mut self, name: HeaderName, value: &'static str) -> ApiError {
+        self.headers.push((name, value));
+        self
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -63,6 +71,11 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        for (name, value) in self.headers {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
         }
         response
     }

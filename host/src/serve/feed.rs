@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -110,18 +110,9 @@ impl SubscriptionQuery {
 
 pub async fn handler(
     State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
     query: Result<Query<SubscriptionQuery>, axum::extract::rejection::QueryRejection>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    if !state.access.origin_allowed(&headers) {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "a WebSocket from another site's page is refused: open the dashboard from this server",
-        )
-        .into_response();
-    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => {

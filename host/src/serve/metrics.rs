@@ -172,6 +172,37 @@ fn write_server(out: &mut Exposition, state: &ServerState) {
         &[("result", "failed")],
         c.registry_reload_failures.load(Ordering::Relaxed) as f64,
     );
+    let gate = &state.gate;
+    out.family(
+        "metaclaude_server_connections_open",
+        MetricType::Gauge,
+        "Connections open now (idle ones and live feeds included).",
+    )
+    .sample(&[], gate.open() as f64);
+    out.family(
+        "metaclaude_server_requests_in_flight",
+        MetricType::Gauge,
+        "Requests being answered now (each holds one of --max-connections).",
+    )
+    .sample(&[], gate.in_flight() as f64);
+    out.family(
+        "metaclaude_server_connections_refused_total",
+        MetricType::Counter,
+        "Connections answered 429 and closed because their client address had --max-connections-per-peer open.",
+    )
+    .sample(&[], gate.refused_per_peer.load(Ordering::Relaxed) as f64);
+    out.family(
+        "metaclaude_server_header_timeouts_total",
+        MetricType::Counter,
+        "Connections closed because a request head they had begun did not come whole within the header timeout (idle ones closed after it are not counted).",
+    )
+    .sample(&[], gate.header_timeouts.load(Ordering::Relaxed) as f64);
+    out.family(
+        "metaclaude_server_requests_busy_total",
+        MetricType::Counter,
+        "Requests answered 503 because no --max-connections slot came free in time.",
+    )
+    .sample(&[], gate.busy.load(Ordering::Relaxed) as f64);
     out.family(
         "metaclaude_server_websocket_clients",
         MetricType::Gauge,

@@ -5,15 +5,19 @@
 //!
 //! Modules: `api` (the handlers), `answers` (stats shared with clients that accept them a
 //! little old), `dashboard` (the web page at `/`), `feed` (the WebSocket feed), `metrics` (`/metrics`),
-//! `security` (Host check, token, security headers), `listener` (the connection cap),
-//! `error` (the API's error shape).
+//! `security` (Host check, the cross-site rule, token, security headers), `connections`
+//! (serving connections: header timeout, per-peer cap, request slots), `error` (the API's
+//! error shape).
 //!
 //! Invariants:
 //! * it binds what it was told (127.0.0.1 by default) and refuses to serve any
 //!   non-loopback address without a token;
-//! * memory is bounded: request bodies (`max_body_bytes`), connections, WebSocket
-//!   clients, admitted executions (`concurrency + queue`; beyond, 429), the monitor's
-//!   ring and the feed's channel; a client that does not read is cut off, never buffered;
+//! * memory is bounded: request bodies (`max_body_bytes`), connections (per client
+//!   address, in all, and idle ones closed after the header timeout), requests answered
+//!   at once, WebSocket clients, admitted executions (`concurrency + queue`; beyond,
+//!   429), the monitor's ring and the feed's channel; a client that does not read is cut
+//!   off, never buffered;
+//! * nothing runs or changes for a web page of another site (see `security`);
 //! * shutdown: stop accepting, let running executions finish within the grace (then end
 //!   them as a timeout would), deliver and flush every plugin, close WebSockets with 1001;
 //!   an execution the API reported is in the log.
@@ -21,13 +25,13 @@
 mod alerts;
 mod answers;
 mod api;
+mod connections;
 mod dashboard;
 mod error;
 mod feed;
 
 pub use self::api::{parse_execution_body, BodyProblem};
 pub use self::feed::{parse_client_message, Subscription};
-mod listener;
 mod metrics;
 pub mod security;
 
@@ -44,7 +48,7 @@ use crate::app::MonitoredHost;
 use crate::monitor::Monitor;
 use crate::registry::{Registry, RegistryError};
 
-use self::listener::CappedListener;
+use self::connections::Gate;
 use self::security::Access;
 
 /// How the server listens and how much it takes on.
@@ -62,7 +66,13 @@ pub struct ServeConfig {
     /// Executions admitted beyond those running (waiting for a slot); past it, 429.
     pub queue: usize,
     pub max_body_bytes: usize,
+    /// Requests being answered at once (a connection holds a slot from the moment its
+    /// request head is read until it has its answer; an idle one holds none).
     pub max_connections: usize,
+    /// Connections one client address may have open at once, idle ones included.
+    pub max_connections_per_peer: usize,
+    /// How long a client has to send a whole request head before its connection is closed.
+    pub header_read_timeout: Duration,
     pub max_ws_clients: usize,
     /// How long one live-feed message may take to reach a client before it is cut off.
     pub ws_send_timeout: Duration,
@@ -85,6 +95,8 @@ impl Default for ServeConfig {
             queue: 256,
             max_body_bytes: 64 * 1024,
             max_connections: 256,
+            max_connections_per_peer: 64,
+            header_read_timeout: connections::HEADER_READ_TIMEOUT,
             max_ws_clients: 64,
             ws_send_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(30),
@@ -144,6 +156,8 @@ pub struct ServerState {
     host: MonitoredHost,
     monitor: Arc<Monitor>,
     access: Access,
+    /// The connections' caps and counters.
+    gate: Arc<Gate>,
     config: ServeConfig,
     registry_file: PathBuf,
     registry: Mutex<RegistryStatus>,
@@ -266,6 +280,11 @@ pub async fn run(
             &config.allow_hosts,
         ),
         admission: Arc::new(Semaphore::new(concurrency + config.queue)),
+        gate: Arc::new(Gate::new(
+            config.max_connections,
+            config.max_connections_per_peer,
+            config.header_read_timeout,
+        )),
         registry: Mutex::new(RegistryStatus {
             text: std::fs::read(&registry_file).unwrap_or_default(),
             settling: None,
@@ -285,19 +304,14 @@ pub async fn run(
         answers: answers::Answers::default(),
     });
     let router = api::router(state.clone());
-    let connections = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
     let mut servers = tokio::task::JoinSet::new();
     for listener in [Some(http), ws].into_iter().flatten() {
-        let listener = CappedListener::new(listener, connections.clone());
-        let router = router.clone();
-        let mut stopping = state.stopping.subscribe();
-        servers.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        servers.spawn(connections::serve(
+            listener,
+            router.clone(),
+            state.gate.clone(),
+            state.stopping.subscribe(),
+        ));
     }
     on_bound(bound);
     // A server runs for days: its RSS follows what it holds (see `crate::memory`).
@@ -366,10 +380,7 @@ async fn wait_for_stop_signal(state: Arc<ServerState>) -> anyhow::Result<()> {
 
 /// Stop accepting, let executions finish (then end them), deliver and flush the
 /// plugins, close the live feed.
-async fn shutdown(
-    state: &Arc<ServerState>,
-    mut servers: tokio::task::JoinSet<std::io::Result<()>>,
-) {
+async fn shutdown(state: &Arc<ServerState>, mut servers: tokio::task::JoinSet<()>) {
     state.stopping.send_replace(true);
     let deadline = tokio::time::Instant::now() + state.config.grace;
     let idle =
