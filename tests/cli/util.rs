@@ -5,6 +5,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub use crate::bless::blessing;
+
 /// The real executable, with the default plugin set (installed beside it) writing its
 /// log and compiled-component cache into this test run's temp folder, not the source tree.
 /// Its StatsD exporter sends to the discard port (9) of loopback, never to a daemon on the
@@ -125,15 +127,10 @@ pub fn assert_golden_errors(
     cases.len()
 }
 
-/// True when golden files are to be rewritten from what the code gives now
-/// (`METACLAUDE_BLESS=1`, which `cargo xtask bless` sets): for a message changed on
-/// purpose. Review the diff before committing it.
-pub fn blessing() -> bool {
-    std::env::var_os("METACLAUDE_BLESS").is_some_and(|v| v == "1")
-}
-
 /// Compares `actual` with the golden text `expected` read from `golden` (trailing
-/// whitespace aside), or, when [`blessing`], writes `actual` to `golden`.
+/// whitespace aside), or, when [`blessing`] (`METACLAUDE_BLESS=1`, which `cargo xtask
+/// bless` sets, for a message changed on purpose: review the diff before committing it),
+/// writes `actual` to `golden`. Under CI a rewrite is refused: the test fails.
 pub fn assert_golden(golden: &Path, expected: &str, actual: &str, case: &str) {
     if blessing() {
         let text = format!("{}\n", actual.trim_end());
