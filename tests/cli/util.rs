@@ -98,9 +98,42 @@ pub fn succeed(cmd: &mut Command) -> Output {
     out
 }
 
-/// True when this machine gives the host per-execution cgroups (as root with cgroupfs).
-pub fn cgroups_available(result: &Value) -> bool {
-    result["resource_usage"]["cpu_time_source"] == "cgroup"
+/// The flag that says this machine gives the host no cgroups (no write access to a cgroup
+/// hierarchy: not root, no delegated subtree). CI never sets it: there the host runs as
+/// root and a run without cgroups is a failure, never a silent skip.
+pub const NO_CGROUPS_FLAG: &str = "METACLAUDE_TEST_NO_CGROUPS";
+
+/// Whether executions must run in cgroups here: always, unless [`NO_CGROUPS_FLAG`]` = 1`.
+pub fn cgroups_expected() -> bool {
+    std::env::var_os(NO_CGROUPS_FLAG).is_none_or(|v| v != "1")
+}
+
+/// Checks which path measured `result` (`context` names the run): the execution cgroup
+/// when the machine gives one ([`cgroups_expected`]) and `cgroups` asked for it (no
+/// `--no-cgroups`), else `wait4`'s rusage. The result names the source of each figure.
+pub fn assert_measured_with_cgroups(result: &Value, cgroups: bool, context: &str) {
+    let usage = &result["resource_usage"];
+    let source = usage["cpu_time_source"].as_str().unwrap_or("missing");
+    if cgroups && cgroups_expected() {
+        assert_eq!(
+            source, "cgroup",
+            "{context}: the execution ran without a cgroup. The tests expect the host to \
+             create cgroups (as root, or with a delegated cgroup v2 subtree); on a machine \
+             that cannot, set {NO_CGROUPS_FLAG}=1 to test the fallback instead: {usage}"
+        );
+    } else {
+        assert_eq!(
+            source,
+            "rusage",
+            "{context}: expected the fallback without cgroups{}: {usage}",
+            if cgroups {
+                format!(" ({NO_CGROUPS_FLAG}=1)")
+            } else {
+                " (--no-cgroups)".into()
+            }
+        );
+        assert_ne!(usage["peak_memory_source"], "cgroup", "{context}: {usage}");
+    }
 }
 
 /// Runs `metaclaude ARGS... CASE` from `dir` for each case (a name in `dir`, so errors
