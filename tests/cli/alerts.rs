@@ -14,11 +14,11 @@ use serde_json::{json, Value};
 
 use crate::plugins::write_plugin;
 use crate::serve::{agent, get, ws_connect, ws_next, Server};
-use crate::util::{bin, free_port, succeed, wait_until};
+use crate::util::{bin, listening_port, succeed, wait_until};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
-/// A real Alertmanager on a free loopback port, killed when dropped.
+/// A real Alertmanager on a loopback port it picked, killed when dropped.
 struct Alertmanager {
     child: Child,
     url: String,
@@ -38,19 +38,21 @@ impl Alertmanager {
             "route:\n  receiver: nobody\n  group_wait: 1s\nreceivers:\n  - name: nobody\n",
         )
         .unwrap();
-        let port = free_port();
-        let child = Command::new(ALERTMANAGER)
+        // On a port it picks, and names in its log.
+        let log = dir.path().join("alertmanager.log");
+        let mut child = Command::new(ALERTMANAGER)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .arg("--cluster.listen-address=")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start Alertmanager");
+        let port = listening_port(&mut child, &log, "Alertmanager");
         let url = format!("http://127.0.0.1:{port}");
         let am = Alertmanager {
             child,

@@ -211,6 +211,21 @@ pub fn assert_golden_normalized(
     cases.len()
 }
 
+/// A registry in `dir`: each of `scripts` (a path in `dir`, its text) written executable,
+/// and `registry` (its JSON) as `dir/registry.json`, whose path it returns.
+pub fn write_registry(dir: &Path, scripts: &[(&str, &str)], registry: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, text) in scripts {
+        let script = dir.join(path);
+        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let file = dir.join("registry.json");
+    std::fs::write(&file, registry).unwrap();
+    file
+}
+
 /// The lifecycle of the example `flaky` script (EX_TEMPFAIL twice, then success), in order.
 pub const FLAKY_LIFECYCLE: [&str; 9] = [
     "queued",
@@ -239,11 +254,67 @@ pub fn wait_until(
     }
 }
 
-/// A loopback port free now (for a peer that needs a port number before it starts).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The port a Prometheus-family server (Prometheus, Alertmanager: their exporter-toolkit
+/// web server) started with `--web.listen-address=127.0.0.1:0` picked, as it names it in
+/// `log` (its stderr); waits for it (at most a minute) and fails if `child` exits first.
+pub fn listening_port(child: &mut std::process::Child, log: &Path, what: &str) -> u16 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(port) = port_in_log(&text) {
+            return port;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} exited ({status}) before it listened:\n{text}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} named no port it listens on:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// `msg="Listening on" address=127.0.0.1:PORT` in an exporter-toolkit server's log.
+fn port_in_log(log: &str) -> Option<u16> {
+    log.lines()
+        .filter(|l| l.contains("msg=\"Listening on\""))
+        .find_map(|l| l.split("address=").nth(1)?.split_whitespace().next())
+        .and_then(|address| address.rsplit(':').next()?.parse().ok())
+        .filter(|port| *port != 0)
+}
+
+/// Runs `work` on a thread of its own and returns what it returns, failing the test with
+/// `what` if it has not returned within `limit`: a guard against a hang, set far above
+/// what the work takes on a loaded machine, never a speed check (the benchmarks are).
+pub fn hang_guard<T: Send + 'static>(
+    what: &str,
+    limit: std::time::Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        // It panicked: its message is the test's failure.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: hung (no end after {limit:?})")
+        }
+    }
+}
+
+#[test]
+fn listening_ports_are_read_from_a_servers_log() {
+    let log = "ts=2026-12-04T20:00:23.633Z caller=web.go:503 level=info component=web msg=\"Start listening for connections\" address=127.0.0.1:0\n\
+               ts=2026-12-04T20:00:23.638Z caller=tls_config.go:232 level=info component=web msg=\"Listening on\" address=127.0.0.1:44099\n";
+    assert_eq!(port_in_log(log), Some(44099));
+    assert_eq!(port_in_log(&log[..log.find("tls_config").unwrap()]), None);
 }
