@@ -299,6 +299,18 @@ batch_max = 1000
         let (n, _) = receiver.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"fixture:1|c");
     }
+    // Nothing else came, to either socket: every send was made (or refused) before its
+    // host shut down, and a loopback datagram is queued at its receiver before the send
+    // returns.
+    for (socket, what) in [(&receiver, "the granted target"), (&other, "the other")] {
+        socket.set_nonblocking(true).unwrap();
+        let got = socket.recv_from(&mut [0u8; 64]);
+        assert!(
+            got.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+            "{what} received a datagram a denied send should not have sent: {got:?}"
+        );
+    }
 }
 
 /// A notifier POSTs the host's "plugin_quarantined" alert: to a granted destination it
