@@ -36,6 +36,22 @@ fn count(dir: &Path, file: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Returns once every worker of `host` has handled every message sent to it before: each
+/// answers a question put after them (the thresholds of an alert rule; other plugins
+/// answer it too, with none or a refusal), in order, and after each message a worker
+/// has already decided whether a batch is due.
+fn caught_up(host: &PluginHost) {
+    for p in host.current().iter() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        p.mailbox
+            .send(super::delivery::Message::Thresholds(tx))
+            .expect("the worker runs");
+        let _answer = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the worker answers (hung otherwise)");
+    }
+}
+
 #[test]
 fn reload_adds_replaces_and_removes_plugins_without_losing_events() {
     let tmp = tempfile::tempdir().unwrap();
@@ -129,7 +145,8 @@ fn full_batches_and_full_queues_wake_a_batching_worker() {
     for i in 100..103 {
         host.emit(&event(i));
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // The worker has taken the three (and a message after them) and kept them.
+    caught_up(&host);
     assert_eq!(
         delivered(&host),
         100,
@@ -139,32 +156,48 @@ fn full_batches_and_full_queues_wake_a_batching_worker() {
     assert_eq!(delivered(&host), 103);
 }
 
-/// Reloads racing a thread that emits: every event reaches exactly one version.
+/// Reloads racing a thread that emits: every event reaches exactly one version. The
+/// thread emits until the last reload is done, and each reload waits until it has sent
+/// more since the one before: every reload happens while events flow.
 #[test]
 fn reloads_under_load_lose_no_event() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     sink(tmp.path(), "a", "v0");
     let mut host = PluginHost::new(None).unwrap();
     host.load_dir(&plugins).unwrap();
     let host = Arc::new(host);
+    let emitted = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let emitter = {
-        let host = host.clone();
+        let (host, emitted, stop) = (host.clone(), emitted.clone(), stop.clone());
         std::thread::spawn(move || {
-            for i in 0..20_000 {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
                 host.emit(&event(i));
+                i += 1;
+                emitted.store(i, Ordering::Relaxed);
             }
+            i
         })
     };
     for v in 1..=5 {
-        std::thread::sleep(Duration::from_millis(5));
+        let since = emitted.load(Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while emitted.load(Ordering::Relaxed) < since + 2000 {
+            assert!(Instant::now() < deadline, "the emitter is stuck at {since}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         sink(tmp.path(), "a", &format!("v{v}"));
         assert_eq!(host.reload_dir(&plugins).unwrap().changed, ["a"]);
     }
-    emitter.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let sent = emitter.join().unwrap();
+    assert!(sent >= 10_000, "{sent}");
     host.flush();
     let total: u64 = (0..=5).map(|v| count(tmp.path(), &format!("v{v}"))).sum();
-    assert_eq!(total, 20_000);
+    assert_eq!(total, u64::from(sent));
 }
 
 /// A component whose imports say another, incompatible WIT version is refused with
