@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -186,7 +186,6 @@ fn values(map: &BTreeMap<String, f64>) -> Vec<(String, f64)> {
 
 #[test]
 fn two_hosts_one_prometheus_counts_what_ran_on_each_and_every_panel_has_data() {
-    let started = Instant::now();
     let hosts = [
         Server::start(&example_registry(), &[], |_| {}),
         Server::start(&example_registry(), &[], |_| {}),
@@ -363,9 +362,4 @@ fn two_hosts_one_prometheus_counts_what_ran_on_each_and_every_panel_has_data() {
             .collect();
         assert!(!found.is_empty(), "variable {}: {query}", var["name"]);
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(90),
-        "took {:?}",
-        started.elapsed()
-    );
 }

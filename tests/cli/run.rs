@@ -123,12 +123,18 @@ fn timeout_is_reported_with_the_seed_message_and_suggestions() {
     assert_no_survivors(r["execution_id"].as_str().unwrap());
 }
 
-/// Runs a script that times out; it must come back promptly, whatever its children do.
+/// Runs a script that times out (after 300 or 400 ms); it must come back whatever its
+/// children do. They sleep 60 s: a host that waited for them (for the end of its output,
+/// or for the tree to exit on its own) would take that long, two orders of magnitude above
+/// a run on a loaded machine, so this bound tells waiting from slowness.
 fn run_timing_out(id: &str) -> (Value, String) {
     let start = Instant::now();
     let (_, r) = run_json(id, &[]);
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(10), "{id} took {took:?}");
+    assert!(
+        took < Duration::from_secs(50),
+        "{id} took {took:?}: the host waited for the script's children (they sleep 60 s)"
+    );
     assert_eq!(category(&r), "TIMEOUT");
     let execution_id = r["execution_id"].as_str().unwrap().to_string();
     (r, execution_id)
@@ -150,8 +156,11 @@ fn a_script_that_ignores_sigterm_gets_sigkill_after_the_grace() {
     let (r, id) = run_timing_out("ignores_sigterm");
     assert_eq!(r["signal"], "SIGKILL");
     let wall = r["resource_usage"]["wall_time_seconds"].as_f64().unwrap();
-    // 300 ms timeout + 2 s grace.
-    assert!((2.2..6.0).contains(&wall), "wall {wall}");
+    // Not before its 300 ms timeout and the 2 s grace (less the timers' rounding); how
+    // long after depends on the machine's load, and the SIGKILL above says it came.
+    assert!(wall >= 2.2, "killed before the grace was over: wall {wall}");
+    // Left alone, the script (TERM ignored, inherited by its sleeps) would end after 60 s.
+    assert!(wall < 30.0, "no SIGKILL in time: wall {wall}");
     assert_no_survivors(&id);
 }
 

@@ -270,9 +270,12 @@ fn fixture_sink() -> PathBuf {
 }
 
 /// A plugin that keeps trapping, under the `block` policy with a tiny queue, never
-/// makes the executor wait through its restart backoffs (0.1 + 0.2 + 0.4 + 0.8 s before
-/// its quarantine): its worker keeps draining, holding what it can for the next
-/// instance. Every event is accounted for, delivered or dropped.
+/// makes the executor wait through its restart backoffs (0.1, 0.2, 0.4 ... s): its worker
+/// keeps draining, holding what it can for the next instance. Seen without a clock: 200
+/// events (25 queues' worth) go in while the worker waits out one backoff, which a
+/// blocked sender could not do, since the restart that ends the backoff is counted
+/// before a worker asleep in it would take anything. Every event is accounted for,
+/// delivered or dropped.
 #[test]
 fn a_restarting_plugin_never_blocks_the_sender() {
     let tmp = tempfile::tempdir().unwrap();
@@ -281,29 +284,58 @@ fn a_restarting_plugin_never_blocks_the_sender() {
         "trap",
         &format!(
             "name = \"trap\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"{}\"\n\
-             [config]\nmode = \"trap\"\n[limits]\non_full = \"block\"\nqueue = 8\nbatch_max = 1\n",
+             [config]\nmode = \"trap\"\n[limits]\non_full = \"block\"\nqueue = 8\nbatch_max = 1\n\
+             max_failures = 100\n",
             fixture_sink().display()
         ),
     );
     let mut host = PluginHost::new(None).unwrap();
     host.load_plugin(&folder).unwrap();
-    let started = Instant::now();
-    for i in 0..3000 {
-        host.emit(&event(i));
-        if i % 100 == 0 {
+    let host = Arc::new(host);
+    let info = |host: &PluginHost| host.list().remove(0);
+    let mut sent = 0;
+    // Each attempt during a backoff twice as long as the one before: on a machine too
+    // loaded to send 200 events within the first one, within a later one.
+    let mut conclusive = false;
+    for _attempt in 0..8 {
+        // One event to trap on, then wait (bounded) for the backoff it starts.
+        host.emit(&event(sent));
+        sent += 1;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while info(&host).health != Health::Restarting {
+            assert!(Instant::now() < deadline, "no trap: {:?}", info(&host));
             std::thread::sleep(Duration::from_millis(1));
         }
+        let restarts = info(&host).restarts;
+        let first = sent;
+        sent += 200;
+        let (sender, (done, finished)) = (host.clone(), std::sync::mpsc::channel());
+        std::thread::spawn(move || {
+            for i in first..first + 200 {
+                sender.emit(&event(i));
+            }
+            let _ = done.send(());
+        });
+        // 200 sends take milliseconds; a sender held through each restart backoff (one
+        // event a restart, the backoffs doubling to 30 s) takes many minutes.
+        finished
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the sender hung on a restarting plugin: it waits out the backoffs");
+        let after = info(&host);
+        if after.restarts == restarts && after.health == Health::Restarting {
+            conclusive = true;
+            break;
+        }
     }
-    let took = started.elapsed();
     assert!(
-        took < Duration::from_millis(600),
-        "the sender waited {took:?}"
+        conclusive,
+        "every backoff ended before 200 events were in: the sender waits on it"
     );
     host.shutdown();
-    let info = &host.list()[0];
+    let info = info(&host);
     assert!(info.failures >= 1, "{info:?}");
-    assert_eq!(info.queued, 3000);
-    assert_eq!(info.delivered + info.dropped, 3000, "{info:?}");
+    assert_eq!(info.queued, u64::from(sent));
+    assert_eq!(info.delivered + info.dropped, u64::from(sent), "{info:?}");
 }
 
 /// With `limits.core_dump`, a trap leaves a WebAssembly core dump in the plugin folder
