@@ -1,15 +1,21 @@
-//! The full default plugin set (log sink, Prometheus exporter, StatsD exporter), each
-//! figure a ratio against a baseline measured in the same run:
+//! The whole default plugin set, as `cargo xtask build-plugins` installs it beside the
+//! executable (`target/*/plugins/`: the log sink, the Prometheus and StatsD exporters,
+//! the alert rules and the console notifier; what is there is what is loaded, and
+//! printed), each figure a ratio against a baseline measured in the same run:
 //!
 //! 1. finished events per second through the default set, with 1 KiB and with 1 MiB of
 //!    stdout per execution, against the native no-op sink (C ABI); the host's CPU time per
-//!    finished event; and the same set with the exporters taking the scripts' output
-//!    (`event_output = true`), which is what `event_output = false` saves;
+//!    finished event; and the same set with the exporters and the rule taking the scripts'
+//!    output (`event_output = true`), which is what `event_output = false` saves;
 //! 2. per-execution time of a trivial script in one host with the default set loaded,
 //!    against a bare spawn and against the host with no plugins (target 1.02 or less);
-//! 3. `metaclaude run` of a trivial script as a whole process with the default set (as a
-//!    one-shot run loads it), against `--no-plugins` and a bare `sh` (target 5 ms or
-//!    less).
+//! 3. `metaclaude run` of a trivial script as a whole process with the default set (a
+//!    one-shot run loads the plugins that take part in one: the log sink and the StatsD
+//!    exporter), against `--no-plugins` and a bare `sh` (target 5 ms or less);
+//! 4. the same whole process with the StatsD exporter alone, aimed at a target that is
+//!    down (nobody listening, a receiver that never reads, an unroutable address) against
+//!    one that reads, and the execution's own time against no plugins: a target that is
+//!    down costs nothing (`tests/cli/statsd.rs` checks what such a run does).
 //!
 //! Needs the installed default set: `cargo xtask bench` (or `cargo xtask build-plugins`).
 
@@ -27,12 +33,16 @@ use metaclaude::{EventSink, ExecutorConfig, Registry, ToolExecutionService};
 
 mod support;
 use support::{execute_timed, granted_host, median, ms, root};
+#[path = "support/stuck_udp.rs"]
+mod stuck_udp;
+use stuck_udp::stuck_receiver;
 
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
 }
 
-/// The default set as `cargo xtask build-plugins` installs it beside the executable.
+/// The default set as `cargo xtask build-plugins` installs it beside the executable;
+/// prints what it holds.
 fn default_set() -> PathBuf {
     let dir = exe().parent().unwrap().join("plugins");
     for name in ["log-sink", "prometheus-exporter", "statsd-exporter"] {
@@ -42,6 +52,12 @@ fn default_set() -> PathBuf {
             dir.join(name).display()
         );
     }
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    println!("the default set ({}): {}", dir.display(), names.join(", "));
     dir
 }
 
@@ -292,35 +308,44 @@ fn in_one_host(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
     plugins.shutdown();
 }
 
-fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
-    let registry = root().join("examples/registry/registry.json");
-    let script = root().join("examples/registry/scripts/noop.sh");
-    let run = |plugins: Option<&Path>| {
-        let mut cmd = Command::new(exe());
-        cmd.arg("run")
-            .arg("noop")
-            .arg("--registry")
-            .arg(&registry)
-            .env("METACLAUDE_LOG_DIR", tmp.join("run-logs"))
-            .env("METACLAUDE_METRICS_PORT", drain.port.to_string())
-            .env("METACLAUDE_CACHE_DIR", tmp.join("cache"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        match plugins {
-            Some(dir) => cmd.arg("--plugins").arg(dir),
-            None => cmd.arg("--no-plugins"),
-        };
-        let start = Instant::now();
-        let out = cmd.output().expect("spawn metaclaude");
-        let took = start.elapsed();
-        assert!(
-            out.status.success(),
-            "metaclaude run: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        took
+/// One `metaclaude run noop ARGS...` as a whole process, with the plugins of `plugins`
+/// (or none), its StatsD exporter aimed at `statsd`: how long it took, and its output. It
+/// must succeed.
+fn run_noop(
+    tmp: &Path,
+    args: &[&str],
+    plugins: Option<&Path>,
+    statsd: (&str, u16),
+) -> (Duration, std::process::Output) {
+    let mut cmd = Command::new(exe());
+    cmd.args(["run", "noop", "--registry"])
+        .arg(root().join("examples/registry/registry.json"))
+        .args(args)
+        .env("METACLAUDE_LOG_DIR", tmp.join("run-logs"))
+        .env("METACLAUDE_METRICS_HOST", statsd.0)
+        .env("METACLAUDE_METRICS_PORT", statsd.1.to_string())
+        .env("METACLAUDE_CACHE_DIR", tmp.join("cache"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match plugins {
+        Some(dir) => cmd.arg("--plugins").arg(dir),
+        None => cmd.arg("--no-plugins"),
     };
+    let start = Instant::now();
+    let out = cmd.output().expect("spawn metaclaude");
+    let took = start.elapsed();
+    assert!(
+        out.status.success(),
+        "metaclaude run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (took, out)
+}
+
+fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
+    let script = root().join("examples/registry/scripts/noop.sh");
+    let run = |plugins: Option<&Path>| run_noop(tmp, &[], plugins, ("127.0.0.1", drain.port)).0;
     let sh = || {
         let start = Instant::now();
         let status = Command::new("sh")
@@ -362,6 +387,83 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
     assert!(logged > 0, "the log sink wrote the runs' log");
 }
 
+fn down_targets(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
+    // The StatsD exporter alone, as installed.
+    let exporter = tmp.join("exporter-only/statsd-exporter");
+    std::fs::create_dir_all(&exporter).unwrap();
+    for file in std::fs::read_dir(set.join("statsd-exporter")).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, exporter.join(file.file_name().unwrap())).unwrap();
+    }
+    let stuck = stuck_receiver();
+    let refusing = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let targets: [(&str, &str, u16); 4] = [
+        ("a daemon that reads", "127.0.0.1", drain.port),
+        ("nobody listening", "127.0.0.1", refusing),
+        (
+            "a receiver that never reads",
+            "127.0.0.1",
+            stuck.local_addr().unwrap().port(),
+        ),
+        // TEST-NET-3 (RFC 5737): never assigned.
+        ("an unroutable address", "203.0.113.1", 8125),
+    ];
+    // The whole process, and the execution's own wall time as its result reports it.
+    let run = |target: Option<(&str, u16)>| -> (Duration, f64) {
+        let plugins = target.map(|_| exporter.parent().unwrap());
+        let statsd = target.unwrap_or(("127.0.0.1", drain.port));
+        let (took, out) = run_noop(tmp, &["--json"], plugins, statsd);
+        let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let wall = result["resource_usage"]["wall_time_seconds"]
+            .as_f64()
+            .unwrap();
+        (took, wall)
+    };
+    let variants: Vec<Option<(&str, u16)>> = std::iter::once(None)
+        .chain(targets.iter().map(|(_, host, port)| Some((*host, *port))))
+        .collect();
+    for variant in &variants {
+        run(*variant);
+    }
+    let mut process: Vec<Vec<Duration>> = variants.iter().map(|_| Vec::new()).collect();
+    let mut execution: Vec<Vec<f64>> = variants.iter().map(|_| Vec::new()).collect();
+    for _ in 0..runs {
+        for (i, variant) in variants.iter().enumerate() {
+            let (took, wall) = run(*variant);
+            process[i].push(took);
+            execution[i].push(wall);
+        }
+    }
+    let process: Vec<Duration> = process.into_iter().map(median).collect();
+    let execution: Vec<f64> = execution
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect();
+    println!(
+        "`metaclaude run noop` with the StatsD exporter alone, its target down ({runs} interleaved runs each, medians):"
+    );
+    println!(
+        "  --no-plugins                        process {:>7.2} ms   execution {:>6.2} ms",
+        ms(process[0]),
+        execution[0] * 1e3
+    );
+    for (i, (name, _, _)) in targets.iter().enumerate() {
+        println!(
+            "  aimed at {name:<27} process {:>7.2} ms   execution {:>6.2} ms   ratio to a daemon that reads {:>5.2}",
+            ms(process[i + 1]),
+            execution[i + 1] * 1e3,
+            process[i + 1].as_secs_f64() / process[1].as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     let runs: usize = std::env::var("BENCH_ITERATIONS")
         .ok()
@@ -397,5 +499,6 @@ fn main() {
     );
     in_one_host(&tmp, &set, &drain, runs);
     whole_process(&tmp, &set, &drain, runs / 3);
+    down_targets(&tmp, &set, &drain, runs / 10);
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::host_metrics::sample;
 use crate::plugins::write_plugin;
 use crate::serve::{agent, get, ws_connect, ws_next, Server};
-use crate::util::{bin, free_port, succeed, wait_until};
+use crate::util::{bin, listening_port, succeed, wait_until};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
-/// A real Alertmanager on a free loopback port, killed when dropped.
+/// A real Alertmanager on a loopback port it picked, killed when dropped.
 struct Alertmanager {
     child: Child,
     url: String,
@@ -38,19 +39,21 @@ impl Alertmanager {
             "route:\n  receiver: nobody\n  group_wait: 1s\nreceivers:\n  - name: nobody\n",
         )
         .unwrap();
-        let port = free_port();
-        let child = Command::new(ALERTMANAGER)
+        // On a port it picks, and names in its log.
+        let log = dir.path().join("alertmanager.log");
+        let mut child = Command::new(ALERTMANAGER)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .arg("--cluster.listen-address=")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start Alertmanager");
+        let port = listening_port(&mut child, &log, "Alertmanager");
         let url = format!("http://127.0.0.1:{port}");
         let am = Alertmanager {
             child,
@@ -282,6 +285,39 @@ fn plugins_dir(dir: &Path, out_v01: &Path) -> PathBuf {
     plugins
 }
 
+/// Waits (bounded) until the `alert-rules` plugin has been handed `finished` events (all
+/// it takes) and called twice since: ticks, the second begun once the first had published
+/// what it found (one worker thread). Then it has judged them, and what it raised is in
+/// the server's alerts: what is not, it did not raise.
+fn rule_judged_what_it_was_handed(server: &Server, finished: u32) {
+    let metrics = || get(&server.url("/metrics")).body;
+    let delivered = |m: &str| {
+        sample(
+            m,
+            "metaclaude_plugin_events_delivered_total{plugin=\"alert-rules\"}",
+        )
+    };
+    let calls = |m: &str| {
+        sample(
+            m,
+            "metaclaude_plugin_call_duration_seconds_count{plugin=\"alert-rules\"}",
+        )
+    };
+    wait_until(
+        "the rule was handed the executions",
+        Duration::from_secs(30),
+        || delivered(&metrics()) >= f64::from(finished),
+        metrics,
+    );
+    let before = calls(&metrics());
+    wait_until(
+        "the rule ticked twice since",
+        Duration::from_secs(30),
+        || calls(&metrics()) >= before + 2.0,
+        metrics,
+    );
+}
+
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -336,7 +372,7 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
     for _ in 0..2 {
         assert_eq!(server.run("fail")["success"], false);
     }
-    std::thread::sleep(Duration::from_millis(600)); // three ticks of the rule
+    rule_judged_what_it_was_handed(&server, 2);
     let none = get(&server.url("/api/v1/alerts")).json();
     assert_eq!(none["active"], json!([]), "two samples page nobody: {none}");
     for _ in 0..2 {

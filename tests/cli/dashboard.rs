@@ -13,7 +13,7 @@ mod browser;
 use browser::Browser;
 
 use crate::serve::{get, post, Server};
-use crate::util::{example_registry, free_port};
+use crate::util::example_registry;
 
 fn run_script(server: &Server, body: Value) -> Value {
     let r = post(&server.url("/api/v1/executions"), &body.to_string());
@@ -220,15 +220,20 @@ fn the_dashboard_shows_a_mixed_workload_live_with_details_filters_and_sorting() 
 
 #[test]
 fn the_dashboard_survives_a_server_restart_without_a_reload() {
-    let port = free_port().to_string();
-    let args = ["--http-port", port.as_str(), "--no-ws-port"];
     let logs = tempfile::tempdir().unwrap();
-    let start = || {
-        Server::start(&example_registry(), &args, |c| {
-            c.env("METACLAUDE_LOG_DIR", logs.path());
-        })
+    // The first server on a port the system picks; the second on the same one once the
+    // first is gone (the one port picked before it is bound, as a restart does).
+    let start = |port: &str| {
+        Server::start(
+            &example_registry(),
+            &["--http-port", port, "--no-ws-port"],
+            |c| {
+                c.env("METACLAUDE_LOG_DIR", logs.path());
+            },
+        )
     };
-    let server = start();
+    let server = start("0");
+    let port = server.http.rsplit(':').next().unwrap().to_string();
     let browser = Browser::start();
     browser.goto(&server.url("/"));
     browser.wait_for("live", "document.body.dataset.connection === 'live'");
@@ -254,7 +259,7 @@ fn the_dashboard_survives_a_server_restart_without_a_reload() {
         "the last data stays shown"
     );
 
-    let server = start();
+    let server = start(&port);
     browser.wait_for(
         "live again on its own, from a fresh snapshot",
         "document.body.dataset.connection === 'live' && Number(document.body.dataset.snapshots) >= 2",
@@ -277,28 +282,21 @@ fn the_dashboard_survives_a_server_restart_without_a_reload() {
 /// A registry whose script prints everything a hostile script could: markup, an
 /// event-handler attribute, ANSI escapes, bytes that are not UTF-8, a 1 MiB line.
 fn hostile_registry(dir: &Path) -> PathBuf {
-    let script = dir.join("hostile.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\n\
-         printf '<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">\\n'\n\
-         printf '\\033[31mred\\033[0m \\033]0;title\\007 \\377\\376 done\\n'\n\
-         head -c 1048576 /dev/zero | tr '\\0' 'A'\n\
-         echo\n\
-         printf '<svg onload=\"window.__xss = 3\">' >&2\n\
-         exit 1\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let registry = dir.join("registry.json");
-    std::fs::write(
-        &registry,
+    crate::util::write_registry(
+        dir,
+        &[(
+            "hostile.sh",
+            "#!/bin/sh\n\
+             printf '<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">\\n'\n\
+             printf '\\033[31mred\\033[0m \\033]0;title\\007 \\377\\376 done\\n'\n\
+             head -c 1048576 /dev/zero | tr '\\0' 'A'\n\
+             echo\n\
+             printf '<svg onload=\"window.__xss = 3\">' >&2\n\
+             exit 1\n",
+        )],
         r#"{"scripts": [{"id": "hostile", "path": "hostile.sh", "max_retries": 0,
             "specialist": "<b onmouseover=alert(1)>x</b>"}]}"#,
     )
-    .unwrap();
-    registry
 }
 
 #[test]
@@ -512,17 +510,10 @@ fn another_site_page() -> String {
 
 #[test]
 fn dashboard_prints_the_address_to_open() {
-    let port = free_port();
     let mut child = crate::util::bin()
         .args(["dashboard", "--registry"])
         .arg(example_registry())
-        .args([
-            "--http-port",
-            &port.to_string(),
-            "--ws-port",
-            "0",
-            "--no-plugins",
-        ])
+        .args(["--http-port", "0", "--ws-port", "0", "--no-plugins"])
         .env("METACLAUDE_LOG_DIR", tempfile::tempdir().unwrap().path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -534,11 +525,18 @@ fn dashboard_prints_the_address_to_open() {
         &mut line,
     )
     .unwrap();
-    let url = format!("http://127.0.0.1:{port}/");
-    assert!(
-        line.starts_with(&format!("metaclaude dashboard: open {url} ")),
-        "{line}"
-    );
+    // The address it bound (on a port the system picked), to open as it is.
+    let url = line
+        .strip_prefix("metaclaude dashboard: open ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no address to open: {line}"))
+        .to_string();
+    let port: u16 = url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not a loopback page address: {line}"));
+    assert_ne!(port, 0, "{line}");
     let page = get(&url);
     assert_eq!(page.status, 200);
     assert!(page

@@ -229,7 +229,8 @@ fn live_from_a_server_new_executions_filter_detail_and_quit() {
     tmux.wait_for("the detail closed", |s| !s.contains("Execution detail"));
 
     // The server goes away: the dashboard says so and keeps its filter while it retries.
-    let _ = server.stop();
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "serve: {status}: {stderr}");
     tmux.wait_for("the lost connection, the filter kept", |s| {
         s.contains("disconnected") && s.contains("filter: hell")
     });
@@ -240,20 +241,27 @@ fn live_from_a_server_new_executions_filter_detail_and_quit() {
 #[test]
 fn live_from_a_log_directory_as_it_is_written() {
     let logs = tempfile::tempdir().unwrap();
-    let run = |script: &str| {
+    // Exit 0 for a success, 1 for a failed execution.
+    let run = |script: &str, code: i32| {
         let mut cmd = bin();
         cmd.env("METACLAUDE_LOG_DIR", logs.path())
             .args(["run", script, "--registry"])
             .arg(example_registry());
-        let _ = cmd.output().expect("run metaclaude");
+        let out = cmd.output().expect("run metaclaude");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    run("hello");
+    run("hello", 0);
     let dir = logs.path().to_string_lossy().into_owned();
     let tmux = Tmux::start(&["dashboard-terminal", "--log", "--log-dir", &dir], |_| {});
     tmux.wait_for("the log's execution", |s| {
         s.contains(": following") && recent_row(s, "hello").is_some()
     });
-    run("failing");
+    run("failing", 1);
     tmux.wait_for("the new execution", |s| recent_row(s, "failing").is_some());
     // Help opens and closes; Tab moves the focus.
     tmux.keys(&["?"]);
@@ -458,8 +466,17 @@ fn golden_text_snapshots_once_and_every_interval() {
             Err(_) => panic!("fewer than 3 blocks:\n{}", String::from_utf8_lossy(&text)),
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // Still running (it redraws until stopped): ended here, by the kill.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "--text exited on its own"
+    );
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
     let text = String::from_utf8(text).unwrap();
     assert!(
         !text.contains('\u{1b}'),
@@ -475,69 +492,37 @@ fn golden_text_snapshots_once_and_every_interval() {
     }
 }
 
-/// A loopback port free now, for a server that a second one replaces on the same port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A `metaclaude serve` without plugins on `port` (0: one the system picks, read back
+/// from what it prints), so that a second one can take the first one's place.
+fn server_on(port: u16) -> Server {
+    let port = port.to_string();
+    Server::start(
+        &example_registry(),
+        &["--no-plugins", "--no-ws-port", "--http-port", &port],
+        |_| {},
+    )
 }
 
-/// A [`FixedServer`] on a free port that has run `scripts`, and the dashboard showing the
-/// last of them live.
-fn dashboard_of_a_fixed_server(scripts: &[&str]) -> (u16, FixedServer, Tmux) {
-    let port = free_port();
-    let server = FixedServer::start(port);
+/// The port a [`server_on`] listens on.
+fn port_of(server: &Server) -> u16 {
+    server.http.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A server that has run `scripts`, and the dashboard showing the last of them live.
+/// The restart tests start a second server on the first one's port once it is gone: the
+/// one port a test picks before binding it, as a restarted server would.
+fn dashboard_of_a_fixed_server(scripts: &[&str]) -> (u16, Server, Tmux) {
+    let server = server_on(0);
+    let port = port_of(&server);
     for script in scripts {
-        server.run(port, script);
+        server.run(script);
     }
-    let url = format!("http://127.0.0.1:{port}");
-    let tmux = Tmux::start(&["dashboard-terminal", "--server", &url], |_| {});
+    let tmux = Tmux::start(&["dashboard-terminal", "--server", &server.http], |_| {});
     let last = scripts.last().copied().unwrap_or_default();
     tmux.wait_for("the live feed", |s| {
         s.contains(": live") && recent_row(s, last).is_some()
     });
     (port, server, tmux)
-}
-
-/// A `metaclaude serve` on `port` (so that a second one can take the first one's place),
-/// without plugins, answering its health check; killed when dropped.
-struct FixedServer(std::process::Child);
-
-impl FixedServer {
-    fn start(port: u16) -> FixedServer {
-        let child = bin()
-            .args(["serve", "--no-plugins", "--no-ws-port", "--http-port"])
-            .arg(port.to_string())
-            .arg("--registry")
-            .arg(example_registry())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start metaclaude serve");
-        let url = format!("http://127.0.0.1:{port}/healthz");
-        let deadline = Instant::now() + WAIT;
-        while ureq::get(&url).call().is_err() {
-            assert!(Instant::now() < deadline, "serve on {port} did not answer");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        FixedServer(child)
-    }
-
-    fn run(&self, port: u16, script: &str) {
-        ureq::post(&format!("http://127.0.0.1:{port}/api/v1/executions"))
-            .header("content-type", "application/json")
-            .send(format!(r#"{{"script_id": "{script}"}}"#))
-            .expect("the execution ran");
-    }
-}
-
-impl Drop for FixedServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -554,11 +539,12 @@ fn a_restarted_server_is_followed_again_with_the_sort_and_filter_kept() {
     tmux.wait_for("sort and filter", |s| {
         s.contains("sort script (reversed)  filter: o")
     });
+    // Gone at once (killed), as a crashed server would be.
     drop(first);
     tmux.wait_for("the lost connection", |s| s.contains("disconnected"));
-    let second = FixedServer::start(port);
-    second.run(port, "noop");
-    second.run(port, "failing");
+    let second = server_on(port);
+    second.run("noop");
+    second.run("failing");
     // The new server's executions only (the first one's hello is gone with it), still
     // filtered (failing has no "o") and sorted by script, reversed.
     let screen = tmux.wait_for("the new server's executions", |s| {
@@ -612,12 +598,13 @@ fn a_restarted_server_keeps_the_selection_on_the_same_script() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Gone at once (killed), as a crashed server would be.
     drop(first);
     tmux.wait_for("the lost connection", |s| s.contains("disconnected"));
-    let second = FixedServer::start(port);
+    let second = server_on(port);
     // Four executions, so that the figures shown are the new server's.
     for script in ["noop", "noop", "noop", "hello"] {
-        second.run(port, script);
+        second.run(script);
     }
     let deadline = Instant::now() + WAIT;
     loop {

@@ -375,7 +375,38 @@ fn an_exporter_speaking_the_text_format_makes_the_whole_answer_text() {
     }
     assert!(!r.body.contains("# EOF") && !r.body.contains("_created"));
     promtool_check_metrics(&r.body);
-    prometheus_client(&r.body, Format::Text);
+    // The independent parser reads the same samples, typed as the text says.
+    let families = prometheus_client(&r.body, Format::Text);
+    let sample = |family: &str, name: &str| -> Vec<Value> {
+        let f = families
+            .iter()
+            .find(|f| f["name"] == family)
+            .unwrap_or_else(|| panic!("no family {family} in {families:#?}"));
+        assert_eq!(f["type"], "counter", "{f}");
+        f["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s[0] == name)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        sample(
+            "fixture_executions_finished",
+            "fixture_executions_finished_total"
+        ),
+        [json!(["fixture_executions_finished_total", {"script": "hello"}, 1.0])]
+    );
+    assert_eq!(
+        sample("metaclaude_executions", "metaclaude_executions_total"),
+        [json!([
+            "metaclaude_executions_total",
+            {"script": "hello", "specialist": "examples"},
+            1.0
+        ])]
+    );
+    histogram_checks(&families);
 }
 
 /// The writer's OpenMetrics of every type the conversion knows, and what it converts it

@@ -37,7 +37,7 @@ fn promtool_accepts(file: &Path) {
 }
 
 /// The value of the sample `series` (name and labels exactly as written) in `text`.
-fn sample(text: &str, series: &str) -> f64 {
+pub fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))

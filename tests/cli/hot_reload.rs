@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{ChildStdin, Stdio};
 use std::sync::mpsc::{channel, Receiver};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use metaclaude::app::PLUGIN_POLL;
 
 use serde_json::Value;
 
@@ -43,15 +45,32 @@ fn run_some(
         .collect()
 }
 
-/// Waits (at most 30 s) for the host to say `line` on stderr.
-fn expect_said(said: &Receiver<String>, line: &str) {
+/// Waits (at most 30 s) for the host to say `line` on stderr; returns what it said before.
+fn expect_said(said: &Receiver<String>, line: &str) -> Vec<String> {
+    let mut before = Vec::new();
     loop {
         match said.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) if l == line => return,
-            Ok(_) => {}
-            Err(e) => panic!("the host never said {line:?}: {e}"),
+            Ok(l) if l == line => return before,
+            Ok(l) => before.push(l),
+            Err(e) => panic!("the host never said {line:?} (said {before:?}): {e}"),
         }
     }
+}
+
+/// A recorder plugin named `name` moved into `plugins` whole (prepared in `staging`),
+/// writing into `out`.
+fn move_in_recorder(plugins: &Path, staging: &Path, name: &str, out: &Path) {
+    recorder(staging, out);
+    let manifest = staging.join("recorder/plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("name = \"recorder\"", &format!("name = \"{name}\"")),
+    )
+    .unwrap();
+    // Granted first, in the plugins directory's grants, then moved in.
+    crate::util::grant_in(plugins, &staging.join("recorder"));
+    std::fs::rename(staging.join("recorder"), plugins.join(name)).unwrap();
 }
 
 #[test]
@@ -86,17 +105,7 @@ fn batch_picks_up_plugins_added_and_removed_while_it_runs() {
     let first = run_some(&mut stdin, &mut results, 5);
     // A second recorder, installed the way the README says: prepared elsewhere, then
     // moved in whole.
-    recorder(&staging, &out_b);
-    let manifest = staging.join("recorder/plugin.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(
-        &manifest,
-        text.replace("name = \"recorder\"", "name = \"recorder-b\""),
-    )
-    .unwrap();
-    // Granted first, in the plugins directory's grants, then moved in.
-    crate::util::grant_in(&plugins, &staging.join("recorder"));
-    std::fs::rename(staging.join("recorder"), plugins.join("recorder-b")).unwrap();
+    move_in_recorder(&plugins, &staging, "recorder-b", &out_b);
     expect_said(&said, "metaclaude: plugin recorder-b added");
     let second = run_some(&mut stdin, &mut results, 5);
     std::fs::remove_dir_all(plugins.join("recorder")).unwrap();
@@ -131,9 +140,26 @@ fn batch_picks_up_plugins_added_and_removed_while_it_runs() {
 
 /// A plugin copied into the watched directory slowly (a large component, written in
 /// pieces over several watch passes, its manifest first, as `cp -r` may) is loaded once,
-/// whole, when it stops changing: never loaded half-written, never reported broken.
+/// whole, when it stops changing: never loaded half-written, never reported broken. The
+/// watch takes a folder as whole once two passes in a row (a `PLUGIN_POLL` apart) find it
+/// unchanged: a copy that pauses longer than that (this test's own, on a machine loaded
+/// enough to hold it up) is rightly taken as done, which says nothing of the behaviour
+/// under test; such an attempt is made again.
 #[test]
 fn a_plugin_copied_in_slowly_is_loaded_once_when_whole() {
+    let mut stalls = Vec::new();
+    for _ in 0..3 {
+        match copy_a_plugin_in_slowly() {
+            None => return,
+            Some(gap) => stalls.push(gap),
+        }
+    }
+    panic!("the test's copy paused longer than a watch pass ({PLUGIN_POLL:?}) in each attempt: {stalls:?}");
+}
+
+/// One attempt of the test above: `None` when it ran as meant (its checks passed), or the
+/// longest pause of its copy when that was longer than a watch pass.
+fn copy_a_plugin_in_slowly() -> Option<Duration> {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
@@ -156,7 +182,8 @@ fn a_plugin_copied_in_slowly_is_loaded_once_when_whole() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdin = host.stdin.take().unwrap();
+    let mut stdin = host.stdin.take().unwrap();
+    let mut results = BufReader::new(host.stdout.take().unwrap()).lines();
     let stderr = BufReader::new(host.stderr.take().unwrap());
     let (tell, said) = channel();
     let reader = std::thread::spawn(move || {
@@ -164,35 +191,60 @@ fn a_plugin_copied_in_slowly_is_loaded_once_when_whole() {
             let _ = tell.send(line);
         }
     });
-    // The operator grants it first, from a whole copy beside the plugins directory (the
-    // same grants file), then the slow copy begins.
-    let staged = tmp.path().join("staging/python-sink");
+    // The operator grants it first (a whole copy prepared elsewhere), then the slow copy
+    // begins.
+    let staged = tmp.path().join("elsewhere/python-sink");
     std::fs::create_dir_all(&staged).unwrap();
     for file in ["plugin.toml", "python_sink.wasm"] {
         std::fs::copy(source.join(file), staged.join(file)).unwrap();
     }
-    crate::util::grant_all(staged.parent().unwrap());
+    crate::util::grant_in(&plugins, &staged);
+    // Up (an execution's result came): the start-up load is done, the watch is on. A
+    // folder copied in before would race that load, which takes what is there.
+    run_some(&mut stdin, &mut results, 1);
     let target = plugins.join("python-sink");
     std::fs::create_dir_all(&target).unwrap();
     std::fs::copy(source.join("plugin.toml"), target.join("plugin.toml")).unwrap();
     let mut file = std::fs::File::create(target.join("python_sink.wasm")).unwrap();
-    // Six pieces, 0.7 s apart: the copy spans two or three passes of the 2 s watch.
+    // Six pieces, 0.7 s apart: the copy spans two or three passes of the 2 s watch. How
+    // long the folder stood unchanged meanwhile is bounded from above: from the end of a
+    // write to the end of the next.
+    let mut changed = Instant::now();
+    let mut longest = Duration::ZERO;
     for piece in wasm.chunks(wasm.len().div_ceil(6)) {
+        std::thread::sleep(Duration::from_millis(700));
         file.write_all(piece).unwrap();
         file.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        longest = longest.max(changed.elapsed());
+        changed = Instant::now();
     }
     drop(file);
-    expect_said(&said, "metaclaude: plugin python-sink added");
-    // Two more passes: nothing more to say about it.
-    std::thread::sleep(Duration::from_millis(4500));
+    if longest >= PLUGIN_POLL {
+        drop(stdin);
+        let _ = host.kill();
+        let _ = host.wait();
+        return Some(longest);
+    }
+    let before = expect_said(&said, "metaclaude: plugin python-sink added");
+    assert!(
+        before.iter().all(|l| !l.contains("python-sink")),
+        "said something of it while it was copied (the copy paused {longest:?} at most): {before:?}"
+    );
+    // Two more passes at least, each seen by what it did (a plugin added, then removed):
+    // nothing more to say about the first one.
+    let staging = tmp.path().join("elsewhere/staging");
+    move_in_recorder(&plugins, &staging, "marker", &tmp.path().join("marker-out"));
+    let mut rest = expect_said(&said, "metaclaude: plugin marker added");
+    std::fs::remove_dir_all(plugins.join("marker")).unwrap();
+    rest.extend(expect_said(&said, "metaclaude: plugin marker removed"));
     drop(stdin);
     let status = host.wait().unwrap();
     reader.join().unwrap();
-    let rest: Vec<String> = said.try_iter().collect();
+    rest.extend(said.try_iter());
     assert!(status.success(), "{status:?}: {rest:?}");
     assert!(
         rest.iter().all(|l| !l.contains("python-sink")),
         "said more about the plugin: {rest:?}"
     );
+    None
 }

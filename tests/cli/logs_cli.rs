@@ -7,11 +7,12 @@ use crate::util::{bin, example_registry};
 fn the_seeds_query_examples_work_on_a_real_log() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
-    for (script, user) in [
-        ("hello", "ada"),
-        ("failing", "ada"),
-        ("slow", "bob"),
-        ("hello", "bob"),
+    // Exit 0 for a success, 1 for a failed execution (a timeout among them).
+    for (script, user, code) in [
+        ("hello", "ada", 0),
+        ("failing", "ada", 1),
+        ("slow", "bob", 1),
+        ("hello", "bob", 0),
     ] {
         let out = bin()
             .env("METACLAUDE_LOG_DIR", &logs)
@@ -19,7 +20,12 @@ fn the_seeds_query_examples_work_on_a_real_log() {
             .arg(example_registry())
             .output()
             .unwrap();
-        assert!(out.status.code().is_some());
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let logs_cmd = |args: &[&str]| {
         let out = bin()

@@ -3,6 +3,7 @@
 
 mod acknowledged;
 mod alerts;
+mod bless;
 mod concurrent_log;
 mod custom_notifiers;
 mod dashboard;

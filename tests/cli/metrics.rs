@@ -2,6 +2,7 @@
 //! agree on the same executions (the log is replayed through the code the server runs).
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -97,6 +98,7 @@ fn current_redraws_a_summary_until_interrupted() {
             &server.http,
         ])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(current.stdout.take().unwrap()).lines();
@@ -115,8 +117,17 @@ fn current_redraws_a_summary_until_interrupted() {
         assert!(std::time::Instant::now() < deadline, "no second refresh");
     }
     crate::serve::signal(current.id() as i32, libc::SIGINT);
-    let status = current.wait().unwrap();
-    assert!(!status.success(), "interrupted");
+    let out = current.wait_with_output().unwrap();
+    // Ended by the SIGINT itself (the default action, as for any command-line tool), not
+    // by a panic (exit 101) or another signal; and it had nothing to complain about.
+    assert_eq!(
+        (out.status.code(), out.status.signal()),
+        (None, Some(libc::SIGINT)),
+        "{:?}",
+        out.status
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
 }
 
 #[test]

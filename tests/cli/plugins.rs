@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use metaclaude::plugin::{Health, PluginHost};
 use metaclaude::{ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
 
-use crate::util::{assert_golden_errors, bin, example_registry, root};
+use crate::util::{assert_golden_errors, bin, example_registry, hang_guard, root};
 
 /// A built component; tests fail (never skip) when the fixtures were not built.
 pub fn component(name: &str) -> PathBuf {
@@ -157,12 +157,13 @@ fn hostile_plugins_are_contained_and_quarantined() {
             &format!("{limits}\nbatch_max = 1\nmax_failures = 3\nfailure_window_s = 600"),
             None,
         );
-        let started = Instant::now();
-        let (ids, host) = run_with_plugins(&plugins, 4);
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{mode}: {:?}",
-            started.elapsed()
+        // A plugin that held the host up (a loop past its deadline, a restart waited on
+        // forever) would hang the run: four runs take seconds, a hang is reported at 5 min.
+        let dir = plugins.clone();
+        let (ids, host) = hang_guard(
+            &format!("four runs beside the {mode} plugin"),
+            Duration::from_secs(300),
+            move || run_with_plugins(&dir, 4),
         );
         assert_recorded_everything(&good, &ids);
         let list = host.list();
@@ -300,6 +301,18 @@ batch_max = 1000
         let mut buf = [0u8; 64];
         let (n, _) = receiver.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"fixture:1|c");
+    }
+    // Nothing else came, to either socket: every send was made (or refused) before its
+    // host shut down, and a loopback datagram is queued at its receiver before the send
+    // returns.
+    for (socket, what) in [(&receiver, "the granted target"), (&other, "the other")] {
+        socket.set_nonblocking(true).unwrap();
+        let got = socket.recv_from(&mut [0u8; 64]);
+        assert!(
+            got.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+            "{what} received a datagram a denied send should not have sent: {got:?}"
+        );
     }
 }
 

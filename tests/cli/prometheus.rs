@@ -8,13 +8,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::exposition::{scrape, PROMETHEUS_ACCEPT};
 use crate::serve::{get, Server};
-use crate::util::{example_registry, free_port, root};
+use crate::util::{example_registry, listening_port, root};
 
 /// A `prometheus` server child process, killed when dropped.
 struct Prometheus {
@@ -24,26 +24,26 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts `/usr/bin/prometheus` on a free loopback port with `config`, its storage in
-    /// `dir`, and waits (bounded) until it is ready.
+    /// Starts `/usr/bin/prometheus` on a loopback port it picks (and names in its log) with
+    /// `config`, its storage in `dir`, and waits (bounded) until it is ready.
     fn start(dir: &Path, config: &str) -> Prometheus {
         let file = dir.join("prometheus.yml");
         std::fs::write(&file, config).unwrap();
-        let port = free_port();
         let log = dir.join("prometheus.log");
-        let child = Command::new("/usr/bin/prometheus")
+        let mut child = Command::new("/usr/bin/prometheus")
             .arg(format!("--config.file={}", file.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect(
                 "/usr/bin/prometheus (Debian's prometheus package; cargo xtask test installs it)",
             );
+        let port = listening_port(&mut child, &log, "prometheus");
         let p = Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -186,7 +186,6 @@ fn values(map: &BTreeMap<String, f64>) -> Vec<(String, f64)> {
 
 #[test]
 fn two_hosts_one_prometheus_counts_what_ran_on_each_and_every_panel_has_data() {
-    let started = Instant::now();
     let hosts = [
         Server::start(&example_registry(), &[], |_| {}),
         Server::start(&example_registry(), &[], |_| {}),
@@ -363,9 +362,4 @@ fn two_hosts_one_prometheus_counts_what_ran_on_each_and_every_panel_has_data() {
             .collect();
         assert!(!found.is_empty(), "variable {}: {query}", var["name"]);
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(90),
-        "took {:?}",
-        started.elapsed()
-    );
 }

@@ -198,7 +198,7 @@ fn c_scaffolds_build_and_check() {
         .arg(tmp.path())
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("rust, python or js"),
         "{}",

@@ -15,7 +15,7 @@ use tungstenite::Message;
 
 use crate::log_sink::write_log_sink;
 use crate::plugins::write_plugin;
-use crate::util::{bin, example_registry, succeed};
+use crate::util::{bin, example_registry, succeed, wait_until};
 
 /// A `metaclaude serve` child process on free ports, killed when dropped.
 pub struct Server {
@@ -25,6 +25,8 @@ pub struct Server {
     pub http: String,
     pub ws: Option<String>,
     stderr: Arc<Mutex<String>>,
+    /// Tells when the server's stderr has ended (it has exited): all of it is read.
+    stderr_ended: std::sync::mpsc::Receiver<()>,
 }
 
 impl Server {
@@ -51,6 +53,7 @@ impl Server {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err = child.stderr.take().unwrap();
         let sink = stderr.clone();
+        let (ended, stderr_ended) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err.read(&mut buf) {
@@ -61,6 +64,7 @@ impl Server {
                     .unwrap()
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
+            let _ = ended.send(());
         });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -94,6 +98,7 @@ impl Server {
             http: format!("http://{http}"),
             ws: ws.map(|a| format!("ws://{a}")),
             stderr,
+            stderr_ended,
         }
     }
 
@@ -128,8 +133,10 @@ impl Server {
         let mut child = self.child.take().unwrap();
         signal(child.id() as i32, libc::SIGTERM);
         let status = wait_bounded(&mut child, Duration::from_secs(60));
-        // Let the reader thread take the last words.
-        std::thread::sleep(Duration::from_millis(50));
+        // The reader thread has taken the last words once the pipe has ended.
+        self.stderr_ended
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve's stderr ended with it");
         (status, self.stderr())
     }
 }
@@ -762,10 +769,11 @@ fn plugins_reload_while_requests_run() {
         cmd.arg(&plugins);
     });
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let url = server.url("/api/v1/executions");
     let clients: Vec<_> = (0..2)
         .map(|_| {
-            let (stop, url) = (stop.clone(), url.clone());
+            let (stop, answered, url) = (stop.clone(), answered.clone(), url.clone());
             std::thread::spawn(move || {
                 let mut ids = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -773,19 +781,30 @@ fn plugins_reload_while_requests_run() {
                     assert_eq!(r.status, 200, "{}", r.body);
                     assert_eq!(r.json()["success"], true);
                     ids.push(r.json()["execution_id"].as_str().unwrap().to_string());
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 ids
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Requests answered before the reload, and some begun after it (two clients: three
+    // more answers than at the reload take at least one begun after it).
+    let answers_reach = |n: usize| {
+        wait_until(
+            &format!("{n} requests answered"),
+            Duration::from_secs(60),
+            || answered.load(std::sync::atomic::Ordering::Relaxed) >= n,
+            || server.stderr(),
+        )
+    };
+    answers_reach(2);
     let out = tmp.path().join("out");
     crate::plugins::recorder(&plugins, &out);
     let report = post(&server.url("/api/v1/plugins/reload"), "").json();
     assert_eq!(report["added"], json!(["recorder"]), "{report}");
     let listed = get(&server.url("/api/v1/plugins")).json();
     assert_eq!(listed["plugins"].as_array().unwrap().len(), 2);
-    std::thread::sleep(Duration::from_millis(300));
+    answers_reach(answered.load(std::sync::atomic::Ordering::Relaxed) + 3);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let ids: Vec<String> = clients
         .into_iter()
@@ -827,9 +846,10 @@ fn shutdown_under_load_loses_nothing_reported() {
             post(&url, r#"{"script_id": "sleep", "inputs": {"seconds": 60}}"#)
         })
     };
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let clients: Vec<_> = (0..3)
         .map(|_| {
-            let url = url.clone();
+            let (url, answered) = (url.clone(), answered.clone());
             std::thread::spawn(move || {
                 let mut ids = Vec::new();
                 loop {
@@ -847,6 +867,7 @@ fn shutdown_under_load_loses_nothing_reported() {
                     let v: Value =
                         serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
                     ids.push(v["execution_id"].as_str().unwrap().to_string());
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             })
         })
@@ -860,7 +881,13 @@ fn shutdown_under_load_loses_nothing_reported() {
                 .is_some_and(|e| e.iter().any(|e| e["state"] == "running"))
         },
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Under load: the clients' requests are being answered (and go on) when it stops.
+    wait_until(
+        "the clients' requests answered",
+        Duration::from_secs(60),
+        || answered.load(std::sync::atomic::Ordering::Relaxed) >= 4,
+        || server.stderr(),
+    );
     let (status, stderr) = server.stop();
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.contains("grace over: ending 1 running"), "{stderr}");

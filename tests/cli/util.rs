@@ -5,6 +5,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub use crate::bless::blessing;
+
 /// The real executable, with the default plugin set (installed beside it) writing its
 /// log and compiled-component cache into this test run's temp folder, not the source tree.
 /// Its StatsD exporter sends to the discard port (9) of loopback, never to a daemon on the
@@ -134,9 +136,42 @@ pub fn succeed(cmd: &mut Command) -> Output {
     out
 }
 
-/// True when this machine gives the host per-execution cgroups (as root with cgroupfs).
-pub fn cgroups_available(result: &Value) -> bool {
-    result["resource_usage"]["cpu_time_source"] == "cgroup"
+/// The flag that says this machine gives the host no cgroups (no write access to a cgroup
+/// hierarchy: not root, no delegated subtree). CI never sets it: there the host runs as
+/// root and a run without cgroups is a failure, never a silent skip.
+pub const NO_CGROUPS_FLAG: &str = "METACLAUDE_TEST_NO_CGROUPS";
+
+/// Whether executions must run in cgroups here: always, unless [`NO_CGROUPS_FLAG`]` = 1`.
+pub fn cgroups_expected() -> bool {
+    std::env::var_os(NO_CGROUPS_FLAG).is_none_or(|v| v != "1")
+}
+
+/// Checks which path measured `result` (`context` names the run): the execution cgroup
+/// when the machine gives one ([`cgroups_expected`]) and `cgroups` asked for it (no
+/// `--no-cgroups`), else `wait4`'s rusage. The result names the source of each figure.
+pub fn assert_measured_with_cgroups(result: &Value, cgroups: bool, context: &str) {
+    let usage = &result["resource_usage"];
+    let source = usage["cpu_time_source"].as_str().unwrap_or("missing");
+    if cgroups && cgroups_expected() {
+        assert_eq!(
+            source, "cgroup",
+            "{context}: the execution ran without a cgroup. The tests expect the host to \
+             create cgroups (as root, or with a delegated cgroup v2 subtree); on a machine \
+             that cannot, set {NO_CGROUPS_FLAG}=1 to test the fallback instead: {usage}"
+        );
+    } else {
+        assert_eq!(
+            source,
+            "rusage",
+            "{context}: expected the fallback without cgroups{}: {usage}",
+            if cgroups {
+                format!(" ({NO_CGROUPS_FLAG}=1)")
+            } else {
+                " (--no-cgroups)".into()
+            }
+        );
+        assert_ne!(usage["peak_memory_source"], "cgroup", "{context}: {usage}");
+    }
 }
 
 /// Runs `metaclaude ARGS... CASE` from `dir` for each case (a name in `dir`, so errors
@@ -163,15 +198,10 @@ pub fn assert_golden_errors(
     cases.len()
 }
 
-/// True when golden files are to be rewritten from what the code gives now
-/// (`METACLAUDE_BLESS=1`, which `cargo xtask bless` sets): for a message changed on
-/// purpose. Review the diff before committing it.
-pub fn blessing() -> bool {
-    std::env::var_os("METACLAUDE_BLESS").is_some_and(|v| v == "1")
-}
-
 /// Compares `actual` with the golden text `expected` read from `golden` (trailing
-/// whitespace aside), or, when [`blessing`], writes `actual` to `golden`.
+/// whitespace aside), or, when [`blessing`] (`METACLAUDE_BLESS=1`, which `cargo xtask
+/// bless` sets, for a message changed on purpose: review the diff before committing it),
+/// writes `actual` to `golden`. Under CI a rewrite is refused: the test fails.
 pub fn assert_golden(golden: &Path, expected: &str, actual: &str, case: &str) {
     if blessing() {
         let text = format!("{}\n", actual.trim_end());
@@ -219,6 +249,21 @@ pub fn assert_golden_normalized(
     cases.len()
 }
 
+/// A registry in `dir`: each of `scripts` (a path in `dir`, its text) written executable,
+/// and `registry` (its JSON) as `dir/registry.json`, whose path it returns.
+pub fn write_registry(dir: &Path, scripts: &[(&str, &str)], registry: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, text) in scripts {
+        let script = dir.join(path);
+        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let file = dir.join("registry.json");
+    std::fs::write(&file, registry).unwrap();
+    file
+}
+
 /// The lifecycle of the example `flaky` script (EX_TEMPFAIL twice, then success), in order.
 pub const FLAKY_LIFECYCLE: [&str; 9] = [
     "queued",
@@ -247,13 +292,69 @@ pub fn wait_until(
     }
 }
 
-/// A loopback port free now (for a peer that needs a port number before it starts).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The port a Prometheus-family server (Prometheus, Alertmanager: their exporter-toolkit
+/// web server) started with `--web.listen-address=127.0.0.1:0` picked, as it names it in
+/// `log` (its stderr); waits for it (at most a minute) and fails if `child` exits first.
+pub fn listening_port(child: &mut std::process::Child, log: &Path, what: &str) -> u16 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(port) = port_in_log(&text) {
+            return port;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} exited ({status}) before it listened:\n{text}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} named no port it listens on:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// `msg="Listening on" address=127.0.0.1:PORT` in an exporter-toolkit server's log.
+fn port_in_log(log: &str) -> Option<u16> {
+    log.lines()
+        .filter(|l| l.contains("msg=\"Listening on\""))
+        .find_map(|l| l.split("address=").nth(1)?.split_whitespace().next())
+        .and_then(|address| address.rsplit(':').next()?.parse().ok())
+        .filter(|port| *port != 0)
+}
+
+/// Runs `work` on a thread of its own and returns what it returns, failing the test with
+/// `what` if it has not returned within `limit`: a guard against a hang, set far above
+/// what the work takes on a loaded machine, never a speed check (the benchmarks are).
+pub fn hang_guard<T: Send + 'static>(
+    what: &str,
+    limit: std::time::Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        // It panicked: its message is the test's failure.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: hung (no end after {limit:?})")
+        }
+    }
+}
+
+#[test]
+fn listening_ports_are_read_from_a_servers_log() {
+    let log = "ts=2026-12-04T20:00:23.633Z caller=web.go:503 level=info component=web msg=\"Start listening for connections\" address=127.0.0.1:0\n\
+               ts=2026-12-04T20:00:23.638Z caller=tls_config.go:232 level=info component=web msg=\"Listening on\" address=127.0.0.1:44099\n";
+    assert_eq!(port_in_log(log), Some(44099));
+    assert_eq!(port_in_log(&log[..log.find("tls_config").unwrap()]), None);
 }
 
 /// Writes each `(name, body)` as an executable script in `dir/scripts`.

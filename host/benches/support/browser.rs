@@ -32,17 +32,14 @@ impl Browser {
                  sudo apt-get install -y chromium chromium-driver (cargo xtask test does it as root) [{package}]"
             );
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        // On a port the system picks (`--port=0`), which chromedriver then names.
+        let mut driver = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
+        let port = started_on(&mut driver);
         let driver_url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !ureq::get(&format!("{driver_url}/status"))
@@ -228,5 +225,32 @@ impl Browser {
                 .await
                 .expect("back to the first tab");
         });
+    }
+}
+
+/// The port chromedriver says it listens on ("ChromeDriver was started successfully on
+/// port N."), read from its stdout (then drained, so that it never blocks on it).
+fn started_on(driver: &mut Child) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let stdout = driver.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let port = line
+                .strip_prefix("ChromeDriver was started successfully on port ")
+                .and_then(|rest| rest.trim_end_matches('.').parse::<u16>().ok());
+            said.push_str(&line);
+            said.push('\n');
+            if let Some(port) = port {
+                let _ = tx.send(Ok(port));
+            }
+        }
+        let _ = tx.send(Err(said));
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(port)) => port,
+        Ok(Err(said)) => panic!("chromedriver exited without a port:\n{said}"),
+        Err(_) => panic!("chromedriver named no port within 30 s"),
     }
 }

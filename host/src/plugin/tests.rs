@@ -36,6 +36,22 @@ fn count(dir: &Path, file: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Returns once every worker of `host` has handled every message sent to it before: each
+/// answers a question put after them (the thresholds of an alert rule; other plugins
+/// answer it too, with none or a refusal), in order, and after each message a worker
+/// has already decided whether a batch is due.
+fn caught_up(host: &PluginHost) {
+    for p in host.current().iter() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        p.mailbox
+            .send(super::delivery::Message::Thresholds(tx))
+            .expect("the worker runs");
+        let _answer = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the worker answers (hung otherwise)");
+    }
+}
+
 #[test]
 fn reload_adds_replaces_and_removes_plugins_without_losing_events() {
     let tmp = tempfile::tempdir().unwrap();
@@ -130,7 +146,8 @@ fn full_batches_and_full_queues_wake_a_batching_worker() {
     for i in 100..103 {
         host.emit(&event(i));
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // The worker has taken the three (and a message after them) and kept them.
+    caught_up(&host);
     assert_eq!(
         delivered(&host),
         100,
@@ -140,32 +157,48 @@ fn full_batches_and_full_queues_wake_a_batching_worker() {
     assert_eq!(delivered(&host), 103);
 }
 
-/// Reloads racing a thread that emits: every event reaches exactly one version.
+/// Reloads racing a thread that emits: every event reaches exactly one version. The
+/// thread emits until the last reload is done, and each reload waits until it has sent
+/// more since the one before: every reload happens while events flow.
 #[test]
 fn reloads_under_load_lose_no_event() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     sink(tmp.path(), "a", "v0");
     let mut host = granting(&plugins);
     host.load_dir(&plugins).unwrap();
     let host = Arc::new(host);
+    let emitted = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let emitter = {
-        let host = host.clone();
+        let (host, emitted, stop) = (host.clone(), emitted.clone(), stop.clone());
         std::thread::spawn(move || {
-            for i in 0..20_000 {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
                 host.emit(&event(i));
+                i += 1;
+                emitted.store(i, Ordering::Relaxed);
             }
+            i
         })
     };
     for v in 1..=5 {
-        std::thread::sleep(Duration::from_millis(5));
+        let since = emitted.load(Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while emitted.load(Ordering::Relaxed) < since + 2000 {
+            assert!(Instant::now() < deadline, "the emitter is stuck at {since}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         sink(tmp.path(), "a", &format!("v{v}"));
         assert_eq!(host.reload_dir(&plugins).unwrap().changed, ["a"]);
     }
-    emitter.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let sent = emitter.join().unwrap();
+    assert!(sent >= 10_000, "{sent}");
     host.flush();
     let total: u64 = (0..=5).map(|v| count(tmp.path(), &format!("v{v}"))).sum();
-    assert_eq!(total, 20_000);
+    assert_eq!(total, u64::from(sent));
 }
 
 /// A component whose imports say another, incompatible WIT version is refused with
@@ -234,9 +267,12 @@ fn fixture_sink() -> PathBuf {
 }
 
 /// A plugin that keeps trapping, under the `block` policy with a tiny queue, never
-/// makes the executor wait through its restart backoffs (0.1 + 0.2 + 0.4 + 0.8 s before
-/// its quarantine): its worker keeps draining, holding what it can for the next
-/// instance. Every event is accounted for, delivered or dropped.
+/// makes the executor wait through its restart backoffs (0.1, 0.2, 0.4 ... s): its worker
+/// keeps draining, holding what it can for the next instance. Seen without a clock: 200
+/// events (25 queues' worth) go in while the worker waits out one backoff, which a
+/// blocked sender could not do, since the restart that ends the backoff is counted
+/// before a worker asleep in it would take anything. Every event is accounted for,
+/// delivered or dropped.
 #[test]
 fn a_restarting_plugin_never_blocks_the_sender() {
     let tmp = tempfile::tempdir().unwrap();
@@ -245,29 +281,58 @@ fn a_restarting_plugin_never_blocks_the_sender() {
         "trap",
         &format!(
             "name = \"trap\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"{}\"\n\
-             [config]\nmode = \"trap\"\n[limits]\non_full = \"block\"\nqueue = 8\nbatch_max = 1\n",
+             [config]\nmode = \"trap\"\n[limits]\non_full = \"block\"\nqueue = 8\nbatch_max = 1\n\
+             max_failures = 100\n",
             fixture_sink().display()
         ),
     );
     let mut host = granting(tmp.path());
     host.load_plugin(&folder).unwrap();
-    let started = Instant::now();
-    for i in 0..3000 {
-        host.emit(&event(i));
-        if i % 100 == 0 {
+    let host = Arc::new(host);
+    let info = |host: &PluginHost| host.list().remove(0);
+    let mut sent = 0;
+    // Each attempt during a backoff twice as long as the one before: on a machine too
+    // loaded to send 200 events within the first one, within a later one.
+    let mut conclusive = false;
+    for _attempt in 0..8 {
+        // One event to trap on, then wait (bounded) for the backoff it starts.
+        host.emit(&event(sent));
+        sent += 1;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while info(&host).health != Health::Restarting {
+            assert!(Instant::now() < deadline, "no trap: {:?}", info(&host));
             std::thread::sleep(Duration::from_millis(1));
         }
+        let restarts = info(&host).restarts;
+        let first = sent;
+        sent += 200;
+        let (sender, (done, finished)) = (host.clone(), std::sync::mpsc::channel());
+        std::thread::spawn(move || {
+            for i in first..first + 200 {
+                sender.emit(&event(i));
+            }
+            let _ = done.send(());
+        });
+        // 200 sends take milliseconds; a sender held through each restart backoff (one
+        // event a restart, the backoffs doubling to 30 s) takes many minutes.
+        finished
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the sender hung on a restarting plugin: it waits out the backoffs");
+        let after = info(&host);
+        if after.restarts == restarts && after.health == Health::Restarting {
+            conclusive = true;
+            break;
+        }
     }
-    let took = started.elapsed();
     assert!(
-        took < Duration::from_millis(600),
-        "the sender waited {took:?}"
+        conclusive,
+        "every backoff ended before 200 events were in: the sender waits on it"
     );
     host.shutdown();
-    let info = &host.list()[0];
+    let info = info(&host);
     assert!(info.failures >= 1, "{info:?}");
-    assert_eq!(info.queued, 3000);
-    assert_eq!(info.delivered + info.dropped, 3000, "{info:?}");
+    assert_eq!(info.queued, u64::from(sent));
+    assert_eq!(info.delivered + info.dropped, u64::from(sent), "{info:?}");
 }
 
 /// With `limits.core_dump`, a trap leaves a WebAssembly core dump in the plugin folder

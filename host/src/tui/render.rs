@@ -706,6 +706,12 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect) {
     );
 }
 
+/// Whether snapshots may be rewritten (when asked, never under CI): one rule with the
+/// end-to-end tests' golden files.
+#[cfg(test)]
+#[path = "../../../tests/cli/bless.rs"]
+mod bless;
+
 #[cfg(test)]
 mod tests {
     //! Snapshot tests: the screen drawn into ratatui's `TestBackend` at several sizes, its
@@ -811,7 +817,7 @@ mod tests {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("src/tui/snapshots")
             .join(format!("{name}.txt"));
-        if std::env::var_os("METACLAUDE_BLESS").is_some_and(|v| v == "1") {
+        if super::bless::blessing() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, actual).unwrap();
             return;
