@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::serve::{agent, get, reply, token_file, Reply, Server};
-use crate::util::{bin, free_port, write_scripts};
+use crate::util::{bin, write_scripts};
 
 /// A registry in `dir` with `mark` (appends a line to `marks`, a file named by its fixed
 /// environment, beside a secret it is also given) and `hello`.
@@ -91,7 +91,10 @@ fn cross_site_requests_run_nothing_and_change_nothing() {
         cmd.env("METACLAUDE_LOG_DIR", &logs);
     });
     let own = server.http.clone();
-    let other_port = format!("http://127.0.0.1:{}", free_port());
+    // A page on another port of the same host: a port held by this test, so no server
+    // of anyone else's is there.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_port = format!("http://127.0.0.1:{}", other.local_addr().unwrap().port());
     let before = threshold(&server, "error_rate_percent");
     let targets = [
         ("POST", "/api/v1/executions", r#"{"script_id": "mark"}"#),
