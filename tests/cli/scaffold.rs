@@ -37,6 +37,7 @@ fn check(dir: &Path) {
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
     assert!(said(&out).contains("NOT GRANTED"), "{}", said(&out));
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    crate::util::own_grants_file(dir.parent().unwrap());
     let out = bin()
         .args(["plugins", "grant", &name, "--yes", "--plugins"])
         .arg(dir.parent().unwrap())
@@ -76,17 +77,19 @@ fn cargo_tool(program: &str) -> PathBuf {
 #[test]
 fn rust_scaffolds_of_every_kind_build_and_check() {
     let tmp = tempfile::tempdir().unwrap();
+    // A plugins directory of the test's own: its grants file beside it is the test's.
+    let plugins = tmp.path().join("plugins");
     // A shared target folder keeps repeated test runs incremental; the component is then
     // copied where the scaffold's manifest expects it.
     let target = root().join("target/scaffold-test");
     for kind in ["sink", "exporter", "alert-rule", "notifier"] {
         let name = format!("my-{kind}");
-        let printed = new_plugin(tmp.path(), &name, kind, "rust");
+        let printed = new_plugin(&plugins, &name, kind, "rust");
         assert!(
             printed.contains("cargo build --release --target wasm32-wasip2"),
             "{printed}"
         );
-        let dir = tmp.path().join(&name);
+        let dir = plugins.join(&name);
         run_ok(
             Command::new(env!("CARGO"))
                 .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
@@ -150,12 +153,13 @@ fn python_alert_rule_scaffold_builds_checks_and_alerts() {
 #[test]
 fn javascript_alert_rule_scaffold_builds_and_checks() {
     let tmp = tempfile::tempdir().unwrap();
-    let printed = new_plugin(tmp.path(), "js-rule", "alert-rule", "js");
+    let plugins = tmp.path().join("plugins");
+    let printed = new_plugin(&plugins, "js-rule", "alert-rule", "js");
     assert!(
         printed.contains("npm install && node build.mjs"),
         "{printed}"
     );
-    let dir = tmp.path().join("js-rule");
+    let dir = plugins.join("js-rule");
     run_ok(
         Command::new("npm")
             .args(["install", "--silent", "--no-audit", "--no-fund"])
@@ -168,11 +172,12 @@ fn javascript_alert_rule_scaffold_builds_and_checks() {
 #[test]
 fn c_scaffolds_build_and_check() {
     let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
     for kind in ["notifier", "sink", "exporter"] {
         let name = format!("c-{kind}");
-        let printed = new_plugin(tmp.path(), &name, kind, "c");
+        let printed = new_plugin(&plugins, &name, kind, "c");
         assert!(printed.contains("sh build.sh"), "{printed}");
-        let dir = tmp.path().join(&name);
+        let dir = plugins.join(&name);
         run_ok(
             Command::new("sh")
                 .arg("build.sh")

@@ -35,9 +35,21 @@ pub fn bin() -> Command {
 /// `metaclaude plugins grant --all --yes` does, for tests that set up plugins to use them.
 pub fn grant_all(plugins: &Path) {
     use metaclaude::plugin::admission::grant_requests;
-    use metaclaude::plugin::grants::{grants_file_for, Grants};
+    use metaclaude::plugin::grants::Grants;
     use metaclaude::plugin::manifest::process_env;
-    let file = grants_file_for(plugins, None).unwrap();
+    let file = own_grants_file(plugins);
+    let mut grants = Grants::load(&file).unwrap();
+    grants
+        .plugins
+        .extend(grant_requests(plugins, &process_env).unwrap().plugins);
+    grants.save().unwrap();
+}
+
+/// The grants file of the plugins directory `plugins`, which must be the test's own: a
+/// folder inside its temp dir, so that its grants file is not one shared with other
+/// tests (or left by an earlier run) in the system's temp dir.
+pub fn own_grants_file(plugins: &Path) -> PathBuf {
+    let file = metaclaude::plugin::grants::grants_file_for(plugins, None).unwrap();
     let temp = std::fs::canonicalize(std::env::temp_dir()).unwrap();
     assert!(
         file.parent() != Some(temp.as_path()),
@@ -46,20 +58,16 @@ pub fn grant_all(plugins: &Path) {
         plugins.display(),
         temp.display()
     );
-    let mut grants = Grants::load(&file).unwrap();
-    grants
-        .plugins
-        .extend(grant_requests(plugins, &process_env).unwrap().plugins);
-    grants.save().unwrap();
+    file
 }
 
 /// The operator grants the plugin in `folder` what it asks for, in the grants of the
 /// plugins directory `plugins` (a folder prepared elsewhere, before it is moved in).
 pub fn grant_in(plugins: &Path, folder: &Path) {
-    use metaclaude::plugin::grants::{grants_file_for, Grant, Grants};
+    use metaclaude::plugin::grants::{Grant, Grants};
     use metaclaude::plugin::manifest::{process_env, Manifest};
     let manifest = Manifest::load(folder, &process_env).unwrap();
-    let file = grants_file_for(plugins, None).unwrap();
+    let file = own_grants_file(plugins);
     let mut grants = Grants::load(&file).unwrap();
     grants
         .plugins
