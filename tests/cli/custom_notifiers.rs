@@ -32,14 +32,16 @@ const EXAMPLES: [(&str, &str, &str); 3] = [
 
 /// One POST the webhook received.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    content_type: String,
-    body: String,
+pub struct Received {
+    /// The request line and headers, as received.
+    pub head: String,
+    pub path: String,
+    pub content_type: String,
+    pub body: String,
 }
 
 /// A webhook on a free loopback port: records every request and answers `status`.
-struct Webhook {
+pub struct Webhook {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     stop: Arc<AtomicBool>,
@@ -47,7 +49,7 @@ struct Webhook {
 }
 
 impl Webhook {
-    fn start(status: u16) -> Webhook {
+    pub fn start(status: u16) -> Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -87,11 +89,15 @@ impl Webhook {
         }
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.port)
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 }
@@ -136,6 +142,7 @@ fn read_request(s: &mut impl Read) -> Option<Received> {
         }
         let path = text.split(' ').nth(1).unwrap_or_default().to_string();
         return Some(Received {
+            head: text[..end].to_string(),
             path,
             content_type: header("content-type"),
             body: String::from_utf8_lossy(&data[end + 4..end + 4 + length]).to_string(),

@@ -10,6 +10,7 @@ mod dashboard_terminal;
 mod exposition;
 mod host_metrics;
 mod hot_reload;
+mod http_import;
 mod library;
 mod log_sink;
 mod logs_cli;
