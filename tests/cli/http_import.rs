@@ -6,16 +6,15 @@
 //! the plugin's report and in the host's log.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::custom_notifiers::Webhook;
 use crate::plugins::write_plugin;
-use crate::util::{bin, example_registry, wait_until};
+use crate::util::{bin, run_hello_with_plugins, wait_until, LoopbackServer};
 
 /// One notifier: its name, the URL it posts to, its grant, its extra headers (TOML
 /// inline-table entries) and `[limits]`.
@@ -61,19 +60,7 @@ fn run_notifiers(dir: &Path, notifiers: &[Notifier]) -> Output {
             ),
         );
     }
-    let run = bin()
-        .args(["run", "hello", "--registry"])
-        .arg(example_registry())
-        .arg("--plugins")
-        .arg(&plugins)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    run
+    run_hello_with_plugins(&mut bin(), &plugins)
 }
 
 /// The first line a notifier reported: `http: POSTED status N` or `http: refused: why`.
@@ -249,13 +236,11 @@ struct Trickled {
     cut_off: bool,
 }
 
-/// A server on loopback that reads a request, then answers one byte a second; every
-/// connection's fate is recorded.
+/// A server on loopback that reads a request, then answers one byte a second (on a
+/// thread per connection); every connection's fate is recorded.
 struct Trickler {
-    port: u16,
+    server: LoopbackServer,
     connections: Arc<Mutex<Vec<Trickled>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The answer, a byte a second: a minute of it.
@@ -264,58 +249,37 @@ const TRICKLED_ANSWER: &str =
 
 impl Trickler {
     fn start() -> Trickler {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (connections, stop) = (connections.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let Ok(mut s) = stream else { continue };
-                    let connections = connections.clone();
-                    let stop = stop.clone();
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 4096];
-                        let _ = s.read(&mut buf);
-                        let mut fate = Trickled {
-                            sent: 0,
-                            cut_off: false,
-                        };
-                        for b in TRICKLED_ANSWER.as_bytes() {
-                            if stop.load(Ordering::SeqCst) {
-                                break;
-                            }
-                            if s.write_all(&[*b]).is_err() {
-                                fate.cut_off = true;
-                                break;
-                            }
-                            fate.sent += 1;
-                            std::thread::sleep(Duration::from_secs(1));
+        let server = {
+            let connections = connections.clone();
+            LoopbackServer::start(move |mut s, stop| {
+                let connections = connections.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf);
+                    let mut fate = Trickled {
+                        sent: 0,
+                        cut_off: false,
+                    };
+                    for b in TRICKLED_ANSWER.as_bytes() {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
                         }
-                        connections.lock().unwrap().push(fate);
-                    });
-                }
+                        if s.write_all(&[*b]).is_err() {
+                            fate.cut_off = true;
+                            break;
+                        }
+                        fate.sent += 1;
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    connections.lock().unwrap().push(fate);
+                });
             })
         };
         Trickler {
-            port,
+            server,
             connections,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Trickler {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }
@@ -323,7 +287,7 @@ impl Drop for Trickler {
 #[test]
 fn a_trickling_server_cannot_hold_a_notifier_past_its_deadline() {
     let server = Trickler::start();
-    let port = server.port;
+    let port = server.server.port();
     let tmp = tempfile::tempdir().unwrap();
     let slow = Notifier {
         name: "slow",

@@ -521,6 +521,43 @@ mod tests {
         }
     }
 
+    /// A server on loopback for one connection: it reads the whole request (the head,
+    /// then as many body bytes as Content-Length says), then `respond`s; its thread
+    /// returns the request and what `respond` returned.
+    fn serve_once<T: Send + 'static>(
+        respond: impl FnOnce(&mut std::net::TcpStream) -> T + Send + 'static,
+    ) -> (u16, std::thread::JoinHandle<(String, T)>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = s.read(&mut buf).unwrap();
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+                assert!(n > 0, "connection closed mid-request");
+            }
+            let answer = respond(&mut s);
+            (String::from_utf8_lossy(&req).to_string(), answer)
+        });
+        (port, server)
+    }
+
     #[test]
     fn ungranted_destinations_are_refused_before_connecting() {
         let err = http_post(
@@ -608,10 +645,16 @@ mod tests {
                 format!("http://127.0.0.1:{port}/x"),
             ),
         ] {
-            let err = http_post(&granted(&[grant.clone()]), &url, &[], b"", soon())
-                .err()
-                .unwrap()
-                .to_string();
+            let err = http_post(
+                &granted(std::slice::from_ref(&grant)),
+                &url,
+                &[],
+                b"",
+                soon(),
+            )
+            .err()
+            .unwrap()
+            .to_string();
             assert!(
                 err.contains("a loopback address")
                     && err.contains(&format!("the wildcard grant `{grant}`"))
@@ -627,14 +670,8 @@ mod tests {
     /// (the listener is on 127.0.0.1 only, `::1` may come first).
     #[test]
     fn an_explicit_grant_reaches_loopback_by_name() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap();
+        let (port, server) = serve_once(|s| {
             s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
-            String::from_utf8_lossy(&buf[..n]).to_string()
         });
         let r = http_post(
             &granted(&[format!("http://localhost:{port}/*")]),
@@ -645,7 +682,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.status, 204);
-        let request = server.join().unwrap();
+        let (request, ()) = server.join().unwrap();
         assert!(
             request.starts_with(&format!(
                 "POST /hook HTTP/1.1\r\nHost: localhost:{port}\r\n"
@@ -658,12 +695,7 @@ mod tests {
     /// past its deadline: the answer is cut off, and the error says why.
     #[test]
     fn a_trickling_server_is_cut_off_at_the_deadline() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf).unwrap();
+        let (port, server) = serve_once(|s| {
             let answer = format!("HTTP/1.1 200 OK\r\nX-Slow: {}\r\n\r\n", "a".repeat(200));
             let mut sent = 0;
             for b in answer.as_bytes() {
@@ -691,7 +723,7 @@ mod tests {
             )),
             "{err}"
         );
-        let (sent, whole) = server.join().unwrap();
+        let (_, (sent, whole)) = server.join().unwrap();
         assert!(sent < whole, "the whole answer was read: {sent} bytes");
     }
 
@@ -715,37 +747,9 @@ mod tests {
 
     #[test]
     fn posts_to_a_granted_loopback_server() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            // The head and the body may arrive in separate reads: read until the whole
-            // body announced by Content-Length is in.
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = s.read(&mut buf).unwrap();
-                req.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&req).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        break;
-                    }
-                }
-                assert!(n > 0, "connection closed mid-request");
-            }
-            let req = String::from_utf8_lossy(&req).to_string();
+        let (port, server) = serve_once(|s| {
             s.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok")
                 .unwrap();
-            req
         });
         let r = http_post(
             &granted(&[format!("http://127.0.0.1:{port}/*")]),
@@ -757,7 +761,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.status, 202);
         assert_eq!(r.body, b"ok");
-        let req = server.join().unwrap();
+        let (req, ()) = server.join().unwrap();
         assert!(req.starts_with("POST /hook HTTP/1.1\r\n"), "{req}");
         assert!(req.ends_with("\r\n\r\n{}"), "{req}");
     }

@@ -660,10 +660,13 @@ mod tests {
         parse_url(text).unwrap_or_else(|e| panic!("{text:?} {e}"))
     }
 
-    fn refusal(text: &str) -> String {
-        match parse_url(text) {
-            Ok(u) => panic!("{text:?} was accepted: {u:?}"),
-            Err(e) => e.to_string(),
+    /// Asserts that each URL is refused with a message containing its reason.
+    fn assert_refused(cases: &[(&str, &str)]) {
+        for (text, reason) in cases {
+            match parse_url(text) {
+                Ok(u) => panic!("{text:?} was accepted: {u:?}"),
+                Err(e) => assert!(e.to_string().contains(reason), "{text:?}: {e}"),
+            }
         }
     }
 
@@ -707,7 +710,7 @@ mod tests {
 
     #[test]
     fn bytes_that_would_change_the_request_line_are_refused() {
-        for (text, reason) in [
+        assert_refused(&[
             ("http://h/a\r\nX-Injected: 1", "line break (CR) at byte 10"),
             ("http://h/a\nX: 1", "line break (LF)"),
             ("http://h/a HTTP/1.1", "space at byte 10: write it as %20"),
@@ -725,53 +728,59 @@ mod tests {
                 "`%` not followed by two hex digits at byte 13",
             ),
             ("http://h/#\r\n", "line break"),
-        ] {
-            let why = refusal(text);
-            assert!(why.contains(reason), "{text:?}: {why}");
-        }
+        ]);
     }
 
     #[test]
     fn dot_segments_are_refused_however_they_are_written() {
-        for (text, reason) in [
+        assert_refused(&[
             ("http://h/hooks/../admin", "which is `..`:"),
             ("http://h/hooks/./x", "which is `.`:"),
-            ("http://h/hooks/..", "`..`"),
+            (
+                "http://h/hooks/..",
+                "which is `..`: a path may not climb out",
+            ),
             ("http://h/hooks/%2e%2e/admin", "`..` once percent-decoded"),
             ("http://h/hooks/%2E./admin", "`..` once percent-decoded"),
-            ("http://h/hooks/.%2E/admin", "`..`"),
-            ("http://h/hooks/%2e/admin", "`.`"),
+            (
+                "http://h/hooks/.%2E/admin",
+                "which is `..` once percent-decoded",
+            ),
+            (
+                "http://h/hooks/%2e/admin",
+                "which is `.` once percent-decoded",
+            ),
             (
                 "http://h/hooks/..%2fadmin",
                 "segment `..%2fadmin`, which is `..`",
             ),
-            ("http://h/hooks/x%2F..%2F..%2Fadmin", "`..`"),
-            ("http://h/hooks/..%5cadmin", "`..`"),
+            (
+                "http://h/hooks/x%2F..%2F..%2Fadmin",
+                "which is `..` once percent-decoded",
+            ),
+            (
+                "http://h/hooks/..%5cadmin",
+                "which is `..` once percent-decoded",
+            ),
             ("http://h/hooks/..;/admin", "`..` once cut at `;`"),
-            ("http://h/hooks/..;x=1", "`..`"),
-            ("http://h/hooks/%2e%2e;/admin", "`..`"),
-        ] {
-            let why = refusal(text);
-            assert!(
-                why.contains("a path may not climb out") && why.contains(reason),
-                "{text:?}: {why}"
-            );
-        }
-        for (text, reason) in [
+            ("http://h/hooks/..;x=1", "which is `..` once cut at `;`"),
+            (
+                "http://h/hooks/%2e%2e;/admin",
+                "which is `..` once percent-decoded",
+            ),
+        ]);
+        assert_refused(&[
             ("http://h/a/%252e%252e/b", "double encoding"),
             ("http://h/a/%25%32%65/b", "double encoding"),
             ("http://h/a/%0d%0aX", "control character"),
             ("http://h/a/%00", "control character"),
             ("http://h/a/%c0%ae%c0%ae/b", "not UTF-8"),
-        ] {
-            let why = refusal(text);
-            assert!(why.contains(reason), "{text:?}: {why}");
-        }
+        ]);
     }
 
     #[test]
     fn hosts_and_ports_are_names_or_addresses() {
-        for (text, reason) in [
+        assert_refused(&[
             ("http://user:pw@h/x", "credentials"),
             ("http://h@evil.example/x", "credentials"),
             ("http:///x", "no host"),
@@ -796,10 +805,7 @@ mod tests {
             ("ftp://h/", "the scheme `ftp`"),
             ("h/x", "not an absolute URL"),
             ("//h/x", "not an absolute URL"),
-        ] {
-            let why = refusal(text);
-            assert!(why.contains(reason), "{text:?}: {why}");
-        }
+        ]);
     }
 
     #[test]
