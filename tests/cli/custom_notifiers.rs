@@ -5,9 +5,7 @@
 //! to a webhook on loopback; a webhook that answers 503 is reported as an error.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +14,9 @@ use metaclaude::{ExecutionRequest, ExecutorConfig, Registry, ToolExecutionServic
 use serde_json::Value;
 
 use crate::plugins::write_plugin;
-use crate::util::{bin, example_registry, root, wait_until};
+use crate::util::{
+    bin, example_registry, root, run_hello_with_plugins, wait_until, LoopbackServer,
+};
 
 /// Each example: its folder under examples/plugins, its component, the variable its
 /// manifest reads the webhook URL from.
@@ -32,78 +32,57 @@ const EXAMPLES: [(&str, &str, &str); 3] = [
 
 /// One POST the webhook received.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    content_type: String,
-    body: String,
+pub struct Received {
+    /// The request line and headers, as received.
+    pub head: String,
+    pub path: String,
+    pub content_type: String,
+    pub body: String,
 }
 
 /// A webhook on a free loopback port: records every request and answers `status`.
-struct Webhook {
-    port: u16,
+pub struct Webhook {
+    server: LoopbackServer,
     received: Arc<Mutex<Vec<Received>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Webhook {
-    fn start(status: u16) -> Webhook {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+    pub fn start(status: u16) -> Webhook {
         let received = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (received, stop) = (received.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let Ok(mut s) = stream else { continue };
-                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    if let Some(request) = read_request(&mut s) {
-                        received.lock().unwrap().push(request);
-                    }
-                    let code = status;
-                    let reason = if code < 300 {
-                        "OK"
-                    } else {
-                        "Service Unavailable"
-                    };
-                    let body = if code < 300 { "" } else { "maintenance" };
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 {code} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
+        let server = {
+            let received = received.clone();
+            LoopbackServer::start(move |mut s, _| {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                if let Some(request) = read_request(&mut s) {
+                    received.lock().unwrap().push(request);
                 }
+                let code = status;
+                let reason = if code < 300 {
+                    "OK"
+                } else {
+                    "Service Unavailable"
+                };
+                let body = if code < 300 { "" } else { "maintenance" };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {code} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
             })
         };
-        Webhook {
-            port,
-            received,
-            stop,
-            thread: Some(thread),
-        }
+        Webhook { server, received }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port()
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
+        format!("http://127.0.0.1:{}/{path}", self.port())
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop, which then sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -136,6 +115,7 @@ fn read_request(s: &mut impl Read) -> Option<Received> {
         }
         let path = text.split(' ').nth(1).unwrap_or_default().to_string();
         return Some(Received {
+            head: text[..end].to_string(),
             path,
             content_type: header("content-type"),
             body: String::from_utf8_lossy(&data[end + 4..end + 4 + length]).to_string(),
@@ -199,19 +179,10 @@ fn each_example_notifier_delivers_the_quarantine_alert() {
     let plugins = tmp.path().join("plugins");
     plugins_dir(&plugins);
     let mut run = bin();
-    run.args(["run", "hello", "--plugins"])
-        .arg(&plugins)
-        .arg("--registry")
-        .arg(example_registry());
     for (example, _, variable) in EXAMPLES {
         run.env(variable, webhook.url(example));
     }
-    let out = run.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_hello_with_plugins(&mut run, &plugins);
     wait_until(
         "each example notifier POSTs the alert",
         Duration::from_secs(30),

@@ -13,6 +13,7 @@ mod grants;
 mod host_files;
 mod host_metrics;
 mod hot_reload;
+mod http_import;
 mod library;
 mod log_sink;
 mod logs_cli;

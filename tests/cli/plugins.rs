@@ -11,7 +11,9 @@ use std::time::Duration;
 use metaclaude::plugin::{Health, PluginHost};
 use metaclaude::{ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
 
-use crate::util::{assert_golden_errors, bin, example_registry, hang_guard, root};
+use crate::util::{
+    assert_golden_errors, bin, example_registry, hang_guard, root, run_hello_with_plugins,
+};
 
 /// A built component; tests fail (never skip) when the fixtures were not built.
 pub fn component(name: &str) -> PathBuf {
@@ -559,19 +561,7 @@ fn https_reaches_only_servers_with_a_trusted_certificate() {
         hostile(&plugins, "trap", "max_failures = 1", None);
         let url = format!("https://localhost:{port}/hook");
         notifier(&plugins, &out, &url, &format!("https://localhost:{port}/*"));
-        let run = bin()
-            .env("SSL_CERT_FILE", trust)
-            .args(["run", "hello", "--registry"])
-            .arg(example_registry())
-            .arg("--plugins")
-            .arg(&plugins)
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        run_hello_with_plugins(bin().env("SSL_CERT_FILE", trust), &plugins);
         let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
         assert!(report.starts_with(expect), "{}: {report}", trust.display());
         if trust == &other_ca {

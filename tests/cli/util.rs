@@ -376,3 +376,69 @@ pub fn write_scripts(dir: &Path, scripts: &[(&str, &str)]) {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
+
+/// `metaclaude run hello` (the example registry) with the plugins of `plugins` loaded,
+/// through `cmd` (a [`bin`] with whatever environment the test gives it); fails the test
+/// unless the run succeeds.
+pub fn run_hello_with_plugins(cmd: &mut Command, plugins: &Path) -> Output {
+    succeed(
+        cmd.args(["run", "hello", "--registry"])
+            .arg(example_registry())
+            .arg("--plugins")
+            .arg(plugins),
+    )
+}
+
+/// A server on a free loopback port: `serve` handles each connection on the accepting
+/// thread (given the flag that says the server is stopping), until the server is dropped.
+pub struct LoopbackServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    pub fn start(
+        serve: impl Fn(std::net::TcpStream, &std::sync::Arc<std::sync::atomic::AtomicBool>)
+            + Send
+            + 'static,
+    ) -> LoopbackServer {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Ok(s) = stream {
+                        serve(s, &stop);
+                    }
+                }
+            })
+        };
+        LoopbackServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accept loop, which then sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

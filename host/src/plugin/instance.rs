@@ -21,6 +21,7 @@ use super::engine::EPOCH_TICK;
 use super::limiter::PluginLimiter;
 use super::manifest::{Manifest, PluginKind, WitVersion};
 use super::net;
+use super::outbound;
 use super::stderr::StderrTail;
 use crate::model::{Alert, Threshold};
 
@@ -30,7 +31,11 @@ pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: PluginLimiter,
-    http_grants: Arc<Vec<String>>,
+    http_grants: Arc<Vec<outbound::Grant>>,
+    /// When the call in progress started, and how long it may last
+    /// (`limits.call_timeout_ms`): an `http` call ends before it does.
+    call_started: std::time::Instant,
+    call_timeout: std::time::Duration,
     /// The tail of the plugin's stderr, for trap reports.
     stderr: StderrTail,
     /// Log calls left in the current second (a flood is cut off, not forwarded).
@@ -94,7 +99,8 @@ impl PluginState {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<net::Response, String> {
-        net::http_post(&self.http_grants, url, headers, body)
+        let deadline = net::Deadline::for_call(self.call_started, self.call_timeout);
+        net::http_post(&self.http_grants, url, headers, body, deadline).map_err(|e| e.to_string())
     }
 }
 
@@ -377,7 +383,9 @@ impl Instance {
             wasi,
             table: ResourceTable::new(),
             limits,
-            http_grants: Arc::new(manifest.capabilities.http.clone()),
+            http_grants: Arc::new(net::grants(&manifest.capabilities.http)),
+            call_started: std::time::Instant::now(),
+            call_timeout: std::time::Duration::from_millis(manifest.limits.call_timeout_ms),
             stderr,
             log_budget: LOG_CALLS_PER_SECOND,
             log_window: std::time::Instant::now(),
@@ -440,6 +448,7 @@ impl Instance {
         f: impl FnOnce(&mut Store<PluginState>, &Exports) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, CallError> {
         self.store.set_epoch_deadline(self.ticks_per_call);
+        self.store.data_mut().call_started = std::time::Instant::now();
         match f(&mut self.store, &self.exports) {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(message)) => Err(CallError::Refused(with_host_paths(message, &self.dirs))),

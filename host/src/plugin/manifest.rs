@@ -811,10 +811,12 @@ impl Fields<'_> {
         self.requests.http = pair(t.get("http"), &caps.http);
         caps.stderr = self.boolean("capabilities.stderr", t.get("stderr"), false);
         for (i, pattern) in caps.http.clone().iter().enumerate() {
-            if !(pattern.starts_with("http://") || pattern.starts_with("https://")) {
+            if let Err(e) = super::outbound::parse_grant(pattern) {
                 self.problem(
                     &format!("capabilities.http[{i}]"),
-                    format!("expected scheme://host[:port][/path], found {pattern:?}"),
+                    format!(
+                        "expected scheme://host[:port][/path] (`*` matches any run of characters), found {pattern:?}, which {e}"
+                    ),
                 );
             }
         }

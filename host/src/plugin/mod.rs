@@ -17,7 +17,8 @@
 //!   `alerts` (alerts to notifiers);
 //! * one plugin: `worker` (batching, failure policy), `stats` (health and counters),
 //!   `runtime` (WASM or native behind one call surface), `instance` (one sandboxed
-//!   instance), `limiter`, `stderr`, `net` (the `http` import), `native` (trusted
+//!   instance), `limiter`, `stderr`, `net` (the `http` import's I/O) and `outbound`
+//!   (what it lets out: URLs, grants, addresses, headers; pure), `native` (trusted
 //!   shared libraries), `ack` (acknowledged delivery);
 //! * the contract: `bindings` and `convert` (the WIT package);
 //! * `host_metrics`: the host's own metrics about its plugins (Prometheus text);
@@ -41,6 +42,7 @@ mod loader;
 pub mod manifest;
 pub mod native;
 mod net;
+pub mod outbound;
 mod outbox;
 mod reload;
 mod runtime;

@@ -1,10 +1,18 @@
 //! The `http` import: outgoing POSTs for notifiers, only to granted destinations.
 //!
-//! A grant is a pattern `scheme://host[:port][/path]` where `*` matches any run of
-//! characters. The check is made on what is actually connected to: the URL must match a
-//! grant, and the socket address connected to must be one the grant's host resolves to
-//! (for grants naming a host without wildcards). Redirects are never followed: a 3xx is
-//! returned to the plugin as it is, so a server cannot steer the request elsewhere.
+//! What may go out is decided in `outbound` (the URL validated, then matched against the
+//! `capabilities.http` grants, the headers checked) before anything touches the network;
+//! this module does the I/O under those rules:
+//! * the URL's host is resolved once, every address is checked against the grant (a
+//!   wildcard grant reaches public addresses only), and the connection goes to a checked
+//!   address: no second lookup a DNS answer could change (rebinding);
+//! * the whole exchange, lookup, connect, TLS handshake, request and the complete answer,
+//!   ends by one deadline: nine tenths of the plugin's `limits.call_timeout_ms`, counted
+//!   from the start of the plugin's call, so that a server answering a byte at a time
+//!   cannot hold the plugin's worker, and the plugin still has time to report the error;
+//! * redirects are never followed: a 3xx is returned to the plugin as it is, so a server
+//!   cannot steer the request elsewhere;
+//! * an answer is read up to 16 MiB, whatever it announces.
 //!
 //! `https://` goes through rustls, verifying the server's certificate against the
 //! system's trusted roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` point elsewhere, e.g. at a
@@ -12,12 +20,14 @@
 //! holding a certificate for it.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use super::outbound::{self, Grant, HeaderError, Host, Url, UrlError};
 
 pub struct Response {
     pub status: u16,
@@ -25,77 +35,90 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct Url<'a> {
-    scheme: &'a str,
-    host: &'a str,
-    port: u16,
-    path: &'a str,
+/// When an `http` call must be over.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    budget: Duration,
 }
 
-fn parse_url(url: &str) -> Result<Url<'_>, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("`{url}` is not an absolute URL"))?;
-    let default_port = match scheme {
-        "http" => 80,
-        "https" => 443,
-        other => {
-            return Err(format!(
-                "scheme `{other}` is not supported (http and https only)"
-            ))
-        }
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| format!("bad port in `{url}`"))?,
-        ),
-        _ => (authority, default_port),
-    };
-    if host.is_empty() {
-        return Err(format!("no host in `{url}`"));
+impl Deadline {
+    /// The deadline of an `http` call made during a plugin call that started at `started`
+    /// and may last `call_timeout`: nine tenths of it, so that the plugin is still
+    /// running when the import gives up and can report why (past the whole timeout it
+    /// would be interrupted instead).
+    pub fn for_call(started: Instant, call_timeout: Duration) -> Deadline {
+        Deadline::after(started, call_timeout * 9 / 10)
     }
-    Ok(Url {
-        scheme,
-        host: host.trim_start_matches('[').trim_end_matches(']'),
-        port,
-        path,
-    })
-}
 
-/// `*` matches any run of characters (including none).
-fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, tail)) => {
-            let Some(rest) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=rest.len()).any(|i| rest.is_char_boundary(i) && glob(tail, &rest[i..]))
+    /// `budget` from `start`.
+    pub fn after(start: Instant, budget: Duration) -> Deadline {
+        Deadline {
+            at: start + budget,
+            budget,
         }
+    }
+
+    /// The time left, or a timeout error once there is none.
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(std::io::ErrorKind::TimedOut.into())
+        } else {
+            Ok(left)
+        }
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= self.at
     }
 }
 
-fn grant_matches(grant: &str, url: &Url) -> bool {
-    let Ok(g) =
-        parse_url(grant.trim_end_matches('*').trim_end_matches('/')).or_else(|_| parse_url(grant))
-    else {
-        return false;
-    };
-    let path_pattern = grant
-        .split_once("://")
-        .and_then(|(_, r)| r.find('/').map(|i| &r[i..]))
-        .unwrap_or("/*");
-    g.scheme == url.scheme
-        && glob(&g.host.to_ascii_lowercase(), &url.host.to_ascii_lowercase())
-        && g.port == url.port
-        && glob(path_pattern, url.path)
+/// Why an `http` call did not return an answer; shown to the plugin as its error.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("the URL {url:?} {source}")]
+    Url {
+        url: String,
+        #[source]
+        source: UrlError,
+    },
+    #[error("destination {url} is not granted (capabilities.http allows: {allowed})")]
+    NotGranted { url: String, allowed: String },
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    #[error("cannot resolve {host}: {message}")]
+    Resolve { host: String, message: String },
+    #[error("{host} resolves to {addr}, {class}, which the wildcard grant `{grant}` does not reach (a grant with a `*` in its host reaches public addresses only): to send there, grant that destination explicitly in capabilities.http, e.g. \"{example}\"")]
+    Address {
+        host: String,
+        addr: IpAddr,
+        class: &'static str,
+        grant: String,
+        example: String,
+    },
+    #[error("cannot connect to {addr}: {message}")]
+    Connect { addr: SocketAddr, message: String },
+    #[error("{stage} {target}: the call's deadline passed ({} ms, nine tenths of limits.call_timeout_ms, from the start of the plugin's call): the server is too slow, or raise limits.call_timeout_ms", budget.as_millis())]
+    Deadline {
+        stage: &'static str,
+        target: String,
+        budget: Duration,
+    },
+    #[error("{0}")]
+    Tls(String),
+    #[error("cannot send to {addr}: {message}")]
+    Send { addr: SocketAddr, message: String },
+    #[error("bad response from {addr}: {message}")]
+    Response { addr: SocketAddr, message: String },
+}
+
+/// Parses every `capabilities.http` entry; the manifest checked them when it was read.
+pub fn grants(patterns: &[String]) -> Vec<Grant> {
+    patterns
+        .iter()
+        .filter_map(|p| outbound::parse_grant(p).ok())
+        .collect()
 }
 
 /// The TLS client settings for https destinations: the system's trusted roots, loaded
@@ -137,108 +160,229 @@ fn tls_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
     ))
 }
 
-/// POSTs `body` to `url` if a grant allows it.
+/// POSTs `body` to `url` if one of `grants` allows it, by `deadline`.
 pub fn http_post(
-    grants: &[String],
+    grants: &[Grant],
     url: &str,
     headers: &[(String, String)],
     body: &[u8],
-) -> Result<Response, String> {
-    post(grants, url, headers, body, system_tls)
+    deadline: Deadline,
+) -> Result<Response, HttpError> {
+    post(grants, url, headers, body, deadline, system_tls)
 }
 
 /// [`http_post`] with the TLS settings (asked for only when the URL is https) given.
 fn post(
-    grants: &[String],
+    grants: &[Grant],
     url: &str,
     headers: &[(String, String)],
     body: &[u8],
+    deadline: Deadline,
     tls: impl FnOnce() -> Result<Arc<ClientConfig>, String>,
-) -> Result<Response, String> {
-    let u = parse_url(url)?;
-    let Some(grant) = grants.iter().find(|g| grant_matches(g, &u)) else {
-        return Err(format!(
-            "destination {url} is not granted (capabilities.http allows: {})",
-            if grants.is_empty() {
+) -> Result<Response, HttpError> {
+    let u = outbound::parse_url(url).map_err(|source| HttpError::Url {
+        url: url.to_string(),
+        source,
+    })?;
+    let Some(grant) = outbound::find_grant(grants, &u) else {
+        return Err(HttpError::NotGranted {
+            url: url.to_string(),
+            allowed: if grants.is_empty() {
                 "nothing".to_string()
             } else {
-                grants.join(", ")
-            }
-        ));
+                let texts: Vec<&str> = grants.iter().map(|g| g.text.as_str()).collect();
+                texts.join(", ")
+            },
+        });
     };
-    let addrs: Vec<SocketAddr> = (u.host, u.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", u.host))?
-        .collect();
-    // Where the grant names a host without wildcards, the address connected to must be
-    // one of that host's addresses.
-    let grant_host = parse_url(grant.trim_end_matches('*')).map(|g| (g.host.to_string(), g.port));
-    let permitted: Option<Vec<SocketAddr>> = match &grant_host {
-        Ok((h, p)) if !h.contains('*') => {
-            (h.as_str(), *p).to_socket_addrs().ok().map(|a| a.collect())
-        }
-        _ => None,
-    };
-    let addr = addrs
-        .into_iter()
-        .find(|a| permitted.as_ref().is_none_or(|p| p.contains(a)))
-        .ok_or_else(|| {
-            format!(
-                "{} resolves to no address the grant {grant} permits",
-                u.host
+    let request = outbound::request_head(&u, headers, body.len())?;
+    let addrs = reachable(grant, &u, resolve(&u, &deadline)?)?;
+    let (tcp, addr) = connect(&addrs, &deadline)?;
+    let timed = Timed { tcp, deadline };
+    let failed = |stage: &'static str, error: std::io::Error| {
+        if deadline.passed()
+            || matches!(
+                error.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
             )
-        })?;
-    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .and_then(|()| tcp.set_write_timeout(Some(Duration::from_secs(10))))
-        .map_err(|e| e.to_string())?;
-    let request = request_head(&u, headers, body.len())?;
+        {
+            HttpError::Deadline {
+                stage,
+                target: addr.to_string(),
+                budget: deadline.budget,
+            }
+        } else if stage == SENDING {
+            HttpError::Send {
+                addr,
+                message: error.to_string(),
+            }
+        } else {
+            HttpError::Response {
+                addr,
+                message: error.to_string(),
+            }
+        }
+    };
     let exchange = |stream: &mut dyn ReadWrite| {
         stream
             .write_all(request.as_bytes())
             .and_then(|()| stream.write_all(body))
             .and_then(|()| stream.flush())
-            .map_err(|e| format!("cannot send to {addr}: {e}"))?;
-        read_response(stream).map_err(|e| format!("bad response from {addr}: {e}"))
+            .map_err(|e| failed(SENDING, e))?;
+        read_response(stream).map_err(|e| failed(READING, e))
     };
-    if u.scheme == "https" {
-        let name = ServerName::try_from(u.host.to_string())
-            .map_err(|e| format!("`{}` is not a valid TLS server name: {e}", u.host))?;
-        let connection = ClientConnection::new(tls()?, name)
-            .map_err(|e| format!("TLS setup for {}: {e}", u.host))?;
-        exchange(&mut StreamOwned::new(connection, tcp))
+    if u.scheme == outbound::Scheme::Https {
+        let host = u.host.to_string();
+        let name = ServerName::try_from(host.clone())
+            .map_err(|e| HttpError::Tls(format!("`{host}` is not a valid TLS server name: {e}")))?;
+        let connection = ClientConnection::new(tls().map_err(HttpError::Tls)?, name)
+            .map_err(|e| HttpError::Tls(format!("TLS setup for {host}: {e}")))?;
+        exchange(&mut StreamOwned::new(connection, timed))
     } else {
-        exchange(&mut { tcp })
+        exchange(&mut { timed })
     }
+}
+
+const SENDING: &str = "sending to";
+const READING: &str = "reading the answer of";
+
+/// The addresses of the URL's host, looked up once (within the deadline: a lookup that
+/// hangs is left to finish on a thread of its own).
+fn resolve(u: &Url, deadline: &Deadline) -> Result<Vec<SocketAddr>, HttpError> {
+    let name = match &u.host {
+        Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, u.port)]),
+        Host::Name(name) => name.clone(),
+    };
+    let too_late = || HttpError::Deadline {
+        stage: "resolving",
+        target: name.clone(),
+        budget: deadline.budget,
+    };
+    let left = deadline.left().map_err(|_| too_late())?;
+    let (tx, rx) = mpsc::channel();
+    let query = (name.clone(), u.port);
+    std::thread::Builder::new()
+        .name("http-resolve".into())
+        .spawn(move || {
+            let _ = tx.send(query.to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+        })
+        .map_err(|e| HttpError::Resolve {
+            host: name.clone(),
+            message: format!("no thread for the lookup: {e}"),
+        })?;
+    let mut addrs = match rx.recv_timeout(left) {
+        Ok(Ok(addrs)) => addrs,
+        Ok(Err(e)) => {
+            return Err(HttpError::Resolve {
+                host: name,
+                message: e.to_string(),
+            })
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => return Err(too_late()),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(HttpError::Resolve {
+                host: name,
+                message: "the lookup ended without an answer".into(),
+            })
+        }
+    };
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(HttpError::Resolve {
+            host: name,
+            message: "no address".into(),
+        });
+    }
+    Ok(addrs)
+}
+
+/// The addresses `grant` reaches among `addrs`; an error naming the first refused one
+/// when there is none.
+fn reachable(grant: &Grant, u: &Url, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, HttpError> {
+    let mut refused = None;
+    let mut kept = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        match grant.reaches(addr.ip()) {
+            Ok(()) => kept.push(addr),
+            Err(class) => {
+                refused.get_or_insert((addr, class));
+            }
+        }
+    }
+    match (kept.is_empty(), refused) {
+        (true, Some((addr, class))) => Err(HttpError::Address {
+            host: u.host.to_string(),
+            addr: addr.ip(),
+            class: class.describe(),
+            grant: grant.text.clone(),
+            example: format!("{}://{}{}", u.scheme.as_str(), addr, u.path()),
+        }),
+        _ => Ok(kept),
+    }
+}
+
+/// A connection to the first of `addrs` that answers in time.
+fn connect(
+    addrs: &[SocketAddr],
+    deadline: &Deadline,
+) -> Result<(TcpStream, SocketAddr), HttpError> {
+    let mut last = None;
+    for addr in addrs {
+        let left = deadline.left().map_err(|_| HttpError::Deadline {
+            stage: "connecting to",
+            target: addr.to_string(),
+            budget: deadline.budget,
+        })?;
+        match TcpStream::connect_timeout(addr, left) {
+            Ok(tcp) => return Ok((tcp, *addr)),
+            Err(e) if deadline.passed() || e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(HttpError::Deadline {
+                    stage: "connecting to",
+                    target: addr.to_string(),
+                    budget: deadline.budget,
+                })
+            }
+            Err(e) => last = Some((*addr, e)),
+        }
+    }
+    Err(match last {
+        Some((addr, e)) => HttpError::Connect {
+            addr,
+            message: e.to_string(),
+        },
+        None => HttpError::Resolve {
+            host: String::new(),
+            message: "no address to connect to".into(),
+        },
+    })
 }
 
 /// A plain or TLS connection.
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
-/// The request line and headers. The plugin's headers may not smuggle a line break, nor
-/// replace `Host` or `Content-Length`.
-fn request_head(u: &Url, headers: &[(String, String)], length: usize) -> Result<String, String> {
-    let mut request = format!(
-        "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: metaclaude/{}\r\n",
-        u.path,
-        u.host,
-        u.port,
-        length,
-        env!("CARGO_PKG_VERSION")
-    );
-    for (k, v) in headers {
-        if k.contains(['\r', '\n', ':']) || v.contains(['\r', '\n']) {
-            return Err(format!("header {k:?} contains a line break or colon"));
-        }
-        if k.eq_ignore_ascii_case("host") || k.eq_ignore_ascii_case("content-length") {
-            continue;
-        }
-        request.push_str(&format!("{k}: {v}\r\n"));
+/// A connection whose every read and write waits at most until the deadline.
+struct Timed {
+    tcp: TcpStream,
+    deadline: Deadline,
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.tcp.set_read_timeout(Some(self.deadline.left()?))?;
+        self.tcp.read(buf)
     }
-    request.push_str("\r\n");
-    Ok(request)
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tcp.set_write_timeout(Some(self.deadline.left()?))?;
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
 }
 
 /// Responses are read up to this size: a notifier needs the status and a short body.
@@ -321,19 +465,6 @@ fn read_response(stream: &mut dyn ReadWrite) -> std::io::Result<Response> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn grants_match_scheme_host_port_and_path() {
-        let u = parse_url("http://127.0.0.1:9093/api/v2/alerts").unwrap();
-        assert!(grant_matches("http://127.0.0.1:9093/*", &u));
-        assert!(grant_matches("http://127.0.0.1:9093/api/*", &u));
-        assert!(!grant_matches("http://127.0.0.1:9094/*", &u));
-        assert!(!grant_matches("https://127.0.0.1:9093/*", &u));
-        assert!(!grant_matches("http://127.0.0.1:9093/other/*", &u));
-        let u = parse_url("http://hooks.example.com/x").unwrap();
-        assert!(grant_matches("http://*.example.com/*", &u));
-        assert!(!grant_matches("http://*.example.org/*", &u));
-    }
-
     fn response_to(raw: &[u8]) -> std::io::Result<Response> {
         read_response(&mut std::io::Cursor::new(raw.to_vec()))
     }
@@ -364,27 +495,42 @@ mod tests {
         assert!(err.to_string().contains("body larger than"), "{err}");
     }
 
-    #[test]
-    fn ungranted_destinations_are_refused_before_connecting() {
-        let err = http_post(
-            &["http://127.0.0.1:9/*".to_string()],
-            "http://127.0.0.2:9/x",
-            &[],
-            b"",
-        )
-        .err()
-        .unwrap();
-        assert!(err.contains("is not granted"), "{err}");
+    fn soon() -> Deadline {
+        Deadline::after(Instant::now(), Duration::from_secs(10))
     }
 
-    #[test]
-    fn posts_to_a_granted_loopback_server() {
+    fn granted(patterns: &[String]) -> Vec<Grant> {
+        let parsed = grants(patterns);
+        assert_eq!(parsed.len(), patterns.len(), "{patterns:?}");
+        parsed
+    }
+
+    /// A listener on loopback that no test call may reach: `assert_untouched` checks
+    /// that no connection is waiting to be accepted.
+    fn untouched() -> (std::net::TcpListener, u16) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    fn assert_untouched(listener: &std::net::TcpListener, case: &str) {
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{case}: the server was reached: {other:?}"),
+        }
+    }
+
+    /// A server on loopback for one connection: it reads the whole request (the head,
+    /// then as many body bytes as Content-Length says), then `respond`s; its thread
+    /// returns the request and what `respond` returned.
+    fn serve_once<T: Send + 'static>(
+        respond: impl FnOnce(&mut std::net::TcpStream) -> T + Send + 'static,
+    ) -> (u16, std::thread::JoinHandle<(String, T)>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            // The head and the body may arrive in separate reads: read until the whole
-            // body announced by Content-Length is in.
             let mut req = Vec::new();
             let mut buf = [0u8; 4096];
             loop {
@@ -406,21 +552,216 @@ mod tests {
                 }
                 assert!(n > 0, "connection closed mid-request");
             }
-            let req = String::from_utf8_lossy(&req).to_string();
-            s.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok")
-                .unwrap();
-            req
+            let answer = respond(&mut s);
+            (String::from_utf8_lossy(&req).to_string(), answer)
+        });
+        (port, server)
+    }
+
+    #[test]
+    fn ungranted_destinations_are_refused_before_connecting() {
+        let err = http_post(
+            &granted(&["http://127.0.0.1:9/*".to_string()]),
+            "http://127.0.0.2:9/x",
+            &[],
+            b"",
+            soon(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("is not granted"), "{err}");
+    }
+
+    #[test]
+    fn bad_paths_and_headers_are_refused_before_connecting() {
+        let (listener, port) = untouched();
+        let grants = granted(&[format!("http://127.0.0.1:{port}/hooks/*")]);
+        let base = format!("http://127.0.0.1:{port}/hooks");
+        let json = ("Content-Type".to_string(), "application/json".to_string());
+        for (url, header, reason) in [
+            (
+                format!("{base}/a\r\nX-Injected: 1"),
+                json.clone(),
+                "line break (CR)",
+            ),
+            (format!("{base}/a HTTP/1.1"), json.clone(), "has a space"),
+            (format!("{base}/../admin"), json.clone(), "which is `..`"),
+            (
+                format!("{base}/%2e%2e/admin"),
+                json.clone(),
+                "`..` once percent-decoded",
+            ),
+            (
+                format!("{base}/%2E./admin"),
+                json.clone(),
+                "`..` once percent-decoded",
+            ),
+            (
+                format!("{base}/..%2fadmin"),
+                json.clone(),
+                "`..` once percent-decoded",
+            ),
+            (format!("{base}/..\\admin"), json.clone(), "backslash"),
+            (
+                format!("http://u@127.0.0.1:{port}/hooks/x"),
+                json.clone(),
+                "credentials",
+            ),
+            (
+                format!("{base}/ok"),
+                ("X-A".to_string(), "1\r\nX-Injected: 1".to_string()),
+                "line break in its value",
+            ),
+            (
+                format!("{base}/ok"),
+                ("Transfer-Encoding".to_string(), "chunked".to_string()),
+                "is the host's",
+            ),
+        ] {
+            let err = http_post(&grants, &url, &[header], b"{}", soon())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(reason), "{url:?}: {err}");
+            assert!(!err.contains('\r') && !err.contains('\n'), "{err:?}");
+            assert_untouched(&listener, &url);
+        }
+    }
+
+    #[test]
+    fn a_wildcard_grant_does_not_reach_loopback() {
+        let (listener, port) = untouched();
+        for (grant, url) in [
+            (
+                format!("http://*:{port}/*"),
+                format!("http://127.0.0.1:{port}/x"),
+            ),
+            (
+                "http://*:*/*".to_string(),
+                format!("http://localhost:{port}/x"),
+            ),
+            (
+                format!("http://*.0.0.1:{port}/*"),
+                format!("http://127.0.0.1:{port}/x"),
+            ),
+        ] {
+            let err = http_post(
+                &granted(std::slice::from_ref(&grant)),
+                &url,
+                &[],
+                b"",
+                soon(),
+            )
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(
+                err.contains("a loopback address")
+                    && err.contains(&format!("the wildcard grant `{grant}`"))
+                    && err.contains("grant that destination explicitly")
+                    && (err.contains("127.0.0.1") || err.contains("::1")),
+                "{grant} {url}: {err}"
+            );
+            assert_untouched(&listener, &url);
+        }
+    }
+
+    /// Named explicitly, loopback is reached; `localhost`'s addresses are tried in turn
+    /// (the listener is on 127.0.0.1 only, `::1` may come first).
+    #[test]
+    fn an_explicit_grant_reaches_loopback_by_name() {
+        let (port, server) = serve_once(|s| {
+            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
         });
         let r = http_post(
-            &[format!("http://127.0.0.1:{port}/*")],
+            &granted(&[format!("http://localhost:{port}/*")]),
+            &format!("http://localhost:{port}/hook#never-sent"),
+            &[],
+            b"",
+            soon(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 204);
+        let (request, ()) = server.join().unwrap();
+        assert!(
+            request.starts_with(&format!(
+                "POST /hook HTTP/1.1\r\nHost: localhost:{port}\r\n"
+            )),
+            "{request}"
+        );
+    }
+
+    /// A server that answers one byte every 50 ms, for up to 10 s, cannot keep the call
+    /// past its deadline: the answer is cut off, and the error says why.
+    #[test]
+    fn a_trickling_server_is_cut_off_at_the_deadline() {
+        let (port, server) = serve_once(|s| {
+            let answer = format!("HTTP/1.1 200 OK\r\nX-Slow: {}\r\n\r\n", "a".repeat(200));
+            let mut sent = 0;
+            for b in answer.as_bytes() {
+                if s.write_all(&[*b]).is_err() {
+                    break;
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (sent, answer.len())
+        });
+        let err = http_post(
+            &granted(&[format!("http://127.0.0.1:{port}/*")]),
+            &format!("http://127.0.0.1:{port}/slow"),
+            &[],
+            b"",
+            Deadline::after(Instant::now(), Duration::from_millis(1000)),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "reading the answer of 127.0.0.1:{port}: the call's deadline passed (1000 ms"
+            )),
+            "{err}"
+        );
+        let (_, (sent, whole)) = server.join().unwrap();
+        assert!(sent < whole, "the whole answer was read: {sent} bytes");
+    }
+
+    #[test]
+    fn a_call_whose_deadline_has_passed_does_not_connect() {
+        let (listener, port) = untouched();
+        let err = http_post(
+            &granted(&[format!("http://127.0.0.1:{port}/*")]),
+            &format!("http://127.0.0.1:{port}/x"),
+            &[],
+            b"",
+            Deadline::after(Instant::now(), Duration::ZERO),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.starts_with("connecting to 127.0.0.1:"), "{err}");
+        assert!(err.contains("deadline passed"), "{err}");
+        assert_untouched(&listener, "passed deadline");
+    }
+
+    #[test]
+    fn posts_to_a_granted_loopback_server() {
+        let (port, server) = serve_once(|s| {
+            s.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+        });
+        let r = http_post(
+            &granted(&[format!("http://127.0.0.1:{port}/*")]),
             &format!("http://127.0.0.1:{port}/hook"),
             &[("Content-Type".into(), "application/json".into())],
             b"{}",
+            soon(),
         )
         .unwrap();
         assert_eq!(r.status, 202);
         assert_eq!(r.body, b"ok");
-        let req = server.join().unwrap();
+        let (req, ()) = server.join().unwrap();
         assert!(req.starts_with("POST /hook HTTP/1.1\r\n"), "{req}");
         assert!(req.ends_with("\r\n\r\n{}"), "{req}");
     }
