@@ -22,39 +22,67 @@
 //! * `host_metrics`: the host's own metrics about its plugins (Prometheus text);
 //! * `error`: why a plugin could not be loaded.
 
+// Without the `runtime` feature (the fuzz targets' build) only the pure modules are here:
+// `manifest` and `net` (and what a parser of plugin input needs). A new module that
+// parses outside input goes outside `runtime`, and depends on none of the runtime's.
+#[cfg(feature = "runtime")]
 mod ack;
+#[cfg(feature = "runtime")]
 mod alerts;
+#[cfg(feature = "runtime")]
 mod bindings;
+#[cfg(feature = "runtime")]
 mod convert;
+#[cfg(feature = "runtime")]
 mod delivery;
+#[cfg(feature = "runtime")]
 mod dispatch;
+#[cfg(feature = "runtime")]
 pub mod engine;
+#[cfg(feature = "runtime")]
 mod error;
+#[cfg(feature = "runtime")]
 mod host;
+#[cfg(feature = "runtime")]
 pub mod host_metrics;
+#[cfg(feature = "runtime")]
 mod instance;
+#[cfg(feature = "runtime")]
 mod limiter;
+#[cfg(feature = "runtime")]
 mod loader;
 pub mod manifest;
+#[cfg(feature = "runtime")]
 pub mod native;
-mod net;
+pub mod net;
+#[cfg(feature = "runtime")]
 mod outbox;
+#[cfg(feature = "runtime")]
 mod reload;
+#[cfg(feature = "runtime")]
 mod runtime;
+#[cfg(feature = "runtime")]
 mod stats;
+#[cfg(feature = "runtime")]
 mod stderr;
-#[cfg(test)]
+#[cfg(all(test, feature = "runtime"))]
 mod test_support;
-#[cfg(test)]
+#[cfg(all(test, feature = "runtime"))]
 mod tests;
+#[cfg(feature = "runtime")]
 mod worker;
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "runtime")]
 pub use self::alerts::{AlertCallback, RouterStats};
+#[cfg(feature = "runtime")]
 pub use self::error::PluginError;
+#[cfg(feature = "runtime")]
 pub use self::host::{PluginHost, PluginInfo, RuleThresholds, ThresholdChange};
+#[cfg(feature = "runtime")]
 pub use self::reload::ReloadReport;
+#[cfg(feature = "runtime")]
 pub use self::stats::Health;
 
 /// Where plugins live: `--plugins DIR`, else `METACLAUDE_PLUGIN_DIR`, else the default set

@@ -24,9 +24,6 @@ mod api;
 mod dashboard;
 mod error;
 mod feed;
-
-pub use self::api::{parse_execution_body, BodyProblem};
-pub use self::feed::{parse_client_message, Subscription};
 mod listener;
 mod metrics;
 pub mod security;
