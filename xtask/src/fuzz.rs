@@ -109,56 +109,109 @@ pub fn fuzz_build(root: &Path) -> Result<()> {
     run(cargo_fuzz(root)?.args(["build", "--debug-assertions"]))
 }
 
-/// Fuzzes each target for `seconds`, one after the other (one job: the machine is shared),
-/// from its committed seeds in host/fuzz/corpus/<target>/. What the fuzzer finds goes to a
-/// folder under host/fuzz/target/ (ignored by git), so the committed corpus stays small:
-/// with `keep`, host/fuzz/target/corpus/<target>/, which a later long run goes on from;
-/// otherwise (the short run of `cargo xtask test`) a folder emptied first, so the run
-/// takes the same time however many runs came before. Fails at the first crash, hang or
-/// out-of-memory, naming its input and how to replay it.
+/// Fuzzes each target for `seconds`, as many at once as the machine has cores (each
+/// target one libFuzzer process), from its committed seeds in host/fuzz/corpus/<target>/.
+/// Each run's output goes to host/fuzz/target/logs/<target>.log, shown when it fails.
+/// What the fuzzer finds goes to a folder under host/fuzz/target/ (ignored by git), so
+/// the committed corpus stays small: with `keep`, host/fuzz/target/corpus/<target>/,
+/// which a later long run goes on from; otherwise (the short run of `cargo xtask test`) a
+/// folder emptied first, so the run takes the same time however many runs came before.
+/// Fails on a crash, hang or out-of-memory, naming its input and how to replay it.
 pub fn fuzz_all(root: &Path, targets: &[String], seconds: u64, keep: bool) -> Result<()> {
-    let fuzz = root.join("host/fuzz");
-    for target in targets {
-        let scratch = if keep {
-            fuzz.join("target/corpus").join(target)
-        } else {
-            let fresh = fuzz.join("target/corpus-short").join(target);
-            if fresh.exists() {
-                std::fs::remove_dir_all(&fresh)?;
-            }
-            fresh
-        };
-        std::fs::create_dir_all(&scratch)?;
-        let seeds = fuzz.join("corpus").join(target);
-        let started = std::time::Instant::now();
-        step(&format!("fuzzing `{target}` for {seconds}s"));
-        let mut cmd = cargo_fuzz(root)?;
-        cmd.args(["run", "--debug-assertions", target.as_str()])
-            .arg(&scratch);
-        if seeds.is_dir() {
-            cmd.arg(&seeds);
-        }
-        cmd.arg("--")
-            .args(LIBFUZZER_LIMITS)
-            // One process (libFuzzer's default; `-jobs` would fork workers that log to
-            // files): the machine is shared.
-            .arg(format!("-max_total_time={seconds}"))
-            // The log reader reports every damaged line on stderr, as it should; that
-            // would flood the output. libFuzzer's own report still shows.
-            .arg(if target == "logs" {
-                "-close_fd_mask=2"
-            } else {
-                "-close_fd_mask=0"
+    let jobs = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(targets.len().max(1));
+    step(&format!(
+        "fuzzing {} targets for {seconds}s each, {jobs} at a time",
+        targets.len()
+    ));
+    let queue = std::sync::Mutex::new(targets.iter());
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let Some(target) = queue.lock().unwrap().next() else {
+                    return;
+                };
+                if let Err(e) = fuzz_one(root, target, seconds, keep) {
+                    eprintln!("`{target}`: FAILED");
+                    failures.lock().unwrap().push(e);
+                }
             });
-        run(&mut cmd).with_context(|| {
-            format!(
-                "fuzz target `{target}` failed: the input is in host/fuzz/artifacts/{target}/ \
-                 (replay it with: cd host && RUSTC_BOOTSTRAP=1 ../target/tools/bin/cargo-fuzz fuzz run --debug-assertions {target} fuzz/artifacts/{target}/<file>); \
-                 fix the parser and add the input as a regression test (README, Fuzzing)"
-            )
-        })?;
-        eprintln!("`{target}`: no crash in {:.0?}", started.elapsed());
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    match failures.len() {
+        0 => Ok(()),
+        n => {
+            for e in &failures {
+                eprintln!("{e:#}");
+            }
+            bail!("{n} fuzz target(s) failed (above)")
+        }
     }
+}
+
+fn fuzz_one(root: &Path, target: &str, seconds: u64, keep: bool) -> Result<()> {
+    let fuzz = root.join("host/fuzz");
+    let scratch = if keep {
+        fuzz.join("target/corpus").join(target)
+    } else {
+        let fresh = fuzz.join("target/corpus-short").join(target);
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh)?;
+        }
+        fresh
+    };
+    std::fs::create_dir_all(&scratch)?;
+    let logs = fuzz.join("target/logs");
+    std::fs::create_dir_all(&logs)?;
+    let log_path = logs.join(format!("{target}.log"));
+    let log = std::fs::File::create(&log_path)?;
+    let seeds = fuzz.join("corpus").join(target);
+    let started = std::time::Instant::now();
+    let mut cmd = cargo_fuzz(root)?;
+    cmd.args(["run", "--debug-assertions", target])
+        .arg(&scratch);
+    if seeds.is_dir() {
+        cmd.arg(&seeds);
+    }
+    cmd.arg("--")
+        .args(LIBFUZZER_LIMITS)
+        // One process per target (libFuzzer's default): the targets run side by side.
+        .arg(format!("-max_total_time={seconds}"))
+        // The log reader reports every damaged line on stderr, as it should; that
+        // would flood the log. libFuzzer's own report still shows.
+        .arg(if target == "logs" {
+            "-close_fd_mask=2"
+        } else {
+            "-close_fd_mask=0"
+        })
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "fuzz target `{target}` failed ({status}); the end of {}:\n{}\n\
+             The input is in host/fuzz/artifacts/{target}/ (replay it with: cd host && RUSTC_BOOTSTRAP=1 ../target/tools/bin/cargo-fuzz fuzz run --debug-assertions {target} fuzz/artifacts/{target}/<file>); \
+             fix the parser and add the input as a regression test (README, Fuzzing)",
+            log_path.display(),
+            tail.join("\n")
+        );
+    }
+    let runs = std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("Done ") && l.contains(" runs in "))
+        .map(|l| format!(" ({})", l.trim()))
+        .unwrap_or_default();
+    eprintln!("`{target}`: no crash in {:.0?}{runs}", started.elapsed());
     Ok(())
 }
 

