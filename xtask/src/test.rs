@@ -67,7 +67,7 @@ fn every_step(root: &Path, steps: &mut Steps) -> Result<()> {
         },
     )?;
     steps.run(
-        "wit-bindgen c (built from crates.io, C generator only)",
+        "wit-bindgen c: the C generator alone (xtask/wit-bindgen-c)",
         || wit_bindgen(root).map(drop),
     )?;
     steps.run(
