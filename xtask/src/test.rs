@@ -28,6 +28,25 @@ const WORKSPACES: &[&str] = &[
     "xtask/wit-bindgen-c/Cargo.toml",
 ];
 
+/// The workspaces besides the host's and the plugins', each with the target directory
+/// its builds use (the fuzz crate's lint goes into the root's, whose dependencies the
+/// host's lint checked already).
+const SMALL_WORKSPACES: &[(&str, &str)] = &[
+    ("host/fuzz/Cargo.toml", "target"),
+    (
+        "plugins/native/noop-sink/Cargo.toml",
+        "plugins/target/native",
+    ),
+    (
+        "examples/plugins/c-notifier/adapter/Cargo.toml",
+        "examples/plugins/c-notifier/build/adapter",
+    ),
+    (
+        "xtask/wit-bindgen-c/Cargo.toml",
+        "target/tools/wit-bindgen-c",
+    ),
+];
+
 pub fn test(root: &Path) -> Result<()> {
     let mut steps = Steps::new();
     let result = every_step(root, &mut steps);
@@ -109,31 +128,15 @@ fn every_step(root: &Path, steps: &mut Steps) -> Result<()> {
     steps.run(
         "clippy -D warnings: fuzz targets, native example plugin, C adapter, C generator",
         || {
-            // Into the root's target directory: the dependencies checked above are reused.
-            run(cargo("clippy")
-                .arg("--manifest-path")
-                .arg(root.join("host/fuzz/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(root.join("target"))
-                .args(["--all-targets", "--", "-D", "warnings"]))?;
-            run(cargo("clippy")
-                .arg("--manifest-path")
-                .arg(root.join("plugins/native/noop-sink/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(root.join("plugins/target/native"))
-                .args(["--all-targets", "--", "-D", "warnings"]))?;
-            run(cargo("clippy")
-                .arg("--manifest-path")
-                .arg(root.join("examples/plugins/c-notifier/adapter/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(root.join("examples/plugins/c-notifier/build/adapter"))
-                .args(["--all-targets", "--", "-D", "warnings"]))?;
-            run(cargo("clippy")
-                .arg("--manifest-path")
-                .arg(root.join("xtask/wit-bindgen-c/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(root.join("target/tools/wit-bindgen-c"))
-                .args(["--all-targets", "--", "-D", "warnings"]))
+            for (manifest, target_dir) in SMALL_WORKSPACES {
+                run(cargo("clippy")
+                    .arg("--manifest-path")
+                    .arg(root.join(manifest))
+                    .arg("--target-dir")
+                    .arg(root.join(target_dir))
+                    .args(["--all-targets", "--", "-D", "warnings"]))?;
+            }
+            Ok(())
         },
     )?;
     steps.run(
