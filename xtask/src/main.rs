@@ -142,19 +142,10 @@ fn demo(root: &Path) -> Result<()> {
 
 fn tour(root: &Path, steps: &mut steps::Steps) -> Result<()> {
     steps.run("prerequisites", || ensure_prerequisites(false))?;
-    let bin = steps.run(
-        "build: the default plugin set and the host, side by side",
-        || {
-            // Two cargo runs at once: each one's single-threaded stretches (the plugins'
-            // LTO links, the host crate itself) leave a core to the other.
-            std::thread::scope(|scope| {
-                let plugins = scope.spawn(|| build_plugins(root, PluginSet::Default));
-                let host = build_host(root);
-                let plugins = plugins.join().expect("the plugin build's thread");
-                plugins.and(host)
-            })
-        },
-    )?;
+    steps.run("build: the default plugin set (wasm32-wasip2)", || {
+        build_plugins(root, PluginSet::Default)
+    })?;
+    let bin = steps.run("build: the host (debug)", || build_host(root))?;
     steps.run("the tour of the example registry", || run_tour(root, &bin))
 }
 
