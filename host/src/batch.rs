@@ -25,9 +25,7 @@ use metaclaude_formats::prometheus::{bool_value, Exposition, MetricType};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::executor::{
-    Execution, ExecutionRequest, Recording, ToolExecutionService, REQUEST_SHAPE,
-};
+use crate::executor::{parse_request_line, Execution, Recording, ToolExecutionService};
 use crate::plugin::host_metrics;
 use crate::plugin::PluginHost;
 
@@ -166,22 +164,6 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
-}
-
-/// Parses one request line of `metaclaude batch`: `None` for a blank line or a comment
-/// (`#` first), otherwise the request or why the line cannot be used (serde_json's message
-/// and the expected shape; the caller adds the file and line number). Only `script_id` is
-/// required; unknown fields are refused, since a misspelt `inputs` would run the script
-/// without them. Never panics, whatever the line holds.
-pub fn parse_request_line(line: &str) -> Option<Result<ExecutionRequest, String>> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
-    }
-    Some(
-        ExecutionRequest::from_json(line.as_bytes())
-            .map_err(|e| format!("{e} (expected {REQUEST_SHAPE})")),
-    )
 }
 
 /// Runs every request read from `input` (named `source` in messages), at most
@@ -324,22 +306,6 @@ fn stop_signals() -> std::io::Result<mpsc::Receiver<()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_are_requests_comments_or_errors() {
-        assert!(parse_request_line("  ").is_none());
-        assert!(parse_request_line("# a comment").is_none());
-        let r = parse_request_line(r#"{"script_id":"s","inputs":{"n":3},"user":"ana"}"#)
-            .unwrap()
-            .unwrap();
-        assert_eq!(r.script_id, "s");
-        assert_eq!(r.inputs["n"], 3);
-        assert_eq!(r.user.as_deref(), Some("ana"));
-        let e = parse_request_line(r#"{"script":"s"}"#)
-            .unwrap()
-            .unwrap_err();
-        assert!(e.starts_with("unknown field `script`"), "{e}");
-    }
 
     /// A failing metrics file is reported once while the batch runs, again for the final
     /// write, and again after it recovered and failed anew; a good write leaves no

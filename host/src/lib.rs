@@ -3,9 +3,16 @@
 //! The map of the code is in `ARCHITECTURE.md` at the workspace root. In short:
 //! [`registry`] reads and validates `registry.json`; [`executor`] spawns, limits, measures,
 //! classifies and retries; [`model`] is the one event model everything serialises.
+//!
+//! The feature `runtime` (on by default) adds everything that runs plugins and serves:
+//! the plugin runtime (wasmtime), `app`, `batch`, `replay` and `serve`. Without it the
+//! library is its parsers and models, which is how the fuzz targets build it. A parser of
+//! outside input belongs in a module outside `runtime`, so that it can be fuzzed.
 
 pub mod alerting;
+#[cfg(feature = "runtime")]
 pub mod app;
+#[cfg(feature = "runtime")]
 pub mod batch;
 pub mod config;
 pub mod executor;
@@ -16,9 +23,11 @@ pub mod model;
 pub mod monitor;
 pub mod plugin;
 pub mod registry;
+#[cfg(feature = "runtime")]
 pub mod replay;
 pub mod safe_fs;
 pub mod scaffold;
+#[cfg(feature = "runtime")]
 pub mod serve;
 mod suggest;
 

@@ -249,7 +249,7 @@ fn rust_cargo(name: &str, kind: PluginKind) -> String {
         ""
     };
     format!(
-        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n# The bindings of wit/monitor.wit (see `generate!` in src/lib.rs).\nwit-bindgen = \"0.63\"\nserde_json = {{ version = \"1\", features = [\"preserve_order\"] }}\n{chrono}\n# Its own workspace, wherever it lives.\n[workspace]\n\n[profile.release]\nopt-level = \"s\"\nstrip = true\n"
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n# The bindings of wit/monitor.wit (see `generate!` in src/lib.rs).\nwit-bindgen = \"0.63\"\nserde_json = {{ version = \"1\", features = [\"preserve_order\"] }}\n{chrono}\n# Its own workspace, wherever it lives.\n[workspace]\n\n# As the default plugins are built: a small component, quick to compile and load.\n[profile.release]\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\nstrip = true\n"
     )
 }
 

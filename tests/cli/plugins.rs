@@ -17,17 +17,14 @@ use crate::util::{
 
 /// A built component; tests fail (never skip) when the fixtures were not built.
 pub fn component(name: &str) -> PathBuf {
-    let candidates = [
-        root().join("tests/fixtures/plugins/target/wasm32-wasip2/release"),
-        root().join("plugins/target/wasm32-wasip2/release"),
-    ];
-    candidates
-        .iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("component {name} is not built: run `cargo xtask build-plugins` (cargo xtask test does)")
-        })
+    let built = root()
+        .join("plugins/target/wasm32-wasip2/release")
+        .join(name);
+    assert!(
+        built.is_file(),
+        "component {name} is not built: run `cargo xtask build-plugins --all` (cargo xtask test does)"
+    );
+    built
 }
 
 /// Writes a plugin folder: `plugin.toml` from `manifest`, with `COMPONENT` replaced by the

@@ -1,6 +1,12 @@
 //! `metaclaude plugins new`: each language's scaffold builds with the command it prints,
 //! from its own folder (its own `wit/`, packages from crates.io, npm or PyPI only), and
 //! passes `plugins check`; the Python alert rule also raises its alert.
+//!
+//! What `cargo xtask test` built before is reused, not built again: the Rust scaffolds
+//! build into the plugins' target directory (the same release profile) from the plugins'
+//! lock file, so the wit-bindgen they share is compiled once; the C scaffolds take the WASI
+//! adapter the C example's build wrote, and `wit-bindgen` and `wasm-tools` from
+//! `target/tools/bin`; npm installs from its cache first.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,19 +65,16 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-/// A crates.io tool `cargo xtask build-plugins` made sure of: on PATH, or in
-/// target/tools/cargo/bin.
-fn cargo_tool(program: &str) -> PathBuf {
-    let local = root().join("target/tools/cargo/bin").join(program);
-    if local.is_file() {
-        return local;
-    }
-    let on_path = Command::new(program).arg("--version").output();
+/// A tool `cargo xtask build-plugins --all` installed (and `cargo xtask test` does):
+/// target/tools/bin/<program>.
+fn tool(program: &str) -> PathBuf {
+    let path = root().join("target/tools/bin").join(program);
     assert!(
-        on_path.is_ok_and(|o| o.status.success()),
-        "{program} is installed by `cargo xtask build-plugins`"
+        path.is_file(),
+        "{} is missing: it is installed by `cargo xtask build-plugins --all`",
+        path.display()
     );
-    PathBuf::from(program)
+    path
 }
 
 #[test]
@@ -79,9 +82,10 @@ fn rust_scaffolds_of_every_kind_build_and_check() {
     let tmp = tempfile::tempdir().unwrap();
     // A plugins directory of the test's own: its grants file beside it is the test's.
     let plugins = tmp.path().join("plugins");
-    // A shared target folder keeps repeated test runs incremental; the component is then
-    // copied where the scaffold's manifest expects it.
-    let target = root().join("target/scaffold-test");
+    // The plugins' target folder and lock file: the dependencies the plugins built are
+    // reused. The component is then copied where the scaffold's manifest expects it.
+    let target = root().join("plugins/target");
+    let lock = root().join("plugins/Cargo.lock");
     for kind in ["sink", "exporter", "alert-rule", "notifier"] {
         let name = format!("my-{kind}");
         let printed = new_plugin(&plugins, &name, kind, "rust");
@@ -90,6 +94,7 @@ fn rust_scaffolds_of_every_kind_build_and_check() {
             "{printed}"
         );
         let dir = plugins.join(&name);
+        std::fs::copy(&lock, dir.join("Cargo.lock")).unwrap();
         run_ok(
             Command::new(env!("CARGO"))
                 .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
@@ -110,11 +115,7 @@ fn rust_scaffolds_of_every_kind_build_and_check() {
 
 #[test]
 fn python_alert_rule_scaffold_builds_checks_and_alerts() {
-    let tool = root().join("target/tools/py/bin/componentize-py");
-    assert!(
-        tool.is_file(),
-        "componentize-py is installed by `cargo xtask build-plugins`"
-    );
+    let tool = tool("componentize-py");
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     let printed = new_plugin(&plugins, "slow-rule", "alert-rule", "python");
@@ -162,7 +163,13 @@ fn javascript_alert_rule_scaffold_builds_and_checks() {
     let dir = plugins.join("js-rule");
     run_ok(
         Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund"])
+            .args([
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefer-offline",
+            ])
             .current_dir(&dir),
     );
     run_ok(Command::new("node").arg("build.mjs").current_dir(&dir));
@@ -171,6 +178,13 @@ fn javascript_alert_rule_scaffold_builds_and_checks() {
 
 #[test]
 fn c_scaffolds_build_and_check() {
+    let adapter =
+        root().join("examples/plugins/c-notifier/build/wasi_snapshot_preview1.reactor.wasm");
+    assert!(
+        adapter.is_file(),
+        "{} is missing: the C example's build writes it (cargo xtask build-plugins --all)",
+        adapter.display()
+    );
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     for kind in ["notifier", "sink", "exporter"] {
@@ -178,12 +192,20 @@ fn c_scaffolds_build_and_check() {
         let printed = new_plugin(&plugins, &name, kind, "c");
         assert!(printed.contains("sh build.sh"), "{printed}");
         let dir = plugins.join(&name);
+        // The adapter the C example's build wrote from the same adapter/ program (build.sh
+        // runs it only when build/ has none).
+        std::fs::create_dir_all(dir.join("build")).unwrap();
+        std::fs::copy(
+            &adapter,
+            dir.join("build/wasi_snapshot_preview1.reactor.wasm"),
+        )
+        .unwrap();
         run_ok(
             Command::new("sh")
                 .arg("build.sh")
                 .current_dir(&dir)
-                .env("WIT_BINDGEN", cargo_tool("wit-bindgen"))
-                .env("WASM_TOOLS", cargo_tool("wasm-tools"))
+                .env("WIT_BINDGEN", tool("wit-bindgen"))
+                .env("WASM_TOOLS", tool("wasm-tools"))
                 .env("CARGO", env!("CARGO")),
         );
         check(&dir);

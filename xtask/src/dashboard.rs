@@ -68,8 +68,8 @@ pub fn bench_dashboard(root: &Path, args: &[String]) -> Result<()> {
         "building metaclaude ({})",
         if o.debug { "dev profile" } else { "release" }
     ));
-    let mut build = cargo();
-    build.args(["build", "-p", "metaclaude-host", "--bin", "metaclaude"]);
+    let mut build = cargo("build");
+    build.args(["-p", "metaclaude-host", "--bin", "metaclaude"]);
     if !o.debug {
         build.arg("--release");
     }

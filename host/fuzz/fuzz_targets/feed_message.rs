@@ -4,15 +4,26 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use metaclaude::serve::parse_client_message;
+use metaclaude::monitor::parse_client_message;
 
-const KINDS: [&str; 5] = ["queued", "started", "attempt_failed", "retry_scheduled", "finished"];
+const KINDS: [&str; 5] = [
+    "queued",
+    "started",
+    "attempt_failed",
+    "retry_scheduled",
+    "finished",
+];
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match parse_client_message(text) {
         Ok(subscription) => {
-            assert!(subscription.kinds.iter().all(|k| KINDS.contains(&k.as_str())));
+            assert!(subscription
+                .kinds
+                .iter()
+                .all(|k| KINDS.contains(&k.as_str())));
         }
         Err(why) => assert!(
             why.contains("subscribe") || why.contains("unknown kind"),

@@ -28,7 +28,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// `<tmp>/tests/cli/plugins/plugin/plugin.toml`, with the artifacts beside it and where
-/// the golden-file manifests' `../../../fixtures/...` paths lead.
+/// the golden-file manifests' `../../../../plugins/target/...` paths lead.
 fn manifest_file() -> &'static PathBuf {
     static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &FILE
@@ -46,9 +46,7 @@ fn manifest_file() -> &'static PathBuf {
             ] {
                 std::fs::write(dir.join(artifact), b"\0asm").unwrap();
             }
-            let fixtures = tmp
-                .path()
-                .join("tests/fixtures/plugins/target/wasm32-wasip2/release");
+            let fixtures = tmp.path().join("plugins/target/wasm32-wasip2/release");
             std::fs::create_dir_all(&fixtures).unwrap();
             std::fs::write(fixtures.join("fixture_sink.wasm"), b"\0asm").unwrap();
             let file = dir.join("plugin.toml");

@@ -5,14 +5,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use metaclaude::serve::parse_execution_body;
+use metaclaude::executor::parse_execution_body;
 
 fuzz_target!(|data: &[u8]| {
     match parse_execution_body(data) {
         Ok(request) => {
             assert!(!request.script_id.trim().is_empty());
             let value: serde_json::Value = serde_json::from_slice(data).unwrap();
-            assert_eq!(value["script_id"].as_str(), Some(request.script_id.as_str()));
+            assert_eq!(
+                value["script_id"].as_str(),
+                Some(request.script_id.as_str())
+            );
         }
         Err(problem) => {
             assert!(

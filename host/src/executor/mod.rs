@@ -20,18 +20,19 @@ mod errors;
 mod events;
 mod launch;
 pub mod measure;
+pub mod request;
 mod retry;
 mod service;
 pub mod spawn;
 mod usage;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
-
-use serde_json::Value;
 
 use crate::model::{ExecutionEvent, ExecutionResult};
 
+pub use self::request::{
+    parse_execution_body, parse_request_line, BodyProblem, ExecutionRequest, REQUEST_SHAPE,
+};
 pub use self::service::ToolExecutionService;
 
 /// Receives every lifecycle event. Implementations must not block: the executor calls
@@ -96,71 +97,5 @@ impl Default for ExecutorConfig {
             use_cgroups: true,
             max_sample_interval: Duration::from_millis(100),
         }
-    }
-}
-
-/// One request to run a script.
-#[derive(Debug, Clone, Default)]
-pub struct ExecutionRequest {
-    pub script_id: String,
-    /// Raw input values; strings are converted to the declared types.
-    pub inputs: BTreeMap<String, Value>,
-    pub session_id: Option<String>,
-    pub correlation_id: Option<String>,
-    pub user: Option<String>,
-}
-
-/// The JSON shape of a request, as `metaclaude batch` lines and `POST /api/v1/executions`
-/// bodies have it (only `script_id` is required; other keys are errors).
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestJson {
-    script_id: String,
-    #[serde(default)]
-    inputs: BTreeMap<String, Value>,
-    session_id: Option<String>,
-    correlation_id: Option<String>,
-    user: Option<String>,
-}
-
-/// What a request in JSON must look like, for messages.
-pub const REQUEST_SHAPE: &str =
-    "{\"script_id\": \"...\", \"inputs\": {...}} with optional session_id, correlation_id, user";
-
-impl ExecutionRequest {
-    /// A request from its JSON: `{"script_id": ..., "inputs": {...}, "session_id": ...,
-    /// "correlation_id": ..., "user": ...}`; serde's error names the field and position.
-    pub fn from_json(json: &[u8]) -> Result<ExecutionRequest, serde_json::Error> {
-        let r: RequestJson = serde_json::from_slice(json)?;
-        Ok(ExecutionRequest {
-            script_id: r.script_id,
-            inputs: r.inputs,
-            session_id: r.session_id,
-            correlation_id: r.correlation_id,
-            user: r.user,
-        })
-    }
-
-    pub fn new(script_id: impl Into<String>) -> Self {
-        ExecutionRequest {
-            script_id: script_id.into(),
-            ..Default::default()
-        }
-    }
-    pub fn input(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.inputs.insert(name.into(), value.into());
-        self
-    }
-    pub fn session_id(mut self, s: impl Into<String>) -> Self {
-        self.session_id = Some(s.into());
-        self
-    }
-    pub fn correlation_id(mut self, s: impl Into<String>) -> Self {
-        self.correlation_id = Some(s.into());
-        self
-    }
-    pub fn user(mut self, s: impl Into<String>) -> Self {
-        self.user = Some(s.into());
-        self
     }
 }

@@ -24,44 +24,75 @@
 //! * `host_metrics`: the host's own metrics about its plugins (Prometheus text);
 //! * `error`: why a plugin could not be loaded.
 
+// Without the `runtime` feature (the fuzz targets' build) only the pure modules are here:
+// `manifest`, `grants`, `vars` and `outbound` (what a parser of plugin input needs). A new module that
+// parses outside input goes outside `runtime`, and depends on none of the runtime's.
+#[cfg(feature = "runtime")]
 mod ack;
+#[cfg(feature = "runtime")]
 pub mod admission;
+#[cfg(feature = "runtime")]
 mod alerts;
+#[cfg(feature = "runtime")]
 mod bindings;
+#[cfg(feature = "runtime")]
 mod convert;
+#[cfg(feature = "runtime")]
 mod delivery;
+#[cfg(feature = "runtime")]
 mod dispatch;
+#[cfg(feature = "runtime")]
 pub mod engine;
+#[cfg(feature = "runtime")]
 mod error;
 pub mod grants;
+#[cfg(feature = "runtime")]
 mod host;
+#[cfg(feature = "runtime")]
 pub mod host_metrics;
+#[cfg(feature = "runtime")]
 mod instance;
+#[cfg(feature = "runtime")]
 mod limiter;
+#[cfg(feature = "runtime")]
 mod loader;
 pub mod manifest;
+#[cfg(feature = "runtime")]
 pub mod native;
+#[cfg(feature = "runtime")]
 mod net;
 pub mod outbound;
+#[cfg(feature = "runtime")]
 mod outbox;
+#[cfg(feature = "runtime")]
 mod reload;
+#[cfg(feature = "runtime")]
 mod runtime;
+#[cfg(feature = "runtime")]
 mod stats;
+#[cfg(feature = "runtime")]
 mod stderr;
-#[cfg(test)]
+#[cfg(all(test, feature = "runtime"))]
 mod test_support;
-#[cfg(test)]
+#[cfg(all(test, feature = "runtime"))]
 mod tests;
 mod vars;
+#[cfg(feature = "runtime")]
 mod worker;
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "runtime")]
 pub use self::admission::{Admission, GrantSource};
+#[cfg(feature = "runtime")]
 pub use self::alerts::{AlertCallback, RouterStats};
+#[cfg(feature = "runtime")]
 pub use self::error::{NotGranted, PluginError};
+#[cfg(feature = "runtime")]
 pub use self::host::{PluginHost, PluginInfo, RuleThresholds, ThresholdChange};
+#[cfg(feature = "runtime")]
 pub use self::reload::{plugin_folders, ReloadReport};
+#[cfg(feature = "runtime")]
 pub use self::stats::Health;
 
 /// Where plugins live: `--plugins DIR`, else `METACLAUDE_PLUGIN_DIR`, else the default set
@@ -80,6 +111,7 @@ pub fn resolve_plugins_dir(flag: Option<&Path>) -> Option<PathBuf> {
 
 /// Where the operator's grants are: `--grants FILE`, else `METACLAUDE_GRANTS`, else
 /// `grants.toml` beside the plugins directory.
+#[cfg(feature = "runtime")]
 pub fn resolve_grants(flag: Option<&Path>) -> GrantSource {
     if let Some(file) = flag {
         return GrantSource::File(file.to_path_buf());

@@ -257,10 +257,10 @@ fn components_mixing_wit_versions_are_refused() {
 
 fn fixture_sink() -> PathBuf {
     let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/plugins/target/wasm32-wasip2/release/fixture_sink.wasm");
+        .join("../plugins/target/wasm32-wasip2/release/fixture_sink.wasm");
     assert!(
         wasm.is_file(),
-        "{} is not built: run `cargo xtask build-plugins`",
+        "{} is not built: run `cargo xtask build-plugins --all`",
         wasm.display()
     );
     wasm

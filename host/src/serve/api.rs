@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::{alerts, connections, dashboard, feed, metrics, security, ServerState};
-use crate::executor::{ExecutionRequest, Recording, REQUEST_SHAPE};
+use crate::executor::{parse_execution_body, ExecutionRequest, Recording};
 use crate::logs::{dates, LogQuery};
 use crate::monitor::{Known, MAX_BUCKETS, MAX_PERIOD_MINUTES};
 use crate::plugin::{Health, PluginInfo};
@@ -223,50 +223,6 @@ fn parse_submit(body: &[u8]) -> Result<ExecutionRequest, ApiError> {
         }
         e
     })
-}
-
-/// What is wrong with a request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BodyProblem {
-    pub message: String,
-    /// The field at fault, when one is.
-    pub field: Option<String>,
-    /// Line and column (1-based) of a JSON error.
-    pub position: Option<(usize, usize)>,
-}
-
-/// The body of `POST /api/v1/executions` (the `metaclaude batch` request shape) as an
-/// execution request, or what is wrong with it.
-pub fn parse_execution_body(body: &[u8]) -> Result<ExecutionRequest, BodyProblem> {
-    if body.is_empty() {
-        return Err(BodyProblem {
-            message: "the body is empty: send {\"script_id\": \"...\", \"inputs\": {...}} as JSON"
-                .into(),
-            field: None,
-            position: None,
-        });
-    }
-    let request = ExecutionRequest::from_json(body).map_err(|e| {
-        let message = e.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.contains("field"))
-            .map(str::to_string);
-        BodyProblem {
-            message: format!("{message} (expected {REQUEST_SHAPE})"),
-            field,
-            position: Some((e.line(), e.column())),
-        }
-    })?;
-    if request.script_id.trim().is_empty() {
-        return Err(BodyProblem {
-            message: "script_id must not be empty".into(),
-            field: Some("script_id".into()),
-            position: None,
-        });
-    }
-    Ok(request)
 }
 
 /// A running execution's state so far, or a finished one's result (from memory, else

@@ -17,96 +17,18 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::api::{plugin_json, stats_json};
 use super::error::ApiError;
 use super::ServerState;
-use crate::monitor::FeedItem;
+use crate::monitor::{parse_client_message, Subscription, SubscriptionQuery};
 
 /// Finished executions a snapshot carries.
 const SNAPSHOT_RECENT: usize = 50;
 /// The largest message a client may send.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
-
-/// Which events a client wants (empty lists: all).
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Subscription {
-    #[serde(default)]
-    pub kinds: Vec<String>,
-    #[serde(default)]
-    pub scripts: Vec<String>,
-    #[serde(default)]
-    pub specialists: Vec<String>,
-}
-
-impl Subscription {
-    /// Whether the client wants `item`. An alert is the kind `alert`; the script and
-    /// specialist filters narrow events only (an alert about one specialist is still news
-    /// to a client watching some scripts).
-    fn takes(&self, item: &FeedItem) -> bool {
-        let Some(kind) = item.kind else {
-            return self.kinds.is_empty() || self.kinds.iter().any(|k| k == "alert");
-        };
-        (self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind.as_str()))
-            && (self.scripts.is_empty() || self.scripts.contains(&item.script_id))
-            && (self.specialists.is_empty()
-                || item
-                    .specialist
-                    .as_ref()
-                    .is_some_and(|s| self.specialists.contains(s)))
-    }
-
-    fn check(&self) -> Result<(), String> {
-        const KINDS: [&str; 6] = [
-            "queued",
-            "started",
-            "attempt_failed",
-            "retry_scheduled",
-            "finished",
-            "alert",
-        ];
-        match self.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-            Some(bad) => Err(format!(
-                "unknown kind {bad:?} (known: {})",
-                KINDS.join(", ")
-            )),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The query-string form: comma-separated lists.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionQuery {
-    kinds: Option<String>,
-    scripts: Option<String>,
-    specialists: Option<String>,
-}
-
-impl SubscriptionQuery {
-    fn into_subscription(self) -> Subscription {
-        let split = |s: Option<String>| -> Vec<String> {
-            s.map(|s| {
-                s.split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
-        };
-        Subscription {
-            kinds: split(self.kinds),
-            scripts: split(self.scripts),
-            specialists: split(self.specialists),
-        }
-    }
-}
 
 pub async fn handler(
     State(state): State<Arc<ServerState>>,
@@ -277,23 +199,4 @@ async fn client(mut socket: WebSocket, state: Arc<ServerState>, mut subscription
             }
         }
     }
-}
-
-/// What a client may send.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientMessage {
-    subscribe: Subscription,
-}
-
-/// A message a live-feed client sent, as the subscription it asks for, or what is wrong
-/// with it (said back to the client; the connection stays).
-pub fn parse_client_message(text: &str) -> Result<Subscription, String> {
-    let ClientMessage { subscribe } = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "{e} (send {{\"subscribe\": {{\"kinds\": [...], \"scripts\": [...], \"specialists\": [...]}}}})"
-        )
-    })?;
-    subscribe.check()?;
-    Ok(subscribe)
 }

@@ -29,9 +29,6 @@ mod connections;
 mod dashboard;
 mod error;
 mod feed;
-
-pub use self::api::{parse_execution_body, BodyProblem};
-pub use self::feed::{parse_client_message, Subscription};
 mod metrics;
 pub mod security;
 

@@ -149,9 +149,9 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
     }
     let opts = Options::parse(args)?;
     crate::ensure_prerequisites(false)?;
-    crate::build_plugins(root)?;
+    crate::build_plugins(root, crate::PluginSet::All)?;
     crate::step("building metaclaude (the debug build: the soak looks for leaks, not speed)");
-    crate::run(crate::cargo().args(["build", "--quiet", "-p", "metaclaude-host"]))?;
+    crate::run(crate::cargo("build").args(["--quiet", "-p", "metaclaude-host"]))?;
     let bin = root.join("target/debug/metaclaude");
     let dir = SoakDir::create(root)?;
     crate::step(&format!(

@@ -56,8 +56,7 @@ impl SoakDir {
             std::fs::create_dir_all(d)?;
         }
         let log_sink = root.join("target/debug/plugins/log-sink");
-        let fixture =
-            root.join("tests/fixtures/plugins/target/wasm32-wasip2/release/fixture_sink.wasm");
+        let fixture = root.join("plugins/target/wasm32-wasip2/release/fixture_sink.wasm");
         for (name, from, file) in [
             ("log-sink", log_sink.join("log_sink.wasm"), "log_sink.wasm"),
             ("recorder", fixture.clone(), "fixture_sink.wasm"),

@@ -13,6 +13,8 @@
 //! * the executor is never blocked: `emit` updates memory and sends to a channel that
 //!   drops what slow clients did not read (they notice and take a fresh snapshot).
 
+mod subscription;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +29,8 @@ use crate::logs::stats::{Acc, GroupBy, Stats, StatsAcc};
 use crate::model::{
     timestamp, Alert, AlertStatus, ErrorDetails, ExecutionEvent, ExecutionResult, LifecycleKind,
 };
+
+pub use self::subscription::{parse_client_message, Subscription, SubscriptionQuery};
 
 /// Bytes of each of stdout and stderr that the feed's copy of a result keeps (the tail;
 /// `stdout_truncated` says so). The whole result stays available by its id.

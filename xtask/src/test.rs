@@ -1,0 +1,167 @@
+//! `cargo xtask test`: every check, cheapest first, each a timed step; the table of wall
+//! times is printed at the end, and on a failure up to the step that failed.
+//!
+//! No step is skipped: what a step needs is installed first, or the run stops with the
+//! command to run. Every cargo run is `--locked`, and `METACLAUDE_BLESS` is cleared for
+//! each (a golden test here checks, never rewrites).
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::fuzz::{fuzz_all, fuzz_build, fuzz_targets, SMOKE_SECONDS};
+use crate::steps::Steps;
+use crate::tools::{
+    ensure_componentize_js, ensure_statsd, ensure_test_py, nextest, wasm_tools, wit_bindgen,
+};
+use crate::wasm::per_world;
+use crate::{build_plugins, cargo, cargo_program, ensure_prerequisites, run, step, PluginSet};
+
+/// The cargo workspaces of the repository, each with its own lock file.
+const WORKSPACES: &[&str] = &[
+    "Cargo.toml",
+    "plugins/Cargo.toml",
+    "host/fuzz/Cargo.toml",
+    "plugins/native/noop-sink/Cargo.toml",
+    "examples/plugins/c-notifier/adapter/Cargo.toml",
+    "xtask/wit-bindgen-c/Cargo.toml",
+];
+
+/// The workspaces besides the host's and the plugins', each with the target directory
+/// its builds use (the fuzz crate's lint goes into the root's, whose dependencies the
+/// host's lint checked already).
+const SMALL_WORKSPACES: &[(&str, &str)] = &[
+    ("host/fuzz/Cargo.toml", "target"),
+    (
+        "plugins/native/noop-sink/Cargo.toml",
+        "plugins/target/native",
+    ),
+    (
+        "examples/plugins/c-notifier/adapter/Cargo.toml",
+        "examples/plugins/c-notifier/build/adapter",
+    ),
+    (
+        "xtask/wit-bindgen-c/Cargo.toml",
+        "target/tools/wit-bindgen-c",
+    ),
+];
+
+pub fn test(root: &Path) -> Result<()> {
+    let mut steps = Steps::new();
+    let result = every_step(root, &mut steps);
+    eprintln!("\n{}", steps.table());
+    result?;
+    step("all checks passed");
+    Ok(())
+}
+
+fn every_step(root: &Path, steps: &mut Steps) -> Result<()> {
+    steps.run("fmt --check, every workspace", || {
+        for manifest in WORKSPACES {
+            run(Command::new(cargo_program()).args([
+                "fmt",
+                "--all",
+                "--manifest-path",
+                manifest,
+                "--",
+                "--check",
+            ]))
+            .with_context(|| {
+                format!("formatting differs; run: cargo fmt --all --manifest-path {manifest}")
+            })?;
+        }
+        Ok(())
+    })?;
+    steps.run(
+        "prerequisites: Debian packages, PyPI tools, npm packages",
+        || {
+            ensure_prerequisites(true)?;
+            ensure_test_py(root)?;
+            wasm_tools(root)?;
+            ensure_statsd(root)?;
+            ensure_componentize_js(root)?;
+            nextest(root)?;
+            Ok(())
+        },
+    )?;
+    steps.run(
+        "wit-bindgen c: the C generator alone (xtask/wit-bindgen-c)",
+        || wit_bindgen(root).map(drop),
+    )?;
+    steps.run(
+        "build-plugins --all: plugins, fixtures, examples in C, JavaScript and Python",
+        || build_plugins(root, PluginSet::All),
+    )?;
+    steps.run(
+        "clippy -D warnings: plugins workspace and fixtures (a run per world)",
+        || per_world(root, "clippy", &["--all-targets", "--", "-D", "warnings"]),
+    )?;
+    steps.run(
+        "test: plugins workspace (a run per world; notifiers against Alertmanager)",
+        || per_world(root, "test", &[]),
+    )?;
+    steps.run("test: the C generator (xtask/wit-bindgen-c)", || {
+        run(cargo("test")
+            .arg("--manifest-path")
+            .arg(root.join("xtask/wit-bindgen-c/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(root.join("target/tools/wit-bindgen-c")))
+    })?;
+    steps.run("clippy -D warnings: host workspace", || {
+        run(cargo("clippy").args(["--workspace", "--all-targets", "--", "-D", "warnings"]))
+    })?;
+    steps.run(
+        "clippy -D warnings: the host library without `runtime`, as fuzzed",
+        || {
+            run(cargo("clippy").args([
+                "-p",
+                "metaclaude-host",
+                "--lib",
+                "--no-default-features",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        },
+    )?;
+    steps.run(
+        "clippy -D warnings: fuzz targets, native example plugin, C adapter, C generator",
+        || {
+            for (manifest, target_dir) in SMALL_WORKSPACES {
+                run(cargo("clippy")
+                    .arg("--manifest-path")
+                    .arg(root.join(manifest))
+                    .arg("--target-dir")
+                    .arg(root.join(target_dir))
+                    .args(["--all-targets", "--", "-D", "warnings"]))?;
+            }
+            Ok(())
+        },
+    )?;
+    steps.run(
+        "test: host workspace, unit, integration and end-to-end (cargo nextest)",
+        || {
+            // Test groups and the tests that need the machine to themselves are in
+            // .config/nextest.toml.
+            run(nextest(root)?
+                .args(["run", "--locked", "--workspace", "--no-fail-fast"])
+                .env_remove("METACLAUDE_BLESS"))
+        },
+    )?;
+    steps.run("test: doc examples (nextest runs none)", || {
+        run(cargo("test").args(["--workspace", "--doc"]))
+    })?;
+    steps.run("fuzz: build the targets (instrumented)", || {
+        fuzz_build(root)
+    })?;
+    let targets = fuzz_targets(root)?;
+    steps.run(
+        &format!(
+            "fuzz: {} targets, {SMOKE_SECONDS} s each (cargo xtask fuzz runs longer)",
+            targets.len()
+        ),
+        || fuzz_all(root, &targets, SMOKE_SECONDS, false),
+    )?;
+    Ok(())
+}
