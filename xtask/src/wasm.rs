@@ -269,7 +269,12 @@ fn install_default_grants(root: &Path, install: &Path) -> Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&grants)
-        .with_context(|| format!("installing the default set's grants as {}", grants.display()))?;
+        .with_context(|| {
+            format!(
+                "installing the default set's grants as {}",
+                grants.display()
+            )
+        })?;
     // An older install may have left it with a wider mode.
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(&text)?;

@@ -76,7 +76,10 @@ fuzz_target!(|data: &[u8]| {
                     native: None,
                 };
                 let missing = g.check(&asked, None, &no_env, &[]);
-                assert!(missing.is_empty(), "{g:?} does not cover itself: {missing:?}");
+                assert!(
+                    missing.is_empty(),
+                    "{g:?} does not cover itself: {missing:?}"
+                );
             }
             // What `plugins grant` writes reads back the same.
             let again = Grants::parse(&grants.render(), file)
