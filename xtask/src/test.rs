@@ -73,6 +73,24 @@ fn every_step(root: &Path, steps: &mut Steps) -> Result<()> {
         }
         Ok(())
     })?;
+    steps.run("lock files current, every workspace", || {
+        // Cheap, and before any build: a lock file out of date fails here naming it,
+        // rather than twenty minutes in.
+        for manifest in WORKSPACES {
+            run(Command::new(cargo_program()).args([
+                "metadata",
+                "--locked",
+                "--format-version",
+                "1",
+                "--manifest-path",
+                manifest,
+            ]).stdout(std::process::Stdio::null()))
+            .with_context(|| {
+                format!("{manifest}'s lock file is out of date; run: cargo update --workspace --manifest-path {manifest}, and commit the lock file")
+            })?;
+        }
+        Ok(())
+    })?;
     steps.run(
         "prerequisites: Debian packages, PyPI tools, npm packages",
         || {
