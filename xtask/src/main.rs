@@ -21,6 +21,8 @@ mod bench;
 mod dashboard;
 mod examples;
 mod fuzz;
+#[cfg(test)]
+mod imports;
 mod soak;
 mod steps;
 mod test;

@@ -3,25 +3,53 @@
 //! [`AttemptSummary`].
 
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::io::unix::AsyncFd;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 
-use crate::model::{signal_name, AttemptSummary, ErrorDetails, LifecycleKind, ResourceUsage};
+use crate::model::{
+    signal_name, AttemptSummary, ErrorDetails, ExecutionEvent, LifecycleKind, ResourceUsage,
+};
 use crate::registry::ScriptEntry;
 
 use super::capture::{Captured, OutputPipe};
-use super::cgroup::ExecCgroup;
+use super::cgroup::{CgroupManager, ExecCgroup};
 use super::classify;
 use super::errors::{self, unknown_error};
 use super::events::EventHeader;
 use super::launch::LaunchPlan;
 use super::measure::{self, Samples};
-use super::service::ToolExecutionService;
 use super::spawn::{self, cstring, SpawnRequest};
 use super::usage::usage_from;
+use super::{EventSink, ExecutorConfig};
+
+/// What an attempt needs of the service that runs it: its configuration, the cgroups,
+/// the sinks its `started` event goes to, and the signal that ends running attempts.
+pub(super) struct Surroundings<'a> {
+    pub config: &'a ExecutorConfig,
+    pub cgroups: Option<&'a CgroupManager>,
+    pub sinks: &'a [Arc<dyn EventSink>],
+    pub stop: &'a watch::Sender<bool>,
+}
+
+impl Surroundings<'_> {
+    /// Hands `event` to every sink.
+    pub(super) fn emit(&self, event: ExecutionEvent) {
+        for sink in self.sinks {
+            sink.emit(&event);
+        }
+    }
+
+    /// Returns once the service is told to stop running executions.
+    pub(super) async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
 
 /// How one attempt went.
 pub(super) struct AttemptOutcome {
@@ -45,7 +73,7 @@ struct Ended {
 /// Runs attempt number `attempt` (1-based) in its own execution cgroup when there is one.
 /// `delay_before_ms`: the backoff waited before it, recorded in its summary.
 pub(super) async fn run(
-    service: &ToolExecutionService,
+    service: &Surroundings<'_>,
     entry: &ScriptEntry,
     header: &EventHeader,
     plan: &LaunchPlan,
@@ -54,7 +82,7 @@ pub(super) async fn run(
 ) -> AttemptOutcome {
     let started_at = Utc::now();
     let clock = Instant::now();
-    let cgroups = service.cgroups();
+    let cgroups = service.cgroups;
     let cgroup = cgroups.and_then(|m| match m.acquire() {
         Ok(cg) => Some(cg),
         Err(e) => {
@@ -102,7 +130,7 @@ pub(super) async fn run(
 /// Spawns the attempt's process, samples it until it exits or its timeout ends it, reaps
 /// it, drains its output and classifies how it ended.
 async fn spawn_and_wait(
-    service: &ToolExecutionService,
+    service: &Surroundings<'_>,
     entry: &ScriptEntry,
     header: &EventHeader,
     plan: &LaunchPlan,
@@ -191,19 +219,19 @@ async fn spawn_and_wait(
             () = service.stopped(), if !stopped => {
                 stopped = true;
                 timed_out = true;
-                terminate(pid, cgroup, &pidfd, service.config().kill_grace).await;
+                terminate(pid, cgroup, &pidfd, service.config.kill_grace).await;
                 break;
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 if Instant::now() >= deadline {
                     timed_out = true;
-                    terminate(pid, cgroup, &pidfd, service.config().kill_grace).await;
+                    terminate(pid, cgroup, &pidfd, service.config.kill_grace).await;
                     break;
                 }
                 if let Some(rss) = measure::tree_rss_bytes(pid, cgroup) {
                     samples.record(rss);
                 }
-                interval = (interval * 2).min(service.config().max_sample_interval);
+                interval = (interval * 2).min(service.config.max_sample_interval);
             }
         }
     }
@@ -230,7 +258,7 @@ async fn spawn_and_wait(
     drop(pidfd);
 
     // Output: read to EOF, but never wait long for a pipe an escaped process holds.
-    let drain_until = Instant::now() + service.config().drain_grace;
+    let drain_until = Instant::now() + service.config.drain_grace;
     while stdout.is_open() || stderr.is_open() {
         tokio::select! {
             _ = stdout.read_once(), if stdout.is_open() => {}

@@ -14,7 +14,7 @@ use crate::ids::IdGenerator;
 use crate::model::{ExecutionEvent, ExecutionResult, LifecycleKind, ResourceUsage};
 use crate::registry::{Registry, RegistryError, ScriptEntry};
 
-use super::attempt;
+use super::attempt::{self, Surroundings};
 use super::cgroup::CgroupManager;
 use super::checks::{check_requirements, validate_inputs};
 use super::errors;
@@ -120,17 +120,19 @@ impl ToolExecutionService {
     }
 
     /// Resolves once [`ToolExecutionService::stop_running`] is called.
-    pub(super) async fn stopped(&self) {
-        let mut rx = self.stop.subscribe();
-        let _ = rx.wait_for(|stop| *stop).await;
+    /// Returns once [`ToolExecutionService::stop_running`] was called.
+    async fn stopped(&self) {
+        self.surroundings().stopped().await;
     }
 
-    pub(super) fn config(&self) -> &ExecutorConfig {
-        &self.config
-    }
-
-    pub(super) fn cgroups(&self) -> Option<&CgroupManager> {
-        self.cgroups.as_deref()
+    /// What an attempt needs of this service.
+    fn surroundings(&self) -> Surroundings<'_> {
+        Surroundings {
+            config: &self.config,
+            cgroups: self.cgroups.as_deref(),
+            sinks: &self.sinks,
+            stop: &self.stop,
+        }
     }
 
     /// How memory and CPU are measured on this machine, for `--log-level debug` and docs.
@@ -142,9 +144,7 @@ impl ToolExecutionService {
     }
 
     pub(super) fn emit(&self, event: ExecutionEvent) {
-        for sink in &self.sinks {
-            sink.emit(&event);
-        }
+        self.surroundings().emit(event);
     }
 
     /// Runs one script to completion (with retries) and returns everything measured.
@@ -266,7 +266,15 @@ impl ToolExecutionService {
         let mut delay_before_ms = 0;
         let mut attempt = 1u32;
         loop {
-            let outcome = attempt::run(self, entry, header, &plan, attempt, delay_before_ms).await;
+            let outcome = attempt::run(
+                &self.surroundings(),
+                entry,
+                header,
+                &plan,
+                attempt,
+                delay_before_ms,
+            )
+            .await;
             accumulate(&mut usage, &outcome.usage, attempt == 1);
             result.attempts.push(outcome.summary.clone());
             result.exit_code = outcome.summary.exit_code;

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::error::NotGranted;
 use super::grants::{self, Ask, Grant, Grants, GrantsError};
-use super::host::PluginHost;
 use super::manifest::{Artifact, Manifest};
 use super::native::NativeCode;
 use super::PluginError;
@@ -72,7 +71,7 @@ impl Admission {
 
 /// The plugins directory a manifest's folder is in, absolute (`plugins check NAME` names
 /// a folder relative to where it runs).
-fn plugins_dir_of(manifest: &Manifest) -> PathBuf {
+pub(super) fn plugins_dir_of(manifest: &Manifest) -> PathBuf {
     let file = std::path::absolute(&manifest.file).unwrap_or_else(|_| manifest.file.clone());
     file.parent()
         .and_then(Path::parent)
@@ -172,43 +171,4 @@ pub fn grant_requests(
         all.plugins.insert(manifest.name, grant);
     }
     Ok(all)
-}
-
-impl PluginHost {
-    /// Where this host's grants come from from now on (read at the next load or reload).
-    pub fn set_grants(&self, source: GrantSource) {
-        *self.grants.lock().unwrap() = source;
-    }
-
-    /// The grants that apply to the plugins directory `dir`, read now.
-    pub fn grants_for(&self, dir: &Path) -> Result<Grants, GrantsError> {
-        read_grants(&self.grants.lock().unwrap(), dir)
-    }
-
-    /// Reads a plugin folder's manifest (and a native plugin's library, without loading
-    /// it) and checks its requests against the grants of the directory it is in.
-    pub fn admission(&self, folder: &Path) -> Result<Admission, PluginError> {
-        let manifest = Manifest::load(folder, &|n| self.env_value(n))?;
-        self.admit(manifest)
-    }
-
-    pub(super) fn admit(&self, manifest: Manifest) -> Result<Admission, PluginError> {
-        let all = self
-            .grants_for(&plugins_dir_of(&manifest))
-            .map_err(|source| PluginError::Grants {
-                name: manifest.name.clone(),
-                source,
-            })?;
-        admit(manifest, &all, &|n| self.env_value(n))
-    }
-
-    /// [`missing`] with this host's variables.
-    pub(super) fn missing(
-        &self,
-        all: &Grants,
-        manifest: &Manifest,
-        native_sha256: Option<&str>,
-    ) -> Vec<Ask> {
-        missing(all, manifest, native_sha256, &|n| self.env_value(n))
-    }
 }

@@ -7,13 +7,13 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use super::admission::GrantSource;
+use super::admission::{admit, missing, plugins_dir_of, read_grants, Admission, GrantSource};
 use super::alerts::{AlertCallback, AlertRouter, RouterStats};
 use super::delivery::{Mailbox, Message, SetThreshold};
 use super::engine::{LoadSource, PluginEngine};
-use super::grants::Grants;
+use super::folders::{plugin_folders, Fingerprint};
+use super::grants::{Ask, Grants, GrantsError};
 use super::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
-use super::reload::{plugin_folders, Fingerprint};
 use super::stats::{Health, LatencySnapshot, PluginStats};
 use super::{host_metrics, instance, PluginError};
 use crate::alerting::AlertHistory;
@@ -475,5 +475,44 @@ pub(super) fn stop_all(plugins: &[Arc<LoadedPlugin>], router: Option<&AlertRoute
 impl Drop for PluginHost {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+impl PluginHost {
+    /// Where this host's grants come from from now on (read at the next load or reload).
+    pub fn set_grants(&self, source: GrantSource) {
+        *self.grants.lock().unwrap() = source;
+    }
+
+    /// The grants that apply to the plugins directory `dir`, read now.
+    pub fn grants_for(&self, dir: &Path) -> Result<Grants, GrantsError> {
+        read_grants(&self.grants.lock().unwrap(), dir)
+    }
+
+    /// Reads a plugin folder's manifest (and a native plugin's library, without loading
+    /// it) and checks its requests against the grants of the directory it is in.
+    pub fn admission(&self, folder: &Path) -> Result<Admission, PluginError> {
+        let manifest = Manifest::load(folder, &|n| self.env_value(n))?;
+        self.admit(manifest)
+    }
+
+    pub(super) fn admit(&self, manifest: Manifest) -> Result<Admission, PluginError> {
+        let all = self
+            .grants_for(&plugins_dir_of(&manifest))
+            .map_err(|source| PluginError::Grants {
+                name: manifest.name.clone(),
+                source,
+            })?;
+        admit(manifest, &all, &|n| self.env_value(n))
+    }
+
+    /// [`missing`](super::admission::missing) with this host's variables.
+    pub(super) fn missing(
+        &self,
+        all: &Grants,
+        manifest: &Manifest,
+        native_sha256: Option<&str>,
+    ) -> Vec<Ask> {
+        missing(all, manifest, native_sha256, &|n| self.env_value(n))
     }
 }

@@ -10,8 +10,10 @@
 //!
 //! Modules, one job each:
 //! * loading: `manifest` (plugin.toml; `vars`, its `${VAR}`s), `grants` (what the
-//!   operator granted each plugin, checked before anything of it runs), `engine` (the Engine, epoch ticker, compiled-code
-//!   cache), `loader` (a folder to a started plugin), `reload` (hot reload, the watch);
+//!   operator granted each plugin, checked before anything of it runs), `admission`
+//!   (grants against requests), `engine` (the Engine, epoch ticker, compiled-code cache),
+//!   `loader` (a folder to a started plugin), `folders` (a directory's plugin folders and
+//!   their fingerprints), `reload` (hot reload, the watch);
 //! * the set of plugins: `host` ([`PluginHost`]: load, list, flush, render, shutdown),
 //!   `dispatch` (events to the plugins' queues), `delivery` (what a queue carries),
 //!   `alerts` (alerts to notifiers);
@@ -45,6 +47,8 @@ mod dispatch;
 pub mod engine;
 #[cfg(feature = "runtime")]
 mod error;
+#[cfg(feature = "runtime")]
+mod folders;
 pub mod grants;
 #[cfg(feature = "runtime")]
 mod host;
@@ -89,9 +93,11 @@ pub use self::alerts::{AlertCallback, RouterStats};
 #[cfg(feature = "runtime")]
 pub use self::error::{NotGranted, PluginError};
 #[cfg(feature = "runtime")]
+pub use self::folders::plugin_folders;
+#[cfg(feature = "runtime")]
 pub use self::host::{PluginHost, PluginInfo, RuleThresholds, ThresholdChange};
 #[cfg(feature = "runtime")]
-pub use self::reload::{plugin_folders, ReloadReport};
+pub use self::reload::ReloadReport;
 #[cfg(feature = "runtime")]
 pub use self::stats::Health;
 

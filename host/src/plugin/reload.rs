@@ -5,35 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use super::folders::{plugin_folders, Fingerprint};
 use super::host::{names, stop_all, PluginHost};
 use super::PluginError;
-
-/// The files of a plugin folder as a reload sees them: `plugin.toml`'s text, and the
-/// name, size and modification time of every other file directly in the folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Fingerprint {
-    manifest: Vec<u8>,
-    files: Vec<(std::ffi::OsString, u64, Option<SystemTime>)>,
-}
-
-impl Fingerprint {
-    pub(super) fn of(folder: &Path) -> Fingerprint {
-        let manifest = std::fs::read(folder.join("plugin.toml")).unwrap_or_default();
-        let mut files: Vec<_> = std::fs::read_dir(folder)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let meta = e.metadata().ok().filter(|m| m.is_file())?;
-                Some((e.file_name(), meta.len(), meta.modified().ok()))
-            })
-            .collect();
-        files.sort();
-        Fingerprint { manifest, files }
-    }
-}
 
 /// What a [`PluginHost::reload_dir`] changed, by plugin name.
 #[derive(Debug, Default)]
@@ -235,21 +211,4 @@ impl PluginHost {
                 }
             })
     }
-}
-
-/// The plugin folders (folders holding a `plugin.toml`) in `dir`, sorted. Hidden folders
-/// (`.name`) are not plugins: a place to copy one into before renaming it in place.
-pub fn plugin_folders(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| PluginError::Dir {
-            dir: dir.to_path_buf(),
-            source,
-        })?
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
-        .filter(|p| p.join("plugin.toml").is_file())
-        .collect();
-    folders.sort();
-    Ok(folders)
 }

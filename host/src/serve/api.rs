@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::views::plugin_json;
 use super::{alerts, connections, dashboard, feed, metrics, security, ServerState};
 use crate::executor::{parse_execution_body, ExecutionRequest, Recording};
 use crate::logs::{dates, LogQuery};
@@ -428,39 +429,6 @@ fn plugin_list(state: &ServerState) -> Vec<PluginInfo> {
     state.host.plugins().map(|p| p.list()).unwrap_or_default()
 }
 
-/// A plugin as the API shows it: what `plugins list` shows, with the counters.
-pub fn plugin_json(p: &PluginInfo) -> Value {
-    let (health, reason) = match &p.health {
-        Health::Running => ("running", None),
-        Health::Restarting => ("restarting", None),
-        Health::Quarantined(why) => ("quarantined", Some(why.clone())),
-        Health::Disabled(why) => ("disabled", Some(why.clone())),
-    };
-    json!({
-        "name": p.name,
-        "version": p.version,
-        "kind": p.kind.as_str(),
-        "folder": p.folder,
-        "sandboxed": p.sandboxed,
-        "capabilities": p.capabilities,
-        "state": health,
-        "reason": reason,
-        "queued": p.queued,
-        "delivered": p.delivered,
-        "dropped": p.dropped,
-        "queue_depth": p.queued.saturating_sub(p.delivered + p.dropped),
-        "failures": p.failures,
-        "restarts": p.restarts,
-        "refused": p.refused,
-        "last_error": p.last_error,
-        "load_ms": p.load_time.as_secs_f64() * 1000.0,
-        "wit": p.wit.map(|v| v.as_str()),
-        "memory_bytes": p.memory_bytes,
-        "calls": p.calls.count,
-        "call_seconds_total": p.calls.sum_seconds,
-    })
-}
-
 async fn plugins(State(state): State<Arc<ServerState>>) -> Json<Value> {
     let plugins: Vec<Value> = plugin_list(&state).iter().map(plugin_json).collect();
     Json(json!({ "plugins_dir": state.host.plugins_dir(), "plugins": plugins }))
@@ -600,11 +568,6 @@ fn shared_answer(
         .headers_mut()
         .insert(header::AGE, HeaderValue::from(age));
     response
-}
-
-/// The stats summary (also part of the live feed's snapshot).
-pub fn stats_json(state: &ServerState, period_minutes: u64, top: usize) -> Value {
-    serde_json::to_value(state.monitor.report(period_minutes, top, Utc::now())).unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::api::{plugin_json, stats_json};
 use super::error::ApiError;
+use super::views::{plugin_json, stats_json};
 use super::ServerState;
 use crate::monitor::{parse_client_message, Subscription, SubscriptionQuery};
 

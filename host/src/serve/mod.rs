@@ -31,6 +31,7 @@ mod error;
 mod feed;
 mod metrics;
 pub mod security;
+mod views;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -11,11 +11,32 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use metaclaude::executor::EventSink;
 use metaclaude::logs::query::{Filter, Matcher};
-use metaclaude::model::{Alert, ExecutionResult, LifecycleKind};
+use metaclaude::model::{Alert, ExecutionEvent, ExecutionResult, LifecycleKind};
 use metaclaude::monitor::{Limits, Monitor, RunningExecution};
 use serde_json::Value;
 
-use super::source::Update;
+/// What a source tells the dashboard.
+#[derive(Debug)]
+pub enum Update {
+    Connection(Connection),
+    /// A whole new picture (a snapshot): what was held before is replaced.
+    Reset {
+        /// The running executions as the events that brought them where they are.
+        running: Vec<ExecutionEvent>,
+        /// Finished, newest first.
+        recent: Vec<ExecutionResult>,
+        alerts: Vec<Alert>,
+        stats: Option<Value>,
+        plugins: Option<Vec<Value>>,
+    },
+    Event(Box<ExecutionEvent>),
+    Finished(Box<ExecutionResult>),
+    Alert(Box<Alert>),
+    Stats(Value),
+    Plugins(Vec<Value>),
+    /// The log was read to its end once.
+    Loaded,
+}
 
 /// Finished executions the dashboard holds (the newest).
 pub const KEEP_RECENT: usize = 2000;

@@ -8,7 +8,7 @@
 //! * [`app`]: the view's state (pane, selection, sort, filter, pause, overlays) and the keys
 //!   as state transitions;
 //! * [`source`]: the live feed's WebSocket client (reconnecting with backoff) and the log
-//!   follower, each a thread sending [`source::Update`]s;
+//!   follower, each a thread sending [`data::Update`]s;
 //! * [`follow`]: reading a log directory's new lines as they are written, across rotations;
 //! * [`render`]: the interactive screen, pure ratatui drawing of a view;
 //! * [`text`]: the plain-text snapshot of `--text` and `--once`;
@@ -83,7 +83,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn start(&self) -> (data::Data, std::sync::mpsc::Receiver<source::Update>) {
+    fn start(&self) -> (data::Data, std::sync::mpsc::Receiver<data::Update>) {
         // Bounded: a source that runs ahead of the screen waits (the log follower) or falls
         // behind and is sent a fresh snapshot (the feed), instead of memory growing.
         let (tx, rx) = std::sync::mpsc::sync_channel(UPDATES_QUEUED);
@@ -125,7 +125,7 @@ const IDLE_REDRAW: std::time::Duration = std::time::Duration::from_secs(1);
 /// which it does only by panicking while the dashboard runs).
 fn drain(
     data: &mut data::Data,
-    rx: &std::sync::mpsc::Receiver<source::Update>,
+    rx: &std::sync::mpsc::Receiver<data::Update>,
 ) -> anyhow::Result<()> {
     for _ in 0..MAX_UPDATES_PER_TURN {
         match rx.try_recv() {

@@ -10,36 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chrono::Utc;
-use metaclaude::model::{Alert, ExecutionEvent, ExecutionResult, LifecycleKind};
+use metaclaude::model::{ExecutionEvent, ExecutionResult, LifecycleKind};
 use serde_json::Value;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
-use super::data::{Connection, PERIOD_MINUTES, TOP};
+use super::data::{Connection, Update, PERIOD_MINUTES, TOP};
 use super::follow::Follower;
-
-/// What a source tells the dashboard.
-#[derive(Debug)]
-pub enum Update {
-    Connection(Connection),
-    /// A whole new picture (a snapshot): what was held before is replaced.
-    Reset {
-        /// The running executions as the events that brought them where they are.
-        running: Vec<ExecutionEvent>,
-        /// Finished, newest first.
-        recent: Vec<ExecutionResult>,
-        alerts: Vec<Alert>,
-        stats: Option<Value>,
-        plugins: Option<Vec<Value>>,
-    },
-    Event(Box<ExecutionEvent>),
-    Finished(Box<ExecutionResult>),
-    Alert(Box<Alert>),
-    Stats(Value),
-    Plugins(Vec<Value>),
-    /// The log was read to its end once.
-    Loaded,
-}
 
 /// Capped exponential backoff: 250 ms doubling to 10 s, back to the start after a
 /// connection that worked.

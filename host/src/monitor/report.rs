@@ -1,0 +1,279 @@
+//! The figures a monitor reports from what it holds: totals since start, statistics over
+//! a window of the held executions (`WindowStats`), percentiles by window from the
+//! sketches, the report that combines them, and equal intervals for the charts
+//! (`Timeseries`). Computed from data handed in (held results, sketches, a clock reading):
+//! no lock and no clock here.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use metaclaude_stats::{DdSketch, Window, Windowed};
+use serde::Serialize;
+
+use crate::logs::query::{Matcher, Record};
+use crate::logs::stats::{Acc, GroupBy, Stats, StatsAcc};
+use crate::model::{timestamp, ExecutionResult};
+
+/// Counts since the monitor started.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Totals {
+    pub executions: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retries: u64,
+}
+
+/// Statistics over the executions held in memory that finished since `since`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowStats {
+    #[serde(with = "timestamp::option")]
+    pub since: Option<DateTime<Utc>>,
+    /// The oldest finish time held: when it is after `since`, older executions of the
+    /// window were already let go (the log has them).
+    #[serde(with = "timestamp::option")]
+    pub oldest_held: Option<DateTime<Utc>>,
+    /// Whether the memory covers the whole window.
+    pub complete: bool,
+    pub overall: Stats,
+    /// Most executions first.
+    pub top_scripts: Vec<crate::logs::stats::Group>,
+    pub top_specialists: Vec<crate::logs::stats::Group>,
+}
+
+impl WindowStats {
+    /// Statistics over `held` (finished since `since`), of those `matcher` takes, with the
+    /// `top` scripts and specialists by count; `oldest_held` and `evicted` say whether the
+    /// memory still covers the whole window.
+    pub(super) fn of(
+        held: &[Arc<ExecutionResult>],
+        since: Option<DateTime<Utc>>,
+        top: usize,
+        matcher: Option<&Matcher>,
+        oldest_held: Option<DateTime<Utc>>,
+        evicted: u64,
+    ) -> WindowStats {
+        let mut overall = Acc::default();
+        let mut scripts = StatsAcc::default();
+        let mut specialists = StatsAcc::default();
+        for r in held {
+            let record = Record::of(r);
+            if matcher.is_some_and(|m| !m.matches(&record)) {
+                continue;
+            }
+            overall.add(&record);
+            scripts.add(&record, Some(GroupBy::Script));
+            specialists.add(&record, Some(GroupBy::Specialist));
+        }
+        let top_of = |acc: StatsAcc, by| {
+            let mut groups = acc.finish(Some(by)).groups;
+            groups.sort_by(|a, b| b.stats.count.cmp(&a.stats.count).then(a.key.cmp(&b.key)));
+            groups.truncate(top);
+            groups
+        };
+        WindowStats {
+            since,
+            oldest_held,
+            complete: evicted == 0 || matches!((since, oldest_held), (Some(s), Some(o)) if o <= s),
+            overall: overall.finish(),
+            top_scripts: top_of(scripts, GroupBy::Script),
+            top_specialists: top_of(specialists, GroupBy::Specialist),
+        }
+    }
+}
+
+/// The longest report period, in minutes (a year).
+pub const MAX_PERIOD_MINUTES: u64 = 366 * 24 * 60;
+
+/// The most intervals one [`Monitor::timeseries`] answer has.
+pub const MAX_BUCKETS: usize = 720;
+
+/// What [`Monitor::timeseries`] says: equal intervals, oldest first, the last ending at
+/// `generated_at`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeseries {
+    pub period_minutes: u64,
+    pub step_seconds: f64,
+    #[serde(with = "timestamp")]
+    pub generated_at: DateTime<Utc>,
+    /// Whether memory still holds every execution of the whole span.
+    pub complete: bool,
+    pub buckets: Vec<Bucket>,
+}
+
+/// One interval of a [`Timeseries`]: executions that finished in it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Bucket {
+    #[serde(with = "timestamp")]
+    pub start: DateTime<Utc>,
+    pub executions: u64,
+    pub failures: u64,
+    /// Percent of the interval's executions that failed; absent when none ran.
+    pub error_rate: Option<f64>,
+    pub duration_p50: Option<f64>,
+    pub duration_p95: Option<f64>,
+}
+
+/// The nearest-rank `q` quantile of sorted values.
+fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// What [`Monitor::report`] says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub period_minutes: u64,
+    #[serde(with = "timestamp")]
+    pub generated_at: DateTime<Utc>,
+    pub running: usize,
+    pub executions_per_minute: f64,
+    pub since_start: Totals,
+    pub window: WindowStats,
+    pub percentiles: Percentiles,
+}
+
+/// Percentiles by window (`1m`, `5m`, `60m`, `start`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub duration_seconds: std::collections::BTreeMap<&'static str, Quantiles>,
+    pub peak_memory_mb: std::collections::BTreeMap<&'static str, Quantiles>,
+}
+
+/// What a sketch says of one window.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Quantiles {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Quantiles {
+    /// What the sketch `s` says.
+    pub(super) fn of(s: &DdSketch) -> Quantiles {
+        Quantiles {
+            count: s.count(),
+            p50: s.quantile(0.50),
+            p90: s.quantile(0.90),
+            p95: s.quantile(0.95),
+            p99: s.quantile(0.99),
+            max: s.quantile(1.0),
+        }
+    }
+}
+
+impl Percentiles {
+    /// Duration and peak-memory percentiles over the last 1, 5 and 60 minutes and since
+    /// start, from the sketches, as of `now`.
+    pub(super) fn of(durations: &Windowed, memory: &Windowed, now: DateTime<Utc>) -> Percentiles {
+        let now_ms = epoch_ms(now);
+        let of = |w: &Windowed| {
+            Window::ALL
+                .iter()
+                .map(|&window| (window.label(), Quantiles::of(&w.window(window, now_ms))))
+                .collect()
+        };
+        Percentiles {
+            duration_seconds: of(durations),
+            peak_memory_mb: of(memory),
+        }
+    }
+}
+
+/// Where a period of `period_minutes` ending `now` starts (`None`: since start).
+pub(super) fn period_start(period_minutes: u64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (period_minutes > 0)
+        .then(|| now - chrono::Duration::minutes(period_minutes.min(MAX_PERIOD_MINUTES) as i64))
+}
+
+/// A [`Timeseries`] being counted: `buckets` equal intervals from `start` to `now` (whole
+/// milliseconds, at least a second each), executions added newest first.
+pub(super) struct Intervals {
+    first: DateTime<Utc>,
+    step_ms: i64,
+    durations: Vec<Vec<f64>>,
+    failures: Vec<u64>,
+}
+
+impl Intervals {
+    pub(super) fn new(start: DateTime<Utc>, now: DateTime<Utc>, buckets: usize) -> Intervals {
+        let buckets = buckets.clamp(1, MAX_BUCKETS);
+        let span_ms = (now - start).num_milliseconds().max(1000);
+        let step_ms = (span_ms + buckets as i64 - 1) / buckets as i64;
+        let step_ms = step_ms.max(1000);
+        Intervals {
+            first: now - chrono::Duration::milliseconds(step_ms * buckets as i64),
+            step_ms,
+            durations: vec![Vec::new(); buckets],
+            failures: vec![0; buckets],
+        }
+    }
+
+    /// Whether an execution finished at `at` falls in an interval (older ones do not, nor
+    /// any before them: the caller stops there).
+    pub(super) fn covers(&self, at: DateTime<Utc>) -> bool {
+        at >= self.first
+    }
+
+    /// Counts `r` in its interval.
+    pub(super) fn add(&mut self, r: &ExecutionResult) {
+        let i = ((r.finished_at - self.first).num_milliseconds() / self.step_ms) as usize;
+        let i = i.min(self.durations.len() - 1);
+        self.durations[i].push(r.resource_usage.wall_time_seconds);
+        if !r.success {
+            self.failures[i] += 1;
+        }
+    }
+
+    /// The series; complete when nothing was let go or the oldest held is at or before the
+    /// first interval.
+    pub(super) fn finish(
+        self,
+        period_minutes: u64,
+        now: DateTime<Utc>,
+        oldest_held: Option<DateTime<Utc>>,
+        evicted: u64,
+    ) -> Timeseries {
+        let Intervals {
+            first,
+            step_ms,
+            durations,
+            failures,
+        } = self;
+        let buckets = durations
+            .into_iter()
+            .zip(failures)
+            .enumerate()
+            .map(|(i, (mut d, failures))| {
+                d.sort_by(f64::total_cmp);
+                let executions = d.len() as u64;
+                Bucket {
+                    start: first + chrono::Duration::milliseconds(step_ms * i as i64),
+                    executions,
+                    failures,
+                    error_rate: (executions > 0)
+                        .then(|| 100.0 * failures as f64 / executions as f64),
+                    duration_p50: nearest_rank(&d, 0.50),
+                    duration_p95: nearest_rank(&d, 0.95),
+                }
+            })
+            .collect();
+        Timeseries {
+            period_minutes,
+            step_seconds: step_ms as f64 / 1000.0,
+            generated_at: now,
+            complete: evicted == 0 || oldest_held.is_some_and(|o| o <= first),
+            buckets,
+        }
+    }
+}
+
+/// Milliseconds since the epoch (0 before it).
+pub(super) fn epoch_ms(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp_millis()).unwrap_or(0)
+}

@@ -1,0 +1,47 @@
+//! The JSON views of the server's state that more than one answer shows: a plugin (the
+//! plugins API and the live feed's snapshot) and the stats summary (the stats API and the
+//! snapshot). One place, so the API and the feed cannot drift apart.
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::ServerState;
+use crate::plugin::{Health, PluginInfo};
+
+/// A plugin as the API shows it: what `plugins list` shows, with the counters.
+pub fn plugin_json(p: &PluginInfo) -> Value {
+    let (health, reason) = match &p.health {
+        Health::Running => ("running", None),
+        Health::Restarting => ("restarting", None),
+        Health::Quarantined(why) => ("quarantined", Some(why.clone())),
+        Health::Disabled(why) => ("disabled", Some(why.clone())),
+    };
+    json!({
+        "name": p.name,
+        "version": p.version,
+        "kind": p.kind.as_str(),
+        "folder": p.folder,
+        "sandboxed": p.sandboxed,
+        "capabilities": p.capabilities,
+        "state": health,
+        "reason": reason,
+        "queued": p.queued,
+        "delivered": p.delivered,
+        "dropped": p.dropped,
+        "queue_depth": p.queued.saturating_sub(p.delivered + p.dropped),
+        "failures": p.failures,
+        "restarts": p.restarts,
+        "refused": p.refused,
+        "last_error": p.last_error,
+        "load_ms": p.load_time.as_secs_f64() * 1000.0,
+        "wit": p.wit.map(|v| v.as_str()),
+        "memory_bytes": p.memory_bytes,
+        "calls": p.calls.count,
+        "call_seconds_total": p.calls.sum_seconds,
+    })
+}
+
+/// The stats summary (also part of the live feed's snapshot).
+pub fn stats_json(state: &ServerState, period_minutes: u64, top: usize) -> Value {
+    serde_json::to_value(state.monitor.report(period_minutes, top, Utc::now())).unwrap_or_default()
+}
