@@ -278,9 +278,9 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
 
 /// Creates a buildable plugin folder.
 pub fn new(name: &str, kind: &str, lang: &str, parent: &Path) -> anyhow::Result<ExitCode> {
-    let kind = scaffold::parse_kind(kind).map_err(anyhow::Error::msg)?;
-    let lang: scaffold::Lang = lang.parse().map_err(anyhow::Error::msg)?;
-    let made = scaffold::create(parent, name, kind, lang).map_err(anyhow::Error::msg)?;
+    let kind = scaffold::parse_kind(kind)?;
+    let lang: scaffold::Lang = lang.parse()?;
+    let made = scaffold::create(parent, name, kind, lang)?;
     println!("{}", render::scaffold_made(&made, kind.as_str(), name));
     Ok(ExitCode::SUCCESS)
 }
