@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -303,7 +304,7 @@ pub struct ExecutionEvent {
     pub retry_delay_ms: Option<u64>,
     /// `finished`: the whole result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Box<ExecutionResult>>,
+    pub result: Option<Arc<ExecutionResult>>,
 }
 
 impl ExecutionEvent {
@@ -322,7 +323,7 @@ impl ExecutionEvent {
             pid: None,
             error: None,
             retry_delay_ms: None,
-            result: Some(Box::new(result)),
+            result: Some(Arc::new(result)),
         }
     }
 }

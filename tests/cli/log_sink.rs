@@ -244,7 +244,7 @@ fn a_burst_of_large_outputs_fits_the_sinks_memory_and_none_is_lost() {
     let now = Utc::now();
     for i in 0..n {
         let mut e = finished(format!("BIG-{i:03}"), now);
-        let r = e.result.as_mut().unwrap();
+        let r = std::sync::Arc::make_mut(e.result.as_mut().unwrap());
         r.stdout = format!("{i:03}").repeat(349_525) + "\n";
         r.stderr = "e".repeat(1 << 20);
         host.emit(&e);

@@ -219,7 +219,7 @@ impl ToolExecutionService {
         }
         result.finished_at = Utc::now();
         let mut finished = header.event(LifecycleKind::Finished, result.attempts.len() as u32);
-        finished.result = Some(Box::new(result.clone()));
+        finished.result = Some(Arc::new(result.clone()));
         let receipts: Vec<Receipt> = self
             .sinks
             .iter()

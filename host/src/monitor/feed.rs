@@ -3,6 +3,8 @@
 //! starts from, and the copy of a result they carry (outputs cut). The socket that sends
 //! them is the server's (`serve::feed`); which items a client takes is `subscription`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -91,7 +93,7 @@ pub(super) fn event_item(seq: u64, event: &ExecutionEvent) -> FeedItem {
     let event = match &event.result {
         Some(r) if r.stdout.len() > FEED_OUTPUT_BYTES || r.stderr.len() > FEED_OUTPUT_BYTES => {
             let mut copy = event.clone();
-            copy.result = Some(Box::new(feed_copy(r)));
+            copy.result = Some(Arc::new(feed_copy(r)));
             cut = copy;
             &cut
         }

@@ -368,7 +368,7 @@ impl Monitor {
             LifecycleKind::Finished => {
                 state.running.remove(id);
                 if let Some(result) = &event.result {
-                    self.hold(state, Arc::new((**result).clone()));
+                    self.hold(state, Arc::clone(result));
                 }
             }
         }

@@ -59,7 +59,7 @@ fn a_result_given_away_is_held_like_an_event_and_fed_when_watched() {
     let given = |id: &str| {
         event(LifecycleKind::Finished, id)
             .result
-            .map(|r| *r)
+            .map(Arc::unwrap_or_clone)
             .unwrap()
     };
     m.finished(given("a0"));
@@ -80,7 +80,7 @@ fn percentiles_by_window_come_from_the_sketches() {
     let now = Utc::now();
     for i in 1..=100u32 {
         let mut e = event(LifecycleKind::Finished, &format!("x{i}"));
-        let r = e.result.as_mut().unwrap();
+        let r = Arc::make_mut(e.result.as_mut().unwrap());
         r.resource_usage.wall_time_seconds = f64::from(i) / 10.0;
         // Ten minutes ago for the first half: out of the 1- and 5-minute windows.
         r.finished_at = if i <= 50 {
@@ -116,13 +116,13 @@ fn timeseries_counts_each_interval_and_filters_apply() {
     for k in 0..5i64 {
         for j in 0..=k {
             let mut e = event(LifecycleKind::Finished, &format!("m{k}-{j}{}", j % 2));
-            let r = e.result.as_mut().unwrap();
+            let r = Arc::make_mut(e.result.as_mut().unwrap());
             r.finished_at = now - chrono::Duration::seconds(60 * k + 30);
             r.resource_usage.wall_time_seconds = 0.1 * (j + 1) as f64;
             m.emit(&e);
         }
         let mut other = event(LifecycleKind::Finished, &format!("o{k}0"));
-        let r = other.result.as_mut().unwrap();
+        let r = Arc::make_mut(other.result.as_mut().unwrap());
         r.script_id = "other".into();
         r.finished_at = now - chrono::Duration::seconds(60 * k + 30);
         m.emit(&other);
@@ -169,7 +169,7 @@ fn outputs_are_bounded_in_memory_and_cut_in_the_feed() {
     let (_, mut rx) = m.subscribe(10);
     for i in 0..5 {
         let mut e = event(LifecycleKind::Finished, &format!("x{i}"));
-        e.result.as_mut().unwrap().stdout = "é".repeat(512 * 1024);
+        Arc::make_mut(e.result.as_mut().unwrap()).stdout = "é".repeat(512 * 1024);
         m.emit(&e);
     }
     let item = rx.try_recv().unwrap();

@@ -222,7 +222,9 @@ impl Data {
                 self.loaded = true;
             }
             Update::Event(e) => match e.result {
-                Some(r) if e.kind == LifecycleKind::Finished => self.finished(*r),
+                Some(r) if e.kind == LifecycleKind::Finished => {
+                    self.finished(Arc::unwrap_or_clone(r))
+                }
                 _ => self.monitor.emit(&e),
             },
             Update::Finished(r) => self.finished(*r),
