@@ -249,6 +249,43 @@ mod tests {
         );
     }
 
+    /// The bytes of a whole line are pinned: the log's own fields in front, then the
+    /// result's text exactly as the host wrote it (spacing, key order, escapes and all).
+    #[test]
+    fn a_finished_line_is_pinned_byte_for_byte() {
+        let result = r#"{"execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","specialist":"examples","success":false,"exit_code":1,"signal":null,"stdout":"line \"one\"\n\u001b[31m","stderr":"","stdout_truncated":false,"stderr_truncated":true,"started_at":"2026-11-24T07:32:12.142169Z","finished_at":"2026-11-24T07:32:12.257616Z","attempts":[{"attempt":1,"success":false}],"retries":2,"inputs":{"n":1.0},"session_id":"s","correlation_id":null,"user":"ann","error_details":{"category":"EXECUTION","message":"exit 1"},"resource_usage":{"wall_time_seconds":0.1,"peak_memory_mb":2.5}}"#;
+        let event = format!(
+            r#"{{"kind":"finished","timestamp":"2026-11-24T07:32:12.300000Z","execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","result":{result}}}"#
+        );
+        let (line, _) = log_line(&event, false).unwrap().unwrap();
+        assert_eq!(
+            line,
+            r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.257616Z","level":"ERROR","event":"finished","category":"EXECUTION","execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","specialist":"examples","success":false,"exit_code":1,"signal":null,"stdout":"line \"one\"\n\u001b[31m","stderr":"","stdout_truncated":false,"stderr_truncated":true,"started_at":"2026-11-24T07:32:12.142169Z","finished_at":"2026-11-24T07:32:12.257616Z","attempts":[{"attempt":1,"success":false}],"retries":2,"inputs":{"n":1.0},"session_id":"s","correlation_id":null,"user":"ann","error_details":{"category":"EXECUTION","message":"exit 1"},"resource_usage":{"wall_time_seconds":0.1,"peak_memory_mb":2.5}}"#
+        );
+        // Odd results keep their odd bytes: spacing inside, an empty object, no time.
+        let spaced = r#"{"kind":"finished","result":{ "execution_id" : "X" , "success" : true }}"#;
+        let (line, _) = log_line(spaced, false).unwrap().unwrap();
+        assert_eq!(
+            line,
+            r#"{"log_version":1,"timestamp":null,"level":"INFO","event":"finished","category":null, "execution_id" : "X" , "success" : true }"#
+        );
+        let empty = r#"{"kind":"finished","result":{ }}"#;
+        let (line, _) = log_line(empty, false).unwrap().unwrap();
+        assert_eq!(
+            line,
+            r#"{"log_version":1,"timestamp":null,"level":"ERROR","event":"finished","category":null }"#
+        );
+        // A lifecycle line: the event's last members take the places of `kind` and
+        // `timestamp` (serde_json's `remove` swaps with the last entry).
+        let (line, _) = log_line(r#"{"kind":"started","timestamp":"2026-11-24T07:32:12.142169Z","execution_id":"X","script_id":"s","attempt":1,"pid":5,"category":null}"#, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            line,
+            r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.142169Z","level":"DEBUG","event":"started","category":null,"pid":5,"execution_id":"X","script_id":"s","attempt":1}"#
+        );
+    }
+
     #[test]
     fn config_is_checked() {
         assert!(parse_config(r#"{"level":"INFO","rotation_size_mb":"5"}"#).is_ok());
