@@ -1,4 +1,5 @@
-//! A deterministic generator of execution logs in the sink's format, for the benchmark
+//! A deterministic generator of execution logs in the sink's format (written with
+//! `metaclaude_formats::log_record`, as the sink writes it), for the benchmark
 //! (`host/benches/logs_query.rs`), the example (`host/examples/gen_logs.rs`) and the tests
 //! that compare `metaclaude logs` with a jq reference.
 //!
@@ -11,10 +12,11 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
+use metaclaude_formats::json::{self, Object};
 use metaclaude_formats::log_files;
+use metaclaude_formats::log_record::{self, Level};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 
 use crate::model::{
     timestamp, AttemptSummary, ErrorCategory, ErrorDetails, ExecutionResult, MeasurementSource,
@@ -72,28 +74,6 @@ const SPECIALISTS: [&str; 6] = [
     "docs-writer",
 ];
 const USERS: [&str; 8] = ["ann", "bob", "chen", "dana", "eve", "farid", "gus", "hana"];
-
-#[derive(Serialize)]
-struct Line<'a> {
-    log_version: u32,
-    timestamp: String,
-    level: &'static str,
-    event: &'static str,
-    category: Option<ErrorCategory>,
-    #[serde(flatten)]
-    result: &'a ExecutionResult,
-}
-
-#[derive(Serialize)]
-struct Lifecycle<'a> {
-    log_version: u32,
-    timestamp: String,
-    level: &'static str,
-    event: &'static str,
-    execution_id: &'a str,
-    script_id: &'a str,
-    attempt: u32,
-}
 
 /// Writes the log into `dir` (which must exist): rotated `.gz` files (each of two gzip
 /// members, as an appending writer may leave them) and a live `executions.jsonl`.
@@ -160,38 +140,21 @@ fn write_file(
     let mut body = Vec::with_capacity(bytes as usize + 4096);
     let mut t = window_start;
     let mut seq = 0u64;
+    let mut line = String::new();
     while (body.len() as u64) < bytes {
         seq += 1;
         t += step;
         let r = execution(&mut rng, t, index, seq);
         if rng.random_bool(0.25) {
-            let lc = Lifecycle {
-                log_version: 1,
-                timestamp: timestamp::format(&r.started_at),
-                level: "DEBUG",
-                event: ["queued", "started", "attempt_failed", "retry_scheduled"]
-                    [rng.random_range(0..4)],
-                execution_id: &r.execution_id,
-                script_id: &r.script_id,
-                attempt: 1,
-            };
-            serde_json::to_writer(&mut body, &lc)?;
+            let event =
+                ["queued", "started", "attempt_failed", "retry_scheduled"][rng.random_range(0..4)];
+            write_lifecycle_line(&mut line, &r, event);
+            body.extend_from_slice(line.as_bytes());
             body.push(b'\n');
             sum.lifecycle_lines += 1;
         }
-        let line = Line {
-            log_version: 1,
-            timestamp: timestamp::format(&r.finished_at),
-            level: match (r.success, r.retries) {
-                (true, 0) => "INFO",
-                (true, _) => "WARN",
-                (false, _) => "ERROR",
-            },
-            event: "finished",
-            category: r.category(),
-            result: &r,
-        };
-        serde_json::to_writer(&mut body, &line)?;
+        write_finished_line(&mut line, &r)?;
+        body.extend_from_slice(line.as_bytes());
         body.push(b'\n');
         sum.executions += 1;
     }
@@ -219,6 +182,39 @@ fn write_file(
     out.flush()?;
     sum.compressed_bytes = std::fs::metadata(&path)?.len();
     Ok(sum)
+}
+
+/// Makes `line` the line the log sink writes for the finished execution `r` (without its
+/// newline): the host's JSON of the result behind the log's own fields.
+pub fn write_finished_line(line: &mut String, r: &ExecutionResult) -> serde_json::Result<()> {
+    line.clear();
+    let mut finished_at = String::new();
+    json::write_string(&mut finished_at, &timestamp::format(&r.finished_at));
+    log_record::write_finished(
+        line,
+        &finished_at,
+        Level::of_execution(r.success, u64::from(r.retries)),
+        &serde_json::to_string(&r.category())?,
+        &serde_json::to_string(r)?,
+    );
+    Ok(())
+}
+
+/// Makes `line` a DEBUG line of the lifecycle event `event` of `r`'s first attempt.
+fn write_lifecycle_line(line: &mut String, r: &ExecutionResult, event: &str) {
+    line.clear();
+    let mut started_at = String::new();
+    json::write_string(&mut started_at, &timestamp::format(&r.started_at));
+    let mut kind = String::new();
+    json::write_string(&mut kind, event);
+    let mut members = String::new();
+    let mut object = Object::new(&mut members);
+    object
+        .string("execution_id", &r.execution_id)
+        .string("script_id", &r.script_id)
+        .integer("attempt", 1);
+    object.end();
+    log_record::write_lifecycle(line, &started_at, &kind, &members);
 }
 
 fn execution(rng: &mut StdRng, finished: DateTime<Utc>, file: usize, seq: u64) -> ExecutionResult {

@@ -4,12 +4,15 @@
 use std::borrow::Cow;
 
 use memchr::memmem::Finder;
+use metaclaude_formats::log_record::{self, Level};
 use serde::Deserialize;
 
-/// The fields of a log line the query reads. Everything else (stdout, stderr, attempts,
-/// inputs, error details) is skipped by the parser without being built, and strings are
-/// borrowed from the line unless they hold escapes.
-#[derive(Debug, Deserialize)]
+/// The fields of a log line (`metaclaude_formats::log_record`, which names them) the query
+/// reads. Everything else (stdout, stderr, attempts, inputs, error details) is skipped by
+/// the parser without being built, and strings are borrowed from the line unless they hold
+/// escapes. A test checks each field's name against the record's, and that every field of
+/// the record is read here or named as skipped.
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct Record<'a> {
     #[serde(borrow, default)]
     pub timestamp: Option<Cow<'a, str>>,
@@ -42,7 +45,7 @@ pub struct Record<'a> {
 }
 
 /// The resource figures the statistics use.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Usage {
     #[serde(default)]
     pub wall_time_seconds: f64,
@@ -56,15 +59,11 @@ impl<'a> Record<'a> {
     /// The record of an execution held in memory (a server's recent executions), so that
     /// one [`Matcher`] and one statistics code serve the log and the memory alike.
     pub fn of(r: &'a crate::model::ExecutionResult) -> Record<'a> {
-        let level = match (r.success, r.retries) {
-            (true, 0) => "INFO",
-            (true, _) => "WARN",
-            (false, _) => "ERROR",
-        };
+        let level = Level::of_execution(r.success, u64::from(r.retries));
         Record {
             timestamp: Some(Cow::Owned(crate::model::timestamp::format(&r.finished_at))),
-            level: Some(Cow::Borrowed(level)),
-            event: Some(Cow::Borrowed("finished")),
+            level: Some(Cow::Borrowed(level.as_str())),
+            event: Some(Cow::Borrowed(log_record::FINISHED_EVENT)),
             category: r.category().map(|c| Cow::Borrowed(c.as_str())),
             execution_id: Some(Cow::Borrowed(&r.execution_id)),
             script_id: Some(Cow::Borrowed(&r.script_id)),
@@ -87,7 +86,7 @@ impl<'a> Record<'a> {
 impl Record<'_> {
     /// Execution records are `"event":"finished"`; lifecycle lines (DEBUG) are the others.
     pub fn is_execution(&self) -> bool {
-        self.event.as_deref() == Some("finished")
+        self.event.as_deref() == Some(log_record::FINISHED_EVENT)
     }
 
     pub fn usage(&self) -> &Usage {
@@ -286,6 +285,195 @@ mod tests {
             ..Default::default()
         });
         assert!(!m.may_match(LINE.as_bytes()));
+    }
+
+    /// The record's fields [`Record`] does not read (the parser skips them unbuilt), as a
+    /// set (sorted).
+    const SKIPPED: [&str; 11] = [
+        "attempts",
+        "error_details",
+        "finished_at",
+        "inputs",
+        "log_version",
+        "signal",
+        "started_at",
+        "stderr",
+        "stderr_truncated",
+        "stdout",
+        "stdout_truncated",
+    ];
+    /// The figures of `resource_usage` [`Usage`] does not read, as a set (sorted).
+    const USAGE_SKIPPED: [&str; 9] = [
+        "cpu_system_seconds",
+        "cpu_time_source",
+        "cpu_user_seconds",
+        "memory_end_mb",
+        "memory_end_source",
+        "memory_start_mb",
+        "memory_start_source",
+        "peak_memory_largest_process_mb",
+        "peak_memory_source",
+    ];
+
+    /// The names of the fields a struct's derived `Deserialize` reads.
+    fn fields_read<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        let mut names: &'static [&'static str] = &[];
+        let _ = T::deserialize(FieldNames(&mut names));
+        names
+    }
+
+    /// A deserializer that only takes note of the field names a struct asks for.
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("names taken"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    /// `read` and `skipped` together name each of `written` once.
+    fn assert_accounted_for(written: &[&str], read: &[&str], skipped: &[&str]) {
+        let mut written = written.to_vec();
+        let mut accounted: Vec<&str> = read.iter().chain(skipped).copied().collect();
+        written.sort_unstable();
+        accounted.sort_unstable();
+        assert_eq!(
+            accounted, written,
+            "every field of the record (metaclaude_formats::log_record) is read or skipped by name"
+        );
+    }
+
+    #[test]
+    fn the_reader_reads_or_skips_every_field_of_the_record_by_its_shared_name() {
+        let written: Vec<&str> = log_record::OWN_FIELDS
+            .iter()
+            .chain(&log_record::RESULT_FIELDS)
+            .copied()
+            .collect();
+        assert_accounted_for(&written, fields_read::<Record>(), &SKIPPED);
+        assert_accounted_for(
+            &log_record::RESOURCE_USAGE_FIELDS,
+            fields_read::<Usage>(),
+            &USAGE_SKIPPED,
+        );
+    }
+
+    #[test]
+    fn the_host_writes_a_result_with_the_records_fields_in_their_order() {
+        let r = crate::model::ExecutionResult::new("X", "s", chrono::Utc::now());
+        let value = serde_json::to_value(&r).unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(keys(&value), log_record::RESULT_FIELDS);
+        assert_eq!(
+            keys(&value["resource_usage"]),
+            log_record::RESOURCE_USAGE_FIELDS
+        );
+    }
+
+    /// A result with every optional field set, failed after retries.
+    fn full_result() -> crate::model::ExecutionResult {
+        use crate::model::{ErrorCategory, ErrorContext, ErrorDetails, MeasurementSource};
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T07:32:12.257616Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let mut r = crate::model::ExecutionResult::new("01J", "validate \"api\"", at);
+        r.specialist = Some("api-ui-designer".into());
+        r.user = Some("ann".into());
+        r.session_id = Some("s1".into());
+        r.correlation_id = Some("c1".into());
+        r.success = false;
+        r.exit_code = Some(-3);
+        r.signal = Some("SIGKILL".into());
+        r.stdout = "out\n".into();
+        r.retries = 2;
+        r.error_details = Some(ErrorDetails {
+            category: ErrorCategory::Timeout,
+            message: "too slow".into(),
+            context: ErrorContext {
+                script_id: r.script_id.clone(),
+                script_path: "s.py".into(),
+                specialist: r.specialist.clone(),
+                exit_code: r.exit_code,
+                signal: r.signal.clone(),
+                attempt: 3,
+                extra: Default::default(),
+            },
+            suggestions: vec!["wait".into()],
+            stack_trace: None,
+        });
+        let u = &mut r.resource_usage;
+        u.wall_time_seconds = 1.5;
+        u.peak_memory_mb = 20.25;
+        u.cpu_time_seconds = 0.5;
+        u.memory_start_mb = 1.0;
+        u.peak_memory_source = MeasurementSource::Cgroup;
+        r
+    }
+
+    #[test]
+    fn a_line_from_the_shared_writer_is_read_back_field_for_field() {
+        let full = full_result();
+        let mut quiet = crate::model::ExecutionResult::new("01K", "s", full.started_at);
+        quiet.success = true;
+        quiet.retries = 1;
+        quiet.exit_code = Some(0);
+        let mut line = String::new();
+        super::super::gen::write_finished_line(&mut line, &full).unwrap();
+        let read: Record = serde_json::from_str(&line).unwrap();
+        let expected = Record {
+            timestamp: Some("2026-11-24T07:32:12.257616Z".into()),
+            level: Some("ERROR".into()),
+            event: Some("finished".into()),
+            category: Some("TIMEOUT".into()),
+            execution_id: Some("01J".into()),
+            script_id: Some("validate \"api\"".into()),
+            specialist: Some("api-ui-designer".into()),
+            user: Some("ann".into()),
+            session_id: Some("s1".into()),
+            correlation_id: Some("c1".into()),
+            success: Some(false),
+            exit_code: Some(-3),
+            retries: Some(2),
+            resource_usage: Some(Usage {
+                wall_time_seconds: 1.5,
+                peak_memory_mb: 20.25,
+                cpu_time_seconds: 0.5,
+            }),
+        };
+        assert_eq!(read, expected, "{line}");
+        assert_eq!(Record::of(&full), expected, "memory and the log agree");
+        super::super::gen::write_finished_line(&mut line, &quiet).unwrap();
+        let read: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(read, Record::of(&quiet), "{line}");
+        assert_eq!(read.level.as_deref(), Some("WARN"));
+        assert_eq!(
+            (read.category, read.specialist, read.user),
+            (None, None, None),
+            "{line}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::Utc;
+use metaclaude_formats::log_record;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -382,7 +383,7 @@ async fn list(
 }
 
 /// Runs a log query on a blocking thread; each record becomes a result object (the log's
-/// own fields taken out).
+/// own fields, `log_record::OWN_FIELDS`, taken out).
 async fn blocking_log_query(query: LogQuery, limit: usize) -> Result<Vec<Value>, ApiError> {
     let lines = tokio::task::spawn_blocking(move || crate::logs::newest_records(&query, limit))
         .await
@@ -396,7 +397,7 @@ async fn blocking_log_query(query: LogQuery, limit: usize) -> Result<Vec<Value>,
         .iter()
         .filter_map(|line| serde_json::from_slice::<serde_json::Map<String, Value>>(line).ok())
         .map(|mut record| {
-            for key in ["log_version", "timestamp", "level", "event", "category"] {
+            for key in log_record::OWN_FIELDS {
                 record.remove(key);
             }
             Value::Object(record)

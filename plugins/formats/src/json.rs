@@ -113,6 +113,19 @@ impl<'a> Object<'a> {
     pub fn end(self) {
         self.out.push('}');
     }
+
+    /// Ends the object with the members of `object_json`, another object's JSON text,
+    /// copied as they are (its text after its `{`, closing brace included). Text that is
+    /// not an object adds nothing: the object just ends.
+    pub fn end_with_members_of(self, object_json: &str) {
+        let Some(members) = object_json.trim_start().strip_prefix('{') else {
+            return self.end();
+        };
+        if !self.empty && !members.trim_start().starts_with('}') {
+            self.out.push(',');
+        }
+        self.out.push_str(members);
+    }
 }
 
 #[cfg(test)]
@@ -183,5 +196,23 @@ mod tests {
         let mut out = String::new();
         Object::new(&mut out).end();
         assert_eq!(out, "{}");
+    }
+
+    #[test]
+    fn another_objects_members_end_an_object_as_they_are_written() {
+        let end_with = |first: bool, other: &str| {
+            let mut out = String::new();
+            let mut o = Object::new(&mut out);
+            if first {
+                o.integer("a", 1);
+            }
+            o.end_with_members_of(other);
+            out
+        };
+        assert_eq!(end_with(true, r#"{"b": [2] }"#), r#"{"a":1,"b": [2] }"#);
+        assert_eq!(end_with(false, r#" {"b":2}"#), r#"{"b":2}"#);
+        assert_eq!(end_with(true, "{ }"), r#"{"a":1 }"#);
+        assert_eq!(end_with(true, "{}"), r#"{"a":1}"#);
+        assert_eq!(end_with(true, r#""not an object""#), r#"{"a":1}"#);
     }
 }

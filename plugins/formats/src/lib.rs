@@ -3,6 +3,9 @@
 //! * [`log_files`]: the names of the execution log's files (the live file, rotated files,
 //!   their compressed form and the temporary files of a compression in progress). The log
 //!   sink plugin writes them; `metaclaude logs` reads them.
+//! * [`log_record`]: the execution log's record: its field names in the order written,
+//!   its version and levels, and the writer of one line. The log sink plugin writes it;
+//!   `metaclaude logs`, the server and the synthetic logs of the benchmark use it.
 //! * [`prometheus`]: a writer for the Prometheus text exposition format, used by the
 //!   host's own metrics and by exporter plugins.
 //! * [`alerts`]: the alert record, its JSON, and what identifies it (its fingerprint).
@@ -16,5 +19,6 @@
 pub mod alerts;
 pub mod json;
 pub mod log_files;
+pub mod log_record;
 pub mod metrics;
 pub mod prometheus;

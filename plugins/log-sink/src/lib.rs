@@ -1,24 +1,22 @@
 //! The execution log sink: writes one JSON object per line for each finished execution
 //! (and, at level DEBUG, for each lifecycle event) into the directory it is granted.
 //!
-//! Line format (stable; `log_version` changes if a field is ever renamed): `log_version`,
-//! `timestamp` (the execution's `finished_at`), `level` (INFO success, WARN success after
-//! retries, ERROR failure, DEBUG lifecycle), `event`, `category` (or null), then every
-//! field of the host's execution result.
+//! The line format is `metaclaude_formats::log_record`'s (the log's own fields, then the
+//! host's execution result as it wrote it); this crate decides what goes in a line and
+//! writes the lines to files.
 
 pub mod writer;
 
 use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
+use metaclaude_formats::log_record::{self, Level};
 use metaclaude_plugin_sdk::{export_sink, sink::Guest, types::Event};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use writer::{LogWriter, Policy};
-
-pub const LOG_VERSION: u64 = 1;
 
 thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
@@ -81,13 +79,13 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
 
 /// The log line for one event (`None` when the level filters it out).
 ///
-/// A `finished` line is the host's JSON of the result with the log's fields put in front:
-/// the result's text is copied as it is (validated, never parsed into a tree and
-/// serialised again), so a large stdout costs one copy.
+/// A `finished` line is the host's JSON of the result with the log's fields put in front
+/// (`log_record::write_finished`): the result's text is copied as it is (validated, never
+/// parsed into a tree and serialised again), so a large stdout costs one copy.
 pub fn log_line(event_json: &str, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
     let bad = |e: serde_json::Error| format!("event JSON from the host: {e}");
     let event: EventHead = serde_json::from_str(event_json).map_err(bad)?;
-    if event.kind != "finished" {
+    if event.kind != log_record::FINISHED_EVENT {
         return if debug {
             lifecycle_line(event_json).map(Some)
         } else {
@@ -98,25 +96,18 @@ pub fn log_line(event_json: &str, debug: bool) -> Result<Option<(String, DateTim
         .result
         .ok_or_else(|| "finished event without a result".to_string())?;
     let head: ResultHead = serde_json::from_str(raw.get()).map_err(bad)?;
-    let level = match (head.success, head.retries) {
-        (true, 0) => "INFO",
-        (true, _) => "WARN",
-        (false, _) => "ERROR",
-    };
     let finished_at = head.finished_at.map_or("null", RawValue::get);
     let category = head
         .error_details
         .and_then(|e| e.category)
         .map_or("null", RawValue::get);
-    // The result's members, without its opening brace (it has at least its id).
-    let members = raw.get().trim_start().strip_prefix('{').unwrap_or("}");
-    let separator = if members.trim_start().starts_with('}') {
-        ""
-    } else {
-        ","
-    };
-    let line = format!(
-        "{{\"log_version\":{LOG_VERSION},\"timestamp\":{finished_at},\"level\":\"{level}\",\"event\":\"finished\",\"category\":{category}{separator}{members}"
+    let mut line = String::with_capacity(raw.get().len() + 128);
+    log_record::write_finished(
+        &mut line,
+        finished_at,
+        Level::of_execution(head.success, head.retries),
+        category,
+        raw.get(),
     );
     Ok(Some((line, parse_time(finished_at))))
 }
@@ -125,16 +116,16 @@ pub fn log_line(event_json: &str, debug: bool) -> Result<Option<(String, DateTim
 fn lifecycle_line(event_json: &str) -> Result<(String, DateTime<Utc>), String> {
     let mut event: Map<String, Value> =
         serde_json::from_str(event_json).map_err(|e| format!("event JSON from the host: {e}"))?;
-    let kind = event.remove("kind").unwrap_or(Value::Null);
-    let timestamp = event.remove("timestamp").unwrap_or(Value::Null);
-    let at = parse_time(&timestamp.to_string());
-    let mut line = Map::new();
-    line.insert("log_version".into(), LOG_VERSION.into());
-    line.insert("timestamp".into(), timestamp);
-    line.insert("level".into(), "DEBUG".into());
-    line.insert("event".into(), kind);
-    line.extend(event);
-    Ok((Value::Object(line).to_string(), at))
+    let kind = event.remove("kind").unwrap_or(Value::Null).to_string();
+    let timestamp = event.remove("timestamp").unwrap_or(Value::Null).to_string();
+    let mut line = String::new();
+    log_record::write_lifecycle(
+        &mut line,
+        &timestamp,
+        &kind,
+        &Value::Object(event).to_string(),
+    );
+    Ok((line, parse_time(&timestamp)))
 }
 
 /// A JSON string holding an RFC 3339 time, or now.
@@ -246,6 +237,43 @@ mod tests {
         assert!(
             line.contains(r#""level":"DEBUG","event":"started""#),
             "{line}"
+        );
+    }
+
+    /// The bytes of a whole line are pinned: the log's own fields in front, then the
+    /// result's text exactly as the host wrote it (spacing, key order, escapes and all).
+    #[test]
+    fn a_finished_line_is_pinned_byte_for_byte() {
+        let result = r#"{"execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","specialist":"examples","success":false,"exit_code":1,"signal":null,"stdout":"line \"one\"\n\u001b[31m","stderr":"","stdout_truncated":false,"stderr_truncated":true,"started_at":"2026-11-24T07:32:12.142169Z","finished_at":"2026-11-24T07:32:12.257616Z","attempts":[{"attempt":1,"success":false}],"retries":2,"inputs":{"n":1.0},"session_id":"s","correlation_id":null,"user":"ann","error_details":{"category":"EXECUTION","message":"exit 1"},"resource_usage":{"wall_time_seconds":0.1,"peak_memory_mb":2.5}}"#;
+        let event = format!(
+            r#"{{"kind":"finished","timestamp":"2026-11-24T07:32:12.300000Z","execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","result":{result}}}"#
+        );
+        let (line, _) = log_line(&event, false).unwrap().unwrap();
+        assert_eq!(
+            line,
+            r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.257616Z","level":"ERROR","event":"finished","category":"EXECUTION","execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","specialist":"examples","success":false,"exit_code":1,"signal":null,"stdout":"line \"one\"\n\u001b[31m","stderr":"","stdout_truncated":false,"stderr_truncated":true,"started_at":"2026-11-24T07:32:12.142169Z","finished_at":"2026-11-24T07:32:12.257616Z","attempts":[{"attempt":1,"success":false}],"retries":2,"inputs":{"n":1.0},"session_id":"s","correlation_id":null,"user":"ann","error_details":{"category":"EXECUTION","message":"exit 1"},"resource_usage":{"wall_time_seconds":0.1,"peak_memory_mb":2.5}}"#
+        );
+        // Odd results keep their odd bytes: spacing inside, an empty object, no time.
+        let spaced = r#"{"kind":"finished","result":{ "execution_id" : "X" , "success" : true }}"#;
+        let (line, _) = log_line(spaced, false).unwrap().unwrap();
+        assert_eq!(
+            line,
+            r#"{"log_version":1,"timestamp":null,"level":"INFO","event":"finished","category":null, "execution_id" : "X" , "success" : true }"#
+        );
+        let empty = r#"{"kind":"finished","result":{ }}"#;
+        let (line, _) = log_line(empty, false).unwrap().unwrap();
+        assert_eq!(
+            line,
+            r#"{"log_version":1,"timestamp":null,"level":"ERROR","event":"finished","category":null }"#
+        );
+        // A lifecycle line: the event's last members take the places of `kind` and
+        // `timestamp` (serde_json's `remove` swaps with the last entry).
+        let (line, _) = log_line(r#"{"kind":"started","timestamp":"2026-11-24T07:32:12.142169Z","execution_id":"X","script_id":"s","attempt":1,"pid":5,"category":null}"#, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            line,
+            r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.142169Z","level":"DEBUG","event":"started","category":null,"pid":5,"execution_id":"X","script_id":"s","attempt":1}"#
         );
     }
 
