@@ -652,12 +652,46 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(
-        changes.len(),
-        4,
-        "2 fired, 2 resolved: {changes:?}\nthe whole history:\n{all_changes}"
-    );
     assert!(changes.iter().all(|c| c["type"] == "error_rate_high"));
+    // Each of the two alerts (global and `ops`), oldest change first: fired critical, then
+    // resolved. The thresholds move in two steps (critical to 100, then warning to 100),
+    // and a rule evaluation that falls between them rightly sees 100 % above the warning
+    // but not the critical threshold: the alert then changes to warning before it
+    // resolves, a third change. Whether a tick falls there is the machine's timing, so
+    // that change is allowed, and only that one.
+    let mut by_alert: std::collections::BTreeMap<String, Vec<&Value>> = Default::default();
+    for c in changes.iter().rev() {
+        by_alert
+            .entry(c["fingerprint"].as_str().unwrap().to_string())
+            .or_default()
+            .push(c);
+    }
+    let shape = |list: &[&Value]| -> Vec<String> {
+        list.iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["status"].as_str().unwrap(),
+                    c["severity"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        by_alert.len(),
+        2,
+        "two alerts: {changes:?}\nthe whole history:\n{all_changes}"
+    );
+    for list in by_alert.values() {
+        let shape = shape(list);
+        let fired_then_resolved =
+            shape.len() == 2 && shape[0] == "firing critical" && shape[1] == "resolved critical";
+        let through_warning = shape == ["firing critical", "firing warning", "resolved warning"];
+        assert!(
+            fired_then_resolved || through_warning,
+            "fired critical, then resolved (through warning if a tick fell between the two threshold changes): {shape:?}\nthe whole history:\n{all_changes}"
+        );
+    }
     assert_eq!(
         changes.iter().filter(|c| c["status"] == "resolved").count(),
         2
@@ -676,14 +710,23 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
             .arg(&logs),
     );
     let text = String::from_utf8_lossy(&only_ops.stdout);
+    let ops_firing = changes
+        .iter()
+        .filter(|c| c["specialist"] == "ops" && c["status"] == "firing")
+        .count();
     assert!(
-        text.contains("1 alert(s)") && text.contains("specialist=ops"),
+        text.contains(&format!("{ops_firing} alert(s)")) && text.contains("specialist=ops"),
         "{text}"
     );
     let api =
         get(&server.url("/api/v1/alerts/history?type=error_rate_high&severity=critical&limit=10"))
             .json();
-    assert_eq!(api["alerts"].as_array().unwrap().len(), 4, "{api}");
+    let critical = changes
+        .iter()
+        .filter(|c| c["severity"] == "critical")
+        .count();
+    assert!(critical >= 2, "{changes:?}");
+    assert_eq!(api["alerts"].as_array().unwrap().len(), critical, "{api}");
     let active_cli = succeed(bin().args(["alerts", "active", "--server", &server.http]));
     assert!(String::from_utf8_lossy(&active_cli.stdout).contains("no alerts"));
     let (status, stderr) = server.stop();

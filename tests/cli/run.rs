@@ -617,6 +617,7 @@ fn a_run_leaves_no_cgroup_behind() {
             .args(["run", script, "--no-plugins", "--registry"])
             .arg(example_registry())
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("run metaclaude");
         let pid = child.id();
@@ -624,6 +625,10 @@ fn a_run_leaves_no_cgroup_behind() {
         let code = if script == "noop" { 0 } else { 1 };
         assert_eq!(out.status.code(), Some(code), "{script}: {out:?}");
         let left = cgroup_folders(&format!("metaclaude-{pid}-"));
-        assert!(left.is_empty(), "metaclaude run (pid {pid}) left {left:?}");
+        assert!(
+            left.is_empty(),
+            "metaclaude run (pid {pid}) left {left:?}; its stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
