@@ -84,10 +84,10 @@ impl WindowStats {
 /// The longest report period, in minutes (a year).
 pub const MAX_PERIOD_MINUTES: u64 = 366 * 24 * 60;
 
-/// The most intervals one [`Monitor::timeseries`] answer has.
+/// The most intervals one [`Monitor::timeseries`](super::Monitor::timeseries) answer has.
 pub const MAX_BUCKETS: usize = 720;
 
-/// What [`Monitor::timeseries`] says: equal intervals, oldest first, the last ending at
+/// What [`Monitor::timeseries`](super::Monitor::timeseries) says: equal intervals, oldest first, the last ending at
 /// `generated_at`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timeseries {
@@ -122,7 +122,7 @@ fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-/// What [`Monitor::report`] says.
+/// What [`Monitor::report`](super::Monitor::report) says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub period_minutes: u64,

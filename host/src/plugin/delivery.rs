@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 
 use super::ack::AckGroup;
-use super::stats::PluginStats;
+use super::health::PluginStats;
 use crate::model::{Alert, ExecutionEvent, Threshold};
 
 /// An event on its way to plugins. Its JSON is made at most once, by the first worker

@@ -33,8 +33,8 @@ use metaclaude_formats::prometheus::{
     EOF_LINE,
 };
 
+use super::health::{LatencySnapshot, CALL_BUCKETS};
 use super::manifest::PluginKind;
-use super::stats::{LatencySnapshot, CALL_BUCKETS};
 use super::{Health, PluginInfo};
 
 /// The value of the `state` label for each [`Health`], in the order they are written.

@@ -12,12 +12,12 @@ use super::admission::Admission;
 use super::delivery::Mailbox;
 use super::engine::LoadSource;
 use super::folders::Fingerprint;
+use super::health::PluginStats;
 use super::host::{LoadedPlugin, PluginHost};
 use super::instance::{self, CallError, Prepared};
 use super::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
 use super::native::{NativeCode, NativeLibrary};
 use super::runtime::{Live, Runtime};
-use super::stats::PluginStats;
 use super::worker::Worker;
 use super::PluginError;
 

@@ -1,7 +1,7 @@
 //! `plugin.toml`: what a plugin is, what it may touch, and how hard it may work.
 //!
 //! As with the registry, parsing is two steps: `toml` turns the text into a table (syntax
-//! errors carry line and column), then [`Manifest::from_table`] checks every field and
+//! errors carry line and column), then the checker (`Checker::manifest`) checks every field and
 //! collects every problem with its path, normalising as it goes: `${VAR}` and
 //! `${VAR:-default}` are expanded, defaults filled in, paths made absolute. Unknown keys
 //! are errors with a "did you mean": a misspelt `memory_mb` silently ignored is a plugin

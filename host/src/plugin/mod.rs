@@ -2,7 +2,7 @@
 //! deliver every lifecycle event to them without ever letting one slow down or break the
 //! executor or another plugin.
 //!
-//! Shape: [`PluginHost`] implements the executor's [`EventSink`]. For each event it builds
+//! Shape: [`PluginHost`] implements the executor's [`EventSink`](crate::executor::EventSink). For each event it builds
 //! the host's JSON once (if a plugin asked for it), then offers the event to each plugin
 //! whose filter matches, on that plugin's bounded queue. Each plugin has its own worker
 //! thread and wasmtime `Store` (see `worker` and `instance`). Alerts raised by alert-rule
@@ -17,7 +17,7 @@
 //! * the set of plugins: `host` ([`PluginHost`]: load, list, flush, render, shutdown),
 //!   `dispatch` (events to the plugins' queues), `delivery` (what a queue carries),
 //!   `alerts` (alerts to notifiers);
-//! * one plugin: `worker` (batching, failure policy), `stats` (health and counters),
+//! * one plugin: `worker` (batching, failure policy), `health` (health and counters),
 //!   `runtime` (WASM or native behind one call surface), `instance` (one sandboxed
 //!   instance), `limiter`, `stderr`, `net` (the `http` import's I/O) and `outbound`
 //!   (what it lets out: URLs, grants, addresses, headers; pure), `native` (trusted
@@ -51,6 +51,8 @@ mod error;
 mod folders;
 pub mod grants;
 #[cfg(feature = "runtime")]
+mod health;
+#[cfg(feature = "runtime")]
 mod host;
 #[cfg(feature = "runtime")]
 pub mod host_metrics;
@@ -73,8 +75,6 @@ mod reload;
 #[cfg(feature = "runtime")]
 mod runtime;
 #[cfg(feature = "runtime")]
-mod stats;
-#[cfg(feature = "runtime")]
 mod stderr;
 #[cfg(all(test, feature = "runtime"))]
 mod test_support;
@@ -95,11 +95,11 @@ pub use self::error::{NotGranted, PluginError};
 #[cfg(feature = "runtime")]
 pub use self::folders::plugin_folders;
 #[cfg(feature = "runtime")]
+pub use self::health::Health;
+#[cfg(feature = "runtime")]
 pub use self::host::{PluginHost, PluginInfo, RuleThresholds, ThresholdChange};
 #[cfg(feature = "runtime")]
 pub use self::reload::ReloadReport;
-#[cfg(feature = "runtime")]
-pub use self::stats::Health;
 
 /// Where plugins live: `--plugins DIR`, else `METACLAUDE_PLUGIN_DIR`, else the default set
 /// installed beside the executable (`<exe dir>/plugins`, where `cargo xtask demo` puts it).

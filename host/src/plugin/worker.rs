@@ -23,11 +23,11 @@ use chrono::Utc;
 
 use super::alerts::{self, AlertRouter};
 use super::delivery::{Delivery, Message, SetThreshold};
+use super::health::{Health, PluginStats};
 use super::instance::CallError;
 use super::manifest::{FailurePolicy, Manifest, PluginKind};
 use super::outbox::Outbox;
 use super::runtime::{Live, Runtime};
-use super::stats::{Health, PluginStats};
 use crate::model::Alert;
 
 pub struct Worker {

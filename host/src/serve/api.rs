@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::views::plugin_json;
-use super::{alerts, connections, dashboard, feed, metrics, security, ServerState};
+use super::{alerts, connections, dashboard, feed, scrape, security, ServerState};
 use crate::executor::{parse_execution_body, ExecutionRequest, Recording};
 use crate::logs::{dates, LogQuery};
 use crate::monitor::{Known, MAX_BUCKETS, MAX_PERIOD_MINUTES};
@@ -35,7 +35,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::handler))
+        .route("/metrics", get(scrape::handler))
         .route("/ws", get(feed::handler))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/executions", post(submit).get(list))

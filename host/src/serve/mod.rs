@@ -29,7 +29,7 @@ mod connections;
 mod dashboard;
 mod error;
 mod feed;
-mod metrics;
+mod scrape;
 pub mod security;
 mod views;
 

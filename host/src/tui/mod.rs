@@ -5,7 +5,7 @@
 //!
 //! * [`data`]: what is known (a [`metaclaude::monitor::Monitor`] fed with the source's
 //!   events, the figures, the connection) and the [`data::View`] a frame is drawn from;
-//! * [`app`]: the view's state (pane, selection, sort, filter, pause, overlays) and the keys
+//! * [`ui_state`]: the view's state (pane, selection, sort, filter, pause, overlays) and the keys
 //!   as state transitions;
 //! * [`source`]: the live feed's WebSocket client (reconnecting with backoff) and the log
 //!   follower, each a thread sending [`data::Update`]s;
@@ -14,13 +14,13 @@
 //! * [`text`]: the plain-text snapshot of `--text` and `--once`;
 //! * [`terminal`]: raw mode and the alternate screen, restored on exit, panic and signals.
 
-pub mod app;
 pub mod data;
 pub mod follow;
 pub mod render;
 pub mod source;
 pub mod terminal;
 pub mod text;
+pub mod ui_state;
 
 /// Text from a script, a plugin or a server made safe for a terminal, one line: escape
 /// sequences removed whole, other control characters removed, line breaks and tabs as
@@ -146,7 +146,7 @@ pub fn interactive(source: &Source) -> anyhow::Result<()> {
     use std::time::Instant;
 
     let (mut data, rx) = source.start();
-    let mut app = app::App::new();
+    let mut app = ui_state::App::new();
     let mut session = terminal::Session::enter().context("cannot set up the terminal")?;
     let mut view = data.view(chrono::Utc::now());
     let mut viewed = Instant::now();
@@ -203,7 +203,7 @@ pub fn interactive(source: &Source) -> anyhow::Result<()> {
                     #[cfg(debug_assertions)]
                     panic_if_asked(&k);
                     let keys = app.rows(&view).keys(app.pane);
-                    if app.key(k, &keys) == app::Action::Quit {
+                    if app.key(k, &keys) == ui_state::Action::Quit {
                         break;
                     }
                     dirty = true;

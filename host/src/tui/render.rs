@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use metaclaude::monitor::{Known, RunState};
 
-use super::app::{App, Pane, Rows};
 use super::data::View;
+use super::ui_state::{App, Pane, Rows};
 use super::{age, clock, outcome, percent, safe, safe_lines, seconds};
 
 /// Below this the screen says it is too small instead of drawing.
@@ -728,8 +728,8 @@ mod tests {
 
     use metaclaude::model::{ErrorCategory, ErrorContext, ErrorDetails, ExecutionResult};
 
-    use super::super::app::{App, Pane};
     use super::super::data::{Connection, View};
+    use super::super::ui_state::{App, Pane};
     use super::*;
 
     fn at() -> DateTime<Utc> {
