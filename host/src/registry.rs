@@ -1,7 +1,7 @@
 //! The script registry: `registry.json`, which declares every script the host may run.
 //!
 //! Parsing happens in two steps, like Spin's manifest crate: `serde_json` turns the text
-//! into a value (syntax errors carry line and column), then [`validate`] walks that value
+//! into a value (syntax errors carry line and column), then `validate` walks that value
 //! and collects *every* problem with its field path (`scripts[2].timeout_ms`), so a user
 //! fixes a registry in one pass instead of one error at a time. Unknown keys are errors
 //! with a "did you mean", because a misspelt `timeout_ms` silently ignored is a script

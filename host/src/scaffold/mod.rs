@@ -10,7 +10,7 @@
 //!
 //! Every file written comes from a file: the templates in `templates/` (by language, a
 //! file per plugin kind, and the manifest, `Cargo.toml`, `build.mjs` and `package.json`
-//! with `{{name}}`-style fields that [`fill`] replaces), the example notifiers and the WIT
+//! with `{{name}}`-style fields that `fill` replaces), the example notifiers and the WIT
 //! package, all embedded with `include_str!`.
 
 use std::path::{Path, PathBuf};
