@@ -170,6 +170,14 @@ fn every_step(root: &Path, steps: &mut Steps) -> Result<()> {
     steps.run("test: doc examples (nextest runs none)", || {
         run(cargo("test").args(["--workspace", "--doc"]))
     })?;
+    steps.run(
+        "doc: the host library's documentation, links checked",
+        || {
+            run(cargo("doc")
+                .args(["-p", "metaclaude-host", "--no-deps", "--lib"])
+                .env("RUSTDOCFLAGS", "-D warnings"))
+        },
+    )?;
     steps.run("fuzz: build the targets (instrumented)", || {
         fuzz_build(root)
     })?;
