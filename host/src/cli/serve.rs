@@ -67,9 +67,13 @@ pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     };
     let runtime = super::async_runtime()?;
     let token_hint = args.token_file.is_some();
-    let served = runtime.block_on(serve::run(config, host, args.registry.clone(), |bound| {
-        announce(bound, token_hint, mode)
-    }));
+    let served = runtime.block_on(serve::run(
+        config,
+        host,
+        args.registry.clone(),
+        |bound| announce(bound, token_hint, mode),
+        std::sync::Arc::new(|notice| eprintln!("metaclaude: {notice}")),
+    ));
     match served {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => match e.downcast_ref::<serve::ServeError>() {

@@ -149,8 +149,56 @@ struct RegistryStatus {
     last_error: Option<String>,
 }
 
+/// What a running server tells its operator, as it happens (the CLI prints each on
+/// stderr); the library prints nothing itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServeNotice {
+    /// The watch or SIGHUP put a changed registry in force.
+    RegistryReloaded { file: PathBuf, scripts: usize },
+    /// A changed registry was refused: every problem, and the previous one stays.
+    RegistryRefused { problems: String },
+    /// The first stop signal: no new executions; those running get the grace.
+    Stopping { running: usize, grace: Duration },
+    /// A second stop signal: the process exits at once (status 130).
+    SecondSignal,
+    /// The grace is over: what still runs is ended as a timeout would end it.
+    GraceOver { running: usize },
+    /// Shutdown is complete: every plugin flushed, the live feed closed.
+    Stopped,
+}
+
+impl std::fmt::Display for ServeNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeNotice::RegistryReloaded { file, scripts } => {
+                write!(f, "registry {} reloaded ({scripts} scripts)", file.display())
+            }
+            ServeNotice::RegistryRefused { problems } => write!(
+                f,
+                "registry not reloaded, the previous one stays in force:\n{problems}"
+            ),
+            ServeNotice::Stopping { running, grace } => write!(
+                f,
+                "stopping: no new executions; {running} running get up to {}s to finish (a second signal exits at once)",
+                grace.as_secs()
+            ),
+            ServeNotice::SecondSignal => write!(f, "second signal: exiting without waiting"),
+            ServeNotice::GraceOver { running } => write!(
+                f,
+                "grace over: ending {running} running executions as a timeout would"
+            ),
+            ServeNotice::Stopped => write!(f, "stopped"),
+        }
+    }
+}
+
+/// Where a server's notices go.
+pub type Notices = Arc<dyn Fn(ServeNotice) + Send + Sync>;
+
 /// What every handler shares.
 pub struct ServerState {
+    /// Where this server's notices go.
+    notices: Notices,
     host: MonitoredHost,
     monitor: Arc<Monitor>,
     access: Access,
@@ -246,6 +294,7 @@ pub async fn run(
     host: MonitoredHost,
     registry_file: PathBuf,
     on_bound: impl FnOnce(Bound),
+    notices: Notices,
 ) -> anyhow::Result<()> {
     let http_addr = SocketAddr::new(config.bind, config.http_port);
     if security::needs_token(http_addr) && config.token.is_none() {
@@ -271,6 +320,7 @@ pub async fn run(
         .collect();
     let concurrency = host.service().max_concurrency();
     let state = Arc::new(ServerState {
+        notices,
         access: Access::new(
             config.bind,
             &ports,
@@ -338,14 +388,14 @@ fn spawn_registry_watch(state: Arc<ServerState>) {
                 return;
             }
             match state.reload_registry(!forced) {
-                Ok(Some(n)) => eprintln!(
-                    "metaclaude: registry {} reloaded ({n} scripts)",
-                    state.registry_file.display()
-                ),
+                Ok(Some(scripts)) => (state.notices)(ServeNotice::RegistryReloaded {
+                    file: state.registry_file.clone(),
+                    scripts,
+                }),
                 Ok(None) => {}
-                Err(e) => eprintln!(
-                    "metaclaude: registry not reloaded, the previous one stays in force:\n{e}"
-                ),
+                Err(e) => (state.notices)(ServeNotice::RegistryRefused {
+                    problems: e.to_string(),
+                }),
             }
         }
     });
@@ -361,16 +411,16 @@ async fn wait_for_stop_signal(state: Arc<ServerState>) -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     let running = state.monitor.running().len();
-    eprintln!(
-        "metaclaude: stopping: no new executions; {running} running get up to {}s to finish (a second signal exits at once)",
-        state.config.grace.as_secs()
-    );
+    (state.notices)(ServeNotice::Stopping {
+        running,
+        grace: state.config.grace,
+    });
     tokio::spawn(async move {
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        eprintln!("metaclaude: second signal: exiting without waiting");
+        (state.notices)(ServeNotice::SecondSignal);
         std::process::exit(130);
     });
     Ok(())
@@ -390,10 +440,9 @@ async fn shutdown(state: &Arc<ServerState>, mut servers: tokio::task::JoinSet<()
         }
     }
     if !idle() {
-        eprintln!(
-            "metaclaude: grace over: ending {} running executions as a timeout would",
-            state.monitor.running().len()
-        );
+        (state.notices)(ServeNotice::GraceOver {
+            running: state.monitor.running().len(),
+        });
         state.host.service().stop_running();
         // Each ends within the kill grace (SIGTERM, then SIGKILL) and its output drain.
         let hard = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -414,5 +463,5 @@ async fn shutdown(state: &Arc<ServerState>, mut servers: tokio::task::JoinSet<()
     while state.ws_clients.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < closed {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    eprintln!("metaclaude: stopped");
+    (state.notices)(ServeNotice::Stopped);
 }
