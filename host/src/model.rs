@@ -407,6 +407,15 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The order alerts are shown in: most severe first, then oldest first (then by
+    /// fingerprint, so the order is total).
+    pub fn most_severe_first(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.starts_at.cmp(&b.starts_at))
+            .then(a.fingerprint.cmp(&b.fingerprint))
+    }
+
     /// A firing alert observed at `timestamp`, starting then, with its fingerprint.
     pub fn firing(
         timestamp: DateTime<Utc>,

@@ -324,12 +324,7 @@ impl AlertBook {
     /// The active alerts, most severe first, then oldest first.
     pub fn active(&self) -> Vec<Alert> {
         let mut list: Vec<Alert> = self.active.values().map(|t| t.alert.clone()).collect();
-        list.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.starts_at.cmp(&b.starts_at))
-                .then(a.fingerprint.cmp(&b.fingerprint))
-        });
+        list.sort_by(Alert::most_severe_first);
         list
     }
 

@@ -412,12 +412,7 @@ fn output_bytes(r: &ExecutionResult) -> usize {
 
 fn sorted_alerts(alerts: &BTreeMap<String, Alert>) -> Vec<Alert> {
     let mut list: Vec<Alert> = alerts.values().cloned().collect();
-    list.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.starts_at.cmp(&b.starts_at))
-            .then(a.fingerprint.cmp(&b.fingerprint))
-    });
+    list.sort_by(Alert::most_severe_first);
     list
 }
 

@@ -8,7 +8,7 @@
 //! templates are the example notifiers of `examples/plugins/`, which the end-to-end tests
 //! see deliver.
 //!
-//! Every file written comes from a file: the templates in `templates/` (by language, a
+//! Every file written comes from a file: the templates in `host/templates/` (by language, a
 //! file per plugin kind, and the manifest, `Cargo.toml`, `build.mjs` and `package.json`
 //! with `{{name}}`-style fields that `fill` replaces), the example notifiers and the WIT
 //! package, all embedded with `include_str!`.
@@ -38,25 +38,25 @@ const C_ADAPTER_LOCK: &str =
 const C_ADAPTER_MAIN: &str =
     include_str!("../../../examples/plugins/c-notifier/adapter/src/main.rs");
 
-/// The templates of `templates/`. Rust and C bind the file wit/monitor.wit, not the
+/// The templates of `host/templates/`. Rust and C bind the file wit/monitor.wit, not the
 /// folder: with 0.1.0 beside it in wit/deps, the generated names would carry the version
 /// (`monitor0_2_0`).
-const MANIFEST: &str = include_str!("templates/plugin.toml");
-const RUST_CARGO: &str = include_str!("templates/rust/Cargo.toml");
-const RUST_SINK: &str = include_str!("templates/rust/sink.rs");
-const RUST_EXPORTER: &str = include_str!("templates/rust/exporter.rs");
-const RUST_ALERT_RULE: &str = include_str!("templates/rust/alert_rule.rs");
-const RUST_NOTIFIER: &str = include_str!("templates/rust/notifier.rs");
-const PYTHON_SINK: &str = include_str!("templates/python/sink.py");
-const PYTHON_EXPORTER: &str = include_str!("templates/python/exporter.py");
-const PYTHON_ALERT_RULE: &str = include_str!("templates/python/alert_rule.py");
-const JS_SINK: &str = include_str!("templates/js/sink.js");
-const JS_EXPORTER: &str = include_str!("templates/js/exporter.js");
-const JS_ALERT_RULE: &str = include_str!("templates/js/alert_rule.js");
-const JS_BUILD: &str = include_str!("templates/js/build.mjs");
-const JS_PACKAGE: &str = include_str!("templates/js/package.json");
-const C_SINK: &str = include_str!("templates/c/sink.c");
-const C_EXPORTER: &str = include_str!("templates/c/exporter.c");
+const MANIFEST: &str = include_str!("../../templates/plugin.toml");
+const RUST_CARGO: &str = include_str!("../../templates/rust/Cargo.toml");
+const RUST_SINK: &str = include_str!("../../templates/rust/sink.rs");
+const RUST_EXPORTER: &str = include_str!("../../templates/rust/exporter.rs");
+const RUST_ALERT_RULE: &str = include_str!("../../templates/rust/alert_rule.rs");
+const RUST_NOTIFIER: &str = include_str!("../../templates/rust/notifier.rs");
+const PYTHON_SINK: &str = include_str!("../../templates/python/sink.py");
+const PYTHON_EXPORTER: &str = include_str!("../../templates/python/exporter.py");
+const PYTHON_ALERT_RULE: &str = include_str!("../../templates/python/alert_rule.py");
+const JS_SINK: &str = include_str!("../../templates/js/sink.js");
+const JS_EXPORTER: &str = include_str!("../../templates/js/exporter.js");
+const JS_ALERT_RULE: &str = include_str!("../../templates/js/alert_rule.js");
+const JS_BUILD: &str = include_str!("../../templates/js/build.mjs");
+const JS_PACKAGE: &str = include_str!("../../templates/js/package.json");
+const C_SINK: &str = include_str!("../../templates/c/sink.c");
+const C_EXPORTER: &str = include_str!("../../templates/c/exporter.c");
 
 /// The componentize-js release the JavaScript templates pin (as the example does).
 const COMPONENTIZE_JS: &str = "0.23.0";
