@@ -24,7 +24,7 @@ use crate::executor::{
 };
 use crate::model::Alert;
 use crate::monitor::{Limits, Monitor, Report};
-use crate::plugin::engine::PluginEngine;
+use crate::plugin::runtime::engine::PluginEngine;
 use crate::plugin::{
     resolve_plugins_dir, GrantSource, PluginError, PluginHost, ReloadReport, RuleThresholds,
     ThresholdChange,

@@ -13,8 +13,8 @@ use crate::executor::EventSink;
 use crate::logs::{self, LogQuery};
 use crate::model::{ExecutionEvent, ExecutionResult};
 use crate::monitor::{Limits, Monitor, Report};
-use crate::plugin::engine::PluginEngine;
 use crate::plugin::manifest::PluginKind;
+use crate::plugin::runtime::engine::PluginEngine;
 use crate::plugin::{GrantSource, PluginHost};
 
 /// A log record as the result it records (the log's own fields are ignored), cut down to

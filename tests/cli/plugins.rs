@@ -586,8 +586,8 @@ fn compiled_components_are_cached_on_disk() {
     recorder(&plugins, &tmp.path().join("out"));
     let cache = tmp.path().join("cache");
     for expected in [
-        metaclaude::plugin::engine::LoadSource::Compiled,
-        metaclaude::plugin::engine::LoadSource::Cache,
+        metaclaude::plugin::runtime::engine::LoadSource::Compiled,
+        metaclaude::plugin::runtime::engine::LoadSource::Cache,
     ] {
         let mut host = PluginHost::new(Some(cache.clone())).unwrap();
         assert!(host.load_dir(&plugins).unwrap().is_empty());

@@ -34,7 +34,7 @@ pub fn bin() -> Command {
 /// in the grants file beside the directory, keeping the grants already there: what
 /// `metaclaude plugins grant --all --yes` does, for tests that set up plugins to use them.
 pub fn grant_all(plugins: &Path) {
-    use metaclaude::plugin::admission::grant_requests;
+    use metaclaude::plugin::grants::admission::grant_requests;
     use metaclaude::plugin::grants::Grants;
     use metaclaude::plugin::manifest::process_env;
     let file = own_grants_file(plugins);

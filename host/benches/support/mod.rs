@@ -12,7 +12,7 @@ use metaclaude::{ExecutionRequest, ToolExecutionService};
 /// grants each what it asks for, in the grants file beside `dir`, read at every load as
 /// a host reads it.
 pub fn granted_host(dir: &std::path::Path, cache: PathBuf) -> metaclaude::plugin::PluginHost {
-    use metaclaude::plugin::admission::grant_requests;
+    use metaclaude::plugin::grants::admission::grant_requests;
     use metaclaude::plugin::manifest::process_env;
     grant_requests(dir, &process_env).unwrap().save().unwrap();
     metaclaude::plugin::PluginHost::new(Some(cache)).unwrap()

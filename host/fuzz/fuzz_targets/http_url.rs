@@ -1,4 +1,4 @@
-//! The `http` import's checks (`metaclaude::plugin::outbound`), on a grant (the input's
+//! The `http` import's checks (`metaclaude::plugin::http::outbound`), on a grant (the input's
 //! first line) and a URL (the rest, line breaks included). A URL accepted has nothing in
 //! its request target that could change the request (visible ASCII only, no backslash, no
 //! fragment) and no dot segment however it is decoded; it prints back to itself. A grant
@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
-use metaclaude::plugin::outbound::{
+use metaclaude::plugin::http::outbound::{
     check_header, classify, glob_match, parse_grant, parse_url, request_head, AddressClass, Host,
     HostPattern, Url,
 };

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use metaclaude::plugin::admission::{self, Admission};
-use metaclaude::plugin::engine::PluginEngine;
+use metaclaude::plugin::grants::admission::{self, Admission};
 use metaclaude::plugin::grants::{self, Ask, Grant};
 use metaclaude::plugin::manifest::{self, Manifest};
+use metaclaude::plugin::runtime::engine::PluginEngine;
 use metaclaude::plugin::{plugin_folders, resolve_grants, resolve_plugins_dir, PluginHost};
 use metaclaude::scaffold;
 

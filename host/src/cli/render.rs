@@ -7,9 +7,9 @@ use std::path::Path;
 use metaclaude::batch::BatchSummary;
 use metaclaude::model::ExecutionResult;
 use metaclaude::model::{Alert, AlertStatus};
-use metaclaude::plugin::engine::LoadSource;
 use metaclaude::plugin::grants::{Ask, Grant};
 use metaclaude::plugin::manifest::WitVersion;
+use metaclaude::plugin::runtime::engine::LoadSource;
 use metaclaude::plugin::{Admission, PluginError, PluginInfo};
 
 /// `s` when `n` is not one.

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use super::engine::EngineError;
-use super::grants::GrantsError;
-use super::manifest::{ManifestError, PluginKind};
-use super::native::NativeError;
+use crate::plugin::grants::GrantsError;
+use crate::plugin::manifest::{ManifestError, PluginKind};
+use crate::plugin::runtime::engine::EngineError;
+use crate::plugin::runtime::native::NativeError;
 
 /// Why a plugin could not be loaded. Each names the plugin (folder) and how to fix it.
 #[derive(Debug, thiserror::Error)]

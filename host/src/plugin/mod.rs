@@ -8,98 +8,62 @@
 //! thread and wasmtime `Store` (see `worker` and `instance`). Alerts raised by alert-rule
 //! plugins, and by the host about failing plugins, go to every notifier.
 //!
-//! Modules, one job each:
-//! * loading: `manifest` (plugin.toml; `vars`, its `${VAR}`s), `grants` (what the
-//!   operator granted each plugin, checked before anything of it runs), `admission`
-//!   (grants against requests), `engine` (the Engine, epoch ticker, compiled-code cache),
-//!   `loader` (a folder to a started plugin), `folders` (a directory's plugin folders and
-//!   their fingerprints), `reload` (hot reload, the watch);
-//! * the set of plugins: `host` ([`PluginHost`]: load, list, flush, render, shutdown),
-//!   `dispatch` (events to the plugins' queues), `delivery` (what a queue carries),
-//!   `alerts` (alerts to notifiers);
-//! * one plugin: `worker` (batching, failure policy), `health` (health and counters),
-//!   `runtime` (WASM or native behind one call surface), `instance` (one sandboxed
-//!   instance), `limiter`, `stderr`, `net` (the `http` import's I/O) and `outbound`
-//!   (what it lets out: URLs, grants, addresses, headers; pure), `native` (trusted
-//!   shared libraries), `ack` (acknowledged delivery);
-//! * the contract: `bindings` and `convert` (the WIT package);
-//! * `host_metrics`: the host's own metrics about its plugins (Prometheus text);
+//! Folders, one job each:
+//! * `manifest/`: `plugin.toml` read into a [`manifest::Manifest`]: its schema (the types),
+//!   the field readers that normalise (`${VAR}`s, defaults, paths) and the section checks;
+//! * `grants/`: what the operator granted each plugin (`grants.toml`), and `admission`,
+//!   the grants held against a manifest's requests before anything of the plugin runs;
+//! * `http/`: the `http` import: `outbound` (what it lets out: URLs, grants, addresses,
+//!   headers; pure) and `net` (the I/O);
+//! * `runtime/`: running one plugin's code: `engine` (the Engine, epoch ticker,
+//!   compiled-code cache), `instance` (one sandboxed instance), `bindings` and `convert`
+//!   (the WIT package), `limiter`, `stderr`, `native` (trusted shared libraries), and
+//!   [`runtime::Runtime`], WASM or native behind one call surface;
+//! * `delivery/`: events to plugins: `dispatch` (which queues an event goes on), the
+//!   mailbox (a bounded queue), `worker` (one plugin's thread: batching, failure policy,
+//!   notifications with retries), `health` (health and counters), `ack` (acknowledged
+//!   delivery);
+//! * `set/`: [`PluginHost`], the loaded set and all its methods: `load` (a folder to a
+//!   started plugin), `reload` (hot reload and the watch), `folders` (a directory's plugin
+//!   folders and their fingerprints), `host_metrics` (the host's own metrics about its
+//!   plugins);
 //! * `error`: why a plugin could not be loaded.
+//!
+//! What happens to an alert once a rule raised it (routing, grouping, retries' policy,
+//! history) is `crate::alerting`'s; `delivery::worker` only calls the notifier.
 
-// Without the `runtime` feature (the fuzz targets' build) only the pure modules are here:
-// `manifest`, `grants`, `vars` and `outbound` (what a parser of plugin input needs). A new module that
-// parses outside input goes outside `runtime`, and depends on none of the runtime's.
-#[cfg(feature = "runtime")]
-mod ack;
-#[cfg(feature = "runtime")]
-pub mod admission;
-#[cfg(feature = "runtime")]
-mod alerts;
-#[cfg(feature = "runtime")]
-mod bindings;
-#[cfg(feature = "runtime")]
-mod convert;
+// Without the `runtime` feature (the fuzz targets' build) only the pure parts are here:
+// `manifest`, `grants` and `http::outbound` (what a parser of plugin input needs). A new
+// module that parses outside input goes outside `runtime`, and depends on none of the
+// runtime's.
 #[cfg(feature = "runtime")]
 mod delivery;
 #[cfg(feature = "runtime")]
-mod dispatch;
-#[cfg(feature = "runtime")]
-pub mod engine;
-#[cfg(feature = "runtime")]
 mod error;
-#[cfg(feature = "runtime")]
-mod folders;
 pub mod grants;
-#[cfg(feature = "runtime")]
-mod health;
-#[cfg(feature = "runtime")]
-mod host;
-#[cfg(feature = "runtime")]
-pub mod host_metrics;
-#[cfg(feature = "runtime")]
-mod instance;
-#[cfg(feature = "runtime")]
-mod limiter;
-#[cfg(feature = "runtime")]
-mod loader;
+pub mod http;
 pub mod manifest;
 #[cfg(feature = "runtime")]
-pub mod native;
+pub mod runtime;
 #[cfg(feature = "runtime")]
-mod net;
-pub mod outbound;
-#[cfg(feature = "runtime")]
-mod outbox;
-#[cfg(feature = "runtime")]
-mod reload;
-#[cfg(feature = "runtime")]
-mod runtime;
-#[cfg(feature = "runtime")]
-mod stderr;
+mod set;
 #[cfg(all(test, feature = "runtime"))]
 mod test_support;
 #[cfg(all(test, feature = "runtime"))]
 mod tests;
-mod vars;
-#[cfg(feature = "runtime")]
-mod worker;
 
 use std::path::{Path, PathBuf};
 
 #[cfg(feature = "runtime")]
-pub use self::admission::{Admission, GrantSource};
-#[cfg(feature = "runtime")]
-pub use self::alerts::{AlertCallback, RouterStats};
-#[cfg(feature = "runtime")]
-pub use self::error::{NotGranted, PluginError};
-#[cfg(feature = "runtime")]
-pub use self::folders::plugin_folders;
-#[cfg(feature = "runtime")]
-pub use self::health::Health;
-#[cfg(feature = "runtime")]
-pub use self::host::{PluginHost, PluginInfo, RuleThresholds, ThresholdChange};
-#[cfg(feature = "runtime")]
-pub use self::reload::ReloadReport;
+pub use self::{
+    delivery::health::Health,
+    error::{NotGranted, PluginError},
+    grants::admission::{Admission, GrantSource},
+    set::{
+        folders::plugin_folders, host_metrics, PluginHost, PluginInfo, ReloadReport,
+        RuleThresholds, ThresholdChange,
+    },
+};
 
 /// Where plugins live: `--plugins DIR`, else `METACLAUDE_PLUGIN_DIR`, else the default set
 /// installed beside the executable (`<exe dir>/plugins`, where `cargo xtask demo` puts it).

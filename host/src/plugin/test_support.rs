@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use chrono::Utc;
 
 use crate::model::{ExecutionEvent, LifecycleKind};
-use crate::plugin::admission::{grant_requests, GrantSource};
+use crate::plugin::grants::admission::{grant_requests, GrantSource};
 use crate::plugin::manifest::process_env;
 use crate::plugin::PluginHost;
 

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::test_support::{event, example, grant, granting};
 use super::*;
 use crate::executor::EventSink;
+use crate::plugin::test_support::{event, example, grant, granting};
 
 /// A plugin folder `dir/name` holding `manifest` as its `plugin.toml`.
 fn plugin_folder(dir: &Path, name: &str, manifest: &str) -> PathBuf {
@@ -36,20 +36,8 @@ fn count(dir: &Path, file: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Returns once every worker of `host` has handled every message sent to it before: each
-/// answers a question put after them (the thresholds of an alert rule; other plugins
-/// answer it too, with none or a refusal), in order, and after each message a worker
-/// has already decided whether a batch is due.
 fn caught_up(host: &PluginHost) {
-    for p in host.current().iter() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        p.mailbox
-            .send(super::delivery::Message::Thresholds(tx))
-            .expect("the worker runs");
-        let _answer = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the worker answers (hung otherwise)");
-    }
+    host.caught_up();
 }
 
 #[test]

@@ -192,7 +192,7 @@ macro_rules! event_records {
 /// `metaclaude:monitor@0.2.0`.
 pub mod v0_2 {
     use super::*;
-    use crate::plugin::bindings::v0_2::types as wit;
+    use crate::plugin::runtime::bindings::v0_2::types as wit;
 
     event_records!();
 
@@ -248,7 +248,7 @@ pub mod v0_2 {
 /// started when it was raised (the host resolves it when it is not raised again).
 pub mod v0_1 {
     use super::*;
-    use crate::plugin::bindings::v0_1::types as wit;
+    use crate::plugin::runtime::bindings::v0_1::types as wit;
 
     event_records!();
 

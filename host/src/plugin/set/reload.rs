@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::folders::{plugin_folders, Fingerprint};
-use super::host::{names, stop_all, PluginHost};
-use super::PluginError;
+use crate::plugin::set::folders::{plugin_folders, Fingerprint};
+use crate::plugin::set::{names, stop_all, PluginHost};
+use crate::plugin::PluginError;
 
 /// What a [`PluginHost::reload_dir`] changed, by plugin name.
 #[derive(Debug, Default)]

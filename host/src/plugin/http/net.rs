@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use super::outbound::{self, Grant, HeaderError, Host, Url, UrlError};
+use crate::plugin::http::outbound::{self, Grant, HeaderError, Host, Url, UrlError};
 
 pub struct Response {
     pub status: u16,

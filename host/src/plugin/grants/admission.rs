@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::NotGranted;
-use super::grants::{self, Ask, Grant, Grants, GrantsError};
-use super::manifest::{Artifact, Manifest};
-use super::native::NativeCode;
-use super::PluginError;
+use crate::plugin::error::NotGranted;
+use crate::plugin::grants::{self, Ask, Grant, Grants, GrantsError};
+use crate::plugin::manifest::{Artifact, Manifest};
+use crate::plugin::runtime::native::NativeCode;
+use crate::plugin::PluginError;
 
 /// Where a host's grants come from.
 #[derive(Debug, Clone, Default)]
@@ -71,7 +71,7 @@ impl Admission {
 
 /// The plugins directory a manifest's folder is in, absolute (`plugins check NAME` names
 /// a folder relative to where it runs).
-pub(super) fn plugins_dir_of(manifest: &Manifest) -> PathBuf {
+pub(in crate::plugin) fn plugins_dir_of(manifest: &Manifest) -> PathBuf {
     let file = std::path::absolute(&manifest.file).unwrap_or_else(|_| manifest.file.clone());
     file.parent()
         .and_then(Path::parent)
@@ -159,7 +159,7 @@ pub fn grant_requests(
     let file = grants::grants_file_for(dir, None)
         .unwrap_or_else(|_| Path::new("/").join(grants::FILE_NAME));
     let mut all = Grants::empty(&file);
-    for folder in super::plugin_folders(dir)? {
+    for folder in crate::plugin::plugin_folders(dir)? {
         let Ok(manifest) = Manifest::load(&folder, env) else {
             continue;
         };

@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::alerts::{self, AlertRouter};
-use super::delivery::{Delivery, Message, SetThreshold};
-use super::health::{Health, PluginStats};
-use super::instance::CallError;
-use super::manifest::{FailurePolicy, Manifest, PluginKind};
-use super::outbox::Outbox;
-use super::runtime::{Live, Runtime};
+use crate::alerting::outbox::Outbox;
+use crate::alerting::router::{plugin_quarantined, AlertRouter};
 use crate::model::Alert;
+use crate::plugin::delivery::health::{Health, PluginStats};
+use crate::plugin::delivery::{Delivery, Message, SetThreshold};
+use crate::plugin::manifest::{FailurePolicy, Manifest, PluginKind};
+use crate::plugin::runtime::instance::CallError;
+use crate::plugin::runtime::{Live, Runtime};
 
 pub struct Worker {
     pub name: Arc<str>,
@@ -344,7 +344,7 @@ impl Worker {
                 match outbox.failed(now) {
                     Some(lost) => {
                         self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
-                        tracing::error!(plugin = %self.name, alerts = lost, attempts = super::outbox::MAX_ATTEMPTS, "notifier gave up delivering: {message}");
+                        tracing::error!(plugin = %self.name, alerts = lost, attempts = crate::alerting::outbox::MAX_ATTEMPTS, "notifier gave up delivering: {message}");
                     }
                     None => tracing::warn!(
                         plugin = %self.name,
@@ -420,7 +420,7 @@ impl Worker {
         };
         if let Health::Quarantined(why) | Health::Disabled(why) = &health {
             tracing::error!(plugin = %self.name, "plugin taken out of service: {why}");
-            self.router.publish(vec![alerts::plugin_quarantined(
+            self.router.publish(vec![plugin_quarantined(
                 &self.name,
                 why,
                 ctx.failures.len(),

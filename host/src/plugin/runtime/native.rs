@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::instance::CallError;
-use super::manifest::PluginKind;
 use crate::model::Alert;
+use crate::plugin::manifest::PluginKind;
+use crate::plugin::runtime::instance::CallError;
 
 /// The ABI version this host speaks; the entry point's name carries it too.
 pub const NATIVE_ABI_VERSION: u32 = 1;
@@ -180,7 +180,7 @@ impl NativeCode {
                     .into(),
             ));
         }
-        let sha256 = super::grants::sha256_hex(&bytes);
+        let sha256 = crate::plugin::grants::sha256_hex(&bytes);
         Ok(NativeCode { bytes, sha256 })
     }
 }

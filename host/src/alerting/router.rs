@@ -12,13 +12,19 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::delivery::Mailbox;
-use crate::alerting::{AlertBook, AlertHistory, Outcome, Routing};
+use super::{AlertBook, AlertHistory, Outcome, Routing};
 use crate::model::{Alert, Severity};
 
 /// What the library's `register_alert_callback` takes: called with the alerts that
 /// changed state (new, escalated, resolved), on the router's thread. It must not block.
 pub type AlertCallback = Arc<dyn Fn(&[Alert]) + Send + Sync>;
+
+/// A notifier as the router sees it: a queue that takes alerts without waiting (the
+/// plugin's mailbox; the router knows nothing else of plugins).
+pub trait NotifierQueue: Send + Sync {
+    /// Hands `alerts` over; never blocks: a full queue drops them and counts them.
+    fn send_alerts(&self, alerts: Arc<Vec<Alert>>);
+}
 
 /// Where alerts go (see the module doc).
 pub struct AlertRouter {
@@ -28,7 +34,7 @@ pub struct AlertRouter {
 
 struct State {
     book: AlertBook,
-    notifiers: HashMap<u64, Arc<Mailbox>>,
+    notifiers: HashMap<u64, Arc<dyn NotifierQueue>>,
     callbacks: Vec<AlertCallback>,
     history: Option<Arc<AlertHistory>>,
     /// Failed history writes, and the last one's error.
@@ -86,9 +92,9 @@ impl AlertRouter {
     }
 
     /// A notifier, under the id of its loaded plugin, routed by its manifest's `[alerts]`.
-    pub fn add(&self, id: u64, mailbox: Arc<Mailbox>, routing: Routing) {
+    pub fn add(&self, id: u64, queue: Arc<dyn NotifierQueue>, routing: Routing) {
         let mut s = self.state.lock().unwrap();
-        s.notifiers.insert(id, mailbox);
+        s.notifiers.insert(id, queue);
         s.book.add_receiver(id, routing, Utc::now());
         s.pending = true;
         self.wake.notify_all();
@@ -176,8 +182,8 @@ impl State {
             }
         }
         for (id, alerts) in notify {
-            if let Some(mailbox) = self.notifiers.get(&id) {
-                mailbox.send_alerts(Arc::new(alerts));
+            if let Some(queue) = self.notifiers.get(&id) {
+                queue.send_alerts(Arc::new(alerts));
             }
         }
     }

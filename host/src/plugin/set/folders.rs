@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::PluginError;
+use crate::plugin::PluginError;
 
 /// The files of a plugin folder as a reload sees them: `plugin.toml`'s text, and the
 /// name, size and modification time of every other file directly in the folder.

@@ -2,15 +2,23 @@
 //! one set of calls in the host's own types, so the worker's queue, batching and failure
 //! policy are the same for both.
 
+mod bindings;
+mod convert;
+pub mod engine;
+pub(in crate::plugin) mod instance;
+mod limiter;
+pub mod native;
+mod stderr;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::delivery::Delivery;
-use super::instance::{CallError, Instance, Prepared};
-use super::manifest::Manifest;
-use super::native::{NativeInstance, NativeLibrary};
 use crate::model::{Alert, Threshold};
+use crate::plugin::delivery::Delivery;
+use crate::plugin::manifest::Manifest;
+use crate::plugin::runtime::instance::{CallError, Instance, Prepared};
+use crate::plugin::runtime::native::{NativeInstance, NativeLibrary};
 
 /// How to start a fresh instance of a plugin (after a failure, or the first time).
 pub enum Runtime {

@@ -14,16 +14,16 @@ use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::Store;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{v0_1, v0_2};
-use super::convert;
-use super::delivery::Delivery;
-use super::engine::EPOCH_TICK;
-use super::limiter::PluginLimiter;
-use super::manifest::{Manifest, PluginKind, WitVersion};
-use super::net;
-use super::outbound;
-use super::stderr::StderrTail;
 use crate::model::{Alert, Threshold};
+use crate::plugin::delivery::Delivery;
+use crate::plugin::http::net;
+use crate::plugin::http::outbound;
+use crate::plugin::manifest::{Manifest, PluginKind, WitVersion};
+use crate::plugin::runtime::bindings::{v0_1, v0_2};
+use crate::plugin::runtime::convert;
+use crate::plugin::runtime::engine::EPOCH_TICK;
+use crate::plugin::runtime::limiter::PluginLimiter;
+use crate::plugin::runtime::stderr::StderrTail;
 
 /// What every plugin's `Store` holds.
 pub struct PluginState {

@@ -8,18 +8,18 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::admission::Admission;
-use super::delivery::Mailbox;
-use super::engine::LoadSource;
-use super::folders::Fingerprint;
-use super::health::PluginStats;
-use super::host::{LoadedPlugin, PluginHost};
-use super::instance::{self, CallError, Prepared};
-use super::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
-use super::native::{NativeCode, NativeLibrary};
-use super::runtime::{Live, Runtime};
-use super::worker::Worker;
-use super::PluginError;
+use crate::plugin::delivery::health::PluginStats;
+use crate::plugin::delivery::worker::Worker;
+use crate::plugin::delivery::Mailbox;
+use crate::plugin::grants::admission::Admission;
+use crate::plugin::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
+use crate::plugin::runtime::engine::LoadSource;
+use crate::plugin::runtime::instance::{self, CallError, Prepared};
+use crate::plugin::runtime::native::{NativeCode, NativeLibrary};
+use crate::plugin::runtime::{Live, Runtime};
+use crate::plugin::set::folders::Fingerprint;
+use crate::plugin::set::{LoadedPlugin, PluginHost};
+use crate::plugin::PluginError;
 
 /// Runs `f` on a thread of its own when called on a tokio runtime's thread (a library
 /// user's `#[tokio::main]`): a plugin's first instance runs `init` here, and WASI's

@@ -29,6 +29,9 @@
 //! This module is pure (no wasmtime): parsing and checking only, fuzzed by
 //! `host/fuzz/fuzz_targets/grants.rs`.
 
+#[cfg(feature = "runtime")]
+pub mod admission;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write;
@@ -37,9 +40,9 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
-use super::manifest::{DirRequest, Requests, Written};
-use super::vars;
 use crate::config::{self, Checker, ConfigError, ConfigValue};
+use crate::plugin::manifest::vars;
+use crate::plugin::manifest::{DirRequest, Requests, Written};
 
 /// The grants file's name, beside the plugins directory: `<dir>/../grants.toml`.
 pub const FILE_NAME: &str = "grants.toml";

@@ -1,14 +1,20 @@
 //! What travels from the host to a plugin's worker: events ([`Delivery`]), alerts and
 //! control messages ([`Message`]), through the worker's [`Mailbox`].
 
+pub(in crate::plugin) mod ack;
+pub(in crate::plugin) mod dispatch;
+pub mod health;
+pub(in crate::plugin) mod worker;
+
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::Thread;
 
-use super::ack::AckGroup;
-use super::health::PluginStats;
+use crate::alerting::NotifierQueue;
 use crate::model::{Alert, ExecutionEvent, Threshold};
+use crate::plugin::delivery::ack::AckGroup;
+use crate::plugin::delivery::health::PluginStats;
 
 /// An event on its way to plugins. Its JSON is made at most once, by the first worker
 /// whose plugin wants it, never on the executor's path.
@@ -145,10 +151,12 @@ impl Mailbox {
         self.worker.unpark();
         Ok(())
     }
+}
 
+impl NotifierQueue for Mailbox {
     /// Hands alerts to a notifier without waiting; when its queue is full they are
     /// dropped and counted.
-    pub(super) fn send_alerts(&self, alerts: Arc<Vec<Alert>>) {
+    fn send_alerts(&self, alerts: Arc<Vec<Alert>>) {
         let n = alerts.len() as u64;
         if self.tx.try_send(Message::Alerts(alerts)).is_err() {
             self.stats.dropped.fetch_add(n, Ordering::Relaxed);

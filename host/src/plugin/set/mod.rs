@@ -1,5 +1,12 @@
 //! [`PluginHost`]: the set of loaded plugins, what it tells about them, and its lifecycle.
 
+pub mod folders;
+pub mod host_metrics;
+mod load;
+mod reload;
+
+pub use reload::ReloadReport;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,17 +14,22 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use super::admission::{admit, missing, plugins_dir_of, read_grants, Admission, GrantSource};
-use super::alerts::{AlertCallback, AlertRouter, RouterStats};
-use super::delivery::{Mailbox, Message, SetThreshold};
-use super::engine::{LoadSource, PluginEngine};
-use super::folders::{plugin_folders, Fingerprint};
-use super::grants::{Ask, Grants, GrantsError};
-use super::health::{Health, LatencySnapshot, PluginStats};
-use super::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
-use super::{host_metrics, instance, PluginError};
+use crate::alerting::router::{AlertCallback, AlertRouter, RouterStats};
 use crate::alerting::AlertHistory;
-use crate::model::{Alert, Threshold};
+use crate::executor::{EventSink, Receipt};
+use crate::model::{Alert, ExecutionEvent, Threshold};
+use crate::plugin::delivery::dispatch;
+use crate::plugin::delivery::health::{Health, LatencySnapshot, PluginStats};
+use crate::plugin::delivery::{Mailbox, Message, SetThreshold};
+use crate::plugin::grants::admission::{
+    admit, missing, plugins_dir_of, read_grants, Admission, GrantSource,
+};
+use crate::plugin::grants::{Ask, Grants, GrantsError};
+use crate::plugin::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
+use crate::plugin::runtime::engine::{LoadSource, PluginEngine};
+use crate::plugin::runtime::instance;
+use crate::plugin::set::folders::{plugin_folders, Fingerprint};
+use crate::plugin::PluginError;
 
 /// Facts about a loaded plugin, for `plugins list` and tests.
 #[derive(Debug, Clone)]
@@ -64,27 +76,27 @@ pub struct ThresholdChange {
 }
 
 /// A plugin as the host holds it: its manifest, its worker's mailbox and thread.
-pub(super) struct LoadedPlugin {
+struct LoadedPlugin {
     /// Unique for the life of the host: tells a reloaded plugin from its predecessor.
-    pub(super) id: u64,
-    pub(super) folder: PathBuf,
+    id: u64,
+    folder: PathBuf,
     /// What the folder held when this was loaded; a reload compares it.
-    pub(super) fingerprint: Fingerprint,
-    pub(super) manifest: Arc<Manifest>,
-    pub(super) mailbox: Arc<Mailbox>,
-    pub(super) stats: Arc<PluginStats>,
-    pub(super) thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    pub(super) load: LoadSource,
-    pub(super) load_time: Duration,
-    pub(super) wit: Option<WitVersion>,
+    fingerprint: Fingerprint,
+    manifest: Arc<Manifest>,
+    mailbox: Arc<Mailbox>,
+    stats: Arc<PluginStats>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    load: LoadSource,
+    load_time: Duration,
+    wit: Option<WitVersion>,
     /// What loads but is likely a mistake (see `loader::grant_notes`).
-    pub(super) notes: Vec<String>,
+    notes: Vec<String>,
     /// A native plugin's library digest, as loaded (a revoked grant is seen by it).
-    pub(super) native_sha256: Option<String>,
+    native_sha256: Option<String>,
 }
 
 /// The plugins currently loaded, replaced as a whole by a (re)load.
-pub(super) type PluginSet = Arc<Vec<Arc<LoadedPlugin>>>;
+type PluginSet = Arc<Vec<Arc<LoadedPlugin>>>;
 
 /// A loaded set of plugins, fed with the executor's events.
 ///
@@ -94,26 +106,25 @@ pub(super) type PluginSet = Arc<Vec<Arc<LoadedPlugin>>>;
 /// offered to a removed plugin is already in its queue when it stops, and it delivers
 /// them all before stopping; the other plugins never notice.
 pub struct PluginHost {
-    pub(super) engine: Arc<PluginEngine>,
-    pub(super) plugins: RwLock<PluginSet>,
-    pub(super) router: Arc<AlertRouter>,
-    pub(super) linkers:
-        Mutex<HashMap<&'static str, Arc<wasmtime::component::Linker<instance::PluginState>>>>,
-    pub(super) next_id: AtomicU64,
+    engine: Arc<PluginEngine>,
+    plugins: RwLock<PluginSet>,
+    router: Arc<AlertRouter>,
+    linkers: Mutex<HashMap<&'static str, Arc<wasmtime::component::Linker<instance::PluginState>>>>,
+    next_id: AtomicU64,
     /// Serialises loads and reloads; never taken on the event path.
-    pub(super) loading: Mutex<()>,
+    loading: Mutex<()>,
     /// Set by [`PluginHost::shutdown`]: no reload starts a plugin after it.
-    pub(super) closed: AtomicBool,
+    closed: AtomicBool,
     /// Folders that failed to load, with the content that failed: not retried (nor
     /// reported again) until that content changes, or, for a duplicate name, until the
     /// folder holding the name is gone.
-    pub(super) failed: Mutex<HashMap<PathBuf, (Fingerprint, Option<PathBuf>)>>,
+    failed: Mutex<HashMap<PathBuf, (Fingerprint, Option<PathBuf>)>>,
     /// Values for `${VAR}` in manifests that win over the process environment.
-    pub(super) env: Mutex<HashMap<String, String>>,
+    env: Mutex<HashMap<String, String>>,
     /// Where the operator's grants are read from (`admission`).
-    pub(super) grants: Mutex<GrantSource>,
+    grants: Mutex<GrantSource>,
     /// The grants the last reload pass read (`None`: unreadable), to see them change.
-    pub(super) grants_seen: Mutex<Option<Grants>>,
+    grants_seen: Mutex<Option<Grants>>,
 }
 
 impl PluginHost {
@@ -145,7 +156,7 @@ impl PluginHost {
     }
 
     /// `${name}` as manifests see it: an override, else the process environment.
-    pub(super) fn env_value(&self, name: &str) -> Option<String> {
+    fn env_value(&self, name: &str) -> Option<String> {
         match self.env.lock().unwrap().get(name) {
             Some(v) => Some(v.clone()),
             None => manifest::process_env(name),
@@ -199,17 +210,13 @@ impl PluginHost {
     /// whose folder is gone (after they deliver what they were sent). Plugins whose folder
     /// did not change, and script execution, are not disturbed.
     /// The loaded set as it is now.
-    pub(super) fn current(&self) -> PluginSet {
+    fn current(&self) -> PluginSet {
         self.plugins.read().unwrap().clone()
     }
 
     /// Adds `add` to the loaded set and takes out the plugins with ids in `remove`
     /// (returned, for the caller to stop once no event can reach them any more).
-    pub(super) fn swap(
-        &self,
-        add: Vec<Arc<LoadedPlugin>>,
-        remove: &[u64],
-    ) -> Vec<Arc<LoadedPlugin>> {
+    fn swap(&self, add: Vec<Arc<LoadedPlugin>>, remove: &[u64]) -> Vec<Arc<LoadedPlugin>> {
         let mut plugins = self.plugins.write().unwrap();
         let (removed, mut kept): (Vec<_>, Vec<_>) = plugins
             .iter()
@@ -438,9 +445,7 @@ impl PluginHost {
 }
 
 /// The names and folders of `plugins`.
-pub(super) fn names<'a>(
-    plugins: impl Iterator<Item = &'a Arc<LoadedPlugin>>,
-) -> Vec<(String, PathBuf)> {
+fn names<'a>(plugins: impl Iterator<Item = &'a Arc<LoadedPlugin>>) -> Vec<(String, PathBuf)> {
     plugins
         .map(|p| (p.manifest.name.clone(), p.folder.clone()))
         .collect()
@@ -450,7 +455,7 @@ pub(super) fn names<'a>(
 /// that take events first, notifiers last, so that alerts raised while stopping (by
 /// rules, or about a failing plugin) are still delivered; with the host's `router`
 /// (a shutdown), it hands out everything pending in between, group waits cut short.
-pub(super) fn stop_all(plugins: &[Arc<LoadedPlugin>], router: Option<&AlertRouter>) {
+fn stop_all(plugins: &[Arc<LoadedPlugin>], router: Option<&AlertRouter>) {
     for notifiers in [false, true] {
         if notifiers {
             if let Some(r) = router {
@@ -468,6 +473,45 @@ pub(super) fn stop_all(plugins: &[Arc<LoadedPlugin>], router: Option<&AlertRoute
             if let Some(t) = p.thread.lock().unwrap().take() {
                 let _ = t.join();
             }
+        }
+    }
+}
+
+impl EventSink for PluginHost {
+    fn emit(&self, event: &ExecutionEvent) {
+        self.offer(event, false);
+    }
+
+    fn emit_finished(&self, event: &ExecutionEvent) -> Option<Receipt> {
+        self.offer(event, true)
+    }
+}
+
+impl PluginHost {
+    /// Offers `event` to the loaded set (see [`dispatch::offer`]).
+    fn offer(&self, event: &ExecutionEvent, acknowledge: bool) -> Option<Receipt> {
+        // Held while offering: see `PluginHost` on why a reload cannot lose events.
+        let plugins = self.plugins.read().unwrap();
+        let set = plugins.iter().map(|p| (&*p.manifest, &*p.mailbox));
+        dispatch::offer(set, event, acknowledge)
+    }
+}
+
+impl PluginHost {
+    /// Returns once every worker has handled every message sent to it before: each
+    /// answers a question put after them (the thresholds of an alert rule; other plugins
+    /// answer it too, with none or a refusal), in order, and after each message a worker
+    /// has already decided whether a batch is due.
+    #[cfg(test)]
+    pub(in crate::plugin) fn caught_up(&self) {
+        for p in self.current().iter() {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            p.mailbox
+                .send(Message::Thresholds(tx))
+                .expect("the worker runs");
+            let _answer = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the worker answers (hung otherwise)");
         }
     }
 }
@@ -496,7 +540,7 @@ impl PluginHost {
         self.admit(manifest)
     }
 
-    pub(super) fn admit(&self, manifest: Manifest) -> Result<Admission, PluginError> {
+    fn admit(&self, manifest: Manifest) -> Result<Admission, PluginError> {
         let all = self
             .grants_for(&plugins_dir_of(&manifest))
             .map_err(|source| PluginError::Grants {
@@ -506,13 +550,8 @@ impl PluginHost {
         admit(manifest, &all, &|n| self.env_value(n))
     }
 
-    /// [`missing`](super::admission::missing) with this host's variables.
-    pub(super) fn missing(
-        &self,
-        all: &Grants,
-        manifest: &Manifest,
-        native_sha256: Option<&str>,
-    ) -> Vec<Ask> {
+    /// [`missing`](crate::plugin::grants::admission::missing) with this host's variables.
+    fn missing(&self, all: &Grants, manifest: &Manifest, native_sha256: Option<&str>) -> Vec<Ask> {
         missing(all, manifest, native_sha256, &|n| self.env_value(n))
     }
 }

@@ -33,9 +33,10 @@ use metaclaude_formats::prometheus::{
     EOF_LINE,
 };
 
-use super::health::{LatencySnapshot, CALL_BUCKETS};
-use super::manifest::PluginKind;
-use super::{Health, PluginInfo};
+use super::PluginInfo;
+use crate::plugin::delivery::health::{LatencySnapshot, CALL_BUCKETS};
+use crate::plugin::manifest::PluginKind;
+use crate::plugin::Health;
 
 /// The value of the `state` label for each [`Health`], in the order they are written.
 pub const STATES: [&str; 4] = ["running", "restarting", "quarantined", "disabled"];
@@ -294,7 +295,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::plugin::engine::LoadSource;
+    use crate::plugin::runtime::engine::LoadSource;
 
     fn info(name: &str, health: Health) -> PluginInfo {
         PluginInfo {

@@ -1,0 +1,426 @@
+//! `plugin.toml`: what a plugin is, what it may touch, and how hard it may work.
+//!
+//! As with the registry, parsing is two steps: `toml` turns the text into a table (syntax
+//! errors carry line and column), then the checker (`Checker::manifest`) checks every field and
+//! collects every problem with its path, normalising as it goes: `${VAR}` and
+//! `${VAR:-default}` are expanded, defaults filled in, paths made absolute. Unknown keys
+//! are errors with a "did you mean": a misspelt `memory_mb` silently ignored is a plugin
+//! with the wrong limit.
+
+mod fields;
+mod sections;
+pub(in crate::plugin) mod vars;
+mod wit;
+
+pub use wit::{check_wit_version, WitVersion};
+
+use fields::Fields;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use toml::Table;
+
+use crate::alerting::Routing;
+use crate::config::{self, ConfigError};
+
+/// The `metaclaude:monitor` WIT version this host implements.
+/// The current version of the plugin contract (`wit/monitor.wit`).
+pub const WIT_VERSION: &str = "0.2.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    Sink,
+    Exporter,
+    AlertRule,
+    Notifier,
+}
+
+impl PluginKind {
+    const NAMES: [&'static str; 4] = ["sink", "exporter", "alert-rule", "notifier"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Sink => "sink",
+            PluginKind::Exporter => "exporter",
+            PluginKind::AlertRule => "alert-rule",
+            PluginKind::Notifier => "notifier",
+        }
+    }
+
+    fn parse(s: &str) -> Option<PluginKind> {
+        Some(match s {
+            "sink" => PluginKind::Sink,
+            "exporter" => PluginKind::Exporter,
+            "alert-rule" => PluginKind::AlertRule,
+            "notifier" => PluginKind::Notifier,
+            _ => return None,
+        })
+    }
+
+    /// Whether plugins of this kind receive execution events.
+    pub fn takes_events(self) -> bool {
+        !matches!(self, PluginKind::Notifier)
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens to an event when a plugin's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFull {
+    /// The executor waits for room (default for sinks: nothing is lost).
+    Block,
+    /// The new event is dropped and counted (default for the others).
+    DropNewest,
+}
+
+/// What happens when a plugin traps, runs out of memory or overruns its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Start a fresh instance with backoff; quarantine after too many failures.
+    Reload,
+    /// Stop delivering to the plugin at the first failure.
+    Disable,
+}
+
+/// How the plugin is loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Artifact {
+    /// A WebAssembly component: sandboxed.
+    Component(PathBuf),
+    /// A shared library: trusted, unsandboxed (`trusted = true` is required).
+    Native(PathBuf),
+}
+
+/// A directory granted to the plugin as a WASI preopen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirGrant {
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
+    /// Create the host directory if it is missing.
+    pub create: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Capabilities {
+    pub dirs: Vec<DirGrant>,
+    /// `host:port` targets the plugin may send UDP datagrams to.
+    pub udp: Vec<String>,
+    /// `scheme://host[:port][/path]` patterns (`*` wildcards) for the `http` import.
+    pub http: Vec<String>,
+    /// The plugin's stderr also goes to the host's stderr, a line at a time, control
+    /// characters removed (a console notifier); otherwise it is only kept for trap reports.
+    pub stderr: bool,
+}
+
+/// What a manifest asks the operator for: each capability as the manifest writes it
+/// (before `${VAR}` expansion) and as it expands here, the variables it expands, and the
+/// ceilings it wants. A plugin starts only when its operator's grant covers all of it
+/// (`plugin::grants`); nothing here is granted by being asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requests {
+    /// Every variable a `${VAR}` anywhere in the manifest names (config included).
+    pub env: BTreeSet<String>,
+    pub dirs: Vec<DirRequest>,
+    pub udp: Vec<Written>,
+    pub http: Vec<Written>,
+    pub stderr: bool,
+    pub memory_mb: u64,
+    pub call_timeout_ms: u64,
+    /// The shared library of a native plugin (unsandboxed code).
+    pub native: Option<PathBuf>,
+}
+
+/// A host directory a manifest asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirRequest {
+    /// As the manifest writes it, e.g. `${METACLAUDE_LOG_DIR:-.claude/logs/executions}`.
+    pub written: String,
+    /// Expanded and made absolute.
+    pub path: PathBuf,
+    pub writable: bool,
+}
+
+/// A destination a manifest asks for: as written, and expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub written: String,
+    pub value: String,
+}
+
+/// The most any plugin may ask for, whatever it is granted: beyond these a manifest is
+/// invalid. A grant sets each plugin's own ceiling below them.
+pub const MAX_MEMORY_MB: u64 = 16 * 1024;
+/// See [`MAX_MEMORY_MB`]: ten minutes a call.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 600_000;
+/// See [`MAX_MEMORY_MB`]: a queue's slots are allocated up front (32 bytes each).
+pub const MAX_QUEUE: u64 = 1_000_000;
+/// See [`MAX_MEMORY_MB`].
+pub const MAX_BATCH: u64 = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Limits {
+    pub memory_mb: u64,
+    pub call_timeout_ms: u64,
+    pub queue: usize,
+    pub on_full: OnFull,
+    pub batch_max: usize,
+    /// Bytes of events per call, at most (one event always goes, whatever its size): a
+    /// batch of scripts' outputs, up to 1 MiB each, must fit in the plugin's memory.
+    pub batch_max_mb: u64,
+    pub batch_ms: u64,
+    pub failure_policy: FailurePolicy,
+    pub max_failures: u32,
+    pub failure_window_s: u64,
+    pub core_dump: bool,
+}
+
+/// Without `batch_max_mb`, a call carries at most this fraction of `memory_mb`: the
+/// events are copied into the plugin's memory and the plugin makes its own copies while
+/// it works (the log sink formats each line; a JSON plugin parses).
+pub const BATCH_SHARE_OF_MEMORY: u64 = 8;
+
+impl Limits {
+    /// The byte budget of one call.
+    pub fn batch_max_bytes(&self) -> usize {
+        (self.batch_max_mb as usize).saturating_mul(1 << 20)
+    }
+
+    fn defaults(kind: PluginKind) -> Limits {
+        Limits {
+            memory_mb: 64,
+            call_timeout_ms: 2000,
+            queue: 10_000,
+            on_full: if matches!(kind, PluginKind::Sink | PluginKind::Exporter) {
+                OnFull::Block
+            } else {
+                OnFull::DropNewest
+            },
+            batch_max: 256,
+            batch_max_mb: 64 / BATCH_SHARE_OF_MEMORY,
+            batch_ms: 50,
+            failure_policy: FailurePolicy::Reload,
+            max_failures: 5,
+            failure_window_s: 60,
+            core_dump: false,
+        }
+    }
+}
+
+/// Acknowledged delivery (`[acknowledgements]`): the executor reports an execution as
+/// finished only once every plugin with `enabled = true` has handled its `finished` event,
+/// so that nothing reported is ever missing from what the plugin writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Acknowledgements {
+    pub enabled: bool,
+    /// How long the executor waits for the plugin's answer before reporting the execution
+    /// as not recorded.
+    pub timeout_ms: u64,
+    /// Also call the plugin's `flush` (for the log sink: to stable storage) before
+    /// confirming, so a confirmed execution survives a power cut, not only a host crash.
+    pub sync: bool,
+}
+
+impl Default for Acknowledgements {
+    fn default() -> Self {
+        Acknowledgements {
+            enabled: false,
+            timeout_ms: 10_000,
+            sync: false,
+        }
+    }
+}
+
+/// Which events reach the plugin (all when empty).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Filter {
+    pub specialists: Vec<String>,
+    pub scripts: Vec<String>,
+    pub kinds: Vec<String>,
+    pub success: Option<bool>,
+}
+
+/// A validated, normalised manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Manifest {
+    pub file: PathBuf,
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub description: Option<String>,
+    pub artifact: Artifact,
+    pub wit: String,
+    /// The `[config]` table, variables expanded, as JSON for `init`.
+    pub config: serde_json::Value,
+    pub capabilities: Capabilities,
+    pub limits: Limits,
+    pub filter: Filter,
+    pub acknowledgements: Acknowledgements,
+    /// Fill `event.json` with the host's JSON of each event.
+    pub event_json: bool,
+    /// Hand the plugin the script's stdout and stderr in the record (false: left empty;
+    /// counting plugins need neither, and a megabyte of output is not copied for them).
+    pub event_output: bool,
+    /// Load the plugin in a one-shot host (`metaclaude run`); false for a plugin whose
+    /// state would die with the process before anyone reads it (a pull exporter,
+    /// windowed alert rules).
+    pub one_shot: bool,
+    /// Alert rules: how often `tick` is called.
+    pub tick_ms: u64,
+    /// Notifiers: how alerts are routed to it (the `[alerts]` table).
+    pub alerts: Routing,
+    /// What it asks the operator to grant (the capabilities above as written, the
+    /// variables it expands, its ceilings).
+    #[serde(skip)]
+    pub requests: Requests,
+}
+
+/// Why a manifest cannot be used.
+pub type ManifestError = ConfigError;
+
+/// The keys each table may have (the JSON schema, `plugins/plugin.schema.json`, is
+/// checked against these).
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "kind",
+    "description",
+    "component",
+    "native",
+    "trusted",
+    "wit",
+    "config",
+    "capabilities",
+    "limits",
+    "filter",
+    "acknowledgements",
+    "event_json",
+    "event_output",
+    "one_shot",
+    "tick_ms",
+    "alerts",
+];
+const ACK_KEYS: &[&str] = &["enabled", "timeout_ms", "sync"];
+const CAPABILITY_KEYS: &[&str] = &["dirs", "udp", "http", "stderr"];
+const ALERT_KEYS: &[&str] = &[
+    "group_wait_s",
+    "repeat_interval_s",
+    "send_resolved",
+    "min_severity",
+];
+const DIR_KEYS: &[&str] = &["host", "guest", "mode", "create"];
+const LIMIT_KEYS: &[&str] = &[
+    "memory_mb",
+    "call_timeout_ms",
+    "queue",
+    "on_full",
+    "batch_max",
+    "batch_max_mb",
+    "batch_ms",
+    "failure_policy",
+    "max_failures",
+    "failure_window_s",
+    "core_dump",
+];
+const FILTER_KEYS: &[&str] = &["specialists", "scripts", "kinds", "success"];
+const LIFECYCLE_KINDS: &[&str] = &[
+    "queued",
+    "started",
+    "attempt_failed",
+    "retry_scheduled",
+    "finished",
+];
+
+impl Manifest {
+    /// Reads and validates `<dir>/plugin.toml`, looking variables up with `env`.
+    pub fn load(
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Manifest, ManifestError> {
+        let file = dir.join("plugin.toml");
+        let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Io {
+            what: "plugin manifest",
+            file: file.clone(),
+            source,
+        })?;
+        Manifest::parse(&text, &file, env)
+    }
+
+    pub fn parse(
+        text: &str,
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Manifest, ManifestError> {
+        let table: Table = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| config::line_column(text, s.start))
+                .unwrap_or((0, 0));
+            ConfigError::Syntax {
+                file: file.to_path_buf(),
+                format: "TOML",
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let mut c = Fields::new(env);
+        let manifest = c.manifest(&table, file, dir);
+        c.c.finish(manifest, file)
+    }
+}
+
+/// Variables from the host's environment (the default for [`Manifest::load`]).
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Grants as the user reads them, for `plugins list`.
+pub fn describe_capabilities(c: &Capabilities) -> String {
+    let mut parts: Vec<String> = c
+        .dirs
+        .iter()
+        .map(|d| {
+            format!(
+                "dir {}={} ({})",
+                d.guest,
+                d.host.display(),
+                if d.writable { "rw" } else { "ro" }
+            )
+        })
+        .collect();
+    parts.extend(c.udp.iter().map(|u| format!("udp {u}")));
+    parts.extend(c.http.iter().map(|h| format!("http {h}")));
+    if c.stderr {
+        parts.push("stderr".into());
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Parsed values of the `[config]` table, for tests and `plugins list`.
+pub fn config_keys(m: &Manifest) -> BTreeMap<String, String> {
+    m.config
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,70 @@
+//! The plugin contract's versions: which `metaclaude:monitor` versions a manifest may
+//! declare and this host binds.
+
+use serde::Serialize;
+
+use super::WIT_VERSION;
+
+/// A published version of the `metaclaude:monitor` package, all of which this host binds
+/// (`wit/`, `wit/deps/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum WitVersion {
+    #[serde(rename = "0.1.0")]
+    V0_1,
+    #[serde(rename = "0.2.0")]
+    V0_2,
+}
+
+impl WitVersion {
+    pub const CURRENT: WitVersion = WitVersion::V0_2;
+    pub const ALL: [WitVersion; 2] = [WitVersion::V0_1, WitVersion::V0_2];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WitVersion::V0_1 => "0.1.0",
+            WitVersion::V0_2 => "0.2.0",
+        }
+    }
+
+    /// The published version a plugin's `declared` one is semver-compatible with: same
+    /// major, for 0.x the same minor, and no newer patch than published (a plugin built
+    /// against a newer version may import what this host does not provide).
+    pub fn compatible(declared: &str) -> Result<WitVersion, String> {
+        let parse = |v: &str| -> Option<(u64, u64, u64)> {
+            let mut parts = v.trim().split('.').map(|p| p.parse::<u64>().ok());
+            let version = (
+                parts.next()??,
+                parts.next()??,
+                parts.next().unwrap_or(Some(0))?,
+            );
+            parts.next().is_none().then_some(version)
+        };
+        let Some(theirs) = parse(declared) else {
+            return Err(format!(
+                "`{declared}` is not a version such as {WIT_VERSION}"
+            ));
+        };
+        WitVersion::ALL
+            .into_iter()
+            .find(|v| {
+                let ours = parse(v.as_str()).expect("valid");
+                if ours.0 == 0 {
+                    theirs.0 == 0 && theirs.1 == ours.1 && theirs.2 <= ours.2
+                } else {
+                    theirs.0 == ours.0 && (theirs.1, theirs.2) <= (ours.1, ours.2)
+                }
+            })
+            .ok_or_else(|| {
+                let known: Vec<&str> = WitVersion::ALL.iter().map(|v| v.as_str()).collect();
+                format!(
+                    "the plugin was built against metaclaude:monitor@{declared}, but this host implements {}, none semver-compatible with it: rebuild the plugin against wit/ of this host (@{WIT_VERSION}) or use a newer host",
+                    known.join(" and ")
+                )
+            })
+    }
+}
+
+/// Accepts versions semver-compatible with one this host implements ([`WitVersion`]).
+pub fn check_wit_version(declared: &str) -> Result<(), String> {
+    WitVersion::compatible(declared).map(|_| ())
+}
