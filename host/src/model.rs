@@ -215,6 +215,18 @@ pub struct ExecutionResult {
 }
 
 impl ExecutionResult {
+    /// Which execution this is the result of.
+    pub fn identity(&self) -> ExecutionIdentity {
+        ExecutionIdentity {
+            execution_id: self.execution_id.clone(),
+            script_id: self.script_id.clone(),
+            specialist: self.specialist.clone(),
+            session_id: self.session_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            user: self.user.clone(),
+        }
+    }
+
     /// A result with nothing run yet: no attempt, no output, every figure zero, not a
     /// success; `finished_at` is `started_at` until the execution ends.
     pub fn new(
@@ -279,18 +291,45 @@ impl LifecycleKind {
     }
 }
 
-/// One lifecycle event. Fields that only some kinds carry are `None` elsewhere.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExecutionEvent {
-    pub kind: LifecycleKind,
-    #[serde(with = "timestamp")]
-    pub timestamp: DateTime<Utc>,
+/// Which execution, of what and for whom: what every event of one execution, its state
+/// while it runs and its result share. Declared once here; the result keeps the same
+/// fields at its top level (in the execution log's order) and gives them back with
+/// [`ExecutionResult::identity`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecutionIdentity {
     pub execution_id: String,
     pub script_id: String,
     pub specialist: Option<String>,
     pub session_id: Option<String>,
     pub correlation_id: Option<String>,
     pub user: Option<String>,
+}
+
+impl ExecutionIdentity {
+    /// An event of this execution, stamped now, with nothing of a particular kind yet.
+    pub fn event(&self, kind: LifecycleKind, attempt: u32) -> ExecutionEvent {
+        ExecutionEvent {
+            kind,
+            timestamp: Utc::now(),
+            identity: self.clone(),
+            attempt,
+            pid: None,
+            error: None,
+            retry_delay_ms: None,
+            result: None,
+        }
+    }
+}
+
+/// One lifecycle event. Fields that only some kinds carry are `None` elsewhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionEvent {
+    pub kind: LifecycleKind,
+    #[serde(with = "timestamp")]
+    pub timestamp: DateTime<Utc>,
+    /// Which execution, of what and for whom (its fields appear at this level in JSON).
+    #[serde(flatten)]
+    pub identity: ExecutionIdentity,
     /// The attempt this event is about (0 for `queued`).
     pub attempt: u32,
     /// `started`: the process id of the attempt.
@@ -313,12 +352,7 @@ impl ExecutionEvent {
         ExecutionEvent {
             kind: LifecycleKind::Finished,
             timestamp: result.finished_at,
-            execution_id: result.execution_id.clone(),
-            script_id: result.script_id.clone(),
-            specialist: result.specialist.clone(),
-            session_id: result.session_id.clone(),
-            correlation_id: result.correlation_id.clone(),
-            user: result.user.clone(),
+            identity: result.identity(),
             attempt: result.attempts.len() as u32,
             pid: None,
             error: None,

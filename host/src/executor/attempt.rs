@@ -20,12 +20,12 @@ use super::capture::{Captured, OutputPipe};
 use super::cgroup::{CgroupManager, ExecCgroup};
 use super::classify;
 use super::errors::{self, unknown_error};
-use super::events::EventHeader;
 use super::launch::LaunchPlan;
 use super::measure::{self, Samples};
 use super::spawn::{self, cstring, SpawnRequest};
 use super::usage::usage_from;
 use super::{EventSink, ExecutorConfig};
+use crate::model::ExecutionIdentity;
 
 /// What an attempt needs of the service that runs it: its configuration, the cgroups,
 /// the sinks its `started` event goes to, and the signal that ends running attempts.
@@ -75,7 +75,7 @@ struct Ended {
 pub(super) async fn run(
     service: &Surroundings<'_>,
     entry: &ScriptEntry,
-    header: &EventHeader,
+    header: &ExecutionIdentity,
     plan: &LaunchPlan,
     attempt: u32,
     delay_before_ms: u64,
@@ -132,7 +132,7 @@ pub(super) async fn run(
 async fn spawn_and_wait(
     service: &Surroundings<'_>,
     entry: &ScriptEntry,
-    header: &EventHeader,
+    header: &ExecutionIdentity,
     plan: &LaunchPlan,
     attempt: u32,
     cgroup: Option<&ExecCgroup>,

@@ -11,8 +11,8 @@ use crate::model::ErrorDetails;
 use crate::registry::{InputMode, ScriptEntry};
 
 use super::errors::{missing_interpreter, unknown_error};
-use super::events::EventHeader;
 use super::spawn::{cstring, path_cstring};
+use crate::model::ExecutionIdentity;
 
 /// Everything needed to start the script, computed once per execution.
 pub(super) struct LaunchPlan {
@@ -30,7 +30,7 @@ pub(super) struct LaunchPlan {
 impl LaunchPlan {
     pub(super) fn new(
         entry: &ScriptEntry,
-        header: &EventHeader,
+        header: &ExecutionIdentity,
         inputs: &BTreeMap<String, Value>,
     ) -> Result<LaunchPlan, Box<ErrorDetails>> {
         let env = script_environment(entry, header, inputs);
@@ -106,7 +106,7 @@ pub(super) const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// `env` mode, and `METACLAUDE_*` facts about the execution.
 fn script_environment(
     entry: &ScriptEntry,
-    header: &EventHeader,
+    header: &ExecutionIdentity,
     inputs: &BTreeMap<String, Value>,
 ) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();

@@ -17,7 +17,6 @@ pub mod cgroup;
 mod checks;
 pub mod classify;
 mod errors;
-mod events;
 mod launch;
 pub mod measure;
 pub mod request;

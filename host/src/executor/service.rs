@@ -18,11 +18,11 @@ use super::attempt::{self, Surroundings};
 use super::cgroup::CgroupManager;
 use super::checks::{check_requirements, validate_inputs};
 use super::errors;
-use super::events::EventHeader;
 use super::launch::LaunchPlan;
 use super::retry::{backoff_ms, should_retry};
 use super::usage::accumulate;
 use super::{EventSink, Execution, ExecutionRequest, ExecutorConfig, Receipt, Recording};
+use crate::model::ExecutionIdentity;
 
 /// The seed's `ToolExecutionService`: runs registry scripts and measures them.
 ///
@@ -170,7 +170,7 @@ impl ToolExecutionService {
         let started_at = Utc::now();
         let registry = self.registry();
         let entry = registry.get(&req.script_id);
-        let header = EventHeader {
+        let header = ExecutionIdentity {
             execution_id: execution_id.clone(),
             script_id: req.script_id.clone(),
             specialist: entry.and_then(|e| e.specialist.clone()),
@@ -247,7 +247,7 @@ impl ToolExecutionService {
     async fn run_attempts(
         &self,
         entry: &ScriptEntry,
-        header: &EventHeader,
+        header: &ExecutionIdentity,
         inputs: &BTreeMap<String, Value>,
         result: &mut ExecutionResult,
     ) {

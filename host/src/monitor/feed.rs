@@ -108,8 +108,8 @@ pub(super) fn event_item(seq: u64, event: &ExecutionEvent) -> FeedItem {
     FeedItem {
         seq,
         kind: Some(event.kind),
-        script_id: event.script_id.clone(),
-        specialist: event.specialist.clone(),
+        script_id: event.identity.script_id.clone(),
+        specialist: event.identity.specialist.clone(),
         json,
     }
 }

@@ -166,7 +166,7 @@ impl Monitor {
 
     fn snapshot_of(&self, state: &State, recent: usize) -> Snapshot {
         let mut running: Vec<RunningExecution> = state.running.values().cloned().collect();
-        running.sort_by(|a, b| a.execution_id.cmp(&b.execution_id));
+        running.sort_by(|a, b| a.identity.execution_id.cmp(&b.identity.execution_id));
         Snapshot {
             seq: state.seq,
             started_at: self.started_at(),
@@ -343,7 +343,7 @@ impl Monitor {
     }
 
     fn record(&self, state: &mut State, event: &ExecutionEvent) {
-        let id = &event.execution_id;
+        let id = &event.identity.execution_id;
         match event.kind {
             LifecycleKind::Queued => {
                 state

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::{timestamp, ErrorDetails, ExecutionEvent};
+use crate::model::{timestamp, ErrorDetails, ExecutionEvent, ExecutionIdentity};
 
 /// Where a running execution is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -20,12 +20,9 @@ pub enum RunState {
 /// An execution that has not finished: its state so far.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunningExecution {
-    pub execution_id: String,
-    pub script_id: String,
-    pub specialist: Option<String>,
-    pub session_id: Option<String>,
-    pub correlation_id: Option<String>,
-    pub user: Option<String>,
+    /// Which execution (its fields appear at this level in JSON).
+    #[serde(flatten)]
+    pub identity: ExecutionIdentity,
     pub state: RunState,
     #[serde(with = "timestamp")]
     pub queued_at: DateTime<Utc>,
@@ -45,12 +42,7 @@ impl RunningExecution {
     /// An execution just queued.
     pub(super) fn queued(event: &ExecutionEvent) -> RunningExecution {
         RunningExecution {
-            execution_id: event.execution_id.clone(),
-            script_id: event.script_id.clone(),
-            specialist: event.specialist.clone(),
-            session_id: event.session_id.clone(),
-            correlation_id: event.correlation_id.clone(),
-            user: event.user.clone(),
+            identity: event.identity.clone(),
             state: RunState::Queued,
             queued_at: event.timestamp,
             attempt: 0,

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use chrono::Utc;
-
-use crate::model::{ExecutionEvent, LifecycleKind};
+use crate::model::{ExecutionEvent, ExecutionIdentity, LifecycleKind};
 use crate::plugin::grants::admission::{grant_requests, GrantSource};
 use crate::plugin::manifest::process_env;
 use crate::plugin::PluginHost;
@@ -47,19 +45,10 @@ pub fn example() -> &'static Path {
 
 /// A `queued` event for execution number `i`.
 pub fn event(i: u32) -> ExecutionEvent {
-    ExecutionEvent {
-        kind: LifecycleKind::Queued,
-        timestamp: Utc::now(),
+    ExecutionIdentity {
         execution_id: format!("01NATIVE{i:018}"),
         script_id: "hello".into(),
-        specialist: None,
-        session_id: None,
-        correlation_id: None,
-        user: None,
-        attempt: 0,
-        pid: None,
-        error: None,
-        retry_delay_ms: None,
-        result: None,
+        ..ExecutionIdentity::default()
     }
+    .event(LifecycleKind::Queued, 0)
 }

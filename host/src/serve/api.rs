@@ -340,11 +340,11 @@ async fn list(
             .running()
             .into_iter()
             .filter(|r| {
-                f.script.as_ref().is_none_or(|s| *s == r.script_id)
-                    && keep(&f.specialist, &r.specialist)
-                    && keep(&f.user, &r.user)
-                    && keep(&f.session, &r.session_id)
-                    && keep(&f.correlation_id, &r.correlation_id)
+                f.script.as_ref().is_none_or(|s| *s == r.identity.script_id)
+                    && keep(&f.specialist, &r.identity.specialist)
+                    && keep(&f.user, &r.identity.user)
+                    && keep(&f.session, &r.identity.session_id)
+                    && keep(&f.correlation_id, &r.identity.correlation_id)
             })
             .take(limit)
             .collect();

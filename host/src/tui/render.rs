@@ -288,7 +288,7 @@ fn draw_running(
             };
             let elapsed = (now - r.queued_at).num_milliseconds().max(0) as f64 / 1000.0;
             Row::new(vec![
-                safe(&r.script_id).into_owned(),
+                safe(&r.identity.script_id).into_owned(),
                 state.to_string(),
                 format!("#{}", r.attempt),
                 seconds(Some(elapsed)),
@@ -553,9 +553,9 @@ pub fn detail_lines(known: &Known) -> Vec<String> {
     let mut out = Vec::new();
     match known {
         Known::Running(r) => {
-            out.push(format!("execution {}  (running)", r.execution_id));
-            out.push(format!("script      {}", safe(&r.script_id)));
-            if let Some(s) = &r.specialist {
+            out.push(format!("execution {}  (running)", r.identity.execution_id));
+            out.push(format!("script      {}", safe(&r.identity.script_id)));
+            if let Some(s) = &r.identity.specialist {
                 out.push(format!("specialist  {}", safe(s)));
             }
             out.push(format!("state       {:?}, attempt {}", r.state, r.attempt).to_lowercase());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chrono::Utc;
-use metaclaude::model::{ExecutionEvent, ExecutionResult, LifecycleKind};
+use metaclaude::model::{ExecutionEvent, ExecutionIdentity, ExecutionResult, LifecycleKind};
 use serde_json::Value;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
@@ -298,20 +298,17 @@ fn running_events(r: &Value) -> Vec<ExecutionEvent> {
             .map(|t| t.with_timezone(&Utc))
     };
     let queued_at = time("queued_at").unwrap_or_else(Utc::now);
-    let queued = ExecutionEvent {
-        kind: LifecycleKind::Queued,
-        timestamp: queued_at,
+    let identity = ExecutionIdentity {
         execution_id: id.to_string(),
         script_id: text("script_id").unwrap_or_default(),
         specialist: text("specialist"),
         session_id: text("session_id"),
         correlation_id: text("correlation_id"),
         user: text("user"),
-        attempt: 0,
-        pid: None,
-        error: None,
-        retry_delay_ms: None,
-        result: None,
+    };
+    let queued = ExecutionEvent {
+        timestamp: queued_at,
+        ..identity.event(LifecycleKind::Queued, 0)
     };
     let attempt = r["attempt"].as_u64().unwrap_or(0) as u32;
     let next = match r["state"].as_str() {

@@ -112,8 +112,8 @@ pub fn snapshot(view: &View) -> String {
         let _ = writeln!(
             out,
             "  {}  {:<24} {:<8} attempt {}  for {}",
-            r.execution_id,
-            safe(&r.script_id),
+            r.identity.execution_id,
+            safe(&r.identity.script_id),
             state,
             r.attempt,
             seconds(Some(

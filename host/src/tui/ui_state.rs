@@ -134,7 +134,7 @@ impl<'v> Rows<'v> {
             Pane::Running => self
                 .running
                 .iter()
-                .map(|r| r.execution_id.as_str())
+                .map(|r| r.identity.execution_id.as_str())
                 .collect(),
             Pane::Recent => self
                 .recent
@@ -193,11 +193,11 @@ impl App {
         let mut running: Vec<&RunningExecution> = view
             .running
             .iter()
-            .filter(|r| self.passes(&r.script_id, r.specialist.as_deref()))
+            .filter(|r| self.passes(&r.identity.script_id, r.identity.specialist.as_deref()))
             .collect();
         match self.sort {
             Sort::Time => running.sort_by_key(|r| std::cmp::Reverse(r.queued_at)),
-            Sort::Script => running.sort_by(|a, b| a.script_id.cmp(&b.script_id)),
+            Sort::Script => running.sort_by(|a, b| a.identity.script_id.cmp(&b.identity.script_id)),
             Sort::Duration => running.sort_by(|a, b| elapsed(b, now).total_cmp(&elapsed(a, now))),
             Sort::Outcome => running.sort_by_key(|r| r.attempt == 1),
         }

@@ -14,11 +14,12 @@ fn passes(filter: &manifest::Filter, e: &ExecutionEvent) -> bool {
     if !filter.kinds.is_empty() && !filter.kinds.iter().any(|k| k == e.kind.as_str()) {
         return false;
     }
-    if !filter.scripts.is_empty() && !filter.scripts.contains(&e.script_id) {
+    if !filter.scripts.is_empty() && !filter.scripts.contains(&e.identity.script_id) {
         return false;
     }
     if !filter.specialists.is_empty()
         && !e
+            .identity
             .specialist
             .as_ref()
             .is_some_and(|s| filter.specialists.contains(s))
