@@ -1,6 +1,7 @@
 //! The `[config]` table: which Alertmanager, how long a firing alert lasts without news.
 
-use metaclaude_notify::config::Table;
+use metaclaude_notify::config::{headers, http_url};
+use metaclaude_plugin_sdk::config::Table;
 
 /// Alertmanager's endpoint for alerts, after its base URL.
 pub const ALERTS_PATH: &str = "/api/v2/alerts";
@@ -38,7 +39,7 @@ impl Config {
     pub fn parse(json: &str) -> Result<Config, String> {
         let table = Table::parse(json, KEYS)?;
         let mut c = Config::default();
-        if let Some(url) = table.http_url("url")? {
+        if let Some(url) = http_url(&table, "url")? {
             if url.ends_with('/') {
                 return Err(format!(
                     "config.url: remove the trailing `/` from \"{url}\" (the plugin, and the manifest's capabilities.http grant, append {ALERTS_PATH} to it)"
@@ -61,11 +62,11 @@ impl Config {
         }
         if let Some(url) = table.string("generator_url")? {
             if !url.is_empty() {
-                table.http_url("generator_url")?;
+                http_url(&table, "generator_url")?;
             }
             c.generator_url = url;
         }
-        c.headers = table.headers("headers")?;
+        c.headers = headers(&table, "headers")?;
         Ok(c)
     }
 

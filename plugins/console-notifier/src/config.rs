@@ -1,7 +1,7 @@
 //! The `[config]` table: what a line shows beside the alert, and how long it may be.
 
-use metaclaude_notify::config::Table;
 use metaclaude_notify::line::LineOptions;
+use metaclaude_plugin_sdk::config::Table;
 
 /// The shortest line budget: room for the status, severity, type and some of the rest.
 pub const MIN_LINE_BYTES: u64 = 80;

@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use metaclaude_notify::config::Table;
+use metaclaude_plugin_sdk::config::Table;
 
 /// Where the alerts go by default: in the directory the manifest grants as `/alerts`.
 pub const DEFAULT_PATH: &str = "/alerts/alerts.jsonl";

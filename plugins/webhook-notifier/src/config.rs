@@ -1,6 +1,7 @@
 //! The `[config]` table: where to post, in which format, with which headers.
 
-use metaclaude_notify::config::Table;
+use metaclaude_notify::config::{headers, http_url};
+use metaclaude_plugin_sdk::config::Table;
 
 /// What the body of a POST is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl Config {
     /// Reads the `[config]` table (as JSON).
     pub fn parse(json: &str) -> Result<Config, String> {
         let table = Table::parse(json, KEYS)?;
-        let url = table.http_url("url")?.ok_or(
+        let url = http_url(&table, "url")?.ok_or(
             "config.url: missing: the webhook's URL (and the same URL in the manifest's capabilities.http)",
         )?;
         let format = match table.choice("format", FORMATS)?.unwrap_or("json") {
@@ -95,20 +96,20 @@ impl Config {
         }
         if let Some(url) = table.string("external_url")? {
             if !url.is_empty() {
-                table.http_url("external_url")?;
+                http_url(&table, "external_url")?;
             }
             alertmanager.external_url = url;
         }
         if let Some(url) = table.string("generator_url")? {
             if !url.is_empty() {
-                table.http_url("generator_url")?;
+                http_url(&table, "generator_url")?;
             }
             alertmanager.generator_url = url;
         }
         Ok(Config {
             url,
             format,
-            headers: table.headers("headers")?,
+            headers: headers(&table, "headers")?,
             alertmanager,
         })
     }
