@@ -124,28 +124,21 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_defaults_parse_to_the_documented_defaults() {
-        let manifest = include_str!("../plugin.toml");
-        let config = manifest.split("\n[config]").nth(1).unwrap();
-        let config = config.split("\n[").next().unwrap();
-        // The manifest's table, as the host hands it over (TOML to JSON, by hand here).
-        let mut json = serde_json::Map::new();
-        for line in config.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.split_once(" = ").unwrap();
-            json.insert(key.into(), serde_json::from_str(value).unwrap());
-        }
-        let from_manifest = Config::parse(&serde_json::Value::Object(json.clone()).to_string());
+        // The manifest's table, as the host hands it over.
+        let json = manifest_config_json(include_str!("../plugin.toml"));
+        let from_manifest = Config::parse(&json);
         assert_eq!(from_manifest.unwrap(), Config::default());
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
         // Every threshold is in the manifest, under its name.
+        let table = Table::read(&json).unwrap();
         for t in Threshold::ALL {
-            assert!(json.contains_key(t.name()), "{t} missing from plugin.toml");
+            assert!(table.has(t.name()), "{t} missing from plugin.toml");
         }
     }
 

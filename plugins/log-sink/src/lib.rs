@@ -235,6 +235,8 @@ export_sink!(LogSink);
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
@@ -289,6 +291,14 @@ mod tests {
             line,
             r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.142169Z","level":"DEBUG","event":"started","category":null,"pid":5,"execution_id":"X","script_id":"s","attempt":1}"#
         );
+    }
+
+    #[test]
+    fn the_manifest_config_parses_to_the_defaults() {
+        let json = manifest_config_json(include_str!("../plugin.toml"));
+        let defaults = (Policy::default(), false, "/logs".to_string());
+        assert_eq!(parse_config(&json).unwrap(), defaults, "{json}");
+        assert_eq!(parse_config("{}").unwrap(), defaults);
     }
 
     #[test]

@@ -40,6 +40,8 @@
 compile_error!("enable exactly one of the features sink, exporter, alert-rule, notifier");
 
 pub mod config;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[cfg(feature = "sink")]
 pub mod sink {

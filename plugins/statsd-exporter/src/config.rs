@@ -171,16 +171,15 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_defaults_parse_to_the_documented_defaults() {
-        let c = Config::parse(
-            r#"{"host":"127.0.0.1","port":"8125","prefix":"metaclaude","tag_style":"dogstatsd",
-                "max_payload_bytes":1432,"sample_rate":1.0,"max_scripts":500,
-                "max_specialists":500,"memory_as":"timer"}"#,
-        )
-        .unwrap();
+        // The manifest's table, as the host hands it over.
+        let json = manifest_config_json(include_str!("../plugin.toml"));
+        let c = Config::parse(&json).unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(c.target(), "127.0.0.1:8125");
         assert_eq!(Config::parse("{}").unwrap(), Config::default());

@@ -117,28 +117,14 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_config_parses_to_the_defaults() {
         let manifest = include_str!("../plugin.toml");
-        let table = manifest.split("\n[config]\n").nth(1).unwrap();
-        let table = table.split("\n[").next().unwrap();
-        let mut json = Vec::new();
-        for line in table.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.split_once(" = ").unwrap();
-            let value = value.trim_matches('"');
-            // ${VAR:-default} as the host expands it without the variable.
-            let value = match value.split_once(":-") {
-                Some((_, default)) => default.trim_end_matches('}'),
-                None => value,
-            };
-            json.push(format!("\"{key}\":\"{value}\""));
-        }
-        let c = Config::parse(&format!("{{{}}}", json.join(","))).unwrap();
+        let c = Config::parse(&manifest_config_json(manifest)).unwrap();
         assert_eq!(c.url, "http://127.0.0.1:9000/alerts");
         assert_eq!(c.format, Format::Json);
         assert!(c.headers.is_empty());
