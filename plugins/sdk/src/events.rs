@@ -41,12 +41,12 @@ pub fn seconds(t: &Datetime) -> f64 {
 
 /// The figures a metric exporter counts of a `finished` event (`None` for any other
 /// event, or one without its result).
-pub fn finished(event: &types::Event) -> Option<metaclaude_formats::metrics::Finished> {
+pub fn finished(event: &types::Event) -> Option<metaclaude_formats::finished::Finished> {
     if event.kind != LifecycleKind::Finished {
         return None;
     }
     let r = event.result.as_ref()?;
-    Some(metaclaude_formats::metrics::Finished {
+    Some(metaclaude_formats::finished::Finished {
         script: r.script_id.clone(),
         specialist: r.specialist.clone(),
         success: r.success,
