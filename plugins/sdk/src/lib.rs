@@ -27,7 +27,9 @@
 //! [`config::Table`] reads the manifest's `[config]` table (handed to `init` as JSON).
 //! It needs no world: a plugin whose logic builds natively without its component glue
 //! (behind a feature of its own) depends on this crate without a world feature and
-//! enables the world with its glue.
+//! enables the world with its glue. Its tests take the manifest's `[config]` as the host
+//! hands it over from `testing::manifest_config_json` (feature `testing`, enabled by a
+//! dev-dependency only).
 
 #[cfg(any(
     all(feature = "sink", feature = "exporter"),
