@@ -1,6 +1,5 @@
-//! The notifiers' own `[config]` readers, on top of the SDK's
-//! [`Table`](metaclaude_plugin_sdk::config::Table): a URL the `http` import can post to,
-//! and extra request headers.
+//! The notifiers' own `[config]` readers, on top of the SDK's [`Table`]: a URL the `http`
+//! import can post to, and extra request headers.
 
 use metaclaude_plugin_sdk::config::Table;
 use serde_json::Value;

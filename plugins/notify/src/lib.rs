@@ -1,7 +1,7 @@
 //! What the notifier plugins share, defined once.
 //!
 //! * [`text`]: text from outside made safe for a terminal, and cut to a budget.
-//! * [`line`]: an alert in one line for people (the console notifier, chat messages).
+//! * [`line`](mod@line): an alert in one line for people (the console notifier, chat messages).
 //! * [`alertmanager`]: an alert's label set and annotations in Alertmanager's terms.
 //! * [`config`]: the notifiers' `[config]` readers (a URL to post to, request headers) on
 //!   top of the SDK's `config::Table`.

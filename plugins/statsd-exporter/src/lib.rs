@@ -1,6 +1,6 @@
 //! The StatsD exporter: every finished execution's metrics, as StatsD lines over UDP.
 //!
-//! The lines each execution becomes are in [`lines`], the line rules in [`format`], how
+//! The lines each execution becomes are in [`lines`], the line rules in [`format`](mod@format), how
 //! it sends in [`send`], its configuration in [`config`]. It never makes the host wait:
 //! each batch is formatted, packed and handed to a non-blocking socket, and whatever the
 //! socket does not take at once is dropped and counted. Failures are reported by answering a batch with an
