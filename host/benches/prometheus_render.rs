@@ -16,7 +16,7 @@ use metaclaude::model::{
 use metaclaude::EventSink;
 use metaclaude_formats::prometheus::{openmetrics_to_text, Format};
 use prometheus_exporter::config::Config;
-use prometheus_exporter::metrics::{Exporter, Finished};
+use prometheus_exporter::families::{Exporter, Finished};
 
 mod support;
 use support::{granted_host, ms, root};

@@ -62,8 +62,8 @@ struct Member {
     /// The SDK world it enables (`sink`, `exporter`, `alert-rule`, `notifier`); empty for
     /// none (the SDK itself, the shared crates, the fixtures built with wit-bindgen alone).
     world: String,
-    /// The SDK world is an optional dependency (a library whose glue is a feature, such
-    /// as `metaclaude-notify`'s `sdk`): its tests with that world need its world's run.
+    /// The SDK world is enabled by a feature (a library whose glue is a feature, such as
+    /// `metaclaude-notify`'s `sdk`): its tests with that world need its world's run.
     world_optional: bool,
 }
 
@@ -90,12 +90,22 @@ fn members(root: &Path) -> Result<Vec<Member>> {
             .into_iter()
             .flatten()
             .find(|d| d["name"] == "metaclaude-plugin-sdk");
-        let world = sdk
+        let declared = sdk
             .and_then(|d| d["features"].as_array())
             .and_then(|f| f.first())
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+            .and_then(Value::as_str);
+        // Or enabled by a feature of the crate's own, with its glue: `plugin =
+        // ["metaclaude-plugin-sdk/alert-rule"]` (the SDK without a world is only its
+        // `[config]` reader, which the crate's logic uses natively).
+        let by_feature = p["features"]
+            .as_object()
+            .into_iter()
+            .flat_map(|f| f.values())
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|f| f.strip_prefix("metaclaude-plugin-sdk/"));
+        let world = declared.or(by_feature).unwrap_or("").to_string();
         members.push(Member {
             name: p["name"].as_str().unwrap_or_default().to_string(),
             component: p["targets"].as_array().into_iter().flatten().any(|t| {
@@ -104,7 +114,8 @@ fn members(root: &Path) -> Result<Vec<Member>> {
                     .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
             }),
             world,
-            world_optional: sdk.is_some_and(|d| d["optional"] == true),
+            world_optional: sdk.is_some_and(|d| d["optional"] == true)
+                || (declared.is_none() && by_feature.is_some()),
         });
     }
     members.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,6 +1,8 @@
 //! The `[config]` table: the window, the minimum sample count, the specialists, the life
 //! cycle's durations and the eight thresholds.
 
+use metaclaude_plugin_sdk::config::Table;
+
 use crate::thresholds::{Threshold, Thresholds};
 
 /// The longest window, seconds (a day).
@@ -46,85 +48,64 @@ impl Default for Config {
     }
 }
 
-const KEYS: &str = "window_seconds, min_samples, per_specialist, max_specialists, for_seconds, keep_firing_for_seconds, runbook_url, and the thresholds error_rate_percent, error_rate_percent_critical, p95_duration_seconds, p95_duration_seconds_critical, memory_peak_mb, memory_peak_mb_critical, execution_rate_drop_percent, execution_rate_drop_percent_critical";
+/// The keys besides the thresholds (each known by its name).
+const KEYS: [&str; 7] = [
+    "window_seconds",
+    "min_samples",
+    "per_specialist",
+    "max_specialists",
+    "for_seconds",
+    "keep_firing_for_seconds",
+    "runbook_url",
+];
 
-/// A whole number from `min` to `max`, given as a number or a string of one (what
-/// `${VAR:-300}` expands to).
-fn whole(key: &str, value: &serde_json::Value, min: u64, max: u64) -> Result<u64, String> {
-    value
-        .as_u64()
-        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| {
-            format!("config.{key}: expected a whole number from {min} to {max}, found {value}")
-        })
-}
-
-/// A number, or a string of one.
-fn number(key: &str, value: &serde_json::Value) -> Result<f64, String> {
-    value
-        .as_f64()
-        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-        .ok_or_else(|| format!("config.{key}: expected a number, found {value}"))
-}
-
-fn boolean(key: &str, value: &serde_json::Value) -> Result<bool, String> {
-    match value {
-        serde_json::Value::Bool(b) => Ok(*b),
-        serde_json::Value::String(s) if s.trim() == "true" => Ok(true),
-        serde_json::Value::String(s) if s.trim() == "false" => Ok(false),
-        _ => Err(format!(
-            "config.{key}: expected true or false, found {value}"
-        )),
-    }
-}
+/// Every key, as an unknown key's error lists them.
+const LISTING: &str = "window_seconds, min_samples, per_specialist, max_specialists, for_seconds, keep_firing_for_seconds, runbook_url, and the thresholds error_rate_percent, error_rate_percent_critical, p95_duration_seconds, p95_duration_seconds_critical, memory_peak_mb, memory_peak_mb_critical, execution_rate_drop_percent, execution_rate_drop_percent_critical";
 
 impl Config {
     /// Reads the `[config]` table (as JSON). Numbers and booleans may be given as strings,
     /// since `${VAR:-default}` expands to a string. An error names the key and what it
     /// takes.
     pub fn parse(json: &str) -> Result<Config, String> {
-        let table = match serde_json::from_str(json) {
-            Ok(serde_json::Value::Object(map)) => map,
-            Ok(other) => return Err(format!("config must be a table, found {other}")),
-            Err(e) => return Err(format!("config is not valid JSON: {e}")),
-        };
+        let known: Vec<&str> = KEYS
+            .into_iter()
+            .chain(Threshold::ALL.map(Threshold::name))
+            .collect();
+        let table = Table::read(json)?.check_keys(&known, LISTING)?;
         let mut c = Config::default();
+        if let Some(n) = table.whole("window_seconds", MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS)? {
+            c.window_seconds = n;
+        }
+        if let Some(n) = table.whole("min_samples", 1, 1_000_000)? {
+            c.min_samples = n;
+        }
+        if let Some(b) = table.boolean("per_specialist")? {
+            c.per_specialist = b;
+        }
+        if let Some(n) = table.whole("max_specialists", 1, MAX_MAX_SPECIALISTS)? {
+            c.max_specialists = n as usize;
+        }
+        if let Some(n) = table.whole("for_seconds", 0, MAX_WINDOW_SECONDS)? {
+            c.for_seconds = n;
+        }
+        if let Some(n) = table.whole("keep_firing_for_seconds", 0, MAX_WINDOW_SECONDS)? {
+            c.keep_firing_for_seconds = n;
+        }
+        let runbook_url = table
+            .string("runbook_url")
+            .map_err(|_| table.expected("runbook_url", "a URL as a string (empty for none)"))?;
+        if let Some(url) = runbook_url {
+            c.runbook_url = (!url.is_empty()).then_some(url);
+        }
         let mut given = Vec::new();
-        for (key, value) in &table {
-            match key.as_str() {
-                "window_seconds" => {
-                    c.window_seconds = whole(key, value, MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS)?
-                }
-                "min_samples" => c.min_samples = whole(key, value, 1, 1_000_000)?,
-                "per_specialist" => c.per_specialist = boolean(key, value)?,
-                "max_specialists" => {
-                    c.max_specialists = whole(key, value, 1, MAX_MAX_SPECIALISTS)? as usize
-                }
-                "for_seconds" => c.for_seconds = whole(key, value, 0, MAX_WINDOW_SECONDS)?,
-                "keep_firing_for_seconds" => {
-                    c.keep_firing_for_seconds = whole(key, value, 0, MAX_WINDOW_SECONDS)?
-                }
-                "runbook_url" => match value {
-                    serde_json::Value::String(s) if s.trim().is_empty() => c.runbook_url = None,
-                    serde_json::Value::String(s) => c.runbook_url = Some(s.trim().to_string()),
-                    _ => {
-                        return Err(format!(
-                            "config.runbook_url: expected a URL as a string (empty for none), found {value}"
-                        ))
-                    }
-                },
-                name => match Threshold::named(name) {
-                    Some(threshold) => {
-                        let v = number(key, value)?;
-                        threshold
-                            .check_range(v)
-                            .map_err(|why| format!("config.{key}: {why}"))?;
-                        c.thresholds.put(threshold, v);
-                        given.push(threshold);
-                    }
-                    None => return Err(format!("config.{name}: unknown key (known: {KEYS})")),
-                },
+        for threshold in Threshold::ALL {
+            let key = threshold.name();
+            if let Some(v) = table.number(key)? {
+                threshold
+                    .check_range(v)
+                    .map_err(|why| format!("config.{key}: {why}"))?;
+                c.thresholds.put(threshold, v);
+                given.push(threshold);
             }
         }
         // Checked once all are read, so a table may raise both thresholds of a rule.
@@ -143,28 +124,21 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_defaults_parse_to_the_documented_defaults() {
-        let manifest = include_str!("../plugin.toml");
-        let config = manifest.split("\n[config]").nth(1).unwrap();
-        let config = config.split("\n[").next().unwrap();
-        // The manifest's table, as the host hands it over (TOML to JSON, by hand here).
-        let mut json = serde_json::Map::new();
-        for line in config.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.split_once(" = ").unwrap();
-            json.insert(key.into(), serde_json::from_str(value).unwrap());
-        }
-        let from_manifest = Config::parse(&serde_json::Value::Object(json.clone()).to_string());
+        // The manifest's table, as the host hands it over.
+        let json = manifest_config_json(include_str!("../plugin.toml"));
+        let from_manifest = Config::parse(&json);
         assert_eq!(from_manifest.unwrap(), Config::default());
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
         // Every threshold is in the manifest, under its name.
+        let table = Table::read(&json).unwrap();
         for t in Threshold::ALL {
-            assert!(json.contains_key(t.name()), "{t} missing from plugin.toml");
+            assert!(table.has(t.name()), "{t} missing from plugin.toml");
         }
     }
 

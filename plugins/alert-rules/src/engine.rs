@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use metaclaude_formats::metrics::Finished;
+use metaclaude_formats::finished::Finished;
 
 use crate::alert::Alert;
 use crate::config::Config;

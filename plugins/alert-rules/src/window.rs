@@ -44,7 +44,7 @@
 //! whenever it is above 1/27 000 of the window's longest duration (for a p95 near the
 //! default 30 s threshold: while no duration in the window exceeds 9 days).
 
-use metaclaude_formats::metrics::Finished;
+use metaclaude_formats::finished::Finished;
 use metaclaude_stats::{Config as SketchConfig, DdSketch};
 
 use crate::time::{seconds_to_micros, Time};

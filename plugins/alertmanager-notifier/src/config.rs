@@ -1,6 +1,7 @@
 //! The `[config]` table: which Alertmanager, how long a firing alert lasts without news.
 
-use metaclaude_notify::config::Table;
+use metaclaude_notify::config::{headers, http_url};
+use metaclaude_plugin_sdk::config::Table;
 
 /// Alertmanager's endpoint for alerts, after its base URL.
 pub const ALERTS_PATH: &str = "/api/v2/alerts";
@@ -38,7 +39,7 @@ impl Config {
     pub fn parse(json: &str) -> Result<Config, String> {
         let table = Table::parse(json, KEYS)?;
         let mut c = Config::default();
-        if let Some(url) = table.http_url("url")? {
+        if let Some(url) = http_url(&table, "url")? {
             if url.ends_with('/') {
                 return Err(format!(
                     "config.url: remove the trailing `/` from \"{url}\" (the plugin, and the manifest's capabilities.http grant, append {ALERTS_PATH} to it)"
@@ -61,11 +62,11 @@ impl Config {
         }
         if let Some(url) = table.string("generator_url")? {
             if !url.is_empty() {
-                table.http_url("generator_url")?;
+                http_url(&table, "generator_url")?;
             }
             c.generator_url = url;
         }
-        c.headers = table.headers("headers")?;
+        c.headers = headers(&table, "headers")?;
         Ok(c)
     }
 
@@ -77,28 +78,14 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_config_parses_to_the_defaults() {
         let manifest = include_str!("../plugin.toml");
-        let table = manifest.split("\n[config]\n").nth(1).unwrap();
-        let table = table.split("\n[").next().unwrap();
-        let mut json = Vec::new();
-        for line in table.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.split_once(" = ").unwrap();
-            let value = value.trim_matches('"');
-            // ${VAR:-default} as the host expands it without the variable.
-            let value = match value.split_once(":-") {
-                Some((_, default)) => default.trim_end_matches('}'),
-                None => value,
-            };
-            json.push(format!("\"{key}\":\"{value}\""));
-        }
-        let c = Config::parse(&format!("{{{}}}", json.join(","))).unwrap();
+        let c = Config::parse(&manifest_config_json(manifest)).unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
         assert_eq!(c.endpoint(), "http://127.0.0.1:9093/api/v2/alerts");

@@ -1,7 +1,7 @@
 //! The `[config]` table: what a line shows beside the alert, and how long it may be.
 
-use metaclaude_notify::config::Table;
 use metaclaude_notify::line::LineOptions;
+use metaclaude_plugin_sdk::config::Table;
 
 /// The shortest line budget: room for the status, severity, type and some of the rest.
 pub const MIN_LINE_BYTES: u64 = 80;
@@ -48,23 +48,14 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_config_is_the_default() {
-        let manifest = include_str!("../plugin.toml");
-        let table = manifest.split("\n[config]\n").nth(1).unwrap();
-        let table = table.split("\n[").next().unwrap();
-        // The manifest's table as the host hands it over (its TOML lines are JSON-valued).
-        let mut json = Vec::new();
-        for line in table.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.split_once(" = ").unwrap();
-            json.push(format!("\"{key}\":{value}"));
-        }
-        let json = format!("{{{}}}", json.join(","));
+        // The manifest's table as the host hands it over.
+        let json = manifest_config_json(include_str!("../plugin.toml"));
         assert_eq!(Config::parse(&json).unwrap(), Config::default(), "{json}");
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
     }

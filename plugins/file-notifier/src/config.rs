@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use metaclaude_notify::config::Table;
+use metaclaude_plugin_sdk::config::Table;
 
 /// Where the alerts go by default: in the directory the manifest grants as `/alerts`.
 pub const DEFAULT_PATH: &str = "/alerts/alerts.jsonl";
@@ -62,29 +62,14 @@ fn file_path(path: &str) -> Result<PathBuf, String> {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_config_is_the_default() {
-        let manifest = include_str!("../plugin.toml");
-        let table = manifest.split("\n[config]\n").nth(1).unwrap();
-        let table = table.split("\n[").next().unwrap();
-        let mut json = Vec::new();
-        for line in table.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.split_once(" = ").unwrap();
-            // The manifest's defaults, as ${VAR:-default} expands them.
-            let value = value
-                .trim_matches('"')
-                .rsplit(":-")
-                .next()
-                .unwrap()
-                .trim_end_matches('}');
-            json.push(format!("\"{key}\":\"{value}\""));
-        }
-        let json = format!("{{{}}}", json.join(","));
+        // The manifest's defaults, as ${VAR:-default} expands them.
+        let json = manifest_config_json(include_str!("../plugin.toml"));
         assert_eq!(Config::parse(&json).unwrap(), Config::default(), "{json}");
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
     }

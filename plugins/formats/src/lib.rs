@@ -10,15 +10,17 @@
 //!   host's own metrics and by exporter plugins.
 //! * [`alerts`]: the alert record, its JSON, and what identifies it (its fingerprint).
 //! * [`json`]: the small JSON writer those formats use (keys in the order written).
-//! * [`metrics`]: what the metric exporters count of a finished execution, and the cap on
-//!   their labels' distinct values.
+//! * [`finished`]: the figures of a finished execution the metric exporters and the alert
+//!   rules count.
+//! * [`label_cap`]: the cap on the distinct values of an exporter's label.
 //!
 //! No I/O and no dependency beyond `chrono`: the crate builds for the host and for
 //! `wasm32-wasip2` alike.
 
 pub mod alerts;
+pub mod finished;
 pub mod json;
+pub mod label_cap;
 pub mod log_files;
 pub mod log_record;
-pub mod metrics;
 pub mod prometheus;

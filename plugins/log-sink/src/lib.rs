@@ -11,6 +11,7 @@ use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
 use metaclaude_formats::log_record::{self, Level};
+use metaclaude_plugin_sdk::config::Table;
 use metaclaude_plugin_sdk::{export_sink, sink::Guest, types::Event};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -27,52 +28,65 @@ struct State {
     debug: bool,
 }
 
+/// The keys of the `[config]` table.
+const KEYS: &[&str] = &[
+    "level",
+    "rotation_size_mb",
+    "rotation_size_bytes",
+    "retention_days",
+    "max_total_mb",
+    "compress",
+    "grace_seconds",
+    "dir",
+];
+
 /// Reads the `[config]` table.
 pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
-    let config = metaclaude_plugin_sdk::parse_config(json)?;
+    let table = Table::parse(json, KEYS)?;
     let mut policy = Policy::default();
     let mut debug = false;
     let mut dir = "/logs".to_string();
-    for (key, value) in &config {
-        let number = || -> Result<u64, String> {
-            value
-                .as_u64()
-                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-                .ok_or_else(|| format!("config.{key}: expected a whole number, found {value}"))
+    let whole = |key| {
+        table
+            .whole(key, 0, u64::MAX)
+            .map_err(|_| table.expected(key, "a whole number"))
+    };
+    let levels = "DEBUG, INFO, WARN or ERROR";
+    let level = table
+        .string("level")
+        .map_err(|_| table.expected("level", levels))?;
+    if let Some(level) = level {
+        debug = match level.to_ascii_uppercase().as_str() {
+            "DEBUG" => true,
+            "INFO" | "WARN" | "ERROR" => false,
+            _ => return Err(table.expected("level", levels)),
         };
-        match key.as_str() {
-            "level" => match value.as_str().map(|s| s.to_ascii_uppercase()).as_deref() {
-                Some("DEBUG") => debug = true,
-                Some("INFO") | Some("WARN") | Some("ERROR") => debug = false,
-                _ => return Err(format!("config.level: expected DEBUG, INFO, WARN or ERROR, found {value}")),
-            },
-            "rotation_size_mb" => policy.rotation_size_bytes = number()?.max(1) * 1024 * 1024,
-            "rotation_size_bytes" => policy.rotation_size_bytes = number()?.max(1),
-            "retention_days" => policy.retention_days = number()? as u32,
-            "max_total_mb" => {
-                let mb = number()?;
-                policy.max_total_bytes = (mb > 0).then_some(mb * 1024 * 1024);
-            }
-            "grace_seconds" => {
-                policy.grace = std::time::Duration::from_secs(number()?.max(1))
-            }
-            "compress" => {
-                policy.compress = value
-                    .as_bool()
-                    .ok_or_else(|| format!("config.compress: expected true or false, found {value}"))?
-            }
-            "dir" => {
-                dir = value
-                    .as_str()
-                    .ok_or_else(|| format!("config.dir: expected a path, found {value}"))?
-                    .to_string()
-            }
-            other => {
-                return Err(format!(
-                    "config.{other}: unknown key (known: level, rotation_size_mb, rotation_size_bytes, retention_days, max_total_mb, compress, grace_seconds, dir)"
-                ))
-            }
-        }
+    }
+    // Both given: the size in MiB wins (as it did when the keys were read in the order
+    // the host sends them, sorted).
+    if let Some(bytes) = whole("rotation_size_bytes")? {
+        policy.rotation_size_bytes = bytes.max(1);
+    }
+    if let Some(mb) = whole("rotation_size_mb")? {
+        policy.rotation_size_bytes = mb.max(1) * 1024 * 1024;
+    }
+    if let Some(days) = whole("retention_days")? {
+        policy.retention_days = days as u32;
+    }
+    if let Some(mb) = whole("max_total_mb")? {
+        policy.max_total_bytes = (mb > 0).then_some(mb * 1024 * 1024);
+    }
+    if let Some(seconds) = whole("grace_seconds")? {
+        policy.grace = std::time::Duration::from_secs(seconds.max(1));
+    }
+    if let Some(compress) = table.boolean("compress")? {
+        policy.compress = compress;
+    }
+    if let Some(path) = table
+        .string("dir")
+        .map_err(|_| table.expected("dir", "a path"))?
+    {
+        dir = path;
     }
     Ok((policy, debug, dir))
 }
@@ -221,6 +235,8 @@ export_sink!(LogSink);
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
@@ -275,6 +291,14 @@ mod tests {
             line,
             r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.142169Z","level":"DEBUG","event":"started","category":null,"pid":5,"execution_id":"X","script_id":"s","attempt":1}"#
         );
+    }
+
+    #[test]
+    fn the_manifest_config_parses_to_the_defaults() {
+        let json = manifest_config_json(include_str!("../plugin.toml"));
+        let defaults = (Policy::default(), false, "/logs".to_string());
+        assert_eq!(parse_config(&json).unwrap(), defaults, "{json}");
+        assert_eq!(parse_config("{}").unwrap(), defaults);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What the notifier plugins share, defined once.
 //!
 //! * [`text`]: text from outside made safe for a terminal, and cut to a budget.
-//! * [`line`]: an alert in one line for people (the console notifier, chat messages).
+//! * [`line`](mod@line): an alert in one line for people (the console notifier, chat messages).
 //! * [`alertmanager`]: an alert's label set and annotations in Alertmanager's terms.
-//! * [`config`]: reading a `[config]` table with errors that name the key.
+//! * [`config`]: the notifiers' `[config]` readers (a URL to post to, request headers) on
+//!   top of the SDK's `config::Table`.
 //! * [`http`]: what an HTTP answer means for a delivery, and URLs made safe to show.
 //! * `sdk` (feature `sdk`): the SDK's alert record converted, the host's clock, the POST.
 //! * `testing` (feature `testing`): a real Alertmanager, a loopback HTTP client and a

@@ -1,5 +1,7 @@
 //! The `[config]` table: the histograms' buckets and the label caps.
 
+use metaclaude_plugin_sdk::config::Table;
+
 /// Buckets of `metaclaude_execution_duration_seconds`, seconds: from a 5 ms `true` to the
 /// ten minutes of a long job (the registry's default timeout is 30 s).
 pub const DEFAULT_DURATION_BUCKETS: [f64; 16] = [
@@ -39,13 +41,21 @@ impl Default for Config {
     }
 }
 
-const KEYS: &str =
-    "duration_buckets, memory_buckets_mb, max_scripts, max_specialists, max_label_sets";
+const KEYS: &[&str] = &[
+    "duration_buckets",
+    "memory_buckets_mb",
+    "max_scripts",
+    "max_specialists",
+    "max_label_sets",
+];
 
 /// A list of bounds: an array of numbers (or of numbers as strings), or one string of
 /// numbers separated by commas or spaces (what `${VAR:-0.1,1,10}` expands to).
-fn buckets(key: &str, value: &serde_json::Value) -> Result<Vec<f64>, String> {
-    let bad = |why: String| format!("config.{key}: {why}, found {value}");
+fn buckets(table: &Table, key: &str) -> Result<Option<Vec<f64>>, String> {
+    let Some(value) = table.value(key) else {
+        return Ok(None);
+    };
+    let bad = |why: String| table.problem(key, &why);
     let items: Vec<String> = match value {
         serde_json::Value::Array(items) => items
             .iter()
@@ -78,40 +88,30 @@ fn buckets(key: &str, value: &serde_json::Value) -> Result<Vec<f64>, String> {
     if bounds.is_empty() || bounds.len() > MAX_BUCKETS {
         return Err(bad(format!("expected 1 to {MAX_BUCKETS} bounds")));
     }
-    Ok(bounds)
+    Ok(Some(bounds))
 }
 
 impl Config {
     /// Reads the `[config]` table (as JSON). Numbers may be given as strings, since
     /// `${VAR:-default}` expands to a string.
     pub fn parse(json: &str) -> Result<Config, String> {
-        let table = match serde_json::from_str(json) {
-            Ok(serde_json::Value::Object(map)) => map,
-            Ok(other) => return Err(format!("config must be a table, found {other}")),
-            Err(e) => return Err(format!("config is not valid JSON: {e}")),
-        };
+        let table = Table::parse(json, KEYS)?;
         let mut c = Config::default();
-        for (key, value) in &table {
-            let whole = |max: u64| -> Result<usize, String> {
-                value
-                    .as_u64()
-                    .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-                    .filter(|n| (1..=max).contains(n))
-                    .map(|n| n as usize)
-                    .ok_or_else(|| {
-                        format!(
-                            "config.{key}: expected a whole number from 1 to {max}, found {value}"
-                        )
-                    })
-            };
-            match key.as_str() {
-                "duration_buckets" => c.duration_buckets = buckets(key, value)?,
-                "memory_buckets_mb" => c.memory_buckets_mb = buckets(key, value)?,
-                "max_scripts" => c.max_scripts = whole(100_000)?,
-                "max_specialists" => c.max_specialists = whole(100_000)?,
-                "max_label_sets" => c.max_label_sets = whole(100_000)?,
-                other => return Err(format!("config.{other}: unknown key (known: {KEYS})")),
-            }
+        if let Some(bounds) = buckets(&table, "duration_buckets")? {
+            c.duration_buckets = bounds;
+        }
+        if let Some(bounds) = buckets(&table, "memory_buckets_mb")? {
+            c.memory_buckets_mb = bounds;
+        }
+        let cap = |key| table.whole(key, 1, 100_000).map(|n| n.map(|n| n as usize));
+        if let Some(n) = cap("max_scripts")? {
+            c.max_scripts = n;
+        }
+        if let Some(n) = cap("max_specialists")? {
+            c.max_specialists = n;
+        }
+        if let Some(n) = cap("max_label_sets")? {
+            c.max_label_sets = n;
         }
         Ok(c)
     }
@@ -119,23 +119,15 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_defaults_parse_to_the_documented_defaults() {
-        let manifest = include_str!("../plugin.toml");
-        let config = manifest.split("[config]").nth(1).unwrap();
-        let config = config.split("\n[").next().unwrap();
-        // The manifest's table, as the host hands it over (TOML to JSON, by hand here).
-        let mut json = serde_json::Map::new();
-        for line in config.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.split_once(" = ").unwrap();
-            json.insert(key.into(), serde_json::from_str(value).unwrap());
-        }
-        let c = Config::parse(&serde_json::Value::Object(json).to_string()).unwrap();
+        // The manifest's table, as the host hands it over.
+        let json = manifest_config_json(include_str!("../plugin.toml"));
+        let c = Config::parse(&json).unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
     }

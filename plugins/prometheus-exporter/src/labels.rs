@@ -14,7 +14,7 @@
 //! Script ids from the registry are `[A-Za-z0-9_.-]` and pass unchanged; other values come
 //! from executions refused as VALIDATION (an unknown id as a client typed it).
 
-pub use metaclaude_formats::metrics::{LabelCap, OTHER};
+pub use metaclaude_formats::label_cap::{LabelCap, OTHER};
 
 /// The longest label value written, in bytes.
 pub const MAX_LABEL_BYTES: usize = 200;

@@ -9,7 +9,7 @@ use metaclaude_plugin_sdk::types::Event;
 use metaclaude_plugin_sdk::{finished, seconds};
 
 use crate::config::Config;
-use crate::metrics::Exporter;
+use crate::families::Exporter;
 
 thread_local! {
     static STATE: RefCell<Option<Exporter>> = const { RefCell::new(None) };

@@ -23,6 +23,13 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component to put beside a `plugin.toml`.
+//!
+//! [`config::Table`] reads the manifest's `[config]` table (handed to `init` as JSON).
+//! It needs no world: a plugin whose logic builds natively without its component glue
+//! (behind a feature of its own) depends on this crate without a world feature and
+//! enables the world with its glue. Its tests take the manifest's `[config]` as the host
+//! hands it over from `testing::manifest_config_json` (feature `testing`, enabled by a
+//! dev-dependency only).
 
 #[cfg(any(
     all(feature = "sink", feature = "exporter"),
@@ -33,6 +40,10 @@
     all(feature = "alert-rule", feature = "notifier"),
 ))]
 compile_error!("enable exactly one of the features sink, exporter, alert-rule, notifier");
+
+pub mod config;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[cfg(feature = "sink")]
 pub mod sink {
@@ -95,14 +106,39 @@ pub use notifier as world;
 pub use notifier::export_notifier;
 
 /// Logging into the host, and its clock.
+#[cfg(any(
+    feature = "sink",
+    feature = "exporter",
+    feature = "alert-rule",
+    feature = "notifier"
+))]
 pub use world::metaclaude::monitor0_2_0::host;
 /// Outgoing HTTP to the destinations the manifest grants (notifiers only).
 #[cfg(feature = "notifier")]
 pub use world::metaclaude::monitor0_2_0::http;
 /// The event model: `Event`, `ExecutionResult`, `Alert`, ...
+#[cfg(any(
+    feature = "sink",
+    feature = "exporter",
+    feature = "alert-rule",
+    feature = "notifier"
+))]
 pub use world::metaclaude::monitor0_2_0::types;
 
-use types::{Datetime, ErrorCategory, LifecycleKind, Severity};
+#[cfg(any(
+    feature = "sink",
+    feature = "exporter",
+    feature = "alert-rule",
+    feature = "notifier"
+))]
+mod events;
+#[cfg(any(
+    feature = "sink",
+    feature = "exporter",
+    feature = "alert-rule",
+    feature = "notifier"
+))]
+pub use events::{category_name, finished, kind_name, seconds, severity_name};
 
 /// Logs through the host if the host keeps messages at this level (the message is only
 /// formatted when it does).
@@ -123,71 +159,3 @@ macro_rules! info { ($($arg:tt)*) => { $crate::log!($crate::host::Level::Info, $
 macro_rules! warn { ($($arg:tt)*) => { $crate::log!($crate::host::Level::Warn, $($arg)*) }; }
 #[macro_export]
 macro_rules! error { ($($arg:tt)*) => { $crate::log!($crate::host::Level::Error, $($arg)*) }; }
-
-/// Parses the manifest's `[config]` table (handed to `init` as JSON).
-pub fn parse_config(json: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    match serde_json::from_str(json) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(other) => Err(format!("config must be a table, found {other}")),
-        Err(e) => Err(format!("config is not valid JSON: {e}")),
-    }
-}
-
-/// The upper-case name the host uses for a category, e.g. "TIMEOUT".
-pub fn category_name(c: ErrorCategory) -> &'static str {
-    match c {
-        ErrorCategory::Timeout => "TIMEOUT",
-        ErrorCategory::Validation => "VALIDATION",
-        ErrorCategory::Dependency => "DEPENDENCY",
-        ErrorCategory::Execution => "EXECUTION",
-        ErrorCategory::Permission => "PERMISSION",
-        ErrorCategory::Resource => "RESOURCE",
-        ErrorCategory::Unknown => "UNKNOWN",
-    }
-}
-
-/// The snake-case name of a lifecycle kind, e.g. "attempt_failed".
-pub fn kind_name(k: LifecycleKind) -> &'static str {
-    match k {
-        LifecycleKind::Queued => "queued",
-        LifecycleKind::Started => "started",
-        LifecycleKind::AttemptFailed => "attempt_failed",
-        LifecycleKind::RetryScheduled => "retry_scheduled",
-        LifecycleKind::Finished => "finished",
-    }
-}
-
-pub fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
-/// Seconds since the Unix epoch as a float.
-pub fn seconds(t: &Datetime) -> f64 {
-    t.seconds as f64 + t.nanoseconds as f64 / 1e9
-}
-
-/// The figures a metric exporter counts of a `finished` event (`None` for any other
-/// event, or one without its result).
-pub fn finished(event: &types::Event) -> Option<metaclaude_formats::metrics::Finished> {
-    if event.kind != LifecycleKind::Finished {
-        return None;
-    }
-    let r = event.result.as_ref()?;
-    Some(metaclaude_formats::metrics::Finished {
-        script: r.script_id.clone(),
-        specialist: r.specialist.clone(),
-        success: r.success,
-        category: r
-            .error_details
-            .as_ref()
-            .map(|e| category_name(e.category).to_string()),
-        duration_seconds: r.resource_usage.wall_time_seconds,
-        memory_peak_mb: r.resource_usage.peak_memory_mb,
-        cpu_time_seconds: r.resource_usage.cpu_time_seconds,
-        retries: r.retries,
-        at: seconds(&event.timestamp),
-    })
-}

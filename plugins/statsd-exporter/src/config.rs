@@ -1,5 +1,7 @@
 //! The `[config]` table: where to send, how to name and label, how to pack.
 
+use metaclaude_plugin_sdk::config::Table;
+
 use crate::format::sanitize_prefix;
 
 /// How labels (script, specialist, category) travel.
@@ -59,7 +61,17 @@ pub const MAX_DATAGRAM: usize = 65_507;
 pub const MIN_PAYLOAD: usize = 64;
 const MAX_PREFIX: usize = 100;
 
-const KEYS: &str = "host, port, prefix, tag_style, max_payload_bytes, sample_rate, max_scripts, max_specialists, memory_as";
+const KEYS: &[&str] = &[
+    "host",
+    "port",
+    "prefix",
+    "tag_style",
+    "max_payload_bytes",
+    "sample_rate",
+    "max_scripts",
+    "max_specialists",
+    "memory_as",
+];
 
 impl Config {
     /// The target as `host:port` (the form the manifest's `udp` grant takes).
@@ -70,91 +82,88 @@ impl Config {
     /// Reads the `[config]` table (as JSON). Numbers may be given as strings, since
     /// `${VAR:-default}` expands to a string.
     pub fn parse(json: &str) -> Result<Config, String> {
-        let table = metaclaude_plugin_sdk::parse_config(json)?;
+        let table = Table::parse(json, KEYS)?;
         let mut c = Config::default();
-        for (key, value) in &table {
-            let text = || value.as_str().map(str::trim);
-            let number = |min: f64, max: f64, what: &str| -> Result<f64, String> {
-                value
-                    .as_f64()
-                    .or_else(|| text().and_then(|s| s.parse::<f64>().ok()))
-                    .filter(|n| n.is_finite() && *n >= min && *n <= max)
-                    .ok_or_else(|| format!("config.{key}: expected {what}, found {value}"))
+        // A finite number from `min` to `max`, or a string of one; `what` says which.
+        let number = |key: &str, min: f64, max: f64, what: &str| -> Result<Option<f64>, String> {
+            let n = table.number(key).map_err(|_| table.expected(key, what))?;
+            n.map(|n| {
+                (n.is_finite() && n >= min && n <= max)
+                    .then_some(n)
+                    .ok_or_else(|| table.expected(key, what))
+            })
+            .transpose()
+        };
+        // A whole number from `min` to `max`, written as any number (`8125.0` too).
+        let whole = |key: &str, min: u64, max: u64| -> Result<Option<u64>, String> {
+            let what = format!("a whole number from {min} to {max}");
+            let Some(n) = number(key, min as f64, max as f64, &what)? else {
+                return Ok(None);
             };
-            let whole = |min: u64, max: u64| -> Result<u64, String> {
-                let n = number(
-                    min as f64,
-                    max as f64,
-                    &format!("a whole number from {min} to {max}"),
-                )?;
-                if n.fract() != 0.0 {
-                    return Err(format!(
-                        "config.{key}: expected a whole number, found {value}"
-                    ));
-                }
-                Ok(n as u64)
-            };
-            match key.as_str() {
-                "host" => {
-                    c.host = text()
-                        .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
-                        .ok_or_else(|| {
-                            format!("config.host: expected a host name or address, found {value}")
-                        })?
-                        .to_string()
-                }
-                "port" => c.port = whole(1, 65535)? as u16,
-                "prefix" => {
-                    let raw = text().ok_or_else(|| {
-                        format!("config.prefix: expected a string, found {value}")
-                    })?;
-                    if raw.len() > MAX_PREFIX {
-                        return Err(format!(
-                            "config.prefix: at most {MAX_PREFIX} characters, found {}",
-                            raw.len()
-                        ));
-                    }
-                    c.prefix = sanitize_prefix(raw);
-                }
-                "tag_style" => {
-                    c.tag_style = match text() {
-                        Some("dogstatsd") => TagStyle::DogStatsd,
-                        Some("graphite") => TagStyle::Graphite,
-                        Some("none") => TagStyle::None,
-                        _ => {
-                            return Err(format!(
-                            "config.tag_style: expected dogstatsd, graphite or none, found {value}"
-                        ))
-                        }
-                    }
-                }
-                "max_payload_bytes" => {
-                    c.max_payload_bytes = whole(MIN_PAYLOAD as u64, MAX_DATAGRAM as u64)? as usize
-                }
-                "sample_rate" => {
-                    let rate = number(0.0, 1.0, "a number above 0 and at most 1")?;
-                    if rate == 0.0 {
-                        return Err(format!(
-                            "config.sample_rate: expected a number above 0 and at most 1, found {value} (to send nothing, remove the plugin)"
-                        ));
-                    }
-                    c.sample_rate = rate;
-                }
-                "max_scripts" => c.max_scripts = whole(1, 1_000_000)? as usize,
-                "max_specialists" => c.max_specialists = whole(1, 1_000_000)? as usize,
-                "memory_as" => {
-                    c.memory_as = match text() {
-                        Some("timer") => MemoryAs::Timer,
-                        Some("gauge") => MemoryAs::Gauge,
-                        _ => {
-                            return Err(format!(
-                                "config.memory_as: expected timer or gauge, found {value}"
-                            ))
-                        }
-                    }
-                }
-                other => return Err(format!("config.{other}: unknown key (known: {KEYS})")),
+            if n.fract() != 0.0 {
+                return Err(table.expected(key, "a whole number"));
             }
+            Ok(Some(n as u64))
+        };
+        let host = "a host name or address";
+        if let Some(name) = table
+            .string("host")
+            .map_err(|_| table.expected("host", host))?
+        {
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(table.expected("host", host));
+            }
+            c.host = name;
+        }
+        if let Some(port) = whole("port", 1, 65535)? {
+            c.port = port as u16;
+        }
+        if let Some(raw) = table.string("prefix")? {
+            if raw.len() > MAX_PREFIX {
+                return Err(format!(
+                    "config.prefix: at most {MAX_PREFIX} characters, found {}",
+                    raw.len()
+                ));
+            }
+            c.prefix = sanitize_prefix(&raw);
+        }
+        let tag_style = table
+            .choice("tag_style", &["dogstatsd", "graphite", "none"])
+            .map_err(|_| table.expected("tag_style", "dogstatsd, graphite or none"))?;
+        if let Some(style) = tag_style {
+            c.tag_style = match style {
+                "graphite" => TagStyle::Graphite,
+                "none" => TagStyle::None,
+                _ => TagStyle::DogStatsd,
+            };
+        }
+        if let Some(n) = whole("max_payload_bytes", MIN_PAYLOAD as u64, MAX_DATAGRAM as u64)? {
+            c.max_payload_bytes = n as usize;
+        }
+        let rate = "a number above 0 and at most 1";
+        if let Some(r) = number("sample_rate", 0.0, 1.0, rate)? {
+            if r == 0.0 {
+                return Err(format!(
+                    "{} (to send nothing, remove the plugin)",
+                    table.expected("sample_rate", rate)
+                ));
+            }
+            c.sample_rate = r;
+        }
+        if let Some(n) = whole("max_scripts", 1, 1_000_000)? {
+            c.max_scripts = n as usize;
+        }
+        if let Some(n) = whole("max_specialists", 1, 1_000_000)? {
+            c.max_specialists = n as usize;
+        }
+        let memory_as = table
+            .choice("memory_as", &["timer", "gauge"])
+            .map_err(|_| table.expected("memory_as", "timer or gauge"))?;
+        if let Some(kind) = memory_as {
+            c.memory_as = match kind {
+                "gauge" => MemoryAs::Gauge,
+                _ => MemoryAs::Timer,
+            };
         }
         Ok(c)
     }
@@ -162,16 +171,15 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_defaults_parse_to_the_documented_defaults() {
-        let c = Config::parse(
-            r#"{"host":"127.0.0.1","port":"8125","prefix":"metaclaude","tag_style":"dogstatsd",
-                "max_payload_bytes":1432,"sample_rate":1.0,"max_scripts":500,
-                "max_specialists":500,"memory_as":"timer"}"#,
-        )
-        .unwrap();
+        // The manifest's table, as the host hands it over.
+        let json = manifest_config_json(include_str!("../plugin.toml"));
+        let c = Config::parse(&json).unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(c.target(), "127.0.0.1:8125");
         assert_eq!(Config::parse("{}").unwrap(), Config::default());

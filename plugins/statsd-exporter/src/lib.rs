@@ -1,15 +1,15 @@
 //! The StatsD exporter: every finished execution's metrics, as StatsD lines over UDP.
 //!
-//! What it sends is in [`metrics`], the line rules in [`format`], how it sends in
-//! [`send`], its configuration in [`config`]. It never makes the host wait: each batch is
-//! formatted, packed and handed to a non-blocking socket, and whatever the socket does not
-//! take at once is dropped and counted. Failures are reported by answering a batch with an
+//! The lines each execution becomes are in [`lines`], the line rules in [`format`](mod@format), how
+//! it sends in [`send`], its configuration in [`config`]. It never makes the host wait:
+//! each batch is formatted, packed and handed to a non-blocking socket, and whatever the
+//! socket does not take at once is dropped and counted. Failures are reported by answering a batch with an
 //! error (the host counts it as a refused call and shows it as the plugin's last error in
 //! `plugins list`, `/api/v1/plugins` and the host's metrics), at most every 10 seconds.
 
 pub mod config;
 pub mod format;
-pub mod metrics;
+pub mod lines;
 pub mod send;
 
 use std::cell::RefCell;
@@ -19,7 +19,7 @@ use metaclaude_plugin_sdk::types::Event;
 use metaclaude_plugin_sdk::{export_sink, finished, sink::Guest};
 
 use config::Config;
-use metrics::Exporter;
+use lines::Exporter;
 use send::Sender;
 
 thread_local! {

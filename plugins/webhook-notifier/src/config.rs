@@ -1,6 +1,7 @@
 //! The `[config]` table: where to post, in which format, with which headers.
 
-use metaclaude_notify::config::Table;
+use metaclaude_notify::config::{headers, http_url};
+use metaclaude_plugin_sdk::config::Table;
 
 /// What the body of a POST is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl Config {
     /// Reads the `[config]` table (as JSON).
     pub fn parse(json: &str) -> Result<Config, String> {
         let table = Table::parse(json, KEYS)?;
-        let url = table.http_url("url")?.ok_or(
+        let url = http_url(&table, "url")?.ok_or(
             "config.url: missing: the webhook's URL (and the same URL in the manifest's capabilities.http)",
         )?;
         let format = match table.choice("format", FORMATS)?.unwrap_or("json") {
@@ -95,20 +96,20 @@ impl Config {
         }
         if let Some(url) = table.string("external_url")? {
             if !url.is_empty() {
-                table.http_url("external_url")?;
+                http_url(&table, "external_url")?;
             }
             alertmanager.external_url = url;
         }
         if let Some(url) = table.string("generator_url")? {
             if !url.is_empty() {
-                table.http_url("generator_url")?;
+                http_url(&table, "generator_url")?;
             }
             alertmanager.generator_url = url;
         }
         Ok(Config {
             url,
             format,
-            headers: table.headers("headers")?,
+            headers: headers(&table, "headers")?,
             alertmanager,
         })
     }
@@ -116,28 +117,14 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use metaclaude_plugin_sdk::testing::manifest_config_json;
+
     use super::*;
 
     #[test]
     fn the_manifest_config_parses_to_the_defaults() {
         let manifest = include_str!("../plugin.toml");
-        let table = manifest.split("\n[config]\n").nth(1).unwrap();
-        let table = table.split("\n[").next().unwrap();
-        let mut json = Vec::new();
-        for line in table.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.split_once(" = ").unwrap();
-            let value = value.trim_matches('"');
-            // ${VAR:-default} as the host expands it without the variable.
-            let value = match value.split_once(":-") {
-                Some((_, default)) => default.trim_end_matches('}'),
-                None => value,
-            };
-            json.push(format!("\"{key}\":\"{value}\""));
-        }
-        let c = Config::parse(&format!("{{{}}}", json.join(","))).unwrap();
+        let c = Config::parse(&manifest_config_json(manifest)).unwrap();
         assert_eq!(c.url, "http://127.0.0.1:9000/alerts");
         assert_eq!(c.format, Format::Json);
         assert!(c.headers.is_empty());

@@ -2,7 +2,7 @@
 //! instants, alerts out.
 
 use metaclaude_formats::alerts::fingerprint;
-use metaclaude_formats::metrics::Finished;
+use metaclaude_formats::finished::Finished;
 
 use super::AlertRules;
 use crate::alert::Alert;

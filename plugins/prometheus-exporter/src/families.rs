@@ -1,4 +1,5 @@
-//! The metric state kept from finished executions, and its exposition.
+//! The families this exporter keeps from finished executions (the state: a series per
+//! label set), and their exposition.
 //!
 //! | family (samples) | type | seed name | labels |
 //! | --- | --- | --- | --- |
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 use metaclaude_formats::prometheus::{Exposition, Format, Histogram, MetricType};
 
 use crate::config::Config;
-pub use metaclaude_formats::metrics::Finished;
+pub use metaclaude_formats::finished::Finished;
 
 use crate::labels::{label_value, LabelCap, NONE, OTHER};
 

@@ -1,28 +1,11 @@
-//! What the metric exporters (Prometheus, StatsD, and the host's replay of them) take
-//! from a finished execution, and the cap that keeps their label cardinality bounded.
+//! The cap that keeps a metric exporter's label cardinality bounded (Prometheus, StatsD):
+//! at most so many distinct values of a label, every further one [`OTHER`], counted and
+//! warned about once.
 
 use std::collections::HashSet;
 
 /// The label value that stands for every value beyond a [`LabelCap`].
 pub const OTHER: &str = "other";
-
-/// The figures of one finished execution an exporter counts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finished {
-    pub script: String,
-    pub specialist: Option<String>,
-    pub success: bool,
-    /// The host's upper-case name, e.g. `TIMEOUT`.
-    pub category: Option<String>,
-    /// `resource_usage.wall_time_seconds`: spawn to reap, summed over attempts, backoff
-    /// excluded (the duration `metaclaude logs --stats` reports).
-    pub duration_seconds: f64,
-    pub memory_peak_mb: f64,
-    pub cpu_time_seconds: f64,
-    pub retries: u32,
-    /// When it finished (the event's time), seconds since the Unix epoch.
-    pub at: f64,
-}
 
 /// Distinct values of one label, at most `max`; beyond them, [`OTHER`].
 #[derive(Debug)]

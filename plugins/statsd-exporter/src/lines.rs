@@ -14,7 +14,8 @@
 use crate::config::{Config, MemoryAs, TagStyle};
 use crate::format::{decimal, sanitize_label, Formatter, Type};
 
-pub use metaclaude_formats::metrics::{Finished, LabelCap, OTHER};
+pub use metaclaude_formats::finished::Finished;
+pub use metaclaude_formats::label_cap::{LabelCap, OTHER};
 
 /// The counter the replaced labels are counted in (after the prefix).
 const OVERFLOW: &str = "statsd.label_overflow";
