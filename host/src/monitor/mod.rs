@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use metaclaude_stats::Windowed;
+use metaclaude_sketch::Windowed;
 use tokio::sync::broadcast;
 
 use self::feed::{alert_item, event_item};
@@ -237,7 +237,7 @@ impl Monitor {
     }
 
     /// Duration and peak-memory percentiles over the last 1, 5 and 60 minutes and since
-    /// start, from the sketches (at most 1 % relative error; see `metaclaude_stats`).
+    /// start, from the sketches (at most 1 % relative error; see `metaclaude_sketch`).
     pub fn percentiles(&self, now: DateTime<Utc>) -> Percentiles {
         let state = self.state.lock().unwrap();
         Percentiles::of(&state.durations, &state.memory, now)

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use metaclaude_stats::{DdSketch, Window, Windowed};
+use metaclaude_sketch::{DdSketch, Window, Windowed};
 use serde::Serialize;
 
 use crate::logs::query::{Matcher, Record};

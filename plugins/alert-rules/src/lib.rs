@@ -50,7 +50,7 @@
 //!
 //! # p95 accuracy
 //!
-//! The p95 is the nearest-rank 95th percentile, estimated with `metaclaude-stats`'
+//! The p95 is the nearest-rank 95th percentile, estimated with `metaclaude-sketch`'s
 //! DDSketch at a relative accuracy of 1 %: the value reported is within 1 % of the exact
 //! p95 of the window's durations (exact when all are equal), so a p95 within 1 % of a
 //! threshold may be judged either way.

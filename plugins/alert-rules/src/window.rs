@@ -36,7 +36,7 @@
 //!
 //! The p95 duration is the nearest-rank 95th percentile (the ⌈0.95·n⌉-th smallest of the
 //! n durations) of the window, estimated by merging the intervals' sketches
-//! (`metaclaude-stats`: relative accuracy α = 1 %): the value reported is within 1 % of
+//! (`metaclaude-sketch`: relative accuracy α = 1 %): the value reported is within 1 % of
 //! the exact p95, so a p95 within 1 % of a threshold may be judged either way. Durations
 //! of 1 ms or less count as 0. With 512 buckets a sketch holds a ratio of about 27 000
 //! between its largest and smallest duration above 1 ms exactly; beyond it the smallest
@@ -45,7 +45,7 @@
 //! default 30 s threshold: while no duration in the window exceeds 9 days).
 
 use metaclaude_formats::finished::Finished;
-use metaclaude_stats::{Config as SketchConfig, DdSketch};
+use metaclaude_sketch::{Config as SketchConfig, DdSketch};
 
 use crate::time::{seconds_to_micros, Time};
 

@@ -1,7 +1,7 @@
 //! A micro-benchmark, ignored by default; run it optimised and read the figures:
 //!
 //! ```text
-//! cargo test --release --manifest-path plugins/Cargo.toml -p metaclaude-stats \
+//! cargo test --release --manifest-path plugins/Cargo.toml -p metaclaude-sketch \
 //!     -- --ignored --nocapture micro_benchmark
 //! ```
 
