@@ -6,8 +6,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use metaclaude::client::{self, DEFAULT_SERVER};
+
 use super::args::DashboardTerminalArgs;
-use super::client::{self, DEFAULT_SERVER};
 use crate::tui::source::ServerSource;
 use crate::tui::Source;
 

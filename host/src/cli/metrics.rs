@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
+use metaclaude::client::{self, get, DEFAULT_SERVER};
 use metaclaude::plugin::{resolve_grants, resolve_plugins_dir};
 use serde_json::Value;
 
 use super::args::MetricsArgs;
-use super::client::{self, get, DEFAULT_SERVER};
 use super::render;
 
 /// Where the figures come from.

@@ -5,7 +5,6 @@
 mod alerts;
 pub mod args;
 mod batch;
-pub(crate) mod client;
 mod dashboard_terminal;
 mod metrics;
 mod plugins;

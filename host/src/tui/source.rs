@@ -220,7 +220,8 @@ pub fn fetch_whole_result(
     let spawned = std::thread::Builder::new()
         .name("dashboard-detail".into())
         .spawn(move || {
-            match crate::cli::client::get(&url, &path, token.as_deref())
+            match metaclaude::client::get(&url, &path, token.as_deref())
+                .map_err(anyhow::Error::from)
                 .and_then(|body| Ok(serde_json::from_str::<ExecutionResult>(&body)?))
             {
                 Ok(r) => {
@@ -238,12 +239,12 @@ pub fn fetch_whole_result(
 /// The server's figures and plugins, as updates.
 fn fetch_figures(source: &ServerSource) -> anyhow::Result<Vec<Update>> {
     let token = source.token.as_deref();
-    let stats = crate::cli::client::get(
+    let stats = metaclaude::client::get(
         &source.url,
         &format!("/api/v1/stats?period={PERIOD_MINUTES}&top={TOP}"),
         token,
     )?;
-    let plugins = crate::cli::client::get(&source.url, "/api/v1/plugins", token)?;
+    let plugins = metaclaude::client::get(&source.url, "/api/v1/plugins", token)?;
     let plugins: Value = serde_json::from_str(&plugins).context("the plugins are not JSON")?;
     let plugins = match plugins {
         Value::Array(list) => list,
