@@ -9,6 +9,7 @@ use std::time::Duration;
 use metaclaude::client::{self, DEFAULT_SERVER};
 
 use super::args::DashboardTerminalArgs;
+use super::logs::print_read_notice;
 use crate::tui::source::ServerSource;
 use crate::tui::Source;
 
@@ -17,9 +18,9 @@ pub fn dashboard_terminal(args: DashboardTerminalArgs) -> anyhow::Result<ExitCod
     let source = source(&args, interval)?;
     if args.once || args.text || !std::io::stdout().is_terminal() {
         let mut out = std::io::stdout().lock();
-        crate::tui::text(&source, interval, args.once, &mut out)?;
+        crate::tui::text(&source, interval, args.once, &mut out, print_read_notice)?;
     } else {
-        crate::tui::interactive(&source)?;
+        crate::tui::interactive(&source, print_read_notice)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use metaclaude::app::{HostConfig, MonitoredHost, PLUGIN_POLL};
 use metaclaude::monitor::Limits;
-use metaclaude::serve::{self, Bound, ServeConfig};
+use metaclaude::serve::{self, Bound, ServeConfig, ServeNotice};
 
 use super::args::ServeArgs;
 use super::EXIT_USAGE;
@@ -72,7 +72,10 @@ pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         host,
         args.registry.clone(),
         |bound| announce(bound, token_hint, mode),
-        std::sync::Arc::new(|notice| eprintln!("metaclaude: {notice}")),
+        std::sync::Arc::new(|notice| match notice {
+            ServeNotice::LogRead(read) => eprintln!("{read}"),
+            other => eprintln!("metaclaude: {other}"),
+        }),
     ));
     match served {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -165,6 +165,9 @@ pub enum ServeNotice {
     GraceOver { running: usize },
     /// Shutdown is complete: every plugin flushed, the live feed closed.
     Stopped,
+    /// A damaged file or line of the execution log, met by a history query (and left
+    /// out of its answer). Its `Display` is the whole line (`warning: ...`).
+    LogRead(crate::logs::ReadNotice),
 }
 
 impl std::fmt::Display for ServeNotice {
@@ -188,6 +191,7 @@ impl std::fmt::Display for ServeNotice {
                 "grace over: ending {running} running executions as a timeout would"
             ),
             ServeNotice::Stopped => write!(f, "stopped"),
+            ServeNotice::LogRead(notice) => write!(f, "{notice}"),
         }
     }
 }

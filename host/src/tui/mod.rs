@@ -83,7 +83,10 @@ pub enum Source {
 }
 
 impl Source {
-    fn start(&self) -> (data::Data, std::sync::mpsc::Receiver<data::Update>) {
+    fn start(
+        &self,
+        notices: fn(metaclaude::logs::ReadNotice),
+    ) -> (data::Data, std::sync::mpsc::Receiver<data::Update>) {
         // Bounded: a source that runs ahead of the screen waits (the log follower) or falls
         // behind and is sent a fresh snapshot (the feed), instead of memory growing.
         let (tx, rx) = std::sync::mpsc::sync_channel(UPDATES_QUEUED);
@@ -99,7 +102,7 @@ impl Source {
                 )
             }
             Source::Log(dir) => {
-                source::spawn_log(dir.clone(), tx);
+                source::spawn_log(dir.clone(), tx, notices);
                 data::Data::new(
                     data::Connection::Following {
                         dir: dir.display().to_string(),
@@ -139,13 +142,17 @@ fn drain(
     Ok(())
 }
 
-/// The interactive full-screen view, until `q` (or a signal).
-pub fn interactive(source: &Source) -> anyhow::Result<()> {
+/// The interactive full-screen view, until `q` (or a signal). A damaged file or line of
+/// a followed log goes to `read_notice`.
+pub fn interactive(
+    source: &Source,
+    read_notice: fn(metaclaude::logs::ReadNotice),
+) -> anyhow::Result<()> {
     use anyhow::Context;
     use ratatui::crossterm::event::{self, Event, KeyEventKind};
     use std::time::Instant;
 
-    let (mut data, rx) = source.start();
+    let (mut data, rx) = source.start(read_notice);
     let mut app = ui_state::App::new();
     let mut session = terminal::Session::enter().context("cannot set up the terminal")?;
     let mut view = data.view(chrono::Utc::now());
@@ -230,15 +237,17 @@ fn panic_if_asked(k: &ratatui::crossterm::event::KeyEvent) {
 }
 
 /// Plain-text snapshots on `out`, one per `interval` (`once`: one, when the source's first
-/// whole picture came, or after `interval` * 5 without one).
+/// whole picture came, or after `interval` * 5 without one). A damaged file or line of a
+/// followed log goes to `read_notice`.
 pub fn text(
     source: &Source,
     interval: std::time::Duration,
     once: bool,
     out: &mut dyn std::io::Write,
+    read_notice: fn(metaclaude::logs::ReadNotice),
 ) -> anyhow::Result<()> {
     use std::time::Instant;
-    let (mut data, rx) = source.start();
+    let (mut data, rx) = source.start(read_notice);
     let started = Instant::now();
     let mut next = Instant::now() + interval;
     loop {

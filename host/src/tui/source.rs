@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chrono::Utc;
+use metaclaude::logs::ReadNotice;
 use metaclaude::model::{ExecutionEvent, ExecutionResult, LifecycleKind};
 use serde_json::Value;
 use tungstenite::client::IntoClientRequest;
@@ -337,14 +338,15 @@ fn running_events(r: &Value) -> Vec<ExecutionEvent> {
 }
 
 /// Follows the log directory `dir`: what finished in the last hour, then each new record.
-pub fn spawn_log(dir: PathBuf, tx: Sender<Update>) {
+/// A damaged rotated file or line of it is reported to `notices`.
+pub fn spawn_log(dir: PathBuf, tx: Sender<Update>, notices: fn(ReadNotice)) {
     std::thread::Builder::new()
         .name("dashboard-log".into())
-        .spawn(move || follow_log(&dir, &tx))
+        .spawn(move || follow_log(&dir, &tx, notices))
         .expect("cannot start the log follower's thread");
 }
 
-fn follow_log(dir: &std::path::Path, tx: &Sender<Update>) {
+fn follow_log(dir: &std::path::Path, tx: &Sender<Update>, notices: fn(ReadNotice)) {
     let shown = dir.display().to_string();
     let mut follower = Follower::new(dir);
     let since = Utc::now() - chrono::Duration::minutes(PERIOD_MINUTES as i64);
@@ -366,7 +368,7 @@ fn follow_log(dir: &std::path::Path, tx: &Sender<Update>) {
     };
     let mut backoff = Backoff::new();
     loop {
-        match follower.start(since, &mut send_finished) {
+        match follower.start(since, &mut send_finished, &notices) {
             Ok(()) => break,
             Err(e) => {
                 if !set_state(unreadable(&e), &mut state) {
