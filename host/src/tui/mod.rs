@@ -75,11 +75,37 @@ pub fn age(d: std::time::Duration) -> String {
     }
 }
 
+/// Why the dashboard stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    /// The source's thread ended, which it does only by panicking while the dashboard runs.
+    #[error("the dashboard's source stopped")]
+    SourceStopped,
+    #[error("cannot set up the terminal")]
+    Terminal(#[source] std::io::Error),
+    #[error("cannot draw")]
+    Draw(#[source] std::io::Error),
+    /// Reading the keys, or writing a snapshot.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// Where the dashboard's data comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
     Server(source::ServerSource),
     Log(std::path::PathBuf),
+}
+
+/// What the dashboard hands to its caller rather than doing itself (the CLI prints, and
+/// decides how the program ends).
+#[derive(Debug, Clone, Copy)]
+pub struct Callbacks {
+    /// A damaged file or line of the log being followed.
+    pub read_notice: fn(metaclaude::logs::ReadNotice),
+    /// The terminal went away while the interactive view ran (its window closed, ssh
+    /// dropped): nothing is left to restore or to show.
+    pub on_hangup: fn(),
 }
 
 impl Source {
@@ -129,32 +155,27 @@ const IDLE_REDRAW: std::time::Duration = std::time::Duration::from_secs(1);
 fn drain(
     data: &mut data::Data,
     rx: &std::sync::mpsc::Receiver<data::Update>,
-) -> anyhow::Result<()> {
+) -> Result<(), TuiError> {
     for _ in 0..MAX_UPDATES_PER_TURN {
         match rx.try_recv() {
             Ok(u) => data.apply(u),
             Err(std::sync::mpsc::TryRecvError::Empty) => break,
             Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                anyhow::bail!("the dashboard's source stopped")
+                return Err(TuiError::SourceStopped)
             }
         }
     }
     Ok(())
 }
 
-/// The interactive full-screen view, until `q` (or a signal). A damaged file or line of
-/// a followed log goes to `read_notice`.
-pub fn interactive(
-    source: &Source,
-    read_notice: fn(metaclaude::logs::ReadNotice),
-) -> anyhow::Result<()> {
-    use anyhow::Context;
+/// The interactive full-screen view, until `q` (or a signal).
+pub fn interactive(source: &Source, callbacks: Callbacks) -> Result<(), TuiError> {
     use ratatui::crossterm::event::{self, Event, KeyEventKind};
     use std::time::Instant;
 
-    let (mut data, rx) = source.start(read_notice);
+    let (mut data, rx) = source.start(callbacks.read_notice);
     let mut app = ui_state::App::new();
-    let mut session = terminal::Session::enter().context("cannot set up the terminal")?;
+    let mut session = terminal::Session::enter(callbacks.on_hangup).map_err(TuiError::Terminal)?;
     let mut view = data.view(chrono::Utc::now());
     let mut viewed = Instant::now();
     let mut dirty = true;
@@ -201,7 +222,7 @@ pub fn interactive(
             session
                 .terminal
                 .draw(|f| render::draw(f, &app, &view, detail.as_ref()))
-                .context("cannot draw")?;
+                .map_err(TuiError::Draw)?;
             dirty = false;
         }
         if event::poll(std::time::Duration::from_millis(100))? {
@@ -245,7 +266,7 @@ pub fn text(
     once: bool,
     out: &mut dyn std::io::Write,
     read_notice: fn(metaclaude::logs::ReadNotice),
-) -> anyhow::Result<()> {
+) -> Result<(), TuiError> {
     use std::time::Instant;
     let (mut data, rx) = source.start(read_notice);
     let started = Instant::now();
@@ -276,7 +297,7 @@ pub fn text(
             Ok(u) => data.apply(u),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                anyhow::bail!("the dashboard's source stopped")
+                return Err(TuiError::SourceStopped)
             }
         }
     }
