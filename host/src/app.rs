@@ -3,7 +3,7 @@
 //! the library's monitored-host API, the seed's `MonitoredToolExecutionService`.
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use metaclaude::app::MonitoredHost;
 //! use metaclaude::ExecutionRequest;
 //! // The registry, and the default plugins (the log sink ...) the way `metaclaude run` finds them.
