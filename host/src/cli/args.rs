@@ -526,7 +526,7 @@ impl LogsArgs {
     }
 }
 
-fn parse_category(s: &str) -> Result<ErrorCategory, String> {
+fn parse_category(s: &str) -> Result<ErrorCategory, metaclaude::model::UnknownCategory> {
     s.parse()
 }
 

@@ -313,7 +313,7 @@ async fn list(
     // A time filter must say something, though: an empty one is a mistake.
     let (category, since, from) = (given(q.category), q.since, q.from);
     if let Some(c) = &category {
-        log_query.category = Some(c.parse().map_err(|e: String| {
+        log_query.category = Some(c.parse().map_err(|e: crate::model::UnknownCategory| {
             ApiError::bad_request(format!("category: {e}")).with("field", "category")
         })?);
     }
