@@ -27,7 +27,7 @@ use crate::monitor::{Limits, Monitor, Report};
 use crate::plugin::engine::PluginEngine;
 use crate::plugin::{
     resolve_plugins_dir, GrantSource, PluginError, PluginHost, ReloadReport, RuleThresholds,
-    ThresholdChange,
+    ThresholdChange, ThresholdError,
 };
 use crate::registry::{Registry, RegistryError};
 
@@ -331,10 +331,10 @@ impl MonitoredHost {
         &self,
         name: &str,
         value: f64,
-    ) -> Result<Vec<ThresholdChange>, String> {
+    ) -> Result<Vec<ThresholdChange>, ThresholdError> {
         match &self.plugins {
             Some(p) => p.set_alert_threshold(name, value, None),
-            None => Err("no plugins are loaded, so no alert rule either".into()),
+            None => Err(ThresholdError::NoPlugins),
         }
     }
 

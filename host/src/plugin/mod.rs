@@ -97,7 +97,7 @@ pub use self::folders::plugin_folders;
 #[cfg(feature = "runtime")]
 pub use self::health::Health;
 #[cfg(feature = "runtime")]
-pub use self::host::{PluginHost, PluginInfo, RuleThresholds, ThresholdChange};
+pub use self::host::{PluginHost, PluginInfo, RuleThresholds, ThresholdChange, ThresholdError};
 #[cfg(feature = "runtime")]
 pub use self::reload::ReloadReport;
 
