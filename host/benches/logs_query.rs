@@ -101,7 +101,7 @@ fn main() {
             ..Default::default()
         };
         let mut out = std::io::stdout().lock();
-        execute(&args, &mut out).expect("metaclaude logs");
+        execute(&args, &mut out, &|notice| eprintln!("{notice}")).expect("metaclaude logs");
         eprintln!("{}", max_rss_mib());
         return;
     }

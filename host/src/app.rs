@@ -3,7 +3,7 @@
 //! the library's monitored-host API, the seed's `MonitoredToolExecutionService`.
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use metaclaude::app::MonitoredHost;
 //! use metaclaude::ExecutionRequest;
 //! // The registry, and the default plugins (the log sink ...) the way `metaclaude run` finds them.
@@ -27,7 +27,7 @@ use crate::monitor::{Limits, Monitor, Report};
 use crate::plugin::runtime::engine::PluginEngine;
 use crate::plugin::{
     resolve_plugins_dir, GrantSource, PluginError, PluginHost, ReloadReport, RuleThresholds,
-    ThresholdChange,
+    ThresholdChange, ThresholdError,
 };
 use crate::registry::{Registry, RegistryError};
 
@@ -331,10 +331,10 @@ impl MonitoredHost {
         &self,
         name: &str,
         value: f64,
-    ) -> Result<Vec<ThresholdChange>, String> {
+    ) -> Result<Vec<ThresholdChange>, ThresholdError> {
         match &self.plugins {
             Some(p) => p.set_alert_threshold(name, value, None),
-            None => Err("no plugins are loaded, so no alert rule either".into()),
+            None => Err(ThresholdError::NoPlugins),
         }
     }
 

@@ -25,18 +25,90 @@ use metaclaude_formats::prometheus::{bool_value, Exposition, MetricType};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::executor::{parse_request_line, Execution, Recording, ToolExecutionService};
+use crate::executor::{
+    parse_request_line, Execution, Recording, RequestLineError, ToolExecutionService,
+};
 use crate::plugin::host_metrics;
 use crate::plugin::PluginHost;
+
+/// What a batch tells its operator as it runs (the CLI prints each on stderr); the
+/// library prints nothing itself. Each one's `Display` is its whole line.
+#[derive(Debug)]
+pub enum BatchNotice {
+    /// The input could not be read further (`after_line`: the last line read); the batch
+    /// ends once what runs has finished.
+    ReadFailed {
+        source: String,
+        after_line: u64,
+        error: std::io::Error,
+    },
+    /// An input line that cannot be used, and why; the rest still run.
+    BadLine {
+        source: String,
+        line: u64,
+        why: RequestLineError,
+    },
+    /// An execution finished but an acknowledging sink did not confirm storing it.
+    NotRecorded {
+        execution_id: String,
+        reasons: Vec<String>,
+    },
+    /// The metrics file could not be written ([`MetricsFile::update`]'s warning).
+    MetricsNotWritten(String),
+    /// The first stop signal: no new executions; those running finish.
+    Stopping { running: usize },
+    /// A second stop signal: the operator wants out at once. The callback decides how
+    /// the process ends (the CLI exits with status 130); if it returns, the batch goes on.
+    SecondSignal,
+}
+
+impl std::fmt::Display for BatchNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchNotice::ReadFailed {
+                source,
+                after_line,
+                error,
+            } => write!(
+                f,
+                "error: {source}: cannot read after line {after_line}: {error}"
+            ),
+            BatchNotice::BadLine { source, line, why } => {
+                write!(f, "error: {source}:{line}: {why}")
+            }
+            BatchNotice::NotRecorded {
+                execution_id,
+                reasons,
+            } => write!(
+                f,
+                "error: execution {execution_id} finished but is not recorded: {}",
+                reasons.join("; ")
+            ),
+            BatchNotice::MetricsNotWritten(warning) => write!(f, "{warning}"),
+            BatchNotice::Stopping { running } => write!(
+                f,
+                "metaclaude: stopping: no new executions; waiting for {running} running"
+            ),
+            BatchNotice::SecondSignal => {
+                write!(f, "metaclaude: second signal: exiting without waiting")
+            }
+        }
+    }
+}
+
+/// Where a batch's notices go: called from the batch's task and from its signal watch.
+/// An error (stderr cannot be written) ends the batch as an error writing its results
+/// would; the signal watch's is ignored.
+pub type Notices = Arc<dyn Fn(BatchNotice) -> std::io::Result<()> + Send + Sync>;
 
 /// What a batch did, for its exit status.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchSummary {
     pub succeeded: u64,
     pub failed: u64,
-    /// Input lines that could not be used (each reported on the error writer).
+    /// Input lines that could not be used (each a [`BatchNotice`]).
     pub bad_lines: u64,
-    /// Executions an acknowledging sink did not confirm (each reported).
+    /// Executions an acknowledging sink did not confirm (each a [`BatchNotice`]).
     pub unrecorded: u64,
     /// True when a signal stopped the batch before its input ended.
     pub interrupted: bool,
@@ -168,10 +240,11 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Runs every request read from `input` (named `source` in messages), at most
 /// `concurrency` at a time, writing each result to `out` as one JSON line when it is
-/// reported finished and problems to `err`. Stops taking new lines on SIGINT or SIGTERM
-/// and lets the executions already started finish. With `metrics`, writes it at the start
-/// and then at each of its intervals (the caller writes the final version, once the
-/// plugins delivered everything).
+/// reported finished and telling problems to `notices`. Stops taking new lines on SIGINT
+/// or SIGTERM and lets the executions already started finish; a second signal is told to
+/// `notices`, which ends the process. With `metrics`, writes it at the start and then at
+/// each of its intervals (the caller writes the final version, once the plugins
+/// delivered everything).
 pub async fn run_batch(
     service: Arc<ToolExecutionService>,
     input: Box<dyn BufRead + Send>,
@@ -179,7 +252,7 @@ pub async fn run_batch(
     concurrency: usize,
     mut metrics: Option<&mut MetricsFile>,
     mut out: impl Write,
-    mut err: impl Write,
+    notices: Notices,
 ) -> std::io::Result<BatchSummary> {
     let concurrency = concurrency.max(1);
     // A batch may read its input for hours, as a server runs (see `crate::memory`).
@@ -195,7 +268,7 @@ pub async fn run_batch(
             }
         }
     });
-    let mut stop = stop_signals()?;
+    let mut stop = stop_signals(notices.clone())?;
     let mut summary = BatchSummary::default();
     let mut running: JoinSet<Execution> = JoinSet::new();
     let mut line_no = 0u64;
@@ -211,13 +284,17 @@ pub async fn run_batch(
         tokio::select! {
             _ = metrics_tick.tick(), if metrics.is_some() => {
                 if let Some(warning) = metrics.as_mut().and_then(|m| m.update(&summary, true)) {
-                    writeln!(err, "{warning}")?;
+                    notices(BatchNotice::MetricsNotWritten(warning))?;
                 }
             }
             line = rx.recv(), if reading && running.len() < concurrency => match line {
                 None => reading = false,
-                Some(Err(e)) => {
-                    writeln!(err, "error: {source}: cannot read after line {line_no}: {e}")?;
+                Some(Err(error)) => {
+                    notices(BatchNotice::ReadFailed {
+                        source: source.to_string(),
+                        after_line: line_no,
+                        error,
+                    })?;
                     summary.bad_lines += 1;
                     reading = false;
                 }
@@ -226,7 +303,11 @@ pub async fn run_batch(
                     match parse_request_line(&line) {
                         None => {}
                         Some(Err(why)) => {
-                            writeln!(err, "error: {source}:{line_no}: {why}")?;
+                            notices(BatchNotice::BadLine {
+                                source: source.to_string(),
+                                line: line_no,
+                                why,
+                            })?;
                             summary.bad_lines += 1;
                         }
                         Some(Ok(request)) => {
@@ -239,10 +320,10 @@ pub async fn run_batch(
             done = running.join_next(), if !running.is_empty() => {
                 let Some(done) = done else { continue };
                 let execution = done.map_err(std::io::Error::other)?;
-                report(&execution, &mut summary, &mut out, &mut err)?;
+                report(&execution, &mut summary, &mut out, &notices)?;
             }
             _ = stop.recv(), if reading => {
-                writeln!(err, "metaclaude: stopping: no new executions; waiting for {} running", running.len())?;
+                notices(BatchNotice::Stopping { running: running.len() })?;
                 summary.interrupted = true;
                 reading = false;
             }
@@ -255,7 +336,7 @@ fn report(
     execution: &Execution,
     summary: &mut BatchSummary,
     out: &mut impl Write,
-    err: &mut impl Write,
+    notices: &Notices,
 ) -> std::io::Result<()> {
     let r = &execution.result;
     if r.success {
@@ -265,12 +346,10 @@ fn report(
     }
     if let Recording::Failed(reasons) = &execution.recording {
         summary.unrecorded += 1;
-        writeln!(
-            err,
-            "error: execution {} finished but is not recorded: {}",
-            r.execution_id,
-            reasons.join("; ")
-        )?;
+        notices(BatchNotice::NotRecorded {
+            execution_id: r.execution_id.clone(),
+            reasons: reasons.clone(),
+        })?;
     }
     serde_json::to_writer(&mut *out, r)?;
     out.write_all(b"\n")?;
@@ -278,9 +357,10 @@ fn report(
     out.flush()
 }
 
-/// A channel that yields on the first SIGINT or SIGTERM; a second one ends the process
-/// at once (exit 130), as an impatient operator expects.
-fn stop_signals() -> std::io::Result<mpsc::Receiver<()>> {
+/// A channel that yields on the first SIGINT or SIGTERM; a second one is told to
+/// `notices`, whose callback ends the process at once (the CLI's: exit 130), as an
+/// impatient operator expects.
+fn stop_signals(notices: Notices) -> std::io::Result<mpsc::Receiver<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -294,8 +374,8 @@ fn stop_signals() -> std::io::Result<mpsc::Receiver<()>> {
             }
             seen += 1;
             if seen > 1 {
-                eprintln!("metaclaude: second signal: exiting without waiting");
-                std::process::exit(130);
+                let _ = notices(BatchNotice::SecondSignal);
+                continue;
             }
             let _ = tx.try_send(());
         }

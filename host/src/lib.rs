@@ -14,6 +14,8 @@ pub mod alerting;
 pub mod app;
 #[cfg(feature = "runtime")]
 pub mod batch;
+#[cfg(feature = "runtime")]
+pub mod client;
 pub mod config;
 pub mod executor;
 mod ids;

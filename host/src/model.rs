@@ -64,18 +64,21 @@ impl fmt::Display for ErrorCategory {
     }
 }
 
+/// A name that is no error category (any case is taken).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown error category `{0}` (expected one of {known})",
+    known = ErrorCategory::ALL.map(|c| c.as_str()).join(", ")
+)]
+pub struct UnknownCategory(pub String);
+
 impl FromStr for ErrorCategory {
-    type Err = String;
+    type Err = UnknownCategory;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ErrorCategory::ALL
             .into_iter()
             .find(|c| c.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!(
-                    "unknown error category `{s}` (expected one of {})",
-                    ErrorCategory::ALL.map(|c| c.as_str()).join(", ")
-                )
-            })
+            .ok_or_else(|| UnknownCategory(s.to_string()))
     }
 }
 

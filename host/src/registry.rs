@@ -696,14 +696,20 @@ fn retry_policy(c: &mut Checker, at: &str, obj: &Map<String, Value>) -> RetryPol
     policy
 }
 
+/// A value that is not of its input's type (nor a string that converts to it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {} value, found {found}", article(*expected))]
+pub struct InputTypeError {
+    pub expected: InputType,
+    /// The value as the message shows it ([`ConfigValue::describe`]).
+    pub found: String,
+}
+
 /// Checks `value` against `kind`, converting strings (from `--input KEY=VALUE`) as needed.
-pub fn coerce(kind: InputType, value: &Value) -> Result<Value, String> {
-    let fail = || {
-        format!(
-            "expected {} value, found {}",
-            article(kind),
-            value.describe()
-        )
+pub fn coerce(kind: InputType, value: &Value) -> Result<Value, InputTypeError> {
+    let fail = || InputTypeError {
+        expected: kind,
+        found: value.describe(),
     };
     match (kind, value) {
         (InputType::String, Value::String(_)) => Ok(value.clone()),

@@ -3,19 +3,36 @@
 //! [`Monitor`] (as `/api/v1/stats` computes them), Prometheus text through the exporter
 //! plugins themselves (as `/metrics` renders it).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use crate::executor::EventSink;
-use crate::logs::{self, LogQuery};
+use crate::logs::{self, LogQuery, LogsError, ReadNotices};
 use crate::model::{ExecutionEvent, ExecutionResult};
 use crate::monitor::{Limits, Monitor, Report};
 use crate::plugin::manifest::PluginKind;
 use crate::plugin::runtime::engine::PluginEngine;
-use crate::plugin::{GrantSource, PluginHost};
+use crate::plugin::{GrantSource, PluginError, PluginHost};
+
+/// Why the log could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Log(#[from] LogsError),
+    /// The plugin runtime or the plugins directory.
+    #[error(transparent)]
+    Plugins(#[from] PluginError),
+    #[error(
+        "no exporter plugin in {} (the Prometheus exporter is one of the default plugins: cargo xtask build-plugins installs it)",
+        dir.display()
+    )]
+    NoExporter { dir: PathBuf },
+    /// An exporter's render failed: its name, and what it said.
+    #[error("exporter {name} did not render: {message}")]
+    Render { name: String, message: String },
+}
 
 /// A log record as the result it records (the log's own fields are ignored), cut down to
 /// what reports and exporters read: outputs, attempts and inputs dropped, so that replaying
@@ -44,13 +61,15 @@ fn query(log_dir: &Path, since: Option<DateTime<Utc>>) -> LogQuery {
 }
 
 /// The report of [`Monitor::report`] for the last `period_minutes` of the log (0: all of
-/// it): the executions are fed to a monitor as a live host would have been fed.
+/// it): the executions are fed to a monitor as a live host would have been fed. Damaged
+/// lines of the log are reported to `notices` and left out.
 pub fn report(
     log_dir: &Path,
     period_minutes: u64,
     top: usize,
     now: DateTime<Utc>,
-) -> anyhow::Result<Report> {
+    notices: ReadNotices<'_>,
+) -> Result<Report, LogsError> {
     let since =
         (period_minutes > 0).then(|| now - chrono::Duration::minutes(period_minutes as i64));
     let monitor = Monitor::new(Limits {
@@ -58,7 +77,7 @@ pub fn report(
         recent_output_bytes: usize::MAX,
         feed: 1,
     });
-    logs::for_each_record(&query(log_dir, since), |line| {
+    logs::for_each_record(&query(log_dir, since), notices, |line| {
         if let Some(r) = compact_result(line) {
             monitor.backdate(r.started_at);
             monitor.emit(&ExecutionEvent::finished(r));
@@ -71,12 +90,14 @@ pub fn report(
 /// since `since` was delivered to them: the text a `serve` that ran those executions
 /// would put on `/metrics` after the host's own families. Exporters that keep state in
 /// memory only (Prometheus) start empty, so this is the log's view, not a live host's.
+/// Damaged lines of the log are reported to `notices` and left out.
 pub fn exporters_text(
     log_dir: &Path,
     plugins_dir: &Path,
     grants: &GrantSource,
     since: Option<DateTime<Utc>>,
-) -> anyhow::Result<String> {
+    notices: ReadNotices<'_>,
+) -> Result<String, ReplayError> {
     let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
     host.set_grants(grants.clone());
     let errors = host.load_dir_where(plugins_dir, |m| m.kind == PluginKind::Exporter)?;
@@ -91,12 +112,11 @@ pub fn exporters_text(
         .map(|p| p.name)
         .collect();
     if exporters.is_empty() {
-        anyhow::bail!(
-            "no exporter plugin in {} (the Prometheus exporter is one of the default plugins: cargo xtask build-plugins installs it)",
-            plugins_dir.display()
-        );
+        return Err(ReplayError::NoExporter {
+            dir: plugins_dir.to_path_buf(),
+        });
     }
-    logs::for_each_record(&query(log_dir, since), |line| {
+    logs::for_each_record(&query(log_dir, since), notices, |line| {
         if let Some(r) = compact_result(line) {
             host.emit(&ExecutionEvent::finished(r));
         }
@@ -104,10 +124,10 @@ pub fn exporters_text(
     host.flush();
     let mut text = String::new();
     for name in exporters {
-        let rendered = host
-            .render(&name)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("exporter {name} did not render"))?;
+        let rendered = host.render(&name).map_err(|message| ReplayError::Render {
+            name: name.clone(),
+            message,
+        })?;
         text.push_str(&rendered);
     }
     host.shutdown();

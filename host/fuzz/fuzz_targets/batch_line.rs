@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             Some(Err(why)) => {
+                let why = why.to_string();
                 assert!(
                     why.contains(" at line ") && why.contains(" column "),
                     "no position in {why:?}"

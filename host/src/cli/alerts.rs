@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::Utc;
 use metaclaude::alerting::history::{self, HistoryQuery};
+use metaclaude::client::{self, DEFAULT_SERVER};
 use metaclaude::logs::dates;
 use metaclaude::model::{Alert, AlertStatus, Severity};
 use serde_json::{json, Value};
 
 use super::args::{AlertsCommand, ServerArgs};
-use super::client::{self, DEFAULT_SERVER};
 use super::render;
 
 pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {

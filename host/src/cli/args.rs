@@ -526,15 +526,15 @@ impl LogsArgs {
     }
 }
 
-fn parse_category(s: &str) -> Result<ErrorCategory, String> {
+fn parse_category(s: &str) -> Result<ErrorCategory, metaclaude::model::UnknownCategory> {
     s.parse()
 }
 
-fn parse_start(s: &str) -> Result<DateTime<Utc>, String> {
+fn parse_start(s: &str) -> Result<DateTime<Utc>, dates::DateError> {
     dates::parse_instant(s, false, &Local)
 }
 
-fn parse_end(s: &str) -> Result<DateTime<Utc>, String> {
+fn parse_end(s: &str) -> Result<DateTime<Utc>, dates::DateError> {
     dates::parse_instant(s, true, &Local)
 }
 

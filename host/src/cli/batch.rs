@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use metaclaude::app::{HostConfig, MonitoredHost, PLUGIN_POLL};
-use metaclaude::batch::MetricsFile;
+use metaclaude::batch::{BatchNotice, MetricsFile};
 
 use super::args::BatchArgs;
 use super::{render, EXIT_FAILED, EXIT_NOT_RECORDED, EXIT_USAGE};
@@ -49,7 +49,7 @@ pub fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
         concurrency,
         metrics.as_mut(),
         std::io::stdout().lock(),
-        std::io::stderr(),
+        std::sync::Arc::new(print_notice),
     ));
     host.shutdown();
     // The final figures: every plugin has delivered and flushed what it was sent.
@@ -69,4 +69,16 @@ pub fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What the batch tells its operator, on stderr; a second stop signal ends the program at
+/// once (status 130).
+fn print_notice(notice: BatchNotice) -> std::io::Result<()> {
+    use std::io::Write;
+    let second_signal = matches!(notice, BatchNotice::SecondSignal);
+    let printed = writeln!(std::io::stderr(), "{notice}");
+    if second_signal {
+        std::process::exit(130);
+    }
+    printed
 }

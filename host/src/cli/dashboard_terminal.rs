@@ -6,19 +6,28 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use metaclaude::client::{self, DEFAULT_SERVER};
+
 use super::args::DashboardTerminalArgs;
-use super::client::{self, DEFAULT_SERVER};
+use super::logs::print_read_notice;
 use crate::tui::source::ServerSource;
-use crate::tui::Source;
+use crate::tui::{Callbacks, Source};
 
 pub fn dashboard_terminal(args: DashboardTerminalArgs) -> anyhow::Result<ExitCode> {
     let interval = Duration::from_secs(args.interval);
     let source = source(&args, interval)?;
     if args.once || args.text || !std::io::stdout().is_terminal() {
         let mut out = std::io::stdout().lock();
-        crate::tui::text(&source, interval, args.once, &mut out)?;
+        crate::tui::text(&source, interval, args.once, &mut out, print_read_notice)?;
     } else {
-        crate::tui::interactive(&source)?;
+        crate::tui::interactive(
+            &source,
+            Callbacks {
+                read_notice: print_read_notice,
+                // Nothing is left to restore or to show: status 129, as SIGHUP would give.
+                on_hangup: || std::process::exit(129),
+            },
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
+use metaclaude::client::{self, get, DEFAULT_SERVER};
 use metaclaude::plugin::{resolve_grants, resolve_plugins_dir};
 use serde_json::Value;
 
 use super::args::MetricsArgs;
-use super::client::{self, get, DEFAULT_SERVER};
 use super::render;
 
 /// Where the figures come from.
@@ -36,6 +36,7 @@ pub fn metrics(args: MetricsArgs) -> anyhow::Result<ExitCode> {
                     &plugins,
                     &resolve_grants(args.grants.as_deref()),
                     None,
+                    &super::logs::print_read_notice,
                 )?
             }
         };
@@ -95,8 +96,13 @@ fn report(args: &MetricsArgs, source: &Source, period: u64) -> anyhow::Result<Va
             serde_json::from_str(&text).context("the server's stats are not JSON")
         }
         Source::Log => {
-            let report =
-                metaclaude::replay::report(&args.log_dir, period, args.top as usize, Utc::now())?;
+            let report = metaclaude::replay::report(
+                &args.log_dir,
+                period,
+                args.top as usize,
+                Utc::now(),
+                &super::logs::print_read_notice,
+            )?;
             Ok(serde_json::to_value(report)?)
         }
     }

@@ -5,8 +5,8 @@
 mod alerts;
 pub mod args;
 mod batch;
-pub(crate) mod client;
 mod dashboard_terminal;
+mod logs;
 mod metrics;
 mod plugins;
 mod render;
@@ -41,7 +41,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Registry {
             command: RegistryCommand::Check { file, normalized },
         } => registry_check(&file, normalized),
-        Command::Logs(args) => metaclaude::logs::run(&args.query()),
+        Command::Logs(args) => logs::logs(&args),
         Command::Alerts { command } => alerts::alerts(command),
         Command::DashboardTerminal(args) => dashboard_terminal::dashboard_terminal(args),
         Command::Plugins { command } => match command {

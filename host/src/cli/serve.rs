@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use metaclaude::app::{HostConfig, MonitoredHost, PLUGIN_POLL};
 use metaclaude::monitor::Limits;
-use metaclaude::serve::{self, Bound, ServeConfig};
+use metaclaude::serve::{self, Bound, ServeConfig, ServeNotice};
 
 use super::args::ServeArgs;
 use super::EXIT_USAGE;
@@ -72,17 +72,28 @@ pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         host,
         args.registry.clone(),
         |bound| announce(bound, token_hint, mode),
-        std::sync::Arc::new(|notice| eprintln!("metaclaude: {notice}")),
+        std::sync::Arc::new(print_notice),
     ));
     match served {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => match e.downcast_ref::<serve::ServeError>() {
-            Some(e) => {
-                eprintln!("error: {e}");
-                Ok(ExitCode::from(EXIT_USAGE))
-            }
-            None => Err(e),
-        },
+        Err(e) if e.is_usage() => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What the server tells its operator, on stderr; a second stop signal ends the program
+/// at once (status 130).
+fn print_notice(notice: ServeNotice) {
+    match notice {
+        ServeNotice::LogRead(read) => eprintln!("{read}"),
+        ServeNotice::SecondSignal => {
+            eprintln!("metaclaude: {notice}");
+            std::process::exit(130);
+        }
+        other => eprintln!("metaclaude: {other}"),
     }
 }
 

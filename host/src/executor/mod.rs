@@ -30,7 +30,8 @@ use std::time::Duration;
 use crate::model::{ExecutionEvent, ExecutionResult};
 
 pub use self::request::{
-    parse_execution_body, parse_request_line, BodyProblem, ExecutionRequest, REQUEST_SHAPE,
+    parse_execution_body, parse_request_line, BodyProblem, ExecutionRequest, RequestLineError,
+    REQUEST_SHAPE,
 };
 pub use self::service::ToolExecutionService;
 

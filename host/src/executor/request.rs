@@ -73,20 +73,25 @@ impl ExecutionRequest {
     }
 }
 
+/// Why a request line of `metaclaude batch` cannot be used: serde_json's message and the
+/// expected shape (the batch adds the file and line number).
+#[derive(Debug, thiserror::Error)]
+#[error("{json} (expected {REQUEST_SHAPE})")]
+pub struct RequestLineError {
+    pub json: serde_json::Error,
+}
+
 /// Parses one request line of `metaclaude batch`: `None` for a blank line or a comment
 /// (`#` first), otherwise the request or why the line cannot be used (serde_json's message
 /// and the expected shape; the caller adds the file and line number). Only `script_id` is
 /// required; unknown fields are refused, since a misspelt `inputs` would run the script
 /// without them. Never panics, whatever the line holds.
-pub fn parse_request_line(line: &str) -> Option<Result<ExecutionRequest, String>> {
+pub fn parse_request_line(line: &str) -> Option<Result<ExecutionRequest, RequestLineError>> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
     }
-    Some(
-        ExecutionRequest::from_json(line.as_bytes())
-            .map_err(|e| format!("{e} (expected {REQUEST_SHAPE})")),
-    )
+    Some(ExecutionRequest::from_json(line.as_bytes()).map_err(|json| RequestLineError { json }))
 }
 
 /// What is wrong with a request body.
@@ -149,7 +154,8 @@ mod tests {
         assert_eq!(r.user.as_deref(), Some("ana"));
         let e = parse_request_line(r#"{"script":"s"}"#)
             .unwrap()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("unknown field `script`"), "{e}");
     }
 }

@@ -27,7 +27,7 @@ use crate::model::ExecutionIdentity;
 /// The seed's `ToolExecutionService`: runs registry scripts and measures them.
 ///
 /// ```no_run
-/// # async fn demo() -> anyhow::Result<()> {
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use metaclaude::{ExecutionRequest, ToolExecutionService};
 /// let tes = ToolExecutionService::open("examples/registry/registry.json")?;
 /// let result = tes

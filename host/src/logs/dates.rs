@@ -8,6 +8,23 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use crate::model::timestamp;
 
+/// A time argument that cannot be read, and what would be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    /// A local time that the clocks skipped.
+    #[error("`{0}` does not exist in the local time zone (a DST gap?)")]
+    NoSuchLocalTime(String),
+    #[error(
+        "cannot read `{0}` as a date: use YYYY-MM-DD, \"YYYY-MM-DD HH:MM:SS\" (local time) \
+         or RFC 3339 such as 2024-01-15T10:30:45Z"
+    )]
+    NotADate(String),
+    #[error(
+        "cannot read `{0}` as a relative time: use a number and one of s, m, h, d, w (e.g. 1h)"
+    )]
+    NotAnAge(String),
+}
+
 /// Parses a `--start-date` / `--end-date` value.
 ///
 /// Accepted: `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` (also with a `T`), both read in `tz` (the
@@ -15,7 +32,11 @@ use crate::model::timestamp;
 /// with its own offset. With `end` set the result is the exclusive upper bound covering the
 /// whole stated precision: the next midnight for a day, the next second for a time, so that
 /// `--end-date 2024-01-15` includes all of that day.
-pub fn parse_instant<Tz: TimeZone>(s: &str, end: bool, tz: &Tz) -> Result<DateTime<Utc>, String> {
+pub fn parse_instant<Tz: TimeZone>(
+    s: &str,
+    end: bool,
+    tz: &Tz,
+) -> Result<DateTime<Utc>, DateError> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         let t = t.with_timezone(&Utc);
@@ -29,7 +50,7 @@ pub fn parse_instant<Tz: TimeZone>(s: &str, end: bool, tz: &Tz) -> Result<DateTi
         tz.from_local_datetime(&naive)
             .earliest()
             .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| format!("`{s}` does not exist in the local time zone (a DST gap?)"))
+            .ok_or_else(|| DateError::NoSuchLocalTime(s.to_string()))
     };
     for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
@@ -41,20 +62,13 @@ pub fn parse_instant<Tz: TimeZone>(s: &str, end: bool, tz: &Tz) -> Result<DateTi
         let day = if end { day + Duration::days(1) } else { day };
         return local(day.and_hms_opt(0, 0, 0).expect("midnight exists"));
     }
-    Err(format!(
-        "cannot read `{s}` as a date: use YYYY-MM-DD, \"YYYY-MM-DD HH:MM:SS\" (local time) \
-         or RFC 3339 such as 2024-01-15T10:30:45Z"
-    ))
+    Err(DateError::NotADate(s.to_string()))
 }
 
 /// Parses a `--since` value such as `90s`, `15m`, `1h`, `2d` or `1w` into a duration.
-pub fn parse_since(s: &str) -> Result<Duration, String> {
+pub fn parse_since(s: &str) -> Result<Duration, DateError> {
     let s = s.trim();
-    let bad = || {
-        format!(
-            "cannot read `{s}` as a relative time: use a number and one of s, m, h, d, w (e.g. 1h)"
-        )
-    };
+    let bad = || DateError::NotAnAge(s.to_string());
     let unit = s.chars().last().ok_or_else(bad)?;
     let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
     let secs = match unit {
@@ -125,7 +139,9 @@ mod tests {
 
     #[test]
     fn bad_dates_say_what_is_accepted() {
-        let err = parse_instant("yesterday", false, &Utc).unwrap_err();
+        let err = parse_instant("yesterday", false, &Utc)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("YYYY-MM-DD"), "{err}");
         assert!(parse_instant("2024-13-01", false, &Utc).is_err());
     }

@@ -13,8 +13,9 @@
 //!   reject lines with a byte scan before parsing; only the needed fields are parsed, borrowed
 //!   from the line; files are chosen by the times in their names when a date filter allows.
 //! * Forgiving: an unreadable file, corrupt gzip data or a line that is not JSON is reported
-//!   on stderr with file and line, and the query answers from everything else. An incomplete
-//!   last line (a writer still appending) is skipped with a note.
+//!   with file and line (a [`ReadNotice`] to the caller, which the CLI prints on stderr), and
+//!   the query answers from everything else. An incomplete last line (a writer still
+//!   appending) is skipped with a note.
 
 pub mod dates;
 pub mod gen;
@@ -25,15 +26,14 @@ pub mod stats;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use crate::model::ErrorCategory;
 use query::{Filter, Matcher, Record};
 use reader::{LogFile, Reporter};
+pub use reader::{ReadNotice, ReadNotices};
 use stats::{GroupBy, Report, StatsAcc};
 
 /// The default log directory, relative to the current directory.
@@ -103,16 +103,13 @@ impl LogQuery {
 
     /// The log's files that can hold an answer (by the times in their names), and the
     /// matcher of the filters; a missing log directory is an error saying how to fix it.
-    fn select(&self, reporter: &Reporter) -> anyhow::Result<(Vec<LogFile>, Matcher)> {
+    fn select(&self, reporter: &Reporter) -> Result<(Vec<LogFile>, Matcher), LogsError> {
         let now = Utc::now();
         let (start, end) = self.bounds(now);
         let files = reader::discover(&self.log_dir, reporter)
-            .with_context(|| {
-                format!(
-                    "cannot read the execution log directory {} (set METACLAUDE_LOG_DIR or --log-dir \
-                     to where the log sink writes; it is created by the first execution)",
-                    self.log_dir.display()
-                )
+            .map_err(|source| LogsError::Directory {
+                dir: self.log_dir.clone(),
+                source,
             })?
             .into_iter()
             .filter(|f| f.may_overlap(start, end))
@@ -125,27 +122,55 @@ impl LogQuery {
     }
 }
 
-/// Runs `metaclaude logs`, writing to stdout. Problems with single files or lines are
-/// reported on stderr and do not fail the query; a missing log directory does.
-pub fn run(args: &LogQuery) -> anyhow::Result<ExitCode> {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    match execute(args, &mut out).and_then(|()| out.flush().map_err(Into::into)) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        // `metaclaude logs | head`: the reader has all it wants.
-        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-        Err(e) => Err(e),
+/// Why a query of the log has no answer (problems with single files or lines do not fail
+/// it: they are [`ReadNotice`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    /// The log directory cannot be read (missing: no execution has been logged there).
+    #[error(
+        "cannot read the execution log directory {} (set METACLAUDE_LOG_DIR or --log-dir \
+         to where the log sink writes; it is created by the first execution)",
+        dir.display()
+    )]
+    Directory {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The answer could not be written.
+    #[error(transparent)]
+    Write(#[from] io::Error),
+    /// The statistics could not be written as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl LogsError {
+    /// Whether the answer's reader went away (`metaclaude logs | head`): it has all it
+    /// wants, which is no failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, LogsError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe)
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<io::Error>()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+/// What a query met besides its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Answered {
+    /// Problems reading the log (each reported as a [`ReadNotice::Warning`]): the answer
+    /// leaves those lines out.
+    pub problems: u64,
 }
 
-/// The query behind [`run`], writing its answer to `out` (the benchmark and tests call this).
-pub fn execute(args: &LogQuery, out: &mut dyn Write) -> anyhow::Result<()> {
-    let reporter = Reporter::default();
+/// The query of `metaclaude logs`, writing its answer to `out` as it goes (the CLI, the
+/// benchmark and tests call this) and handing what it meets in the log to `notices`.
+/// Problems with single files or lines do not fail the query; a missing log directory
+/// does. `out` is not flushed.
+pub fn execute(
+    args: &LogQuery,
+    out: &mut dyn Write,
+    notices: ReadNotices<'_>,
+) -> Result<Answered, LogsError> {
+    let reporter = Reporter::new(notices);
     let (files, matcher) = args.select(&reporter)?;
     if args.wants_stats() {
         let report = match args.limit {
@@ -184,20 +209,20 @@ pub fn execute(args: &LogQuery, out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(out, "(no executions match)")?;
         }
     }
-    let problems = reporter.count();
-    if problems > 0 {
-        eprintln!(
-            "warning: {problems} problem(s) reading the log (above); the answer leaves those lines out"
-        );
-    }
-    Ok(())
+    Ok(Answered {
+        problems: reporter.count(),
+    })
 }
 
 /// The newest `limit` execution records of the log that `query`'s filters take, as the
 /// log's JSON lines, newest first: a server's history beyond what it holds in memory.
-/// Damaged input is reported on stderr and skipped, as by `metaclaude logs`.
-pub fn newest_records(query: &LogQuery, limit: usize) -> anyhow::Result<Vec<Vec<u8>>> {
-    let reporter = Reporter::default();
+/// Damaged input is reported to `notices` and skipped, as by `metaclaude logs`.
+pub fn newest_records(
+    query: &LogQuery,
+    limit: usize,
+    notices: ReadNotices<'_>,
+) -> Result<Vec<Vec<u8>>, LogsError> {
+    let reporter = Reporter::new(notices);
     let (files, matcher) = query.select(&reporter)?;
     let mut found = Vec::new();
     newest_first(&files, &matcher, &reporter, Some(limit), |_, line| {
@@ -209,9 +234,13 @@ pub fn newest_records(query: &LogQuery, limit: usize) -> anyhow::Result<Vec<Vec<
 
 /// Every execution record of the log that `query`'s filters take, oldest first, as its
 /// JSON line: for replaying the log through the code a live host runs (`replay`).
-/// Damaged input is reported on stderr and skipped. Returns how many were handed out.
-pub fn for_each_record(query: &LogQuery, mut each: impl FnMut(&[u8])) -> anyhow::Result<u64> {
-    let reporter = Reporter::default();
+/// Damaged input is reported to `notices` and skipped. Returns how many were handed out.
+pub fn for_each_record(
+    query: &LogQuery,
+    notices: ReadNotices<'_>,
+    mut each: impl FnMut(&[u8]),
+) -> Result<u64, LogsError> {
+    let reporter = Reporter::new(notices);
     let (files, matcher) = query.select(&reporter)?;
     let mut n = 0;
     for file in &files {
@@ -324,7 +353,7 @@ fn newest_first(
     reporter: &Reporter,
     limit: Option<usize>,
     mut each: impl FnMut(&Record<'_>, &[u8]) -> io::Result<()>,
-) -> anyhow::Result<()> {
+) -> io::Result<()> {
     let mut remaining = limit.unwrap_or(usize::MAX);
     for file in files.iter().rev() {
         if remaining == 0 {

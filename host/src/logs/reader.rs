@@ -97,25 +97,76 @@ pub fn discover(dir: &Path, reporter: &Reporter) -> io::Result<Vec<LogFile>> {
     Ok(files)
 }
 
-/// Problems met while reading, printed on stderr as they happen and counted, so the query's
-/// answer can say it is incomplete. At most [`MAX_LINE_REPORTS`] bad lines per file are
-/// printed one by one; the rest are summed up at the end of the file.
-#[derive(Debug, Default)]
-pub struct Reporter {
+/// What reading the log met that the person asking should hear of: a problem (a file, a
+/// line or the rest of a file left out of the answer) or a note (not a problem). The
+/// library prints neither; the caller gets each as it happens (the CLI prints it on
+/// stderr, its `Display` being the whole line: `warning: ...` or `note: ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadNotice {
+    /// Something left out of the answer: the file, the line, what was wrong.
+    Warning(String),
+    /// Not a problem: an incomplete last line is what a live log looks like.
+    Note(String),
+}
+
+impl std::fmt::Display for ReadNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadNotice::Warning(msg) => write!(f, "warning: {msg}"),
+            ReadNotice::Note(msg) => write!(f, "note: {msg}"),
+        }
+    }
+}
+
+/// Where the notices of a read go: called as each is met, from the reading threads.
+pub type ReadNotices<'a> = &'a (dyn Fn(ReadNotice) + Sync);
+
+/// Notices nobody hears (the problems are still counted).
+fn ignore(_: ReadNotice) {}
+
+/// Problems met while reading, handed to the caller's [`ReadNotices`] as they happen and
+/// counted, so the query's answer can say it is incomplete. At most [`MAX_LINE_REPORTS`]
+/// bad lines per file are reported one by one; the rest are summed up at the end of the
+/// file.
+pub struct Reporter<'a> {
     pub problems: Mutex<u64>,
+    notices: ReadNotices<'a>,
+}
+
+/// Counts the problems and tells no one.
+impl Default for Reporter<'_> {
+    fn default() -> Self {
+        Reporter::new(&ignore)
+    }
+}
+
+impl std::fmt::Debug for Reporter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter")
+            .field("problems", &self.problems)
+            .finish_non_exhaustive()
+    }
 }
 
 pub const MAX_LINE_REPORTS: u64 = 5;
 
-impl Reporter {
+impl<'a> Reporter<'a> {
+    /// Counts the problems and hands every notice to `notices`.
+    pub fn new(notices: ReadNotices<'a>) -> Reporter<'a> {
+        Reporter {
+            problems: Mutex::new(0),
+            notices,
+        }
+    }
+
     pub fn warn(&self, msg: impl std::fmt::Display) {
         *self.problems.lock().unwrap() += 1;
-        eprintln!("warning: {msg}");
+        (self.notices)(ReadNotice::Warning(msg.to_string()));
     }
 
     /// A note is not a problem: an incomplete last line is what a live log looks like.
     pub fn note(&self, msg: impl std::fmt::Display) {
-        eprintln!("note: {msg}");
+        (self.notices)(ReadNotice::Note(msg.to_string()));
     }
 
     pub fn count(&self) -> u64 {

@@ -16,7 +16,7 @@ fn args(dir: &Path) -> LogQuery {
 
 fn query(a: &LogQuery) -> String {
     let mut out = Vec::new();
-    execute(a, &mut out).unwrap();
+    execute(a, &mut out, &|_| {}).unwrap();
     String::from_utf8(out).unwrap()
 }
 
@@ -284,7 +284,7 @@ fn table_output_is_readable() {
 #[test]
 fn missing_directory_says_how_to_fix_it() {
     let a = args(Path::new("/nonexistent/metaclaude-logs"));
-    let err = execute(&a, &mut Vec::new()).unwrap_err();
+    let err = execute(&a, &mut Vec::new(), &|_| {}).unwrap_err();
     assert!(format!("{err:#}").contains("METACLAUDE_LOG_DIR"), "{err:#}");
 }
 

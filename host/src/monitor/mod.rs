@@ -45,7 +45,9 @@ pub use self::report::{
     MAX_PERIOD_MINUTES,
 };
 pub use self::running::{RunState, RunningExecution};
-pub use self::subscription::{parse_client_message, Subscription, SubscriptionQuery};
+pub use self::subscription::{
+    parse_client_message, Subscription, SubscriptionError, SubscriptionQuery,
+};
 
 /// How much a [`Monitor`] keeps.
 #[derive(Debug, Clone, Copy)]

@@ -36,23 +36,32 @@ impl Subscription {
     }
 
     /// Every kind named is one the feed has.
-    pub fn check(&self) -> Result<(), String> {
-        const KINDS: [&str; 6] = [
-            "queued",
-            "started",
-            "attempt_failed",
-            "retry_scheduled",
-            "finished",
-            "alert",
-        ];
+    pub fn check(&self) -> Result<(), SubscriptionError> {
         match self.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-            Some(bad) => Err(format!(
-                "unknown kind {bad:?} (known: {})",
-                KINDS.join(", ")
-            )),
+            Some(bad) => Err(SubscriptionError::UnknownKind { kind: bad.clone() }),
             None => Ok(()),
         }
     }
+}
+
+/// The kinds of items the feed has.
+const KINDS: [&str; 6] = [
+    "queued",
+    "started",
+    "attempt_failed",
+    "retry_scheduled",
+    "finished",
+    "alert",
+];
+
+/// What is wrong with a subscription (said back to the client; the connection stays).
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error("unknown kind {kind:?} (known: {})", KINDS.join(", "))]
+    UnknownKind { kind: String },
+    /// Not a `subscribe` message: serde_json's message and the shape expected.
+    #[error("{json} (send {{\"subscribe\": {{\"kinds\": [...], \"scripts\": [...], \"specialists\": [...]}}}})")]
+    NotASubscription { json: serde_json::Error },
 }
 
 /// The query-string form: comma-separated lists.
@@ -93,12 +102,9 @@ struct ClientMessage {
 
 /// A message a live-feed client sent, as the subscription it asks for, or what is wrong
 /// with it (said back to the client; the connection stays).
-pub fn parse_client_message(text: &str) -> Result<Subscription, String> {
-    let ClientMessage { subscribe } = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "{e} (send {{\"subscribe\": {{\"kinds\": [...], \"scripts\": [...], \"specialists\": [...]}}}})"
-        )
-    })?;
+pub fn parse_client_message(text: &str) -> Result<Subscription, SubscriptionError> {
+    let ClientMessage { subscribe } =
+        serde_json::from_str(text).map_err(|json| SubscriptionError::NotASubscription { json })?;
     subscribe.check()?;
     Ok(subscribe)
 }

@@ -61,7 +61,7 @@ pub use self::{
     grants::admission::{Admission, GrantSource},
     set::{
         folders::plugin_folders, host_metrics, PluginHost, PluginInfo, ReloadReport,
-        RuleThresholds, ThresholdChange,
+        RuleThresholds, ThresholdChange, ThresholdError,
     },
 };
 

@@ -140,7 +140,7 @@ pub async fn thresholds(State(state): State<Arc<ServerState>>) -> Result<Json<Va
     let list = tokio::task::spawn_blocking(move || plugins.alert_thresholds(None))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "no_alert_rules", e))?;
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "no_alert_rules", e.to_string()))?;
     let rules: Vec<Value> = list
         .into_iter()
         .map(|(plugin, answer)| match answer {
@@ -194,13 +194,17 @@ pub async fn set_threshold(
         Ok(changed) => Ok(Json(
             json!({ "threshold": name, "value": value, "changed": changed }),
         )),
-        Err(e) if e.starts_with("no alert-rule plugin") => {
-            Err(ApiError::new(StatusCode::CONFLICT, "no_alert_rules", e))
-        }
-        Err(e) => Err(
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "threshold_rejected", e)
-                .with("field", "value"),
-        ),
+        Err(e) if e.no_rule() => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_alert_rules",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "threshold_rejected",
+            e.to_string(),
+        )
+        .with("field", "value")),
     }
 }
 

@@ -243,7 +243,7 @@ async fn one(
         execution_id: Some(id.clone()),
         ..LogQuery::default()
     };
-    let found = blocking_log_query(query, 1).await?;
+    let found = blocking_log_query(&state, query, 1).await?;
     match found.into_iter().next() {
         Some(result) => Ok(Json(result).into_response()),
         None => Err(ApiError::not_found(format!(
@@ -313,7 +313,7 @@ async fn list(
     // A time filter must say something, though: an empty one is a mistake.
     let (category, since, from) = (given(q.category), q.since, q.from);
     if let Some(c) = &category {
-        log_query.category = Some(c.parse().map_err(|e: String| {
+        log_query.category = Some(c.parse().map_err(|e: crate::model::UnknownCategory| {
             ApiError::bad_request(format!("category: {e}")).with("field", "category")
         })?);
     }
@@ -361,7 +361,7 @@ async fn list(
     if executions.len() < limit && log_query.log_dir.is_dir() {
         // Older ones than memory holds; the log also has the ones in memory.
         let wanted = limit + from_memory;
-        for record in blocking_log_query(log_query, wanted).await? {
+        for record in blocking_log_query(&state, log_query, wanted).await? {
             if executions.len() >= limit {
                 break;
             }
@@ -383,11 +383,20 @@ async fn list(
 }
 
 /// Runs a log query on a blocking thread; each record becomes a result object (the log's
-/// own fields, `log_record::OWN_FIELDS`, taken out).
-async fn blocking_log_query(query: LogQuery, limit: usize) -> Result<Vec<Value>, ApiError> {
-    let lines = tokio::task::spawn_blocking(move || crate::logs::newest_records(&query, limit))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+/// own fields, `log_record::OWN_FIELDS`, taken out). A damaged file or line of the log is
+/// told to the operator (a [`super::ServeNotice::LogRead`]) and left out.
+async fn blocking_log_query(
+    state: &ServerState,
+    query: LogQuery,
+    limit: usize,
+) -> Result<Vec<Value>, ApiError> {
+    let notices = state.notices.clone();
+    let lines = tokio::task::spawn_blocking(move || {
+        let tell = |notice| notices(super::ServeNotice::LogRead(notice));
+        crate::logs::newest_records(&query, limit, &tell)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let lines = match lines {
         Ok(lines) => lines,
         // No log yet: nothing older than memory.

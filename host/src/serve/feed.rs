@@ -54,7 +54,7 @@ pub async fn handler(
         }
     };
     if let Err(e) = subscription.check() {
-        return ApiError::bad_request(e)
+        return ApiError::bad_request(e.to_string())
             .with("field", "kinds")
             .into_response();
     }
@@ -176,7 +176,7 @@ async fn client(mut socket: WebSocket, state: Arc<ServerState>, mut subscription
                                 "specialists": subscription.specialists,
                             }})
                         }
-                        Err(e) => json!({ "type": "error", "error": { "code": "bad_message", "message": e } }),
+                        Err(e) => json!({ "type": "error", "error": { "code": "bad_message", "message": e.to_string() } }),
                     };
                     if !send(&mut socket, timeout, reply.to_string()).await {
                         return;

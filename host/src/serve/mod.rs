@@ -39,7 +39,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::app::MonitoredHost;
@@ -104,7 +103,7 @@ impl Default for ServeConfig {
     }
 }
 
-/// Why the server did not start.
+/// Why the server did not start (or, for the last two, could not run).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(
@@ -119,6 +118,27 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// A stop signal cannot be watched (`signal`: its name).
+    #[error("cannot watch {signal}")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bound listener's address cannot be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl ServeError {
+    /// Whether the operator's configuration is at fault (a usage error), rather than the
+    /// system.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ServeError::TokenRequired { .. } | ServeError::Bind { .. }
+        )
+    }
 }
 
 /// Where the server listens, once bound.
@@ -159,12 +179,16 @@ pub enum ServeNotice {
     RegistryRefused { problems: String },
     /// The first stop signal: no new executions; those running get the grace.
     Stopping { running: usize, grace: Duration },
-    /// A second stop signal: the process exits at once (status 130).
+    /// A second stop signal: the operator wants out at once. The callback decides how the
+    /// process ends (the CLI exits with status 130); if it returns, shutdown goes on.
     SecondSignal,
     /// The grace is over: what still runs is ended as a timeout would end it.
     GraceOver { running: usize },
     /// Shutdown is complete: every plugin flushed, the live feed closed.
     Stopped,
+    /// A damaged file or line of the execution log, met by a history query (and left
+    /// out of its answer). Its `Display` is the whole line (`warning: ...`).
+    LogRead(crate::logs::ReadNotice),
 }
 
 impl std::fmt::Display for ServeNotice {
@@ -188,6 +212,7 @@ impl std::fmt::Display for ServeNotice {
                 "grace over: ending {running} running executions as a timeout would"
             ),
             ServeNotice::Stopped => write!(f, "stopped"),
+            ServeNotice::LogRead(notice) => write!(f, "{notice}"),
         }
     }
 }
@@ -295,10 +320,10 @@ pub async fn run(
     registry_file: PathBuf,
     on_bound: impl FnOnce(Bound),
     notices: Notices,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let http_addr = SocketAddr::new(config.bind, config.http_port);
     if security::needs_token(http_addr) && config.token.is_none() {
-        return Err(ServeError::TokenRequired { addr: http_addr }.into());
+        return Err(ServeError::TokenRequired { addr: http_addr });
     }
     let bind = |addr: SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
@@ -401,11 +426,18 @@ fn spawn_registry_watch(state: Arc<ServerState>) {
     });
 }
 
-/// Resolves on the first SIGINT or SIGTERM; a second one ends the process at once.
-async fn wait_for_stop_signal(state: Arc<ServerState>) -> anyhow::Result<()> {
+/// Resolves on the first SIGINT or SIGTERM; a second one is told to the notices' callback,
+/// which ends the process at once.
+async fn wait_for_stop_signal(state: Arc<ServerState>) -> Result<(), ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let watch = |kind, signal_name| {
+        signal(kind).map_err(|source| ServeError::Signal {
+            signal: signal_name,
+            source,
+        })
+    };
+    let mut int = watch(SignalKind::interrupt(), "SIGINT")?;
+    let mut term = watch(SignalKind::terminate(), "SIGTERM")?;
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
@@ -421,7 +453,6 @@ async fn wait_for_stop_signal(state: Arc<ServerState>) -> anyhow::Result<()> {
             _ = term.recv() => {}
         }
         (state.notices)(ServeNotice::SecondSignal);
-        std::process::exit(130);
     });
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use metaclaude::logs::reader::{self, Reporter, LIVE_FILE};
+use metaclaude::logs::reader::{self, ReadNotices, Reporter, LIVE_FILE};
 use metaclaude::model::ExecutionResult;
 
 /// The most bytes one call of [`Follower::poll`] reads, so that a huge backlog is taken
@@ -68,14 +68,16 @@ impl Follower {
     /// Every execution record already in the log that finished at or after `since`:
     /// rotated files through the log reader, then the live file from its start (it stays
     /// open for [`Follower::poll`]). A log directory that does not exist yet is empty.
+    /// What reading the rotated files meets (a damaged file or line) goes to `notices`.
     pub fn start(
         &mut self,
         since: DateTime<Utc>,
         each: &mut impl FnMut(ExecutionResult),
+        notices: ReadNotices<'_>,
     ) -> io::Result<()> {
         // Open the live file first: what is rotated after this is read through it.
         self.open_live()?;
-        let reporter = Reporter::default();
+        let reporter = Reporter::new(notices);
         let files = match reader::discover(&self.dir, &reporter) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -238,9 +240,11 @@ mod tests {
         append(&live, &line("01A", now));
         let mut f = Follower::new(dir.path());
         let mut seen = Vec::new();
-        f.start(now - chrono::Duration::hours(1), &mut |r| {
-            seen.push(r.execution_id)
-        })
+        f.start(
+            now - chrono::Duration::hours(1),
+            &mut |r| seen.push(r.execution_id),
+            &|_| {},
+        )
         .unwrap();
         assert_eq!(seen, ["01R1", "01A"], "rotated first, the old one left out");
         assert!(ids(&mut f).is_empty());
@@ -270,7 +274,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let logs = dir.path().join("later");
         let mut f = Follower::new(&logs);
-        f.start(Utc::now(), &mut |_| panic!("nothing yet")).unwrap();
+        f.start(Utc::now(), &mut |_| panic!("nothing yet"), &|_| {})
+            .unwrap();
         std::fs::create_dir(&logs).unwrap();
         append(&logs.join(LIVE_FILE), &line("01A", Utc::now()));
         assert_eq!(ids(&mut f), ["01A"]);
@@ -286,9 +291,11 @@ mod tests {
         std::os::unix::fs::symlink("../secret.jsonl", logs.join(LIVE_FILE)).unwrap();
         let mut f = Follower::new(&logs);
         let e = f
-            .start(Utc::now() - chrono::Duration::hours(1), &mut |r| {
-                panic!("read through the link: {}", r.execution_id)
-            })
+            .start(
+                Utc::now() - chrono::Duration::hours(1),
+                &mut |r| panic!("read through the link: {}", r.execution_id),
+                &|_| {},
+            )
             .unwrap_err();
         assert!(
             e.to_string()

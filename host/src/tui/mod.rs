@@ -75,6 +75,21 @@ pub fn age(d: std::time::Duration) -> String {
     }
 }
 
+/// Why the dashboard stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    /// The source's thread ended, which it does only by panicking while the dashboard runs.
+    #[error("the dashboard's source stopped")]
+    SourceStopped,
+    #[error("cannot set up the terminal")]
+    Terminal(#[source] std::io::Error),
+    #[error("cannot draw")]
+    Draw(#[source] std::io::Error),
+    /// Reading the keys, or writing a snapshot.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// Where the dashboard's data comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -82,8 +97,22 @@ pub enum Source {
     Log(std::path::PathBuf),
 }
 
+/// What the dashboard hands to its caller rather than doing itself (the CLI prints, and
+/// decides how the program ends).
+#[derive(Debug, Clone, Copy)]
+pub struct Callbacks {
+    /// A damaged file or line of the log being followed.
+    pub read_notice: fn(metaclaude::logs::ReadNotice),
+    /// The terminal went away while the interactive view ran (its window closed, ssh
+    /// dropped): nothing is left to restore or to show.
+    pub on_hangup: fn(),
+}
+
 impl Source {
-    fn start(&self) -> (data::Data, std::sync::mpsc::Receiver<data::Update>) {
+    fn start(
+        &self,
+        notices: fn(metaclaude::logs::ReadNotice),
+    ) -> (data::Data, std::sync::mpsc::Receiver<data::Update>) {
         // Bounded: a source that runs ahead of the screen waits (the log follower) or falls
         // behind and is sent a fresh snapshot (the feed), instead of memory growing.
         let (tx, rx) = std::sync::mpsc::sync_channel(UPDATES_QUEUED);
@@ -99,7 +128,7 @@ impl Source {
                 )
             }
             Source::Log(dir) => {
-                source::spawn_log(dir.clone(), tx);
+                source::spawn_log(dir.clone(), tx, notices);
                 data::Data::new(
                     data::Connection::Following {
                         dir: dir.display().to_string(),
@@ -126,13 +155,13 @@ const IDLE_REDRAW: std::time::Duration = std::time::Duration::from_secs(1);
 fn drain(
     data: &mut data::Data,
     rx: &std::sync::mpsc::Receiver<data::Update>,
-) -> anyhow::Result<()> {
+) -> Result<(), TuiError> {
     for _ in 0..MAX_UPDATES_PER_TURN {
         match rx.try_recv() {
             Ok(u) => data.apply(u),
             Err(std::sync::mpsc::TryRecvError::Empty) => break,
             Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                anyhow::bail!("the dashboard's source stopped")
+                return Err(TuiError::SourceStopped)
             }
         }
     }
@@ -140,14 +169,13 @@ fn drain(
 }
 
 /// The interactive full-screen view, until `q` (or a signal).
-pub fn interactive(source: &Source) -> anyhow::Result<()> {
-    use anyhow::Context;
+pub fn interactive(source: &Source, callbacks: Callbacks) -> Result<(), TuiError> {
     use ratatui::crossterm::event::{self, Event, KeyEventKind};
     use std::time::Instant;
 
-    let (mut data, rx) = source.start();
+    let (mut data, rx) = source.start(callbacks.read_notice);
     let mut app = ui_state::App::new();
-    let mut session = terminal::Session::enter().context("cannot set up the terminal")?;
+    let mut session = terminal::Session::enter(callbacks.on_hangup).map_err(TuiError::Terminal)?;
     let mut view = data.view(chrono::Utc::now());
     let mut viewed = Instant::now();
     let mut dirty = true;
@@ -194,7 +222,7 @@ pub fn interactive(source: &Source) -> anyhow::Result<()> {
             session
                 .terminal
                 .draw(|f| render::draw(f, &app, &view, detail.as_ref()))
-                .context("cannot draw")?;
+                .map_err(TuiError::Draw)?;
             dirty = false;
         }
         if event::poll(std::time::Duration::from_millis(100))? {
@@ -230,15 +258,17 @@ fn panic_if_asked(k: &ratatui::crossterm::event::KeyEvent) {
 }
 
 /// Plain-text snapshots on `out`, one per `interval` (`once`: one, when the source's first
-/// whole picture came, or after `interval` * 5 without one).
+/// whole picture came, or after `interval` * 5 without one). A damaged file or line of a
+/// followed log goes to `read_notice`.
 pub fn text(
     source: &Source,
     interval: std::time::Duration,
     once: bool,
     out: &mut dyn std::io::Write,
-) -> anyhow::Result<()> {
+    read_notice: fn(metaclaude::logs::ReadNotice),
+) -> Result<(), TuiError> {
     use std::time::Instant;
-    let (mut data, rx) = source.start();
+    let (mut data, rx) = source.start(read_notice);
     let started = Instant::now();
     let mut next = Instant::now() + interval;
     loop {
@@ -267,7 +297,7 @@ pub fn text(
             Ok(u) => data.apply(u),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                anyhow::bail!("the dashboard's source stopped")
+                return Err(TuiError::SourceStopped)
             }
         }
     }

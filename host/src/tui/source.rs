@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::SyncSender as Sender;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use chrono::Utc;
+use metaclaude::client::{self, ClientError};
+use metaclaude::logs::ReadNotice;
 use metaclaude::model::{ExecutionEvent, ExecutionIdentity, ExecutionResult, LifecycleKind};
 use serde_json::Value;
 use tungstenite::client::IntoClientRequest;
@@ -50,6 +51,70 @@ impl Default for Backoff {
     }
 }
 
+/// Why the live feed (or the server's address) failed; the dashboard shows it, with its
+/// causes, and tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("{url}: https is not supported by the terminal dashboard; reach the server over http (e.g. through an SSH tunnel)")]
+    Https { url: String },
+    #[error("{url}: the server's address must start with http://")]
+    NotHttp { url: String },
+    #[error("{url}: no host in the server's address")]
+    NoHost { url: String },
+    #[error("cannot resolve {authority}")]
+    Resolve {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no address for {authority}")]
+    NoAddress { authority: String },
+    #[error("cannot connect to {authority}")]
+    Connect {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The feed's request could not be made.
+    #[error(transparent)]
+    Request(Box<tungstenite::Error>),
+    #[error(transparent)]
+    Header(#[from] tungstenite::http::header::InvalidHeaderValue),
+    #[error("the live feed refused: {0}")]
+    Refused(Box<tungstenite::Error>),
+    #[error("the live feed's handshake timed out")]
+    HandshakeTimedOut,
+    #[error("the live feed closed")]
+    Lost(#[source] Box<tungstenite::Error>),
+    /// The server's close frame: its code and reason, when it sent them.
+    #[error("the server closed the live feed{}", frame.as_deref().map(|f| format!(" ({f})")).unwrap_or_default())]
+    Closed { frame: Option<String> },
+    /// The figures or plugins could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] ClientError),
+    /// The figures or plugins answered are not JSON (`what`: which).
+    #[error("the {what} are not JSON")]
+    NotJson {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// An error and its causes, `: ` between them, as the command line shows an error.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// A running server to follow.
 #[derive(Debug, Clone)]
 pub struct ServerSource {
@@ -81,7 +146,7 @@ pub fn spawn_server(source: ServerSource, tx: Sender<Update>) {
                     attempt = 0;
                 }) {
                     Ok(()) => return, // the dashboard went away
-                    Err(e) => format!("{e:#}"),
+                    Err(e) => with_causes(&e),
                 };
                 let retry_in = backoff.next_delay();
                 tracing::debug!("live feed: {error}; retrying in {retry_in:?}");
@@ -100,16 +165,17 @@ pub fn spawn_server(source: ServerSource, tx: Sender<Update>) {
 }
 
 /// `ws://host:port/ws` for `http://host:port`, and the `host:port` to connect to.
-pub fn feed_address(url: &str) -> anyhow::Result<(String, String)> {
+pub fn feed_address(url: &str) -> Result<(String, String), FeedError> {
+    let url_owned = || url.to_string();
     let Some(rest) = url.strip_prefix("http://") else {
         if url.starts_with("https://") {
-            bail!("{url}: https is not supported by the terminal dashboard; reach the server over http (e.g. through an SSH tunnel)");
+            return Err(FeedError::Https { url: url_owned() });
         }
-        bail!("{url}: the server's address must start with http://");
+        return Err(FeedError::NotHttp { url: url_owned() });
     };
     let authority = rest.split('/').next().unwrap_or(rest);
     if authority.is_empty() {
-        bail!("{url}: no host in the server's address");
+        return Err(FeedError::NoHost { url: url_owned() });
     }
     Ok((format!("ws://{authority}/ws"), authority.to_string()))
 }
@@ -120,27 +186,38 @@ fn follow_feed(
     source: &ServerSource,
     tx: &Sender<Update>,
     connected: &mut dyn FnMut(),
-) -> anyhow::Result<()> {
+) -> Result<(), FeedError> {
     let (ws_url, authority) = feed_address(&source.url)?;
     let address = authority
         .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {authority}"))?
+        .map_err(|source| FeedError::Resolve {
+            authority: authority.clone(),
+            source,
+        })?
         .next()
-        .with_context(|| format!("no address for {authority}"))?;
-    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(3))
-        .with_context(|| format!("cannot connect to {authority}"))?;
+        .ok_or_else(|| FeedError::NoAddress {
+            authority: authority.clone(),
+        })?;
+    let stream =
+        TcpStream::connect_timeout(&address, Duration::from_secs(3)).map_err(|source| {
+            FeedError::Connect {
+                authority: authority.clone(),
+                source,
+            }
+        })?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut request = ws_url.as_str().into_client_request()?;
+    let mut request = ws_url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| FeedError::Request(Box::new(e)))?;
     if let Some(t) = &source.token {
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {t}").parse()?);
     }
     let (mut socket, _) = tungstenite::client(request, stream).map_err(|e| match e {
-        tungstenite::HandshakeError::Failure(e) => anyhow::anyhow!("the live feed refused: {e}"),
-        tungstenite::HandshakeError::Interrupted(_) => {
-            anyhow::anyhow!("the live feed's handshake timed out")
-        }
+        tungstenite::HandshakeError::Failure(e) => FeedError::Refused(Box::new(e)),
+        tungstenite::HandshakeError::Interrupted(_) => FeedError::HandshakeTimedOut,
     })?;
     // Short reads from here on, so the figures are fetched on time.
     socket
@@ -167,16 +244,15 @@ fn follow_feed(
             {
                 continue
             }
-            Err(e) => return Err(e).context("the live feed closed"),
+            Err(e) => return Err(FeedError::Lost(Box::new(e))),
         };
         let text = match message {
             Message::Text(t) => t,
-            Message::Close(frame) => bail!(
-                "the server closed the live feed{}",
-                frame
-                    .map(|f| format!(" ({} {})", f.code, f.reason))
-                    .unwrap_or_default()
-            ),
+            Message::Close(frame) => {
+                return Err(FeedError::Closed {
+                    frame: frame.map(|f| format!("{} {}", f.code, f.reason)),
+                })
+            }
             _ => continue,
         };
         let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
@@ -220,13 +296,15 @@ pub fn fetch_whole_result(
     let spawned = std::thread::Builder::new()
         .name("dashboard-detail".into())
         .spawn(move || {
-            match crate::cli::client::get(&url, &path, token.as_deref())
-                .and_then(|body| Ok(serde_json::from_str::<ExecutionResult>(&body)?))
-            {
+            let body = match client::get(&url, &path, token.as_deref()) {
+                Ok(body) => body,
+                Err(e) => return tracing::debug!("the whole result: {}", with_causes(&e)),
+            };
+            match serde_json::from_str::<ExecutionResult>(&body) {
                 Ok(r) => {
                     let _ = tx.send(r);
                 }
-                Err(e) => tracing::debug!("the whole result: {e:#}"),
+                Err(e) => tracing::debug!("the whole result: {e}"),
             }
         });
     if let Err(e) = spawned {
@@ -236,21 +314,22 @@ pub fn fetch_whole_result(
 }
 
 /// The server's figures and plugins, as updates.
-fn fetch_figures(source: &ServerSource) -> anyhow::Result<Vec<Update>> {
+fn fetch_figures(source: &ServerSource) -> Result<Vec<Update>, FeedError> {
     let token = source.token.as_deref();
-    let stats = crate::cli::client::get(
+    let not_json = |what| move |source| FeedError::NotJson { what, source };
+    let stats = client::get(
         &source.url,
         &format!("/api/v1/stats?period={PERIOD_MINUTES}&top={TOP}"),
         token,
     )?;
-    let plugins = crate::cli::client::get(&source.url, "/api/v1/plugins", token)?;
-    let plugins: Value = serde_json::from_str(&plugins).context("the plugins are not JSON")?;
+    let plugins = client::get(&source.url, "/api/v1/plugins", token)?;
+    let plugins: Value = serde_json::from_str(&plugins).map_err(not_json("plugins"))?;
     let plugins = match plugins {
         Value::Array(list) => list,
         other => other["plugins"].as_array().cloned().unwrap_or_default(),
     };
     Ok(vec![
-        Update::Stats(serde_json::from_str(&stats).context("the stats are not JSON")?),
+        Update::Stats(serde_json::from_str(&stats).map_err(not_json("stats"))?),
         Update::Plugins(plugins),
     ])
 }
@@ -333,14 +412,15 @@ fn running_events(r: &Value) -> Vec<ExecutionEvent> {
 }
 
 /// Follows the log directory `dir`: what finished in the last hour, then each new record.
-pub fn spawn_log(dir: PathBuf, tx: Sender<Update>) {
+/// A damaged rotated file or line of it is reported to `notices`.
+pub fn spawn_log(dir: PathBuf, tx: Sender<Update>, notices: fn(ReadNotice)) {
     std::thread::Builder::new()
         .name("dashboard-log".into())
-        .spawn(move || follow_log(&dir, &tx))
+        .spawn(move || follow_log(&dir, &tx, notices))
         .expect("cannot start the log follower's thread");
 }
 
-fn follow_log(dir: &std::path::Path, tx: &Sender<Update>) {
+fn follow_log(dir: &std::path::Path, tx: &Sender<Update>, notices: fn(ReadNotice)) {
     let shown = dir.display().to_string();
     let mut follower = Follower::new(dir);
     let since = Utc::now() - chrono::Duration::minutes(PERIOD_MINUTES as i64);
@@ -362,7 +442,7 @@ fn follow_log(dir: &std::path::Path, tx: &Sender<Update>) {
     };
     let mut backoff = Backoff::new();
     loop {
-        match follower.start(since, &mut send_finished) {
+        match follower.start(since, &mut send_finished, &notices) {
             Ok(()) => break,
             Err(e) => {
                 if !set_state(unreadable(&e), &mut state) {

@@ -44,18 +44,19 @@ fn hung_up() -> bool {
             .any(|p| p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0)
 }
 
-/// A thread that ends the program (status 129, as SIGHUP would) once the terminal is
-/// gone: nothing is left to restore or to show, and the interactive loop may be stuck
-/// in crossterm's poll.
-fn watch_for_hangup() {
+/// A thread that calls `then` once the terminal is gone (the CLI then ends the program,
+/// status 129, as SIGHUP would): nothing is left to restore or to show, and the
+/// interactive loop may be stuck in crossterm's poll.
+fn watch_for_hangup(then: fn()) {
     static WATCH: Once = Once::new();
     WATCH.call_once(|| {
         let _ = std::thread::Builder::new()
             .name("dashboard-hangup".into())
-            .spawn(|| loop {
+            .spawn(move || loop {
                 std::thread::sleep(std::time::Duration::from_millis(250));
                 if hung_up() {
-                    std::process::exit(129);
+                    then();
+                    return;
                 }
             });
     });
@@ -151,11 +152,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn enter() -> io::Result<Session> {
+    /// Takes the terminal; `on_hangup` is called (from a thread of its own) if the terminal
+    /// goes away meanwhile.
+    pub fn enter(on_hangup: fn()) -> io::Result<Session> {
         install_panic_hook();
         install_signal_handlers()?;
         enable_raw_mode()?;
-        watch_for_hangup();
+        watch_for_hangup(on_hangup);
         ENTERED.store(true, Ordering::SeqCst);
         stderr_aside();
         if let Err(e) = execute!(io::stdout(), EnterAlternateScreen, Hide) {

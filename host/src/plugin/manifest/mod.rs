@@ -12,7 +12,7 @@ mod sections;
 pub(in crate::plugin) mod vars;
 mod wit;
 
-pub use wit::{check_wit_version, WitVersion};
+pub use wit::{check_wit_version, WitVersion, WitVersionError};
 
 use fields::Fields;
 

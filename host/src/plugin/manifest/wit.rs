@@ -29,7 +29,7 @@ impl WitVersion {
     /// The published version a plugin's `declared` one is semver-compatible with: same
     /// major, for 0.x the same minor, and no newer patch than published (a plugin built
     /// against a newer version may import what this host does not provide).
-    pub fn compatible(declared: &str) -> Result<WitVersion, String> {
+    pub fn compatible(declared: &str) -> Result<WitVersion, WitVersionError> {
         let parse = |v: &str| -> Option<(u64, u64, u64)> {
             let mut parts = v.trim().split('.').map(|p| p.parse::<u64>().ok());
             let version = (
@@ -40,9 +40,9 @@ impl WitVersion {
             parts.next().is_none().then_some(version)
         };
         let Some(theirs) = parse(declared) else {
-            return Err(format!(
-                "`{declared}` is not a version such as {WIT_VERSION}"
-            ));
+            return Err(WitVersionError::NotAVersion {
+                declared: declared.to_string(),
+            });
         };
         WitVersion::ALL
             .into_iter()
@@ -54,17 +54,26 @@ impl WitVersion {
                     theirs.0 == ours.0 && (theirs.1, theirs.2) <= (ours.1, ours.2)
                 }
             })
-            .ok_or_else(|| {
-                let known: Vec<&str> = WitVersion::ALL.iter().map(|v| v.as_str()).collect();
-                format!(
-                    "the plugin was built against metaclaude:monitor@{declared}, but this host implements {}, none semver-compatible with it: rebuild the plugin against wit/ of this host (@{WIT_VERSION}) or use a newer host",
-                    known.join(" and ")
-                )
+            .ok_or_else(|| WitVersionError::Incompatible {
+                declared: declared.to_string(),
             })
     }
 }
 
+/// A `metaclaude:monitor` version this host cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WitVersionError {
+    #[error("`{declared}` is not a version such as {WIT_VERSION}")]
+    NotAVersion { declared: String },
+    /// No version this host implements is semver-compatible with it.
+    #[error(
+        "the plugin was built against metaclaude:monitor@{declared}, but this host implements {}, none semver-compatible with it: rebuild the plugin against wit/ of this host (@{WIT_VERSION}) or use a newer host",
+        WitVersion::ALL.map(|v| v.as_str()).join(" and ")
+    )]
+    Incompatible { declared: String },
+}
+
 /// Accepts versions semver-compatible with one this host implements ([`WitVersion`]).
-pub fn check_wit_version(declared: &str) -> Result<(), String> {
+pub fn check_wit_version(declared: &str) -> Result<(), WitVersionError> {
     WitVersion::compatible(declared).map(|_| ())
 }

@@ -354,7 +354,7 @@ fn check_component_wit(
                 manifest::WIT_VERSION
             ));
         };
-        let v = WitVersion::compatible(version)?;
+        let v = WitVersion::compatible(version).map_err(|e| e.to_string())?;
         match &found {
             Some((other, first)) if *other != v => {
                 return Err(format!(

@@ -67,6 +67,33 @@ pub struct PluginInfo {
 /// An alert rule's name and its thresholds (or why it could not say).
 pub type RuleThresholds = (String, Result<Vec<Threshold>, String>);
 
+/// Why a threshold was not changed, or the thresholds cannot be had.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ThresholdError {
+    /// The host runs without plugins.
+    #[error("no plugins are loaded, so no alert rule either")]
+    NoPlugins,
+    #[error("no alert-rule plugin is loaded (the default one is plugins/alert-rules)")]
+    NoRules,
+    /// `name` is not loaded; `loaded` are the alert rules that are.
+    #[error("no alert-rule plugin named `{name}` (loaded: {})", loaded.join(", "))]
+    NoRuleNamed { name: String, loaded: Vec<String> },
+    /// Every rule refused the change: each one's reason, as `plugin: what it said`.
+    #[error("no alert rule took threshold `{name}` = {value}: {}", refusals.join("; "))]
+    NotTaken {
+        name: String,
+        value: f64,
+        refusals: Vec<String>,
+    },
+}
+
+impl ThresholdError {
+    /// Whether no alert rule was there to ask (rather than the rules refusing).
+    pub fn no_rule(&self) -> bool {
+        !matches!(self, ThresholdError::NotTaken { .. })
+    }
+}
+
 /// What one alert rule said of a threshold change.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ThresholdChange {
@@ -325,7 +352,7 @@ impl PluginHost {
         name: &str,
         value: f64,
         plugin: Option<&str>,
-    ) -> Result<Vec<ThresholdChange>, String> {
+    ) -> Result<Vec<ThresholdChange>, ThresholdError> {
         let rules = self.rules(plugin)?;
         let mut changed = Vec::new();
         let mut refusals = Vec::new();
@@ -354,16 +381,20 @@ impl PluginHost {
             }
         }
         if changed.is_empty() {
-            return Err(format!(
-                "no alert rule took threshold `{name}` = {value}: {}",
-                refusals.join("; ")
-            ));
+            return Err(ThresholdError::NotTaken {
+                name: name.to_string(),
+                value,
+                refusals,
+            });
         }
         Ok(changed)
     }
 
     /// The thresholds of every alert rule (or of `plugin`), by rule.
-    pub fn alert_thresholds(&self, plugin: Option<&str>) -> Result<Vec<RuleThresholds>, String> {
+    pub fn alert_thresholds(
+        &self,
+        plugin: Option<&str>,
+    ) -> Result<Vec<RuleThresholds>, ThresholdError> {
         let rules = self.rules(plugin)?;
         Ok(rules
             .into_iter()
@@ -381,7 +412,7 @@ impl PluginHost {
     }
 
     /// The loaded alert rules, or the one named `plugin` (an error names what is loaded).
-    fn rules(&self, plugin: Option<&str>) -> Result<Vec<Arc<LoadedPlugin>>, String> {
+    fn rules(&self, plugin: Option<&str>) -> Result<Vec<Arc<LoadedPlugin>>, ThresholdError> {
         let rules: Vec<Arc<LoadedPlugin>> = self
             .current()
             .iter()
@@ -397,14 +428,11 @@ impl PluginHost {
                 .map(|p| p.manifest.name.clone())
                 .collect();
             return Err(match (plugin, loaded.is_empty()) {
-                (_, true) => {
-                    "no alert-rule plugin is loaded (the default one is plugins/alert-rules)"
-                        .to_string()
-                }
-                (Some(n), false) => format!(
-                    "no alert-rule plugin named `{n}` (loaded: {})",
-                    loaded.join(", ")
-                ),
+                (_, true) => ThresholdError::NoRules,
+                (Some(n), false) => ThresholdError::NoRuleNamed {
+                    name: n.to_string(),
+                    loaded,
+                },
                 (None, false) => unreachable!("rules were found"),
             });
         }

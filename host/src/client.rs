@@ -1,0 +1,126 @@
+//! Talking to a running `metaclaude serve` (the CLI's `metrics` and `alerts`, the terminal
+//! dashboard's figures): its address, its token, and requests whose error statuses become
+//! errors naming what the server said.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The server `metaclaude serve` starts by default.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Why a server's answer could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read the token file {}", file.display())]
+    TokenFile {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No answer at all: the server is not there (`advice` says what to do).
+    #[error("cannot reach the server at {url} ({advice})")]
+    Unreachable {
+        url: String,
+        advice: &'static str,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    /// An error status: what the server said (its error's message, else its body).
+    #[error("the server at {url} answered {status} to {path}: {message}")]
+    Refused {
+        url: String,
+        path: String,
+        status: ureq::http::StatusCode,
+        message: String,
+    },
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+/// The token in `file` (see `serve --token-file`), if one is given.
+pub fn read_token(file: Option<&Path>) -> Result<Option<String>, ClientError> {
+    file.map(|f| {
+        std::fs::read_to_string(f)
+            .map_err(|source| ClientError::TokenFile {
+                file: f.to_path_buf(),
+                source,
+            })
+            .map(|t| t.trim().to_string())
+    })
+    .transpose()
+}
+
+/// Whether a server answers its health check at `url` within half a second.
+pub fn answers(url: &str) -> bool {
+    agent(Duration::from_millis(500))
+        .get(format!("{url}/healthz"))
+        .call()
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// `GET url + path`, its body; an error status is an error naming what the server said.
+pub fn get(url: &str, path: &str, token: Option<&str>) -> Result<String, ClientError> {
+    let mut request = agent(Duration::from_secs(30)).get(format!("{url}{path}"));
+    if let Some(t) = token {
+        request = request.header("authorization", &format!("Bearer {t}"));
+    }
+    let response = request.call().map_err(|source| ClientError::Unreachable {
+        url: url.to_string(),
+        advice: "is `metaclaude serve` running? --log computes from the log instead",
+        source: Box::new(source),
+    })?;
+    body_of(url, path, response)
+}
+
+/// `PUT url + path` with a JSON body, the answer's body.
+pub fn put_json(
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<String, ClientError> {
+    let mut request = agent(Duration::from_secs(30))
+        .put(format!("{url}{path}"))
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        request = request.header("authorization", &format!("Bearer {t}"));
+    }
+    let response = request
+        .send(body.to_string())
+        .map_err(|source| ClientError::Unreachable {
+            url: url.to_string(),
+            advice: "is `metaclaude serve` running?",
+            source: Box::new(source),
+        })?;
+    body_of(url, path, response)
+}
+
+fn body_of(
+    url: &str,
+    path: &str,
+    mut response: ureq::http::Response<ureq::Body>,
+) -> Result<String, ClientError> {
+    let status = response.status();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    if !status.is_success() {
+        let message = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(String::from))
+            .unwrap_or(body);
+        return Err(ClientError::Refused {
+            url: url.to_string(),
+            path: path.to_string(),
+            status,
+            message,
+        });
+    }
+    Ok(body)
+}
