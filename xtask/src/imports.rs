@@ -1,5 +1,6 @@
-//! A check of the host's shape, run with xtask's unit tests (so by `cargo xtask test`): no
-//! two files of `host/src` import each other. A file is a module (`a/b.rs` or `a/b/mod.rs`
+//! Checks of the host's shape, run with xtask's unit tests (so by `cargo xtask test`): no
+//! two files of `host/src` import each other, and no module imports from a layer above its
+//! own (`LAYERS`, the order `ARCHITECTURE.md` states). A file is a module (`a/b.rs` or `a/b/mod.rs`
 //! is `a::b`); an import is a `use` of `crate::`, `super::` or `self::` paths, resolved to
 //! the deepest module file it names. A module's own children (declared with `mod`) and
 //! its tests are not imports.
@@ -143,6 +144,54 @@ pub fn circles(src: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The layers of `host/src`, top first: a module may use its own layer and those below it,
+/// never one above (`ARCHITECTURE.md`, "Bird's eye view"). The binary (`main`, `cli`,
+/// `tui`) is on top; `model` and the small shared modules at the bottom.
+const LAYERS: &[&[&str]] = &[
+    &["main", "cli"],
+    &["tui"],
+    &["app", "serve", "client", "batch", "replay", "scaffold"],
+    &["plugin", "monitor"],
+    &["alerting", "logs", "executor", "registry"],
+    &["model", "config", "safe_fs", "suggest", "ids", "memory", ""],
+];
+
+fn layer(top: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&top))
+}
+
+/// Every use of a module of a layer above the user's, as (user, used): any path naming a
+/// top-level module (`crate::x`, or `metaclaude::x` from the binary), in `use` items or
+/// inline, outside tests. A top-level module missing from `LAYERS` is reported as used by
+/// `LAYERS` itself, so that a new folder is placed on purpose.
+pub fn upward_imports(src: &Path) -> Vec<(String, String)> {
+    let mut found = BTreeSet::new();
+    for (module, text) in modules(src) {
+        let top = module.split("::").next().unwrap_or_default().to_string();
+        let Some(own) = layer(&top) else {
+            found.insert(("LAYERS".to_string(), top));
+            continue;
+        };
+        for prefix in ["crate::", "metaclaude::"] {
+            for (at, _) in text.match_indices(prefix) {
+                if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let used: String = text[at + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if let Some(theirs) = layer(&used) {
+                    if theirs < own {
+                        found.insert((module.clone(), used));
+                    }
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +205,34 @@ mod tests {
             found.is_empty(),
             "files of host/src that import each other (move what both need into a module of its own, or the one-way part into the other): {found:?}"
         );
+    }
+
+    #[test]
+    fn no_module_of_the_host_uses_a_layer_above_its_own() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src");
+        let found = upward_imports(&src);
+        assert!(
+            found.is_empty(),
+            "modules of host/src that use a layer above their own (see LAYERS and ARCHITECTURE.md; move what both need down): {found:?}"
+        );
+    }
+
+    #[test]
+    fn an_upward_use_is_found() {
+        let dir = std::env::temp_dir().join(format!("xtask-layers-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("executor")).unwrap();
+        std::fs::write(dir.join("lib.rs"), "mod executor;\nmod model;\n").unwrap();
+        std::fs::write(
+            dir.join("executor/mod.rs"),
+            "use crate::model::X;\nfn f() { crate::plugin::g(); }\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("model.rs"), "// my_crate::plugin is not ours\n").unwrap();
+        assert_eq!(
+            upward_imports(&dir),
+            [("executor".to_string(), "plugin".to_string())]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
