@@ -71,7 +71,9 @@ impl Default for Limits {
 /// An execution the monitor knows, running or finished.
 #[derive(Debug, Clone)]
 pub enum Known {
+    /// Still running: where it is, from its events so far.
     Running(Box<RunningExecution>),
+    /// Finished and still held in memory: its whole result.
     Finished(Arc<ExecutionResult>),
 }
 
@@ -103,6 +105,7 @@ pub struct Monitor {
 }
 
 impl Monitor {
+    /// An empty monitor keeping at most what `limits` allows, started now.
     pub fn new(limits: Limits) -> Monitor {
         let (feed, _) = broadcast::channel(limits.feed.max(1));
         Monitor {
@@ -124,6 +127,7 @@ impl Monitor {
         }
     }
 
+    /// When the host started (or, for a replay, its log's first execution), UTC.
     pub fn started_at(&self) -> DateTime<Utc> {
         *self.started_at.lock().unwrap()
     }
@@ -248,6 +252,7 @@ impl Monitor {
         self.snapshot(0).running
     }
 
+    /// Counts since start.
     pub fn totals(&self) -> Totals {
         self.state.lock().unwrap().totals
     }
