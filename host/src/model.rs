@@ -609,7 +609,7 @@ pub mod timestamp {
         t.to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 
-    /// For `#[serde(with = "timestamp")]`: writes [`format`]'s string.
+    /// For `#[serde(with = "timestamp")]`: writes [`format()`]'s string.
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(t))
     }
