@@ -88,8 +88,7 @@ pub enum SpawnError {
 }
 
 impl SpawnError {
-    /// The operating system's error number, when there is one: the classifier tells a
-    /// missing file from a permission problem by it.
+    /// The operating system's error number, when there is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
             SpawnError::Child { errno, .. } => Some(*errno),

@@ -92,7 +92,7 @@ pub struct Grant {
     pub stderr: bool,
     /// Its memory ceiling, MiB (64 when the file does not say).
     pub memory_mb: u64,
-    /// Its deadline per call ceiling, ms (2000 when the file does not say).
+    /// Its ceiling on a call's deadline, ms (2000 when the file does not say).
     pub call_timeout_ms: u64,
     /// A native plugin's library, by content (lower-case hex SHA-256).
     pub native_sha256: Option<String>,

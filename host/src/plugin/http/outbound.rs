@@ -176,7 +176,7 @@ pub enum UrlError {
     /// (a name ending like a number, `127.1`, included).
     #[error("has the host `{host}`, which is not {why}")]
     BadHost {
-        /// The host as written.
+        /// The host, lower-cased.
         host: String,
         /// What it should have been.
         why: &'static str,

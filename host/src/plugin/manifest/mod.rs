@@ -211,7 +211,7 @@ pub struct Limits {
     pub batch_max: usize,
     /// MiB of events per call, at most (one event always goes, whatever its size): a batch
     /// of scripts' outputs, up to 1 MiB each, must fit in the plugin's memory. Default
-    /// `memory_mb` / [`BATCH_SHARE_OF_MEMORY`], and always below `memory_mb`.
+    /// `memory_mb` / [`BATCH_SHARE_OF_MEMORY`]; a value given must be below `memory_mb`.
     pub batch_max_mb: u64,
     /// How long a batch waits after its first event for more, ms (default 50).
     pub batch_ms: u64,
@@ -311,7 +311,8 @@ pub struct Manifest {
     pub kind: PluginKind,
     /// Free text for people; `None` when not given.
     pub description: Option<String>,
-    /// What to load: the component or, for a trusted plugin, the native library, absolute.
+    /// What to load: the component or, for a trusted plugin, the native library (its path
+    /// in the plugin folder).
     pub artifact: Artifact,
     /// The `metaclaude:monitor` version it was built against, as declared (default
     /// [`WIT_VERSION`]); semver-compatible with one the host binds.

@@ -46,8 +46,8 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not a component wasmtime can compile (a core module, another
-    /// architecture's cache entry, garbage).
+    /// The file is not a component wasmtime can compile (not WebAssembly, a core module
+    /// rather than a component, or refused by the validator).
     #[error("{} is not a valid WebAssembly component: {message}", path.display())]
     Invalid {
         /// The component file.
