@@ -16,26 +16,37 @@ use crate::suggest::did_you_mean;
 /// Why a config file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read (missing, unreadable, a directory ...).
     #[error("cannot read {what} {}: {source}", file.display())]
     Io {
         /// What the file is, in messages ("registry", "plugin manifest").
         what: &'static str,
+        /// The file, as the caller named it.
         file: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The text is not valid JSON or TOML; nothing was validated.
     #[error("{}:{line}:{column}: invalid {format}: {message}", file.display())]
     Syntax {
+        /// The file, as the caller named it.
         file: PathBuf,
         /// "JSON" or "TOML".
         format: &'static str,
+        /// Where the parser stopped, 1-based.
         line: usize,
+        /// Where on that line, 1-based, in characters.
         column: usize,
+        /// The parser's own words.
         message: String,
     },
+    /// The file parsed but breaks rules: every problem found in one pass.
     #[error("{}", crate::suggest::problem_list(file, problems))]
     Invalid {
+        /// The file, as the caller named it.
         file: PathBuf,
+        /// Every problem, in the order the validator met them.
         problems: Vec<Problem>,
     },
 }
@@ -45,6 +56,8 @@ pub enum ConfigError {
 pub struct Problem {
     /// Field path such as `scripts[2].inputs.schema_file.type` or `limits.memory_mb`.
     pub field: String,
+    /// What is wrong there and, when it can tell, how to fix it ("unknown key; did you mean
+    /// `timeout_ms`?").
     pub message: String,
 }
 
@@ -96,10 +109,12 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// No problem yet.
     pub fn new() -> Checker {
         Checker::default()
     }
 
+    /// Records `message` at `field` (a path made with [`field`]).
     pub fn problem(&mut self, field: impl Into<String>, message: impl fmt::Display) {
         self.problems.push(Problem {
             field: field.into(),

@@ -17,16 +17,28 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCategory {
+    /// The attempt ran past the script's `timeout_ms` and was killed.
     Timeout,
+    /// The request was refused before anything ran: unknown script, missing, unknown or
+    /// mistyped input.
     Validation,
+    /// Something the script needs is missing: its interpreter, its file, a `requires`
+    /// entry, a command (exit 127) or a Python module.
     Dependency,
+    /// The script failed on its own: a non-zero exit not explained otherwise, or a crash
+    /// signal.
     Execution,
+    /// The script could not run or reach something for lack of permission (`EACCES`, exit
+    /// 126, Python `PermissionError`).
     Permission,
+    /// A memory or CPU limit was hit (OOM kill, `MemoryError`, SIGXCPU).
     Resource,
+    /// Anything else, such as an unexpected signal or a failure of the host itself.
     Unknown,
 }
 
 impl ErrorCategory {
+    /// Every category, in the specification's order.
     pub const ALL: [ErrorCategory; 7] = [
         ErrorCategory::Timeout,
         ErrorCategory::Validation,
@@ -37,6 +49,7 @@ impl ErrorCategory {
         ErrorCategory::Unknown,
     ];
 
+    /// The name as serialised, in upper case (`"TIMEOUT"`).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCategory::Timeout => "TIMEOUT",
@@ -85,14 +98,21 @@ impl FromStr for ErrorCategory {
 /// Where an execution's error happened and with what; the seed's `ErrorDetails.context`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ErrorContext {
+    /// The script's id in the registry (as requested, for an unknown one).
     pub script_id: String,
+    /// The script's `path` as written in the registry; empty when no script was found.
     pub script_path: String,
+    /// The script's `specialist`, when the registry gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub specialist: Option<String>,
+    /// The exit status of the attempt that failed; `None` when it was killed by a signal or
+    /// never ran.
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// The signal that ended the attempt, by name (`"SIGKILL"`); `None` when it exited.
     #[serde(default)]
     pub signal: Option<String>,
+    /// The attempt that failed, from 1; 0 when the request was refused before any attempt.
     pub attempt: u32,
     /// Cause-specific facts, such as the missing module or the limit that was hit.
     #[serde(flatten)]
@@ -102,11 +122,16 @@ pub struct ErrorContext {
 /// The seed's `ErrorDetails`: what went wrong, why, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorDetails {
+    /// Which of the seven categories the failure falls in.
     pub category: ErrorCategory,
+    /// One line for people, e.g. "Script execution timed out after 30000ms".
     pub message: String,
+    /// Where it happened: script, attempt, exit, and the cause's own facts.
     pub context: ErrorContext,
+    /// What to do about it, specific to the cause found (may be empty).
     pub suggestions: Vec<String>,
-    /// The Python traceback when there is one, else the tail of stderr.
+    /// The Python traceback when there is one, else the last 20 lines of stderr; `None`
+    /// when the script printed nothing to stderr or never ran.
     #[serde(default)]
     pub stack_trace: Option<String>,
 }
@@ -129,27 +154,40 @@ pub enum MeasurementSource {
 /// (CPU time) and maximised where it does not (peak memory).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceUsage {
-    /// Resident memory of the process tree at the first sample after start.
+    /// Resident memory of the process tree at the first attempt's first sample, right after
+    /// `execve`, MiB (a baseline, usually near zero).
     pub memory_start_mb: f64,
-    /// Resident memory of the process tree at the last sample before exit.
+    /// Resident memory of the process tree at the last attempt's last sample before its main
+    /// process exited, MiB.
     pub memory_end_mb: f64,
-    /// Peak resident memory of the whole process tree.
+    /// Peak resident memory of the whole process tree, MiB, short-lived processes included
+    /// when it comes from the cgroup; the largest over the attempts.
     pub peak_memory_mb: f64,
-    /// Peak resident memory of the single largest process (`ru_maxrss`).
+    /// Peak resident memory of the single largest process (`ru_maxrss`), MiB, the largest
+    /// over the attempts; the tree peak when `ru_maxrss` is not usable.
     pub peak_memory_largest_process_mb: f64,
-    /// User plus system CPU time of the whole tree.
+    /// User plus system CPU time of the whole tree, seconds, summed over attempts.
     pub cpu_time_seconds: f64,
+    /// The user part of `cpu_time_seconds`, seconds.
     pub cpu_user_seconds: f64,
+    /// The system (kernel) part of `cpu_time_seconds`, seconds.
     pub cpu_system_seconds: f64,
-    /// Wall time from spawn to reap, over all attempts (backoff delays excluded).
+    /// Wall time from spawn to reap, seconds, summed over attempts (backoff delays
+    /// excluded); 0 for an execution refused before it ran.
     pub wall_time_seconds: f64,
+    /// Where `memory_start_mb` came from.
     pub memory_start_source: MeasurementSource,
+    /// Where `memory_end_mb` came from.
     pub memory_end_source: MeasurementSource,
+    /// Where `peak_memory_mb` came from (`cgroup` when the execution had one).
     pub peak_memory_source: MeasurementSource,
+    /// Where the CPU times came from (`cgroup` covers every descendant, `rusage` only those
+    /// waited for).
     pub cpu_time_source: MeasurementSource,
 }
 
 impl ResourceUsage {
+    /// Nothing measured: every figure 0, every source `none` (an execution that never ran).
     pub fn empty() -> Self {
         ResourceUsage {
             memory_start_mb: 0.0,
@@ -173,17 +211,27 @@ impl ResourceUsage {
 pub struct AttemptSummary {
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// When the attempt's process was spawned, UTC.
     #[serde(with = "timestamp")]
     pub started_at: DateTime<Utc>,
+    /// When it was reaped and its output drained, UTC.
     #[serde(with = "timestamp")]
     pub finished_at: DateTime<Utc>,
+    /// Whether the attempt succeeded (exit 0, no error found).
     pub success: bool,
+    /// Its exit status; `None` when a signal ended it or it never started.
     pub exit_code: Option<i32>,
+    /// The signal that ended it, by name (`"SIGKILL"`); `None` when it exited.
     pub signal: Option<String>,
+    /// Its failure's category; `None` on success.
     pub category: Option<ErrorCategory>,
+    /// Its failure's message (`ErrorDetails::message`); `None` on success.
     pub message: Option<String>,
+    /// Spawn to reap, seconds.
     pub wall_time_seconds: f64,
+    /// User plus system CPU time of its process tree, seconds.
     pub cpu_time_seconds: f64,
+    /// Peak resident memory of its process tree, MiB.
     pub peak_memory_mb: f64,
     /// The backoff waited before this attempt started (0 for the first).
     pub delay_before_ms: u64,
@@ -194,26 +242,50 @@ pub struct AttemptSummary {
 pub struct ExecutionResult {
     /// Unique and sortable by creation time (a ULID).
     pub execution_id: String,
+    /// The registry id of the script run.
     pub script_id: String,
+    /// The script's `specialist` from the registry; `None` when it has none.
     pub specialist: Option<String>,
+    /// Whether the last attempt succeeded.
     pub success: bool,
+    /// The last attempt's exit status; `None` when a signal ended it or nothing ran.
     pub exit_code: Option<i32>,
+    /// The signal that ended the last attempt, by name (`"SIGKILL"`); `None` when it
+    /// exited.
     pub signal: Option<String>,
+    /// The last attempt's standard output, at most the script's `output_limit_bytes`:
+    /// beyond it the head and tail halves are kept, with a `[... N bytes truncated ...]`
+    /// line between.
     pub stdout: String,
+    /// The last attempt's standard error, bounded as `stdout` is.
     pub stderr: String,
+    /// Whether `stdout` lost its middle to the output limit.
     pub stdout_truncated: bool,
+    /// Whether `stderr` lost its middle to the output limit.
     pub stderr_truncated: bool,
+    /// When the execution was accepted (just before `queued`), UTC.
     #[serde(with = "timestamp")]
     pub started_at: DateTime<Utc>,
+    /// When the last attempt ended (or the request was refused), UTC.
     #[serde(with = "timestamp")]
     pub finished_at: DateTime<Utc>,
+    /// One summary per attempt, first first; empty when nothing ran (refused by validation
+    /// or a missing dependency).
     pub attempts: Vec<AttemptSummary>,
+    /// Attempts after the first (`attempts.len() - 1`, or 0).
     pub retries: u32,
+    /// The inputs as the script received them: typed, defaults filled in (as requested when
+    /// validation refused them).
     pub inputs: BTreeMap<String, serde_json::Value>,
+    /// The caller's session, as given in the request; `None` when not given.
     pub session_id: Option<String>,
+    /// The caller's correlation id, as given in the request; `None` when not given.
     pub correlation_id: Option<String>,
+    /// Who asked for the execution, as given in the request; `None` when not given.
     pub user: Option<String>,
+    /// Why the execution failed (the last attempt's error); `None` on success.
     pub error_details: Option<ErrorDetails>,
+    /// What the execution used, over all its attempts.
     pub resource_usage: ResourceUsage,
 }
 
@@ -261,6 +333,7 @@ impl ExecutionResult {
         }
     }
 
+    /// The failure's category; `None` on success.
     pub fn category(&self) -> Option<ErrorCategory> {
         self.error_details.as_ref().map(|e| e.category)
     }
@@ -283,6 +356,7 @@ pub enum LifecycleKind {
 }
 
 impl LifecycleKind {
+    /// The name as serialised (`"attempt_failed"`).
     pub fn as_str(self) -> &'static str {
         match self {
             LifecycleKind::Queued => "queued",
@@ -300,11 +374,17 @@ impl LifecycleKind {
 /// [`ExecutionResult::identity`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ExecutionIdentity {
+    /// Unique and sortable by creation time (a ULID).
     pub execution_id: String,
+    /// The registry id of the script requested.
     pub script_id: String,
+    /// The script's `specialist` from the registry; `None` when it has none or is unknown.
     pub specialist: Option<String>,
+    /// The caller's session, as given in the request.
     pub session_id: Option<String>,
+    /// The caller's correlation id, as given in the request.
     pub correlation_id: Option<String>,
+    /// Who asked for the execution, as given in the request.
     pub user: Option<String>,
 }
 
@@ -327,7 +407,9 @@ impl ExecutionIdentity {
 /// One lifecycle event. Fields that only some kinds carry are `None` elsewhere.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionEvent {
+    /// Which stage this event reports.
     pub kind: LifecycleKind,
+    /// When it happened, UTC (a `finished` event: the result's `finished_at`).
     #[serde(with = "timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Which execution, of what and for whom (its fields appear at this level in JSON).
@@ -369,11 +451,14 @@ impl ExecutionEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth a look soon (a rule's warning threshold was passed).
     Warning,
+    /// Needs someone now (a rule's critical threshold was passed).
     Critical,
 }
 
 impl Severity {
+    /// The name as serialised (`"warning"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Warning => "warning",
@@ -394,6 +479,7 @@ pub enum AlertStatus {
 }
 
 impl AlertStatus {
+    /// The name as serialised (`"firing"`).
     pub fn as_str(self) -> &'static str {
         match self {
             AlertStatus::Firing => "firing",
@@ -413,32 +499,45 @@ impl AlertStatus {
 /// fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
+    /// When this state of the alert was observed (an evaluation's time), UTC.
     #[serde(with = "timestamp")]
     pub timestamp: DateTime<Utc>,
+    /// What was detected, e.g. `error_rate_high` (`type` in JSON).
     #[serde(rename = "type")]
     pub kind: String,
+    /// How serious it is now; a change of severity keeps the alert's identity.
     pub severity: Severity,
+    /// For people, e.g. "Error rate is 15.3% (threshold: 10.0%)".
     pub message: String,
+    /// The figure the rule measured, in its threshold's unit.
     pub value: f64,
+    /// The threshold `value` went past, in the same unit.
     pub threshold: f64,
+    /// The specialist whose executions it is about; `None` for all executions together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub specialist: Option<String>,
+    /// What identifies the alert beside its type (e.g. `specialist`, `plugin`); hashed into
+    /// `fingerprint`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Firing or resolved (firing when missing from the JSON).
     #[serde(default)]
     pub status: AlertStatus,
     /// Its identity (type and labels, see `metaclaude_formats::alerts`): the same alert
     /// seen again has the same fingerprint, whatever its severity or value.
     #[serde(default)]
     pub fingerprint: String,
+    /// When the alert started firing, UTC; the same in every notification about it.
     #[serde(with = "timestamp", default = "Utc::now")]
     pub starts_at: DateTime<Utc>,
+    /// When it resolved, UTC: set exactly when `status` is `resolved`.
     #[serde(
         with = "timestamp::option",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub ends_at: Option<DateTime<Utc>>,
+    /// More for people, not identity: `summary`, `description`, `runbook_url` ...
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -495,7 +594,9 @@ impl Alert {
 /// (`set_alert_threshold("error_rate_percent", 15.0)`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
+    /// The name `set_alert_threshold` takes, e.g. `error_rate_percent_critical`.
     pub name: String,
+    /// The value in force, in the unit `description` gives.
     pub value: f64,
     /// What it bounds and in which unit.
     pub description: String,
@@ -506,14 +607,18 @@ pub mod timestamp {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// The form every output writes, e.g. `2024-01-15T10:30:45.123456Z`.
     pub fn format(t: &DateTime<Utc>) -> String {
         t.to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 
+    /// For `#[serde(with = "timestamp")]`: writes [`format()`]'s string.
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(t))
     }
 
+    /// For `#[serde(with = "timestamp")]`: reads any RFC 3339 time (any offset, any
+    /// precision) as UTC.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         DateTime::parse_from_rfc3339(&s)
@@ -526,6 +631,7 @@ pub mod timestamp {
         use chrono::{DateTime, Utc};
         use serde::Serializer;
 
+        /// For `#[serde(with = "timestamp::option")]`: the string, or `null` for `None`.
         pub fn serialize<S: Serializer>(
             t: &Option<DateTime<Utc>>,
             s: S,
@@ -536,6 +642,7 @@ pub mod timestamp {
             }
         }
 
+        /// For `#[serde(with = "timestamp::option")]`: `null` is `None`.
         pub fn deserialize<'de, D: serde::Deserializer<'de>>(
             d: D,
         ) -> Result<Option<DateTime<Utc>>, D::Error> {

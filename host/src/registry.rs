@@ -19,7 +19,9 @@ use crate::suggest::did_you_mean;
 
 /// The registry format version this host reads.
 pub const REGISTRY_VERSION: u64 = 1;
+/// A script's `timeout_ms` when the registry gives none: 30 s per attempt.
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// A script's `output_limit_bytes` when the registry gives none: 1 MiB per stream.
 pub const DEFAULT_OUTPUT_LIMIT_BYTES: usize = 1024 * 1024;
 /// Conventional "temporary failure" exit status (`EX_TEMPFAIL` in sysexits.h).
 pub const EX_TEMPFAIL: i32 = 75;
@@ -27,7 +29,10 @@ pub const EX_TEMPFAIL: i32 = 75;
 /// A validated registry: scripts in file order, paths already made absolute.
 #[derive(Debug, Clone, Serialize)]
 pub struct Registry {
+    /// The file it was read from, as the caller named it (messages and the scripts'
+    /// relative paths refer to it).
     pub file: PathBuf,
+    /// Every script, in the file's order; ids are unique.
     pub scripts: Vec<ScriptEntry>,
 }
 
@@ -68,10 +73,12 @@ impl Registry {
         })
     }
 
+    /// The script registered as `id`, if any.
     pub fn get(&self, id: &str) -> Option<&ScriptEntry> {
         self.scripts.iter().find(|s| s.id == id)
     }
 
+    /// Every script's id, in the file's order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.scripts.iter().map(|s| s.id.as_str())
     }
@@ -91,6 +98,7 @@ pub type RegistryError = ConfigError;
 /// One script the host may run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScriptEntry {
+    /// The id requests name it by: letters, digits, `_`, `-`, `.`; unique in the registry.
     pub id: String,
     /// As written in the registry (for messages).
     pub path_in_registry: String,
@@ -98,14 +106,26 @@ pub struct ScriptEntry {
     pub path: PathBuf,
     /// Command (and leading arguments) that runs the script; `None` executes it directly.
     pub interpreter: Option<Vec<String>>,
+    /// Free text that tags results, events and metrics; `None` when not given.
     pub specialist: Option<String>,
+    /// Free text for people; `None` when not given.
     pub description: Option<String>,
+    /// Wall-clock limit per attempt, ms (default [`DEFAULT_TIMEOUT_MS`]): SIGTERM to the
+    /// group when it passes, SIGKILL after a grace.
     pub timeout_ms: u64,
+    /// Memory limit, MiB: of the whole tree with a cgroup, else of each process's address
+    /// space (`RLIMIT_AS`); `None` for no limit.
     pub memory_limit_mb: Option<u64>,
+    /// CPU time limit per process, seconds (`RLIMIT_CPU`: SIGXCPU, then SIGKILL a second
+    /// later); `None` for no limit.
     pub cpu_limit_seconds: Option<u64>,
+    /// The inputs the script declares, by name; a request naming any other is refused.
     pub inputs: BTreeMap<String, InputSpec>,
+    /// How the inputs reach the script (default `args`).
     pub input_mode: InputMode,
+    /// What must exist before an attempt starts; a missing one is a DEPENDENCY failure.
     pub requires: Vec<Requirement>,
+    /// Which failures are retried, how often and after what delay.
     pub retry: RetryPolicy,
     /// Host environment variables passed through (exact names, or `PREFIX_*`).
     pub env_allow: Vec<String>,
@@ -113,6 +133,8 @@ pub struct ScriptEntry {
     pub env: BTreeMap<String, String>,
     /// Absolute working directory.
     pub working_dir: PathBuf,
+    /// Bytes kept per output stream (default [`DEFAULT_OUTPUT_LIMIT_BYTES`]); beyond it the
+    /// head and tail halves are kept.
     pub output_limit_bytes: usize,
 }
 
@@ -120,10 +142,15 @@ pub struct ScriptEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InputType {
+    /// Any JSON string (a number given is turned into its text).
     String,
+    /// A whole number (a string such as `"42"` is converted).
     Integer,
+    /// Any JSON number (a numeric string is converted).
     Number,
+    /// `true` or `false` (strings such as `"yes"`, `"0"`, `"off"` are converted).
     Boolean,
+    /// A non-empty path without NUL; checked to exist first when `must_exist`.
     Path,
 }
 
@@ -141,6 +168,7 @@ impl InputType {
         })
     }
 
+    /// The name the registry's `type` field uses (`"integer"`).
     pub fn as_str(self) -> &'static str {
         match self {
             InputType::String => "string",
@@ -152,12 +180,19 @@ impl InputType {
     }
 }
 
+/// One declared input of a script: its type and how a missing value is handled.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InputSpec {
+    /// The type values are checked and converted against (`type` in the registry; default
+    /// `string`).
     #[serde(rename = "type")]
     pub kind: InputType,
+    /// Whether a request must give it (default false); a required input without a value is
+    /// a VALIDATION failure.
     pub required: bool,
+    /// The value used when a request gives none, already of `kind`; `None` for no default.
     pub default: Option<Value>,
+    /// Free text for people.
     pub description: Option<String>,
     /// `env` mode: the variable name (default `METACLAUDE_INPUT_<NAME>`).
     pub env_name: Option<String>,
@@ -183,20 +218,33 @@ pub enum InputMode {
 pub enum Requirement {
     /// A command looked up on the script's `PATH`.
     Command(String),
-    /// A file, relative to the registry's folder.
-    File { written: String, path: PathBuf },
+    /// A file (an entry with a `/`), relative to the registry's folder.
+    File {
+        /// As written in the registry (for messages).
+        written: String,
+        /// Its absolute path.
+        path: PathBuf,
+    },
 }
 
 /// When and how failed attempts are retried.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryPolicy {
+    /// Retries after the first attempt, 0 to 100 (default 2).
     pub max_retries: u32,
+    /// The first backoff step, ms (default 200).
     pub initial_ms: u64,
+    /// The cap on a backoff step, ms (default 10 000); never below `initial_ms`.
     pub max_ms: u64,
+    /// Growth of the step per retry, 1 to 100 (default 2).
     pub multiplier: f64,
     /// Full jitter: wait a random time between zero and the capped exponential step.
     pub jitter: bool,
+    /// Categories that count as transient (default TIMEOUT and UNKNOWN); never VALIDATION,
+    /// PERMISSION or DEPENDENCY.
     pub retry_on_categories: Vec<ErrorCategory>,
+    /// Exit codes, 1 to 255, that count as transient whatever the category (default
+    /// [`EX_TEMPFAIL`]).
     pub retry_on_exit_codes: Vec<i32>,
 }
 

@@ -42,18 +42,30 @@ pub const PRIVATE_FILE_MODE: u32 = 0o600;
 pub struct Refused {
     /// The file's name in `dir`.
     pub name: String,
+    /// The directory it is in: one a plugin may write.
     pub dir: PathBuf,
+    /// What is there instead of a plain file.
     pub why: Why,
 }
 
+/// What the host found where it expected a plain file (or directory) of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Why {
-    /// A symbolic link (to this, when it could be read).
-    Link { target: Option<PathBuf> },
+    /// A symbolic link.
+    Link {
+        /// Where it points, when it could be read.
+        target: Option<PathBuf>,
+    },
     /// The directory itself is a symbolic link.
-    DirLink { target: Option<PathBuf> },
-    /// A regular file with this many names (hard links), opened for writing.
-    HardLinked { names: u64 },
+    DirLink {
+        /// Where it points, when it could be read.
+        target: Option<PathBuf>,
+    },
+    /// A regular file with more than one name (hard links), opened for writing.
+    HardLinked {
+        /// How many names it has.
+        names: u64,
+    },
     /// A directory, a FIFO, a device, a socket.
     NotAFile,
 }
@@ -174,6 +186,7 @@ impl Dir {
         Dir::open(path)
     }
 
+    /// The directory's path, as it was opened.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -392,11 +405,22 @@ pub fn share(path: &Path, mode: u32) -> io::Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Untrusted {
     /// Owned by another user.
-    Owner { owner: u32, me: u32 },
+    Owner {
+        /// Its owner's uid.
+        owner: u32,
+        /// The host's effective uid.
+        me: u32,
+    },
     /// Its group may write it.
-    GroupWritable { mode: u32 },
+    GroupWritable {
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Every user may write it.
-    WorldWritable { mode: u32 },
+    WorldWritable {
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 impl fmt::Display for Untrusted {

@@ -91,7 +91,9 @@ struct Receiver {
 /// and notifications due, per receiver.
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// Alerts whose state changed (new, escalated, resolved), in their new state.
     pub changed: Vec<Alert>,
+    /// Notifications due now: a receiver's id and the alerts to send it.
     pub notify: Vec<(u64, Vec<Alert>)>,
 }
 
@@ -116,6 +118,7 @@ fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 }
 
 impl AlertBook {
+    /// An empty book that resolves an alert not seen again within `resolve_timeout`.
     pub fn new(resolve_timeout: Duration) -> AlertBook {
         AlertBook {
             active: BTreeMap::new(),
@@ -141,6 +144,7 @@ impl AlertBook {
         );
     }
 
+    /// Forgets receiver `id` and what it was told.
     pub fn remove_receiver(&mut self, id: u64) {
         self.receivers.remove(&id);
     }

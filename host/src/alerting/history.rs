@@ -29,14 +29,21 @@ pub const MAX_BYTES: u64 = 16 << 20;
 /// Why the history could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
+    /// Creating the directory, opening, writing or rotating the live file failed (a link
+    /// in its place included).
     #[error("cannot write the alert history {path}: {source} (check the log directory, METACLAUDE_LOG_DIR)")]
     Write {
+        /// The live file, `alerts.jsonl`.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// A history file exists but could not be opened or read.
     #[error("cannot read the alert history {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
 }
@@ -66,6 +73,7 @@ impl AlertHistory {
         }
     }
 
+    /// The live file, `alerts.jsonl` in the log directory.
     pub fn path(&self) -> PathBuf {
         self.dir.join(ALERTS_FILE)
     }
@@ -121,10 +129,15 @@ impl AlertHistory {
 /// What `metaclaude alerts history` asks.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
+    /// Only alerts of this type (`error_rate_high`); any when `None`.
     pub kind: Option<String>,
+    /// Only this severity; any when `None`.
     pub severity: Option<Severity>,
+    /// Only alerts about this specialist; any when `None`.
     pub specialist: Option<String>,
+    /// Only firing or only resolved changes; both when `None`.
     pub status: Option<AlertStatus>,
+    /// Only changes observed at or after this time; all when `None`.
     pub since: Option<DateTime<Utc>>,
     /// At most this many, newest first (0: all).
     pub limit: usize,
@@ -147,7 +160,11 @@ impl HistoryQuery {
 /// why) and the files skipped (a link: file: why), which never stop the query.
 #[derive(Debug, Default)]
 pub struct HistoryAnswer {
+    /// The alerts found ([`query`]: the changes that match, newest first, at most its
+    /// `limit`).
     pub alerts: Vec<Alert>,
+    /// Each line that could not be read (`file:line: why`) and each file skipped
+    /// (`file: why`).
     pub damaged: Vec<String>,
 }
 

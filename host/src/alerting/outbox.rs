@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 
 use crate::model::Alert;
 
+/// The wait after a notification's first failure; it doubles with each failure after.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between two tries.
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
 /// Tries of one notification before its alerts are given up (about six minutes).
 pub const MAX_ATTEMPTS: u32 = 10;
 
+/// One notifier's alerts waiting to go out, and when to try again (see the module doc).
 #[derive(Debug)]
 pub struct Outbox {
     pending: Vec<Alert>,
@@ -22,6 +25,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// An empty outbox holding at most `capacity` alerts (at least 1).
     pub fn new(capacity: usize) -> Outbox {
         Outbox {
             pending: Vec::new(),
@@ -60,6 +64,7 @@ impl Outbox {
         self.retry_at.filter(|_| !self.pending.is_empty())
     }
 
+    /// The alerts waiting, oldest first: what the next notification carries.
     pub fn pending(&self) -> &[Alert] {
         &self.pending
     }
@@ -91,6 +96,7 @@ impl Outbox {
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
     }
 
+    /// Failed tries of the notification waiting (0 after a delivery).
     pub fn attempts(&self) -> u32 {
         self.attempts
     }

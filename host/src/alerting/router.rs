@@ -48,9 +48,14 @@ struct State {
 /// The router's counters, for `/metrics` and the API.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RouterStats {
+    /// Alerts active now.
     pub active: usize,
+    /// Alerts refused since start because [`MAX_ACTIVE`](crate::alerting::book::MAX_ACTIVE)
+    /// were already active.
     pub refused: u64,
+    /// Writes to the alert history that failed since start.
     pub history_failures: u64,
+    /// The last failed write's error; `None` while none has failed.
     pub history_error: Option<String>,
 }
 
@@ -87,6 +92,9 @@ impl AlertRouter {
         self.state.lock().unwrap().history = Some(history);
     }
 
+    /// Calls `callback` with the alerts that changed, each time some do, from now on (the
+    /// library's callbacks, the monitor's feed). It runs under the router's lock: it must
+    /// be quick and must not call the router.
     pub fn add_callback(&self, callback: AlertCallback) {
         self.state.lock().unwrap().callbacks.push(callback);
     }
@@ -128,6 +136,7 @@ impl AlertRouter {
         self.state.lock().unwrap().book.recent()
     }
 
+    /// Its counters now.
     pub fn stats(&self) -> RouterStats {
         let s = self.state.lock().unwrap();
         RouterStats {

@@ -91,12 +91,19 @@ struct RawUsage {
 /// What an execution cgroup measured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CgroupUsage {
+    /// The tree's peak memory, bytes (`memory.peak` or `memory.max_usage_in_bytes`); `None`
+    /// without a memory controller.
     pub peak_memory_bytes: Option<u64>,
     /// Precise CPU time (the scheduler's runtime); the user/system split below is
     /// tick-sampled and only gives the proportion.
     pub cpu_total_usec: Option<u64>,
+    /// User CPU time, µs, since the cgroup was reset; `None` without cgroup v2's
+    /// `cpu.stat`.
     pub cpu_user_usec: Option<u64>,
+    /// System CPU time, µs, since the cgroup was reset; `None` as above.
     pub cpu_system_usec: Option<u64>,
+    /// Whether the kernel OOM-killed a process of the cgroup since it was reset (asked only
+    /// when the caller says a SIGKILL was seen).
     pub oom_killed: bool,
 }
 
@@ -161,10 +168,12 @@ impl ExecCgroup {
         Ok(())
     }
 
+    /// Whether a memory controller (v2 or v1) measures and limits this cgroup.
     pub fn has_memory(&self) -> bool {
         self.memory.is_some()
     }
 
+    /// Whether it has a cgroup v2 folder (process list, `cgroup.kill`, CPU figures).
     pub fn has_unified(&self) -> bool {
         self.unified.is_some()
     }
@@ -393,6 +402,7 @@ impl CgroupManager {
         }))
     }
 
+    /// The hierarchies in use, for the host's debug log (`cgroup v2 at ... (with memory)`).
     pub fn describe(&self) -> String {
         let roots = &self.shared.roots;
         let mut parts = Vec::new();

@@ -11,18 +11,28 @@ use super::spawn::{SpawnError, SpawnStage};
 
 /// How one attempt's process ended, with what the host knows about it.
 pub struct Ending<'a> {
+    /// The script run.
     pub entry: &'a ScriptEntry,
+    /// Which attempt, from 1.
     pub attempt: u32,
+    /// Its exit status; `None` when a signal ended it.
     pub exit_code: Option<i32>,
+    /// The signal number that ended it; `None` when it exited.
     pub signal: Option<i32>,
+    /// Whether the host ended it for running past `timeout_ms`.
     pub timed_out: bool,
     /// The memory cgroup recorded an OOM kill.
     pub oom_killed: bool,
+    /// The attempt's peak memory, MiB (compared with `memory_limit_mb`).
     pub peak_memory_mb: f64,
+    /// The attempt's CPU time, seconds (compared with `cpu_limit_seconds`).
     pub cpu_seconds: f64,
+    /// What it printed on stderr (as captured): where tracebacks and missing modules are
+    /// found.
     pub stderr: &'a str,
 }
 
+/// The context of an error of `entry`'s `attempt`, with no exit, signal or extra facts yet.
 pub fn context(entry: &ScriptEntry, attempt: u32) -> ErrorContext {
     ErrorContext {
         script_id: entry.id.clone(),

@@ -66,6 +66,7 @@ pub fn tree_rss_bytes(root: i32, cgroup: Option<&ExecCgroup>) -> Option<u64> {
     total
 }
 
+/// Bytes in MiB (2^20), the unit of every memory figure of the result.
 pub fn bytes_to_mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -73,13 +74,18 @@ pub fn bytes_to_mb(bytes: u64) -> f64 {
 /// Running statistics over the samples of one attempt.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Samples {
+    /// The first sample, bytes; `None` before any.
     pub first: Option<u64>,
+    /// The latest sample, bytes; `None` before any.
     pub last: Option<u64>,
+    /// The largest sample, bytes (0 before any).
     pub max: u64,
+    /// How many samples were taken.
     pub count: u32,
 }
 
 impl Samples {
+    /// Adds one sample of the tree's resident memory, bytes.
     pub fn record(&mut self, bytes: u64) {
         self.first.get_or_insert(bytes);
         self.last = Some(bytes);

@@ -17,9 +17,13 @@ use std::path::Path;
 
 /// Everything the child needs, prepared in the parent.
 pub struct SpawnRequest {
+    /// The file to execute: a path (commands were resolved on `PATH` beforehand).
     pub program: CString,
+    /// The arguments, `argv[0]` included.
     pub argv: Vec<CString>,
+    /// The whole environment, `NAME=value` each: the child inherits nothing else.
     pub envp: Vec<CString>,
+    /// The working directory the child changes to before `execve`.
     pub cwd: CString,
     /// Give the child a pipe on stdin (else `/dev/null`).
     pub stdin_pipe: bool,
@@ -34,39 +38,57 @@ pub struct SpawnRequest {
 
 /// A running child: its pid (also its process-group id) and our ends of its pipes.
 pub struct Spawned {
+    /// The child's pid, also its process group's id.
     pub pid: libc::pid_t,
     /// The host's RSS (KiB) just before the clone, its high-water mark reset to it. The
     /// child starts on the host's address space, and `execve` folds that address space's
     /// high-water mark into the child's `ru_maxrss`: a child whose `ru_maxrss` is not
     /// above this figure may not have used that much itself (see `usage_from`).
     pub host_maxrss_kb: i64,
+    /// A pidfd of the child: readable once it has exited, and a handle no reused pid can
+    /// fool.
     pub pidfd: OwnedFd,
+    /// The write end of its stdin pipe, when `stdin_pipe` asked for one.
     pub stdin: Option<OwnedFd>,
+    /// The read end of its stdout pipe.
     pub stdout: OwnedFd,
+    /// The read end of its stderr pipe.
     pub stderr: OwnedFd,
 }
 
 /// Which step of child setup failed, so the error can say what to fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpawnStage {
+    /// Writing its pid into the execution's `cgroup.procs`.
     Cgroup,
+    /// Setting `RLIMIT_CPU` or `RLIMIT_AS`.
     Limits,
+    /// Putting the pipes (or `/dev/null`) on descriptors 0, 1 and 2.
     Redirect,
+    /// Changing to the working directory.
     Chdir,
+    /// `execve` itself (missing file, not executable, bad format, ...).
     Exec,
 }
 
+/// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     /// Setup in the child failed; `errno` tells why.
     #[error("{stage:?} failed in the child: {}", io::Error::from_raw_os_error(*errno))]
-    Child { stage: SpawnStage, errno: i32 },
+    Child {
+        /// The step that failed.
+        stage: SpawnStage,
+        /// The `errno` it failed with.
+        errno: i32,
+    },
     /// The host could not create the child at all (pipes, clone, pidfd).
     #[error("cannot create the process: {0}")]
     Host(#[from] io::Error),
 }
 
 impl SpawnError {
+    /// The operating system's error number, when there is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
             SpawnError::Child { errno, .. } => Some(*errno),
@@ -75,6 +97,7 @@ impl SpawnError {
     }
 }
 
+/// `s` as a C string; an error naming it when it holds a NUL byte.
 pub fn cstring(s: impl AsRef<OsStr>) -> io::Result<CString> {
     CString::new(s.as_ref().as_bytes()).map_err(|_| {
         io::Error::new(
@@ -84,6 +107,7 @@ pub fn cstring(s: impl AsRef<OsStr>) -> io::Result<CString> {
     })
 }
 
+/// [`cstring`] of a path.
 pub fn path_cstring(p: &Path) -> io::Result<CString> {
     cstring(p.as_os_str())
 }
@@ -370,14 +394,18 @@ fn reap_blocking(pid: libc::pid_t) {
 
 /// The child's exit as `wait4` reports it, with its rusage.
 pub struct Reaped {
+    /// The raw wait status (`WIFEXITED`, `WTERMSIG` ... decode it).
     pub status: i32,
+    /// The child's resource usage and that of the descendants it waited for.
     pub rusage: libc::rusage,
 }
 
 impl Reaped {
+    /// Its exit status, when it exited; `None` when a signal ended it.
     pub fn exit_code(&self) -> Option<i32> {
         libc::WIFEXITED(self.status).then(|| libc::WEXITSTATUS(self.status))
     }
+    /// The signal number that ended it; `None` when it exited.
     pub fn signal(&self) -> Option<i32> {
         libc::WIFSIGNALED(self.status).then(|| libc::WTERMSIG(self.status))
     }

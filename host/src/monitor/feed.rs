@@ -20,10 +20,13 @@ pub const FEED_OUTPUT_BYTES: usize = 8 * 1024;
 /// message every client is sent, serialised once.
 #[derive(Debug)]
 pub struct FeedItem {
+    /// Its number: one more than the item before, from 1, over events and alerts alike.
     pub seq: u64,
     /// The event's kind; `None` for an alert.
     pub kind: Option<LifecycleKind>,
+    /// The event's script; empty for an alert.
     pub script_id: String,
+    /// The event's specialist, or the alert's; `None` when it has none.
     pub specialist: Option<String>,
     /// `{"type":"event","seq":N,"event":{...}}` or `{"type":"alert","seq":N,"alert":{...}}`.
     pub json: String,
@@ -34,9 +37,12 @@ pub struct FeedItem {
 pub struct Snapshot {
     /// The last event this snapshot includes.
     pub seq: u64,
+    /// When the host started (a replay: its log's first execution), UTC.
     #[serde(with = "timestamp")]
     pub started_at: DateTime<Utc>,
+    /// Counts since start.
     pub totals: Totals,
+    /// The executions running, oldest first.
     pub running: Vec<RunningExecution>,
     /// The newest finished executions, newest first (outputs cut as in the feed).
     pub recent: Vec<ExecutionResult>,

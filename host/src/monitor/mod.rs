@@ -73,7 +73,9 @@ impl Default for Limits {
 /// An execution the monitor knows, running or finished.
 #[derive(Debug, Clone)]
 pub enum Known {
+    /// Still running: where it is, from its events so far.
     Running(Box<RunningExecution>),
+    /// Finished and still held in memory: its whole result.
     Finished(Arc<ExecutionResult>),
 }
 
@@ -105,6 +107,7 @@ pub struct Monitor {
 }
 
 impl Monitor {
+    /// An empty monitor keeping at most what `limits` allows, started now.
     pub fn new(limits: Limits) -> Monitor {
         let (feed, _) = broadcast::channel(limits.feed.max(1));
         Monitor {
@@ -126,6 +129,7 @@ impl Monitor {
         }
     }
 
+    /// When the host started (or, for a replay, its log's first execution), UTC.
     pub fn started_at(&self) -> DateTime<Utc> {
         *self.started_at.lock().unwrap()
     }
@@ -250,6 +254,7 @@ impl Monitor {
         self.snapshot(0).running
     }
 
+    /// Counts since start.
     pub fn totals(&self) -> Totals {
         self.state.lock().unwrap().totals
     }

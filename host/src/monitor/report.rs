@@ -17,15 +17,20 @@ use crate::model::{timestamp, ExecutionResult};
 /// Counts since the monitor started.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Totals {
+    /// Executions finished since start.
     pub executions: u64,
+    /// Of them, those that succeeded.
     pub succeeded: u64,
+    /// Of them, those that failed (refused ones included).
     pub failed: u64,
+    /// Retries over all of them.
     pub retries: u64,
 }
 
 /// Statistics over the executions held in memory that finished since `since`.
 #[derive(Debug, Clone, Serialize)]
 pub struct WindowStats {
+    /// Where the window starts; `None` for since start.
     #[serde(with = "timestamp::option")]
     pub since: Option<DateTime<Utc>>,
     /// The oldest finish time held: when it is after `since`, older executions of the
@@ -34,9 +39,11 @@ pub struct WindowStats {
     pub oldest_held: Option<DateTime<Utc>>,
     /// Whether the memory covers the whole window.
     pub complete: bool,
+    /// Counts, success rate, durations and memory over the window's executions.
     pub overall: Stats,
     /// Most executions first.
     pub top_scripts: Vec<crate::logs::stats::Group>,
+    /// Most executions first, as `top_scripts`.
     pub top_specialists: Vec<crate::logs::stats::Group>,
 }
 
@@ -91,25 +98,34 @@ pub const MAX_BUCKETS: usize = 720;
 /// `generated_at`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timeseries {
+    /// The span asked for, minutes (0: since start).
     pub period_minutes: u64,
+    /// Each interval's length, seconds (whole milliseconds, at least 1 s).
     pub step_seconds: f64,
+    /// When the last interval ends: the time of the answer, UTC.
     #[serde(with = "timestamp")]
     pub generated_at: DateTime<Utc>,
     /// Whether memory still holds every execution of the whole span.
     pub complete: bool,
+    /// The intervals, oldest first, at most [`MAX_BUCKETS`].
     pub buckets: Vec<Bucket>,
 }
 
 /// One interval of a [`Timeseries`]: executions that finished in it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Bucket {
+    /// When the interval starts, UTC; it lasts the series' `step_seconds`.
     #[serde(with = "timestamp")]
     pub start: DateTime<Utc>,
+    /// Executions that finished in it.
     pub executions: u64,
+    /// Of them, those that failed.
     pub failures: u64,
     /// Percent of the interval's executions that failed; absent when none ran.
     pub error_rate: Option<f64>,
+    /// Median duration (`wall_time_seconds`), seconds, nearest rank; absent when none ran.
     pub duration_p50: Option<f64>,
+    /// 95th-percentile duration, seconds, nearest rank; absent when none ran.
     pub duration_p95: Option<f64>,
 }
 
@@ -125,31 +141,47 @@ fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
 /// What [`Monitor::report`](super::Monitor::report) says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The window asked for, minutes (0: since start).
     pub period_minutes: u64,
+    /// When the report was made, UTC.
     #[serde(with = "timestamp")]
     pub generated_at: DateTime<Utc>,
+    /// Executions running at that moment.
     pub running: usize,
+    /// The window's finished executions per minute (since start: over the time since
+    /// start).
     pub executions_per_minute: f64,
+    /// The whole host's counts since start (not narrowed by a filter).
     pub since_start: Totals,
+    /// Statistics over the window (of the filtered executions, for a filtered report).
     pub window: WindowStats,
+    /// The whole host's percentiles by window, from the sketches.
     pub percentiles: Percentiles,
 }
 
 /// Percentiles by window (`1m`, `5m`, `60m`, `start`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Percentiles {
+    /// Duration (`wall_time_seconds`) percentiles, seconds, by window label.
     pub duration_seconds: std::collections::BTreeMap<&'static str, Quantiles>,
+    /// Peak memory (`peak_memory_mb`) percentiles, MiB, by window label.
     pub peak_memory_mb: std::collections::BTreeMap<&'static str, Quantiles>,
 }
 
 /// What a sketch says of one window.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Quantiles {
+    /// Executions the window holds.
     pub count: u64,
+    /// The median, within 1 % relative error; `None` when `count` is 0.
     pub p50: Option<f64>,
+    /// The 90th percentile, as `p50`.
     pub p90: Option<f64>,
+    /// The 95th percentile, as `p50`.
     pub p95: Option<f64>,
+    /// The 99th percentile, as `p50`.
     pub p99: Option<f64>,
+    /// The largest value, within the same error, as `p50`.
     pub max: Option<f64>,
 }
 

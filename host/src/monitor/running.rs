@@ -23,13 +23,16 @@ pub struct RunningExecution {
     /// Which execution (its fields appear at this level in JSON).
     #[serde(flatten)]
     pub identity: ExecutionIdentity,
+    /// Queued, running or retrying.
     pub state: RunState,
+    /// When its `queued` event was stamped, UTC.
     #[serde(with = "timestamp")]
     pub queued_at: DateTime<Utc>,
     /// The attempt running or last run (0 while queued).
     pub attempt: u32,
     /// The running attempt's process id.
     pub pid: Option<u32>,
+    /// When the current (or last) attempt started, UTC; `None` while queued.
     #[serde(with = "timestamp::option")]
     pub attempt_started_at: Option<DateTime<Utc>>,
     /// What went wrong in the last failed attempt.

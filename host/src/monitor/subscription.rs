@@ -10,10 +10,13 @@ use super::FeedItem;
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
+    /// Lifecycle kinds (`finished`, ...) and `alert`.
     #[serde(default)]
     pub kinds: Vec<String>,
+    /// Script ids: events of other scripts are left out (alerts are not).
     #[serde(default)]
     pub scripts: Vec<String>,
+    /// Specialists: events of other specialists' scripts are left out (alerts are not).
     #[serde(default)]
     pub specialists: Vec<String>,
 }
@@ -74,6 +77,7 @@ pub struct SubscriptionQuery {
 }
 
 impl SubscriptionQuery {
+    /// The lists split at commas, blanks trimmed and empty entries dropped.
     pub fn into_subscription(self) -> Subscription {
         let split = |s: Option<String>| -> Vec<String> {
             s.map(|s| {

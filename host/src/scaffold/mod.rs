@@ -66,20 +66,34 @@ const COMPONENTIZE_PY: &str = "0.25.1";
 /// Why a plugin folder was not made.
 #[derive(Debug, Error)]
 pub enum ScaffoldError {
+    /// `--lang` named no language with templates (the name given).
     #[error("unknown language `{0}` (expected rust, python, js or c)")]
     UnknownLanguage(String),
+    /// `--kind` named no plugin kind (the name given).
     #[error("unknown kind `{0}` (expected sink, exporter, alert-rule or notifier)")]
     UnknownKind(String),
+    /// The name is empty, starts with `-`, or has a character other than lower-case
+    /// letters, digits and `-` (the name given).
     #[error("plugin name `{0}`: use lower-case letters, digits and `-` (e.g. slack-notifier)")]
     BadName(String),
+    /// The folder to create is already there (its path); nothing was written.
     #[error("{} already exists: choose another name or remove it", .0.display())]
     Exists(PathBuf),
+    /// The language has no template for the kind (C has no alert rule).
     #[error("--lang {lang} has templates for sink, exporter and notifier; write an alert rule in rust, python or js")]
-    NoTemplate { lang: &'static str },
+    NoTemplate {
+        /// The language asked for.
+        lang: &'static str,
+    },
+    /// Creating a folder, writing a file or setting its mode failed; what was written
+    /// before stays.
     #[error("cannot {action} {}: {source}", .path.display())]
     Io {
+        /// What was being done: `create`, `write` or `set the mode of`.
         action: &'static str,
+        /// The folder or file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
 }
@@ -97,9 +111,13 @@ pub fn wit_version() -> &'static str {
 /// The languages a plugin can be made in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
+    /// Rust with `wit-bindgen`, built by cargo for wasm32-wasip2 (`rust`).
     Rust,
+    /// Python built with componentize-py (`python`, `py`).
     Python,
+    /// JavaScript built with componentize-js (`js`, `javascript`).
     Js,
+    /// C with `wit-bindgen c`, built by clang (`c`).
     C,
 }
 
@@ -129,8 +147,11 @@ pub fn parse_kind(s: &str) -> Result<PluginKind, ScaffoldError> {
 
 /// What was written and how to build it.
 pub struct Scaffold {
+    /// The new plugin folder.
     pub dir: PathBuf,
+    /// Every file written, in the order written.
     pub files: Vec<PathBuf>,
+    /// The command that builds the component, run from inside the folder.
     pub build: String,
 }
 

@@ -94,6 +94,8 @@ impl Access {
         }
     }
 
+    /// Whether the server was started with a token (`--token`): then every request but
+    /// `/healthz` must present it.
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }

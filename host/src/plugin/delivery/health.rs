@@ -67,6 +67,7 @@ pub struct LatencySnapshot {
 /// The state of a plugin as `plugins list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
+    /// Taking events (or alerts) normally.
     Running,
     /// Waiting to start a fresh instance after a failure.
     Restarting,
@@ -77,6 +78,7 @@ pub enum Health {
 }
 
 impl Health {
+    /// How `plugins list` shows it: `running`, `quarantined: <why>`, ...
     pub fn describe(&self) -> String {
         match self {
             Health::Running => "running".into(),

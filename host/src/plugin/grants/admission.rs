@@ -13,10 +13,12 @@ use crate::plugin::PluginError;
 /// Where a host's grants come from.
 #[derive(Debug, Clone, Default)]
 pub enum GrantSource {
-    /// The grants file beside the plugins directory ([`grants::FILE_NAME`]), or this one
-    /// (`--grants`, `METACLAUDE_GRANTS`), read at every load and reload.
+    /// The grants file beside the plugins directory ([`grants::FILE_NAME`]), read at every
+    /// load and reload.
     #[default]
     Beside,
+    /// This grants file, whatever the plugins directory (`--grants`, `METACLAUDE_GRANTS`),
+    /// read at every load and reload.
     File(PathBuf),
     /// Given in code by a program that embeds the host (its author is the operator).
     Given(Grants),
@@ -24,6 +26,7 @@ pub enum GrantSource {
 
 /// What the host found out about a folder before running any of it.
 pub struct Admission {
+    /// The folder's manifest, validated.
     pub manifest: Manifest,
     /// The grants file consulted.
     pub grants_file: PathBuf,
@@ -36,6 +39,7 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// Whether its grant covers everything it asks for, so it may start.
     pub fn granted(&self) -> bool {
         self.missing.is_empty()
     }

@@ -82,11 +82,17 @@ pub struct Grant {
     pub granted: Option<String>,
     /// Variables its manifest may expand.
     pub env: BTreeSet<String>,
+    /// Host directories it may mount; each also covers the directories below it.
     pub dirs: Vec<GrantedDir>,
+    /// UDP targets (`host:port`) it may send to, as written in the manifest.
     pub udp: Vec<String>,
+    /// URL patterns its `http` import may post to, as written in the manifest.
     pub http: Vec<String>,
+    /// Whether its stderr may go to the host's.
     pub stderr: bool,
+    /// Its memory ceiling, MiB (64 when the file does not say).
     pub memory_mb: u64,
+    /// Its ceiling on a call's deadline, ms (2000 when the file does not say).
     pub call_timeout_ms: u64,
     /// A native plugin's library, by content (lower-case hex SHA-256).
     pub native_sha256: Option<String>,
@@ -95,7 +101,9 @@ pub struct Grant {
 /// A host directory granted, as the operator (or the manifest) wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantedDir {
+    /// The directory, as written (`${VAR}`s expanded when checked).
     pub host: String,
+    /// Whether it may be written (`mode = "rw"`).
     pub writable: bool,
 }
 
@@ -103,21 +111,32 @@ pub struct GrantedDir {
 /// of what is missing when a plugin is refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ask {
+    /// A variable its `${VAR}`s read.
     Env(String),
+    /// A host directory to mount.
     Dir(DirRequest),
+    /// A UDP target.
     Udp(Written),
+    /// An HTTP URL pattern.
     Http(Written),
+    /// Its stderr on the host's.
     Stderr,
+    /// A memory ceiling, MiB.
     Memory(u64),
+    /// A deadline per call, ms.
     Deadline(u64),
     /// Unsandboxed code, by its digest (`None`: the file could not be read).
     Native {
+        /// The library.
         file: PathBuf,
+        /// Its digest, lower-case hex.
         sha256: Option<String>,
     },
     /// Write access to something no plugin may write: never grantable.
     Protected {
+        /// The directory asked for read-write.
         dir: DirRequest,
+        /// The grants file or plugins directory it holds.
         protected: PathBuf,
     },
 }
@@ -350,19 +369,46 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Why the grants file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum GrantsError {
+    /// The file is unreadable, not TOML, or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Its group or other users may write it, so a plugin's grants would not be the
+    /// operator's alone.
     #[error("the grants file {} can be changed by other users (mode {mode:o}): a plugin's grants must be the operator's alone; run: chmod 600 {}", file.display(), file.display())]
-    Writable { file: PathBuf, mode: u32 },
+    Writable {
+        /// The grants file.
+        file: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// It belongs to a user other than the operator and root.
     #[error("the grants file {} belongs to another user (uid {owner}): run: chown $(id -u) {}", file.display(), file.display())]
-    Owner { file: PathBuf, owner: u32 },
+    Owner {
+        /// The grants file.
+        file: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+    },
+    /// It is inside the plugins directory, where a plugin folder could bring its own.
     #[error("the grants file {} is inside the plugins directory {}: a plugin folder could bring its own grants; keep it beside the directory (the default, {}) or pass --grants", file.display(), dir.display(), FILE_NAME)]
-    InsidePlugins { file: PathBuf, dir: PathBuf },
+    InsidePlugins {
+        /// The grants file.
+        file: PathBuf,
+        /// The plugins directory.
+        dir: PathBuf,
+    },
+    /// The plugins directory is `/`: there is no folder beside it for the default file.
     #[error("the plugins directory {} has no parent to keep the grants file in: pass --grants FILE", dir.display())]
-    NoParent { dir: PathBuf },
+    NoParent {
+        /// The plugins directory.
+        dir: PathBuf,
+    },
+    /// Saving the file failed.
     #[error("cannot write the grants file {}: {source}", file.display())]
     Write {
+        /// The grants file.
         file: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

@@ -35,11 +35,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
+    /// Plain HTTP (default port 80).
     Http,
+    /// HTTP over TLS, the server's certificate verified (default port 443).
     Https,
 }
 
 impl Scheme {
+    /// The port a URL without one means: 80 or 443.
     pub fn default_port(self) -> u16 {
         match self {
             Scheme::Http => 80,
@@ -47,6 +50,7 @@ impl Scheme {
         }
     }
 
+    /// The scheme as a URL writes it (`"https"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
@@ -58,7 +62,9 @@ impl Scheme {
 /// A URL's host: a name (lowercase) or an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
+    /// A DNS name, lowercase, resolved when the request is made.
     Name(String),
+    /// An IPv4 address in dotted-quad form, or an IPv6 one written in brackets.
     Ip(IpAddr),
 }
 
@@ -75,8 +81,11 @@ impl fmt::Display for Host {
 /// A URL the `http` import may send to (its grant not yet checked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    /// `http` or `https`.
     pub scheme: Scheme,
+    /// Where it goes, as the URL names it.
     pub host: Host,
+    /// The port, the scheme's default when the URL gives none.
     pub port: u16,
     /// The path and the query, as they go into the request line: `/` when the URL has no
     /// path; never a fragment.
@@ -107,42 +116,97 @@ impl Url {
 /// Why a URL (or a grant's pattern) is refused. Displayed after the URL it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
+    /// No `scheme://` at the start.
     #[error("is not an absolute URL (scheme://host/path)")]
     NotAbsolute,
+    /// A scheme other than `http` and `https` (the scheme given).
     #[error("has the scheme `{0}`: http and https only")]
     Scheme(String),
+    /// A CR or LF anywhere in the text.
     #[error("has a line break ({which}) at byte {at}: refused, not escaped (it would end the request line and start a header of the URL's choosing)")]
-    LineBreak { which: &'static str, at: usize },
+    LineBreak {
+        /// `"CR"` or `"LF"`.
+        which: &'static str,
+        /// Its byte offset in the text.
+        at: usize,
+    },
+    /// Another control character (below 0x20, or DEL).
     #[error("has a control character (byte {byte:#04x}) at byte {at}: refused, not escaped")]
-    Control { byte: u8, at: usize },
+    Control {
+        /// The byte.
+        byte: u8,
+        /// Its byte offset in the text.
+        at: usize,
+    },
+    /// A space, which would split the request line.
     #[error("has a space at byte {at}: write it as %20")]
-    Space { at: usize },
+    Space {
+        /// Its byte offset in the text.
+        at: usize,
+    },
+    /// A character outside ASCII.
     #[error("has a non-ASCII character {ch:?} at byte {at}: percent-encode its UTF-8 bytes")]
-    NonAscii { ch: char, at: usize },
+    NonAscii {
+        /// The character.
+        ch: char,
+        /// Its byte offset in the text.
+        at: usize,
+    },
+    /// A `\`, which some servers read as `/`.
     #[error(
         "has a backslash at byte {at}: some servers read it as `/`; write it as %5C if it is data"
     )]
-    Backslash { at: usize },
+    Backslash {
+        /// Its byte offset in the text.
+        at: usize,
+    },
+    /// A `%` not followed by two hex digits.
     #[error("has a `%` not followed by two hex digits at byte {at}: write a literal % as %25")]
-    Percent { at: usize },
+    Percent {
+        /// Its byte offset in the text.
+        at: usize,
+    },
+    /// Nothing between `://` and the path.
     #[error("has no host")]
     NoHost,
+    /// A `user@` (or `user:password@`) before the host.
     #[error("has credentials (`user@`) before its host: they are not supported; send them in a header (Authorization)")]
     Userinfo,
+    /// A host that is neither a name, a dotted-quad IPv4 address nor a bracketed IPv6 one
+    /// (a name ending like a number, `127.1`, included).
     #[error("has the host `{host}`, which is not {why}")]
-    BadHost { host: String, why: &'static str },
+    BadHost {
+        /// The host, lower-cased.
+        host: String,
+        /// What it should have been.
+        why: &'static str,
+    },
+    /// A port that is not a number from 1 to 65535 (the port as written).
     #[error("has the port `{0}`: a port is a number from 1 to 65535")]
     BadPort(String),
+    /// A `*` in a URL's host or port (only a grant may have one).
     #[error("has a wildcard `*` in its host or port: only a grant may")]
     Wildcard,
+    /// A path segment that is `.` or `..`, as written or once decoded, split or cut.
     #[error("has the path segment `{segment}`, which is `{dots}`{how}: a path may not climb out of what its grant allows")]
     DotSegment {
+        /// The segment as written.
         segment: String,
+        /// `"."` or `".."`.
         dots: &'static str,
+        /// How it became one, as the message says it (once percent-decoded, or once cut at
+        /// `;`); empty when it is written so.
         how: &'static str,
     },
+    /// A path segment that decodes to a control character, to bytes that are not UTF-8,
+    /// or to another `%XX`.
     #[error("has the path segment `{segment}`, which decodes to {what}")]
-    BadDecoding { segment: String, what: &'static str },
+    BadDecoding {
+        /// The segment as written.
+        segment: String,
+        /// Which of the three it decodes to.
+        what: &'static str,
+    },
 }
 
 /// Parses and validates a URL a plugin gives the `http` import (see the module's rules).
@@ -165,7 +229,9 @@ pub fn parse_url(url: &str) -> Result<Url, UrlError> {
 /// A grant's host: exact, or a pattern with `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostPattern {
+    /// One host: it reaches whatever that host is, private addresses included.
     Exact(Host),
+    /// A pattern with `*`, lowercase: it reaches public addresses only.
     Wildcard(String),
 }
 
@@ -174,7 +240,9 @@ pub enum HostPattern {
 pub struct Grant {
     /// As written in the manifest.
     pub text: String,
+    /// The scheme a URL must have (no wildcard).
     pub scheme: Scheme,
+    /// The host a URL must have or match.
     pub host: HostPattern,
     /// `None`: any port (`:*`).
     pub port: Option<u16>,
@@ -484,6 +552,7 @@ fn host_pattern(host: &str, wildcards: bool) -> Result<HostPattern, UrlError> {
 /// What kind of address an IP address is, for the grants that may reach it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressClass {
+    /// Anything not below: reachable by every grant that matches.
     Public,
     /// 127.0.0.0/8, ::1.
     Loopback,
@@ -500,6 +569,7 @@ pub enum AddressClass {
 }
 
 impl AddressClass {
+    /// The class as a refusal names it ("a loopback address (this machine)").
     pub fn describe(self) -> &'static str {
         match self {
             AddressClass::Public => "a public address",
@@ -565,18 +635,34 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
 /// Why a plugin's header is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
+    /// The name is empty or not an HTTP token (the name given).
     #[error("the header name {0:?} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)")]
     Name(String),
+    /// The header frames the request, so the host writes or forbids it (the name given).
     #[error("the header {0} is the host's (it writes Host, Content-Length, Connection and User-Agent itself, and never Transfer-Encoding, TE, Trailer, Upgrade, Keep-Alive, Expect or Proxy-Connection): leave it out")]
     Reserved(String),
+    /// The value holds a CR or LF.
     #[error(
         "the header {name} has a line break in its value: refused (it would start another header)"
     )]
-    LineBreak { name: String },
+    LineBreak {
+        /// The header's name.
+        name: String,
+    },
+    /// The value holds another control character (tabs are allowed).
     #[error("the header {name} has a control character (byte {byte:#04x}) in its value")]
-    Control { name: String, byte: u8 },
+    Control {
+        /// The header's name.
+        name: String,
+        /// The byte.
+        byte: u8,
+    },
+    /// The value holds a byte outside ASCII.
     #[error("the header {name} has a non-ASCII character in its value: encode it (e.g. RFC 8187's UTF-8'' form, or base64)")]
-    NonAscii { name: String },
+    NonAscii {
+        /// The header's name.
+        name: String,
+    },
 }
 
 /// The headers that frame a request: the host writes or forbids them.

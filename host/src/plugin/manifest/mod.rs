@@ -30,18 +30,26 @@ use crate::config::{self, ConfigError};
 /// The current version of the plugin contract (`wit/monitor.wit`).
 pub const WIT_VERSION: &str = "0.2.0";
 
+/// Which world a plugin's component exports, and so what the host calls on it (`kind` in
+/// `plugin.toml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PluginKind {
+    /// Receives events in batches (`handle-batch`, `flush`).
     Sink,
+    /// A sink that also renders its state on request (`render`; the server's `/metrics`).
     Exporter,
+    /// Receives events and clock ticks and returns alerts; its thresholds can be changed
+    /// while it runs.
     AlertRule,
+    /// Receives alerts, no events, and delivers them (the `http` import).
     Notifier,
 }
 
 impl PluginKind {
     const NAMES: [&'static str; 4] = ["sink", "exporter", "alert-rule", "notifier"];
 
+    /// The name `plugin.toml` uses (`"alert-rule"`).
     pub fn as_str(self) -> &'static str {
         match self {
             PluginKind::Sink => "sink",
@@ -106,15 +114,21 @@ pub enum Artifact {
 /// A directory granted to the plugin as a WASI preopen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DirGrant {
+    /// The host directory, absolute (a relative one is relative to where the host runs).
     pub host: PathBuf,
+    /// Where the plugin sees it (default `/data`).
     pub guest: String,
+    /// Whether it is mounted read-write (`mode = "rw"`); read-only otherwise.
     pub writable: bool,
     /// Create the host directory if it is missing.
     pub create: bool,
 }
 
+/// What a plugin may touch outside its sandbox, expanded (`[capabilities]`); all empty is
+/// nothing at all.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Capabilities {
+    /// Host directories mounted into the plugin.
     pub dirs: Vec<DirGrant>,
     /// `host:port` targets the plugin may send UDP datagrams to.
     pub udp: Vec<String>,
@@ -133,11 +147,17 @@ pub struct Capabilities {
 pub struct Requests {
     /// Every variable a `${VAR}` anywhere in the manifest names (config included).
     pub env: BTreeSet<String>,
+    /// The directories of `capabilities.dirs`.
     pub dirs: Vec<DirRequest>,
+    /// The targets of `capabilities.udp`.
     pub udp: Vec<Written>,
+    /// The URL patterns of `capabilities.http`.
     pub http: Vec<Written>,
+    /// `capabilities.stderr`: its stderr on the host's.
     pub stderr: bool,
+    /// `limits.memory_mb`, MiB.
     pub memory_mb: u64,
+    /// `limits.call_timeout_ms`, ms.
     pub call_timeout_ms: u64,
     /// The shared library of a native plugin (unsandboxed code).
     pub native: Option<PathBuf>,
@@ -150,13 +170,16 @@ pub struct DirRequest {
     pub written: String,
     /// Expanded and made absolute.
     pub path: PathBuf,
+    /// Whether it asks to write there (`mode = "rw"`).
     pub writable: bool,
 }
 
 /// A destination a manifest asks for: as written, and expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
+    /// As the manifest writes it, `${VAR}`s and all.
     pub written: String,
+    /// Expanded with the operator's environment: what is checked and used.
     pub value: String,
 }
 
@@ -170,20 +193,35 @@ pub const MAX_QUEUE: u64 = 1_000_000;
 /// See [`MAX_MEMORY_MB`].
 pub const MAX_BATCH: u64 = 100_000;
 
+/// How much a plugin may use and how events are batched for it (`[limits]`), defaults
+/// filled in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
+    /// Linear memory the instance may grow to, MiB (default 64, at most [`MAX_MEMORY_MB`]).
     pub memory_mb: u64,
+    /// Deadline of one call into the plugin, ms (default 2000, at most
+    /// [`MAX_CALL_TIMEOUT_MS`]); an `http` exchange ends by 9/10 of it.
     pub call_timeout_ms: u64,
+    /// Events the queue between the executor and the plugin holds (default 10 000, at most
+    /// [`MAX_QUEUE`]).
     pub queue: usize,
+    /// What a full queue does to a new event.
     pub on_full: OnFull,
+    /// Events per call, at most (default 256, at most [`MAX_BATCH`]).
     pub batch_max: usize,
-    /// Bytes of events per call, at most (one event always goes, whatever its size): a
-    /// batch of scripts' outputs, up to 1 MiB each, must fit in the plugin's memory.
+    /// MiB of events per call, at most (one event always goes, whatever its size): a batch
+    /// of scripts' outputs, up to 1 MiB each, must fit in the plugin's memory. Default
+    /// `memory_mb` / [`BATCH_SHARE_OF_MEMORY`]; a value given must be below `memory_mb`.
     pub batch_max_mb: u64,
+    /// How long a batch waits after its first event for more, ms (default 50).
     pub batch_ms: u64,
+    /// What a trap, an out-of-memory or a missed deadline leads to (default reload).
     pub failure_policy: FailurePolicy,
+    /// Failures within `failure_window_s` that quarantine the plugin (default 5).
     pub max_failures: u32,
+    /// The window `max_failures` counts over, seconds (default 60).
     pub failure_window_s: u64,
+    /// Write a core dump beside the manifest when a call traps (default false).
     pub core_dump: bool,
 }
 
@@ -224,6 +262,8 @@ impl Limits {
 /// so that nothing reported is ever missing from what the plugin writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Acknowledgements {
+    /// Whether executions wait for this plugin's word (default false; sinks and exporters
+    /// only).
     pub enabled: bool,
     /// How long the executor waits for the plugin's answer before reporting the execution
     /// as not recorded.
@@ -246,27 +286,46 @@ impl Default for Acknowledgements {
 /// Which events reach the plugin (all when empty).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Filter {
+    /// Only events of these specialists' scripts (any when empty).
     pub specialists: Vec<String>,
+    /// Only events of these script ids (any when empty).
     pub scripts: Vec<String>,
+    /// Only events of these kinds, by their names (`finished`, ...; any when empty).
     pub kinds: Vec<String>,
+    /// Only successes (`true`) or failures (`false`); both when `None`. Only events with
+    /// an outcome pass it: `finished`, and `attempt_failed` as a failure.
     pub success: Option<bool>,
 }
 
 /// A validated, normalised manifest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Manifest {
+    /// The `plugin.toml` it was read from.
     pub file: PathBuf,
+    /// Letters, digits, `-` and `_`; unique among the plugins loaded: what grants, logs,
+    /// metrics and messages call it.
     pub name: String,
+    /// The plugin's own version, free text (`0.1.0`).
     pub version: String,
+    /// Which world it exports.
     pub kind: PluginKind,
+    /// Free text for people; `None` when not given.
     pub description: Option<String>,
+    /// What to load: the component or, for a trusted plugin, the native library (its path
+    /// in the plugin folder).
     pub artifact: Artifact,
+    /// The `metaclaude:monitor` version it was built against, as declared (default
+    /// [`WIT_VERSION`]); semver-compatible with one the host binds.
     pub wit: String,
     /// The `[config]` table, variables expanded, as JSON for `init`.
     pub config: serde_json::Value,
+    /// What it may touch, as granted to the sandbox once admitted.
     pub capabilities: Capabilities,
+    /// Its ceilings and batching.
     pub limits: Limits,
+    /// Which events it receives.
     pub filter: Filter,
+    /// Whether executions wait for it to store them.
     pub acknowledgements: Acknowledgements,
     /// Fill `event.json` with the host's JSON of each event.
     pub event_json: bool,
@@ -358,6 +417,7 @@ impl Manifest {
         Manifest::parse(&text, &file, env)
     }
 
+    /// Validates manifest text; `file` names it in errors and anchors the artifact's path.
     pub fn parse(
         text: &str,
         file: &Path,

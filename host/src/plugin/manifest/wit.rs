@@ -9,16 +9,23 @@ use super::WIT_VERSION;
 /// (`wit/`, `wit/deps/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum WitVersion {
+    /// `metaclaude:monitor@0.1.0`: the first published contract, without the alert's life
+    /// cycle or thresholds.
     #[serde(rename = "0.1.0")]
     V0_1,
+    /// `metaclaude:monitor@0.2.0`: adds the alert's life cycle and the rules' thresholds.
     #[serde(rename = "0.2.0")]
     V0_2,
 }
 
 impl WitVersion {
+    /// The version of `wit/monitor.wit` ([`WIT_VERSION`]), which new plugins are built
+    /// against.
     pub const CURRENT: WitVersion = WitVersion::V0_2;
+    /// Every version this host binds, oldest first.
     pub const ALL: [WitVersion; 2] = [WitVersion::V0_1, WitVersion::V0_2];
 
+    /// The version as WIT writes it (`"0.2.0"`).
     pub fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1 => "0.1.0",

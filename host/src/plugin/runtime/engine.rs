@@ -30,18 +30,31 @@ use wasmtime::{Config, Engine};
 /// How often the epoch advances; per-call deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Why the engine could not start or a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// wasmtime refused the configuration, or the epoch thread could not start (the
+    /// reason).
     #[error("cannot create the WebAssembly engine: {0}")]
     Create(String),
+    /// The component file could not be read.
     #[error("cannot read component {}: {source}", path.display())]
     Read {
+        /// The component file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a component wasmtime can compile (not WebAssembly, a core module
+    /// rather than a component, or refused by the validator).
     #[error("{} is not a valid WebAssembly component: {message}", path.display())]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The component file.
+        path: PathBuf,
+        /// wasmtime's reason.
+        message: String,
+    },
 }
 
 /// Where a plugin's code came from, for `plugins list` and the load benchmark.
@@ -55,6 +68,8 @@ pub enum LoadSource {
     Native,
 }
 
+/// The one wasmtime `Engine` of a host (epoch interruption on, ticked every
+/// [`EPOCH_TICK`]) and its cache of compiled components.
 pub struct PluginEngine {
     engine: Engine,
     cache_dir: Option<PathBuf>,
@@ -93,6 +108,7 @@ impl PluginEngine {
         })
     }
 
+    /// The wasmtime engine every plugin's store is made on.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -24,7 +24,9 @@ use crate::plugin::runtime::native::{NativeInstance, NativeLibrary};
 pub enum Runtime {
     /// A component, pre-linked once; each instance gets its own `Store`.
     Wasm {
+        /// The host's engine, which the component was compiled for.
         engine: wasmtime::Engine,
+        /// The component linked against the host's imports, its exports checked.
         prepared: Prepared,
     },
     /// A loaded shared library; each instance is a fresh `init`.
@@ -52,7 +54,9 @@ impl Runtime {
 
 /// A live instance of either kind.
 pub enum Live {
+    /// A sandboxed instance in its own `Store`.
     Wasm(Instance),
+    /// A native library's `init`ed state.
     Native(NativeInstance),
 }
 
@@ -76,6 +80,7 @@ impl Live {
         }
     }
 
+    /// An alert rule's clock tick at `now`: the alerts it returns.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Result<Vec<Alert>, CallError> {
         match self {
             Live::Wasm(instance) => instance.tick(now),
@@ -83,6 +88,7 @@ impl Live {
         }
     }
 
+    /// Hands a notifier alerts to deliver.
     pub fn notify(&mut self, alerts: &[Alert]) -> Result<(), CallError> {
         match self {
             Live::Wasm(instance) => instance.notify(alerts),
@@ -90,6 +96,8 @@ impl Live {
         }
     }
 
+    /// Changes an alert rule's threshold `name` to `value`; what changed, for people.
+    /// Native rules cannot (a refusal).
     pub fn set_threshold(&mut self, name: &str, value: f64) -> Result<String, CallError> {
         match self {
             Live::Wasm(instance) => instance.set_threshold(name, value),
@@ -99,6 +107,7 @@ impl Live {
         }
     }
 
+    /// An alert rule's thresholds in force (none for a native plugin).
     pub fn thresholds(&mut self) -> Result<Vec<Threshold>, CallError> {
         match self {
             Live::Wasm(instance) => instance.thresholds(),
@@ -106,6 +115,7 @@ impl Live {
         }
     }
 
+    /// Asks the plugin to make what it holds durable.
     pub fn flush(&mut self) -> Result<(), CallError> {
         match self {
             Live::Wasm(instance) => instance.flush(),
@@ -113,6 +123,7 @@ impl Live {
         }
     }
 
+    /// An exporter's state in its format (the Prometheus text, for one).
     pub fn render(&mut self) -> Result<String, CallError> {
         match self {
             Live::Wasm(instance) => instance.render(),

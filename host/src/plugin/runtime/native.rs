@@ -110,16 +110,39 @@ struct McPluginV1 {
 /// Why a native library cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum NativeError {
+    /// The file could not be read, is too large, is not an ELF shared object (or is a
+    /// link), or the dynamic loader refused it.
     #[error("cannot load the shared library {}: {message}", file.display())]
-    Open { file: PathBuf, message: String },
+    Open {
+        /// The library.
+        file: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The library does not export the ABI's entry point, or it returned NULL.
     #[error("{} is not a metaclaude native plugin: it does not export `{ENTRY_POINT}` ({message}); implement plugins/native/metaclaude_plugin_v1.h", file.display())]
-    NoEntryPoint { file: PathBuf, message: String },
+    NoEntryPoint {
+        /// The library.
+        file: PathBuf,
+        /// The loader's words, or that the entry returned NULL.
+        message: String,
+    },
+    /// Its entry table is of another ABI version than [`NATIVE_ABI_VERSION`].
     #[error("{} speaks native plugin ABI version {found}, but this host speaks version {NATIVE_ABI_VERSION}: rebuild it against plugins/native/metaclaude_plugin_v1.h of this host", file.display())]
-    AbiVersion { file: PathBuf, found: u32 },
+    AbiVersion {
+        /// The library.
+        file: PathBuf,
+        /// The version its table declares.
+        found: u32,
+    },
+    /// An entry its manifest's kind needs is NULL in its table.
     #[error("{} does not implement the `{kind}` kind: its `{entry}` entry is NULL", file.display())]
     Missing {
+        /// The library.
         file: PathBuf,
+        /// The kind its manifest declares.
         kind: PluginKind,
+        /// The missing entry (`"render"`, `"notify"`, ...).
         entry: &'static str,
     },
 }
@@ -326,6 +349,8 @@ impl NativeInstance {
         parse_alerts(&alerts, "handle_batch")
     }
 
+    /// Asks the plugin to make what it holds durable; a library without `flush` has
+    /// nothing to do.
     pub fn flush(&mut self) -> Result<(), CallError> {
         let Some(f) = self.table().flush else {
             return Ok(());
@@ -337,6 +362,7 @@ impl NativeInstance {
         }
     }
 
+    /// An exporter's state in its format (refused by a library without `render`).
     pub fn render(&mut self) -> Result<String, CallError> {
         let Some(f) = self.table().render else {
             return Err(CallError::Refused("this plugin is not an exporter".into()));
@@ -349,6 +375,7 @@ impl NativeInstance {
         }
     }
 
+    /// An alert rule's clock tick at `now`; the alerts it returns (none without `tick`).
     pub fn tick(&mut self, now: DateTime<Utc>) -> Result<Vec<Alert>, CallError> {
         let Some(f) = self.table().tick else {
             return Ok(Vec::new());
@@ -368,6 +395,7 @@ impl NativeInstance {
         parse_alerts(&alerts, "tick")
     }
 
+    /// Hands a notifier `alerts` as a JSON array (nothing happens without `notify`).
     pub fn notify(&mut self, alerts: &[Alert]) -> Result<(), CallError> {
         let Some(f) = self.table().notify else {
             return Ok(());

@@ -34,23 +34,41 @@ use crate::plugin::PluginError;
 /// Facts about a loaded plugin, for `plugins list` and tests.
 #[derive(Debug, Clone)]
 pub struct PluginInfo {
+    /// Its manifest's `name`, unique among the loaded plugins.
     pub name: String,
+    /// Its manifest's `version`.
     pub version: String,
+    /// Which world it exports.
     pub kind: PluginKind,
+    /// The folder it was loaded from.
     pub folder: PathBuf,
     /// False for a trusted native plugin: it runs unsandboxed, and its capabilities and
     /// memory and time limits are not enforced.
     pub sandboxed: bool,
+    /// What it was granted, as people read it (`dir /logs=... (rw), udp ...`, or `none`).
     pub capabilities: String,
+    /// Running, restarting, quarantined or disabled.
     pub health: Health,
+    /// Events (alerts, for a notifier) offered to its queue since it was loaded, dropped
+    /// ones included.
     pub queued: u64,
+    /// Events (alerts) handed to the plugin, whether it accepted them or answered an error.
     pub delivered: u64,
+    /// Events (alerts) lost: queue full under `drop_newest`, quarantined or disabled, or in
+    /// a batch a trap lost.
     pub dropped: u64,
+    /// Traps, out-of-memory and missed deadlines: each discarded an instance.
     pub failures: u64,
+    /// Fresh instances started after a failure.
     pub restarts: u64,
+    /// Calls the plugin answered with an error (its instance kept).
     pub refused: u64,
+    /// The latest failure or refusal, in the plugin's or wasmtime's words; `None` while
+    /// there has been none.
     pub last_error: Option<String>,
+    /// Where its code came from: compiled now, the cache, or a native library.
     pub load: LoadSource,
+    /// How long loading it took (compiling, or reading the cache, and the first `init`).
     pub load_time: Duration,
     /// The version of the plugin contract the component was built against (`None` for a
     /// native plugin).
@@ -97,6 +115,7 @@ impl ThresholdError {
 /// What one alert rule said of a threshold change.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ThresholdChange {
+    /// The alert rule's name.
     pub plugin: String,
     /// e.g. "error_rate_percent: 10 -> 15".
     pub change: String,
@@ -258,12 +277,12 @@ impl PluginHost {
         removed
     }
 
-    /// Loads a folder and starts its worker, without adding it to the loaded set yet.
-    /// `taken`: the names (and folders) of the other plugins, which this one may not reuse.
+    /// Whether no plugin is loaded.
     pub fn is_empty(&self) -> bool {
         self.current().is_empty()
     }
 
+    /// Every loaded plugin with its counters as they are now.
     pub fn list(&self) -> Vec<PluginInfo> {
         self.current()
             .iter()

@@ -14,9 +14,11 @@ use crate::plugin::PluginError;
 /// What a [`PluginHost::reload_dir`] changed, by plugin name.
 #[derive(Debug, Default)]
 pub struct ReloadReport {
+    /// New folders, now loaded.
     pub added: Vec<String>,
     /// Replaced by the new version of their folder.
     pub changed: Vec<String>,
+    /// Folders gone (or no longer plugin folders): stopped, every event offered first.
     pub removed: Vec<String>,
     /// Stopped because the operator's grant no longer covers what they ask for.
     pub revoked: Vec<String>,
@@ -26,6 +28,7 @@ pub struct ReloadReport {
 }
 
 impl ReloadReport {
+    /// Whether the pass changed nothing and found no error.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty()
             && self.changed.is_empty()
