@@ -12,39 +12,25 @@
 #![warn(missing_docs)]
 
 pub mod alerting;
-// documented after the logs/batch/serve error work merges
-#[allow(missing_docs)]
 #[cfg(feature = "runtime")]
 pub mod app;
-// documented after the logs/batch/serve error work merges
-#[allow(missing_docs)]
 #[cfg(feature = "runtime")]
 pub mod batch;
 #[cfg(feature = "runtime")]
 pub mod client;
 pub mod config;
-// documented after the logs/batch/serve error work merges (mod.rs, request.rs and
-// service.rs; its other files are documented)
-#[allow(missing_docs)]
 pub mod executor;
 mod ids;
-// documented after the logs/batch/serve error work merges
-#[allow(missing_docs)]
 pub mod logs;
 pub mod memory;
 pub mod model;
 pub mod monitor;
 pub mod plugin;
 pub mod registry;
-// documented after the logs/batch/serve error work merges
-#[allow(missing_docs)]
 #[cfg(feature = "runtime")]
 pub mod replay;
 pub mod safe_fs;
 pub mod scaffold;
-// documented after the logs/batch/serve error work merges (mod.rs and api.rs; its other
-// files are documented)
-#[allow(missing_docs)]
 #[cfg(feature = "runtime")]
 pub mod serve;
 mod suggest;
