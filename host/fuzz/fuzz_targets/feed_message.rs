@@ -6,12 +6,14 @@
 use libfuzzer_sys::fuzz_target;
 use metaclaude::monitor::parse_client_message;
 
-const KINDS: [&str; 5] = [
+/// The feed's item kinds: the five lifecycle kinds and alerts.
+const KINDS: [&str; 6] = [
     "queued",
     "started",
     "attempt_failed",
     "retry_scheduled",
     "finished",
+    "alert",
 ];
 
 fuzz_target!(|data: &[u8]| {

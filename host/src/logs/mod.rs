@@ -149,7 +149,13 @@ impl LogsError {
     /// Whether the answer's reader went away (`metaclaude logs | head`): it has all it
     /// wants, which is no failure.
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, LogsError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe)
+        let pipe = Some(io::ErrorKind::BrokenPipe);
+        match self {
+            LogsError::Write(e) => Some(e.kind()) == pipe,
+            // `--stats --json` writes through serde_json, which wraps the write's error.
+            LogsError::Json(e) => e.io_error_kind() == pipe,
+            LogsError::Directory { .. } => false,
+        }
     }
 }
 

@@ -301,3 +301,28 @@ fn an_enormous_age_means_everything() {
     let m = Matcher::new(q.filter(Utc::now()));
     assert!(m.may_match(b"{}"));
 }
+
+/// `metaclaude logs --stats --json | head -c 1`: the reader went away while serde_json
+/// wrote, which is no failure (it was reported as an error: serde_json wraps the pipe's
+/// error in its own).
+#[test]
+fn a_reader_gone_during_the_json_statistics_is_a_broken_pipe() {
+    struct Gone;
+    impl Write for Gone {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (dir, _) = small_log();
+    let mut a = args(dir.path());
+    a.stats = true;
+    a.json = true;
+    let err = execute(&a, &mut Gone, &|_| {}).unwrap_err();
+    assert!(matches!(err, LogsError::Json(_)), "{err:?}");
+    assert!(err.is_broken_pipe(), "{err:?}");
+    let listing = execute(&args(dir.path()), &mut Gone, &|_| {}).unwrap_err();
+    assert!(listing.is_broken_pipe(), "{listing:?}");
+}
