@@ -46,11 +46,17 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
     let mut policy = Policy::default();
     let mut debug = false;
     let mut dir = "/logs".to_string();
-    let whole = |key| {
+    let whole_up_to = |key, max: u64| {
         table
-            .whole(key, 0, u64::MAX)
-            .map_err(|_| table.expected(key, "a whole number"))
+            .whole(key, 0, max)
+            .map_err(|past_max| match table.value(key) {
+                Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => past_max,
+                _ => table.expected(key, "a whole number"),
+            })
     };
+    let whole = |key| whole_up_to(key, u64::MAX);
+    // Sizes in MiB and days are bounded so that bytes and the day count fit their types.
+    let mib = |key| whole_up_to(key, u64::MAX >> 20);
     let levels = "DEBUG, INFO, WARN or ERROR";
     let level = table
         .string("level")
@@ -67,13 +73,13 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
     if let Some(bytes) = whole("rotation_size_bytes")? {
         policy.rotation_size_bytes = bytes.max(1);
     }
-    if let Some(mb) = whole("rotation_size_mb")? {
+    if let Some(mb) = mib("rotation_size_mb")? {
         policy.rotation_size_bytes = mb.max(1) * 1024 * 1024;
     }
-    if let Some(days) = whole("retention_days")? {
+    if let Some(days) = whole_up_to("retention_days", u32::MAX.into())? {
         policy.retention_days = days as u32;
     }
-    if let Some(mb) = whole("max_total_mb")? {
+    if let Some(mb) = mib("max_total_mb")? {
         policy.max_total_bytes = (mb > 0).then_some(mb * 1024 * 1024);
     }
     if let Some(seconds) = whole("grace_seconds")? {
@@ -307,6 +313,26 @@ mod tests {
         let err = parse_config(r#"{"levle":"INFO"}"#).unwrap_err();
         assert!(err.starts_with("config.levle: unknown key"), "{err}");
         assert!(parse_config(r#"{"level":"LOUD"}"#).is_err());
+        // Sizes and days past what their bytes and day count hold are refused, naming the
+        // bound (they overflowed: a panic in a debug build, a wrapped size in the component).
+        for (key, max) in [
+            ("rotation_size_mb", "17592186044415"),
+            ("max_total_mb", "17592186044415"),
+            ("retention_days", "4294967295"),
+        ] {
+            let err = parse_config(&format!(r#"{{"{key}":18446744073709551615}}"#)).unwrap_err();
+            let want = format!("config.{key}: expected a whole number from 0 to {max}, found ");
+            assert!(err.starts_with(&want), "{err}");
+            assert!(
+                parse_config(&format!(r#"{{"{key}":{max}}}"#)).is_ok(),
+                "{key}"
+            );
+        }
+        let err = parse_config(r#"{"rotation_size_mb":"lots"}"#).unwrap_err();
+        assert_eq!(
+            err,
+            r#"config.rotation_size_mb: expected a whole number, found "lots""#
+        );
         let (policy, _, _) = parse_config(r#"{"grace_seconds":0}"#).unwrap();
         assert_eq!(
             policy.grace,
