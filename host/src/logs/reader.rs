@@ -239,7 +239,7 @@ pub fn for_each_line(
 /// How a stream ended.
 #[derive(Debug, PartialEq)]
 pub enum Tail {
-    /// The input ended with a newline (or was empty): every line was handed on.
+    /// The input ended with a newline (or was empty): nothing was left over.
     Complete,
     /// The line callback returned `false`; the rest was not read.
     Stopped,

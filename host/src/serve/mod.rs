@@ -158,7 +158,8 @@ impl ServeError {
 /// Where the server listens, once bound.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
-    /// The API's listener, with the port picked when 0 was asked for.
+    /// The HTTP listener (the API, `/metrics`, the feed, the dashboard), with the port
+    /// picked when 0 was asked for.
     pub http: SocketAddr,
     /// The second listener (the seed's WebSocket port); `None` without one.
     pub ws: Option<SocketAddr>,
