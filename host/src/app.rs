@@ -50,8 +50,11 @@ pub const PLUGIN_POLL: Duration = Duration::from_secs(2);
 /// What a host is made of.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
+    /// The `registry.json` to load (read once; `serve` watches it itself).
     pub registry: PathBuf,
+    /// Concurrency, kill and drain graces, cgroups, sampling.
     pub executor: ExecutorConfig,
+    /// Which plugins directory, if any.
     pub plugins: PluginSource,
     /// Where the operator's grants are (what each plugin may do).
     pub grants: GrantSource,
@@ -117,13 +120,19 @@ pub type Notices = Arc<dyn Fn(&HostNotice<'_>) + Send + Sync>;
 /// Why a host could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
+    /// The registry is missing, unreadable or invalid (every problem listed).
     #[error("{0}")]
     Registry(#[from] RegistryError),
+    /// The plugin engine could not be built or the plugins directory could not be listed;
+    /// a single plugin that fails to load is a [`HostNotice::PluginNotLoaded`] instead.
     #[error("{0}")]
     Plugins(#[from] PluginError),
+    /// The thread that watches the plugins directory could not be started.
     #[error("cannot start watching the plugins directory {}: {source}", dir.display())]
     Watch {
+        /// The plugins directory.
         dir: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -187,6 +196,7 @@ impl HostBuilder {
         self
     }
 
+    /// The executor's tunables (default: [`ExecutorConfig::default`]).
     pub fn executor(mut self, config: ExecutorConfig) -> HostBuilder {
         self.config.executor = config;
         self
@@ -217,6 +227,8 @@ impl HostBuilder {
         self
     }
 
+    /// Loads the registry and the plugins and starts the host (and the plugins watch,
+    /// when asked for); plugins that fail to load go to the notices and are left out.
     pub fn build(self) -> Result<MonitoredHost, HostError> {
         let notices = self.notices.unwrap_or_else(|| {
             Arc::new(|notice: &HostNotice<'_>| match notice {

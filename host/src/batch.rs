@@ -38,25 +38,37 @@ pub enum BatchNotice {
     /// The input could not be read further (`after_line`: the last line read); the batch
     /// ends once what runs has finished.
     ReadFailed {
+        /// The input as messages name it: its path, or `-` for stdin.
         source: String,
+        /// Lines read before the failure.
         after_line: u64,
+        /// The operating system's error (or a line that is not UTF-8).
         error: std::io::Error,
     },
     /// An input line that cannot be used, and why; the rest still run.
     BadLine {
+        /// The input's path, or `-`.
         source: String,
+        /// Its number, 1-based, blank and `#` lines counted.
         line: u64,
+        /// What is wrong with it: not JSON, no `script_id`, an unknown key, a value of the
+        /// wrong type.
         why: RequestLineError,
     },
     /// An execution finished but an acknowledging sink did not confirm storing it.
     NotRecorded {
+        /// The execution's id; its result line is printed all the same.
         execution_id: String,
+        /// One per sink that did not confirm, naming the plugin and why.
         reasons: Vec<String>,
     },
     /// The metrics file could not be written ([`MetricsFile::update`]'s warning).
     MetricsNotWritten(String),
     /// The first stop signal: no new executions; those running finish.
-    Stopping { running: usize },
+    Stopping {
+        /// Executions started and not yet finished.
+        running: usize,
+    },
     /// A second stop signal: the operator wants out at once. The callback decides how
     /// the process ends (the CLI exits with status 130); if it returns, the batch goes on.
     SecondSignal,
@@ -104,7 +116,10 @@ pub type Notices = Arc<dyn Fn(BatchNotice) -> std::io::Result<()> + Send + Sync>
 /// What a batch did, for its exit status.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchSummary {
+    /// Executions reported finished that succeeded.
     pub succeeded: u64,
+    /// Executions reported finished that failed, refused ones (an unknown script, bad
+    /// inputs) included.
     pub failed: u64,
     /// Input lines that could not be used (each a [`BatchNotice`]).
     pub bad_lines: u64,
@@ -168,6 +183,8 @@ pub struct MetricsFile {
 }
 
 impl MetricsFile {
+    /// Writes to `path`, every `every` while the batch runs (`--metrics-interval`), with
+    /// the plugin families of `plugins` when there are plugins.
     pub fn new(path: PathBuf, every: Duration, plugins: Option<Arc<PluginHost>>) -> MetricsFile {
         MetricsFile {
             path,

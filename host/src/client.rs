@@ -13,26 +13,36 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 /// Why a server's answer could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The token file given (`--token-file`) could not be read.
     #[error("cannot read the token file {}", file.display())]
     TokenFile {
+        /// The file, as given.
         file: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// No answer at all: the server is not there (`advice` says what to do).
     #[error("cannot reach the server at {url} ({advice})")]
     Unreachable {
+        /// The server's base URL (`http://127.0.0.1:8080`).
         url: String,
+        /// What to try, for the message.
         advice: &'static str,
+        /// The connection's error: refused, a timeout (30 s), a bad address.
         #[source]
         source: Box<ureq::Error>,
     },
     /// An error status: what the server said (its error's message, else its body).
     #[error("the server at {url} answered {status} to {path}: {message}")]
     Refused {
+        /// The server's base URL.
         url: String,
+        /// The request's path and query (`/api/v1/stats?period=60`).
         path: String,
+        /// The HTTP status (401, 404, 503 ...).
         status: ureq::http::StatusCode,
+        /// The API error's `message`, or the whole body when it is not one.
         message: String,
     },
 }

@@ -748,6 +748,7 @@ fn retry_policy(c: &mut Checker, at: &str, obj: &Map<String, Value>) -> RetryPol
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected {} value, found {found}", article(*expected))]
 pub struct InputTypeError {
+    /// The type the registry declares for the input.
     pub expected: InputType,
     /// The value as the message shows it ([`ConfigValue::describe`]).
     pub found: String,

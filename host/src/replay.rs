@@ -19,19 +19,30 @@ use crate::plugin::{GrantSource, PluginError, PluginHost};
 /// Why the log could not be replayed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// The log directory could not be read.
     #[error(transparent)]
     Log(#[from] LogsError),
     /// The plugin runtime or the plugins directory.
     #[error(transparent)]
     Plugins(#[from] PluginError),
+    /// No exporter plugin loaded from the plugins directory: none is there, or each one
+    /// failed to load (logged as a warning).
     #[error(
         "no exporter plugin in {} (the Prometheus exporter is one of the default plugins: cargo xtask build-plugins installs it)",
         dir.display()
     )]
-    NoExporter { dir: PathBuf },
+    NoExporter {
+        /// The plugins directory read.
+        dir: PathBuf,
+    },
     /// An exporter's render failed: its name, and what it said.
     #[error("exporter {name} did not render: {message}")]
-    Render { name: String, message: String },
+    Render {
+        /// The exporter plugin's name.
+        name: String,
+        /// Its own error, or the host's (it trapped, it has stopped).
+        message: String,
+    },
 }
 
 /// A log record as the result it records (the log's own fields are ignored), cut down to

@@ -38,6 +38,8 @@ pub use self::service::ToolExecutionService;
 /// Receives every lifecycle event. Implementations must not block: the executor calls
 /// them inline (the plugin bus puts events on bounded queues).
 pub trait EventSink: Send + Sync {
+    /// Takes one event; every kind but `finished` comes here, and `finished` too unless
+    /// [`emit_finished`](Self::emit_finished) is overridden.
     fn emit(&self, event: &ExecutionEvent);
 
     /// Delivers an execution's `finished` event. A sink in acknowledged mode returns a
@@ -66,7 +68,9 @@ pub enum Recording {
 /// An execution's result together with what the acknowledging sinks said of it.
 #[derive(Debug, Clone)]
 pub struct Execution {
+    /// Everything known about the finished execution, as its `finished` event carries it.
     pub result: ExecutionResult,
+    /// Whether the acknowledging sinks stored it; `Unconfirmed` when none acknowledges.
     pub recording: Recording,
 }
 

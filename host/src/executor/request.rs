@@ -10,11 +10,17 @@ use serde_json::Value;
 /// One request to run a script.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionRequest {
+    /// The registry id of the script to run.
     pub script_id: String,
     /// Raw input values; strings are converted to the declared types.
     pub inputs: BTreeMap<String, Value>,
+    /// The caller's session, copied into the result and every event; `None` when not
+    /// given.
     pub session_id: Option<String>,
+    /// The caller's id tying the execution to its own work (a request, a job), copied as
+    /// `session_id` is.
     pub correlation_id: Option<String>,
+    /// Who asks, copied as `session_id` is (`--group-by user` groups by it).
     pub user: Option<String>,
 }
 
@@ -49,24 +55,34 @@ impl ExecutionRequest {
         })
     }
 
+    /// A request to run `script_id` with no inputs (the defaults apply) and no caller ids.
     pub fn new(script_id: impl Into<String>) -> Self {
         ExecutionRequest {
             script_id: script_id.into(),
             ..Default::default()
         }
     }
+
+    /// Sets input `name` (a string is converted to its declared type, as from the command
+    /// line).
     pub fn input(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         self.inputs.insert(name.into(), value.into());
         self
     }
+
+    /// Tags the execution with the caller's session.
     pub fn session_id(mut self, s: impl Into<String>) -> Self {
         self.session_id = Some(s.into());
         self
     }
+
+    /// Tags the execution with the caller's correlation id.
     pub fn correlation_id(mut self, s: impl Into<String>) -> Self {
         self.correlation_id = Some(s.into());
         self
     }
+
+    /// Says who asks.
     pub fn user(mut self, s: impl Into<String>) -> Self {
         self.user = Some(s.into());
         self
@@ -78,6 +94,7 @@ impl ExecutionRequest {
 #[derive(Debug, thiserror::Error)]
 #[error("{json} (expected {REQUEST_SHAPE})")]
 pub struct RequestLineError {
+    /// serde_json's error: what is wrong, at which line and column of the line.
     pub json: serde_json::Error,
 }
 
@@ -97,6 +114,7 @@ pub fn parse_request_line(line: &str) -> Option<Result<ExecutionRequest, Request
 /// What is wrong with a request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyProblem {
+    /// What is wrong and the expected shape: the API error's `message`.
     pub message: String,
     /// The field at fault, when one is.
     pub field: Option<String>,

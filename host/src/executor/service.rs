@@ -62,6 +62,10 @@ impl ToolExecutionService {
         ))
     }
 
+    /// An executor of `registry`'s scripts, with no sinks yet. With `config.use_cgroups`
+    /// each execution gets a cgroup of its own when the machine allows one (every process
+    /// of the tree counted, short-lived ones too); otherwise `/proc` is sampled and
+    /// `wait4`'s rusage read.
     pub fn new(registry: Registry, config: ExecutorConfig) -> Self {
         let cgroups = if config.use_cgroups {
             CgroupManager::detect()

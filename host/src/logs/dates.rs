@@ -14,11 +14,14 @@ pub enum DateError {
     /// A local time that the clocks skipped.
     #[error("`{0}` does not exist in the local time zone (a DST gap?)")]
     NoSuchLocalTime(String),
+    /// A `--start-date` / `--end-date` (or the API's `from`) in none of the accepted shapes.
     #[error(
         "cannot read `{0}` as a date: use YYYY-MM-DD, \"YYYY-MM-DD HH:MM:SS\" (local time) \
          or RFC 3339 such as 2024-01-15T10:30:45Z"
     )]
     NotADate(String),
+    /// A `--since` (or the API's `since`) that is not a whole number and a unit, or is
+    /// negative or too long to be a duration.
     #[error(
         "cannot read `{0}` as a relative time: use a number and one of s, m, h, d, w (e.g. 1h)"
     )]

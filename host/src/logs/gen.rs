@@ -26,6 +26,8 @@ use crate::model::{
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct GenConfig {
+    /// What the random choices start from (default 42): the same seed and configuration
+    /// make the same log.
     pub seed: u64,
     /// Uncompressed bytes over all files (reached approximately, rounded up by one line).
     pub total_bytes: u64,
@@ -57,10 +59,15 @@ impl Default for GenConfig {
 /// What was generated.
 #[derive(Debug, Clone, Default)]
 pub struct GenSummary {
+    /// Files written, the live one included.
     pub files: usize,
+    /// Execution lines (`"event":"finished"`) over all files.
     pub executions: u64,
+    /// Lifecycle lines (DEBUG), about one for every four executions.
     pub lifecycle_lines: u64,
+    /// Bytes of lines written, before compression.
     pub uncompressed_bytes: u64,
+    /// Bytes on disk: the `.gz` files' sizes plus the live file's.
     pub compressed_bytes: u64,
 }
 

@@ -54,15 +54,22 @@ pub struct LogQuery {
     pub limit: Option<usize>,
     /// JSON lines (one full record per line; with `stats` one report object).
     pub json: bool,
+    /// Only this specialist's executions (`--specialist`, exact).
     pub specialist: Option<String>,
+    /// Only this script's executions, by registry id (`--script`).
     pub script: Option<String>,
+    /// Only failures of this error category (`--category`).
     pub category: Option<ErrorCategory>,
+    /// Only executions this user asked for (`--user`).
     pub user: Option<String>,
+    /// Only executions of this session id (`--session`).
     pub session: Option<String>,
+    /// Only executions of this correlation id (`--correlation-id`).
     pub correlation_id: Option<String>,
     /// Executions finished at or after.
     pub start_date: Option<DateTime<Utc>>,
-    /// Executions finished up to (inclusive).
+    /// Executions finished before (exclusive: `--end-date 2024-01-15` is the next midnight,
+    /// as [`dates::parse_instant`] makes it).
     pub end_date: Option<DateTime<Utc>>,
     /// Executions of the last this long (instead of `start_date`).
     pub since: Option<chrono::Duration>,
@@ -85,6 +92,8 @@ impl LogQuery {
         (start, self.end_date)
     }
 
+    /// The record filters these arguments make, `now` anchoring `--since`: what a
+    /// [`Matcher`] runs, on the log or on executions held in memory.
     pub fn filter(&self, now: DateTime<Utc>) -> Filter {
         let (start, end) = self.bounds(now);
         Filter {
@@ -133,7 +142,9 @@ pub enum LogsError {
         dir.display()
     )]
     Directory {
+        /// The directory asked for (`--log-dir`, `METACLAUDE_LOG_DIR`).
         dir: PathBuf,
+        /// The operating system's error, or the refusal of a directory that is a link.
         #[source]
         source: io::Error,
     },

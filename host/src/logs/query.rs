@@ -14,32 +14,48 @@ use serde::Deserialize;
 /// the record is read here or named as skipped.
 #[derive(Debug, PartialEq, Deserialize)]
 pub struct Record<'a> {
+    /// When: an execution's `finished_at`, a lifecycle event's time, as written
+    /// (`2024-01-15T10:30:45.123456Z`).
     #[serde(borrow, default)]
     pub timestamp: Option<Cow<'a, str>>,
+    /// `DEBUG`, `INFO`, `WARN` or `ERROR` ([`Level`]).
     #[serde(borrow, default)]
     pub level: Option<Cow<'a, str>>,
+    /// `finished` for an execution; a lifecycle event's kind otherwise.
     #[serde(borrow, default)]
     pub event: Option<Cow<'a, str>>,
+    /// A failed execution's error category as written (`TIMEOUT`); `None` for a success.
     #[serde(borrow, default)]
     pub category: Option<Cow<'a, str>>,
+    /// The execution's id (a ULID).
     #[serde(borrow, default)]
     pub execution_id: Option<Cow<'a, str>>,
+    /// The registry id of the script run.
     #[serde(borrow, default)]
     pub script_id: Option<Cow<'a, str>>,
+    /// The script's specialist; `None` when it has none.
     #[serde(borrow, default)]
     pub specialist: Option<Cow<'a, str>>,
+    /// Who asked for the execution; `None` when the request did not say.
     #[serde(borrow, default)]
     pub user: Option<Cow<'a, str>>,
+    /// The caller's session, as given in the request.
     #[serde(borrow, default)]
     pub session_id: Option<Cow<'a, str>>,
+    /// The caller's correlation id, as given in the request.
     #[serde(borrow, default)]
     pub correlation_id: Option<Cow<'a, str>>,
+    /// Whether the execution succeeded; `None` on a lifecycle line.
     #[serde(default)]
     pub success: Option<bool>,
+    /// The last attempt's exit status; `None` when a signal ended it or nothing ran.
     #[serde(default)]
     pub exit_code: Option<i64>,
+    /// Attempts after the first.
     #[serde(default)]
     pub retries: Option<u64>,
+    /// The figures the statistics use; `None` on a lifecycle line ([`usage`](Self::usage)
+    /// reads zeros then).
     #[serde(default)]
     pub resource_usage: Option<Usage>,
 }
@@ -47,10 +63,13 @@ pub struct Record<'a> {
 /// The resource figures the statistics use.
 #[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Usage {
+    /// Spawn to reap, seconds, summed over attempts (backoff excluded); 0 when missing.
     #[serde(default)]
     pub wall_time_seconds: f64,
+    /// Peak resident memory of the process tree, MiB; 0 when missing.
     #[serde(default)]
     pub peak_memory_mb: f64,
+    /// User plus system CPU time of the process tree, seconds; 0 when missing.
     #[serde(default)]
     pub cpu_time_seconds: f64,
 }
@@ -89,6 +108,7 @@ impl Record<'_> {
         self.event.as_deref() == Some(log_record::FINISHED_EVENT)
     }
 
+    /// The resource figures, all zero when the line has none.
     pub fn usage(&self) -> &Usage {
         static EMPTY: Usage = Usage {
             wall_time_seconds: 0.0,
@@ -102,17 +122,26 @@ impl Record<'_> {
 /// The record filters of `metaclaude logs`, with time bounds as log timestamp text.
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
+    /// Only failed executions (`success` false).
     pub failed: bool,
+    /// Only the execution of this id.
     pub execution_id: Option<String>,
+    /// Only this specialist's executions (exact match, as every text filter here).
     pub specialist: Option<String>,
+    /// Only this script's executions (its registry id).
     pub script: Option<String>,
+    /// Only failures of this error category, in any case (`timeout` finds `TIMEOUT`).
     pub category: Option<String>,
+    /// Only executions this user asked for.
     pub user: Option<String>,
+    /// Only executions of this session id.
     pub session: Option<String>,
+    /// Only executions of this correlation id.
     pub correlation_id: Option<String>,
-    /// Inclusive.
+    /// Finished at or after this time (inclusive), as log timestamp text
+    /// ([`dates::bound_text`](super::dates::bound_text)).
     pub start: Option<String>,
-    /// Exclusive.
+    /// Finished before this time (exclusive), as log timestamp text.
     pub end: Option<String>,
 }
 
@@ -125,6 +154,7 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Prepares `filter`'s byte patterns (the category upper-cased, as the log writes it).
     pub fn new(mut filter: Filter) -> Matcher {
         // Categories are written in upper case; the byte scan needs the written form.
         filter.category = filter.category.map(|c| c.to_ascii_uppercase());

@@ -17,7 +17,9 @@ pub use metaclaude_formats::log_files::LIVE_FILE;
 /// One file of the log and the span of time its lines can fall in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogFile {
+    /// Where it is: the log directory joined with the file's name.
     pub path: PathBuf,
+    /// Whether it is a rotated `.jsonl.gz` (read through a gzip decoder); plain otherwise.
     pub gzip: bool,
     /// Lines are newer than this (the previous rotated file's time); `None` for the oldest.
     pub after: Option<DateTime<Utc>>,
@@ -129,6 +131,7 @@ fn ignore(_: ReadNotice) {}
 /// bad lines per file are reported one by one; the rest are summed up at the end of the
 /// file.
 pub struct Reporter<'a> {
+    /// Problems reported so far (warnings; notes are not counted).
     pub problems: Mutex<u64>,
     notices: ReadNotices<'a>,
 }
@@ -148,6 +151,8 @@ impl std::fmt::Debug for Reporter<'_> {
     }
 }
 
+/// Bad lines of one file reported one by one; those past it are counted in one warning at
+/// the end of the file.
 pub const MAX_LINE_REPORTS: u64 = 5;
 
 impl<'a> Reporter<'a> {
@@ -159,6 +164,7 @@ impl<'a> Reporter<'a> {
         }
     }
 
+    /// Counts a problem and hands it on as a [`ReadNotice::Warning`].
     pub fn warn(&self, msg: impl std::fmt::Display) {
         *self.problems.lock().unwrap() += 1;
         (self.notices)(ReadNotice::Warning(msg.to_string()));
@@ -169,6 +175,7 @@ impl<'a> Reporter<'a> {
         (self.notices)(ReadNotice::Note(msg.to_string()));
     }
 
+    /// Problems reported so far.
     pub fn count(&self) -> u64 {
         *self.problems.lock().unwrap()
     }
@@ -232,11 +239,15 @@ pub fn for_each_line(
 /// How a stream ended.
 #[derive(Debug, PartialEq)]
 pub enum Tail {
+    /// The input ended with a newline (or was empty): nothing was left over.
     Complete,
+    /// The line callback returned `false`; the rest was not read.
     Stopped,
     /// Bytes after the last newline: a line still being written (or cut by a crash).
     Incomplete {
+        /// Its 1-based line number.
         line: u64,
+        /// How many bytes it has so far.
         bytes: usize,
     },
 }

@@ -14,9 +14,13 @@ use super::query::Record;
 /// What `--group-by` splits the statistics by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GroupBy {
+    /// Who asked for the execution (`user` in the request).
     User,
+    /// The registry id of the script run.
     Script,
+    /// The script's specialist from the registry.
     Specialist,
+    /// The error category of a failure; every success is in `(none)`.
     Category,
     /// The UTC hour of the finish time, `2024-01-15T10`.
     Hour,
@@ -28,6 +32,8 @@ pub enum GroupBy {
 pub const NONE_KEY: &str = "(none)";
 
 impl GroupBy {
+    /// The group `r` falls in: the field's value as written, [`NONE_KEY`] when the record
+    /// lacks it.
     pub fn key(self, r: &Record<'_>) -> String {
         let field = match self {
             GroupBy::User => r.user.as_deref(),
@@ -44,7 +50,9 @@ impl GroupBy {
 /// Running figures for one set of executions.
 #[derive(Debug, Default, Clone)]
 pub struct Acc {
+    /// Executions added.
     pub count: u64,
+    /// Of them, those whose `success` is true (a record without one counts as a failure).
     pub successes: u64,
     durations: Vec<f64>,
     peak_memory_sum: f64,
@@ -57,6 +65,8 @@ pub struct Acc {
 }
 
 impl Acc {
+    /// Counts one execution record in; a record without `resource_usage` adds zeros to the
+    /// figures (and its 0 s to the durations).
     pub fn add(&mut self, r: &Record<'_>) {
         let u = r.usage();
         self.count += 1;
@@ -79,6 +89,8 @@ impl Acc {
         self.retries = self.retries.saturating_add(r.retries.unwrap_or(0));
     }
 
+    /// Takes in another thread's figures: the result is what adding both sets of records
+    /// to one accumulator would give, in any order.
     pub fn merge(&mut self, other: Acc) {
         self.count += other.count;
         self.successes += other.successes;
@@ -92,6 +104,7 @@ impl Acc {
         }
     }
 
+    /// The statistics of everything added (sorts the durations for the percentiles).
     pub fn finish(mut self) -> Stats {
         self.durations.sort_unstable_by(f64::total_cmp);
         let n = self.count;
@@ -136,11 +149,14 @@ pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
 /// Overall and grouped accumulators of one reading thread.
 #[derive(Debug, Default)]
 pub struct StatsAcc {
+    /// Every record added.
     pub overall: Acc,
+    /// The records of each group, by [`GroupBy::key`]; empty without a grouping.
     pub groups: HashMap<String, Acc>,
 }
 
 impl StatsAcc {
+    /// Counts `r` in overall and, with `group_by`, in its group.
     pub fn add(&mut self, r: &Record<'_>, group_by: Option<GroupBy>) {
         self.overall.add(r);
         if let Some(g) = group_by {
@@ -152,6 +168,7 @@ impl StatsAcc {
         }
     }
 
+    /// Takes in another thread's accumulators, group by group (see [`Acc::merge`]).
     pub fn merge(&mut self, other: StatsAcc) {
         self.overall.merge(other.overall);
         for (k, v) in other.groups {
@@ -159,6 +176,8 @@ impl StatsAcc {
         }
     }
 
+    /// The report: overall, and the groups sorted by key; `group_by` is only recorded in
+    /// it (the grouping was done by [`add`](Self::add)).
     pub fn finish(self, group_by: Option<GroupBy>) -> Report {
         let mut groups: Vec<Group> = self
             .groups
@@ -180,46 +199,73 @@ impl StatsAcc {
 /// The figures of `--stats`, also its `--json` shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stats {
+    /// Executions counted.
     pub count: u64,
+    /// Of them, those that succeeded.
     pub successes: u64,
+    /// The others: `count - successes`, refused executions included.
     pub failures: u64,
     /// Percent; absent when there is nothing to rate.
     pub success_rate: Option<f64>,
+    /// Each execution's `wall_time_seconds` (spawn to reap, summed over attempts, backoff
+    /// excluded), seconds.
     pub duration_seconds: Durations,
+    /// Each execution's `peak_memory_mb` (the process tree's peak), MiB.
     pub peak_memory_mb: Memory,
+    /// User plus system CPU time of all of them, seconds (summed to the microsecond).
     pub cpu_time_seconds_total: f64,
+    /// Attempts after the first, summed (saturating at `u64::MAX`).
     pub retries: u64,
+    /// Failures by error category (`TIMEOUT`, ...); a failure without one counts under
+    /// `(none)`. Successes are not in it.
     pub failures_by_category: BTreeMap<String, u64>,
 }
 
+/// Execution durations, seconds; every figure absent when no execution was counted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Durations {
+    /// The mean.
     pub avg: Option<f64>,
+    /// The median, nearest rank (a duration that occurred).
     pub p50: Option<f64>,
+    /// The 90th percentile, nearest rank.
     pub p90: Option<f64>,
+    /// The 95th percentile, nearest rank.
     pub p95: Option<f64>,
+    /// The 99th percentile, nearest rank.
     pub p99: Option<f64>,
+    /// The longest.
     pub max: Option<f64>,
 }
 
+/// Peak memory of the executions, MiB; both absent when no execution was counted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Memory {
+    /// The highest peak.
     pub max: Option<f64>,
+    /// The mean of the peaks.
     pub avg: Option<f64>,
 }
 
+/// The statistics of one group of `--group-by`; in JSON the key sits beside the figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Group {
+    /// The group's value of the grouped field (`ann`, `2024-01-15T10`), or [`NONE_KEY`].
     pub key: String,
+    /// The figures of the group's executions.
     #[serde(flatten)]
     pub stats: Stats,
 }
 
+/// What `--stats` answers, and its `--json` object.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
+    /// Every execution the query matched.
     pub overall: Stats,
+    /// The grouping asked for, by its command-line name (`"user"`), or null.
     #[serde(serialize_with = "ser_group_by")]
     pub group_by: Option<GroupBy>,
+    /// One per key, sorted by key; empty without `--group-by`.
     pub groups: Vec<Group>,
 }
 

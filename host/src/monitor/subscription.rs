@@ -60,11 +60,18 @@ const KINDS: [&str; 6] = [
 /// What is wrong with a subscription (said back to the client; the connection stays).
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionError {
+    /// `kinds` names one the feed does not have (a lifecycle kind or `alert`).
     #[error("unknown kind {kind:?} (known: {})", KINDS.join(", "))]
-    UnknownKind { kind: String },
+    UnknownKind {
+        /// The kind as the client wrote it.
+        kind: String,
+    },
     /// Not a `subscribe` message: serde_json's message and the shape expected.
     #[error("{json} (send {{\"subscribe\": {{\"kinds\": [...], \"scripts\": [...], \"specialists\": [...]}}}})")]
-    NotASubscription { json: serde_json::Error },
+    NotASubscription {
+        /// What is wrong with the message, at which line and column.
+        json: serde_json::Error,
+    },
 }
 
 /// The query-string form: comma-separated lists.

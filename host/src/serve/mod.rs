@@ -51,6 +51,8 @@ use self::security::Access;
 /// How the server listens and how much it takes on.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// The address both listeners bind (default 127.0.0.1); any other than loopback needs
+    /// a `token`.
     pub bind: IpAddr,
     /// 0 picks a free port (printed at start).
     pub http_port: u16,
@@ -62,6 +64,7 @@ pub struct ServeConfig {
     pub allow_hosts: Vec<String>,
     /// Executions admitted beyond those running (waiting for a slot); past it, 429.
     pub queue: usize,
+    /// The largest request body taken, bytes (default 64 KiB); a larger one gets 413.
     pub max_body_bytes: usize,
     /// Requests being answered at once (a connection holds a slot from the moment its
     /// request head is read until it has its answer; an idle one holds none).
@@ -70,6 +73,7 @@ pub struct ServeConfig {
     pub max_connections_per_peer: usize,
     /// How long a client has to send a whole request head before its connection is closed.
     pub header_read_timeout: Duration,
+    /// Live-feed clients connected at once (default 64); one more gets 503.
     pub max_ws_clients: usize,
     /// How long one live-feed message may take to reach a client before it is cut off.
     pub ws_send_timeout: Duration,
@@ -106,22 +110,32 @@ impl Default for ServeConfig {
 /// Why the server did not start (or, for the last two, could not run).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// `bind` is not a loopback address and no token was given.
     #[error(
         "refusing to serve on {addr} without a token: anyone who can reach that address could run scripts. \
          Make a token and pass it: (umask 077; head -c 32 /dev/urandom | base64 > metaclaude.token) \
          then --token-file metaclaude.token (or METACLAUDE_TOKEN_FILE=metaclaude.token)"
     )]
-    TokenRequired { addr: SocketAddr },
+    TokenRequired {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// A listener could not be bound (the port is taken, or the address is not this
+    /// machine's).
     #[error("cannot listen on {addr}: {source} (is another server on that port? choose another with --http-port / --ws-port, or 0 for any free one)")]
     Bind {
+        /// The address and port it tried.
         addr: SocketAddr,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// A stop signal cannot be watched (`signal`: its name).
     #[error("cannot watch {signal}")]
     Signal {
+        /// `SIGINT` or `SIGTERM`.
         signal: &'static str,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -144,7 +158,10 @@ impl ServeError {
 /// Where the server listens, once bound.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
+    /// The HTTP listener (the API, `/metrics`, the feed, the dashboard), with the port
+    /// picked when 0 was asked for.
     pub http: SocketAddr,
+    /// The second listener (the seed's WebSocket port); `None` without one.
     pub ws: Option<SocketAddr>,
 }
 
@@ -174,16 +191,33 @@ struct RegistryStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServeNotice {
     /// The watch or SIGHUP put a changed registry in force.
-    RegistryReloaded { file: PathBuf, scripts: usize },
+    RegistryReloaded {
+        /// The registry file.
+        file: PathBuf,
+        /// Scripts in the new registry.
+        scripts: usize,
+    },
     /// A changed registry was refused: every problem, and the previous one stays.
-    RegistryRefused { problems: String },
+    RegistryRefused {
+        /// Why, as the registry's error says it: the file unreadable or not JSON, or every
+        /// rule it breaks, one a line.
+        problems: String,
+    },
     /// The first stop signal: no new executions; those running get the grace.
-    Stopping { running: usize, grace: Duration },
+    Stopping {
+        /// Executions running when the signal came.
+        running: usize,
+        /// How long they may go on (`--grace`).
+        grace: Duration,
+    },
     /// A second stop signal: the operator wants out at once. The callback decides how the
     /// process ends (the CLI exits with status 130); if it returns, shutdown goes on.
     SecondSignal,
     /// The grace is over: what still runs is ended as a timeout would end it.
-    GraceOver { running: usize },
+    GraceOver {
+        /// Executions still running, now ended.
+        running: usize,
+    },
     /// Shutdown is complete: every plugin flushed, the live feed closed.
     Stopped,
     /// A damaged file or line of the execution log, met by a history query (and left

@@ -70,14 +70,21 @@ impl WitVersion {
 /// A `metaclaude:monitor` version this host cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WitVersionError {
+    /// The imported version is not `MAJOR.MINOR[.PATCH]` in numbers.
     #[error("`{declared}` is not a version such as {WIT_VERSION}")]
-    NotAVersion { declared: String },
+    NotAVersion {
+        /// The version as the component's import names it.
+        declared: String,
+    },
     /// No version this host implements is semver-compatible with it.
     #[error(
         "the plugin was built against metaclaude:monitor@{declared}, but this host implements {}, none semver-compatible with it: rebuild the plugin against wit/ of this host (@{WIT_VERSION}) or use a newer host",
         WitVersion::ALL.map(|v| v.as_str()).join(" and ")
     )]
-    Incompatible { declared: String },
+    Incompatible {
+        /// The version as the component's import names it.
+        declared: String,
+    },
 }
 
 /// Accepts versions semver-compatible with one this host implements ([`WitVersion`]).

@@ -91,16 +91,25 @@ pub enum ThresholdError {
     /// The host runs without plugins.
     #[error("no plugins are loaded, so no alert rule either")]
     NoPlugins,
+    /// Plugins are loaded, but none of them is an alert rule.
     #[error("no alert-rule plugin is loaded (the default one is plugins/alert-rules)")]
     NoRules,
     /// `name` is not loaded; `loaded` are the alert rules that are.
     #[error("no alert-rule plugin named `{name}` (loaded: {})", loaded.join(", "))]
-    NoRuleNamed { name: String, loaded: Vec<String> },
+    NoRuleNamed {
+        /// The plugin asked for.
+        name: String,
+        /// The names of the alert rules loaded (at least one).
+        loaded: Vec<String>,
+    },
     /// Every rule refused the change: each one's reason, as `plugin: what it said`.
     #[error("no alert rule took threshold `{name}` = {value}: {}", refusals.join("; "))]
     NotTaken {
+        /// The threshold's name (`error_rate_percent`).
         name: String,
+        /// The value asked for, in the threshold's own unit.
         value: f64,
+        /// One per rule asked.
         refusals: Vec<String>,
     },
 }
