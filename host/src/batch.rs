@@ -17,7 +17,7 @@
 //! the pattern of the node_exporter textfile collector for batch jobs.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -207,7 +207,11 @@ impl MetricsFile {
     /// when the write failed: the first of a run of failures, and always the last write
     /// (`running` false), whose figures are final.
     pub fn update(&mut self, summary: &BatchSummary, running: bool) -> Option<String> {
-        match write_atomically(&self.path, &self.render(summary, running)) {
+        match crate::safe_fs::replace_file(
+            &self.path,
+            self.render(summary, running).as_bytes(),
+            crate::safe_fs::Readers::Shared,
+        ) {
             Ok(()) => {
                 self.failing = false;
                 None
@@ -229,30 +233,6 @@ impl MetricsFile {
             }
         }
     }
-}
-
-/// Writes `text` to a temporary file in `path`'s directory, then renames it to `path`: a
-/// reader sees the old content or the new, never a mix. The temporary name starts with a
-/// dot and does not end in `.prom`, so a textfile collector never reads it.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    // A new file (a name taken, by a link say, is not written through), with the mode
-    // the operator's umask gives: a textfile collector may run as another user.
-    let _ = std::fs::remove_file(&tmp);
-    let written = crate::safe_fs::create_new(&tmp, 0o666, text.as_bytes())
-        .and_then(|()| crate::safe_fs::share(&tmp, 0o666))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 /// Runs every request read from `input` (named `source` in messages), at most

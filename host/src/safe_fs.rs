@@ -366,6 +366,46 @@ pub fn create_new(path: &Path, mode: u32, bytes: &[u8]) -> io::Result<()> {
     f.write_all(bytes)
 }
 
+/// Who a file written by [`replace_file`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readers {
+    /// The user alone (0600): the compiled-code cache.
+    Private,
+    /// Whoever the operator's umask lets read it (0666 before the umask, see [`share`]):
+    /// a metrics file a textfile collector running as another user reads.
+    Shared,
+}
+
+/// Replaces `path` with `bytes` at once: they go to a new file beside it (`O_EXCL`, so a
+/// name taken by a link is not written through), which is then renamed over `path`. A
+/// reader sees the old content or the new, never a mix. The temporary name is hidden and
+/// ends in `.tmp` (a textfile collector reads only `*.prom`); one left by a process of the
+/// same id that died before its rename is replaced.
+pub fn replace_file(path: &Path, bytes: &[u8], readers: Readers) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mode = match readers {
+        Readers::Private => PRIVATE_FILE_MODE,
+        Readers::Shared => 0o666,
+    };
+    let _ = std::fs::remove_file(&tmp);
+    let mut written = create_new(&tmp, mode, bytes);
+    if readers == Readers::Shared {
+        written = written.and_then(|()| share(&tmp, mode));
+    }
+    let written = written.and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// The umask before [`restrict_umask`] replaced it; `u32::MAX` while it has not.
 static OPERATOR_UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
 

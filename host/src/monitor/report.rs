@@ -11,7 +11,7 @@ use metaclaude_sketch::{DdSketch, Window, Windowed};
 use serde::Serialize;
 
 use crate::logs::query::{Matcher, Record};
-use crate::logs::stats::{Acc, GroupBy, Stats, StatsAcc};
+use crate::logs::stats::{nearest_rank, Acc, GroupBy, Stats, StatsAcc};
 use crate::model::{timestamp, ExecutionResult};
 
 /// Counts since the monitor started.
@@ -127,15 +127,6 @@ pub struct Bucket {
     pub duration_p50: Option<f64>,
     /// 95th-percentile duration, seconds, nearest rank; absent when none ran.
     pub duration_p95: Option<f64>,
-}
-
-/// The nearest-rank `q` quantile of sorted values.
-fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 /// What [`Monitor::report`](super::Monitor::report) says.
@@ -290,8 +281,8 @@ impl Intervals {
                     failures,
                     error_rate: (executions > 0)
                         .then(|| 100.0 * failures as f64 / executions as f64),
-                    duration_p50: nearest_rank(&d, 0.50),
-                    duration_p95: nearest_rank(&d, 0.95),
+                    duration_p50: nearest_rank(&d, 50.0),
+                    duration_p95: nearest_rank(&d, 95.0),
                 }
             })
             .collect();

@@ -297,22 +297,12 @@ fn trusted_cache_dir(dir: &Path) -> bool {
     true
 }
 
-/// Writes `bytes` to `file` through a new private file (0600) renamed into place.
+/// Writes `bytes` to `file` (0600), in a private directory, replacing it at once.
 fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
         crate::safe_fs::create_private_dir(dir)?;
     }
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let mode = crate::safe_fs::PRIVATE_FILE_MODE;
-    if let Err(e) = crate::safe_fs::create_new(&tmp, mode, bytes) {
-        if e.kind() != std::io::ErrorKind::AlreadyExists {
-            return Err(e);
-        }
-        // Left by a process of the same id that died before its rename.
-        std::fs::remove_file(&tmp)?;
-        crate::safe_fs::create_new(&tmp, mode, bytes)?;
-    }
-    std::fs::rename(&tmp, file)
+    crate::safe_fs::replace_file(file, bytes, crate::safe_fs::Readers::Private)
 }
 
 #[cfg(test)]
