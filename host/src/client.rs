@@ -78,9 +78,22 @@ pub fn answers(url: &str) -> bool {
 
 /// `GET url + path`, its body; an error status is an error naming what the server said.
 pub fn get(url: &str, path: &str, token: Option<&str>) -> Result<String, ClientError> {
+    get_accepting(url, path, token, None)
+}
+
+/// [`get`] with `accept` as the `Accept` header (how `/metrics` is asked for OpenMetrics).
+pub fn get_accepting(
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+    accept: Option<&str>,
+) -> Result<String, ClientError> {
     let mut request = agent(Duration::from_secs(30)).get(format!("{url}{path}"));
     if let Some(t) = token {
         request = request.header("authorization", &format!("Bearer {t}"));
+    }
+    if let Some(a) = accept {
+        request = request.header("accept", a);
     }
     let response = request.call().map_err(|source| ClientError::Unreachable {
         url: url.to_string(),

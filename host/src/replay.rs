@@ -14,7 +14,8 @@ use crate::model::{ExecutionEvent, ExecutionResult};
 use crate::monitor::{Limits, Monitor, Report};
 use crate::plugin::manifest::PluginKind;
 use crate::plugin::runtime::engine::PluginEngine;
-use crate::plugin::{GrantSource, PluginError, PluginHost};
+use crate::plugin::{host_metrics, GrantSource, PluginError, PluginHost};
+use metaclaude_formats::prometheus::{Format, EOF_LINE};
 
 /// Why the log could not be replayed.
 #[derive(Debug, thiserror::Error)]
@@ -101,12 +102,15 @@ pub fn report(
 /// since `since` was delivered to them: the text a `serve` that ran those executions
 /// would put on `/metrics` after the host's own families. Exporters that keep state in
 /// memory only (Prometheus) start empty, so this is the log's view, not a live host's.
-/// Damaged lines of the log are reported to `notices` and left out.
+/// In `format`, as a scrape asking for it gets it: OpenMetrics ending with one `# EOF`, or
+/// the text format 0.0.4 (each exporter's OpenMetrics converted down). Damaged lines of
+/// the log are reported to `notices` and left out.
 pub fn exporters_text(
     log_dir: &Path,
     plugins_dir: &Path,
     grants: &GrantSource,
     since: Option<DateTime<Utc>>,
+    format: Format,
     notices: ReadNotices<'_>,
 ) -> Result<String, ReplayError> {
     let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
@@ -133,13 +137,19 @@ pub fn exporters_text(
         }
     })?;
     host.flush();
-    let mut text = String::new();
-    for name in exporters {
-        let rendered = host.render(&name).map_err(|message| ReplayError::Render {
-            name: name.clone(),
-            message,
-        })?;
-        text.push_str(&rendered);
+    let mut failed = None;
+    let (format, mut text) = host_metrics::exporter_families(&host, format, |name, why| {
+        failed.get_or_insert_with(|| ReplayError::Render {
+            name: name.to_string(),
+            message: why.to_string(),
+        });
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if format == Format::OpenMetrics {
+        text.push_str(EOF_LINE);
+        text.push('\n');
     }
     host.shutdown();
     Ok(text)

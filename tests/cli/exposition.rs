@@ -25,9 +25,10 @@ use metaclaude_formats::prometheus::{
     TEXT_CONTENT_TYPE,
 };
 
+use crate::log_sink::write_log_sink;
 use crate::plugins::write_plugin;
 use crate::serve::{agent, post, Reply, Server};
-use crate::util::{example_registry, root};
+use crate::util::{bin, example_registry, root, succeed};
 
 /// The `Accept` header Prometheus 2.x scrapes with.
 pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -347,6 +348,57 @@ fn served_expositions_pass_promtool_and_prometheus_client_in_both_formats() {
     assert!(text
         .body
         .contains("# TYPE metaclaude_plugin_events_delivered_total counter\n"));
+}
+
+/// `metaclaude metrics --prometheus` prints the text format 0.0.4 and `--openmetrics`
+/// OpenMetrics 1.0.0, from a server and from the log alike, each read by promtool in its
+/// format. (From the log, `--prometheus` printed the exporter's OpenMetrics, which
+/// `promtool check metrics` refuses, as a textfile collector would.)
+#[test]
+fn metrics_prints_the_format_asked_for_from_a_server_and_from_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let logs = tmp.path().join("logs");
+    prometheus_exporter(&plugins);
+    write_log_sink(&plugins, &logs, "", "");
+    let server = Server::start(&example_registry(), &["--plugins"], |cmd| {
+        cmd.arg(&plugins);
+    });
+    for id in ["hello", "failing", "hello"] {
+        server.run(id);
+    }
+    let metrics = |args: &[&str]| -> String {
+        let out = succeed(
+            bin()
+                .env("METACLAUDE_LOG_DIR", &logs)
+                .arg("metrics")
+                .args(args),
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let from_server = ["--server", server.http.as_str()];
+    let from_log = ["--log", "--plugins", plugins.to_str().unwrap()];
+    let text = metrics(&[&["--prometheus"][..], &from_server].concat());
+    let om = metrics(&[&["--openmetrics"][..], &from_server].concat());
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+    let logged_text = metrics(&[&["--prometheus"][..], &from_log].concat());
+    let logged_om = metrics(&[&["--openmetrics"][..], &from_log].concat());
+    for (what, text, om) in [("server", &text, &om), ("log", &logged_text, &logged_om)] {
+        promtool_check_metrics(text);
+        assert!(
+            !text.contains("# EOF") && !text.contains("_created"),
+            "{what}: {text}"
+        );
+        assert!(
+            text.contains("\nmetaclaude_executions_total{"),
+            "{what}: {text}"
+        );
+        promtool_check_openmetrics(om);
+        assert_eq!(om.matches("# EOF").count(), 1, "{what}: {om}");
+        assert!(om.ends_with("\n# EOF\n"), "{what}: {om}");
+        assert!(om.contains("_created"), "{what}: {om}");
+    }
 }
 
 #[test]

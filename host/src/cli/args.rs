@@ -320,17 +320,24 @@ pub struct ServeArgs {
 }
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("what").args(["prometheus", "report", "current"])))]
+#[command(group(clap::ArgGroup::new("what").args(["prometheus", "openmetrics", "report", "current"])))]
 #[command(after_help = "Examples:\n  \
     metaclaude metrics --prometheus\n  \
+    metaclaude metrics --openmetrics --log\n  \
     metaclaude metrics --report --period 60 --json\n  \
     metaclaude metrics --current\n\n\
     With no --server, a server answering on 127.0.0.1:8080 is asked; when none answers, the\n\
     figures are computed from the execution log through the same code (--log forces it).")]
 pub struct MetricsArgs {
-    /// The Prometheus text exposition (what GET /metrics serves).
+    /// The Prometheus text exposition, format 0.0.4 (what GET /metrics serves a scraper
+    /// that does not ask for OpenMetrics; what promtool and node_exporter's textfile
+    /// collector read).
     #[arg(long)]
     pub prometheus: bool,
+    /// The same exposition in OpenMetrics 1.0.0 (what GET /metrics serves Prometheus,
+    /// which asks for it: `_created` series, one `# EOF` at the end).
+    #[arg(long)]
+    pub openmetrics: bool,
     /// A report over the last --period minutes: totals, success rate, percentiles, top
     /// scripts and specialists, failures by category, retries, memory, CPU (the default).
     #[arg(long)]
@@ -367,7 +374,7 @@ pub struct MetricsArgs {
     /// The execution log's directory, for figures computed from it.
     #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
     pub log_dir: PathBuf,
-    /// The plugins directory whose exporters render --prometheus from the log (default:
+    /// The plugins directory whose exporters render --prometheus and --openmetrics from the log (default:
     /// METACLAUDE_PLUGIN_DIR, else the set installed beside the executable).
     #[arg(long, value_name = "DIR")]
     pub plugins: Option<PathBuf>,

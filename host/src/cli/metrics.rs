@@ -1,5 +1,5 @@
-//! `metaclaude metrics`: the seed's `--prometheus`, `--report --period N [--json]` and
-//! `--current`, from a running server or, when none answers, from the execution log
+//! `metaclaude metrics`: the seed's `--prometheus` (the text format 0.0.4; `--openmetrics`
+//! the other), `--report --period N [--json]` and `--current`, from a running server or, when none answers, from the execution log
 //! replayed through the same code (`metaclaude::replay`), so the two agree.
 
 use std::io::{IsTerminal, Write};
@@ -10,6 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 use metaclaude::client::{self, get, DEFAULT_SERVER};
 use metaclaude::plugin::{resolve_grants, resolve_plugins_dir};
+use metaclaude_formats::prometheus::{Format, OPENMETRICS_CONTENT_TYPE};
 use serde_json::Value;
 
 use super::args::MetricsArgs;
@@ -23,9 +24,17 @@ enum Source {
 
 pub fn metrics(args: MetricsArgs) -> anyhow::Result<ExitCode> {
     let source = source(&args)?;
-    if args.prometheus {
+    if args.prometheus || args.openmetrics {
+        let format = match args.openmetrics {
+            true => Format::OpenMetrics,
+            false => Format::Text,
+        };
         let text = match &source {
-            Source::Server { url, token } => get(url, "/metrics", token.as_deref())?,
+            Source::Server { url, token } => {
+                // A server answers a request without `Accept` in the text format.
+                let accept = args.openmetrics.then_some(OPENMETRICS_CONTENT_TYPE);
+                client::get_accepting(url, "/metrics", token.as_deref(), accept)?
+            }
             Source::Log => {
                 let plugins = resolve_plugins_dir(args.plugins.as_deref()).context(
                     "no plugins directory for the exporters: pass --plugins DIR or set METACLAUDE_PLUGIN_DIR",
@@ -36,6 +45,7 @@ pub fn metrics(args: MetricsArgs) -> anyhow::Result<ExitCode> {
                     &plugins,
                     &resolve_grants(args.grants.as_deref()),
                     None,
+                    format,
                     &super::logs::print_read_notice,
                 )?
             }

@@ -215,28 +215,25 @@ fn call_histogram(calls: &LatencySnapshot) -> Histogram {
     }
 }
 
-/// One exposition: the host's plugin families, `more` families (a server's own), then
-/// what every exporter plugin of `host` renders. In `asked` format when every exporter
-/// speaks OpenMetrics (their texts end with `# EOF`), else in the text format 0.0.4 with
-/// each OpenMetrics text converted down. `left_out` hears of an exporter that could not
-/// render, or rendered invalid OpenMetrics (it is left out of this exposition).
-pub fn exposition(
-    host: Option<&super::PluginHost>,
+/// What every exporter plugin of `host` renders, as families in `asked` format when every
+/// exporter speaks OpenMetrics (their texts end with `# EOF`), else in the text format
+/// 0.0.4 with each OpenMetrics text converted down: the format they are in, and the
+/// families (no `# EOF`: the caller ends the exposition). `left_out` hears of an exporter
+/// that could not render, or rendered invalid OpenMetrics (it is left out).
+pub fn exporter_families(
+    host: &super::PluginHost,
     asked: Format,
-    more: impl FnOnce(&mut Exposition),
     mut left_out: impl FnMut(&str, &str),
 ) -> (Format, String) {
     let mut exported = Vec::new();
-    if let Some(host) = host {
-        for p in host
-            .list()
-            .iter()
-            .filter(|p| p.kind == PluginKind::Exporter)
-        {
-            match host.render(&p.name) {
-                Ok(text) => exported.push((p.name.clone(), text)),
-                Err(e) => left_out(&p.name, &e),
-            }
+    for p in host
+        .list()
+        .iter()
+        .filter(|p| p.kind == PluginKind::Exporter)
+    {
+        match host.render(&p.name) {
+            Ok(text) => exported.push((p.name.clone(), text)),
+            Err(e) => left_out(&p.name, &e),
         }
     }
     let speaks_openmetrics = |text: &str| text.is_empty() || openmetrics_body(text).is_some();
@@ -267,6 +264,22 @@ pub fn exposition(
             families.push('\n');
         }
     }
+    (format, families)
+}
+
+/// One exposition: the host's plugin families, `more` families (a server's own), then
+/// what every exporter plugin of `host` renders ([`exporter_families`], whose format the
+/// whole exposition takes).
+pub fn exposition(
+    host: Option<&super::PluginHost>,
+    asked: Format,
+    more: impl FnOnce(&mut Exposition),
+    left_out: impl FnMut(&str, &str),
+) -> (Format, String) {
+    let (format, families) = match host {
+        Some(host) => exporter_families(host, asked, left_out),
+        None => (asked, String::new()),
+    };
     // Listed after the renders: a render first delivers what the exporter's queue held,
     // so the plugin counters agree with what the exporters just rendered.
     let plugins = host.map(|h| h.list()).unwrap_or_default();
