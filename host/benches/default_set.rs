@@ -11,7 +11,9 @@
 //!    against a bare spawn and against the host with no plugins (target 1.02 or less);
 //! 3. `metaclaude run` of a trivial script as a whole process with the default set (a
 //!    one-shot run loads the plugins that take part in one: the log sink and the StatsD
-//!    exporter), against `--no-plugins` and a bare `sh` (target 5 ms or less);
+//!    exporter), against `--no-plugins` and a bare `sh` (target 5 ms or less); back to
+//!    back, and again each run after a pause, as an agent calls it (with `--no-cgroups`
+//!    beside, for what moving the script into its cgroups costs then);
 //! 4. the same whole process with the StatsD exporter alone, aimed at a target that is
 //!    down (nobody listening, a receiver that never reads, an unroutable address) against
 //!    one that reads, and the execution's own time against no plugins: a target that is
@@ -380,6 +382,38 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
     println!(
         "  plugins add                      {:>8.2} ms",
         ms(full.saturating_sub(none))
+    );
+    // An agent calls once per tool call, seconds apart, not back to back: what a run
+    // right after another finds warm in the kernel is cold again then (moving a process
+    // into a cgroup right after another move is quick; the first move after a pause waits
+    // for an RCU grace period). `--no-cgroups` shows what the cgroups cost.
+    let spaced = runs.min(20);
+    let pause = Duration::from_millis(500);
+    let no_cgroups = || run_noop(tmp, &["--no-cgroups"], None, ("127.0.0.1", drain.port)).0;
+    let (mut full, mut none, mut bare_host) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..spaced {
+        std::thread::sleep(pause);
+        full.push(run(Some(set)));
+        std::thread::sleep(pause);
+        none.push(run(None));
+        std::thread::sleep(pause);
+        bare_host.push(no_cgroups());
+    }
+    println!(
+        "the same, each run after a {} ms pause ({spaced} interleaved runs each, medians):",
+        pause.as_millis()
+    );
+    println!(
+        "  metaclaude run --no-plugins      {:>8.2} ms",
+        ms(median(none))
+    );
+    println!(
+        "  ... --no-plugins --no-cgroups    {:>8.2} ms",
+        ms(median(bare_host))
+    );
+    println!(
+        "  metaclaude run, default set      {:>8.2} ms   (target <= 5 ms)",
+        ms(median(full))
     );
     let logged = std::fs::read_dir(tmp.join("run-logs"))
         .map(|d| d.count())
