@@ -192,17 +192,43 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
     let all_output = copy_set(set, &tmp.join("with-output"), |_, text| {
         text.replace("event_output = false", "event_output = true")
     });
+    // Each plugin of the set that takes events, alone in a host: what each costs.
+    let mut alone: Vec<(String, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(set).unwrap() {
+        let folder = entry.unwrap().path();
+        let manifest = std::fs::read_to_string(folder.join("plugin.toml")).unwrap();
+        if manifest.contains("kind = \"notifier\"") {
+            continue;
+        }
+        let name = folder.file_name().unwrap().to_string_lossy().to_string();
+        let dir = tmp.join("alone").join(&name);
+        copy_set(set, &dir, |_, text| text);
+        for other in std::fs::read_dir(&dir).unwrap() {
+            let other = other.unwrap().path();
+            if other.file_name().unwrap() != name.as_str() {
+                std::fs::remove_dir_all(other).unwrap();
+            }
+        }
+        alone.push((format!("{name} alone"), dir));
+    }
+    alone.sort();
     for (label, size, n) in [("1 KiB", 1024, 20_000u64), ("1 MiB", 1 << 20, 200)] {
         let output: String = "x".repeat(size - 1) + "\n";
         let events: Vec<ExecutionEvent> = (0..n).map(|i| event(i, &output)).collect();
-        let hosts = [
-            ("native no-op sink (C ABI)", load(native, tmp, drain.port)),
-            ("default set", load(set, tmp, drain.port)),
+        let mut hosts = vec![
             (
-                "default set, exporters take output",
+                "native no-op sink (C ABI)".to_string(),
+                load(native, tmp, drain.port),
+            ),
+            ("default set".to_string(), load(set, tmp, drain.port)),
+            (
+                "default set, exporters take output".to_string(),
                 load(&all_output, tmp, drain.port),
             ),
         ];
+        for (name, dir) in &alone {
+            hosts.push((name.clone(), load(dir, tmp, drain.port)));
+        }
         let mut rates: Vec<Vec<Rate>> = hosts.iter().map(|_| Vec::new()).collect();
         // Interleaved rounds, so that drift in the machine's load hits each alike.
         for _ in 0..3 {
@@ -244,6 +270,11 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
             "  event_output = false saves           {:>10.2}x CPU per event",
             rates[2].cpu_per_event.as_secs_f64() / rates[1].cpu_per_event.as_secs_f64()
         );
+        let each: f64 = rates[3..]
+            .iter()
+            .map(|r| r.cpu_per_event.as_secs_f64() * 1e6)
+            .sum();
+        println!("  the plugins alone, summed            {each:>10.1} µs/event CPU");
         for (_, host) in &hosts {
             host.shutdown();
         }
