@@ -421,3 +421,72 @@ fn a_broken_new_version_leaves_the_old_one_running_and_is_reported_once() {
     host.flush();
     assert_eq!(count(tmp.path(), "a"), 1, "the old version still runs");
 }
+
+/// A first load starts its folders side by side but keeps folder order for names: of two
+/// folders naming the same plugin, the first loads and the second is refused, naming the
+/// first; when the first does not load, the second does, as when they loaded one by one.
+#[test]
+fn a_first_load_keeps_folder_order_for_names() {
+    let name_it = |plugins: &Path, folder: &str, name: &str| {
+        let manifest = plugins.join(folder).join("plugin.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let text = text.replace(
+            &format!("name = \"{folder}\""),
+            &format!("name = \"{name}\""),
+        );
+        std::fs::write(&manifest, text).unwrap();
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    for s in ["a", "b", "c"] {
+        sink(tmp.path(), s, s);
+    }
+    name_it(&plugins, "b", "a");
+    let mut host = granting(&plugins);
+    let errors = host.load_dir(&plugins).unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let err = errors[0].to_string();
+    assert!(
+        err.contains("another plugin of that name is loaded from") && err.contains("b/plugin.toml"),
+        "{err}"
+    );
+    let loaded: Vec<(String, PathBuf)> = host
+        .list()
+        .into_iter()
+        .map(|p| (p.name, p.folder))
+        .collect();
+    assert_eq!(
+        loaded,
+        [
+            ("a".to_string(), plugins.join("a")),
+            ("c".to_string(), plugins.join("c"))
+        ]
+    );
+    host.emit(&event(1));
+    host.flush();
+    assert_eq!((count(tmp.path(), "a"), count(tmp.path(), "b")), (1, 0));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    for s in ["a", "b"] {
+        sink(tmp.path(), s, s);
+    }
+    name_it(&plugins, "b", "a");
+    let manifest = plugins.join("a/plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("count_file", "count_fiel")).unwrap();
+    let mut host = granting(&plugins);
+    let errors = host.load_dir(&plugins).unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].to_string().contains("count_fiel"),
+        "{}",
+        errors[0]
+    );
+    let loaded: Vec<(String, PathBuf)> = host
+        .list()
+        .into_iter()
+        .map(|p| (p.name, p.folder))
+        .collect();
+    assert_eq!(loaded, [("a".to_string(), plugins.join("b"))]);
+}

@@ -236,17 +236,65 @@ impl PluginHost {
     ) -> Result<Vec<PluginError>, PluginError> {
         let folders = plugin_folders(dir)?;
         *self.grants_seen.lock().unwrap() = self.grants_for(dir).ok();
-        let mut errors = Vec::new();
+        let this = &*self;
+        let _loading = this.loading.lock().unwrap();
+        // The folders start side by side (each compiles or reads its code, instantiates
+        // and runs `init` on a thread of its own) and join the set in folder order, as if
+        // loaded one by one: a name that an earlier folder's manifest writes is taken for
+        // the later ones, which fail before anything of them runs.
+        let before = names(this.current().iter());
+        let mut named: Vec<(String, PathBuf)> = Vec::new();
+        let mut wanted: Vec<(PathBuf, Vec<(String, PathBuf)>)> = Vec::new();
         for folder in folders {
-            // A manifest that does not parse is reported by the load below.
-            if Manifest::load(&folder, &|n| self.env_value(n)).is_ok_and(|m| !keep(&m)) {
+            // A manifest that does not parse is reported by its start below.
+            let manifest = Manifest::load(&folder, &|n| this.env_value(n));
+            if manifest.as_ref().is_ok_and(|m| !keep(m)) {
                 continue;
             }
-            // Returned, not logged: the caller reports it once, in its own words.
-            if let Err(e) = self.load_plugin(&folder) {
-                errors.push(e);
+            let taken = before.iter().chain(&named).cloned().collect();
+            if let Ok(m) = manifest {
+                named.push((m.name, folder.clone()));
+            }
+            wanted.push((folder, taken));
+        }
+        let started: Vec<Result<Arc<LoadedPlugin>, PluginError>> = std::thread::scope(|s| {
+            let starts: Vec<_> = wanted
+                .iter()
+                .map(|(folder, taken)| s.spawn(move || this.start_plugin(folder, taken)))
+                .collect();
+            starts
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut loaded: Vec<Arc<LoadedPlugin>> = Vec::new();
+        // Returned, not logged: the caller reports each once, in its own words.
+        let mut errors = Vec::new();
+        for ((folder, _), result) in wanted.iter().zip(started) {
+            let result = match result {
+                // The earlier folder holding its name did not load: loaded one by one,
+                // this one would have; so it is, now.
+                Err(PluginError::DuplicateName { other, .. })
+                    if !before
+                        .iter()
+                        .chain(&names(loaded.iter()))
+                        .any(|(_, f)| *f == other) =>
+                {
+                    let taken: Vec<_> =
+                        before.iter().cloned().chain(names(loaded.iter())).collect();
+                    this.start_plugin(folder, &taken)
+                }
+                result => result,
+            };
+            match result {
+                Ok(plugin) => loaded.push(plugin),
+                Err(e) => errors.push(e),
             }
         }
+        this.swap(loaded, &[]);
         Ok(errors)
     }
 
