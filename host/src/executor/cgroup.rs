@@ -201,15 +201,6 @@ impl ExecCgroup {
             .unwrap_or_default()
     }
 
-    /// Current memory charged to the tree, when a memory cgroup exists.
-    pub fn current_memory_bytes(&self) -> Option<u64> {
-        match &self.memory {
-            Some(MemoryFiles::V2(p)) => read_u64(&p.join("memory.current")),
-            Some(MemoryFiles::V1(p)) => read_u64(&p.join("memory.usage_in_bytes")),
-            None => None,
-        }
-    }
-
     /// SIGKILLs every process in the cgroups, including those that left the process group.
     pub fn kill_all(&self) {
         if let Some(u) = &self.unified {
@@ -312,10 +303,6 @@ fn open_write(path: &Path) -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(
         fs::OpenOptions::new().write(true).open(path)?,
     ))
-}
-
-fn read_u64(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 fn keyed(text: &str, key: &str) -> Option<u64> {

@@ -13,16 +13,16 @@
 
 mod attempt;
 mod capture;
-pub mod cgroup;
+pub(crate) mod cgroup;
 mod checks;
-pub mod classify;
+pub(crate) mod classify;
 mod errors;
 mod launch;
-pub mod measure;
+pub(crate) mod measure;
 pub mod request;
 mod retry;
 mod service;
-pub mod spawn;
+pub(crate) mod spawn;
 mod usage;
 
 use std::time::Duration;

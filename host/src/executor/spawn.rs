@@ -87,16 +87,6 @@ pub enum SpawnError {
     Host(#[from] io::Error),
 }
 
-impl SpawnError {
-    /// The operating system's error number, when there is one.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            SpawnError::Child { errno, .. } => Some(*errno),
-            SpawnError::Host(e) => e.raw_os_error(),
-        }
-    }
-}
-
 /// `s` as a C string; an error naming it when it holds a NUL byte.
 pub fn cstring(s: impl AsRef<OsStr>) -> io::Result<CString> {
     CString::new(s.as_ref().as_bytes()).map_err(|_| {
