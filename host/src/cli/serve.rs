@@ -46,7 +46,7 @@ pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         ..ServeConfig::default()
     };
     let addr = std::net::SocketAddr::new(config.bind, config.http_port);
-    if serve::security::needs_token(addr) && config.token.is_none() {
+    if serve::needs_token(addr) && config.token.is_none() {
         eprintln!("error: {}", serve::ServeError::TokenRequired { addr });
         return Ok(ExitCode::from(EXIT_USAGE));
     }

@@ -30,7 +30,7 @@ mod dashboard;
 mod error;
 mod feed;
 mod scrape;
-pub mod security;
+mod security;
 mod views;
 
 use std::net::{IpAddr, SocketAddr};
@@ -45,6 +45,7 @@ use crate::app::MonitoredHost;
 use crate::monitor::Monitor;
 use crate::registry::{Registry, RegistryError};
 
+pub use self::security::needs_token;
 use self::connections::Gate;
 use self::security::Access;
 

@@ -94,12 +94,6 @@ impl Access {
         }
     }
 
-    /// Whether the server was started with a token (`--token`): then every request but
-    /// `/healthz` must present it.
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
-    }
-
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         self.allowed_hosts.contains(&host)
