@@ -45,8 +45,8 @@ use crate::app::MonitoredHost;
 use crate::monitor::Monitor;
 use crate::registry::{Registry, RegistryError};
 
-pub use self::security::needs_token;
 use self::connections::Gate;
+pub use self::security::needs_token;
 use self::security::Access;
 
 /// How the server listens and how much it takes on.
