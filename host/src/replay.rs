@@ -120,13 +120,8 @@ pub fn exporters_text(
         tracing::warn!("{e}");
     }
     let host = Arc::new(host);
-    let exporters: Vec<String> = host
-        .list()
-        .into_iter()
-        .filter(|p| p.kind == PluginKind::Exporter)
-        .map(|p| p.name)
-        .collect();
-    if exporters.is_empty() {
+    // Only exporters were loaded.
+    if host.is_empty() {
         return Err(ReplayError::NoExporter {
             dir: plugins_dir.to_path_buf(),
         });

@@ -672,4 +672,32 @@ mod tests {
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
         openat_nofollow(fd, &name("f"), flags, 0).unwrap();
     }
+
+    /// A link planted where `replace_file` puts its temporary file is not written
+    /// through: the file it points at stays as it was, and the new content lands at the
+    /// path asked for, with the mode asked for.
+    #[test]
+    fn replace_file_never_writes_through_a_planted_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "keep").unwrap();
+        let target = dir.path().join("metrics.prom");
+        let tmp = dir
+            .path()
+            .join(format!(".metrics.prom.{}.tmp", std::process::id()));
+        symlink(&outside, &tmp).unwrap();
+        replace_file(&target, b"new", Readers::Private).unwrap();
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, PRIVATE_FILE_MODE);
+        assert!(!tmp.exists() && std::fs::symlink_metadata(&tmp).is_err());
+        // A link at the target itself is replaced, not followed.
+        std::fs::remove_file(&target).unwrap();
+        symlink(&outside, &target).unwrap();
+        replace_file(&target, b"again", Readers::Private).unwrap();
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+        assert!(!std::fs::symlink_metadata(&target).unwrap().is_symlink());
+    }
 }

@@ -25,9 +25,10 @@ enum Source {
 pub fn metrics(args: MetricsArgs) -> anyhow::Result<ExitCode> {
     let source = source(&args)?;
     if args.prometheus || args.openmetrics {
-        let format = match args.openmetrics {
-            true => Format::OpenMetrics,
-            false => Format::Text,
+        let format = if args.openmetrics {
+            Format::OpenMetrics
+        } else {
+            Format::Text
         };
         let text = match &source {
             Source::Server { url, token } => {
