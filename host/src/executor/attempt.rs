@@ -22,7 +22,7 @@ use super::classify;
 use super::errors::{self, unknown_error};
 use super::launch::LaunchPlan;
 use super::measure::{self, Samples};
-use super::spawn::{self, cstring, SpawnRequest};
+use super::spawn::{self, cstring, SpawnRequest, UnifiedCgroup};
 use super::usage::usage_from;
 use super::{EventSink, ExecutorConfig};
 use crate::model::ExecutionIdentity;
@@ -147,7 +147,13 @@ async fn spawn_and_wait(
             }
         }
     }
-    let cgroup_procs = cgroup.map(|cg| cg.procs_fds()).unwrap_or_default();
+    let unified_cgroup = cgroup
+        .and_then(|cg| cg.unified_fds())
+        .map(|(dir, procs)| UnifiedCgroup { dir, procs });
+    let cgroup_procs = cgroup
+        .and_then(|cg| cg.memory_procs_fd())
+        .into_iter()
+        .collect();
     let mut envp = plan.envp.clone();
     envp.push(cstring(format!("METACLAUDE_ATTEMPT={attempt}")).expect("no NUL"));
     let request = SpawnRequest {
@@ -162,6 +168,7 @@ async fn spawn_and_wait(
         } else {
             memory_limit
         },
+        unified_cgroup,
         cgroup_procs,
     };
     let child = spawn::spawn(request)

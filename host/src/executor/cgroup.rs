@@ -50,8 +50,11 @@ enum MemoryFiles {
 pub struct ExecCgroup {
     unified: Option<PathBuf>,
     memory: Option<MemoryFiles>,
-    /// `cgroup.procs` of each hierarchy, opened once.
-    procs: Vec<OwnedFd>,
+    /// The unified cgroup's folder and its `cgroup.procs`, opened once: a child is created
+    /// in the folder where the kernel can, else it writes its pid into the file.
+    unified_files: Option<(OwnedFd, OwnedFd)>,
+    /// `cgroup.procs` of the v1 memory hierarchy, opened once.
+    memory_procs: Option<OwnedFd>,
     /// Files read after every execution, kept open: a `pread` at offset 0 re-reads a
     /// cgroup file for well under a microsecond, an open-read-close costs ten.
     counters: Counters,
@@ -108,21 +111,30 @@ pub struct CgroupUsage {
 }
 
 impl ExecCgroup {
-    /// The open `cgroup.procs` files the child writes its pid into.
-    pub fn procs_fds(&self) -> Vec<RawFd> {
-        self.procs.iter().map(|f| f.as_raw_fd()).collect()
+    /// The unified cgroup's open folder and `cgroup.procs`: where the child is created, or
+    /// else what it writes its pid into.
+    pub fn unified_fds(&self) -> Option<(RawFd, RawFd)> {
+        let (dir, procs) = self.unified_files.as_ref()?;
+        Some((dir.as_raw_fd(), procs.as_raw_fd()))
+    }
+
+    /// The v1 memory hierarchy's open `cgroup.procs`, which the child writes its pid into
+    /// (a process can only be created in a cgroup of the unified hierarchy).
+    pub fn memory_procs_fd(&self) -> Option<RawFd> {
+        self.memory_procs.as_ref().map(|f| f.as_raw_fd())
     }
 
     fn open_files(&mut self) -> io::Result<()> {
         let read = |p: PathBuf| File::open(&p).map(Some);
         if let Some(u) = &self.unified {
-            self.procs.push(open_write(&u.join("cgroup.procs"))?);
+            let dir = OwnedFd::from(File::open(u)?);
+            self.unified_files = Some((dir, open_write(&u.join("cgroup.procs"))?));
             self.counters.events = read(u.join("cgroup.events"))?;
             self.counters.cpu_stat = read(u.join("cpu.stat"))?;
         }
         match &self.memory {
             Some(MemoryFiles::V1(m)) => {
-                self.procs.push(open_write(&m.join("cgroup.procs"))?);
+                self.memory_procs = Some(open_write(&m.join("cgroup.procs"))?);
                 self.counters.memory_peak = read(m.join("memory.max_usage_in_bytes"))?;
                 self.counters.oom = read(m.join("memory.oom_control"))?;
             }
@@ -450,7 +462,8 @@ impl Shared {
         let mut cg = ExecCgroup {
             unified: None,
             memory: None,
-            procs: Vec::new(),
+            unified_files: None,
+            memory_procs: None,
             counters: Counters::default(),
             cpu_baseline: (0, 0, 0),
             oom_baseline: 0,
@@ -730,6 +743,66 @@ mod tests {
             .chain(r.memory_v1.iter())
             .cloned()
             .collect()
+    }
+
+    /// The child is created in its unified cgroup (`clone3`), not migrated there: its pid
+    /// file here is `/dev/null`, so writing into it would leave the child outside.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_child_is_created_in_its_unified_cgroup_not_moved_there() {
+        use crate::executor::spawn::{self, cstring, SpawnRequest, UnifiedCgroup};
+        use std::io::Read;
+        let Some(m) = manager() else {
+            return;
+        };
+        let cg = m.acquire().unwrap();
+        let (dir, _procs) = cg.unified_fds().expect("a unified cgroup");
+        let null = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let child = spawn::spawn(SpawnRequest {
+            program: cstring("/bin/cat").unwrap(),
+            argv: vec![
+                cstring("cat").unwrap(),
+                cstring("/proc/self/cgroup").unwrap(),
+            ],
+            envp: vec![],
+            cwd: cstring("/").unwrap(),
+            stdin_pipe: false,
+            cpu_limit_seconds: None,
+            address_space_limit_bytes: None,
+            unified_cgroup: Some(UnifiedCgroup {
+                dir,
+                procs: null.as_raw_fd(),
+            }),
+            cgroup_procs: cg.memory_procs_fd().into_iter().collect(),
+        })
+        .unwrap();
+        let mut out = String::new();
+        File::from(child.stdout).read_to_string(&mut out).unwrap();
+        while spawn::try_reap(child.pid).unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let unified = cg.unified.clone().unwrap();
+        let tail: PathBuf = unified
+            .iter()
+            .rev()
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("0::"))
+            .unwrap_or_default();
+        assert!(
+            line.ends_with(&format!("/{}", tail.display())),
+            "the child ran in {line:?}, not in {}",
+            unified.display()
+        );
+        m.release(cg);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Everything the child needs, prepared in the parent.
 pub struct SpawnRequest {
@@ -31,9 +32,27 @@ pub struct SpawnRequest {
     pub cpu_limit_seconds: Option<u64>,
     /// `RLIMIT_AS` in bytes (per process); used when no memory cgroup can limit the tree.
     pub address_space_limit_bytes: Option<u64>,
-    /// Open `cgroup.procs` files the child writes its own pid into before `execve`
-    /// (the caller keeps them open until `spawn` returns).
+    /// The execution's cgroup in the unified (v2) hierarchy, when it has one (the caller
+    /// keeps the descriptors open until `spawn` returns).
+    pub unified_cgroup: Option<UnifiedCgroup>,
+    /// Open `cgroup.procs` files of other hierarchies (v1 memory) the child writes its own
+    /// pid into before `execve` (kept open as above).
     pub cgroup_procs: Vec<RawFd>,
+}
+
+/// A cgroup of the unified hierarchy, as `spawn` joins it.
+///
+/// Writing a pid into `cgroup.procs` migrates the process, and a migration takes the
+/// kernel's cgroup-wide lock for writing: after the machine has been idle, that waits for
+/// an RCU grace period (measured here: 4–15 ms, most of a one-shot `run`). A process
+/// created in its cgroup (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7) is never migrated.
+/// Where the kernel cannot do that, the child writes its pid into `procs` instead.
+#[derive(Debug, Clone, Copy)]
+pub struct UnifiedCgroup {
+    /// The cgroup's folder, open.
+    pub dir: RawFd,
+    /// Its `cgroup.procs`, open for writing.
+    pub procs: RawFd,
 }
 
 /// A running child: its pid (also its process-group id) and our ends of its pipes.
@@ -226,6 +245,103 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     }
 }
 
+/// Whether `clone3` can create a child in its cgroup here; cleared the first time the
+/// kernel says it cannot (older than 5.7, or no `clone3`), so it is asked once.
+static CLONE_INTO_CGROUP_WORKS: AtomicBool = AtomicBool::new(cfg!(target_arch = "x86_64"));
+
+/// The kernel's `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` from `linux/sched.h`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone(CLONE_VM | CLONE_VFORK)` as `spawn` does it, but through `clone3` so the child is
+/// created in the unified cgroup `dir` (see [`UnifiedCgroup`]). Returns the child's pid
+/// once it has called `execve` or exited.
+///
+/// # Safety
+/// As for `libc::clone`: `base..top` is a stack no one else uses until the child has
+/// exec'd or exited (the caller is suspended meanwhile), `top` 16-byte aligned, and `arg`
+/// what `child_main` expects, alive until then.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone_into_cgroup(
+    dir: RawFd,
+    base: *mut u8,
+    top: *mut u8,
+    arg: *mut libc::c_void,
+) -> io::Result<libc::pid_t> {
+    let mut clone_args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: base as u64,
+        stack_size: (top as usize - base as usize) as u64,
+        cgroup: dir as u64,
+        ..CloneArgs::default()
+    };
+    let entry: extern "C" fn(*mut libc::c_void) -> libc::c_int = child_main;
+    let ret: i64;
+    // SAFETY: the caller's contract. The raw system call returns twice: in the parent
+    // with the child's pid (or -errno), in the child with 0 on the new stack, where no
+    // Rust frame of ours exists. So the child never leaves this block: it calls
+    // `child_main(arg)` (whose registers r12 and r13 survive the system call) with the
+    // stack aligned as the ABI requires (the kernel starts it at `top`, 16-byte aligned,
+    // and `call` pushes the return address), then exits with its result (`child_main`
+    // itself ends in `execve` or `_exit`).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "mov edi, eax",
+            "mov eax, {exit}",
+            "syscall",
+            "ud2",
+            "2:",
+            exit = const libc::SYS_exit,
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") &mut clone_args as *mut CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") entry,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        return Err(io::Error::from_raw_os_error(-ret as i32));
+    }
+    Ok(ret as libc::pid_t)
+}
+
+/// Elsewhere the child always migrates (`CLONE_INTO_CGROUP_WORKS` starts false).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn clone_into_cgroup(
+    _dir: RawFd,
+    _base: *mut u8,
+    _top: *mut u8,
+    _arg: *mut libc::c_void,
+) -> io::Result<libc::pid_t> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
 /// Starts the child described by `req`; returns once it has called `execve`.
 pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     let (stdout_r, stdout_w) = pipe()?;
@@ -242,7 +358,15 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = req.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-    let cgroup_fds = &req.cgroup_procs;
+    // The cgroups the child writes its pid into: the unified one first (left out when the
+    // child is created in it), then the others.
+    let cgroup_fds: Vec<RawFd> = (req.unified_cgroup.map(|u| u.procs).into_iter())
+        .chain(req.cgroup_procs.iter().copied())
+        .collect();
+    let into_cgroup = req
+        .unified_cgroup
+        .filter(|_| CLONE_INTO_CGROUP_WORKS.load(Ordering::Relaxed))
+        .map(|u| u.dir);
 
     let mut args = ChildArgs {
         program: req.program.as_ptr(),
@@ -282,21 +406,45 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     let pid = unsafe {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let pid = STACK.with_borrow_mut(|stack| {
+        let (pid, clone_errno) = STACK.with_borrow_mut(|stack| {
             // The stack grows down from its 16-byte-aligned top.
-            let top = stack.as_mut_ptr().add(stack.len());
+            let base = stack.as_mut_ptr();
+            let top = base.add(stack.len());
             let top = top.sub(top as usize % 16);
-            libc::clone(
+            let arg = &mut args as *mut ChildArgs as *mut libc::c_void;
+            if let Some(dir) = into_cgroup {
+                // Created in the unified cgroup: the child skips writing the first pid file.
+                args.cgroup_fds = cgroup_fds.as_ptr().add(1);
+                args.cgroup_fd_count = cgroup_fds.len() - 1;
+                match clone_into_cgroup(dir, base, top, arg) {
+                    Ok(pid) => return (pid, None),
+                    Err(e) => {
+                        // An older kernel (or another hierarchy's fd): write the pid instead.
+                        tracing::debug!("clone3 into the cgroup failed ({e}); migrating");
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+                        ) {
+                            CLONE_INTO_CGROUP_WORKS.store(false, Ordering::Relaxed);
+                        }
+                        args.cgroup_fds = cgroup_fds.as_ptr();
+                        args.cgroup_fd_count = cgroup_fds.len();
+                    }
+                }
+            }
+            let pid = libc::clone(
                 child_main,
                 top as *mut libc::c_void,
                 libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                &mut args as *mut ChildArgs as *mut libc::c_void,
-            )
+                arg,
+            );
+            (pid, Some(io::Error::last_os_error()))
         });
-        let clone_errno = io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         if pid < 0 {
-            return Err(SpawnError::Host(clone_errno));
+            return Err(SpawnError::Host(
+                clone_errno.unwrap_or_else(io::Error::last_os_error),
+            ));
         }
         pid
     };
@@ -439,6 +587,7 @@ mod tests {
             stdin_pipe: false,
             cpu_limit_seconds: None,
             address_space_limit_bytes: None,
+            unified_cgroup: None,
             cgroup_procs: vec![],
         }
     }
