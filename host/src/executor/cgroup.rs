@@ -21,7 +21,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -60,6 +60,10 @@ pub struct ExecCgroup {
     counters: Counters,
     cpu_baseline: (u64, u64, u64),
     oom_baseline: u64,
+    /// Whether `cgroup.kill` was ever written: such a cgroup is removed, never reused. A
+    /// child created in it afterwards (`CLONE_INTO_CGROUP`) was seen killed at birth on
+    /// Linux 6.18 (the fork compares kill sequence numbers of two different cgroups).
+    killed: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -215,6 +219,7 @@ impl ExecCgroup {
 
     /// SIGKILLs every process in the cgroups, including those that left the process group.
     pub fn kill_all(&self) {
+        self.killed.store(true, Ordering::Relaxed);
         if let Some(u) = &self.unified {
             if fs::write(u.join("cgroup.kill"), "1").is_ok() {
                 return;
@@ -467,6 +472,7 @@ impl Shared {
             counters: Counters::default(),
             cpu_baseline: (0, 0, 0),
             oom_baseline: 0,
+            killed: AtomicBool::new(false),
         };
         if let Some(root) = &self.roots.unified {
             let dir = root.join(&name);
@@ -547,7 +553,7 @@ fn pool_worker(shared: &Shared) {
             if !cg.pids().is_empty() {
                 cg.kill_all();
                 retry.push(cg);
-            } else if cg.reset().is_ok() {
+            } else if !cg.killed.load(Ordering::Relaxed) && cg.reset().is_ok() {
                 recycled.push(cg);
             } else if !cg.remove() {
                 retry.push(cg);
@@ -803,6 +809,28 @@ mod tests {
             unified.display()
         );
         m.release(cg);
+    }
+
+    /// A cgroup whose `cgroup.kill` was written (a timeout ended its tree) is not reused:
+    /// on this kernel a child created in it afterwards (`CLONE_INTO_CGROUP`) is killed at
+    /// birth (the kill's sequence number is compared with the parent's cgroup's).
+    #[test]
+    fn a_killed_cgroup_is_not_handed_out_again() {
+        let Some(m) = manager() else {
+            return;
+        };
+        let cg = m.acquire().unwrap();
+        cg.kill_all();
+        let killed = cg.unified.clone();
+        m.release(cg);
+        for _ in 0..20 {
+            let cg = m.acquire().unwrap();
+            assert!(
+                killed.is_none() || cg.unified != killed,
+                "a killed cgroup was handed out again"
+            );
+            m.release(cg);
+        }
     }
 
     #[test]
