@@ -393,6 +393,14 @@ impl MonitoredHost {
             p.shutdown();
         }
     }
+
+    /// [`MonitoredHost::shutdown`] when the process exits right after (a one-shot run):
+    /// what the exit reclaims anyway is not freed piece by piece first.
+    pub fn shutdown_before_exit(&self) {
+        if let Some(p) = &self.plugins {
+            p.shutdown_before_exit();
+        }
+    }
 }
 
 impl Drop for MonitoredHost {
@@ -422,6 +430,9 @@ fn load_plugins(
     }
     host.set_alert_history(Arc::new(AlertHistory::new(config.log_dir())));
     let one_shot = config.one_shot;
+    if one_shot {
+        host.serve_one_execution();
+    }
     let wanted = |m: &crate::plugin::manifest::Manifest| {
         (m.one_shot || !one_shot) && !config.leave_out.contains(&m.name)
     };

@@ -650,13 +650,24 @@ fn input_spec(c: &mut Checker, at: &str, v: &Value) -> Option<InputSpec> {
     })
 }
 
+/// The most retries a script may ask for.
+pub const MAX_RETRIES: u32 = 100;
+
+/// The most lifecycle events one execution sends: `queued`, then per attempt `started`
+/// and `attempt_failed` and, before each retry, `retry_scheduled`; then `finished`.
+pub const MAX_EVENTS_OF_ONE_EXECUTION: usize = 2 + 3 * (MAX_RETRIES as usize + 1);
+
 fn retry_policy(c: &mut Checker, at: &str, obj: &Map<String, Value>) -> RetryPolicy {
     let field = |k: &str| config::field(at, k);
     let mut policy = RetryPolicy::default();
     if let Some(v) = obj.get("max_retries") {
         match v.as_u64() {
-            Some(n) if n <= 100 => policy.max_retries = n as u32,
-            _ => c.expected(field("max_retries"), "an integer from 0 to 100", v),
+            Some(n) if n <= MAX_RETRIES.into() => policy.max_retries = n as u32,
+            _ => c.expected(
+                field("max_retries"),
+                &format!("an integer from 0 to {MAX_RETRIES}"),
+                v,
+            ),
         }
     }
     if let Some(v) = obj.get("backoff") {

@@ -39,7 +39,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let execution = runtime.block_on(host.execute(request));
     // Everything the plugins were sent is delivered and flushed before we exit.
-    host.shutdown();
+    host.shutdown_before_exit();
     let result = execution.result;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);

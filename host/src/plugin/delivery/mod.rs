@@ -63,7 +63,12 @@ pub enum Message {
     /// and every slot of a worker's queue is as large as its largest message).
     SetThreshold(Box<SetThreshold>),
     Thresholds(SyncSender<Result<Vec<Threshold>, String>>),
-    Shutdown,
+    /// Deliver what is queued, flush, and end. With `process_exiting` (a one-shot host
+    /// about to exit), the instance is left for the exit to reclaim instead of dropped.
+    Shutdown {
+        /// The process ends right after.
+        process_exiting: bool,
+    },
 }
 
 pub struct SetThreshold {

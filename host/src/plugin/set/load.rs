@@ -98,7 +98,7 @@ impl PluginHost {
         } = self.prepare(&manifest, native.as_ref(), &stats)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let manifest = Arc::new(manifest);
-        let (tx, rx) = sync_channel(manifest.limits.queue);
+        let (tx, rx) = sync_channel(self.queue_len(&manifest));
         let worker = Worker {
             name: name.clone(),
             manifest: manifest.clone(),

@@ -167,7 +167,7 @@ impl PluginHost {
             seen.retain(|folder, _| folders.contains(folder));
         }
         let removed = self.swap(add, &remove);
-        stop_all(&removed, None);
+        stop_all(&removed, None, false);
         for (what, names) in [
             ("added", &report.added),
             ("reloaded", &report.changed),
