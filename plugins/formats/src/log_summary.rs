@@ -455,7 +455,10 @@ pub struct SummaryView {
 /// a sketch that does not check), of another version, or whose sketches have another
 /// config. Whether it describes the file at hand is for the caller to check against
 /// [`Header::file`].
-pub fn read_summary(bytes: &[u8], dimension: Option<Dimension>) -> Result<SummaryView, SummaryError> {
+pub fn read_summary(
+    bytes: &[u8],
+    dimension: Option<Dimension>,
+) -> Result<SummaryView, SummaryError> {
     let text = bytes
         .strip_suffix(b"\n")
         .ok_or_else(|| bad("truncated (no final newline)"))?;
@@ -474,8 +477,8 @@ pub fn read_summary(bytes: &[u8], dimension: Option<Dimension>) -> Result<Summar
         }
         json.push(body);
     }
-    let version: VersionOnly = serde_json::from_slice(json[0])
-        .map_err(|e| bad(format!("header: {e}")))?;
+    let version: VersionOnly =
+        serde_json::from_slice(json[0]).map_err(|e| bad(format!("header: {e}")))?;
     if version.summary_version != SUMMARY_VERSION {
         return Err(bad(format!(
             "summary version {} (this reader knows {SUMMARY_VERSION})",
@@ -490,7 +493,9 @@ pub fn read_summary(bytes: &[u8], dimension: Option<Dimension>) -> Result<Summar
     let overall: OverallLine =
         serde_json::from_slice(json[1]).map_err(|e| bad(format!("overall: {e}")))?;
     if overall.section != "overall" || !overall.figures.default_configs() {
-        return Err(bad("overall: not the overall figures of the default sketch config"));
+        return Err(bad(
+            "overall: not the overall figures of the default sketch config",
+        ));
     }
     let groups = match dimension {
         None => None,
@@ -561,7 +566,10 @@ impl SummaryBuilder {
             }
         }
         if self.partial.len() + bytes.len() > MAX_LINE_BYTES {
-            self.refuse(format!("line {}: longer than {MAX_LINE_BYTES} bytes", self.line + 1));
+            self.refuse(format!(
+                "line {}: longer than {MAX_LINE_BYTES} bytes",
+                self.line + 1
+            ));
             self.partial = Vec::new();
         } else {
             self.partial.extend_from_slice(bytes);
@@ -622,7 +630,10 @@ impl SummaryBuilder {
             return Err(SummaryError(why));
         }
         if !self.partial.is_empty() {
-            return Err(bad(format!("line {}: incomplete (no newline)", self.line + 1)));
+            return Err(bad(format!(
+                "line {}: incomplete (no newline)",
+                self.line + 1
+            )));
         }
         Ok(Summary {
             header: Header {
@@ -671,8 +682,14 @@ mod tests {
     fn counts_executions_by_every_dimension_whatever_the_pieces() {
         let s = built(&[LINES.as_bytes()]).unwrap();
         assert_eq!(s.header.executions, 2);
-        assert_eq!(s.header.first.as_deref(), Some("2024-01-15T10:30:45.123456Z"));
-        assert_eq!(s.header.last.as_deref(), Some("2024-01-15T11:00:00.000001Z"));
+        assert_eq!(
+            s.header.first.as_deref(),
+            Some("2024-01-15T10:30:45.123456Z")
+        );
+        assert_eq!(
+            s.header.last.as_deref(),
+            Some("2024-01-15T11:00:00.000001Z")
+        );
         assert_eq!(s.overall.count, 2);
         assert_eq!(s.overall.successes, 1);
         assert_eq!(s.overall.retries, 1);
@@ -715,11 +732,17 @@ mod tests {
             }
         }
         for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
-            assert!(read_summary(&bytes[..cut], None).is_err(), "truncated at {cut}");
+            assert!(
+                read_summary(&bytes[..cut], None).is_err(),
+                "truncated at {cut}"
+            );
         }
         let mut lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
         lines.pop();
-        assert!(read_summary(&lines.concat(), None).is_err(), "a whole line missing");
+        assert!(
+            read_summary(&lines.concat(), None).is_err(),
+            "a whole line missing"
+        );
     }
 
     #[test]
