@@ -22,6 +22,7 @@ pub mod gen;
 pub mod query;
 pub mod reader;
 pub mod stats;
+pub mod summaries;
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -35,6 +36,7 @@ use query::{Filter, Matcher, Record};
 use reader::{LogFile, Reporter};
 pub use reader::{ReadNotice, ReadNotices};
 use stats::{GroupBy, Report, StatsAcc};
+use summaries::{Answer, SummaryPlan};
 
 /// The default log directory, relative to the current directory.
 pub const DEFAULT_LOG_DIR: &str = ".claude/logs/executions";
@@ -77,6 +79,8 @@ pub struct LogQuery {
     pub stats: bool,
     /// Statistics per group (implies `stats`).
     pub group_by: Option<GroupBy>,
+    /// Read every file, even those whose summary could answer (exact percentiles).
+    pub no_summaries: bool,
 }
 
 impl LogQuery {
@@ -113,7 +117,15 @@ impl LogQuery {
     /// The log's files that can hold an answer (by the times in their names), and the
     /// matcher of the filters; a missing log directory is an error saying how to fix it.
     fn select(&self, reporter: &Reporter) -> Result<(Vec<LogFile>, Matcher), LogsError> {
-        let now = Utc::now();
+        self.select_at(reporter, Utc::now())
+    }
+
+    /// [`select`](Self::select) with `now` anchoring `--since`.
+    fn select_at(
+        &self,
+        reporter: &Reporter,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<LogFile>, Matcher), LogsError> {
         let (start, end) = self.bounds(now);
         let files = reader::discover(&self.log_dir, reporter)
             .map_err(|source| LogsError::Directory {
@@ -128,6 +140,15 @@ impl LogQuery {
 
     fn wants_stats(&self) -> bool {
         self.stats || self.group_by.is_some()
+    }
+
+    /// How the files' summaries can answer these statistics (`now` anchoring `--since`):
+    /// `None` when they cannot, or were not to be used.
+    fn summary_plan(&self, now: DateTime<Utc>) -> Option<SummaryPlan> {
+        if self.no_summaries || self.limit.is_some() {
+            return None;
+        }
+        SummaryPlan::of(&self.filter(now), self.group_by)
     }
 }
 
@@ -188,10 +209,12 @@ pub fn execute(
     notices: ReadNotices<'_>,
 ) -> Result<Answered, LogsError> {
     let reporter = Reporter::new(notices);
-    let (files, matcher) = args.select(&reporter)?;
+    let now = Utc::now();
+    let (files, matcher) = args.select_at(&reporter, now)?;
     if args.wants_stats() {
+        let plan = args.summary_plan(now);
         let report = match args.limit {
-            None => stats_parallel(&files, &matcher, &reporter, args.group_by),
+            None => stats_parallel(&files, &matcher, plan.as_ref(), &reporter, args.group_by),
             Some(limit) => {
                 let mut acc = StatsAcc::default();
                 newest_first(&files, &matcher, &reporter, Some(limit), |r, _| {
@@ -314,10 +337,11 @@ fn scan_file(
 }
 
 /// Statistics over all files, one file per thread on every core, largest files first so
-/// that the threads finish together.
+/// that the threads finish together; a file whose summary answers (`plan`) is not read.
 fn stats_parallel(
     files: &[LogFile],
     matcher: &Matcher,
+    plan: Option<&SummaryPlan>,
     reporter: &Reporter,
     group_by: Option<GroupBy>,
 ) -> Report {
@@ -345,6 +369,13 @@ fn stats_parallel(
                 s.spawn(|| {
                     let mut acc = StatsAcc::default();
                     while let Some((_, file)) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let answered = match plan.filter(|_| file.summary.is_some()) {
+                            Some(plan) => from_summary(plan, file, &mut acc, reporter),
+                            None => false,
+                        };
+                        if answered {
+                            continue;
+                        }
                         scan_file(file, matcher, reporter, |r, _| {
                             acc.add(r, group_by);
                             true
@@ -359,6 +390,31 @@ fn stats_parallel(
         }
     });
     total.finish(group_by)
+}
+
+/// Counts `file` from its summary when `plan` can; whether it did (or found the file
+/// outside the query's range). A summary that could not be used is a note (the answer is
+/// complete: the file is read instead) and a debug line.
+fn from_summary(
+    plan: &SummaryPlan,
+    file: &LogFile,
+    acc: &mut StatsAcc,
+    reporter: &Reporter,
+) -> bool {
+    match plan.answer(file, acc) {
+        Ok(Answer::Counted | Answer::Outside) => true,
+        Ok(Answer::Partial) => false,
+        Err(why) => {
+            let summary = file.summary.as_deref().unwrap_or(file.path.as_path());
+            tracing::debug!(summary = %summary.display(), "summary ignored: {why}");
+            reporter.note(format_args!(
+                "{}: summary ignored ({why}); {} read instead",
+                summary.display(),
+                file.path.display()
+            ));
+            false
+        }
+    }
 }
 
 /// Matching executions newest first, at most `limit`. Files are read newest first; within

@@ -36,7 +36,7 @@ use tokio::sync::broadcast;
 use self::feed::{alert_item, event_item};
 use self::report::{epoch_ms, period_start, Intervals};
 use crate::executor::EventSink;
-use crate::logs::query::{Matcher, Record};
+use crate::logs::query::{record_of, Matcher};
 use crate::model::{Alert, AlertStatus, ExecutionEvent, ExecutionResult, LifecycleKind};
 
 pub use self::feed::{feed_copy, FeedItem, Snapshot, FEED_OUTPUT_BYTES};
@@ -236,7 +236,7 @@ impl Monitor {
             .recent
             .iter()
             .rev()
-            .filter(|r| everything || matcher.matches(&Record::of(r)))
+            .filter(|r| everything || matcher.matches(&record_of(r)))
             .take(limit)
             .cloned()
             .collect()
@@ -340,7 +340,7 @@ impl Monitor {
             if !intervals.covers(r.finished_at) {
                 break;
             }
-            if matcher.is_some_and(|m| !m.matches(&Record::of(r))) {
+            if matcher.is_some_and(|m| !m.matches(&record_of(r))) {
                 continue;
             }
             intervals.add(r);

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use metaclaude_sketch::{DdSketch, Window, Windowed};
 use serde::Serialize;
 
-use crate::logs::query::{Matcher, Record};
+use crate::logs::query::{record_of, Matcher};
 use crate::logs::stats::{nearest_rank, Acc, GroupBy, Stats, StatsAcc};
 use crate::model::{timestamp, ExecutionResult};
 
@@ -63,7 +63,7 @@ impl WindowStats {
         let mut scripts = StatsAcc::default();
         let mut specialists = StatsAcc::default();
         for r in held {
-            let record = Record::of(r);
+            let record = record_of(r);
             if matcher.is_some_and(|m| !m.matches(&record)) {
                 continue;
             }
