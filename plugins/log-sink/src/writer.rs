@@ -681,10 +681,15 @@ impl LogWriter {
         }
         for (name, rot) in rotations.iter_mut() {
             if rot.plain.is_none() && rot.gz.is_none() {
-                // Its file is gone (removed by another writer's retention, or a stale
-                // .gz removed after the summary was written).
+                // Its file may be gone (another writer's retention or stale .gz removal
+                // stopped half way). A listing can miss files that exist (inside the
+                // sandbox `readdir` pages by index, so entries that others add or remove
+                // meanwhile shift it): only the file's own name, looked up, says so.
                 if let Some(summary) = rot.summary.take() {
-                    remove(&summary)?;
+                    let gz = self.dir.join(log_files::compressed_name(name));
+                    if !self.dir.join(name).exists() && !gz.exists() {
+                        remove(&summary)?;
+                    }
                 }
             }
             for (path, meta) in std::mem::take(&mut rot.partials) {
