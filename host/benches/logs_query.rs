@@ -375,7 +375,7 @@ fn history(runs: u64, jq_runs: u64) {
         "executions: {}; from summaries: peak memory {sum_rss:.1} MiB, percentiles within {}",
         summarised["overall"]["count"], summarised["percentile_relative_error"]
     );
-    match same_as_full.and_then(|()| same_as_jq) {
+    match same_as_full.and(same_as_jq) {
         Ok(()) => println!(
             "results from summaries within 1 % of the full scan (percentiles), equal otherwise; the full scan equals jq"
         ),

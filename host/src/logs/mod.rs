@@ -516,13 +516,20 @@ fn write_stats_table(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     let d = &o.duration_seconds;
     writeln!(
         out,
-        "Duration (s):      avg {}  p50 {}  p90 {}  p95 {}  p99 {}  max {}  (nearest-rank)",
+        "Duration (s):      avg {}  p50 {}  p90 {}  p95 {}  p99 {}  max {}  ({})",
         f(d.avg),
         f(d.p50),
         f(d.p90),
         f(d.p95),
         f(d.p99),
-        f(d.max)
+        f(d.max),
+        match report.percentile_relative_error {
+            Some(e) => format!(
+                "percentiles within {}% of nearest-rank: files counted from their summaries; --no-summaries for exact",
+                e * 100.0
+            ),
+            None => "nearest-rank".to_string(),
+        }
     )?;
     writeln!(
         out,
