@@ -122,8 +122,10 @@ impl Acc {
         if f.count == 0 {
             return;
         }
-        self.count += f.count;
-        self.successes += f.successes;
+        // Saturating: a summary is read from a directory plugins write (each is checked to
+        // hang together, not to be small).
+        self.count = self.count.saturating_add(f.count);
+        self.successes = self.successes.saturating_add(f.successes);
         self.summarised
             .get_or_insert_with(DdSketch::new)
             .merge(&f.duration_seconds)
@@ -132,10 +134,11 @@ impl Acc {
         self.peak_memory_max = self
             .peak_memory_max
             .max(f.peak_memory_mb.max().unwrap_or(0.0));
-        self.cpu_micros += f.cpu_micros;
+        self.cpu_micros = self.cpu_micros.saturating_add(f.cpu_micros);
         self.retries = self.retries.saturating_add(f.retries);
         for (k, v) in &f.failures_by_category {
-            *self.by_category.entry(k.clone()).or_default() += v;
+            let n = self.by_category.entry(k.clone()).or_default();
+            *n = n.saturating_add(*v);
         }
     }
 

@@ -264,12 +264,13 @@ impl Figures {
 
     /// Takes in another set's figures: the figures of both sets of records.
     pub fn merge(&mut self, other: &Figures) {
-        self.count += other.count;
-        self.successes += other.successes;
+        self.count = self.count.saturating_add(other.count);
+        self.successes = self.successes.saturating_add(other.successes);
         self.retries = self.retries.saturating_add(other.retries);
-        self.cpu_micros += other.cpu_micros;
+        self.cpu_micros = self.cpu_micros.saturating_add(other.cpu_micros);
         for (k, v) in &other.failures_by_category {
-            *self.failures_by_category.entry(k.clone()).or_default() += v;
+            let n = self.failures_by_category.entry(k.clone()).or_default();
+            *n = n.saturating_add(*v);
         }
         // Sketches a summary holds were checked to have the default config when read.
         let _ = self.duration_seconds.merge(&other.duration_seconds);
@@ -277,16 +278,28 @@ impl Figures {
         let _ = self.cpu_time_seconds.merge(&other.cpu_time_seconds);
     }
 
-    /// Whether every sketch has the default config (what [`merge`](Self::merge) needs).
-    fn default_configs(&self) -> bool {
+    /// Whether the figures hang together as the builder makes them: every sketch of the
+    /// default config (what [`merge`](Self::merge) needs) holding `count` values, no more
+    /// successes than executions, the failures by category adding up to the failures, the
+    /// CPU sum within what `count` values can add to. A summary read from a directory
+    /// plugins write is checked so before any of it is counted.
+    fn consistent(&self) -> bool {
         let default = metaclaude_sketch::Config::default();
-        [
+        let sketches = [
             &self.duration_seconds,
             &self.peak_memory_mb,
             &self.cpu_time_seconds,
-        ]
-        .iter()
-        .all(|s| *s.config() == default)
+        ];
+        let failures = self
+            .failures_by_category
+            .values()
+            .try_fold(0u64, |sum, n| sum.checked_add(*n));
+        sketches
+            .iter()
+            .all(|s| *s.config() == default && s.count() == self.count)
+            && self.successes <= self.count
+            && failures == Some(self.count - self.successes)
+            && self.cpu_micros.unsigned_abs() <= u128::from(self.count) * i64::MAX as u128
     }
 }
 
@@ -492,10 +505,8 @@ pub fn read_summary(
         serde_json::from_slice(json[0]).map_err(|e| bad(format!("header: {e}")))?;
     let overall: OverallLine =
         serde_json::from_slice(json[1]).map_err(|e| bad(format!("overall: {e}")))?;
-    if overall.section != "overall" || !overall.figures.default_configs() {
-        return Err(bad(
-            "overall: not the overall figures of the default sketch config",
-        ));
+    if overall.section != "overall" || !overall.figures.consistent() {
+        return Err(bad("overall: figures that do not hang together"));
     }
     let groups = match dimension {
         None => None,
@@ -503,8 +514,11 @@ pub fn read_summary(
             let i = Dimension::ALL.iter().position(|x| *x == d).expect("listed");
             let line: GroupsLine = serde_json::from_slice(json[2 + i])
                 .map_err(|e| bad(format!("{}: {e}", d.name())))?;
-            if line.section != d.name() || !line.groups.values().all(Figures::default_configs) {
-                return Err(bad(format!("{}: not that dimension's figures", d.name())));
+            if line.section != d.name() || !line.groups.values().all(Figures::consistent) {
+                return Err(bad(format!(
+                    "{}: not that dimension's figures, or figures that do not hang together",
+                    d.name()
+                )));
             }
             Some(line.groups)
         }
@@ -743,6 +757,34 @@ mod tests {
             read_summary(&lines.concat(), None).is_err(),
             "a whole line missing"
         );
+    }
+
+    #[test]
+    fn figures_that_do_not_hang_together_are_refused() {
+        let edits: [fn(&mut Figures); 5] = [
+            |f| f.successes = f.count + 1,
+            |f| f.count += 1,
+            |f| *f.failures_by_category.values_mut().next().unwrap() += 1,
+            |f| f.cpu_micros = i128::MAX,
+            |f| {
+                f.duration_seconds.add(1.0);
+            },
+        ];
+        for (i, edit) in edits.iter().enumerate() {
+            let mut s = built(&[LINES.as_bytes()]).unwrap();
+            edit(&mut s.overall);
+            assert!(read_summary(&s.to_bytes(), None).is_err(), "edit {i}");
+            let mut s = built(&[LINES.as_bytes()]).unwrap();
+            edit(s.groups[0].values_mut().next_back().unwrap());
+            assert!(
+                read_summary(&s.to_bytes(), Some(Dimension::Script)).is_err(),
+                "edit {i}"
+            );
+            assert!(
+                read_summary(&s.to_bytes(), Some(Dimension::User)).is_ok(),
+                "edit {i}"
+            );
+        }
     }
 
     #[test]
