@@ -321,7 +321,7 @@ fn assert_one_summary_per_compressed_file(logs: &Path, log: &LogContents) {
     assert!(!log.summaries.is_empty(), "no summary written");
     for (rotation, summary) in &log.summaries {
         let written = std::fs::read(summary).unwrap();
-        let header = read_summary(&written, None)
+        let header = read_summary(&written, &[])
             .unwrap_or_else(|e| panic!("{}: {e}", summary.display()))
             .header;
         assert_eq!(

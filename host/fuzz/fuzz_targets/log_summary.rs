@@ -34,9 +34,8 @@ fn log_dir() -> &'static Path {
 }
 
 fuzz_target!(|data: &[u8]| {
-    for d in [None].into_iter().chain(Dimension::ALL.map(Some)) {
-        let _ = read_summary(data, d);
-    }
+    let _ = read_summary(data, &[]);
+    let _ = read_summary(data, &Dimension::ALL);
     let dir = log_dir();
     std::fs::write(dir.join(format!("{ROTATED}.summary")), data).unwrap();
     let base = LogQuery {

@@ -18,6 +18,7 @@ pub fn record_of(r: &crate::model::ExecutionResult) -> Record<'_> {
     let level = Level::of_execution(r.success, u64::from(r.retries));
     Record {
         timestamp: Some(Cow::Owned(crate::model::timestamp::format(&r.finished_at))),
+        started_at: Some(Cow::Owned(crate::model::timestamp::format(&r.started_at))),
         level: Some(Cow::Borrowed(level.as_str())),
         event: Some(Cow::Borrowed(log_record::FINISHED_EVENT)),
         category: r.category().map(|c| Cow::Borrowed(c.as_str())),
@@ -239,14 +240,13 @@ mod tests {
 
     /// The record's fields [`Record`] does not read (the parser skips them unbuilt), as a
     /// set (sorted).
-    const SKIPPED: [&str; 11] = [
+    const SKIPPED: [&str; 10] = [
         "attempts",
         "error_details",
         "finished_at",
         "inputs",
         "log_version",
         "signal",
-        "started_at",
         "stderr",
         "stderr_truncated",
         "stdout",
@@ -393,8 +393,10 @@ mod tests {
         let mut line = String::new();
         super::super::gen::write_finished_line(&mut line, &full).unwrap();
         let read: Record = serde_json::from_str(&line).unwrap();
+        let started = crate::model::timestamp::format(&full.started_at);
         let expected = Record {
             timestamp: Some("2026-11-24T07:32:12.257616Z".into()),
+            started_at: Some(started.as_str().into()),
             level: Some("ERROR".into()),
             event: Some("finished".into()),
             category: Some("TIMEOUT".into()),

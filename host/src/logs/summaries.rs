@@ -111,7 +111,7 @@ impl SummaryPlan {
     /// Counts `file`'s executions into `acc` from its summary when it can. `Err` says why
     /// the summary was ignored (the caller reads the file).
     pub fn answer(&self, file: &LogFile, acc: &mut StatsAcc) -> Result<Answer, String> {
-        let view = load(file, self.dimension())?;
+        let view = load(file, self.dimension().as_slice())?;
         let (Some(first), Some(last)) = (&view.header.first, &view.header.last) else {
             return Ok(Answer::Outside); // no execution in it
         };
@@ -123,7 +123,7 @@ impl SummaryPlan {
         if before_start(first) || at_or_after_end(last) {
             return Ok(Answer::Partial);
         }
-        let groups = view.groups.iter().flatten();
+        let groups = view.groups.values().flatten();
         match &self.pick {
             Pick::All => acc.add_summary(
                 [&view.overall],
@@ -147,15 +147,15 @@ impl SummaryPlan {
     }
 }
 
-/// `file`'s summary with `dimension`'s groups, checked whole and against the file (its
+/// `file`'s summary with `dimensions`' groups, checked whole and against the file (its
 /// name, size and [`FileCheck`]); opened through `safe_fs`, never through a link.
-pub fn load(file: &LogFile, dimension: Option<Dimension>) -> Result<SummaryView, String> {
+pub fn load(file: &LogFile, dimensions: &[Dimension]) -> Result<SummaryView, String> {
     let path = file.summary.as_ref().ok_or("no summary")?;
     let mut bytes = Vec::new();
     crate::safe_fs::open_read(path)
         .and_then(|f| f.take(MAX_SUMMARY_BYTES).read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read it ({e})"))?;
-    let view = read_summary(&bytes, dimension).map_err(|e| e.to_string())?;
+    let view = read_summary(&bytes, dimensions).map_err(|e| e.to_string())?;
     let described = &view.header.file;
     let name = file.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if described.name != name {

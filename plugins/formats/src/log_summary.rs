@@ -80,6 +80,9 @@ pub struct Record<'a> {
     /// (`2024-01-15T10:30:45.123456Z`).
     #[serde(borrow, default)]
     pub timestamp: Option<Cow<'a, str>>,
+    /// When an execution's first attempt started, as written.
+    #[serde(borrow, default)]
+    pub started_at: Option<Cow<'a, str>>,
     /// `DEBUG`, `INFO`, `WARN` or `ERROR` (`log_record::Level`).
     #[serde(borrow, default)]
     pub level: Option<Cow<'a, str>>,
@@ -371,6 +374,9 @@ pub struct Header {
     pub first: Option<String>,
     /// The latest, canonical.
     pub last: Option<String>,
+    /// The earliest `started_at` of an execution in it, canonical (`None` when none has
+    /// one): where a replay of the log starts its clock.
+    pub first_started: Option<String>,
     /// Execution records in it.
     pub executions: u64,
 }
@@ -453,25 +459,22 @@ fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("a summary line serialises")
 }
 
-/// What a reader takes from a summary: the header, the overall figures and at most one
-/// dimension's groups (the other lines are checked, not parsed).
+/// What a reader takes from a summary: the header, the overall figures and the groups of
+/// the dimensions it asked for (the other lines are checked, not parsed).
 #[derive(Debug, Clone)]
 pub struct SummaryView {
     pub header: Header,
     pub overall: Figures,
-    /// The groups of the dimension asked for, if one was.
-    pub groups: Option<BTreeMap<String, Figures>>,
+    /// The groups of each dimension asked for.
+    pub groups: BTreeMap<Dimension, BTreeMap<String, Figures>>,
 }
 
-/// Reads a summary file's bytes, taking the overall figures and `dimension`'s groups;
+/// Reads a summary file's bytes, taking the overall figures and `dimensions`' groups;
 /// refuses one that is damaged (a line's CRC, a truncation, JSON that does not parse or
 /// a sketch that does not check), of another version, or whose sketches have another
 /// config. Whether it describes the file at hand is for the caller to check against
 /// [`Header::file`].
-pub fn read_summary(
-    bytes: &[u8],
-    dimension: Option<Dimension>,
-) -> Result<SummaryView, SummaryError> {
+pub fn read_summary(bytes: &[u8], dimensions: &[Dimension]) -> Result<SummaryView, SummaryError> {
     let text = bytes
         .strip_suffix(b"\n")
         .ok_or_else(|| bad("truncated (no final newline)"))?;
@@ -508,21 +511,19 @@ pub fn read_summary(
     if overall.section != "overall" || !overall.figures.consistent() {
         return Err(bad("overall: figures that do not hang together"));
     }
-    let groups = match dimension {
-        None => None,
-        Some(d) => {
-            let i = Dimension::ALL.iter().position(|x| *x == d).expect("listed");
-            let line: GroupsLine = serde_json::from_slice(json[2 + i])
-                .map_err(|e| bad(format!("{}: {e}", d.name())))?;
-            if line.section != d.name() || !line.groups.values().all(Figures::consistent) {
-                return Err(bad(format!(
-                    "{}: not that dimension's figures, or figures that do not hang together",
-                    d.name()
-                )));
-            }
-            Some(line.groups)
+    let mut groups = BTreeMap::new();
+    for &d in dimensions {
+        let i = Dimension::ALL.iter().position(|x| *x == d).expect("listed");
+        let line: GroupsLine =
+            serde_json::from_slice(json[2 + i]).map_err(|e| bad(format!("{}: {e}", d.name())))?;
+        if line.section != d.name() || !line.groups.values().all(Figures::consistent) {
+            return Err(bad(format!(
+                "{}: not that dimension's figures, or figures that do not hang together",
+                d.name()
+            )));
         }
-    };
+        groups.insert(d, line.groups);
+    }
     Ok(SummaryView {
         header,
         overall: overall.figures,
@@ -549,6 +550,7 @@ pub struct SummaryBuilder {
     groups: [BTreeMap<String, Figures>; 5],
     first: Option<String>,
     last: Option<String>,
+    first_started: Option<String>,
     /// The bytes after the last newline fed so far.
     partial: Vec<u8>,
     line: u64,
@@ -621,6 +623,15 @@ impl SummaryBuilder {
         if self.last.as_deref().is_none_or(|l| ts > l) {
             self.last = Some(ts.to_string());
         }
+        let started = r
+            .started_at
+            .as_deref()
+            .filter(|t| is_canonical_timestamp(t));
+        if let Some(started) = started {
+            if self.first_started.as_deref().is_none_or(|f| started < f) {
+                self.first_started = Some(started.to_string());
+            }
+        }
         let mut held = self.overall.add(&r);
         for (d, groups) in Dimension::ALL.iter().zip(self.groups.iter_mut()) {
             let key = d.key(&r);
@@ -655,6 +666,7 @@ impl SummaryBuilder {
                 file,
                 first: self.first,
                 last: self.last,
+                first_started: self.first_started,
                 executions: self.overall.count,
             },
             overall: self.overall,
@@ -729,32 +741,32 @@ mod tests {
         let bytes = s.to_bytes();
         assert_eq!(bytes, s.to_bytes(), "deterministic");
         for (i, d) in Dimension::ALL.iter().enumerate() {
-            let v = read_summary(&bytes, Some(*d)).unwrap();
+            let v = read_summary(&bytes, &[*d]).unwrap();
             assert_eq!(v.header, s.header);
             assert_eq!(to_json(&v.overall), to_json(&s.overall));
-            assert_eq!(to_json(&v.groups), to_json(&Some(&s.groups[i])));
+            assert_eq!(to_json(&v.groups[d]), to_json(&s.groups[i]));
         }
-        // Every single bit flipped is refused (or, in a JSON key's case... never believed).
+        // Every bit flipped is refused.
         for byte in (0..bytes.len()).step_by(7) {
             for bit in [0, 3, 6] {
                 let mut damaged = bytes.clone();
                 damaged[byte] ^= 1 << bit;
                 assert!(
-                    read_summary(&damaged, Some(Dimension::Hour)).is_err(),
+                    read_summary(&damaged, &[Dimension::Hour]).is_err(),
                     "bit {bit} of byte {byte} flipped"
                 );
             }
         }
         for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
             assert!(
-                read_summary(&bytes[..cut], None).is_err(),
+                read_summary(&bytes[..cut], &[]).is_err(),
                 "truncated at {cut}"
             );
         }
         let mut lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
         lines.pop();
         assert!(
-            read_summary(&lines.concat(), None).is_err(),
+            read_summary(&lines.concat(), &[]).is_err(),
             "a whole line missing"
         );
     }
@@ -773,15 +785,15 @@ mod tests {
         for (i, edit) in edits.iter().enumerate() {
             let mut s = built(&[LINES.as_bytes()]).unwrap();
             edit(&mut s.overall);
-            assert!(read_summary(&s.to_bytes(), None).is_err(), "edit {i}");
+            assert!(read_summary(&s.to_bytes(), &[]).is_err(), "edit {i}");
             let mut s = built(&[LINES.as_bytes()]).unwrap();
             edit(s.groups[0].values_mut().next_back().unwrap());
             assert!(
-                read_summary(&s.to_bytes(), Some(Dimension::Script)).is_err(),
+                read_summary(&s.to_bytes(), &[Dimension::Script]).is_err(),
                 "edit {i}"
             );
             assert!(
-                read_summary(&s.to_bytes(), Some(Dimension::User)).is_ok(),
+                read_summary(&s.to_bytes(), &[Dimension::User]).is_ok(),
                 "edit {i}"
             );
         }
@@ -791,7 +803,7 @@ mod tests {
     fn another_version_is_refused() {
         let mut s = built(&[LINES.as_bytes()]).unwrap();
         s.header.summary_version = SUMMARY_VERSION + 1;
-        let e = read_summary(&s.to_bytes(), None).unwrap_err();
+        let e = read_summary(&s.to_bytes(), &[]).unwrap_err();
         assert!(e.0.contains("version"), "{e}");
     }
 

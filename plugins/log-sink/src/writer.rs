@@ -1586,7 +1586,7 @@ mod tests {
                 Kind::Partial => assert!(!name.contains(".summary"), "left half done: {name}"),
                 Kind::Summary => {
                     let written = fs::read(&summary).unwrap();
-                    let header = read_summary(&written, None).unwrap().header;
+                    let header = read_summary(&written, &[]).unwrap().header;
                     let file = dir.join(&header.file.name);
                     let bytes = if header.file.name.ends_with(".gz") {
                         gunzip(&file).into_bytes()
@@ -1620,7 +1620,7 @@ mod tests {
     fn summary_view(dir: &Path, rotation: &Path) -> SummaryView {
         let name = rotation.file_name().unwrap().to_str().unwrap();
         let bytes = fs::read(dir.join(log_files::summary_name(name))).unwrap();
-        read_summary(&bytes, Some(Dimension::Script)).unwrap()
+        read_summary(&bytes, &[Dimension::Script]).unwrap()
     }
 
     #[test]
@@ -1648,7 +1648,10 @@ mod tests {
         );
         assert_eq!(view.header.executions, 2);
         assert_eq!(view.overall.duration_seconds.max(), Some(3.0));
-        assert_eq!(view.groups.unwrap().keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            view.groups[&Dimension::Script].keys().collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_summaries_match_their_files(dir.path());
         age(&gz, 120);
         w.maintain(now);
