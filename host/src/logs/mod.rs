@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 
 use crate::model::ErrorCategory;
+use metaclaude_formats::log_summary::{Dimension, SummaryView};
 use query::{Filter, Matcher, Record};
 use reader::{LogFile, Reporter};
 pub use reader::{ReadNotice, ReadNotices};
@@ -293,6 +294,65 @@ pub fn for_each_record(
     Ok(n)
 }
 
+/// What a replay of the log is handed: an execution record's line, or a whole rotated
+/// file's summary standing for its executions.
+#[derive(Debug, Clone, Copy)]
+pub enum Replayed<'a> {
+    /// One execution record, its JSON line.
+    Line(&'a [u8]),
+    /// A file's summary, with the groups of the dimensions asked for.
+    Summary(&'a SummaryView),
+}
+
+/// [`for_each_record`], but a rotated file is handed out as its summary instead of being
+/// read when the summary holds the figures of all its executions that the query takes:
+/// the query has no filter but its time range, and every execution in the file finished
+/// inside the range and before `summarised_before` (a replay reads what its report's short
+/// windows cover). A summary that cannot be used is a note, and the file is read. Returns
+/// how many executions were handed out, in lines and in summaries.
+pub fn for_each_record_or_summary(
+    query: &LogQuery,
+    summarised_before: DateTime<Utc>,
+    dimensions: &[Dimension],
+    notices: ReadNotices<'_>,
+    mut each: impl FnMut(Replayed<'_>),
+) -> Result<u64, LogsError> {
+    let reporter = Reporter::new(notices);
+    let now = Utc::now();
+    let (files, matcher) = query.select_at(&reporter, now)?;
+    let filter = query.filter(now);
+    let usable = SummaryPlan::of(&filter, None).is_some();
+    let before = dates::bound_text(&summarised_before);
+    let inside = |t: &String| {
+        filter.start.as_ref().is_none_or(|s| t >= s) && filter.end.as_ref().is_none_or(|e| t < e)
+    };
+    let mut n = 0;
+    for file in &files {
+        if usable && file.summary.is_some() {
+            match summaries::load(file, dimensions) {
+                Ok(view) => match (&view.header.first, &view.header.last) {
+                    (Some(first), Some(last))
+                        if inside(first) && inside(last) && *last < before =>
+                    {
+                        n += view.header.executions;
+                        each(Replayed::Summary(&view));
+                        continue;
+                    }
+                    (None, _) => continue, // no execution in it
+                    _ => {}
+                },
+                Err(why) => ignored_summary(file, &why, &reporter),
+            }
+        }
+        scan_file(file, &matcher, &reporter, |_, line| {
+            n += 1;
+            each(Replayed::Line(line));
+            true
+        });
+    }
+    Ok(n)
+}
+
 /// Scans one file, calling `each` with every matching execution record and its line.
 /// Lines that are not JSON are reported (the first few one by one) and skipped.
 fn scan_file(
@@ -405,16 +465,22 @@ fn from_summary(
         Ok(Answer::Counted | Answer::Outside) => true,
         Ok(Answer::Partial) => false,
         Err(why) => {
-            let summary = file.summary.as_deref().unwrap_or(file.path.as_path());
-            tracing::debug!(summary = %summary.display(), "summary ignored: {why}");
-            reporter.note(format_args!(
-                "{}: summary ignored ({why}); {} read instead",
-                summary.display(),
-                file.path.display()
-            ));
+            ignored_summary(file, &why, reporter);
             false
         }
     }
+}
+
+/// Says that `file`'s summary was not used and why (a note: the file is read instead, so
+/// the answer is complete), and logs it at debug level.
+fn ignored_summary(file: &LogFile, why: &str, reporter: &Reporter) {
+    let summary = file.summary.as_deref().unwrap_or(file.path.as_path());
+    tracing::debug!(summary = %summary.display(), "summary ignored: {why}");
+    reporter.note(format_args!(
+        "{}: summary ignored ({why}); {} read instead",
+        summary.display(),
+        file.path.display()
+    ));
 }
 
 /// Matching executions newest first, at most `limit`. Files are read newest first; within
@@ -607,4 +673,4 @@ fn write_stats_table(out: &mut dyn Write, report: &Report) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

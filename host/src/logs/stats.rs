@@ -231,7 +231,7 @@ pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// Overall and grouped accumulators of one reading thread.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct StatsAcc {
     /// Every record added.
     pub overall: Acc,

@@ -352,7 +352,7 @@ fn stats_json(a: &LogQuery) -> (serde_json::Value, Vec<ReadNotice>) {
 
 /// Equal as JSON but for the duration percentiles, which may be off by the sketch's
 /// relative error (1 %), and floats summed in another order (1e-9 relative).
-fn assert_within_sketch_error(
+pub(crate) fn assert_within_sketch_error(
     summarised: &serde_json::Value,
     full: &serde_json::Value,
     path: &str,
