@@ -9,13 +9,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::executor::EventSink;
-use crate::logs::{self, LogQuery, LogsError, ReadNotices};
+use crate::logs::{self, LogQuery, LogsError, ReadNotices, Replayed};
 use crate::model::{ExecutionEvent, ExecutionResult};
-use crate::monitor::{Limits, Monitor, Report};
+use crate::monitor::{Limits, Monitor, Report, Summarised};
 use crate::plugin::manifest::PluginKind;
 use crate::plugin::runtime::engine::PluginEngine;
 use crate::plugin::{host_metrics, GrantSource, PluginError, PluginHost};
+use metaclaude_formats::log_summary::{Dimension, SummaryView};
 use metaclaude_formats::prometheus::{Format, EOF_LINE};
+use metaclaude_sketch::Window;
+use std::collections::BTreeMap;
 
 /// Why the log could not be replayed.
 #[derive(Debug, thiserror::Error)]
@@ -73,13 +76,18 @@ fn query(log_dir: &Path, since: Option<DateTime<Utc>>) -> LogQuery {
 }
 
 /// The report of [`Monitor::report`] for the last `period_minutes` of the log (0: all of
-/// it): the executions are fed to a monitor as a live host would have been fed. Damaged
-/// lines of the log are reported to `notices` and left out.
+/// it): the executions are fed to a monitor as a live host would have been fed. A rotated
+/// file whose executions all finished inside the period and more than an hour before `now`
+/// (past the report's 1-, 5- and 60-minute windows) is counted from its summary, when
+/// `summaries` and it has one, instead of being read: every count, the since-start
+/// percentiles and the rates are the same; the window's percentiles are then the
+/// sketches', within 1 %. Damaged lines of the log are reported to `notices` and left out.
 pub fn report(
     log_dir: &Path,
     period_minutes: u64,
     top: usize,
     now: DateTime<Utc>,
+    summaries: bool,
     notices: ReadNotices<'_>,
 ) -> Result<Report, LogsError> {
     let since =
@@ -89,13 +97,51 @@ pub fn report(
         recent_output_bytes: usize::MAX,
         feed: 1,
     });
-    logs::for_each_record(&query(log_dir, since), notices, |line| {
-        if let Some(r) = compact_result(line) {
-            monitor.backdate(r.started_at);
-            monitor.emit(&ExecutionEvent::finished(r));
+    let longest_window = Window::ALL
+        .iter()
+        .filter_map(|w| w.length_ms())
+        .max()
+        .unwrap_or(0);
+    // Without summaries, nothing is "before" the start of time.
+    let summarised_before = match summaries {
+        true => now - chrono::Duration::milliseconds(longest_window as i64),
+        false => DateTime::<Utc>::MIN_UTC,
+    };
+    let dimensions = [Dimension::Script, Dimension::Specialist];
+    let query = query(log_dir, since);
+    logs::for_each_record_or_summary(&query, summarised_before, &dimensions, notices, |item| {
+        match item {
+            Replayed::Line(line) => {
+                if let Some(r) = compact_result(line) {
+                    monitor.backdate(r.started_at);
+                    monitor.emit(&ExecutionEvent::finished(r));
+                }
+            }
+            Replayed::Summary(view) => absorb(&monitor, view),
         }
     })?;
     Ok(monitor.report(period_minutes, top, now))
+}
+
+/// Counts a file's summary into the replay's monitor (see [`Monitor::absorb`]).
+fn absorb(monitor: &Monitor, view: &SummaryView) {
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let (Some(first), Some(last)) = (time(&view.header.first), time(&view.header.last)) else {
+        return; // no execution in it
+    };
+    let empty = BTreeMap::new();
+    let groups = |d| view.groups.get(&d).unwrap_or(&empty);
+    monitor.absorb(Summarised {
+        overall: &view.overall,
+        scripts: groups(Dimension::Script),
+        specialists: groups(Dimension::Specialist),
+        finished: (first, last),
+        first_started: time(&view.header.first_started),
+    });
 }
 
 /// What the exporter plugins of `plugins_dir` render after every execution of the log
@@ -148,4 +194,74 @@ pub fn exporters_text(
     }
     host.shutdown();
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::gen::{generate, GenConfig};
+    use crate::logs::tests::assert_within_sketch_error;
+
+    /// `metrics --report --log` counting old files from their summaries answers as reading
+    /// every line: the same counts, rates, top lists and since-start percentiles, the
+    /// window's percentiles within the sketches' 1 %; and it does not read those files (one
+    /// damaged inside, its size and trailer kept, changes nothing and says nothing).
+    #[test]
+    fn a_report_from_summaries_counts_as_one_from_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GenConfig {
+            total_bytes: 3 << 20,
+            rotated_bytes: 300 << 10,
+            live_fraction: 0.1,
+            summaries: true,
+            ..GenConfig::default()
+        };
+        generate(dir.path(), &cfg).unwrap();
+        let now = Utc::now();
+        // Everything, and a period that starts inside the third rotated file.
+        let cut = cfg.start + chrono::Duration::hours(15);
+        let periods = [0, (now - cut).num_minutes() as u64];
+        let report_of = |period, summaries| {
+            let notices = std::sync::Mutex::new(Vec::new());
+            let r = report(dir.path(), period, 5, now, summaries, &|n| {
+                notices.lock().unwrap().push(n)
+            })
+            .unwrap();
+            (
+                serde_json::to_value(r).unwrap(),
+                notices.into_inner().unwrap(),
+            )
+        };
+        let full: Vec<_> = periods.iter().map(|p| report_of(*p, false).0).collect();
+        // Damage the middle of the second rotated file, keeping its size and trailer.
+        let files = logs::reader::discover(dir.path(), &Default::default()).unwrap();
+        let gz = &files[1].path;
+        let mut bytes = std::fs::read(gz).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 64].fill(0xAA);
+        std::fs::write(gz, bytes).unwrap();
+        for (period, full) in periods.iter().zip(&full) {
+            let (ours, notices) = report_of(*period, true);
+            assert!(notices.is_empty(), "period {period}: {notices:?}");
+            let executions = ours["since_start"]["executions"].as_u64().unwrap();
+            assert!(executions > 1000, "period {period}: {executions}");
+            for key in [
+                "since_start",
+                "percentiles",
+                "period_minutes",
+                "generated_at",
+            ] {
+                assert_eq!(ours[key], full[key], "period {period}: {key}");
+            }
+            assert_within_sketch_error(
+                &ours["executions_per_minute"],
+                &full["executions_per_minute"],
+                "executions_per_minute",
+            );
+            assert_within_sketch_error(&ours["window"], &full["window"], "window");
+        }
+        // Reading every line meets the damage.
+        let (_, notices) = report_of(0, false);
+        assert!(!notices.is_empty());
+    }
 }

@@ -3,8 +3,9 @@
 //! `metaclaude batch`, each with its own log-sink instance, a rotation size small enough to
 //! rotate every third line. Every execution any of them reported is in the log exactly
 //! once, every rotated `.gz` is valid, the live file never grew far past the size before
-//! it rotated, and `metaclaude logs --stats` counts them all; in acknowledged mode the same
-//! holds for what was reported when some hosts are killed -9.
+//! it rotated, every compressed file has exactly one summary, of its own bytes, and
+//! `metaclaude logs --stats` counts them all, from the summaries or reading every file; in
+//! acknowledged mode the same holds for what was reported when some hosts are killed -9.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -224,6 +225,8 @@ struct LogContents {
     longest_through_live: usize,
     compressed: usize,
     partial: Vec<PathBuf>,
+    /// The summaries, by the plain rotated name they are of.
+    summaries: HashMap<String, PathBuf>,
 }
 
 /// Reads the live file and every rotated file (the `.gz` of a rotation when both it and
@@ -233,6 +236,7 @@ fn read_log(logs: &Path) -> LogContents {
     let mut rotations: HashMap<String, (Option<PathBuf>, Option<PathBuf>)> = HashMap::new();
     let mut live = None;
     let mut partial = Vec::new();
+    let mut summaries = HashMap::new();
     for entry in std::fs::read_dir(logs).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let parsed = log_files::parse(&name).unwrap_or_else(|| panic!("stray file {name}"));
@@ -242,6 +246,9 @@ fn read_log(logs: &Path) -> LogContents {
             Kind::Rotated { compressed: false } => slot.0 = Some(entry.path()),
             Kind::Rotated { compressed: true } => slot.1 = Some(entry.path()),
             Kind::Partial => partial.push(entry.path()),
+            Kind::Summary => {
+                summaries.insert(parsed.rotation.to_string(), entry.path());
+            }
         }
     }
     rotations.retain(|_, (plain, gz)| plain.is_some() || gz.is_some());
@@ -300,7 +307,104 @@ fn read_log(logs: &Path) -> LogContents {
         longest_through_live,
         compressed: gz.len(),
         partial,
+        summaries,
     }
+}
+
+/// Every compressed file has its summary, and each summary is exactly the one its file's
+/// bytes make (as the sink's shared builder makes it), naming that file: several hosts
+/// compressing and summarising one directory at once left one whole summary per file.
+fn assert_one_summary_per_compressed_file(logs: &Path, log: &LogContents) {
+    use metaclaude_formats::log_summary::{
+        read_summary, FileCheck, SummarisedFile, SummaryBuilder,
+    };
+    assert!(!log.summaries.is_empty(), "no summary written");
+    for (rotation, summary) in &log.summaries {
+        let written = std::fs::read(summary).unwrap();
+        let header = read_summary(&written, &[])
+            .unwrap_or_else(|e| panic!("{}: {e}", summary.display()))
+            .header;
+        assert_eq!(
+            header.file.name,
+            log_files::compressed_name(rotation),
+            "{rotation}"
+        );
+        let path = logs.join(&header.file.name);
+        let mut bytes = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+            .read_to_end(&mut bytes)
+            .unwrap();
+        let mut builder = SummaryBuilder::new();
+        builder.feed(&bytes);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let check = FileCheck::of(&mut std::fs::File::open(&path).unwrap(), size, true).unwrap();
+        let name = header.file.name.clone();
+        let expected = builder
+            .finish(SummarisedFile { name, size, check })
+            .unwrap()
+            .to_bytes();
+        assert!(
+            written == expected,
+            "{}: not the summary of its file",
+            summary.display()
+        );
+    }
+    for entry in std::fs::read_dir(logs).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let parsed = log_files::parse(&name).unwrap();
+        if parsed.kind == (Kind::Rotated { compressed: true }) {
+            assert!(
+                log.summaries.contains_key(parsed.rotation),
+                "{name} has no summary"
+            );
+        }
+    }
+}
+
+/// `logs --stats --group-by script --json` from the summaries and reading every file agree
+/// on every count (percentiles aside, which are the sketches' from summaries).
+fn assert_summaries_count_as_a_full_read(logs: &Path) {
+    let stats = |extra: &[&str]| {
+        let out = succeed(
+            bin()
+                .args([
+                    "logs",
+                    "--stats",
+                    "--group-by",
+                    "script",
+                    "--json",
+                    "--log-dir",
+                ])
+                .arg(logs)
+                .args(extra),
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let counts = |v: &Value| {
+            (
+                v["count"].clone(),
+                v["successes"].clone(),
+                v["retries"].clone(),
+                v["failures_by_category"].clone(),
+                v["duration_seconds"]["max"].clone(),
+            )
+        };
+        let groups: Vec<_> = report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| (g["key"].clone(), counts(g)))
+            .collect();
+        (
+            counts(&report["overall"]),
+            groups,
+            report.get("percentile_relative_error").is_some(),
+        )
+    };
+    let (overall, groups, summarised) = stats(&[]);
+    let (full_overall, full_groups, full_summarised) = stats(&["--no-summaries"]);
+    assert!(summarised && !full_summarised);
+    assert_eq!(overall, full_overall);
+    assert_eq!(groups, full_groups);
 }
 
 fn stats_count(logs: &Path) -> u64 {
@@ -388,7 +492,9 @@ fn concurrent_hosts_on_one_directory_lose_and_duplicate_nothing() {
         log.partial
     );
     assert!(log.compressed > 0, "compression ran while the hosts wrote");
+    assert_one_summary_per_compressed_file(&logs, &log);
     assert_eq!(stats_count(&logs), reported.ids.len() as u64);
+    assert_summaries_count_as_a_full_read(&logs);
 }
 
 /// Without rotation: only appends, from the runs and from a batch whose batches are

@@ -1,6 +1,6 @@
 //! The names of a log directory's files (`metaclaude_formats::log_files::parse`): a name
-//! is the live file, a rotated file with its rotation time, a compression in progress, or
-//! a stray; never a panic. A rotated name's `rotation` is the plain name it is a form of.
+//! is the live file, a rotated file with its rotation time, a compression in progress, a
+//! summary, or a stray; never a panic. A rotated name's `rotation` is the plain name it is a form of.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(name, log_files::LIVE_FILE);
             assert!(parsed.rotated_at.is_none());
         }
-        Kind::Rotated { .. } | Kind::Partial => {
+        Kind::Rotated { .. } | Kind::Partial | Kind::Summary => {
             assert!(parsed.rotated_at.is_some(), "{name:?}: no rotation time");
             assert!(name.starts_with(parsed.rotation), "{name:?} {parsed:?}");
             assert!(parsed.rotation.starts_with(log_files::ROTATED_PREFIX));

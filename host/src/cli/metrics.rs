@@ -112,6 +112,7 @@ fn report(args: &MetricsArgs, source: &Source, period: u64) -> anyhow::Result<Va
                 period,
                 args.top as usize,
                 Utc::now(),
+                true,
                 &super::logs::print_read_notice,
             )?;
             Ok(serde_json::to_value(report)?)

@@ -39,6 +39,9 @@ pub struct GenConfig {
     pub start: DateTime<Utc>,
     /// The time each rotated file covers.
     pub window: Duration,
+    /// Write each rotated file's summary beside it, as the log sink does at compression
+    /// (`metaclaude_formats::log_summary`, built from the same bytes).
+    pub summaries: bool,
 }
 
 impl Default for GenConfig {
@@ -52,6 +55,7 @@ impl Default for GenConfig {
                 .expect("valid")
                 .with_timezone(&Utc),
             window: Duration::hours(6),
+            summaries: false,
         }
     }
 }
@@ -174,7 +178,7 @@ fn write_file(
     }
     let rotated_at = window_start + cfg.window;
     let name = log_files::compressed_name(&log_files::rotated_name(rotated_at, None));
-    let path = dir.join(name);
+    let path = dir.join(&name);
     let mut out = BufWriter::new(File::create(&path)?);
     // Two members, split at a line boundary.
     let half = body[..body.len() / 2]
@@ -187,8 +191,38 @@ fn write_file(
         enc.finish()?;
     }
     out.flush()?;
+    drop(out);
     sum.compressed_bytes = std::fs::metadata(&path)?.len();
+    if cfg.summaries {
+        write_summary(dir, &name, &body)?;
+    }
     Ok(sum)
+}
+
+/// Writes the summary of the rotated `.gz` named `gz_name`, whose lines are `body`, as the
+/// log sink does: the shared builder over the same bytes, the file's gzip trailer.
+fn write_summary(dir: &Path, gz_name: &str, body: &[u8]) -> io::Result<()> {
+    use metaclaude_formats::log_summary::{FileCheck, SummarisedFile, SummaryBuilder};
+    let mut builder = SummaryBuilder::new();
+    builder.feed(body);
+    let path = dir.join(gz_name);
+    let size = std::fs::metadata(&path)?.len();
+    let check = FileCheck::of(&mut File::open(&path)?, size, true)?;
+    let file = SummarisedFile {
+        name: gz_name.to_string(),
+        size,
+        check,
+    };
+    let summary = builder
+        .finish(file)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let rotation = log_files::parse(gz_name)
+        .map(|n| n.rotation.to_string())
+        .unwrap_or_default();
+    std::fs::write(
+        dir.join(log_files::summary_name(&rotation)),
+        summary.to_bytes(),
+    )
 }
 
 /// Makes `line` the line the log sink writes for the finished execution `r` (without its

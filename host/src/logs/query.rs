@@ -5,117 +5,37 @@ use std::borrow::Cow;
 
 use memchr::memmem::Finder;
 use metaclaude_formats::log_record::{self, Level};
-use serde::Deserialize;
 
-/// The fields of a log line (`metaclaude_formats::log_record`, which names them) the query
-/// reads. Everything else (stdout, stderr, attempts, inputs, error details) is skipped by
-/// the parser without being built, and strings are borrowed from the line unless they hold
-/// escapes. A test checks each field's name against the record's, and that every field of
+/// The fields of a log line the query reads, defined with the log's summaries
+/// (`metaclaude_formats::log_summary`) so that a summary counts exactly what a full read
+/// counts. A test checks each field's name against the record's, and that every field of
 /// the record is read here or named as skipped.
-#[derive(Debug, PartialEq, Deserialize)]
-pub struct Record<'a> {
-    /// When: an execution's `finished_at`, a lifecycle event's time, as written
-    /// (`2024-01-15T10:30:45.123456Z`).
-    #[serde(borrow, default)]
-    pub timestamp: Option<Cow<'a, str>>,
-    /// `DEBUG`, `INFO`, `WARN` or `ERROR` ([`Level`]).
-    #[serde(borrow, default)]
-    pub level: Option<Cow<'a, str>>,
-    /// `finished` for an execution; a lifecycle event's kind otherwise.
-    #[serde(borrow, default)]
-    pub event: Option<Cow<'a, str>>,
-    /// A failed execution's error category as written (`TIMEOUT`); `None` for a success.
-    #[serde(borrow, default)]
-    pub category: Option<Cow<'a, str>>,
-    /// The execution's id (a ULID).
-    #[serde(borrow, default)]
-    pub execution_id: Option<Cow<'a, str>>,
-    /// The registry id of the script run.
-    #[serde(borrow, default)]
-    pub script_id: Option<Cow<'a, str>>,
-    /// The script's specialist; `None` when it has none.
-    #[serde(borrow, default)]
-    pub specialist: Option<Cow<'a, str>>,
-    /// Who asked for the execution; `None` when the request did not say.
-    #[serde(borrow, default)]
-    pub user: Option<Cow<'a, str>>,
-    /// The caller's session, as given in the request.
-    #[serde(borrow, default)]
-    pub session_id: Option<Cow<'a, str>>,
-    /// The caller's correlation id, as given in the request.
-    #[serde(borrow, default)]
-    pub correlation_id: Option<Cow<'a, str>>,
-    /// Whether the execution succeeded; `None` on a lifecycle line.
-    #[serde(default)]
-    pub success: Option<bool>,
-    /// The last attempt's exit status; `None` when a signal ended it or nothing ran.
-    #[serde(default)]
-    pub exit_code: Option<i64>,
-    /// Attempts after the first.
-    #[serde(default)]
-    pub retries: Option<u64>,
-    /// The figures the statistics use; `None` on a lifecycle line ([`usage`](Self::usage)
-    /// reads zeros then).
-    #[serde(default)]
-    pub resource_usage: Option<Usage>,
-}
+pub use metaclaude_formats::log_summary::{Record, Usage};
 
-/// The resource figures the statistics use.
-#[derive(Debug, Default, PartialEq, Deserialize)]
-pub struct Usage {
-    /// Spawn to reap, seconds, summed over attempts (backoff excluded); 0 when missing.
-    #[serde(default)]
-    pub wall_time_seconds: f64,
-    /// Peak resident memory of the process tree, MiB; 0 when missing.
-    #[serde(default)]
-    pub peak_memory_mb: f64,
-    /// User plus system CPU time of the process tree, seconds; 0 when missing.
-    #[serde(default)]
-    pub cpu_time_seconds: f64,
-}
-
-impl<'a> Record<'a> {
-    /// The record of an execution held in memory (a server's recent executions), so that
-    /// one [`Matcher`] and one statistics code serve the log and the memory alike.
-    pub fn of(r: &'a crate::model::ExecutionResult) -> Record<'a> {
-        let level = Level::of_execution(r.success, u64::from(r.retries));
-        Record {
-            timestamp: Some(Cow::Owned(crate::model::timestamp::format(&r.finished_at))),
-            level: Some(Cow::Borrowed(level.as_str())),
-            event: Some(Cow::Borrowed(log_record::FINISHED_EVENT)),
-            category: r.category().map(|c| Cow::Borrowed(c.as_str())),
-            execution_id: Some(Cow::Borrowed(&r.execution_id)),
-            script_id: Some(Cow::Borrowed(&r.script_id)),
-            specialist: r.specialist.as_deref().map(Cow::Borrowed),
-            user: r.user.as_deref().map(Cow::Borrowed),
-            session_id: r.session_id.as_deref().map(Cow::Borrowed),
-            correlation_id: r.correlation_id.as_deref().map(Cow::Borrowed),
-            success: Some(r.success),
-            exit_code: r.exit_code.map(i64::from),
-            retries: Some(u64::from(r.retries)),
-            resource_usage: Some(Usage {
-                wall_time_seconds: r.resource_usage.wall_time_seconds,
-                peak_memory_mb: r.resource_usage.peak_memory_mb,
-                cpu_time_seconds: r.resource_usage.cpu_time_seconds,
-            }),
-        }
-    }
-}
-
-impl Record<'_> {
-    /// Execution records are `"event":"finished"`; lifecycle lines (DEBUG) are the others.
-    pub fn is_execution(&self) -> bool {
-        self.event.as_deref() == Some(log_record::FINISHED_EVENT)
-    }
-
-    /// The resource figures, all zero when the line has none.
-    pub fn usage(&self) -> &Usage {
-        static EMPTY: Usage = Usage {
-            wall_time_seconds: 0.0,
-            peak_memory_mb: 0.0,
-            cpu_time_seconds: 0.0,
-        };
-        self.resource_usage.as_ref().unwrap_or(&EMPTY)
+/// The record of an execution held in memory (a server's recent executions), so that one
+/// [`Matcher`] and one statistics code serve the log and the memory alike.
+pub fn record_of(r: &crate::model::ExecutionResult) -> Record<'_> {
+    let level = Level::of_execution(r.success, u64::from(r.retries));
+    Record {
+        timestamp: Some(Cow::Owned(crate::model::timestamp::format(&r.finished_at))),
+        started_at: Some(Cow::Owned(crate::model::timestamp::format(&r.started_at))),
+        level: Some(Cow::Borrowed(level.as_str())),
+        event: Some(Cow::Borrowed(log_record::FINISHED_EVENT)),
+        category: r.category().map(|c| Cow::Borrowed(c.as_str())),
+        execution_id: Some(Cow::Borrowed(&r.execution_id)),
+        script_id: Some(Cow::Borrowed(&r.script_id)),
+        specialist: r.specialist.as_deref().map(Cow::Borrowed),
+        user: r.user.as_deref().map(Cow::Borrowed),
+        session_id: r.session_id.as_deref().map(Cow::Borrowed),
+        correlation_id: r.correlation_id.as_deref().map(Cow::Borrowed),
+        success: Some(r.success),
+        exit_code: r.exit_code.map(i64::from),
+        retries: Some(u64::from(r.retries)),
+        resource_usage: Some(Usage {
+            wall_time_seconds: r.resource_usage.wall_time_seconds,
+            peak_memory_mb: r.resource_usage.peak_memory_mb,
+            cpu_time_seconds: r.resource_usage.cpu_time_seconds,
+        }),
     }
 }
 
@@ -255,6 +175,7 @@ fn normalise_timestamp(ts: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     const LINE: &str = r#"{"log_version":1,"timestamp":"2024-01-15T10:30:45.123456Z","level":"ERROR","event":"finished","category":"TIMEOUT","execution_id":"01H","script_id":"validate_api_schema","specialist":"api-ui-designer","success":false,"exit_code":null,"stdout":"lots \"of\" text","retries":2,"user":"ann","session_id":"s1","correlation_id":"c1","resource_usage":{"wall_time_seconds":1.5,"peak_memory_mb":20.0,"cpu_time_seconds":0.5,"memory_start_mb":1.0}}"#;
 
@@ -319,14 +240,13 @@ mod tests {
 
     /// The record's fields [`Record`] does not read (the parser skips them unbuilt), as a
     /// set (sorted).
-    const SKIPPED: [&str; 11] = [
+    const SKIPPED: [&str; 10] = [
         "attempts",
         "error_details",
         "finished_at",
         "inputs",
         "log_version",
         "signal",
-        "started_at",
         "stderr",
         "stderr_truncated",
         "stdout",
@@ -473,8 +393,10 @@ mod tests {
         let mut line = String::new();
         super::super::gen::write_finished_line(&mut line, &full).unwrap();
         let read: Record = serde_json::from_str(&line).unwrap();
+        let started = crate::model::timestamp::format(&full.started_at);
         let expected = Record {
             timestamp: Some("2026-11-24T07:32:12.257616Z".into()),
+            started_at: Some(started.as_str().into()),
             level: Some("ERROR".into()),
             event: Some("finished".into()),
             category: Some("TIMEOUT".into()),
@@ -494,10 +416,10 @@ mod tests {
             }),
         };
         assert_eq!(read, expected, "{line}");
-        assert_eq!(Record::of(&full), expected, "memory and the log agree");
+        assert_eq!(record_of(&full), expected, "memory and the log agree");
         super::super::gen::write_finished_line(&mut line, &quiet).unwrap();
         let read: Record = serde_json::from_str(&line).unwrap();
-        assert_eq!(read, Record::of(&quiet), "{line}");
+        assert_eq!(read, record_of(&quiet), "{line}");
         assert_eq!(read.level.as_deref(), Some("WARN"));
         assert_eq!(
             (read.category, read.specialist, read.user),

@@ -25,6 +25,9 @@ pub struct LogFile {
     pub after: Option<DateTime<Utc>>,
     /// Lines are older than this (the file's rotation time); `None` for the live file.
     pub before: Option<DateTime<Utc>>,
+    /// The rotated file's summary beside it (`metaclaude_formats::log_summary`), if one
+    /// was written: not yet checked against the file.
+    pub summary: Option<PathBuf>,
 }
 
 impl LogFile {
@@ -45,6 +48,7 @@ pub fn discover(dir: &Path, reporter: &Reporter) -> io::Result<Vec<LogFile>> {
     // Refuses the directory if it is a link; the files are opened by name in it.
     crate::safe_fs::Dir::open(dir)?;
     let mut rotated = Vec::new();
+    let mut summaries = std::collections::HashMap::new();
     let mut live = None;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -66,6 +70,9 @@ pub fn discover(dir: &Path, reporter: &Reporter) -> io::Result<Vec<LogFile>> {
             (Kind::Rotated { compressed }, Some(t)) => {
                 rotated.push((t, parsed.rotation.to_string(), compressed, entry.path()))
             }
+            (Kind::Summary, _) => {
+                summaries.insert(parsed.rotation.to_string(), entry.path());
+            }
             _ => {}
         }
     }
@@ -73,18 +80,15 @@ pub fn discover(dir: &Path, reporter: &Reporter) -> io::Result<Vec<LogFile>> {
     // sink compresses: keep the plain one only if the .gz is missing.
     rotated.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)).then(b.2.cmp(&a.2)));
     rotated.dedup_by(|later, earlier| later.1 == earlier.1);
-    let rotated: Vec<_> = rotated
-        .into_iter()
-        .map(|(t, _, gzip, path)| (t, gzip, path))
-        .collect();
     let mut files = Vec::with_capacity(rotated.len() + 1);
     let mut after = None;
-    for (t, gzip, path) in rotated {
+    for (t, rotation, gzip, path) in rotated {
         files.push(LogFile {
             path,
             gzip,
             after,
             before: Some(t),
+            summary: summaries.remove(&rotation),
         });
         after = Some(t);
     }
@@ -94,6 +98,7 @@ pub fn discover(dir: &Path, reporter: &Reporter) -> io::Result<Vec<LogFile>> {
             gzip: false,
             after,
             before: None,
+            summary: None,
         });
     }
     Ok(files)
@@ -499,6 +504,7 @@ mod tests {
             gzip: false,
             after: None,
             before: None,
+            summary: None,
         };
         let mut read = Vec::new();
         for_each_line(&swapped, &reporter, |_, l| {

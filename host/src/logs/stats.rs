@@ -3,10 +3,15 @@
 //!
 //! Percentiles use the nearest-rank method: the p-th percentile of n sorted durations is the
 //! value at 1-based rank `ceil(p / 100 * n)`, always a duration that really occurred. The
-//! durations are kept (8 bytes per execution) because exact percentiles need them.
+//! durations read are kept (8 bytes per execution) because exact percentiles need them.
+//! Executions counted from a file's summary (`metaclaude_formats::log_summary`) come as
+//! a sketch of their durations: once any did, the percentiles are the sketch's, within
+//! its relative accuracy (1 %) of the exact ones, and the report says so.
 
 use std::collections::{BTreeMap, HashMap};
 
+use metaclaude_formats::log_summary::{day_of_hour, Dimension, Figures, NONE_KEY as NO_KEY};
+use metaclaude_sketch::DdSketch;
 use serde::Serialize;
 
 use super::query::Record;
@@ -29,21 +34,41 @@ pub enum GroupBy {
 }
 
 /// The key of records that lack the grouped field (no user, a success's category).
-pub const NONE_KEY: &str = "(none)";
+pub const NONE_KEY: &str = NO_KEY;
 
 impl GroupBy {
     /// The group `r` falls in: the field's value as written, [`NONE_KEY`] when the record
     /// lacks it.
     pub fn key(self, r: &Record<'_>) -> String {
-        let field = match self {
-            GroupBy::User => r.user.as_deref(),
-            GroupBy::Script => r.script_id.as_deref(),
-            GroupBy::Specialist => r.specialist.as_deref(),
-            GroupBy::Category => r.category.as_deref(),
-            GroupBy::Hour => r.timestamp.as_deref().and_then(|t| t.get(..13)),
-            GroupBy::Day => r.timestamp.as_deref().and_then(|t| t.get(..10)),
-        };
-        field.unwrap_or(NONE_KEY).to_string()
+        match self {
+            GroupBy::Day => r
+                .timestamp
+                .as_deref()
+                .and_then(|t| t.get(..10))
+                .unwrap_or(NONE_KEY)
+                .to_string(),
+            other => other.dimension().key(r).to_string(),
+        }
+    }
+
+    /// The dimension of a log summary that holds this grouping (a day's figures are its
+    /// hours').
+    pub fn dimension(self) -> Dimension {
+        match self {
+            GroupBy::User => Dimension::User,
+            GroupBy::Script => Dimension::Script,
+            GroupBy::Specialist => Dimension::Specialist,
+            GroupBy::Category => Dimension::Category,
+            GroupBy::Hour | GroupBy::Day => Dimension::Hour,
+        }
+    }
+
+    /// The group a summary's group of [`dimension`](Self::dimension) `key` falls in.
+    pub fn key_of_summary_group(self, key: &str) -> &str {
+        match self {
+            GroupBy::Day => day_of_hour(key),
+            _ => key,
+        }
     }
 }
 
@@ -55,6 +80,8 @@ pub struct Acc {
     /// Of them, those whose `success` is true (a record without one counts as a failure).
     pub successes: u64,
     durations: Vec<f64>,
+    /// The durations of the executions counted from summaries, if any were.
+    summarised: Option<DdSketch>,
     peak_memory_sum: f64,
     peak_memory_max: f64,
     /// CPU time in whole microseconds (the figures' resolution): a sum that does not
@@ -89,12 +116,50 @@ impl Acc {
         self.retries = self.retries.saturating_add(r.retries.unwrap_or(0));
     }
 
+    /// Counts in the executions of a summary's figures (whose sketches have the default
+    /// config: `log_summary::read_summary` checks it).
+    pub fn add_figures(&mut self, f: &Figures) {
+        if f.count == 0 {
+            return;
+        }
+        // Saturating: a summary is read from a directory plugins write (each is checked to
+        // hang together, not to be small).
+        self.count = self.count.saturating_add(f.count);
+        self.successes = self.successes.saturating_add(f.successes);
+        self.summarised
+            .get_or_insert_with(DdSketch::new)
+            .merge(&f.duration_seconds)
+            .expect("a summary's sketches have the default config");
+        self.peak_memory_sum += f.peak_memory_mb.sum();
+        self.peak_memory_max = self
+            .peak_memory_max
+            .max(f.peak_memory_mb.max().unwrap_or(0.0));
+        self.cpu_micros = self.cpu_micros.saturating_add(f.cpu_micros);
+        self.retries = self.retries.saturating_add(f.retries);
+        for (k, v) in &f.failures_by_category {
+            let n = self.by_category.entry(k.clone()).or_default();
+            *n = n.saturating_add(*v);
+        }
+    }
+
+    /// Whether some executions were counted from summaries (the percentiles are then a
+    /// sketch's).
+    pub fn from_summaries(&self) -> bool {
+        self.summarised.is_some()
+    }
+
     /// Takes in another thread's figures: the result is what adding both sets of records
     /// to one accumulator would give, in any order.
     pub fn merge(&mut self, other: Acc) {
         self.count += other.count;
         self.successes += other.successes;
         self.durations.extend(other.durations);
+        if let Some(theirs) = other.summarised {
+            match &mut self.summarised {
+                Some(ours) => ours.merge(&theirs).expect("both of the default config"),
+                None => self.summarised = Some(theirs),
+            }
+        }
         self.peak_memory_sum += other.peak_memory_sum;
         self.peak_memory_max = self.peak_memory_max.max(other.peak_memory_max);
         self.cpu_micros += other.cpu_micros;
@@ -106,25 +171,44 @@ impl Acc {
 
     /// The statistics of everything added (sorts the durations for the percentiles).
     pub fn finish(mut self) -> Stats {
-        self.durations.sort_unstable_by(f64::total_cmp);
         let n = self.count;
         let avg = |sum: f64| (n > 0).then(|| sum / n as f64);
-        let d = &self.durations;
-        // Summed in sorted order: the same whatever order they came in.
-        let duration_sum: f64 = d.iter().sum();
+        let duration_seconds = match self.summarised.take() {
+            Some(mut sketch) => {
+                for d in &self.durations {
+                    sketch.add(*d);
+                }
+                let q = |p: f64| sketch.quantile(p);
+                Durations {
+                    avg: avg(sketch.sum()),
+                    p50: q(0.50),
+                    p90: q(0.90),
+                    p95: q(0.95),
+                    p99: q(0.99),
+                    max: sketch.max(),
+                }
+            }
+            None => {
+                self.durations.sort_unstable_by(f64::total_cmp);
+                let d = &self.durations;
+                // Summed in sorted order: the same whatever order they came in.
+                let duration_sum: f64 = d.iter().sum();
+                Durations {
+                    avg: avg(duration_sum),
+                    p50: nearest_rank(d, 50.0),
+                    p90: nearest_rank(d, 90.0),
+                    p95: nearest_rank(d, 95.0),
+                    p99: nearest_rank(d, 99.0),
+                    max: d.last().copied(),
+                }
+            }
+        };
         Stats {
             count: n,
             successes: self.successes,
             failures: n - self.successes,
             success_rate: avg(self.successes as f64 * 100.0),
-            duration_seconds: Durations {
-                avg: avg(duration_sum),
-                p50: nearest_rank(d, 50.0),
-                p90: nearest_rank(d, 90.0),
-                p95: nearest_rank(d, 95.0),
-                p99: nearest_rank(d, 99.0),
-                max: d.last().copied(),
-            },
+            duration_seconds,
             peak_memory_mb: Memory {
                 max: (n > 0).then_some(self.peak_memory_max),
                 avg: avg(self.peak_memory_sum),
@@ -147,7 +231,7 @@ pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// Overall and grouped accumulators of one reading thread.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct StatsAcc {
     /// Every record added.
     pub overall: Acc,
@@ -168,6 +252,32 @@ impl StatsAcc {
         }
     }
 
+    /// Counts in figures of a summary: `overall` (what a query takes of the file) and,
+    /// with `group_by`, `groups` by the summary's keys of its dimension.
+    pub fn add_summary<'f>(
+        &mut self,
+        overall: impl IntoIterator<Item = &'f Figures>,
+        groups: impl IntoIterator<Item = (&'f str, &'f Figures)>,
+        group_by: Option<GroupBy>,
+    ) {
+        for f in overall {
+            self.overall.add_figures(f);
+        }
+        if let Some(g) = group_by {
+            for (key, f) in groups {
+                let key = g.key_of_summary_group(key);
+                match self.groups.get_mut(key) {
+                    Some(acc) => acc.add_figures(f),
+                    None => self
+                        .groups
+                        .entry(key.to_string())
+                        .or_default()
+                        .add_figures(f),
+                }
+            }
+        }
+    }
+
     /// Takes in another thread's accumulators, group by group (see [`Acc::merge`]).
     pub fn merge(&mut self, other: StatsAcc) {
         self.overall.merge(other.overall);
@@ -179,6 +289,10 @@ impl StatsAcc {
     /// The report: overall, and the groups sorted by key; `group_by` is only recorded in
     /// it (the grouping was done by [`add`](Self::add)).
     pub fn finish(self, group_by: Option<GroupBy>) -> Report {
+        let percentile_relative_error = self
+            .overall
+            .from_summaries()
+            .then(|| metaclaude_sketch::Config::default().relative_accuracy());
         let mut groups: Vec<Group> = self
             .groups
             .into_iter()
@@ -192,6 +306,7 @@ impl StatsAcc {
             overall: self.overall.finish(),
             group_by,
             groups,
+            percentile_relative_error,
         }
     }
 }
@@ -267,6 +382,11 @@ pub struct Report {
     pub group_by: Option<GroupBy>,
     /// One per key, sorted by key; empty without `--group-by`.
     pub groups: Vec<Group>,
+    /// Present when some files were counted from their summaries: the duration
+    /// percentiles are then a sketch's, each within this fraction (0.01) of the exact
+    /// nearest-rank value. Absent: exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percentile_relative_error: Option<f64>,
 }
 
 fn ser_group_by<S: serde::Serializer>(g: &Option<GroupBy>, s: S) -> Result<S::Ok, S::Error> {

@@ -326,3 +326,227 @@ fn a_reader_gone_during_the_json_statistics_is_a_broken_pipe() {
     let listing = execute(&args(dir.path()), &mut Gone, &|_| {}).unwrap_err();
     assert!(listing.is_broken_pipe(), "{listing:?}");
 }
+
+/// A generated log whose rotated files have summaries, as the log sink writes them.
+fn summarised_log(total_bytes: u64, rotated_bytes: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GenConfig {
+        total_bytes,
+        rotated_bytes,
+        live_fraction: 0.1,
+        summaries: true,
+        ..Default::default()
+    };
+    generate(dir.path(), &cfg).unwrap();
+    dir
+}
+
+/// The statistics of `a` as JSON, and the notices met.
+fn stats_json(a: &LogQuery) -> (serde_json::Value, Vec<ReadNotice>) {
+    let notices = std::sync::Mutex::new(Vec::new());
+    let mut out = Vec::new();
+    execute(a, &mut out, &|n| notices.lock().unwrap().push(n)).unwrap();
+    let notices = notices.into_inner().unwrap();
+    (serde_json::from_slice(&out).unwrap(), notices)
+}
+
+/// Equal as JSON but for the duration percentiles, which may be off by the sketch's
+/// relative error (1 %), and floats summed in another order (1e-9 relative).
+pub(crate) fn assert_within_sketch_error(
+    summarised: &serde_json::Value,
+    full: &serde_json::Value,
+    path: &str,
+) {
+    use serde_json::Value::*;
+    match (summarised, full) {
+        (Number(x), Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            let percentile = ["p50", "p90", "p95", "p99"]
+                .iter()
+                .any(|p| path.ends_with(&format!("duration_seconds.{p}")));
+            let allowed = if percentile {
+                0.01 * y.abs() + 1e-12
+            } else {
+                1e-9 * x.abs().max(y.abs()).max(1.0)
+            };
+            assert!((x - y).abs() <= allowed, "{path}: {x} vs {y} (full scan)");
+        }
+        (Object(x), Object(y)) => {
+            let kx: Vec<_> = x.keys().collect();
+            let ky: Vec<_> = y.keys().collect();
+            assert_eq!(kx, ky, "{path}: keys differ");
+            for (k, v) in x {
+                assert_within_sketch_error(v, &y[k], &format!("{path}.{k}"));
+            }
+        }
+        (Array(x), Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: lengths differ");
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                assert_within_sketch_error(v, w, &format!("{path}[{i}]"));
+            }
+        }
+        _ => assert_eq!(summarised, full, "{path}"),
+    }
+}
+
+#[test]
+fn summaries_answer_as_the_full_scan_within_the_sketchs_error() {
+    let dir = summarised_log(4 << 20, 400 << 10);
+    let stats = |a: &LogQuery| {
+        let mut a = a.clone();
+        a.stats = true;
+        a.json = true;
+        let (summarised, notices) = stats_json(&a);
+        assert!(notices.is_empty(), "{notices:?}");
+        a.no_summaries = true;
+        let (full, _) = stats_json(&a);
+        (summarised, full)
+    };
+    let whole = args(dir.path());
+    let (_, everything) = stats(&whole);
+    let executions = everything["overall"]["count"].as_u64().unwrap();
+    // The live file is read in every case; the rotated files come from their summaries.
+    let mut cases: Vec<(String, LogQuery, bool)> = Vec::new();
+    for group_by in [
+        None,
+        Some(GroupBy::Script),
+        Some(GroupBy::Specialist),
+        Some(GroupBy::User),
+        Some(GroupBy::Category),
+        Some(GroupBy::Hour),
+        Some(GroupBy::Day),
+    ] {
+        let mut a = whole.clone();
+        a.group_by = group_by;
+        cases.push((format!("--group-by {group_by:?}"), a, true));
+    }
+    let mut a = whole.clone();
+    a.script = Some("script_07_deploy".into());
+    cases.push(("--script".into(), a.clone(), true));
+    a.group_by = Some(GroupBy::Script);
+    cases.push(("--script --group-by script".into(), a.clone(), true));
+    a.group_by = Some(GroupBy::User);
+    cases.push(("--script --group-by user (not summarised)".into(), a, false));
+    let mut a = whole.clone();
+    a.category = Some(ErrorCategory::Timeout);
+    a.group_by = Some(GroupBy::Category);
+    cases.push(("--category timeout --group-by category".into(), a, true));
+    let mut a = whole.clone();
+    a.user = Some("ann".into());
+    cases.push(("--user ann".into(), a, true));
+    let mut a = whole.clone();
+    a.failed = true;
+    cases.push(("--failed (not summarised)".into(), a, false));
+    // A range that cuts files in their middle: the whole ones inside from summaries, the
+    // cut ones read.
+    let mut a = whole.clone();
+    a.start_date = Some(dates::parse_instant("2026-11-01T04:00:00Z", false, &Utc).unwrap());
+    a.end_date = Some(dates::parse_instant("2026-11-02T09:30:00Z", true, &Utc).unwrap());
+    a.group_by = Some(GroupBy::Hour);
+    cases.push(("a range".into(), a, true));
+    for (what, a, summarised) in cases {
+        let (ours, full) = stats(&a);
+        let count = full["overall"]["count"].as_u64().unwrap();
+        assert!(count > 0 && count <= executions, "{what}: {count}");
+        assert_eq!(
+            ours.get("percentile_relative_error").is_some(),
+            summarised,
+            "{what}: summaries used?"
+        );
+        assert_within_sketch_error(
+            &ours["overall"],
+            &full["overall"],
+            &format!("{what}: overall"),
+        );
+        assert_within_sketch_error(&ours["groups"], &full["groups"], &format!("{what}: groups"));
+    }
+}
+
+/// The summary of the rotated file `gz` as the sink writes it, to damage it on purpose.
+fn summary_of(gz: &Path) -> metaclaude_formats::log_summary::Summary {
+    use metaclaude_formats::log_summary::{FileCheck, SummarisedFile, SummaryBuilder};
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(gz).unwrap())
+        .read_to_end(&mut text)
+        .unwrap();
+    let mut b = SummaryBuilder::new();
+    b.feed(&text);
+    let size = std::fs::metadata(gz).unwrap().len();
+    let check = FileCheck::of(&mut std::fs::File::open(gz).unwrap(), size, true).unwrap();
+    let name = gz.file_name().unwrap().to_str().unwrap().to_string();
+    b.finish(SummarisedFile { name, size, check }).unwrap()
+}
+
+#[test]
+fn a_damaged_or_mismatched_summary_is_ignored_and_the_file_read() {
+    use metaclaude_formats::log_summary::FileCheck;
+    // One rotated file and the live one.
+    let dir = summarised_log(1 << 20, 950 << 10);
+    let files = reader::discover(dir.path(), &reader::Reporter::default()).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let summary_path = files[0].summary.clone().expect("the generator wrote one");
+    let intact = std::fs::read(&summary_path).unwrap();
+    assert_eq!(
+        intact,
+        summary_of(&files[0].path).to_bytes(),
+        "as the sink makes it"
+    );
+    let mut a = args(dir.path());
+    a.stats = true;
+    a.json = true;
+    a.group_by = Some(GroupBy::Script);
+    let mut full = a.clone();
+    full.no_summaries = true;
+    let (exact, _) = stats_json(&full);
+    let (used, notices) = stats_json(&a);
+    assert!(used.get("percentile_relative_error").is_some() && notices.is_empty());
+
+    let edited = |edit: fn(&mut metaclaude_formats::log_summary::Summary)| {
+        let mut s = summary_of(&files[0].path);
+        edit(&mut s);
+        s.to_bytes()
+    };
+    let mut flipped = intact.clone();
+    flipped[intact.len() / 2] ^= 0x04;
+    let damages: Vec<(&str, Option<Vec<u8>>)> = vec![
+        ("truncated", Some(intact[..intact.len() - 100].to_vec())),
+        ("a bit flipped", Some(flipped)),
+        ("empty", Some(Vec::new())),
+        ("wrong size", Some(edited(|s| s.header.file.size += 1))),
+        (
+            "wrong checksum",
+            Some(edited(|s| {
+                if let FileCheck::GzipTrailer { crc32, .. } = &mut s.header.file.check {
+                    *crc32 ^= 1;
+                }
+            })),
+        ),
+        (
+            "another version",
+            Some(edited(|s| s.header.summary_version += 1)),
+        ),
+        (
+            "another file",
+            Some(edited(|s| {
+                s.header.file.name = "executions-2020-01-01T00-00-00Z.jsonl.gz".into()
+            })),
+        ),
+        ("missing", None),
+    ];
+    for (what, bytes) in damages {
+        match &bytes {
+            Some(b) => std::fs::write(&summary_path, b).unwrap(),
+            None => std::fs::remove_file(&summary_path).unwrap(),
+        }
+        let (answer, notices) = stats_json(&a);
+        assert_eq!(answer, exact, "{what}: the file read instead");
+        let noted = notices
+            .iter()
+            .any(|n| matches!(n, ReadNotice::Note(m) if m.contains("summary ignored")));
+        assert_eq!(noted, bytes.is_some(), "{what}: {notices:?}");
+        assert!(
+            !notices.iter().any(|n| matches!(n, ReadNotice::Warning(_))),
+            "{what}: the answer is complete: {notices:?}"
+        );
+    }
+}

@@ -36,8 +36,10 @@ use tokio::sync::broadcast;
 use self::feed::{alert_item, event_item};
 use self::report::{epoch_ms, period_start, Intervals};
 use crate::executor::EventSink;
-use crate::logs::query::{Matcher, Record};
+use crate::logs::query::{record_of, Matcher};
+use crate::logs::stats::{Acc, GroupBy, StatsAcc};
 use crate::model::{Alert, AlertStatus, ExecutionEvent, ExecutionResult, LifecycleKind};
+use metaclaude_formats::log_summary::Figures;
 
 pub use self::feed::{feed_copy, FeedItem, Snapshot, FEED_OUTPUT_BYTES};
 pub use self::report::{
@@ -95,6 +97,36 @@ struct State {
     evicted: u64,
     /// The alerts in force, by fingerprint (kept from the changes the host reports).
     alerts: BTreeMap<String, Alert>,
+    /// Executions known only by their figures (a replay's log files counted from their
+    /// summaries): in the totals and the since-start sketches, and here for the window's
+    /// statistics; never held.
+    absorbed: Option<Absorbed>,
+}
+
+/// The window statistics of executions counted from summaries.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Absorbed {
+    pub(crate) overall: Acc,
+    pub(crate) scripts: StatsAcc,
+    pub(crate) specialists: StatsAcc,
+    /// The earliest finish time among them.
+    pub(crate) oldest: Option<DateTime<Utc>>,
+}
+
+/// A log file's executions known by their summary (`metaclaude_formats::log_summary`),
+/// for [`Monitor::absorb`].
+#[derive(Debug, Clone, Copy)]
+pub struct Summarised<'a> {
+    /// The figures of all of them.
+    pub overall: &'a Figures,
+    /// By script.
+    pub scripts: &'a BTreeMap<String, Figures>,
+    /// By specialist.
+    pub specialists: &'a BTreeMap<String, Figures>,
+    /// The earliest and latest finish time.
+    pub finished: (DateTime<Utc>, DateTime<Utc>),
+    /// The earliest start, if known.
+    pub first_started: Option<DateTime<Utc>>,
 }
 
 /// The in-memory view of a host's executions; an [`EventSink`].
@@ -122,6 +154,7 @@ impl Monitor {
                 by_id: HashMap::new(),
                 output_bytes: 0,
                 totals: Totals::default(),
+                absorbed: None,
                 evicted: 0,
                 alerts: BTreeMap::new(),
             }),
@@ -223,6 +256,44 @@ impl Monitor {
         state.by_id.get(id).cloned().map(Known::Finished)
     }
 
+    /// Counts in executions known only by their figures, as if each had been emitted long
+    /// before the last hour (a replay of a log file's summary): the totals, the since-start
+    /// percentiles, the window statistics (the held executions' and theirs together,
+    /// percentiles then within the sketches' 1 %) and the start of the clock. Never held,
+    /// never in the 1-, 5- or 60-minute windows.
+    pub fn absorb(&self, s: Summarised<'_>) {
+        if let Some(started) = s.first_started {
+            self.backdate(started);
+        }
+        let mut state = self.state.lock().unwrap();
+        let f = s.overall;
+        let t = &mut state.totals;
+        t.executions = t.executions.saturating_add(f.count);
+        t.succeeded = t.succeeded.saturating_add(f.successes);
+        t.failed = t.failed.saturating_add(f.count - f.successes);
+        t.retries = t.retries.saturating_add(f.retries);
+        let (first, last) = (epoch_ms(s.finished.0), epoch_ms(s.finished.1));
+        // A summary's sketches have the default config (checked when read), as these.
+        let _ = state.durations.add_past(&f.duration_seconds, first, last);
+        let _ = state.memory.add_past(&f.peak_memory_mb, first, last);
+        let absorbed = state.absorbed.get_or_insert_with(Absorbed::default);
+        absorbed.overall.add_figures(f);
+        fn groups(g: &BTreeMap<String, Figures>) -> impl Iterator<Item = (&str, &Figures)> {
+            g.iter().map(|(k, f)| (k.as_str(), f))
+        }
+        absorbed
+            .scripts
+            .add_summary([], groups(s.scripts), Some(GroupBy::Script));
+        absorbed
+            .specialists
+            .add_summary([], groups(s.specialists), Some(GroupBy::Specialist));
+        absorbed.oldest = Some(
+            absorbed
+                .oldest
+                .map_or(s.finished.0, |o| o.min(s.finished.0)),
+        );
+    }
+
     /// Whether `id` is held as a finished execution.
     pub fn holds(&self, id: &str) -> bool {
         self.state.lock().unwrap().by_id.contains_key(id)
@@ -236,7 +307,7 @@ impl Monitor {
             .recent
             .iter()
             .rev()
-            .filter(|r| everything || matcher.matches(&Record::of(r)))
+            .filter(|r| everything || matcher.matches(&record_of(r)))
             .take(limit)
             .cloned()
             .collect()
@@ -281,11 +352,19 @@ impl Monitor {
                 .cloned()
                 .collect()
         };
-        let (oldest_held, evicted) = {
+        let (oldest_held, evicted, absorbed) = {
             let state = self.state.lock().unwrap();
-            (state.recent.front().map(|r| r.finished_at), state.evicted)
+            // Figures cannot be filtered, nor cut at a time inside them.
+            let absorbed = state.absorbed.clone().filter(|a| {
+                matcher.is_none() && since.is_none_or(|s| a.oldest.is_some_and(|o| o >= s))
+            });
+            (
+                state.recent.front().map(|r| r.finished_at),
+                state.evicted,
+                absorbed,
+            )
         };
-        WindowStats::of(&held, since, top, matcher, oldest_held, evicted)
+        WindowStats::of(&held, since, top, matcher, oldest_held, evicted, absorbed)
     }
 
     /// The report the seed's `--report --period N` prints, the stats API serves and the
@@ -340,7 +419,7 @@ impl Monitor {
             if !intervals.covers(r.finished_at) {
                 break;
             }
-            if matcher.is_some_and(|m| !m.matches(&Record::of(r))) {
+            if matcher.is_some_and(|m| !m.matches(&record_of(r))) {
                 continue;
             }
             intervals.add(r);

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use metaclaude_sketch::{DdSketch, Window, Windowed};
 use serde::Serialize;
 
-use crate::logs::query::{Matcher, Record};
+use crate::logs::query::{record_of, Matcher};
 use crate::logs::stats::{nearest_rank, Acc, GroupBy, Stats, StatsAcc};
 use crate::model::{timestamp, ExecutionResult};
 
@@ -50,7 +50,8 @@ pub struct WindowStats {
 impl WindowStats {
     /// Statistics over `held` (finished since `since`), of those `matcher` takes, with the
     /// `top` scripts and specialists by count; `oldest_held` and `evicted` say whether the
-    /// memory still covers the whole window.
+    /// memory still covers the whole window; `absorbed`, executions known by their figures
+    /// only (a replay's summaries), count in too.
     pub(super) fn of(
         held: &[Arc<ExecutionResult>],
         since: Option<DateTime<Utc>>,
@@ -58,12 +59,23 @@ impl WindowStats {
         matcher: Option<&Matcher>,
         oldest_held: Option<DateTime<Utc>>,
         evicted: u64,
+        absorbed: Option<super::Absorbed>,
     ) -> WindowStats {
         let mut overall = Acc::default();
         let mut scripts = StatsAcc::default();
         let mut specialists = StatsAcc::default();
+        let mut oldest_held = oldest_held;
+        if let Some(a) = absorbed {
+            overall.merge(a.overall);
+            scripts.merge(a.scripts);
+            specialists.merge(a.specialists);
+            oldest_held = match (oldest_held, a.oldest) {
+                (Some(h), Some(o)) => Some(h.min(o)),
+                (h, o) => h.or(o),
+            };
+        }
         for r in held {
-            let record = Record::of(r);
+            let record = record_of(r);
             if matcher.is_some_and(|m| !m.matches(&record)) {
                 continue;
             }

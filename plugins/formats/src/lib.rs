@@ -3,6 +3,9 @@
 //! * [`log_files`]: the names of the execution log's files (the live file, rotated files,
 //!   their compressed form and the temporary files of a compression in progress). The log
 //!   sink plugin writes them; `metaclaude logs` reads them.
+//! * `log_summary` (feature `summary`): the summary written beside a rotated log file
+//!   (figures by script, specialist, user, category and hour, with sketches), so that
+//!   statistics over weeks of history do not reread it.
 //! * [`log_record`]: the execution log's record: its field names in the order written,
 //!   its version and levels, and the writer of one line. The log sink plugin writes it;
 //!   `metaclaude logs`, the server and the synthetic logs of the benchmark use it.
@@ -14,8 +17,8 @@
 //!   rules count.
 //! * [`label_cap`]: the cap on the distinct values of an exporter's label.
 //!
-//! No I/O and no dependency beyond `chrono`: the crate builds for the host and for
-//! `wasm32-wasip2` alike.
+//! No I/O and no dependency beyond `chrono` (and, with `summary`, serde, the sketch crate
+//! and crc32fast): the crate builds for the host and for `wasm32-wasip2` alike.
 
 pub mod alerts;
 pub mod finished;
@@ -23,4 +26,6 @@ pub mod json;
 pub mod label_cap;
 pub mod log_files;
 pub mod log_record;
+#[cfg(feature = "summary")]
+pub mod log_summary;
 pub mod prometheus;

@@ -9,7 +9,10 @@
 //!   apart two writers that rotate in the same microsecond;
 //! * the same name with `.gz`: a rotated file once compressed;
 //! * the compressed name with `.tmp` or `.<TAG>.tmp`: a compression in progress (never
-//!   read; its writer renames it into place once complete).
+//!   read; its writer renames it into place once complete);
+//! * the plain rotated name with `.summary`: the rotated file's summary (`log_summary`),
+//!   written once the file is final, and with `.summary.<TAG>.tmp` one being written.
+//!   It goes with its file: retention removes both.
 //!
 //! Names sort by time (the stamp comes first and has a fixed width), so age comes from the
 //! name alone. Beside them the host keeps its alert history ([`ALERTS_FILE`], and the one
@@ -32,7 +35,9 @@ pub const ROTATED_PREFIX: &str = "executions-";
 pub const EXTENSION: &str = ".jsonl";
 /// Added to a rotated name once compressed.
 pub const COMPRESSED_SUFFIX: &str = ".gz";
-/// Ends the name of a compression in progress.
+/// Added to a plain rotated name for its summary.
+pub const SUMMARY_SUFFIX: &str = ".summary";
+/// Ends the name of a compression (or a summary) in progress.
 pub const PARTIAL_SUFFIX: &str = ".tmp";
 /// How the rotation time is written in a name (chrono's syntax; microseconds, UTC).
 pub const STAMP_FORMAT: &str = "%Y-%m-%dT%H-%M-%S%.6fZ";
@@ -47,8 +52,10 @@ pub enum Kind {
     Rotated {
         compressed: bool,
     },
-    /// A compression in progress: never read.
+    /// A compression or a summary in progress: never read.
     Partial,
+    /// The summary of the rotated file (`log_summary`).
+    Summary,
 }
 
 /// A parsed name of a file of the log.
@@ -64,8 +71,9 @@ pub struct LogFileName<'a> {
 }
 
 impl LogFileName<'_> {
+    /// Whether it holds log lines (the live file or a rotated one).
     pub fn is_readable(&self) -> bool {
-        self.kind != Kind::Partial
+        matches!(self.kind, Kind::Live | Kind::Rotated { .. })
     }
 
     pub fn is_compressed(&self) -> bool {
@@ -98,10 +106,12 @@ pub fn parse(name: &str) -> Option<LogFileName<'_>> {
     let kind = match &rest[end + EXTENSION.len()..] {
         "" => Kind::Rotated { compressed: false },
         ".gz" => Kind::Rotated { compressed: true },
+        SUMMARY_SUFFIX => Kind::Summary,
         partial => {
-            let inner = partial
-                .strip_prefix(COMPRESSED_SUFFIX)?
-                .strip_suffix(PARTIAL_SUFFIX)?;
+            let inner = partial.strip_suffix(PARTIAL_SUFFIX)?;
+            let inner = inner
+                .strip_prefix(COMPRESSED_SUFFIX)
+                .or_else(|| inner.strip_prefix(SUMMARY_SUFFIX))?;
             match inner.strip_prefix('.') {
                 None if inner.is_empty() => Kind::Partial,
                 Some(tag) if valid_tag(tag) => Kind::Partial,
@@ -162,6 +172,23 @@ pub fn partial_name(rotated: &str, tag: Option<&str>) -> String {
     }
 }
 
+/// The name of a rotated file's summary (`rotated` is the plain rotated name).
+pub fn summary_name(rotated: &str) -> String {
+    format!("{rotated}{SUMMARY_SUFFIX}")
+}
+
+/// The name a writer writes `rotated`'s summary to before renaming it into place.
+///
+/// # Panics
+/// On a tag that is not letters and digits: the writer chooses it.
+pub fn partial_summary_name(rotated: &str, tag: &str) -> String {
+    assert!(
+        valid_tag(tag),
+        "log file tag {tag:?}: letters and digits only"
+    );
+    format!("{rotated}{SUMMARY_SUFFIX}.{tag}{PARTIAL_SUFFIX}")
+}
+
 fn valid_tag(tag: &str) -> bool {
     !tag.is_empty() && tag.len() <= MAX_TAG_LEN && tag.bytes().all(|b| b.is_ascii_alphanumeric())
 }
@@ -191,6 +218,8 @@ mod tests {
                 (compressed.clone(), Kind::Rotated { compressed: true }),
                 (partial_name(&rotated, None), Kind::Partial),
                 (partial_name(&rotated, Some("w9")), Kind::Partial),
+                (summary_name(&rotated), Kind::Summary),
+                (partial_summary_name(&rotated, "w9"), Kind::Partial),
             ] {
                 let parsed = parse(&name).unwrap_or_else(|| panic!("{name}"));
                 assert_eq!(parsed.kind, kind, "{name}");
@@ -216,6 +245,9 @@ mod tests {
             "executions-2024-01-15T10-30-45Z-bad_tag.jsonl",
             "executions-2024-01-15T10-30-45Z.jsonl.bak",
             "executions-2024-01-15T10-30-45Z.jsonl.gz.x.y.tmp",
+            "executions-2024-01-15T10-30-45Z.jsonl.gz.summary",
+            "executions-2024-01-15T10-30-45Z.jsonl.summary.tmp.x",
+            "executions-2024-01-15T10-30-45Z.jsonl.summary.a_b.tmp",
             "other.jsonl",
         ] {
             assert_eq!(parse(stray), None, "{stray}");

@@ -6,7 +6,21 @@
 //! * `executions.jsonl`: the live file, one JSON object per line;
 //! * `executions-<STAMP>-<TAG>.jsonl`: a rotated file, named by the UTC time it was rotated
 //!   at and by the tag of the writer that rotated it, then the same with `.gz` once
-//!   compressed; `.gz.<TAG>.tmp`: a compression (or a file of long lines) in progress.
+//!   compressed; `.gz.<TAG>.tmp`: a compression (or a file of long lines) in progress;
+//! * `executions-<STAMP>-<TAG>.jsonl.summary`: the rotated file's summary
+//!   ([`metaclaude_formats::log_summary`]), `.summary.<TAG>.tmp` while being written.
+//!
+//! # Summaries
+//!
+//! Once a rotated file is final the writer that makes it so writes its summary beside it:
+//! at compression, from the bytes it compresses (so every byte is read once, not twice),
+//! describing the `.gz`; with `compress = false`, once the plain file has settled (the
+//! moment it would have been compressed), describing the plain file. A summary is written
+//! to this writer's partial name, synced and renamed into place: its content depends only
+//! on the file's bytes, so two writers that summarise one file at once rename identical
+//! files onto one name, and there is exactly one summary per file. It goes with its file:
+//! removed with a stale `.gz`, by retention, and when its file is gone. A file the reader
+//! would have to warn about (a damaged line) gets none and is read instead.
 //!
 //! # Any number of writers, no lock
 //!
@@ -62,6 +76,7 @@ use std::time::{Instant, SystemTime};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use metaclaude_formats::log_files::{self, Kind, LIVE_FILE};
+use metaclaude_formats::log_summary::{FileCheck, SummarisedFile, SummaryBuilder};
 
 /// Queued bytes kept while writes fail (a full disk); past it, the oldest lines are dropped
 /// and counted, so a long outage cannot exhaust the plugin's memory.
@@ -660,10 +675,23 @@ impl LogWriter {
                 Kind::Rotated { compressed: false } => slot.plain = stat(),
                 Kind::Rotated { compressed: true } => slot.gz = Some(Gz::new(entry.path())),
                 Kind::Partial => slot.partials.extend(stat()),
+                Kind::Summary => slot.summary = Some(entry.path()),
                 Kind::Live => {}
             }
         }
         for (name, rot) in rotations.iter_mut() {
+            if rot.plain.is_none() && rot.gz.is_none() {
+                // Its file may be gone (another writer's retention or stale .gz removal
+                // stopped half way). A listing can miss files that exist (inside the
+                // sandbox `readdir` pages by index, so entries that others add or remove
+                // meanwhile shift it): only the file's own name, looked up, says so.
+                if let Some(summary) = rot.summary.take() {
+                    let gz = self.dir.join(log_files::compressed_name(name));
+                    if !self.dir.join(name).exists() && !gz.exists() {
+                        remove(&summary)?;
+                    }
+                }
+            }
             for (path, meta) in std::mem::take(&mut rot.partials) {
                 if self.settled(&meta, wall) {
                     remove(&path)?; // its writer is gone
@@ -691,18 +719,36 @@ impl LogWriter {
                         remove(&plain)?;
                         rot.plain = None;
                     } else {
-                        // The plain file grew after it was compressed: compress it again.
+                        // The plain file grew after it was compressed: compress it again
+                        // (and summarise it again).
                         remove(&gz.path)?;
                         rot.gz = None;
+                        if let Some(summary) = rot.summary.take() {
+                            remove(&summary)?;
+                        }
                     }
                 }
                 None if self.policy.compress && !rot.busy => match self.compress(&plain, name) {
-                    Ok(gz) => rot.gz = gz,
+                    Ok(gz) => {
+                        rot.gz = gz;
+                        rot.summary = Some(self.dir.join(log_files::summary_name(name)))
+                            .filter(|p| p.exists());
+                    }
                     Err(e) => self.warnings.push(format!(
                         "cannot compress {}: {e} (kept uncompressed; retried later)",
                         plain.display()
                     )),
                 },
+                None if rot.summary.is_none() && !rot.busy => {
+                    // Not compressed: the file is final once settled; summarise it now.
+                    match self.summarise_plain(&plain, &plain_meta, name) {
+                        Ok(written) => rot.summary = written,
+                        Err(e) => self.warnings.push(format!(
+                            "cannot summarise {}: {e} (read whole by queries; retried later)",
+                            plain.display()
+                        )),
+                    }
+                }
                 None => {}
             }
         }
@@ -726,7 +772,9 @@ impl LogWriter {
             }
             total = total.saturating_sub(rot.bytes());
             let gz = rot.gz.take().map(|gz| gz.path);
-            for path in rot.plain.take().map(|(p, _)| p).into_iter().chain(gz) {
+            let files = rot.plain.take().map(|(p, _)| p).into_iter().chain(gz);
+            // The summary last: a reader never finds a file without it that had one.
+            for path in files.chain(rot.summary.take()) {
                 remove(&path)?;
             }
         }
@@ -734,8 +782,9 @@ impl LogWriter {
     }
 
     /// Gzips `plain` (named `rotation`) to its `.gz`, through this writer's partial name,
-    /// synced; gives up (`None`) if the file changed while it was read. Leaves `plain`.
-    fn compress(&self, plain: &Path, rotation: &str) -> io::Result<Option<Gz>> {
+    /// synced, and writes the `.gz`'s summary from the same bytes; gives up (`None`) if
+    /// the file changed while it was read. Leaves `plain`.
+    fn compress(&mut self, plain: &Path, rotation: &str) -> io::Result<Option<Gz>> {
         let tmp = self
             .dir
             .join(log_files::partial_name(rotation, Some(&self.tag)));
@@ -747,6 +796,7 @@ impl LogWriter {
             let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
             let mut buf = vec![0u8; 256 * 1024];
             let mut read = 0u64;
+            let mut summary = SummaryBuilder::new();
             loop {
                 let n = input.read(&mut buf)?;
                 if n == 0 {
@@ -754,6 +804,7 @@ impl LogWriter {
                 }
                 read += n as u64;
                 encoder.write_all(&buf[..n])?;
+                summary.feed(&buf[..n]);
             }
             encoder.finish()?.sync_all()?;
             let after = fs::metadata(plain)?;
@@ -761,8 +812,19 @@ impl LogWriter {
                 return Ok(None); // a late append: compressed at a later pass
             }
             fs::rename(&tmp, &gz).map_err(|e| io_context(e, "cannot rename", &tmp))?;
-            Ok(Some(Gz::new(gz.clone())))
+            Ok(Some((Gz::new(gz.clone()), summary)))
         })();
+        let result = result.map(|done| {
+            done.map(|(gz, summary)| {
+                if let Err(e) = self.write_summary(rotation, &gz.path, true, summary) {
+                    self.warnings.push(format!(
+                        "cannot summarise {}: {e} (read whole by queries)",
+                        gz.path.display()
+                    ));
+                }
+                gz
+            })
+        });
         match result {
             Ok(Some(done)) => Ok(Some(done)),
             // Another writer removed the plain file (it compressed it first), or our
@@ -779,12 +841,84 @@ impl LogWriter {
     }
 }
 
+impl LogWriter {
+    /// Writes the summary of the settled plain rotated file `plain` (named `rotation`,
+    /// `meta` its metadata when found settled), answering where; nothing if it changed
+    /// while read.
+    fn summarise_plain(
+        &self,
+        plain: &Path,
+        meta: &fs::Metadata,
+        rotation: &str,
+    ) -> io::Result<Option<PathBuf>> {
+        let mut input = File::open(plain).map_err(|e| io_context(e, "cannot read", plain))?;
+        let mut summary = SummaryBuilder::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut read = 0u64;
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            summary.feed(&buf[..n]);
+        }
+        let after = input.metadata()?;
+        if after.len() != read
+            || after.len() != meta.len()
+            || after.modified().ok() != meta.modified().ok()
+        {
+            return Ok(None); // a late append: summarised at a later pass
+        }
+        self.write_summary(rotation, plain, false, summary)
+    }
+
+    /// Finishes `summary` for `file` (the rotation `rotation`'s `.gz`, or its plain file)
+    /// and renames it into place through this writer's partial name, synced; answers
+    /// where. A file the builder refuses gets no summary (queries read it).
+    fn write_summary(
+        &self,
+        rotation: &str,
+        file: &Path,
+        gzip: bool,
+        summary: SummaryBuilder,
+    ) -> io::Result<Option<PathBuf>> {
+        let mut data = File::open(file).map_err(|e| io_context(e, "cannot read", file))?;
+        let size = data.metadata()?.len();
+        let check = FileCheck::of(&mut data, size, gzip)?;
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let Ok(summary) = summary.finish(SummarisedFile { name, size, check }) else {
+            return Ok(None);
+        };
+        let tmp = self
+            .dir
+            .join(log_files::partial_summary_name(rotation, &self.tag));
+        let target = self.dir.join(log_files::summary_name(rotation));
+        let written = (|| {
+            let mut out = File::create(&tmp).map_err(|e| io_context(e, "cannot create", &tmp))?;
+            out.write_all(&summary.to_bytes())?;
+            out.sync_all()?;
+            fs::rename(&tmp, &target).map_err(|e| io_context(e, "cannot rename", &tmp))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written.map(|()| Some(target))
+    }
+}
+
 /// The files of one rotation found in the directory.
 struct Rotation {
     at: DateTime<Utc>,
     plain: Option<(PathBuf, fs::Metadata)>,
     gz: Option<Gz>,
     partials: Vec<(PathBuf, fs::Metadata)>,
+    /// Its summary.
+    summary: Option<PathBuf>,
     /// Another writer is compressing it (a partial file within the grace).
     busy: bool,
 }
@@ -796,6 +930,7 @@ impl Rotation {
             plain: None,
             gz: None,
             partials: Vec::new(),
+            summary: None,
             busy: false,
         }
     }
@@ -862,6 +997,7 @@ fn first_line_day(path: &Path) -> Option<NaiveDate> {
 mod tests {
     use super::*;
     use chrono::SubsecRound;
+    use metaclaude_formats::log_summary::{read_summary, Dimension, SummaryView};
     use std::collections::{HashMap, HashSet};
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -900,7 +1036,7 @@ mod tests {
                 Kind::Live => live = Some(path),
                 Kind::Rotated { compressed: false } => slot.0 = Some(path),
                 Kind::Rotated { compressed: true } => slot.1 = Some(path),
-                Kind::Partial => {}
+                Kind::Partial | Kind::Summary => {}
             }
         }
         let mut lines = Vec::new();
@@ -1420,5 +1556,214 @@ mod tests {
             assert!(len <= bound, "{name}: {len} bytes");
         }
         assert!(warnings.is_empty(), "{warnings:#?}");
+        // Every compressed file has one summary, of its own bytes.
+        let compressed = assert_summaries_match_their_files(dir.path());
+        assert!(compressed > 0);
+    }
+
+    /// The summary of `bytes` for the file at `path`, as the writer would write it.
+    fn summary_bytes(path: &Path, bytes: &[u8]) -> Vec<u8> {
+        let mut b = SummaryBuilder::new();
+        b.feed(bytes);
+        let size = fs::metadata(path).unwrap().len();
+        let gzip = path.to_string_lossy().ends_with(".gz");
+        let check = FileCheck::of(&mut File::open(path).unwrap(), size, gzip).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        b.finish(SummarisedFile { name, size, check })
+            .unwrap()
+            .to_bytes()
+    }
+
+    /// Checks that every summary in `dir` is the one its file's bytes make, naming that
+    /// file (the `.gz` when there is one), that every `.gz` has one and that no summary
+    /// is left half written; answers how many `.gz` there are.
+    fn assert_summaries_match_their_files(dir: &Path) -> usize {
+        let mut gz = 0;
+        for name in names(dir) {
+            let parsed = log_files::parse(&name).unwrap();
+            let summary = dir.join(log_files::summary_name(parsed.rotation));
+            match parsed.kind {
+                Kind::Partial => assert!(!name.contains(".summary"), "left half done: {name}"),
+                Kind::Summary => {
+                    let written = fs::read(&summary).unwrap();
+                    let header = read_summary(&written, &[]).unwrap().header;
+                    let file = dir.join(&header.file.name);
+                    let bytes = if header.file.name.ends_with(".gz") {
+                        gunzip(&file).into_bytes()
+                    } else {
+                        fs::read(&file).unwrap()
+                    };
+                    assert_eq!(
+                        String::from_utf8(summary_bytes(&file, &bytes)).unwrap(),
+                        String::from_utf8(written).unwrap(),
+                        "{name}"
+                    );
+                }
+                Kind::Rotated { compressed: true } => {
+                    gz += 1;
+                    assert!(summary.exists(), "{name} has no summary");
+                }
+                _ => {}
+            }
+        }
+        gz
+    }
+
+    /// A line the sink writes for a finished execution, as `metaclaude logs` reads it.
+    fn execution(at: DateTime<Utc>, script: &str, seconds: f64) -> String {
+        format!(
+            "{{\"timestamp\":\"{}\",\"event\":\"finished\",\"script_id\":\"{script}\",\"success\":true,\"resource_usage\":{{\"wall_time_seconds\":{seconds},\"peak_memory_mb\":1.0,\"cpu_time_seconds\":0.5}}}}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        )
+    }
+
+    fn summary_view(dir: &Path, rotation: &Path) -> SummaryView {
+        let name = rotation.file_name().unwrap().to_str().unwrap();
+        let bytes = fs::read(dir.join(log_files::summary_name(name))).unwrap();
+        read_summary(&bytes, &[Dimension::Script]).unwrap()
+    }
+
+    #[test]
+    fn a_compressed_file_gets_a_summary_of_its_bytes_that_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let mut w = open(dir.path());
+        w.append(&execution(now, "a", 1.0), now);
+        w.append("{\"event\":\"started\"}", now);
+        write(&mut w, &execution(now, "b", 3.0), now);
+        w.rotate(now).unwrap();
+        let (plain, gz) = rotated_by(dir.path(), &w, now);
+        let summary = dir.path().join(log_files::summary_name(
+            plain.file_name().unwrap().to_str().unwrap(),
+        ));
+        w.maintain(now);
+        assert!(!summary.exists(), "not final within the grace");
+        age(&plain, 120);
+        w.maintain(now);
+        assert!(gz.exists() && summary.exists());
+        let view = summary_view(dir.path(), &plain);
+        assert_eq!(
+            view.header.file.name,
+            gz.file_name().unwrap().to_str().unwrap()
+        );
+        assert_eq!(view.header.executions, 2);
+        assert_eq!(view.overall.duration_seconds.max(), Some(3.0));
+        assert_eq!(
+            view.groups[&Dimension::Script].keys().collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_summaries_match_their_files(dir.path());
+        age(&gz, 120);
+        w.maintain(now);
+        assert!(!plain.exists() && summary.exists(), "kept with its .gz");
+        // Retention takes both.
+        w.maintain(now + Duration::days(31));
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+        assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+    }
+
+    #[test]
+    fn an_uncompressed_file_is_summarised_once_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let policy = Policy {
+            compress: false,
+            ..Policy::default()
+        };
+        let mut w = LogWriter::open(dir.path(), policy, now).unwrap();
+        write(&mut w, &execution(now, "a", 2.0), now);
+        w.rotate(now).unwrap();
+        let (plain, _) = rotated_by(dir.path(), &w, now);
+        w.maintain(now);
+        assert_eq!(names(dir.path()).len(), 1, "within the grace: no summary");
+        age(&plain, 120);
+        w.maintain(now);
+        let view = summary_view(dir.path(), &plain);
+        assert_eq!(
+            view.header.file.name,
+            plain.file_name().unwrap().to_str().unwrap()
+        );
+        assert_eq!(view.header.executions, 1);
+        assert_eq!(assert_summaries_match_their_files(dir.path()), 0);
+        w.maintain(now + Duration::days(31));
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_stale_gz_takes_its_summary_with_it_and_a_damaged_file_gets_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let mut a = open(dir.path());
+        let mut b = open(dir.path());
+        write(&mut a, &execution(now, "a", 1.0), now);
+        b.rotate(now).unwrap();
+        let (rotated, gz) = rotated_by(dir.path(), &b, now);
+        age(&rotated, 120);
+        b.maintain(now);
+        assert_eq!(summary_view(dir.path(), &rotated).header.executions, 1);
+        // A writer stalled past the grace appends to it: the .gz and its summary are stale.
+        let late = execution(now, "late", 2.0) + "\n";
+        a.live
+            .as_mut()
+            .unwrap()
+            .file
+            .write_all(late.as_bytes())
+            .unwrap();
+        age(&rotated, 120);
+        age(&gz, 120);
+        b.maintain(now);
+        assert_eq!(
+            names(dir.path()),
+            [rotated.file_name().unwrap().to_str().unwrap()],
+            "the .gz and its summary removed"
+        );
+        b.maintain(now);
+        assert_eq!(summary_view(dir.path(), &rotated).header.executions, 2);
+        assert_summaries_match_their_files(dir.path());
+        // A file with a line that is not a record is compressed but not summarised.
+        write(&mut b, "not json", now);
+        b.rotate(now + Duration::seconds(1)).unwrap();
+        let (damaged, damaged_gz) = rotated_by(dir.path(), &b, now + Duration::seconds(1));
+        age(&damaged, 120);
+        b.maintain(now);
+        assert!(damaged_gz.exists());
+        let name = damaged.file_name().unwrap().to_str().unwrap();
+        assert!(!dir.path().join(log_files::summary_name(name)).exists());
+        assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    }
+
+    /// Writers that tidy one directory at once, each compressing and summarising the same
+    /// settled files: one `.gz` and one summary per file, each whole and of its file.
+    #[test]
+    fn writers_summarising_one_file_at_once_leave_exactly_one_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = at("2026-11-24T00:00:00Z");
+        for f in 0..12 {
+            let mut text = String::new();
+            for i in 0..400 {
+                let t = start + Duration::minutes(f * 60) + Duration::seconds(i);
+                text += &execution(t, &format!("s{}", i % 7), 0.01 * (i as f64 + 1.0));
+                text.push('\n');
+            }
+            let name =
+                log_files::rotated_name(start + Duration::minutes(f * 60 + 59), Some("old1"));
+            fs::write(dir.path().join(&name), text).unwrap();
+            age(&dir.path().join(&name), 120);
+        }
+        let barrier = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let mut w = LogWriter::open(dir.path(), Policy::default(), start).unwrap();
+                    barrier.wait();
+                    w.maintain(start);
+                    assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+                });
+            }
+        });
+        let all = names(dir.path());
+        let summaries = all.iter().filter(|n| n.ends_with(".summary")).count();
+        assert_eq!(summaries, 12, "{all:#?}");
+        assert_eq!(assert_summaries_match_their_files(dir.path()), 12);
     }
 }

@@ -227,6 +227,26 @@ impl Windowed {
         true
     }
 
+    /// Adds the values of `sketch`, timed from `first_ms` to `last_ms`, since start only:
+    /// for values older than any window that will be asked about (a replay of a log file
+    /// known by its summary, finished more than an hour before the report's time). Refused,
+    /// with nothing changed, when the configs differ.
+    pub fn add_past(
+        &mut self,
+        sketch: &DdSketch,
+        first_ms: u64,
+        last_ms: u64,
+    ) -> Result<(), crate::MergeError> {
+        self.total.merge(sketch)?;
+        if !sketch.is_empty() {
+            self.span_ms = Some(match self.span_ms {
+                Some((first, last)) => (first.min(first_ms), last.max(last_ms)),
+                None => (first_ms, last_ms),
+            });
+        }
+        Ok(())
+    }
+
     /// The sketch of `window` at time `now_ms`: the merge of its intervals (see the module
     /// documentation for the edges).
     pub fn window(&self, window: Window, now_ms: u64) -> DdSketch {

@@ -183,3 +183,33 @@ fn refused_values_change_nothing() {
     assert!(windowed.intervals(Window::SinceStart, 1_000).is_empty());
     assert!(windowed.intervals(Window::OneMinute, 1_000).is_empty());
 }
+
+#[test]
+fn values_added_as_past_count_since_start_only_as_if_added_one_by_one_long_ago() {
+    let now = 1000 * 60 * MINUTE;
+    let mut past = DdSketch::new();
+    let mut one_by_one = Windowed::default();
+    for i in 0..500u64 {
+        let v = 0.001 * (i as f64 + 1.0);
+        past.add(v);
+        one_by_one.add(v, i * 1000);
+    }
+    let mut windowed = Windowed::default();
+    windowed.add(7.0, now - 1000);
+    one_by_one.add(7.0, now - 1000);
+    windowed.add_past(&past, 0, 499_000).unwrap();
+    assert_eq!(counts(&windowed, now), counts(&one_by_one, now));
+    assert_eq!(counts(&windowed, now), [1, 1, 1, 501]);
+    assert_same_sketch(
+        &windowed.window(Window::SinceStart, now),
+        &one_by_one.window(Window::SinceStart, now),
+        "since start",
+    );
+    let since_start = windowed.intervals(Window::SinceStart, now);
+    assert_eq!(
+        (since_start[0].start_ms, since_start[0].end_ms),
+        (0, now - 999)
+    );
+    let other = DdSketch::with_config(crate::Config::new(0.02).unwrap());
+    assert!(windowed.add_past(&other, 0, 1).is_err());
+}
