@@ -144,7 +144,7 @@ fn main() {
     }
     assert!(warnings.is_empty(), "{warnings:?}");
 
-    let wasm_text = host.render("prometheus-exporter").unwrap();
+    let wasm_text = host.render("prometheus-exporter", Format::OpenMetrics).unwrap();
     let native_text = native.render(Format::OpenMetrics);
     assert_eq!(samples(&wasm_text), samples(&native_text), "the same state");
     let series = samples(&native_text).len() + 3;
@@ -155,7 +155,7 @@ fn main() {
         .filter(|l| !l.starts_with('#'))
         .count();
 
-    let through_wasm = time(|| host.render("prometheus-exporter").unwrap().len());
+    let through_wasm = time(|| host.render("prometheus-exporter", Format::OpenMetrics).unwrap().len());
     let natively = time(|| native.render(Format::OpenMetrics).len());
     let convert = time(|| openmetrics_to_text(&wasm_text).unwrap().len());
 
