@@ -481,7 +481,7 @@ fn the_writer_and_the_down_conversion_pass_both_parsers() {
         .counter(&[("script", "a\"b")], 3.0, 1_700_000_000.5);
     out.family_with_unit("demo_seconds", MetricType::Histogram, "seconds", "Times.")
         .histogram(&[("script", "a")], &bounds, &h, Some(1_700_000_000.0))
-        .histogram(&[("script", "b")], &bounds, &Histogram::new(&bounds), None);
+        .histogram(&[("script", "b")], &bounds, &Histogram::new(&bounds), None::<f64>);
     let mut written = out.finish_families();
     // Types the writer does not make, as other exporters write them.
     written.push_str(

@@ -83,12 +83,49 @@ pub struct Family<'a> {
     kind: MetricType,
     /// What a plain sample is named (a counter's with `_total` in OpenMetrics).
     sample_name: String,
-    /// The family's name with `_`: the other samples' names are it and a suffix.
-    prefix: String,
-    /// The bounds of the last histogram written and their `le` texts: a family's
-    /// histograms share their bounds, so each is formatted once.
+    /// The other samples' names: the family's and a suffix.
+    bucket_name: String,
+    sum_name: String,
+    count_name: String,
+    created_name: String,
+    /// The bounds of the last histogram written and their `le` labels as written, up to
+    /// the value (`le="0.005"} `): a family's histograms share their bounds, so each is
+    /// formatted once.
     le_bounds: Vec<f64>,
     le_texts: Vec<String>,
+}
+
+/// A sample value: a number, or one written once ([`Written`]).
+pub trait Number: Copy {
+    /// Writes the value as [`format_value`] spells it.
+    fn write_to(self, out: &mut String);
+}
+
+impl Number for f64 {
+    fn write_to(self, out: &mut String) {
+        push_value(out, self)
+    }
+}
+
+/// A number written once, for a value that never changes and is written at every
+/// render, such as a series' `_created`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written(String);
+
+impl Written {
+    pub fn new(value: f64) -> Written {
+        Written(format_value(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Number for &Written {
+    fn write_to(self, out: &mut String) {
+        out.push_str(&self.0)
+    }
 }
 
 /// Labels a sample is written with: name and value pairs, escaped as they are written,
@@ -238,7 +275,10 @@ impl Exposition {
             format: self.format,
             kind,
             sample_name: format!("{base}{sample_suffix}"),
-            prefix: format!("{base}_"),
+            bucket_name: format!("{base}_bucket"),
+            sum_name: format!("{base}_sum"),
+            count_name: format!("{base}_count"),
+            created_name: format!("{base}_created"),
             le_bounds: Vec::new(),
             le_texts: Vec::new(),
         }
@@ -296,18 +336,21 @@ impl Family<'_> {
     /// Writes one sample of a counter or gauge family.
     pub fn sample<L: Labels + ?Sized>(&mut self, labels: &L, value: f64) -> &mut Self {
         debug_assert!(self.kind != MetricType::Histogram, "use Family::histogram");
-        write_line(self.text, &self.sample_name, "", labels, None);
-        push_value(self.text, value);
-        self.text.push('\n');
+        write_line(self.text, &self.sample_name, labels, None, value);
         self
     }
 
     /// Writes one counter sample and, in OpenMetrics, its `_created` sample: when the
     /// counter started counting, in seconds since the Unix epoch.
-    pub fn counter<L: Labels + ?Sized>(&mut self, labels: &L, value: f64, created: f64) -> &mut Self {
+    pub fn counter<L: Labels + ?Sized>(
+        &mut self,
+        labels: &L,
+        value: f64,
+        created: impl Number,
+    ) -> &mut Self {
         self.sample(labels, value);
         if self.format == Format::OpenMetrics {
-            self.float_line("created", labels, created);
+            write_line(self.text, &self.created_name, labels, None, created);
         }
         self
     }
@@ -320,66 +363,73 @@ impl Family<'_> {
         labels: &L,
         bounds: &[f64],
         h: &Histogram,
-        created: Option<f64>,
+        created: Option<impl Number>,
     ) -> &mut Self {
         debug_assert_eq!(h.counts.len(), bounds.len() + 1, "buckets and bounds");
         if self.le_bounds != bounds {
             self.le_bounds = bounds.to_vec();
-            self.le_texts = bounds.iter().map(|b| canonical_float(*b)).collect();
+            self.le_texts = bounds
+                .iter()
+                .map(|b| format!("le=\"{}\"}} ", canonical_float(*b)))
+                .collect();
         }
         let text = &mut *self.text;
         let mut cumulative = 0u64;
         for (le, n) in self.le_texts.iter().zip(&h.counts) {
             cumulative += n;
-            write_line(text, &self.prefix, "bucket", labels, Some(le));
-            push_count(text, cumulative);
-            text.push('\n');
+            write_line(text, &self.bucket_name, labels, Some(le), Count(cumulative));
         }
         let count = h.count();
-        write_line(text, &self.prefix, "bucket", labels, Some("+Inf"));
-        push_count(text, count);
-        text.push('\n');
-        self.float_line("sum", labels, h.sum);
-        write_line(self.text, &self.prefix, "count", labels, None);
-        push_count(self.text, count);
-        self.text.push('\n');
+        write_line(text, &self.bucket_name, labels, Some("le=\"+Inf\"} "), Count(count));
+        write_line(text, &self.sum_name, labels, None, h.sum);
+        write_line(text, &self.count_name, labels, None, Count(count));
         if let (Format::OpenMetrics, Some(created)) = (self.format, created) {
-            self.float_line("created", labels, created);
+            write_line(text, &self.created_name, labels, None, created);
         }
         self
     }
+}
 
-    /// Writes the sample named the family's name, `_` and `suffix`, of value `value`.
-    fn float_line<L: Labels + ?Sized>(&mut self, suffix: &str, labels: &L, value: f64) {
-        write_line(self.text, &self.prefix, suffix, labels, None);
-        push_value(self.text, value);
-        self.text.push('\n');
+/// A count, written as an integer.
+#[derive(Clone, Copy)]
+struct Count(u64);
+
+impl Number for Count {
+    fn write_to(self, out: &mut String) {
+        push_count(out, self.0)
     }
 }
 
-/// Writes a sample line up to its value: `name` and `suffix`, the label set and `le`
-/// when there are any, and the space.
+/// Writes a sample line: `name`, the label set and `le` (`le="..."} ` as the histogram
+/// keeps it) when there are any, and `value`.
 fn write_line<L: Labels + ?Sized>(
     text: &mut String,
     name: &str,
-    suffix: &str,
     labels: &L,
     le: Option<&str>,
+    value: impl Number,
 ) {
     text.push_str(name);
-    text.push_str(suffix);
     let empty = labels.is_empty();
-    if !empty || le.is_some() {
-        text.push('{');
-        labels.write_to(text);
-        if let Some(le) = le {
-            text.push_str(if empty { "le=\"" } else { ",le=\"" });
+    match le {
+        Some(le) => {
+            text.push('{');
+            labels.write_to(text);
+            if !empty {
+                text.push(',');
+            }
             text.push_str(le);
-            text.push('"');
         }
-        text.push('}');
+        None if !empty => {
+            text.push('{');
+            labels.write_to(text);
+            text.push('}');
+            text.push(' ');
+        }
+        None => text.push(' '),
     }
-    text.push(' ');
+    value.write_to(text);
+    text.push('\n');
 }
 
 /// 1 for true, 0 for false: how the format spells a boolean gauge.
@@ -454,8 +504,10 @@ fn push_value(out: &mut String, value: f64) {
     } else if value == 0.0 {
         out.push_str(if value.is_sign_negative() { "-0" } else { "0" });
     } else if value.fract() == 0.0 {
-        if value.abs() < EXACT_INTEGERS {
+        if value > 0.0 && value < EXACT_INTEGERS {
             // Every digit counts below 2^53: the shortest digits are the integer's.
+            push_count(out, value as u64);
+        } else if value.abs() < EXACT_INTEGERS {
             out.push_str(itoa::Buffer::new().format(value as i64));
         } else {
             let _ = write!(out, "{value}");
@@ -472,7 +524,12 @@ fn push_value(out: &mut String, value: f64) {
 }
 
 fn push_count(out: &mut String, n: u64) {
-    out.push_str(itoa::Buffer::new().format(n));
+    // Most counts of a histogram's buckets are a digit: one byte, no buffer to copy.
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+    } else {
+        out.push_str(itoa::Buffer::new().format(n));
+    }
 }
 
 /// `value` in OpenMetrics' canonical form, as Prometheus writes and normalises `le` and
@@ -955,7 +1012,7 @@ mod tests {
             "How long.",
         )
         .histogram(&[("script", "a")], &BOUNDS, &h, Some(1_700_000_000.5))
-        .histogram(&[], &BOUNDS, &Histogram::new(&BOUNDS), None);
+        .histogram(&[], &BOUNDS, &Histogram::new(&BOUNDS), None::<f64>);
         out.finish()
     }
 
@@ -1008,7 +1065,7 @@ mod tests {
         assert_eq!(h.count(), 7);
         let mut out = Exposition::new();
         out.family("h", MetricType::Histogram, "h")
-            .histogram(&[], &bounds, &h, None);
+            .histogram(&[], &bounds, &h, None::<f64>);
         let text = out.finish();
         let buckets: Vec<u64> = text
             .lines()

@@ -19,14 +19,16 @@
 //! samples together. `_created` (OpenMetrics) is the time of the finished event that made
 //! the series (the exporter's start for the overflow counters).
 //!
-//! A render is on every scrape's path: each series keeps its label set written and
-//! escaped once, when it is made ([`LabelSet`]), and the text is written into one buffer
-//! sized from the previous render.
+//! A render is on every scrape's path: each series keeps what never changes written once,
+//! when it is made (its label set escaped, [`LabelSet`]; its `_created`, [`Written`]),
+//! and the text is written into one buffer sized from the previous render.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use metaclaude_formats::prometheus::{Exposition, Format, Histogram, LabelSet, MetricType};
+use metaclaude_formats::prometheus::{
+    Exposition, Format, Histogram, LabelSet, MetricType, Written,
+};
 
 use crate::config::Config;
 pub use metaclaude_formats::finished::Finished;
@@ -47,7 +49,7 @@ fn cap(label: &'static str, config_key: &'static str, max: usize) -> LabelCap {
 struct Series {
     /// `script="...",specialist="..."`.
     labels: LabelSet,
-    created: f64,
+    created: Written,
     total: u64,
     success: u64,
     /// Category → its counter.
@@ -64,7 +66,7 @@ struct Failures {
     /// The pair's labels and `category="..."`.
     labels: LabelSet,
     count: u64,
-    created: f64,
+    created: Written,
 }
 
 /// A figure as a histogram takes it: not a number, or below 0, is 0.
@@ -140,7 +142,7 @@ impl Exporter {
         let (duration_bounds, memory_bounds) = (&self.duration_bounds, &self.memory_bounds);
         let s = self.series.entry(key).or_insert_with_key(|(script, specialist)| Series {
             labels: LabelSet::new(&[("script", script), ("specialist", specialist)]),
-            created: f.at,
+            created: Written::new(f.at),
             total: 0,
             success: 0,
             failures: BTreeMap::new(),
@@ -160,7 +162,7 @@ impl Exporter {
                 .or_insert_with_key(|category| Failures {
                     labels: pair.with("category", category),
                     count: 0,
-                    created: f.at,
+                    created: Written::new(f.at),
                 })
                 .count += 1;
         }
@@ -192,14 +194,14 @@ impl Exporter {
             for s in self.series.values() {
                 match what {
                     Samples::Counter(value) => {
-                        family.counter(&s.labels, value(s), s.created);
+                        family.counter(&s.labels, value(s), &s.created);
                     }
                     Samples::Histogram(bounds, histogram) => {
-                        family.histogram(&s.labels, bounds, histogram(s), Some(s.created));
+                        family.histogram(&s.labels, bounds, histogram(s), Some(&s.created));
                     }
                     Samples::Failures => {
                         for f in s.failures.values() {
-                            family.counter(&f.labels, f.count as f64, f.created);
+                            family.counter(&f.labels, f.count as f64, &f.created);
                         }
                     }
                 }

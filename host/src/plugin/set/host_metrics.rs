@@ -194,7 +194,7 @@ pub fn write_plugins(out: &mut Exposition, plugins: &[PluginInfo]) {
             &[("plugin", p.name.as_str())],
             &CALL_BUCKETS,
             &call_histogram(&p.calls),
-            None,
+            None::<f64>,
         );
     }
 }
