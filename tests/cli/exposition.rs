@@ -27,7 +27,7 @@ use metaclaude_formats::prometheus::{
 
 use crate::log_sink::write_log_sink;
 use crate::plugins::write_plugin;
-use crate::serve::{agent, post, Reply, Server};
+use crate::serve::{agent, get, post, Reply, Server};
 use crate::util::{bin, example_registry, root, succeed};
 
 /// The `Accept` header Prometheus 2.x scrapes with.
@@ -459,6 +459,116 @@ fn an_exporter_speaking_the_text_format_makes_the_whole_answer_text() {
         ])]
     );
     histogram_checks(&families);
+}
+
+/// The value of the sample `series` (name and label set, as written) in `text`.
+fn sample_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+/// The format a scrape negotiates reaches the exporter (WIT 0.3.0 `render` takes it): the
+/// fixture counts the renders it was asked for by format. It writes only 0.0.4, so each
+/// answer is 0.0.4 whatever was asked.
+#[test]
+fn the_negotiated_format_reaches_the_exporter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    write_plugin(
+        &plugins,
+        "counts",
+        "fixture_exporter.wasm",
+        "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"exporter\"\ncomponent = \"COMPONENT\"\n",
+    );
+    let server = Server::start(&example_registry(), &["--plugins"], |cmd| {
+        cmd.arg(&plugins);
+    });
+    let renders = |r: &Reply| {
+        assert_eq!(r.header("content-type"), Some(TEXT_CONTENT_TYPE));
+        promtool_check_metrics(&r.body);
+        [
+            sample_value(&r.body, "fixture_renders_total{format=\"openmetrics\"}"),
+            sample_value(&r.body, "fixture_renders_total{format=\"prometheus-text\"}"),
+        ]
+    };
+    assert_eq!(renders(&scrape(&server, Some(PROMETHEUS_ACCEPT))), [1.0, 0.0]);
+    assert_eq!(renders(&scrape(&server, None)), [1.0, 1.0]);
+    assert_eq!(
+        renders(&scrape(&server, Some("text/plain;version=0.0.4"))),
+        [1.0, 2.0]
+    );
+    assert_eq!(
+        renders(&scrape(&server, Some("application/openmetrics-text"))),
+        [2.0, 2.0]
+    );
+}
+
+/// An exporter built against WIT 0.2.0 renders OpenMetrics without being told the
+/// format: served beside the 0.3.0 Prometheus exporter, it is passed through in an
+/// OpenMetrics answer and converted down in a 0.0.4 one, and both answers pass promtool
+/// and prometheus_client.
+#[test]
+fn an_exporter_built_against_0_2_0_is_served_in_both_formats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    prometheus_exporter(&plugins);
+    write_plugin(
+        &plugins,
+        "older",
+        "fixture_v02_exporter.wasm",
+        "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"exporter\"\ncomponent = \"COMPONENT\"\nwit = \"0.2.0\"\n",
+    );
+    let server = Server::start(&example_registry(), &["--plugins"], |cmd| {
+        cmd.arg(&plugins);
+    });
+    for id in ["hello", "hello", "failing"] {
+        server.run(id);
+    }
+    let om = scrape(&server, Some(PROMETHEUS_ACCEPT));
+    assert_eq!(om.header("content-type"), Some(OPENMETRICS_CONTENT_TYPE));
+    let text = scrape(&server, None);
+    assert_eq!(text.header("content-type"), Some(TEXT_CONTENT_TYPE));
+    for line in [
+        "# TYPE fixture_v02_executions counter",
+        "fixture_v02_executions_total{script=\"hello\"} 2",
+        "# UNIT fixture_v02_wall_seconds seconds",
+        "# TYPE metaclaude_executions counter",
+    ] {
+        assert!(om.body.lines().any(|l| l == line), "{line}:\n{}", om.body);
+    }
+    assert!(om.body.contains("\nfixture_v02_executions_created{script=\"hello\"} "));
+    assert_eq!(om.body.matches("# EOF").count(), 1);
+    for line in [
+        "# TYPE fixture_v02_executions_total counter",
+        "fixture_v02_executions_total{script=\"hello\"} 2",
+        "fixture_v02_wall_seconds_count{script=\"failing\"} 1",
+        "# TYPE metaclaude_executions_total counter",
+    ] {
+        assert!(text.body.lines().any(|l| l == line), "{line}:\n{}", text.body);
+    }
+    assert!(!text.body.contains("# EOF") && !text.body.contains("_created"));
+    let families = check_both(
+        &om.body,
+        &text.body,
+        &[
+            "metaclaude_server_uptime_seconds",
+            "metaclaude_server_connections_open",
+            "metaclaude_plugin_call_duration_seconds",
+        ],
+    );
+    histogram_checks(&families);
+    let listed = get(&server.url("/api/v1/plugins")).json();
+    let wit = |name: &str| {
+        listed["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {listed:#}"))["wit"]
+            .clone()
+    };
+    assert_eq!((wit("older"), wit("prometheus-exporter")), (json!("0.2.0"), json!("0.3.0")));
 }
 
 /// The writer's OpenMetrics of every type the conversion knows, and what it converts it
