@@ -169,7 +169,10 @@ fn main() {
         openmetrics.len() as f64 / 1024.0,
         text.len() as f64 / 1024.0
     );
-    for (name, format) in [("OpenMetrics", Format::OpenMetrics), ("0.0.4", Format::Text)] {
+    for (name, format) in [
+        ("OpenMetrics", Format::OpenMetrics),
+        ("0.0.4", Format::Text),
+    ] {
         let through_wasm = time(|| render(format).len());
         let natively = time(|| native.render(format).len());
         println!(

@@ -380,7 +380,13 @@ impl Family<'_> {
             write_line(text, &self.bucket_name, labels, Some(le), Count(cumulative));
         }
         let count = h.count();
-        write_line(text, &self.bucket_name, labels, Some("le=\"+Inf\"} "), Count(count));
+        write_line(
+            text,
+            &self.bucket_name,
+            labels,
+            Some("le=\"+Inf\"} "),
+            Count(count),
+        );
         write_line(text, &self.sum_name, labels, None, h.sum);
         write_line(text, &self.count_name, labels, None, Count(count));
         if let (Format::OpenMetrics, Some(created)) = (self.format, created) {
@@ -892,9 +898,34 @@ mod tests {
             state
         };
         let mut values = vec![
-            0.1, 0.163, 1.0 / 3.0, 2.5e-5, 1e-5, 9.99e-6, 1e-7, 123456.789, 4.5e15, 1e15,
-            1e16, 1.5e16, 9e18, 9.3e18, 1e21, 9_007_199_254_740_991.0, 9_007_199_254_740_993.5, 1e300, 5e-324, f64::MAX, f64::MIN_POSITIVE,
-            1_790_000_000.123, 1_790_000_000.000_001, -7.25, -1e-9, 3.0, -3.0, 42.0,
+            0.1,
+            0.163,
+            1.0 / 3.0,
+            2.5e-5,
+            1e-5,
+            9.99e-6,
+            1e-7,
+            123456.789,
+            4.5e15,
+            1e15,
+            1e16,
+            1.5e16,
+            9e18,
+            9.3e18,
+            1e21,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_993.5,
+            1e300,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            1_790_000_000.123,
+            1_790_000_000.000_001,
+            -7.25,
+            -1e-9,
+            3.0,
+            -3.0,
+            42.0,
         ];
         for _ in 0..20_000 {
             let bits = next();
@@ -935,7 +966,11 @@ mod tests {
                     f.counter(&pairs, 1.0, 2.5).counter(&three, 2.0, 3.5);
                 }
                 out.family("h", MetricType::Histogram, "h").histogram(
-                    if by_set { &set as &dyn Labels } else { &pairs as &dyn Labels },
+                    if by_set {
+                        &set as &dyn Labels
+                    } else {
+                        &pairs as &dyn Labels
+                    },
                     &BOUNDS,
                     &Histogram::new(&BOUNDS),
                     Some(1.0),

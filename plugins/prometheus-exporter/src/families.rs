@@ -140,17 +140,20 @@ impl Exporter {
             }
         }
         let (duration_bounds, memory_bounds) = (&self.duration_bounds, &self.memory_bounds);
-        let s = self.series.entry(key).or_insert_with_key(|(script, specialist)| Series {
-            labels: LabelSet::new(&[("script", script), ("specialist", specialist)]),
-            created: Written::new(f.at),
-            total: 0,
-            success: 0,
-            failures: BTreeMap::new(),
-            duration: Histogram::new(duration_bounds),
-            memory: Histogram::new(memory_bounds),
-            cpu_seconds: 0.0,
-            retries: 0,
-        });
+        let s = self
+            .series
+            .entry(key)
+            .or_insert_with_key(|(script, specialist)| Series {
+                labels: LabelSet::new(&[("script", script), ("specialist", specialist)]),
+                created: Written::new(f.at),
+                total: 0,
+                success: 0,
+                failures: BTreeMap::new(),
+                duration: Histogram::new(duration_bounds),
+                memory: Histogram::new(memory_bounds),
+                cpu_seconds: 0.0,
+                retries: 0,
+            });
         s.total += 1;
         if f.success {
             s.success += 1;

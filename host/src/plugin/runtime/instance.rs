@@ -607,9 +607,15 @@ impl Instance {
 
     pub fn tick(&mut self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<Alert>, CallError> {
         self.call(|store, exports| match exports {
-            Exports::AlertRule1(e) => alerts!(v0_1, e.call_tick(store, convert::v0_1::datetime(&now))),
-            Exports::AlertRule2(e) => alerts!(v0_2, e.call_tick(store, convert::v0_2::datetime(&now))),
-            Exports::AlertRule3(e) => alerts!(v0_3, e.call_tick(store, convert::v0_3::datetime(&now))),
+            Exports::AlertRule1(e) => {
+                alerts!(v0_1, e.call_tick(store, convert::v0_1::datetime(&now)))
+            }
+            Exports::AlertRule2(e) => {
+                alerts!(v0_2, e.call_tick(store, convert::v0_2::datetime(&now)))
+            }
+            Exports::AlertRule3(e) => {
+                alerts!(v0_3, e.call_tick(store, convert::v0_3::datetime(&now)))
+            }
             _ => Ok(Ok(Vec::new())),
         })
     }
