@@ -102,6 +102,7 @@ pub trait Number: Copy {
 }
 
 impl Number for f64 {
+    #[inline(always)]
     fn write_to(self, out: &mut String) {
         push_value(out, self)
     }
@@ -123,6 +124,7 @@ impl Written {
 }
 
 impl Number for &Written {
+    #[inline(always)]
     fn write_to(self, out: &mut String) {
         out.push_str(&self.0)
     }
@@ -197,10 +199,12 @@ impl LabelSet {
 }
 
 impl Labels for LabelSet {
+    #[inline(always)]
     fn write_to(&self, out: &mut String) {
         out.push_str(&self.text);
     }
 
+    #[inline(always)]
     fn is_empty(&self) -> bool {
         self.text.is_empty()
     }
@@ -334,6 +338,7 @@ impl Histogram {
 
 impl Family<'_> {
     /// Writes one sample of a counter or gauge family.
+    #[inline]
     pub fn sample<L: Labels + ?Sized>(&mut self, labels: &L, value: f64) -> &mut Self {
         debug_assert!(self.kind != MetricType::Histogram, "use Family::histogram");
         write_line(self.text, &self.sample_name, labels, None, value);
@@ -342,6 +347,7 @@ impl Family<'_> {
 
     /// Writes one counter sample and, in OpenMetrics, its `_created` sample: when the
     /// counter started counting, in seconds since the Unix epoch.
+    #[inline]
     pub fn counter<L: Labels + ?Sized>(
         &mut self,
         labels: &L,
@@ -401,6 +407,7 @@ impl Family<'_> {
 struct Count(u64);
 
 impl Number for Count {
+    #[inline(always)]
     fn write_to(self, out: &mut String) {
         push_count(out, self.0)
     }
@@ -408,6 +415,7 @@ impl Number for Count {
 
 /// Writes a sample line: `name`, the label set and `le` (`le="..."} ` as the histogram
 /// keeps it) when there are any, and `value`.
+#[inline(always)]
 fn write_line<L: Labels + ?Sized>(
     text: &mut String,
     name: &str,
@@ -502,7 +510,19 @@ const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
 /// whole number as an integer, another through `zmij` (the same shortest digits), what
 /// `zmij` would write with an exponent (below 1e-5), and whole numbers from 2^53 up,
 /// through `Display`.
+#[inline(always)]
 fn push_value(out: &mut String, value: f64) {
+    // Counters and counts: whole, not negative. Every digit counts below 2^53: the
+    // shortest digits are the integer's.
+    if value.is_sign_positive() && value < EXACT_INTEGERS && value.fract() == 0.0 {
+        push_count(out, value as u64);
+    } else {
+        push_other_value(out, value);
+    }
+}
+
+/// [`push_value`] of a value that is not a whole number from 0 to 2^53.
+fn push_other_value(out: &mut String, value: f64) {
     if value.is_nan() {
         out.push_str("NaN");
     } else if value.is_infinite() {
@@ -510,10 +530,7 @@ fn push_value(out: &mut String, value: f64) {
     } else if value == 0.0 {
         out.push_str(if value.is_sign_negative() { "-0" } else { "0" });
     } else if value.fract() == 0.0 {
-        if value > 0.0 && value < EXACT_INTEGERS {
-            // Every digit counts below 2^53: the shortest digits are the integer's.
-            push_count(out, value as u64);
-        } else if value.abs() < EXACT_INTEGERS {
+        if value.abs() < EXACT_INTEGERS {
             out.push_str(itoa::Buffer::new().format(value as i64));
         } else {
             let _ = write!(out, "{value}");
@@ -529,6 +546,7 @@ fn push_value(out: &mut String, value: f64) {
     }
 }
 
+#[inline(always)]
 fn push_count(out: &mut String, n: u64) {
     // Most counts of a histogram's buckets are a digit: one byte, no buffer to copy.
     if n < 10 {
