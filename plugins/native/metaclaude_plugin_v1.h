@@ -72,7 +72,10 @@ struct mc_plugin_v1 {
     /* Make everything durable (called before shutdown and on request). */
     int32_t (*flush)(void *state, const struct mc_out *err);
 
-    /* Exporters: write the current state in the exporter's format to `out`. */
+    /* Exporters: write the current state in the exporter's format to `out`. The host is not
+     * told the format a scrape negotiated here (as with a WIT 0.1.0/0.2.0 exporter): text
+     * ending with `# EOF` is taken as OpenMetrics (converted down for a 0.0.4 scrape), other
+     * text as the format 0.0.4 (the whole answer is then 0.0.4). */
     int32_t (*render)(void *state, const struct mc_out *out, const struct mc_out *err);
 
     /* Alert rules: a clock tick (UTC seconds and nanoseconds since the Unix epoch). */

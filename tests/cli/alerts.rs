@@ -532,7 +532,7 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
     let memory = plugin("alert-rules")["memory_bytes"].as_u64().unwrap();
     assert!(memory > 0 && memory <= 64 << 20, "{memory}");
     assert_eq!(plugin("v01-notifier")["wit"], "0.1.0");
-    assert_eq!(plugin("webhook-notifier")["wit"], "0.2.0");
+    assert_eq!(plugin("webhook-notifier")["wit"], "0.3.0");
 
     // Thresholds: shown, a bad change refused naming why, a good one taken.
     let thresholds = get(&server.url("/api/v1/alerts/thresholds")).json();

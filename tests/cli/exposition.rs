@@ -27,7 +27,7 @@ use metaclaude_formats::prometheus::{
 
 use crate::log_sink::write_log_sink;
 use crate::plugins::write_plugin;
-use crate::serve::{agent, post, Reply, Server};
+use crate::serve::{agent, get, post, Reply, Server};
 use crate::util::{bin, example_registry, root, succeed};
 
 /// The `Accept` header Prometheus 2.x scrapes with.
@@ -251,6 +251,46 @@ fn histogram_checks(families: &[Value]) {
     }
 }
 
+/// [`check_both`] on two scrapes of one server, OpenMetrics and 0.0.4, and the
+/// histograms' checks: the families read from the OpenMetrics one. The uptime moves
+/// between the two scrapes, a connection of an earlier request may close, and each
+/// scrape's renders are calls into the exporters, timed in the call-latency histogram.
+fn check_scrapes(openmetrics: &str, text: &str) -> Vec<Value> {
+    let families = check_both(
+        openmetrics,
+        text,
+        &[
+            "metaclaude_server_uptime_seconds",
+            "metaclaude_server_connections_open",
+            "metaclaude_plugin_call_duration_seconds",
+        ],
+    );
+    histogram_checks(&families);
+    families
+}
+
+/// A manifest for an exporter fixture named NAME, built against `wit`.
+fn exporter_manifest(wit: &str) -> String {
+    format!("name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"exporter\"\ncomponent = \"COMPONENT\"\nwit = \"{wit}\"\n")
+}
+
+/// A server with the default set's Prometheus exporter (when `prometheus`) and the
+/// exporters `more` (name, component, manifest) in a plugins folder of its own.
+fn serve_exporters(prometheus: bool, more: &[(&str, &str, String)]) -> (tempfile::TempDir, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    if prometheus {
+        prometheus_exporter(&plugins);
+    }
+    for (name, wasm, manifest) in more {
+        write_plugin(&plugins, name, wasm, manifest);
+    }
+    let server = Server::start(&example_registry(), &["--plugins"], |cmd| {
+        cmd.arg(&plugins);
+    });
+    (tmp, server)
+}
+
 #[test]
 fn served_expositions_pass_promtool_and_prometheus_client_in_both_formats() {
     let tmp = tempfile::tempdir().unwrap();
@@ -281,19 +321,7 @@ fn served_expositions_pass_promtool_and_prometheus_client_in_both_formats() {
     assert!(om.body.ends_with("\n# EOF\n"));
     assert!(!text.body.contains("# EOF") && !text.body.contains("_created"));
 
-    // The uptime moves between the two scrapes, and each scrape's renders are calls into
-    // the exporters, timed in the call-latency histogram.
-    let families = check_both(
-        &om.body,
-        &text.body,
-        &[
-            "metaclaude_server_uptime_seconds",
-            // A connection of an earlier request may close between the scrapes.
-            "metaclaude_server_connections_open",
-            "metaclaude_plugin_call_duration_seconds",
-        ],
-    );
-    histogram_checks(&families);
+    let families = check_scrapes(&om.body, &text.body);
     histogram_checks(&prometheus_client(&text.body, Format::Text));
 
     // The odd ids, as the independent parser decodes them.
@@ -403,18 +431,14 @@ fn metrics_prints_the_format_asked_for_from_a_server_and_from_the_log() {
 
 #[test]
 fn an_exporter_speaking_the_text_format_makes_the_whole_answer_text() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plugins = tmp.path().join("plugins");
-    prometheus_exporter(&plugins);
-    write_plugin(
-        &plugins,
-        "counts",
-        "fixture_exporter.wasm",
-        "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"exporter\"\ncomponent = \"COMPONENT\"\n",
+    let (_tmp, server) = serve_exporters(
+        true,
+        &[(
+            "counts",
+            "fixture_exporter.wasm",
+            exporter_manifest("0.3.0"),
+        )],
     );
-    let server = Server::start(&example_registry(), &["--plugins"], |cmd| {
-        cmd.arg(&plugins);
-    });
     server.run("hello");
     let r = scrape(&server, Some(PROMETHEUS_ACCEPT));
     assert_eq!(r.header("content-type"), Some(TEXT_CONTENT_TYPE));
@@ -461,6 +485,112 @@ fn an_exporter_speaking_the_text_format_makes_the_whole_answer_text() {
     histogram_checks(&families);
 }
 
+/// The value of the sample `series` (name and label set, as written) in `text`.
+fn sample_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+/// The format a scrape negotiates reaches the exporter (WIT 0.3.0 `render` takes it): the
+/// fixture counts the renders it was asked for by format. It writes only 0.0.4, so each
+/// answer is 0.0.4 whatever was asked.
+#[test]
+fn the_negotiated_format_reaches_the_exporter() {
+    let (_tmp, server) = serve_exporters(
+        false,
+        &[(
+            "counts",
+            "fixture_exporter.wasm",
+            exporter_manifest("0.3.0"),
+        )],
+    );
+    let renders = |r: &Reply| {
+        assert_eq!(r.header("content-type"), Some(TEXT_CONTENT_TYPE));
+        promtool_check_metrics(&r.body);
+        [
+            sample_value(&r.body, "fixture_renders_total{format=\"openmetrics\"}"),
+            sample_value(&r.body, "fixture_renders_total{format=\"prometheus-text\"}"),
+        ]
+    };
+    assert_eq!(
+        renders(&scrape(&server, Some(PROMETHEUS_ACCEPT))),
+        [1.0, 0.0]
+    );
+    assert_eq!(renders(&scrape(&server, None)), [1.0, 1.0]);
+    assert_eq!(
+        renders(&scrape(&server, Some("text/plain;version=0.0.4"))),
+        [1.0, 2.0]
+    );
+    assert_eq!(
+        renders(&scrape(&server, Some("application/openmetrics-text"))),
+        [2.0, 2.0]
+    );
+}
+
+/// An exporter built against WIT 0.2.0 renders OpenMetrics without being told the
+/// format: served beside the 0.3.0 Prometheus exporter, it is passed through in an
+/// OpenMetrics answer and converted down in a 0.0.4 one, and both answers pass promtool
+/// and prometheus_client.
+#[test]
+fn an_exporter_built_against_0_2_0_is_served_in_both_formats() {
+    let (_tmp, server) = serve_exporters(
+        true,
+        &[(
+            "older",
+            "fixture_v02_exporter.wasm",
+            exporter_manifest("0.2.0"),
+        )],
+    );
+    for id in ["hello", "hello", "failing"] {
+        server.run(id);
+    }
+    let om = scrape(&server, Some(PROMETHEUS_ACCEPT));
+    assert_eq!(om.header("content-type"), Some(OPENMETRICS_CONTENT_TYPE));
+    let text = scrape(&server, None);
+    assert_eq!(text.header("content-type"), Some(TEXT_CONTENT_TYPE));
+    for line in [
+        "# TYPE fixture_v02_executions counter",
+        "fixture_v02_executions_total{script=\"hello\"} 2",
+        "# UNIT fixture_v02_wall_seconds seconds",
+        "# TYPE metaclaude_executions counter",
+    ] {
+        assert!(om.body.lines().any(|l| l == line), "{line}:\n{}", om.body);
+    }
+    assert!(om
+        .body
+        .contains("\nfixture_v02_executions_created{script=\"hello\"} "));
+    assert_eq!(om.body.matches("# EOF").count(), 1);
+    for line in [
+        "# TYPE fixture_v02_executions_total counter",
+        "fixture_v02_executions_total{script=\"hello\"} 2",
+        "fixture_v02_wall_seconds_count{script=\"failing\"} 1",
+        "# TYPE metaclaude_executions_total counter",
+    ] {
+        assert!(
+            text.body.lines().any(|l| l == line),
+            "{line}:\n{}",
+            text.body
+        );
+    }
+    assert!(!text.body.contains("# EOF") && !text.body.contains("_created"));
+    check_scrapes(&om.body, &text.body);
+    let listed = get(&server.url("/api/v1/plugins")).json();
+    let wit = |name: &str| {
+        listed["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {listed:#}"))["wit"]
+            .clone()
+    };
+    assert_eq!(
+        (wit("older"), wit("prometheus-exporter")),
+        (json!("0.2.0"), json!("0.3.0"))
+    );
+}
+
 /// The writer's OpenMetrics of every type the conversion knows, and what it converts it
 /// to, both read by both parsers.
 #[test]
@@ -481,7 +611,12 @@ fn the_writer_and_the_down_conversion_pass_both_parsers() {
         .counter(&[("script", "a\"b")], 3.0, 1_700_000_000.5);
     out.family_with_unit("demo_seconds", MetricType::Histogram, "seconds", "Times.")
         .histogram(&[("script", "a")], &bounds, &h, Some(1_700_000_000.0))
-        .histogram(&[("script", "b")], &bounds, &Histogram::new(&bounds), None);
+        .histogram(
+            &[("script", "b")],
+            &bounds,
+            &Histogram::new(&bounds),
+            None::<f64>,
+        );
     let mut written = out.finish_families();
     // Types the writer does not make, as other exporters write them.
     written.push_str(

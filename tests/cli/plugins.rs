@@ -850,7 +850,7 @@ fn plugins_check_explains_what_loads_but_will_not_work() {
         "{text}"
     );
     assert!(
-        text.contains("note: the manifest says wit = \"0.1.0\" but the component was built against 0.2.0: set wit = \"0.2.0\""),
+        text.contains("note: the manifest says wit = \"0.1.0\" but the component was built against 0.3.0: set wit = \"0.3.0\""),
         "{text}"
     );
     // Fixed, the notes go.
@@ -858,7 +858,7 @@ fn plugins_check_explains_what_loads_but_will_not_work() {
         dir.join("plugin.toml"),
         std::fs::read_to_string(dir.join("plugin.toml"))
             .unwrap()
-            .replace("wit = \"0.1.0\"", "wit = \"0.2.0\"")
+            .replace("wit = \"0.1.0\"", "wit = \"0.3.0\"")
             + "[capabilities]\nhttp = [\"https://hooks.example.com/*\"]\n",
     )
     .unwrap();

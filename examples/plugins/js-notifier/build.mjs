@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 const { component } = await componentize({
   sourcePath: 'notifier.js',
   witPath: process.env.WIT ?? 'wit',
-  worldName: 'metaclaude:monitor/notifier@0.2.0',
+  worldName: 'metaclaude:monitor/notifier@0.3.0',
   // A pure component: no WASI clocks, random, stdio or fetch (the host grants none of them).
   disableFeatures: ['http', 'fetch-event', 'random', 'clocks', 'stdio'],
 });

@@ -1,5 +1,5 @@
 // A metaclaude notifier in JavaScript: POSTs each alert, as the host's alert JSON, to config.url.
-import { post } from 'metaclaude:monitor/http@0.2.0';
+import { post } from 'metaclaude:monitor/http@0.3.0';
 
 let url = '';
 

@@ -2,11 +2,11 @@
 //! JavaScript or C, with its manifest, for each plugin kind.
 //!
 //! The folder needs nothing from this repository: the WIT package this binary was built
-//! with is embedded here and written into the folder's `wit/` (0.1.0 kept beside it in
-//! `wit/deps/`, as in the repository), and each build uses only its language's tools and
-//! packages from crates.io, npm or PyPI (and, for C, Debian's clang-16). The notifier
-//! templates are the example notifiers of `examples/plugins/`, which the end-to-end tests
-//! see deliver.
+//! with is embedded here and written into the folder's `wit/` (0.1.0 and 0.2.0 kept
+//! beside it in `wit/deps/`, as in the repository), and each build uses only its
+//! language's tools and packages from crates.io, npm or PyPI (and, for C, Debian's
+//! clang-16). The notifier templates are the example notifiers of `examples/plugins/`,
+//! which the end-to-end tests see deliver.
 //!
 //! Every file written comes from a file: the templates in `host/templates/` (by language, a
 //! file per plugin kind, and the manifest, `Cargo.toml`, `build.mjs` and `package.json`
@@ -21,8 +21,9 @@ use crate::plugin::manifest::PluginKind;
 
 /// The WIT package plugins are built against, as this binary knows it.
 const WIT_MONITOR: &str = include_str!("../../../wit/monitor.wit");
-/// The previous version, kept unchanged.
+/// The previous versions, kept unchanged.
 const WIT_MONITOR_0_1_0: &str = include_str!("../../../wit/deps/monitor-0.1.0/monitor.wit");
+const WIT_MONITOR_0_2_0: &str = include_str!("../../../wit/deps/monitor-0.2.0/monitor.wit");
 
 /// The example notifiers, which are also the notifier templates.
 const PYTHON_NOTIFIER: &str = include_str!("../../../examples/plugins/python-notifier/app.py");
@@ -39,8 +40,8 @@ const C_ADAPTER_MAIN: &str =
     include_str!("../../../examples/plugins/c-notifier/adapter/src/main.rs");
 
 /// The templates of `host/templates/`. Rust and C bind the file wit/monitor.wit, not the
-/// folder: with 0.1.0 beside it in wit/deps, the generated names would carry the version
-/// (`monitor0_2_0`).
+/// folder: with 0.1.0 and 0.2.0 beside it in wit/deps, the generated names would carry the
+/// version (`monitor0_3_0`).
 const MANIFEST: &str = include_str!("../../templates/plugin.toml");
 const RUST_CARGO: &str = include_str!("../../templates/rust/Cargo.toml");
 const RUST_SINK: &str = include_str!("../../templates/rust/sink.rs");
@@ -205,6 +206,7 @@ pub fn create(
         ("plugin.toml", manifest.as_str()),
         ("wit/monitor.wit", WIT_MONITOR),
         ("wit/deps/monitor-0.1.0/monitor.wit", WIT_MONITOR_0_1_0),
+        ("wit/deps/monitor-0.2.0/monitor.wit", WIT_MONITOR_0_2_0),
     ]);
     let mut written = Vec::new();
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -380,8 +382,9 @@ mod tests {
 
     #[test]
     fn the_embedded_wit_version_is_the_packages() {
-        assert_eq!(wit_version(), "0.2.0");
+        assert_eq!(wit_version(), "0.3.0");
         assert!(WIT_MONITOR_0_1_0.contains("package metaclaude:monitor@0.1.0;"));
+        assert!(WIT_MONITOR_0_2_0.contains("package metaclaude:monitor@0.2.0;"));
     }
 
     /// Nothing in a new folder points into this checkout: it builds wherever it is copied.
@@ -427,7 +430,7 @@ mod tests {
                 let wit = std::fs::read_to_string(made.dir.join("wit/monitor.wit")).unwrap();
                 assert_eq!(wit, WIT_MONITOR);
                 let manifest = std::fs::read_to_string(made.dir.join("plugin.toml")).unwrap();
-                assert!(manifest.contains("wit = \"0.2.0\""), "{manifest}");
+                assert!(manifest.contains("wit = \"0.3.0\""), "{manifest}");
             }
         }
     }

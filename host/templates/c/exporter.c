@@ -1,4 +1,5 @@
-// A metaclaude exporter in C: finished executions by outcome, in the Prometheus text format.
+// A metaclaude exporter in C: finished executions by outcome, in the exposition format the
+// scrape negotiated (OpenMetrics or the Prometheus text format 0.0.4).
 #include <stdio.h>
 
 #include "exporter.h"
@@ -22,13 +23,17 @@ bool exports_exporter_handle_batch(exporter_list_event_t *events, exporter_strin
 
 bool exports_exporter_flush(exporter_string_t *err) { return true; }
 
-bool exports_exporter_render(exporter_string_t *ret, exporter_string_t *err) {
-  char text[256];
+bool exports_exporter_render(exporter_exposition_format_t format, exporter_string_t *ret,
+                             exporter_string_t *err) {
+  // OpenMetrics names a counter family without `_total` and ends with `# EOF`.
+  bool openmetrics = format == METACLAUDE_MONITOR_TYPES_EXPOSITION_FORMAT_OPENMETRICS;
+  char text[320];
   snprintf(text, sizeof text,
-           "# TYPE executions_finished_total counter\n"
+           "# TYPE %s counter\n"
            "executions_finished_total{outcome=\"success\"} %llu\n"
-           "executions_finished_total{outcome=\"failure\"} %llu\n",
-           succeeded, failed);
+           "executions_finished_total{outcome=\"failure\"} %llu\n%s",
+           openmetrics ? "executions_finished" : "executions_finished_total", succeeded, failed,
+           openmetrics ? "# EOF\n" : "");
   exporter_string_dup(ret, text);
   return true;
 }

@@ -11,7 +11,12 @@ export function handleBatch(events) {
 
 export function flush() {}
 
-export function render() {
+// `format` is the exposition format the scrape negotiated: 'openmetrics' names a counter
+// family without `_total` and ends with `# EOF`; 'prometheus-text' is the format 0.0.4.
+export function render(format) {
+  const openmetrics = format === 'openmetrics';
   const lines = Object.entries(counts).map(([k, v]) => `executions_finished_total{outcome="${k}"} ${v}`);
-  return ['# TYPE executions_finished_total counter', ...lines].join('\n') + '\n';
+  const family = openmetrics ? 'executions_finished' : 'executions_finished_total';
+  const text = [`# TYPE ${family} counter`, ...lines].join('\n') + '\n';
+  return openmetrics ? text + '# EOF\n' : text;
 }

@@ -1,5 +1,5 @@
 // A metaclaude sink in JavaScript (componentize-js): logs each finished execution.
-import { log, logEnabled } from 'metaclaude:monitor/host@0.2.0';
+import { log, logEnabled } from 'metaclaude:monitor/host@0.3.0';
 
 export function init(config) { JSON.parse(config); }
 

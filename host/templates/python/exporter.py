@@ -22,7 +22,10 @@ class WitWorld(wit_world.WitWorld):
     def flush(self) -> None:
         pass
 
-    def render(self) -> str:
-        lines = ["# TYPE executions_finished_total counter"]
+    def render(self, format: types.ExpositionFormat) -> str:
+        # OpenMetrics names a counter family without `_total` and ends with `# EOF`.
+        openmetrics = format == types.ExpositionFormat.OPENMETRICS
+        family = "executions_finished" if openmetrics else "executions_finished_total"
+        lines = [f"# TYPE {family} counter"]
         lines += [f'executions_finished_total{{outcome="{k}"}} {v}' for k, v in STATE.items()]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + ("# EOF\n" if openmetrics else "")

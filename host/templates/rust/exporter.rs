@@ -1,5 +1,6 @@
-//! A metaclaude exporter: counts finished executions by outcome and renders them in the
-//! Prometheus text format on request.
+//! A metaclaude exporter: counts finished executions by outcome and renders them on
+//! request, in the exposition format the scrape negotiated (OpenMetrics or the Prometheus
+//! text format 0.0.4).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,11 +32,16 @@ impl Guest for Plugin {
         Ok(())
     }
 
-    fn render() -> Result<String, String> {
+    fn render(format: ExpositionFormat) -> Result<String, String> {
+        // OpenMetrics names a counter family without `_total` and ends with `# EOF`.
+        let (family, end) = match format {
+            ExpositionFormat::Openmetrics => ("executions_finished", "# EOF\n"),
+            ExpositionFormat::PrometheusText => ("executions_finished_total", ""),
+        };
         Ok(format!(
-            "# TYPE executions_finished_total counter\n\
+            "# TYPE {family} counter\n\
              executions_finished_total{{outcome=\"success\"}} {}\n\
-             executions_finished_total{{outcome=\"failure\"}} {}\n",
+             executions_finished_total{{outcome=\"failure\"}} {}\n{end}",
             SUCCEEDED.load(Ordering::Relaxed),
             FAILED.load(Ordering::Relaxed)
         ))

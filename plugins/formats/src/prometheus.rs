@@ -81,21 +81,133 @@ pub struct Family<'a> {
     text: &'a mut String,
     format: Format,
     kind: MetricType,
-    /// The name samples start with: a counter's without `_total`.
-    base: &'a str,
     /// What a plain sample is named (a counter's with `_total` in OpenMetrics).
-    sample_suffix: &'static str,
-    /// The bounds of the last histogram written and their `le` texts: a family's
-    /// histograms share their bounds, so each is formatted once.
+    sample_name: String,
+    /// The other samples' names: the family's and a suffix.
+    bucket_name: String,
+    sum_name: String,
+    count_name: String,
+    created_name: String,
+    /// The bounds of the last histogram written and their `le` labels as written, up to
+    /// the value (`le="0.005"} `): a family's histograms share their bounds, so each is
+    /// formatted once.
     le_bounds: Vec<f64>,
     le_texts: Vec<String>,
 }
 
-/// A sample's value, written straight into the text.
-#[derive(Clone, Copy)]
-enum Value {
-    Float(f64),
-    Count(u64),
+/// A sample value: a number, or one written once ([`Written`]).
+pub trait Number: Copy {
+    /// Writes the value as [`format_value`] spells it.
+    fn write_to(self, out: &mut String);
+}
+
+impl Number for f64 {
+    #[inline(always)]
+    fn write_to(self, out: &mut String) {
+        push_value(out, self)
+    }
+}
+
+/// A number written once, for a value that never changes and is written at every
+/// render, such as a series' `_created`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written(String);
+
+impl Written {
+    pub fn new(value: f64) -> Written {
+        Written(format_value(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Number for &Written {
+    #[inline(always)]
+    fn write_to(self, out: &mut String) {
+        out.push_str(&self.0)
+    }
+}
+
+/// Labels a sample is written with: name and value pairs, escaped as they are written,
+/// or a [`LabelSet`] escaped once (a series written at every scrape, whose labels are
+/// known when it is made).
+pub trait Labels {
+    /// Writes `name="value",...` (no braces), values escaped.
+    fn write_to(&self, out: &mut String);
+    fn is_empty(&self) -> bool;
+}
+
+impl Labels for [(&str, &str)] {
+    fn write_to(&self, out: &mut String) {
+        for (i, (name, value)) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(name);
+            out.push_str("=\"");
+            push_label_value(out, value);
+            out.push('"');
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        <[_]>::is_empty(self)
+    }
+}
+
+impl<const N: usize> Labels for [(&str, &str); N] {
+    fn write_to(&self, out: &mut String) {
+        self.as_slice().write_to(out)
+    }
+
+    fn is_empty(&self) -> bool {
+        N == 0
+    }
+}
+
+/// A label set as the exposition writes it (`name="value",...`, values escaped), made
+/// once: what a series keeps so that a render copies its labels instead of escaping them
+/// again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelSet {
+    text: String,
+}
+
+impl LabelSet {
+    pub fn new(labels: &[(&str, &str)]) -> LabelSet {
+        let mut text = String::new();
+        labels.write_to(&mut text);
+        LabelSet { text }
+    }
+
+    /// This set and one more label after its own.
+    pub fn with(&self, name: &str, value: &str) -> LabelSet {
+        let mut text = self.text.clone();
+        if !text.is_empty() {
+            text.push(',');
+        }
+        [(name, value)].write_to(&mut text);
+        LabelSet { text }
+    }
+
+    /// The set as written, without braces.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Labels for LabelSet {
+    #[inline(always)]
+    fn write_to(&self, out: &mut String) {
+        out.push_str(&self.text);
+    }
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
 }
 
 impl Exposition {
@@ -132,7 +244,7 @@ impl Exposition {
     /// named as its samples are in the text format (`x_total`); in OpenMetrics its
     /// family is `x` and its samples `x_total` (a counter named without `_total` gets it
     /// appended to its samples there).
-    pub fn family<'a>(&'a mut self, name: &'a str, kind: MetricType, help: &str) -> Family<'a> {
+    pub fn family<'a>(&'a mut self, name: &str, kind: MetricType, help: &str) -> Family<'a> {
         self.family_with_unit(name, kind, "", help)
     }
 
@@ -141,18 +253,18 @@ impl Exposition {
     /// text format has no such line. An empty `unit` is none.
     pub fn family_with_unit<'a>(
         &'a mut self,
-        name: &'a str,
+        name: &str,
         kind: MetricType,
         unit: &str,
         help: &str,
     ) -> Family<'a> {
-        let (base, sample_suffix, family_name) = match (self.format, kind) {
+        let (base, sample_suffix) = match (self.format, kind) {
             (Format::OpenMetrics, MetricType::Counter) => {
-                let base = name.strip_suffix("_total").unwrap_or(name);
-                (base, "_total", base)
+                (name.strip_suffix("_total").unwrap_or(name), "_total")
             }
-            _ => (name, "", name),
+            _ => (name, ""),
         };
+        let family_name = base;
         let help = match self.format {
             Format::Text => escape_help(help),
             Format::OpenMetrics => escape_openmetrics_help(help),
@@ -166,8 +278,11 @@ impl Exposition {
             text: &mut self.text,
             format: self.format,
             kind,
-            base,
-            sample_suffix,
+            sample_name: format!("{base}{sample_suffix}"),
+            bucket_name: format!("{base}_bucket"),
+            sum_name: format!("{base}_sum"),
+            count_name: format!("{base}_count"),
+            created_name: format!("{base}_created"),
             le_bounds: Vec::new(),
             le_texts: Vec::new(),
         }
@@ -223,19 +338,25 @@ impl Histogram {
 
 impl Family<'_> {
     /// Writes one sample of a counter or gauge family.
-    pub fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
+    #[inline]
+    pub fn sample<L: Labels + ?Sized>(&mut self, labels: &L, value: f64) -> &mut Self {
         debug_assert!(self.kind != MetricType::Histogram, "use Family::histogram");
-        let suffix = self.sample_suffix;
-        self.line(suffix, labels, None, Value::Float(value));
+        write_line(self.text, &self.sample_name, labels, None, value);
         self
     }
 
     /// Writes one counter sample and, in OpenMetrics, its `_created` sample: when the
     /// counter started counting, in seconds since the Unix epoch.
-    pub fn counter(&mut self, labels: &[(&str, &str)], value: f64, created: f64) -> &mut Self {
+    #[inline]
+    pub fn counter<L: Labels + ?Sized>(
+        &mut self,
+        labels: &L,
+        value: f64,
+        created: impl Number,
+    ) -> &mut Self {
         self.sample(labels, value);
         if self.format == Format::OpenMetrics {
-            self.line("_created", labels, None, Value::Float(created));
+            write_line(self.text, &self.created_name, labels, None, created);
         }
         self
     }
@@ -243,69 +364,86 @@ impl Family<'_> {
     /// Writes one histogram series: a cumulative `_bucket` per bound and `+Inf` (equal to
     /// `_count`), `_sum`, `_count` and, in OpenMetrics, `_created` (seconds since the Unix
     /// epoch) when given.
-    pub fn histogram(
+    pub fn histogram<L: Labels + ?Sized>(
         &mut self,
-        labels: &[(&str, &str)],
+        labels: &L,
         bounds: &[f64],
         h: &Histogram,
-        created: Option<f64>,
+        created: Option<impl Number>,
     ) -> &mut Self {
         debug_assert_eq!(h.counts.len(), bounds.len() + 1, "buckets and bounds");
         if self.le_bounds != bounds {
             self.le_bounds = bounds.to_vec();
-            self.le_texts = bounds.iter().map(|b| canonical_float(*b)).collect();
+            self.le_texts = bounds
+                .iter()
+                .map(|b| format!("le=\"{}\"}} ", canonical_float(*b)))
+                .collect();
         }
-        let les = std::mem::take(&mut self.le_texts);
+        let text = &mut *self.text;
         let mut cumulative = 0u64;
-        for (le, n) in les.iter().zip(&h.counts) {
+        for (le, n) in self.le_texts.iter().zip(&h.counts) {
             cumulative += n;
-            self.line("_bucket", labels, Some(le), Value::Count(cumulative));
+            write_line(text, &self.bucket_name, labels, Some(le), Count(cumulative));
         }
-        self.le_texts = les;
         let count = h.count();
-        self.line("_bucket", labels, Some("+Inf"), Value::Count(count));
-        self.line("_sum", labels, None, Value::Float(h.sum));
-        self.line("_count", labels, None, Value::Count(count));
+        write_line(
+            text,
+            &self.bucket_name,
+            labels,
+            Some("le=\"+Inf\"} "),
+            Count(count),
+        );
+        write_line(text, &self.sum_name, labels, None, h.sum);
+        write_line(text, &self.count_name, labels, None, Count(count));
         if let (Format::OpenMetrics, Some(created)) = (self.format, created) {
-            self.line("_created", labels, None, Value::Float(created));
+            write_line(text, &self.created_name, labels, None, created);
         }
         self
     }
+}
 
-    fn line(&mut self, suffix: &str, labels: &[(&str, &str)], le: Option<&str>, value: Value) {
-        let text = &mut *self.text;
-        text.push_str(self.base);
-        text.push_str(suffix);
-        if !labels.is_empty() || le.is_some() {
-            text.push('{');
-            for (i, (name, value)) in labels.iter().enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                text.push_str(name);
-                text.push_str("=\"");
-                push_label_value(text, value);
-                text.push('"');
-            }
-            if let Some(le) = le {
-                if !labels.is_empty() {
-                    text.push(',');
-                }
-                text.push_str("le=\"");
-                text.push_str(le);
-                text.push('"');
-            }
-            text.push('}');
-        }
-        text.push(' ');
-        match value {
-            Value::Float(v) => push_value(text, v),
-            Value::Count(n) => {
-                let _ = write!(text, "{n}");
-            }
-        }
-        text.push('\n');
+/// A count, written as an integer.
+#[derive(Clone, Copy)]
+struct Count(u64);
+
+impl Number for Count {
+    #[inline(always)]
+    fn write_to(self, out: &mut String) {
+        push_count(out, self.0)
     }
+}
+
+/// Writes a sample line: `name`, the label set and `le` (`le="..."} ` as the histogram
+/// keeps it) when there are any, and `value`.
+#[inline(always)]
+fn write_line<L: Labels + ?Sized>(
+    text: &mut String,
+    name: &str,
+    labels: &L,
+    le: Option<&str>,
+    value: impl Number,
+) {
+    text.push_str(name);
+    let empty = labels.is_empty();
+    match le {
+        Some(le) => {
+            text.push('{');
+            labels.write_to(text);
+            if !empty {
+                text.push(',');
+            }
+            text.push_str(le);
+        }
+        None if !empty => {
+            text.push('{');
+            labels.write_to(text);
+            text.push('}');
+            text.push(' ');
+        }
+        None => text.push(' '),
+    }
+    value.write_to(text);
+    text.push('\n');
 }
 
 /// 1 for true, 0 for false: how the format spells a boolean gauge.
@@ -318,18 +456,21 @@ pub fn bool_value(b: bool) -> f64 {
 }
 
 fn push_label_value(out: &mut String, value: &str) {
-    if !value.contains(['\\', '"', '\n']) {
-        out.push_str(value);
-        return;
+    // Runs between the bytes to escape are copied whole (they are ASCII, so never inside
+    // a UTF-8 sequence).
+    let mut start = 0;
+    for (i, b) in value.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            _ => continue,
+        };
+        out.push_str(&value[start..i]);
+        out.push_str(escaped);
+        start = i + 1;
     }
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+    out.push_str(&value[start..]);
 }
 
 /// A label value: backslash, double quote and line feed escaped (the same in both
@@ -351,21 +492,67 @@ pub fn escape_openmetrics_help(help: &str) -> String {
     escape_label_value(help)
 }
 
-/// A sample value as the format spells it: Rust's `Display` for finite numbers (never an
-/// exponent, `12` for 12.0), `NaN`, `+Inf`, `-Inf` otherwise.
+/// A sample value as the format spells it: for a finite number the shortest digits that
+/// read back the same, as Rust's `Display` writes them (never an exponent, `12` for
+/// 12.0); `NaN`, `+Inf`, `-Inf` otherwise.
 pub fn format_value(value: f64) -> String {
     let mut out = String::new();
     push_value(&mut out, value);
     out
 }
 
+/// 2^53: below it, neighbouring f64 are at most 1 apart.
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+/// What [`format_value`] writes, into `out`. The digits are those of Rust's `Display`
+/// (the shortest that read back the same, never an exponent; where two last digits are
+/// as short and as close, `zmij` may take the other one), without its machinery: a
+/// whole number as an integer, another through `zmij` (the same shortest digits), what
+/// `zmij` would write with an exponent (below 1e-5), and whole numbers from 2^53 up,
+/// through `Display`.
+#[inline(always)]
 fn push_value(out: &mut String, value: f64) {
+    // Counters and counts: whole, not negative. Every digit counts below 2^53: the
+    // shortest digits are the integer's.
+    if value.is_sign_positive() && value < EXACT_INTEGERS && value.fract() == 0.0 {
+        push_count(out, value as u64);
+    } else {
+        push_other_value(out, value);
+    }
+}
+
+/// [`push_value`] of a value that is not a whole number from 0 to 2^53.
+fn push_other_value(out: &mut String, value: f64) {
     if value.is_nan() {
         out.push_str("NaN");
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value == 0.0 {
+        out.push_str(if value.is_sign_negative() { "-0" } else { "0" });
+    } else if value.fract() == 0.0 {
+        if value.abs() < EXACT_INTEGERS {
+            out.push_str(itoa::Buffer::new().format(value as i64));
+        } else {
+            let _ = write!(out, "{value}");
+        }
     } else {
-        let _ = write!(out, "{value}");
+        let mut digits = zmij::Buffer::new();
+        let text = digits.format_finite(value);
+        if text.contains('e') {
+            let _ = write!(out, "{value}");
+        } else {
+            out.push_str(text);
+        }
+    }
+}
+
+#[inline(always)]
+fn push_count(out: &mut String, n: u64) {
+    // Most counts of a histogram's buckets are a digit: one byte, no buffer to copy.
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+    } else {
+        out.push_str(itoa::Buffer::new().format(n));
     }
 }
 
@@ -718,6 +905,105 @@ mod tests {
         assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
     }
 
+    /// The fast path writes what `Display` writes, for every kind of figure a metric holds.
+    #[test]
+    fn values_are_written_as_display_writes_them() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut values = vec![
+            0.1,
+            0.163,
+            1.0 / 3.0,
+            2.5e-5,
+            1e-5,
+            9.99e-6,
+            1e-7,
+            123456.789,
+            4.5e15,
+            1e15,
+            1e16,
+            1.5e16,
+            9e18,
+            9.3e18,
+            1e21,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_993.5,
+            1e300,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            1_790_000_000.123,
+            1_790_000_000.000_001,
+            -7.25,
+            -1e-9,
+            3.0,
+            -3.0,
+            42.0,
+        ];
+        for _ in 0..20_000 {
+            let bits = next();
+            values.push(f64::from_bits(bits));
+            // Figures as metrics have them: sums of durations, timestamps, counts.
+            values.push((bits % 10_000_000) as f64 / 1000.0);
+            values.push(1.7e9 + (bits % 1_000_000_000) as f64 / 1e6);
+            values.push((bits >> 11) as f64);
+        }
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            let (ours, display) = (format_value(v), format!("{v}"));
+            // The same shortest digits, but where two are as short and as close (a tie in
+            // the last digit, which the two round differently): then either reads back.
+            if ours != display {
+                assert_eq!(ours.len(), display.len(), "{ours} against {display}");
+                assert_eq!(ours[..ours.len() - 1], display[..display.len() - 1]);
+            }
+            assert_eq!(ours.parse::<f64>().unwrap(), v, "{ours} reads back");
+            assert!(!ours.contains('e'), "{ours}");
+        }
+        assert_eq!(format_value(-0.0), "-0");
+        assert_eq!(format_value(0.0), "0");
+    }
+
+    #[test]
+    fn a_label_set_made_once_is_written_as_the_pairs_are() {
+        let pairs = [("script", "a\"b\\c\nd"), ("specialist", "naïve")];
+        let set = LabelSet::new(&pairs);
+        let with = set.with("category", "TIME\"OUT");
+        for format in [Format::Text, Format::OpenMetrics] {
+            let write = |by_set: bool| {
+                let mut out = Exposition::with_format(format);
+                let mut f = out.family("c_total", MetricType::Counter, "c");
+                if by_set {
+                    f.counter(&set, 1.0, 2.5).counter(&with, 2.0, 3.5);
+                } else {
+                    let three = [pairs[0], pairs[1], ("category", "TIME\"OUT")];
+                    f.counter(&pairs, 1.0, 2.5).counter(&three, 2.0, 3.5);
+                }
+                out.family("h", MetricType::Histogram, "h").histogram(
+                    if by_set {
+                        &set as &dyn Labels
+                    } else {
+                        &pairs as &dyn Labels
+                    },
+                    &BOUNDS,
+                    &Histogram::new(&BOUNDS),
+                    Some(1.0),
+                );
+                out.finish()
+            };
+            assert_eq!(write(true), write(false));
+        }
+        assert_eq!(
+            with.as_str(),
+            "script=\"a\\\"b\\\\c\\nd\",specialist=\"naïve\",category=\"TIME\\\"OUT\""
+        );
+        assert_eq!(LabelSet::new(&[]).with("a", "b").as_str(), "a=\"b\"");
+    }
+
     #[test]
     fn canonical_floats_are_gos_shortest_g_with_a_point() {
         // The values client_golang's OpenMetrics writer and Prometheus' normalisation give.
@@ -779,7 +1065,7 @@ mod tests {
             "How long.",
         )
         .histogram(&[("script", "a")], &BOUNDS, &h, Some(1_700_000_000.5))
-        .histogram(&[], &BOUNDS, &Histogram::new(&BOUNDS), None);
+        .histogram(&[], &BOUNDS, &Histogram::new(&BOUNDS), None::<f64>);
         out.finish()
     }
 
@@ -832,7 +1118,7 @@ mod tests {
         assert_eq!(h.count(), 7);
         let mut out = Exposition::new();
         out.family("h", MetricType::Histogram, "h")
-            .histogram(&[], &bounds, &h, None);
+            .histogram(&[], &bounds, &h, None::<f64>);
         let text = out.finish();
         let buckets: Vec<u64> = text
             .lines()

@@ -18,10 +18,17 @@
 //! within a family the series go in (script, specialist, category) order, a histogram's
 //! samples together. `_created` (OpenMetrics) is the time of the finished event that made
 //! the series (the exporter's start for the overflow counters).
+//!
+//! A render is on every scrape's path: each series keeps what never changes written once,
+//! when it is made (its label set escaped, [`LabelSet`]; its `_created`, [`Written`]),
+//! and the text is written into one buffer sized from the previous render.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use metaclaude_formats::prometheus::{Exposition, Format, Histogram, MetricType};
+use metaclaude_formats::prometheus::{
+    Exposition, Format, Histogram, LabelSet, MetricType, Written,
+};
 
 use crate::config::Config;
 pub use metaclaude_formats::finished::Finished;
@@ -40,15 +47,26 @@ fn cap(label: &'static str, config_key: &'static str, max: usize) -> LabelCap {
 /// The series of one (script, specialist) pair.
 #[derive(Debug, Clone)]
 struct Series {
-    created: f64,
+    /// `script="...",specialist="..."`.
+    labels: LabelSet,
+    created: Written,
     total: u64,
     success: u64,
-    /// Category → (count, created).
-    failures: BTreeMap<String, (u64, f64)>,
+    /// Category → its counter.
+    failures: BTreeMap<String, Failures>,
     duration: Histogram,
     memory: Histogram,
     cpu_seconds: f64,
     retries: u64,
+}
+
+/// The failures of one category of a pair.
+#[derive(Debug, Clone)]
+struct Failures {
+    /// The pair's labels and `category="..."`.
+    labels: LabelSet,
+    count: u64,
+    created: Written,
 }
 
 /// A figure as a histogram takes it: not a number, or below 0, is 0.
@@ -70,6 +88,8 @@ pub struct Exporter {
     label_sets: LabelCap,
     started: f64,
     series: BTreeMap<(String, String), Series>,
+    /// How long the last render was, to size the next one's buffer.
+    last_render: Cell<usize>,
 }
 
 impl Exporter {
@@ -84,6 +104,7 @@ impl Exporter {
             label_sets: cap("label_set", "max_label_sets", config.max_label_sets),
             started: now,
             series: BTreeMap::new(),
+            last_render: Cell::new(0),
         }
     }
 
@@ -119,22 +140,34 @@ impl Exporter {
             }
         }
         let (duration_bounds, memory_bounds) = (&self.duration_bounds, &self.memory_bounds);
-        let s = self.series.entry(key).or_insert_with(|| Series {
-            created: f.at,
-            total: 0,
-            success: 0,
-            failures: BTreeMap::new(),
-            duration: Histogram::new(duration_bounds),
-            memory: Histogram::new(memory_bounds),
-            cpu_seconds: 0.0,
-            retries: 0,
-        });
+        let s = self
+            .series
+            .entry(key)
+            .or_insert_with_key(|(script, specialist)| Series {
+                labels: LabelSet::new(&[("script", script), ("specialist", specialist)]),
+                created: Written::new(f.at),
+                total: 0,
+                success: 0,
+                failures: BTreeMap::new(),
+                duration: Histogram::new(duration_bounds),
+                memory: Histogram::new(memory_bounds),
+                cpu_seconds: 0.0,
+                retries: 0,
+            });
         s.total += 1;
         if f.success {
             s.success += 1;
         } else {
             let category = label_value(f.category.as_deref().unwrap_or(NONE));
-            s.failures.entry(category).or_insert((0, f.at)).0 += 1;
+            let pair = &s.labels;
+            s.failures
+                .entry(category)
+                .or_insert_with_key(|category| Failures {
+                    labels: pair.with("category", category),
+                    count: 0,
+                    created: Written::new(f.at),
+                })
+                .count += 1;
         }
         s.duration
             .observe(duration_bounds, figure(f.duration_seconds));
@@ -146,36 +179,32 @@ impl Exporter {
 
     /// The exposition of the state in `format` (OpenMetrics: ended with `# EOF`).
     pub fn render(&self, format: Format) -> String {
-        // About 100 bytes a sample, 50 samples a pair.
-        let mut out = Exposition::with_capacity(format, 4096 + self.series.len() * 5000);
-        let pairs = || {
-            self.series.iter().map(|((script, specialist), s)| {
-                let labels = [
-                    ("script", script.as_str()),
-                    ("specialist", specialist.as_str()),
-                ];
-                (labels, s)
-            })
+        // The last render's size and some room to grow, or about 100 bytes a sample, 50
+        // samples a pair: one buffer, never copied to grow.
+        let last = self.last_render.get();
+        let capacity = if last > 0 {
+            last + last / 8
+        } else {
+            4096 + self.series.len() * 5000
         };
+        let mut out = Exposition::with_capacity(format, capacity);
         for (name, unit, help, what) in self.families() {
             let kind = match what {
                 Samples::Histogram(..) => MetricType::Histogram,
                 _ => MetricType::Counter,
             };
             let mut family = out.family_with_unit(name, kind, unit, help);
-            for (labels, s) in pairs() {
+            for s in self.series.values() {
                 match what {
                     Samples::Counter(value) => {
-                        family.counter(&labels, value(s), s.created);
+                        family.counter(&s.labels, value(s), &s.created);
                     }
                     Samples::Histogram(bounds, histogram) => {
-                        family.histogram(&labels, bounds, histogram(s), Some(s.created));
+                        family.histogram(&s.labels, bounds, histogram(s), Some(&s.created));
                     }
                     Samples::Failures => {
-                        let [script, specialist] = labels;
-                        for (category, (n, created)) in &s.failures {
-                            let labels = [script, specialist, ("category", category.as_str())];
-                            family.counter(&labels, *n as f64, *created);
+                        for f in s.failures.values() {
+                            family.counter(&f.labels, f.count as f64, &f.created);
                         }
                     }
                 }
@@ -189,7 +218,9 @@ impl Exporter {
         for cap in [&self.scripts, &self.specialists, &self.label_sets] {
             family.counter(&[("label", cap.label)], cap.overflowed as f64, self.started);
         }
-        out.finish()
+        let text = out.finish();
+        self.last_render.set(text.len());
+        text
     }
 
     /// The families of every (script, specialist) pair, in the order they are written:

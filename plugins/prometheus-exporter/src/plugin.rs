@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use metaclaude_formats::prometheus::Format;
 use metaclaude_plugin_sdk::export_exporter;
 use metaclaude_plugin_sdk::exporter::Guest;
-use metaclaude_plugin_sdk::types::Event;
+use metaclaude_plugin_sdk::types::{Event, ExpositionFormat};
 use metaclaude_plugin_sdk::{finished, seconds};
 
 use crate::config::Config;
@@ -44,10 +44,14 @@ impl Guest for PrometheusExporter {
         Ok(())
     }
 
-    fn render() -> Result<String, String> {
+    fn render(format: ExpositionFormat) -> Result<String, String> {
+        let format = match format {
+            ExpositionFormat::Openmetrics => Format::OpenMetrics,
+            ExpositionFormat::PrometheusText => Format::Text,
+        };
         STATE.with_borrow(|state| {
             let state = state.as_ref().ok_or("not initialised")?;
-            Ok(state.render(Format::OpenMetrics))
+            Ok(state.render(format))
         })
     }
 }

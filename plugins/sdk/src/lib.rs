@@ -112,10 +112,10 @@ pub use notifier::export_notifier;
     feature = "alert-rule",
     feature = "notifier"
 ))]
-pub use world::metaclaude::monitor0_2_0::host;
+pub use world::metaclaude::monitor0_3_0::host;
 /// Outgoing HTTP to the destinations the manifest grants (notifiers only).
 #[cfg(feature = "notifier")]
-pub use world::metaclaude::monitor0_2_0::http;
+pub use world::metaclaude::monitor0_3_0::http;
 /// The event model: `Event`, `ExecutionResult`, `Alert`, ...
 #[cfg(any(
     feature = "sink",
@@ -123,7 +123,7 @@ pub use world::metaclaude::monitor0_2_0::http;
     feature = "alert-rule",
     feature = "notifier"
 ))]
-pub use world::metaclaude::monitor0_2_0::types;
+pub use world::metaclaude::monitor0_3_0::types;
 
 #[cfg(any(
     feature = "sink",

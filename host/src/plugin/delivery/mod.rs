@@ -11,6 +11,8 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::Thread;
 
+use metaclaude_formats::prometheus::Format;
+
 use crate::alerting::NotifierQueue;
 use crate::model::{Alert, ExecutionEvent, Threshold};
 use crate::plugin::delivery::ack::AckGroup;
@@ -58,7 +60,8 @@ pub enum Message {
     Event(Arc<Delivery>),
     Alerts(Arc<Vec<Alert>>),
     Flush(SyncSender<()>),
-    Render(SyncSender<Result<String, String>>),
+    /// An exporter's exposition, asked in this format.
+    Render(Format, SyncSender<Result<String, String>>),
     /// An alert rule's threshold change, answered with the rule's word on it (boxed: rare,
     /// and every slot of a worker's queue is as large as its largest message).
     SetThreshold(Box<SetThreshold>),

@@ -110,9 +110,9 @@ impl Worker {
                     self.flush(&mut ctx);
                     let _ = ack.send(());
                 }
-                Ok(Message::Render(reply)) => {
+                Ok(Message::Render(format, reply)) => {
                     self.deliver(&mut batch, &mut ctx, false);
-                    let _ = reply.send(self.ask(&mut ctx, |i| i.render()));
+                    let _ = reply.send(self.ask(&mut ctx, |i| i.render(format)));
                 }
                 Ok(Message::SetThreshold(change)) => {
                     let SetThreshold { name, value, reply } = *change;

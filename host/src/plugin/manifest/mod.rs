@@ -28,7 +28,7 @@ use crate::config::{self, ConfigError};
 
 /// The `metaclaude:monitor` WIT version this host implements.
 /// The current version of the plugin contract (`wit/monitor.wit`).
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 
 /// Which world a plugin's component exports, and so what the host calls on it (`kind` in
 /// `plugin.toml`).

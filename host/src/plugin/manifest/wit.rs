@@ -16,20 +16,24 @@ pub enum WitVersion {
     /// `metaclaude:monitor@0.2.0`: adds the alert's life cycle and the rules' thresholds.
     #[serde(rename = "0.2.0")]
     V0_2,
+    /// `metaclaude:monitor@0.3.0`: an exporter's `render` takes the exposition format.
+    #[serde(rename = "0.3.0")]
+    V0_3,
 }
 
 impl WitVersion {
     /// The version of `wit/monitor.wit` ([`WIT_VERSION`]), which new plugins are built
     /// against.
-    pub const CURRENT: WitVersion = WitVersion::V0_2;
+    pub const CURRENT: WitVersion = WitVersion::V0_3;
     /// Every version this host binds, oldest first.
-    pub const ALL: [WitVersion; 2] = [WitVersion::V0_1, WitVersion::V0_2];
+    pub const ALL: [WitVersion; 3] = [WitVersion::V0_1, WitVersion::V0_2, WitVersion::V0_3];
 
-    /// The version as WIT writes it (`"0.2.0"`).
+    /// The version as WIT writes it (`"0.3.0"`).
     pub fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1 => "0.1.0",
             WitVersion::V0_2 => "0.2.0",
+            WitVersion::V0_3 => "0.3.0",
         }
     }
 
@@ -79,12 +83,22 @@ pub enum WitVersionError {
     /// No version this host implements is semver-compatible with it.
     #[error(
         "the plugin was built against metaclaude:monitor@{declared}, but this host implements {}, none semver-compatible with it: rebuild the plugin against wit/ of this host (@{WIT_VERSION}) or use a newer host",
-        WitVersion::ALL.map(|v| v.as_str()).join(" and ")
+        known_versions()
     )]
     Incompatible {
         /// The version as the component's import names it.
         declared: String,
     },
+}
+
+/// The versions this host binds, for people: `0.1.0, 0.2.0 and 0.3.0`.
+fn known_versions() -> String {
+    let all = WitVersion::ALL.map(|v| v.as_str());
+    match all.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// Accepts versions semver-compatible with one this host implements ([`WitVersion`]).

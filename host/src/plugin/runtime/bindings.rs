@@ -4,95 +4,95 @@
 //! `host` and `http` interfaces generated once in its `exporter` (the widest sink world)
 //! and `notifier`.
 
-/// `metaclaude:monitor@0.2.0`, the current version: what the default plugins and new
+/// The four worlds of one version: `$path` the WIT folder, `$exporter` .. `$notifier`
+/// the worlds as it names them, `$types` and `$host` its interfaces' names, `$pkg` the
+/// module bindgen makes of the package.
+macro_rules! version {
+    (
+        $path:literal,
+        [$exporter:literal, $sink:literal, $alert_rule:literal, $notifier:literal],
+        $types:literal,
+        $host:literal,
+        $($pkg:ident)::+
+    ) => {
+        pub mod exporter {
+            wasmtime::component::bindgen!({ path: $path, world: $exporter });
+        }
+
+        pub mod sink {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: $sink,
+                with: {
+                    $types: super::exporter::$($pkg)::+::types,
+                    $host: super::exporter::$($pkg)::+::host,
+                },
+            });
+        }
+
+        pub mod alert_rule {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: $alert_rule,
+                with: {
+                    $types: super::exporter::$($pkg)::+::types,
+                    $host: super::exporter::$($pkg)::+::host,
+                },
+            });
+        }
+
+        pub mod notifier {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: $notifier,
+                with: {
+                    $types: super::exporter::$($pkg)::+::types,
+                    $host: super::exporter::$($pkg)::+::host,
+                },
+            });
+        }
+
+        pub use exporter::$($pkg)::+::{host, types};
+        pub use notifier::$($pkg)::+::http;
+    };
+}
+
+/// `metaclaude:monitor@0.3.0`, the current version: what the default plugins and new
 /// plugins are built against.
+pub mod v0_3 {
+    version!(
+        "../wit",
+        [
+            "metaclaude:monitor/exporter@0.3.0",
+            "metaclaude:monitor/sink@0.3.0",
+            "metaclaude:monitor/alert-rule@0.3.0",
+            "metaclaude:monitor/notifier@0.3.0"
+        ],
+        "metaclaude:monitor/types@0.3.0",
+        "metaclaude:monitor/host@0.3.0",
+        metaclaude::monitor0_3_0
+    );
+}
+
+/// `metaclaude:monitor@0.2.0`, as published: plugins built against it still load (their
+/// exporters render without being told the format).
 pub mod v0_2 {
-    pub mod exporter {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "metaclaude:monitor/exporter@0.2.0",
-        });
-    }
-
-    pub mod sink {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "metaclaude:monitor/sink@0.2.0",
-            with: {
-                "metaclaude:monitor/types@0.2.0": super::exporter::metaclaude::monitor0_2_0::types,
-                "metaclaude:monitor/host@0.2.0": super::exporter::metaclaude::monitor0_2_0::host,
-            },
-        });
-    }
-
-    pub mod alert_rule {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "metaclaude:monitor/alert-rule@0.2.0",
-            with: {
-                "metaclaude:monitor/types@0.2.0": super::exporter::metaclaude::monitor0_2_0::types,
-                "metaclaude:monitor/host@0.2.0": super::exporter::metaclaude::monitor0_2_0::host,
-            },
-        });
-    }
-
-    pub mod notifier {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "metaclaude:monitor/notifier@0.2.0",
-            with: {
-                "metaclaude:monitor/types@0.2.0": super::exporter::metaclaude::monitor0_2_0::types,
-                "metaclaude:monitor/host@0.2.0": super::exporter::metaclaude::monitor0_2_0::host,
-            },
-        });
-    }
-
-    pub use exporter::metaclaude::monitor0_2_0::{host, types};
-    pub use notifier::metaclaude::monitor0_2_0::http;
+    version!(
+        "../wit/deps/monitor-0.2.0",
+        ["exporter", "sink", "alert-rule", "notifier"],
+        "metaclaude:monitor/types",
+        "metaclaude:monitor/host",
+        metaclaude::monitor
+    );
 }
 
 /// `metaclaude:monitor@0.1.0`, as published: plugins built against it still load.
 pub mod v0_1 {
-    pub mod exporter {
-        wasmtime::component::bindgen!({
-            path: "../wit/deps/monitor-0.1.0",
-            world: "exporter",
-        });
-    }
-
-    pub mod sink {
-        wasmtime::component::bindgen!({
-            path: "../wit/deps/monitor-0.1.0",
-            world: "sink",
-            with: {
-                "metaclaude:monitor/types": super::exporter::metaclaude::monitor::types,
-                "metaclaude:monitor/host": super::exporter::metaclaude::monitor::host,
-            },
-        });
-    }
-
-    pub mod alert_rule {
-        wasmtime::component::bindgen!({
-            path: "../wit/deps/monitor-0.1.0",
-            world: "alert-rule",
-            with: {
-                "metaclaude:monitor/types": super::exporter::metaclaude::monitor::types,
-                "metaclaude:monitor/host": super::exporter::metaclaude::monitor::host,
-            },
-        });
-    }
-
-    pub mod notifier {
-        wasmtime::component::bindgen!({
-            path: "../wit/deps/monitor-0.1.0",
-            world: "notifier",
-            with: {
-                "metaclaude:monitor/types": super::exporter::metaclaude::monitor::types,
-                "metaclaude:monitor/host": super::exporter::metaclaude::monitor::host,
-            },
-        });
-    }
-
-    pub use exporter::metaclaude::monitor::{host, types};
-    pub use notifier::metaclaude::monitor::http;
+    version!(
+        "../wit/deps/monitor-0.1.0",
+        ["exporter", "sink", "alert-rule", "notifier"],
+        "metaclaude:monitor/types",
+        "metaclaude:monitor/host",
+        metaclaude::monitor
+    );
 }

@@ -1,7 +1,8 @@
 //! The host's event model (`crate::model`) as the WIT records plugins receive, and alerts
 //! back: one module per published WIT version. Field for field: a change to one side is a
 //! change to both. The records every version shares are converted by one body of code
-//! (`event_records!`), expanded once per version.
+//! (`event_records!`, and `alert_records!` for the alert of 0.2.0 on), expanded once per
+//! version.
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -189,58 +190,73 @@ macro_rules! event_records {
     };
 }
 
+/// The alert with its life cycle (0.2.0 on), against the `wit` module in scope.
+macro_rules! alert_records {
+    () => {
+        fn status(s: AlertStatus) -> wit::AlertStatus {
+            match s {
+                AlertStatus::Firing => wit::AlertStatus::Firing,
+                AlertStatus::Resolved => wit::AlertStatus::Resolved,
+            }
+        }
+
+        pub fn alert_to_wit(a: &Alert) -> wit::Alert {
+            wit::Alert {
+                timestamp: datetime(&a.timestamp),
+                type_: a.kind.clone(),
+                severity: severity(a.severity),
+                message: a.message.clone(),
+                value: a.value,
+                threshold: a.threshold,
+                specialist: a.specialist.clone(),
+                labels: pairs(&a.labels),
+                status: status(a.status),
+                fingerprint: a.fingerprint.clone(),
+                starts_at: datetime(&a.starts_at),
+                ends_at: a.ends_at.as_ref().map(datetime),
+                annotations: pairs(&a.annotations),
+            }
+        }
+
+        pub fn alert_from_wit(a: wit::Alert) -> Alert {
+            Alert {
+                timestamp: from_datetime(&a.timestamp),
+                kind: a.type_,
+                severity: from_severity(a.severity),
+                message: a.message,
+                value: a.value,
+                threshold: a.threshold,
+                specialist: a.specialist,
+                labels: a.labels.into_iter().collect(),
+                status: match a.status {
+                    wit::AlertStatus::Firing => AlertStatus::Firing,
+                    wit::AlertStatus::Resolved => AlertStatus::Resolved,
+                },
+                fingerprint: a.fingerprint,
+                starts_at: from_datetime(&a.starts_at),
+                ends_at: a.ends_at.as_ref().map(from_datetime),
+                annotations: a.annotations.into_iter().collect(),
+            }
+        }
+    };
+}
+
+/// `metaclaude:monitor@0.3.0`: the records of 0.2.0.
+pub mod v0_3 {
+    use super::*;
+    use crate::plugin::runtime::bindings::v0_3::types as wit;
+
+    event_records!();
+    alert_records!();
+}
+
 /// `metaclaude:monitor@0.2.0`.
 pub mod v0_2 {
     use super::*;
     use crate::plugin::runtime::bindings::v0_2::types as wit;
 
     event_records!();
-
-    fn status(s: AlertStatus) -> wit::AlertStatus {
-        match s {
-            AlertStatus::Firing => wit::AlertStatus::Firing,
-            AlertStatus::Resolved => wit::AlertStatus::Resolved,
-        }
-    }
-
-    pub fn alert_to_wit(a: &Alert) -> wit::Alert {
-        wit::Alert {
-            timestamp: datetime(&a.timestamp),
-            type_: a.kind.clone(),
-            severity: severity(a.severity),
-            message: a.message.clone(),
-            value: a.value,
-            threshold: a.threshold,
-            specialist: a.specialist.clone(),
-            labels: pairs(&a.labels),
-            status: status(a.status),
-            fingerprint: a.fingerprint.clone(),
-            starts_at: datetime(&a.starts_at),
-            ends_at: a.ends_at.as_ref().map(datetime),
-            annotations: pairs(&a.annotations),
-        }
-    }
-
-    pub fn alert_from_wit(a: wit::Alert) -> Alert {
-        Alert {
-            timestamp: from_datetime(&a.timestamp),
-            kind: a.type_,
-            severity: from_severity(a.severity),
-            message: a.message,
-            value: a.value,
-            threshold: a.threshold,
-            specialist: a.specialist,
-            labels: a.labels.into_iter().collect(),
-            status: match a.status {
-                wit::AlertStatus::Firing => AlertStatus::Firing,
-                wit::AlertStatus::Resolved => AlertStatus::Resolved,
-            },
-            fingerprint: a.fingerprint,
-            starts_at: from_datetime(&a.starts_at),
-            ends_at: a.ends_at.as_ref().map(from_datetime),
-            annotations: a.annotations.into_iter().collect(),
-        }
-    }
+    alert_records!();
 }
 
 /// `metaclaude:monitor@0.1.0`: its alert has no life cycle. A resolved alert reaches a
@@ -297,7 +313,7 @@ fn pairs(m: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)
 mod tests {
     use chrono::Utc;
 
-    use super::v0_2::event;
+    use super::v0_3::event;
     use crate::model::{ExecutionEvent, ExecutionResult};
 
     /// A plugin that reads the JSON gets the script's output once, in the JSON; the others

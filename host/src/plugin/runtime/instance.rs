@@ -14,12 +14,14 @@ use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::Store;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use metaclaude_formats::prometheus::Format;
+
 use crate::model::{Alert, Threshold};
 use crate::plugin::delivery::Delivery;
 use crate::plugin::http::net;
 use crate::plugin::http::outbound;
 use crate::plugin::manifest::{Manifest, PluginKind, WitVersion};
-use crate::plugin::runtime::bindings::{v0_1, v0_2};
+use crate::plugin::runtime::bindings::{v0_1, v0_2, v0_3};
 use crate::plugin::runtime::convert;
 use crate::plugin::runtime::engine::EPOCH_TICK;
 use crate::plugin::runtime::limiter::PluginLimiter;
@@ -152,6 +154,7 @@ macro_rules! tracing_level {
 
 host_imports!(v0_1);
 host_imports!(v0_2);
+host_imports!(v0_3);
 
 /// A linker per plugin kind with WASI and the host imports of that world, in every
 /// version (a component imports those of the version it was built against).
@@ -163,9 +166,11 @@ pub fn linker(
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     v0_1::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     v0_2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    v0_3::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     if kind == PluginKind::Notifier {
         v0_1::http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
         v0_2::http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        v0_3::http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     }
     Ok(linker)
 }
@@ -181,6 +186,10 @@ pub enum Prepared {
     Exporter2(v0_2::exporter::ExporterPre<PluginState>),
     AlertRule2(v0_2::alert_rule::AlertRulePre<PluginState>),
     Notifier2(v0_2::notifier::NotifierPre<PluginState>),
+    Sink3(v0_3::sink::SinkPre<PluginState>),
+    Exporter3(v0_3::exporter::ExporterPre<PluginState>),
+    AlertRule3(v0_3::alert_rule::AlertRulePre<PluginState>),
+    Notifier3(v0_3::notifier::NotifierPre<PluginState>),
 }
 
 impl Prepared {
@@ -211,8 +220,30 @@ impl Prepared {
             (WitVersion::V0_2, PluginKind::Notifier) => {
                 Prepared::Notifier2(v0_2::notifier::NotifierPre::new(pre)?)
             }
+            (WitVersion::V0_3, PluginKind::Sink) => Prepared::Sink3(v0_3::sink::SinkPre::new(pre)?),
+            (WitVersion::V0_3, PluginKind::Exporter) => {
+                Prepared::Exporter3(v0_3::exporter::ExporterPre::new(pre)?)
+            }
+            (WitVersion::V0_3, PluginKind::AlertRule) => {
+                Prepared::AlertRule3(v0_3::alert_rule::AlertRulePre::new(pre)?)
+            }
+            (WitVersion::V0_3, PluginKind::Notifier) => {
+                Prepared::Notifier3(v0_3::notifier::NotifierPre::new(pre)?)
+            }
         })
     }
+}
+
+/// The alerts a rule of version `$v` returned (`$call`'s result), in the host's model.
+macro_rules! alerts {
+    ($v:ident, $call:expr) => {
+        $call.map(|alerts| {
+            Ok(alerts
+                .into_iter()
+                .map(convert::$v::alert_from_wit)
+                .collect())
+        })
+    };
 }
 
 /// A live instance with its store.
@@ -281,6 +312,10 @@ enum Exports {
     Exporter2(v0_2::exporter::Exporter),
     AlertRule2(v0_2::alert_rule::AlertRule),
     Notifier2(v0_2::notifier::Notifier),
+    Sink3(v0_3::sink::Sink),
+    Exporter3(v0_3::exporter::Exporter),
+    AlertRule3(v0_3::alert_rule::AlertRule),
+    Notifier3(v0_3::notifier::Notifier),
 }
 
 /// Why a call into a plugin did not complete.
@@ -406,6 +441,10 @@ impl Instance {
             Prepared::Exporter2(p) => p.instantiate(&mut store).map(Exports::Exporter2),
             Prepared::AlertRule2(p) => p.instantiate(&mut store).map(Exports::AlertRule2),
             Prepared::Notifier2(p) => p.instantiate(&mut store).map(Exports::Notifier2),
+            Prepared::Sink3(p) => p.instantiate(&mut store).map(Exports::Sink3),
+            Prepared::Exporter3(p) => p.instantiate(&mut store).map(Exports::Exporter3),
+            Prepared::AlertRule3(p) => p.instantiate(&mut store).map(Exports::AlertRule3),
+            Prepared::Notifier3(p) => p.instantiate(&mut store).map(Exports::Notifier3),
         };
         let exports =
             exports.map_err(|e| CallError::Trap(format!("instantiation failed: {e:#}")))?;
@@ -438,6 +477,10 @@ impl Instance {
             Exports::Exporter2(e) => e.call_init(store, &config),
             Exports::AlertRule2(e) => e.call_init(store, &config),
             Exports::Notifier2(e) => e.call_init(store, &config),
+            Exports::Sink3(e) => e.call_init(store, &config),
+            Exports::Exporter3(e) => e.call_init(store, &config),
+            Exports::AlertRule3(e) => e.call_init(store, &config),
+            Exports::Notifier3(e) => e.call_init(store, &config),
         })?;
         Ok(instance)
     }
@@ -535,47 +578,43 @@ impl Instance {
             Exports::Exporter1(e) => e
                 .call_handle_batch(store, &events!(v0_1))
                 .map(|r| r.map(|()| Vec::new())),
-            Exports::AlertRule1(e) => e.call_handle_batch(store, &events!(v0_1)).map(|alerts| {
-                Ok(alerts
-                    .into_iter()
-                    .map(convert::v0_1::alert_from_wit)
-                    .collect())
-            }),
+            Exports::AlertRule1(e) => {
+                alerts!(v0_1, e.call_handle_batch(store, &events!(v0_1)))
+            }
             Exports::Sink2(e) => e
                 .call_handle_batch(store, &events!(v0_2))
                 .map(|r| r.map(|()| Vec::new())),
             Exports::Exporter2(e) => e
                 .call_handle_batch(store, &events!(v0_2))
                 .map(|r| r.map(|()| Vec::new())),
-            Exports::AlertRule2(e) => e.call_handle_batch(store, &events!(v0_2)).map(|alerts| {
-                Ok(alerts
-                    .into_iter()
-                    .map(convert::v0_2::alert_from_wit)
-                    .collect())
-            }),
-            Exports::Notifier1(_) | Exports::Notifier2(_) => Ok(Ok(Vec::new())),
+            Exports::AlertRule2(e) => {
+                alerts!(v0_2, e.call_handle_batch(store, &events!(v0_2)))
+            }
+            Exports::Sink3(e) => e
+                .call_handle_batch(store, &events!(v0_3))
+                .map(|r| r.map(|()| Vec::new())),
+            Exports::Exporter3(e) => e
+                .call_handle_batch(store, &events!(v0_3))
+                .map(|r| r.map(|()| Vec::new())),
+            Exports::AlertRule3(e) => {
+                alerts!(v0_3, e.call_handle_batch(store, &events!(v0_3)))
+            }
+            Exports::Notifier1(_) | Exports::Notifier2(_) | Exports::Notifier3(_) => {
+                Ok(Ok(Vec::new()))
+            }
         })
     }
 
     pub fn tick(&mut self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<Alert>, CallError> {
         self.call(|store, exports| match exports {
             Exports::AlertRule1(e) => {
-                e.call_tick(store, convert::v0_1::datetime(&now))
-                    .map(|alerts| {
-                        Ok(alerts
-                            .into_iter()
-                            .map(convert::v0_1::alert_from_wit)
-                            .collect())
-                    })
+                alerts!(v0_1, e.call_tick(store, convert::v0_1::datetime(&now)))
             }
             Exports::AlertRule2(e) => {
-                e.call_tick(store, convert::v0_2::datetime(&now))
-                    .map(|alerts| {
-                        Ok(alerts
-                            .into_iter()
-                            .map(convert::v0_2::alert_from_wit)
-                            .collect())
-                    })
+                alerts!(v0_2, e.call_tick(store, convert::v0_2::datetime(&now)))
+            }
+            Exports::AlertRule3(e) => {
+                alerts!(v0_3, e.call_tick(store, convert::v0_3::datetime(&now)))
             }
             _ => Ok(Ok(Vec::new())),
         })
@@ -591,6 +630,10 @@ impl Instance {
                 let alerts: Vec<_> = alerts.iter().map(convert::v0_2::alert_to_wit).collect();
                 e.call_notify(store, &alerts)
             }
+            Exports::Notifier3(e) => {
+                let alerts: Vec<_> = alerts.iter().map(convert::v0_3::alert_to_wit).collect();
+                e.call_notify(store, &alerts)
+            }
             _ => Ok(Ok(())),
         })
     }
@@ -599,6 +642,7 @@ impl Instance {
     pub fn set_threshold(&mut self, name: &str, value: f64) -> Result<String, CallError> {
         self.call(|store, exports| match exports {
             Exports::AlertRule2(e) => e.call_set_threshold(store, name, value),
+            Exports::AlertRule3(e) => e.call_set_threshold(store, name, value),
             Exports::AlertRule1(_) => Ok(Err(OLD_RULE.into())),
             _ => Ok(Err("this plugin is not an alert rule".into())),
         })
@@ -606,17 +650,23 @@ impl Instance {
 
     /// An alert rule's thresholds in force.
     pub fn thresholds(&mut self) -> Result<Vec<Threshold>, CallError> {
+        macro_rules! thresholds {
+            ($list:expr) => {
+                $list.map(|list| {
+                    Ok(list
+                        .into_iter()
+                        .map(|t| Threshold {
+                            name: t.name,
+                            value: t.value,
+                            description: t.description,
+                        })
+                        .collect())
+                })
+            };
+        }
         self.call(|store, exports| match exports {
-            Exports::AlertRule2(e) => e.call_thresholds(store).map(|list| {
-                Ok(list
-                    .into_iter()
-                    .map(|t| Threshold {
-                        name: t.name,
-                        value: t.value,
-                        description: t.description,
-                    })
-                    .collect())
-            }),
+            Exports::AlertRule2(e) => thresholds!(e.call_thresholds(store)),
+            Exports::AlertRule3(e) => thresholds!(e.call_thresholds(store)),
             Exports::AlertRule1(_) => Ok(Ok(Vec::new())),
             _ => Ok(Err("this plugin is not an alert rule".into())),
         })
@@ -628,21 +678,33 @@ impl Instance {
             Exports::Exporter1(e) => e.call_flush(store),
             Exports::Sink2(e) => e.call_flush(store),
             Exports::Exporter2(e) => e.call_flush(store),
+            Exports::Sink3(e) => e.call_flush(store),
+            Exports::Exporter3(e) => e.call_flush(store),
             _ => Ok(Ok(())),
         })
     }
 
-    pub fn render(&mut self) -> Result<String, CallError> {
+    /// An exporter's exposition, asked in `format`. An exporter built against 0.3.0 is
+    /// told the format; an older one renders what it renders (its texts say which: see
+    /// `host_metrics::exporter_families`).
+    pub fn render(&mut self, format: Format) -> Result<String, CallError> {
         self.call(|store, exports| match exports {
             Exports::Exporter1(e) => e.call_render(store),
             Exports::Exporter2(e) => e.call_render(store),
+            Exports::Exporter3(e) => {
+                let format = match format {
+                    Format::OpenMetrics => v0_3::types::ExpositionFormat::Openmetrics,
+                    Format::Text => v0_3::types::ExpositionFormat::PrometheusText,
+                };
+                e.call_render(store, format)
+            }
             _ => Ok(Err("this plugin is not an exporter".into())),
         })
     }
 }
 
 /// Why a rule built against 0.1.0 has no thresholds to change.
-const OLD_RULE: &str = "this alert rule was built against metaclaude:monitor@0.1.0, which cannot change thresholds while it runs: rebuild it against @0.2.0 (set-threshold), or change the threshold in its manifest's [config]";
+const OLD_RULE: &str = "this alert rule was built against metaclaude:monitor@0.1.0, which cannot change thresholds while it runs: rebuild it against @0.3.0 (set-threshold), or change the threshold in its manifest's [config]";
 
 #[cfg(test)]
 mod tests {

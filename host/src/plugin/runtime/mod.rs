@@ -13,6 +13,7 @@ mod stderr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use metaclaude_formats::prometheus::Format;
 
 use crate::model::{Alert, Threshold};
 use crate::plugin::delivery::Delivery;
@@ -123,10 +124,12 @@ impl Live {
         }
     }
 
-    /// An exporter's state in its format (the Prometheus text, for one).
-    pub fn render(&mut self) -> Result<String, CallError> {
+    /// An exporter's state as an exposition, asked in `format`: an exporter built
+    /// against WIT 0.3.0 is told the format; an older one and a native one render what
+    /// they render (an OpenMetrics text ends with `# EOF`).
+    pub fn render(&mut self, format: Format) -> Result<String, CallError> {
         match self {
-            Live::Wasm(instance) => instance.render(),
+            Live::Wasm(instance) => instance.render(format),
             Live::Native(instance) => instance.render(),
         }
     }

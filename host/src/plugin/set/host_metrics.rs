@@ -194,7 +194,7 @@ pub fn write_plugins(out: &mut Exposition, plugins: &[PluginInfo]) {
             &[("plugin", p.name.as_str())],
             &CALL_BUCKETS,
             &call_histogram(&p.calls),
-            None,
+            None::<f64>,
         );
     }
 }
@@ -215,23 +215,24 @@ fn call_histogram(calls: &LatencySnapshot) -> Histogram {
     }
 }
 
-/// What every exporter plugin of `host` renders, as families in `asked` format when every
-/// exporter speaks OpenMetrics (their texts end with `# EOF`), else in the text format
-/// 0.0.4 with each OpenMetrics text converted down: the format they are in, and the
-/// families (no `# EOF`: the caller ends the exposition). `left_out` hears of an exporter
-/// that could not render, or rendered invalid OpenMetrics (it is left out).
-pub fn exporter_families(
+/// What every exporter plugin of `host` renders, asked in `asked` format: the format the
+/// whole answer takes and each exporter's text (in load order). An exporter built against
+/// WIT 0.3.0 renders the format it is asked; an older one (or a native one) renders what
+/// it renders, which its text tells: OpenMetrics ends with `# EOF`. The answer is in
+/// `asked` format unless OpenMetrics was asked and an exporter wrote only the text format
+/// 0.0.4: then it is in 0.0.4. `left_out` hears of an exporter that could not render.
+fn exporter_texts(
     host: &super::PluginHost,
     asked: Format,
-    mut left_out: impl FnMut(&str, &str),
-) -> (Format, String) {
+    left_out: &mut impl FnMut(&str, &str),
+) -> (Format, Vec<(String, String)>) {
     let mut exported = Vec::new();
     for p in host
         .list()
         .iter()
         .filter(|p| p.kind == PluginKind::Exporter)
     {
-        match host.render(&p.name) {
+        match host.render(&p.name, asked) {
             Ok(text) => exported.push((p.name.clone(), text)),
             Err(e) => left_out(&p.name, &e),
         }
@@ -242,8 +243,22 @@ pub fn exporter_families(
     } else {
         Format::Text
     };
-    let mut families = String::new();
-    for (name, text) in &exported {
+    (format, exported)
+}
+
+/// Appends the exporters' `texts` to `out` as families in `format` (no `# EOF`: the caller
+/// ends the exposition). A text already in `format` is copied as it is (an OpenMetrics
+/// one without its `# EOF`); an OpenMetrics text in a 0.0.4 answer (from an exporter that
+/// is not told the format, or beside one that writes only 0.0.4) is converted down.
+/// `left_out` hears of an exporter whose text is invalid OpenMetrics (it is left out).
+fn append_exporter_families(
+    out: &mut String,
+    format: Format,
+    texts: &[(String, String)],
+    left_out: &mut impl FnMut(&str, &str),
+) {
+    out.reserve(texts.iter().map(|(_, text)| text.len() + 1).sum());
+    for (name, text) in texts {
         let converted;
         let part = match (format, openmetrics_body(text)) {
             (Format::OpenMetrics, body) => body.unwrap_or(""),
@@ -259,26 +274,40 @@ pub fn exporter_families(
                 }
             },
         };
-        families.push_str(part);
+        out.push_str(part);
         if !part.is_empty() && !part.ends_with('\n') {
-            families.push('\n');
+            out.push('\n');
         }
     }
+}
+
+/// What every exporter plugin of `host` renders, as families asked in `asked` format
+/// (see [`exporter_texts`]): the format they are in, and the families (no `# EOF`: the
+/// caller ends the exposition). `left_out` hears of an exporter that could not render, or
+/// rendered invalid OpenMetrics (it is left out).
+pub fn exporter_families(
+    host: &super::PluginHost,
+    asked: Format,
+    mut left_out: impl FnMut(&str, &str),
+) -> (Format, String) {
+    let (format, texts) = exporter_texts(host, asked, &mut left_out);
+    let mut families = String::new();
+    append_exporter_families(&mut families, format, &texts, &mut left_out);
     (format, families)
 }
 
 /// One exposition: the host's plugin families, `more` families (a server's own), then
-/// what every exporter plugin of `host` renders ([`exporter_families`], whose format the
-/// whole exposition takes).
+/// what every exporter plugin of `host` renders ([`exporter_texts`], whose format the
+/// whole exposition takes), each copied once into the answer.
 pub fn exposition(
     host: Option<&super::PluginHost>,
     asked: Format,
     more: impl FnOnce(&mut Exposition),
-    left_out: impl FnMut(&str, &str),
+    mut left_out: impl FnMut(&str, &str),
 ) -> (Format, String) {
-    let (format, families) = match host {
-        Some(host) => exporter_families(host, asked, left_out),
-        None => (asked, String::new()),
+    let (format, texts) = match host {
+        Some(host) => exporter_texts(host, asked, &mut left_out),
+        None => (asked, Vec::new()),
     };
     // Listed after the renders: a render first delivers what the exporter's queue held,
     // so the plugin counters agree with what the exporters just rendered.
@@ -287,7 +316,7 @@ pub fn exposition(
     write_plugins(&mut out, &plugins);
     more(&mut out);
     let mut text = out.finish_families();
-    text.push_str(&families);
+    append_exporter_families(&mut text, format, &texts, &mut left_out);
     if format == Format::OpenMetrics {
         text.push_str(EOF_LINE);
         text.push('\n');

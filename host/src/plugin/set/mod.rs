@@ -14,6 +14,8 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use metaclaude_formats::prometheus::Format;
+
 use crate::alerting::router::{AlertCallback, AlertRouter, RouterStats};
 use crate::alerting::AlertHistory;
 use crate::executor::{EventSink, Receipt};
@@ -537,8 +539,10 @@ impl PluginHost {
         Ok(rules)
     }
 
-    /// The text of an exporter plugin's `render` (e.g. Prometheus metrics).
-    pub fn render(&self, name: &str) -> Result<String, String> {
+    /// The text of an exporter plugin's `render` (Prometheus metrics), asked in `format`
+    /// (an exporter built against WIT 0.3.0 renders it; an older one renders what it
+    /// renders: see `host_metrics`).
+    pub fn render(&self, name: &str, format: Format) -> Result<String, String> {
         let plugins = self.current();
         let p = plugins
             .iter()
@@ -552,7 +556,7 @@ impl PluginHost {
         }
         let (tx, rx) = sync_channel(1);
         p.mailbox
-            .send(Message::Render(tx))
+            .send(Message::Render(format, tx))
             .map_err(|_| format!("plugin {name} has stopped"))?;
         rx.recv()
             .map_err(|_| format!("plugin {name} has stopped"))?
