@@ -282,7 +282,7 @@ fn append_exporter_families(
 }
 
 /// What every exporter plugin of `host` renders, as families asked in `asked` format
-/// (see [`exporter_texts`]): the format they are in, and the families (no `# EOF`: the
+/// (see `exporter_texts`): the format they are in, and the families (no `# EOF`: the
 /// caller ends the exposition). `left_out` hears of an exporter that could not render, or
 /// rendered invalid OpenMetrics (it is left out).
 pub fn exporter_families(
@@ -297,7 +297,7 @@ pub fn exporter_families(
 }
 
 /// One exposition: the host's plugin families, `more` families (a server's own), then
-/// what every exporter plugin of `host` renders ([`exporter_texts`], whose format the
+/// what every exporter plugin of `host` renders (`exporter_texts`, whose format the
 /// whole exposition takes), each copied once into the answer.
 pub fn exposition(
     host: Option<&super::PluginHost>,
