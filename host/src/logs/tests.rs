@@ -549,4 +549,20 @@ fn a_damaged_or_mismatched_summary_is_ignored_and_the_file_read() {
             "{what}: the answer is complete: {notices:?}"
         );
     }
+
+    // A link with the summary's name (the log sink can plant one through WASI), pointing
+    // at the true summary outside: never followed, the file read instead.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("elsewhere.summary");
+    std::fs::write(&target, &intact).unwrap();
+    std::os::unix::fs::symlink(&target, &summary_path).unwrap();
+    let (answer, notices) = stats_json(&a);
+    assert_eq!(answer, exact, "a linked summary: the file read instead");
+    let name = summary_path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        notices
+            .iter()
+            .any(|n| matches!(n, ReadNotice::Warning(m) if m.contains(name) && m.contains("link"))),
+        "the link is named: {notices:?}"
+    );
 }
