@@ -44,18 +44,13 @@ fuzz_target!(|data: &[u8]| {
         json: true,
         ..LogQuery::default()
     };
-    let grouped = [
-        GroupBy::User,
-        GroupBy::Script,
-        GroupBy::Specialist,
-        GroupBy::Category,
-        GroupBy::Hour,
-        GroupBy::Day,
-    ]
-    .map(|g| LogQuery {
-        group_by: Some(g),
-        ..base.clone()
-    });
+    let grouped: Vec<LogQuery> = GroupBy::all()
+        .iter()
+        .map(|g| LogQuery {
+            group_by: Some(*g),
+            ..base.clone()
+        })
+        .collect();
     let filtered = LogQuery {
         script: Some("a".into()),
         group_by: Some(GroupBy::Script),

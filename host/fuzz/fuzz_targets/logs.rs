@@ -28,15 +28,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-const GROUPS: [GroupBy; 6] = [
-    GroupBy::User,
-    GroupBy::Script,
-    GroupBy::Specialist,
-    GroupBy::Category,
-    GroupBy::Hour,
-    GroupBy::Day,
-];
-
 fuzz_target!(|data: &[u8]| {
     let dir = log_dir();
     let compressed = gzip(data);
@@ -77,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
             ..base.clone()
         },
         LogQuery {
-            group_by: Some(GROUPS[data.len() % GROUPS.len()]),
+            group_by: Some(GroupBy::all()[data.len() % GroupBy::all().len()]),
             limit: Some(2),
             ..base
         },

@@ -37,6 +37,11 @@ pub enum GroupBy {
 pub const NONE_KEY: &str = NO_KEY;
 
 impl GroupBy {
+    /// Every grouping, in the order `--group-by` lists them.
+    pub fn all() -> &'static [GroupBy] {
+        <GroupBy as clap::ValueEnum>::value_variants()
+    }
+
     /// The group `r` falls in: the field's value as written, [`NONE_KEY`] when the record
     /// lacks it.
     pub fn key(self, r: &Record<'_>) -> String {

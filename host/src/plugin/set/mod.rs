@@ -183,7 +183,7 @@ pub struct PluginHost {
     /// The grants the last reload pass read (`None`: unreadable), to see them change.
     grants_seen: Mutex<Option<Grants>>,
     /// Set by [`PluginHost::serve_one_execution`].
-    one_execution: AtomicBool,
+    one_execution: bool,
 }
 
 impl PluginHost {
@@ -205,20 +205,20 @@ impl PluginHost {
             env: Mutex::new(HashMap::new()),
             grants: Mutex::new(GrantSource::default()),
             grants_seen: Mutex::new(None),
-            one_execution: AtomicBool::new(false),
+            one_execution: false,
         })
     }
 
     /// This host serves one execution (a one-shot `run`): a plugin's queue, allocated
     /// whole when it starts (a slot per event: `limits.queue` costs ~0.2 ms of page
     /// faults at the default 10 000), is made only as long as one execution's events.
-    pub fn serve_one_execution(&self) {
-        self.one_execution.store(true, Ordering::Relaxed);
+    pub fn serve_one_execution(&mut self) {
+        self.one_execution = true;
     }
 
     /// How many events a plugin with `manifest` may have queued.
     fn queue_len(&self, manifest: &Manifest) -> usize {
-        if self.one_execution.load(Ordering::Relaxed) {
+        if self.one_execution {
             manifest
                 .limits
                 .queue
