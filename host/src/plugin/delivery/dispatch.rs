@@ -73,6 +73,7 @@ pub(in crate::plugin) fn offer<'p>(
     let delivery = Arc::new(Delivery {
         event: event.clone(),
         json: std::sync::OnceLock::new(),
+        records: Default::default(),
         ack,
     });
     for (m, mailbox) in receivers {

@@ -17,12 +17,15 @@ use crate::alerting::NotifierQueue;
 use crate::model::{Alert, ExecutionEvent, Threshold};
 use crate::plugin::delivery::ack::AckGroup;
 use crate::plugin::delivery::health::PluginStats;
+use crate::plugin::runtime::SharedRecords;
 
 /// An event on its way to plugins. Its JSON is made at most once, by the first worker
 /// whose plugin wants it, never on the executor's path.
 pub struct Delivery {
     pub event: ExecutionEvent,
     pub json: std::sync::OnceLock<String>,
+    /// Its WIT records, each converted once for all the plugins that receive it.
+    pub records: SharedRecords,
     /// Set on a `finished` event that acknowledging plugins receive; each of their
     /// workers answers it once (see `ack`).
     pub ack: Option<Arc<AckGroup>>,

@@ -4,6 +4,8 @@
 //! (`event_records!`, and `alert_records!` for the alert of 0.2.0 on), expanded once per
 //! version.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::model::{
@@ -11,10 +13,58 @@ use crate::model::{
     ExecutionResult, LifecycleKind, MeasurementSource, ResourceUsage, Severity,
 };
 
+/// Which record of an event a plugin receives, as its manifest asks: the `json` filled
+/// (`event_json`, and then the record's outputs left empty: they cross once, in the JSON),
+/// the outputs in the record (`event_output`), or neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Bare = 0,
+    WithOutput = 1,
+    WithJson = 2,
+}
+
+impl Shape {
+    pub fn of(event_json: bool, event_output: bool) -> Shape {
+        match (event_json, event_output) {
+            (true, _) => Shape::WithJson,
+            (false, true) => Shape::WithOutput,
+            (false, false) => Shape::Bare,
+        }
+    }
+}
+
+/// One event's records, converted at most once for each WIT version and [`Shape`], by
+/// the first worker whose plugin needs that one, and shared by every plugin receiving it
+/// (their instances copy it into their own memories when called): five plugins of one
+/// version cost one conversion, not five deep copies.
+#[derive(Default)]
+pub struct SharedRecords {
+    v0_1: [OnceLock<Box<crate::plugin::runtime::bindings::v0_1::types::Event>>; 3],
+    v0_2: [OnceLock<Box<crate::plugin::runtime::bindings::v0_2::types::Event>>; 3],
+    v0_3: [OnceLock<Box<crate::plugin::runtime::bindings::v0_3::types::Event>>; 3],
+}
+
 /// The conversions of the records every version has the same, against the `wit` module in
-/// scope where it is expanded.
+/// scope where it is expanded; `$version` is the version's slot in [`SharedRecords`].
 macro_rules! event_records {
-    () => {
+    ($version:ident) => {
+        /// The event's record of this version in `shape`, converted once and kept in
+        /// `records` for the other plugins receiving it; `json` gives the event's JSON.
+        pub fn shared<'d>(
+            records: &'d SharedRecords,
+            e: &ExecutionEvent,
+            json: impl FnOnce() -> &'d str,
+            shape: Shape,
+        ) -> &'d wit::Event {
+            records.$version[shape as usize].get_or_init(|| {
+                Box::new(match shape {
+                    Shape::WithJson => event(e, Some(json()), false),
+                    Shape::WithOutput => event(e, None, true),
+                    Shape::Bare => event(e, None, false),
+                })
+            })
+        }
+
         pub fn datetime(t: &DateTime<Utc>) -> wit::Datetime {
             wit::Datetime {
                 seconds: t.timestamp(),
@@ -246,7 +296,7 @@ pub mod v0_3 {
     use super::*;
     use crate::plugin::runtime::bindings::v0_3::types as wit;
 
-    event_records!();
+    event_records!(v0_3);
     alert_records!();
 }
 
@@ -255,7 +305,7 @@ pub mod v0_2 {
     use super::*;
     use crate::plugin::runtime::bindings::v0_2::types as wit;
 
-    event_records!();
+    event_records!(v0_2);
     alert_records!();
 }
 
@@ -266,7 +316,7 @@ pub mod v0_1 {
     use super::*;
     use crate::plugin::runtime::bindings::v0_1::types as wit;
 
-    event_records!();
+    event_records!(v0_1);
 
     pub fn alert_to_wit(a: &Alert) -> wit::Alert {
         let mut labels = pairs(&a.labels);
@@ -314,6 +364,7 @@ mod tests {
     use chrono::Utc;
 
     use super::v0_3::event;
+    use super::{v0_2, v0_3, Shape, SharedRecords};
     use crate::model::{ExecutionEvent, ExecutionResult};
 
     /// A plugin that reads the JSON gets the script's output once, in the JSON; the others
@@ -339,5 +390,34 @@ mod tests {
             (counting.stdout.as_str(), counting.stderr.as_str()),
             ("", "")
         );
+    }
+
+    /// Plugins of one version that ask for the same shape share one record, converted
+    /// once; another shape or version is its own record.
+    #[test]
+    fn an_event_is_converted_once_per_version_and_shape() {
+        let mut r = ExecutionResult::new("01X", "hello", Utc::now());
+        r.stdout = "out".into();
+        let e = ExecutionEvent::finished(r);
+        let json = serde_json::to_string(&e).unwrap();
+        let records = SharedRecords::default();
+        let asked = std::cell::Cell::new(0);
+        let json_once = || {
+            asked.set(asked.get() + 1);
+            json.as_str()
+        };
+        let first = v0_3::shared(&records, &e, json_once, Shape::WithJson);
+        let again = v0_3::shared(&records, &e, json_once, Shape::WithJson);
+        assert!(std::ptr::eq(first, again), "the same record, not a copy");
+        assert_eq!(asked.get(), 1, "the JSON is asked for once");
+        assert_eq!(first.json, json);
+        let output = v0_3::shared(&records, &e, json_once, Shape::WithOutput);
+        assert_eq!(output.result.as_ref().unwrap().stdout, "out");
+        assert!(output.json.is_empty());
+        let bare = v0_3::shared(&records, &e, json_once, Shape::Bare);
+        assert!(bare.result.as_ref().unwrap().stdout.is_empty());
+        let older = v0_2::shared(&records, &e, json_once, Shape::WithJson);
+        assert_eq!(older.json, json);
+        assert_eq!(asked.get(), 2, "each version converts its own");
     }
 }

@@ -561,44 +561,47 @@ impl Instance {
         event_json: bool,
         event_output: bool,
     ) -> Result<Vec<Alert>, CallError> {
-        macro_rules! events {
-            ($v:ident) => {
-                batch
+        let shape = convert::Shape::of(event_json, event_output);
+        // Each event's record of the plugin's version, converted once for every plugin
+        // receiving it, is lowered into this instance's memory from where it is shared.
+        // (The export is typed per call for references to the shared records: once a
+        // batch, not once an event.)
+        macro_rules! call {
+            ($v:ident, $exports:expr, $store:expr, $returns:ty) => {{
+                let records: Vec<&$v::types::Event> = batch
                     .iter()
-                    .map(|d| {
-                        convert::$v::event(&d.event, event_json.then(|| d.json()), event_output)
-                    })
-                    .collect::<Vec<_>>()
-            };
+                    .map(|d| convert::$v::shared(&d.records, &d.event, || d.json(), shape))
+                    .collect();
+                $exports
+                    .func_handle_batch()
+                    .func()
+                    .typed::<(&[&$v::types::Event],), ($returns,)>(&*$store)
+                    .and_then(|f| f.call(&mut *$store, (&records,)))
+                    .map(|(r,)| r)
+            }};
         }
         self.call(|store, exports| match exports {
-            Exports::Sink1(e) => e
-                .call_handle_batch(store, &events!(v0_1))
-                .map(|r| r.map(|()| Vec::new())),
-            Exports::Exporter1(e) => e
-                .call_handle_batch(store, &events!(v0_1))
-                .map(|r| r.map(|()| Vec::new())),
-            Exports::AlertRule1(e) => {
-                alerts!(v0_1, e.call_handle_batch(store, &events!(v0_1)))
+            Exports::Sink1(e) => {
+                call!(v0_1, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
             }
-            Exports::Sink2(e) => e
-                .call_handle_batch(store, &events!(v0_2))
-                .map(|r| r.map(|()| Vec::new())),
-            Exports::Exporter2(e) => e
-                .call_handle_batch(store, &events!(v0_2))
-                .map(|r| r.map(|()| Vec::new())),
-            Exports::AlertRule2(e) => {
-                alerts!(v0_2, e.call_handle_batch(store, &events!(v0_2)))
+            Exports::Exporter1(e) => {
+                call!(v0_1, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
             }
-            Exports::Sink3(e) => e
-                .call_handle_batch(store, &events!(v0_3))
-                .map(|r| r.map(|()| Vec::new())),
-            Exports::Exporter3(e) => e
-                .call_handle_batch(store, &events!(v0_3))
-                .map(|r| r.map(|()| Vec::new())),
-            Exports::AlertRule3(e) => {
-                alerts!(v0_3, e.call_handle_batch(store, &events!(v0_3)))
+            Exports::AlertRule1(e) => alerts!(v0_1, call!(v0_1, e, store, Vec<v0_1::types::Alert>)),
+            Exports::Sink2(e) => {
+                call!(v0_2, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
             }
+            Exports::Exporter2(e) => {
+                call!(v0_2, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
+            }
+            Exports::AlertRule2(e) => alerts!(v0_2, call!(v0_2, e, store, Vec<v0_2::types::Alert>)),
+            Exports::Sink3(e) => {
+                call!(v0_3, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
+            }
+            Exports::Exporter3(e) => {
+                call!(v0_3, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
+            }
+            Exports::AlertRule3(e) => alerts!(v0_3, call!(v0_3, e, store, Vec<v0_3::types::Alert>)),
             Exports::Notifier1(_) | Exports::Notifier2(_) | Exports::Notifier3(_) => {
                 Ok(Ok(Vec::new()))
             }

@@ -21,6 +21,8 @@ use crate::plugin::manifest::Manifest;
 use crate::plugin::runtime::instance::{CallError, Instance, Prepared};
 use crate::plugin::runtime::native::{NativeInstance, NativeLibrary};
 
+pub use convert::SharedRecords;
+
 /// How to start a fresh instance of a plugin (after a failure, or the first time).
 pub enum Runtime {
     /// A component, pre-linked once; each instance gets its own `Store`.
