@@ -9,9 +9,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::executor::EventSink;
+use crate::logs::query::record_of;
+use crate::logs::stats::GroupBy;
 use crate::logs::{self, LogQuery, LogsError, ReadNotices, Replayed};
 use crate::model::{ExecutionEvent, ExecutionResult};
-use crate::monitor::{Limits, Monitor, Report, Summarised};
+use crate::monitor::{Absorbed, Earlier, Limits, Monitor, Report, Summarised};
 use crate::plugin::manifest::PluginKind;
 use crate::plugin::runtime::engine::PluginEngine;
 use crate::plugin::{host_metrics, GrantSource, PluginError, PluginHost};
@@ -123,13 +125,80 @@ pub fn report(
     Ok(monitor.report(period_minutes, top, now))
 }
 
+/// The executions of the log that a server's report window holds but its memory does not:
+/// those that finished from `since` (the log's start when `None`) to before `until`
+/// ([`Monitor::memory_covers_from`]) and that `scope` takes (the dashboards' script,
+/// specialist and user; the fields of a [`LogQuery`] other than these are ignored). A
+/// rotated file wholly inside, with no scope, is counted from its summary instead of being
+/// read; the others are read. Damaged lines are reported to `notices` and left out.
+pub fn earlier(
+    log_dir: &Path,
+    since: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+    scope: &LogQuery,
+    notices: ReadNotices<'_>,
+) -> Result<Earlier, LogsError> {
+    let query = LogQuery {
+        log_dir: log_dir.to_path_buf(),
+        start_date: since,
+        end_date: Some(until),
+        script: scope.script.clone(),
+        specialist: scope.specialist.clone(),
+        user: scope.user.clone(),
+        ..LogQuery::default()
+    };
+    let mut figures = Absorbed::default();
+    let dimensions = [Dimension::Script, Dimension::Specialist];
+    let empty = BTreeMap::new();
+    logs::for_each_record_or_summary(&query, until, &dimensions, notices, |item| {
+        let finished = match item {
+            Replayed::Line(line) => {
+                let Some(r) = compact_result(line) else {
+                    return;
+                };
+                let record = record_of(&r);
+                figures.overall.add(&record);
+                figures.scripts.add(&record, Some(GroupBy::Script));
+                figures.specialists.add(&record, Some(GroupBy::Specialist));
+                Some(r.finished_at)
+            }
+            Replayed::Summary(view) => {
+                let groups = |d| {
+                    view.groups
+                        .get(&d)
+                        .unwrap_or(&empty)
+                        .iter()
+                        .map(|(k, f)| (k.as_str(), f))
+                };
+                figures.overall.add_figures(&view.overall);
+                let scripts = groups(Dimension::Script);
+                figures
+                    .scripts
+                    .add_summary([], scripts, Some(GroupBy::Script));
+                let specialists = groups(Dimension::Specialist);
+                figures
+                    .specialists
+                    .add_summary([], specialists, Some(GroupBy::Specialist));
+                summary_time(&view.header.first)
+            }
+        };
+        if let Some(t) = finished {
+            figures.oldest = Some(figures.oldest.map_or(t, |o| o.min(t)));
+        }
+    })?;
+    Ok(Earlier { figures, until })
+}
+
+/// A summary's time, read.
+fn summary_time(t: &Option<String>) -> Option<DateTime<Utc>> {
+    t.as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// Counts a file's summary into the replay's monitor (see [`Monitor::absorb`]).
 fn absorb(monitor: &Monitor, view: &SummaryView) {
-    let time = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
+    let time = summary_time;
     let (Some(first), Some(last)) = (time(&view.header.first), time(&view.header.last)) else {
         return; // no execution in it
     };
@@ -202,12 +271,8 @@ mod tests {
     use crate::logs::gen::{generate, GenConfig};
     use crate::logs::tests::assert_within_sketch_error;
 
-    /// `metrics --report --log` counting old files from their summaries answers as reading
-    /// every line: the same counts, rates, top lists and since-start percentiles, the
-    /// window's percentiles within the sketches' 1 %; and it does not read those files (one
-    /// damaged inside, its size and trailer kept, changes nothing and says nothing).
-    #[test]
-    fn a_report_from_summaries_counts_as_one_from_every_line() {
+    /// 3 MiB of generated log in rotated files of 300 KiB, each with its summary.
+    fn generated_with_summaries() -> (tempfile::TempDir, GenConfig) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = GenConfig {
             total_bytes: 3 << 20,
@@ -217,6 +282,27 @@ mod tests {
             ..GenConfig::default()
         };
         generate(dir.path(), &cfg).unwrap();
+        (dir, cfg)
+    }
+
+    /// Damages the middle of the second rotated file, keeping its size and trailer (its
+    /// summary still matches it: only reading it meets the damage).
+    fn damage_the_second_rotated_file(dir: &Path) {
+        let files = logs::reader::discover(dir, &Default::default()).unwrap();
+        let gz = &files[1].path;
+        let mut bytes = std::fs::read(gz).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 64].fill(0xAA);
+        std::fs::write(gz, bytes).unwrap();
+    }
+
+    /// `metrics --report --log` counting old files from their summaries answers as reading
+    /// every line: the same counts, rates, top lists and since-start percentiles, the
+    /// window's percentiles within the sketches' 1 %; and it does not read those files (one
+    /// damaged inside, its size and trailer kept, changes nothing and says nothing).
+    #[test]
+    fn a_report_from_summaries_counts_as_one_from_every_line() {
+        let (dir, cfg) = generated_with_summaries();
         let now = Utc::now();
         // Everything, and a period that starts inside the third rotated file.
         let cut = cfg.start + chrono::Duration::hours(15);
@@ -233,13 +319,7 @@ mod tests {
             )
         };
         let full: Vec<_> = periods.iter().map(|p| report_of(*p, false).0).collect();
-        // Damage the middle of the second rotated file, keeping its size and trailer.
-        let files = logs::reader::discover(dir.path(), &Default::default()).unwrap();
-        let gz = &files[1].path;
-        let mut bytes = std::fs::read(gz).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid..mid + 64].fill(0xAA);
-        std::fs::write(gz, bytes).unwrap();
+        damage_the_second_rotated_file(dir.path());
         for (period, full) in periods.iter().zip(&full) {
             let (ours, notices) = report_of(*period, true);
             assert!(notices.is_empty(), "period {period}: {notices:?}");
@@ -263,5 +343,44 @@ mod tests {
         // Reading every line meets the damage.
         let (_, notices) = report_of(0, false);
         assert!(!notices.is_empty());
+    }
+
+    /// A server's window reaching before its memory counts the log's part from the
+    /// rotated files' summaries as a replay of every line would: the same counts and top
+    /// lists, percentiles within the sketches' 1 %; the summarised files are not read (one
+    /// damaged inside says nothing).
+    #[test]
+    fn a_windows_earlier_part_from_summaries_counts_as_every_line() {
+        let (dir, cfg) = generated_with_summaries();
+        let now = Utc::now();
+        let cut = cfg.start + chrono::Duration::hours(15);
+        let period = (now - cut).num_minutes() as u64;
+        let since = now - chrono::Duration::minutes(period as i64);
+        let no_notices = |_| panic!("a summarised file was read");
+        let (full, _) = (
+            report(dir.path(), period, 5, now, false, &|_| {}).unwrap(),
+            (),
+        );
+        damage_the_second_rotated_file(dir.path());
+        let part = earlier(
+            dir.path(),
+            Some(since),
+            now,
+            &LogQuery::default(),
+            &no_notices,
+        )
+        .unwrap();
+        assert!(part.figures.overall.from_summaries());
+        // A server that holds nothing of the window.
+        let monitor = Monitor::new(Limits::default());
+        let ours = monitor.stats_matching(Some(since), 5, None, Some(&part));
+        let ours = serde_json::to_value(ours).unwrap();
+        let full = serde_json::to_value(full.window).unwrap();
+        assert!(ours["overall"]["count"].as_u64().unwrap() > 1000, "{ours}");
+        assert_eq!(ours["overall"]["count"], full["overall"]["count"]);
+        assert_eq!(ours["complete"], true);
+        for key in ["overall", "top_scripts", "top_specialists"] {
+            assert_within_sketch_error(&ours[key], &full[key], key);
+        }
     }
 }

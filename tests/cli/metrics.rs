@@ -28,6 +28,18 @@ fn comparable(r: &Value) -> Value {
     })
 }
 
+/// `metaclaude metrics --report --json --period 60` from `source` (`--server URL` or
+/// `--log`), the log in `logs`.
+fn report_json(logs: &std::path::Path, source: &[&str]) -> Value {
+    let out = succeed(
+        bin()
+            .env("METACLAUDE_LOG_DIR", logs)
+            .args(["metrics", "--report", "--json", "--period", "60"])
+            .args(source),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn a_report_from_the_server_and_from_its_log_agree() {
     let tmp = tempfile::tempdir().unwrap();
@@ -42,15 +54,7 @@ fn a_report_from_the_server_and_from_its_log_agree() {
     ] {
         server.run(script);
     }
-    let from = |source: &[&str]| -> Value {
-        let out = succeed(
-            bin()
-                .env("METACLAUDE_LOG_DIR", &logs)
-                .args(["metrics", "--report", "--json", "--period", "60"])
-                .args(source),
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let from = |source: &[&str]| report_json(&logs, source);
     let live = from(&["--server", &server.http]);
     let (status, stderr) = server.stop();
     assert!(status.success(), "{stderr}");
@@ -142,4 +146,66 @@ fn a_server_that_is_not_there_is_an_error_when_asked_for() {
         stderr.contains("cannot reach the server at http://127.0.0.1:9"),
         "{stderr}"
     );
+}
+
+/// A server whose memory let go of the oldest executions (`--keep-recent`), or that started
+/// after some ran, answers a long window with the log's part of it: the same figures as
+/// the log replayed, and `complete`. Before, the window held only what memory did.
+#[test]
+fn a_long_window_counts_from_the_log_what_memory_does_not_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let logs = tmp.path().join("logs");
+    write_log_sink(&plugins, &logs, "", "");
+    let start = |keep: &str| {
+        Server::start(
+            &example_registry(),
+            &["--keep-recent", keep, "--plugins"],
+            |cmd| {
+                cmd.arg(&plugins).env("METACLAUDE_LOG_DIR", &logs);
+            },
+        )
+    };
+    // Executions before the server started: in the log only.
+    let before = start("100");
+    for script in ["hello", "failing", "hello"] {
+        before.run(script);
+    }
+    let (status, stderr) = before.stop();
+    assert!(status.success(), "{stderr}");
+    // Then more than memory keeps.
+    let server = start("2");
+    for script in ["hello", "flaky", "failing", "hello", "helo"] {
+        server.run(script);
+    }
+    // Every execution's line is in the log (the sink writes in batches).
+    let lines = || -> usize {
+        std::fs::read_dir(&logs)
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+            .map(|text| text.lines().count())
+            .sum()
+    };
+    crate::util::wait_until(
+        "8 lines in the log",
+        Duration::from_secs(30),
+        || lines() == 8,
+        || format!("{} lines", lines()),
+    );
+    let from = |source: &[&str]| report_json(&logs, source);
+    let live = from(&["--server", &server.http]);
+    let window = &live["window"];
+    assert_eq!(window["overall"]["count"], 8, "{live}");
+    assert_eq!(window["complete"], true, "{live}");
+    let hello = crate::serve::get(&server.url("/api/v1/stats?period=60&script=hello")).json();
+    assert_eq!(hello["window"]["overall"]["count"], 4, "{hello}");
+    assert_eq!(hello["window"]["complete"], true, "{hello}");
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+    let replayed = from(&["--log"]);
+    let same = |r: &Value| {
+        let w = &r["window"];
+        serde_json::json!([w["overall"], w["top_scripts"], w["top_specialists"]])
+    };
+    assert_eq!(same(&live), same(&replayed));
 }

@@ -103,7 +103,7 @@ struct State {
     absorbed: Option<Absorbed>,
 }
 
-/// The window statistics of executions counted from summaries.
+/// The window statistics of executions counted from summaries or read from the log.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Absorbed {
     pub(crate) overall: Acc,
@@ -111,6 +111,30 @@ pub(crate) struct Absorbed {
     pub(crate) specialists: StatsAcc,
     /// The earliest finish time among them.
     pub(crate) oldest: Option<DateTime<Utc>>,
+}
+
+impl Absorbed {
+    /// Takes in `other`'s executions.
+    pub(crate) fn merge(&mut self, other: Absorbed) {
+        self.overall.merge(other.overall);
+        self.scripts.merge(other.scripts);
+        self.specialists.merge(other.specialists);
+        self.oldest = match (self.oldest, other.oldest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// The executions of a report's window that memory does not hold, counted from the log:
+/// those that finished before `until` (where memory's account began: the host's start, or
+/// its oldest held execution once older ones were let go), by their lines or, for whole
+/// rotated files, their summaries. See `replay::earlier`.
+#[derive(Debug, Clone)]
+pub struct Earlier {
+    pub(crate) figures: Absorbed,
+    /// Memory's account is taken from here on; the log's up to here.
+    pub until: DateTime<Utc>,
 }
 
 /// A log file's executions known by their summary (`metaclaude_formats::log_summary`),
@@ -333,22 +357,45 @@ impl Monitor {
     /// Statistics over the held executions that finished at or after `since` (all of them
     /// when `None`), with the `top` scripts and specialists by count.
     pub fn stats(&self, since: Option<DateTime<Utc>>, top: usize) -> WindowStats {
-        self.stats_matching(since, top, None)
+        self.stats_matching(since, top, None, None)
     }
 
-    /// [`Monitor::stats`] of the executions `matcher` takes (all of them when `None`).
+    /// Where memory's account of the executions begins: the oldest held execution once
+    /// older ones were let go, else the host's start. A window reaching further back has
+    /// its older part in the log only (see [`Earlier`]).
+    pub fn memory_covers_from(&self) -> DateTime<Utc> {
+        let oldest_held = {
+            let state = self.state.lock().unwrap();
+            (state.evicted > 0).then(|| state.recent.front().map(|r| r.finished_at))
+        };
+        match oldest_held {
+            Some(Some(oldest)) => oldest,
+            Some(None) => Utc::now(),
+            None => self.started_at(),
+        }
+    }
+
+    /// [`Monitor::stats`] of the executions `matcher` takes (all of them when `None`), with
+    /// the part of the window memory does not hold counted from the log (`earlier`, made
+    /// for the same `since` and `matcher`): the held executions from its `until` on.
     pub fn stats_matching(
         &self,
         since: Option<DateTime<Utc>>,
         top: usize,
         matcher: Option<&Matcher>,
+        earlier: Option<&Earlier>,
     ) -> WindowStats {
+        let from = match (since, earlier) {
+            (Some(s), Some(e)) => Some(s.max(e.until)),
+            (None, Some(e)) => Some(e.until),
+            (s, None) => s,
+        };
         let held: Vec<Arc<ExecutionResult>> = {
             let state = self.state.lock().unwrap();
             state
                 .recent
                 .iter()
-                .filter(|r| since.is_none_or(|s| r.finished_at >= s))
+                .filter(|r| from.is_none_or(|s| r.finished_at >= s))
                 .cloned()
                 .collect()
         };
@@ -364,7 +411,20 @@ impl Monitor {
                 absorbed,
             )
         };
-        WindowStats::of(&held, since, top, matcher, oldest_held, evicted, absorbed)
+        // Memory holds every execution from `t` on.
+        let covers = |t: Option<DateTime<Utc>>| {
+            evicted == 0 || matches!((t, oldest_held), (Some(t), Some(o)) if o <= t)
+        };
+        let complete = covers(since) || earlier.is_some_and(|e| covers(Some(e.until)));
+        let absorbed = match (absorbed, earlier) {
+            (a, None) => a,
+            (None, Some(e)) => Some(e.figures.clone()),
+            (Some(mut a), Some(e)) => {
+                a.merge(e.figures.clone());
+                Some(a)
+            }
+        };
+        WindowStats::of(&held, since, top, matcher, oldest_held, complete, absorbed)
     }
 
     /// The report the seed's `--report --period N` prints, the stats API serves and the
@@ -372,21 +432,24 @@ impl Monitor {
     /// with the `top` scripts and specialists, the sketches' percentiles by window, the
     /// executions running and the totals since start.
     pub fn report(&self, period_minutes: u64, top: usize, now: DateTime<Utc>) -> Report {
-        self.report_matching(period_minutes, top, now, None)
+        self.report_matching(period_minutes, top, now, None, None)
     }
 
-    /// [`Monitor::report`] of the executions `matcher` takes (the dashboards' filters).
-    /// The window's figures are of those alone; `percentiles` and `since_start` stay the
-    /// whole host's (the sketches are not kept per filter).
+    /// [`Monitor::report`] of the executions `matcher` takes (the dashboards' filters),
+    /// with the part of the window memory does not hold from the log (`earlier`, see
+    /// [`Monitor::stats_matching`]). The window's figures are of those alone;
+    /// `percentiles` and `since_start` stay the whole host's (the sketches are not kept per
+    /// filter).
     pub fn report_matching(
         &self,
         period_minutes: u64,
         top: usize,
         now: DateTime<Utc>,
         matcher: Option<&Matcher>,
+        earlier: Option<&Earlier>,
     ) -> Report {
         let since = period_start(period_minutes, now);
-        let window = self.stats_matching(since, top, matcher);
+        let window = self.stats_matching(since, top, matcher, earlier);
         let minutes = match since {
             Some(_) => period_minutes as f64,
             None => (now - self.started_at()).num_milliseconds().max(1) as f64 / 60_000.0,

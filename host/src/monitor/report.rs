@@ -37,7 +37,8 @@ pub struct WindowStats {
     /// window were already let go (the log has them).
     #[serde(with = "timestamp::option")]
     pub oldest_held: Option<DateTime<Utc>>,
-    /// Whether the memory covers the whole window.
+    /// Whether the whole window is counted: memory holds it, or the log has the part
+    /// memory does not (a server with a log directory reads it; see `Earlier`).
     pub complete: bool,
     /// Counts, success rate, durations and memory over the window's executions.
     pub overall: Stats,
@@ -49,16 +50,16 @@ pub struct WindowStats {
 
 impl WindowStats {
     /// Statistics over `held` (finished since `since`), of those `matcher` takes, with the
-    /// `top` scripts and specialists by count; `oldest_held` and `evicted` say whether the
-    /// memory still covers the whole window; `absorbed`, executions known by their figures
-    /// only (a replay's summaries), count in too.
+    /// `top` scripts and specialists by count; `complete` says whether the whole window
+    /// is counted; `absorbed`, executions known by their figures or read from the log
+    /// (a replay's summaries, the part of the window memory does not hold), count in too.
     pub(super) fn of(
         held: &[Arc<ExecutionResult>],
         since: Option<DateTime<Utc>>,
         top: usize,
         matcher: Option<&Matcher>,
         oldest_held: Option<DateTime<Utc>>,
-        evicted: u64,
+        complete: bool,
         absorbed: Option<super::Absorbed>,
     ) -> WindowStats {
         let mut overall = Acc::default();
@@ -92,7 +93,7 @@ impl WindowStats {
         WindowStats {
             since,
             oldest_held,
-            complete: evicted == 0 || matches!((since, oldest_held), (Some(s), Some(o)) if o <= s),
+            complete,
             overall: overall.finish(),
             top_scripts: top_of(scripts, GroupBy::Script),
             top_specialists: top_of(specialists, GroupBy::Specialist),

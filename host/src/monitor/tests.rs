@@ -153,7 +153,7 @@ fn timeseries_counts_each_interval_and_filters_apply() {
     let since_start = m.timeseries(0, 30, now, None);
     assert_eq!(since_start.step_seconds, 60.0);
     // A filtered report counts only what the filter takes.
-    let report = m.report_matching(60, 5, now, Some(&hello));
+    let report = m.report_matching(60, 5, now, Some(&hello), None);
     assert_eq!(report.window.overall.count, 15);
     assert_eq!(report.window.top_scripts.len(), 1);
     assert_eq!(m.report(60, 5, now).window.overall.count, 20);

@@ -555,11 +555,29 @@ async fn stats(
         return Err(ApiError::bad_request(format!("top {top}: from 1 to 100")).with("field", "top"));
     }
     let period = checked_period(q.period)?;
-    let matcher = scope_matcher(q.script, q.specialist, q.user);
+    let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let scope = LogQuery {
+        script: given(q.script),
+        specialist: given(q.specialist),
+        user: given(q.user),
+        ..LogQuery::default()
+    };
+    let matcher = scope_matcher(
+        scope.script.clone(),
+        scope.specialist.clone(),
+        scope.user.clone(),
+    );
+    let now = Utc::now();
+    let since = match period {
+        0 => state.monitor.started_at(),
+        minutes => now - chrono::Duration::minutes(minutes as i64),
+    };
+    let earlier = super::earlier::part(&state, since, period, scope).await;
     Ok(shared_answer(&state, &headers, &uri, || {
-        let report = state
-            .monitor
-            .report_matching(period, top, Utc::now(), matcher.as_ref());
+        let report =
+            state
+                .monitor
+                .report_matching(period, top, now, matcher.as_ref(), earlier.as_deref());
         serde_json::to_value(report).unwrap_or_default()
     }))
 }

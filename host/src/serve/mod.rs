@@ -27,6 +27,7 @@ mod answers;
 mod api;
 mod connections;
 mod dashboard;
+mod earlier;
 mod error;
 mod feed;
 mod scrape;
@@ -281,6 +282,8 @@ pub struct ServerState {
     counters: Counters,
     /// Stats answers shared by clients that accept one a little old (the dashboards).
     answers: answers::Answers,
+    /// The log's parts of long report windows, kept a few seconds.
+    earlier: earlier::EarlierParts,
 }
 
 impl ServerState {
@@ -410,6 +413,7 @@ pub async fn run(
         started: Instant::now(),
         counters: Counters::default(),
         answers: answers::Answers::default(),
+        earlier: earlier::EarlierParts::default(),
     });
     let router = api::router(state.clone());
     let mut servers = tokio::task::JoinSet::new();
