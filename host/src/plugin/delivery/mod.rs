@@ -17,7 +17,7 @@ use crate::alerting::NotifierQueue;
 use crate::model::{Alert, ExecutionEvent, Threshold};
 use crate::plugin::delivery::ack::AckGroup;
 use crate::plugin::delivery::health::PluginStats;
-use crate::plugin::runtime::SharedRecords;
+use crate::plugin::runtime::convert::SharedRecords;
 
 /// An event on its way to plugins. Its JSON is made at most once, by the first worker
 /// whose plugin wants it, never on the executor's path.

@@ -16,6 +16,7 @@
 //!   (and `by-stat/`) and each file are the current user's and writable by nobody else
 //!   ([`crate::safe_fs::untrusted`]); otherwise components are compiled at every load and
 //!   the host says once why and how to fix it. The folder is created 0700, files 0600.
+//! * What was not used for 30 days is removed, at most once a day ([`cache_pruning`]).
 
 use std::fs::Metadata;
 use std::hash::{Hash, Hasher};
@@ -26,6 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
+
+use super::cache_pruning;
 
 /// How often the epoch advances; per-call deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -101,9 +104,13 @@ impl PluginEngine {
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
         let engine_key = format!("{:016x}", hasher.finish());
+        let cache_dir = cache_dir.filter(|d| trusted_cache_dir(d));
+        if let Some(dir) = &cache_dir {
+            cache_pruning::prune_if_due(dir, SystemTime::now());
+        }
         Ok(PluginEngine {
             engine,
-            cache_dir: cache_dir.filter(|d| trusted_cache_dir(d)),
+            cache_dir,
             engine_key,
         })
     }
@@ -199,7 +206,10 @@ impl PluginEngine {
         // SAFETY: the file was written by `Engine::precompile_component` of an engine
         // with the same compatibility hash, into our own cache folder.
         match unsafe { Component::deserialize_file(&self.engine, &file) } {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                cache_pruning::used(&file, SystemTime::now());
+                Some(c)
+            }
             Err(e) => {
                 tracing::warn!(file = %file.display(), "ignoring an unusable cache entry: {e}");
                 None
@@ -390,7 +400,7 @@ mod tests {
                 .unwrap()
                 .flatten()
                 .map(|e| e.path())
-                .filter(|p| p.is_file())
+                .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
                 .collect()
         };
         let cached = entries();

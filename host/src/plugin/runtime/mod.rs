@@ -3,7 +3,8 @@
 //! policy are the same for both.
 
 mod bindings;
-mod convert;
+mod cache_pruning;
+pub(in crate::plugin) mod convert;
 pub mod engine;
 pub(in crate::plugin) mod instance;
 mod limiter;
@@ -20,8 +21,6 @@ use crate::plugin::delivery::Delivery;
 use crate::plugin::manifest::Manifest;
 use crate::plugin::runtime::instance::{CallError, Instance, Prepared};
 use crate::plugin::runtime::native::{NativeInstance, NativeLibrary};
-
-pub use convert::SharedRecords;
 
 /// How to start a fresh instance of a plugin (after a failure, or the first time).
 pub enum Runtime {
