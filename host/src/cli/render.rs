@@ -225,6 +225,59 @@ pub fn plugin_table(
     out
 }
 
+/// `metaclaude plugins list --server URL`: each plugin of the running server (the JSON
+/// of its `/api/v1/plugins`) with its live counters; `REFUSED` counts the calls it
+/// answered with an error (a notifier's failed deliveries), the last of which is shown.
+/// Every string is the server's, made terminal-safe.
+pub fn plugin_table_live(url: &str, answer: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| terminal_safe(v.as_str().unwrap_or("?"));
+    let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let mut out = format!("plugins of the server at {}", terminal_safe(url));
+    if let Some(dir) = answer["plugins_dir"].as_str() {
+        let _ = write!(out, " (from {})", terminal_safe(dir));
+    }
+    out.push_str(":\n");
+    let _ = writeln!(
+        out,
+        "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8} {:>8}",
+        "NAME",
+        "KIND",
+        "VERSION",
+        "STATE",
+        "QUEUED",
+        "DELIVERED",
+        "DROPPED",
+        "FAILURES",
+        "REFUSED",
+        "RESTARTS"
+    );
+    let none = Vec::new();
+    for p in answer["plugins"].as_array().unwrap_or(&none) {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8} {:>8}",
+            text(&p["name"]),
+            text(&p["kind"]),
+            text(&p["version"]),
+            text(&p["state"]),
+            count(&p["queued"]),
+            count(&p["delivered"]),
+            count(&p["dropped"]),
+            count(&p["failures"]),
+            count(&p["refused"]),
+            count(&p["restarts"]),
+        );
+        let _ = writeln!(out, "  capabilities: {}", text(&p["capabilities"]));
+        if p["reason"].is_string() {
+            let _ = writeln!(out, "  reason: {}", text(&p["reason"]));
+        }
+        if p["last_error"].is_string() {
+            let _ = writeln!(out, "  last error: {}", text(&p["last_error"]));
+        }
+    }
+    out
+}
+
 /// A grant as `plugins list` shows it.
 pub fn describe_grant(g: &Grant) -> String {
     let mut parts: Vec<String> = g
