@@ -21,6 +21,7 @@ mod logs_cli;
 mod metrics;
 mod plugins;
 mod prometheus;
+mod prometheus_fleet;
 mod registry_check;
 mod run;
 mod scaffold;

@@ -134,6 +134,42 @@ pub fn batch_summary(summary: &BatchSummary) -> String {
     out
 }
 
+/// The first columns of a plugin table, left-aligned.
+const HEADINGS: [&str; 4] = ["NAME", "KIND", "VERSION", "STATE"];
+/// The counts of `plugins list`: (heading, width, the API's key), right-aligned.
+const COUNTS: &[(&str, usize, &str)] = &[
+    ("QUEUED", 8, "queued"),
+    ("DELIVERED", 9, "delivered"),
+    ("DROPPED", 7, "dropped"),
+    ("FAILURES", 8, "failures"),
+    ("RESTARTS", 8, "restarts"),
+];
+/// The counts of `plugins list --server`: those and the calls the plugin refused.
+const LIVE_COUNTS: [(&str, usize, &str); 6] = [
+    ("QUEUED", 8, "queued"),
+    ("DELIVERED", 9, "delivered"),
+    ("DROPPED", 7, "dropped"),
+    ("FAILURES", 8, "failures"),
+    ("REFUSED", 8, "refused"),
+    ("RESTARTS", 8, "restarts"),
+];
+
+/// One line of a plugin table: `cells` under [`HEADINGS`], then each count (the
+/// headings when `counts` is `None`) right-aligned under its column.
+fn table_line(cells: [&str; 4], columns: &[(&str, usize, &str)], counts: Option<&[u64]>) -> String {
+    let mut line = format!(
+        "{:<20} {:<10} {:<9} {:<12}",
+        cells[0], cells[1], cells[2], cells[3]
+    );
+    for (i, (heading, width, _)) in columns.iter().enumerate() {
+        let _ = match counts {
+            Some(c) => write!(line, " {:>width$}", c[i]),
+            None => write!(line, " {heading:>width$}"),
+        };
+    }
+    line
+}
+
 /// `metaclaude plugins list`: each plugin loaded (with what it asks for and what it is
 /// granted), each native library inspected, then what would not load.
 pub fn plugin_table(
@@ -148,32 +184,15 @@ pub fn plugin_table(
     if let Some(f) = grants_file {
         let _ = writeln!(out, "grants in {}", f.display());
     }
-    let _ = writeln!(
-        out,
-        "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  LOADED",
-        "NAME",
-        "KIND",
-        "VERSION",
-        "STATE",
-        "QUEUED",
-        "DELIVERED",
-        "DROPPED",
-        "FAILURES",
-        "RESTARTS"
-    );
+    let _ = writeln!(out, "{}  LOADED", table_line(HEADINGS, COUNTS, None));
     for p in plugins {
+        let state = p.health.describe();
+        let cells = [p.name.as_str(), p.kind.as_str(), &p.version, &state];
+        let counts = [p.queued, p.delivered, p.dropped, p.failures, p.restarts];
         let _ = writeln!(
             out,
-            "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  {} in {} ms",
-            p.name,
-            p.kind.as_str(),
-            p.version,
-            p.health.describe(),
-            p.queued,
-            p.delivered,
-            p.dropped,
-            p.failures,
-            p.restarts,
+            "{}  {} in {} ms",
+            table_line(cells, COUNTS, Some(&counts)),
             load_source(p.load),
             p.load_time.as_millis()
         );
@@ -237,36 +256,13 @@ pub fn plugin_table_live(url: &str, answer: &serde_json::Value) -> String {
         let _ = write!(out, " (from {})", terminal_safe(dir));
     }
     out.push_str(":\n");
-    let _ = writeln!(
-        out,
-        "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8} {:>8}",
-        "NAME",
-        "KIND",
-        "VERSION",
-        "STATE",
-        "QUEUED",
-        "DELIVERED",
-        "DROPPED",
-        "FAILURES",
-        "REFUSED",
-        "RESTARTS"
-    );
+    let _ = writeln!(out, "{}", table_line(HEADINGS, &LIVE_COUNTS, None));
     let none = Vec::new();
     for p in answer["plugins"].as_array().unwrap_or(&none) {
-        let _ = writeln!(
-            out,
-            "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8} {:>8}",
-            text(&p["name"]),
-            text(&p["kind"]),
-            text(&p["version"]),
-            text(&p["state"]),
-            count(&p["queued"]),
-            count(&p["delivered"]),
-            count(&p["dropped"]),
-            count(&p["failures"]),
-            count(&p["refused"]),
-            count(&p["restarts"]),
-        );
+        let cells = ["name", "kind", "version", "state"].map(|k| text(&p[k]));
+        let counts = LIVE_COUNTS.map(|(_, _, key)| count(&p[key]));
+        let cells = [&*cells[0], &cells[1], &cells[2], &cells[3]];
+        let _ = writeln!(out, "{}", table_line(cells, &LIVE_COUNTS, Some(&counts)));
         let _ = writeln!(out, "  capabilities: {}", text(&p["capabilities"]));
         if p["reason"].is_string() {
             let _ = writeln!(out, "  reason: {}", text(&p["reason"]));
