@@ -440,8 +440,11 @@ mod tests {
     struct Pair {
         notifier: Notifier,
         down: Vec<String>,
-        posts: Vec<(String, Vec<String>)>,
+        posts: Vec<Post>,
     }
+
+    /// A POST made: the endpoint, and each alert posted as "alertname severity".
+    type Post = (String, Vec<String>);
 
     const A: &str = "http://a:9093/api/v2/alerts";
     const B: &str = "http://b:9093/api/v2/alerts";
@@ -463,7 +466,7 @@ mod tests {
             &mut self,
             alerts: &[Alert],
             now: DateTime<Utc>,
-        ) -> (Result<(), String>, Vec<(String, Vec<String>)>) {
+        ) -> (Result<(), String>, Vec<Post>) {
             let before = self.posts.len();
             let (down, posts) = (&self.down, &mut self.posts);
             let result = self.notifier.notify(alerts, now, |endpoint, body| {
@@ -497,7 +500,7 @@ mod tests {
         a
     }
 
-    fn post(endpoint: &str, names: &[&str]) -> (String, Vec<String>) {
+    fn post(endpoint: &str, names: &[&str]) -> Post {
         (
             endpoint.to_string(),
             names.iter().map(|n| n.to_string()).collect(),
