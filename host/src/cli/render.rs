@@ -655,6 +655,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_servers_plugins_show_their_refusals_and_last_error_as_safe_text() {
+        let answer = serde_json::json!({"plugins_dir": "/p", "plugins": [
+            {"name": "am-notifier", "kind": "notifier", "version": "0.1.0",
+             "state": "running", "queued": 2, "delivered": 1, "dropped": 0, "failures": 0,
+             "refused": 3, "restarts": 0, "capabilities": "http h",
+             "last_error": "Alertmanager 2 of 2 did not take the alerts\u{1b}[2J: refused"},
+            {"name": "quiet", "kind": "sink", "version": "1", "state": "quarantined",
+             "reason": "trapped", "capabilities": "none", "last_error": null}
+        ]});
+        let text = plugin_table_live("http://127.0.0.1:8080", &answer);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "plugins of the server at http://127.0.0.1:8080 (from /p):"
+        );
+        assert!(lines[1].ends_with("FAILURES  REFUSED RESTARTS"), "{text}");
+        // Each count under its heading.
+        let refused_at = lines[1].find(" REFUSED").unwrap() + " REFUSED".len();
+        assert_eq!(&lines[2][refused_at - 1..refused_at], "3", "{text}");
+        assert_eq!(
+            lines[4],
+            "  last error: Alertmanager 2 of 2 did not take the alerts[2J: refused"
+        );
+        assert_eq!(lines[7], "  reason: trapped");
+        assert_eq!(
+            lines.len(),
+            8,
+            "no last error shown when there is none: {text}"
+        );
+    }
+
+    #[test]
     fn the_batch_summary_names_only_what_happened() {
         let mut s = BatchSummary {
             succeeded: 3,
