@@ -233,7 +233,16 @@ fn notifier(server: &Server) -> Value {
 fn an_alertmanager_pair_shows_each_alert_and_notifies_once_per_change() {
     let tmp = tempfile::tempdir().unwrap();
     let pair = Pair::start();
-    let server = serve(tmp.path(), [&pair.ams[0].url, &pair.ams[1].url]);
+    // The second in line first in `urls`: each change reaches it first (see below).
+    let second = pair.second().url.clone();
+    let first = pair
+        .ams
+        .iter()
+        .find(|am| am.url != second)
+        .unwrap()
+        .url
+        .clone();
+    let server = serve(tmp.path(), [&second, &first]);
 
     let checks = pair.dedup_checks();
     fire(&server);
@@ -264,11 +273,13 @@ fn an_alertmanager_pair_shows_each_alert_and_notifies_once_per_change() {
         pair.describe()
     );
 
-    // Resolved now, while the second is between two flushes of the group (8 s apart):
-    // had it taken its snapshot of the group (firing) before the alert resolved and
-    // checked the log after the first had notified the resolution, it would send that
-    // stale snapshot (Alertmanager's own race, which a group_interval far above the peer
-    // timeout makes rare in production).
+    // Resolved. Alertmanager's own race, which this setup leaves no room for: the second
+    // in line snapshots the group as it begins a flush, waits its peer timeout, then
+    // checks the log; had its snapshot (still firing) missed the resolution that the
+    // first's caught, it would send that stale snapshot once the first had notified the
+    // resolution. Both flush in step (their groups began as the notifier posted the
+    // alert, every 8 s, above the 2 s peer timeout), and the notifier posts the second
+    // in line first, so a resolution the first caught the second caught too.
     let checks = pair.dedup_checks();
     let (status, said) = put(
         &server.url("/api/v1/alerts/thresholds/error_rate_percent"),
