@@ -154,13 +154,7 @@ fn holds(am: &Alertmanager, state: &str) -> bool {
 /// notifier posting to `urls` (its manifest's `urls`, one `${VAR}` each, each granted).
 fn serve(dir: &Path, urls: [&str; 2]) -> Server {
     let plugins = dir.join("plugins");
-    install(&plugins, "alert-rules", |t| {
-        let t = set(t, "min_samples", "3");
-        let t = set(t, "per_specialist", "false");
-        let t = set(t, "keep_firing_for_seconds", "0");
-        let t = set(t, "error_rate_percent_critical", "100");
-        set(t, "tick_ms", "200")
-    });
+    install(&plugins, "alert-rules", quick_rule);
     install(&plugins, "alertmanager-notifier", pair_manifest);
     Server::start(
         &registry(dir),
@@ -170,6 +164,16 @@ fn serve(dir: &Path, urls: [&str; 2]) -> Server {
                 .env("METACLAUDE_ALERTMANAGER_URL_2", urls[1]);
         },
     )
+}
+
+/// The default rule's manifest made quick: 3 samples, one alert for all specialists,
+/// never critical, resolved as soon as it clears, evaluated every 200 ms.
+fn quick_rule(t: String) -> String {
+    let t = set(t, "min_samples", "3");
+    let t = set(t, "per_specialist", "false");
+    let t = set(t, "keep_firing_for_seconds", "0");
+    let t = set(t, "error_rate_percent_critical", "100");
+    set(t, "tick_ms", "200")
 }
 
 /// The notifier's manifest for a pair, as its comments say to write it: their `urls`
@@ -455,6 +459,61 @@ fn a_silence_made_on_one_alertmanager_holds_on_the_other() {
 fn flushes(am: &Alertmanager) -> usize {
     let group = format!("alertname=\\\"{ALERT}\\\"}}\" msg=flushing");
     am.log().lines().filter(|l| l.contains(&group)).count()
+}
+
+/// An instance that accepts connections and never answers holds up the other for one
+/// call at most: the first call's POST to it spends the call's whole deadline, the one
+/// after it fails at once (not tried); on the host's retry the notifier posts the one
+/// that failed fast first, and it takes the alert.
+#[test]
+fn a_hanging_alertmanager_holds_up_the_other_for_one_call_at_most() {
+    let tmp = tempfile::tempdir().unwrap();
+    let live = Alertmanager::start_with(
+        &config(&Receiver::start().url),
+        &["--cluster.listen-address=".into()],
+    );
+    // Connections complete in the kernel's backlog; nobody ever reads or answers them.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hanging_url = format!("http://{}", hanging.local_addr().unwrap());
+    let plugins = tmp.path().join("plugins");
+    install(&plugins, "alert-rules", quick_rule);
+    // A 2 s call: the http import's deadline is 1.8 s after the call began.
+    install(&plugins, "alertmanager-notifier", |t| {
+        set(pair_manifest(t), "call_timeout_ms", "2000")
+    });
+    let server = Server::start(
+        &registry(tmp.path()),
+        &["--plugins", &plugins.to_string_lossy()],
+        |cmd| {
+            cmd.env("METACLAUDE_ALERTMANAGER_URL", &hanging_url)
+                .env("METACLAUDE_ALERTMANAGER_URL_2", &live.url);
+        },
+    );
+    fire(&server);
+    wait_until(
+        "the live Alertmanager holds the alert, the hanging one notwithstanding",
+        LIMIT,
+        || holds(&live, "active"),
+        || format!("{}\n{}", notifier(&server), live.log()),
+    );
+    wait_until(
+        "the notifier's error names the hanging instance alone",
+        LIMIT,
+        || {
+            notifier(&server)["last_error"].as_str().is_some_and(|e| {
+                e.starts_with("Alertmanager 1 of 2 did not take the alerts (")
+                    && e.contains(&format!("POST {hanging_url}/api/v2/alerts: "))
+                    && e.ends_with(&format!(
+                        "; 1 of 2 took them ({}; not posted again on the retries)",
+                        live.url
+                    ))
+            })
+        },
+        || notifier(&server).to_string(),
+    );
+    let (exit, stderr) = server.stop();
+    assert!(exit.success(), "{stderr}");
+    drop(hanging);
 }
 
 /// The grant flow for a pair: a manifest asking for a second Alertmanager is not started

@@ -29,7 +29,8 @@
 //! deduplicates the notifications. So each call posts to each Alertmanager of `urls`
 //! ([`Instance`]), each with its own memory of severities, and one failing never keeps
 //! the others from their alerts: every instance is posted to (those failing lately last,
-//! so one that hangs cannot eat the call's deadline before the healthy ones are served),
+//! the slowest of them last, so one that hangs cannot spend the call's one deadline
+//! before the others are served, [`Notifier::notify`]),
 //! and the call fails only if one of them did not take its alerts, with an error naming
 //! each that did not, why, and since when ([`Notifier::notify`]). The host then retries
 //! the call with the same alerts (merged with newer ones): an instance that took an alert
@@ -72,6 +73,8 @@ pub struct Instance {
     tracker: Tracker,
     taken: Taken,
     failing: Option<Failing>,
+    /// How long its last POST took.
+    last_post: Duration,
 }
 
 /// An instance's run of failed POSTs.
@@ -147,6 +150,7 @@ impl Instance {
             tracker: Tracker::default(),
             taken: Taken::default(),
             failing: None,
+            last_post: Duration::zero(),
         }
     }
 
@@ -231,20 +235,32 @@ impl Notifier {
         }
     }
 
-    /// Delivers `alerts` at `now` to every Alertmanager through `post(endpoint, body)`
-    /// (which returns the error naming the endpoint and why), as the module doc says. `Ok`
-    /// once every instance holds them; else the error names each instance that does not
-    /// (its place in `urls`, its run of failures) and which took them.
+    /// Delivers `alerts` to every Alertmanager through `post(endpoint, body)` (which
+    /// returns the error naming the endpoint and why), as the module doc says; `clock`
+    /// is the time (now, and how long each POST took). `Ok` once every instance holds
+    /// them; else the error names each instance that does not (its place in `urls`, its
+    /// run of failures) and which took them.
+    ///
+    /// The order: healthy instances first, in the order of `urls`; then those failing,
+    /// the one whose last POST was quickest first. One call's POSTs share one deadline,
+    /// so an instance that hangs spends it and the POSTs after it fail at once, untried:
+    /// on the retry those go before it, and take their alerts.
     pub fn notify(
         &mut self,
         alerts: &[Alert],
-        now: DateTime<Utc>,
+        clock: impl Fn() -> DateTime<Utc>,
         mut post: impl FnMut(&str, &str) -> Result<(), String>,
     ) -> Result<(), String> {
+        let now = clock();
         let refresh = self.refresh();
-        // Healthy instances first, in their order; those failing lately after them.
         let mut order: Vec<usize> = (0..self.instances.len()).collect();
-        order.sort_by_key(|i| self.instances[*i].failing.is_some());
+        order.sort_by_key(|i| {
+            let instance = &self.instances[*i];
+            match instance.failing {
+                None => (false, Duration::zero()),
+                Some(_) => (true, instance.last_post),
+            }
+        });
         let mut failed: Vec<(usize, String)> = Vec::new();
         let mut took: Vec<usize> = Vec::new();
         for i in order {
@@ -257,7 +273,10 @@ impl Notifier {
             let result = if prepared.alerts.is_empty() {
                 Ok(())
             } else {
-                post(&instance.endpoint, &prepared.body())
+                let started = clock();
+                let result = post(&instance.endpoint, &prepared.body());
+                instance.last_post = clock() - started;
+                result
             };
             match result {
                 Ok(()) => {
@@ -436,10 +455,13 @@ mod tests {
     }
 
     /// A pair of Alertmanagers behind a fake POST: `down` lists the endpoints that fail,
-    /// `posts` each POST made (endpoint, alertnames and severities posted).
+    /// `hanging` those that fail once the call's deadline (27 s) has passed, and every
+    /// POST after one of them fails at once; `posts` each POST made (endpoint, alertnames
+    /// and severities posted).
     struct Pair {
         notifier: Notifier,
         down: Vec<String>,
+        hanging: Vec<String>,
         posts: Vec<Post>,
     }
 
@@ -457,6 +479,7 @@ mod tests {
                     ..Config::default()
                 }),
                 down: Vec::new(),
+                hanging: Vec::new(),
                 posts: Vec::new(),
             }
         }
@@ -468,26 +491,37 @@ mod tests {
             now: DateTime<Utc>,
         ) -> (Result<(), String>, Vec<Post>) {
             let before = self.posts.len();
-            let (down, posts) = (&self.down, &mut self.posts);
-            let result = self.notifier.notify(alerts, now, |endpoint, body| {
-                let sent: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
-                let names = sent
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{} {}",
-                            a["labels"]["alertname"].as_str().unwrap(),
-                            a["labels"]["severity"].as_str().unwrap()
-                        )
-                    })
-                    .collect();
-                posts.push((endpoint.to_string(), names));
-                if down.iter().any(|d| d == endpoint) {
-                    Err(format!("POST {endpoint}: connection refused"))
-                } else {
-                    Ok(())
-                }
-            });
+            let (down, hanging, posts) = (&self.down, &self.hanging, &mut self.posts);
+            let clock = std::cell::Cell::new(now);
+            let deadline = now + Duration::seconds(27);
+            let result = self.notifier.notify(
+                alerts,
+                || clock.get(),
+                |endpoint, body| {
+                    let sent: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
+                    let names = sent
+                        .iter()
+                        .map(|a| {
+                            format!(
+                                "{} {}",
+                                a["labels"]["alertname"].as_str().unwrap(),
+                                a["labels"]["severity"].as_str().unwrap()
+                            )
+                        })
+                        .collect();
+                    posts.push((endpoint.to_string(), names));
+                    if clock.get() >= deadline {
+                        Err(format!("POST {endpoint}: the call's deadline passed"))
+                    } else if hanging.iter().any(|h| h == endpoint) {
+                        clock.set(deadline);
+                        Err(format!("POST {endpoint}: the call's deadline passed"))
+                    } else if down.iter().any(|d| d == endpoint) {
+                        Err(format!("POST {endpoint}: connection refused"))
+                    } else {
+                        Ok(())
+                    }
+                },
+            );
             (result, self.posts[before..].to_vec())
         }
     }
@@ -615,12 +649,41 @@ mod tests {
     }
 
     #[test]
+    fn one_that_hangs_holds_up_the_other_for_one_call_at_most() {
+        let mut pair = Pair::new();
+        pair.hanging.push(A.into());
+        let t = at("2024-01-15T10:30:46Z");
+        let x = named("x");
+        // A spends the call's deadline; B, after it, fails at once, untried.
+        let (result, posts) = pair.notify(std::slice::from_ref(&x), t);
+        assert_eq!(posts, [post(A, &["x warning"]), post(B, &["x warning"])]);
+        assert!(result
+            .unwrap_err()
+            .contains("Alertmanager 2 of 2 did not take"));
+        // The retry: B failed quicker, it goes first and takes the alert.
+        let (result, posts) = pair.notify(std::slice::from_ref(&x), t + Duration::seconds(28));
+        assert_eq!(posts, [post(B, &["x warning"]), post(A, &["x warning"])]);
+        let err = result.unwrap_err();
+        assert!(
+            err.starts_with("Alertmanager 1 of 2 did not take the alerts (2 failed POSTs")
+                && err
+                    .ends_with("1 of 2 took them (http://b:9093; not posted again on the retries)"),
+            "{err}"
+        );
+        // And B is healthy now: first in the next call, which owes it nothing.
+        let (_, posts) = pair.notify(std::slice::from_ref(&x), t + Duration::seconds(57));
+        assert_eq!(posts, [post(A, &["x warning"])]);
+    }
+
+    #[test]
     fn one_alertmanager_fails_with_its_posts_error_as_it_is() {
         let mut notifier = Notifier::new(Config::default());
         let err = notifier
-            .notify(&[firing()], at("2024-01-15T10:30:46Z"), |endpoint, _| {
-                Err(format!("POST {endpoint}: HTTP 503"))
-            })
+            .notify(
+                &[firing()],
+                || at("2024-01-15T10:30:46Z"),
+                |endpoint, _| Err(format!("POST {endpoint}: HTTP 503")),
+            )
             .unwrap_err();
         assert_eq!(err, "POST http://127.0.0.1:9093/api/v2/alerts: HTTP 503");
         assert!(notifier.instances()[0].taken().is_empty());

@@ -41,7 +41,7 @@ impl Guest for AlertmanagerNotifier {
             let headers = &state.headers;
             state
                 .notifier
-                .notify(&alerts, metaclaude_notify::sdk::now(), |endpoint, body| {
+                .notify(&alerts, metaclaude_notify::sdk::now, |endpoint, body| {
                     metaclaude_notify::sdk::post(endpoint, endpoint, headers, body.as_bytes())
                 })
         })

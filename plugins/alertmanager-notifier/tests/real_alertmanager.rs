@@ -39,11 +39,15 @@ fn millis(v: &Value) -> i64 {
 /// Has the notifier deliver `alerts` to Alertmanager, posting as the plugin does.
 fn notify(am: &Alertmanager, notifier: &mut Notifier, alerts: &[Alert], at: DateTime<Utc>) {
     notifier
-        .notify(alerts, at, |endpoint, body| {
-            assert_eq!(endpoint, format!("{}/api/v2/alerts", am.url()));
-            let answer = am.post("/api/v2/alerts", body);
-            check_response(endpoint, answer.status, &[], answer.body.as_bytes())
-        })
+        .notify(
+            alerts,
+            || at,
+            |endpoint, body| {
+                assert_eq!(endpoint, format!("{}/api/v2/alerts", am.url()));
+                let answer = am.post("/api/v2/alerts", body);
+                check_response(endpoint, answer.status, &[], answer.body.as_bytes())
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}\n{}", am.log()));
 }
 
