@@ -20,35 +20,41 @@ use crate::util::{bin, listening_port, succeed, wait_until};
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
 /// A real Alertmanager on a loopback port it picked, killed when dropped.
-struct Alertmanager {
+pub struct Alertmanager {
     child: Child,
-    url: String,
+    pub url: String,
+    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Alertmanager {
     fn start() -> Alertmanager {
+        Alertmanager::start_with(
+            "route:\n  receiver: nobody\n  group_wait: 1s\nreceivers:\n  - name: nobody\n",
+            &["--cluster.listen-address=".into()],
+        )
+    }
+
+    /// Alertmanager with `config` (its YAML) and `args` (its cluster flags), on a web
+    /// port it picks, ready.
+    pub fn start_with(config: &str, args: &[String]) -> Alertmanager {
         assert!(
             Path::new(ALERTMANAGER).is_file(),
             "{ALERTMANAGER} is missing: sudo apt-get install -y prometheus-alertmanager (cargo xtask test installs it)"
         );
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: nobody\n  group_wait: 1s\nreceivers:\n  - name: nobody\n",
-        )
-        .unwrap();
+        let config_file = dir.path().join("alertmanager.yml");
+        std::fs::write(&config_file, config).unwrap();
         // On a port it picks, and names in its log.
         let log = dir.path().join("alertmanager.log");
         let mut child = Command::new(ALERTMANAGER)
-            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--config.file={}", config_file.display()))
             .arg(format!(
                 "--storage.path={}",
                 dir.path().join("data").display()
             ))
             .arg("--web.listen-address=127.0.0.1:0")
-            .arg("--cluster.listen-address=")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -58,6 +64,7 @@ impl Alertmanager {
         let am = Alertmanager {
             child,
             url,
+            log,
             _dir: dir,
         };
         wait_until(
@@ -74,8 +81,19 @@ impl Alertmanager {
         am
     }
 
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills it now (and reaps it).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The alerts Alertmanager holds named `alertname`, active or not.
-    fn alerts(&self, alertname: &str) -> Vec<Value> {
+    pub fn alerts(&self, alertname: &str) -> Vec<Value> {
         let r = get(&format!(
             "{}/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true",
             self.url
@@ -99,13 +117,13 @@ impl Drop for Alertmanager {
 }
 
 /// A webhook receiver on loopback: keeps the body of every POST, answers 200.
-struct Receiver {
-    url: String,
+pub struct Receiver {
+    pub url: String,
     bodies: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    pub fn start() -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/alerts", listener.local_addr().unwrap());
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -120,7 +138,7 @@ impl Receiver {
         Receiver { url, bodies }
     }
 
-    fn bodies(&self) -> Vec<Value> {
+    pub fn bodies(&self) -> Vec<Value> {
         self.bodies.lock().unwrap().clone()
     }
 
@@ -289,7 +307,7 @@ fn plugins_dir(dir: &Path, out_v01: &Path) -> PathBuf {
 /// it takes) and called twice since: ticks, the second begun once the first had published
 /// what it found (one worker thread). Then it has judged them, and what it raised is in
 /// the server's alerts: what is not, it did not raise.
-fn rule_judged_what_it_was_handed(server: &Server, finished: u32) {
+pub fn rule_judged_what_it_was_handed(server: &Server, finished: u32) {
     let metrics = || get(&server.url("/metrics")).body;
     let delivered = |m: &str| {
         sample(
@@ -326,7 +344,7 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn put(url: &str, body: &Value) -> (u16, Value) {
+pub fn put(url: &str, body: &Value) -> (u16, Value) {
     let mut r = agent()
         .put(url)
         .header("content-type", "application/json")

@@ -2,6 +2,7 @@
 //! `examples/registry`, temp dirs for anything a test writes. One binary, as in ripgrep.
 
 mod acknowledged;
+mod alertmanager_cluster;
 mod alerts;
 mod bless;
 mod concurrent_log;
@@ -20,6 +21,7 @@ mod logs_cli;
 mod metrics;
 mod plugins;
 mod prometheus;
+mod prometheus_fleet;
 mod registry_check;
 mod run;
 mod scaffold;

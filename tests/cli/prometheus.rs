@@ -17,25 +17,38 @@ use crate::serve::{get, Server};
 use crate::util::{example_registry, listening_port, root};
 
 /// A `prometheus` server child process, killed when dropped.
-struct Prometheus {
+pub struct Prometheus {
     child: Child,
-    url: String,
+    pub url: String,
     log: std::path::PathBuf,
 }
+
+/// The flag that starts Prometheus in agent mode.
+pub const AGENT_MODE: &str = "--enable-feature=agent";
 
 impl Prometheus {
     /// Starts `/usr/bin/prometheus` on a loopback port it picks (and names in its log) with
     /// `config`, its storage in `dir`, and waits (bounded) until it is ready.
-    fn start(dir: &Path, config: &str) -> Prometheus {
+    pub fn start(dir: &Path, config: &str) -> Prometheus {
+        Prometheus::start_with(dir, config, &[])
+    }
+
+    /// [`Prometheus::start`] with more flags: [`AGENT_MODE`] (its storage is then the
+    /// agent's write-ahead log), `--web.enable-remote-write-receiver` ...
+    pub fn start_with(dir: &Path, config: &str, flags: &[&str]) -> Prometheus {
+        std::fs::create_dir_all(dir).unwrap();
         let file = dir.join("prometheus.yml");
         std::fs::write(&file, config).unwrap();
         let log = dir.join("prometheus.log");
+        let storage = if flags.contains(&AGENT_MODE) {
+            "--storage.agent.path"
+        } else {
+            "--storage.tsdb.path"
+        };
         let mut child = Command::new("/usr/bin/prometheus")
             .arg(format!("--config.file={}", file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
+            .arg(format!("{storage}={}", dir.join("data").display()))
+            .args(flags)
             .arg("--web.listen-address=127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -62,7 +75,7 @@ impl Prometheus {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn wait(&self, what: &str, limit: Duration, done: impl Fn() -> bool) {
+    pub fn wait(&self, what: &str, limit: Duration, done: impl Fn() -> bool) {
         crate::util::wait_until(what, limit, done, || {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
@@ -70,7 +83,7 @@ impl Prometheus {
         });
     }
 
-    fn api(&self, path: &str) -> Value {
+    pub fn api(&self, path: &str) -> Value {
         let r = get(&format!("{}{path}", self.url));
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         let v = r.json();
@@ -79,7 +92,7 @@ impl Prometheus {
     }
 
     /// An instant query's result vector.
-    fn query(&self, promql: &str) -> Vec<Value> {
+    pub fn query(&self, promql: &str) -> Vec<Value> {
         let encoded: String = url_encode(promql);
         let data = self.api(&format!("/api/v1/query?query={encoded}"));
         assert_eq!(data["resultType"], "vector", "{promql}: {data}");
@@ -87,7 +100,7 @@ impl Prometheus {
     }
 
     /// `promql`'s result as label (of `by`) → value.
-    fn by(&self, promql: &str, by: &str) -> BTreeMap<String, f64> {
+    pub fn by(&self, promql: &str, by: &str) -> BTreeMap<String, f64> {
         self.query(promql)
             .iter()
             .map(|s| {
@@ -118,35 +131,50 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-/// The example scrape config, pointed at `targets` and scraping every second.
-fn scrape_config(targets: &[String]) -> String {
-    let example = std::fs::read_to_string(root().join("examples/prometheus/prometheus.yml"))
-        .expect("examples/prometheus/prometheus.yml");
-    let quoted: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
-    let mut replaced = 0;
+/// `examples/prometheus/NAME` with each line whose text begins with one of
+/// `replacements`' prefixes replaced (indent kept) by its text: the file the user copies
+/// is the file tested. Each prefix must match exactly one line.
+pub fn example_config(name: &str, replacements: &[(&str, String)]) -> String {
+    let path = root().join("examples/prometheus").join(name);
+    let example =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut used = vec![0; replacements.len()];
     let config: Vec<String> = example
         .lines()
         .map(|line| {
             let indent = &line[..line.len() - line.trim_start().len()];
-            let mut swap = |text: String| {
-                replaced += 1;
-                format!("{indent}{text}")
-            };
-            match line.trim_start() {
-                l if l.starts_with("scrape_interval:") => swap("scrape_interval: 1s".into()),
-                l if l.starts_with("scrape_timeout:") => swap("scrape_timeout: 1s".into()),
-                l if l.starts_with("- targets:") => {
-                    swap(format!("- targets: [{}]", quoted.join(", ")))
+            match replacements
+                .iter()
+                .position(|(prefix, _)| line.trim_start().starts_with(prefix))
+            {
+                Some(i) => {
+                    used[i] += 1;
+                    format!("{indent}{}", replacements[i].1)
                 }
-                _ => line.to_string(),
+                None => line.to_string(),
             }
         })
         .collect();
-    assert_eq!(
-        replaced, 3,
-        "the example has one scrape_interval, scrape_timeout and targets line each"
-    );
+    for ((prefix, _), n) in replacements.iter().zip(used) {
+        assert_eq!(
+            n, 1,
+            "{name}: one line beginning with {prefix:?}, found {n}"
+        );
+    }
     config.join("\n")
+}
+
+/// A scrape config of the examples (`prometheus.yml`, `site.yml`, `agent.yml`) pointed at
+/// `targets`, scraping every second, with `more` replacements.
+pub fn scrape_config(name: &str, targets: &[String], more: &[(&str, String)]) -> String {
+    let quoted: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    let mut replacements = vec![
+        ("scrape_interval:", "scrape_interval: 1s".to_string()),
+        ("scrape_timeout:", "scrape_timeout: 1s".to_string()),
+        ("- targets:", format!("- targets: [{}]", quoted.join(", "))),
+    ];
+    replacements.extend(more.iter().cloned());
+    example_config(name, &replacements)
 }
 
 /// `$__rate_interval` and friends, and the dashboard's variables set to All (`.*`).
@@ -184,143 +212,144 @@ fn values(map: &BTreeMap<String, f64>) -> Vec<(String, f64)> {
     map.iter().map(|(k, v)| (k.clone(), *v)).collect()
 }
 
-#[test]
-fn two_hosts_one_prometheus_counts_what_ran_on_each_and_every_panel_has_data() {
-    let hosts = [
-        Server::start(&example_registry(), &[], |_| {}),
-        Server::start(&example_registry(), &[], |_| {}),
-    ];
-    for h in &hosts {
-        let plugins = get(&h.url("/api/v1/plugins")).json();
-        assert!(
-            plugins["plugins"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|p| p["name"] == "prometheus-exporter" && p["state"] == "running"),
-            "the default set has no running prometheus-exporter (run cargo xtask build-plugins): {plugins}"
-        );
-    }
-    let instances: Vec<String> = hosts
-        .iter()
-        .map(|h| h.http.trim_start_matches("http://").to_string())
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let prometheus = Prometheus::start(dir.path(), &scrape_config(&instances));
-    prometheus.wait("both targets up", Duration::from_secs(30), || {
-        let targets = prometheus.api("/api/v1/targets");
-        let active = targets["activeTargets"].as_array().unwrap();
-        active.len() == 2 && active.iter().all(|t| t["health"] == "up")
-    });
-    let targets = prometheus.api("/api/v1/targets");
-    for t in targets["activeTargets"].as_array().unwrap() {
-        assert_eq!(t["lastError"], "", "{t}");
-        assert_eq!(t["labels"]["job"], "metaclaude");
-    }
+/// Two `metaclaude serve` hosts with the default set, and what ran on each.
+pub struct Fleet {
+    pub hosts: [Server; 2],
+    /// Each host's `host:port`, as Prometheus labels it `instance`.
+    pub instances: Vec<String>,
+    ran: [BTreeMap<String, f64>; 2],
+    retries: [f64; 2],
+}
 
-    // Two rounds, a scrape between them, so that rates see increases.
-    let rounds: [[&[&str]; 2]; 2] = [
-        [&["hello", "failing"], &["flaky", "noop"]],
-        [&["hello", "hello", "failing"], &["flaky", "noop"]],
-    ];
-    let mut ran: [BTreeMap<String, f64>; 2] = Default::default();
-    let mut retries = [0.0; 2];
-    for (round, scripts) in rounds.iter().enumerate() {
-        for (i, host) in hosts.iter().enumerate() {
-            for id in scripts[i] {
-                let result = host.run(id);
-                retries[i] += result["retries"].as_f64().unwrap();
-                *ran[i].entry(id.to_string()).or_default() += 1.0;
-            }
+impl Fleet {
+    /// Two hosts on free loopback ports, each with its prometheus-exporter running.
+    pub fn start() -> Fleet {
+        let hosts = [
+            Server::start(&example_registry(), &[], |_| {}),
+            Server::start(&example_registry(), &[], |_| {}),
+        ];
+        for h in &hosts {
+            let plugins = get(&h.url("/api/v1/plugins")).json();
+            assert!(
+                plugins["plugins"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == "prometheus-exporter" && p["state"] == "running"),
+                "the default set has no running prometheus-exporter (run cargo xtask build-plugins): {plugins}"
+            );
         }
-        let expected: BTreeMap<String, f64> = instances
+        let instances = hosts
             .iter()
-            .zip(&ran)
-            .map(|(instance, scripts)| (instance.clone(), scripts.values().sum()))
+            .map(|h| h.http.trim_start_matches("http://").to_string())
             .collect();
-        prometheus.wait(
-            &format!("round {} in Prometheus", round + 1),
-            Duration::from_secs(30),
-            || {
-                prometheus.by(
-                    "sum by (instance) (metaclaude_executions_total)",
-                    "instance",
-                ) == expected
-            },
-        );
+        Fleet {
+            hosts,
+            instances,
+            ran: Default::default(),
+            retries: [0.0; 2],
+        }
     }
 
-    // What ran on each host, per instance and per script, in every count.
-    let total = |i: usize| ran[i].values().sum::<f64>();
-    let per_instance: BTreeMap<String, f64> = instances
-        .iter()
-        .enumerate()
-        .map(|(i, instance)| (instance.clone(), total(i)))
-        .collect();
-    assert_eq!(per_instance.values().sum::<f64>(), 9.0);
-    for promql in [
-        "sum by (instance) (metaclaude_executions_total)",
-        "sum by (instance) (metaclaude_execution_duration_seconds_count)",
-        "sum by (instance) (metaclaude_resource_memory_peak_bytes_count)",
-        r#"sum by (instance) (metaclaude_execution_duration_seconds_bucket{le="+Inf"})"#,
-    ] {
+    /// Runs different scripts on each host in two rounds, waiting (bounded) after each
+    /// until `prometheus` counts it all per `instance`, so that rates see increases.
+    pub fn run_rounds(&mut self, prometheus: &Prometheus) {
+        let rounds: [[&[&str]; 2]; 2] = [
+            [&["hello", "failing"], &["flaky", "noop"]],
+            [&["hello", "hello", "failing"], &["flaky", "noop"]],
+        ];
+        for (round, scripts) in rounds.iter().enumerate() {
+            for (i, host) in self.hosts.iter().enumerate() {
+                for id in scripts[i] {
+                    let result = host.run(id);
+                    self.retries[i] += result["retries"].as_f64().unwrap();
+                    *self.ran[i].entry(id.to_string()).or_default() += 1.0;
+                }
+            }
+            let expected = self.per_instance();
+            prometheus.wait(
+                &format!("round {} in Prometheus", round + 1),
+                Duration::from_secs(60),
+                || {
+                    prometheus.by(
+                        "sum by (instance) (metaclaude_executions_total)",
+                        "instance",
+                    ) == expected
+                },
+            );
+        }
+    }
+
+    /// The executions of each host, by its `instance`.
+    fn per_instance(&self) -> BTreeMap<String, f64> {
+        self.instances
+            .iter()
+            .zip(&self.ran)
+            .map(|(instance, scripts)| (instance.clone(), scripts.values().sum()))
+            .collect()
+    }
+
+    /// `prometheus` counts what ran on each host, per `instance` and per script, in
+    /// every count: executions, the histograms' `_count` and `+Inf` bucket, failures by
+    /// category, retries.
+    pub fn check_counts(&self, prometheus: &Prometheus) {
+        let per_instance = self.per_instance();
+        assert_eq!(per_instance.values().sum::<f64>(), 9.0);
+        for promql in [
+            "sum by (instance) (metaclaude_executions_total)",
+            "sum by (instance) (metaclaude_execution_duration_seconds_count)",
+            "sum by (instance) (metaclaude_resource_memory_peak_bytes_count)",
+            r#"sum by (instance) (metaclaude_execution_duration_seconds_bucket{le="+Inf"})"#,
+        ] {
+            assert_eq!(
+                values(&prometheus.by(promql, "instance")),
+                values(&per_instance),
+                "{promql}"
+            );
+        }
         assert_eq!(
-            values(&prometheus.by(promql, "instance")),
-            values(&per_instance),
-            "{promql}"
+            prometheus.query("sum(metaclaude_executions_total)")[0]["value"][1],
+            "9"
         );
+        for (i, instance) in self.instances.iter().enumerate() {
+            let scripts = prometheus.by(
+                &format!(
+                    r#"sum by (script) (metaclaude_executions_total{{instance="{instance}"}})"#
+                ),
+                "script",
+            );
+            assert_eq!(scripts, self.ran[i], "{instance}");
+            let failures = prometheus.by(
+                &format!(
+                    r#"sum by (category) (metaclaude_executions_failure_total{{instance="{instance}"}})"#
+                ),
+                "category",
+            );
+            let failed = self.ran[i].get("failing").copied().unwrap_or(0.0);
+            let expect: BTreeMap<String, f64> = if failed > 0.0 {
+                [("EXECUTION".to_string(), failed)].into()
+            } else {
+                BTreeMap::new()
+            };
+            assert_eq!(failures, expect, "{instance}");
+            let got = prometheus.by(
+                &format!(r#"sum by (instance) (metaclaude_executions_retries_total{{instance="{instance}"}})"#),
+                "instance",
+            );
+            assert_eq!(
+                got.get(instance.as_str()),
+                Some(&self.retries[i]),
+                "{instance}"
+            );
+        }
+        assert_eq!(self.retries[1], 4.0, "flaky is retried twice each time");
     }
-    assert_eq!(
-        prometheus.query("sum(metaclaude_executions_total)")[0]["value"][1],
-        "9"
-    );
-    for (i, instance) in instances.iter().enumerate() {
-        let scripts = prometheus.by(
-            &format!(r#"sum by (script) (metaclaude_executions_total{{instance="{instance}"}})"#),
-            "script",
-        );
-        assert_eq!(scripts, ran[i], "{instance}");
-        let failures = prometheus.by(
-            &format!(
-                r#"sum by (category) (metaclaude_executions_failure_total{{instance="{instance}"}})"#
-            ),
-            "category",
-        );
-        let failed = ran[i].get("failing").copied().unwrap_or(0.0);
-        let expect: BTreeMap<String, f64> = if failed > 0.0 {
-            [("EXECUTION".to_string(), failed)].into()
-        } else {
-            BTreeMap::new()
-        };
-        assert_eq!(failures, expect, "{instance}");
-        let got = prometheus.by(
-            &format!(r#"sum by (instance) (metaclaude_executions_retries_total{{instance="{instance}"}})"#),
-            "instance",
-        );
-        assert_eq!(got.get(instance.as_str()), Some(&retries[i]), "{instance}");
-    }
-    assert_eq!(retries[1], 4.0, "flaky is retried twice each time");
+}
 
-    // Prometheus scraped OpenMetrics: `_created` samples exist only in that form, and a
-    // scrape asking as Prometheus does gets that content type.
-    assert_eq!(
-        prometheus
-            .by(
-                "count by (instance) (metaclaude_executions_created)",
-                "instance"
-            )
-            .len(),
-        2
-    );
-    for h in &hosts {
-        let r = scrape(h, Some(PROMETHEUS_ACCEPT));
-        assert_eq!(
-            r.header("content-type"),
-            Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        );
-    }
-
-    // Every panel of the example dashboard parses and returns data.
+/// Every panel query of `examples/grafana/metaclaude.json` (variables All, Grafana's
+/// intervals made concrete) parses and returns a finite value at `prometheus`, and the
+/// template variables' `label_values()` queries find their labels.
+pub fn check_dashboard(prometheus: &Prometheus) {
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("examples/grafana/metaclaude.json")).unwrap(),
     )
@@ -342,7 +371,6 @@ fn two_hosts_one_prometheus_counts_what_ran_on_each_and_every_panel_has_data() {
             "panel {title:?}: {promql} returned no finite value: {result:?}"
         );
     }
-    // The template variables' label_values() queries find their labels.
     for var in dashboard["templating"]["list"].as_array().unwrap() {
         let Some(query) = var["query"]["query"].as_str() else {
             continue;
@@ -362,4 +390,48 @@ fn two_hosts_one_prometheus_counts_what_ran_on_each_and_every_panel_has_data() {
             .collect();
         assert!(!found.is_empty(), "variable {}: {query}", var["name"]);
     }
+}
+
+#[test]
+fn two_hosts_one_prometheus_counts_what_ran_on_each_and_every_panel_has_data() {
+    let mut fleet = Fleet::start();
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus = Prometheus::start(
+        dir.path(),
+        &scrape_config("prometheus.yml", &fleet.instances, &[]),
+    );
+    prometheus.wait("both targets up", Duration::from_secs(30), || {
+        let targets = prometheus.api("/api/v1/targets");
+        let active = targets["activeTargets"].as_array().unwrap();
+        active.len() == 2 && active.iter().all(|t| t["health"] == "up")
+    });
+    let targets = prometheus.api("/api/v1/targets");
+    for t in targets["activeTargets"].as_array().unwrap() {
+        assert_eq!(t["lastError"], "", "{t}");
+        assert_eq!(t["labels"]["job"], "metaclaude");
+    }
+    fleet.run_rounds(&prometheus);
+    fleet.check_counts(&prometheus);
+
+    // Prometheus scraped OpenMetrics: `_created` samples exist only in that form, and a
+    // scrape asking as Prometheus does gets that content type.
+    assert_eq!(
+        prometheus
+            .by(
+                "count by (instance) (metaclaude_executions_created)",
+                "instance"
+            )
+            .len(),
+        2
+    );
+    for h in &fleet.hosts {
+        let r = scrape(h, Some(PROMETHEUS_ACCEPT));
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        );
+    }
+
+    // Every panel of the example dashboard parses and returns data.
+    check_dashboard(&prometheus);
 }

@@ -146,9 +146,17 @@ pub enum AlertsCommand {
 pub enum PluginsCommand {
     /// Show every plugin: kind, version, what it requests against what it is granted,
     /// state and counters (WebAssembly plugins are loaded; native libraries only inspected).
+    /// With --server, the plugins of a running server instead, with their live counters
+    /// and last errors (a notifier's failed deliveries, naming the destination).
     List {
         #[command(flatten)]
         at: PluginsAt,
+        /// Ask this running server (`metaclaude serve`) for its plugins instead.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["plugins", "grants"])]
+        server: Option<String>,
+        /// The token of the server (see `serve --token-file`).
+        #[arg(long, env = "METACLAUDE_TOKEN_FILE", value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Validate one plugin folder: manifest, component, exported world, WIT version, its
     /// grant, and init when granted (a native library is inspected, never loaded).

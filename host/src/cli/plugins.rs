@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use metaclaude::client;
 use metaclaude::plugin::grants::admission::{self, Admission};
 use metaclaude::plugin::grants::{self, Ask, Grant};
 use metaclaude::plugin::manifest::{self, Manifest};
@@ -63,6 +64,18 @@ pub fn list(at: &PluginsAt) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_FAILED)
     })
+}
+
+/// Shows the plugins of the running server at `url`, with their live counters and last
+/// errors (what `/api/v1/plugins` says).
+pub fn list_server(url: &str, token_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let url = url.trim_end_matches('/');
+    let token = client::read_token(token_file)?;
+    let body = client::get(url, "/api/v1/plugins", token.as_deref())?;
+    let answer: serde_json::Value =
+        serde_json::from_str(&body).context("the server's answer is not JSON")?;
+    print!("{}", render::plugin_table_live(url, &answer));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Checks one plugin folder as a host would load it, and says what it is or what is

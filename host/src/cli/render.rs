@@ -134,6 +134,42 @@ pub fn batch_summary(summary: &BatchSummary) -> String {
     out
 }
 
+/// The first columns of a plugin table, left-aligned.
+const HEADINGS: [&str; 4] = ["NAME", "KIND", "VERSION", "STATE"];
+/// The counts of `plugins list`: (heading, width, the API's key), right-aligned.
+const COUNTS: &[(&str, usize, &str)] = &[
+    ("QUEUED", 8, "queued"),
+    ("DELIVERED", 9, "delivered"),
+    ("DROPPED", 7, "dropped"),
+    ("FAILURES", 8, "failures"),
+    ("RESTARTS", 8, "restarts"),
+];
+/// The counts of `plugins list --server`: those and the calls the plugin refused.
+const LIVE_COUNTS: [(&str, usize, &str); 6] = [
+    ("QUEUED", 8, "queued"),
+    ("DELIVERED", 9, "delivered"),
+    ("DROPPED", 7, "dropped"),
+    ("FAILURES", 8, "failures"),
+    ("REFUSED", 8, "refused"),
+    ("RESTARTS", 8, "restarts"),
+];
+
+/// One line of a plugin table: `cells` under [`HEADINGS`], then each count (the
+/// headings when `counts` is `None`) right-aligned under its column.
+fn table_line(cells: [&str; 4], columns: &[(&str, usize, &str)], counts: Option<&[u64]>) -> String {
+    let mut line = format!(
+        "{:<20} {:<10} {:<9} {:<12}",
+        cells[0], cells[1], cells[2], cells[3]
+    );
+    for (i, (heading, width, _)) in columns.iter().enumerate() {
+        let _ = match counts {
+            Some(c) => write!(line, " {:>width$}", c[i]),
+            None => write!(line, " {heading:>width$}"),
+        };
+    }
+    line
+}
+
 /// `metaclaude plugins list`: each plugin loaded (with what it asks for and what it is
 /// granted), each native library inspected, then what would not load.
 pub fn plugin_table(
@@ -148,32 +184,15 @@ pub fn plugin_table(
     if let Some(f) = grants_file {
         let _ = writeln!(out, "grants in {}", f.display());
     }
-    let _ = writeln!(
-        out,
-        "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  LOADED",
-        "NAME",
-        "KIND",
-        "VERSION",
-        "STATE",
-        "QUEUED",
-        "DELIVERED",
-        "DROPPED",
-        "FAILURES",
-        "RESTARTS"
-    );
+    let _ = writeln!(out, "{}  LOADED", table_line(HEADINGS, COUNTS, None));
     for p in plugins {
+        let state = p.health.describe();
+        let cells = [p.name.as_str(), p.kind.as_str(), &p.version, &state];
+        let counts = [p.queued, p.delivered, p.dropped, p.failures, p.restarts];
         let _ = writeln!(
             out,
-            "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}  {} in {} ms",
-            p.name,
-            p.kind.as_str(),
-            p.version,
-            p.health.describe(),
-            p.queued,
-            p.delivered,
-            p.dropped,
-            p.failures,
-            p.restarts,
+            "{}  {} in {} ms",
+            table_line(cells, COUNTS, Some(&counts)),
             load_source(p.load),
             p.load_time.as_millis()
         );
@@ -221,6 +240,36 @@ pub fn plugin_table(
     }
     for e in errors {
         let _ = writeln!(out, "FAILED TO LOAD: {e}");
+    }
+    out
+}
+
+/// `metaclaude plugins list --server URL`: each plugin of the running server (the JSON
+/// of its `/api/v1/plugins`) with its live counters; `REFUSED` counts the calls it
+/// answered with an error (a notifier's failed deliveries), the last of which is shown.
+/// Every string is the server's, made terminal-safe.
+pub fn plugin_table_live(url: &str, answer: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| terminal_safe(v.as_str().unwrap_or("?"));
+    let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let mut out = format!("plugins of the server at {}", terminal_safe(url));
+    if let Some(dir) = answer["plugins_dir"].as_str() {
+        let _ = write!(out, " (from {})", terminal_safe(dir));
+    }
+    out.push_str(":\n");
+    let _ = writeln!(out, "{}", table_line(HEADINGS, &LIVE_COUNTS, None));
+    let none = Vec::new();
+    for p in answer["plugins"].as_array().unwrap_or(&none) {
+        let cells = ["name", "kind", "version", "state"].map(|k| text(&p[k]));
+        let counts = LIVE_COUNTS.map(|(_, _, key)| count(&p[key]));
+        let cells = [&*cells[0], &cells[1], &cells[2], &cells[3]];
+        let _ = writeln!(out, "{}", table_line(cells, &LIVE_COUNTS, Some(&counts)));
+        let _ = writeln!(out, "  capabilities: {}", text(&p["capabilities"]));
+        if p["reason"].is_string() {
+            let _ = writeln!(out, "  reason: {}", text(&p["reason"]));
+        }
+        if p["last_error"].is_string() {
+            let _ = writeln!(out, "  last error: {}", text(&p["last_error"]));
+        }
     }
     out
 }
@@ -604,6 +653,38 @@ pub fn thresholds(v: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_servers_plugins_show_their_refusals_and_last_error_as_safe_text() {
+        let answer = serde_json::json!({"plugins_dir": "/p", "plugins": [
+            {"name": "am-notifier", "kind": "notifier", "version": "0.1.0",
+             "state": "running", "queued": 2, "delivered": 1, "dropped": 0, "failures": 0,
+             "refused": 3, "restarts": 0, "capabilities": "http h",
+             "last_error": "Alertmanager 2 of 2 did not take the alerts\u{1b}[2J: refused"},
+            {"name": "quiet", "kind": "sink", "version": "1", "state": "quarantined",
+             "reason": "trapped", "capabilities": "none", "last_error": null}
+        ]});
+        let text = plugin_table_live("http://127.0.0.1:8080", &answer);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "plugins of the server at http://127.0.0.1:8080 (from /p):"
+        );
+        assert!(lines[1].ends_with("FAILURES  REFUSED RESTARTS"), "{text}");
+        // Each count under its heading.
+        let refused_at = lines[1].find(" REFUSED").unwrap() + " REFUSED".len();
+        assert_eq!(&lines[2][refused_at - 1..refused_at], "3", "{text}");
+        assert_eq!(
+            lines[4],
+            "  last error: Alertmanager 2 of 2 did not take the alerts[2J: refused"
+        );
+        assert_eq!(lines[7], "  reason: trapped");
+        assert_eq!(
+            lines.len(),
+            8,
+            "no last error shown when there is none: {text}"
+        );
+    }
 
     #[test]
     fn the_batch_summary_names_only_what_happened() {

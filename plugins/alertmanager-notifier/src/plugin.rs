@@ -1,5 +1,5 @@
-//! The component's glue: the SDK's notifier world around [`Notifier`], posting through
-//! the `http` import.
+//! The component's glue: the SDK's notifier world around [`Notifier`], posting to each
+//! Alertmanager through the `http` import.
 
 use std::cell::RefCell;
 
@@ -12,7 +12,6 @@ use crate::Notifier;
 
 struct State {
     notifier: Notifier,
-    endpoint: String,
     headers: Vec<(String, String)>,
 }
 
@@ -28,7 +27,6 @@ impl Guest for AlertmanagerNotifier {
         let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
         headers.extend(config.headers.iter().cloned());
         let state = State {
-            endpoint: config.endpoint(),
             headers,
             notifier: Notifier::new(config),
         };
@@ -40,20 +38,12 @@ impl Guest for AlertmanagerNotifier {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
             let alerts = metaclaude_notify::sdk::alerts(&alerts);
-            let prepared = state
+            let headers = &state.headers;
+            state
                 .notifier
-                .prepare(&alerts, metaclaude_notify::sdk::now());
-            if prepared.alerts.is_empty() {
-                return Ok(());
-            }
-            metaclaude_notify::sdk::post(
-                &state.endpoint,
-                &state.endpoint,
-                &state.headers,
-                prepared.body().as_bytes(),
-            )?;
-            state.notifier.delivered(prepared);
-            Ok(())
+                .notify(&alerts, metaclaude_notify::sdk::now, |endpoint, body| {
+                    metaclaude_notify::sdk::post(endpoint, endpoint, headers, body.as_bytes())
+                })
         })
     }
 }

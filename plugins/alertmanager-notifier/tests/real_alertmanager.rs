@@ -36,19 +36,19 @@ fn millis(v: &Value) -> i64 {
         .timestamp_millis()
 }
 
-/// Posts what the notifier makes of `alerts`, as the plugin does, and keeps what it
-/// changed once Alertmanager took it.
+/// Has the notifier deliver `alerts` to Alertmanager, posting as the plugin does.
 fn notify(am: &Alertmanager, notifier: &mut Notifier, alerts: &[Alert], at: DateTime<Utc>) {
-    let prepared = notifier.prepare(alerts, at);
-    let answer = am.post("/api/v2/alerts", &prepared.body());
-    check_response(
-        &notifier.config.endpoint(),
-        answer.status,
-        &[],
-        answer.body.as_bytes(),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", am.log()));
-    notifier.delivered(prepared);
+    notifier
+        .notify(
+            alerts,
+            || at,
+            |endpoint, body| {
+                assert_eq!(endpoint, format!("{}/api/v2/alerts", am.url()));
+                let answer = am.post("/api/v2/alerts", body);
+                check_response(endpoint, answer.status, &[], answer.body.as_bytes())
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", am.log()));
 }
 
 /// Alertmanager's alerts named `error_rate_high`, once `ready` holds for them.
@@ -73,13 +73,9 @@ fn severity_of(a: &Value) -> &str {
 fn alertmanager_shows_what_the_notifier_posts() {
     let am = Alertmanager::start(CONFIG);
     let mut notifier = Notifier::new(Config {
-        url: am.url(),
+        urls: vec![am.url()],
         ..Config::default()
     });
-    assert_eq!(
-        notifier.config.endpoint(),
-        format!("{}/api/v2/alerts", am.url())
-    );
 
     // Firing: active, with our labels, annotations and times.
     let mut alert = firing_at(now());
