@@ -16,7 +16,7 @@
 //!   (and `by-stat/`) and each file are the current user's and writable by nobody else
 //!   ([`crate::safe_fs::untrusted`]); otherwise components are compiled at every load and
 //!   the host says once why and how to fix it. The folder is created 0700, files 0600.
-//! * What was not used for 30 days is removed, at most once a day ([`cache_pruning`]).
+//! * What was not used for 30 days is removed, at most once a day (`cache_pruning`).
 
 use std::fs::Metadata;
 use std::hash::{Hash, Hasher};
