@@ -145,10 +145,19 @@ pub enum AlertsCommand {
 #[derive(Subcommand)]
 pub enum PluginsCommand {
     /// Show every plugin: kind, version, what it requests against what it is granted,
-    /// state and counters (WebAssembly plugins are loaded; native libraries only inspected).
+    /// state and counters (WebAssembly plugins are loaded; native libraries only inspected);
+    /// with --server, the plugins of a running server as they are there, with what each
+    /// reports of its deliveries.
     List {
         #[command(flatten)]
         at: PluginsAt,
+        /// Ask this running server (e.g. http://127.0.0.1:8080) for its plugins, their
+        /// live counters and delivery figures, instead of loading the directory here.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["plugins", "grants"])]
+        server: Option<String>,
+        /// The token of the server (see `serve --token-file`).
+        #[arg(long, value_name = "FILE", requires = "server")]
+        token_file: Option<PathBuf>,
     },
     /// Validate one plugin folder: manifest, component, exported world, WIT version, its
     /// grant, and init when granted (a native library is inspected, never loaded).

@@ -45,7 +45,12 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts { command } => alerts::alerts(command),
         Command::DashboardTerminal(args) => dashboard_terminal::dashboard_terminal(args),
         Command::Plugins { command } => match command {
-            PluginsCommand::List { at } => plugins::list(&at),
+            PluginsCommand::List {
+                server: Some(url),
+                token_file,
+                ..
+            } => plugins::list_server(&url, token_file.as_deref()),
+            PluginsCommand::List { at, .. } => plugins::list(&at),
             PluginsCommand::Check {
                 dir,
                 normalized,

@@ -65,6 +65,24 @@ pub fn list(at: &PluginsAt) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Shows the plugins of the running server at `url` as it sees them: state, counters and
+/// what each reports of its deliveries (`GET /api/v1/plugins`). Exit 1 when one is not
+/// running.
+pub fn list_server(url: &str, token_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let url = url.trim_end_matches('/');
+    let token = metaclaude::client::read_token(token_file)?;
+    let body = metaclaude::client::get(url, "/api/v1/plugins", token.as_deref())?;
+    let v: serde_json::Value =
+        serde_json::from_str(&body).context("the server's answer is not JSON")?;
+    let (text, all_running) = render::server_plugin_table(url, &v);
+    print!("{text}");
+    Ok(if all_running {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
 /// Checks one plugin folder as a host would load it, and says what it is or what is
 /// wrong (or, `normalized`, prints its manifest as the host reads it, as JSON). Nothing
 /// of a plugin that is not granted runs, and a native library is never loaded here.

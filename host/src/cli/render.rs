@@ -10,7 +10,7 @@ use metaclaude::model::{Alert, AlertStatus};
 use metaclaude::plugin::grants::{Ask, Grant};
 use metaclaude::plugin::manifest::WitVersion;
 use metaclaude::plugin::runtime::engine::LoadSource;
-use metaclaude::plugin::{Admission, PluginError, PluginInfo};
+use metaclaude::plugin::{Admission, DestinationReport, PluginError, PluginInfo};
 
 /// `s` when `n` is not one.
 fn plural(n: usize) -> &'static str {
@@ -136,6 +136,106 @@ pub fn batch_summary(summary: &BatchSummary) -> String {
 
 /// `metaclaude plugins list`: each plugin loaded (with what it asks for and what it is
 /// granted), each native library inspected, then what would not load.
+/// What a plugin that sends elsewhere reports of its deliveries, a line per destination
+/// (and its last error on the next), for `plugins list`.
+pub fn deliveries(p: &PluginInfo) -> String {
+    delivery_lines(&p.destinations, p.destinations_left_out)
+}
+
+fn delivery_lines(destinations: &[DestinationReport], left_out: usize) -> String {
+    let mut out = String::new();
+    for d in destinations {
+        let _ = writeln!(
+            out,
+            "  delivers to {}: {} {unit} pending, {} sent, {} dropped; {} failed requests ({} retried){}",
+            d.destination,
+            d.pending,
+            d.sent,
+            d.dropped,
+            d.failed_requests,
+            d.retried_requests,
+            d.last_success_at
+                .map(|t| format!("; last success {}", metaclaude::model::timestamp::format(&t)))
+                .unwrap_or_default(),
+            unit = d.unit,
+        );
+        if let Some(e) = &d.last_error {
+            let at = d
+                .last_error_at
+                .map(|t| format!(" at {}", metaclaude::model::timestamp::format(&t)))
+                .unwrap_or_default();
+            let _ = writeln!(out, "    last delivery error{at}: {e}");
+        }
+    }
+    if left_out > 0 {
+        let _ = writeln!(out, "  ({left_out} more destinations reported, not kept)");
+    }
+    out
+}
+
+/// `plugins list --server`: the plugins of `GET /api/v1/plugins` (`v`) in the table of
+/// `plugins list`, with their delivery figures; and whether every one is running.
+pub fn server_plugin_table(url: &str, v: &serde_json::Value) -> (String, bool) {
+    let mut out = format!("plugins of the server at {url}:\n");
+    let _ = writeln!(
+        out,
+        "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}",
+        "NAME", "KIND", "VERSION", "STATE", "QUEUED", "DELIVERED", "DROPPED", "FAILURES", "RESTARTS"
+    );
+    let text = |p: &serde_json::Value, key: &str| terminal_safe(p[key].as_str().unwrap_or(""));
+    let number = |p: &serde_json::Value, key: &str| p[key].as_u64().unwrap_or(0);
+    let mut all_running = true;
+    for p in v["plugins"].as_array().into_iter().flatten() {
+        let state = text(p, "state");
+        all_running &= state == "running";
+        let state = match p["reason"].as_str() {
+            Some(why) => format!("{state}: {}", terminal_safe(why)),
+            None => state,
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}",
+            text(p, "name"),
+            text(p, "kind"),
+            text(p, "version"),
+            state,
+            number(p, "queued"),
+            number(p, "delivered"),
+            number(p, "dropped"),
+            number(p, "failures"),
+            number(p, "restarts"),
+        );
+        if let Some(e) = p["last_error"].as_str() {
+            let _ = writeln!(out, "  last error: {}", terminal_safe(e));
+        }
+        let time = |d: &serde_json::Value, key: &str| {
+            d[key]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let destinations: Vec<DestinationReport> = p["destinations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| DestinationReport {
+                destination: text(d, "destination"),
+                unit: text(d, "unit"),
+                pending: number(d, "pending"),
+                sent: number(d, "sent"),
+                dropped: number(d, "dropped"),
+                failed_requests: number(d, "failed_requests"),
+                retried_requests: number(d, "retried_requests"),
+                last_error: d["last_error"].as_str().map(terminal_safe),
+                last_error_at: time(d, "last_error_at"),
+                last_success_at: time(d, "last_success_at"),
+            })
+            .collect();
+        out.push_str(&delivery_lines(&destinations, 0));
+    }
+    (out, all_running)
+}
+
 pub fn plugin_table(
     dir: &Path,
     grants_file: Option<&Path>,
@@ -201,6 +301,7 @@ pub fn plugin_table(
         if let Some(e) = &p.last_error {
             let _ = writeln!(out, "  last error: {e}");
         }
+        out.push_str(&deliveries(p));
     }
     for a in inspected {
         let m = &a.manifest;

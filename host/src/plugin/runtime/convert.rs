@@ -241,6 +241,15 @@ macro_rules! alert_records {
     };
 }
 
+/// `metaclaude:monitor@0.4.0`: the records of 0.2.0.
+pub mod v0_4 {
+    use super::*;
+    use crate::plugin::runtime::bindings::v0_4::types as wit;
+
+    event_records!();
+    alert_records!();
+}
+
 /// `metaclaude:monitor@0.3.0`: the records of 0.2.0.
 pub mod v0_3 {
     use super::*;
