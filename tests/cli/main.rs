@@ -21,6 +21,7 @@ mod metrics;
 mod plugins;
 mod prometheus;
 mod registry_check;
+mod remote_write;
 mod run;
 mod scaffold;
 mod serve;

@@ -17,16 +17,21 @@ use crate::serve::{get, Server};
 use crate::util::{example_registry, listening_port, root};
 
 /// A `prometheus` server child process, killed when dropped.
-struct Prometheus {
+pub struct Prometheus {
     child: Child,
-    url: String,
+    pub url: String,
     log: std::path::PathBuf,
 }
 
 impl Prometheus {
     /// Starts `/usr/bin/prometheus` on a loopback port it picks (and names in its log) with
     /// `config`, its storage in `dir`, and waits (bounded) until it is ready.
-    fn start(dir: &Path, config: &str) -> Prometheus {
+    pub fn start(dir: &Path, config: &str) -> Prometheus {
+        Prometheus::start_with(dir, config, &[])
+    }
+
+    /// [`Prometheus::start`] with more flags (`--web.enable-remote-write-receiver`).
+    pub fn start_with(dir: &Path, config: &str, args: &[&str]) -> Prometheus {
         let file = dir.join("prometheus.yml");
         std::fs::write(&file, config).unwrap();
         let log = dir.join("prometheus.log");
@@ -37,6 +42,7 @@ impl Prometheus {
                 dir.join("data").display()
             ))
             .arg("--web.listen-address=127.0.0.1:0")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -62,7 +68,7 @@ impl Prometheus {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn wait(&self, what: &str, limit: Duration, done: impl Fn() -> bool) {
+    pub fn wait(&self, what: &str, limit: Duration, done: impl Fn() -> bool) {
         crate::util::wait_until(what, limit, done, || {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
@@ -70,7 +76,7 @@ impl Prometheus {
         });
     }
 
-    fn api(&self, path: &str) -> Value {
+    pub fn api(&self, path: &str) -> Value {
         let r = get(&format!("{}{path}", self.url));
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         let v = r.json();
@@ -79,7 +85,7 @@ impl Prometheus {
     }
 
     /// An instant query's result vector.
-    fn query(&self, promql: &str) -> Vec<Value> {
+    pub fn query(&self, promql: &str) -> Vec<Value> {
         let encoded: String = url_encode(promql);
         let data = self.api(&format!("/api/v1/query?query={encoded}"));
         assert_eq!(data["resultType"], "vector", "{promql}: {data}");
@@ -87,7 +93,7 @@ impl Prometheus {
     }
 
     /// `promql`'s result as label (of `by`) → value.
-    fn by(&self, promql: &str, by: &str) -> BTreeMap<String, f64> {
+    pub fn by(&self, promql: &str, by: &str) -> BTreeMap<String, f64> {
         self.query(promql)
             .iter()
             .map(|s| {
@@ -107,7 +113,7 @@ impl Drop for Prometheus {
     }
 }
 
-fn url_encode(s: &str) -> String {
+pub fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

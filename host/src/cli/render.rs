@@ -180,7 +180,15 @@ pub fn server_plugin_table(url: &str, v: &serde_json::Value) -> (String, bool) {
     let _ = writeln!(
         out,
         "{:<20} {:<10} {:<9} {:<12} {:>8} {:>9} {:>7} {:>8} {:>8}",
-        "NAME", "KIND", "VERSION", "STATE", "QUEUED", "DELIVERED", "DROPPED", "FAILURES", "RESTARTS"
+        "NAME",
+        "KIND",
+        "VERSION",
+        "STATE",
+        "QUEUED",
+        "DELIVERED",
+        "DROPPED",
+        "FAILURES",
+        "RESTARTS"
     );
     let text = |p: &serde_json::Value, key: &str| terminal_safe(p[key].as_str().unwrap_or(""));
     let number = |p: &serde_json::Value, key: &str| p[key].as_u64().unwrap_or(0);

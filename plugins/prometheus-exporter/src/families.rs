@@ -234,8 +234,15 @@ impl Exporter {
             match what {
                 Samples::Counter(value) => {
                     for ((script, specialist), s) in &self.series {
-                        let labels = [("script", script.as_str()), ("specialist", specialist.as_str())];
-                        visit(Sample { name, labels: &labels, value: value(s) });
+                        let labels = [
+                            ("script", script.as_str()),
+                            ("specialist", specialist.as_str()),
+                        ];
+                        visit(Sample {
+                            name,
+                            labels: &labels,
+                            value: value(s),
+                        });
                     }
                 }
                 Samples::Failures => {
@@ -246,7 +253,11 @@ impl Exporter {
                                 ("specialist", specialist.as_str()),
                                 ("category", category.as_str()),
                             ];
-                            visit(Sample { name, labels: &labels, value: f.count as f64 });
+                            visit(Sample {
+                                name,
+                                labels: &labels,
+                                value: f.count as f64,
+                            });
                         }
                     }
                 }
@@ -271,22 +282,41 @@ impl Exporter {
                                 ("specialist", specialist.as_str()),
                                 ("le", le.as_str()),
                             ];
-                            visit(Sample { name: &names, labels: &labels, value: cumulative as f64 });
+                            visit(Sample {
+                                name: &names,
+                                labels: &labels,
+                                value: cumulative as f64,
+                            });
                         }
-                        let labels = [("script", script.as_str()), ("specialist", specialist.as_str())];
+                        let labels = [
+                            ("script", script.as_str()),
+                            ("specialist", specialist.as_str()),
+                        ];
                         names.truncate(stem);
                         names.push_str("_sum");
-                        visit(Sample { name: &names, labels: &labels, value: h.sum });
+                        visit(Sample {
+                            name: &names,
+                            labels: &labels,
+                            value: h.sum,
+                        });
                         names.truncate(stem);
                         names.push_str("_count");
-                        visit(Sample { name: &names, labels: &labels, value: h.count() as f64 });
+                        visit(Sample {
+                            name: &names,
+                            labels: &labels,
+                            value: h.count() as f64,
+                        });
                     }
                 }
             }
         }
         for cap in [&self.scripts, &self.specialists, &self.label_sets] {
             let labels = [("label", cap.label)];
-            visit(Sample { name: OVERFLOW, labels: &labels, value: cap.overflowed as f64 });
+            visit(Sample {
+                name: OVERFLOW,
+                labels: &labels,
+                value: cap.overflowed as f64,
+            });
         }
     }
 

@@ -152,7 +152,9 @@ fn string_map(table: &Table, key: &str) -> Result<BTreeMap<String, String>, Stri
             .iter()
             .map(|(k, v)| match v {
                 serde_json::Value::String(s) => Ok((k.clone(), s.trim().to_string())),
-                other => Err(format!("config.{key}.{k}: expected a string, found {other}")),
+                other => Err(format!(
+                    "config.{key}.{k}: expected a string, found {other}"
+                )),
             })
             .collect(),
         Some(_) => Err(table.expected(key, "a table of strings")),
@@ -184,16 +186,23 @@ mod tests {
         let err = |json: &str| Config::parse(json).unwrap_err();
         assert!(err(r#"{"urls":"x"}"#).starts_with("config.urls: unknown key"));
         assert!(err(r#"{"url":"ftp://x"}"#).starts_with("config.url: expected an http"));
-        assert!(err(r#"{"external_labels":{"1x":"a"}}"#).starts_with("config.external_labels.1x: not a label name"));
+        assert!(err(r#"{"external_labels":{"1x":"a"}}"#)
+            .starts_with("config.external_labels.1x: not a label name"));
         assert!(err(r#"{"external_labels":{"__name__":"a"}}"#).contains("not a label name"));
         assert!(err(r#"{"external_labels":{"script":"a"}}"#).contains("its own `script` label"));
         assert!(err(r#"{"external_labels":{"host":""}}"#).contains("empty"));
         assert!(err(r#"{"external_labels":{"host":3}}"#).contains("expected a string"));
-        assert!(err(r#"{"interval_s":0}"#).starts_with("config.interval_s: expected a whole number from 1"));
-        assert!(err(r#"{"min_backoff_ms":100,"max_backoff_ms":50}"#).starts_with("config.max_backoff_ms: below min_backoff_ms (100)"));
+        assert!(err(r#"{"interval_s":0}"#)
+            .starts_with("config.interval_s: expected a whole number from 1"));
+        assert!(err(r#"{"min_backoff_ms":100,"max_backoff_ms":50}"#)
+            .starts_with("config.max_backoff_ms: below min_backoff_ms (100)"));
         assert!(err(r#"{"max_scripts":0}"#).starts_with("config.max_scripts"));
         let c = Config::parse(r#"{"interval_s":"2","spool_dir":"","url":"https://u:p@vm.example:8428/api/v1/write?x=1"}"#).unwrap();
         assert_eq!((c.interval_s, c.spool_dir.as_deref()), (2, None));
-        assert_eq!(c.destination(), "https://vm.example:8428", "no credentials, path or query");
+        assert_eq!(
+            c.destination(),
+            "https://vm.example:8428",
+            "no credentials, path or query"
+        );
     }
 }

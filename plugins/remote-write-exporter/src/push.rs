@@ -116,9 +116,10 @@ impl Pusher {
             if self.queue.is_empty() || now_ms < self.next_attempt_ms {
                 return;
             }
-            let batch = self
-                .queue
-                .batch(self.config.max_samples_per_send, self.config.max_bytes_per_send);
+            let batch = self.queue.batch(
+                self.config.max_samples_per_send,
+                self.config.max_bytes_per_send,
+            );
             let body = wire::compress(&batch.body);
             let (outcome, message, retry_after) = match post(&body) {
                 Ok(answer) => {
@@ -218,7 +219,10 @@ mod tests {
     fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<Answer, String> {
         Ok(Answer {
             status,
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: body.as_bytes().to_vec(),
         })
     }
@@ -228,14 +232,23 @@ mod tests {
         let e = exporter();
         let mut p = pusher(100_000);
         let mut bodies = Vec::new();
-        p.tick(&e, 500, &mut |_| panic!("nothing due before the first interval"));
+        p.tick(&e, 500, &mut |_| {
+            panic!("nothing due before the first interval")
+        });
         p.tick(&e, 1000, &mut |b| {
             bodies.push(b.to_vec());
             answer(204, &[], "")
         });
         let per_snapshot = p.figures.sent;
-        assert!(per_snapshot > 40, "every family of a pair and the overflow counters: {per_snapshot}");
-        assert_eq!(bodies.len() as u64, per_snapshot.div_ceil(10), "10 samples a request");
+        assert!(
+            per_snapshot > 40,
+            "every family of a pair and the overflow counters: {per_snapshot}"
+        );
+        assert_eq!(
+            bodies.len() as u64,
+            per_snapshot.div_ceil(10),
+            "10 samples a request"
+        );
         assert_eq!(p.pending(), 0);
         p.tick(&e, 1500, &mut |_| panic!("no snapshot yet"));
         p.tick(&e, 2000, &mut |_| answer(200, &[], ""));
@@ -256,11 +269,18 @@ mod tests {
                 answer(503, &[], "  overloaded\n")
             });
         }
-        assert_eq!(tries, [0, 100, 300, 700, 1100, 1500, 1900], "100, 200, 400, 400 ...");
+        assert_eq!(
+            tries,
+            [0, 100, 300, 700, 1100, 1500, 1900],
+            "100, 200, 400, 400 ..."
+        );
         assert_eq!(p.pending(), queued, "nothing lost");
         assert_eq!(p.dropped(), 0);
         assert_eq!(p.figures.retried_requests, 7);
-        assert_eq!(p.figures.last_error.as_deref(), Some("HTTP 503: overloaded"));
+        assert_eq!(
+            p.figures.last_error.as_deref(),
+            Some("HTTP 503: overloaded")
+        );
         // Back: everything goes, the backoff starts again from its floor.
         p.send_due(2300, &mut |_| answer(200, &[], ""));
         assert_eq!((p.pending(), p.figures.sent), (0, queued));
@@ -273,11 +293,16 @@ mod tests {
         p.snapshot(&e, 0);
         p.send_due(0, &mut |_| Err("connection refused".into()));
         assert_eq!(p.figures.last_error.as_deref(), Some("connection refused"));
-        p.send_due(100, &mut |_| answer(429, &[("retry-after", "3")], "slow down"));
+        p.send_due(100, &mut |_| {
+            answer(429, &[("retry-after", "3")], "slow down")
+        });
         p.send_due(3099, &mut |_| panic!("Retry-After holds it"));
         p.send_due(3100, &mut |_| answer(200, &[], ""));
         assert_eq!(p.pending(), 0);
-        assert_eq!((p.figures.failed_requests, p.figures.retried_requests), (2, 2));
+        assert_eq!(
+            (p.figures.failed_requests, p.figures.retried_requests),
+            (2, 2)
+        );
     }
 
     #[test]
@@ -293,10 +318,17 @@ mod tests {
                 answer(400, &[], "out of order sample")
             });
         }
-        assert_eq!(requests as u64, queued.div_ceil(10), "each batch once, never again");
+        assert_eq!(
+            requests as u64,
+            queued.div_ceil(10),
+            "each batch once, never again"
+        );
         assert_eq!((p.pending(), p.dropped()), (0, queued));
         assert_eq!(p.figures.retried_requests, 0);
-        assert_eq!(p.figures.last_error.as_deref(), Some("HTTP 400: out of order sample"));
+        assert_eq!(
+            p.figures.last_error.as_deref(),
+            Some("HTTP 400: out of order sample")
+        );
     }
 
     #[test]
@@ -323,7 +355,10 @@ mod tests {
         p.snapshot(&e, 0);
         let batch = p.queue.batch(100_000, 1 << 24);
         let text = String::from_utf8_lossy(&batch.body);
-        assert_eq!(text.matches("__name__").count(), text.matches("host").count());
+        assert_eq!(
+            text.matches("__name__").count(),
+            text.matches("host").count()
+        );
         assert!(text.contains("hello"));
     }
 }

@@ -161,7 +161,10 @@ impl Queue {
         if fnv1a(body) != u64::from_le_bytes(*sum) {
             return Err("checksum mismatch (a damaged or partly written file)".into());
         }
-        let mut r = Reader(body.strip_prefix(MAGIC).ok_or("not a remote write spool of this version")?);
+        let mut r = Reader(
+            body.strip_prefix(MAGIC)
+                .ok_or("not a remote write spool of this version")?,
+        );
         let mut q = Queue::new(max);
         let mut ids = Vec::new();
         for _ in 0..r.u32()? {
@@ -254,7 +257,11 @@ mod tests {
         }
         assert_eq!(q.batch(7, 1 << 20).samples, 7);
         let by_bytes = q.batch(1000, 300);
-        assert!(by_bytes.samples > 1 && by_bytes.samples < 20, "{}", by_bytes.samples);
+        assert!(
+            by_bytes.samples > 1 && by_bytes.samples < 20,
+            "{}",
+            by_bytes.samples
+        );
         assert!(by_bytes.body.len() <= 300, "{}", by_bytes.body.len());
         assert_eq!(q.batch(1000, 1).samples, 1, "at least one sample");
         assert_eq!(q.batch(1000, 1 << 20).samples, 200);
@@ -264,7 +271,11 @@ mod tests {
     fn the_spool_round_trips_and_refuses_damage() {
         let mut q = Queue::new(100);
         for i in 0..10 {
-            q.push(labels(if i % 2 == 0 { "a" } else { "b" }), 1000 + i, i as f64 / 3.0);
+            q.push(
+                labels(if i % 2 == 0 { "a" } else { "b" }),
+                1000 + i,
+                i as f64 / 3.0,
+            );
         }
         q.pop(3);
         let bytes = q.to_bytes();
@@ -278,7 +289,11 @@ mod tests {
         }
         let mut flipped = bytes.clone();
         flipped[40] ^= 1;
-        assert!(Queue::from_bytes(&flipped, 100).unwrap_err().contains("checksum"));
-        assert!(Queue::from_bytes(&Queue::new(1).to_bytes(), 1).unwrap().is_empty());
+        assert!(Queue::from_bytes(&flipped, 100)
+            .unwrap_err()
+            .contains("checksum"));
+        assert!(Queue::from_bytes(&Queue::new(1).to_bytes(), 1)
+            .unwrap()
+            .is_empty());
     }
 }

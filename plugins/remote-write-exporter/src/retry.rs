@@ -63,7 +63,9 @@ impl Backoff {
 pub fn retry_after_ms(value: &str, now_ms: i64) -> Option<u64> {
     let value = value.trim();
     let ms = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        value.parse::<u64>().map_or(u64::MAX, |s| s.saturating_mul(1000))
+        value
+            .parse::<u64>()
+            .map_or(u64::MAX, |s| s.saturating_mul(1000))
     } else {
         let at = http_date_ms(value)?;
         u64::try_from(at.saturating_sub(now_ms)).unwrap_or(0)
@@ -125,7 +127,11 @@ mod tests {
         assert_eq!(verdict(400), Verdict::Refused);
         assert_eq!(verdict(404), Verdict::Refused);
         assert_eq!(verdict(413), Verdict::Refused);
-        assert_eq!(verdict(302), Verdict::Refused, "redirects are never followed");
+        assert_eq!(
+            verdict(302),
+            Verdict::Refused,
+            "redirects are never followed"
+        );
     }
 
     #[test]
@@ -133,15 +139,42 @@ mod tests {
         let now = 1_445_412_470_000; // Wed, 21 Oct 2015 07:27:50 GMT
         assert_eq!(retry_after_ms("120", now), Some(120_000));
         assert_eq!(retry_after_ms(" 0 ", now), Some(0));
-        assert_eq!(retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(10_000));
-        assert_eq!(retry_after_ms("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(0), "past");
-        assert_eq!(retry_after_ms("99999999999999999999", now), Some(MAX_RETRY_AFTER_MS));
-        assert_eq!(retry_after_ms("Thu, 01 Jan 2099 00:00:00 GMT", now), Some(MAX_RETRY_AFTER_MS));
-        for bad in ["", "-1", "1.5", "soon", "Wed, 21 Oct 2015 07:28:00 UTC", "Wed, 32 Oct 2015 07:28:00 GMT", "Wed, 21 Foo 2015 07:28:00 GMT"] {
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(10_000)
+        );
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(0),
+            "past"
+        );
+        assert_eq!(
+            retry_after_ms("99999999999999999999", now),
+            Some(MAX_RETRY_AFTER_MS)
+        );
+        assert_eq!(
+            retry_after_ms("Thu, 01 Jan 2099 00:00:00 GMT", now),
+            Some(MAX_RETRY_AFTER_MS)
+        );
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "Wed, 21 Oct 2015 07:28:00 UTC",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Foo 2015 07:28:00 GMT",
+        ] {
             assert_eq!(retry_after_ms(bad, now), None, "{bad:?}");
         }
         assert_eq!(http_date_ms("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(http_date_ms("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777_000));
-        assert_eq!(http_date_ms("Tue, 29 Feb 2000 12:00:00 GMT"), Some(951_825_600_000));
+        assert_eq!(
+            http_date_ms("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000)
+        );
+        assert_eq!(
+            http_date_ms("Tue, 29 Feb 2000 12:00:00 GMT"),
+            Some(951_825_600_000)
+        );
     }
 }

@@ -76,10 +76,16 @@ mod tests {
             q.push(wire::series_labels("x", &[]), t * 1000, 1.0);
         }
         spool.save(&q).unwrap();
-        let back = Spool::new(dir.to_str().unwrap()).load(10, 2000).unwrap().unwrap();
+        let back = Spool::new(dir.to_str().unwrap())
+            .load(10, 2000)
+            .unwrap()
+            .unwrap();
         assert_eq!((back.len(), back.dropped), (4, 2));
         std::fs::write(dir.join(FILE), b"garbage").unwrap();
-        assert!(Spool::new(dir.to_str().unwrap()).load(10, 0).unwrap_err().contains("not usable"));
+        assert!(Spool::new(dir.to_str().unwrap())
+            .load(10, 0)
+            .unwrap_err()
+            .contains("not usable"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -153,15 +153,27 @@ mod tests {
     fn prost_decodes_what_we_write() {
         let a = series_labels(
             "metaclaude_executions_total",
-            &[("script", "héllo \"x\"\n"), ("specialist", "none"), ("host", "a")],
+            &[
+                ("script", "héllo \"x\"\n"),
+                ("specialist", "none"),
+                ("host", "a"),
+            ],
         );
         let b = series_labels("up", &[("Zeta", "1"), ("host", "a"), ("host", "ignored")]);
         let samples_a = [(1_700_000_000_123, 3.0), (1_700_000_015_123, 4.5)];
-        let samples_b = [(-5, f64::INFINITY), (0, -0.25), (i64::MAX, f64::MIN_POSITIVE)];
+        let samples_b = [
+            (-5, f64::INFINITY),
+            (0, -0.25),
+            (i64::MAX, f64::MIN_POSITIVE),
+        ];
         let body = write_request([(&a[..], &samples_a[..]), (&b[..], &samples_b[..])], 0);
         let expected_len = series_len(&a, samples_a.iter().map(|s| sample_len(s.0)).sum())
             + series_len(&b, samples_b.iter().map(|s| sample_len(s.0)).sum());
-        assert_eq!(body.len(), expected_len, "the batcher's size sums are exact");
+        assert_eq!(
+            body.len(),
+            expected_len,
+            "the batcher's size sums are exact"
+        );
         let got = WriteRequest::decode(&body[..]).unwrap();
         assert_eq!(got.timeseries.len(), 2);
         assert_eq!(
@@ -176,7 +188,11 @@ mod tests {
         );
         assert_eq!(
             got.timeseries[1].labels,
-            [label("Zeta", "1"), label("__name__", "up"), label("host", "a")],
+            [
+                label("Zeta", "1"),
+                label("__name__", "up"),
+                label("host", "a")
+            ],
             "sorted by bytes; a name twice keeps its first value"
         );
         let samples = |ts: &TimeSeries| -> Vec<(i64, f64)> {
@@ -198,7 +214,10 @@ mod tests {
         let mut len = Vec::new();
         varint(&mut len, body.len() as u64);
         assert!(packed.starts_with(&len));
-        assert_eq!(snap::raw::Decoder::new().decompress_vec(&packed).unwrap(), body);
+        assert_eq!(
+            snap::raw::Decoder::new().decompress_vec(&packed).unwrap(),
+            body
+        );
         assert_eq!(compress(&[]), [0]);
     }
 

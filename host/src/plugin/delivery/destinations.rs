@@ -172,7 +172,12 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].destination, "a");
         assert_eq!(
-            (all[0].sent, all[0].pending, all[0].dropped, all[0].failed_requests),
+            (
+                all[0].sent,
+                all[0].pending,
+                all[0].dropped,
+                all[0].failed_requests
+            ),
             (13, 7, 2, 4)
         );
         assert_eq!(

@@ -29,6 +29,10 @@ use crate::config::{self, ConfigError};
 /// The `metaclaude:monitor` WIT version this host implements.
 /// The current version of the plugin contract (`wit/monitor.wit`).
 pub const WIT_VERSION: &str = "0.4.0";
+/// What a manifest without `wit` declares: the version the SDK's sink, exporter,
+/// alert-rule and notifier worlds (and so the default set) are built against. Only the
+/// `pusher` world needs 0.4.0.
+pub const DEFAULT_WIT: &str = "0.3.0";
 
 /// Which world a plugin's component exports, and so what the host calls on it (`kind` in
 /// `plugin.toml`).

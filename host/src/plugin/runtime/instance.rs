@@ -17,11 +17,11 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use metaclaude_formats::prometheus::Format;
 
 use crate::model::{Alert, Threshold};
+use crate::plugin::delivery::destinations::{DestinationReport, Destinations};
 use crate::plugin::delivery::Delivery;
 use crate::plugin::http::net;
 use crate::plugin::http::outbound;
 use crate::plugin::manifest::{Manifest, PluginKind, WitVersion};
-use crate::plugin::delivery::destinations::{DestinationReport, Destinations};
 use crate::plugin::runtime::bindings::{v0_1, v0_2, v0_3, v0_4};
 use crate::plugin::runtime::convert;
 use crate::plugin::runtime::engine::EPOCH_TICK;

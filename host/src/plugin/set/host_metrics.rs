@@ -568,7 +568,11 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
-        assert!(lines_of(&text, "metaclaude_plugin_delivery_last_success_timestamp_seconds").is_empty());
+        assert!(lines_of(
+            &text,
+            "metaclaude_plugin_delivery_last_success_timestamp_seconds"
+        )
+        .is_empty());
         assert!(!text.contains("plugin=\"quiet\",destination"), "{text}");
     }
 

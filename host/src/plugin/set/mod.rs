@@ -376,29 +376,30 @@ impl PluginHost {
             .map(|p| {
                 let (destinations, destinations_left_out) = p.stats.destinations.snapshot();
                 PluginInfo {
-                name: p.manifest.name.clone(),
-                version: p.manifest.version.clone(),
-                kind: p.manifest.kind,
-                folder: p.folder.clone(),
-                sandboxed: matches!(p.manifest.artifact, Artifact::Component(_)),
-                capabilities: manifest::describe_capabilities(&p.manifest.capabilities),
-                health: p.stats.health(),
-                queued: p.stats.queued.load(Ordering::Relaxed),
-                delivered: p.stats.delivered.load(Ordering::Relaxed),
-                dropped: p.stats.dropped.load(Ordering::Relaxed),
-                failures: p.stats.failures.load(Ordering::Relaxed),
-                restarts: p.stats.restarts.load(Ordering::Relaxed),
-                refused: p.stats.refused.load(Ordering::Relaxed),
-                last_error: p.stats.last_error.lock().unwrap().clone(),
-                load: p.load,
-                load_time: p.load_time,
-                wit: p.wit,
-                notes: p.notes.clone(),
-                memory_bytes: p.stats.memory_bytes.load(Ordering::Relaxed),
-                calls: p.stats.calls.snapshot(),
-                destinations,
-                destinations_left_out,
-            }})
+                    name: p.manifest.name.clone(),
+                    version: p.manifest.version.clone(),
+                    kind: p.manifest.kind,
+                    folder: p.folder.clone(),
+                    sandboxed: matches!(p.manifest.artifact, Artifact::Component(_)),
+                    capabilities: manifest::describe_capabilities(&p.manifest.capabilities),
+                    health: p.stats.health(),
+                    queued: p.stats.queued.load(Ordering::Relaxed),
+                    delivered: p.stats.delivered.load(Ordering::Relaxed),
+                    dropped: p.stats.dropped.load(Ordering::Relaxed),
+                    failures: p.stats.failures.load(Ordering::Relaxed),
+                    restarts: p.stats.restarts.load(Ordering::Relaxed),
+                    refused: p.stats.refused.load(Ordering::Relaxed),
+                    last_error: p.stats.last_error.lock().unwrap().clone(),
+                    load: p.load,
+                    load_time: p.load_time,
+                    wit: p.wit,
+                    notes: p.notes.clone(),
+                    memory_bytes: p.stats.memory_bytes.load(Ordering::Relaxed),
+                    calls: p.stats.calls.snapshot(),
+                    destinations,
+                    destinations_left_out,
+                }
+            })
             .collect()
     }
 
