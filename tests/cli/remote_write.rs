@@ -409,15 +409,18 @@ fn two_hosts_push_to_prometheus_and_victoria_metrics_and_a_stopped_receiver_lose
     }
 }
 
+/// Requests as a receiver saw them: the head (request line and headers) and the body.
+type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A receiver answering 400 to everything, recording what it was sent.
 struct Refusing {
     server: LoopbackServer,
-    requests: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    requests: Seen,
 }
 
 impl Refusing {
     fn start() -> Refusing {
-        let requests: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        let requests: Seen = Arc::default();
         let seen = requests.clone();
         let server = LoopbackServer::start(move |stream, _| {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
