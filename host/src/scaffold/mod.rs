@@ -388,9 +388,10 @@ mod tests {
 
     #[test]
     fn the_embedded_wit_version_is_the_packages() {
-        assert_eq!(wit_version(), "0.3.0");
+        assert_eq!(wit_version(), "0.4.0");
         assert!(WIT_MONITOR_0_1_0.contains("package metaclaude:monitor@0.1.0;"));
         assert!(WIT_MONITOR_0_2_0.contains("package metaclaude:monitor@0.2.0;"));
+        assert!(WIT_MONITOR_0_3_0.contains("package metaclaude:monitor@0.3.0;"));
     }
 
     /// Nothing in a new folder points into this checkout: it builds wherever it is copied.
@@ -436,7 +437,7 @@ mod tests {
                 let wit = std::fs::read_to_string(made.dir.join("wit/monitor.wit")).unwrap();
                 assert_eq!(wit, WIT_MONITOR);
                 let manifest = std::fs::read_to_string(made.dir.join("plugin.toml")).unwrap();
-                assert!(manifest.contains("wit = \"0.3.0\""), "{manifest}");
+                assert!(manifest.contains("wit = \"0.4.0\""), "{manifest}");
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use metaclaude_plugin_sdk::config::Table;
-use prometheus_exporter::config::{Config as SeriesConfig, KEYS as SERIES_KEYS};
+use metaclaude_prometheus_series::config::{Config as SeriesConfig, KEYS as SERIES_KEYS};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

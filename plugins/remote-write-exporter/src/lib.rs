@@ -1,5 +1,5 @@
 //! The Prometheus remote write exporter: the series the Prometheus exporter serves on
-//! `/metrics` (its state and label caps, used as a library: [`prometheus_exporter`]),
+//! `/metrics` (its state and label caps, used as a library: [`metaclaude_prometheus_series`]),
 //! pushed with the remote write 1.0 protocol to a receiver (Prometheus with
 //! `--web.enable-remote-write-receiver`, VictoriaMetrics, Mimir, Thanos receive ...), for
 //! hosts nothing can scrape.

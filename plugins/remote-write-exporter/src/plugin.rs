@@ -7,7 +7,7 @@ use metaclaude_plugin_sdk::export_pusher;
 use metaclaude_plugin_sdk::pusher::Guest;
 use metaclaude_plugin_sdk::types::{Datetime, Event};
 use metaclaude_plugin_sdk::{finished, seconds};
-use prometheus_exporter::families::Exporter;
+use metaclaude_prometheus_series::families::Exporter;
 
 use crate::config::Config;
 use crate::push::{Answer, Pusher};

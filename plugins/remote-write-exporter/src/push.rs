@@ -2,7 +2,7 @@
 //! from its front when due, with Prometheus' retry rules ([`crate::retry`]); the figures
 //! the host shows. No I/O of its own: the request is a function handed in, the time too.
 
-use prometheus_exporter::families::Exporter;
+use metaclaude_prometheus_series::families::Exporter;
 
 use crate::config::Config;
 use crate::queue::Queue;
@@ -184,7 +184,7 @@ fn http_message(answer: &Answer) -> String {
 mod tests {
     use super::*;
     use metaclaude_formats::finished::Finished;
-    use prometheus_exporter::config::Config as SeriesConfig;
+    use metaclaude_prometheus_series::config::Config as SeriesConfig;
 
     fn exporter() -> Exporter {
         let mut e = Exporter::new(&SeriesConfig::default(), 0.0);

@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn the_manifest_defaults_parse_to_the_documented_defaults() {
         // The manifest's table, as the host hands it over.
-        let json = manifest_config_json(include_str!("../plugin.toml"));
+        let json = manifest_config_json(include_str!("../../prometheus-exporter/plugin.toml"));
         let c = Config::parse(&json).unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
