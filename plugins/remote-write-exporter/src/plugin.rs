@@ -43,17 +43,21 @@ fn datetime(ms: i64) -> Datetime {
     }
 }
 
-impl State {
-    fn post(&self) -> impl FnMut(&[u8]) -> Result<Answer, String> + '_ {
-        move |body| {
-            metaclaude_plugin_sdk::http::post(&self.url, &self.headers, body).map(|r| Answer {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            })
-        }
+/// A POST of a request body to `url` through the host's `http` import.
+fn post<'a>(
+    url: &'a str,
+    headers: &'a [(String, String)],
+) -> impl FnMut(&[u8]) -> Result<Answer, String> + 'a {
+    move |body| {
+        metaclaude_plugin_sdk::http::post(url, headers, body).map(|r| Answer {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        })
     }
+}
 
+impl State {
     fn keep(&mut self, now_ms: i64, force: bool) {
         let Some(spool) = self.spool.as_mut() else {
             return;
@@ -148,12 +152,11 @@ impl Guest for RemoteWrite {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
             let now_ms = ms(&now);
-            let mut pusher = std::mem::replace(
-                &mut state.pusher,
-                Pusher::new(Config::default(), Queue::new(1), 0),
+            state.pusher.tick(
+                &state.exporter,
+                now_ms,
+                &mut post(&state.url, &state.headers),
             );
-            pusher.tick(&state.exporter, now_ms, &mut state.post());
-            state.pusher = pusher;
             state.keep(now_ms, false);
             state.report();
             Ok(())
@@ -166,13 +169,10 @@ impl Guest for RemoteWrite {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
             let now_ms = ms(&metaclaude_plugin_sdk::host::now());
-            let mut pusher = std::mem::replace(
-                &mut state.pusher,
-                Pusher::new(Config::default(), Queue::new(1), 0),
-            );
-            pusher.snapshot(&state.exporter, now_ms);
-            pusher.send_due(now_ms, &mut state.post());
-            state.pusher = pusher;
+            state.pusher.snapshot(&state.exporter, now_ms);
+            state
+                .pusher
+                .send_due(now_ms, &mut post(&state.url, &state.headers));
             state.keep(now_ms, true);
             state.report();
             Ok(())
