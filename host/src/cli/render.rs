@@ -462,7 +462,8 @@ pub fn load_source(load: LoadSource) -> &'static str {
 }
 
 /// `metaclaude plugins check`'s answer for a good plugin folder: the version of the
-/// contract its component was built against, and a word when that is not the current one.
+/// contract its component was built against, and a word when that is older than the
+/// SDK's (0.1.0, 0.2.0: they lack what later versions added).
 pub fn plugin_ok(dir: &Path, p: &PluginInfo, a: &Admission) -> String {
     let what = if let (true, Some(v)) = (p.sandboxed, p.wit) {
         let mut what = format!(
@@ -470,7 +471,7 @@ pub fn plugin_ok(dir: &Path, p: &PluginInfo, a: &Admission) -> String {
             p.kind.as_str(),
             v.as_str()
         );
-        if v != WitVersion::CURRENT {
+        if v < WitVersion::DEFAULT {
             what.push_str(&format!(
                 " (built against an older version, which still loads; rebuild against @{} for what it adds)",
                 WitVersion::CURRENT.as_str()

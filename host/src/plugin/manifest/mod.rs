@@ -32,7 +32,7 @@ pub const WIT_VERSION: &str = "0.4.0";
 /// What a manifest without `wit` declares: the version the SDK's sink, exporter,
 /// alert-rule and notifier worlds (and so the default set) are built against. Only the
 /// `pusher` world needs 0.4.0.
-pub const DEFAULT_WIT: &str = "0.3.0";
+pub const DEFAULT_WIT: &str = WitVersion::DEFAULT.as_str();
 
 /// Which world a plugin's component exports, and so what the host calls on it (`kind` in
 /// `plugin.toml`).

@@ -28,6 +28,10 @@ impl WitVersion {
     /// The version of `wit/monitor.wit` ([`WIT_VERSION`]), which new plugins are built
     /// against.
     pub const CURRENT: WitVersion = WitVersion::V0_4;
+    /// What a manifest without `wit` declares ([`super::DEFAULT_WIT`]) and what the SDK's
+    /// worlds but `pusher` (and so the default set) are built against: a plugin built
+    /// against it lacks nothing it could use.
+    pub const DEFAULT: WitVersion = WitVersion::V0_3;
     /// Every version this host binds, oldest first.
     pub const ALL: [WitVersion; 4] = [
         WitVersion::V0_1,
@@ -37,7 +41,7 @@ impl WitVersion {
     ];
 
     /// The version as WIT writes it (`"0.4.0"`).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1 => "0.1.0",
             WitVersion::V0_2 => "0.2.0",
