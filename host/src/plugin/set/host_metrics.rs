@@ -23,7 +23,18 @@
 //!
 //! And what a plugin that sends elsewhere (a pusher, a notifier; WIT 0.4.0 `delivery`)
 //! reports, labelled `plugin` and `destination`, in the plugin's own items (`unit` on
-//! `metaclaude_plugin_delivery_info`): see [`DELIVERY`].
+//! `metaclaude_plugin_delivery_info`):
+//!
+//! | family | type | meaning |
+//! | --- | --- | --- |
+//! | `metaclaude_plugin_delivery_info{plugin,destination,unit}` | gauge | always 1: a destination and the unit of its figures |
+//! | `metaclaude_plugin_delivery_pending_items` | gauge | items waiting to be sent |
+//! | `metaclaude_plugin_delivery_sent_items_total` | counter | items the destination accepted |
+//! | `metaclaude_plugin_delivery_dropped_items_total` | counter | items given up on (queue full, refused for good) |
+//! | `metaclaude_plugin_delivery_failed_requests_total` | counter | requests that failed, each attempt |
+//! | `metaclaude_plugin_delivery_retried_requests_total` | counter | failed requests tried again |
+//! | `metaclaude_plugin_delivery_last_error_timestamp_seconds` | gauge | when a request last failed |
+//! | `metaclaude_plugin_delivery_last_success_timestamp_seconds` | gauge | when one last succeeded |
 //!
 //! Every family is written with its `# HELP` and `# TYPE` lines even when no plugin is
 //! loaded: the output keeps one shape whatever the host runs (a reader finds the family
