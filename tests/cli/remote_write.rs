@@ -462,6 +462,29 @@ fn a_receiver_answering_400_is_reported_and_never_asked_twice_for_the_same_sampl
     let url = format!("http://127.0.0.1:{}/api/v1/write", refusing.server.port());
     let plugins = dir.path().join("plugins");
     install_remote_write(&plugins, "rw", &url, "host-a", &dir.path().join("spool"));
+    // Listing or checking the plugins loads and initialises them, and sends nothing.
+    let listed = bin()
+        .args(["plugins", "list", "--plugins"])
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("rw                   pusher"),
+        "{listed:?}"
+    );
+    let checked = bin()
+        .args(["plugins", "check"])
+        .arg(plugins.join("rw"))
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(
+        String::from_utf8_lossy(&checked.stdout)
+            .contains("exports the `pusher` world of metaclaude:monitor@0.4.0"),
+        "{checked:?}"
+    );
+    assert_eq!(refusing.requests.lock().unwrap().len(), 0, "plugins list or check pushed");
     let host = Server::start(
         &example_registry(),
         &["--plugins", plugins.to_str().unwrap()],

@@ -164,10 +164,15 @@ impl Guest for RemoteWrite {
     }
 
     /// Before shutdown (and on request): a last snapshot, one try to send what waits
-    /// (unless a backoff holds it), and the queue kept in the spool.
+    /// (unless a backoff holds it), and the queue kept in the spool; nothing for an
+    /// instance that never ran an interval (`plugins list` and `check` load and flush
+    /// every plugin: it must not push, nor rewrite the spool of the host that runs).
     fn flush() -> Result<(), String> {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
+            if !state.pusher.live() {
+                return Ok(());
+            }
             let now_ms = ms(&metaclaude_plugin_sdk::host::now());
             state.pusher.snapshot(&state.exporter, now_ms);
             state

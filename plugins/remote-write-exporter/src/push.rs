@@ -43,6 +43,8 @@ pub struct Pusher {
     /// No request before this (Unix ms): a backoff or a `Retry-After`.
     next_attempt_ms: i64,
     next_snapshot_ms: i64,
+    /// Snapshots taken so far: none yet, and nothing is sent (see [`Pusher::live`]).
+    snapshots: u64,
     pub figures: Figures,
     /// The external labels, as every series gets them.
     external: Vec<(String, String)>,
@@ -56,6 +58,7 @@ impl Pusher {
             backoff: Backoff::new(config.min_backoff_ms, config.max_backoff_ms),
             next_attempt_ms: now_ms,
             next_snapshot_ms: now_ms + config.interval_s as i64 * 1000,
+            snapshots: 0,
             external: config
                 .external_labels
                 .iter()
@@ -65,6 +68,14 @@ impl Pusher {
             queue,
             figures: Figures::default(),
         }
+    }
+
+    /// Whether it has run for an interval (taken a snapshot). Until then it sends nothing,
+    /// not even what the spool kept: an instance that only lives to be listed or checked
+    /// (`metaclaude plugins list`, `plugins check` load and initialise every plugin) must
+    /// not push, nor take the spool from the host that runs.
+    pub fn live(&self) -> bool {
+        self.snapshots > 0
     }
 
     /// Samples waiting to be sent.
@@ -81,6 +92,7 @@ impl Pusher {
     /// Every sample of `exporter`'s state at `now_ms` into the queue, with the external
     /// labels (a series' own label of the same name wins).
     pub fn snapshot(&mut self, exporter: &Exporter, now_ms: i64) {
+        self.snapshots += 1;
         let queue = &mut self.queue;
         let external = &self.external;
         exporter.samples(&mut |s| {
@@ -91,8 +103,8 @@ impl Pusher {
         });
     }
 
-    /// What is due at `now_ms`: a snapshot once the interval has passed, then requests
-    /// while there are samples and no backoff holds them (at most
+    /// What is due at `now_ms`: a snapshot once the interval has passed, then (once live)
+    /// requests while there are samples and no backoff holds them (at most
     /// [`MAX_REQUESTS_PER_TICK`]).
     pub fn tick(
         &mut self,
@@ -107,7 +119,9 @@ impl Pusher {
             // were late (never a burst of snapshots to catch up).
             self.next_snapshot_ms = (self.next_snapshot_ms + interval).max(now_ms + interval / 2);
         }
-        self.send_due(now_ms, post);
+        if self.live() {
+            self.send_due(now_ms, post);
+        }
     }
 
     /// Requests from the front of the queue while no backoff holds them.
@@ -254,6 +268,35 @@ mod tests {
         p.tick(&e, 2000, &mut |_| answer(200, &[], ""));
         assert_eq!(p.figures.sent, 2 * per_snapshot);
         assert_eq!(p.figures.last_success_at_ms, Some(2000));
+    }
+
+    #[test]
+    fn nothing_goes_out_before_the_first_interval_not_even_the_spools() {
+        let e = exporter();
+        let mut spooled = Queue::new(100);
+        spooled.push(wire::series_labels("x", &[]), -5000, 1.0);
+        let config = Config {
+            interval_s: 15,
+            ..Config::default()
+        };
+        let mut p = Pusher::new(config, spooled, 0);
+        for now in (0..15_000).step_by(250) {
+            p.tick(&e, now, &mut |_| {
+                panic!("sent at {now} ms, before any snapshot")
+            });
+        }
+        assert!(!p.live());
+        let mut sent = 0;
+        p.tick(&e, 15_000, &mut |_| {
+            sent += 1;
+            answer(200, &[], "")
+        });
+        assert!(p.live());
+        assert_eq!(
+            (sent, p.pending()),
+            (1, 0),
+            "the spool's sample and the snapshot"
+        );
     }
 
     #[test]
