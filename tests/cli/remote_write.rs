@@ -484,7 +484,11 @@ fn a_receiver_answering_400_is_reported_and_never_asked_twice_for_the_same_sampl
             .contains("exports the `pusher` world of metaclaude:monitor@0.4.0"),
         "{checked:?}"
     );
-    assert_eq!(refusing.requests.lock().unwrap().len(), 0, "plugins list or check pushed");
+    assert_eq!(
+        refusing.requests.lock().unwrap().len(),
+        0,
+        "plugins list or check pushed"
+    );
     let host = Server::start(
         &example_registry(),
         &["--plugins", plugins.to_str().unwrap()],
