@@ -23,6 +23,7 @@ mod plugins;
 mod prometheus;
 mod prometheus_fleet;
 mod registry_check;
+mod remote_write;
 mod run;
 mod scaffold;
 mod serve;

@@ -22,6 +22,7 @@ const BENCHES: &[&str] = &[
     "spawn_overhead",
     "plugin_delivery",
     "default_set",
+    "remote_write",
     "prometheus_render",
     "serve",
     "logs_query",

@@ -50,6 +50,7 @@ fn up_to_date(root: &Path, component: &Path, sources: &[PathBuf]) -> bool {
     sources.push(root.join("wit"));
     sources.push(root.join("wit/deps/monitor-0.1.0"));
     sources.push(root.join("wit/deps/monitor-0.2.0"));
+    sources.push(root.join("wit/deps/monitor-0.3.0"));
     component
         .metadata()
         .and_then(|m| m.modified())

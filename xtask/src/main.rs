@@ -43,7 +43,7 @@ commands:
   bench-dashboard  the terminal dashboard's CPU at 1000 executions/s and its memory over an hour of them
                    (--rate N --seconds N --hour-events N --hour-rate N --debug)
   build-plugins    build the default plugin set (Rust, wasm32-wasip2) and install it beside the host;
-                   --all: also the opt-in notifiers, the test fixtures, the native example and the
+                   --all: also the opt-in plugins, the test fixtures, the native example and the
                    example plugins in C, JavaScript and Python
   bless            rewrite the golden files (tests/cli/bad_*, good_*) from what the code gives now
   fuzz             fuzz every parser, or one: fuzz [TARGET] [--minutes N (default 10) | --seconds N]

@@ -80,6 +80,8 @@ pub fn ensure_prerequisites(for_tests: bool) -> Result<()> {
         // the Prometheus exporter's fleet test scrapes two hosts with the real server.
         ensure_debian("/usr/bin/promtool", "prometheus")?;
         ensure_debian("/usr/bin/prometheus", "prometheus")?;
+        // The remote write exporter pushes to the real VictoriaMetrics too.
+        ensure_debian("/usr/bin/victoria-metrics", "victoria-metrics")?;
         // The Alertmanager notifier is tested against the real Alertmanager.
         ensure_debian(
             "/usr/bin/prometheus-alertmanager",

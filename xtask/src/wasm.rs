@@ -27,7 +27,12 @@ pub enum PluginSet {
 /// Plugins installed beside the default set, in `plugins-available/`, for an operator to
 /// copy into the plugins directory once configured: each needs a destination that only
 /// the operator knows (a webhook, an Alertmanager, a file of their own).
-const OPT_IN_PLUGINS: &[&str] = &["file-notifier", "webhook-notifier", "alertmanager-notifier"];
+const OPT_IN_PLUGINS: &[&str] = &[
+    "file-notifier",
+    "webhook-notifier",
+    "alertmanager-notifier",
+    "remote-write-exporter",
+];
 
 /// Every plugin folder of `plugins/` (a crate with a manifest).
 fn plugin_catalog(root: &Path) -> Vec<PathBuf> {

@@ -146,12 +146,14 @@ pub enum AlertsCommand {
 pub enum PluginsCommand {
     /// Show every plugin: kind, version, what it requests against what it is granted,
     /// state and counters (WebAssembly plugins are loaded; native libraries only inspected).
-    /// With --server, the plugins of a running server instead, with their live counters
-    /// and last errors (a notifier's failed deliveries, naming the destination).
+    /// With --server, the plugins of a running server instead, with their live counters,
+    /// last errors (a notifier's failed deliveries, naming the destination) and what each
+    /// reports of its deliveries.
     List {
         #[command(flatten)]
         at: PluginsAt,
-        /// Ask this running server (`metaclaude serve`) for its plugins instead.
+        /// Ask this running server (e.g. http://127.0.0.1:8080) for its plugins instead of
+        /// loading the directory here.
         #[arg(long, value_name = "URL", conflicts_with_all = ["plugins", "grants"])]
         server: Option<String>,
         /// The token of the server (see `serve --token-file`).

@@ -46,10 +46,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::DashboardTerminal(args) => dashboard_terminal::dashboard_terminal(args),
         Command::Plugins { command } => match command {
             PluginsCommand::List {
-                at: _,
-                server: Some(server),
+                server: Some(url),
                 token_file,
-            } => plugins::list_server(&server, token_file.as_deref()),
+                ..
+            } => plugins::list_server(&url, token_file.as_deref()),
             PluginsCommand::List { at, .. } => plugins::list(&at),
             PluginsCommand::Check {
                 dir,

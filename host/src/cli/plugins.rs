@@ -66,16 +66,22 @@ pub fn list(at: &PluginsAt) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Shows the plugins of the running server at `url`, with their live counters and last
-/// errors (what `/api/v1/plugins` says).
+/// Shows the plugins of the running server at `url` as it sees them: state, live counters,
+/// last errors and what each reports of its deliveries (`GET /api/v1/plugins`). Exit 1
+/// when one is not running.
 pub fn list_server(url: &str, token_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let url = url.trim_end_matches('/');
     let token = client::read_token(token_file)?;
     let body = client::get(url, "/api/v1/plugins", token.as_deref())?;
     let answer: serde_json::Value =
         serde_json::from_str(&body).context("the server's answer is not JSON")?;
-    print!("{}", render::plugin_table_live(url, &answer));
-    Ok(ExitCode::SUCCESS)
+    let (text, all_running) = render::plugin_table_live(url, &answer);
+    print!("{text}");
+    Ok(if all_running {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
 }
 
 /// Checks one plugin folder as a host would load it, and says what it is or what is

@@ -10,7 +10,7 @@ use metaclaude::model::{Alert, AlertStatus};
 use metaclaude::plugin::grants::{Ask, Grant};
 use metaclaude::plugin::manifest::WitVersion;
 use metaclaude::plugin::runtime::engine::LoadSource;
-use metaclaude::plugin::{Admission, PluginError, PluginInfo};
+use metaclaude::plugin::{Admission, DestinationReport, PluginError, PluginInfo};
 
 /// `s` when `n` is not one.
 fn plural(n: usize) -> &'static str {
@@ -172,6 +172,43 @@ fn table_line(cells: [&str; 4], columns: &[(&str, usize, &str)], counts: Option<
 
 /// `metaclaude plugins list`: each plugin loaded (with what it asks for and what it is
 /// granted), each native library inspected, then what would not load.
+/// What a plugin that sends elsewhere reports of its deliveries, a line per destination
+/// (and its last error on the next), for `plugins list`.
+pub fn deliveries(p: &PluginInfo) -> String {
+    delivery_lines(&p.destinations, p.destinations_left_out)
+}
+
+fn delivery_lines(destinations: &[DestinationReport], left_out: usize) -> String {
+    let mut out = String::new();
+    for d in destinations {
+        let _ = writeln!(
+            out,
+            "  delivers to {}: {} {unit} pending, {} sent, {} dropped; {} failed requests ({} retried){}",
+            d.destination,
+            d.pending,
+            d.sent,
+            d.dropped,
+            d.failed_requests,
+            d.retried_requests,
+            d.last_success_at
+                .map(|t| format!("; last success {}", metaclaude::model::timestamp::format(&t)))
+                .unwrap_or_default(),
+            unit = d.unit,
+        );
+        if let Some(e) = &d.last_error {
+            let at = d
+                .last_error_at
+                .map(|t| format!(" at {}", metaclaude::model::timestamp::format(&t)))
+                .unwrap_or_default();
+            let _ = writeln!(out, "    last delivery error{at}: {e}");
+        }
+    }
+    if left_out > 0 {
+        let _ = writeln!(out, "  ({left_out} more destinations reported, not kept)");
+    }
+    out
+}
+
 pub fn plugin_table(
     dir: &Path,
     grants_file: Option<&Path>,
@@ -220,6 +257,7 @@ pub fn plugin_table(
         if let Some(e) = &p.last_error {
             let _ = writeln!(out, "  last error: {e}");
         }
+        out.push_str(&deliveries(p));
     }
     for a in inspected {
         let m = &a.manifest;
@@ -246,9 +284,10 @@ pub fn plugin_table(
 
 /// `metaclaude plugins list --server URL`: each plugin of the running server (the JSON
 /// of its `/api/v1/plugins`) with its live counters; `REFUSED` counts the calls it
-/// answered with an error (a notifier's failed deliveries), the last of which is shown.
-/// Every string is the server's, made terminal-safe.
-pub fn plugin_table_live(url: &str, answer: &serde_json::Value) -> String {
+/// answered with an error (a notifier's failed deliveries), the last of which is shown,
+/// then what it reports of each destination it delivers to. Every string is the
+/// server's, made terminal-safe. Also says whether every plugin is running.
+pub fn plugin_table_live(url: &str, answer: &serde_json::Value) -> (String, bool) {
     let text = |v: &serde_json::Value| terminal_safe(v.as_str().unwrap_or("?"));
     let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
     let mut out = format!("plugins of the server at {}", terminal_safe(url));
@@ -258,6 +297,7 @@ pub fn plugin_table_live(url: &str, answer: &serde_json::Value) -> String {
     out.push_str(":\n");
     let _ = writeln!(out, "{}", table_line(HEADINGS, &LIVE_COUNTS, None));
     let none = Vec::new();
+    let mut all_running = true;
     for p in answer["plugins"].as_array().unwrap_or(&none) {
         let cells = ["name", "kind", "version", "state"].map(|k| text(&p[k]));
         let counts = LIVE_COUNTS.map(|(_, _, key)| count(&p[key]));
@@ -270,8 +310,39 @@ pub fn plugin_table_live(url: &str, answer: &serde_json::Value) -> String {
         if p["last_error"].is_string() {
             let _ = writeln!(out, "  last error: {}", text(&p["last_error"]));
         }
+        all_running &= p["state"].as_str() == Some("running");
+        out.push_str(&delivery_lines(&destinations_of(p), 0));
     }
-    out
+    (out, all_running)
+}
+
+/// The destination reports of one plugin of `GET /api/v1/plugins`, terminal-safe.
+fn destinations_of(p: &serde_json::Value) -> Vec<DestinationReport> {
+    let text = |d: &serde_json::Value, key: &str| terminal_safe(d[key].as_str().unwrap_or(""));
+    let number = |d: &serde_json::Value, key: &str| d[key].as_u64().unwrap_or(0);
+    let time = |d: &serde_json::Value, key: &str| {
+        d[key]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    p["destinations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| DestinationReport {
+            destination: text(d, "destination"),
+            unit: text(d, "unit"),
+            pending: number(d, "pending"),
+            sent: number(d, "sent"),
+            dropped: number(d, "dropped"),
+            failed_requests: number(d, "failed_requests"),
+            retried_requests: number(d, "retried_requests"),
+            last_error: d["last_error"].as_str().map(terminal_safe),
+            last_error_at: time(d, "last_error_at"),
+            last_success_at: time(d, "last_success_at"),
+        })
+        .collect()
 }
 
 /// A grant as `plugins list` shows it.
@@ -402,7 +473,8 @@ pub fn load_source(load: LoadSource) -> &'static str {
 }
 
 /// `metaclaude plugins check`'s answer for a good plugin folder: the version of the
-/// contract its component was built against, and a word when that is not the current one.
+/// contract its component was built against, and a word when that is older than the
+/// SDK's (0.1.0, 0.2.0: they lack what later versions added).
 pub fn plugin_ok(dir: &Path, p: &PluginInfo, a: &Admission) -> String {
     let what = if let (true, Some(v)) = (p.sandboxed, p.wit) {
         let mut what = format!(
@@ -410,7 +482,7 @@ pub fn plugin_ok(dir: &Path, p: &PluginInfo, a: &Admission) -> String {
             p.kind.as_str(),
             v.as_str()
         );
-        if v != WitVersion::CURRENT {
+        if v < WitVersion::DEFAULT {
             what.push_str(&format!(
                 " (built against an older version, which still loads; rebuild against @{} for what it adds)",
                 WitVersion::CURRENT.as_str()
@@ -664,7 +736,7 @@ mod tests {
             {"name": "quiet", "kind": "sink", "version": "1", "state": "quarantined",
              "reason": "trapped", "capabilities": "none", "last_error": null}
         ]});
-        let text = plugin_table_live("http://127.0.0.1:8080", &answer);
+        let (text, _) = plugin_table_live("http://127.0.0.1:8080", &answer);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],

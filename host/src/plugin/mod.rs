@@ -56,6 +56,7 @@ use std::path::{Path, PathBuf};
 
 #[cfg(feature = "runtime")]
 pub use self::{
+    delivery::destinations::DestinationReport,
     delivery::health::Health,
     error::{NotGranted, PluginError},
     grants::admission::{Admission, GrantSource},

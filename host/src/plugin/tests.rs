@@ -201,7 +201,7 @@ fn components_built_against_an_incompatible_wit_version_are_refused() {
     );
     let component = wat::parse_str(
         r#"(component
-             (import "metaclaude:monitor/host@0.4.0" (instance (export "log-enabled" (func)))))"#,
+             (import "metaclaude:monitor/host@0.5.0" (instance (export "log-enabled" (func)))))"#,
     )
     .unwrap();
     std::fs::write(folder.join("old.wasm"), component).unwrap();
@@ -210,7 +210,7 @@ fn components_built_against_an_incompatible_wit_version_are_refused() {
     let text = err.to_string();
     assert!(
         text.starts_with("plugin old (")
-            && text.contains("old.wasm): the plugin was built against metaclaude:monitor@0.4.0, but this host implements 0.1.0, 0.2.0 and 0.3.0, none semver-compatible"),
+            && text.contains("old.wasm): the plugin was built against metaclaude:monitor@0.5.0, but this host implements 0.1.0, 0.2.0, 0.3.0 and 0.4.0, none semver-compatible"),
         "{text}"
     );
 }

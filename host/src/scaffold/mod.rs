@@ -24,6 +24,7 @@ const WIT_MONITOR: &str = include_str!("../../../wit/monitor.wit");
 /// The previous versions, kept unchanged.
 const WIT_MONITOR_0_1_0: &str = include_str!("../../../wit/deps/monitor-0.1.0/monitor.wit");
 const WIT_MONITOR_0_2_0: &str = include_str!("../../../wit/deps/monitor-0.2.0/monitor.wit");
+const WIT_MONITOR_0_3_0: &str = include_str!("../../../wit/deps/monitor-0.3.0/monitor.wit");
 
 /// The example notifiers, which are also the notifier templates.
 const PYTHON_NOTIFIER: &str = include_str!("../../../examples/plugins/python-notifier/app.py");
@@ -207,6 +208,7 @@ pub fn create(
         ("wit/monitor.wit", WIT_MONITOR),
         ("wit/deps/monitor-0.1.0/monitor.wit", WIT_MONITOR_0_1_0),
         ("wit/deps/monitor-0.2.0/monitor.wit", WIT_MONITOR_0_2_0),
+        ("wit/deps/monitor-0.3.0/monitor.wit", WIT_MONITOR_0_3_0),
     ]);
     let mut written = Vec::new();
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -250,6 +252,7 @@ fn template(name: &str, kind: PluginKind, lang: Lang) -> Result<Template, Scaffo
                 PluginKind::Exporter => RUST_EXPORTER,
                 PluginKind::AlertRule => RUST_ALERT_RULE,
                 PluginKind::Notifier => RUST_NOTIFIER,
+                PluginKind::Pusher => return Err(ScaffoldError::UnknownKind("pusher".into())),
             };
             Template {
                 files: vec![
@@ -276,6 +279,7 @@ fn template(name: &str, kind: PluginKind, lang: Lang) -> Result<Template, Scaffo
                 PluginKind::Exporter => PYTHON_EXPORTER,
                 PluginKind::AlertRule => PYTHON_ALERT_RULE,
                 PluginKind::Notifier => PYTHON_NOTIFIER,
+                PluginKind::Pusher => return Err(ScaffoldError::UnknownKind("pusher".into())),
             };
             Template {
                 files: vec![
@@ -294,6 +298,7 @@ fn template(name: &str, kind: PluginKind, lang: Lang) -> Result<Template, Scaffo
                 PluginKind::Exporter => JS_EXPORTER,
                 PluginKind::AlertRule => JS_ALERT_RULE,
                 PluginKind::Notifier => JS_NOTIFIER,
+                PluginKind::Pusher => return Err(ScaffoldError::UnknownKind("pusher".into())),
             };
             let fields = [
                 ("name", name),
@@ -330,6 +335,7 @@ fn template(name: &str, kind: PluginKind, lang: Lang) -> Result<Template, Scaffo
                 PluginKind::Sink => files.push(("sink.c", C_SINK.to_string())),
                 PluginKind::Exporter => files.push(("exporter.c", C_EXPORTER.to_string())),
                 PluginKind::AlertRule => return Err(ScaffoldError::NoTemplate { lang: "c" }),
+                PluginKind::Pusher => return Err(ScaffoldError::UnknownKind("pusher".into())),
             }
             Template {
                 files,
@@ -358,7 +364,7 @@ fn manifest(name: &str, kind: PluginKind, component: &str) -> String {
             "[config]\n# An execution slower than this (in seconds) fires `slow_execution`.\nthreshold_seconds = 10.0\n".into(),
             "[capabilities]\n".into(),
         ),
-        PluginKind::Sink | PluginKind::Exporter => (
+        PluginKind::Sink | PluginKind::Exporter | PluginKind::Pusher => (
             "[config]\n".into(),
             "[capabilities]\n# Nothing is granted until you add it here, e.g.\n# dirs = [{ host = \".claude/my-plugin\", guest = \"/data\", mode = \"rw\", create = true }]\n".into(),
         ),
@@ -382,9 +388,10 @@ mod tests {
 
     #[test]
     fn the_embedded_wit_version_is_the_packages() {
-        assert_eq!(wit_version(), "0.3.0");
+        assert_eq!(wit_version(), "0.4.0");
         assert!(WIT_MONITOR_0_1_0.contains("package metaclaude:monitor@0.1.0;"));
         assert!(WIT_MONITOR_0_2_0.contains("package metaclaude:monitor@0.2.0;"));
+        assert!(WIT_MONITOR_0_3_0.contains("package metaclaude:monitor@0.3.0;"));
     }
 
     /// Nothing in a new folder points into this checkout: it builds wherever it is copied.
@@ -430,7 +437,7 @@ mod tests {
                 let wit = std::fs::read_to_string(made.dir.join("wit/monitor.wit")).unwrap();
                 assert_eq!(wit, WIT_MONITOR);
                 let manifest = std::fs::read_to_string(made.dir.join("plugin.toml")).unwrap();
-                assert!(manifest.contains("wit = \"0.3.0\""), "{manifest}");
+                assert!(manifest.contains("wit = \"0.4.0\""), "{manifest}");
             }
         }
     }

@@ -38,6 +38,18 @@ pub fn plugin_json(p: &PluginInfo) -> Value {
         "memory_bytes": p.memory_bytes,
         "calls": p.calls.count,
         "call_seconds_total": p.calls.sum_seconds,
+        "destinations": p.destinations.iter().map(|d| json!({
+            "destination": d.destination,
+            "unit": d.unit,
+            "pending": d.pending,
+            "sent": d.sent,
+            "dropped": d.dropped,
+            "failed_requests": d.failed_requests,
+            "retried_requests": d.retried_requests,
+            "last_error": d.last_error,
+            "last_error_at": d.last_error_at.as_ref().map(crate::model::timestamp::format),
+            "last_success_at": d.last_success_at.as_ref().map(crate::model::timestamp::format),
+        })).collect::<Vec<_>>(),
     })
 }
 

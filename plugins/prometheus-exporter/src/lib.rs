@@ -3,16 +3,10 @@
 //! scraper negotiated: OpenMetrics 1.0.0 (ending with `# EOF`) or the text format 0.0.4.
 //! The host serves the text as it comes back.
 //!
-//! What it keeps and writes, family by family, is in [`families`], the label rules and
-//! caps in [`labels`], its configuration in [`config`].
-//!
-//! The state lives in the instance: a host that restarts the plugin (after a trap) starts
-//! its counters again from zero, which Prometheus' `rate()` and `increase()` take as a
-//! counter reset (and `_created` tells).
+//! The series, their caps and configuration are `metaclaude-prometheus-series`'s (shared
+//! with the remote write exporter), re-exported here; this crate is the component's glue.
 
-pub mod config;
-pub mod families;
-pub mod labels;
+pub use metaclaude_prometheus_series::{config, families, labels};
 
 #[cfg(feature = "plugin")]
 mod plugin;

@@ -2,7 +2,9 @@
 //!
 //! A plugin is a WebAssembly component implementing one world of the `metaclaude:monitor`
 //! WIT package (`wit/monitor.wit`). Depend on this crate with the feature of your world
-//! (`sink`, `exporter`, `alert-rule` or `notifier`), implement `Guest`, and export it:
+//! (`sink`, `exporter`, `alert-rule` or `notifier`, built against WIT 0.3.0 as published
+//! in `wit/deps/monitor-0.3.0/`; `pusher`, new in 0.4.0, against `wit/`), implement
+//! `Guest`, and export it:
 //!
 //! ```ignore
 //! use metaclaude_plugin_sdk::{export_sink, sink::Guest, types::Event};
@@ -35,11 +37,15 @@
     all(feature = "sink", feature = "exporter"),
     all(feature = "sink", feature = "alert-rule"),
     all(feature = "sink", feature = "notifier"),
+    all(feature = "sink", feature = "pusher"),
     all(feature = "exporter", feature = "alert-rule"),
     all(feature = "exporter", feature = "notifier"),
+    all(feature = "exporter", feature = "pusher"),
     all(feature = "alert-rule", feature = "notifier"),
+    all(feature = "alert-rule", feature = "pusher"),
+    all(feature = "notifier", feature = "pusher"),
 ))]
-compile_error!("enable exactly one of the features sink, exporter, alert-rule, notifier");
+compile_error!("enable exactly one of the features sink, exporter, alert-rule, notifier, pusher");
 
 pub mod config;
 #[cfg(feature = "testing")]
@@ -48,7 +54,7 @@ pub mod testing;
 #[cfg(feature = "sink")]
 pub mod sink {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/deps/monitor-0.3.0",
         world: "sink",
         pub_export_macro: true,
         export_macro_name: "export_sink",
@@ -63,7 +69,7 @@ pub use sink::export_sink;
 #[cfg(feature = "exporter")]
 pub mod exporter {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/deps/monitor-0.3.0",
         world: "exporter",
         pub_export_macro: true,
         export_macro_name: "export_exporter",
@@ -78,7 +84,7 @@ pub use exporter::export_exporter;
 #[cfg(feature = "alert-rule")]
 pub mod alert_rule {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/deps/monitor-0.3.0",
         world: "alert-rule",
         pub_export_macro: true,
         export_macro_name: "export_alert_rule",
@@ -93,7 +99,7 @@ pub use alert_rule::export_alert_rule;
 #[cfg(feature = "notifier")]
 pub mod notifier {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/deps/monitor-0.3.0",
         world: "notifier",
         pub_export_macro: true,
         export_macro_name: "export_notifier",
@@ -105,6 +111,22 @@ pub use notifier as world;
 #[cfg(feature = "notifier")]
 pub use notifier::export_notifier;
 
+/// A sink the host ticks, sending elsewhere (WIT 0.4.0: remote write, OTLP).
+#[cfg(feature = "pusher")]
+pub mod pusher {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "pusher",
+        pub_export_macro: true,
+        export_macro_name: "export_pusher",
+        default_bindings_module: "metaclaude_plugin_sdk::pusher",
+    });
+}
+#[cfg(feature = "pusher")]
+pub use pusher as world;
+#[cfg(feature = "pusher")]
+pub use pusher::export_pusher;
+
 /// Logging into the host, and its clock.
 #[cfg(any(
     feature = "sink",
@@ -112,10 +134,10 @@ pub use notifier::export_notifier;
     feature = "alert-rule",
     feature = "notifier"
 ))]
-pub use world::metaclaude::monitor0_3_0::host;
+pub use world::metaclaude::monitor::host;
 /// Outgoing HTTP to the destinations the manifest grants (notifiers only).
 #[cfg(feature = "notifier")]
-pub use world::metaclaude::monitor0_3_0::http;
+pub use world::metaclaude::monitor::http;
 /// The event model: `Event`, `ExecutionResult`, `Alert`, ...
 #[cfg(any(
     feature = "sink",
@@ -123,20 +145,27 @@ pub use world::metaclaude::monitor0_3_0::http;
     feature = "alert-rule",
     feature = "notifier"
 ))]
-pub use world::metaclaude::monitor0_3_0::types;
+pub use world::metaclaude::monitor::types;
+
+/// The pusher world's interfaces (WIT 0.4.0): the same host, event model and HTTP, and
+/// `delivery`, where it reports its figures per destination.
+#[cfg(feature = "pusher")]
+pub use world::metaclaude::monitor0_4_0::{delivery, host, http, types};
 
 #[cfg(any(
     feature = "sink",
     feature = "exporter",
     feature = "alert-rule",
-    feature = "notifier"
+    feature = "notifier",
+    feature = "pusher"
 ))]
 mod events;
 #[cfg(any(
     feature = "sink",
     feature = "exporter",
     feature = "alert-rule",
-    feature = "notifier"
+    feature = "notifier",
+    feature = "pusher"
 ))]
 pub use events::{category_name, finished, kind_name, seconds, severity_name};
 

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::plugin::delivery::destinations::Destinations;
+
 /// Upper bounds, in seconds, of the buckets of a plugin's call-latency histogram: from
 /// 100 µs (a no-op call) to the 30 s of the longest deadline a manifest usually sets.
 pub const CALL_BUCKETS: [f64; 14] = [
@@ -106,6 +108,8 @@ pub struct PluginStats {
     pub calls: CallLatency,
     /// The live instance's linear memory, bytes (what WebAssembly never gives back).
     pub memory_bytes: Arc<AtomicU64>,
+    /// What the plugin reports of its own deliveries (pushers, notifiers; WIT 0.4.0).
+    pub destinations: Arc<Destinations>,
 }
 
 impl PluginStats {
@@ -118,6 +122,7 @@ impl PluginStats {
             restarts: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             memory_bytes: Arc::new(AtomicU64::new(0)),
+            destinations: Arc::default(),
             health: Mutex::new(Health::Running),
             last_error: Mutex::new(None),
             calls: CallLatency::default(),

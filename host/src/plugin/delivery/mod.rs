@@ -2,6 +2,7 @@
 //! control messages ([`Message`]), through the worker's [`Mailbox`].
 
 pub(in crate::plugin) mod ack;
+pub mod destinations;
 pub(in crate::plugin) mod dispatch;
 pub mod health;
 pub(in crate::plugin) mod worker;

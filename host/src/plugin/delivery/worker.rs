@@ -49,8 +49,11 @@ impl Worker {
     pub fn run(mut self, rx: Receiver<Message>) {
         let limits = self.manifest.limits.clone();
         let batch_window = Duration::from_millis(limits.batch_ms);
-        let tick_every = (self.manifest.kind == PluginKind::AlertRule)
-            .then(|| Duration::from_millis(self.manifest.tick_ms));
+        let tick_every = matches!(
+            self.manifest.kind,
+            PluginKind::AlertRule | PluginKind::Pusher
+        )
+        .then(|| Duration::from_millis(self.manifest.tick_ms));
         let mut next_tick = tick_every.map(|t| Instant::now() + t);
         let mut batch: Vec<Arc<Delivery>> = Vec::new();
         let mut batch_started = Instant::now();
@@ -179,11 +182,10 @@ impl Worker {
                     std::thread::sleep(left);
                 }
             }
-            match self.runtime.start(
-                &self.manifest,
-                self.name.clone(),
-                self.stats.memory_bytes.clone(),
-            ) {
+            match self
+                .runtime
+                .start(&self.manifest, self.name.clone(), &self.stats)
+            {
                 Ok(instance) => {
                     self.stats.restarts.fetch_add(1, Ordering::Relaxed);
                     *self.stats.health.lock().unwrap() = Health::Running;

@@ -28,7 +28,11 @@ use crate::config::{self, ConfigError};
 
 /// The `metaclaude:monitor` WIT version this host implements.
 /// The current version of the plugin contract (`wit/monitor.wit`).
-pub const WIT_VERSION: &str = "0.3.0";
+pub const WIT_VERSION: &str = "0.4.0";
+/// What a manifest without `wit` declares: the version the SDK's sink, exporter,
+/// alert-rule and notifier worlds (and so the default set) are built against. Only the
+/// `pusher` world needs 0.4.0.
+pub const DEFAULT_WIT: &str = WitVersion::DEFAULT.as_str();
 
 /// Which world a plugin's component exports, and so what the host calls on it (`kind` in
 /// `plugin.toml`).
@@ -44,10 +48,13 @@ pub enum PluginKind {
     AlertRule,
     /// Receives alerts, no events, and delivers them (the `http` import).
     Notifier,
+    /// A sink the host also ticks (`tick_ms`), sending what it keeps elsewhere through
+    /// the `http` import (remote write, OTLP); WIT 0.4.0 and later.
+    Pusher,
 }
 
 impl PluginKind {
-    const NAMES: [&'static str; 4] = ["sink", "exporter", "alert-rule", "notifier"];
+    const NAMES: [&'static str; 5] = ["sink", "exporter", "alert-rule", "notifier", "pusher"];
 
     /// The name `plugin.toml` uses (`"alert-rule"`).
     pub fn as_str(self) -> &'static str {
@@ -56,6 +63,7 @@ impl PluginKind {
             PluginKind::Exporter => "exporter",
             PluginKind::AlertRule => "alert-rule",
             PluginKind::Notifier => "notifier",
+            PluginKind::Pusher => "pusher",
         }
     }
 
@@ -65,6 +73,7 @@ impl PluginKind {
             "exporter" => PluginKind::Exporter,
             "alert-rule" => PluginKind::AlertRule,
             "notifier" => PluginKind::Notifier,
+            "pusher" => PluginKind::Pusher,
             _ => return None,
         })
     }
@@ -336,7 +345,7 @@ pub struct Manifest {
     /// state would die with the process before anyone reads it (a pull exporter,
     /// windowed alert rules).
     pub one_shot: bool,
-    /// Alert rules: how often `tick` is called.
+    /// Alert rules and pushers: how often `tick` is called.
     pub tick_ms: u64,
     /// Notifiers: how alerts are routed to it (the `[alerts]` table).
     pub alerts: Routing,

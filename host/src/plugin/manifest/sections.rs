@@ -97,7 +97,7 @@ impl Fields<'_> {
         };
         let wit = self
             .string("wit", t.get("wit"), false)
-            .unwrap_or_else(|| WIT_VERSION.to_string());
+            .unwrap_or_else(|| DEFAULT_WIT.to_string());
         if let Err(e) = check_wit_version(&wit) {
             self.problem("wit", e);
         }

@@ -33,7 +33,7 @@ fn minimal_manifest_gets_defaults_and_expands_variables() {
     assert_eq!(m.limits.failure_policy, FailurePolicy::Reload);
     assert_eq!(m.config["dir"], "/home/op/logs");
     assert_eq!(m.config["port"], "8125");
-    assert_eq!(m.wit, WIT_VERSION);
+    assert_eq!(m.wit, DEFAULT_WIT);
 }
 
 /// Seen reading the expansion, and failing the `manifest` fuzz target's property (grants
@@ -104,8 +104,8 @@ fn reports_every_problem() {
     .unwrap_err();
     assert_eq!(
         err,
-        "kind: unknown kind `snk`; did you mean `sink`? (expected one of sink, exporter, alert-rule, notifier)\n\
-         wit: the plugin was built against metaclaude:monitor@2.0.0, but this host implements 0.1.0, 0.2.0 and 0.3.0, none semver-compatible with it: rebuild the plugin against wit/ of this host (@0.3.0) or use a newer host\n\
+        "kind: unknown kind `snk`; did you mean `sink`? (expected one of sink, exporter, alert-rule, notifier, pusher)\n\
+         wit: the plugin was built against metaclaude:monitor@2.0.0, but this host implements 0.1.0, 0.2.0, 0.3.0 and 0.4.0, none semver-compatible with it: rebuild the plugin against wit/ of this host (@0.4.0) or use a newer host\n\
          config.x: environment variable `MISSING` is not set (give a default with ${MISSING:-value})\n\
          limits.memory: unknown key; did you mean `memory_mb`?\n\
          limits.on_full: unknown policy `drop`; did you mean `drop_newest`? (expected block or drop_newest)"
@@ -122,7 +122,9 @@ fn wit_versions_follow_semver() {
     // Built against a newer patch, or minor, than published: may need more.
     assert!(v("0.2.1").is_err());
     assert!(v("0.3.1").is_err());
-    assert!(v("0.4.0").is_err());
+    assert_eq!(v("0.4.0"), Ok(WitVersion::V0_4));
+    assert!(v("0.4.1").is_err());
+    assert!(v("0.5.0").is_err());
     assert!(v("1.0.0").is_err());
     assert!(v("abc").is_err());
     assert!(v("0.2.0.1").is_err());
@@ -185,7 +187,7 @@ fn json_schema_matches_the_parser() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(lifecycle, LIFECYCLE_KINDS);
-    assert_eq!(p["wit"]["default"], WIT_VERSION);
+    assert_eq!(p["wit"]["default"], DEFAULT_WIT);
     let l = Limits::defaults(PluginKind::Sink);
     let limit = |k: &str| p["limits"]["properties"][k]["default"].clone();
     let most = |k: &str| p["limits"]["properties"][k]["maximum"].clone();

@@ -19,21 +19,34 @@ pub enum WitVersion {
     /// `metaclaude:monitor@0.3.0`: an exporter's `render` takes the exposition format.
     #[serde(rename = "0.3.0")]
     V0_3,
+    /// `metaclaude:monitor@0.4.0`: the `pusher` world and the `delivery` report.
+    #[serde(rename = "0.4.0")]
+    V0_4,
 }
 
 impl WitVersion {
     /// The version of `wit/monitor.wit` ([`WIT_VERSION`]), which new plugins are built
     /// against.
-    pub const CURRENT: WitVersion = WitVersion::V0_3;
+    pub const CURRENT: WitVersion = WitVersion::V0_4;
+    /// What a manifest without `wit` declares ([`super::DEFAULT_WIT`]) and what the SDK's
+    /// worlds but `pusher` (and so the default set) are built against: a plugin built
+    /// against it lacks nothing it could use.
+    pub const DEFAULT: WitVersion = WitVersion::V0_3;
     /// Every version this host binds, oldest first.
-    pub const ALL: [WitVersion; 3] = [WitVersion::V0_1, WitVersion::V0_2, WitVersion::V0_3];
+    pub const ALL: [WitVersion; 4] = [
+        WitVersion::V0_1,
+        WitVersion::V0_2,
+        WitVersion::V0_3,
+        WitVersion::V0_4,
+    ];
 
-    /// The version as WIT writes it (`"0.3.0"`).
-    pub fn as_str(self) -> &'static str {
+    /// The version as WIT writes it (`"0.4.0"`).
+    pub const fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1 => "0.1.0",
             WitVersion::V0_2 => "0.2.0",
             WitVersion::V0_3 => "0.3.0",
+            WitVersion::V0_4 => "0.4.0",
         }
     }
 
@@ -91,7 +104,7 @@ pub enum WitVersionError {
     },
 }
 
-/// The versions this host binds, for people: `0.1.0, 0.2.0 and 0.3.0`.
+/// The versions this host binds, for people: `0.1.0, 0.2.0, 0.3.0 and 0.4.0`.
 fn known_versions() -> String {
     let all = WitVersion::ALL.map(|v| v.as_str());
     match all.split_last() {

@@ -42,6 +42,7 @@ pub struct SharedRecords {
     v0_1: [OnceLock<Box<crate::plugin::runtime::bindings::v0_1::types::Event>>; 3],
     v0_2: [OnceLock<Box<crate::plugin::runtime::bindings::v0_2::types::Event>>; 3],
     v0_3: [OnceLock<Box<crate::plugin::runtime::bindings::v0_3::types::Event>>; 3],
+    v0_4: [OnceLock<Box<crate::plugin::runtime::bindings::v0_4::types::Event>>; 3],
 }
 
 /// The conversions of the records every version has the same, against the `wit` module in
@@ -289,6 +290,15 @@ macro_rules! alert_records {
             }
         }
     };
+}
+
+/// `metaclaude:monitor@0.4.0`: the records of 0.2.0.
+pub mod v0_4 {
+    use super::*;
+    use crate::plugin::runtime::bindings::v0_4::types as wit;
+
+    event_records!(v0_4);
+    alert_records!();
 }
 
 /// `metaclaude:monitor@0.3.0`: the records of 0.2.0.

@@ -17,11 +17,12 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use metaclaude_formats::prometheus::Format;
 
 use crate::model::{Alert, Threshold};
+use crate::plugin::delivery::destinations::{DestinationReport, Destinations};
 use crate::plugin::delivery::Delivery;
 use crate::plugin::http::net;
 use crate::plugin::http::outbound;
 use crate::plugin::manifest::{Manifest, PluginKind, WitVersion};
-use crate::plugin::runtime::bindings::{v0_1, v0_2, v0_3};
+use crate::plugin::runtime::bindings::{v0_1, v0_2, v0_3, v0_4};
 use crate::plugin::runtime::convert;
 use crate::plugin::runtime::engine::EPOCH_TICK;
 use crate::plugin::runtime::limiter::PluginLimiter;
@@ -34,6 +35,8 @@ pub struct PluginState {
     table: ResourceTable,
     limits: PluginLimiter,
     http_grants: Arc<Vec<outbound::Grant>>,
+    /// Where the plugin's delivery reports go (WIT 0.4.0 `delivery.report`).
+    destinations: Arc<Destinations>,
     /// When the call in progress started, and how long it may last
     /// (`limits.call_timeout_ms`): an `http` call ends before it does.
     call_started: std::time::Instant,
@@ -155,6 +158,30 @@ macro_rules! tracing_level {
 host_imports!(v0_1);
 host_imports!(v0_2);
 host_imports!(v0_3);
+host_imports!(v0_4);
+
+impl v0_4::delivery::Host for PluginState {
+    fn report(&mut self, destinations: Vec<v0_4::delivery::DestinationReport>) {
+        let at = |d: Option<v0_4::types::Datetime>| d.map(|d| convert::v0_4::from_datetime(&d));
+        self.destinations.report(
+            destinations
+                .into_iter()
+                .map(|d| DestinationReport {
+                    destination: d.destination,
+                    unit: d.unit,
+                    pending: d.pending,
+                    sent: d.sent,
+                    dropped: d.dropped,
+                    failed_requests: d.failed_requests,
+                    retried_requests: d.retried_requests,
+                    last_error: d.last_error,
+                    last_error_at: at(d.last_error_at),
+                    last_success_at: at(d.last_success_at),
+                })
+                .collect(),
+        );
+    }
+}
 
 /// A linker per plugin kind with WASI and the host imports of that world, in every
 /// version (a component imports those of the version it was built against).
@@ -167,6 +194,11 @@ pub fn linker(
     v0_1::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     v0_2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     v0_3::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    v0_4::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    if matches!(kind, PluginKind::Notifier | PluginKind::Pusher) {
+        v0_4::http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        v0_4::delivery::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    }
     if kind == PluginKind::Notifier {
         v0_1::http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
         v0_2::http::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
@@ -190,6 +222,11 @@ pub enum Prepared {
     Exporter3(v0_3::exporter::ExporterPre<PluginState>),
     AlertRule3(v0_3::alert_rule::AlertRulePre<PluginState>),
     Notifier3(v0_3::notifier::NotifierPre<PluginState>),
+    Sink4(v0_4::sink::SinkPre<PluginState>),
+    Exporter4(v0_4::exporter::ExporterPre<PluginState>),
+    AlertRule4(v0_4::alert_rule::AlertRulePre<PluginState>),
+    Notifier4(v0_4::notifier::NotifierPre<PluginState>),
+    Pusher4(v0_4::pusher::PusherPre<PluginState>),
 }
 
 impl Prepared {
@@ -230,6 +267,23 @@ impl Prepared {
             (WitVersion::V0_3, PluginKind::Notifier) => {
                 Prepared::Notifier3(v0_3::notifier::NotifierPre::new(pre)?)
             }
+            (WitVersion::V0_4, PluginKind::Sink) => Prepared::Sink4(v0_4::sink::SinkPre::new(pre)?),
+            (WitVersion::V0_4, PluginKind::Exporter) => {
+                Prepared::Exporter4(v0_4::exporter::ExporterPre::new(pre)?)
+            }
+            (WitVersion::V0_4, PluginKind::AlertRule) => {
+                Prepared::AlertRule4(v0_4::alert_rule::AlertRulePre::new(pre)?)
+            }
+            (WitVersion::V0_4, PluginKind::Notifier) => {
+                Prepared::Notifier4(v0_4::notifier::NotifierPre::new(pre)?)
+            }
+            (WitVersion::V0_4, PluginKind::Pusher) => {
+                Prepared::Pusher4(v0_4::pusher::PusherPre::new(pre)?)
+            }
+            (old, PluginKind::Pusher) => wasmtime::bail!(
+                "the `pusher` world is new in metaclaude:monitor@0.4.0, and this component was built against @{}: rebuild it against @0.4.0",
+                old.as_str()
+            ),
         })
     }
 }
@@ -316,6 +370,11 @@ enum Exports {
     Exporter3(v0_3::exporter::Exporter),
     AlertRule3(v0_3::alert_rule::AlertRule),
     Notifier3(v0_3::notifier::Notifier),
+    Sink4(v0_4::sink::Sink),
+    Exporter4(v0_4::exporter::Exporter),
+    AlertRule4(v0_4::alert_rule::AlertRule),
+    Notifier4(v0_4::notifier::Notifier),
+    Pusher4(v0_4::pusher::Pusher),
 }
 
 /// Why a call into a plugin did not complete.
@@ -403,6 +462,7 @@ impl Instance {
         manifest: &Manifest,
         name: Arc<str>,
         memory: Arc<std::sync::atomic::AtomicU64>,
+        destinations: Arc<Destinations>,
     ) -> Result<Instance, CallError> {
         let stderr = if manifest.capabilities.stderr {
             StderrTail::echoing(64 * 1024)
@@ -419,6 +479,7 @@ impl Instance {
             table: ResourceTable::new(),
             limits,
             http_grants: Arc::new(net::grants(&manifest.capabilities.http)),
+            destinations,
             call_started: std::time::Instant::now(),
             call_timeout: std::time::Duration::from_millis(manifest.limits.call_timeout_ms),
             stderr,
@@ -445,6 +506,11 @@ impl Instance {
             Prepared::Exporter3(p) => p.instantiate(&mut store).map(Exports::Exporter3),
             Prepared::AlertRule3(p) => p.instantiate(&mut store).map(Exports::AlertRule3),
             Prepared::Notifier3(p) => p.instantiate(&mut store).map(Exports::Notifier3),
+            Prepared::Sink4(p) => p.instantiate(&mut store).map(Exports::Sink4),
+            Prepared::Exporter4(p) => p.instantiate(&mut store).map(Exports::Exporter4),
+            Prepared::AlertRule4(p) => p.instantiate(&mut store).map(Exports::AlertRule4),
+            Prepared::Notifier4(p) => p.instantiate(&mut store).map(Exports::Notifier4),
+            Prepared::Pusher4(p) => p.instantiate(&mut store).map(Exports::Pusher4),
         };
         let exports =
             exports.map_err(|e| CallError::Trap(format!("instantiation failed: {e:#}")))?;
@@ -481,6 +547,11 @@ impl Instance {
             Exports::Exporter3(e) => e.call_init(store, &config),
             Exports::AlertRule3(e) => e.call_init(store, &config),
             Exports::Notifier3(e) => e.call_init(store, &config),
+            Exports::Sink4(e) => e.call_init(store, &config),
+            Exports::Exporter4(e) => e.call_init(store, &config),
+            Exports::AlertRule4(e) => e.call_init(store, &config),
+            Exports::Notifier4(e) => e.call_init(store, &config),
+            Exports::Pusher4(e) => e.call_init(store, &config),
         })?;
         Ok(instance)
     }
@@ -602,9 +673,20 @@ impl Instance {
                 call!(v0_3, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
             }
             Exports::AlertRule3(e) => alerts!(v0_3, call!(v0_3, e, store, Vec<v0_3::types::Alert>)),
-            Exports::Notifier1(_) | Exports::Notifier2(_) | Exports::Notifier3(_) => {
-                Ok(Ok(Vec::new()))
+            Exports::Sink4(e) => {
+                call!(v0_4, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
             }
+            Exports::Exporter4(e) => {
+                call!(v0_4, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
+            }
+            Exports::AlertRule4(e) => alerts!(v0_4, call!(v0_4, e, store, Vec<v0_4::types::Alert>)),
+            Exports::Pusher4(e) => {
+                call!(v0_4, e, store, Result<(), String>).map(|r| r.map(|()| Vec::new()))
+            }
+            Exports::Notifier1(_)
+            | Exports::Notifier2(_)
+            | Exports::Notifier3(_)
+            | Exports::Notifier4(_) => Ok(Ok(Vec::new())),
         })
     }
 
@@ -619,6 +701,12 @@ impl Instance {
             Exports::AlertRule3(e) => {
                 alerts!(v0_3, e.call_tick(store, convert::v0_3::datetime(&now)))
             }
+            Exports::AlertRule4(e) => {
+                alerts!(v0_4, e.call_tick(store, convert::v0_4::datetime(&now)))
+            }
+            Exports::Pusher4(e) => e
+                .call_tick(store, convert::v0_4::datetime(&now))
+                .map(|r| r.map(|()| Vec::new())),
             _ => Ok(Ok(Vec::new())),
         })
     }
@@ -637,6 +725,10 @@ impl Instance {
                 let alerts: Vec<_> = alerts.iter().map(convert::v0_3::alert_to_wit).collect();
                 e.call_notify(store, &alerts)
             }
+            Exports::Notifier4(e) => {
+                let alerts: Vec<_> = alerts.iter().map(convert::v0_4::alert_to_wit).collect();
+                e.call_notify(store, &alerts)
+            }
             _ => Ok(Ok(())),
         })
     }
@@ -646,6 +738,7 @@ impl Instance {
         self.call(|store, exports| match exports {
             Exports::AlertRule2(e) => e.call_set_threshold(store, name, value),
             Exports::AlertRule3(e) => e.call_set_threshold(store, name, value),
+            Exports::AlertRule4(e) => e.call_set_threshold(store, name, value),
             Exports::AlertRule1(_) => Ok(Err(OLD_RULE.into())),
             _ => Ok(Err("this plugin is not an alert rule".into())),
         })
@@ -670,6 +763,7 @@ impl Instance {
         self.call(|store, exports| match exports {
             Exports::AlertRule2(e) => thresholds!(e.call_thresholds(store)),
             Exports::AlertRule3(e) => thresholds!(e.call_thresholds(store)),
+            Exports::AlertRule4(e) => thresholds!(e.call_thresholds(store)),
             Exports::AlertRule1(_) => Ok(Ok(Vec::new())),
             _ => Ok(Err("this plugin is not an alert rule".into())),
         })
@@ -683,6 +777,9 @@ impl Instance {
             Exports::Exporter2(e) => e.call_flush(store),
             Exports::Sink3(e) => e.call_flush(store),
             Exports::Exporter3(e) => e.call_flush(store),
+            Exports::Sink4(e) => e.call_flush(store),
+            Exports::Exporter4(e) => e.call_flush(store),
+            Exports::Pusher4(e) => e.call_flush(store),
             _ => Ok(Ok(())),
         })
     }
@@ -701,13 +798,20 @@ impl Instance {
                 };
                 e.call_render(store, format)
             }
+            Exports::Exporter4(e) => {
+                let format = match format {
+                    Format::OpenMetrics => v0_4::types::ExpositionFormat::Openmetrics,
+                    Format::Text => v0_4::types::ExpositionFormat::PrometheusText,
+                };
+                e.call_render(store, format)
+            }
             _ => Ok(Err("this plugin is not an exporter".into())),
         })
     }
 }
 
 /// Why a rule built against 0.1.0 has no thresholds to change.
-const OLD_RULE: &str = "this alert rule was built against metaclaude:monitor@0.1.0, which cannot change thresholds while it runs: rebuild it against @0.3.0 (set-threshold), or change the threshold in its manifest's [config]";
+const OLD_RULE: &str = "this alert rule was built against metaclaude:monitor@0.1.0, which cannot change thresholds while it runs: rebuild it against @0.4.0 (set-threshold), or change the threshold in its manifest's [config]";
 
 #[cfg(test)]
 mod tests {

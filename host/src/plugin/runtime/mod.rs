@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use metaclaude_formats::prometheus::Format;
 
 use crate::model::{Alert, Threshold};
+use crate::plugin::delivery::health::PluginStats;
 use crate::plugin::delivery::Delivery;
 use crate::plugin::manifest::Manifest;
 use crate::plugin::runtime::instance::{CallError, Instance, Prepared};
@@ -36,16 +37,26 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    /// A fresh instance; a WebAssembly one publishes its linear memory's size in `memory`.
+    /// A fresh instance; a WebAssembly one publishes its linear memory's size and its
+    /// delivery reports in `stats`.
     pub fn start(
         &self,
         manifest: &Manifest,
         name: Arc<str>,
-        memory: Arc<std::sync::atomic::AtomicU64>,
+        stats: &PluginStats,
     ) -> Result<Live, CallError> {
         match self {
             Runtime::Wasm { engine, prepared } => {
-                Instance::start(engine, prepared, manifest, name, memory).map(Live::Wasm)
+                stats.destinations.begin_instance();
+                Instance::start(
+                    engine,
+                    prepared,
+                    manifest,
+                    name,
+                    stats.memory_bytes.clone(),
+                    stats.destinations.clone(),
+                )
+                .map(Live::Wasm)
             }
             Runtime::Native(library) => library
                 .start(&manifest.config.to_string())
@@ -82,7 +93,7 @@ impl Live {
         }
     }
 
-    /// An alert rule's clock tick at `now`: the alerts it returns.
+    /// An alert rule's or a pusher's clock tick at `now`: the alerts a rule returns.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Result<Vec<Alert>, CallError> {
         match self {
             Live::Wasm(instance) => instance.tick(now),

@@ -277,6 +277,11 @@ impl NativeLibrary {
                 ("handle_batch", table.handle_batch.is_some()),
                 ("tick", table.tick.is_some()),
             ]),
+            PluginKind::Pusher => needed.extend([
+                ("handle_batch", table.handle_batch.is_some()),
+                ("flush", table.flush.is_some()),
+                ("tick", table.tick.is_some()),
+            ]),
             PluginKind::Notifier => needed.push(("notify", table.notify.is_some())),
         }
         if let Some((entry, _)) = needed.into_iter().find(|(_, present)| !present) {

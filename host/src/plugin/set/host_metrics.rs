@@ -21,6 +21,21 @@
 //! | `metaclaude_plugin_load_seconds` | gauge | how long loading took (compile or cache, link, `init`) |
 //! | `metaclaude_plugin_memory_bytes` | gauge | the live instance's linear memory (never given back; capped by `limits.memory_mb`) |
 //!
+//! And what a plugin that sends elsewhere (a pusher, a notifier; WIT 0.4.0 `delivery`)
+//! reports, labelled `plugin` and `destination`, in the plugin's own items (`unit` on
+//! `metaclaude_plugin_delivery_info`):
+//!
+//! | family | type | meaning |
+//! | --- | --- | --- |
+//! | `metaclaude_plugin_delivery_info{plugin,destination,unit}` | gauge | always 1: a destination and the unit of its figures |
+//! | `metaclaude_plugin_delivery_pending_items` | gauge | items waiting to be sent |
+//! | `metaclaude_plugin_delivery_sent_items_total` | counter | items the destination accepted |
+//! | `metaclaude_plugin_delivery_dropped_items_total` | counter | items given up on (queue full, refused for good) |
+//! | `metaclaude_plugin_delivery_failed_requests_total` | counter | requests that failed, each attempt |
+//! | `metaclaude_plugin_delivery_retried_requests_total` | counter | failed requests tried again |
+//! | `metaclaude_plugin_delivery_last_error_timestamp_seconds` | gauge | when a request last failed |
+//! | `metaclaude_plugin_delivery_last_success_timestamp_seconds` | gauge | when one last succeeded |
+//!
 //! Every family is written with its `# HELP` and `# TYPE` lines even when no plugin is
 //! loaded: the output keeps one shape whatever the host runs (a reader finds the family
 //! and sees it empty rather than unknown), and the format allows a family without
@@ -34,6 +49,7 @@ use metaclaude_formats::prometheus::{
 };
 
 use super::PluginInfo;
+use crate::plugin::delivery::destinations::DestinationReport;
 use crate::plugin::delivery::health::{LatencySnapshot, CALL_BUCKETS};
 use crate::plugin::manifest::PluginKind;
 use crate::plugin::Health;
@@ -183,6 +199,8 @@ pub fn write_plugins(out: &mut Exposition, plugins: &[PluginInfo]) {
         }
     }
 
+    write_deliveries(out, &plugins);
+
     let mut f = out.family_with_unit(
         "metaclaude_plugin_call_duration_seconds",
         MetricType::Histogram,
@@ -196,6 +214,102 @@ pub fn write_plugins(out: &mut Exposition, plugins: &[PluginInfo]) {
             &call_histogram(&p.calls),
             None::<f64>,
         );
+    }
+}
+
+/// A per-destination family of the delivery reports: one sample per destination of
+/// every plugin that reports (none for a destination without the figure).
+struct Delivery {
+    name: &'static str,
+    kind: MetricType,
+    help: &'static str,
+    value: fn(&DestinationReport) -> Option<f64>,
+}
+
+/// The delivery families, after `metaclaude_plugin_delivery_info`.
+const DELIVERY: [Delivery; 7] = [
+    Delivery {
+        name: "metaclaude_plugin_delivery_pending_items",
+        kind: MetricType::Gauge,
+        help: "Items (the plugin's unit: samples, spans, alerts) waiting to be sent to the destination, in memory or on disk.",
+        value: |d| Some(d.pending as f64),
+    },
+    Delivery {
+        name: "metaclaude_plugin_delivery_sent_items_total",
+        kind: MetricType::Counter,
+        help: "Items the destination accepted.",
+        value: |d| Some(d.sent as f64),
+    },
+    Delivery {
+        name: "metaclaude_plugin_delivery_dropped_items_total",
+        kind: MetricType::Counter,
+        help: "Items given up on: the plugin's queue was full, or the destination refused them for good (HTTP 4xx other than 429).",
+        value: |d| Some(d.dropped as f64),
+    },
+    Delivery {
+        name: "metaclaude_plugin_delivery_failed_requests_total",
+        kind: MetricType::Counter,
+        help: "Requests to the destination that failed (unreachable, 5xx, 429, other 4xx), each attempt counted.",
+        value: |d| Some(d.failed_requests as f64),
+    },
+    Delivery {
+        name: "metaclaude_plugin_delivery_retried_requests_total",
+        kind: MetricType::Counter,
+        help: "Failed requests to the destination that are tried again after a backoff (unreachable, 5xx, 429).",
+        value: |d| Some(d.retried_requests as f64),
+    },
+    Delivery {
+        name: "metaclaude_plugin_delivery_last_error_timestamp_seconds",
+        kind: MetricType::Gauge,
+        help: "When a request to the destination last failed, Unix seconds (plugins list shows the error).",
+        value: |d| d.last_error_at.map(unix_seconds),
+    },
+    Delivery {
+        name: "metaclaude_plugin_delivery_last_success_timestamp_seconds",
+        kind: MetricType::Gauge,
+        help: "When the destination last accepted a request, Unix seconds.",
+        value: |d| d.last_success_at.map(unix_seconds),
+    },
+];
+
+fn unix_seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {
+    t.timestamp_micros() as f64 / 1e6
+}
+
+/// The delivery families of every plugin that reports its deliveries.
+fn write_deliveries(out: &mut Exposition, plugins: &[&PluginInfo]) {
+    let mut f = out.family(
+        "metaclaude_plugin_delivery_info",
+        MetricType::Gauge,
+        "A destination a plugin sends to (a pusher, a notifier), with the unit of its delivery figures (samples, spans, alerts). Always 1.",
+    );
+    for p in plugins {
+        for d in &p.destinations {
+            f.sample(
+                &[
+                    ("plugin", p.name.as_str()),
+                    ("destination", d.destination.as_str()),
+                    ("unit", d.unit.as_str()),
+                ],
+                1.0,
+            );
+        }
+    }
+    for family in &DELIVERY {
+        let mut f = out.family(family.name, family.kind, family.help);
+        for p in plugins {
+            for d in &p.destinations {
+                if let Some(value) = (family.value)(d) {
+                    f.sample(
+                        &[
+                            ("plugin", p.name.as_str()),
+                            ("destination", d.destination.as_str()),
+                        ],
+                        value,
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -361,6 +475,8 @@ mod tests {
             notes: Vec::new(),
             memory_bytes: 3 << 20,
             calls: Default::default(),
+            destinations: Vec::new(),
+            destinations_left_out: 0,
         }
     }
 
@@ -433,12 +549,50 @@ mod tests {
         assert!(up[0].contains("\"n\"") && up[1].contains("\"s\""), "{up:?}");
     }
 
+    #[test]
+    fn delivery_reports_are_families_by_destination() {
+        let mut pusher = info("rw", Health::Running);
+        pusher.kind = PluginKind::Pusher;
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap();
+        pusher.destinations = vec![DestinationReport {
+            destination: "http://127.0.0.1:9090".into(),
+            unit: "samples".into(),
+            pending: 120,
+            sent: 900,
+            dropped: 7,
+            failed_requests: 3,
+            retried_requests: 2,
+            last_error: Some("HTTP 400: out of order sample".into()),
+            last_error_at: Some(at),
+            last_success_at: None,
+        }];
+        let text = render(&[pusher, info("quiet", Health::Running)]);
+        let labels = r#"{plugin="rw",destination="http://127.0.0.1:9090"}"#;
+        for line in [
+            r#"metaclaude_plugin_delivery_info{plugin="rw",destination="http://127.0.0.1:9090",unit="samples"} 1"#.to_string(),
+            format!("metaclaude_plugin_delivery_pending_items{labels} 120"),
+            format!("metaclaude_plugin_delivery_sent_items_total{labels} 900"),
+            format!("metaclaude_plugin_delivery_dropped_items_total{labels} 7"),
+            format!("metaclaude_plugin_delivery_failed_requests_total{labels} 3"),
+            format!("metaclaude_plugin_delivery_retried_requests_total{labels} 2"),
+            format!("metaclaude_plugin_delivery_last_error_timestamp_seconds{labels} 1700000000.5"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        assert!(lines_of(
+            &text,
+            "metaclaude_plugin_delivery_last_success_timestamp_seconds"
+        )
+        .is_empty());
+        assert!(!text.contains("plugin=\"quiet\",destination"), "{text}");
+    }
+
     /// With no plugin, every family is still announced, with no sample.
     #[test]
     fn every_family_has_help_and_type_even_without_plugins() {
         let text = render(&[]);
-        // info, up, state, the simple ones, and the call-latency histogram.
-        let families = 3 + SIMPLE.len() + 1;
+        // info, up, state, the simple ones, the deliveries, the call-latency histogram.
+        let families = 3 + SIMPLE.len() + 1 + DELIVERY.len() + 1;
         assert_eq!(text.lines().count(), families * 2, "{text}");
         let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
         assert_eq!(types.len(), families);

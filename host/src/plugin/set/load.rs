@@ -166,7 +166,7 @@ impl PluginHost {
                 })?;
             let runtime = Runtime::Native(library);
             let instance = runtime
-                .start(manifest, name, stats.memory_bytes.clone())
+                .start(manifest, name, stats)
                 .map_err(|e| start_error(manifest, e))?;
             return Ok(Started {
                 instance,
@@ -188,7 +188,7 @@ impl PluginHost {
             prepared,
         };
         let instance = runtime
-            .start(manifest, name, stats.memory_bytes.clone())
+            .start(manifest, name, stats)
             .map_err(|e| start_error(manifest, e))?;
         Ok(Started {
             instance,

@@ -20,6 +20,7 @@ use crate::alerting::router::{AlertCallback, AlertRouter, RouterStats};
 use crate::alerting::AlertHistory;
 use crate::executor::{EventSink, Receipt};
 use crate::model::{Alert, ExecutionEvent, Threshold};
+use crate::plugin::delivery::destinations::DestinationReport;
 use crate::plugin::delivery::dispatch;
 use crate::plugin::delivery::health::{Health, LatencySnapshot, PluginStats};
 use crate::plugin::delivery::{Mailbox, Message, SetThreshold};
@@ -82,6 +83,11 @@ pub struct PluginInfo {
     pub memory_bytes: u64,
     /// How long the calls into the plugin took.
     pub calls: LatencySnapshot,
+    /// What the plugin reports of its deliveries, per destination (pushers, notifiers
+    /// built against WIT 0.4.0); empty for the others.
+    pub destinations: Vec<DestinationReport>,
+    /// Destinations its last report named beyond the ones kept.
+    pub destinations_left_out: usize,
 }
 
 /// An alert rule's name and its thresholds (or why it could not say).
@@ -367,27 +373,32 @@ impl PluginHost {
     pub fn list(&self) -> Vec<PluginInfo> {
         self.current()
             .iter()
-            .map(|p| PluginInfo {
-                name: p.manifest.name.clone(),
-                version: p.manifest.version.clone(),
-                kind: p.manifest.kind,
-                folder: p.folder.clone(),
-                sandboxed: matches!(p.manifest.artifact, Artifact::Component(_)),
-                capabilities: manifest::describe_capabilities(&p.manifest.capabilities),
-                health: p.stats.health(),
-                queued: p.stats.queued.load(Ordering::Relaxed),
-                delivered: p.stats.delivered.load(Ordering::Relaxed),
-                dropped: p.stats.dropped.load(Ordering::Relaxed),
-                failures: p.stats.failures.load(Ordering::Relaxed),
-                restarts: p.stats.restarts.load(Ordering::Relaxed),
-                refused: p.stats.refused.load(Ordering::Relaxed),
-                last_error: p.stats.last_error.lock().unwrap().clone(),
-                load: p.load,
-                load_time: p.load_time,
-                wit: p.wit,
-                notes: p.notes.clone(),
-                memory_bytes: p.stats.memory_bytes.load(Ordering::Relaxed),
-                calls: p.stats.calls.snapshot(),
+            .map(|p| {
+                let (destinations, destinations_left_out) = p.stats.destinations.snapshot();
+                PluginInfo {
+                    name: p.manifest.name.clone(),
+                    version: p.manifest.version.clone(),
+                    kind: p.manifest.kind,
+                    folder: p.folder.clone(),
+                    sandboxed: matches!(p.manifest.artifact, Artifact::Component(_)),
+                    capabilities: manifest::describe_capabilities(&p.manifest.capabilities),
+                    health: p.stats.health(),
+                    queued: p.stats.queued.load(Ordering::Relaxed),
+                    delivered: p.stats.delivered.load(Ordering::Relaxed),
+                    dropped: p.stats.dropped.load(Ordering::Relaxed),
+                    failures: p.stats.failures.load(Ordering::Relaxed),
+                    restarts: p.stats.restarts.load(Ordering::Relaxed),
+                    refused: p.stats.refused.load(Ordering::Relaxed),
+                    last_error: p.stats.last_error.lock().unwrap().clone(),
+                    load: p.load,
+                    load_time: p.load_time,
+                    wit: p.wit,
+                    notes: p.notes.clone(),
+                    memory_bytes: p.stats.memory_bytes.load(Ordering::Relaxed),
+                    calls: p.stats.calls.snapshot(),
+                    destinations,
+                    destinations_left_out,
+                }
             })
             .collect()
     }

@@ -41,7 +41,9 @@ impl Default for Config {
     }
 }
 
-const KEYS: &[&str] = &[
+/// The keys of the exporter's `[config]` (a push exporter of the same series takes them
+/// beside its own).
+pub const KEYS: &[&str] = &[
     "duration_buckets",
     "memory_buckets_mb",
     "max_scripts",
@@ -95,12 +97,16 @@ impl Config {
     /// Reads the `[config]` table (as JSON). Numbers may be given as strings, since
     /// `${VAR:-default}` expands to a string.
     pub fn parse(json: &str) -> Result<Config, String> {
-        let table = Table::parse(json, KEYS)?;
+        Config::from_table(&Table::parse(json, KEYS)?)
+    }
+
+    /// Reads the exporter's keys ([`KEYS`]) of a table whose keys the caller checked.
+    pub fn from_table(table: &Table) -> Result<Config, String> {
         let mut c = Config::default();
-        if let Some(bounds) = buckets(&table, "duration_buckets")? {
+        if let Some(bounds) = buckets(table, "duration_buckets")? {
             c.duration_buckets = bounds;
         }
-        if let Some(bounds) = buckets(&table, "memory_buckets_mb")? {
+        if let Some(bounds) = buckets(table, "memory_buckets_mb")? {
             c.memory_buckets_mb = bounds;
         }
         let cap = |key| table.whole(key, 1, 100_000).map(|n| n.map(|n| n as usize));
@@ -126,7 +132,7 @@ mod tests {
     #[test]
     fn the_manifest_defaults_parse_to_the_documented_defaults() {
         // The manifest's table, as the host hands it over.
-        let json = manifest_config_json(include_str!("../plugin.toml"));
+        let json = manifest_config_json(include_str!("../../prometheus-exporter/plugin.toml"));
         let c = Config::parse(&json).unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(Config::parse("{}").unwrap(), Config::default());

@@ -19,6 +19,10 @@
 //! samples together. `_created` (OpenMetrics) is the time of the finished event that made
 //! the series (the exporter's start for the overflow counters).
 //!
+//! The same families are also walked as structured samples ([`Exporter::samples`]: name,
+//! labels, value), for the exporters that push them (remote write): one definition of
+//! the series, [`Exporter::families`], for both.
+//!
 //! A render is on every scrape's path: each series keeps what never changes written once,
 //! when it is made (its label set escaped, [`LabelSet`]; its `_created`, [`Written`]),
 //! and the text is written into one buffer sized from the previous render.
@@ -27,7 +31,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use metaclaude_formats::prometheus::{
-    Exposition, Format, Histogram, LabelSet, MetricType, Written,
+    canonical_float, Exposition, Format, Histogram, LabelSet, MetricType, Written,
 };
 
 use crate::config::Config;
@@ -210,17 +214,110 @@ impl Exporter {
                 }
             }
         }
-        let mut family = out.family(
-            "metaclaude_exporter_label_overflow_total",
-            MetricType::Counter,
-            "Executions this exporter labelled `other` because a cap was reached: label script (config.max_scripts), specialist (max_specialists) or label_set (max_label_sets: the pair is then other, other).",
-        );
+        let mut family = out.family(OVERFLOW, MetricType::Counter, OVERFLOW_HELP);
         for cap in [&self.scripts, &self.specialists, &self.label_sets] {
             family.counter(&[("label", cap.label)], cap.overflowed as f64, self.started);
         }
         let text = out.finish();
         self.last_render.set(text.len());
         text
+    }
+
+    /// Every sample of the state, in the order [`Exporter::render`] writes them, as a
+    /// scrape of the text format stores them: a counter under its `_total` name, a
+    /// histogram as its `_bucket` series (`le` in the canonical form of the exposition),
+    /// `_sum` and `_count`; no `_created`. Labels in the exposition's order, without
+    /// `__name__`.
+    pub fn samples(&self, visit: &mut dyn FnMut(Sample<'_>)) {
+        let mut names = String::new();
+        for (name, _, _, what) in self.families() {
+            match what {
+                Samples::Counter(value) => {
+                    for ((script, specialist), s) in &self.series {
+                        let labels = [
+                            ("script", script.as_str()),
+                            ("specialist", specialist.as_str()),
+                        ];
+                        visit(Sample {
+                            name,
+                            labels: &labels,
+                            value: value(s),
+                        });
+                    }
+                }
+                Samples::Failures => {
+                    for ((script, specialist), s) in &self.series {
+                        for (category, f) in &s.failures {
+                            let labels = [
+                                ("script", script.as_str()),
+                                ("specialist", specialist.as_str()),
+                                ("category", category.as_str()),
+                            ];
+                            visit(Sample {
+                                name,
+                                labels: &labels,
+                                value: f.count as f64,
+                            });
+                        }
+                    }
+                }
+                Samples::Histogram(bounds, histogram) => {
+                    names.clear();
+                    names.push_str(name);
+                    let stem = names.len();
+                    let les: Vec<String> = bounds
+                        .iter()
+                        .map(|b| canonical_float(*b))
+                        .chain(["+Inf".to_string()])
+                        .collect();
+                    for ((script, specialist), s) in &self.series {
+                        let h = histogram(s);
+                        names.truncate(stem);
+                        names.push_str("_bucket");
+                        let mut cumulative = 0u64;
+                        for (le, n) in les.iter().zip(&h.counts) {
+                            cumulative += n;
+                            let labels = [
+                                ("script", script.as_str()),
+                                ("specialist", specialist.as_str()),
+                                ("le", le.as_str()),
+                            ];
+                            visit(Sample {
+                                name: &names,
+                                labels: &labels,
+                                value: cumulative as f64,
+                            });
+                        }
+                        let labels = [
+                            ("script", script.as_str()),
+                            ("specialist", specialist.as_str()),
+                        ];
+                        names.truncate(stem);
+                        names.push_str("_sum");
+                        visit(Sample {
+                            name: &names,
+                            labels: &labels,
+                            value: h.sum,
+                        });
+                        names.truncate(stem);
+                        names.push_str("_count");
+                        visit(Sample {
+                            name: &names,
+                            labels: &labels,
+                            value: h.count() as f64,
+                        });
+                    }
+                }
+            }
+        }
+        for cap in [&self.scripts, &self.specialists, &self.label_sets] {
+            let labels = [("label", cap.label)];
+            visit(Sample {
+                name: OVERFLOW,
+                labels: &labels,
+                value: cap.overflowed as f64,
+            });
+        }
     }
 
     /// The families of every (script, specialist) pair, in the order they are written:
@@ -271,6 +368,20 @@ impl Exporter {
             ),
         ]
     }
+}
+
+/// The exporter's own counter of executions labelled `other`, after the pairs' families.
+const OVERFLOW: &str = "metaclaude_exporter_label_overflow_total";
+const OVERFLOW_HELP: &str = "Executions this exporter labelled `other` because a cap was reached: label script (config.max_scripts), specialist (max_specialists) or label_set (max_label_sets: the pair is then other, other).";
+
+/// One sample of the state, as [`Exporter::samples`] hands it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// The series' metric name (`__name__`), e.g. `metaclaude_executions_total`.
+    pub name: &'a str,
+    /// The other labels, in the exposition's order (not sorted).
+    pub labels: &'a [(&'a str, &'a str)],
+    pub value: f64,
 }
 
 /// What a family holds for each (script, specialist) pair.
@@ -446,6 +557,45 @@ mod tests {
         );
         assert!(text.contains("# TYPE metaclaude_executions_total counter\n"));
         assert!(!text.contains("_created"));
+    }
+
+    /// The structured samples are exactly the text format's sample lines (one definition
+    /// of the series), names, labels and values.
+    #[test]
+    fn samples_are_the_text_formats_lines() {
+        let config = Config {
+            duration_buckets: vec![0.1, 1.0],
+            memory_buckets_mb: vec![16.0],
+            ..Config::default()
+        };
+        let mut e = exporter(&config);
+        observe(&mut e, &finished("hello", true));
+        observe(&mut e, &finished("slow", false));
+        let mut odd = finished("a\\b\"c", false);
+        odd.category = Some("EXECUTION".into());
+        observe(&mut e, &odd);
+        let text = e.render(Format::Text);
+        let expected: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let mut got = Vec::new();
+        e.samples(&mut |s| {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}=\"{}\"",
+                        metaclaude_formats::prometheus::escape_label_value(v)
+                    )
+                })
+                .collect();
+            got.push(format!(
+                "{}{{{}}} {}",
+                s.name,
+                labels.join(","),
+                metaclaude_formats::prometheus::format_value(s.value)
+            ));
+        });
+        assert_eq!(got, expected);
     }
 
     #[test]

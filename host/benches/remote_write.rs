@@ -1,0 +1,307 @@
+//! The remote write exporter (`plugins-available/remote-write-exporter`) beside the
+//! default set, against the default set alone, in one run, each figure against a baseline
+//! measured in the same run:
+//!
+//! 1. finished events per second through the default set, and the host's CPU time per
+//!    finished event, with and without the exporter pushing every second to a receiver
+//!    on loopback (which reads each request and answers 204);
+//! 2. what goes on the wire: requests, samples, bytes of the compressed `WriteRequest`
+//!    bodies and of whole requests (request line and headers included), per sample, per
+//!    snapshot of every series, and per execution at a steady rate.
+//!
+//! Needs the default set and the opt-in plugins installed: `cargo xtask build-plugins --all`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use metaclaude::model::{ExecutionEvent, ExecutionResult};
+use metaclaude::plugin::PluginHost;
+use metaclaude::EventSink;
+
+mod support;
+use support::granted_host;
+
+fn exe_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// User plus system CPU time of this process so far (every plugin worker included).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we own and reads nothing else.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut u), 0);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A finished execution of one of 3 scripts for one of 3 specialists (9 label sets), one
+/// in ten failed, with 1 KiB of stdout.
+fn event(i: u64) -> ExecutionEvent {
+    let script = ["validate_api_schema", "build_docs", "lint"][i as usize % 3];
+    let mut r = ExecutionResult::new(format!("01BENCH{i:019}"), script, Utc::now());
+    r.specialist = Some(["api-ui-designer", "ops", "qa"][(i / 3) as usize % 3].into());
+    r.success = !i.is_multiple_of(10);
+    r.exit_code = Some(if r.success { 0 } else { 1 });
+    r.stdout = "x".repeat(1023) + "\n";
+    r.finished_at = r.started_at + chrono::Duration::milliseconds(2 + (i % 97) as i64);
+    r.resource_usage.peak_memory_mb = 3.0 + (i % 13) as f64;
+    r.resource_usage.cpu_time_seconds = 0.001;
+    ExecutionEvent::finished(r)
+}
+
+/// What the receiver counted.
+#[derive(Default)]
+struct Wire {
+    requests: AtomicU64,
+    body_bytes: AtomicU64,
+    wire_bytes: AtomicU64,
+}
+
+/// A remote write receiver on loopback: reads each request whole, answers 204.
+fn receiver() -> (u16, Arc<Wire>, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let wire = Arc::new(Wire::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (counted, done) = (wire.clone(), stop.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if done.load(Ordering::Relaxed) {
+                return;
+            }
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut head, mut length) = (0u64, 0usize);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                head += line.len() as u64;
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            counted.requests.fetch_add(1, Ordering::Relaxed);
+            counted
+                .body_bytes
+                .fetch_add(length as u64, Ordering::Relaxed);
+            counted
+                .wire_bytes
+                .fetch_add(head + length as u64, Ordering::Relaxed);
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, wire, stop)
+}
+
+/// Copies `from`'s plugin folders into `into`, each manifest through `edit`.
+fn copy_folders(from: &Path, names: &[&str], into: &Path, edit: &dyn Fn(String) -> String) {
+    for name in names {
+        let target = into.join(name);
+        std::fs::create_dir_all(&target).unwrap();
+        for file in std::fs::read_dir(from.join(name)).unwrap() {
+            let file = file.unwrap().path();
+            let to = target.join(file.file_name().unwrap());
+            if file.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&file).unwrap();
+                std::fs::write(to, edit(text)).unwrap();
+            } else {
+                std::fs::copy(&file, to).unwrap();
+            }
+        }
+    }
+}
+
+/// `key = ...` lines of a manifest replaced.
+fn set(text: String, edits: &[(&str, String)]) -> String {
+    text.lines()
+        .map(|l| {
+            let key = l.split('=').next().unwrap_or("").trim();
+            match edits.iter().find(|(k, _)| *k == key && !l.starts_with('#')) {
+                Some((k, v)) => format!("{k} = {v}"),
+                None => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn load(dir: &Path, tmp: &Path) -> PluginHost {
+    let mut host = granted_host(dir, tmp.join("cache"));
+    host.set_env("METACLAUDE_LOG_DIR", tmp.join("logs").to_string_lossy());
+    // StatsD to the discard port of loopback.
+    host.set_env("METACLAUDE_METRICS_PORT", "9");
+    let errors = host.load_dir(dir).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    host
+}
+
+struct Rate {
+    events_per_s: f64,
+    cpu_per_event: Duration,
+}
+
+fn deliver(events: &[ExecutionEvent], host: &PluginHost) -> Rate {
+    let cpu = cpu_time();
+    let start = Instant::now();
+    for e in events {
+        host.emit(e);
+    }
+    host.flush();
+    let wall = start.elapsed();
+    Rate {
+        events_per_s: events.len() as f64 / wall.as_secs_f64(),
+        cpu_per_event: (cpu_time() - cpu) / events.len() as u32,
+    }
+}
+
+fn main() {
+    let installed = exe_dir();
+    let default_set = installed.join("plugins");
+    let available = installed.join("plugins-available");
+    assert!(
+        available
+            .join("remote-write-exporter/plugin.toml")
+            .is_file(),
+        "{} is missing: run `cargo xtask build-plugins --all` first",
+        available.join("remote-write-exporter").display()
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&default_set)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    println!(
+        "the default set ({}): {}",
+        default_set.display(),
+        names.join(", ")
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (port, wire, stop) = receiver();
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+
+    // Every event processed and counted: the exporters block instead of dropping.
+    let blocking = |text: String| text.replace("on_full = \"drop_newest\"", "on_full = \"block\"");
+    let alone = tmp.path().join("default");
+    copy_folders(&default_set, &names, &alone, &blocking);
+    let with = tmp.path().join("with-remote-write");
+    copy_folders(&default_set, &names, &with, &blocking);
+    let pushing = |text: String| {
+        set(
+            blocking(text),
+            &[
+                ("url", format!("\"{url}\"")),
+                ("http", format!("[\"{url}\"]")),
+                ("interval_s", "1".into()),
+                ("spool_dir", "\"\"".into()),
+                ("dirs", "[]".into()),
+            ],
+        )
+    };
+    copy_folders(&available, &["remote-write-exporter"], &with, &pushing);
+
+    let n = 20_000u64;
+    let events: Vec<ExecutionEvent> = (0..n).map(event).collect();
+    let hosts = [
+        ("default set", load(&alone, tmp.path())),
+        ("default set + remote write", load(&with, tmp.path())),
+    ];
+    let mut rates: [Vec<Rate>; 2] = Default::default();
+    // Interleaved rounds, so that drift in the machine's load hits each alike.
+    for _ in 0..5 {
+        for (i, (_, host)) in hosts.iter().enumerate() {
+            rates[i].push(deliver(&events, host));
+        }
+    }
+    println!(
+        "{n} finished events of 1 KiB stdout each, 9 label sets (median of 5 interleaved rounds):"
+    );
+    let mut medians = Vec::new();
+    for ((name, _), mut r) in hosts.iter().zip(rates) {
+        r.sort_by(|a, b| a.events_per_s.total_cmp(&b.events_per_s));
+        let m = r.swap_remove(r.len() / 2);
+        println!(
+            "  {name:<28} {:>10.0} events/s   CPU {:>6.1} µs/event",
+            m.events_per_s,
+            m.cpu_per_event.as_secs_f64() * 1e6
+        );
+        medians.push(m);
+    }
+    println!(
+        "  with remote write: {:.2}x the events/s, {:+.1} µs CPU per event",
+        medians[1].events_per_s / medians[0].events_per_s,
+        (medians[1].cpu_per_event.as_secs_f64() - medians[0].cpu_per_event.as_secs_f64()) * 1e6
+    );
+    drop(hosts);
+
+    // On the wire, at a steady rate: the exporter alone, a snapshot every second.
+    let only = tmp.path().join("remote-write-only");
+    copy_folders(&available, &["remote-write-exporter"], &only, &pushing);
+    let host = load(&only, tmp.path());
+    let before = (
+        wire.requests.load(Ordering::Relaxed),
+        wire.body_bytes.load(Ordering::Relaxed),
+        wire.wire_bytes.load(Ordering::Relaxed),
+    );
+    let (rate, seconds) = (50u64, 10u64);
+    let start = Instant::now();
+    for i in 0..rate * seconds {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        host.emit(&event(i));
+    }
+    host.flush();
+    let elapsed = start.elapsed().as_secs_f64();
+    let p = host
+        .list()
+        .into_iter()
+        .find(|p| p.name == "remote-write-exporter")
+        .unwrap();
+    let d = &p.destinations[0];
+    assert_eq!((d.dropped, d.failed_requests), (0, 0), "{d:?}");
+    let requests = wire.requests.load(Ordering::Relaxed) - before.0;
+    let body = wire.body_bytes.load(Ordering::Relaxed) - before.1;
+    let whole = wire.wire_bytes.load(Ordering::Relaxed) - before.2;
+    let executions = rate * seconds;
+    // 9 label sets, each with every family (the failures' one category too) and the 3
+    // overflow counters.
+    let per_snapshot = d.sent as f64 / elapsed.round().max(1.0);
+    println!(
+        "on the wire: {executions} executions at {rate}/s for {seconds} s, a snapshot a second: {requests} requests, {} samples, {body} B of snappy-compressed protobuf ({whole} B with request lines and headers)",
+        d.sent
+    );
+    println!(
+        "  {:.2} B a sample compressed ({:.2} B whole); about {per_snapshot:.0} samples, {:.0} B a snapshot",
+        body as f64 / d.sent as f64,
+        whole as f64 / d.sent as f64,
+        per_snapshot * whole as f64 / d.sent as f64
+    );
+    println!(
+        "  {:.0} B an execution at {rate}/s with interval_s = 1; at the default interval_s = 15, {:.0} B an execution at {rate}/s and {:.0} B at 1/s",
+        whole as f64 / executions as f64,
+        whole as f64 / executions as f64 / 15.0,
+        whole as f64 / executions as f64 / 15.0 * rate as f64,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+}
