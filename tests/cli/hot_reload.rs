@@ -45,11 +45,14 @@ fn run_some(
         .collect()
 }
 
-/// Waits (at most 30 s) for the host to say `line` on stderr; returns what it said before.
+/// Waits (at most 120 s a line) for the host to say `line` on stderr; returns what it
+/// said before. Loading a component may mean compiling it cold: the Python example takes
+/// about 5 s on an idle machine and took over 30 s in a `cargo xtask test` sharing the
+/// two cores with a build.
 fn expect_said(said: &Receiver<String>, line: &str) -> Vec<String> {
     let mut before = Vec::new();
     loop {
-        match said.recv_timeout(Duration::from_secs(30)) {
+        match said.recv_timeout(Duration::from_secs(120)) {
             Ok(l) if l == line => return before,
             Ok(l) => before.push(l),
             Err(e) => panic!("the host never said {line:?} (said {before:?}): {e}"),
