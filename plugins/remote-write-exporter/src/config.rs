@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use metaclaude_plugin_sdk::config::Table;
+use metaclaude_push::string_map;
 use metaclaude_prometheus_series::config::{Config as SeriesConfig, KEYS as SERIES_KEYS};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,27 +138,7 @@ impl Config {
     /// Where the samples go, for people and as the `destination` label: the URL's scheme,
     /// host and port (its path, query and any credentials left out).
     pub fn destination(&self) -> String {
-        let (scheme, rest) = self.url.split_once("://").unwrap_or(("http", &self.url));
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        format!("{scheme}://{host}")
-    }
-}
-
-/// A table of strings (`{ host = "a" }`); absent is empty.
-fn string_map(table: &Table, key: &str) -> Result<BTreeMap<String, String>, String> {
-    match table.value(key) {
-        None => Ok(BTreeMap::new()),
-        Some(serde_json::Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => Ok((k.clone(), s.trim().to_string())),
-                other => Err(format!(
-                    "config.{key}.{k}: expected a string, found {other}"
-                )),
-            })
-            .collect(),
-        Some(_) => Err(table.expected(key, "a table of strings")),
+        metaclaude_push::destination(&self.url)
     }
 }
 
