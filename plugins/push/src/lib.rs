@@ -5,6 +5,7 @@
 //! * [`sender`]: a destination's answer taken into its figures and its next attempt;
 //! * [`proto`]: protobuf's wire primitives (varints, keys, length-delimited fields);
 //! * [`destination`] and [`string_map`]: the manifest's URL for people, tables of strings;
+//! * [`fnv1a`]: a checksum, and stable ids from names;
 //! * [`glue`] (feature `pusher`): the host's clock, its `http` import as a poster, the
 //!   figures through the `delivery` interface.
 
@@ -46,6 +47,15 @@ pub fn string_map(table: &Table, key: &str) -> Result<BTreeMap<String, String>, 
     }
 }
 
+/// FNV-1a, 64 bits: a checksum (the remote write spool's), and stable ids from names
+/// (the OTLP exporter's trace and span ids). Not for anything an attacker chooses to
+/// collide.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +66,9 @@ mod tests {
             destination("https://u:p@vm.example:8428/api/v1/write?x=1"),
             "https://vm.example:8428"
         );
-        assert_eq!(destination("http://127.0.0.1:4318"), "http://127.0.0.1:4318");
+        assert_eq!(
+            destination("http://127.0.0.1:4318"),
+            "http://127.0.0.1:4318"
+        );
     }
 }

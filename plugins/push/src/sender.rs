@@ -37,18 +37,28 @@ pub struct Sender {
     backoff: Backoff,
     /// No request before this (Unix ms): a backoff or a `Retry-After`.
     next_attempt_ms: i64,
+    /// Which statuses are retried: the protocol's rules.
+    classify: fn(u16) -> Verdict,
     pub figures: Figures,
 }
 
 impl Sender {
     /// A destination that may be sent to from `now_ms`, backing off from `min_backoff_ms`
-    /// doubling to `max_backoff_ms`.
+    /// doubling to `max_backoff_ms`, taking statuses as Prometheus does ([`verdict`]; see
+    /// [`Sender::classifying`]).
     pub fn new(min_backoff_ms: u64, max_backoff_ms: u64, now_ms: i64) -> Sender {
         Sender {
             backoff: Backoff::new(min_backoff_ms, max_backoff_ms),
             next_attempt_ms: now_ms,
+            classify: verdict,
             figures: Figures::default(),
         }
+    }
+
+    /// The same, taking statuses by `classify` (e.g. [`crate::retry::otlp_verdict`]).
+    pub fn classifying(mut self, classify: fn(u16) -> Verdict) -> Sender {
+        self.classify = classify;
+        self
     }
 
     /// Whether a request may go at `now_ms` (no backoff or `Retry-After` holds it).
@@ -68,7 +78,11 @@ impl Sender {
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
                     .and_then(|(_, v)| retry_after_ms(v, now_ms));
-                (verdict(answer.status), http_message(&answer), retry_after)
+                (
+                    (self.classify)(answer.status),
+                    http_message(&answer),
+                    retry_after,
+                )
             }
             Err(e) => (Verdict::Retry, e, None),
         };
@@ -159,6 +173,8 @@ mod tests {
                 last_success_at_ms: Some(3400),
             }
         );
+        let mut otlp = Sender::new(100, 400, 0).classifying(crate::retry::otlp_verdict);
+        assert_eq!(otlp.take(answer(500, &[], ""), 1, 0), Verdict::Refused);
         assert_eq!(
             http_message(&answer(502, &[], "").unwrap()),
             "HTTP 502: (no message)"

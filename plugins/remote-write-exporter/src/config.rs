@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use metaclaude_plugin_sdk::config::Table;
-use metaclaude_push::string_map;
 use metaclaude_prometheus_series::config::{Config as SeriesConfig, KEYS as SERIES_KEYS};
+use metaclaude_push::string_map;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

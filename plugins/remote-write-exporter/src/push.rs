@@ -106,10 +106,7 @@ impl Pusher {
                 self.config.max_bytes_per_send,
             );
             let body = wire::compress(&batch.body);
-            match self
-                .sender
-                .take(post(&body), batch.samples as u64, now_ms)
-            {
+            match self.sender.take(post(&body), batch.samples as u64, now_ms) {
                 // Sent, or refused for good (Prometheus drops those: sending them again
                 // would fail again, and hold every later sample up).
                 Verdict::Accepted | Verdict::Refused => self.queue.pop(batch.samples),
@@ -260,7 +257,10 @@ mod tests {
         let mut p = pusher(100_000);
         p.snapshot(&e, 0);
         p.send_due(0, &mut |_| Err("connection refused".into()));
-        assert_eq!(p.sender.figures.last_error.as_deref(), Some("connection refused"));
+        assert_eq!(
+            p.sender.figures.last_error.as_deref(),
+            Some("connection refused")
+        );
         p.send_due(100, &mut |_| {
             answer(429, &[("retry-after", "3")], "slow down")
         });
@@ -268,7 +268,10 @@ mod tests {
         p.send_due(3100, &mut |_| answer(200, &[], ""));
         assert_eq!(p.pending(), 0);
         assert_eq!(
-            (p.sender.figures.failed_requests, p.sender.figures.retried_requests),
+            (
+                p.sender.figures.failed_requests,
+                p.sender.figures.retried_requests
+            ),
             (2, 2)
         );
     }

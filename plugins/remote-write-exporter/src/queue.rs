@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use metaclaude_push::fnv1a;
 use metaclaude_push::queue::Bounded;
 
 use crate::wire;
@@ -187,12 +188,6 @@ impl Queue {
 }
 
 const MAGIC: &[u8] = b"metaclaude remote write spool 1\n";
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 struct Reader<'a>(&'a [u8]);
 
