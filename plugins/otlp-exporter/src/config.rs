@@ -3,6 +3,7 @@
 //! the backoff.
 
 use metaclaude_plugin_sdk::config::Table;
+use metaclaude_push::retry::backoff_config;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -99,18 +100,8 @@ impl Config {
         if let Some(n) = table.whole("max_pending_spans", 1, 10_000_000)? {
             c.max_pending_spans = n as usize;
         }
-        if let Some(n) = table.whole("min_backoff_ms", 1, 3_600_000)? {
-            c.min_backoff_ms = n;
-        }
-        if let Some(n) = table.whole("max_backoff_ms", 1, 3_600_000)? {
-            c.max_backoff_ms = n;
-        }
-        if c.max_backoff_ms < c.min_backoff_ms {
-            return Err(table.problem(
-                "max_backoff_ms",
-                &format!("below min_backoff_ms ({})", c.min_backoff_ms),
-            ));
-        }
+        (c.min_backoff_ms, c.max_backoff_ms) =
+            backoff_config(&table, (c.min_backoff_ms, c.max_backoff_ms))?;
         Ok(c)
     }
 

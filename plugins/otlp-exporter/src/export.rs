@@ -116,14 +116,7 @@ mod tests {
     use crate::trace::tests::flaky;
 
     fn answer(status: u16, headers: &[(&str, &str)]) -> Result<Answer, String> {
-        Ok(Answer {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: b"nope".to_vec(),
-        })
+        Ok(Answer::of(status, headers, "nope"))
     }
 
     fn exporter(max_pending: usize) -> Exporter {

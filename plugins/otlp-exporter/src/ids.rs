@@ -33,7 +33,7 @@ pub fn traceparent(value: &str) -> Option<Context> {
 
 /// Lowercase hex digits as bytes.
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| match c {

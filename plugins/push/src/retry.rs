@@ -39,6 +39,24 @@ pub fn otlp_verdict(status: u16) -> Verdict {
 /// longer than this at once.
 pub const MAX_RETRY_AFTER_MS: u64 = 300_000;
 
+/// The `min_backoff_ms` and `max_backoff_ms` keys of a pusher's `[config]`: each from
+/// 1 ms to an hour, the second not below the first; absent keys keep `(min, max)`.
+pub fn backoff_config(
+    table: &metaclaude_plugin_sdk::config::Table,
+    (mut min, mut max): (u64, u64),
+) -> Result<(u64, u64), String> {
+    if let Some(n) = table.whole("min_backoff_ms", 1, 3_600_000)? {
+        min = n;
+    }
+    if let Some(n) = table.whole("max_backoff_ms", 1, 3_600_000)? {
+        max = n;
+    }
+    if max < min {
+        return Err(table.problem("max_backoff_ms", &format!("below min_backoff_ms ({min})")));
+    }
+    Ok((min, max))
+}
+
 /// A doubling backoff.
 #[derive(Debug, Clone)]
 pub struct Backoff {

@@ -12,6 +12,20 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+impl Answer {
+    /// An answer of `status` with `headers` and `body` (for tests and fakes).
+    pub fn of(status: u16, headers: &[(&str, &str)], body: &str) -> Answer {
+        Answer {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
 /// Requests a tick sends at most (each ends by the tick's one deadline anyway).
 pub const MAX_REQUESTS_PER_TICK: usize = 16;
 /// The longest part of a receiver's message kept for people.
@@ -136,14 +150,7 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<Answer, String> {
-        Ok(Answer {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        })
+        Ok(Answer::of(status, headers, body))
     }
 
     #[test]

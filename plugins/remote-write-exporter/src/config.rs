@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use metaclaude_plugin_sdk::config::Table;
 use metaclaude_prometheus_series::config::{Config as SeriesConfig, KEYS as SERIES_KEYS};
+use metaclaude_push::retry::backoff_config;
 use metaclaude_push::string_map;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,18 +115,8 @@ impl Config {
         if let Some(n) = table.whole("max_pending_samples", 1, 10_000_000)? {
             c.max_pending_samples = n as usize;
         }
-        if let Some(n) = table.whole("min_backoff_ms", 1, 3_600_000)? {
-            c.min_backoff_ms = n;
-        }
-        if let Some(n) = table.whole("max_backoff_ms", 1, 3_600_000)? {
-            c.max_backoff_ms = n;
-        }
-        if c.max_backoff_ms < c.min_backoff_ms {
-            return Err(table.problem(
-                "max_backoff_ms",
-                &format!("below min_backoff_ms ({})", c.min_backoff_ms),
-            ));
-        }
+        (c.min_backoff_ms, c.max_backoff_ms) =
+            backoff_config(&table, (c.min_backoff_ms, c.max_backoff_ms))?;
         if let Some(dir) = table.string("spool_dir")? {
             c.spool_dir = (!dir.is_empty()).then_some(dir);
         }

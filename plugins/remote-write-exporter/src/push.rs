@@ -153,14 +153,7 @@ mod tests {
     }
 
     fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<Answer, String> {
-        Ok(Answer {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        })
+        Ok(Answer::of(status, headers, body))
     }
 
     #[test]
