@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -40,10 +41,13 @@ struct Got {
 }
 
 impl Got {
-    /// The body, gunzipped when the request says gzip, decoded with the official
-    /// definitions.
-    fn decoded(&self) -> ExportTraceServiceRequest {
-        let body = if self.head.contains("content-encoding: gzip") {
+    fn is_traces(&self) -> bool {
+        self.head.starts_with("post /v1/traces ")
+    }
+
+    /// The body, gunzipped when the request says gzip.
+    fn plain(&self) -> Vec<u8> {
+        if self.head.contains("content-encoding: gzip") {
             let mut plain = Vec::new();
             flate2::read::GzDecoder::new(&self.body[..])
                 .read_to_end(&mut plain)
@@ -51,13 +55,25 @@ impl Got {
             plain
         } else {
             self.body.clone()
-        };
-        ExportTraceServiceRequest::decode(&body[..]).expect("an ExportTraceServiceRequest")
+        }
+    }
+
+    /// A request to /v1/traces, decoded with the official definitions.
+    fn decoded(&self) -> ExportTraceServiceRequest {
+        assert!(self.is_traces(), "{}", self.head);
+        ExportTraceServiceRequest::decode(&self.plain()[..]).expect("an ExportTraceServiceRequest")
+    }
+
+    /// A request to /v1/logs, decoded with the official definitions.
+    fn decoded_logs(&self) -> ExportLogsServiceRequest {
+        assert!(self.head.starts_with("post /v1/logs "), "{}", self.head);
+        ExportLogsServiceRequest::decode(&self.plain()[..]).expect("an ExportLogsServiceRequest")
     }
 }
 
-/// An OTLP/HTTP receiver on loopback: answers each request with the next of `script`
-/// (status, headers), 200 once it is empty, and keeps what it got.
+/// An OTLP/HTTP receiver on loopback: answers each request to /v1/traces with the next of
+/// `script` (status, headers), 200 once it is empty (and every other request 200), and
+/// keeps what it got.
 struct Receiver {
     server: LoopbackServer,
     got: Arc<Mutex<Vec<Got>>>,
@@ -73,7 +89,12 @@ impl Receiver {
                 return;
             };
             let head = head.to_ascii_lowercase();
-            let (status, extra) = script.lock().unwrap().pop_front().unwrap_or((200, ""));
+            // The script is the traces'; logs are always taken.
+            let (status, extra) = if head.starts_with("post /v1/traces ") {
+                script.lock().unwrap().pop_front().unwrap_or((200, ""))
+            } else {
+                (200, "")
+            };
             seen.lock().unwrap().push(Got { head, body, status });
             let message = if status == 200 {
                 ""
@@ -95,8 +116,26 @@ impl Receiver {
         format!("http://127.0.0.1:{}", self.server.port())
     }
 
+    /// The requests to /v1/traces.
     fn got(&self) -> Vec<Got> {
-        self.got.lock().unwrap().clone()
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|g| g.is_traces())
+            .cloned()
+            .collect()
+    }
+
+    /// The requests to /v1/logs.
+    fn got_logs(&self) -> Vec<Got> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|g| !g.is_traces())
+            .cloned()
+            .collect()
     }
 
     /// Every span of the requests answered 200.
@@ -191,7 +230,28 @@ fn delivery(server: &Server) -> Value {
         .find(|p| p["name"] == "otlp")
         .unwrap_or_else(|| panic!("no plugin otlp: {plugins}"))
         .clone();
-    p["destinations"][0].clone()
+    let of = |unit: &str| {
+        p["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["unit"] == unit)
+            .unwrap_or_else(|| panic!("no {unit} in {p}"))
+            .clone()
+    };
+    assert!(
+        of("log records")["destination"]
+            .as_str()
+            .unwrap()
+            .ends_with("/v1/logs"),
+        "{p}"
+    );
+    let d = of("spans");
+    assert!(
+        d["destination"].as_str().unwrap().ends_with("/v1/traces"),
+        "{p}"
+    );
+    d
 }
 
 fn figure(d: &Value, key: &str) -> u64 {
@@ -300,6 +360,36 @@ fn run_sends_a_flaky_execution_as_a_trace_joining_the_callers() {
     assert_eq!(
         attempts[2].status.as_ref().unwrap().code,
         StatusCode::Ok as i32
+    );
+    // The execution's log record, tied to its span: the execution log's JSON line.
+    let logs = receiver.got_logs();
+    assert_eq!(logs.len(), 1, "one log request");
+    assert!(logs[0].head.contains("content-encoding: gzip"));
+    let logs = logs[0].decoded_logs();
+    let record = &logs.resource_logs[0].scope_logs[0].log_records[0];
+    assert_eq!(
+        (&record.trace_id, &record.span_id),
+        (&root.trace_id, &root.span_id)
+    );
+    assert_eq!(record.severity_text, "INFO");
+    let Some(Any::StringValue(body)) = record.body.as_ref().and_then(|b| b.value.as_ref()) else {
+        panic!("{record:?}")
+    };
+    let line: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(line["script_id"], "flaky", "{line}");
+    assert_eq!(
+        line["execution_id"],
+        attr(&root.attributes, "metaclaude.execution.id")
+            .map(|v| match v {
+                Any::StringValue(s) => s.clone(),
+                _ => String::new(),
+            })
+            .unwrap(),
+        "{line}"
+    );
+    assert!(
+        line.get("stdout").is_none_or(|o| o == ""),
+        "no output: {line}"
     );
 
     // A traceparent that is not one is a usage error naming it; nothing runs or is sent.
@@ -478,7 +568,7 @@ fn a_receiver_answering_400_is_reported_and_never_retried() {
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{listed}");
     assert!(
-        listed.contains(&format!("delivers to {}: ", receiver.endpoint()))
+        listed.contains(&format!("delivers to {}/v1/traces: ", receiver.endpoint()))
             && listed.contains(": HTTP 400: the receiver says no"),
         "{listed}"
     );

@@ -20,6 +20,8 @@ pub struct Config {
     pub resource_attributes: Vec<(String, String)>,
     /// `Content-Encoding: gzip` on every request.
     pub gzip: bool,
+    /// Each execution's log record to `{endpoint}/v1/logs` too.
+    pub logs: bool,
     pub max_spans_per_send: usize,
     pub max_pending_spans: usize,
     pub min_backoff_ms: u64,
@@ -35,6 +37,7 @@ impl Default for Config {
             host_name: None,
             resource_attributes: Vec::new(),
             gzip: true,
+            logs: true,
             max_spans_per_send: 512,
             max_pending_spans: 20_000,
             min_backoff_ms: 1000,
@@ -50,6 +53,7 @@ const KEYS: &[&str] = &[
     "host_name",
     "resource_attributes",
     "compression",
+    "logs",
     "max_spans_per_send",
     "max_pending_spans",
     "min_backoff_ms",
@@ -94,6 +98,9 @@ impl Config {
                 _ => return Err(table.expected("compression", "\"gzip\" or \"none\"")),
             };
         }
+        if let Some(logs) = table.boolean("logs")? {
+            c.logs = logs;
+        }
         if let Some(n) = table.whole("max_spans_per_send", 1, 100_000)? {
             c.max_spans_per_send = n as usize;
         }
@@ -108,6 +115,11 @@ impl Config {
     /// Where the traces go.
     pub fn traces_url(&self) -> String {
         format!("{}/v1/traces", self.endpoint)
+    }
+
+    /// Where the log records go.
+    pub fn logs_url(&self) -> String {
+        format!("{}/v1/logs", self.endpoint)
     }
 }
 

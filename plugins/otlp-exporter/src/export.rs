@@ -62,12 +62,17 @@ impl Exporter {
         }
     }
 
-    /// Spans waiting to be sent.
+    /// Queues one item already encoded (a log record).
+    pub fn push(&mut self, item: Vec<u8>) {
+        self.queue.push(item);
+    }
+
+    /// Items waiting to be sent.
     pub fn pending(&self) -> u64 {
         self.queue.len() as u64
     }
 
-    /// Spans given up on: dropped by the full queue, or refused by the receiver.
+    /// Items given up on: dropped by the full queue, or refused by the receiver.
     pub fn dropped(&self) -> u64 {
         self.queue.dropped + self.sender.figures.refused
     }

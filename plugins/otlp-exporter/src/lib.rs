@@ -16,6 +16,7 @@
 pub mod config;
 pub mod export;
 pub mod ids;
+pub mod logs;
 pub mod trace;
 
 #[cfg(feature = "plugin")]

@@ -11,12 +11,48 @@ use metaclaude_push::glue::{self, ms, post};
 
 use crate::config::Config;
 use crate::export::{headers, Exporter};
+use crate::logs;
 use crate::trace::{Attempt, Execution};
 
-struct State {
+/// One signal's way out: its queue and figures, its URL, its name for people.
+struct Signal {
     exporter: Exporter,
     url: String,
+    /// The endpoint and the signal's path (`http://collector:4318/v1/traces`): traces and
+    /// logs to one receiver are two destinations.
     destination: String,
+    unit: &'static str,
+}
+
+impl Signal {
+    fn new(config: &Config, url: String, unit: &'static str, now_ms: i64) -> Signal {
+        let path = url.rsplit_once("/v1/").map_or("", |(_, p)| p);
+        Signal {
+            exporter: Exporter::new(config, now_ms),
+            destination: format!(
+                "{}/v1/{path}",
+                metaclaude_push::destination(&config.endpoint)
+            ),
+            url,
+            unit,
+        }
+    }
+
+    fn report(&self) -> delivery::DestinationReport {
+        glue::report(
+            &self.destination,
+            self.unit,
+            self.exporter.pending(),
+            self.exporter.dropped(),
+            &self.exporter.sender.figures,
+        )
+    }
+}
+
+struct State {
+    traces: Signal,
+    /// `None` when the manifest turns the logs off.
+    logs: Option<Signal>,
     headers: Vec<(String, String)>,
 }
 
@@ -73,16 +109,22 @@ fn execution(r: &ExecutionResult) -> Execution {
 }
 
 impl State {
+    fn signals(&mut self) -> impl Iterator<Item = &mut Signal> {
+        std::iter::once(&mut self.traces).chain(self.logs.as_mut())
+    }
+
+    /// What is due of each signal, then the figures.
     fn send(&mut self, now_ms: i64) {
-        self.exporter
-            .send_due(now_ms, &mut post(&self.url, &self.headers));
-        delivery::report(&[glue::report(
-            &self.destination,
-            "spans",
-            self.exporter.pending(),
-            self.exporter.dropped(),
-            &self.exporter.sender.figures,
-        )]);
+        let headers = self.headers.clone();
+        for s in self.signals() {
+            s.exporter.send_due(now_ms, &mut post(&s.url, &headers));
+        }
+        self.report();
+    }
+
+    fn report(&mut self) {
+        let reports: Vec<_> = self.signals().map(|s| s.report()).collect();
+        delivery::report(&reports);
     }
 }
 
@@ -92,20 +134,14 @@ impl Guest for Otlp {
     fn init(config: String) -> Result<(), String> {
         let config = Config::parse(&config)?;
         let now_ms = ms(&metaclaude_plugin_sdk::host::now());
-        let url = config.traces_url();
-        let state = State {
-            exporter: Exporter::new(&config, now_ms),
-            destination: metaclaude_push::destination(&url),
+        let mut state = State {
+            traces: Signal::new(&config, config.traces_url(), "spans", now_ms),
+            logs: config
+                .logs
+                .then(|| Signal::new(&config, config.logs_url(), "log records", now_ms)),
             headers: headers(&config),
-            url,
         };
-        delivery::report(&[glue::report(
-            &state.destination,
-            "spans",
-            0,
-            0,
-            &state.exporter.sender.figures,
-        )]);
+        state.report();
         STATE.with_borrow_mut(|s| *s = Some(state));
         Ok(())
     }
@@ -113,12 +149,17 @@ impl Guest for Otlp {
     fn handle_batch(events: Vec<Event>) -> Result<(), String> {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
-            for r in events
-                .iter()
-                .filter(|e| e.kind == LifecycleKind::Finished)
-                .filter_map(|e| e.result.as_ref())
-            {
-                state.exporter.add(&execution(r));
+            let observed_ns = ns(&metaclaude_plugin_sdk::host::now());
+            for e in events.iter().filter(|e| e.kind == LifecycleKind::Finished) {
+                let Some(r) = e.result.as_ref() else {
+                    continue;
+                };
+                let execution = execution(r);
+                state.traces.exporter.add(&execution);
+                if let Some(logs) = state.logs.as_mut() {
+                    logs.exporter
+                        .push(logs::record(&execution, &e.json, observed_ns));
+                }
             }
             Ok(())
         })
