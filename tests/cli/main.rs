@@ -19,6 +19,7 @@ mod library;
 mod log_sink;
 mod logs_cli;
 mod metrics;
+mod otlp;
 mod plugins;
 mod prometheus;
 mod prometheus_fleet;

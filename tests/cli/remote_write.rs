@@ -9,7 +9,7 @@
 //! asked twice for the same samples.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,9 @@ use serde_json::Value;
 use crate::alerts::set;
 use crate::prometheus::{url_encode, Prometheus};
 use crate::serve::{get, Server};
-use crate::util::{bin, example_registry, grant_all, wait_until, LoopbackServer};
+use crate::util::{
+    bin, example_registry, grant_all, read_http_request, wait_until, LoopbackServer,
+};
 
 /// A `victoria-metrics` child process on loopback, killed when dropped.
 struct VictoriaMetrics {
@@ -423,24 +425,9 @@ impl Refusing {
         let requests: Seen = Arc::default();
         let seen = requests.clone();
         let server = LoopbackServer::start(move |stream, _| {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut head = String::new();
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-                head.push_str(&line);
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
+            let Some((head, body)) = read_http_request(&stream) else {
+                return;
+            };
             seen.lock().unwrap().push((head, body));
             let message = "out of order sample: the receiver says no\n";
             let _ = (&stream).write_all(

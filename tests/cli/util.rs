@@ -389,6 +389,31 @@ pub fn run_hello_with_plugins(cmd: &mut Command, plugins: &Path) -> Output {
     )
 }
 
+/// Reads one HTTP/1.1 request from `stream`: its request line and headers as sent (up to
+/// the blank line), and its body (`Content-Length` bytes); `None` if the peer closed first.
+pub fn read_http_request(stream: &std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(stream.try_clone().ok()?);
+    let mut head = String::new();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
 /// A server on a free loopback port: `serve` handles each connection on the accepting
 /// thread (given the flag that says the server is stopping), until the server is dropped.
 pub struct LoopbackServer {

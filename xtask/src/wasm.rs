@@ -32,6 +32,7 @@ const OPT_IN_PLUGINS: &[&str] = &[
     "webhook-notifier",
     "alertmanager-notifier",
     "remote-write-exporter",
+    "otlp-exporter",
 ];
 
 /// Every plugin folder of `plugins/` (a crate with a manifest).

@@ -453,6 +453,10 @@ pub struct RunArgs {
     pub correlation_id: Option<String>,
     #[arg(long)]
     pub user: Option<String>,
+    /// The caller's W3C trace context (`00-<trace id>-<parent id>-<flags>`): the OTLP
+    /// exporter's spans join that trace. Without --correlation-id it is the correlation id.
+    #[arg(long, env = "METACLAUDE_TRACEPARENT", value_name = "TRACEPARENT")]
+    pub traceparent: Option<String>,
     /// Print the full result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -14,13 +14,19 @@ use super::args::RunArgs;
 use super::{render, EXIT_FAILED, EXIT_NOT_RECORDED};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let request = ExecutionRequest {
+    let mut request = ExecutionRequest {
         script_id: args.script_id.clone(),
         inputs: parse_inputs(&args)?,
         session_id: args.session_id.clone(),
         correlation_id: args.correlation_id.clone(),
         user: args.user.clone(),
     };
+    // The caller's trace (an agent's, say), joined by the OTLP exporter.
+    if let Some(traceparent) = &args.traceparent {
+        if let Err(e) = request.join_trace(traceparent) {
+            bail!("--traceparent (or METACLAUDE_TRACEPARENT): {e} (unset it, or give the traceparent of the caller's span)");
+        }
+    }
     let config = HostConfig {
         executor: args.host.executor(None),
         plugins: args.host.plugin_source(),

@@ -87,6 +87,123 @@ impl ExecutionRequest {
         self.user = Some(s.into());
         self
     }
+
+    /// Joins the caller's trace: a W3C `traceparent` (`METACLAUDE_TRACEPARENT` for `run`,
+    /// the `traceparent` request header for `serve`), checked, becomes the correlation id
+    /// when the request has none, so it reaches the plugins in every event (WIT has no
+    /// field of its own for it; the OTLP exporter joins a correlation id that is a
+    /// `traceparent`). A request that has a correlation id keeps it, and its trace
+    /// derives from it.
+    pub fn join_trace(&mut self, traceparent: &str) -> Result<(), TraceparentError> {
+        check_traceparent(traceparent)?;
+        if self.correlation_id.is_none() {
+            self.correlation_id = Some(traceparent.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Why a `traceparent` is not one of W3C Trace Context's version 00.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TraceparentError {
+    /// Not `00-<32 hex>-<16 hex>-<2 hex>` in lowercase.
+    #[error("{0:?} is not a W3C traceparent: expected 00-<32 lowercase hex trace id>-<16 lowercase hex parent id>-<2 hex flags>, e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    Shape(String),
+    /// A version other than 00.
+    #[error("traceparent version {0:?} is not supported: only version 00 is")]
+    Version(String),
+    /// An all-zero trace id or parent id.
+    #[error("traceparent {0:?} has an all-zero trace id or parent id, which W3C Trace Context makes invalid")]
+    Zero(String),
+}
+
+/// Checks a W3C Trace Context `traceparent` header value, version 00:
+/// `00-{trace id: 32 lowercase hex}-{parent id: 16 lowercase hex}-{flags: 2 hex}`.
+pub fn check_traceparent(value: &str) -> Result<(), TraceparentError> {
+    let shape = || TraceparentError::Shape(value.to_string());
+    let fields: Vec<&str> = value.split('-').collect();
+    let lower_hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if fields.len() != 4 || !lower_hex(fields[0], 2) {
+        return Err(shape());
+    }
+    if fields[0] != "00" {
+        return Err(TraceparentError::Version(fields[0].to_string()));
+    }
+    if !(lower_hex(fields[1], 32) && lower_hex(fields[2], 16) && lower_hex(fields[3], 2)) {
+        return Err(shape());
+    }
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    if zero(fields[1]) || zero(fields[2]) {
+        return Err(TraceparentError::Zero(value.to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod traceparent_tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_traceparent_becomes_the_correlation_id_unless_one_is_given() {
+        let mut r = ExecutionRequest::new("hello");
+        r.join_trace(VALID).unwrap();
+        assert_eq!(r.correlation_id.as_deref(), Some(VALID));
+        let mut r = ExecutionRequest::new("hello").correlation_id("job-7");
+        r.join_trace(VALID).unwrap();
+        assert_eq!(r.correlation_id.as_deref(), Some("job-7"));
+    }
+
+    #[test]
+    fn invalid_traceparents_are_refused_saying_why() {
+        assert!(
+            check_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").is_ok()
+        );
+        for (bad, why) in [
+            ("", "not a W3C traceparent"),
+            ("hello", "not a W3C traceparent"),
+            (
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "version \"01\"",
+            ),
+            (
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "version \"ff\"",
+            ),
+            (
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                "not a W3C",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+                "not a W3C",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+                "not a W3C",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+                "not a W3C",
+            ),
+            (
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                "all-zero",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                "all-zero",
+            ),
+        ] {
+            let e = check_traceparent(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
 }
 
 /// Why a request line of `metaclaude batch` cannot be used: serde_json's message and the

@@ -141,6 +141,7 @@ struct SubmitQuery {
 async fn submit(
     State(state): State<Arc<ServerState>>,
     query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query
@@ -159,7 +160,18 @@ async fn submit(
             ApiError::bad_request(format!("cannot read the request body: {e}"))
         }
     })?;
-    let request = parse_submit(&body)?;
+    let mut request = parse_submit(&body)?;
+    // A W3C `traceparent` joins the caller's trace (the OTLP exporter's spans hang under
+    // the caller's span).
+    if let Some(value) = headers.get("traceparent") {
+        let joined = value
+            .to_str()
+            .map_err(|_| "not visible ASCII".to_string())
+            .and_then(|v| request.join_trace(v).map_err(|e| e.to_string()));
+        if let Err(why) = joined {
+            return Err(ApiError::bad_request(format!("traceparent header: {why}")));
+        }
+    }
     if state.is_stopping() {
         return Err(ApiError::shutting_down());
     }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use metaclaude_plugin_sdk::config::Table;
 use metaclaude_prometheus_series::config::{Config as SeriesConfig, KEYS as SERIES_KEYS};
+use metaclaude_push::retry::backoff_config;
+use metaclaude_push::string_map;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -113,18 +115,8 @@ impl Config {
         if let Some(n) = table.whole("max_pending_samples", 1, 10_000_000)? {
             c.max_pending_samples = n as usize;
         }
-        if let Some(n) = table.whole("min_backoff_ms", 1, 3_600_000)? {
-            c.min_backoff_ms = n;
-        }
-        if let Some(n) = table.whole("max_backoff_ms", 1, 3_600_000)? {
-            c.max_backoff_ms = n;
-        }
-        if c.max_backoff_ms < c.min_backoff_ms {
-            return Err(table.problem(
-                "max_backoff_ms",
-                &format!("below min_backoff_ms ({})", c.min_backoff_ms),
-            ));
-        }
+        (c.min_backoff_ms, c.max_backoff_ms) =
+            backoff_config(&table, (c.min_backoff_ms, c.max_backoff_ms))?;
         if let Some(dir) = table.string("spool_dir")? {
             c.spool_dir = (!dir.is_empty()).then_some(dir);
         }
@@ -137,27 +129,7 @@ impl Config {
     /// Where the samples go, for people and as the `destination` label: the URL's scheme,
     /// host and port (its path, query and any credentials left out).
     pub fn destination(&self) -> String {
-        let (scheme, rest) = self.url.split_once("://").unwrap_or(("http", &self.url));
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        format!("{scheme}://{host}")
-    }
-}
-
-/// A table of strings (`{ host = "a" }`); absent is empty.
-fn string_map(table: &Table, key: &str) -> Result<BTreeMap<String, String>, String> {
-    match table.value(key) {
-        None => Ok(BTreeMap::new()),
-        Some(serde_json::Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => Ok((k.clone(), s.trim().to_string())),
-                other => Err(format!(
-                    "config.{key}.{k}: expected a string, found {other}"
-                )),
-            })
-            .collect(),
-        Some(_) => Err(table.expected(key, "a table of strings")),
+        metaclaude_push::destination(&self.url)
     }
 }
 

@@ -7,14 +7,14 @@
 //! Every `interval_s` the state is snapshot into a bounded queue with the external labels
 //! ([`push`]); every tick of the host (WIT 0.4.0 `pusher` world) what is due goes out in
 //! requests of at most `max_samples_per_send` samples and `max_bytes_per_send` bytes
-//! ([`wire`]: protobuf `WriteRequest`, snappy), retried as Prometheus does ([`retry`]);
+//! ([`wire`]: protobuf `WriteRequest`, snappy), retried as Prometheus does (`metaclaude_push`'s rules,
+//! shared with the OTLP exporter);
 //! the queue survives restarts in the spool ([`spool`]); the figures go to the host
 //! through the `delivery` interface.
 
 pub mod config;
 pub mod push;
 pub mod queue;
-pub mod retry;
 pub mod spool;
 pub mod wire;
 

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use metaclaude_plugin_sdk::delivery::{self, DestinationReport};
+use metaclaude_plugin_sdk::delivery;
 use metaclaude_plugin_sdk::export_pusher;
 use metaclaude_plugin_sdk::pusher::Guest;
 use metaclaude_plugin_sdk::types::{Datetime, Event};
@@ -10,7 +10,9 @@ use metaclaude_plugin_sdk::{finished, seconds};
 use metaclaude_prometheus_series::families::Exporter;
 
 use crate::config::Config;
-use crate::push::{Answer, Pusher};
+use metaclaude_push::glue::{self, ms, post};
+
+use crate::push::Pusher;
 use crate::queue::Queue;
 use crate::spool::Spool;
 use crate::wire;
@@ -32,31 +34,6 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
-fn ms(t: &Datetime) -> i64 {
-    t.seconds * 1000 + i64::from(t.nanoseconds / 1_000_000)
-}
-
-fn datetime(ms: i64) -> Datetime {
-    Datetime {
-        seconds: ms.div_euclid(1000),
-        nanoseconds: (ms.rem_euclid(1000) * 1_000_000) as u32,
-    }
-}
-
-/// A POST of a request body to `url` through the host's `http` import.
-fn post<'a>(
-    url: &'a str,
-    headers: &'a [(String, String)],
-) -> impl FnMut(&[u8]) -> Result<Answer, String> + 'a {
-    move |body| {
-        metaclaude_plugin_sdk::http::post(url, headers, body).map(|r| Answer {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-        })
-    }
-}
-
 impl State {
     fn keep(&mut self, now_ms: i64, force: bool) {
         let Some(spool) = self.spool.as_mut() else {
@@ -71,19 +48,13 @@ impl State {
     }
 
     fn report(&self) {
-        let f = &self.pusher.figures;
-        delivery::report(&[DestinationReport {
-            destination: self.destination.clone(),
-            unit: "samples".into(),
-            pending: self.pusher.pending(),
-            sent: f.sent,
-            dropped: self.pusher.dropped(),
-            failed_requests: f.failed_requests,
-            retried_requests: f.retried_requests,
-            last_error: f.last_error.clone(),
-            last_error_at: f.last_error_at_ms.map(datetime),
-            last_success_at: f.last_success_at_ms.map(datetime),
-        }]);
+        delivery::report(&[glue::report(
+            &self.destination,
+            "samples",
+            self.pusher.pending(),
+            self.pusher.dropped(),
+            &self.pusher.sender.figures,
+        )]);
     }
 }
 
@@ -111,7 +82,7 @@ impl Guest for RemoteWrite {
             metaclaude_plugin_sdk::info!(
                 "{} unsent samples read back from the spool ({} too old, dropped)",
                 q.len(),
-                q.dropped
+                q.dropped()
             );
         }
         let queue = queue.unwrap_or_else(|| Queue::new(config.max_pending_samples));

@@ -1,51 +1,24 @@
 //! The pushing: snapshots of the series into the queue every interval, and requests
-//! from its front when due, with Prometheus' retry rules ([`crate::retry`]); the figures
+//! from its front when due, with Prometheus' retry rules (`metaclaude_push::retry`); the figures
 //! the host shows. No I/O of its own: the request is a function handed in, the time too.
 
 use metaclaude_prometheus_series::families::Exporter;
 
+use metaclaude_push::retry::Verdict;
+use metaclaude_push::sender::{Answer, Sender, MAX_REQUESTS_PER_TICK};
+
 use crate::config::Config;
 use crate::queue::Queue;
-use crate::retry::{retry_after_ms, verdict, Backoff, Verdict};
 use crate::wire;
-
-/// A receiver's answer.
-#[derive(Debug, Clone, Default)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-/// Requests a tick sends at most (each ends by the tick's one deadline anyway).
-pub const MAX_REQUESTS_PER_TICK: usize = 16;
-/// The longest part of a receiver's message kept for people.
-const MAX_MESSAGE: usize = 512;
-
-/// What has happened so far, as the host shows it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Figures {
-    /// Samples the receiver accepted.
-    pub sent: u64,
-    /// Samples the receiver refused for good (4xx other than 429).
-    pub refused: u64,
-    pub failed_requests: u64,
-    pub retried_requests: u64,
-    pub last_error: Option<String>,
-    pub last_error_at_ms: Option<i64>,
-    pub last_success_at_ms: Option<i64>,
-}
 
 pub struct Pusher {
     config: Config,
     pub queue: Queue,
-    backoff: Backoff,
-    /// No request before this (Unix ms): a backoff or a `Retry-After`.
-    next_attempt_ms: i64,
+    /// The receiver's figures, its backoff.
+    pub sender: Sender,
     next_snapshot_ms: i64,
     /// Snapshots taken so far: none yet, and nothing is sent (see [`Pusher::live`]).
     snapshots: u64,
-    pub figures: Figures,
     /// The external labels, as every series gets them.
     external: Vec<(String, String)>,
 }
@@ -55,8 +28,7 @@ impl Pusher {
     /// the first snapshot is one interval away.
     pub fn new(config: Config, queue: Queue, now_ms: i64) -> Pusher {
         Pusher {
-            backoff: Backoff::new(config.min_backoff_ms, config.max_backoff_ms),
-            next_attempt_ms: now_ms,
+            sender: Sender::new(config.min_backoff_ms, config.max_backoff_ms, now_ms),
             next_snapshot_ms: now_ms + config.interval_s as i64 * 1000,
             snapshots: 0,
             external: config
@@ -66,7 +38,6 @@ impl Pusher {
                 .collect(),
             config,
             queue,
-            figures: Figures::default(),
         }
     }
 
@@ -86,7 +57,7 @@ impl Pusher {
     /// Samples given up on: dropped by the queue (full, or too old in the spool) or
     /// refused by the receiver.
     pub fn dropped(&self) -> u64 {
-        self.queue.dropped + self.figures.refused
+        self.queue.dropped() + self.sender.figures.refused
     }
 
     /// Every sample of `exporter`'s state at `now_ms` into the queue, with the external
@@ -127,7 +98,7 @@ impl Pusher {
     /// Requests from the front of the queue while no backoff holds them.
     pub fn send_due(&mut self, now_ms: i64, post: &mut dyn FnMut(&[u8]) -> Result<Answer, String>) {
         for _ in 0..MAX_REQUESTS_PER_TICK {
-            if self.queue.is_empty() || now_ms < self.next_attempt_ms {
+            if self.queue.is_empty() || !self.sender.due(now_ms) {
                 return;
             }
             let batch = self.queue.batch(
@@ -135,63 +106,14 @@ impl Pusher {
                 self.config.max_bytes_per_send,
             );
             let body = wire::compress(&batch.body);
-            let (outcome, message, retry_after) = match post(&body) {
-                Ok(answer) => {
-                    let retry_after = answer
-                        .headers
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                        .and_then(|(_, v)| retry_after_ms(v, now_ms));
-                    (verdict(answer.status), http_message(&answer), retry_after)
-                }
-                Err(e) => (Verdict::Retry, e, None),
-            };
-            match outcome {
-                Verdict::Accepted => {
-                    self.queue.pop(batch.samples);
-                    self.figures.sent += batch.samples as u64;
-                    self.figures.last_success_at_ms = Some(now_ms);
-                    self.backoff.reset();
-                }
-                Verdict::Refused => {
-                    // Prometheus drops what a receiver refuses for good: sending it
-                    // again would fail again, and hold every later sample up.
-                    self.queue.pop(batch.samples);
-                    self.figures.refused += batch.samples as u64;
-                    self.fail(message, now_ms);
-                }
-                Verdict::Retry => {
-                    let wait = retry_after.unwrap_or_else(|| self.backoff.fail());
-                    self.next_attempt_ms = now_ms.saturating_add(wait as i64);
-                    self.figures.retried_requests += 1;
-                    self.fail(message, now_ms);
-                    return;
-                }
+            match self.sender.take(post(&body), batch.samples as u64, now_ms) {
+                // Sent, or refused for good (Prometheus drops those: sending them again
+                // would fail again, and hold every later sample up).
+                Verdict::Accepted | Verdict::Refused => self.queue.pop(batch.samples),
+                Verdict::Retry => return,
             }
         }
     }
-
-    fn fail(&mut self, message: String, now_ms: i64) {
-        self.figures.failed_requests += 1;
-        self.figures.last_error = Some(message);
-        self.figures.last_error_at_ms = Some(now_ms);
-    }
-}
-
-/// `HTTP 400: <the start of the receiver's message>`, on one line.
-fn http_message(answer: &Answer) -> String {
-    let text = String::from_utf8_lossy(&answer.body);
-    let mut message: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(MAX_MESSAGE)
-        .collect();
-    if message.is_empty() {
-        message = "(no message)".into();
-    }
-    format!("HTTP {}: {message}", answer.status)
 }
 
 #[cfg(test)]
@@ -231,14 +153,7 @@ mod tests {
     }
 
     fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<Answer, String> {
-        Ok(Answer {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        })
+        Ok(Answer::of(status, headers, body))
     }
 
     #[test]
@@ -253,7 +168,7 @@ mod tests {
             bodies.push(b.to_vec());
             answer(204, &[], "")
         });
-        let per_snapshot = p.figures.sent;
+        let per_snapshot = p.sender.figures.sent;
         assert!(
             per_snapshot > 40,
             "every family of a pair and the overflow counters: {per_snapshot}"
@@ -266,8 +181,8 @@ mod tests {
         assert_eq!(p.pending(), 0);
         p.tick(&e, 1500, &mut |_| panic!("no snapshot yet"));
         p.tick(&e, 2000, &mut |_| answer(200, &[], ""));
-        assert_eq!(p.figures.sent, 2 * per_snapshot);
-        assert_eq!(p.figures.last_success_at_ms, Some(2000));
+        assert_eq!(p.sender.figures.sent, 2 * per_snapshot);
+        assert_eq!(p.sender.figures.last_success_at_ms, Some(2000));
     }
 
     #[test]
@@ -319,14 +234,14 @@ mod tests {
         );
         assert_eq!(p.pending(), queued, "nothing lost");
         assert_eq!(p.dropped(), 0);
-        assert_eq!(p.figures.retried_requests, 7);
+        assert_eq!(p.sender.figures.retried_requests, 7);
         assert_eq!(
-            p.figures.last_error.as_deref(),
+            p.sender.figures.last_error.as_deref(),
             Some("HTTP 503: overloaded")
         );
         // Back: everything goes, the backoff starts again from its floor.
         p.send_due(2300, &mut |_| answer(200, &[], ""));
-        assert_eq!((p.pending(), p.figures.sent), (0, queued));
+        assert_eq!((p.pending(), p.sender.figures.sent), (0, queued));
     }
 
     #[test]
@@ -335,7 +250,10 @@ mod tests {
         let mut p = pusher(100_000);
         p.snapshot(&e, 0);
         p.send_due(0, &mut |_| Err("connection refused".into()));
-        assert_eq!(p.figures.last_error.as_deref(), Some("connection refused"));
+        assert_eq!(
+            p.sender.figures.last_error.as_deref(),
+            Some("connection refused")
+        );
         p.send_due(100, &mut |_| {
             answer(429, &[("retry-after", "3")], "slow down")
         });
@@ -343,7 +261,10 @@ mod tests {
         p.send_due(3100, &mut |_| answer(200, &[], ""));
         assert_eq!(p.pending(), 0);
         assert_eq!(
-            (p.figures.failed_requests, p.figures.retried_requests),
+            (
+                p.sender.figures.failed_requests,
+                p.sender.figures.retried_requests
+            ),
             (2, 2)
         );
     }
@@ -367,9 +288,9 @@ mod tests {
             "each batch once, never again"
         );
         assert_eq!((p.pending(), p.dropped()), (0, queued));
-        assert_eq!(p.figures.retried_requests, 0);
+        assert_eq!(p.sender.figures.retried_requests, 0);
         assert_eq!(
-            p.figures.last_error.as_deref(),
+            p.sender.figures.last_error.as_deref(),
             Some("HTTP 400: out of order sample")
         );
     }
@@ -385,7 +306,7 @@ mod tests {
         assert!(p.dropped() > 0);
         let dropped = p.dropped();
         p.send_due(10_000, &mut |_| answer(200, &[], ""));
-        assert_eq!(p.figures.sent, 100, "what the queue held");
+        assert_eq!(p.sender.figures.sent, 100, "what the queue held");
         assert_eq!(p.dropped(), dropped, "sending drops nothing more");
     }
 

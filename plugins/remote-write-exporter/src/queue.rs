@@ -4,7 +4,10 @@
 //! When full, the oldest samples make room and are counted as dropped: a later snapshot
 //! of a counter carries what an earlier one did, so the newest are worth more.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+
+use metaclaude_push::fnv1a;
+use metaclaude_push::queue::Bounded;
 
 use crate::wire;
 
@@ -21,10 +24,8 @@ pub struct Queue {
     /// Each series' `Label` fields, by id.
     series: Vec<Vec<u8>>,
     ids: HashMap<Vec<u8>, u32>,
-    entries: VecDeque<Entry>,
-    max: usize,
-    /// Samples dropped: the queue was full, or (from the spool) they were too old.
-    pub dropped: u64,
+    /// The samples; its drops: the queue was full, or (from the spool) they were too old.
+    entries: Bounded<Entry>,
 }
 
 /// One request's worth of samples from the front of the queue.
@@ -40,9 +41,7 @@ impl Queue {
         Queue {
             series: Vec::new(),
             ids: HashMap::new(),
-            entries: VecDeque::new(),
-            max: max.max(1),
-            dropped: 0,
+            entries: Bounded::new(max),
         }
     }
 
@@ -66,11 +65,7 @@ impl Queue {
                 next
             }
         };
-        if self.entries.len() >= self.max {
-            self.entries.pop_front();
-            self.dropped += 1;
-        }
-        self.entries.push_back(Entry { series, t, v });
+        self.entries.push(Entry { series, t, v });
     }
 
     /// The oldest samples, at most `max_samples` and about `max_bytes` of protobuf (at
@@ -111,14 +106,17 @@ impl Queue {
 
     /// Takes the `n` oldest samples out (sent, or refused for good).
     pub fn pop(&mut self, n: usize) {
-        self.entries.drain(..n.min(self.entries.len()));
+        self.entries.pop(n);
+    }
+
+    /// Samples dropped: the queue was full, or (from the spool) they were too old.
+    pub fn dropped(&self) -> u64 {
+        self.entries.dropped
     }
 
     /// Drops (and counts) the samples older than `t_min` (Unix ms).
     pub fn drop_older_than(&mut self, t_min: i64) {
-        let before = self.entries.len();
         self.entries.retain(|e| e.t >= t_min);
-        self.dropped += (before - self.entries.len()) as u64;
     }
 
     /// The queue as the spool keeps it: a magic line, the series' labels, the samples,
@@ -180,11 +178,7 @@ impl Queue {
             let series = *ids.get(r.u32()? as usize).ok_or("a sample of no series")?;
             let t = i64::from_le_bytes(r.array()?);
             let v = f64::from_le_bytes(r.array()?);
-            if q.entries.len() >= q.max {
-                q.entries.pop_front();
-                q.dropped += 1;
-            }
-            q.entries.push_back(Entry { series, t, v });
+            q.entries.push(Entry { series, t, v });
         }
         if !r.0.is_empty() {
             return Err("bytes after the samples".into());
@@ -194,12 +188,6 @@ impl Queue {
 }
 
 const MAGIC: &[u8] = b"metaclaude remote write spool 1\n";
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 struct Reader<'a>(&'a [u8]);
 
@@ -237,14 +225,14 @@ mod tests {
         for i in 0..5 {
             q.push(labels("x"), i, i as f64);
         }
-        assert_eq!((q.len(), q.dropped), (3, 2));
+        assert_eq!((q.len(), q.dropped()), (3, 2));
         let b = q.batch(10, 1 << 20);
         assert_eq!(b.samples, 3);
         assert_eq!(q.entries.front().unwrap().t, 2, "the newest are kept");
         q.pop(2);
         assert_eq!(q.len(), 1);
         q.drop_older_than(5);
-        assert_eq!((q.len(), q.dropped), (0, 3));
+        assert_eq!((q.len(), q.dropped()), (0, 3));
         assert_eq!(q.series.len(), 1, "one series, encoded once");
     }
 
@@ -283,7 +271,7 @@ mod tests {
         assert_eq!(back.entries.len(), 7);
         assert_eq!(back.batch(100, 1 << 20).body, q.batch(100, 1 << 20).body);
         let small = Queue::from_bytes(&bytes, 4).unwrap();
-        assert_eq!((small.len(), small.dropped), (4, 3));
+        assert_eq!((small.len(), small.dropped()), (4, 3));
         for cut in [0, 5, bytes.len() / 2, bytes.len() - 1] {
             assert!(Queue::from_bytes(&bytes[..cut], 100).is_err(), "{cut}");
         }

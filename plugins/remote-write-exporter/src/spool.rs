@@ -80,7 +80,7 @@ mod tests {
             .load(10, 2000)
             .unwrap()
             .unwrap();
-        assert_eq!((back.len(), back.dropped), (4, 2));
+        assert_eq!((back.len(), back.dropped()), (4, 2));
         std::fs::write(dir.join(FILE), b"garbage").unwrap();
         assert!(Spool::new(dir.to_str().unwrap())
             .load(10, 0)

@@ -19,31 +19,7 @@ pub const HEADERS: [(&str, &str); 3] = [
     ("X-Prometheus-Remote-Write-Version", "0.1.0"),
 ];
 
-const LEN: u8 = 2;
-const I64: u8 = 1;
-const VARINT: u8 = 0;
-
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn key(out: &mut Vec<u8>, field: u8, wire: u8) {
-    out.push(field << 3 | wire);
-}
-
-fn bytes_field(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
-    key(out, field, LEN);
-    varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
+use metaclaude_push::proto::{bytes_field, key, varint, varint_len, I64, LEN, VARINT};
 
 /// The `labels` fields of a `TimeSeries` (each a `Label`): `name` as `__name__` and
 /// `labels`, sorted by name; a name given twice keeps its first value.
@@ -219,14 +195,5 @@ mod tests {
             body
         );
         assert_eq!(compress(&[]), [0]);
-    }
-
-    #[test]
-    fn varint_lengths() {
-        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
-            let mut out = Vec::new();
-            varint(&mut out, v);
-            assert_eq!(out.len(), varint_len(v), "{v}");
-        }
     }
 }

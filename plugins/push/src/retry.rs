@@ -1,4 +1,5 @@
-//! When to try again, as Prometheus' remote write does: a doubling backoff between
+//! When to try again, as Prometheus' remote write does ([`verdict`]; OTLP retries fewer
+//! statuses: [`otlp_verdict`]): a doubling backoff between
 //! `min_backoff` and `max_backoff` after a failure that may pass (unreachable, 5xx,
 //! 429), reset by a success; a receiver's `Retry-After` (seconds, or an HTTP date)
 //! wins over it. Other 4xx are not retried: the request would fail again.
@@ -23,9 +24,38 @@ pub fn verdict(status: u16) -> Verdict {
     }
 }
 
+/// How an HTTP status is taken by OTLP/HTTP (the OpenTelemetry specification's
+/// "Retryable Response Codes"): 429, 502, 503 and 504 are retried; every other 4xx or 5xx
+/// is not (it would fail again).
+pub fn otlp_verdict(status: u16) -> Verdict {
+    match status {
+        200..=299 => Verdict::Accepted,
+        429 | 502 | 503 | 504 => Verdict::Retry,
+        _ => Verdict::Refused,
+    }
+}
+
 /// The longest wait a `Retry-After` may ask for: a receiver cannot stall the queue
 /// longer than this at once.
 pub const MAX_RETRY_AFTER_MS: u64 = 300_000;
+
+/// The `min_backoff_ms` and `max_backoff_ms` keys of a pusher's `[config]`: each from
+/// 1 ms to an hour, the second not below the first; absent keys keep `(min, max)`.
+pub fn backoff_config(
+    table: &metaclaude_plugin_sdk::config::Table,
+    (mut min, mut max): (u64, u64),
+) -> Result<(u64, u64), String> {
+    if let Some(n) = table.whole("min_backoff_ms", 1, 3_600_000)? {
+        min = n;
+    }
+    if let Some(n) = table.whole("max_backoff_ms", 1, 3_600_000)? {
+        max = n;
+    }
+    if max < min {
+        return Err(table.problem("max_backoff_ms", &format!("below min_backoff_ms ({min})")));
+    }
+    Ok((min, max))
+}
 
 /// A doubling backoff.
 #[derive(Debug, Clone)]
@@ -132,6 +162,19 @@ mod tests {
             Verdict::Refused,
             "redirects are never followed"
         );
+    }
+
+    #[test]
+    fn statuses_as_the_otlp_specification_takes_them() {
+        for status in [200, 202] {
+            assert_eq!(otlp_verdict(status), Verdict::Accepted);
+        }
+        for status in [429, 502, 503, 504] {
+            assert_eq!(otlp_verdict(status), Verdict::Retry, "{status}");
+        }
+        for status in [302, 400, 401, 403, 404, 413, 500, 501, 505] {
+            assert_eq!(otlp_verdict(status), Verdict::Refused, "{status}");
+        }
     }
 
     #[test]
