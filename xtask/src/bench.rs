@@ -22,7 +22,7 @@ const BENCHES: &[&str] = &[
     "spawn_overhead",
     "plugin_delivery",
     "default_set",
-    "remote_write",
+    "push_exporters",
     "prometheus_render",
     "serve",
     "logs_query",

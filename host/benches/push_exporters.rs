@@ -1,13 +1,15 @@
-//! The remote write exporter (`plugins-available/remote-write-exporter`) beside the
-//! default set, against the default set alone, in one run, each figure against a baseline
-//! measured in the same run:
+//! The push exporters of `plugins-available/` (remote write, OTLP) beside the default set,
+//! against the default set alone, in one run, each figure against a baseline measured in
+//! the same run:
 //!
 //! 1. finished events per second through the default set, and the host's CPU time per
-//!    finished event, with and without the exporter pushing every second to a receiver
-//!    on loopback (which reads each request and answers 204);
-//! 2. what goes on the wire: requests, samples, bytes of the compressed `WriteRequest`
-//!    bodies and of whole requests (request line and headers included), per sample, per
-//!    snapshot of every series, and per execution at a steady rate.
+//!    finished event, with the remote write exporter (pushing every second), the OTLP
+//!    exporter (traces and logs), and both, each to its own receiver on loopback (which
+//!    reads each request and answers 204);
+//! 2. what goes on the wire for each: requests, bytes of the compressed bodies and of
+//!    whole requests (request line and headers included); for remote write per sample,
+//!    per snapshot of every series, and per execution at a steady rate; for OTLP per
+//!    execution (its spans and its log record).
 //!
 //! Needs the default set and the opt-in plugins installed: `cargo xtask build-plugins --all`.
 
@@ -178,13 +180,13 @@ fn main() {
     let installed = exe_dir();
     let default_set = installed.join("plugins");
     let available = installed.join("plugins-available");
-    assert!(
-        available
-            .join("remote-write-exporter/plugin.toml")
-            .is_file(),
-        "{} is missing: run `cargo xtask build-plugins --all` first",
-        available.join("remote-write-exporter").display()
-    );
+    for plugin in ["remote-write-exporter", "otlp-exporter"] {
+        assert!(
+            available.join(plugin).join("plugin.toml").is_file(),
+            "{} is missing: run `cargo xtask build-plugins --all` first",
+            available.join(plugin).display()
+        );
+    }
     let mut names: Vec<String> = std::fs::read_dir(&default_set)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -199,13 +201,11 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let (port, wire, stop) = receiver();
     let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    let (otlp_port, otlp_wire, otlp_stop) = receiver();
+    let endpoint = format!("http://127.0.0.1:{otlp_port}");
 
     // Every event processed and counted: the exporters block instead of dropping.
     let blocking = |text: String| text.replace("on_full = \"drop_newest\"", "on_full = \"block\"");
-    let alone = tmp.path().join("default");
-    copy_folders(&default_set, &names, &alone, &blocking);
-    let with = tmp.path().join("with-remote-write");
-    copy_folders(&default_set, &names, &with, &blocking);
     let pushing = |text: String| {
         set(
             blocking(text),
@@ -218,15 +218,40 @@ fn main() {
             ],
         )
     };
-    copy_folders(&available, &["remote-write-exporter"], &with, &pushing);
+    let tracing = |text: String| {
+        set(
+            blocking(text),
+            &[
+                ("endpoint", format!("\"{endpoint}\"")),
+                ("http", format!("[\"{endpoint}/v1/*\"]")),
+            ],
+        )
+    };
+    let set_with = |name: &str, remote_write: bool, otlp: bool| {
+        let dir = tmp.path().join(name);
+        copy_folders(&default_set, &names, &dir, &blocking);
+        if remote_write {
+            copy_folders(&available, &["remote-write-exporter"], &dir, &pushing);
+        }
+        if otlp {
+            copy_folders(&available, &["otlp-exporter"], &dir, &tracing);
+        }
+        dir
+    };
+    let hosts = [
+        ("default set", set_with("default", false, false)),
+        (
+            "default set + remote write",
+            set_with("with-rw", true, false),
+        ),
+        ("default set + OTLP", set_with("with-otlp", false, true)),
+        ("default set + both", set_with("with-both", true, true)),
+    ]
+    .map(|(name, dir)| (name, load(&dir, tmp.path())));
 
     let n = 20_000u64;
     let events: Vec<ExecutionEvent> = (0..n).map(event).collect();
-    let hosts = [
-        ("default set", load(&alone, tmp.path())),
-        ("default set + remote write", load(&with, tmp.path())),
-    ];
-    let mut rates: [Vec<Rate>; 2] = Default::default();
+    let mut rates: [Vec<Rate>; 4] = Default::default();
     // Interleaved rounds, so that drift in the machine's load hits each alike.
     for _ in 0..5 {
         for (i, (_, host)) in hosts.iter().enumerate() {
@@ -247,11 +272,13 @@ fn main() {
         );
         medians.push(m);
     }
-    println!(
-        "  with remote write: {:.2}x the events/s, {:+.1} µs CPU per event",
-        medians[1].events_per_s / medians[0].events_per_s,
-        (medians[1].cpu_per_event.as_secs_f64() - medians[0].cpu_per_event.as_secs_f64()) * 1e6
-    );
+    for (i, what) in [(1, "remote write"), (2, "OTLP"), (3, "both")] {
+        println!(
+            "  with {what}: {:.2}x the events/s, {:+.1} µs CPU per event",
+            medians[i].events_per_s / medians[0].events_per_s,
+            (medians[i].cpu_per_event.as_secs_f64() - medians[0].cpu_per_event.as_secs_f64()) * 1e6
+        );
+    }
     drop(hosts);
 
     // On the wire, at a steady rate: the exporter alone, a snapshot every second.
@@ -302,6 +329,46 @@ fn main() {
         whole as f64 / executions as f64 / 15.0,
         whole as f64 / executions as f64 / 15.0 * rate as f64,
     );
-    stop.store(true, Ordering::Relaxed);
-    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    drop(host);
+
+    // OTLP on the wire, at the same rate: the exporter alone.
+    let only = tmp.path().join("otlp-only");
+    copy_folders(&available, &["otlp-exporter"], &only, &tracing);
+    let host = load(&only, tmp.path());
+    let start = Instant::now();
+    for i in 0..rate * seconds {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        host.emit(&event(i));
+    }
+    host.flush();
+    let p = host
+        .list()
+        .into_iter()
+        .find(|p| p.name == "otlp-exporter")
+        .unwrap();
+    for d in &p.destinations {
+        assert_eq!((d.dropped, d.failed_requests), (0, 0), "{d:?}");
+    }
+    let sent: Vec<String> = p
+        .destinations
+        .iter()
+        .map(|d| format!("{} {}", d.sent, d.unit))
+        .collect();
+    let requests = otlp_wire.requests.load(Ordering::Relaxed);
+    let body = otlp_wire.body_bytes.load(Ordering::Relaxed);
+    let whole = otlp_wire.wire_bytes.load(Ordering::Relaxed);
+    println!(
+        "OTLP on the wire: {executions} executions at {rate}/s: {requests} requests ({}), {body} B of gzipped protobuf ({whole} B with request lines and headers)",
+        sent.join(", ")
+    );
+    println!(
+        "  {:.0} B an execution compressed ({:.0} B whole): its spans and its log record",
+        body as f64 / executions as f64,
+        whole as f64 / executions as f64
+    );
+    for (stop, port) in [(&stop, port), (&otlp_stop, otlp_port)] {
+        stop.store(true, Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    }
 }
