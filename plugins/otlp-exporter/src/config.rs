@@ -1,8 +1,10 @@
-//! The `[config]` table: the endpoint, headers and resource (OpenTelemetry's own
-//! variables, through the manifest's `${VAR}`), compression, batching, the queue's bound,
-//! the backoff.
+//! The `[config]` table: the endpoint, protocol, headers and resource (OpenTelemetry's
+//! own variables, through the manifest's `${VAR}`), compression, the signals sent,
+//! batching, the queue's bound, the backoff; and the Prometheus exporter's keys for the
+//! metrics' buckets and label caps.
 
 use metaclaude_plugin_sdk::config::Table;
+use metaclaude_prometheus_series::config::{Config as SeriesConfig, KEYS as SERIES_KEYS};
 use metaclaude_push::retry::backoff_config;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -20,8 +22,17 @@ pub struct Config {
     pub resource_attributes: Vec<(String, String)>,
     /// `Content-Encoding: gzip` on every request.
     pub gzip: bool,
+    /// OTLP/HTTP's JSON encoding instead of protobuf (`OTEL_EXPORTER_OTLP_PROTOCOL` =
+    /// `http/json`).
+    pub json: bool,
     /// Each execution's log record to `{endpoint}/v1/logs` too.
     pub logs: bool,
+    /// The seed's metrics to `{endpoint}/v1/metrics` too, every `metrics_interval_ms`.
+    pub metrics: bool,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`, ms.
+    pub metrics_interval_ms: u64,
+    /// The metrics' buckets and label caps (the Prometheus exporter's keys).
+    pub series: SeriesConfig,
     pub max_spans_per_send: usize,
     pub max_pending_spans: usize,
     pub min_backoff_ms: u64,
@@ -37,7 +48,11 @@ impl Default for Config {
             host_name: None,
             resource_attributes: Vec::new(),
             gzip: true,
+            json: false,
             logs: true,
+            metrics: true,
+            metrics_interval_ms: 60_000,
+            series: SeriesConfig::default(),
             max_spans_per_send: 512,
             max_pending_spans: 20_000,
             min_backoff_ms: 1000,
@@ -53,7 +68,10 @@ const KEYS: &[&str] = &[
     "host_name",
     "resource_attributes",
     "compression",
+    "protocol",
     "logs",
+    "metrics",
+    "metrics_interval_ms",
     "max_spans_per_send",
     "max_pending_spans",
     "min_backoff_ms",
@@ -63,8 +81,12 @@ const KEYS: &[&str] = &[
 impl Config {
     /// Reads the `[config]` table (as JSON): every problem names its key.
     pub fn parse(json: &str) -> Result<Config, String> {
-        let table = Table::parse(json, KEYS)?;
-        let mut c = Config::default();
+        let known: Vec<&str> = KEYS.iter().chain(SERIES_KEYS).copied().collect();
+        let table = Table::parse(json, &known)?;
+        let mut c = Config {
+            series: SeriesConfig::from_table(&table)?,
+            ..Config::default()
+        };
         if let Some(url) = table.string("endpoint")? {
             let url = url.trim().trim_end_matches('/').to_string();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -98,8 +120,27 @@ impl Config {
                 _ => return Err(table.expected("compression", "\"gzip\" or \"none\"")),
             };
         }
+        if let Some(protocol) = table.string("protocol")? {
+            c.json = match protocol.trim() {
+                "http/protobuf" => false,
+                "http/json" => true,
+                "grpc" => {
+                    return Err(table.problem(
+                        "protocol",
+                        "grpc is not supported: this exporter speaks OTLP/HTTP; use \"http/protobuf\" and the receiver's HTTP port (4318)",
+                    ))
+                }
+                _ => return Err(table.expected("protocol", "\"http/protobuf\" or \"http/json\"")),
+            };
+        }
         if let Some(logs) = table.boolean("logs")? {
             c.logs = logs;
+        }
+        if let Some(metrics) = table.boolean("metrics")? {
+            c.metrics = metrics;
+        }
+        if let Some(ms) = table.whole("metrics_interval_ms", 1000, 86_400_000)? {
+            c.metrics_interval_ms = ms;
         }
         if let Some(n) = table.whole("max_spans_per_send", 1, 100_000)? {
             c.max_spans_per_send = n as usize;
@@ -120,6 +161,11 @@ impl Config {
     /// Where the log records go.
     pub fn logs_url(&self) -> String {
         format!("{}/v1/logs", self.endpoint)
+    }
+
+    /// Where the metrics go.
+    pub fn metrics_url(&self) -> String {
+        format!("{}/v1/metrics", self.endpoint)
     }
 }
 
@@ -206,6 +252,15 @@ mod tests {
             .starts_with("config.headers: `novalue` is not key=value"));
         assert!(err(r#"{"headers":"a=%zz"}"#).contains("two hex digits"));
         assert!(err(r#"{"compression":"zstd"}"#).starts_with("config.compression"));
+        assert!(err(r#"{"protocol":"grpc"}"#).contains("grpc is not supported"));
+        assert!(err(r#"{"protocol":"json"}"#).starts_with("config.protocol: expected"));
+        assert!(err(r#"{"metrics_interval_ms":10}"#).starts_with("config.metrics_interval_ms"));
+        assert!(err(r#"{"duration_buckets":"2,1"}"#).starts_with("config.duration_buckets"));
+        let c = Config::parse(
+            r#"{"protocol":"http/json","metrics":false,"metrics_interval_ms":"5000"}"#,
+        )
+        .unwrap();
+        assert!(c.json && !c.metrics && c.metrics_interval_ms == 5000);
         assert!(err(r#"{"service_name":" "}"#).starts_with("config.service_name: empty"));
         assert!(err(r#"{"min_backoff_ms":10,"max_backoff_ms":5}"#).contains("below min_backoff_ms"));
         assert!(err(r#"{"endpont":"x"}"#).starts_with("config.endpont: unknown key"));

@@ -2,20 +2,23 @@
 
 use std::cell::RefCell;
 
-use metaclaude_plugin_sdk::category_name;
 use metaclaude_plugin_sdk::delivery;
 use metaclaude_plugin_sdk::export_pusher;
 use metaclaude_plugin_sdk::pusher::Guest;
 use metaclaude_plugin_sdk::types::{Datetime, Event, ExecutionResult, LifecycleKind};
+use metaclaude_plugin_sdk::{category_name, finished};
 use metaclaude_push::glue::{self, ms, post};
 
 use crate::config::Config;
 use crate::export::{headers, Exporter};
+use crate::json::Signal;
 use crate::logs;
+use crate::metrics::Metrics;
 use crate::trace::{Attempt, Execution};
 
-/// One signal's way out: its queue and figures, its URL, its name for people.
-struct Signal {
+/// One signal's way out (traces, logs or metrics): its queue and figures, its URL, its
+/// name for people.
+struct Channel {
     exporter: Exporter,
     url: String,
     /// The endpoint and the signal's path (`http://collector:4318/v1/traces`): traces and
@@ -24,11 +27,17 @@ struct Signal {
     unit: &'static str,
 }
 
-impl Signal {
-    fn new(config: &Config, url: String, unit: &'static str, now_ms: i64) -> Signal {
+impl Channel {
+    fn new(
+        config: &Config,
+        signal: Signal,
+        url: String,
+        unit: &'static str,
+        now_ms: i64,
+    ) -> Channel {
         let path = url.rsplit_once("/v1/").map_or("", |(_, p)| p);
-        Signal {
-            exporter: Exporter::new(config, now_ms),
+        Channel {
+            exporter: Exporter::new(config, signal, now_ms),
             destination: format!(
                 "{}/v1/{path}",
                 metaclaude_push::destination(&config.endpoint)
@@ -50,9 +59,11 @@ impl Signal {
 }
 
 struct State {
-    traces: Signal,
+    traces: Channel,
     /// `None` when the manifest turns the logs off.
-    logs: Option<Signal>,
+    logs: Option<Channel>,
+    /// `None` when the manifest turns the metrics off.
+    metrics: Option<(Channel, Metrics)>,
     headers: Vec<(String, String)>,
 }
 
@@ -109,8 +120,24 @@ fn execution(r: &ExecutionResult) -> Execution {
 }
 
 impl State {
-    fn signals(&mut self) -> impl Iterator<Item = &mut Signal> {
-        std::iter::once(&mut self.traces).chain(self.logs.as_mut())
+    fn signals(&mut self) -> impl Iterator<Item = &mut Channel> {
+        std::iter::once(&mut self.traces)
+            .chain(self.logs.as_mut())
+            .chain(self.metrics.as_mut().map(|(s, _)| s))
+    }
+
+    /// A snapshot of the metrics when one is due (`last`: at shutdown, once running).
+    fn snapshot(&mut self, now_ms: i64, last: bool) {
+        if let Some((channel, metrics)) = self.metrics.as_mut() {
+            let items = if last {
+                metrics.last(now_ms)
+            } else {
+                metrics.due(now_ms)
+            };
+            for item in items.into_iter().flatten() {
+                channel.exporter.push(item);
+            }
+        }
     }
 
     /// What is due of each signal, then the figures.
@@ -134,11 +161,18 @@ impl Guest for Otlp {
     fn init(config: String) -> Result<(), String> {
         let config = Config::parse(&config)?;
         let now_ms = ms(&metaclaude_plugin_sdk::host::now());
+        let channel = |signal, url, unit| Channel::new(&config, signal, url, unit, now_ms);
         let mut state = State {
-            traces: Signal::new(&config, config.traces_url(), "spans", now_ms),
+            traces: channel(Signal::Traces, config.traces_url(), "spans"),
             logs: config
                 .logs
-                .then(|| Signal::new(&config, config.logs_url(), "log records", now_ms)),
+                .then(|| channel(Signal::Logs, config.logs_url(), "log records")),
+            metrics: config.metrics.then(|| {
+                (
+                    channel(Signal::Metrics, config.metrics_url(), "metrics"),
+                    Metrics::new(&config.series, config.metrics_interval_ms, now_ms),
+                )
+            }),
             headers: headers(&config),
         };
         state.report();
@@ -150,6 +184,15 @@ impl Guest for Otlp {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
             let observed_ns = ns(&metaclaude_plugin_sdk::host::now());
+            if let Some((_, metrics)) = state.metrics.as_mut() {
+                let mut warnings = Vec::new();
+                for f in events.iter().filter_map(finished) {
+                    metrics.observe(&f, &mut warnings);
+                }
+                for w in warnings {
+                    metaclaude_plugin_sdk::warn!("{w}");
+                }
+            }
             for e in events.iter().filter(|e| e.kind == LifecycleKind::Finished) {
                 let Some(r) = e.result.as_ref() else {
                     continue;
@@ -168,17 +211,20 @@ impl Guest for Otlp {
     fn tick(now: Datetime) -> Result<(), String> {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
+            state.snapshot(ms(&now), false);
             state.send(ms(&now));
             Ok(())
         })
     }
 
-    /// Before shutdown (and on request): one try to send what waits, unless a backoff
-    /// holds it.
+    /// Before shutdown (and on request): a last snapshot of the metrics (once running),
+    /// and one try to send what waits, unless a backoff holds it.
     fn flush() -> Result<(), String> {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
-            state.send(ms(&metaclaude_plugin_sdk::host::now()));
+            let now_ms = ms(&metaclaude_plugin_sdk::host::now());
+            state.snapshot(now_ms, true);
+            state.send(now_ms);
             Ok(())
         })
     }

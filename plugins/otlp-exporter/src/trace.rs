@@ -319,11 +319,13 @@ pub fn scope() -> Vec<u8> {
     out
 }
 
-/// An `ExportTraceServiceRequest` of `spans` (from [`spans`]), or an
-/// `ExportLogsServiceRequest` of log records (from [`crate::logs::record`]), under one
-/// resource and scope (their fields, from [`resource`] and [`scope`]): the two have the
-/// same shape and field numbers (`resource_spans`/`resource_logs` = 1, in it `resource` =
-/// 1 and `scope_spans`/`scope_logs` = 2, in that `scope` = 1 and `spans`/`log_records` = 2).
+/// An `ExportTraceServiceRequest` of `spans` (from [`spans`]), an
+/// `ExportLogsServiceRequest` of log records (from [`crate::logs::record`]) or an
+/// `ExportMetricsServiceRequest` of metrics (from [`crate::metrics::metrics`]), under one
+/// resource and scope (their fields, from [`resource`] and [`scope`]): the three have the
+/// same shape and field numbers (`resource_spans`/`_logs`/`_metrics` = 1, in it `resource`
+/// = 1 and `scope_spans`/`_logs`/`_metrics` = 2, in that `scope` = 1 and
+/// `spans`/`log_records`/`metrics` = 2).
 pub fn request<'a>(
     resource: &[u8],
     scope: &[u8],

@@ -20,8 +20,10 @@
 //! the series (the exporter's start for the overflow counters).
 //!
 //! The same families are also walked as structured samples ([`Exporter::samples`]: name,
-//! labels, value), for the exporters that push them (remote write): one definition of
-//! the series, [`Exporter::families`], for both.
+//! labels, value), for the exporters that push them (remote write), and as points
+//! ([`Exporter::points`]: a counter's value, a histogram whole, with the series' start and
+//! the seed's name and unit), for OpenTelemetry's metrics: one definition of the series,
+//! [`Exporter::families`], for all three.
 //!
 //! A render is on every scrape's path: each series keeps what never changes written once,
 //! when it is made (its label set escaped, [`LabelSet`]; its `_created`, [`Written`]),
@@ -54,6 +56,8 @@ struct Series {
     /// `script="...",specialist="..."`.
     labels: LabelSet,
     created: Written,
+    /// When the series was made, seconds since the Unix epoch (`created`, as a number).
+    created_at: f64,
     total: u64,
     success: u64,
     /// Category → its counter.
@@ -71,6 +75,7 @@ struct Failures {
     labels: LabelSet,
     count: u64,
     created: Written,
+    created_at: f64,
 }
 
 /// A figure as a histogram takes it: not a number, or below 0, is 0.
@@ -150,6 +155,7 @@ impl Exporter {
             .or_insert_with_key(|(script, specialist)| Series {
                 labels: LabelSet::new(&[("script", script), ("specialist", specialist)]),
                 created: Written::new(f.at),
+                created_at: f.at,
                 total: 0,
                 success: 0,
                 failures: BTreeMap::new(),
@@ -170,6 +176,7 @@ impl Exporter {
                     labels: pair.with("category", category),
                     count: 0,
                     created: Written::new(f.at),
+                    created_at: f.at,
                 })
                 .count += 1;
         }
@@ -192,12 +199,12 @@ impl Exporter {
             4096 + self.series.len() * 5000
         };
         let mut out = Exposition::with_capacity(format, capacity);
-        for (name, unit, help, what) in self.families() {
+        for (info, what) in self.families() {
             let kind = match what {
                 Samples::Histogram(..) => MetricType::Histogram,
                 _ => MetricType::Counter,
             };
-            let mut family = out.family_with_unit(name, kind, unit, help);
+            let mut family = out.family_with_unit(info.name, kind, info.unit, info.help);
             for s in self.series.values() {
                 match what {
                     Samples::Counter(value) => {
@@ -214,7 +221,7 @@ impl Exporter {
                 }
             }
         }
-        let mut family = out.family(OVERFLOW, MetricType::Counter, OVERFLOW_HELP);
+        let mut family = out.family(OVERFLOW.name, MetricType::Counter, OVERFLOW.help);
         for cap in [&self.scripts, &self.specialists, &self.label_sets] {
             family.counter(&[("label", cap.label)], cap.overflowed as f64, self.started);
         }
@@ -230,7 +237,7 @@ impl Exporter {
     /// `__name__`.
     pub fn samples(&self, visit: &mut dyn FnMut(Sample<'_>)) {
         let mut names = String::new();
-        for (name, _, _, what) in self.families() {
+        for (FamilyInfo { name, .. }, what) in self.families() {
             match what {
                 Samples::Counter(value) => {
                     for ((script, specialist), s) in &self.series {
@@ -313,66 +320,212 @@ impl Exporter {
         for cap in [&self.scripts, &self.specialists, &self.label_sets] {
             let labels = [("label", cap.label)];
             visit(Sample {
-                name: OVERFLOW,
+                name: OVERFLOW.name,
                 labels: &labels,
                 value: cap.overflowed as f64,
             });
         }
     }
 
-    /// The families of every (script, specialist) pair, in the order they are written:
-    /// name, unit, help, samples.
-    fn families(&self) -> [(&'static str, &'static str, &'static str, Samples<'_>); 7] {
+    /// The families of every (script, specialist) pair, in the order they are written.
+    fn families(&self) -> [(FamilyInfo, Samples<'_>); 7] {
         [
             (
-                "metaclaude_executions_total",
-                "",
-                "Finished executions, by script and specialist (seed: metaclaude.executions.total).",
+                FamilyInfo {
+                    name: "metaclaude_executions_total",
+                    unit: "",
+                    help: "Finished executions, by script and specialist (seed: metaclaude.executions.total).",
+                    seed_name: "metaclaude.executions.total",
+                    seed_unit: "{execution}",
+                    per_seed_unit: 1.0,
+                },
                 Samples::Counter(|s| s.total as f64),
             ),
             (
-                "metaclaude_executions_success_total",
-                "",
-                "Finished executions that succeeded (seed: metaclaude.executions.success).",
+                FamilyInfo {
+                    name: "metaclaude_executions_success_total",
+                    unit: "",
+                    help: "Finished executions that succeeded (seed: metaclaude.executions.success).",
+                    seed_name: "metaclaude.executions.success",
+                    seed_unit: "{execution}",
+                    per_seed_unit: 1.0,
+                },
                 Samples::Counter(|s| s.success as f64),
             ),
             (
-                "metaclaude_executions_failure_total",
-                "",
-                "Finished executions that failed, by error category: TIMEOUT, VALIDATION, DEPENDENCY, EXECUTION, PERMISSION, RESOURCE, UNKNOWN (seed: metaclaude.executions.failure).",
+                FamilyInfo {
+                    name: "metaclaude_executions_failure_total",
+                    unit: "",
+                    help: "Finished executions that failed, by error category: TIMEOUT, VALIDATION, DEPENDENCY, EXECUTION, PERMISSION, RESOURCE, UNKNOWN (seed: metaclaude.executions.failure).",
+                    seed_name: "metaclaude.executions.failure",
+                    seed_unit: "{execution}",
+                    per_seed_unit: 1.0,
+                },
                 Samples::Failures,
             ),
             (
-                "metaclaude_execution_duration_seconds",
-                "seconds",
-                "Wall time of finished executions: spawn to reap, summed over attempts, backoff excluded; 0 for one refused before it ran (seed: metaclaude.execution.duration_seconds).",
+                FamilyInfo {
+                    name: "metaclaude_execution_duration_seconds",
+                    unit: "seconds",
+                    help: "Wall time of finished executions: spawn to reap, summed over attempts, backoff excluded; 0 for one refused before it ran (seed: metaclaude.execution.duration_seconds).",
+                    seed_name: "metaclaude.execution.duration_seconds",
+                    seed_unit: "s",
+                    per_seed_unit: 1.0,
+                },
                 Samples::Histogram(&self.duration_bounds, |s| &s.duration),
             ),
             (
-                "metaclaude_resource_memory_peak_bytes",
-                "bytes",
-                "Peak memory of a finished execution's whole process tree, bytes (seed: metaclaude.resource.memory_peak_mb, MiB).",
+                FamilyInfo {
+                    name: "metaclaude_resource_memory_peak_bytes",
+                    unit: "bytes",
+                    help: "Peak memory of a finished execution's whole process tree, bytes (seed: metaclaude.resource.memory_peak_mb, MiB).",
+                    seed_name: "metaclaude.resource.memory_peak_mb",
+                    seed_unit: "MiBy",
+                    per_seed_unit: MIB,
+                },
                 Samples::Histogram(&self.memory_bounds, |s| &s.memory),
             ),
             (
-                "metaclaude_resource_cpu_seconds_total",
-                "seconds",
-                "CPU time of finished executions' whole process trees, seconds (seed: metaclaude.resource.cpu_time_seconds).",
+                FamilyInfo {
+                    name: "metaclaude_resource_cpu_seconds_total",
+                    unit: "seconds",
+                    help: "CPU time of finished executions' whole process trees, seconds (seed: metaclaude.resource.cpu_time_seconds).",
+                    seed_name: "metaclaude.resource.cpu_time_seconds",
+                    seed_unit: "s",
+                    per_seed_unit: 1.0,
+                },
                 Samples::Counter(|s| s.cpu_seconds),
             ),
             (
-                "metaclaude_executions_retries_total",
-                "",
-                "Retries of finished executions: attempts after the first (seed: metaclaude.executions.retries).",
+                FamilyInfo {
+                    name: "metaclaude_executions_retries_total",
+                    unit: "",
+                    help: "Retries of finished executions: attempts after the first (seed: metaclaude.executions.retries).",
+                    seed_name: "metaclaude.executions.retries",
+                    seed_unit: "{retry}",
+                    per_seed_unit: 1.0,
+                },
                 Samples::Counter(|s| s.retries as f64),
             ),
         ]
     }
+
+    /// Every point of the state, family by family in the order [`Exporter::render`]
+    /// writes them, as OpenTelemetry's cumulative metrics have them: a counter's value, a
+    /// histogram's bucket counts (each bucket's own, not cumulative) and sum, each with
+    /// its labels and the time its series was made (the start of its cumulation). Values,
+    /// bounds and sums are in the family's own unit (bytes for memory; divide by
+    /// [`FamilyInfo::per_seed_unit`] for the seed's). The overflow counters come last.
+    pub fn points(&self, visit: &mut dyn FnMut(&FamilyInfo, Point<'_>)) {
+        for (info, what) in self.families() {
+            for ((script, specialist), s) in &self.series {
+                let pair = [
+                    ("script", script.as_str()),
+                    ("specialist", specialist.as_str()),
+                ];
+                match what {
+                    Samples::Counter(value) => visit(
+                        &info,
+                        Point {
+                            labels: &pair,
+                            since: s.created_at,
+                            value: Value::Counter(value(s)),
+                        },
+                    ),
+                    Samples::Failures => {
+                        for (category, f) in &s.failures {
+                            let labels = [pair[0], pair[1], ("category", category.as_str())];
+                            visit(
+                                &info,
+                                Point {
+                                    labels: &labels,
+                                    since: f.created_at,
+                                    value: Value::Counter(f.count as f64),
+                                },
+                            );
+                        }
+                    }
+                    Samples::Histogram(bounds, histogram) => {
+                        let h = histogram(s);
+                        visit(
+                            &info,
+                            Point {
+                                labels: &pair,
+                                since: s.created_at,
+                                value: Value::Histogram {
+                                    bounds,
+                                    counts: &h.counts,
+                                    sum: h.sum,
+                                },
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        for cap in [&self.scripts, &self.specialists, &self.label_sets] {
+            visit(
+                &OVERFLOW,
+                Point {
+                    labels: &[("label", cap.label)],
+                    since: self.started,
+                    value: Value::Counter(cap.overflowed as f64),
+                },
+            );
+        }
+    }
+}
+
+/// A family's names, unit and help: Prometheus' and the seed's (OpenTelemetry metrics
+/// carry the seed's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FamilyInfo {
+    /// Prometheus' name (`metaclaude_executions_total`).
+    pub name: &'static str,
+    /// OpenMetrics' unit (`seconds`, `bytes`), empty for none.
+    pub unit: &'static str,
+    pub help: &'static str,
+    /// The seed's name (`metaclaude.executions.total`).
+    pub seed_name: &'static str,
+    /// The seed's unit, in UCUM as OpenTelemetry has it (`s`, `MiBy`, `{execution}`).
+    pub seed_unit: &'static str,
+    /// The family's values, bounds and sums divided by this are in the seed's unit (the
+    /// bytes of memory in MiB: 2^20; else 1).
+    pub per_seed_unit: f64,
+}
+
+/// One point of the state, as [`Exporter::points`] hands it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Point<'a> {
+    /// The series' labels, in the exposition's order.
+    pub labels: &'a [(&'a str, &'a str)],
+    /// When the series was made (its cumulation's start), seconds since the Unix epoch.
+    pub since: f64,
+    pub value: Value<'a>,
+}
+
+/// A point's value.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    Counter(f64),
+    /// Upper bounds (ascending), the count of each bucket (one more than the bounds: the
+    /// last is above every bound) and the sum of what was observed.
+    Histogram {
+        bounds: &'a [f64],
+        counts: &'a [u64],
+        sum: f64,
+    },
 }
 
 /// The exporter's own counter of executions labelled `other`, after the pairs' families.
-const OVERFLOW: &str = "metaclaude_exporter_label_overflow_total";
-const OVERFLOW_HELP: &str = "Executions this exporter labelled `other` because a cap was reached: label script (config.max_scripts), specialist (max_specialists) or label_set (max_label_sets: the pair is then other, other).";
+const OVERFLOW: FamilyInfo = FamilyInfo {
+    name: "metaclaude_exporter_label_overflow_total",
+    unit: "",
+    help: "Executions this exporter labelled `other` because a cap was reached: label script (config.max_scripts), specialist (max_specialists) or label_set (max_label_sets: the pair is then other, other).",
+    seed_name: "metaclaude.exporter.label_overflow",
+    seed_unit: "{execution}",
+    per_seed_unit: 1.0,
+};
 
 /// One sample of the state, as [`Exporter::samples`] hands it out.
 #[derive(Debug, Clone, Copy)]
@@ -596,6 +749,95 @@ mod tests {
             ));
         });
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn points_are_the_samples_before_histograms_are_spread_out() {
+        let config = Config {
+            duration_buckets: vec![0.1, 1.0],
+            memory_buckets_mb: vec![16.0],
+            ..Config::default()
+        };
+        let mut e = exporter(&config);
+        observe(&mut e, &finished("hello", true));
+        let mut later = finished("slow", false);
+        later.at = T0 + 7.0;
+        observe(&mut e, &later);
+        observe(&mut e, &finished("slow", true));
+        let mut expected = Vec::new();
+        e.samples(&mut |s| expected.push((s.name.to_string(), format!("{:?}", s.labels), s.value)));
+        let mut got = Vec::new();
+        let mut families = Vec::new();
+        e.points(&mut |info, p| {
+            if families.last() != Some(&info.seed_name) {
+                families.push(info.seed_name);
+            }
+            let labels = |extra: Option<(&str, &str)>| {
+                let mut l: Vec<(&str, &str)> = p.labels.to_vec();
+                l.extend(extra);
+                format!("{l:?}")
+            };
+            match p.value {
+                Value::Counter(v) => got.push((info.name.to_string(), labels(None), v)),
+                Value::Histogram {
+                    bounds,
+                    counts,
+                    sum,
+                } => {
+                    assert_eq!(counts.len(), bounds.len() + 1);
+                    let mut cumulative = 0;
+                    for (i, n) in counts.iter().enumerate() {
+                        cumulative += n;
+                        let le = bounds
+                            .get(i)
+                            .map_or("+Inf".to_string(), |b| canonical_float(*b));
+                        got.push((
+                            format!("{}_bucket", info.name),
+                            labels(Some(("le", &le))),
+                            cumulative as f64,
+                        ));
+                    }
+                    got.push((format!("{}_sum", info.name), labels(None), sum));
+                    got.push((
+                        format!("{}_count", info.name),
+                        labels(None),
+                        cumulative as f64,
+                    ));
+                }
+            }
+            if p.labels.first() == Some(&("script", "slow")) {
+                assert_eq!(
+                    p.since,
+                    T0 + 7.0,
+                    "{}: the series began with its first event",
+                    info.name
+                );
+            }
+            if info.seed_name == "metaclaude.resource.memory_peak_mb"
+                && p.labels.first() == Some(&("script", "hello"))
+            {
+                let Value::Histogram { bounds, sum, .. } = p.value else {
+                    panic!()
+                };
+                assert_eq!(bounds[0] / info.per_seed_unit, 16.0);
+                assert_eq!(sum / info.per_seed_unit, 13.5, "{:?}", p.labels);
+            }
+        });
+        assert_eq!(got, expected);
+        assert_eq!(
+            families,
+            [
+                "metaclaude.executions.total",
+                "metaclaude.executions.success",
+                "metaclaude.executions.failure",
+                "metaclaude.execution.duration_seconds",
+                "metaclaude.resource.memory_peak_mb",
+                "metaclaude.resource.cpu_time_seconds",
+                "metaclaude.executions.retries",
+                "metaclaude.exporter.label_overflow",
+            ],
+            "the seed's names, each family once, in order"
+        );
     }
 
     #[test]
