@@ -1,10 +1,12 @@
 //! The OpenTelemetry exporter, end to end: `plugins-available/otlp-exporter` in the real
 //! binary (`run` and `serve`) sending to a receiver in the test on loopback (no
 //! OpenTelemetry Collector can run here), which decodes every request with the official
-//! definitions (the `opentelemetry-proto` crate, prost): the execution's span and its
-//! attempt spans with their attributes, status and resource; a caller's trace joined
-//! (`METACLAUDE_TRACEPARENT` on `run`, the `traceparent` header on `serve`); gzip; a 503
-//! with `Retry-After` retried; a 400 reported and never retried.
+//! definitions (the `opentelemetry-proto` crate: prost for protobuf, its serde for
+//! OTLP/JSON): the execution's span and its attempt spans with their attributes, status
+//! and resource; a caller's trace joined (`METACLAUDE_TRACEPARENT` on `run`, the
+//! `traceparent` header on `serve`); the log record; the seed's metrics; gzip; a 503 with
+//! `Retry-After` retried, by `serve` and at the end of a one-shot `run`; a 400 reported
+//! and never retried.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -13,9 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::{number_data_point, AggregationTemporality};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
@@ -68,6 +73,18 @@ impl Got {
     fn decoded_logs(&self) -> ExportLogsServiceRequest {
         assert!(self.head.starts_with("post /v1/logs "), "{}", self.head);
         ExportLogsServiceRequest::decode(&self.plain()[..]).expect("an ExportLogsServiceRequest")
+    }
+
+    /// An OTLP/JSON request, read with the official definitions' serde.
+    fn decoded_json<T: serde::de::DeserializeOwned>(&self) -> T {
+        assert!(
+            self.head.contains("content-type: application/json"),
+            "{}",
+            self.head
+        );
+        let plain = self.plain();
+        serde_json::from_slice(&plain)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&plain)))
     }
 }
 
@@ -129,11 +146,17 @@ impl Receiver {
 
     /// The requests to /v1/logs.
     fn got_logs(&self) -> Vec<Got> {
+        self.got_to("/v1/logs")
+    }
+
+    /// The requests to `path`.
+    fn got_to(&self, path: &str) -> Vec<Got> {
+        let line = format!("post {path} ");
         self.got
             .lock()
             .unwrap()
             .iter()
-            .filter(|g| !g.is_traces())
+            .filter(|g| g.head.starts_with(&line))
             .cloned()
             .collect()
     }
@@ -152,6 +175,11 @@ impl Receiver {
 
 /// `plugins-available/otlp-exporter` installed in `plugins`, sending to `endpoint`, granted.
 fn install_otlp(plugins: &Path, endpoint: &str) {
+    install_otlp_with(plugins, endpoint, &[]);
+}
+
+/// The same, with these manifest keys set too.
+fn install_otlp_with(plugins: &Path, endpoint: &str, more: &[(&str, &str)]) {
     let available = PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
         .parent()
         .unwrap()
@@ -177,6 +205,8 @@ fn install_otlp(plugins: &Path, endpoint: &str) {
     ];
     let manifest = edits
         .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(more.iter().copied())
         .fold(manifest, |text, (key, value)| set(text, key, value));
     std::fs::write(to.join("plugin.toml"), manifest).unwrap();
     grant_all(plugins);
@@ -571,5 +601,193 @@ fn a_receiver_answering_400_is_reported_and_never_retried() {
         listed.contains(&format!("delivers to {}/v1/traces: ", receiver.endpoint()))
             && listed.contains(": HTTP 400: the receiver says no"),
         "{listed}"
+    );
+}
+
+/// `metaclaude run hello` with the exporter in `plugins` sending to `receiver`; it
+/// succeeds.
+fn run_hello_sending_to(plugins: &Path, receiver: &Receiver) {
+    install_otlp(plugins, &receiver.endpoint());
+    let out = bin()
+        .args(["run", "hello", "--registry"])
+        .arg(example_registry())
+        .arg("--plugins")
+        .arg(plugins)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Seen writing the exporter: a one-shot `run` flushed once and exited, so a receiver
+/// answering 503 with `Retry-After` (a Collector under load) lost the execution's trace.
+/// With `shutdown_wait_ms` the host keeps ticking the exporter while spans wait: the
+/// retry goes out before the process ends.
+#[test]
+fn a_one_shot_run_waits_for_the_retry_its_receiver_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(vec![(503, "Retry-After: 1\r\n")]);
+    run_hello_sending_to(&dir.path().join("plugins"), &receiver);
+    let got = receiver.got();
+    assert_eq!(
+        got.iter().map(|g| g.status).collect::<Vec<_>>(),
+        [503, 200],
+        "refused once, then sent again before the run ended"
+    );
+    assert_eq!(got[1].decoded(), got[0].decoded(), "the same spans");
+    assert!(receiver
+        .accepted_spans()
+        .iter()
+        .any(|s| s.name == "run hello"));
+
+    // A receiver that asks for more than the wait: the run ends when the wait does,
+    // having tried once; the trace is lost, the execution is not held up for it.
+    let slow = Receiver::start(vec![(503, "Retry-After: 3600\r\n")]);
+    run_hello_sending_to(&dir.path().join("slow"), &slow);
+    assert_eq!(
+        slow.got().len(),
+        1,
+        "tried once, then held off by Retry-After"
+    );
+}
+
+/// `protocol = "http/json"`: every signal in OTLP/JSON, read back with the official
+/// definitions' serde; and the seed's metrics each interval from `serve`: cumulative
+/// sums and histograms with the Prometheus exporter's buckets, per script and
+/// specialist, counting exactly what ran.
+#[test]
+fn serve_sends_the_seeds_metrics_and_every_signal_in_otlp_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(Vec::new());
+    let plugins = dir.path().join("plugins");
+    install_otlp_with(
+        &plugins,
+        &receiver.endpoint(),
+        &[
+            ("protocol", "\"http/json\""),
+            ("metrics_interval_ms", "1000"),
+        ],
+    );
+    let host = serve(&plugins);
+    host.run("hello");
+    host.run("hello");
+    let failed = submit(&host, json!({"script_id": "failing"}), &[]).json();
+    assert_eq!(failed["success"], false);
+    let category = failed["error_details"]["category"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let latest = || -> Option<ExportMetricsServiceRequest> {
+        receiver
+            .got_to("/v1/metrics")
+            .last()
+            .map(|g| g.decoded_json::<ExportMetricsServiceRequest>())
+    };
+    let total_of = |r: &ExportMetricsServiceRequest, script: &str| -> f64 {
+        let m = &r.resource_metrics[0].scope_metrics[0].metrics;
+        let total = m
+            .iter()
+            .find(|m| m.name == "metaclaude.executions.total")
+            .expect("the total");
+        let Some(Data::Sum(sum)) = &total.data else {
+            panic!("{total:?}")
+        };
+        sum.data_points
+            .iter()
+            .find(|p| attr(&p.attributes, "script") == text(script))
+            .map_or(0.0, |p| match p.value {
+                Some(number_data_point::Value::AsDouble(v)) => v,
+                _ => panic!("{p:?}"),
+            })
+    };
+    wait_until(
+        "a metrics snapshot counting the three executions",
+        Duration::from_secs(60),
+        || latest().is_some_and(|r| total_of(&r, "hello") == 2.0 && total_of(&r, "failing") == 1.0),
+        || format!("{:?}", latest()),
+    );
+    let r = latest().unwrap();
+    let resource = r.resource_metrics[0].resource.as_ref().unwrap();
+    assert_eq!(attr(&resource.attributes, "host.name"), text("web-1"));
+    let metrics = &r.resource_metrics[0].scope_metrics[0].metrics;
+    let find = |name: &str| {
+        metrics
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {metrics:?}"))
+    };
+    let Some(Data::Sum(failures)) = &find("metaclaude.executions.failure").data else {
+        panic!()
+    };
+    assert!(failures.is_monotonic);
+    assert_eq!(
+        failures.aggregation_temporality,
+        AggregationTemporality::Cumulative as i32
+    );
+    let p = &failures.data_points[0];
+    assert_eq!(attr(&p.attributes, "script"), text("failing"));
+    assert_eq!(attr(&p.attributes, "category"), text(&category));
+    assert!(p.start_time_unix_nano > 0 && p.start_time_unix_nano <= p.time_unix_nano);
+    let duration = find("metaclaude.execution.duration_seconds");
+    assert_eq!(duration.unit, "s");
+    let Some(Data::Histogram(h)) = &duration.data else {
+        panic!("{duration:?}")
+    };
+    let hello = h
+        .data_points
+        .iter()
+        .find(|p| attr(&p.attributes, "script") == text("hello"))
+        .unwrap();
+    assert_eq!(hello.count, 2);
+    assert_eq!(hello.bucket_counts.iter().sum::<u64>(), 2);
+    assert_eq!(
+        hello.explicit_bounds,
+        [
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            300.0, 600.0
+        ],
+        "the Prometheus exporter's buckets"
+    );
+    let memory = find("metaclaude.resource.memory_peak_mb");
+    assert_eq!(memory.unit, "MiBy");
+    let Some(Data::Histogram(h)) = &memory.data else {
+        panic!()
+    };
+    assert_eq!(
+        h.data_points[0].explicit_bounds[..3],
+        [1.0, 2.0, 4.0],
+        "MiB"
+    );
+
+    // The traces and logs went as JSON too, and decode to the executions.
+    wait_until(
+        "the failing run's trace",
+        Duration::from_secs(60),
+        || {
+            receiver.got().iter().any(|g| {
+                g.decoded_json::<ExportTraceServiceRequest>()
+                    .resource_spans
+                    .iter()
+                    .flat_map(|rs| &rs.scope_spans)
+                    .flat_map(|ss| &ss.spans)
+                    .any(|s| s.name == "run failing")
+            })
+        },
+        || format!("{}", receiver.got().len()),
+    );
+    let logs = receiver.got_logs();
+    assert!(!logs.is_empty());
+    let records: usize = logs
+        .iter()
+        .map(|g| {
+            g.decoded_json::<ExportLogsServiceRequest>().resource_logs[0].scope_logs[0]
+                .log_records
+                .len()
+        })
+        .sum();
+    assert!(records >= 3, "{records}");
+    let d = get(&host.url("/api/v1/plugins")).json();
+    assert!(
+        d.to_string().contains("/v1/metrics"),
+        "the metrics are a destination of their own: {d}"
     );
 }

@@ -118,6 +118,12 @@ impl Destinations {
             .collect();
     }
 
+    /// Items the live instance last reported waiting, over every destination.
+    pub fn pending(&self) -> u64 {
+        let book = self.book.lock().unwrap();
+        book.current.values().map(|d| d.pending).sum()
+    }
+
     /// Every destination reported, by name, counters added up over instances; and how
     /// many the last report left out.
     pub fn snapshot(&self) -> (Vec<DestinationReport>, usize) {
@@ -164,11 +170,13 @@ mod tests {
         let (all, cut) = d.snapshot();
         assert_eq!(cut, 0);
         assert_eq!((all[0].sent, all[0].pending), (10, 0));
+        assert_eq!(d.pending(), 0, "a fresh instance has reported nothing yet");
         d.report(vec![
             report("a", 3, 7, None),
             report("b\u{1b}[31m", 1, 0, None),
         ]);
         let (all, _) = d.snapshot();
+        assert_eq!(d.pending(), 7);
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].destination, "a");
         assert_eq!(

@@ -202,10 +202,12 @@ impl Worker {
         self.instance.as_mut()
     }
 
-    /// The end of the worker: delivers the batch, flushes, notifies what is pending.
+    /// The end of the worker: delivers the batch, flushes (and gives a pusher its
+    /// `shutdown_wait_ms`), notifies what is pending.
     fn finish(&mut self, batch: &mut Vec<Arc<Delivery>>, ctx: &mut Ctx, outbox: &mut Outbox) {
         self.deliver(batch, ctx, true);
         self.flush(ctx);
+        self.wait_for_pending(ctx);
         if !outbox.pending().is_empty() {
             self.notify(outbox, ctx, true);
         }
@@ -276,6 +278,33 @@ impl Worker {
                 Ok(()) => group.confirm(),
                 Err(why) => group.deny(&self.name, why),
             }
+        }
+    }
+
+    /// A pusher with a `shutdown_wait_ms`: while it reports items waiting, it is ticked
+    /// every `tick_ms` until none wait or the wait is over, so a retry its receiver asked
+    /// for (a 503 with `Retry-After`, a backoff after no answer) still goes out at the end
+    /// of a one-shot run. Past the wait what is left is the plugin's to count as lost.
+    fn wait_for_pending(&mut self, ctx: &mut Ctx) {
+        let wait = Duration::from_millis(self.manifest.shutdown_wait_ms);
+        if wait.is_zero() || self.manifest.kind != PluginKind::Pusher {
+            return;
+        }
+        let until = Instant::now() + wait;
+        let every = Duration::from_millis(self.manifest.tick_ms);
+        let stats = self.stats.clone();
+        while stats.destinations.pending() > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::info!(plugin = %self.name, pending = stats.destinations.pending(), "shutdown wait over with items unsent");
+                return;
+            }
+            std::thread::sleep(every.min(left));
+            let Some(instance) = self.ready_instance(ctx, false) else {
+                return;
+            };
+            let result = timed(&stats, || instance.tick(Utc::now()));
+            self.settle(result, 0, ctx);
         }
     }
 

@@ -347,6 +347,11 @@ pub struct Manifest {
     pub one_shot: bool,
     /// Alert rules and pushers: how often `tick` is called.
     pub tick_ms: u64,
+    /// Pushers: at shutdown (the end of a one-shot run, a server stopping), how long the
+    /// host keeps ticking the plugin while it reports items pending (the retries its
+    /// receivers asked for), ms; 0 (the default): one flush and no more. At most its
+    /// `limits.call_timeout_ms`: it holds the host no longer than one call may.
+    pub shutdown_wait_ms: u64,
     /// Notifiers: how alerts are routed to it (the `[alerts]` table).
     pub alerts: Routing,
     /// What it asks the operator to grant (the capabilities above as written, the
@@ -378,6 +383,7 @@ const TOP_KEYS: &[&str] = &[
     "event_output",
     "one_shot",
     "tick_ms",
+    "shutdown_wait_ms",
     "alerts",
 ];
 const ACK_KEYS: &[&str] = &["enabled", "timeout_ms", "sync"];

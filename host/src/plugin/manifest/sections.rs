@@ -117,6 +117,7 @@ impl Fields<'_> {
         let event_output = self.boolean("event_output", t.get("event_output"), true);
         let one_shot = self.boolean("one_shot", t.get("one_shot"), true);
         let tick_ms = self.positive("tick_ms", t.get("tick_ms"), 10_000);
+        let shutdown_wait_ms = self.shutdown_wait(t.get("shutdown_wait_ms"), kind, &limits);
         let alerts = self.alert_routing(t.get("alerts"), kind);
         let mut requests = std::mem::take(&mut self.requests);
         requests.env = std::mem::take(&mut self.env_refs);
@@ -144,9 +145,47 @@ impl Fields<'_> {
             event_output,
             one_shot,
             tick_ms,
+            shutdown_wait_ms,
             alerts,
             requests,
         })
+    }
+
+    /// `shutdown_wait_ms`: pushers only, at most the plugin's call deadline.
+    fn shutdown_wait(
+        &mut self,
+        v: Option<&Value>,
+        kind: Option<PluginKind>,
+        limits: &Limits,
+    ) -> u64 {
+        let field = "shutdown_wait_ms";
+        let ms = match v {
+            None => return 0,
+            Some(Value::Integer(i)) if *i >= 0 => *i as u64,
+            Some(other) => {
+                self.c
+                    .expected(field, "a whole number of milliseconds (0 or more)", other);
+                return 0;
+            }
+        };
+        if kind.is_some_and(|k| k != PluginKind::Pusher) {
+            self.problem(
+                field,
+                "only a pusher keeps items to send after a flush: remove it, or make the plugin kind = \"pusher\"",
+            );
+            return 0;
+        }
+        if ms > limits.call_timeout_ms {
+            self.problem(
+                field,
+                format!(
+                    "{ms} is above limits.call_timeout_ms ({}): a plugin holds the host at shutdown no longer than one call may; lower it or raise the call deadline",
+                    limits.call_timeout_ms
+                ),
+            );
+            return 0;
+        }
+        ms
     }
 
     /// A notifier's `[alerts]` table: group wait, repeat interval, resolved or not, the

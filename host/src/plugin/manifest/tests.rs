@@ -95,6 +95,34 @@ fn limits_have_ceilings() {
     );
 }
 
+/// A pusher may ask the host to keep ticking it at shutdown, never longer than one call
+/// may hold the host; no other kind keeps items after a flush.
+#[test]
+fn a_shutdown_wait_is_a_pushers_and_bounded_by_its_call_deadline() {
+    let pusher = "name = \"p\"\nversion = \"1\"\nkind = \"pusher\"\ncomponent = \"p.wasm\"\nwit = \"0.4.0\"\n";
+    let m = parse(&format!(
+        "{pusher}shutdown_wait_ms = 1500\n[limits]\ncall_timeout_ms = 2000\n"
+    ))
+    .unwrap();
+    assert_eq!(m.shutdown_wait_ms, 1500);
+    assert_eq!(
+        parse(pusher).unwrap().shutdown_wait_ms,
+        0,
+        "none unless asked"
+    );
+    assert_eq!(
+        parse(&format!("{pusher}shutdown_wait_ms = 5000\n[limits]\ncall_timeout_ms = 2000\n")).unwrap_err(),
+        "shutdown_wait_ms: 5000 is above limits.call_timeout_ms (2000): a plugin holds the host at shutdown no longer than one call may; lower it or raise the call deadline"
+    );
+    assert_eq!(
+        parse("name = \"s\"\nversion = \"1\"\nkind = \"sink\"\ncomponent = \"p.wasm\"\nshutdown_wait_ms = 10\n").unwrap_err(),
+        "shutdown_wait_ms: only a pusher keeps items to send after a flush: remove it, or make the plugin kind = \"pusher\""
+    );
+    assert!(parse(&format!("{pusher}shutdown_wait_ms = -1\n"))
+        .unwrap_err()
+        .starts_with("shutdown_wait_ms: expected a whole number"));
+}
+
 #[test]
 fn reports_every_problem() {
     let err = parse(
