@@ -256,7 +256,11 @@ impl Watched {
                     }
                     Condition::TooShort => format!(
                         "{base}, no shorter than its min_duration of {}",
-                        duration::format(Duration::from_secs_f64(was.threshold))
+                        duration::format(
+                            self.expect
+                                .min_duration
+                                .unwrap_or_else(|| Duration::from_secs_f64(was.threshold))
+                        )
                     ),
                     _ => format!("{base}: no longer {words}"),
                 }
