@@ -20,6 +20,7 @@ pub mod batch;
 pub mod client;
 pub mod config;
 pub mod executor;
+pub mod expectations;
 mod ids;
 pub mod logs;
 pub mod memory;

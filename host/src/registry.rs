@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{self, Checker, ConfigError, ConfigValue};
+use crate::expectations::spec::{self as expect_spec, Expectations, ScriptLimits};
 use crate::model::ErrorCategory;
 use crate::suggest::did_you_mean;
 
@@ -136,6 +137,11 @@ pub struct ScriptEntry {
     /// Bytes kept per output stream (default [`DEFAULT_OUTPUT_LIMIT_BYTES`]); beyond it the
     /// head and tail halves are kept.
     pub output_limit_bytes: usize,
+    /// What the script is expected to do (`expect`): how often it must succeed, how long a
+    /// run may take, how many failures in a row make an incident; `None` (left out of the
+    /// normalised form) for a script without the block, for which nothing changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expectations>,
 }
 
 /// The type of a declared input; values are checked against it before anything runs.
@@ -282,6 +288,7 @@ const SCRIPT_KEYS: &[&str] = &[
     "env",
     "working_dir",
     "output_limit_bytes",
+    "expect",
 ];
 const INPUT_KEYS: &[&str] = &[
     "type",
@@ -471,10 +478,10 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
     let opt_string = |c: &mut Checker, k: &str| obj.get(k).and_then(|v| c.string(&field(k), v));
     let specialist = opt_string(c, "specialist");
     let description = opt_string(c, "description");
-    let timeout_ms = obj
+    let timeout_given = obj
         .get("timeout_ms")
-        .and_then(|v| c.positive_integer(&field("timeout_ms"), v, "milliseconds"))
-        .unwrap_or(DEFAULT_TIMEOUT_MS);
+        .map(|v| c.positive_integer(&field("timeout_ms"), v, "milliseconds"));
+    let timeout_ms = timeout_given.flatten().unwrap_or(DEFAULT_TIMEOUT_MS);
     let memory_limit_mb = obj
         .get("memory_limit_mb")
         .and_then(|v| c.positive_integer(&field("memory_limit_mb"), v, "MiB"));
@@ -542,6 +549,16 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
 
     let retry = retry_policy(c, at, obj);
 
+    // Checked against the timeout only when that is valid, so that one mistake is not
+    // reported twice.
+    let expect = obj.get("expect").and_then(|v| {
+        let limits = ScriptLimits {
+            timeout_ms: (timeout_given != Some(None)).then_some(timeout_ms),
+            longest_execution: longest_execution(timeout_ms, &retry),
+        };
+        expect_spec::parse(c, &field("expect"), v, limits)
+    });
+
     let env_allow = obj
         .get("env_allow")
         .and_then(|v| c.string_list(&field("env_allow"), v))
@@ -586,7 +603,18 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
         env,
         working_dir,
         output_limit_bytes,
+        expect,
     })
+}
+
+/// The longest one execution of a script can take: every attempt to its timeout, and
+/// every backoff at its cap (what `expect.grace` defaults to).
+pub fn longest_execution(timeout_ms: u64, retry: &RetryPolicy) -> std::time::Duration {
+    let attempts = u64::from(retry.max_retries) + 1;
+    let ms = timeout_ms
+        .saturating_mul(attempts)
+        .saturating_add(retry.max_ms.saturating_mul(u64::from(retry.max_retries)));
+    std::time::Duration::from_millis(ms)
 }
 
 fn input_spec(c: &mut Checker, at: &str, v: &Value) -> Option<InputSpec> {
@@ -857,6 +885,67 @@ mod tests {
                 "scripts[1].retry_on[1]: exit codes run from 1 to 255, found 300",
                 "scripts[2].id: duplicate id `a`: ids must be unique",
             ]
+        );
+    }
+
+    #[test]
+    fn an_expect_block_is_checked_against_its_entry() {
+        use crate::expectations::Rule;
+        let s = check(json!({"scripts": [
+            {"id": "a", "path": "a.sh", "expect": {"every": "1h"}},
+            {"id": "b", "path": "b.sh", "timeout_ms": 60000, "max_retries": 0,
+             "expect": {"schedule": "@daily", "max_duration": "59s"}},
+            {"id": "c", "path": "c.sh"}
+        ]}))
+        .unwrap();
+        // The default grace: three attempts of 30 s and two backoffs of 10 s at most.
+        let cadence = s[0].expect.as_ref().unwrap().cadence.as_ref().unwrap();
+        assert_eq!(
+            cadence.rule,
+            Rule::Every(std::time::Duration::from_secs(3600))
+        );
+        assert_eq!(cadence.grace, std::time::Duration::from_secs(110));
+        let b = s[1].expect.as_ref().unwrap();
+        assert_eq!(
+            b.cadence.as_ref().unwrap().grace,
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(s[2].expect, None);
+        assert!(!serde_json::to_value(&s[2])
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .contains_key("expect"));
+
+        let errs = check(json!({"scripts": [
+            {"id": "a", "path": "a.sh", "timeout_ms": 60000, "expect": {"max_duration": "1m"}},
+            {"id": "b", "path": "b.sh", "timeout_ms": 0, "expect": {"max_duration": "1m"}},
+            {"id": "c", "path": "c.sh", "expect": {"every": "1h", "max_duration": "30s"}}
+        ]}))
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "scripts[0].expect.max_duration: 1m is not below the script's timeout_ms (60000 ms): an attempt is stopped at its timeout before it could be overdue; make max_duration shorter or timeout_ms longer",
+                "scripts[1].timeout_ms: expected a positive integer (milliseconds), found 0",
+                "scripts[2].expect.max_duration: 30s is not below the script's timeout_ms (30000 ms): an attempt is stopped at its timeout before it could be overdue; make max_duration shorter or timeout_ms longer",
+            ],
+            "a bad timeout is not reported twice; the default one is compared"
+        );
+    }
+
+    #[test]
+    fn the_longest_execution_counts_every_attempt_and_backoff() {
+        let retry = RetryPolicy::default();
+        assert_eq!(longest_execution(30_000, &retry).as_secs(), 110);
+        let none = RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(longest_execution(5_000, &none).as_secs(), 5);
+        assert_eq!(
+            longest_execution(u64::MAX, &retry).as_millis(),
+            u128::from(u64::MAX)
         );
     }
 

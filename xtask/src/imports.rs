@@ -152,7 +152,7 @@ const LAYERS: &[&[&str]] = &[
     &["tui"],
     &["app", "serve", "client", "batch", "replay", "scaffold"],
     &["plugin", "monitor"],
-    &["alerting", "logs", "executor", "registry"],
+    &["alerting", "logs", "executor", "registry", "expectations"],
     &["model", "config", "safe_fs", "suggest", "ids", "memory", ""],
 ];
 
