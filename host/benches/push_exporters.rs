@@ -4,12 +4,13 @@
 //!
 //! 1. finished events per second through the default set, and the host's CPU time per
 //!    finished event, with the remote write exporter (pushing every second), the OTLP
-//!    exporter (traces and logs), and both, each to its own receiver on loopback (which
-//!    reads each request and answers 204);
+//!    exporter (traces, logs and metrics at its defaults), and both, each to its own
+//!    receiver on loopback (which reads each request and answers 204);
 //! 2. what goes on the wire for each: requests, bytes of the compressed bodies and of
 //!    whole requests (request line and headers included); for remote write per sample,
 //!    per snapshot of every series, and per execution at a steady rate; for OTLP per
-//!    execution (its spans and its log record).
+//!    execution (its spans and its log record) and per metrics snapshot (sent every
+//!    second here).
 //!
 //! Needs the default set and the opt-in plugins installed: `cargo xtask build-plugins --all`.
 
@@ -68,6 +69,9 @@ struct Wire {
     requests: AtomicU64,
     body_bytes: AtomicU64,
     wire_bytes: AtomicU64,
+    /// Of those, the requests to an OTLP `/v1/metrics`, and their bodies.
+    metrics_requests: AtomicU64,
+    metrics_body_bytes: AtomicU64,
 }
 
 /// A remote write receiver on loopback: reads each request whole, answers 204.
@@ -85,10 +89,14 @@ fn receiver() -> (u16, Arc<Wire>, Arc<AtomicBool>) {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let (mut head, mut length) = (0u64, 0usize);
+            let mut metrics = false;
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 {
                     break;
+                }
+                if head == 0 {
+                    metrics = line.contains(" /v1/metrics ");
                 }
                 head += line.len() as u64;
                 if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
@@ -103,6 +111,12 @@ fn receiver() -> (u16, Arc<Wire>, Arc<AtomicBool>) {
                 continue;
             }
             counted.requests.fetch_add(1, Ordering::Relaxed);
+            if metrics {
+                counted.metrics_requests.fetch_add(1, Ordering::Relaxed);
+                counted
+                    .metrics_body_bytes
+                    .fetch_add(length as u64, Ordering::Relaxed);
+            }
             counted
                 .body_bytes
                 .fetch_add(length as u64, Ordering::Relaxed);
@@ -201,8 +215,9 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let (port, wire, stop) = receiver();
     let url = format!("http://127.0.0.1:{port}/api/v1/write");
-    let (otlp_port, otlp_wire, otlp_stop) = receiver();
-    let endpoint = format!("http://127.0.0.1:{otlp_port}");
+    // The OTLP receiver of the throughput rounds (the bytes are counted apart below).
+    let (sink_port, _, sink_stop) = receiver();
+    let endpoint = format!("http://127.0.0.1:{sink_port}");
 
     // Every event processed and counted: the exporters block instead of dropping.
     let blocking = |text: String| text.replace("on_full = \"drop_newest\"", "on_full = \"block\"");
@@ -331,9 +346,22 @@ fn main() {
     );
     drop(host);
 
-    // OTLP on the wire, at the same rate: the exporter alone.
+    // OTLP on the wire, at the same rate: the exporter alone, to a receiver of its own,
+    // the metrics every second.
+    let (otlp_port, otlp_wire, otlp_stop) = receiver();
+    let endpoint = format!("http://127.0.0.1:{otlp_port}");
+    let tracing_each_second = |text: String| {
+        set(
+            blocking(text),
+            &[
+                ("endpoint", format!("\"{endpoint}\"")),
+                ("http", format!("[\"{endpoint}/v1/*\"]")),
+                ("metrics_interval_ms", "1000".into()),
+            ],
+        )
+    };
     let only = tmp.path().join("otlp-only");
-    copy_folders(&available, &["otlp-exporter"], &only, &tracing);
+    copy_folders(&available, &["otlp-exporter"], &only, &tracing_each_second);
     let host = load(&only, tmp.path());
     let start = Instant::now();
     for i in 0..rate * seconds {
@@ -358,16 +386,26 @@ fn main() {
     let requests = otlp_wire.requests.load(Ordering::Relaxed);
     let body = otlp_wire.body_bytes.load(Ordering::Relaxed);
     let whole = otlp_wire.wire_bytes.load(Ordering::Relaxed);
+    let snapshots = otlp_wire.metrics_requests.load(Ordering::Relaxed);
+    let metrics_body = otlp_wire.metrics_body_bytes.load(Ordering::Relaxed);
     println!(
-        "OTLP on the wire: {executions} executions at {rate}/s: {requests} requests ({}), {body} B of gzipped protobuf ({whole} B with request lines and headers)",
+        "OTLP on the wire: {executions} executions at {rate}/s for {seconds} s, metrics every second: {requests} requests ({}), {body} B of gzipped protobuf ({whole} B with request lines and headers)",
         sent.join(", ")
     );
     println!(
-        "  {:.0} B an execution compressed ({:.0} B whole): its spans and its log record",
-        body as f64 / executions as f64,
-        whole as f64 / executions as f64
+        "  {:.0} B an execution compressed: its spans and its log record (without the scripts' output)",
+        (body - metrics_body) as f64 / executions as f64,
     );
-    for (stop, port) in [(&stop, port), (&otlp_stop, otlp_port)] {
+    println!(
+        "  {:.0} B a metrics snapshot compressed ({snapshots} snapshots of 9 label sets); at the default metrics_interval_ms = 60000, {:.1} B an execution at {rate}/s",
+        metrics_body as f64 / snapshots.max(1) as f64,
+        metrics_body as f64 / snapshots.max(1) as f64 / 60.0 / rate as f64,
+    );
+    for (stop, port) in [
+        (&stop, port),
+        (&sink_stop, sink_port),
+        (&otlp_stop, otlp_port),
+    ] {
         stop.store(true, Ordering::Relaxed);
         let _ = std::net::TcpStream::connect(("127.0.0.1", port));
     }
