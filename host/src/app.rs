@@ -30,6 +30,7 @@ use crate::plugin::{
     ThresholdChange, ThresholdError,
 };
 use crate::registry::{Registry, RegistryError};
+use crate::script_watch::ScriptWatch;
 
 /// Which plugins a host loads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -251,6 +252,8 @@ pub struct MonitoredHost {
     plugins: Option<Arc<PluginHost>>,
     plugins_dir: Option<PathBuf>,
     monitor: Arc<Monitor>,
+    /// The scripts with expectations, watched (not in a one-shot host).
+    script_watch: Option<Arc<ScriptWatch>>,
 }
 
 impl MonitoredHost {
@@ -279,6 +282,19 @@ impl MonitoredHost {
     ) -> Result<MonitoredHost, HostError> {
         let registry = Registry::load(&config.registry)?;
         let (plugins, plugins_dir) = load_plugins(&config, &notices)?;
+        // A long-running host watches the scripts that have expectations; their alerts
+        // go through the plugins' alert book (and nowhere without plugins).
+        let script_watch = (!config.one_shot).then(|| {
+            let router = plugins.clone();
+            ScriptWatch::start(
+                &registry,
+                Box::new(move |alerts| {
+                    if let Some(p) = &router {
+                        p.raise_alerts(alerts);
+                    }
+                }),
+            )
+        });
         let mut service = ToolExecutionService::new(registry, config.executor.clone());
         tracing::debug!(measurement = %service.measurement_description());
         let monitor = Arc::new(Monitor::new(config.monitor));
@@ -293,11 +309,15 @@ impl MonitoredHost {
             let feed = monitor.clone();
             p.add_alert_callback(Arc::new(move |alerts| feed.alerts_changed(alerts)));
         }
+        if let Some(w) = &script_watch {
+            service.add_sink(w.clone());
+        }
         Ok(MonitoredHost {
             service: Arc::new(service),
             plugins,
             plugins_dir,
             monitor,
+            script_watch,
         })
     }
 
@@ -371,6 +391,20 @@ impl MonitoredHost {
         &self.service
     }
 
+    /// Puts `registry` in force: for the executions that start from now, and for the
+    /// script watch (scripts whose expectations came, changed or went).
+    pub fn replace_registry(&self, registry: Registry) {
+        if let Some(w) = &self.script_watch {
+            w.sync(&registry);
+        }
+        self.service.replace_registry(registry);
+    }
+
+    /// The watch over the scripts with expectations (`None` in a one-shot host).
+    pub fn script_watch(&self) -> Option<&Arc<ScriptWatch>> {
+        self.script_watch.as_ref()
+    }
+
     /// The loaded plugins (`None` without plugins, or, unwatched, when none loaded).
     pub fn plugins(&self) -> Option<&Arc<PluginHost>> {
         self.plugins.as_ref()
@@ -389,6 +423,9 @@ impl MonitoredHost {
     /// Every plugin delivers what it was sent, flushes and stops (idempotent); notifiers
     /// stop last.
     pub fn shutdown(&self) {
+        if let Some(w) = &self.script_watch {
+            w.stop();
+        }
         if let Some(p) = &self.plugins {
             p.shutdown();
         }

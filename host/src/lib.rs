@@ -33,6 +33,8 @@ pub mod replay;
 pub mod safe_fs;
 pub mod scaffold;
 #[cfg(feature = "runtime")]
+pub mod script_watch;
+#[cfg(feature = "runtime")]
 pub mod serve;
 mod suggest;
 

@@ -9,6 +9,7 @@ mod concurrent_log;
 mod custom_notifiers;
 mod dashboard;
 mod dashboard_terminal;
+mod expectations;
 mod exposition;
 mod grants;
 mod host_files;

@@ -151,7 +151,7 @@ const LAYERS: &[&[&str]] = &[
     &["main", "cli"],
     &["tui"],
     &["app", "serve", "client", "batch", "replay", "scaffold"],
-    &["plugin", "monitor"],
+    &["plugin", "monitor", "script_watch"],
     &["alerting", "logs", "executor", "registry", "expectations"],
     &["model", "config", "safe_fs", "suggest", "ids", "memory", ""],
 ];

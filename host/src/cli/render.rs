@@ -652,7 +652,8 @@ pub fn terminal_safe(s: &str) -> String {
         .collect()
 }
 
-/// Alerts for people, a line each: severity, status, type, specialist, since when, message.
+/// Alerts for people, a line each: severity, status, type, labels (`script=backup
+/// specialist=ops`; the specialist alone for an alert without labels), since when, message.
 pub fn alerts(alerts: &[Alert], from: &str) -> String {
     let mut out = String::new();
     if alerts.is_empty() {
@@ -665,11 +666,17 @@ pub fn alerts(alerts: &[Alert], from: &str) -> String {
             AlertStatus::Firing => "FIRING",
             AlertStatus::Resolved => "resolved",
         };
-        let specialist = a
-            .specialist
-            .as_deref()
-            .map(|s| format!(" specialist={}", terminal_safe(s)))
-            .unwrap_or_default();
+        let specialist = if a.labels.is_empty() {
+            a.specialist
+                .as_deref()
+                .map(|s| format!(" specialist={}", terminal_safe(s)))
+                .unwrap_or_default()
+        } else {
+            a.labels
+                .iter()
+                .map(|(k, v)| format!(" {}={}", terminal_safe(k), terminal_safe(v)))
+                .collect()
+        };
         let when = match a.ends_at {
             Some(end) => format!(
                 "{} .. {}",

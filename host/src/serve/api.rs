@@ -430,7 +430,25 @@ async fn blocking_log_query(
 /// (`env_keys`): the values are where people put secrets.
 async fn scripts(State(state): State<Arc<ServerState>>) -> Response {
     let registry = state.host.service().registry();
-    let scripts: Vec<Value> = registry.scripts.iter().map(script_json).collect();
+    let watch = state.host.script_watch();
+    let scripts: Vec<Value> = registry
+        .scripts
+        .iter()
+        .map(|entry| {
+            let mut value = script_json(entry);
+            // A script with expectations: its standing now.
+            if let (Some(object), Some(status)) = (
+                value.as_object_mut(),
+                watch.and_then(|w| w.status(&entry.id)),
+            ) {
+                object.insert(
+                    "status".into(),
+                    serde_json::to_value(status).unwrap_or_default(),
+                );
+            }
+            value
+        })
+        .collect();
     Json(json!({ "file": registry.file, "scripts": scripts })).into_response()
 }
 

@@ -327,7 +327,7 @@ impl ServerState {
         match parsed {
             Ok(registry) => {
                 let n = registry.scripts.len();
-                self.host.service().replace_registry(registry);
+                self.host.replace_registry(registry);
                 status.last_error = None;
                 self.counters
                     .registry_reloads

@@ -21,7 +21,10 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use metaclaude_formats::prometheus::{bool_value, Exposition, Format, MetricType};
 
+use chrono::{DateTime, Utc};
+
 use super::ServerState;
+use crate::expectations::{ScriptStatus, State as ScriptState};
 use crate::plugin::host_metrics;
 
 pub async fn handler(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
@@ -230,6 +233,81 @@ fn write_server(out: &mut Exposition, state: &ServerState) {
         &[],
         c.exporter_render_failures.load(Ordering::Relaxed) as f64,
     );
+    if let Some(watch) = state.host.script_watch() {
+        write_scripts(out, &watch.statuses());
+    }
+}
+
+/// The families of the scripts with expectations: the state as a set of series, one per
+/// state with 1 for the current one (Prometheus' way for an enum), the last success and
+/// the next expected time as Unix timestamps (left out while unknown), and the missed
+/// windows. Scripts come from the registry, so their number is the operator's.
+fn write_scripts(out: &mut Exposition, statuses: &[ScriptStatus]) {
+    let labels = |s: &ScriptStatus| {
+        [
+            ("script", s.script.clone()),
+            ("specialist", s.specialist.clone().unwrap_or_default()),
+        ]
+    };
+    let mut family = out.family(
+        "metaclaude_script_state",
+        MetricType::Gauge,
+        "The state of each script with expectations: 1 for the one it is in (new, ok, late, missed, overdue, failing, too_short), 0 for the others.",
+    );
+    for s in statuses {
+        let [script, specialist] = labels(s);
+        for state in ScriptState::ALL {
+            family.sample(
+                &[
+                    (script.0, script.1.as_str()),
+                    (specialist.0, specialist.1.as_str()),
+                    ("state", state.as_str()),
+                ],
+                bool_value(s.state == state),
+            );
+        }
+    }
+    for (name, help, value) in [
+        (
+            "metaclaude_script_last_success_timestamp_seconds",
+            "When each script with expectations last succeeded (since the server started watching), Unix seconds.",
+            (|s: &ScriptStatus| s.last_success) as fn(&ScriptStatus) -> Option<DateTime<Utc>>,
+        ),
+        (
+            "metaclaude_script_next_expected_timestamp_seconds",
+            "When each script with a cadence (every, schedule) is next due to succeed, Unix seconds.",
+            |s: &ScriptStatus| s.next_expected,
+        ),
+    ] {
+        let mut family = out.family(name, MetricType::Gauge, help);
+        for s in statuses {
+            if let Some(t) = value(s) {
+                let [script, specialist] = labels(s);
+                family.sample(
+                    &[
+                        (script.0, script.1.as_str()),
+                        (specialist.0, specialist.1.as_str()),
+                    ],
+                    t.timestamp_millis() as f64 / 1000.0,
+                );
+            }
+        }
+    }
+    let mut family = out.family(
+        "metaclaude_script_missed_runs_total",
+        MetricType::Counter,
+        "Windows in which a script with a cadence did not succeed before its grace ended.",
+    );
+    for s in statuses {
+        let [script, specialist] = labels(s);
+        family.sample(
+            &[
+                (script.0, script.1.as_str()),
+                (specialist.0, specialist.1.as_str()),
+            ],
+            s.missed_total as f64,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,189 @@
+//! What scripts are expected to do, end to end: `serve` with the default plugins and a
+//! registry whose scripts have `expect` blocks. An attempt running past `max_duration`
+//! raises `script_overdue` while it still runs (before its timeout) and resolves when it
+//! ends; `failures_in_a_row` failures fire `script_failing` once, with the tail of the
+//! last run's stderr, and the next success resolves it; the state is in `/metrics` and
+//! `GET /api/v1/scripts`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::serve::{get, post, Server};
+use crate::util::{wait_until, write_registry};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn registry(dir: &Path) -> std::path::PathBuf {
+    write_registry(
+        dir,
+        &[
+            ("scripts/slow.sh", "#!/bin/sh\necho working\nsleep \"${2:-4}\"\n"),
+            (
+                // Exits with the code in the file `code` (0 when there is none).
+                "scripts/toggle.sh",
+                "#!/bin/sh\ncode=$(cat \"$(dirname \"$0\")/code\" 2>/dev/null || echo 0)\necho \"try with $code\"\n[ \"$code\" = 0 ] || echo \"disk full \u{1b}[31mred\" >&2\nexit \"$code\"\n",
+            ),
+        ],
+        r#"{"scripts": [
+            {"id": "slow", "path": "scripts/slow.sh", "timeout_ms": 30000, "specialist": "ops",
+             "inputs": {"seconds": {"type": "integer", "default": 4}},
+             "expect": {"max_duration": "1s"}},
+            {"id": "toggle", "path": "scripts/toggle.sh", "max_retries": 0,
+             "expect": {"failures_in_a_row": 3}}
+        ]}"#,
+    )
+}
+
+/// The active alerts of `server` of `kind` about `script`.
+fn active(server: &Server, kind: &str, script: &str) -> Vec<Value> {
+    let alerts = get(&server.url("/api/v1/alerts")).json();
+    alerts["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == kind && a["labels"]["script"] == script)
+        .cloned()
+        .collect()
+}
+
+/// The history's lines of `kind` (newest first).
+fn history(server: &Server, kind: &str) -> Vec<Value> {
+    let h = get(&server.url(&format!("/api/v1/alerts/history?type={kind}"))).json();
+    h["alerts"].as_array().unwrap().clone()
+}
+
+fn state_in_metrics(server: &Server, script: &str, state: &str) -> Option<f64> {
+    let text = get(&server.url("/metrics")).body;
+    let series = format!("metaclaude_script_state{{script=\"{script}\",");
+    text.lines()
+        .filter(|l| l.starts_with(&series) && l.contains(&format!("state=\"{state}\"}}")))
+        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+fn status(server: &Server, script: &str) -> Value {
+    let scripts = get(&server.url("/api/v1/scripts")).json();
+    scripts["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == script)
+        .unwrap()["status"]
+        .clone()
+}
+
+#[test]
+fn an_overdue_run_fires_before_its_timeout_and_resolves_when_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&registry(dir.path()), &[], |_| {});
+    let r = post(
+        &server.url("/api/v1/executions?wait=false"),
+        r#"{"script_id": "slow", "inputs": {"seconds": 4}}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["execution_id"].as_str().unwrap().to_string();
+    wait_until(
+        "script_overdue fires",
+        LIMIT,
+        || !active(&server, "script_overdue", "slow").is_empty(),
+        || get(&server.url("/api/v1/alerts")).body,
+    );
+    let execution = get(&server.url(&format!("/api/v1/executions/{id}"))).json();
+    assert_eq!(
+        execution["state"], "running",
+        "the alert came while the run was still going: {execution}"
+    );
+    let alert = &active(&server, "script_overdue", "slow")[0];
+    assert_eq!(alert["severity"], "warning");
+    assert_eq!(alert["labels"]["specialist"], "ops");
+    assert_eq!(alert["annotations"]["execution_id"], id.as_str(), "{alert}");
+    assert_eq!(state_in_metrics(&server, "slow", "overdue"), Some(1.0));
+    assert_eq!(status(&server, "slow")["state"], "overdue");
+    wait_until(
+        "script_overdue resolves once the run ends",
+        LIMIT,
+        || active(&server, "script_overdue", "slow").is_empty(),
+        || get(&server.url("/api/v1/alerts")).body,
+    );
+    let done = get(&server.url(&format!("/api/v1/executions/{id}"))).json();
+    assert_eq!(done["success"], true, "{done}");
+    let lines = history(&server, "script_overdue");
+    assert_eq!(
+        lines
+            .iter()
+            .map(|a| a["status"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["resolved", "firing"],
+        "{lines:?}"
+    );
+    assert_eq!(state_in_metrics(&server, "slow", "ok"), Some(1.0));
+}
+
+#[test]
+fn failures_in_a_row_fire_once_with_the_output_and_resolve_on_the_next_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&registry(dir.path()), &[], |_| {});
+    let code = dir.path().join("scripts/code");
+    std::fs::write(&code, "5").unwrap();
+    let mut third = String::new();
+    for n in 1..=4 {
+        let r = server.run("toggle");
+        assert_eq!(r["success"], false, "{r}");
+        if n == 3 {
+            third = r["execution_id"].as_str().unwrap().to_string();
+        }
+        if n < 3 {
+            assert!(
+                active(&server, "script_failing", "toggle").is_empty(),
+                "{n} failures are fewer than 3"
+            );
+            assert_eq!(status(&server, "toggle")["failures_in_a_row"], n);
+        }
+    }
+    wait_until(
+        "script_failing fires",
+        LIMIT,
+        || !active(&server, "script_failing", "toggle").is_empty(),
+        || get(&server.url("/api/v1/alerts")).body,
+    );
+    let alert = &active(&server, "script_failing", "toggle")[0];
+    assert_eq!(alert["severity"], "critical");
+    let stderr = alert["annotations"]["stderr_tail"].as_str().unwrap();
+    assert_eq!(
+        stderr, "disk full \u{fffd}[31mred",
+        "the last run's stderr, its escape made harmless: {alert}"
+    );
+    assert_eq!(alert["annotations"]["stdout_tail"], "try with 5");
+    assert_eq!(
+        alert["annotations"]["execution_id"],
+        third.as_str(),
+        "the run that made it fail"
+    );
+    assert_eq!(state_in_metrics(&server, "toggle", "failing"), Some(1.0));
+    assert_eq!(state_in_metrics(&server, "toggle", "ok"), Some(0.0));
+
+    std::fs::write(&code, "0").unwrap();
+    assert_eq!(server.run("toggle")["success"], true);
+    wait_until(
+        "script_failing resolves on the success",
+        LIMIT,
+        || active(&server, "script_failing", "toggle").is_empty(),
+        || get(&server.url("/api/v1/alerts")).body,
+    );
+    let lines = history(&server, "script_failing");
+    let firing = lines.iter().filter(|a| a["status"] == "firing").count();
+    assert_eq!(firing, 1, "fired once for four failures: {lines:?}");
+    assert_eq!(lines[0]["status"], "resolved");
+    let s = status(&server, "toggle");
+    assert_eq!(
+        (s["state"].as_str(), s["failures_in_a_row"].as_u64()),
+        (Some("ok"), Some(0))
+    );
+    assert!(s["last_success"].is_string(), "{s}");
+    let text = get(&server.url("/metrics")).body;
+    assert!(
+        text.contains("metaclaude_script_last_success_timestamp_seconds{script=\"toggle\""),
+        "{text}"
+    );
+}
