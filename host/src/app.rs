@@ -286,14 +286,17 @@ impl MonitoredHost {
         // go through the plugins' alert book (and nowhere without plugins).
         let script_watch = (!config.one_shot).then(|| {
             let router = plugins.clone();
-            ScriptWatch::start(
+            let watch = ScriptWatch::start(
                 &registry,
                 Box::new(move |alerts| {
                     if let Some(p) = &router {
                         p.raise_alerts(alerts);
                     }
                 }),
-            )
+            );
+            // Runs of other processes writing the same execution log count too.
+            watch.follow_log(config.log_dir());
+            watch
         });
         let mut service = ToolExecutionService::new(registry, config.executor.clone());
         tracing::debug!(measurement = %service.measurement_description());
@@ -302,15 +305,17 @@ impl MonitoredHost {
         for sink in sinks {
             service.add_sink(sink);
         }
+        // Before the plugins: the watch knows an execution as the host's own before the
+        // log sink writes it to the log the watch follows.
+        if let Some(w) = &script_watch {
+            service.add_sink(w.clone());
+        }
         if let Some(p) = &plugins {
             service.add_sink(p.clone());
             // The feed and the dashboards hear of every alert change, numbered with the
             // events.
             let feed = monitor.clone();
             p.add_alert_callback(Arc::new(move |alerts| feed.alerts_changed(alerts)));
-        }
-        if let Some(w) = &script_watch {
-            service.add_sink(w.clone());
         }
         Ok(MonitoredHost {
             service: Arc::new(service),

@@ -11,6 +11,15 @@
 //! executor's thread ([`EventSink`]): an attempt's start, an attempt that failed and will
 //! be retried, an execution's end.
 //!
+//! **Runs of other processes.** Given the execution log's directory
+//! ([`ScriptWatch::follow_log`]), a second thread (`script-watch-log`) follows it as it is
+//! written (`logs::follow`): an execution this host did not run (`metaclaude run` from
+//! cron or CI with the same log directory) counts as it finished, so "did not run" and
+//! "failed five times in a row" hold for scripts no server starts. Only its end is known
+//! (the log has no start), so such a run is never overdue. The host's own executions,
+//! which its log sink writes too, are told apart by their ids (the last
+//! [`MAX_OWN`] remembered).
+//!
 //! An alert about a script carries the execution id it is about and, when that was the
 //! script's last finished run as the alert was raised (a failure that tipped it into
 //! `failing`, a success too short), the tail of that run's stdout and stderr (annotations
@@ -19,6 +28,7 @@
 //! notification shows text, never escapes), kept with the alert while it fires.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
@@ -26,6 +36,7 @@ use chrono::{DateTime, Utc};
 
 use crate::executor::EventSink;
 use crate::expectations::{Change, RunEnd, ScriptStatus, Tracker};
+use crate::logs::follow::Follower;
 use crate::model::{Alert, AlertStatus, ExecutionEvent, ExecutionResult, LifecycleKind};
 use crate::registry::Registry;
 
@@ -38,6 +49,10 @@ pub const TAIL_BYTES: usize = 2048;
 /// Attempts remembered as running at once (their start times); beyond, the oldest
 /// entries are forgotten (their overdue clocks are the tracker's own, bounded too).
 const MAX_RUNNING: usize = 4096;
+/// The host's own executions remembered, to tell them apart in the log it follows.
+pub const MAX_OWN: usize = 10_000;
+/// How often the followed log is read for new lines.
+const LOG_POLL: Duration = Duration::from_millis(500);
 
 /// Where the watch's alerts go (the plugin host's `raise_alerts`).
 pub type Publish = Box<dyn Fn(Vec<Alert>) + Send + Sync>;
@@ -55,6 +70,9 @@ struct Inner {
     attempt_started: HashMap<String, DateTime<Utc>>,
     /// Script → its last finished run's output.
     last_runs: HashMap<String, LastRun>,
+    /// The ids of the executions this host finished, oldest first (at most [`MAX_OWN`]).
+    own: std::collections::VecDeque<String>,
+    own_set: std::collections::HashSet<String>,
     /// A firing alert's fingerprint → the output tails it was raised with, given again
     /// each time it is handed to the book (bounded by the alerts firing: four a script).
     told: HashMap<String, Vec<(String, String)>>,
@@ -77,6 +95,8 @@ impl ScriptWatch {
                 tracker: Tracker::new(),
                 attempt_started: HashMap::new(),
                 last_runs: HashMap::new(),
+                own: Default::default(),
+                own_set: Default::default(),
                 told: HashMap::new(),
                 stopped: false,
             }),
@@ -107,6 +127,34 @@ impl ScriptWatch {
                     .map(|s| (s.id.as_str(), s.specialist.as_deref(), s.expect.as_ref())),
                 now,
             );
+            inner.alerts(changes)
+        };
+        self.raise(alerts);
+        self.wake.notify_all();
+    }
+
+    /// Follows the execution log in `dir` from now: the runs of other processes that
+    /// finish there count (see the module doc). Its thread ends with the watch.
+    pub fn follow_log(self: &Arc<ScriptWatch>, dir: PathBuf) {
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("script-watch-log".into())
+            .spawn(move || follow(weak, dir));
+        if let Err(e) = spawned {
+            tracing::error!("the script watch's log thread could not start: {e}");
+        }
+    }
+
+    /// A record of the followed log: counted unless this host ran it.
+    fn logged(&self, r: ExecutionResult) {
+        let alerts = {
+            let mut inner = self.inner.lock().unwrap();
+            if inner.own_set.contains(&r.execution_id)
+                || inner.tracker.status(&r.script_id).is_none()
+            {
+                return;
+            }
+            let changes = inner.event(&ExecutionEvent::finished(r));
             inner.alerts(changes)
         };
         self.raise(alerts);
@@ -224,6 +272,15 @@ impl Inner {
             }
             LifecycleKind::Finished => {
                 self.attempt_started.remove(id);
+                if !self.own_set.contains(id) {
+                    if self.own.len() >= MAX_OWN {
+                        if let Some(oldest) = self.own.pop_front() {
+                            self.own_set.remove(&oldest);
+                        }
+                    }
+                    self.own.push_back(id.to_string());
+                    self.own_set.insert(id.to_string());
+                }
                 let Some(r) = e.result.as_deref() else {
                     return Vec::new();
                 };
@@ -307,6 +364,52 @@ pub fn tail(text: &str) -> String {
             c => c,
         })
         .collect()
+}
+
+/// The log thread: new records of the followed directory, every [`LOG_POLL`], until the
+/// watch is gone. A read that fails (the directory not there yet, a link planted where
+/// the live file should be) is logged once per kind and tried again.
+fn follow(watch: Weak<ScriptWatch>, dir: PathBuf) {
+    let mut follower = Follower::new(&dir);
+    let since = Utc::now();
+    let notices = |n: crate::logs::ReadNotice| tracing::debug!("followed log: {n}");
+    let mut started = false;
+    let mut last_error = String::new();
+    loop {
+        let Some(w) = watch.upgrade() else {
+            return;
+        };
+        if w.inner.lock().unwrap().stopped {
+            return;
+        }
+        let mut each = |r: ExecutionResult| {
+            if r.finished_at >= since {
+                w.logged(r);
+            }
+        };
+        let read = if started {
+            loop {
+                match follower.poll(&mut each) {
+                    Ok(true) => continue,
+                    other => break other.map(|_| ()),
+                }
+            }
+        } else {
+            follower.start(since, &mut each, &notices)
+        };
+        match read {
+            Ok(()) => started = true,
+            Err(e) => {
+                let text = e.to_string();
+                if text != last_error {
+                    tracing::warn!(dir = %dir.display(), "the script watch cannot read the execution log: {text}");
+                    last_error = text;
+                }
+            }
+        }
+        drop(w);
+        std::thread::sleep(LOG_POLL);
+    }
 }
 
 /// The watch's thread: ticks at the tracker's next change, refreshes the book.

@@ -3,7 +3,8 @@
 //! raises `script_overdue` while it still runs (before its timeout) and resolves when it
 //! ends; `failures_in_a_row` failures fire `script_failing` once, with the tail of the
 //! last run's stderr, and the next success resolves it; the state is in `/metrics` and
-//! `GET /api/v1/scripts`.
+//! `GET /api/v1/scripts`; runs of `metaclaude run` in other processes writing the same
+//! execution log count, the server's own runs once.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::serve::{get, post, Server};
-use crate::util::{wait_until, write_registry};
+use crate::util::{bin, wait_until, write_registry};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -186,4 +187,63 @@ fn failures_in_a_row_fire_once_with_the_output_and_resolve_on_the_next_success()
         text.contains("metaclaude_script_last_success_timestamp_seconds{script=\"toggle\""),
         "{text}"
     );
+}
+
+/// `metaclaude run` from cron or CI, one process a run, with the server's log directory:
+/// the server follows the log, so three failures there make the script failing, and a
+/// success there resolves it; the server's own run, which its log sink writes to the same
+/// log, counts once.
+#[test]
+fn runs_of_other_processes_writing_the_same_log_count_and_the_servers_own_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry(dir.path());
+    let logs = dir.path().join("logs");
+    let server = Server::start(&registry, &[], |c| {
+        c.env("METACLAUDE_LOG_DIR", &logs);
+    });
+    let code = dir.path().join("scripts/code");
+    std::fs::write(&code, "5").unwrap();
+    let run_elsewhere = || {
+        let out = bin()
+            .args(["run", "toggle", "--registry"])
+            .arg(&registry)
+            .env("METACLAUDE_LOG_DIR", &logs)
+            .output()
+            .unwrap();
+        assert!(!out.status.success() || std::fs::read_to_string(&code).unwrap() == "0");
+    };
+    let failures = || status(&server, "toggle")["failures_in_a_row"].as_u64();
+    // The server's own failure, then one elsewhere: read in the log's order, so once the
+    // second is counted the first has been read there too, and was not counted again.
+    assert_eq!(server.run("toggle")["success"], false);
+    assert_eq!(failures(), Some(1));
+    run_elsewhere();
+    wait_until(
+        "the run elsewhere counted",
+        LIMIT,
+        || failures() == Some(2),
+        || status(&server, "toggle").to_string(),
+    );
+    run_elsewhere();
+    wait_until(
+        "script_failing fires from the log",
+        LIMIT,
+        || !active(&server, "script_failing", "toggle").is_empty(),
+        || status(&server, "toggle").to_string(),
+    );
+    assert_eq!(failures(), Some(3), "the server's own run counted once");
+    let alert = &active(&server, "script_failing", "toggle")[0];
+    assert_eq!(
+        alert["annotations"]["stderr_tail"],
+        "disk full \u{fffd}[31mred"
+    );
+    std::fs::write(&code, "0").unwrap();
+    run_elsewhere();
+    wait_until(
+        "a success elsewhere resolves it",
+        LIMIT,
+        || active(&server, "script_failing", "toggle").is_empty(),
+        || status(&server, "toggle").to_string(),
+    );
+    assert_eq!(status(&server, "toggle")["state"], "ok");
 }

@@ -16,8 +16,13 @@
 //!   with file and line (a [`ReadNotice`] to the caller, which the CLI prints on stderr), and
 //!   the query answers from everything else. An incomplete last line (a writer still
 //!   appending) is skipped with a note.
+//!
+//! [`follow`] reads a log directory's new lines as they are written, across rotations:
+//! the terminal dashboard's log source, and a server's script watch (runs of other
+//! processes sharing the directory).
 
 pub mod dates;
+pub mod follow;
 pub mod gen;
 pub mod query;
 pub mod reader;

@@ -9,13 +9,11 @@
 //!   as state transitions;
 //! * [`source`]: the live feed's WebSocket client (reconnecting with backoff) and the log
 //!   follower, each a thread sending [`data::Update`]s;
-//! * [`follow`]: reading a log directory's new lines as they are written, across rotations;
 //! * [`render`]: the interactive screen, pure ratatui drawing of a view;
 //! * [`text`]: the plain-text snapshot of `--text` and `--once`;
 //! * [`terminal`]: raw mode and the alternate screen, restored on exit, panic and signals.
 
 pub mod data;
-pub mod follow;
 pub mod render;
 pub mod source;
 pub mod terminal;

@@ -17,7 +17,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
 use super::data::{Connection, Update, PERIOD_MINUTES, TOP};
-use super::follow::Follower;
+use metaclaude::logs::follow::Follower;
 
 /// Capped exponential backoff: 250 ms doubling to 10 s, back to the start after a
 /// connection that worked.

@@ -9,9 +9,9 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::logs::reader::{self, ReadNotices, Reporter, LIVE_FILE};
+use crate::model::ExecutionResult;
 use chrono::{DateTime, Utc};
-use metaclaude::logs::reader::{self, ReadNotices, Reporter, LIVE_FILE};
-use metaclaude::model::ExecutionResult;
 
 /// The most bytes one call of [`Follower::poll`] reads, so that a huge backlog is taken
 /// in steps and the caller stays responsive.
@@ -53,6 +53,7 @@ fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
 }
 
 impl Follower {
+    /// A follower of the log directory `dir` (which need not exist yet).
     pub fn new(dir: &Path) -> Follower {
         Follower {
             dir: dir.to_path_buf(),
@@ -107,7 +108,7 @@ impl Follower {
     /// Opens the live file, never through a link (a plugin writing the directory may have
     /// planted one): a link is an error naming it, which the dashboard shows.
     fn open_live(&mut self) -> io::Result<()> {
-        match metaclaude::safe_fs::open_read(&self.live_path()) {
+        match crate::safe_fs::open_read(&self.live_path()) {
             Ok(file) => {
                 let identity = identity(&file.metadata()?);
                 self.live = Some(Live {
