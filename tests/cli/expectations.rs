@@ -4,13 +4,15 @@
 //! ends; `failures_in_a_row` failures fire `script_failing` once, with the tail of the
 //! last run's stderr, and the next success resolves it; the state is in `/metrics` and
 //! `GET /api/v1/scripts`; runs of `metaclaude run` in other processes writing the same
-//! execution log count, the server's own runs once.
+//! execution log count, the server's own runs once; a real Alertmanager receives the new
+//! alert types with their labels and the output tail as an annotation.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::alerts::{install, Alertmanager};
 use crate::serve::{get, post, Server};
 use crate::util::{bin, wait_until, write_registry};
 
@@ -246,4 +248,70 @@ fn runs_of_other_processes_writing_the_same_log_count_and_the_servers_own_once()
         || status(&server, "toggle").to_string(),
     );
     assert_eq!(status(&server, "toggle")["state"], "ok");
+}
+
+/// The alertmanager-notifier of the default set's kind hands a real Alertmanager the
+/// script's alert: `alertname="script_failing"`, the `script`, `specialist` and
+/// `severity` labels, the execution id and the stderr tail as annotations; resolved
+/// there once the script succeeds.
+#[test]
+fn a_real_alertmanager_receives_a_scripts_alert_with_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start_with(
+        "route:\n  receiver: nobody\n  group_wait: 1s\nreceivers:\n  - name: nobody\n",
+        &["--cluster.listen-address=".into()],
+    );
+    let plugins = dir.path().join("plugins");
+    install(&plugins, "alertmanager-notifier", |t| t);
+    let registry = std::fs::read_to_string(registry(dir.path()))
+        .unwrap()
+        .replace(r#""failures_in_a_row": 3"#, r#""failures_in_a_row": 1"#);
+    let registry_file = dir.path().join("registry.json");
+    std::fs::write(&registry_file, registry).unwrap();
+    let server = Server::start(
+        &registry_file,
+        &["--plugins", &plugins.to_string_lossy()],
+        |c| {
+            c.env("METACLAUDE_ALERTMANAGER_URL", &am.url);
+        },
+    );
+    std::fs::write(dir.path().join("scripts/code"), "4").unwrap();
+    assert_eq!(server.run("toggle")["success"], false);
+    wait_until(
+        "Alertmanager holds script_failing",
+        LIMIT,
+        || !am.alerts("script_failing").is_empty(),
+        || am.log(),
+    );
+    let alert = &am.alerts("script_failing")[0];
+    assert_eq!(alert["labels"]["script"], "toggle", "{alert}");
+    assert_eq!(alert["labels"]["severity"], "critical", "{alert}");
+    assert_eq!(alert["status"]["state"], "active", "{alert}");
+    assert_eq!(
+        alert["annotations"]["stderr_tail"], "disk full \u{fffd}[31mred",
+        "{alert}"
+    );
+    assert!(alert["annotations"]["execution_id"].is_string(), "{alert}");
+    assert!(
+        alert["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("toggle"),
+        "{alert}"
+    );
+    std::fs::write(dir.path().join("scripts/code"), "0").unwrap();
+    assert_eq!(server.run("toggle")["success"], true);
+    wait_until(
+        "resolved in Alertmanager",
+        LIMIT,
+        || {
+            am.alerts("script_failing").iter().all(|a| {
+                a["endsAt"]
+                    .as_str()
+                    .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                    .is_some_and(|e| e <= chrono::Utc::now())
+            })
+        },
+        || format!("{:?}", am.alerts("script_failing")),
+    );
 }
