@@ -6,6 +6,10 @@
 //! a host with large WebAssembly components loaded: a `fork()`-based spawn (std's path
 //! once a `pre_exec` closure is set) slows down there, a vfork-style spawn must not.
 //!
+//! A third pass measures what the script watch of a long-running host (`serve`, `batch`)
+//! adds to an execution: the same service with the watch as a sink, the executed script
+//! without expectations (another script has some), and with them.
+//!
 //! Run with `cargo bench -p metaclaude-host --bench spawn_overhead` (or `cargo xtask bench`).
 //! `BENCH_ITERATIONS` changes the sample count (default 300).
 
@@ -14,6 +18,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use metaclaude::script_watch::ScriptWatch;
 use metaclaude::{ExecutionRequest, ExecutorConfig, Registry, ToolExecutionService};
 
 mod support;
@@ -38,8 +45,12 @@ fn bare_once(script: &PathBuf, fork: bool) -> Duration {
 }
 
 fn host_once(service: &ToolExecutionService, rt: &tokio::runtime::Runtime) -> Duration {
+    run_once(service, rt, "noop")
+}
+
+fn run_once(service: &ToolExecutionService, rt: &tokio::runtime::Runtime, id: &str) -> Duration {
     let start = Instant::now();
-    let r = rt.block_on(service.execute(ExecutionRequest::new("noop")));
+    let r = rt.block_on(service.execute(ExecutionRequest::new(id)));
     assert!(r.success, "{:?}", r.error_details);
     start.elapsed()
 }
@@ -138,5 +149,55 @@ fn main() {
         host_big.as_secs_f64() / bare_big.as_secs_f64(),
         fork_big.as_secs_f64() / bare_big.as_secs_f64()
     );
-    std::hint::black_box(&ballast);
+    drop(ballast);
+
+    // The script watch: `noop` unwatched beside a watched script, and `watched_noop`
+    // (the same script) with expectations.
+    let text = format!(
+        r#"{{"scripts": [
+            {{"id": "noop", "path": "{noop}"}},
+            {{"id": "watched_noop", "path": "{noop}", "expect": {{"every": "1h", "max_duration": "5s", "failures_in_a_row": 2}}}}
+        ]}}"#,
+        noop = script.display()
+    );
+    let watched_registry = Registry::parse(&text, &registry_file).expect("the watch's registry");
+    let watch = ScriptWatch::start(&watched_registry, Box::new(|_| {}));
+    let watched = rt.block_on(async {
+        let mut service = ToolExecutionService::new(
+            watched_registry,
+            ExecutorConfig {
+                use_cgroups,
+                ..ExecutorConfig::default()
+            },
+        );
+        service.add_sink(Arc::clone(&watch) as Arc<dyn metaclaude::EventSink>);
+        service
+    });
+    for _ in 0..20 {
+        run_once(&watched, &rt, "noop");
+        run_once(&watched, &rt, "watched_noop");
+    }
+    let m = interleaved(
+        n,
+        &mut [
+            &mut || host_once(&service, &rt),
+            &mut || run_once(&watched, &rt, "noop"),
+            &mut || run_once(&watched, &rt, "watched_noop"),
+        ],
+    );
+    println!("the script watch of a long-running host ({n} runs each):");
+    println!(
+        "  metaclaude execute                     median {:>8.3} ms",
+        ms(m[0])
+    );
+    println!(
+        "  with the watch, a script without expect median {:>8.3} ms   ratio {:.3}",
+        ms(m[1]),
+        m[1].as_secs_f64() / m[0].as_secs_f64()
+    );
+    println!(
+        "  with the watch, a script with expect    median {:>8.3} ms   ratio {:.3}",
+        ms(m[2]),
+        m[2].as_secs_f64() / m[0].as_secs_f64()
+    );
 }

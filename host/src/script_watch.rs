@@ -149,9 +149,7 @@ impl ScriptWatch {
     fn logged(&self, r: ExecutionResult) {
         let alerts = {
             let mut inner = self.inner.lock().unwrap();
-            if inner.own_set.contains(&r.execution_id)
-                || inner.tracker.status(&r.script_id).is_none()
-            {
+            if inner.own_set.contains(&r.execution_id) || !inner.tracker.is_watched(&r.script_id) {
                 return;
             }
             let changes = inner.event(&ExecutionEvent::finished(r));
@@ -244,6 +242,10 @@ impl Inner {
     fn event(&mut self, e: &ExecutionEvent) -> Vec<Change> {
         let script = e.identity.script_id.as_str();
         let id = e.identity.execution_id.as_str();
+        // A script without expectations costs a map lookup, nothing more.
+        if !self.tracker.is_watched(script) {
+            return Vec::new();
+        }
         match e.kind {
             LifecycleKind::Started => {
                 if self.attempt_started.len() >= MAX_RUNNING {
@@ -284,9 +286,7 @@ impl Inner {
                 let Some(r) = e.result.as_deref() else {
                     return Vec::new();
                 };
-                if self.tracker.status(script).is_some() {
-                    self.last_runs.insert(script.to_string(), last_run(r));
-                }
+                self.last_runs.insert(script.to_string(), last_run(r));
                 let end = RunEnd {
                     success: r.success,
                     duration: last_attempt_duration(r),

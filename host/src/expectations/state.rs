@@ -687,6 +687,11 @@ impl Tracker {
         alerts
     }
 
+    /// Whether `script` is watched (cheap: a map lookup).
+    pub fn is_watched(&self, script: &str) -> bool {
+        self.scripts.contains_key(script)
+    }
+
     /// The standing of `script`, if it is watched.
     pub fn status(&self, script: &str) -> Option<ScriptStatus> {
         self.scripts.get(script).map(Watched::status)
