@@ -1,5 +1,5 @@
 //! A long-running host's watch over the scripts with an `expect` block: the
-//! [`Tracker`](crate::expectations::Tracker) fed by the host's own lifecycle events and
+//! [`Tracker`] fed by the host's own lifecycle events and
 //! by the clock, its changes raised as `script_*` alerts through the alert book and its
 //! routing (the plugins' notifiers, the history, the feed), and each script's standing
 //! for `/metrics` and the API.

@@ -2,7 +2,7 @@
 //!
 //! Whole numbers, each followed by a unit (`ms`, `s`, `m`, `h`, `d`, `w`), the units from the
 //! largest to the smallest and each at most once, as Prometheus writes durations; `"0"`
-//! alone is zero. [`format`] writes the one canonical form (`"1h30m"`, never `"90m"`), which
+//! alone is zero. [`format()`] writes the one canonical form (`"1h30m"`, never `"90m"`), which
 //! the normalised registry shows.
 
 use std::time::Duration;
