@@ -3,10 +3,12 @@
 //! marked with the sources' fingerprints).
 //!
 //! * Built in (on unless the rules file turns it off): a firing critical alert inhibits
-//!   the warning alerts that have the same labels (specialist and every label) whatever
-//!   their type, e.g. `script_missed{script=backup}` (critical) inhibits
-//!   `script_overdue{script=backup}` (warning). (An alert of the same type and labels is
-//!   the same alert in the book: its severity changes, it is never both.)
+//!   the warning alerts that have the same labels (specialist and every label, at least
+//!   one) whatever their type, e.g. `script_missed{script=backup}` (critical) inhibits
+//!   `script_overdue{script=backup}` (warning). An alert of the same type and labels is
+//!   the same alert in the book (its severity changes, it is never both), hence "whatever
+//!   their type"; alerts without any label (about all executions together) are left out,
+//!   or any such critical alert would hide every such warning.
 //! * Configured: `--inhibit-rules FILE` (TOML), Alertmanager's `inhibit_rules` with our
 //!   matchers:
 //!
@@ -65,13 +67,15 @@ impl Default for InhibitRules {
     }
 }
 
-/// The labels of an alert but its type and severity, as one key.
-fn same_labels_key(a: &Alert) -> String {
-    metaclaude_formats::alerts::fingerprint(
-        "",
-        a.specialist.as_deref(),
-        a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    )
+/// The labels of an alert but its type and severity, as one key; `None` without any.
+fn same_labels_key(a: &Alert) -> Option<String> {
+    (a.specialist.is_some() || !a.labels.is_empty()).then(|| {
+        metaclaude_formats::alerts::fingerprint(
+            "",
+            a.specialist.as_deref(),
+            a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+    })
 }
 
 impl InhibitRules {
@@ -95,14 +99,14 @@ impl InhibitRules {
         if self.critical_inhibits_warning {
             let mut critical: HashMap<String, Vec<&str>> = HashMap::new();
             for a in firing.iter().filter(|a| a.severity == Severity::Critical) {
-                critical
-                    .entry(same_labels_key(a))
-                    .or_default()
-                    .push(&a.fingerprint);
+                if let Some(key) = same_labels_key(a) {
+                    critical.entry(key).or_default().push(&a.fingerprint);
+                }
             }
             if !critical.is_empty() {
                 for t in alerts.iter().filter(|a| a.severity == Severity::Warning) {
-                    if let Some(sources) = critical.get(&same_labels_key(t)) {
+                    let sources = same_labels_key(t).and_then(|k| critical.get(&k));
+                    if let Some(sources) = sources {
                         let by = out.entry(t.fingerprint.clone()).or_default();
                         by.extend(sources.iter().map(|s| s.to_string()));
                     }
@@ -326,7 +330,16 @@ mod tests {
             Severity::Warning,
             &[("script", "backup"), ("host", "a")],
         );
-        let all = [&missed, &overdue, &other, &more];
+        let global_critical = alert("error_rate_high", Severity::Critical, &[]);
+        let global_warning = alert("duration_high", Severity::Warning, &[]);
+        let all = [
+            &missed,
+            &overdue,
+            &other,
+            &more,
+            &global_critical,
+            &global_warning,
+        ];
         let by = InhibitRules::default().inhibited(&all);
         assert_eq!(by.len(), 1, "{by:?}");
         assert_eq!(by[&overdue.fingerprint], [missed.fingerprint.clone()]);
