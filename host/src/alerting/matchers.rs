@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Alert;
 
-/// The longest value (or regex) a matcher takes.
+/// The longest value (or regex) a matcher takes, in characters.
 pub const MAX_VALUE_LEN: usize = 1024;
 
 /// How a matcher compares a label's value.
@@ -143,24 +143,29 @@ impl Matcher {
                 "{name:?} is not a label name (letters, digits and _, not starting with a digit; e.g. type, severity, specialist, script)"
             )));
         }
-        if value.len() > MAX_VALUE_LEN {
+        let chars = value.chars().count();
+        if chars > MAX_VALUE_LEN {
             return Err(err(format!(
-                "the value is {} bytes long; at most {MAX_VALUE_LEN}",
-                value.len()
+                "the value is {chars} characters long; at most {MAX_VALUE_LEN}"
             )));
         }
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                regex::RegexBuilder::new(&format!("^(?:{value})$"))
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|e| {
-                        err(format!(
-                            "the regex {value:?} does not compile ({}); it is matched against the whole value (anchored), e.g. \"backup.*\"",
-                            one_line(&e.to_string())
-                        ))
-                    })?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                let compile = |pattern: &str| {
+                    regex::RegexBuilder::new(pattern)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| {
+                            err(format!(
+                                "the regex {value:?} does not compile ({}); it is matched against the whole value (anchored), e.g. \"backup.*\"",
+                                one_line(&e.to_string())
+                            ))
+                        })
+                };
+                // Checked alone first, so that an error shows the regex as given.
+                compile(value)?;
+                Some(compile(&format!("^(?:{value})$"))?)
+            }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(Matcher {

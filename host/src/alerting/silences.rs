@@ -33,7 +33,7 @@ pub const MAX_SILENCES: usize = 1000;
 pub const MAX_EXPIRED: usize = 1000;
 /// Matchers one silence has at most.
 pub const MAX_MATCHERS: usize = 32;
-/// The longest comment, or author, in bytes.
+/// The longest comment, or author, in characters.
 pub const MAX_TEXT: usize = 4096;
 /// Version of the file's format.
 const FILE_VERSION: u32 = 1;
@@ -358,14 +358,15 @@ fn validate(new: NewSilence, id: String, now: DateTime<Utc>) -> Result<Silence, 
             let why = if field == "comment" {
                 "say why alerts are muted (a maintenance, a known incident ...), for whoever wonders later"
             } else {
-                "say who makes the silence (the CLI takes $USER by default)"
+                "say who makes the silence (the CLI's --author, $USER by default)"
             };
             return Err(invalid(field, format!("empty: {why}")));
         }
-        if text.len() > MAX_TEXT {
+        let chars = text.chars().count();
+        if chars > MAX_TEXT {
             return Err(invalid(
                 field,
-                format!("{} bytes long; at most {MAX_TEXT}", text.len()),
+                format!("{chars} characters long; at most {MAX_TEXT}"),
             ));
         }
     }
@@ -400,6 +401,19 @@ pub struct SilenceStore {
     version: AtomicU64,
     watchers: Mutex<Vec<SilenceWatcher>>,
     ids: crate::ids::IdGenerator,
+    /// The file as last read or written (to see another process change it), and whether
+    /// that read failed (damaged).
+    seen: Mutex<(Option<Stamp>, bool)>,
+}
+
+/// What tells a file's versions apart: inode, modification time, size.
+type Stamp = (u64, i64, i64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
 }
 
 impl std::fmt::Debug for SilenceStore {
@@ -416,6 +430,7 @@ impl SilenceStore {
     /// file yet); a damaged or unreadable file is an error.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Arc<SilenceStore>, SilenceError> {
         let dir = dir.into();
+        let seen = stamp(&dir.join(SILENCES_FILE));
         let silences = read(&dir)?;
         Ok(Arc::new(SilenceStore {
             dir,
@@ -423,7 +438,34 @@ impl SilenceStore {
             version: AtomicU64::new(0),
             watchers: Mutex::new(Vec::new()),
             ids: crate::ids::IdGenerator::default(),
+            seen: Mutex::new((seen, false)),
         }))
+    }
+
+    /// Reads the file again if another process changed it since this store last read or
+    /// wrote it (the CLI without a server); a damaged file leaves the silences as they
+    /// were and is an error (once per change of the file).
+    pub fn reload_if_changed(&self) -> Result<(), SilenceError> {
+        let mut kept = self.silences.lock().unwrap();
+        self.reload_locked(&mut kept, false)
+    }
+
+    /// [`SilenceStore::reload_if_changed`]; `strict`: a file found damaged before is an
+    /// error again (a change is not written over it).
+    fn reload_locked(&self, kept: &mut Silences, strict: bool) -> Result<(), SilenceError> {
+        let now = stamp(&self.path());
+        let mut seen = self.seen.lock().unwrap();
+        if now == seen.0 && !(strict && seen.1) {
+            return Ok(());
+        }
+        *seen = (now, true);
+        let read = read(&self.dir)?;
+        seen.1 = false;
+        if read != *kept {
+            *kept = read;
+            self.version.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(())
     }
 
     /// The file, `silences.json` in the log directory.
@@ -464,10 +506,12 @@ impl SilenceStore {
         f: impl FnOnce(&mut Silences) -> Result<T, SilenceError>,
     ) -> Result<T, SilenceError> {
         let mut kept = self.silences.lock().unwrap();
+        self.reload_locked(&mut kept, true)?;
         let mut next = kept.clone();
         let out = f(&mut next)?;
         next.forget_old(now);
         write(&self.dir, &next)?;
+        *self.seen.lock().unwrap() = (stamp(&self.path()), false);
         *kept = next;
         self.version.fetch_add(1, Ordering::AcqRel);
         drop(kept);

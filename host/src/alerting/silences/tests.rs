@@ -220,3 +220,40 @@ fn a_link_in_place_of_the_file_is_refused() {
     let e = SilenceStore::open(&logs).unwrap_err().to_string();
     assert!(e.contains("symbolic link"), "{e}");
 }
+
+#[test]
+fn a_change_another_process_made_to_the_file_is_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = SilenceStore::open(dir.path()).unwrap();
+    server.reload_if_changed().unwrap();
+    assert_eq!(server.version(), 0, "nothing changed");
+    // The CLI, with no server answering, edits the file directly.
+    let cli = SilenceStore::open(dir.path()).unwrap();
+    let made = cli.add(new(&["script=backup"], None, 7200), t(0)).unwrap();
+    server.reload_if_changed().unwrap();
+    assert_eq!(server.version(), 1);
+    assert!(server.snapshot().get(&made.id).is_some());
+    // A change through the server keeps it.
+    server
+        .add(new(&["script=deploy"], None, 7200), t(1))
+        .unwrap();
+    assert_eq!(SilenceStore::open(dir.path()).unwrap().snapshot().len(), 2);
+    // Damaged meanwhile: an error, the silences in force kept, told once.
+    std::fs::write(server.path(), b"not json").unwrap();
+    assert!(server.reload_if_changed().is_err());
+    assert!(
+        server.reload_if_changed().is_ok(),
+        "the same damage is not told again"
+    );
+    assert_eq!(server.snapshot().len(), 2);
+    let refused = server
+        .add(new(&["script=x"], None, 7200), t(2))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("is damaged"), "{refused}");
+    assert_eq!(
+        std::fs::read(server.path()).unwrap(),
+        b"not json",
+        "not written over"
+    );
+}
