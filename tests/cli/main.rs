@@ -29,5 +29,6 @@ mod run;
 mod scaffold;
 mod serve;
 mod serve_security;
+mod silences;
 mod statsd;
 mod util;
