@@ -170,7 +170,7 @@ fn the_store_keeps_its_file_private_and_reads_it_back() {
     assert_eq!(again.snapshot(), store.snapshot());
     assert_eq!(
         again.snapshot().matches(&backup_alert(), t(10)),
-        [made.id.clone()]
+        std::slice::from_ref(&made.id)
     );
     store.expire(&made.id, t(20)).unwrap();
     let after = SilenceStore::open(&logs).unwrap().snapshot();
