@@ -342,7 +342,10 @@ mod tests {
         ];
         let by = InhibitRules::default().inhibited(&all);
         assert_eq!(by.len(), 1, "{by:?}");
-        assert_eq!(by[&overdue.fingerprint], std::slice::from_ref(&missed.fingerprint));
+        assert_eq!(
+            by[&overdue.fingerprint],
+            std::slice::from_ref(&missed.fingerprint)
+        );
         // A resolved critical inhibits nothing; the rule turned off neither.
         let mut gone = missed.clone();
         gone.status = AlertStatus::Resolved;

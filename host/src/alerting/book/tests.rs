@@ -404,7 +404,10 @@ fn a_critical_alert_inhibits_the_warning_of_the_same_labels_while_it_fires() {
         .into_iter()
         .find(|a| a.kind == "script_missed")
         .unwrap();
-    assert_eq!(overdue.inhibited_by, std::slice::from_ref(&missed.fingerprint));
+    assert_eq!(
+        overdue.inhibited_by,
+        std::slice::from_ref(&missed.fingerprint)
+    );
     // No repeat of the inhibited one at the repeat interval; the critical repeats.
     let o = book.observe(
         vec![
