@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{InhibitRules, Silences};
+use super::{maintenance, InhibitRules, Silences};
 use crate::model::{Alert, AlertStatus, Severity};
 
 /// Active alerts kept at most; beyond, new ones are refused (and counted).
@@ -268,6 +268,13 @@ impl AlertBook {
         Outcome { changed, notify }
     }
 
+    /// The silences and maintenance windows muting `alert` at `now`.
+    fn silenced_by(&self, alert: &Alert, now: DateTime<Utc>) -> Vec<String> {
+        let mut by = self.silences.matches(alert, now);
+        by.extend(maintenance::muting(&self.inhibit.windows, alert, now));
+        by
+    }
+
     /// Marks every active alert, and every alert of `changed`, with what mutes it at
     /// `now`; an active alert whose marks change is added to `changed` (observed now).
     fn remute(&mut self, changed: &mut Vec<Alert>, now: DateTime<Utc>) {
@@ -283,14 +290,15 @@ impl AlertBook {
         let mut at: HashMap<String, usize> = HashMap::new();
         for (i, a) in changed.iter_mut().enumerate() {
             if a.status == AlertStatus::Resolved {
-                a.silenced_by = self.silences.matches(a, now);
+                a.silenced_by = self.silenced_by(a, now);
                 a.inhibited_by = inhibited.get(&a.fingerprint).cloned().unwrap_or_default();
             } else {
                 at.insert(a.fingerprint.clone(), i);
             }
         }
         for (fp, t) in self.active.iter_mut() {
-            let silenced_by = self.silences.matches(&t.alert, now);
+            let mut silenced_by = self.silences.matches(&t.alert, now);
+            silenced_by.extend(maintenance::muting(&self.inhibit.windows, &t.alert, now));
             let inhibited_by = inhibited.get(fp).cloned().unwrap_or_default();
             let same = silenced_by == t.alert.silenced_by && inhibited_by == t.alert.inhibited_by;
             t.alert.silenced_by = silenced_by;
@@ -414,7 +422,14 @@ impl AlertBook {
             .values()
             .map(|t| after(t.last_seen, self.resolve_timeout));
         let silences = (!self.active.is_empty())
-            .then(|| self.silences.next_change(self.now))
+            .then(|| {
+                let windows = maintenance::next_change(&self.inhibit.windows, self.now);
+                self.silences
+                    .next_change(self.now)
+                    .into_iter()
+                    .chain(windows)
+                    .min()
+            })
             .flatten();
         waits.chain(repeats).chain(timeouts).chain(silences).min()
     }

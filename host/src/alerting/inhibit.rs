@@ -30,8 +30,11 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
+use super::maintenance::{MaintenanceWindow, MAX_WINDOWS};
 use super::matchers::{self, label, Matcher};
 use crate::config::{self, Checker, ConfigError};
+use crate::expectations::duration;
+use crate::expectations::schedule::Schedule;
 use crate::model::{Alert, AlertStatus, Severity};
 
 /// Rules a file holds at most.
@@ -55,6 +58,9 @@ pub struct InhibitRules {
     pub critical_inhibits_warning: bool,
     /// The configured rules.
     pub rules: Vec<InhibitRule>,
+    /// The file's recurring maintenance windows (`[[maintenance_windows]]`,
+    /// [`super::maintenance`]): they mute as silences do.
+    pub windows: Vec<MaintenanceWindow>,
 }
 
 impl Default for InhibitRules {
@@ -63,6 +69,7 @@ impl Default for InhibitRules {
         InhibitRules {
             critical_inhibits_warning: true,
             rules: Vec::new(),
+            windows: Vec::new(),
         }
     }
 }
@@ -84,6 +91,7 @@ impl InhibitRules {
         InhibitRules {
             critical_inhibits_warning: false,
             rules: Vec::new(),
+            windows: Vec::new(),
         }
     }
 
@@ -190,12 +198,22 @@ impl InhibitRules {
     }
 }
 
-const TOP_KEYS: &[&str] = &["critical_inhibits_warning", "inhibit_rules"];
+const TOP_KEYS: &[&str] = &[
+    "critical_inhibits_warning",
+    "inhibit_rules",
+    "maintenance_windows",
+];
 const RULE_KEYS: &[&str] = &["source_matchers", "target_matchers", "equal"];
+const WINDOW_KEYS: &[&str] = &[
+    "name", "schedule", "timezone", "duration", "matchers", "comment",
+];
 
 fn check(c: &mut Checker, table: &Table) -> InhibitRules {
     c.unknown_keys("", table.keys(), TOP_KEYS);
-    let mut rules = InhibitRules::default();
+    let mut rules = InhibitRules {
+        windows: windows(c, table),
+        ..InhibitRules::default()
+    };
     match table.get("critical_inhibits_warning") {
         None => {}
         Some(Value::Boolean(b)) => rules.critical_inhibits_warning = *b,
@@ -261,6 +279,108 @@ fn check(c: &mut Checker, table: &Table) -> InhibitRules {
         });
     }
     rules
+}
+
+/// The `[[maintenance_windows]]` of the file, each problem at its field.
+fn windows(c: &mut Checker, table: &Table) -> Vec<MaintenanceWindow> {
+    let list = match table.get("maintenance_windows") {
+        None => return Vec::new(),
+        Some(Value::Array(list)) => list,
+        Some(other) => {
+            c.expected(
+                "maintenance_windows",
+                "a list of windows ([[maintenance_windows]] tables)",
+                other,
+            );
+            return Vec::new();
+        }
+    };
+    if list.len() > MAX_WINDOWS {
+        c.problem(
+            "maintenance_windows",
+            format!("{} windows; at most {MAX_WINDOWS}", list.len()),
+        );
+    }
+    let mut out: Vec<MaintenanceWindow> = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let at = format!("maintenance_windows[{i}]");
+        let Value::Table(t) = item else {
+            c.expected(
+                &at,
+                "a table (name, schedule, timezone, duration, matchers, comment)",
+                item,
+            );
+            continue;
+        };
+        c.unknown_keys(&at, t.keys(), WINDOW_KEYS);
+        let text = |c: &mut Checker, key: &str, required: bool| -> Option<String> {
+            match t.get(key) {
+                None if required => {
+                    c.problem(config::field(&at, key), "missing");
+                    None
+                }
+                None => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => {
+                    c.expected(config::field(&at, key), "a string", other);
+                    None
+                }
+            }
+        };
+        let name = text(c, "name", true);
+        if let Some(n) = &name {
+            if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+            {
+                c.problem(
+                    config::field(&at, "name"),
+                    format!("{n:?}: use letters, digits, `-`, `_` and `.` (it marks what the window mutes: maintenance:NAME)"),
+                );
+            } else if out.iter().any(|w| &w.name == n) {
+                c.problem(
+                    config::field(&at, "name"),
+                    format!("{n:?} is the name of an earlier window: names are unique"),
+                );
+            }
+        }
+        let pattern = text(c, "schedule", true);
+        let zone = text(c, "timezone", false).unwrap_or_else(|| "UTC".into());
+        let schedule = pattern.and_then(|p| match Schedule::parse(&p, &zone) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                c.problem(config::field(&at, "schedule"), e.to_string());
+                None
+            }
+        });
+        let length = text(c, "duration", true).and_then(|d| match duration::parse(&d) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                c.problem(
+                    config::field(&at, "duration"),
+                    "0: a window must stay open a while, e.g. \"2h\"",
+                );
+                None
+            }
+            Err(e) => {
+                c.problem(config::field(&at, "duration"), e.to_string());
+                None
+            }
+        });
+        let matchers = matcher_list(c, &at, t, "matchers", "the alerts it mutes");
+        let comment = text(c, "comment", false).unwrap_or_default();
+        if let (Some(name), Some(schedule), Some(duration)) = (name, schedule, length) {
+            out.push(MaintenanceWindow {
+                name,
+                schedule,
+                duration,
+                matchers,
+                comment,
+            });
+        }
+    }
+    out
 }
 
 fn matcher_list(c: &mut Checker, at: &str, t: &Table, key: &str, what: &str) -> Vec<Matcher> {

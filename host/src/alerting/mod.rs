@@ -11,7 +11,9 @@
 //! * [`silences`]: silences (matchers, a start, an end, who and why) and their store,
 //!   `silences.json` beside the history;
 //! * [`inhibit`]: inhibition rules (a firing alert keeps others of the same labels from
-//!   being notified), built in and from `--inhibit-rules FILE`.
+//!   being notified), built in and from `--inhibit-rules FILE`;
+//! * [`maintenance`]: recurring maintenance windows from the same file (a cron schedule
+//!   and a duration), muting as silences do.
 //!
 //! The order of alerts everywhere is `Alert::most_severe_first` (the model's). No plugin
 //! knowledge here: `plugin` implements [`NotifierQueue`] with a plugin's mailbox, and its
@@ -20,6 +22,7 @@
 pub mod book;
 pub mod history;
 pub mod inhibit;
+pub mod maintenance;
 pub mod matchers;
 pub mod outbox;
 pub mod router;

@@ -446,3 +446,59 @@ fn a_critical_alert_inhibits_the_warning_of_the_same_labels_while_it_fires() {
     );
     assert_eq!(told(&o).len(), 2);
 }
+
+/// A maintenance window mutes like a silence from its slot for its duration (2023-11-14
+/// 23:00 UTC is t(2800)), and the alert still firing when it closes is notified.
+#[test]
+fn a_maintenance_window_mutes_while_open_and_notifies_when_it_closes() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(10, 3600), t(0));
+    let rules = InhibitRules::parse(
+        "[[maintenance_windows]]\nname = \"nightly\"\nschedule = \"0 23 * * *\"\nduration = \"1h\"\nmatchers = [\"script=backup\"]\n",
+        std::path::Path::new("rules.toml"),
+    )
+    .unwrap();
+    book.set_inhibit_rules(rules, t(0));
+    let o = book.observe(
+        vec![scripted(
+            2799,
+            "script_failing",
+            Severity::Critical,
+            "backup",
+        )],
+        t(2799),
+    );
+    assert_eq!(
+        marks(&o),
+        [("script_failing".into(), vec![], 0)],
+        "before it opens"
+    );
+    let o = book.tick(t(2800));
+    assert_eq!(
+        marks(&o),
+        [(
+            "script_failing".into(),
+            vec!["maintenance:nightly".into()],
+            0
+        )],
+        "muted from the slot"
+    );
+    let o = book.tick(t(2815));
+    assert!(
+        o.notify.is_empty(),
+        "muted during its group wait: nothing sent"
+    );
+    for at in [
+        3000, 3250, 3500, 3750, 4000, 4250, 4500, 4750, 5000, 5250, 5500, 5750, 6000, 6250, 6390,
+    ] {
+        book.observe(
+            vec![scripted(at, "script_failing", Severity::Critical, "backup")],
+            t(at),
+        );
+    }
+    assert_eq!(book.next_due(), Some(t(6400)), "the window's end is due");
+    let o = book.tick(t(6400));
+    assert_eq!(marks(&o), [("script_failing".into(), vec![], 0)]);
+    let o = book.tick(t(6410));
+    assert_eq!(told(&o), [("script_failing".into(), AlertStatus::Firing)]);
+}
