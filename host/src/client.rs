@@ -116,14 +116,46 @@ pub fn put_json(
     if let Some(t) = token {
         request = request.header("authorization", &format!("Bearer {t}"));
     }
-    let response = request
-        .send(body.to_string())
-        .map_err(|source| ClientError::Unreachable {
-            url: url.to_string(),
-            advice: "is `metaclaude serve` running?",
-            source: Box::new(source),
-        })?;
+    let response = request.send(body.to_string()).map_err(unreachable(url))?;
     body_of(url, path, response)
+}
+
+/// `POST url + path` with a JSON body, the answer's body.
+pub fn post_json(
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<String, ClientError> {
+    let mut request = agent(Duration::from_secs(30))
+        .post(format!("{url}{path}"))
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        request = request.header("authorization", &format!("Bearer {t}"));
+    }
+    let response = request.send(body.to_string()).map_err(unreachable(url))?;
+    body_of(url, path, response)
+}
+
+/// `DELETE url + path` (saying `Content-Type: application/json`, as every request that
+/// changes something must), the answer's body.
+pub fn delete(url: &str, path: &str, token: Option<&str>) -> Result<String, ClientError> {
+    let mut request = agent(Duration::from_secs(30))
+        .delete(format!("{url}{path}"))
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        request = request.header("authorization", &format!("Bearer {t}"));
+    }
+    let response = request.call().map_err(unreachable(url))?;
+    body_of(url, path, response)
+}
+
+fn unreachable(url: &str) -> impl FnOnce(ureq::Error) -> ClientError + '_ {
+    move |source| ClientError::Unreachable {
+        url: url.to_string(),
+        advice: "is `metaclaude serve` running?",
+        source: Box::new(source),
+    }
 }
 
 fn body_of(

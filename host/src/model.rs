@@ -540,6 +540,14 @@ pub struct Alert {
     /// More for people, not identity: `summary`, `description`, `runbook_url` ...
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The ids of the silences muting it when this state was recorded (none: absent); a
+    /// muted alert is recorded but not notified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silenced_by: Vec<String>,
+    /// The fingerprints of the firing alerts inhibiting it (an inhibition rule) when this
+    /// state was recorded (none: absent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inhibited_by: Vec<String>,
 }
 
 impl Alert {
@@ -575,9 +583,16 @@ impl Alert {
             starts_at: timestamp,
             ends_at: None,
             annotations: BTreeMap::new(),
+            silenced_by: Vec::new(),
+            inhibited_by: Vec::new(),
         };
         a.fingerprint = a.identity();
         a
+    }
+
+    /// Whether a silence or an inhibition keeps it from notifiers.
+    pub fn is_muted(&self) -> bool {
+        !self.silenced_by.is_empty() || !self.inhibited_by.is_empty()
     }
 
     /// The fingerprint of its type, specialist and labels (what `fingerprint` must be).

@@ -206,6 +206,27 @@ impl Dir {
         )
     }
 
+    /// Creates the file `name`, which must not exist (not even as a link), with
+    /// [`PRIVATE_FILE_MODE`], for writing: the first step of replacing a file atomically
+    /// (write it whole, then [`Dir::rename`] it over the old one).
+    pub fn create_new(&self, name: impl AsRef<OsStr>) -> io::Result<File> {
+        self.open_file(
+            name.as_ref(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            PRIVATE_FILE_MODE,
+        )
+    }
+
+    /// Removes the name `name` from this directory (a link is removed, never followed).
+    pub fn remove(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
+        let c = single_name(name.as_ref())?;
+        // SAFETY: `c` is NUL-terminated and outlives the call; the descriptor is open.
+        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Renames `from` to `to`, both in this directory (a rename moves names: it never
     /// follows a link at either).
     pub fn rename(&self, from: impl AsRef<OsStr>, to: impl AsRef<OsStr>) -> io::Result<()> {

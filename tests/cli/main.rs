@@ -30,5 +30,6 @@ mod run;
 mod scaffold;
 mod serve;
 mod serve_security;
+mod silences;
 mod statsd;
 mod util;

@@ -13,6 +13,13 @@
 //!   alert already notified is not repeated before `repeat_interval`; a resolved one is
 //!   sent once if the receiver was told it fired (and `send_resolved`); alerts below
 //!   `min_severity` never go to it.
+//! * **Mute.** An alert a [silence](super::silences) matches, or an
+//!   [inhibition rule](super::inhibit) holds back, is muted: recorded as ever (its
+//!   `silenced_by`, `inhibited_by` say why), never notified, firing or resolved (as
+//!   Alertmanager: a resolved alert muted is not sent either). A change of what mutes an
+//!   alert is a change (recorded). Muted, the receivers forget they were told of it, so
+//!   when the silence ends (or is expired early, or the inhibiting alert resolves) while it
+//!   still fires it is new to them: notified after their group wait.
 //!
 //! Memory is bounded: at most [`MAX_ACTIVE`] active alerts (more are refused and
 //! counted), [`MAX_RECENT`] recently resolved ones.
@@ -22,6 +29,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::{maintenance, InhibitRules, Silences};
 use crate::model::{Alert, AlertStatus, Severity};
 
 /// Active alerts kept at most; beyond, new ones are refused (and counted).
@@ -91,7 +99,8 @@ struct Receiver {
 /// and notifications due, per receiver.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Alerts whose state changed (new, escalated, resolved), in their new state.
+    /// Alerts whose state changed (new, escalated, resolved, muted or no longer), in their
+    /// new state.
     pub changed: Vec<Alert>,
     /// Notifications due now: a receiver's id and the alerts to send it.
     pub notify: Vec<(u64, Vec<Alert>)>,
@@ -105,6 +114,10 @@ pub struct AlertBook {
     receivers: BTreeMap<u64, Receiver>,
     resolve_timeout: Duration,
     refused: u64,
+    silences: Silences,
+    inhibit: InhibitRules,
+    /// The last time passed in: silences' starts and ends after it are due.
+    now: DateTime<Utc>,
 }
 
 impl Default for AlertBook {
@@ -126,7 +139,23 @@ impl AlertBook {
             receivers: BTreeMap::new(),
             resolve_timeout,
             refused: 0,
+            silences: Silences::default(),
+            inhibit: InhibitRules::default(),
+            now: DateTime::<Utc>::MIN_UTC,
         }
+    }
+
+    /// The silences in force from `now` on (a copy of the store's); returns what that
+    /// changed.
+    pub fn set_silences(&mut self, silences: Silences, now: DateTime<Utc>) -> Outcome {
+        self.silences = silences;
+        self.settle(Vec::new(), now)
+    }
+
+    /// The inhibition rules in force from `now` on; returns what that changed.
+    pub fn set_inhibit_rules(&mut self, rules: InhibitRules, now: DateTime<Utc>) -> Outcome {
+        self.inhibit = rules;
+        self.settle(Vec::new(), now)
     }
 
     /// A receiver: it is told of alerts that change from now on, and of those active now
@@ -166,6 +195,8 @@ impl AlertBook {
                     match self.active.get_mut(&alert.fingerprint) {
                         Some(t) => {
                             alert.starts_at = t.alert.starts_at;
+                            alert.silenced_by = std::mem::take(&mut t.alert.silenced_by);
+                            alert.inhibited_by = std::mem::take(&mut t.alert.inhibited_by);
                             let escalated = t.alert.severity != alert.severity;
                             t.alert = alert;
                             t.last_seen = now;
@@ -178,6 +209,8 @@ impl AlertBook {
                             if alert.starts_at > now {
                                 alert.starts_at = now;
                             }
+                            alert.silenced_by.clear();
+                            alert.inhibited_by.clear();
                             changed.push(alert.clone());
                             self.active.insert(
                                 alert.fingerprint.clone(),
@@ -194,14 +227,14 @@ impl AlertBook {
                         alert.starts_at = t.alert.starts_at;
                         let ends = alert.ends_at.unwrap_or(alert.timestamp).min(now);
                         alert.ends_at = Some(ends.max(alert.starts_at));
+                        alert.silenced_by.clear();
+                        alert.inhibited_by.clear();
                         changed.push(alert);
                     }
                 }
             }
         }
-        self.apply(&changed, now);
-        let notify = self.due(now);
-        Outcome { changed, notify }
+        self.settle(changed, now)
     }
 
     /// Time passing: alerts past `resolve_timeout` resolve; notifications come due.
@@ -219,26 +252,92 @@ impl AlertBook {
             alert.status = AlertStatus::Resolved;
             alert.ends_at = Some(after(t.last_seen, self.resolve_timeout));
             alert.timestamp = now;
+            alert.silenced_by.clear();
+            alert.inhibited_by.clear();
             changed.push(alert);
         }
+        self.settle(changed, now)
+    }
+
+    /// What mutes each alert at `now`, then the changes booked and what is due.
+    fn settle(&mut self, mut changed: Vec<Alert>, now: DateTime<Utc>) -> Outcome {
+        self.now = self.now.max(now);
+        self.remute(&mut changed, now);
         self.apply(&changed, now);
         let notify = self.due(now);
         Outcome { changed, notify }
     }
 
+    /// The silences and maintenance windows muting `alert` at `now`.
+    fn silenced_by(&self, alert: &Alert, now: DateTime<Utc>) -> Vec<String> {
+        let mut by = self.silences.matches(alert, now);
+        by.extend(maintenance::muting(&self.inhibit.windows, alert, now));
+        by
+    }
+
+    /// Marks every active alert, and every alert of `changed`, with what mutes it at
+    /// `now`; an active alert whose marks change is added to `changed` (observed now).
+    fn remute(&mut self, changed: &mut Vec<Alert>, now: DateTime<Utc>) {
+        let inhibited = {
+            let all: Vec<&Alert> = self
+                .active
+                .values()
+                .map(|t| &t.alert)
+                .chain(changed.iter().filter(|a| a.status == AlertStatus::Resolved))
+                .collect();
+            self.inhibit.inhibited(&all)
+        };
+        let mut at: HashMap<String, usize> = HashMap::new();
+        for (i, a) in changed.iter_mut().enumerate() {
+            if a.status == AlertStatus::Resolved {
+                a.silenced_by = self.silenced_by(a, now);
+                a.inhibited_by = inhibited.get(&a.fingerprint).cloned().unwrap_or_default();
+            } else {
+                at.insert(a.fingerprint.clone(), i);
+            }
+        }
+        for (fp, t) in self.active.iter_mut() {
+            let mut silenced_by = self.silences.matches(&t.alert, now);
+            silenced_by.extend(maintenance::muting(&self.inhibit.windows, &t.alert, now));
+            let inhibited_by = inhibited.get(fp).cloned().unwrap_or_default();
+            let same = silenced_by == t.alert.silenced_by && inhibited_by == t.alert.inhibited_by;
+            t.alert.silenced_by = silenced_by;
+            t.alert.inhibited_by = inhibited_by;
+            match at.get(fp) {
+                Some(&i) => {
+                    changed[i].silenced_by = t.alert.silenced_by.clone();
+                    changed[i].inhibited_by = t.alert.inhibited_by.clone();
+                }
+                None if !same => {
+                    t.alert.timestamp = now;
+                    changed.push(t.alert.clone());
+                }
+                None => {}
+            }
+        }
+    }
+
     /// Books state changes: resolved ones into `recent` and for each receiver that was
-    /// told they fired; a group wait starts for every receiver concerned.
+    /// told they fired (unless muted); a group wait starts for every receiver concerned; a
+    /// muted one is forgotten by the receivers.
     fn apply(&mut self, changed: &[Alert], now: DateTime<Utc>) {
         for alert in changed {
+            let muted = alert.is_muted();
             for r in self.receivers.values_mut() {
                 if alert.severity < r.routing.min_severity {
                     continue;
                 }
                 if alert.status == AlertStatus::Resolved {
-                    if r.told.remove(&alert.fingerprint).is_none() || !r.routing.send_resolved {
+                    if r.told.remove(&alert.fingerprint).is_none()
+                        || !r.routing.send_resolved
+                        || muted
+                    {
                         continue;
                     }
                     r.resolved.push(alert.clone());
+                } else if muted {
+                    r.told.remove(&alert.fingerprint);
+                    continue;
                 }
                 r.flush_at
                     .get_or_insert_with(|| after(now, r.routing.group_wait));
@@ -258,7 +357,7 @@ impl AlertBook {
             let mut batch = Vec::new();
             for t in self.active.values() {
                 let a = &t.alert;
-                if a.severity < r.routing.min_severity {
+                if a.severity < r.routing.min_severity || a.is_muted() {
                     continue;
                 }
                 let due = match r.told.get(&a.fingerprint) {
@@ -309,8 +408,8 @@ impl AlertBook {
         outcome
     }
 
-    /// When something next comes due (a group wait ending, a repeat, a resolve timeout),
-    /// if anything is pending.
+    /// When something next comes due (a group wait ending, a repeat, a resolve timeout, a
+    /// silence starting or ending), if anything is pending.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         let waits = self.receivers.values().filter_map(|r| r.flush_at);
         let repeats = self.receivers.values().flat_map(|r| {
@@ -322,7 +421,17 @@ impl AlertBook {
             .active
             .values()
             .map(|t| after(t.last_seen, self.resolve_timeout));
-        waits.chain(repeats).chain(timeouts).min()
+        let silences = (!self.active.is_empty())
+            .then(|| {
+                let windows = maintenance::next_change(&self.inhibit.windows, self.now);
+                self.silences
+                    .next_change(self.now)
+                    .into_iter()
+                    .chain(windows)
+                    .min()
+            })
+            .flatten();
+        waits.chain(repeats).chain(timeouts).chain(silences).min()
     }
 
     /// The active alerts, most severe first, then oldest first.

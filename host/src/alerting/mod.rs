@@ -6,7 +6,14 @@
 //!   tells the library's callbacks;
 //! * [`outbox`]: a notifier's undelivered alerts and its retries' policy (backoff, the
 //!   attempts before giving up, bounded);
-//! * [`history`]: every change appended to `alerts.jsonl`, and the queries over it.
+//! * [`history`]: every change appended to `alerts.jsonl`, and the queries over it;
+//! * [`matchers`]: label matchers (`=`, `!=`, `=~`, `!~`) over an alert's labels;
+//! * [`silences`]: silences (matchers, a start, an end, who and why) and their store,
+//!   `silences.json` beside the history;
+//! * [`inhibit`]: inhibition rules (a firing alert keeps others of the same labels from
+//!   being notified), built in and from `--inhibit-rules FILE`;
+//! * [`maintenance`]: recurring maintenance windows from the same file (a cron schedule
+//!   and a duration), muting as silences do.
 //!
 //! The order of alerts everywhere is `Alert::most_severe_first` (the model's). No plugin
 //! knowledge here: `plugin` implements [`NotifierQueue`] with a plugin's mailbox, and its
@@ -14,9 +21,15 @@
 
 pub mod book;
 pub mod history;
+pub mod inhibit;
+pub mod maintenance;
+pub mod matchers;
 pub mod outbox;
 pub mod router;
+pub mod silences;
 
 pub use book::{AlertBook, Outcome, Routing};
 pub use history::{AlertHistory, HistoryQuery};
+pub use inhibit::InhibitRules;
 pub use router::{AlertCallback, AlertRouter, NotifierQueue, RouterStats};
+pub use silences::{SilenceStore, Silences};

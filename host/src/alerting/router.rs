@@ -3,8 +3,14 @@
 //! when; every change goes to the history and to the library's callbacks at once.
 //!
 //! One thread per host (`alert-router`) wakes when the book has something due (a group
-//! wait ending, a repeat, a resolve timeout) or when alerts arrive. Handing alerts to a
-//! notifier never waits: its queue takes them or they are dropped and counted.
+//! wait ending, a repeat, a resolve timeout, a silence starting or ending) or when alerts
+//! arrive. Handing alerts to a notifier never waits: its queue takes them or they are
+//! dropped and counted.
+//!
+//! Silences come from the host's [`SilenceStore`]: a change made through it (the API)
+//! wakes the router, which gives the book a copy; one made to the file by another process
+//! (the CLI with no server answering) is read back at the router's next wake, within a
+//! minute.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -12,7 +18,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::{AlertBook, AlertHistory, Outcome, Routing};
+use super::{AlertBook, AlertHistory, InhibitRules, Outcome, Routing, SilenceStore};
 use crate::model::{Alert, Severity};
 
 /// What the library's `register_alert_callback` takes: called with the alerts that
@@ -37,6 +43,8 @@ struct State {
     notifiers: HashMap<u64, Arc<dyn NotifierQueue>>,
     callbacks: Vec<AlertCallback>,
     history: Option<Arc<AlertHistory>>,
+    /// The silences, and the store's version the book has.
+    silences: Option<(Arc<SilenceStore>, u64)>,
     /// Failed history writes, and the last one's error.
     history_failures: u64,
     history_error: Option<String>,
@@ -68,6 +76,7 @@ impl AlertRouter {
                 notifiers: HashMap::new(),
                 callbacks: Vec::new(),
                 history: None,
+                silences: None,
                 history_failures: 0,
                 history_error: None,
                 pending: false,
@@ -90,6 +99,32 @@ impl AlertRouter {
     /// Writes every change to `history` from now on.
     pub fn set_history(&self, history: Arc<AlertHistory>) {
         self.state.lock().unwrap().history = Some(history);
+    }
+
+    /// Mutes what the silences of `store` match from now on; a change made through it
+    /// takes effect at once.
+    pub fn use_silences(self: &Arc<Self>, store: Arc<SilenceStore>) {
+        let weak = Arc::downgrade(self);
+        store.watch(Box::new(move || {
+            if let Some(r) = weak.upgrade() {
+                r.state.lock().unwrap().pending = true;
+                r.wake.notify_all();
+            }
+        }));
+        let mut s = self.state.lock().unwrap();
+        let now = Utc::now();
+        let outcome = s.book.set_silences(store.snapshot(), now);
+        s.silences = Some((store.clone(), store.version()));
+        s.settle(outcome);
+        self.wake.notify_all();
+    }
+
+    /// The inhibition rules in force from now on (the built-in rule alone until called).
+    pub fn set_inhibit_rules(&self, rules: InhibitRules) {
+        let mut s = self.state.lock().unwrap();
+        let outcome = s.book.set_inhibit_rules(rules, Utc::now());
+        s.settle(outcome);
+        self.wake.notify_all();
     }
 
     /// Calls `callback` with the alerts that changed, each time some do, from now on (the
@@ -121,6 +156,7 @@ impl AlertRouter {
             return;
         }
         let mut s = self.state.lock().unwrap();
+        s.sync_silences(false);
         let outcome = s.book.observe(alerts, Utc::now());
         s.settle(outcome);
         self.wake.notify_all();
@@ -158,6 +194,28 @@ impl AlertRouter {
 }
 
 impl State {
+    /// Gives the book the store's silences if they changed since it had them (`reread`:
+    /// after reading the file again, should another process have changed it).
+    fn sync_silences(&mut self, reread: bool) {
+        let Some((store, seen)) = &self.silences else {
+            return;
+        };
+        if reread {
+            if let Err(e) = store.reload_if_changed() {
+                tracing::error!("{e}; the silences in force stay as they were");
+            }
+        }
+        let version = store.version();
+        if version == *seen {
+            return;
+        }
+        let store = store.clone();
+        let snapshot = store.snapshot();
+        self.silences = Some((store, version));
+        let outcome = self.book.set_silences(snapshot, Utc::now());
+        self.settle(outcome);
+    }
+
     /// Books an outcome: changes to the log, the history and the callbacks; notifications
     /// to their notifiers' queues.
     fn settle(&mut self, outcome: Outcome) {
@@ -165,6 +223,10 @@ impl State {
         if !changed.is_empty() {
             for a in &changed {
                 let specialist = a.specialist.as_deref().unwrap_or("");
+                if a.is_muted() {
+                    tracing::info!(alert = %a.kind, status = a.status.as_str(), specialist, fingerprint = %a.fingerprint, silenced_by = ?a.silenced_by, inhibited_by = ?a.inhibited_by, "muted: {}", a.message);
+                    continue;
+                }
                 match a.severity {
                     Severity::Critical => {
                         tracing::error!(alert = %a.kind, status = a.status.as_str(), specialist, fingerprint = %a.fingerprint, "{}", a.message)
@@ -221,6 +283,7 @@ fn run(router: Weak<AlertRouter>) {
         if s.stopped {
             return;
         }
+        s.sync_silences(true);
         let outcome = s.book.tick(Utc::now());
         s.settle(outcome);
         drop(s);

@@ -1,5 +1,6 @@
 //! `metaclaude alerts`: active alerts (a running server, else the alert history), the
-//! history, and the alert rules' thresholds on a running server.
+//! history, the alert rules' thresholds on a running server, silences (on a running
+//! server, else in the log directory's `silences.json`) and the inhibition rules' check.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,13 +8,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::Utc;
 use metaclaude::alerting::history::{self, HistoryQuery};
+use metaclaude::alerting::matchers::{Matcher, MatcherSpec};
+use metaclaude::alerting::silences::{NewSilence, Silence, SilenceState, SilenceStore};
+use metaclaude::alerting::InhibitRules;
 use metaclaude::client::{self, DEFAULT_SERVER};
 use metaclaude::logs::dates;
 use metaclaude::model::{Alert, AlertStatus, Severity};
 use serde_json::{json, Value};
 
 use super::args::{AlertsCommand, ServerArgs};
-use super::render;
+use super::{render, EXIT_USAGE};
 
 pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -65,6 +69,80 @@ pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        AlertsCommand::Silence {
+            matchers,
+            duration,
+            until,
+            starts,
+            author,
+            comment,
+            server,
+            log_dir,
+            json,
+        } => {
+            let mut specs = Vec::new();
+            for m in &matchers {
+                match Matcher::parse(m) {
+                    Ok(m) => specs.push(MatcherSpec::from(m)),
+                    Err(e) => return usage(&format!("--matcher: {e}")),
+                }
+            }
+            let now = Utc::now();
+            let starts_at = match starts.as_deref().map(|s| rfc3339(s, "--starts")) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => return usage(&e),
+            };
+            let ends_at = match (duration, until) {
+                (Some(d), _) => match dates::parse_since(&d) {
+                    Ok(age) => starts_at.unwrap_or(now).max(now) + age,
+                    Err(e) => {
+                        return usage(&format!(
+                            "--duration {d:?}: {e} (an age such as 90s, 15m, 2h, 1d, 1w)"
+                        ))
+                    }
+                },
+                (None, Some(u)) => match rfc3339(&u, "--until") {
+                    Ok(t) => t,
+                    Err(e) => return usage(&e),
+                },
+                (None, None) => return usage("--duration or --until: how long it mutes"),
+            };
+            let new = NewSilence {
+                matchers: specs,
+                starts_at,
+                ends_at,
+                created_by: author.unwrap_or_default(),
+                comment,
+            };
+            silence(&server, &log_dir, new, json)
+        }
+        AlertsCommand::Unsilence {
+            id,
+            server,
+            log_dir,
+        } => unsilence(&server, &log_dir, &id),
+        AlertsCommand::Silences {
+            all,
+            server,
+            log_dir,
+            json,
+        } => list_silences(&server, &log_dir, all, json),
+        AlertsCommand::CheckRules { file } => match InhibitRules::load(&file) {
+            Ok(rules) => {
+                println!(
+                    "{}: ok, {} rule(s); the built-in rule (a critical alert inhibits the warnings of the same labels) is {}",
+                    file.display(),
+                    rules.rules.len(),
+                    if rules.critical_inhibits_warning { "on" } else { "off" }
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(EXIT_USAGE))
+            }
+        },
         AlertsCommand::Thresholds { server, json } => {
             let (url, token) = target(&server)?;
             let body = client::get(&url, "/api/v1/alerts/thresholds", token.as_deref())?;
@@ -122,7 +200,7 @@ fn active(server: &ServerArgs, log_dir: &Path, json: bool) -> anyhow::Result<Exi
         let v: Value = serde_json::from_str(&body).context("the server's answer is not JSON")?;
         let alerts: Vec<Alert> = serde_json::from_value(v["active"].clone())
             .context("the server's alerts are not alerts")?;
-        print_alerts(&alerts, json, &format!("server {url}"));
+        print_alerts(&alerts, json, &format!("on server {url}"));
     } else {
         let answer = history::last_firing(log_dir)?;
         warn_damaged(&answer.damaged);
@@ -164,4 +242,176 @@ fn path_segment(name: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+fn usage(message: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {message}");
+    Ok(ExitCode::from(EXIT_USAGE))
+}
+
+fn rfc3339(s: &str, flag: &str) -> Result<chrono::DateTime<Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{flag} {s:?}: {e} (RFC 3339, e.g. 2030-01-01T08:00:00Z)"))
+}
+
+/// Where silences are made and listed: a running server (asked for, or answering at the
+/// default address), else the log directory's store.
+enum SilencesAt {
+    Server(String, Option<String>),
+    Dir(std::sync::Arc<SilenceStore>, String),
+}
+
+fn silences_at(server: &ServerArgs, log_dir: &Path) -> anyhow::Result<SilencesAt> {
+    let (url, token) = target(server)?;
+    if server.server.is_some() || client::answers(&url) {
+        return Ok(SilencesAt::Server(url, token));
+    }
+    let store = SilenceStore::open(log_dir)?;
+    let note = format!(
+        "in {} (no server answered at {url}: a server started later reads it, one running on that log directory within a minute)",
+        store.path().display()
+    );
+    Ok(SilencesAt::Dir(store, note))
+}
+
+/// A silence as the API shows it (its state, and `muting` when a server counted).
+fn shown(s: &Silence, state: SilenceState) -> Value {
+    let mut v = serde_json::to_value(s).expect("silences serialise");
+    v["state"] = state.as_str().into();
+    v
+}
+
+fn silence(
+    server: &ServerArgs,
+    log_dir: &Path,
+    new: NewSilence,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (made, at) = match silences_at(server, log_dir)? {
+        SilencesAt::Server(url, token) => {
+            let mut body = json!({
+                "matchers": new.matchers,
+                "ends_at": metaclaude::model::timestamp::format(&new.ends_at),
+                "created_by": new.created_by,
+                "comment": new.comment,
+            });
+            if let Some(t) = new.starts_at {
+                body["starts_at"] = metaclaude::model::timestamp::format(&t).into();
+            }
+            let answer = client::post_json(&url, "/api/v1/silences", token.as_deref(), &body)?;
+            let v: Value =
+                serde_json::from_str(&answer).context("the server's answer is not JSON")?;
+            (v["silence"].clone(), format!("on server {url}"))
+        }
+        SilencesAt::Dir(store, note) => match store.add(new, Utc::now()) {
+            Ok(s) => (shown(&s, s.state(Utc::now())), note),
+            Err(e) if e.is_caller_error() => return usage(&e.to_string()),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    if json {
+        println!("{made}");
+    } else {
+        println!(
+            "silence {} made {at}:\n{}",
+            render::terminal_safe(made["id"].as_str().unwrap_or("?")),
+            silence_line(&made)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unsilence(server: &ServerArgs, log_dir: &Path, id: &str) -> anyhow::Result<ExitCode> {
+    let (ended, at) = match silences_at(server, log_dir)? {
+        SilencesAt::Server(url, token) => {
+            let path = format!("/api/v1/silences/{}", path_segment(id));
+            let answer = client::delete(&url, &path, token.as_deref())?;
+            let v: Value =
+                serde_json::from_str(&answer).context("the server's answer is not JSON")?;
+            (v["silence"].clone(), format!("on server {url}"))
+        }
+        SilencesAt::Dir(store, note) => match store.expire(id, Utc::now()) {
+            Ok(s) => (shown(&s, SilenceState::Expired), note),
+            Err(e) if e.is_caller_error() => return usage(&e.to_string()),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    println!(
+        "silence {} expired {at}; what it muted and still fires is notified again",
+        render::terminal_safe(ended["id"].as_str().unwrap_or("?"))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_silences(
+    server: &ServerArgs,
+    log_dir: &Path,
+    all: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (list, from): (Vec<Value>, String) = match silences_at(server, log_dir)? {
+        SilencesAt::Server(url, token) => {
+            let path = format!("/api/v1/silences?all={all}");
+            let answer = client::get(&url, &path, token.as_deref())?;
+            let v: Value =
+                serde_json::from_str(&answer).context("the server's answer is not JSON")?;
+            let list = v["silences"].as_array().cloned().unwrap_or_default();
+            (list, format!("on server {url}"))
+        }
+        SilencesAt::Dir(store, note) => {
+            let now = Utc::now();
+            let list = store
+                .snapshot()
+                .list(now, all)
+                .iter()
+                .map(|(s, st)| shown(s, *st))
+                .collect();
+            (list, note)
+        }
+    };
+    if json {
+        println!("{}", json!({ "silences": list }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        println!(
+            "no silences{} ({from})",
+            if all { "" } else { " active or pending" }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} silence(s), {from}:", list.len());
+    for s in &list {
+        println!(
+            "  {} {}\n{}",
+            render::terminal_safe(s["id"].as_str().unwrap_or("?")),
+            s["state"].as_str().unwrap_or("?"),
+            silence_line(s)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A silence for people: its matchers, its time, who and why.
+fn silence_line(s: &Value) -> String {
+    let matchers: Vec<String> = s["matchers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| serde_json::from_value::<Matcher>(m.clone()).ok())
+        .map(|m| m.to_string())
+        .collect();
+    let muting = s["muting"]
+        .as_u64()
+        .map(|n| format!(", muting {n} alert(s) now"))
+        .unwrap_or_default();
+    format!(
+        "    mutes {}\n    from {} to {}{muting}\n    by {}: {}",
+        render::terminal_safe(&matchers.join(", ")),
+        s["starts_at"].as_str().unwrap_or("?"),
+        s["ends_at"].as_str().unwrap_or("?"),
+        render::terminal_safe(s["created_by"].as_str().unwrap_or("?")),
+        render::terminal_safe(s["comment"].as_str().unwrap_or(""))
+    )
 }

@@ -121,6 +121,83 @@ pub enum AlertsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Mute alerts for a while (a maintenance, a known incident): those every --matcher
+    /// matches are still recorded (the history marks them silenced) but not notified
+    /// until the silence ends. On a running server (--server, or one answering at the
+    /// default address); with none answering, written to silences.json in --log-dir (a
+    /// server started later reads it; one running on that directory within a minute).
+    #[command(after_help = "Examples:\n  \
+        metaclaude alerts silence -m script=backup --duration 2h --comment 'backup host maintenance'\n  \
+        metaclaude alerts silence -m 'type=~\"error_.*\"' -m specialist=ops --until 2030-01-01T08:00:00Z --comment 'deploy'\n\n\
+        Matchers: NAME=VALUE, NAME!=VALUE, NAME=~REGEX, NAME!~REGEX (the regex matches the whole\n\
+        value); NAME is type (or alertname), severity, specialist, or any label (script, plugin).")]
+    Silence {
+        /// What to mute: NAME=VALUE, NAME!=VALUE, NAME=~REGEX or NAME!~REGEX (repeatable;
+        /// an alert must match all).
+        #[arg(long = "matcher", short = 'm', value_name = "MATCHER", required = true)]
+        matchers: Vec<String>,
+        /// How long from its start: 90s, 15m, 2h, 1d, 1w.
+        #[arg(
+            long,
+            value_name = "AGE",
+            required_unless_present = "until",
+            conflicts_with = "until"
+        )]
+        duration: Option<String>,
+        /// When it ends (RFC 3339, e.g. 2030-01-01T08:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// When it starts (RFC 3339; default now).
+        #[arg(long, value_name = "TIME")]
+        starts: Option<String>,
+        /// Who makes it (default: $USER).
+        #[arg(long, env = "USER", value_name = "NAME")]
+        author: Option<String>,
+        /// Why: whoever wonders later reads it.
+        #[arg(long, value_name = "TEXT")]
+        comment: String,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The execution log's directory (the silences are kept beside it), used when no
+        /// server answers.
+        #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
+        log_dir: PathBuf,
+        /// Print the silence as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now (a pending one never starts): what it muted and still fires is
+    /// notified again. On a running server, else in --log-dir (as `silence`).
+    Unsilence {
+        /// The silence's id (`metaclaude alerts silences` lists them).
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The execution log's directory, used when no server answers.
+        #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
+        log_dir: PathBuf,
+    },
+    /// The silences active or pending (with --all, those expired in the last 5 days too):
+    /// of a running server, else of --log-dir.
+    Silences {
+        /// Also the expired ones.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The execution log's directory, used when no server answers.
+        #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
+        log_dir: PathBuf,
+        /// JSON (the API's silences) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate an inhibition rules file (serve --inhibit-rules): every problem with its
+    /// field, or ok.
+    CheckRules {
+        /// The rules file (TOML).
+        file: PathBuf,
+    },
     /// The thresholds of the alert rules of a running server.
     Thresholds {
         #[command(flatten)]
@@ -322,9 +399,16 @@ pub struct ServeArgs {
     /// read from the log).
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub keep_recent: u64,
-    /// The execution log's directory (history beyond what the server holds in memory).
+    /// The execution log's directory (history beyond what the server holds in memory;
+    /// the alert history and the silences are kept beside it).
     #[arg(long, env = "METACLAUDE_LOG_DIR", default_value = logs::DEFAULT_LOG_DIR)]
     pub log_dir: PathBuf,
+    /// Inhibition rules (TOML; `metaclaude alerts check-rules FILE` validates it): while
+    /// a source alert fires, the target alerts sharing its `equal` labels are not notified.
+    /// Without it, only the built-in rule: a critical alert inhibits the warnings of the
+    /// same labels.
+    #[arg(long, env = "METACLAUDE_INHIBIT_RULES", value_name = "FILE")]
+    pub inhibit_rules: Option<PathBuf>,
     #[command(flatten)]
     pub host: HostArgs,
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use metaclaude::alerting::SilenceStore;
 use metaclaude::app::{HostConfig, MonitoredHost, PLUGIN_POLL};
 use metaclaude::batch::{BatchNotice, MetricsFile};
 
@@ -30,10 +31,21 @@ pub fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot open the requests file {source}"))?;
         Box::new(std::io::BufReader::new(file))
     };
+    // The silences kept beside the log (those of `metaclaude alerts silence`) hold here too.
+    let silences = match SilenceStore::open(config.log_dir()) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
     let host = match MonitoredHost::start(config, Vec::new(), super::stderr_notices()) {
         Ok(host) => host,
         Err(e) => return super::host_failed(e, &args.registry),
     };
+    if let Some(plugins) = host.plugins() {
+        plugins.use_silences(silences);
+    }
     let runtime = super::async_runtime()?;
     let mut metrics = args.metrics_file.map(|path| {
         MetricsFile::new(

@@ -688,9 +688,19 @@ pub fn alerts(alerts: &[Alert], from: &str) -> String {
                 metaclaude::model::timestamp::format(&a.starts_at)
             ),
         };
+        let muted = if !a.silenced_by.is_empty() {
+            format!("  silenced by {}", terminal_safe(&a.silenced_by.join(", ")))
+        } else if !a.inhibited_by.is_empty() {
+            format!(
+                "  inhibited by {}",
+                terminal_safe(&a.inhibited_by.join(", "))
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  {:<8} {:<8} {}{specialist}  {when}\n           {}",
+            "  {:<8} {:<8} {}{specialist}  {when}{muted}\n           {}",
             a.severity.as_str(),
             status,
             terminal_safe(&a.kind),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use metaclaude::alerting::InhibitRules;
 use metaclaude::app::{HostConfig, MonitoredHost, PLUGIN_POLL};
 use metaclaude::monitor::Limits;
 use metaclaude::serve::{self, Bound, ServeConfig, ServeNotice};
@@ -50,6 +51,17 @@ pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         eprintln!("error: {}", serve::ServeError::TokenRequired { addr });
         return Ok(ExitCode::from(EXIT_USAGE));
     }
+    let inhibit = match args.inhibit_rules.as_deref().map(InhibitRules::load) {
+        None => None,
+        Some(Ok(rules)) => Some(rules),
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            eprintln!(
+                "hint: `metaclaude alerts check-rules FILE` checks it without starting a server"
+            );
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
     let host_config = HostConfig {
         executor: args.host.executor(args.concurrency),
         plugins: args.host.plugin_source(),
@@ -65,6 +77,9 @@ pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         Ok(host) => host,
         Err(e) => return super::host_failed(e, &args.registry),
     };
+    if let (Some(rules), Some(plugins)) = (inhibit, host.plugins()) {
+        plugins.set_inhibit_rules(rules);
+    }
     let runtime = super::async_runtime()?;
     let token_hint = args.token_file.is_some();
     let served = runtime.block_on(serve::run(

@@ -1,7 +1,9 @@
 //! The alerts API: `GET /api/v1/alerts` (active, and lately resolved),
 //! `GET /api/v1/alerts/history` (the alert history beside the execution log),
 //! `GET /api/v1/alerts/thresholds` and `PUT /api/v1/alerts/thresholds/{name}` (the seed's
-//! `set_alert_threshold` against a running host).
+//! `set_alert_threshold` against a running host), and the silences:
+//! `GET /api/v1/silences`, `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` (expire
+//! one now), kept in `silences.json` in the log directory.
 
 use std::sync::Arc;
 
@@ -17,8 +19,9 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::ServerState;
 use crate::alerting::history::{self, HistoryQuery};
+use crate::alerting::silences::{NewSilence, Silence, SilenceError, SilenceState};
 use crate::logs::dates;
-use crate::model::{AlertStatus, Severity};
+use crate::model::{Alert, AlertStatus, Severity};
 
 /// The longest history listing one request returns.
 const MAX_LIMIT: usize = 1000;
@@ -164,17 +167,7 @@ pub async fn set_threshold(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than this server takes (--max-body-bytes)",
-            )
-        } else {
-            ApiError::bad_request(format!("cannot read the request body: {e}"))
-        }
-    })?;
+    let body = read_body(body)?;
     let ThresholdBody { value, plugin } = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "request body: {e} (expected {{\"value\": 15.0}}, optionally with \"plugin\": \"alert-rules\")"
@@ -215,5 +208,130 @@ fn rules_host(state: &ServerState) -> Result<Arc<crate::plugin::PluginHost>, Api
             "no_alert_rules",
             "this server runs without plugins (--no-plugins, or none found), so without alert rules",
         )
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilencesParams {
+    all: Option<bool>,
+}
+
+/// A silence as the API shows it: with its state now and how many active alerts it mutes.
+fn silence_json(s: &Silence, state: SilenceState, active: &[Alert]) -> Value {
+    let mut v = serde_json::to_value(s).expect("silences serialise");
+    v["state"] = state.as_str().into();
+    v["muting"] = active
+        .iter()
+        .filter(|a| a.silenced_by.contains(&s.id))
+        .count()
+        .into();
+    v
+}
+
+fn active_alerts(state: &ServerState) -> Vec<Alert> {
+    state
+        .host
+        .plugins()
+        .map(|p| p.active_alerts())
+        .unwrap_or_default()
+}
+
+/// The silences active or pending (with `?all=true`, those expired lately too), oldest
+/// first.
+pub async fn silences(
+    State(state): State<Arc<ServerState>>,
+    query: Result<Query<SilencesParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query
+        .map_err(|e| ApiError::bad_request(format!("query string: {e} (known: all=true|false)")))?;
+    let now = Utc::now();
+    let active = active_alerts(&state);
+    let list: Vec<Value> = state
+        .silences
+        .snapshot()
+        .list(now, q.all.unwrap_or(false))
+        .iter()
+        .map(|(s, st)| silence_json(s, *st, &active))
+        .collect();
+    Ok(Json(json!({
+        "silences": list,
+        "file": state.silences.path(),
+    })))
+}
+
+/// What a silence error answers: the caller's mistakes 404, 409 or 422 (naming the
+/// field), the store's failures 500.
+fn silence_error(e: SilenceError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        SilenceError::Invalid { field, .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "silence_rejected",
+            message,
+        )
+        .with("field", field),
+        SilenceError::NotFound { .. } => ApiError::not_found(message),
+        SilenceError::AlreadyExpired { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "silence_expired", message)
+        }
+        SilenceError::TooMany => ApiError::new(StatusCode::CONFLICT, "too_many_silences", message),
+        SilenceError::Damaged { .. } | SilenceError::Read { .. } | SilenceError::Write { .. } => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "silences_store", message)
+        }
+    }
+}
+
+/// Makes a silence: `{"matchers": [{"name": "script", "op": "=", "value": "backup"}],
+/// "ends_at": "...", "created_by": "...", "comment": "..."}` (and `starts_at`); 201 with it.
+pub async fn add_silence(
+    State(state): State<Arc<ServerState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = read_body(body)?;
+    let new: NewSilence = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "request body: {e} (expected {{\"matchers\": [{{\"name\": \"script\", \"op\": \"=\", \"value\": \"backup\"}}], \"ends_at\": \"2030-01-01T00:00:00Z\", \"created_by\": \"ana\", \"comment\": \"why\"}}, optionally with \"starts_at\")"
+        ))
+    })?;
+    let store = state.silences.clone();
+    let made = tokio::task::spawn_blocking(move || store.add(new, Utc::now()))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(silence_error)?;
+    let now = Utc::now();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "silence": silence_json(&made, made.state(now), &active_alerts(&state)) })),
+    ))
+}
+
+/// Expires silence `id` now (Alertmanager's DELETE): what it muted is notified again.
+pub async fn expire_silence(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.silences.clone();
+    let ended = tokio::task::spawn_blocking(move || store.expire(&id, Utc::now()))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(silence_error)?;
+    Ok(Json(
+        json!({ "silence": silence_json(&ended, SilenceState::Expired, &[]) }),
+    ))
+}
+
+/// A request body, or why it could not be read (413 past --max-body-bytes).
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this server takes (--max-body-bytes)",
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {e}"))
+        }
     })
 }

@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use chrono::Utc;
 use metaclaude_formats::log_record;
@@ -53,6 +53,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
             "/api/v1/alerts/thresholds/{name}",
             put(alerts::set_threshold),
         )
+        .route(
+            "/api/v1/silences",
+            get(alerts::silences).post(alerts::add_silence),
+        )
+        .route("/api/v1/silences/{id}", delete(alerts::expire_silence))
         .merge(dashboard::routes())
         // On every route above (so: add routes above this line only): nothing runs for a
         // cross-site request; a method a route does not take is still 405.

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify, Semaphore};
 
+use crate::alerting::silences::{SilenceError, SilenceStore};
 use crate::app::MonitoredHost;
 use crate::monitor::Monitor;
 use crate::registry::{Registry, RegistryError};
@@ -141,6 +142,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The silences file in the log directory is damaged or unreadable.
+    #[error(transparent)]
+    Silences(#[from] SilenceError),
     /// A bound listener's address cannot be read.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -152,7 +156,7 @@ impl ServeError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            ServeError::TokenRequired { .. } | ServeError::Bind { .. }
+            ServeError::TokenRequired { .. } | ServeError::Bind { .. } | ServeError::Silences(_)
         )
     }
 }
@@ -284,6 +288,8 @@ pub struct ServerState {
     answers: answers::Answers,
     /// The log's parts of long report windows, kept a few seconds.
     earlier: earlier::EarlierParts,
+    /// The silences (`silences.json` in the log directory), which the alert router uses.
+    silences: Arc<SilenceStore>,
 }
 
 impl ServerState {
@@ -363,6 +369,10 @@ pub async fn run(
     if security::needs_token(http_addr) && config.token.is_none() {
         return Err(ServeError::TokenRequired { addr: http_addr });
     }
+    let silences = SilenceStore::open(&config.log_dir)?;
+    if let Some(plugins) = host.plugins() {
+        plugins.use_silences(silences.clone());
+    }
     let bind = |addr: SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -414,6 +424,7 @@ pub async fn run(
         counters: Counters::default(),
         answers: answers::Answers::default(),
         earlier: earlier::EarlierParts::default(),
+        silences,
     });
     let router = api::router(state.clone());
     let mut servers = tokio::task::JoinSet::new();

@@ -238,3 +238,267 @@ fn memory_is_bounded() {
     assert_eq!(book.active().len(), MAX_ACTIVE);
     assert_eq!(book.refused(), 5);
 }
+
+fn silence(matchers: &[&str], starts: i64, ends: i64, now: i64) -> Silences {
+    let mut s = Silences::default();
+    add_silence(&mut s, "S1", matchers, starts, ends, now);
+    s
+}
+
+fn add_silence(s: &mut Silences, id: &str, matchers: &[&str], starts: i64, ends: i64, now: i64) {
+    use crate::alerting::matchers::Matcher;
+    s.add(
+        crate::alerting::silences::NewSilence {
+            matchers: matchers
+                .iter()
+                .map(|m| Matcher::parse(m).unwrap().into())
+                .collect(),
+            starts_at: Some(t(starts)),
+            ends_at: t(ends),
+            created_by: "ana".into(),
+            comment: "maintenance".into(),
+        },
+        id.into(),
+        t(now),
+    )
+    .unwrap();
+}
+
+fn scripted(at: i64, kind: &str, severity: Severity, script: &str) -> Alert {
+    let mut a = firing(at, kind, severity, None);
+    a.labels.insert("script".into(), script.into());
+    a
+}
+
+/// (type, silenced_by, inhibited_by) of each change.
+fn marks(o: &Outcome) -> Vec<(String, Vec<String>, usize)> {
+    o.changed
+        .iter()
+        .map(|a| (a.kind.clone(), a.silenced_by.clone(), a.inhibited_by.len()))
+        .collect()
+}
+
+#[test]
+fn a_silenced_alert_is_recorded_not_notified_and_notified_when_the_silence_ends() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(10, 3600), t(0));
+    book.set_silences(silence(&["script=backup"], 0, 100, 0), t(0));
+    let o = book.observe(
+        vec![
+            scripted(5, "script_failing", Severity::Critical, "backup"),
+            scripted(5, "script_failing", Severity::Critical, "deploy"),
+        ],
+        t(5),
+    );
+    let m = marks(&o);
+    assert!(
+        m.contains(&("script_failing".into(), vec!["S1".into()], 0)),
+        "{m:?}"
+    );
+    assert!(m.contains(&("script_failing".into(), vec![], 0)), "{m:?}");
+    let o = book.tick(t(15));
+    assert_eq!(o.notify[0].1.len(), 1, "only deploy");
+    assert_eq!(o.notify[0].1[0].labels["script"], "deploy");
+    // Firing on, silenced: nothing; the silence's end is due.
+    let o = book.observe(
+        vec![scripted(50, "script_failing", Severity::Critical, "backup")],
+        t(50),
+    );
+    assert!(o.changed.is_empty() && o.notify.is_empty());
+    assert_eq!(book.next_due(), Some(t(100)));
+    assert!(book.tick(t(99)).changed.is_empty());
+    // The end, excluded: no longer muted, a change, notified after the group wait.
+    let o = book.tick(t(100));
+    assert_eq!(marks(&o), [("script_failing".into(), vec![], 0)]);
+    assert_eq!(o.changed[0].timestamp, t(100), "observed unmuted then");
+    assert!(o.notify.is_empty(), "the group wait first");
+    let o = book.tick(t(110));
+    assert_eq!(told(&o), [("script_failing".into(), AlertStatus::Firing)]);
+    assert_eq!(o.notify[0].1[0].labels["script"], "backup");
+    assert!(o.notify[0].1[0].silenced_by.is_empty());
+}
+
+#[test]
+fn a_pending_silence_mutes_from_its_start_and_expiring_it_early_notifies_again() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(0, 3600), t(0));
+    book.set_silences(silence(&["script=~back.*"], 100, 1000, 0), t(0));
+    let o = book.observe(
+        vec![scripted(0, "script_failing", Severity::Critical, "backup")],
+        t(0),
+    );
+    assert_eq!(told(&o).len(), 1, "pending: notified");
+    assert_eq!(book.next_due(), Some(t(100)), "its start is due");
+    assert!(book.tick(t(99)).changed.is_empty());
+    let o = book.tick(t(100));
+    assert_eq!(marks(&o), [("script_failing".into(), vec!["S1".into()], 0)]);
+    assert!(o.notify.is_empty(), "no resolved either: muted");
+    // Expired early at 200 while it fires: new to the receiver, sent at once (no group
+    // wait here), not at the repeat interval.
+    let mut s = silence(&["script=~back.*"], 100, 1000, 0);
+    s.expire("S1", t(200)).unwrap();
+    let o = book.set_silences(s, t(200));
+    assert_eq!(marks(&o), [("script_failing".into(), vec![], 0)]);
+    assert_eq!(told(&o), [("script_failing".into(), AlertStatus::Firing)]);
+}
+
+#[test]
+fn an_alert_resolving_while_silenced_is_recorded_and_not_sent() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(0, 3600), t(0));
+    book.observe(
+        vec![scripted(0, "script_failing", Severity::Critical, "backup")],
+        t(0),
+    );
+    book.set_silences(silence(&["script=backup"], 10, 1000, 10), t(10));
+    let mut gone = scripted(20, "script_failing", Severity::Critical, "backup");
+    gone.status = AlertStatus::Resolved;
+    let o = book.observe(vec![gone], t(20));
+    assert_eq!(o.changed.len(), 1);
+    assert_eq!(o.changed[0].status, AlertStatus::Resolved);
+    assert_eq!(o.changed[0].silenced_by, ["S1"]);
+    assert!(o.notify.is_empty(), "muted: not sent, as Alertmanager");
+    assert_eq!(book.recent()[0].silenced_by, ["S1"]);
+}
+
+#[test]
+fn a_regex_silence_is_anchored() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(0, 3600), t(0));
+    book.set_silences(silence(&["script=~back"], 0, 1000, 0), t(0));
+    let o = book.observe(
+        vec![scripted(0, "script_failing", Severity::Critical, "backup")],
+        t(0),
+    );
+    assert!(o.changed[0].silenced_by.is_empty());
+    assert_eq!(told(&o).len(), 1);
+}
+
+#[test]
+fn a_critical_alert_inhibits_the_warning_of_the_same_labels_while_it_fires() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(0, 3600), t(0));
+    let o = book.observe(
+        vec![scripted(0, "script_overdue", Severity::Warning, "backup")],
+        t(0),
+    );
+    assert_eq!(told(&o), [("script_overdue".into(), AlertStatus::Firing)]);
+    // The critical one arrives: the warning is inhibited (a change), the critical sent.
+    let o = book.observe(
+        vec![
+            scripted(10, "script_missed", Severity::Critical, "backup"),
+            scripted(10, "script_overdue", Severity::Warning, "backup"),
+        ],
+        t(10),
+    );
+    let m = marks(&o);
+    assert!(m.contains(&("script_overdue".into(), vec![], 1)), "{m:?}");
+    assert_eq!(told(&o), [("script_missed".into(), AlertStatus::Firing)]);
+    let overdue = book
+        .active()
+        .into_iter()
+        .find(|a| a.kind == "script_overdue")
+        .unwrap();
+    let missed = book
+        .active()
+        .into_iter()
+        .find(|a| a.kind == "script_missed")
+        .unwrap();
+    assert_eq!(
+        overdue.inhibited_by,
+        std::slice::from_ref(&missed.fingerprint)
+    );
+    // No repeat of the inhibited one at the repeat interval; the critical repeats.
+    let o = book.observe(
+        vec![
+            scripted(3600, "script_missed", Severity::Critical, "backup"),
+            scripted(3600, "script_overdue", Severity::Warning, "backup"),
+        ],
+        t(3610),
+    );
+    assert_eq!(told(&o), [("script_missed".into(), AlertStatus::Firing)]);
+    // The critical resolves: the warning, still firing, is no longer inhibited and is
+    // notified again.
+    let mut resolved = scripted(3700, "script_missed", Severity::Critical, "backup");
+    resolved.status = AlertStatus::Resolved;
+    let o = book.observe(vec![resolved], t(3700));
+    let m = marks(&o);
+    assert!(m.contains(&("script_overdue".into(), vec![], 0)), "{m:?}");
+    let mut sent = told(&o);
+    sent.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        sent,
+        [
+            ("script_missed".into(), AlertStatus::Resolved),
+            ("script_overdue".into(), AlertStatus::Firing)
+        ]
+    );
+    // Turned off, nothing is inhibited.
+    let mut book = AlertBook::default();
+    book.set_inhibit_rules(InhibitRules::none(), t(0));
+    book.add_receiver(1, routing(0, 3600), t(0));
+    let o = book.observe(
+        vec![
+            scripted(0, "script_missed", Severity::Critical, "backup"),
+            scripted(0, "script_overdue", Severity::Warning, "backup"),
+        ],
+        t(0),
+    );
+    assert_eq!(told(&o).len(), 2);
+}
+
+/// A maintenance window mutes like a silence from its slot for its duration (2023-11-14
+/// 23:00 UTC is t(2800)), and the alert still firing when it closes is notified.
+#[test]
+fn a_maintenance_window_mutes_while_open_and_notifies_when_it_closes() {
+    let mut book = AlertBook::default();
+    book.add_receiver(1, routing(10, 3600), t(0));
+    let rules = InhibitRules::parse(
+        "[[maintenance_windows]]\nname = \"nightly\"\nschedule = \"0 23 * * *\"\nduration = \"1h\"\nmatchers = [\"script=backup\"]\n",
+        std::path::Path::new("rules.toml"),
+    )
+    .unwrap();
+    book.set_inhibit_rules(rules, t(0));
+    let o = book.observe(
+        vec![scripted(
+            2799,
+            "script_failing",
+            Severity::Critical,
+            "backup",
+        )],
+        t(2799),
+    );
+    assert_eq!(
+        marks(&o),
+        [("script_failing".into(), vec![], 0)],
+        "before it opens"
+    );
+    let o = book.tick(t(2800));
+    assert_eq!(
+        marks(&o),
+        [(
+            "script_failing".into(),
+            vec!["maintenance:nightly".into()],
+            0
+        )],
+        "muted from the slot"
+    );
+    let o = book.tick(t(2815));
+    assert!(
+        o.notify.is_empty(),
+        "muted during its group wait: nothing sent"
+    );
+    for at in [
+        3000, 3250, 3500, 3750, 4000, 4250, 4500, 4750, 5000, 5250, 5500, 5750, 6000, 6250, 6390,
+    ] {
+        book.observe(
+            vec![scripted(at, "script_failing", Severity::Critical, "backup")],
+            t(at),
+        );
+    }
+    assert_eq!(book.next_due(), Some(t(6400)), "the window's end is due");
+    let o = book.tick(t(6400));
+    assert_eq!(marks(&o), [("script_failing".into(), vec![], 0)]);
+    let o = book.tick(t(6410));
+    assert_eq!(told(&o), [("script_failing".into(), AlertStatus::Firing)]);
+}

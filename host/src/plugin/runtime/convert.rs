@@ -287,6 +287,8 @@ macro_rules! alert_records {
                 starts_at: from_datetime(&a.starts_at),
                 ends_at: a.ends_at.as_ref().map(from_datetime),
                 annotations: a.annotations.into_iter().collect(),
+                silenced_by: Vec::new(),
+                inhibited_by: Vec::new(),
             }
         }
     };
@@ -361,6 +363,8 @@ pub mod v0_1 {
             starts_at: timestamp,
             ends_at: None,
             annotations: Default::default(),
+            silenced_by: Vec::new(),
+            inhibited_by: Vec::new(),
         }
     }
 }

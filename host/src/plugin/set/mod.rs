@@ -17,7 +17,7 @@ use std::time::Duration;
 use metaclaude_formats::prometheus::Format;
 
 use crate::alerting::router::{AlertCallback, AlertRouter, RouterStats};
-use crate::alerting::AlertHistory;
+use crate::alerting::{AlertHistory, InhibitRules, SilenceStore};
 use crate::executor::{EventSink, Receipt};
 use crate::model::{Alert, ExecutionEvent, Threshold};
 use crate::plugin::delivery::destinations::DestinationReport;
@@ -447,6 +447,16 @@ impl PluginHost {
     /// Every alert change is written to `history` from now on.
     pub fn set_alert_history(&self, history: Arc<AlertHistory>) {
         self.router.set_history(history);
+    }
+
+    /// Alerts the silences of `store` match are muted from now on.
+    pub fn use_silences(&self, store: Arc<SilenceStore>) {
+        self.router.use_silences(store);
+    }
+
+    /// The inhibition rules in force from now on (the built-in one alone until called).
+    pub fn set_inhibit_rules(&self, rules: InhibitRules) {
+        self.router.set_inhibit_rules(rules);
     }
 
     /// Alerts raised from outside a rule (the library, a test): routed as a rule's are.
