@@ -366,10 +366,11 @@ impl ScheduleBook {
         }
     }
 
-    /// The server refused the run of `script`'s slot: it was full (`busy`).
-    pub fn refused(&mut self, script: &str) {
+    /// The server did not admit the run of `script`'s slot: it was full (`busy`), or
+    /// going down (`host_down`).
+    pub fn refused(&mut self, script: &str, reason: MissReason) {
         if let Some(e) = self.entries.get_mut(script) {
-            e.missed.add(MissReason::Busy, 1);
+            e.missed.add(reason, 1);
         }
     }
 

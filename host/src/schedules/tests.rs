@@ -146,7 +146,7 @@ fn allow_runs_beside_the_previous_and_a_refused_run_is_busy() {
     );
     assert_eq!(status(&b).running, 2);
     assert_eq!(b.due(utc("2024-01-01T00:03:00Z")).len(), 1);
-    b.refused("a");
+    b.refused("a", MissReason::Busy);
     let st = status(&b);
     assert_eq!((st.missed.busy, st.missed.overlap, st.running), (1, 0, 2));
 }
