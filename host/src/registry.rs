@@ -562,10 +562,18 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
 
     let run_schedule = obj.get("run_schedule").and_then(|v| {
         let at = field("run_schedule");
-        let run = schedule_spec::parse(c, &at, v)?;
-        // Against declarations that are themselves fine only (one mistake, one problem).
+        let run = schedule_spec::parse(c, &at, v);
+        // The inputs are checked whatever else is wrong with the block (every problem in
+        // one pass), against declarations that are themselves fine only (one mistake,
+        // one problem).
+        let given: BTreeMap<String, Value> = match v.get("inputs") {
+            Some(Value::Object(m)) if inputs_ok => {
+                m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+            _ => BTreeMap::new(),
+        };
         let problems = if inputs_ok {
-            scheduled_inputs(&inputs, &run.inputs)
+            scheduled_inputs(&inputs, &given)
         } else {
             Vec::new()
         };
@@ -576,7 +584,14 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
                 None => c.problem(at, problem),
             }
         }
-        problems.is_empty().then_some(run)
+        let mut run = run.filter(|_| problems.is_empty())?;
+        // Normalised as a request's would be: each value of its declared type.
+        for (name, value) in run.inputs.iter_mut() {
+            if let Some(Ok(typed)) = inputs.get(name).map(|spec| coerce(spec.kind, value)) {
+                *value = typed;
+            }
+        }
+        Some(run)
     });
 
     // Checked against the timeout only when that is valid, so that one mistake is not
