@@ -384,9 +384,7 @@ impl ScheduleBook {
         now: DateTime<Utc>,
     ) -> Option<Due> {
         let e = self.entries.get_mut(script)?;
-        let Some(at) = e.running.iter().position(|id| id == execution_id) else {
-            return None;
-        };
+        let at = e.running.iter().position(|id| id == execution_id)?;
         e.running.swap_remove(at);
         match result {
             RunResult::Success => e.runs.success += 1,

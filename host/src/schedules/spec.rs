@@ -160,7 +160,7 @@ pub fn parse(c: &mut Checker, at: &str, v: &Value) -> Option<RunSchedule> {
         Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         Some(other) => {
             c.expected(
-                &field("inputs"),
+                field("inputs"),
                 "an object of input values such as {\"target\": \"db\"}",
                 other,
             );
