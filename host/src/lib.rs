@@ -32,6 +32,7 @@ pub mod registry;
 pub mod replay;
 pub mod safe_fs;
 pub mod scaffold;
+pub mod schedules;
 #[cfg(feature = "runtime")]
 pub mod script_watch;
 #[cfg(feature = "runtime")]

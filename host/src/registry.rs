@@ -14,8 +14,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{self, Checker, ConfigError, ConfigValue};
-use crate::expectations::spec::{self as expect_spec, Expectations, ScriptLimits};
+use crate::expectations::spec::{self as expect_spec, Expectations, Rule, ScriptLimits};
 use crate::model::ErrorCategory;
+use crate::schedules::spec::{self as schedule_spec, RunSchedule};
 use crate::suggest::did_you_mean;
 
 /// The registry format version this host reads.
@@ -142,6 +143,12 @@ pub struct ScriptEntry {
     /// normalised form) for a script without the block, for which nothing changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expectations>,
+    /// When `serve` runs the script itself (`run_schedule`): a cron schedule in a time
+    /// zone, jitter, an overlap policy, the inputs. A script with one is expected to
+    /// succeed on it (its `expect` gets the schedule as its cadence when it gives none).
+    /// `None` (left out of the normalised form) for a script run on demand only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_schedule: Option<RunSchedule>,
 }
 
 /// The type of a declared input; values are checked against it before anything runs.
@@ -289,6 +296,7 @@ const SCRIPT_KEYS: &[&str] = &[
     "working_dir",
     "output_limit_bytes",
     "expect",
+    "run_schedule",
 ];
 const INPUT_KEYS: &[&str] = &[
     "type",
@@ -515,6 +523,7 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
         },
     };
     let mut inputs = BTreeMap::new();
+    let before_inputs = c.count();
     if let Some(v) = obj.get("inputs") {
         if let Some(map) = c.object(&field("inputs"), v) {
             for (name, spec) in map {
@@ -533,6 +542,8 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
         }
     }
 
+    let inputs_ok = c.count() == before_inputs;
+
     let mut requires = Vec::new();
     if let Some(v) = obj.get("requires") {
         for item in c.string_list(&field("requires"), v).unwrap_or_default() {
@@ -549,15 +560,59 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
 
     let retry = retry_policy(c, at, obj);
 
-    // Checked against the timeout only when that is valid, so that one mistake is not
-    // reported twice.
-    let expect = obj.get("expect").and_then(|v| {
-        let limits = ScriptLimits {
-            timeout_ms: (timeout_given != Some(None)).then_some(timeout_ms),
-            longest_execution: longest_execution(timeout_ms, &retry),
+    let run_schedule = obj.get("run_schedule").and_then(|v| {
+        let at = field("run_schedule");
+        let run = schedule_spec::parse(c, &at, v);
+        // The inputs are checked whatever else is wrong with the block (every problem in
+        // one pass), against declarations that are themselves fine only (one mistake,
+        // one problem).
+        let given: BTreeMap<String, Value> = match v.get("inputs") {
+            Some(Value::Object(m)) if inputs_ok => {
+                m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+            _ => BTreeMap::new(),
         };
-        expect_spec::parse(c, &field("expect"), v, limits)
+        let problems = if inputs_ok {
+            scheduled_inputs(&inputs, &given)
+        } else {
+            Vec::new()
+        };
+        for (key, problem) in &problems {
+            let at = config::field(&at, "inputs");
+            match key {
+                Some(key) => c.problem(config::field(&at, key), problem),
+                None => c.problem(at, problem),
+            }
+        }
+        let mut run = run.filter(|_| problems.is_empty())?;
+        // Normalised as a request's would be: each value of its declared type.
+        for (name, value) in run.inputs.iter_mut() {
+            if let Some(Ok(typed)) = inputs.get(name).map(|spec| coerce(spec.kind, value)) {
+                *value = typed;
+            }
+        }
+        Some(run)
     });
+
+    // Checked against the timeout only when that is valid, so that one mistake is not
+    // reported twice. A scheduled script is expected on its schedule: its runs start up
+    // to its jitter after each slot.
+    let jitter = run_schedule.as_ref().map(|r| r.jitter).unwrap_or_default();
+    let grace = longest_execution(timeout_ms, &retry).saturating_add(jitter);
+    let implied = run_schedule
+        .as_ref()
+        .map(|r| Rule::Schedule(r.schedule.clone()));
+    let expect = match obj.get("expect") {
+        Some(v) => {
+            let limits = ScriptLimits {
+                timeout_ms: (timeout_given != Some(None)).then_some(timeout_ms),
+                longest_execution: grace,
+                implied,
+            };
+            expect_spec::parse(c, &field("expect"), v, limits)
+        }
+        None => implied.map(|rule| Expectations::implied(rule, grace)),
+    };
 
     let env_allow = obj
         .get("env_allow")
@@ -604,7 +659,67 @@ fn script_entry(c: &mut Checker, at: &str, v: &Value, base: &Path) -> Option<Scr
         working_dir,
         output_limit_bytes,
         expect,
+        run_schedule,
     })
+}
+
+/// The problems of a schedule's `inputs` against the script's declared ones, as a
+/// request's would have (`(Some(name), ...)` at that input, `(None, ...)` for the block):
+/// an unknown name, a value not of its type, a required input without a value or default.
+fn scheduled_inputs(
+    declared: &BTreeMap<String, InputSpec>,
+    given: &BTreeMap<String, Value>,
+) -> Vec<(Option<String>, String)> {
+    let mut problems = Vec::new();
+    for (name, value) in given {
+        match declared.get(name) {
+            None => {
+                let hint = did_you_mean(name, declared.keys().map(String::as_str));
+                let known = if declared.is_empty() {
+                    " (the script declares no inputs)".to_string()
+                } else if hint.is_empty() {
+                    format!(
+                        " (declared: {})",
+                        declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                } else {
+                    String::new()
+                };
+                problems.push((
+                    Some(name.clone()),
+                    format!("the script declares no input `{name}`{hint}{known}"),
+                ));
+            }
+            Some(spec) => {
+                if let Err(e) = coerce(spec.kind, value) {
+                    problems.push((Some(name.clone()), e.to_string()));
+                }
+            }
+        }
+    }
+    let missing: Vec<&str> = declared
+        .iter()
+        .filter(|(name, spec)| {
+            spec.required && spec.default.is_none() && !given.contains_key(*name)
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        problems.push((
+            None,
+            format!(
+                "missing required input{} {}: give {} here, as a request would",
+                if missing.len() == 1 { "" } else { "s" },
+                missing
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ),
+        ));
+    }
+    problems
 }
 
 /// The longest one execution of a script can take: every attempt to its timeout, and
@@ -931,6 +1046,56 @@ mod tests {
                 "scripts[2].expect.max_duration: 30s is not below the script's timeout_ms (30000 ms): an attempt is stopped at its timeout before it could be overdue; make max_duration shorter or timeout_ms longer",
             ],
             "a bad timeout is not reported twice; the default one is compared"
+        );
+    }
+
+    #[test]
+    fn a_run_schedule_is_checked_and_implies_its_expectations() {
+        use crate::expectations::Rule;
+        let s = check(json!({"scripts": [
+            {"id": "a", "path": "a.sh", "timeout_ms": 2000, "max_retries": 0,
+             "inputs": {"n": {"type": "integer", "required": true}},
+             "run_schedule": {"cron": "*/2 * * * * *", "jitter": "1s", "inputs": {"n": "3"}}},
+            {"id": "b", "path": "b.sh", "run_schedule": {"cron": "@daily"},
+             "expect": {"every": "2d", "failures_in_a_row": 2}},
+            {"id": "c", "path": "c.sh", "run_schedule": {"cron": "@daily"},
+             "expect": {"grace": "5m"}}
+        ]}))
+        .unwrap();
+        let a = s[0].expect.as_ref().unwrap().cadence.as_ref().unwrap();
+        let Rule::Schedule(sched) = &a.rule else {
+            panic!("{a:?}")
+        };
+        assert_eq!(sched.pattern(), "*/2 * * * * *");
+        assert_eq!(
+            a.grace,
+            std::time::Duration::from_secs(3),
+            "timeout plus jitter"
+        );
+        let b = s[1].expect.as_ref().unwrap();
+        assert_eq!(
+            b.cadence.as_ref().unwrap().rule,
+            Rule::Every(std::time::Duration::from_secs(2 * 86_400)),
+            "an expect cadence of its own stays"
+        );
+        let c = s[2].expect.as_ref().unwrap().cadence.as_ref().unwrap();
+        assert_eq!(c.grace, std::time::Duration::from_secs(300));
+
+        let errs = check(json!({"scripts": [
+            {"id": "a", "path": "a.sh",
+             "inputs": {"count": {"type": "integer"}, "who": {"required": true}},
+             "run_schedule": {"cron": "* * * * *", "inputs": {"cont": 1, "count": "many"}}},
+            {"id": "b", "path": "b.sh", "run_schedule": {"cron": "* * * * *", "inputs": {"x": 1}}}
+        ]}))
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "scripts[0].run_schedule.inputs.cont: the script declares no input `cont`; did you mean `count`?",
+                "scripts[0].run_schedule.inputs.count: expected an integer value, found \"many\"",
+                "scripts[0].run_schedule.inputs: missing required input `who`: give it here, as a request would",
+                "scripts[1].run_schedule.inputs.x: the script declares no input `x` (the script declares no inputs)",
+            ]
         );
     }
 

@@ -159,6 +159,20 @@ impl ScriptWatch {
         self.wake.notify_all();
     }
 
+    /// `script` was last known at `since`, before this host began watching (the last slot
+    /// its schedule decided before the host went down): the windows since are judged now,
+    /// so the runs missed while the host was down raise `script_missed` (see
+    /// [`Tracker::backdate`]).
+    pub fn backdate(&self, script: &str, since: DateTime<Utc>) {
+        let alerts = {
+            let mut inner = self.inner.lock().unwrap();
+            let changes = inner.tracker.backdate(script, since, Utc::now());
+            inner.alerts(changes)
+        };
+        self.raise(alerts);
+        self.wake.notify_all();
+    }
+
     /// The standing of every watched script, by id.
     pub fn statuses(&self) -> Vec<ScriptStatus> {
         let mut all = self.inner.lock().unwrap().tracker.statuses();

@@ -28,6 +28,7 @@ mod registry_check;
 mod remote_write;
 mod run;
 mod scaffold;
+mod schedules;
 mod serve;
 mod serve_security;
 mod silences;

@@ -152,7 +152,14 @@ const LAYERS: &[&[&str]] = &[
     &["tui"],
     &["app", "serve", "client", "batch", "replay", "scaffold"],
     &["plugin", "monitor", "script_watch"],
-    &["alerting", "logs", "executor", "registry", "expectations"],
+    &[
+        "alerting",
+        "logs",
+        "executor",
+        "registry",
+        "schedules",
+        "expectations",
+    ],
     &["model", "config", "safe_fs", "suggest", "ids", "memory", ""],
 ];
 

@@ -183,7 +183,7 @@ pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// The server asked for, else the default one.
-fn target(server: &ServerArgs) -> anyhow::Result<(String, Option<String>)> {
+pub(super) fn target(server: &ServerArgs) -> anyhow::Result<(String, Option<String>)> {
     let url = server
         .server
         .as_deref()

@@ -63,6 +63,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// Scripts the server runs on their `run_schedule`.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
     /// The terminal dashboard: running executions, rates, top scripts, recent history,
     /// alerts, percentiles, plugins; live from a running server, else from the execution
     /// log as it is written. Interactive on a terminal, plain text otherwise (--text).
@@ -78,6 +83,19 @@ pub struct ServerArgs {
     /// The token of the server (see `serve --token-file`).
     #[arg(long, env = "METACLAUDE_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum ScheduleCommand {
+    /// Every scheduled script of a running server: its cron and time zone, overlap
+    /// policy, state (idle, running, queued), last run, next run and slots missed.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// JSON (the server's answer) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -11,6 +11,7 @@ mod metrics;
 mod plugins;
 mod render;
 mod run;
+mod schedule;
 mod serve;
 
 use std::path::Path;
@@ -43,6 +44,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => registry_check(&file, normalized),
         Command::Logs(args) => logs::logs(&args),
         Command::Alerts { command } => alerts::alerts(command),
+        Command::Schedule { command } => schedule::schedule(command),
         Command::DashboardTerminal(args) => dashboard_terminal::dashboard_terminal(args),
         Command::Plugins { command } => match command {
             PluginsCommand::List {

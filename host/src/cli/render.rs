@@ -739,6 +739,97 @@ pub fn thresholds(v: &serde_json::Value) -> String {
     out
 }
 
+/// `schedule list`: one line per scheduled script of the server's answer
+/// (`GET /api/v1/schedules`), times in UTC to the second.
+pub fn schedules(v: &serde_json::Value, from: &str) -> String {
+    let mut out = String::new();
+    let list = v["schedules"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        let _ = writeln!(
+            out,
+            "no scheduled script on {from} (give one a run_schedule in the registry)"
+        );
+        return out;
+    }
+    let text = |v: &serde_json::Value| terminal_safe(v.as_str().unwrap_or("-"));
+    let time = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or("-".to_string(), |t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%d %H:%M:%SZ")
+                    .to_string()
+            })
+    };
+    let rows: Vec<[String; 7]> = list
+        .iter()
+        .map(|s| {
+            let last = &s["last_run"];
+            let last_run = if last.is_null() {
+                "-".to_string()
+            } else {
+                format!(
+                    "{} {}",
+                    time(&last["started_at"]),
+                    last["result"].as_str().unwrap_or("running")
+                )
+            };
+            let m = &s["missed"];
+            let count = |k: &str| m[k].as_u64().unwrap_or(0);
+            [
+                text(&s["script"]),
+                format!("{} ({})", text(&s["cron"]), text(&s["timezone"])),
+                text(&s["overlap"]),
+                text(&s["state"]),
+                last_run,
+                time(&s["next_run"]),
+                format!(
+                    "{}/{}/{}",
+                    count("host_down"),
+                    count("overlap"),
+                    count("busy")
+                ),
+            ]
+        })
+        .collect();
+    let heads = [
+        "SCRIPT",
+        "SCHEDULE",
+        "OVERLAP",
+        "STATE",
+        "LAST RUN",
+        "NEXT RUN",
+        "MISSED (DOWN/OVERLAP/BUSY)",
+    ];
+    let widths: Vec<usize> = (0..heads.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([heads[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let pad = widths[i] - c.chars().count();
+                l.push_str(c);
+                l.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        l
+    };
+    let _ = writeln!(out, "{}", line(heads.to_vec()));
+    for r in &rows {
+        let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,17 +33,16 @@ pub struct Schedule {
 /// A schedule or a time zone that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
-    /// Not a five-field cron pattern or an alias.
-    #[error(
-        "cannot read `{pattern}` as a cron schedule ({why}): give five fields (minute hour \
-         day-of-month month day-of-week) such as \"30 2 * * *\", or @hourly, @daily, \
-         @weekly, @monthly, @yearly"
-    )]
+    /// Not a five-field cron pattern (six, with seconds, where they are allowed) or an
+    /// alias.
+    #[error("cannot read `{pattern}` as a cron schedule ({why}): {}", fields_hint(*seconds))]
     Pattern {
         /// As written.
         pattern: String,
         /// The cron parser's words.
         why: String,
+        /// Whether a seconds field was allowed (the words of the hint).
+        seconds: bool,
     },
     /// A pattern that no date matches (`0 0 30 2 *`).
     #[error("`{0}` never comes: no date matches it")]
@@ -70,11 +69,34 @@ pub const ALIASES: [&str; 6] = [
     "@annually",
 ];
 
+/// What a pattern may be, for the message of one that is not.
+fn fields_hint(seconds: bool) -> &'static str {
+    if seconds {
+        "give five fields (minute hour day-of-month month day-of-week) such as \"30 2 * * *\", \
+         six with seconds first such as \"*/5 * * * * *\", or @hourly, @daily, @weekly, \
+         @monthly, @yearly"
+    } else {
+        "give five fields (minute hour day-of-month month day-of-week) such as \"30 2 * * *\", \
+         or @hourly, @daily, @weekly, @monthly, @yearly"
+    }
+}
+
 /// Reads a five-field cron pattern or an alias (see the module doc).
 pub fn parse_pattern(pattern: &str) -> Result<Cron, ScheduleError> {
+    parse_fields(pattern, false)
+}
+
+/// Reads a cron pattern of five fields, or of six with a seconds field first
+/// (`*/5 * * * * *`: every five seconds), or an alias: what `run_schedule.cron` takes.
+pub fn parse_pattern_with_seconds(pattern: &str) -> Result<Cron, ScheduleError> {
+    parse_fields(pattern, true)
+}
+
+fn parse_fields(pattern: &str, seconds: bool) -> Result<Cron, ScheduleError> {
     let fail = |why: String| ScheduleError::Pattern {
         pattern: pattern.to_string(),
         why,
+        seconds,
     };
     if pattern.starts_with('@') {
         if !ALIASES.iter().any(|a| a.eq_ignore_ascii_case(pattern)) {
@@ -83,7 +105,7 @@ pub fn parse_pattern(pattern: &str) -> Result<Cron, ScheduleError> {
         }
     } else {
         let fields = pattern.split_whitespace().count();
-        if fields != 5 {
+        if fields != 5 && !(seconds && fields == 6) {
             return Err(fail(format!(
                 "{fields} field{}",
                 if fields == 1 { "" } else { "s" }
@@ -91,7 +113,11 @@ pub fn parse_pattern(pattern: &str) -> Result<Cron, ScheduleError> {
         }
     }
     let parser = CronParser::builder()
-        .seconds(Seconds::Disallowed)
+        .seconds(if seconds {
+            Seconds::Optional
+        } else {
+            Seconds::Disallowed
+        })
         .year(Year::Disallowed)
         .build();
     let cron = parser.parse(pattern).map_err(|e| {

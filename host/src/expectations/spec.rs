@@ -111,14 +111,36 @@ impl Serialize for Expectations {
 }
 
 /// What the rest of the script's entry says that the block is checked against.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ScriptLimits {
     /// The script's `timeout_ms`, when it is valid (`None`: not compared).
     pub timeout_ms: Option<u64>,
     /// The longest one execution can take: every attempt to its timeout, every backoff at
-    /// its cap. `grace` defaults to it, so a run that starts on time is not missed while it
-    /// is still trying.
+    /// its cap (plus the `run_schedule`'s jitter: a scheduled run starts that much after
+    /// its slot). `grace` defaults to it, so a run that starts on time is not missed while
+    /// it is still trying.
     pub longest_execution: Duration,
+    /// The cadence a `run_schedule` implies (its cron schedule), taken when the block
+    /// gives neither `every` nor `schedule`: a script `serve` runs on a schedule is
+    /// expected to succeed on it.
+    pub implied: Option<Rule>,
+}
+
+impl Expectations {
+    /// The expectations of a script without an `expect` block that `serve` runs on
+    /// `rule`: a success due at each slot, within `grace`; every other key its default.
+    pub fn implied(rule: Rule, grace: Duration) -> Expectations {
+        Expectations {
+            cadence: Some(Cadence {
+                rule,
+                grace: grace.min(duration::MAX),
+            }),
+            max_duration: None,
+            min_duration: None,
+            failures_in_a_row: DEFAULT_FAILURES_IN_A_ROW,
+            alert_after_last_retry: true,
+        }
+    }
 }
 
 /// Checks the `expect` block `v` at `at` (`scripts[2].expect`), recording every problem in
@@ -217,10 +239,11 @@ pub fn parse(c: &mut Checker, at: &str, v: &Value, limits: ScriptLimits) -> Opti
             "a time zone applies to `schedule` only: add a schedule, or remove timezone",
         );
     }
-    if has("grace") && !has("every") && !has("schedule") {
+    if has("grace") && !has("every") && !has("schedule") && limits.implied.is_none() {
         c.problem(
             field("grace"),
-            "grace applies to `every` or `schedule`: add one of them, or remove grace",
+            "grace applies to `every`, `schedule` or the script's `run_schedule`: add one of \
+             them, or remove grace",
         );
     }
     if let (Some(max), Some(timeout_ms)) = (max_duration, limits.timeout_ms) {
@@ -272,7 +295,7 @@ pub fn parse(c: &mut Checker, at: &str, v: &Value, limits: ScriptLimits) -> Opti
             cron,
             timezone.unwrap_or(chrono_tz::UTC),
         ))),
-        (None, None) => None,
+        (None, None) => limits.implied,
     };
     Some(Expectations {
         cadence: rule.map(|rule| Cadence { rule, grace }),
@@ -323,6 +346,7 @@ mod tests {
     const LIMITS: ScriptLimits = ScriptLimits {
         timeout_ms: Some(60_000),
         longest_execution: Duration::from_secs(110),
+        implied: None,
     };
 
     fn check(v: Value) -> Result<Expectations, Vec<String>> {
@@ -397,7 +421,7 @@ mod tests {
             check(json!({"timezone": "UTC", "grace": "5m"})).unwrap_err(),
             [
                 "scripts[0].expect.timezone: a time zone applies to `schedule` only: add a schedule, or remove timezone",
-                "scripts[0].expect.grace: grace applies to `every` or `schedule`: add one of them, or remove grace",
+                "scripts[0].expect.grace: grace applies to `every`, `schedule` or the script's `run_schedule`: add one of them, or remove grace",
             ]
         );
         assert_eq!(

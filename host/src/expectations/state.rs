@@ -591,6 +591,31 @@ impl Tracker {
         changes
     }
 
+    /// `script` was last known at `since`, before watching began: a scheduler had decided
+    /// its slot then, and the host went down. Its windows count from `since`, as if
+    /// watching had begun then (the slots that came while the host was down are missed
+    /// once their grace has passed), unless a run was seen or a window counted since
+    /// watching began; then time is judged at `now`.
+    pub fn backdate(
+        &mut self,
+        script: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<Change> {
+        let Some(w) = self.scripts.get_mut(script) else {
+            return Vec::new();
+        };
+        if !w.seen && since < w.since && w.last_success.is_none() && w.counted_through.is_none() {
+            w.since = since;
+            w.due = w
+                .expect
+                .cadence
+                .as_ref()
+                .and_then(|c| c.rule.next_after(since));
+        }
+        w.step(Cause::Time, now, |w| w.advance(now))
+    }
+
     /// Stops watching `script`: every condition holding clears.
     pub fn unwatch(&mut self, script: &str, now: DateTime<Utc>) -> Vec<Change> {
         match self.scripts.remove(script) {

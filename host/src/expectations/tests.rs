@@ -723,3 +723,36 @@ fn running_attempts_are_bounded() {
     }
     assert_eq!(tr.status("backup").unwrap().running, state::MAX_RUNNING);
 }
+
+/// A scheduler's last slot before the host went down: the windows since are judged at
+/// once, each counted missed when its grace has passed; a success resolves it.
+#[test]
+fn a_backdated_watch_counts_the_windows_missed_while_the_host_was_down() {
+    let expect = Expectations::implied(
+        Rule::Schedule(Schedule::parse("* * * * *", "UTC").unwrap()),
+        Duration::from_secs(10),
+    );
+    let mut t = Tracker::new();
+    let start = utc("2024-01-01T00:10:00Z");
+    assert!(t.watch("a", None, expect, start).is_empty());
+    let changes = t.backdate("a", utc("2024-01-01T00:05:00Z"), start);
+    // 00:06 to 00:09 passed with their grace; 00:10 is due now, not yet late.
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(changes[0].began && changes[0].condition == Condition::Missed);
+    let st = t.status("a").unwrap();
+    assert_eq!((st.missed_total, st.missed_in_a_row), (4, 4));
+    // Backdating again, or after a run, changes nothing.
+    assert!(t
+        .backdate("a", utc("2024-01-01T00:00:00Z"), start)
+        .is_empty());
+    assert_eq!(t.status("a").unwrap().missed_total, 4);
+    let ok = RunEnd {
+        success: true,
+        duration: Duration::from_secs(1),
+        last_attempt: true,
+    };
+    let changes = t.finished("a", "e1", ok, utc("2024-01-01T00:10:05Z"));
+    assert!(changes
+        .iter()
+        .any(|c| !c.began && c.condition == Condition::Missed));
+}

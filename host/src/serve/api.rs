@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::views::plugin_json;
-use super::{alerts, connections, dashboard, feed, scrape, security, ServerState};
+use super::{
+    alerts, connections, dashboard, feed, schedules, scrape, security, Refusal, ServerState,
+};
 use crate::executor::{parse_execution_body, ExecutionRequest, Recording};
 use crate::logs::{dates, LogQuery};
 use crate::monitor::{Known, MAX_BUCKETS, MAX_PERIOD_MINUTES};
@@ -41,6 +43,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/v1/executions", post(submit).get(list))
         .route("/api/v1/executions/{id}", get(one))
         .route("/api/v1/scripts", get(scripts))
+        .route("/api/v1/schedules", get(schedules::list))
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/plugins/reload", post(reload_plugins))
         .route("/api/v1/reload", post(reload_registry))
@@ -177,34 +180,27 @@ async fn submit(
             return Err(ApiError::bad_request(format!("traceparent header: {why}")));
         }
     }
-    if state.is_stopping() {
-        return Err(ApiError::shutting_down());
-    }
-    let Ok(permit) = state.admission.clone().try_acquire_owned() else {
-        state.counters.rejected_busy.fetch_add(1, Ordering::Relaxed);
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "busy",
-            format!(
-                "{} executions are running or waiting already (--concurrency plus --queue); try again shortly",
-                state.host.service().max_concurrency() + state.config.queue
-            ),
-        );
-        e.retry_after = Some(1);
-        return Err(e);
+    let permit = match state.admit() {
+        Ok(permit) => permit,
+        Err(Refusal::Stopping) => return Err(ApiError::shutting_down()),
+        Err(Refusal::Busy) => {
+            state.counters.rejected_busy.fetch_add(1, Ordering::Relaxed);
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "busy",
+                format!(
+                    "{} executions are running or waiting already (--concurrency plus --queue); try again shortly",
+                    state.host.service().max_concurrency() + state.config.queue
+                ),
+            );
+            e.retry_after = Some(1);
+            return Err(e);
+        }
     };
     let service = state.host.service().clone();
     let id = service.new_execution_id();
     if query.wait == Some(false) {
-        state.background.fetch_add(1, Ordering::AcqRel);
-        let task_state = state.clone();
-        let task_id = id.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _ = service.execute_recorded_as(task_id, request).await;
-            task_state.background.fetch_sub(1, Ordering::AcqRel);
-            task_state.background_done.notify_waiters();
-        });
+        state.run_in_background(permit, id.clone(), request, |_| {});
         let url = format!("/api/v1/executions/{id}");
         let mut response = (
             StatusCode::ACCEPTED,

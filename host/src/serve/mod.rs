@@ -5,6 +5,8 @@
 //!
 //! Modules: `api` (the handlers), `answers` (stats shared with clients that accept them a
 //! little old), `dashboard` (the web page at `/`), `feed` (the WebSocket feed), `metrics` (`/metrics`),
+//! `schedules` (the scheduler task running the scripts with a `run_schedule`, and
+//! `/api/v1/schedules`),
 //! `security` (Host check, the cross-site rule, token, security headers), `connections`
 //! (serving connections: header timeout, per-peer cap, request slots), `error` (the API's
 //! error shape).
@@ -30,6 +32,7 @@ mod dashboard;
 mod earlier;
 mod error;
 mod feed;
+mod schedules;
 mod scrape;
 mod security;
 mod views;
@@ -40,12 +43,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify, Semaphore};
+use chrono::{DateTime, Utc};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::alerting::silences::{SilenceError, SilenceStore};
 use crate::app::MonitoredHost;
+use crate::executor::{Execution, ExecutionRequest};
 use crate::monitor::Monitor;
 use crate::registry::{Registry, RegistryError};
+use crate::schedules::ScheduleBook;
 
 use self::connections::Gate;
 pub use self::security::needs_token;
@@ -229,6 +235,22 @@ pub enum ServeNotice {
     /// A damaged file or line of the execution log, met by a history query (and left
     /// out of its answer). Its `Display` is the whole line (`warning: ...`).
     LogRead(crate::logs::ReadNotice),
+    /// At start: a scheduled script's slots came while the server was down (counted
+    /// missed, `host_down`; not run late).
+    SlotsMissed {
+        /// The script.
+        script: String,
+        /// Slots missed.
+        missed: u64,
+        /// The last slot decided before the server went down.
+        since: DateTime<Utc>,
+    },
+    /// The saved schedules (`schedules.json`) could not be read (then the server starts
+    /// afresh) or written: the whole message names the file.
+    SchedulesFile {
+        /// What went wrong, and what happens now.
+        problem: String,
+    },
 }
 
 impl std::fmt::Display for ServeNotice {
@@ -253,6 +275,17 @@ impl std::fmt::Display for ServeNotice {
             ),
             ServeNotice::Stopped => write!(f, "stopped"),
             ServeNotice::LogRead(notice) => write!(f, "{notice}"),
+            ServeNotice::SlotsMissed {
+                script,
+                missed,
+                since,
+            } => write!(
+                f,
+                "schedule of `{script}`: {missed} slot{} missed while the server was down (the last one decided before was {}); counted as host_down, not run late",
+                if *missed == 1 { "" } else { "s" },
+                crate::model::timestamp::format(since)
+            ),
+            ServeNotice::SchedulesFile { problem } => write!(f, "warning: {problem}"),
         }
     }
 }
@@ -290,6 +323,19 @@ pub struct ServerState {
     earlier: earlier::EarlierParts,
     /// The silences (`silences.json` in the log directory), which the alert router uses.
     silences: Arc<SilenceStore>,
+    /// The scheduled scripts' standing (see `schedules`).
+    schedules: Mutex<ScheduleBook>,
+    /// Wakes the scheduler task: the registry changed, a scheduled run ended.
+    schedules_wake: Arc<Notify>,
+}
+
+/// Why an execution was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The server is stopping: no new executions.
+    Stopping,
+    /// `concurrency + queue` executions are admitted already.
+    Busy,
 }
 
 impl ServerState {
@@ -334,6 +380,7 @@ impl ServerState {
             Ok(registry) => {
                 let n = registry.scripts.len();
                 self.host.replace_registry(registry);
+                schedules::sync(self);
                 status.last_error = None;
                 self.counters
                     .registry_reloads
@@ -353,6 +400,39 @@ impl ServerState {
 
     fn is_stopping(&self) -> bool {
         *self.stopping.borrow()
+    }
+
+    /// A place among the executions admitted (`concurrency + queue`), unless the server is
+    /// stopping or full. Both the API and the scheduler go through here.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Refusal> {
+        if self.is_stopping() {
+            return Err(Refusal::Stopping);
+        }
+        self.admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Busy)
+    }
+
+    /// Runs `request` as `id` in the background with its admission `permit`; shutdown
+    /// waits for it. `then` hears how it ended, once its place is given back.
+    fn run_in_background(
+        self: &Arc<Self>,
+        permit: OwnedSemaphorePermit,
+        id: String,
+        request: ExecutionRequest,
+        then: impl FnOnce(&Execution) + Send + 'static,
+    ) {
+        let service = self.host.service().clone();
+        self.background.fetch_add(1, Ordering::AcqRel);
+        let state = self.clone();
+        tokio::spawn(async move {
+            let execution = service.execute_recorded_as(id, request).await;
+            drop(permit);
+            then(&execution);
+            state.background.fetch_sub(1, Ordering::AcqRel);
+            state.background_done.notify_waiters();
+        });
     }
 }
 
@@ -425,6 +505,8 @@ pub async fn run(
         answers: answers::Answers::default(),
         earlier: earlier::EarlierParts::default(),
         silences,
+        schedules: Mutex::new(ScheduleBook::new()),
+        schedules_wake: Arc::new(Notify::new()),
     });
     let router = api::router(state.clone());
     let mut servers = tokio::task::JoinSet::new();
@@ -440,6 +522,7 @@ pub async fn run(
     // A server runs for days: its RSS follows what it holds (see `crate::memory`).
     crate::memory::trim_every(crate::memory::TRIM_INTERVAL);
     spawn_registry_watch(state.clone());
+    schedules::start(&state);
     wait_for_stop_signal(state.clone()).await?;
     shutdown(&state, servers).await;
     Ok(())

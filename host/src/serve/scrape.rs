@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use super::ServerState;
 use crate::expectations::{ScriptStatus, State as ScriptState};
 use crate::plugin::host_metrics;
+use crate::schedules::{MissReason, RunResult, ScheduleStatus};
 
 pub async fn handler(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
     let accept: Vec<&str> = headers
@@ -235,6 +236,56 @@ fn write_server(out: &mut Exposition, state: &ServerState) {
     );
     if let Some(watch) = state.host.script_watch() {
         write_scripts(out, &watch.statuses());
+    }
+    write_schedules(out, &state.schedules.lock().unwrap().statuses());
+}
+
+/// The families of the scheduled scripts: runs ended by result, slots missed by reason
+/// (both since the server started), and when the next run is due. The scripts come from
+/// the registry, so the operator bounds the series.
+fn write_schedules(out: &mut Exposition, statuses: &[ScheduleStatus]) {
+    let mut family = out.family(
+        "metaclaude_schedule_runs_total",
+        MetricType::Counter,
+        "Runs the server started on a script's run_schedule that ended, by result (success, failure).",
+    );
+    for s in statuses {
+        for result in RunResult::ALL {
+            let n = match result {
+                RunResult::Success => s.runs.success,
+                RunResult::Failure => s.runs.failure,
+            };
+            family.sample(
+                &[("script", s.script.as_str()), ("result", result.as_str())],
+                n as f64,
+            );
+        }
+    }
+    let mut family = out.family(
+        "metaclaude_schedule_missed_runs_total",
+        MetricType::Counter,
+        "Slots of a script's run_schedule not run, by reason: host_down (the server was down or not looking), overlap (the previous run held the slot), busy (the server was full).",
+    );
+    for s in statuses {
+        for reason in MissReason::ALL {
+            family.sample(
+                &[("script", s.script.as_str()), ("reason", reason.as_str())],
+                s.missed.get(reason) as f64,
+            );
+        }
+    }
+    let mut family = out.family(
+        "metaclaude_schedule_next_run_timestamp_seconds",
+        MetricType::Gauge,
+        "When the next run of each scheduled script is due (its slot plus its jitter), Unix seconds.",
+    );
+    for s in statuses {
+        if let Some(t) = s.next_run {
+            family.sample(
+                &[("script", s.script.as_str())],
+                t.timestamp_millis() as f64 / 1000.0,
+            );
+        }
     }
 }
 
