@@ -580,3 +580,147 @@ fn dashboard_prints_the_address_to_open() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Two scripts with expectations: `toggle` exits with the code in the file `code` beside
+/// it (0 when there is none), writing markup and an escape to its stderr when it fails,
+/// and one whose specialist is markup (ids are letters, digits, `_`, `-` and `.` only).
+fn expecting_registry(dir: &Path) -> PathBuf {
+    crate::util::write_registry(
+        dir,
+        &[(
+            "toggle.sh",
+            "#!/bin/sh\n\
+             code=$(cat \"$(dirname \"$0\")/code\" 2>/dev/null || echo 0)\n\
+             [ \"$code\" = 0 ] || printf '<img src=x onerror=\"window.__xss = 8\">disk full \\033[31mred\\n' >&2\n\
+             exit \"$code\"\n",
+        )],
+        r#"{"scripts": [
+            {"id": "toggle", "path": "toggle.sh", "max_retries": 0, "specialist": "ops",
+             "expect": {"failures_in_a_row": 1}},
+            {"id": "quiet", "path": "toggle.sh", "max_retries": 0,
+             "specialist": "<b onmouseover=alert(1)>x</b>", "expect": {"every": "1h"}}
+        ]}"#,
+    )
+}
+
+/// The Scripts view: each script with an expect block, its state as a badge with the
+/// word, its last run and result; a failure makes `toggle` failing (its alert's stderr
+/// tail shown as text under it), the next success ok again; hostile names stay text.
+#[test]
+fn the_scripts_view_shows_each_scripts_state_live_and_its_failures_output_as_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&expecting_registry(tmp.path()), &[], |_| {});
+    let browser = Browser::start();
+    browser.goto(&server.url("/"));
+    browser.wait_for("live", "document.body.dataset.connection === 'live'");
+    browser.wait_for(
+        "the two scripts with expectations",
+        "document.getElementById('scripts').dataset.loaded === 'true' && document.getElementById('scripts').dataset.count === '2'",
+    );
+    let row = |script: &str| {
+        format!(
+            "[...document.querySelectorAll('#scripts-table tr[data-state]')].find(r => r.dataset.script === {})",
+            json!(script)
+        )
+    };
+    let toggle = row("toggle");
+    assert_eq!(
+        browser.js(&format!("return {toggle}.dataset.state;")),
+        json!("new"),
+        "nothing seen yet"
+    );
+
+    // A failure: failing at once (failures_in_a_row 1), with the alert's stderr tail.
+    std::fs::write(tmp.path().join("code"), "3").unwrap();
+    let failed = run_script(&server, json!({ "script_id": "toggle" }));
+    assert_eq!(failed["success"], false, "{failed}");
+    browser.wait_for(
+        "toggle failing, its alert under it",
+        &format!("{toggle} && {toggle}.dataset.state === 'failing' && document.querySelector('#scripts-table tr.script-alert[data-alert=script_failing] pre[data-tail=stderr_tail]')"),
+    );
+    let seen = browser.js(&format!(
+        "const row = {toggle};
+         const cells = [...row.cells].map(c => c.textContent);
+         const tail = document.querySelector('#scripts-table tr.script-alert pre[data-tail=stderr_tail]');
+         return {{
+            cells,
+            badge: row.querySelector('.state').className,
+            last_run: row.cells[3].dataset.executionId,
+            alert_script: tail.closest('tr').dataset.script,
+            tail: tail.textContent,
+            xss: window.__xss === undefined ? null : window.__xss,
+            images: document.images.length,
+            bold: document.querySelectorAll('b').length,
+         }};"
+    ));
+    let cells = &seen["cells"];
+    assert_eq!(cells[0], "toggle", "{seen}");
+    assert_eq!(cells[1], "ops", "{seen}");
+    assert_eq!(cells[2], "failing", "the word beside the colour: {seen}");
+    assert!(seen["badge"].as_str().unwrap().contains("st-bad"), "{seen}");
+    assert!(
+        cells[3].as_str().unwrap().starts_with("EXECUTION "),
+        "the last run's result: {seen}"
+    );
+    assert_eq!(seen["last_run"], failed["execution_id"], "{seen}");
+    assert_eq!(cells[4], "none seen", "no success yet: {seen}");
+    assert_eq!(cells[6], "1", "one failure in a row: {seen}");
+    assert_eq!(seen["alert_script"], "toggle", "{seen}");
+    let tail = seen["tail"].as_str().unwrap();
+    assert!(
+        tail.contains("<img src=x onerror=\"window.__xss = 8\">disk full"),
+        "the tail as text: {seen}"
+    );
+    assert!(
+        !tail.contains('\u{1b}'),
+        "no escape reaches the page: {seen}"
+    );
+    assert_eq!(seen["xss"], Value::Null, "{seen}");
+    assert_eq!(seen["images"], 0, "{seen}");
+    assert_eq!(seen["bold"], 0, "{seen}");
+    browser.js("document.getElementById('scripts').scrollIntoView(); return 0;");
+    browser.screenshot("dashboard-scripts.png");
+
+    // The next success: ok, the alert gone from under it.
+    std::fs::write(tmp.path().join("code"), "0").unwrap();
+    let ok = run_script(&server, json!({ "script_id": "toggle" }));
+    assert_eq!(ok["success"], true, "{ok}");
+    browser.wait_for(
+        "toggle ok again, its alert resolved",
+        &format!("{toggle}.dataset.state === 'ok' && !document.querySelector('#scripts-table tr.script-alert') && {toggle}.cells[3].textContent.startsWith('ok ')"),
+    );
+    let seen = browser.js(&format!(
+        "const row = {toggle};
+         return {{ badge: row.querySelector('.state').className, success: row.cells[4].textContent, failures: row.cells[6].textContent }};"
+    ));
+    assert!(seen["badge"].as_str().unwrap().contains("st-ok"), "{seen}");
+    assert!(
+        seen["success"].as_str().unwrap().ends_with(" ago"),
+        "{seen}"
+    );
+    assert_eq!(seen["failures"], "0", "{seen}");
+
+    // The hostile specialist: shown as it is, run as nothing.
+    let hostile = row("quiet");
+    let seen = browser.js(&format!(
+        "const row = {hostile};
+         return {{ id: row.cells[0].textContent, specialist: row.cells[1].textContent, state: row.dataset.state,
+                   xss: window.__xss === undefined ? null : window.__xss, images: document.images.length,
+                   bold: document.querySelectorAll('b').length }};"
+    ));
+    assert_eq!(seen["id"], "quiet", "{seen}");
+    assert_eq!(
+        seen["specialist"], "<b onmouseover=alert(1)>x</b>",
+        "{seen}"
+    );
+    assert_eq!(seen["state"], "new", "{seen}");
+    assert_eq!(seen["xss"], Value::Null, "{seen}");
+    assert_eq!(seen["images"], 0, "{seen}");
+    assert_eq!(seen["bold"], 0, "{seen}");
+    // A server without a silences API (404): the list is not shown at all.
+    assert_eq!(
+        browser.js("return document.getElementById('silences').hidden;"),
+        json!(get(&server.url("/api/v1/silences")).status == 404)
+    );
+    assert_eq!(browser.attr("body", "data-csp-violations"), "0");
+}

@@ -268,6 +268,16 @@ fn live_from_a_log_directory_as_it_is_written() {
     tmux.wait_for("the help", |s| s.contains("reverse the sort"));
     tmux.keys(&["x"]);
     tmux.wait_for("the help closed", |s| !s.contains("reverse the sort"));
+    // The Scripts view: a log has no states, and it says so.
+    tmux.keys(&["S"]);
+    tmux.wait_for("the Scripts view saying it needs a server", |s| {
+        s.contains("Scripts with expectations (0)")
+            && s.contains("the scripts' states are a server's: run with --server URL")
+    });
+    tmux.keys(&["S"]);
+    tmux.wait_for("the executions again", |s| {
+        recent_row(s, "failing").is_some()
+    });
     tmux.quit_and_check_the_terminal_is_restored();
 }
 
@@ -703,4 +713,81 @@ fn the_detail_of_a_big_output_is_the_servers_whole_result_not_the_feeds_tail() {
             && s.contains("first line")
     });
     tmux.quit_and_check_the_terminal_is_restored();
+}
+
+/// A server whose `toggle` script expects no failure in a row (`failures_in_a_row: 1`):
+/// it exits with the code in the file `code` beside it (0 when there is none).
+fn expecting_server(dir: &Path) -> Server {
+    let registry = crate::util::write_registry(
+        dir,
+        &[(
+            "toggle.sh",
+            "#!/bin/sh\ncode=$(cat \"$(dirname \"$0\")/code\" 2>/dev/null || echo 0)\nexit \"$code\"\n",
+        )],
+        r#"{"scripts": [
+            {"id": "toggle", "path": "toggle.sh", "max_retries": 0, "specialist": "ops",
+             "expect": {"failures_in_a_row": 1}},
+            {"id": "plain", "path": "toggle.sh"}
+        ]}"#,
+    );
+    Server::start(&registry, &["--no-plugins"], |_| {})
+}
+
+/// The row of the Scripts view that shows `script`, if any.
+fn script_row<'s>(screen: &'s str, script: &str) -> Option<&'s str> {
+    screen
+        .lines()
+        .find(|l| l.trim_start_matches('│').split_whitespace().next() == Some(script))
+}
+
+#[test]
+fn the_scripts_view_follows_a_watched_scripts_state_from_failing_to_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = expecting_server(dir.path());
+    std::fs::write(dir.path().join("code"), "3").unwrap();
+    assert_eq!(server.run("toggle")["success"], false);
+    let tmux = Tmux::start(
+        &[
+            "dashboard-terminal",
+            "--server",
+            &server.http,
+            "--interval",
+            "1",
+        ],
+        |_| {},
+    );
+    tmux.wait_for("the live feed", |s| s.contains(": live"));
+    tmux.keys(&["S"]);
+    let screen = tmux.wait_for("toggle failing, its last run failed", |s| {
+        script_row(s, "toggle").is_some_and(|r| r.contains(" failing ") && r.contains("EXECUTION "))
+    });
+    assert!(
+        screen.contains("Scripts with expectations (1)"),
+        "only the script with an expect block:\n{screen}"
+    );
+    assert!(script_row(&screen, "plain").is_none(), "{screen}");
+    let row = script_row(&screen, "toggle").unwrap();
+    assert!(row.contains(" ops ") && row.contains("none seen"), "{row}");
+
+    std::fs::write(dir.path().join("code"), "0").unwrap();
+    assert_eq!(server.run("toggle")["success"], true);
+    tmux.wait_for("toggle ok, its last run ok", |s| {
+        script_row(s, "toggle")
+            .is_some_and(|r| r.contains(" ok ") && !r.contains("failing") && r.contains(" ago "))
+    });
+    tmux.quit_and_check_the_terminal_is_restored();
+
+    // The plain text: the same script and state.
+    let out = succeed(bin().args(["dashboard-terminal", "--once", "--server", &server.http]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("  toggle ") && l.contains(" last run "))
+        .unwrap_or_else(|| panic!("no Scripts line of toggle:\n{text}"));
+    assert!(text.contains("Scripts with expectations (1):"), "{text}");
+    assert!(
+        line.contains(" ok ") && line.contains("last run ok ") && line.contains("failures 0"),
+        "{line}"
+    );
+    assert!(line.contains("specialist=ops"), "{line}");
 }

@@ -2,7 +2,8 @@
 //! build time (nothing is fetched from anywhere else), served at `/` by every `serve`.
 //!
 //! The page reads what any client reads: the live feed at `/ws` and the API
-//! (`/api/v1/stats`, `/stats/timeseries`, `/executions`, `/alerts`, `/plugins`). It
+//! (`/api/v1/stats`, `/stats/timeseries`, `/executions`, `/alerts`, `/plugins`, `/scripts`,
+//! and `/silences` and `/schedules` when the server has them). It
 //! shows script output as text only and works under the server's
 //! `Content-Security-Policy: default-src 'self'` (no inline script or style).
 //!

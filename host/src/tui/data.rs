@@ -4,7 +4,7 @@
 //! where it all comes from. A frame is drawn from a [`View`], a copy taken from it (and
 //! kept while paused).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,8 @@ use metaclaude::logs::query::{Filter, Matcher};
 use metaclaude::model::{Alert, ExecutionEvent, ExecutionResult, LifecycleKind};
 use metaclaude::monitor::{Limits, Monitor, RunningExecution};
 use serde_json::Value;
+
+use super::scripts::{LastRun, ScriptsView, Watched};
 
 /// What a source tells the dashboard.
 #[derive(Debug)]
@@ -34,6 +36,11 @@ pub enum Update {
     Alert(Box<Alert>),
     Stats(Value),
     Plugins(Vec<Value>),
+    /// The scripts the server watches (with an `expect` block), its silences and schedules.
+    Watched(Watched),
+    /// A script's newest execution, asked of the server (one that finished before the feed
+    /// began): for the Scripts view only.
+    LastRun(Box<ExecutionResult>),
     /// The log was read to its end once.
     Loaded,
 }
@@ -50,6 +57,9 @@ pub const PERIOD_MINUTES: u64 = 60;
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Scripts the figures rank.
 pub const TOP: usize = 10;
+/// Scripts whose last run is kept beyond the watched ones (a flood of unknown script ids
+/// stays bounded).
+const KEEP_LAST_RUNS: usize = 1000;
 
 /// Where the data comes from and how that is going.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +157,10 @@ pub struct Data {
     /// When `stats` was last computed here (`own_stats`): at most once a second.
     stats_at: Option<Instant>,
     plugins: Option<Vec<Value>>,
+    /// What the server said of the scripts it watches; `None` before it said it.
+    watched: Option<Watched>,
+    /// Each script's newest finished execution seen.
+    last_runs: HashMap<String, LastRun>,
     throughput: Throughput,
     pub connection: Connection,
     /// When the source last said anything new.
@@ -175,6 +189,8 @@ impl Data {
             own_stats,
             stats_at: None,
             plugins: None,
+            watched: None,
+            last_runs: HashMap::new(),
             throughput: Throughput::default(),
             connection,
             last_data: None,
@@ -231,9 +247,16 @@ impl Data {
             Update::Alert(a) => self.monitor.alerts_changed(&[*a]),
             Update::Stats(v) => self.stats = Some(v),
             Update::Plugins(p) => self.plugins = Some(p),
+            Update::Watched(w) => self.watched = Some(w),
+            Update::LastRun(r) => self.note_last_run(&r),
             Update::Loaded => self.loaded = true,
         }
         self.last_data = Some(Instant::now());
+    }
+
+    /// The first whole picture came, with (from a server) the scripts it watches.
+    pub fn complete(&self) -> bool {
+        self.loaded && (self.own_stats || self.watched.is_some())
     }
 
     /// The execution `id`, running or held.
@@ -241,7 +264,22 @@ impl Data {
         self.monitor.get(id)
     }
 
+    /// Keeps `r` as its script's last run if it is the newest seen.
+    fn note_last_run(&mut self, r: &ExecutionResult) {
+        let known = self.last_runs.contains_key(&r.script_id)
+            || self.last_runs.len() < KEEP_LAST_RUNS
+            || self.watched.as_ref().is_some_and(|w| w.has(&r.script_id));
+        let newer = self
+            .last_runs
+            .get(&r.script_id)
+            .is_none_or(|l| l.finished_at <= r.finished_at);
+        if known && newer {
+            self.last_runs.insert(r.script_id.clone(), LastRun::of(r));
+        }
+    }
+
     fn finished(&mut self, r: ExecutionResult) {
+        self.note_last_run(&r);
         self.monitor.backdate(r.started_at);
         self.throughput.add(r.finished_at);
         self.monitor.finished(r);
@@ -267,6 +305,11 @@ impl Data {
             plugins: self.plugins.clone(),
             alerts: self.monitor.alerts(),
             throughput: self.throughput.last_minute(now),
+            scripts: match (&self.watched, self.own_stats) {
+                (_, true) => ScriptsView::NeedsServer,
+                (None, false) => ScriptsView::Waiting,
+                (Some(w), false) => super::scripts::view(w, &self.last_runs),
+            },
         }
     }
 }
@@ -289,6 +332,8 @@ pub struct View {
     pub alerts: Vec<Alert>,
     /// Executions finished per second, oldest first.
     pub throughput: Vec<u64>,
+    /// The scripts with expectations, their states and the silences (a server's).
+    pub scripts: ScriptsView,
 }
 
 impl View {
@@ -305,6 +350,7 @@ impl View {
             plugins: None,
             alerts: Vec::new(),
             throughput: vec![0; THROUGHPUT_SECONDS],
+            scripts: ScriptsView::Waiting,
         }
     }
 }

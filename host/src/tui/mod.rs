@@ -9,12 +9,15 @@
 //!   as state transitions;
 //! * [`source`]: the live feed's WebSocket client (reconnecting with backoff) and the log
 //!   follower, each a thread sending [`data::Update`]s;
+//! * [`scripts`]: the Scripts view's rows (the scripts with expectations, their states, last
+//!   runs and the silences matching them), read from the server's answers;
 //! * [`render`]: the interactive screen, pure ratatui drawing of a view;
 //! * [`text`]: the plain-text snapshot of `--text` and `--once`;
 //! * [`terminal`]: raw mode and the alternate screen, restored on exit, panic and signals.
 
 pub mod data;
 pub mod render;
+pub mod scripts;
 pub mod source;
 pub mod terminal;
 pub mod text;
@@ -256,7 +259,8 @@ fn panic_if_asked(k: &ratatui::crossterm::event::KeyEvent) {
 }
 
 /// Plain-text snapshots on `out`, one per `interval` (`once`: one, when the source's first
-/// whole picture came, or after `interval` * 5 without one). A damaged file or line of a
+/// whole picture came, with a server's watched scripts, or after `interval` * 5 without
+/// one). A damaged file or line of a
 /// followed log goes to `read_notice`.
 pub fn text(
     source: &Source,
@@ -273,7 +277,7 @@ pub fn text(
         let now = Instant::now();
         if once {
             drain(&mut data, &rx)?;
-            if data.loaded || now.duration_since(started) >= interval * 5 {
+            if data.complete() || now.duration_since(started) >= interval * 5 {
                 // What arrived with the picture (the log's end, the feed's first events).
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 drain(&mut data, &rx)?;

@@ -12,6 +12,7 @@ use serde_json::Value;
 use metaclaude::monitor::{Known, RunState};
 
 use super::data::View;
+use super::scripts::{relative, short_id, ScriptsView};
 use super::ui_state::{App, Pane, Rows};
 use super::{age, clock, outcome, percent, safe, safe_lines, seconds};
 
@@ -63,7 +64,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, view: &View, detail: Option<&Known
         draw_running(frame, running, app, view.at, &rows);
         draw_top_scripts(frame, top_scripts, app, &rows);
         draw_errors(frame, errors, view);
-        draw_recent(frame, recent, app, &rows);
+        draw_recent_or_scripts(frame, recent, app, view, &rows);
         let [alerts, plugins] =
             Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
                 .areas(bottom);
@@ -85,7 +86,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, view: &View, detail: Option<&Known
             draw_running(frame, running, app, view.at, &rows);
             draw_top_scripts(frame, top_scripts, app, &rows);
         }
-        draw_recent(frame, recent, app, &rows);
+        draw_recent_or_scripts(frame, recent, app, view, &rows);
     }
     if let Some(id) = &app.detail {
         draw_detail(frame, area, app, id, detail);
@@ -152,7 +153,7 @@ fn draw_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Span::raw("   Enter keep, Esc cancel"),
         ]),
         None => Line::from(
-            "q quit  ? help  j/k move  Enter detail  / filter  s sort  r reverse  p pause  Tab pane",
+            "q quit  ? help  j/k move  Enter detail  / filter  s sort  r reverse  p pause  Tab pane  S scripts",
         ),
     };
     frame.render_widget(
@@ -463,6 +464,175 @@ fn draw_recent(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &Rows<'_>) {
     }
 }
 
+/// The recent executions, or the Scripts view in their place while it has the focus.
+fn draw_recent_or_scripts(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    app: &App,
+    view: &View,
+    rows: &Rows<'_>,
+) {
+    if app.pane == Pane::Scripts {
+        draw_scripts(frame, area, app, view, rows);
+    } else {
+        draw_recent(frame, area, app, rows);
+    }
+}
+
+/// A script's state in its colour (the word is always there).
+fn state_style(state: &str) -> Style {
+    match state {
+        "failing" | "missed" => Style::new().fg(Color::Red),
+        "overdue" | "too_short" | "late" => Style::new().fg(Color::Yellow),
+        "ok" => Style::new().fg(Color::Green),
+        _ => Style::new().fg(Color::DarkGray),
+    }
+}
+
+fn draw_scripts(frame: &mut Frame<'_>, area: Rect, app: &App, view: &View, rows: &Rows<'_>) {
+    let silences = match &view.scripts {
+        ScriptsView::Known { silences, .. } => silences.as_deref(),
+        _ => None,
+    };
+    let shown_silences = silences.map_or(0, |s| s.len().min(5)) as u16;
+    let (table_area, silences_area) = if silences.is_some() && area.height >= 12 {
+        let [t, s] = Layout::vertical([
+            Constraint::Min(5),
+            Constraint::Length(shown_silences.max(1) + 2),
+        ])
+        .areas(area);
+        (t, Some(s))
+    } else {
+        (area, None)
+    };
+    let keys = rows.keys(Pane::Scripts);
+    let selected = state_of(app, Pane::Scripts, &keys).selected();
+    let (range, selected) = visible_rows(table_area, selected, rows.scripts.len());
+    let now = view.at;
+    let scheduled = rows.scripts.iter().any(|r| r.schedule.is_some());
+    let lines: Vec<Row> = rows.scripts[range]
+        .iter()
+        .map(|r| {
+            let mut cells = vec![
+                Span::raw(safe(&r.script).into_owned()),
+                Span::raw(safe(r.specialist.as_deref().unwrap_or("")).into_owned()),
+                Span::styled(safe(&r.state).into_owned(), state_style(&r.state)),
+                match &r.last_run {
+                    Some(l) => Span::styled(
+                        format!("{} {}", safe(&l.outcome), relative(l.finished_at, now)),
+                        if l.outcome == "ok" {
+                            Style::new()
+                        } else {
+                            Style::new().fg(Color::Red)
+                        },
+                    ),
+                    None => Span::raw("-"),
+                },
+                Span::raw(
+                    r.last_success
+                        .map_or("none seen".to_string(), |t| relative(t, now)),
+                ),
+                Span::raw(r.next_expected.map_or("-".to_string(), |t| {
+                    format!("{} {}", relative(t, now), clock(t))
+                })),
+                Span::raw(r.failures_in_a_row.to_string()),
+                Span::raw(format!("{}/{}", r.missed_in_a_row, r.missed_total)),
+            ];
+            if scheduled {
+                cells.push(Span::raw(
+                    safe(r.schedule.as_deref().unwrap_or("-")).into_owned(),
+                ));
+            }
+            cells.push(Span::raw(if r.silenced_by.is_empty() {
+                "-".to_string()
+            } else {
+                safe(&r.silenced_by.join(",")).into_owned()
+            }));
+            Row::new(cells)
+        })
+        .collect();
+    let mut widths = vec![
+        Constraint::Min(10),
+        Constraint::Length(10),
+        Constraint::Length(9),
+        Constraint::Length(17),
+        Constraint::Length(10),
+        Constraint::Length(17),
+        Constraint::Length(4),
+        Constraint::Length(5),
+    ];
+    let mut header = vec![
+        "script",
+        "specialist",
+        "state",
+        "last run",
+        "last ok",
+        "next expected",
+        "fail",
+        "miss",
+    ];
+    if scheduled {
+        widths.push(Constraint::Length(14));
+        header.push("schedule");
+    }
+    widths.push(Constraint::Min(8));
+    header.push("silenced by");
+    let table = Table::new(lines, widths)
+        .header(Row::new(header).style(Style::new().add_modifier(Modifier::BOLD)))
+        .row_highlight_style(highlight())
+        .block(pane_block(
+            app,
+            Pane::Scripts,
+            &format!(" ({})", rows.scripts.len()),
+        ));
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, table_area, &mut state);
+    match &view.scripts {
+        ScriptsView::NeedsServer => placeholder(
+            frame,
+            table_area,
+            "the scripts' states are a server's: run with --server URL (a log has none)",
+        ),
+        ScriptsView::Waiting => {
+            placeholder(frame, table_area, "waiting for the server's scripts...")
+        }
+        ScriptsView::Known { .. } if rows.scripts.is_empty() => placeholder(
+            frame,
+            table_area,
+            "no script with an expect block (or none passes the filter)",
+        ),
+        ScriptsView::Known { .. } => {}
+    }
+    if let (Some(list), Some(at)) = (silences, silences_area) {
+        let mut lines: Vec<Line> = list
+            .iter()
+            .take(5)
+            .map(|s| {
+                Line::from(format!(
+                    "{}  {}  until {}  by {}: {}",
+                    safe(&short_id(&s.id)),
+                    safe(&s.matchers),
+                    s.ends_at.map_or("-".to_string(), |t| format!(
+                        "{} {}",
+                        clock(t),
+                        relative(t, now)
+                    )),
+                    safe(&s.created_by),
+                    safe(&s.comment)
+                ))
+            })
+            .collect();
+        if list.is_empty() {
+            lines.push(Line::from("no silence in force").style(Style::new().fg(Color::DarkGray)));
+        }
+        frame.render_widget(
+            Paragraph::new(lines)
+                .block(Block::bordered().title(format!(" Active silences ({}) ", list.len()))),
+            at,
+        );
+    }
+}
+
 fn draw_alerts(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &Rows<'_>) {
     let lines: Vec<Row> = rows
         .alerts
@@ -681,6 +851,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("r", "reverse the sort"),
     ("p", "pause (the data keeps coming; the screen holds)"),
     ("Tab, Shift-Tab", "next, previous pane"),
+    (
+        "S",
+        "the scripts with expectations: states, last runs, silences (S: back)",
+    ),
 ];
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect) {
@@ -915,6 +1089,87 @@ mod tests {
         let s = screen(&app, &view, None, 120, 40);
         assert!(s.contains(keys[150]), "the selected row is shown:\n{s}");
         assert!(!s.contains(keys[0]), "{s}");
+    }
+
+    /// Three watched scripts (one failing, its last run failed; one ok and silenced; one
+    /// new), a hostile specialist and silence comment, as the server's answers give them.
+    fn scripts_view() -> ScriptsView {
+        let scripts = json!({"scripts": [
+            {"id": "backup", "specialist": "ops", "status": {"script": "backup", "specialist": "ops",
+             "state": "ok", "conditions": [], "next_expected": "2026-01-15T11:00:00.000000Z",
+             "last_success": "2026-01-15T10:00:00.000000Z", "missed_total": 2,
+             "missed_in_a_row": 0, "failures_in_a_row": 0, "running": 0}},
+            {"id": "sync", "status": {"script": "sync", "specialist": "evil\u{1b}]0;owned\u{7}",
+             "state": "failing", "conditions": ["failing"], "missed_total": 0,
+             "missed_in_a_row": 0, "failures_in_a_row": 3, "running": 0}},
+            {"id": "report", "status": {"script": "report", "state": "new", "conditions": [],
+             "missed_total": 0, "missed_in_a_row": 0, "failures_in_a_row": 0, "running": 0}}
+        ]});
+        let silences = json!({"silences": [{"id": "5f0c2a9e-1111", "matchers": [
+            {"name": "script", "value": "backup", "is_regex": false, "is_equal": true}],
+            "starts_at": "2026-01-15T10:00:00.000000Z", "ends_at": "2026-01-15T12:00:00.000000Z",
+            "created_by": "ann", "comment": "disk swap \u{1b}[2J tonight", "state": "active"}]});
+        let watched = super::super::scripts::Watched::from_answers(&scripts, Some(&silences), None);
+        let last = result("01JSYNC", "sync", false, 1.0);
+        let runs = std::collections::HashMap::from([(
+            "sync".to_string(),
+            super::super::scripts::LastRun::of(&last),
+        )]);
+        super::super::scripts::view(&watched, &runs)
+    }
+
+    #[test]
+    fn the_scripts_view_shows_each_state_its_last_run_and_the_silences() {
+        let mut view = full_view();
+        view.scripts = scripts_view();
+        let mut app = App::new();
+        let s = screen(&app, &view, None, 120, 40);
+        assert!(
+            !s.contains("Scripts with expectations"),
+            "not until S:\n{s}"
+        );
+        app.key(
+            ratatui::crossterm::event::KeyEvent::new(
+                ratatui::crossterm::event::KeyCode::Char('S'),
+                ratatui::crossterm::event::KeyModifiers::SHIFT,
+            ),
+            &[] as &[&str],
+        );
+        let s = screen(&app, &view, None, 120, 40);
+        check("scripts_120x40", &s);
+        let row = |script: &str| {
+            s.lines()
+                .find(|l| l.trim_start_matches('│').split_whitespace().next() == Some(script))
+                .unwrap_or_else(|| panic!("no row of {script}:\n{s}"))
+                .to_string()
+        };
+        assert!(
+            row("sync").contains(" failing ") && row("sync").contains("EXECUTION 7s ago"),
+            "{s}"
+        );
+        assert!(
+            row("backup").contains(" ok ") && row("backup").contains("5f0c2a9e"),
+            "{s}"
+        );
+        assert!(row("report").contains(" new "), "{s}");
+        assert!(
+            s.contains("Active silences (1)") && s.contains("disk swap  tonight"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("owned") && !s.chars().any(|c| c.is_control() && c != '\n'),
+            "{s}"
+        );
+        // Smaller: drawn whole where the executions were.
+        let small = screen(&app, &view, None, 80, 24);
+        assert!(small.contains("Scripts with expectations (3)"), "{small}");
+        // From a log: said plainly.
+        view.scripts = ScriptsView::NeedsServer;
+        let s = screen(&app, &view, None, 120, 40);
+        assert!(
+            s.contains("the scripts' states are a server's: run with --server URL"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
 use super::data::{Connection, Update, PERIOD_MINUTES, TOP};
+use super::scripts::Watched;
 use metaclaude::logs::follow::Follower;
 
 /// Capped exponential backoff: 250 ms doubling to 10 s, back to the start after a
@@ -223,12 +224,15 @@ fn follow_feed(
     socket
         .get_ref()
         .set_read_timeout(Some(Duration::from_millis(250)))?;
-    let mut last_fetch = Instant::now();
+    // The figures are fetched at once after the snapshot, then every interval.
+    let mut last_fetch: Option<Instant> = None;
     let mut seen_snapshot = false;
+    // The scripts whose last run was asked for on this connection.
+    let mut asked = std::collections::HashSet::new();
     loop {
-        if last_fetch.elapsed() >= source.interval && seen_snapshot {
-            last_fetch = Instant::now();
-            for update in fetch_figures(source)? {
+        if seen_snapshot && last_fetch.is_none_or(|t| t.elapsed() >= source.interval) {
+            last_fetch = Some(Instant::now());
+            for update in fetch_figures(source, &mut asked)? {
                 if tx.send(update).is_err() {
                     return Ok(());
                 }
@@ -313,10 +317,49 @@ pub fn fetch_whole_result(
     rx
 }
 
-/// The server's figures and plugins, as updates.
-fn fetch_figures(source: &ServerSource) -> Result<Vec<Update>, FeedError> {
+/// The server's figures, plugins and watched scripts (with its silences and schedules, when
+/// it has those APIs), as updates; the newest execution of each watched script not in
+/// `asked` yet (then added to it).
+fn fetch_figures(
+    source: &ServerSource,
+    asked: &mut std::collections::HashSet<String>,
+) -> Result<Vec<Update>, FeedError> {
     let token = source.token.as_deref();
     let not_json = |what| move |source| FeedError::NotJson { what, source };
+    let json = |what: &'static str, body: String| {
+        serde_json::from_str::<Value>(&body).map_err(not_json(what))
+    };
+    // An API an older server lacks: `None` when it answers 404.
+    let if_there = |what: &'static str, path: &str| match client::get(&source.url, path, token) {
+        Ok(body) => json(what, body).map(Some),
+        Err(ClientError::Refused { status, .. }) if status.as_u16() == 404 => Ok(None),
+        Err(e) => Err(FeedError::from(e)),
+    };
+    let scripts = json(
+        "scripts",
+        client::get(&source.url, "/api/v1/scripts", token)?,
+    )?;
+    let silences = if_there("silences", "/api/v1/silences")?;
+    let schedules = if_there("schedules", "/api/v1/schedules")?;
+    let watched = Watched::from_answers(&scripts, silences.as_ref(), schedules.as_ref());
+    let mut updates = Vec::new();
+    for script in &watched.scripts {
+        let Some(id) = script["id"].as_str() else {
+            continue;
+        };
+        if !asked.insert(id.to_string()) {
+            continue;
+        }
+        let path = format!("/api/v1/executions?script={}&limit=1", query_value(id));
+        let newest = json("executions", client::get(&source.url, &path, token)?)?;
+        if let Some(r) = newest["executions"]
+            .get(0)
+            .and_then(|r| serde_json::from_value::<ExecutionResult>(r.clone()).ok())
+        {
+            updates.push(Update::LastRun(Box::new(r)));
+        }
+    }
+    updates.push(Update::Watched(watched));
     let stats = client::get(
         &source.url,
         &format!("/api/v1/stats?period={PERIOD_MINUTES}&top={TOP}"),
@@ -328,10 +371,24 @@ fn fetch_figures(source: &ServerSource) -> Result<Vec<Update>, FeedError> {
         Value::Array(list) => list,
         other => other["plugins"].as_array().cloned().unwrap_or_default(),
     };
-    Ok(vec![
-        Update::Stats(serde_json::from_str(&stats).map_err(not_json("stats"))?),
-        Update::Plugins(plugins),
-    ])
+    updates.push(Update::Stats(
+        serde_json::from_str(&stats).map_err(not_json("stats"))?,
+    ));
+    updates.push(Update::Plugins(plugins));
+    Ok(updates)
+}
+
+/// `value` for a query string: every byte but the unreserved ones percent-encoded.
+fn query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// One message of the live feed as an update (`None`: nothing for the dashboard).

@@ -9,6 +9,7 @@ use metaclaude::monitor::RunState;
 
 use super::data::View;
 use super::render::percentile_windows;
+use super::scripts::{relative, short_id, ScriptsView};
 use super::{age, clock, outcome, percent, safe, seconds};
 
 /// Rows each list shows.
@@ -190,8 +191,83 @@ pub fn snapshot(view: &View) -> String {
             }
         }
     }
+    scripts(&mut out, view);
     out.push('\n');
     out
+}
+
+/// The Scripts view's lines: each script with expectations, then the active silences.
+fn scripts(out: &mut String, view: &View) {
+    let now = view.at;
+    let (rows, silences) = match &view.scripts {
+        ScriptsView::NeedsServer => {
+            let _ = writeln!(
+                out,
+                "Scripts with expectations: their states are a server's (--server URL); a log has none"
+            );
+            return;
+        }
+        ScriptsView::Waiting => {
+            let _ = writeln!(out, "Scripts with expectations: waiting for the server");
+            return;
+        }
+        ScriptsView::Known { rows, silences } => (rows, silences),
+    };
+    let _ = writeln!(out, "Scripts with expectations ({}):", rows.len());
+    for r in rows {
+        let _ = write!(
+            out,
+            "  {:<24} {:<9} last run {}  last ok {}  next {}  failures {}  missed {} in a row, {} in all",
+            safe(&r.script),
+            safe(&r.state),
+            r.last_run.as_ref().map_or("-".to_string(), |l| format!(
+                "{} {} ({})",
+                safe(&l.outcome),
+                relative(l.finished_at, now),
+                l.execution_id
+            )),
+            r.last_success
+                .map_or("none seen".to_string(), |t| relative(t, now)),
+            r.next_expected.map_or("-".to_string(), |t| format!(
+                "{} ({})",
+                relative(t, now),
+                metaclaude::model::timestamp::format(&t)
+            )),
+            r.failures_in_a_row,
+            r.missed_in_a_row,
+            r.missed_total
+        );
+        if let Some(s) = &r.specialist {
+            let _ = write!(out, "  specialist={}", safe(s));
+        }
+        if r.running > 0 {
+            let _ = write!(out, "  running {}", r.running);
+        }
+        if let Some(s) = &r.schedule {
+            let _ = write!(out, "  schedule {}", safe(s));
+        }
+        if !r.silenced_by.is_empty() {
+            let _ = write!(out, "  silenced by {}", safe(&r.silenced_by.join(",")));
+        }
+        out.push('\n');
+    }
+    if let Some(silences) = silences {
+        let _ = writeln!(out, "Active silences ({}):", silences.len());
+        for s in silences.iter().take(LIST_ROWS) {
+            let _ = writeln!(
+                out,
+                "  {}  {}  until {}  by {}: {}",
+                safe(&short_id(&s.id)),
+                safe(&s.matchers),
+                s.ends_at
+                    .map_or("-".to_string(), |t| metaclaude::model::timestamp::format(
+                        &t
+                    )),
+                safe(&s.created_by),
+                safe(&s.comment)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +304,7 @@ mod tests {
             "Recent executions (1 held):",
             "Active alerts (0):",
             "Plugins (1):",
+            "Scripts with expectations: waiting for the server",
         ] {
             assert!(block.contains(pane), "{pane} missing:\n{block}");
         }

@@ -13,6 +13,7 @@ use metaclaude::model::ExecutionResult;
 use metaclaude::monitor::RunningExecution;
 
 use super::data::View;
+use super::scripts::{ScriptRow, ScriptsView};
 
 /// The panes that list things, in Tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,15 +23,19 @@ pub enum Pane {
     TopScripts,
     Alerts,
     Plugins,
+    /// The scripts with expectations (`S`): drawn where the recent executions are, while
+    /// it has the focus.
+    Scripts,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 5] = [
+    pub const ALL: [Pane; 6] = [
         Pane::Running,
         Pane::Recent,
         Pane::TopScripts,
         Pane::Alerts,
         Pane::Plugins,
+        Pane::Scripts,
     ];
 
     fn index(self) -> usize {
@@ -44,6 +49,7 @@ impl Pane {
             Pane::TopScripts => "Top scripts",
             Pane::Alerts => "Active alerts",
             Pane::Plugins => "Plugins",
+            Pane::Scripts => "Scripts with expectations",
         }
     }
 }
@@ -98,7 +104,7 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct App {
     pub pane: Pane,
-    pub selections: [Selection; 5],
+    pub selections: [Selection; 6],
     pub sort: Sort,
     pub reverse: bool,
     /// Only scripts and specialists containing this (case-insensitive).
@@ -125,6 +131,8 @@ pub struct Rows<'v> {
     pub top_scripts: Vec<&'v Value>,
     pub alerts: Vec<&'v metaclaude::model::Alert>,
     pub plugins: Vec<&'v Value>,
+    /// Empty when the states are not known (from the log, or not fetched yet).
+    pub scripts: Vec<&'v ScriptRow>,
 }
 
 impl<'v> Rows<'v> {
@@ -152,6 +160,7 @@ impl<'v> Rows<'v> {
                 .iter()
                 .map(|p| p["name"].as_str().unwrap_or(""))
                 .collect(),
+            Pane::Scripts => self.scripts.iter().map(|s| s.script.as_str()).collect(),
         }
     }
 }
@@ -246,10 +255,22 @@ impl App {
             .filter(|a| a.specialist.is_none() || self.passes("", a.specialist.as_deref()))
             .collect();
         let plugins = view.plugins.iter().flatten().collect();
+        // Most severe first (the view's order), or by name.
+        let mut scripts: Vec<&ScriptRow> = match &view.scripts {
+            ScriptsView::Known { rows, .. } => rows
+                .iter()
+                .filter(|r| self.passes(&r.script, r.specialist.as_deref()))
+                .collect(),
+            ScriptsView::NeedsServer | ScriptsView::Waiting => Vec::new(),
+        };
+        if self.sort == Sort::Script {
+            scripts.sort_by(|a, b| a.script.cmp(&b.script));
+        }
         if self.reverse {
             running.reverse();
             recent.reverse();
             top_scripts.reverse();
+            scripts.reverse();
         }
         Rows {
             running,
@@ -257,6 +278,7 @@ impl App {
             top_scripts,
             alerts,
             plugins,
+            scripts,
         }
     }
 
@@ -355,6 +377,9 @@ impl App {
             KeyCode::Char('s') => self.sort = self.sort.next(),
             KeyCode::Char('r') => self.reverse = !self.reverse,
             KeyCode::Char('p') => self.paused = !self.paused,
+            // The Scripts view, and back to the executions.
+            KeyCode::Char('S') if self.pane == Pane::Scripts => self.pane = Pane::Recent,
+            KeyCode::Char('S') => self.pane = Pane::Scripts,
             KeyCode::Tab => {
                 self.pane = Pane::ALL[(self.pane.index() + 1) % Pane::ALL.len()];
             }
@@ -473,7 +498,7 @@ mod tests {
         assert!(app.paused);
         press(&mut app, KeyCode::Char('p'), &[]);
         assert!(!app.paused);
-        let panes: Vec<Pane> = (0..5)
+        let panes: Vec<Pane> = (0..6)
             .map(|_| {
                 press(&mut app, KeyCode::Tab, &[]);
                 app.pane
@@ -485,12 +510,18 @@ mod tests {
                 Pane::TopScripts,
                 Pane::Alerts,
                 Pane::Plugins,
+                Pane::Scripts,
                 Pane::Running,
                 Pane::Recent
             ]
         );
         press(&mut app, KeyCode::BackTab, &[]);
         assert_eq!(app.pane, Pane::Running);
+        // S: the Scripts view, and S again back to the executions.
+        press(&mut app, KeyCode::Char('S'), &[]);
+        assert_eq!(app.pane, Pane::Scripts);
+        press(&mut app, KeyCode::Char('S'), &[]);
+        assert_eq!(app.pane, Pane::Recent);
     }
 
     #[test]

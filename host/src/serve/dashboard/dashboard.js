@@ -10,7 +10,8 @@
 //
 // State for tests and people is in DOM attributes: body[data-connection|seq|snapshots|
 // events|refreshes|paused|csp-violations|ready-ms], #feed[data-count], rows [data-execution-id],
-// #sum-total[data-value], #detail[data-execution-id][data-state].
+// #sum-total[data-value], #detail[data-execution-id][data-state], #scripts[data-count|loaded],
+// #scripts-table rows [data-script][data-state].
 "use strict";
 
 (() => {
@@ -22,6 +23,7 @@
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 30000;
   const BUCKETS = { 5: 60, 60: 60, 1440: 96, 0: 60 };
+  const LAST_RUNS_CAP = 500;
 
   const $ = (id) => document.getElementById(id);
   const body = document.body;
@@ -90,6 +92,11 @@
     report: null,
     series: null,
     lastFinished: "", // the newest finished event's timestamp (the server's clock)
+    scripts: null,     // the registry's scripts with an expect block (each with its status)
+    silences: null,    // null: the server has no silences API
+    schedules: null,   // script -> its schedule; null: the server has no schedules API
+    lastRuns: new Map(), // script -> its newest finished execution seen (at most LAST_RUNS_CAP)
+    lastRunAsked: new Set(),
   };
 
   // ---------------------------------------------------------------- rendering
@@ -122,6 +129,7 @@
     running: renderRunning,
     feed: renderFeed,
     plugins: renderPlugins,
+    scripts: renderScripts,
   };
 
   // Text a script or a plugin wrote, made visible and inert: control characters become
@@ -277,11 +285,12 @@
     data.running = new Map((m.running || []).map((r) => [r.execution_id, r]));
     data.feed = [];
     data.feedIds = new Set();
+    for (const r of m.recent || []) noteLastRun(r);
     addToFeed((m.recent || []).filter(takes));
     data.alerts = new Map((m.alerts || []).map((a) => [a.fingerprint || a.type, a]));
     data.plugins = m.plugins || [];
     setConnection("live");
-    mark("running", "feed", "alerts", "plugins", "summary");
+    mark("running", "feed", "alerts", "plugins", "summary", "scripts");
     refreshSoon(true);
     if (view.script || view.specialist || view.user) fetchFilteredFeed();
   }
@@ -292,9 +301,10 @@
     if (e.kind === "finished") {
       if (e.timestamp > data.lastFinished) data.lastFinished = e.timestamp;
       data.running.delete(id);
+      if (e.result) noteLastRun(e.result);
       if (e.result && takes(e.result)) addToFeed([e.result]);
       refreshSoon(false);
-      mark("running", "feed", "summary");
+      mark("running", "feed", "summary", "scripts");
       return;
     }
     const r = data.running.get(id) || {
@@ -318,7 +328,9 @@
     } else {
       data.alerts.set(key, a);
     }
-    mark("alerts");
+    // A script's alert is a change of its state: the Scripts view asks for it.
+    if (String(a.type).startsWith("script_")) refreshSoon(false);
+    mark("alerts", "scripts");
   }
 
   // Newest first; an execution is listed once.
@@ -379,6 +391,7 @@
     const series = new URLSearchParams(scope);
     series.set("period", view.window);
     series.set("buckets", String(BUCKETS[view.window] || 60));
+    const scriptsRead = refreshScripts();
     try {
       const [report, ts, alerts, plugins] = await Promise.all([
         api("/api/v1/stats?" + stats, true),
@@ -395,12 +408,71 @@
       data.plugins = plugins.plugins || [];
       body.dataset.refreshes = String(Number(body.dataset.refreshes) + 1);
       if (!$("notice").textContent.startsWith("This server needs")) notice("");
-      mark("summary", "charts", "alerts", "top", "errors", "plugins");
+      mark("summary", "charts", "alerts", "top", "errors", "plugins", "scripts");
     } catch (e) {
       // The feed's state says why; the next refresh tries again.
     } finally {
+      await scriptsRead;
       refreshing = false;
     }
+  }
+
+  // An API another version of the server may not have: null when it answers 404.
+  async function apiIfThere(path) {
+    try {
+      return await api(path);
+    } catch (e) {
+      if (String(e.message) === path + ": 404") return null;
+      throw e;
+    }
+  }
+
+  // The scripts with expectations and their state, the silences and the schedules.
+  async function refreshScripts() {
+    try {
+      const [scripts, silences, schedules] = await Promise.all([
+        api("/api/v1/scripts"),
+        apiIfThere("/api/v1/silences"),
+        apiIfThere("/api/v1/schedules"),
+      ]);
+      const all = scripts.scripts || [];
+      $("script-ids").replaceChildren(...all.map((s) => el("option", { value: s.id })));
+      data.scripts = all.filter((s) => s.status);
+      data.silences = silences ? (silences.silences || []) : null;
+      data.schedules = schedules ? new Map((schedules.schedules || []).map((s) => [s.script, s])) : null;
+      for (const s of data.scripts) {
+        if (!data.lastRuns.has(s.id) && !data.lastRunAsked.has(s.id)) fetchLastRun(s.id);
+      }
+      $("scripts").dataset.loaded = "true";
+      mark("scripts");
+    } catch (e) { /* shown by the connection state; the next refresh tries again */ }
+  }
+
+  // The newest execution of a script the feed has not shown yet (one that ran before the
+  // page opened, beyond the snapshot's recent ones): asked once.
+  async function fetchLastRun(id) {
+    data.lastRunAsked.add(id);
+    try {
+      const r = await api("/api/v1/executions?script=" + encodeURIComponent(id) + "&limit=1");
+      if (r.executions && r.executions[0]) noteLastRun(r.executions[0]);
+      mark("scripts");
+    } catch (e) {
+      data.lastRunAsked.delete(id);
+    }
+  }
+
+  // Keeps the newest finished execution of each script (what the Scripts view needs of it).
+  function noteLastRun(r) {
+    if (!r || typeof r.script_id !== "string" || !r.finished_at) return;
+    const had = data.lastRuns.get(r.script_id);
+    if (had && had.finished_at >= r.finished_at) return;
+    data.lastRuns.delete(r.script_id);
+    data.lastRuns.set(r.script_id, {
+      execution_id: r.execution_id, finished_at: r.finished_at, success: r.success,
+      category: r.error_details ? r.error_details.category : "",
+    });
+    // The oldest noted first out: a flood of unknown script ids stays bounded.
+    if (data.lastRuns.size > LAST_RUNS_CAP) data.lastRuns.delete(data.lastRuns.keys().next().value);
   }
 
   async function fetchFilteredFeed() {
@@ -604,6 +676,154 @@
       el("tr", { "data-script": g.key, "data-failures": g.failures },
         el("td", null, shown(g.key, 80)), el("td", null, String(g.failures)),
         el("td", null, Object.entries(g.failures_by_category).map(([c, n]) => c + " " + n).join(", ")))));
+  }
+
+  // ------------------------------------------------ the Scripts view
+  // Each state's colour, most severe first; the word is always written beside it.
+  const STATES = ["failing", "missed", "overdue", "too_short", "late", "new", "ok"];
+  const STATE_CLASS = { failing: "st-bad", missed: "st-bad", overdue: "st-warn", too_short: "st-warn", late: "st-warn", new: "st-new", ok: "st-ok" };
+  // The alerts a script can raise (type, severity): what a silence is matched against.
+  const SCRIPT_ALERTS = [["script_missed", "critical"], ["script_overdue", "warning"],
+    ["script_failing", "critical"], ["script_too_short", "warning"]];
+
+  // A time ahead or behind, for people: "in 5 min", "40 s ago".
+  const relative = (t) => {
+    const s = (new Date(t).getTime() - Date.now()) / 1000;
+    if (!Number.isFinite(s)) return "";
+    const a = Math.abs(s);
+    const text = a < 90 ? Math.round(a) + " s" : a < 5400 ? Math.round(a / 60) + " min"
+      : a < 172800 ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
+    return s >= 0 ? "in " + text : text + " ago";
+  };
+  const fullTime = (t) => {
+    const d = new Date(t);
+    return Number.isNaN(d.getTime()) ? shown(t, 40) : d.toLocaleString();
+  };
+
+  // A matcher as the API gives it (is_regex/is_equal, or Alertmanager's op), one shape.
+  function matcherOf(m) {
+    let isRegex = Boolean(m && m.is_regex);
+    let isEqual = !(m && m.is_equal === false);
+    if (m && typeof m.op === "string") { isRegex = m.op.includes("~"); isEqual = !m.op.startsWith("!"); }
+    return { name: String((m && m.name) || ""), value: String((m && m.value) ?? ""), isRegex, isEqual };
+  }
+
+  function matcherText(m) {
+    return m.name + (m.isEqual ? (m.isRegex ? "=~" : "=") : (m.isRegex ? "!~" : "!=")) + JSON.stringify(m.value);
+  }
+
+  const regexes = new Map();
+  // Alertmanager's rule: a regex is anchored at both ends; a label missing is "".
+  function matcherHolds(m, labels) {
+    const v = labels[m.name] ?? "";
+    let hit;
+    if (m.isRegex) {
+      let re = regexes.get(m.value);
+      if (re === undefined) {
+        try { re = new RegExp("^(?:" + m.value + ")$", "u"); } catch (e) { re = null; }
+        if (regexes.size > 1000) regexes.clear();
+        regexes.set(m.value, re);
+      }
+      hit = re !== null && re.test(v);
+    } else {
+      hit = v === m.value;
+    }
+    return m.isEqual ? hit : !hit;
+  }
+
+  const silenceActive = (s) => !s.state || s.state === "active";
+
+  // The silences that would mute one of the script's alerts.
+  function silencesOf(script, specialist) {
+    if (!data.silences) return [];
+    return data.silences.filter((s) => silenceActive(s) && SCRIPT_ALERTS.some(([kind, severity]) => {
+      const labels = { alertname: kind, type: kind, severity, script, specialist: specialist || "" };
+      return (s.matchers || []).map(matcherOf).every((m) => matcherHolds(m, labels));
+    }));
+  }
+
+  const shortId = (id) => shown(String(id ?? "").slice(0, 8), 8);
+
+  function scriptRow(s) {
+    const st = s.status;
+    const state = String(st.state);
+    const specialist = st.specialist || s.specialist || "";
+    const last = data.lastRuns.get(s.id);
+    const schedule = data.schedules && data.schedules.get(s.id);
+    const silenced = silencesOf(s.id, specialist);
+    const conditions = (st.conditions || []).map((c) => shown(c, 20)).join(", ");
+    return el("tr", { "data-script": s.id, "data-state": state, "data-failures": st.failures_in_a_row,
+      "data-silenced": silenced.length },
+    el("td", { title: shown(s.id, 500) }, shown(s.id, 80)),
+    el("td", null, shown(specialist, 40)),
+    el("td", { title: conditions ? "conditions: " + conditions : "nothing wrong" },
+      el("span", { class: "state " + (STATE_CLASS[state] || "st-new") }, shown(state, 20)),
+      st.running ? " · " + Number(st.running) + " running" : null),
+    last ? el("td", { title: fullTime(last.finished_at) + " · execution " + shown(last.execution_id, 40), "data-execution-id": last.execution_id },
+      el("span", { class: last.success ? "ok-text" : "bad-text" }, last.success ? "ok" : shown(last.category || "failed", 20)),
+      " " + relative(last.finished_at)) : el("td", null, "–"),
+    el("td", { title: st.last_success ? fullTime(st.last_success) : "" },
+      st.last_success ? relative(st.last_success) : "none seen"),
+    el("td", { title: st.next_expected ? fullTime(st.next_expected) : "" },
+      st.next_expected ? relative(st.next_expected) + " (" + fullTime(st.next_expected) + ")" : "–"),
+    el("td", null, String(st.failures_in_a_row ?? 0)),
+    el("td", null, (st.missed_in_a_row ?? 0) + " in a row, " + (st.missed_total ?? 0) + " in all"),
+    el("td", { title: schedule && schedule.next_run ? "next run " + fullTime(schedule.next_run) : "" },
+      schedule ? shown(schedule.cron, 60) + (schedule.timezone ? " " + shown(schedule.timezone, 40) : "") : "–"),
+    el("td", null, silenced.length ? silenced.map((x) => shortId(x.id)).join(", ") : "–"));
+  }
+
+  // The firing alert of a script, under its row: what it says and its output's tails.
+  function scriptAlertRow(a) {
+    const notes = a.annotations || {};
+    const cell = el("td", { colspan: 10 },
+      el("span", { class: "sev-" + shown(a.severity, 20) }, shown(a.type, 40) + " (" + shown(a.severity, 20) + ")"),
+      " since " + when(a.starts_at) + ": ", shown(a.message || notes.summary || "", 500));
+    for (const which of ["stderr_tail", "stdout_tail"]) {
+      if (notes[which]) cell.append(el("div", { class: "tail-name" }, which.replace("_tail", "") + ", its last lines:"),
+        el("pre", { class: "output tail", "data-tail": which }, shown(notes[which], 4096)));
+    }
+    return el("tr", { class: "script-alert", "data-alert": a.type, "data-script": (a.labels && a.labels.script) || "" }, cell);
+  }
+
+  function renderScripts() {
+    const section = $("scripts");
+    if (!data.scripts) return;
+    const scripts = data.scripts.filter((s) => (!view.script || s.id === view.script) &&
+      (!view.specialist || (s.status.specialist || s.specialist) === view.specialist));
+    const rank = (s) => { const i = STATES.indexOf(s.status.state); return i < 0 ? STATES.length : i; };
+    scripts.sort((a, b) => rank(a) - rank(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const alerts = new Map();
+    for (const a of data.alerts.values()) {
+      const script = a.labels && a.labels.script;
+      if (!script || !String(a.type).startsWith("script_") || a.status === "resolved") continue;
+      if (!alerts.has(script)) alerts.set(script, []);
+      alerts.get(script).push(a);
+    }
+    const rows = [];
+    for (const s of scripts) {
+      rows.push(scriptRow(s));
+      for (const a of alerts.get(s.id) || []) rows.push(scriptAlertRow(a));
+    }
+    replaceRows($("scripts-table"), rows);
+    section.dataset.count = String(scripts.length);
+    $("scripts-count").textContent = String(scripts.length);
+    $("scripts-none").hidden = scripts.length > 0;
+    const box = $("silences");
+    box.hidden = data.silences === null;
+    if (data.silences === null) return;
+    const silences = data.silences.filter(silenceActive);
+    replaceRows($("silences-table"), silences.map((x) => el("tr", { "data-silence": x.id },
+      el("td", { title: shown(x.id, 80) }, el("code", null, shortId(x.id))),
+      el("td", null, (x.matchers || []).map((m) => shown(matcherText(matcherOf(m)), 200)).join(", ")),
+      el("td", null, shown(x.state || "active", 20)),
+      el("td", { title: x.ends_at ? fullTime(x.ends_at) : "" }, x.ends_at ? relative(x.ends_at) + " (" + fullTime(x.ends_at) + ")" : "–"),
+      el("td", null, shown(x.created_by || "", 60)),
+      el("td", { title: shown(x.comment || "", 2000) }, shown(x.comment || "", 200)))));
+    const c = $("silences-count");
+    c.textContent = String(silences.length);
+    c.dataset.count = String(silences.length);
+    $("silences-none").hidden = silences.length > 0;
   }
 
   function renderRunning() {
@@ -823,17 +1043,14 @@
       mark("connection");
       if (conn.state === "live" && Date.now() - lastRefresh > REFRESH_IDLE_MS && body.dataset.paused !== "true") refreshSoon(true);
     }, 1000);
-    api("/api/v1/scripts").then((r) => {
-      const list = $("script-ids");
-      list.replaceChildren(...(r.scripts || []).map((s) => el("option", { value: s.id })));
-    }).catch(() => {});
+    refreshScripts();
   }
 
   function applyView() {
     writeView();
     data.feed = [];
     data.feedIds = new Set();
-    mark("feed", "running");
+    mark("feed", "running", "scripts");
     refreshSoon(true);
     // The snapshot's recent executions were of every script: a fresh one, filtered.
     reconnectNow();
