@@ -315,3 +315,37 @@ fn a_real_alertmanager_receives_a_scripts_alert_with_its_output() {
         || format!("{:?}", am.alerts("script_failing")),
     );
 }
+
+/// A maintenance window open now (every minute, for two) mutes the script's alert: in
+/// force, marked `maintenance:NAME`, not notified.
+#[test]
+fn a_maintenance_window_mutes_a_scripts_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[maintenance_windows]]\nname = \"always\"\nschedule = \"* * * * *\"\nduration = \"2m\"\nmatchers = [\"script=toggle\"]\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &registry(dir.path()),
+        &["--inhibit-rules", &rules.to_string_lossy()],
+        |_| {},
+    );
+    std::fs::write(dir.path().join("scripts/code"), "5").unwrap();
+    for _ in 0..3 {
+        assert_eq!(server.run("toggle")["success"], false);
+    }
+    wait_until(
+        "script_failing in force",
+        LIMIT,
+        || !active(&server, "script_failing", "toggle").is_empty(),
+        || get(&server.url("/api/v1/alerts")).body,
+    );
+    let alert = &active(&server, "script_failing", "toggle")[0];
+    assert_eq!(
+        alert["silenced_by"],
+        serde_json::json!(["maintenance:always"]),
+        "{alert}"
+    );
+}

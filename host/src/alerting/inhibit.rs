@@ -34,7 +34,7 @@ use super::maintenance::{MaintenanceWindow, MAX_WINDOWS};
 use super::matchers::{self, label, Matcher};
 use crate::config::{self, Checker, ConfigError};
 use crate::expectations::duration;
-use crate::expectations::schedule::Schedule;
+use crate::expectations::schedule::{Schedule, ScheduleError};
 use crate::model::{Alert, AlertStatus, Severity};
 
 /// Rules a file holds at most.
@@ -302,6 +302,7 @@ fn windows(c: &mut Checker, table: &Table) -> Vec<MaintenanceWindow> {
         );
     }
     let mut out: Vec<MaintenanceWindow> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let at = format!("maintenance_windows[{i}]");
         let Value::Table(t) = item else {
@@ -338,19 +339,24 @@ fn windows(c: &mut Checker, table: &Table) -> Vec<MaintenanceWindow> {
                     config::field(&at, "name"),
                     format!("{n:?}: use letters, digits, `-`, `_` and `.` (it marks what the window mutes: maintenance:NAME)"),
                 );
-            } else if out.iter().any(|w| &w.name == n) {
+            } else if names.contains(n) {
                 c.problem(
                     config::field(&at, "name"),
                     format!("{n:?} is the name of an earlier window: names are unique"),
                 );
             }
         }
+        names.extend(name.clone());
         let pattern = text(c, "schedule", true);
         let zone = text(c, "timezone", false).unwrap_or_else(|| "UTC".into());
         let schedule = pattern.and_then(|p| match Schedule::parse(&p, &zone) {
             Ok(s) => Some(s),
             Err(e) => {
-                c.problem(config::field(&at, "schedule"), e.to_string());
+                let key = match e {
+                    ScheduleError::Timezone { .. } => "timezone",
+                    _ => "schedule",
+                };
+                c.problem(config::field(&at, key), e.to_string());
                 None
             }
         });

@@ -131,9 +131,10 @@ pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
         AlertsCommand::CheckRules { file } => match InhibitRules::load(&file) {
             Ok(rules) => {
                 println!(
-                    "{}: ok, {} rule(s); the built-in rule (a critical alert inhibits the warnings of the same labels) is {}",
+                    "{}: ok, {} rule(s), {} maintenance window(s); the built-in rule (a critical alert inhibits the warnings of the same labels) is {}",
                     file.display(),
                     rules.rules.len(),
+                    rules.windows.len(),
                     if rules.critical_inhibits_warning { "on" } else { "off" }
                 );
                 Ok(ExitCode::SUCCESS)
