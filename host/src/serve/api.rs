@@ -201,6 +201,13 @@ async fn submit(
     let id = service.new_execution_id();
     if query.wait == Some(false) {
         state.run_in_background(permit, id.clone(), request, |_| {});
+        // The execution is known (queued) before its id is answered, so a GET of its URL
+        // right after finds it: the task emits `queued` at its first step, which another
+        // worker takes at once; bounded, in case the runtime is starved.
+        let known_by = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while state.monitor.get(&id).is_none() && tokio::time::Instant::now() < known_by {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         let url = format!("/api/v1/executions/{id}");
         let mut response = (
             StatusCode::ACCEPTED,

@@ -509,6 +509,9 @@ pub async fn run(
         schedules_wake: Arc::new(Notify::new()),
     });
     let router = api::router(state.clone());
+    // The schedules restored (the slots missed while the server was down counted) before
+    // the first request can ask for them.
+    schedules::start(&state);
     let mut servers = tokio::task::JoinSet::new();
     for listener in [Some(http), ws].into_iter().flatten() {
         servers.spawn(connections::serve(
@@ -522,7 +525,6 @@ pub async fn run(
     // A server runs for days: its RSS follows what it holds (see `crate::memory`).
     crate::memory::trim_every(crate::memory::TRIM_INTERVAL);
     spawn_registry_watch(state.clone());
-    schedules::start(&state);
     wait_for_stop_signal(state.clone()).await?;
     shutdown(&state, servers).await;
     Ok(())
