@@ -724,3 +724,213 @@ fn the_scripts_view_shows_each_scripts_state_live_and_its_failures_output_as_tex
     );
     assert_eq!(browser.attr("body", "data-csp-violations"), "0");
 }
+
+/// The matchers the silence form holds now, as `name op value` lines.
+fn form_matchers(browser: &Browser) -> Value {
+    browser.js(
+        "return [...document.querySelectorAll('#silence-matcher-rows .matcher')].map(r =>
+            r.querySelector('[name=matcher-name]').value + ' ' + r.querySelector('[name=matcher-op]').value
+            + ' ' + r.querySelector('[name=matcher-value]').value);",
+    )
+}
+
+/// The silences the API lists (with `?all=true`, the expired too).
+fn silences_listed(server: &Server, all: bool) -> Vec<Value> {
+    let path = if all {
+        "/api/v1/silences?all=true"
+    } else {
+        "/api/v1/silences"
+    };
+    let listed = get(&server.url(path)).json();
+    listed["silences"].as_array().unwrap().clone()
+}
+
+/// Issue 32 on the page: a script's alert fires; its row's "Silence" opens a form with
+/// its matcher, which the server refuses without a comment (its 422 message shown at the
+/// comment), then takes with a second matcher, an author and a comment: the API lists it
+/// and marks the alert silenced by it. "Expire", with the keyboard, ends it.
+#[test]
+fn a_silence_is_made_from_a_scripts_row_and_expired_from_the_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&expecting_registry(tmp.path()), &[], |_| {});
+    let browser = Browser::start();
+    browser.goto(&server.url("/"));
+    browser.wait_for("live", "document.body.dataset.connection === 'live'");
+    browser.wait_for(
+        "the scripts and the silences",
+        "document.getElementById('scripts').dataset.loaded === 'true' && !document.getElementById('silences').hidden",
+    );
+    std::fs::write(tmp.path().join("code"), "3").unwrap();
+    assert_eq!(
+        run_script(&server, json!({ "script_id": "toggle" }))["success"],
+        false
+    );
+    browser.wait_for(
+        "the alert fires, with its action",
+        "document.querySelector('#alerts-active tr[data-alert=script_failing] button[data-action=silence-alert]')",
+    );
+
+    // A firing alert's action: its type and labels, prefilled; Escape closes the form and
+    // gives the focus back to the button.
+    browser.click("#alerts-active tr[data-alert=script_failing] button[data-action=silence-alert]");
+    browser.wait_for(
+        "the form, open",
+        "document.getElementById('silence-dialog').open",
+    );
+    let mut prefilled: Vec<String> = serde_json::from_value(form_matchers(&browser)).unwrap();
+    prefilled.sort();
+    assert_eq!(
+        prefilled,
+        [
+            "script = toggle",
+            "specialist = ops",
+            "type = script_failing"
+        ]
+    );
+    browser.type_into("#silence-comment", "\u{E00C}");
+    browser.wait_for(
+        "closed by Escape",
+        "!document.getElementById('silence-dialog').open && document.getElementById('silence-dialog').dataset.state === 'closed'",
+    );
+    assert_eq!(
+        browser.js("return document.activeElement.dataset.action || '';"),
+        json!("silence-alert"),
+        "the focus is back on the alert's button"
+    );
+
+    // The script row's action: its script matcher.
+    let action = "#scripts-table tr[data-script=toggle] button[data-action=silence-script]";
+    browser.click(action);
+    browser.wait_for(
+        "the form, open again",
+        "document.getElementById('silence-dialog').open",
+    );
+    assert_eq!(form_matchers(&browser), json!(["script = toggle"]));
+    assert_eq!(
+        browser.js("return document.activeElement.id;"),
+        json!("silence-created-by"),
+        "no author remembered yet: the focus is where the form needs words"
+    );
+    browser.type_into("#silence-created-by", "ana");
+
+    // Without a comment: the server's 422 message, next to the comment.
+    browser.click("#silence-submit");
+    let said = browser.wait_for(
+        "the server's refusal at the comment",
+        "document.getElementById('silence-dialog').dataset.state === 'rejected' && !document.getElementById('silence-error-comment').hidden && document.getElementById('silence-error-comment').textContent",
+    );
+    assert!(
+        said.as_str()
+            .unwrap()
+            .starts_with("comment: empty: say why alerts are muted"),
+        "the server's words: {said}"
+    );
+    let seen = browser.js(
+        "return {
+            open: document.getElementById('silence-dialog').open,
+            focus: document.activeElement.id,
+            invalid: document.getElementById('silence-comment').getAttribute('aria-invalid'),
+            described: document.getElementById('silence-comment').getAttribute('aria-describedby'),
+            others: [...document.querySelectorAll('#silence-form .field-error')].filter(e => !e.hidden).length,
+        };",
+    );
+    assert_eq!(
+        seen,
+        json!({"open": true, "focus": "silence-comment", "invalid": "true",
+               "described": "silence-error-comment", "others": 1})
+    );
+    assert!(silences_listed(&server, true).is_empty(), "nothing made");
+    browser.screenshot("dashboard-silence-form.png");
+
+    // A second matcher, 4 hours, a comment: made.
+    browser.click("#silence-add-matcher");
+    let second = "#silence-matcher-rows .matcher[data-index='1']";
+    assert_eq!(
+        browser.js("return document.activeElement.name;"),
+        json!("matcher-name"),
+        "the new matcher has the focus"
+    );
+    browser.type_into(&format!("{second} [name=matcher-name]"), "type");
+    browser.select(&format!("{second} [name=matcher-op]"), "=~");
+    browser.type_into(&format!("{second} [name=matcher-value]"), "script_.*");
+    browser.select("#silence-duration", "14400");
+    let comment = "disk replaced: <b>back</b> at noon";
+    browser.type_into("#silence-comment", comment);
+    let asked_at = chrono::Utc::now();
+    browser.click("#silence-submit");
+    let id = browser.wait_for(
+        "made, and said so",
+        "!document.getElementById('silence-dialog').open && document.getElementById('silences-status').dataset.state === 'made' && document.getElementById('silences-status').dataset.silence",
+    );
+    let id = id.as_str().unwrap().to_string();
+    assert_eq!(
+        browser.js("return document.activeElement.dataset.action || '';"),
+        json!("silence-script"),
+        "the focus is back on the row's action"
+    );
+
+    let listed = silences_listed(&server, false);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let made = &listed[0];
+    assert_eq!(made["id"], json!(id), "{made}");
+    assert_eq!(
+        made["matchers"],
+        json!([{"name": "script", "op": "=", "value": "toggle"},
+               {"name": "type", "op": "=~", "value": "script_.*"}]),
+        "{made}"
+    );
+    assert_eq!(made["comment"], comment, "{made}");
+    assert_eq!(made["created_by"], "ana", "{made}");
+    assert_eq!(made["state"], "active", "{made}");
+    let ends: chrono::DateTime<chrono::Utc> = made["ends_at"].as_str().unwrap().parse().unwrap();
+    let hours = (ends - asked_at).num_seconds() as f64 / 3600.0;
+    assert!((3.95..=4.05).contains(&hours), "4 hours: {made}");
+
+    crate::util::wait_until(
+        "the alert marked silenced by it",
+        std::time::Duration::from_secs(30),
+        || {
+            get(&server.url("/api/v1/alerts")).json()["active"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["type"] == "script_failing" && a["silenced_by"] == json!([id]))
+        },
+        || get(&server.url("/api/v1/alerts")).body,
+    );
+    // The page shows it: in the silences (the comment as text), on the row, on the alert.
+    browser.wait_for(
+        "listed and marked on the page",
+        &format!(
+            "document.querySelector('#silences-table tr[data-silence=\"{id}\"]') && document.querySelector('#scripts-table tr[data-state][data-script=toggle]').dataset.silenced === '1' && (document.querySelector('#alerts-active tr[data-alert=script_failing]').dataset.silencedBy || '').includes('{id}')"
+        ),
+    );
+    let row = browser.js(&format!(
+        "const r = document.querySelector('#silences-table tr[data-silence=\"{id}\"]');
+         return {{ matchers: r.cells[1].textContent, comment: r.cells[5].textContent, bold: document.querySelectorAll('b').length }};"
+    ));
+    assert_eq!(
+        row,
+        json!({"matchers": "script=\"toggle\", type=~\"script_.*\"", "comment": comment, "bold": 0})
+    );
+    browser.js("document.getElementById('scripts').scrollIntoView(); return 0;");
+    browser.screenshot("dashboard-silence.png");
+
+    // Expired with the keyboard: Enter on its button.
+    browser.type_into(
+        &format!("#silences-table tr[data-silence=\"{id}\"] button[data-action=expire]"),
+        "\u{E007}",
+    );
+    browser.wait_for(
+        "expired, and said so; its row gone",
+        &format!(
+            "document.getElementById('silences-status').dataset.state === 'expired' && !document.querySelector('#silences-table tr[data-silence=\"{id}\"]')"
+        ),
+    );
+    assert!(silences_listed(&server, false).is_empty());
+    let all = silences_listed(&server, true);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["id"], json!(id));
+    assert_eq!(all[0]["state"], "expired", "{all:?}");
+    assert_eq!(browser.attr("body", "data-csp-violations"), "0");
+}

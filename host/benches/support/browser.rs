@@ -154,6 +154,33 @@ impl Browser {
         });
     }
 
+    /// Types `text` into the element `selector` as a keyboard does (WebDriver's key codes,
+    /// such as `\u{E007}` for Enter, included), after the text it has.
+    pub fn type_into(&self, selector: &str, text: &str) {
+        self.runtime.block_on(async {
+            self.client()
+                .find(Locator::Css(selector))
+                .await
+                .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+                .send_keys(text)
+                .await
+                .unwrap_or_else(|e| panic!("type into {selector}: {e}"))
+        });
+    }
+
+    /// Chooses the option of value `value` of the `<select>` `selector`, as a click does.
+    pub fn select(&self, selector: &str, value: &str) {
+        self.runtime.block_on(async {
+            self.client()
+                .find(Locator::Css(selector))
+                .await
+                .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+                .select_by_value(value)
+                .await
+                .unwrap_or_else(|e| panic!("choose {value} in {selector}: {e}"))
+        });
+    }
+
     /// The browser's console messages since the last call (chromedriver's log endpoint).
     pub fn console(&self) -> Vec<String> {
         let id = self

@@ -3,7 +3,9 @@
 //!
 //! The page reads what any client reads: the live feed at `/ws` and the API
 //! (`/api/v1/stats`, `/stats/timeseries`, `/executions`, `/alerts`, `/plugins`, `/scripts`,
-//! and `/silences` and `/schedules` when the server has them). It
+//! and `/silences` and `/schedules` when the server has them), and makes and expires
+//! silences as any client does (`POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`:
+//! JSON, from its own origin, with its cookie; the server's rules, no exception). It
 //! shows script output as text only and works under the server's
 //! `Content-Security-Policy: default-src 'self'` (no inline script or style).
 //!

@@ -11,7 +11,8 @@
 // State for tests and people is in DOM attributes: body[data-connection|seq|snapshots|
 // events|refreshes|paused|csp-violations|ready-ms], #feed[data-count], rows [data-execution-id],
 // #sum-total[data-value], #detail[data-execution-id][data-state], #scripts[data-count|loaded],
-// #scripts-table rows [data-script][data-state].
+// #scripts-table rows [data-script][data-state], #silence-dialog[data-state] (closed, open,
+// sending, rejected), #silences-status[data-state|data-silence].
 "use strict";
 
 (() => {
@@ -161,6 +162,20 @@
     const f = document.createDocumentFragment();
     for (const r of rows) f.append(r);
     tbody.replaceChildren(f);
+  }
+
+  // Rewrites a table with `write` and gives the focus back to the same action's button in
+  // it (the same data-action and data-key), so that a keyboard user keeps their place
+  // while the table follows the server.
+  function keepFocus(table, write) {
+    const had = document.activeElement;
+    const action = had && table.contains(had) && had.dataset ? had.dataset.action : undefined;
+    const key = action ? had.dataset.key : undefined;
+    write();
+    if (!action) return;
+    const again = [...table.querySelectorAll("button[data-action]")]
+      .find((b) => b.dataset.action === action && b.dataset.key === key);
+    if (again) again.focus();
   }
 
   const num = (v, digits = 2) => (v === null || v === undefined || Number.isNaN(v)) ? "–" : Number(v).toFixed(digits);
@@ -593,20 +608,26 @@
     ], (v) => v < 1 ? v.toFixed(2) : v.toFixed(1));
   }
 
-  function alertRow(a, time) {
-    return el("tr", { "data-alert": a.type, "data-severity": a.severity, "data-status": a.status },
-      el("td", { class: "sev-" + shown(a.severity, 20) }, shown(a.severity, 20)),
-      el("td", null, shown(a.type, 80)),
-      el("td", { title: shown(a.message, 2000) }, shown(a.message, 300)),
-      el("td", null, shown(a.specialist || (a.labels && a.labels.specialist) || "", 80)),
-      el("td", { title: shown(time, 60) }, when(time) + " (" + ago(time) + ")"));
+  // A row of the alerts tables; a firing one (`action`) has a button to silence it.
+  function alertRow(a, time, action) {
+    const muted = (a.silenced_by || []).map((id) => shown(id, 80));
+    return el("tr", { "data-alert": a.type, "data-severity": a.severity, "data-status": a.status,
+      "data-fingerprint": a.fingerprint || null, "data-silenced-by": muted.join(",") || null },
+    el("td", { class: "sev-" + shown(a.severity, 20) }, shown(a.severity, 20)),
+    el("td", { title: muted.length ? "silenced by " + muted.join(", ") : null }, shown(a.type, 80),
+      muted.length ? el("span", { class: "muted" }, " · silenced") : null),
+    el("td", { title: shown(a.message, 2000) }, shown(a.message, 300)),
+    el("td", null, shown(a.specialist || (a.labels && a.labels.specialist) || "", 80)),
+    el("td", { title: shown(time, 60) }, when(time) + " (" + ago(time) + ")"),
+    action ? el("td", null, el("button", { type: "button", "data-action": "silence-alert",
+      "data-key": a.fingerprint || a.type, "aria-label": "Silence the alert " + shown(a.type, 80) }, "Silence")) : null);
   }
 
   function renderAlerts() {
     const active = [...data.alerts.values()];
     const rank = { critical: 0, warning: 1, info: 2 };
     active.sort((a, b) => (rank[a.severity] ?? 3) - (rank[b.severity] ?? 3) || (a.starts_at < b.starts_at ? -1 : 1));
-    replaceRows($("alerts-active"), active.map((a) => alertRow(a, a.starts_at)));
+    keepFocus($("alerts-active"), () => replaceRows($("alerts-active"), active.map((a) => alertRow(a, a.starts_at, true))));
     const c = $("alerts-count");
     c.textContent = String(active.length);
     c.dataset.count = String(active.length);
@@ -770,13 +791,15 @@
     el("td", null, (st.missed_in_a_row ?? 0) + " in a row, " + (st.missed_total ?? 0) + " in all"),
     el("td", { title: schedule && schedule.next_run ? "next run " + fullTime(schedule.next_run) : "" },
       schedule ? shown(schedule.cron, 60) + (schedule.timezone ? " " + shown(schedule.timezone, 40) : "") : "–"),
-    el("td", null, silenced.length ? silenced.map((x) => shortId(x.id)).join(", ") : "–"));
+    el("td", null, silenced.length ? silenced.map((x) => shortId(x.id)).join(", ") : "–"),
+    el("td", null, el("button", { type: "button", "data-action": "silence-script", "data-key": s.id,
+      "aria-label": "Silence the alerts of " + shown(s.id, 80) }, "Silence")));
   }
 
   // The firing alert of a script, under its row: what it says and its output's tails.
   function scriptAlertRow(a) {
     const notes = a.annotations || {};
-    const cell = el("td", { colspan: 10 },
+    const cell = el("td", { colspan: 11 },
       el("span", { class: "sev-" + shown(a.severity, 20) }, shown(a.type, 40) + " (" + shown(a.severity, 20) + ")"),
       " since " + when(a.starts_at) + ": ", shown(a.message || notes.summary || "", 500));
     for (const which of ["stderr_tail", "stdout_tail"]) {
@@ -805,7 +828,7 @@
       rows.push(scriptRow(s));
       for (const a of alerts.get(s.id) || []) rows.push(scriptAlertRow(a));
     }
-    replaceRows($("scripts-table"), rows);
+    keepFocus($("scripts-table"), () => replaceRows($("scripts-table"), rows));
     section.dataset.count = String(scripts.length);
     $("scripts-count").textContent = String(scripts.length);
     $("scripts-none").hidden = scripts.length > 0;
@@ -813,13 +836,15 @@
     box.hidden = data.silences === null;
     if (data.silences === null) return;
     const silences = data.silences.filter(silenceActive);
-    replaceRows($("silences-table"), silences.map((x) => el("tr", { "data-silence": x.id },
+    keepFocus($("silences-table"), () => replaceRows($("silences-table"), silences.map((x) => el("tr", { "data-silence": x.id },
       el("td", { title: shown(x.id, 80) }, el("code", null, shortId(x.id))),
       el("td", null, (x.matchers || []).map((m) => shown(matcherText(matcherOf(m)), 200)).join(", ")),
       el("td", null, shown(x.state || "active", 20)),
       el("td", { title: x.ends_at ? fullTime(x.ends_at) : "" }, x.ends_at ? relative(x.ends_at) + " (" + fullTime(x.ends_at) + ")" : "–"),
       el("td", null, shown(x.created_by || "", 60)),
-      el("td", { title: shown(x.comment || "", 2000) }, shown(x.comment || "", 200)))));
+      el("td", { title: shown(x.comment || "", 2000) }, shown(x.comment || "", 200)),
+      el("td", null, el("button", { type: "button", "data-action": "expire", "data-key": x.id,
+        "aria-label": "Expire the silence " + shortId(x.id) }, "Expire"))))));
     const c = $("silences-count");
     c.textContent = String(silences.length);
     c.dataset.count = String(silences.length);
@@ -871,6 +896,261 @@
         el("td", null, String(p.restarts ?? 0)),
         el("td", null, p.memory_bytes ? (p.memory_bytes / 1048576).toFixed(1) + " MiB" : "–"),
         el("td", { title: shown(p.last_error || "", 2000) }, shown(p.last_error || "", 120)))));
+  }
+
+  // ------------------------------------------------ making and expiring silences
+  // The form prefills matchers (a script's, or a firing alert's type and labels); the
+  // server judges the silence (POST /api/v1/silences) and its 422 names the field, shown
+  // next to it. Requests that change something say JSON and go to this page's own origin
+  // with its cookie (the server's token, when it has one), as the server requires.
+  const SILENCE_OPS = ["=", "!=", "=~", "!~"];
+  const AUTHOR_KEY = "metaclaude.silence.author";
+  let silenceOpener = null;
+
+  // A request that changes something: its status and its JSON answer (or null).
+  async function send(method, path, payload) {
+    const r = await fetch(path, {
+      method, credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: payload === undefined ? undefined : JSON.stringify(payload),
+    });
+    let answer = null;
+    try { answer = await r.json(); } catch (e) { /* no JSON body */ }
+    return { status: r.status, answer };
+  }
+
+  // What the server said went wrong, for people.
+  function failure(status, answer) {
+    if (status === 401) return "This server needs its token: open the address it printed (…/?token=…) once in this browser.";
+    const e = answer && answer.error;
+    return e && e.message ? shown(e.message, 2000) : "the server answered " + status;
+  }
+
+  function matcherRow(m) {
+    const name = el("input", { name: "matcher-name", size: 12, "aria-label": "label", value: m.name });
+    const op = el("select", { name: "matcher-op", "aria-label": "operator" },
+      ...SILENCE_OPS.map((o) => el("option", { value: o, selected: o === m.op }, o)));
+    const value = el("input", { name: "matcher-value", size: 24, "aria-label": "value", value: m.value });
+    const remove = el("button", { type: "button", "data-action": "remove-matcher" }, "Remove");
+    const error = el("p", { class: "field-error", hidden: true });
+    return el("div", { class: "matcher" }, name, op, value, remove, error);
+  }
+
+  // Numbers the matcher rows (the server's `matchers[i]`) and names each for people.
+  function numberMatchers() {
+    [...$("silence-matcher-rows").children].forEach((row, i) => {
+      row.dataset.index = String(i);
+      const error = row.querySelector(".field-error");
+      error.id = "silence-error-matchers-" + i;
+      error.dataset.field = "matchers[" + i + "]";
+      for (const input of row.querySelectorAll("input, select")) input.setAttribute("aria-describedby", error.id);
+      for (const [sel, what] of [["[name=matcher-name]", "label"], ["[name=matcher-op]", "operator"], ["[name=matcher-value]", "value"]]) {
+        row.querySelector(sel).setAttribute("aria-label", "matcher " + (i + 1) + " " + what);
+      }
+      row.querySelector("[data-action=remove-matcher]").setAttribute("aria-label", "Remove matcher " + (i + 1));
+    });
+  }
+
+  function clearSilenceErrors() {
+    for (const e of $("silence-form").querySelectorAll(".field-error")) { e.textContent = ""; e.hidden = true; }
+    for (const e of $("silence-form").querySelectorAll("[aria-invalid]")) e.removeAttribute("aria-invalid");
+  }
+
+  // Shows `message` next to the field the server named (`matchers[1]`, `comment` ...) and
+  // puts the focus there; a field the form does not have gets the message under it.
+  function showSilenceError(field, message) {
+    const form = $("silence-form");
+    const at = [...form.querySelectorAll(".field-error[data-field]")].find((e) => e.dataset.field === field) ||
+      (field === "starts_at" ? $("silence-error-ends_at") : $("silence-error-other"));
+    at.textContent = message;
+    at.hidden = false;
+    let input = null;
+    if (at.closest(".matcher")) input = at.closest(".matcher").querySelector("input");
+    else if (at.dataset.field === "matchers") input = form.querySelector("[name=matcher-name]") || $("silence-add-matcher");
+    else if (at.dataset.field === "ends_at") input = $("silence-duration").value === "until" ? $("silence-until") : $("silence-duration");
+    else if (at.dataset.field) input = form.elements[at.dataset.field];
+    if (input) {
+      if (input.tagName !== "BUTTON") input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
+  }
+
+  function openSilenceForm(matchers, title, opener) {
+    const dialog = $("silence-dialog");
+    const form = $("silence-form");
+    form.reset();
+    clearSilenceErrors();
+    $("silence-title").textContent = title;
+    $("silence-matcher-rows").replaceChildren(...matchers.map(matcherRow));
+    numberMatchers();
+    $("silence-until-label").hidden = true;
+    try { form.elements.created_by.value = localStorage.getItem(AUTHOR_KEY) || ""; } catch (e) { /* no storage */ }
+    silenceOpener = opener || null;
+    dialog.dataset.state = "open";
+    if (!dialog.open) dialog.showModal();
+    // The matchers are there already: what is left to say is who and why.
+    (form.elements.created_by.value ? form.elements.comment : form.elements.created_by).focus();
+  }
+
+  function closeSilenceForm() {
+    const dialog = $("silence-dialog");
+    if (dialog.open) dialog.close();
+  }
+
+  // The silence the form describes, or the field it lacks to say one.
+  function silenceFromForm() {
+    const form = $("silence-form");
+    const matchers = [...$("silence-matcher-rows").children].map((row) => ({
+      name: row.querySelector("[name=matcher-name]").value.trim(),
+      op: row.querySelector("[name=matcher-op]").value,
+      value: row.querySelector("[name=matcher-value]").value,
+    }));
+    let ends;
+    const duration = form.elements.duration.value;
+    if (duration === "until") {
+      ends = new Date(form.elements.until.value);
+      if (!form.elements.until.value || Number.isNaN(ends.getTime())) {
+        return { field: "ends_at", message: "choose when the silence ends (a date and a time), or a duration" };
+      }
+    } else {
+      ends = new Date(Date.now() + Number(duration) * 1000);
+    }
+    return { silence: { matchers, ends_at: ends.toISOString(),
+      created_by: form.elements.created_by.value, comment: form.elements.comment.value } };
+  }
+
+  async function submitSilence() {
+    const dialog = $("silence-dialog");
+    if (dialog.dataset.state === "sending") return;
+    clearSilenceErrors();
+    const made = silenceFromForm();
+    if (!made.silence) {
+      dialog.dataset.state = "rejected";
+      showSilenceError(made.field, made.message);
+      return;
+    }
+    dialog.dataset.state = "sending";
+    $("silence-submit").disabled = true;
+    let r;
+    try {
+      r = await send("POST", "/api/v1/silences", made.silence);
+    } catch (e) {
+      r = { status: 0, answer: { error: { message: "the server could not be reached: " + shown(e.message, 200) } } };
+    } finally {
+      $("silence-submit").disabled = false;
+    }
+    if (r.status === 201 && r.answer && r.answer.silence) {
+      const id = String(r.answer.silence.id);
+      try { localStorage.setItem(AUTHOR_KEY, made.silence.created_by.trim()); } catch (e) { /* no storage */ }
+      dialog.dataset.state = "closed";
+      closeSilenceForm();
+      refocusOpener();
+      silenceStatus("made", id, "Silence " + shortId(id) + " made: it mutes " +
+        made.silence.matchers.map((m) => matcherText(matcherOf(m))).join(", ") + " until " + fullTime(made.silence.ends_at) + ".");
+      afterSilenceChange();
+      return;
+    }
+    dialog.dataset.state = "rejected";
+    const e = r.answer && r.answer.error;
+    showSilenceError(e && typeof e.field === "string" ? e.field : "", failure(r.status, r.answer));
+  }
+
+  async function expireSilence(id, button) {
+    button.disabled = true;
+    let r;
+    try {
+      r = await send("DELETE", "/api/v1/silences/" + encodeURIComponent(id));
+    } catch (e) {
+      r = { status: 0, answer: { error: { message: "the server could not be reached: " + shown(e.message, 200) } } };
+    }
+    if (r.status === 200) {
+      silenceStatus("expired", id, "Silence " + shortId(id) + " expired: what it muted is notified again.");
+      // Its row goes: the keyboard stays in the list, on what was done.
+      $("silences-status").focus();
+    } else {
+      button.disabled = false;
+      silenceStatus("failed", id, "Silence " + shortId(id) + " was not expired: " + failure(r.status, r.answer));
+    }
+    afterSilenceChange();
+  }
+
+  function silenceStatus(state, id, text) {
+    const s = $("silences-status");
+    s.dataset.state = state;
+    s.dataset.silence = id;
+    s.textContent = text;
+  }
+
+  // The silences and what they mute, read again (the alerts' marks follow the server's
+  // router, a moment later: the idle refresh picks them up too).
+  function afterSilenceChange() {
+    refreshScripts();
+    refreshSoon(true);
+  }
+
+  // Back to the button that opened the form, or to the same action's button of the row
+  // as it was rewritten since.
+  function refocusOpener() {
+    const o = silenceOpener;
+    if (!o) return;
+    const again = o.isConnected ? o : [...document.querySelectorAll("button[data-action]")]
+      .find((b) => b.dataset.action === o.dataset.action && b.dataset.key === o.dataset.key);
+    if (again) again.focus();
+  }
+
+  function alertMatchers(a) {
+    const matchers = [{ name: "type", op: "=", value: String(a.type) }];
+    const labels = Object.assign({}, a.specialist ? { specialist: a.specialist } : {}, a.labels || {});
+    for (const [name, value] of Object.entries(labels)) matchers.push({ name, op: "=", value: String(value) });
+    return matchers;
+  }
+
+  function setUpSilences() {
+    const dialog = $("silence-dialog");
+    const form = $("silence-form");
+    form.addEventListener("submit", (e) => { e.preventDefault(); submitSilence(); });
+    $("silence-cancel").addEventListener("click", closeSilenceForm);
+    dialog.addEventListener("close", () => {
+      dialog.dataset.state = "closed";
+      refocusOpener();
+    });
+    $("silence-add-matcher").addEventListener("click", () => {
+      const row = matcherRow({ name: "", op: "=", value: "" });
+      $("silence-matcher-rows").append(row);
+      numberMatchers();
+      row.querySelector("input").focus();
+    });
+    $("silence-matcher-rows").addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-action=remove-matcher]");
+      if (!b) return;
+      b.closest(".matcher").remove();
+      numberMatchers();
+      (form.querySelector("[name=matcher-name]") || $("silence-add-matcher")).focus();
+    });
+    form.elements.duration.addEventListener("change", () => {
+      const until = form.elements.duration.value === "until";
+      $("silence-until-label").hidden = !until;
+      if (until) form.elements.until.focus();
+    });
+    // The tables' buttons (rows are rewritten as the server's data changes: one listener
+    // per table, not per button).
+    $("scripts-table").tBodies[0].addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-action=silence-script]");
+      if (!b) return;
+      const id = b.dataset.key;
+      openSilenceForm([{ name: "script", op: "=", value: id }], "Silence the alerts of " + shown(id, 80), b);
+    });
+    $("alerts-active").tBodies[0].addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-action=silence-alert]");
+      if (!b) return;
+      const a = data.alerts.get(b.dataset.key);
+      if (!a) return;
+      openSilenceForm(alertMatchers(a), "Silence the alert " + shown(a.type, 80), b);
+    });
+    $("silences-table").tBodies[0].addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-action=expire]");
+      if (b) expireSilence(b.dataset.key, b);
+    });
   }
 
   // ------------------------------------------------ the detail view
@@ -1034,7 +1314,8 @@
     feed.addEventListener("keydown", (e) => { if (e.key === "Enter") open(e); });
     $("running").tBodies[0].addEventListener("click", open);
     $("detail-close").addEventListener("click", closeDetail);
-    document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDetail(); });
+    // (Escape in the silence form closes that form only.)
+    document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !$("silence-dialog").open) closeDetail(); });
     document.addEventListener("securitypolicyviolation", () => {
       body.dataset.cspViolations = String(Number(body.dataset.cspViolations) + 1);
     });
@@ -1043,6 +1324,7 @@
       mark("connection");
       if (conn.state === "live" && Date.now() - lastRefresh > REFRESH_IDLE_MS && body.dataset.paused !== "true") refreshSoon(true);
     }, 1000);
+    setUpSilences();
     refreshScripts();
   }
 
