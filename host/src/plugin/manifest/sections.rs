@@ -248,10 +248,20 @@ impl Fields<'_> {
     /// `alerts.group_by`: label names (as matchers read them), or `"..."` alone; each once.
     fn group_by(&mut self, v: Option<&Value>) -> Vec<String> {
         let field = "alerts.group_by";
-        let names = self.strings(field, v);
+        let items = match v {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.c.expected(field, "a list of label names", other);
+                return Vec::new();
+            }
+        };
         let mut seen = Vec::new();
-        for (i, name) in names.into_iter().enumerate() {
+        for (i, value) in items.iter().enumerate() {
             let item = format!("{field}[{i}]");
+            let Some(name) = self.string(&item, Some(value), true) else {
+                continue;
+            };
             if name != GROUP_BY_ALL && !is_label_name(&name) {
                 self.problem(
                     &item,

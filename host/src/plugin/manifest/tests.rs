@@ -143,9 +143,15 @@ fn a_notifier_groups_by_labels_and_its_group_interval_defaults_to_its_group_wait
         parse(&format!("{notifier}group_by = [\"...\", \"script\"]\n")).unwrap_err(),
         "alerts.group_by: \"...\" groups by every label already: give it alone, or list the labels"
     );
+    assert!(
+        parse(&format!("{notifier}group_by = [1, \"a-b\"]\n"))
+            .unwrap_err()
+            .contains("alerts.group_by[1]: `a-b` is not a label name"),
+        "each item at its own index"
+    );
     assert_eq!(
         parse(&format!("{notifier}group_by = \"script\"\n")).unwrap_err(),
-        "alerts.group_by: expected a list of strings, found \"script\""
+        "alerts.group_by: expected a list of label names, found \"script\""
     );
 }
 
