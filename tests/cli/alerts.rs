@@ -261,9 +261,13 @@ fn plugins_dir(dir: &Path, out_v01: &Path) -> PathBuf {
         let t = set(t, "keep_firing_for_seconds", "0");
         set(t, "tick_ms", "200")
     });
-    for name in ["console-notifier", "webhook-notifier", "file-notifier"] {
+    for name in ["console-notifier", "file-notifier"] {
         install(&plugins, name, |t| set(t, "group_wait_s", "0"));
     }
+    // The webhook's calls grouped by specialist: each POST is one specialist's.
+    install(&plugins, "webhook-notifier", |t| {
+        set(t, "group_wait_s", "0\ngroup_by = [\"specialist\"]")
+    });
     install(&plugins, "alertmanager-notifier", |t| t);
     install(&plugins, "log-sink", |t| t);
     std::fs::create_dir_all(out_v01).unwrap();
@@ -454,6 +458,17 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
         hooked.iter().all(|a| a["type"] == "error_rate_high"),
         "{hooked:?}"
     );
+    let one_specialist = |b: &Value| {
+        let alerts = b.as_array().cloned().unwrap_or_default();
+        alerts
+            .windows(2)
+            .all(|w| w[0]["specialist"] == w[1]["specialist"])
+    };
+    assert!(
+        hook.bodies().iter().all(one_specialist),
+        "one group a POST: {:?}",
+        hook.bodies()
+    );
     let file = alerts_dir.join("alerts.jsonl");
     until(
         "the file notifier wrote both",
@@ -623,6 +638,11 @@ fn alerts_fire_reach_every_notifier_and_resolve_when_the_threshold_moves() {
     assert!(resolved
         .iter()
         .all(|a| a["ends_at"].is_string() && a["starts_at"].is_string()));
+    assert!(
+        hook.bodies().iter().all(one_specialist),
+        "resolved, still one group a POST: {:?}",
+        hook.bodies()
+    );
     until(
         "Alertmanager shows them resolved",
         &|| {

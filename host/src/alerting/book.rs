@@ -8,11 +8,20 @@
 //!   leaves the active set with its `ends_at`. An alert not seen again within
 //!   `resolve_timeout` is resolved by the book, as Alertmanager does for alerts without
 //!   an end (0.1.0 rules never say that an alert resolved).
-//! * **Route.** Each receiver has its [`Routing`]: a new or changed alert waits
-//!   `group_wait` so that alerts arising together go out in one notification; a firing
-//!   alert already notified is not repeated before `repeat_interval`; a resolved one is
-//!   sent once if the receiver was told it fired (and `send_resolved`); alerts below
-//!   `min_severity` never go to it.
+//! * **Route.** Each receiver has its [`Routing`]. Its alerts fall into groups by the
+//!   values of its `group_by` labels (none: one group of everything; `...`: each alert
+//!   its own group), and each notification holds one group's alerts. A change in a group
+//!   (an alert new to the receiver, escalated, resolved) waits `group_wait`, so that the
+//!   changes arising together go out together, and no sooner than `group_interval` after
+//!   the group's last notification; a firing alert already notified is told again
+//!   `repeat_interval` after it was last told (with the others of its group then due); a
+//!   resolved one is sent once if the receiver was told it fired (and `send_resolved`);
+//!   alerts below `min_severity` never go to it. Alertmanager sends a group's later
+//!   changes on its next tick (every `group_interval` from its first notification), and
+//!   every alert of the group each time; here a notification holds what is new or due in
+//!   the group, and a change always waits `group_wait`: the same bound, one notification
+//!   per group per `group_interval`, and with `group_interval` at most `group_wait` (its
+//!   default, equal) exactly the timing of a book without groups.
 //! * **Mute.** An alert a [silence](super::silences) matches, or an
 //!   [inhibition rule](super::inhibit) holds back, is muted: recorded as ever (its
 //!   `silenced_by`, `inhibited_by` say why), never notified, firing or resolved (as
@@ -29,7 +38,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{maintenance, InhibitRules, Silences};
+use super::{maintenance, matchers, InhibitRules, Silences};
 use crate::model::{Alert, AlertStatus, Severity};
 
 /// Active alerts kept at most; beyond, new ones are refused (and counted).
@@ -39,12 +48,22 @@ pub const MAX_RECENT: usize = 200;
 /// How long an alert not seen again stays active (Alertmanager's `resolve_timeout`).
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The `group_by` entry that groups by every label: each alert is its own group.
+pub const GROUP_BY_ALL: &str = "...";
+
 /// How one receiver is notified (a notifier manifest's `[alerts]` table).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Routing {
-    /// A new or changed alert waits this long, to go out with those arising with it.
+    /// The labels whose values group alerts (as matchers read them: `alertname`/`type`,
+    /// `severity`, `specialist`, any label); empty: one group of everything;
+    /// [`GROUP_BY_ALL`] alone: each alert its own group.
+    pub group_by: Vec<String>,
+    /// A change in a group waits this long, to go out with those arising with it.
     #[serde(rename = "group_wait_s", serialize_with = "seconds")]
     pub group_wait: Duration,
+    /// A group's changes go out no sooner than this after its last notification.
+    #[serde(rename = "group_interval_s", serialize_with = "seconds")]
+    pub group_interval: Duration,
     /// A firing alert already notified is sent again no sooner than this.
     #[serde(rename = "repeat_interval_s", serialize_with = "seconds")]
     pub repeat_interval: Duration,
@@ -54,15 +73,34 @@ pub struct Routing {
     pub min_severity: Severity,
 }
 
+impl Routing {
+    /// The group `alert` belongs to, for this receiver: its `group_by` labels' values.
+    fn group_key(&self, alert: &Alert) -> String {
+        if self.group_by.iter().any(|l| l == GROUP_BY_ALL) {
+            return alert.fingerprint.clone();
+        }
+        let mut key = String::new();
+        for name in &self.group_by {
+            // Label values are text; a unit separator cannot make two lists one key.
+            key.push_str(matchers::label(alert, name));
+            key.push('\u{1f}');
+        }
+        key
+    }
+}
+
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
 impl Default for Routing {
-    /// Alertmanager's defaults: 30 s group wait, 4 h repeat interval, resolved sent.
+    /// Alertmanager's defaults (30 s group wait, 4 h repeat interval, resolved sent), but
+    /// one group of everything and a group interval equal to the group wait.
     fn default() -> Routing {
         Routing {
+            group_by: Vec::new(),
             group_wait: Duration::from_secs(30),
+            group_interval: Duration::from_secs(30),
             repeat_interval: Duration::from_secs(4 * 3600),
             send_resolved: true,
             min_severity: Severity::Warning,
@@ -84,15 +122,40 @@ struct Told {
     severity: Severity,
 }
 
+/// A receiver's group of alerts with a change pending, or notified lately.
+#[derive(Debug, Default)]
+struct Group {
+    /// When its pending changes go out.
+    flush_at: Option<DateTime<Utc>>,
+    /// When it was last notified.
+    sent_at: Option<DateTime<Utc>>,
+    /// Resolved alerts it is to tell.
+    resolved: Vec<Alert>,
+}
+
 #[derive(Debug)]
 struct Receiver {
     routing: Routing,
     /// Firing alerts it was told of, by fingerprint.
     told: HashMap<String, Told>,
-    /// Resolved alerts it is to be told of.
-    resolved: Vec<Alert>,
-    /// When its pending changes go out (a group wait running).
-    flush_at: Option<DateTime<Utc>>,
+    /// Its groups, by key ([`Routing::group_key`]): those idle past their group interval
+    /// are forgotten (a change then is as in a new group).
+    groups: BTreeMap<String, Group>,
+}
+
+impl Receiver {
+    /// A change in group `key` at `now`: it goes out after the group wait, and no sooner
+    /// than the group interval after the group's last notification.
+    fn touch(&mut self, key: String, now: DateTime<Utc>) -> &mut Group {
+        let routing = &self.routing;
+        let group = self.groups.entry(key).or_default();
+        if group.flush_at.is_none() {
+            let wait = after(now, routing.group_wait);
+            let interval = group.sent_at.map(|s| after(s, routing.group_interval));
+            group.flush_at = Some(interval.map_or(wait, |i| i.max(wait)));
+        }
+        group
+    }
 }
 
 /// The outcome of a moment: alerts that changed state (for the history and callbacks),
@@ -102,7 +165,8 @@ pub struct Outcome {
     /// Alerts whose state changed (new, escalated, resolved, muted or no longer), in their
     /// new state.
     pub changed: Vec<Alert>,
-    /// Notifications due now: a receiver's id and the alerts to send it.
+    /// Notifications due now: a receiver's id and one group's alerts to send it (as many
+    /// for a receiver as it has groups due).
     pub notify: Vec<(u64, Vec<Alert>)>,
 }
 
@@ -161,16 +225,18 @@ impl AlertBook {
     /// A receiver: it is told of alerts that change from now on, and of those active now
     /// after its group wait.
     pub fn add_receiver(&mut self, id: u64, routing: Routing, now: DateTime<Utc>) {
-        let flush_at = (!self.active.is_empty()).then(|| after(now, routing.group_wait));
-        self.receivers.insert(
-            id,
-            Receiver {
-                routing,
-                told: HashMap::new(),
-                resolved: Vec::new(),
-                flush_at,
-            },
-        );
+        let mut r = Receiver {
+            routing,
+            told: HashMap::new(),
+            groups: BTreeMap::new(),
+        };
+        for t in self.active.values() {
+            if t.alert.severity >= r.routing.min_severity && !t.alert.is_muted() {
+                let key = r.routing.group_key(&t.alert);
+                r.touch(key, now);
+            }
+        }
+        self.receivers.insert(id, r);
     }
 
     /// Forgets receiver `id` and what it was told.
@@ -317,9 +383,9 @@ impl AlertBook {
         }
     }
 
-    /// Books state changes: resolved ones into `recent` and for each receiver that was
-    /// told they fired (unless muted); a group wait starts for every receiver concerned; a
-    /// muted one is forgotten by the receivers.
+    /// Books state changes: resolved ones into `recent` and, in its group, for each
+    /// receiver that was told they fired (unless muted); the alert's group is due for every
+    /// receiver concerned; a muted one is forgotten by the receivers.
     fn apply(&mut self, changed: &[Alert], now: DateTime<Utc>) {
         for alert in changed {
             let muted = alert.is_muted();
@@ -327,6 +393,7 @@ impl AlertBook {
                 if alert.severity < r.routing.min_severity {
                     continue;
                 }
+                let key = r.routing.group_key(alert);
                 if alert.status == AlertStatus::Resolved {
                     if r.told.remove(&alert.fingerprint).is_none()
                         || !r.routing.send_resolved
@@ -334,13 +401,12 @@ impl AlertBook {
                     {
                         continue;
                     }
-                    r.resolved.push(alert.clone());
+                    r.touch(key, now).resolved.push(alert.clone());
                 } else if muted {
                     r.told.remove(&alert.fingerprint);
-                    continue;
+                } else {
+                    r.touch(key, now);
                 }
-                r.flush_at
-                    .get_or_insert_with(|| after(now, r.routing.group_wait));
             }
             if alert.status == AlertStatus::Resolved {
                 self.recent.push_front(alert.clone());
@@ -349,49 +415,76 @@ impl AlertBook {
         }
     }
 
-    /// The notifications due at `now`, marked as told.
+    /// The notifications due at `now`, one per group, marked as told; groups idle past
+    /// their group interval forgotten.
     fn due(&mut self, now: DateTime<Utc>) -> Vec<(u64, Vec<Alert>)> {
         let mut out = Vec::new();
         for (id, r) in self.receivers.iter_mut() {
-            let flushing = r.flush_at.is_some_and(|at| at <= now);
-            let mut batch = Vec::new();
+            let flushing = |g: &Group| g.flush_at.is_some_and(|at| at <= now);
+            let any_flushing = r.groups.values().any(flushing);
+            let mut batches: BTreeMap<String, Vec<Alert>> = BTreeMap::new();
             for t in self.active.values() {
                 let a = &t.alert;
                 if a.severity < r.routing.min_severity || a.is_muted() {
                     continue;
                 }
-                let due = match r.told.get(&a.fingerprint) {
-                    None => flushing,
-                    Some(told) if told.severity != a.severity => flushing,
-                    Some(told) => after(told.at, r.routing.repeat_interval) <= now,
+                let key = match r.told.get(&a.fingerprint) {
+                    Some(told) if told.severity == a.severity => {
+                        if after(told.at, r.routing.repeat_interval) > now {
+                            continue;
+                        }
+                        r.routing.group_key(a)
+                    }
+                    _ if !any_flushing => continue,
+                    _ => {
+                        let key = r.routing.group_key(a);
+                        if !r.groups.get(&key).is_some_and(flushing) {
+                            continue;
+                        }
+                        key
+                    }
                 };
-                if due {
-                    batch.push(a.clone());
+                batches.entry(key).or_default().push(a.clone());
+            }
+            for (key, g) in r.groups.iter_mut().filter(|(_, g)| flushing(g)) {
+                g.flush_at = None;
+                if !g.resolved.is_empty() {
+                    batches
+                        .entry(key.clone())
+                        .or_default()
+                        .append(&mut g.resolved);
                 }
             }
-            if flushing {
-                batch.append(&mut r.resolved);
-                r.flush_at = None;
+            let mut notes = Vec::with_capacity(batches.len());
+            for (key, mut batch) in batches {
+                batch.sort_by(|a, b| {
+                    (a.starts_at, &a.fingerprint, a.status as u8).cmp(&(
+                        b.starts_at,
+                        &b.fingerprint,
+                        b.status as u8,
+                    ))
+                });
+                for a in batch.iter().filter(|a| a.status == AlertStatus::Firing) {
+                    r.told.insert(
+                        a.fingerprint.clone(),
+                        Told {
+                            at: now,
+                            severity: a.severity,
+                        },
+                    );
+                }
+                r.groups.entry(key).or_default().sent_at = Some(now);
+                notes.push(batch);
             }
-            batch.sort_by(|a, b| {
-                (a.starts_at, &a.fingerprint, a.status as u8).cmp(&(
-                    b.starts_at,
-                    &b.fingerprint,
-                    b.status as u8,
-                ))
+            // The oldest group first.
+            notes.sort_by(|a, b| {
+                (a[0].starts_at, &a[0].fingerprint).cmp(&(b[0].starts_at, &b[0].fingerprint))
             });
-            for a in batch.iter().filter(|a| a.status == AlertStatus::Firing) {
-                r.told.insert(
-                    a.fingerprint.clone(),
-                    Told {
-                        at: now,
-                        severity: a.severity,
-                    },
-                );
-            }
-            if !batch.is_empty() {
-                out.push((*id, batch));
-            }
+            out.extend(notes.into_iter().map(|batch| (*id, batch)));
+            let interval = r.routing.group_interval;
+            r.groups.retain(|_, g| {
+                g.flush_at.is_some() || g.sent_at.is_some_and(|s| after(s, interval) > now)
+            });
         }
         out
     }
@@ -399,9 +492,13 @@ impl AlertBook {
     /// Everything pending goes out now, group waits cut short (the host is stopping).
     pub fn drain(&mut self, now: DateTime<Utc>) -> Outcome {
         let mut outcome = self.tick(now);
-        for r in self.receivers.values_mut() {
-            if r.flush_at.is_some() {
-                r.flush_at = Some(now);
+        for g in self
+            .receivers
+            .values_mut()
+            .flat_map(|r| r.groups.values_mut())
+        {
+            if g.flush_at.is_some() {
+                g.flush_at = Some(now);
             }
         }
         outcome.notify.extend(self.due(now));
@@ -411,7 +508,10 @@ impl AlertBook {
     /// When something next comes due (a group wait ending, a repeat, a resolve timeout, a
     /// silence starting or ending), if anything is pending.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        let waits = self.receivers.values().filter_map(|r| r.flush_at);
+        let waits = self
+            .receivers
+            .values()
+            .flat_map(|r| r.groups.values().filter_map(|g| g.flush_at));
         let repeats = self.receivers.values().flat_map(|r| {
             r.told
                 .values()

@@ -1,14 +1,16 @@
 //! A notifier's undelivered alerts: what failed to go out waits here and is retried
-//! with backoff (1 s doubling to 60 s), merged with what arrives meanwhile, so one
-//! notification carries everything once the receiver is back. An alert that arrives (or
-//! changes) while a retry waits is tried at once, with the rest, without waiting for the
-//! retry: with several receivers behind one notifier (an Alertmanager pair, one down), the
-//! live one gets it now, not a minute later. Such a try, when it fails, leaves the
-//! schedule as it was and counts for nothing; an alert is given up (and counted as
-//! dropped) once [`MAX_ATTEMPTS`] scheduled tries failed with it waiting, so a new alert is
-//! never given up with older ones. Bounded: past its capacity the oldest alerts are dropped
-//! (and counted).
+//! with backoff (1 s doubling to 60 s), with what arrives meanwhile. Each notification
+//! the book made (one group's alerts) stays one notification: they go out one call each,
+//! oldest first, and a newer state of an alert already waiting replaces it (moving to the
+//! newer notification). An alert that arrives (or changes) while a retry waits is tried
+//! at once, with the rest, without waiting for the retry: with several receivers behind
+//! one notifier (an Alertmanager pair, one down), the live one gets it now, not a minute
+//! later. Such a try, when it fails, leaves the schedule as it was and counts for nothing;
+//! an alert is given up (and counted as dropped) once [`MAX_ATTEMPTS`] scheduled tries
+//! failed with it waiting, so a new alert is never given up with older ones. Bounded: past
+//! its capacity the oldest alerts are dropped (and counted).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::model::Alert;
@@ -20,12 +22,19 @@ pub const MAX_RETRY: Duration = Duration::from_secs(60);
 /// Scheduled tries an alert waits through before it is given up (about six minutes).
 pub const MAX_ATTEMPTS: u32 = 10;
 
-/// One notifier's alerts waiting to go out, and when to try again (see the module doc).
+/// One notification waiting: its alerts and, for each, the scheduled tries that failed
+/// with it waiting.
+#[derive(Debug, Default)]
+struct Waiting {
+    alerts: Vec<Alert>,
+    tries: Vec<u32>,
+}
+
+/// One notifier's notifications waiting to go out, and when to try again (see the module
+/// doc).
 #[derive(Debug)]
 pub struct Outbox {
-    pending: Vec<Alert>,
-    /// For each pending alert, the scheduled tries that failed with it waiting.
-    tries: Vec<u32>,
+    waiting: VecDeque<Waiting>,
     retry_at: Option<Instant>,
     backoff: Duration,
     /// An alert arrived or changed since the last try.
@@ -37,8 +46,7 @@ impl Outbox {
     /// An empty outbox holding at most `capacity` alerts (at least 1).
     pub fn new(capacity: usize) -> Outbox {
         Outbox {
-            pending: Vec::new(),
-            tries: Vec::new(),
+            waiting: VecDeque::new(),
             retry_at: None,
             backoff: FIRST_RETRY,
             fresh: false,
@@ -46,55 +54,94 @@ impl Outbox {
         }
     }
 
-    /// Adds alerts, to be tried at once; a newer state of an alert already waiting replaces
-    /// it (and has waited as long). Returns how many were dropped for room.
+    /// Adds a notification, to be tried at once; a newer state of an alert already
+    /// waiting replaces it (and has waited as long). Returns how many alerts were dropped
+    /// for room.
     pub fn add(&mut self, alerts: &[Alert]) -> usize {
+        if alerts.is_empty() {
+            return 0;
+        }
+        let mut note = Waiting::default();
         for a in alerts {
-            match self
-                .pending
-                .iter_mut()
-                .find(|p| p.fingerprint == a.fingerprint && !a.fingerprint.is_empty())
-            {
-                Some(p) => *p = a.clone(),
-                None => {
-                    self.pending.push(a.clone());
-                    self.tries.push(0);
+            let mut tries = 0;
+            if !a.fingerprint.is_empty() {
+                for w in self.waiting.iter_mut() {
+                    if let Some(i) = w.alerts.iter().position(|p| p.fingerprint == a.fingerprint) {
+                        w.alerts.remove(i);
+                        tries = w.tries.remove(i);
+                    }
                 }
             }
-            self.fresh = true;
+            note.alerts.push(a.clone());
+            note.tries.push(tries);
         }
-        let over = self.pending.len().saturating_sub(self.capacity);
-        self.pending.drain(..over);
-        self.tries.drain(..over);
-        over
+        self.waiting.retain(|w| !w.alerts.is_empty());
+        self.waiting.push_back(note);
+        self.fresh = true;
+        let mut over = self.len().saturating_sub(self.capacity);
+        let dropped = over;
+        while over > 0 {
+            let oldest = self.waiting.front_mut().expect("over capacity: not empty");
+            let n = over.min(oldest.alerts.len());
+            oldest.alerts.drain(..n);
+            oldest.tries.drain(..n);
+            if oldest.alerts.is_empty() {
+                self.waiting.pop_front();
+            }
+            over -= n;
+        }
+        dropped
     }
 
     /// Whether a notification should be tried now: something new waits, or the retry is
     /// due.
     pub fn due(&self, now: Instant) -> bool {
-        !self.pending.is_empty() && (self.fresh || self.retry_at.is_none_or(|t| t <= now))
+        !self.waiting.is_empty() && (self.fresh || self.retry_at.is_none_or(|t| t <= now))
     }
 
     /// When the next try is, if one waits.
     pub fn wake_at(&self) -> Option<Instant> {
-        self.retry_at.filter(|_| !self.pending.is_empty())
+        self.retry_at.filter(|_| !self.waiting.is_empty())
     }
 
-    /// The alerts waiting, oldest first: what the next notification carries.
-    pub fn pending(&self) -> &[Alert] {
-        &self.pending
+    /// The oldest notification waiting: what the next call carries.
+    pub fn next(&self) -> Option<&[Alert]> {
+        self.waiting.front().map(|w| w.alerts.as_slice())
     }
 
-    /// The notification went out.
-    pub fn delivered(&mut self) -> usize {
+    /// How many alerts wait, in all notifications.
+    pub fn len(&self) -> usize {
+        self.waiting.iter().map(|w| w.alerts.len()).sum()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The oldest notification went out: the receiver is back, the backoff starts over.
+    /// Returns how many alerts it held.
+    pub fn sent(&mut self) -> usize {
+        self.retry_at = None;
+        self.backoff = FIRST_RETRY;
+        let n = self.waiting.pop_front().map_or(0, |w| w.alerts.len());
+        if self.waiting.is_empty() {
+            self.fresh = false;
+        }
+        n
+    }
+
+    /// Gives up every notification waiting; returns how many alerts they held.
+    pub fn clear(&mut self) -> usize {
+        let n = self.len();
+        self.waiting.clear();
         self.retry_at = None;
         self.backoff = FIRST_RETRY;
         self.fresh = false;
-        self.tries.clear();
-        std::mem::take(&mut self.pending).len()
+        n
     }
 
-    /// It failed at `now`. A scheduled try counts against every alert waiting and the
+    /// A try failed at `now`. A scheduled try counts against every alert waiting and the
     /// next waits the backoff; a try made early for fresh alerts leaves the schedule as it
     /// was. Returns how many alerts were given up (those past [`MAX_ATTEMPTS`]), if any.
     pub fn failed(&mut self, now: Instant) -> Option<usize> {
@@ -102,17 +149,21 @@ impl Outbox {
         if self.retry_at.is_some_and(|t| now < t) {
             return None;
         }
-        for t in &mut self.tries {
-            *t += 1;
+        let mut lost = 0;
+        for w in self.waiting.iter_mut() {
+            for t in &mut w.tries {
+                *t += 1;
+            }
+            let before = w.alerts.len();
+            let mut tries = w.tries.iter();
+            w.alerts
+                .retain(|_| tries.next().is_some_and(|t| *t < MAX_ATTEMPTS));
+            w.tries.retain(|t| *t < MAX_ATTEMPTS);
+            lost += before - w.alerts.len();
         }
-        let before = self.pending.len();
-        let mut tries = self.tries.iter();
-        self.pending
-            .retain(|_| tries.next().is_some_and(|t| *t < MAX_ATTEMPTS));
-        self.tries.retain(|t| *t < MAX_ATTEMPTS);
-        let lost = before - self.pending.len();
-        if self.pending.is_empty() {
-            self.delivered();
+        self.waiting.retain(|w| !w.alerts.is_empty());
+        if self.waiting.is_empty() {
+            self.clear();
         } else {
             self.retry_at = Some(now + self.backoff);
             self.backoff = (self.backoff * 2).min(MAX_RETRY);
@@ -128,7 +179,11 @@ impl Outbox {
 
     /// Failed scheduled tries of the alert waiting longest (0 after a delivery).
     pub fn attempts(&self) -> u32 {
-        self.tries.iter().copied().max().unwrap_or(0)
+        self.waiting
+            .iter()
+            .flat_map(|w| w.tries.iter().copied())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -162,18 +217,22 @@ mod tests {
             now += o.retry_in(now);
             if waits.len() == 3 {
                 o.add(&[alert("a", 2.0)]);
-                assert_eq!(o.pending().len(), 2, "a replaced, not added");
-                assert_eq!(o.pending()[0].value, 2.0);
+                assert_eq!(o.len(), 2, "a replaced, not added");
+                assert_eq!(o.next().unwrap()[0].kind, "b");
+                assert_eq!(
+                    o.waiting[1].alerts[0].value, 2.0,
+                    "in the newer notification"
+                );
             }
         };
         assert_eq!(lost, 2, "a newer state has waited as long");
         assert_eq!(waits.first(), Some(&Duration::from_secs(2)));
         assert_eq!(waits.last(), Some(&MAX_RETRY));
-        assert!(!o.due(now) && o.pending().is_empty());
+        assert!(!o.due(now) && o.is_empty());
         // Delivered: the backoff starts over.
         o.add(&[alert("c", 1.0)]);
         o.failed(now);
-        assert_eq!(o.delivered(), 1);
+        assert_eq!(o.sent(), 1);
         o.add(&[alert("d", 1.0)]);
         assert!(o.due(now), "no wait after a success");
     }
@@ -203,8 +262,8 @@ mod tests {
         assert!(!o.due(now));
         now += retry;
         assert_eq!(o.failed(now), Some(1), "the old one is given up");
-        assert_eq!(o.pending().len(), 1);
-        assert_eq!(o.pending()[0].kind, "new");
+        assert_eq!(o.len(), 1);
+        assert_eq!(o.next().unwrap()[0].kind, "new");
         assert!(o.due(now + o.retry_in(now)), "the new one is still retried");
     }
 
@@ -218,6 +277,43 @@ mod tests {
             alert("d", 1.0),
         ]);
         assert_eq!(dropped, 1);
-        assert_eq!(o.pending()[0].kind, "b", "the oldest go first");
+        assert_eq!(o.next().unwrap()[0].kind, "b", "the oldest go first");
+        assert_eq!(o.len(), 3);
+        let dropped = o.add(&[alert("e", 1.0), alert("f", 1.0), alert("g", 1.0)]);
+        assert_eq!(
+            dropped, 3,
+            "a whole notification, and the older ones emptied"
+        );
+        assert_eq!(o.waiting.len(), 1);
+    }
+
+    /// Each group's notification stays one call: the oldest first, the next once it went;
+    /// a failure keeps them all, apart, for the retry.
+    #[test]
+    fn notifications_stay_apart_and_go_oldest_first() {
+        let mut o = Outbox::new(10);
+        let t0 = Instant::now();
+        o.add(&[alert("a", 1.0), alert("b", 1.0)]);
+        o.add(&[alert("c", 1.0)]);
+        let kinds = |o: &Outbox| {
+            o.next()
+                .map(|n| n.iter().map(|a| a.kind.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(kinds(&o), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(o.failed(t0), None);
+        assert_eq!(o.len(), 3);
+        assert!(!o.due(t0));
+        // Back: the first goes, the second is tried at once.
+        assert_eq!(o.sent(), 2);
+        assert!(o.due(t0), "the rest without waiting");
+        assert_eq!(kinds(&o), Some(vec!["c".into()]));
+        // A newer state of `c` in a new notification: the old one, empty, is gone.
+        o.add(&[alert("c", 2.0), alert("d", 1.0)]);
+        assert_eq!(o.waiting.len(), 1);
+        assert_eq!(kinds(&o), Some(vec!["c".into(), "d".into()]));
+        assert_eq!(o.sent(), 2);
+        assert!(o.is_empty() && !o.due(t0));
+        assert_eq!(o.add(&[]), 0);
+        assert!(o.is_empty(), "an empty notification is none");
     }
 }

@@ -1,5 +1,5 @@
 //! The book's timings with an injected clock: group wait, repeat interval, resolve,
-//! escalation, resolve timeout, severity filters.
+//! escalation, resolve timeout, severity filters, silences and inhibition, groups.
 
 use std::time::Duration;
 
@@ -26,7 +26,9 @@ fn resolved(at: i64, kind: &str) -> Alert {
 
 fn routing(group_wait: u64, repeat: u64) -> Routing {
     Routing {
+        group_by: Vec::new(),
         group_wait: Duration::from_secs(group_wait),
+        group_interval: Duration::from_secs(group_wait),
         repeat_interval: Duration::from_secs(repeat),
         send_resolved: true,
         min_severity: Severity::Warning,
@@ -501,4 +503,306 @@ fn a_maintenance_window_mutes_while_open_and_notifies_when_it_closes() {
     assert_eq!(marks(&o), [("script_failing".into(), vec![], 0)]);
     let o = book.tick(t(6410));
     assert_eq!(told(&o), [("script_failing".into(), AlertStatus::Firing)]);
+}
+
+/// A routing grouping by `labels`, its group wait, group interval and repeat interval.
+fn grouped(labels: &[&str], wait: u64, interval: u64, repeat: u64) -> Routing {
+    Routing {
+        group_by: labels.iter().map(|l| l.to_string()).collect(),
+        group_interval: Duration::from_secs(interval),
+        ..routing(wait, repeat)
+    }
+}
+
+/// Receiver 1's notifications, each as its alerts' `type/script/status`.
+fn notes(o: &Outcome) -> Vec<Vec<String>> {
+    o.notify
+        .iter()
+        .filter(|(id, _)| *id == 1)
+        .map(|(_, alerts)| {
+            alerts
+                .iter()
+                .map(|a| {
+                    let script = a.labels.get("script").map_or("", String::as_str);
+                    format!("{}/{script}/{}", a.kind, a.status.as_str())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// [`notes`] in order, each in order, where alerts start together (their fingerprints,
+/// hashes, decide the order).
+fn sorted(o: &Outcome) -> Vec<Vec<String>> {
+    let mut n = notes(o);
+    n.iter_mut().for_each(|n| n.sort());
+    n.sort();
+    n
+}
+
+/// A book whose alerts do not time out during a test.
+fn patient() -> AlertBook {
+    AlertBook::new(Duration::from_secs(86_400))
+}
+
+fn gone(at: i64, kind: &str, script: &str) -> Alert {
+    let mut a = scripted(at, kind, Severity::Warning, script);
+    a.status = AlertStatus::Resolved;
+    a.ends_at = Some(t(at));
+    a
+}
+
+#[test]
+fn groups_wait_separately_and_go_out_one_notification_each() {
+    let mut book = patient();
+    book.add_receiver(1, grouped(&["script"], 30, 30, 3600), t(0));
+    book.observe(
+        vec![scripted(0, "script_failing", Severity::Warning, "backup")],
+        t(0),
+    );
+    book.observe(
+        vec![
+            scripted(10, "script_overdue", Severity::Warning, "backup"),
+            scripted(10, "script_failing", Severity::Warning, "deploy"),
+        ],
+        t(10),
+    );
+    assert_eq!(
+        book.next_due(),
+        Some(t(30)),
+        "backup's group, from its first"
+    );
+    assert!(book.tick(t(29)).notify.is_empty());
+    assert_eq!(
+        notes(&book.tick(t(30))),
+        [[
+            "script_failing/backup/firing",
+            "script_overdue/backup/firing"
+        ]],
+        "backup's group at 30, with what joined it in its wait; not deploy's"
+    );
+    assert_eq!(book.next_due(), Some(t(40)));
+    assert!(book.tick(t(39)).notify.is_empty());
+    assert_eq!(notes(&book.tick(t(40))), [["script_failing/deploy/firing"]]);
+    // Both groups due at once: two notifications, the oldest group first.
+    book.observe(
+        vec![scripted(100, "script_missed", Severity::Warning, "backup")],
+        t(100),
+    );
+    book.observe(
+        vec![scripted(101, "script_missed", Severity::Warning, "deploy")],
+        t(101),
+    );
+    let o = book.tick(t(131));
+    assert_eq!(
+        notes(&o),
+        [
+            ["script_missed/backup/firing"],
+            ["script_missed/deploy/firing"]
+        ]
+    );
+}
+
+#[test]
+fn a_change_within_the_group_interval_waits_for_it() {
+    let mut book = patient();
+    book.add_receiver(1, grouped(&["script"], 10, 300, 3600), t(0));
+    book.observe(
+        vec![scripted(0, "script_failing", Severity::Warning, "backup")],
+        t(0),
+    );
+    assert_eq!(notes(&book.tick(t(10))).len(), 1, "a new group: its wait");
+    // A change 20 s later in the same group: the interval from 10, not the wait.
+    book.observe(
+        vec![scripted(20, "script_overdue", Severity::Warning, "backup")],
+        t(20),
+    );
+    // Another group is not held by it.
+    book.observe(
+        vec![scripted(20, "script_failing", Severity::Warning, "deploy")],
+        t(20),
+    );
+    assert_eq!(notes(&book.tick(t(30))), [["script_failing/deploy/firing"]]);
+    assert_eq!(book.next_due(), Some(t(310)));
+    assert!(book.tick(t(309)).notify.is_empty());
+    assert_eq!(
+        notes(&book.tick(t(310))),
+        [["script_overdue/backup/firing"]],
+        "what is new in the group"
+    );
+    // Past the interval, a change waits the group wait only.
+    book.observe(
+        vec![scripted(1000, "script_missed", Severity::Warning, "backup")],
+        t(1000),
+    );
+    assert_eq!(book.next_due(), Some(t(1010)));
+    assert_eq!(
+        notes(&book.tick(t(1010))),
+        [["script_missed/backup/firing"]]
+    );
+}
+
+#[test]
+fn a_group_with_nothing_new_is_resent_after_the_repeat_interval() {
+    let mut book = patient();
+    book.add_receiver(1, grouped(&["script"], 10, 60, 3600), t(0));
+    let both = |at| {
+        vec![
+            scripted(at, "script_failing", Severity::Warning, "backup"),
+            scripted(at, "script_overdue", Severity::Warning, "backup"),
+            scripted(at, "script_failing", Severity::Warning, "deploy"),
+        ]
+    };
+    book.observe(both(0), t(0));
+    assert_eq!(sorted(&book.tick(t(10))).len(), 2);
+    for at in [100, 1000, 3000] {
+        assert!(book.observe(both(at), t(at)).notify.is_empty(), "at {at}");
+    }
+    assert_eq!(book.next_due(), Some(t(3610)));
+    assert!(book.tick(t(3609)).notify.is_empty());
+    assert_eq!(
+        sorted(&book.observe(both(3610), t(3610))),
+        [
+            vec![
+                "script_failing/backup/firing",
+                "script_overdue/backup/firing"
+            ],
+            vec!["script_failing/deploy/firing"]
+        ],
+        "each group again, whole, one notification each"
+    );
+}
+
+#[test]
+fn a_resolved_alert_goes_out_in_its_group() {
+    let mut book = patient();
+    book.add_receiver(1, grouped(&["script"], 10, 10, 3600), t(0));
+    book.observe(
+        vec![
+            scripted(0, "script_failing", Severity::Warning, "backup"),
+            scripted(0, "script_failing", Severity::Warning, "deploy"),
+        ],
+        t(0),
+    );
+    assert_eq!(notes(&book.tick(t(10))).len(), 2);
+    // backup's resolves as a new one arises in its group: one notification, both.
+    book.observe(
+        vec![
+            gone(50, "script_failing", "backup"),
+            scripted(50, "script_overdue", Severity::Warning, "backup"),
+        ],
+        t(50),
+    );
+    assert_eq!(
+        notes(&book.tick(t(60))),
+        [[
+            "script_failing/backup/resolved",
+            "script_overdue/backup/firing"
+        ]]
+    );
+    book.observe(vec![gone(70, "script_failing", "deploy")], t(70));
+    assert_eq!(
+        notes(&book.tick(t(80))),
+        [["script_failing/deploy/resolved"]]
+    );
+}
+
+#[test]
+fn muting_applies_to_each_alert_of_a_group() {
+    let mut book = patient();
+    book.add_receiver(1, grouped(&["type"], 10, 100, 3600), t(0));
+    book.set_silences(silence(&["script=backup"], 0, 50, 0), t(0));
+    book.observe(
+        vec![
+            scripted(0, "script_failing", Severity::Warning, "backup"),
+            scripted(0, "script_failing", Severity::Warning, "deploy"),
+        ],
+        t(0),
+    );
+    assert_eq!(
+        notes(&book.tick(t(10))),
+        [["script_failing/deploy/firing"]],
+        "the group without its silenced alert"
+    );
+    // The silence ends at 50: backup is new to the receiver, a change in the group, which
+    // was notified at 10: it waits the group interval.
+    let o = book.tick(t(50));
+    assert_eq!(o.changed.len(), 1);
+    assert!(o.notify.is_empty());
+    assert_eq!(book.next_due(), Some(t(110)));
+    assert_eq!(
+        notes(&book.tick(t(110))),
+        [["script_failing/backup/firing"]]
+    );
+}
+
+#[test]
+fn grouping_by_every_label_makes_each_alert_its_own_group() {
+    let mut book = patient();
+    book.add_receiver(1, grouped(&[GROUP_BY_ALL], 0, 0, 3600), t(0));
+    let o = book.observe(
+        vec![
+            scripted(0, "script_failing", Severity::Warning, "backup"),
+            scripted(0, "script_overdue", Severity::Warning, "backup"),
+            scripted(0, "script_failing", Severity::Warning, "deploy"),
+        ],
+        t(0),
+    );
+    assert_eq!(notes(&o).len(), 3);
+    assert!(notes(&o).iter().all(|n| n.len() == 1));
+    // The default, no labels: one group of everything.
+    let mut book = patient();
+    book.add_receiver(1, routing(0, 3600), t(0));
+    let o = book.observe(
+        vec![
+            scripted(0, "script_failing", Severity::Warning, "backup"),
+            scripted(0, "script_failing", Severity::Warning, "deploy"),
+        ],
+        t(0),
+    );
+    assert_eq!(notes(&o).len(), 1);
+}
+
+#[test]
+fn a_receiver_added_later_hears_of_each_group_apart() {
+    let mut book = patient();
+    book.observe(
+        vec![
+            scripted(0, "script_failing", Severity::Warning, "backup"),
+            scripted(0, "script_failing", Severity::Warning, "deploy"),
+        ],
+        t(0),
+    );
+    book.add_receiver(1, grouped(&["alertname", "script"], 10, 10, 3600), t(50));
+    assert!(book.tick(t(59)).notify.is_empty());
+    assert_eq!(
+        sorted(&book.tick(t(60))),
+        [
+            ["script_failing/backup/firing"],
+            ["script_failing/deploy/firing"]
+        ]
+    );
+}
+
+#[test]
+fn escalation_moves_an_alert_to_its_severitys_group() {
+    let mut book = patient();
+    book.add_receiver(1, grouped(&["severity"], 5, 60, 3600), t(0));
+    book.observe(
+        vec![
+            scripted(0, "script_failing", Severity::Warning, "backup"),
+            scripted(0, "script_failing", Severity::Warning, "deploy"),
+        ],
+        t(0),
+    );
+    assert_eq!(notes(&book.tick(t(5))).len(), 1);
+    // The critical group is new: its group wait only, not the warning group's interval.
+    book.observe(
+        vec![scripted(10, "script_failing", Severity::Critical, "backup")],
+        t(10),
+    );
+    assert_eq!(book.next_due(), Some(t(15)));
+    let o = book.tick(t(15));
+    assert_eq!(notes(&o), [["script_failing/backup/firing"]]);
+    assert_eq!(o.notify[0].1[0].severity, Severity::Critical);
 }

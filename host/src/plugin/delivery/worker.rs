@@ -208,7 +208,7 @@ impl Worker {
         self.deliver(batch, ctx, true);
         self.flush(ctx);
         self.wait_for_pending(ctx);
-        if !outbox.pending().is_empty() {
+        if !outbox.is_empty() {
             self.notify(outbox, ctx, true);
         }
     }
@@ -340,68 +340,73 @@ impl Worker {
         }
     }
 
-    /// Hands a notifier the alerts waiting in `outbox`. A refusal (the receiver is down,
-    /// answers 500 ...) keeps them for a retry after a backoff, as does a trap (after the
-    /// restart); they are given up, and counted as dropped, after the last try or when
-    /// the plugin is out of service. A trap also counts against the failure policy.
+    /// Hands a notifier the notifications waiting in `outbox`, one call each (one group's
+    /// alerts), oldest first. A refusal (the receiver is down, answers 500 ...) keeps them
+    /// for a retry after a backoff, as does a trap (after the restart); they are given up,
+    /// and counted as dropped, after the last try or when the plugin is out of service. A
+    /// trap also counts against the failure policy.
     fn notify(&mut self, outbox: &mut Outbox, ctx: &mut Ctx, wait: bool) {
-        let n = outbox.pending().len();
         let stats = self.stats.clone();
-        let result = match self.ready_instance(ctx, wait) {
-            Some(instance) => timed(&stats, || instance.notify(outbox.pending())),
-            None if stats.health() == Health::Restarting && !wait => {
-                // Retried once the restart's backoff is over.
-                if let Some(lost) = outbox.failed(Instant::now()) {
-                    self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+        while let Some(alerts) = outbox.next() {
+            let n = alerts.len();
+            let result = match self.ready_instance(ctx, wait) {
+                Some(instance) => timed(&stats, || instance.notify(alerts)),
+                None if stats.health() == Health::Restarting && !wait => {
+                    // Retried once the restart's backoff is over.
+                    if let Some(lost) = outbox.failed(Instant::now()) {
+                        self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                    }
+                    return;
                 }
-                return;
-            }
-            None => {
-                let lost = outbox.delivered();
-                self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
-                return;
-            }
-        };
-        match result {
-            Ok(()) => {
-                outbox.delivered();
-                self.stats.delivered.fetch_add(n as u64, Ordering::Relaxed);
-                *ctx.backoff = FIRST_BACKOFF;
-            }
-            Err(CallError::Refused(message)) | Err(CallError::Trap(message)) if wait => {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
-                tracing::error!(plugin = %self.name, alerts = n, "notifier could not deliver before shutdown: {message}");
-                *self.stats.last_error.lock().unwrap() = Some(message);
-                outbox.delivered();
-            }
-            Err(e) => {
-                let message = match e {
-                    CallError::Refused(m) => {
+                None => {
+                    let lost = outbox.clear();
+                    self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let message = match result {
+                Ok(()) => {
+                    outbox.sent();
+                    self.stats.delivered.fetch_add(n as u64, Ordering::Relaxed);
+                    *ctx.backoff = FIRST_BACKOFF;
+                    continue;
+                }
+                Err(CallError::Refused(m)) => {
+                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    *self.stats.last_error.lock().unwrap() = Some(m.clone());
+                    m
+                }
+                Err(CallError::Trap(m)) => {
+                    if wait {
                         self.stats.refused.fetch_add(1, Ordering::Relaxed);
                         *self.stats.last_error.lock().unwrap() = Some(m.clone());
-                        m
-                    }
-                    CallError::Trap(m) => {
+                    } else {
                         self.fail(m.clone(), 0, ctx);
-                        m
                     }
-                };
-                let now = Instant::now();
-                match outbox.failed(now) {
-                    Some(lost) => {
-                        self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
-                        tracing::error!(plugin = %self.name, alerts = lost, attempts = crate::alerting::outbox::MAX_ATTEMPTS, "notifier gave up delivering: {message}");
-                    }
-                    None => tracing::warn!(
-                        plugin = %self.name,
-                        alerts = n,
-                        attempt = outbox.attempts(),
-                        retry_in_s = outbox.retry_in(now).as_secs_f64(),
-                        "notifier could not deliver, will retry: {message}"
-                    ),
+                    m
                 }
+            };
+            if wait {
+                let lost = outbox.clear();
+                self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                tracing::error!(plugin = %self.name, alerts = lost, "notifier could not deliver before shutdown: {message}");
+                return;
             }
+            let now = Instant::now();
+            match outbox.failed(now) {
+                Some(lost) => {
+                    self.stats.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                    tracing::error!(plugin = %self.name, alerts = lost, attempts = crate::alerting::outbox::MAX_ATTEMPTS, "notifier gave up delivering: {message}");
+                }
+                None => tracing::warn!(
+                    plugin = %self.name,
+                    alerts = outbox.len(),
+                    attempt = outbox.attempts(),
+                    retry_in_s = outbox.retry_in(now).as_secs_f64(),
+                    "notifier could not deliver, will retry: {message}"
+                ),
+            }
+            return;
         }
     }
 

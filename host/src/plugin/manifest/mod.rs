@@ -389,7 +389,9 @@ const TOP_KEYS: &[&str] = &[
 const ACK_KEYS: &[&str] = &["enabled", "timeout_ms", "sync"];
 const CAPABILITY_KEYS: &[&str] = &["dirs", "udp", "http", "stderr"];
 const ALERT_KEYS: &[&str] = &[
+    "group_by",
     "group_wait_s",
+    "group_interval_s",
     "repeat_interval_s",
     "send_resolved",
     "min_severity",

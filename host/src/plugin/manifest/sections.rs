@@ -9,6 +9,8 @@ use toml::{Table, Value};
 
 use super::fields::Fields;
 use super::*;
+use crate::alerting::book::GROUP_BY_ALL;
+use crate::alerting::matchers::is_label_name;
 use crate::alerting::Routing;
 use crate::config::ConfigValue;
 use crate::model::Severity;
@@ -223,7 +225,11 @@ impl Fields<'_> {
                 }
             }
         };
+        r.group_by = self.group_by(t.get("group_by"));
         r.group_wait = seconds(self, "group_wait_s", r.group_wait, true);
+        // Unset, the group interval is the group wait: a change waits as it did before
+        // groups, every change its group wait (see `alerting::book`).
+        r.group_interval = seconds(self, "group_interval_s", r.group_wait, true);
         r.repeat_interval = seconds(self, "repeat_interval_s", r.repeat_interval, false);
         r.send_resolved = self.boolean("alerts.send_resolved", t.get("send_resolved"), true);
         if let Some(s) = self.string("alerts.min_severity", t.get("min_severity"), false) {
@@ -237,6 +243,44 @@ impl Fields<'_> {
             }
         }
         r
+    }
+
+    /// `alerts.group_by`: label names (as matchers read them), or `"..."` alone; each once.
+    fn group_by(&mut self, v: Option<&Value>) -> Vec<String> {
+        let field = "alerts.group_by";
+        let items = match v {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.c.expected(field, "a list of label names", other);
+                return Vec::new();
+            }
+        };
+        let mut seen = Vec::new();
+        for (i, value) in items.iter().enumerate() {
+            let item = format!("{field}[{i}]");
+            let Some(name) = self.string(&item, Some(value), true) else {
+                continue;
+            };
+            if name != GROUP_BY_ALL && !is_label_name(&name) {
+                self.problem(
+                    &item,
+                    format!("`{name}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, as `alertname`, `severity`, `specialist`, `script`), nor \"...\" (every label: each alert its own group)"),
+                );
+            } else if seen.contains(&name) {
+                self.problem(&item, format!("`{name}` is listed twice: remove one"));
+            } else {
+                seen.push(name);
+            }
+        }
+        if seen.len() > 1 && seen.iter().any(|n| n == GROUP_BY_ALL) {
+            self.problem(
+                field,
+                "\"...\" groups by every label already: give it alone, or list the labels",
+            );
+            seen.retain(|n| n == GROUP_BY_ALL);
+        }
+        seen
     }
 
     /// The `[config]` table as JSON, with variables expanded in every string.

@@ -124,6 +124,38 @@ fn a_shutdown_wait_is_a_pushers_and_bounded_by_its_call_deadline() {
 }
 
 #[test]
+fn a_notifier_groups_by_labels_and_its_group_interval_defaults_to_its_group_wait() {
+    let notifier =
+        "name = \"n\"\nversion = \"1\"\nkind = \"notifier\"\ncomponent = \"p.wasm\"\n[alerts]\n";
+    let m = parse(&format!(
+        "{notifier}group_by = [\"alertname\", \"script\"]\ngroup_wait_s = 5\n"
+    ))
+    .unwrap();
+    assert_eq!(m.alerts.group_by, ["alertname", "script"]);
+    assert_eq!(m.alerts.group_interval, std::time::Duration::from_secs(5));
+    let m = parse(&format!(
+        "{notifier}group_by = [\"...\"]\ngroup_interval_s = 300\n"
+    ))
+    .unwrap();
+    assert_eq!(m.alerts.group_by, ["..."]);
+    assert_eq!(m.alerts.group_interval, std::time::Duration::from_secs(300));
+    assert_eq!(
+        parse(&format!("{notifier}group_by = [\"...\", \"script\"]\n")).unwrap_err(),
+        "alerts.group_by: \"...\" groups by every label already: give it alone, or list the labels"
+    );
+    assert!(
+        parse(&format!("{notifier}group_by = [1, \"a-b\"]\n"))
+            .unwrap_err()
+            .contains("alerts.group_by[1]: `a-b` is not a label name"),
+        "each item at its own index"
+    );
+    assert_eq!(
+        parse(&format!("{notifier}group_by = \"script\"\n")).unwrap_err(),
+        "alerts.group_by: expected a list of label names, found \"script\""
+    );
+}
+
+#[test]
 fn reports_every_problem() {
     let err = parse(
         "name = \"s\"\nversion = \"1\"\nkind = \"snk\"\ncomponent = \"p.wasm\"\nwit = \"2.0.0\"\n\
@@ -192,7 +224,12 @@ fn json_schema_matches_the_parser() {
     assert_eq!(keys(&p["alerts"]), sorted(ALERT_KEYS));
     let r = Routing::default();
     let route = |k: &str| p["alerts"]["properties"][k]["default"].clone();
+    assert_eq!(route("group_by"), serde_json::json!(r.group_by));
     assert_eq!(route("group_wait_s"), r.group_wait.as_secs());
+    assert!(
+        route("group_interval_s").is_null(),
+        "no default of its own: the group wait"
+    );
     assert_eq!(route("repeat_interval_s"), r.repeat_interval.as_secs());
     assert_eq!(route("send_resolved"), r.send_resolved);
     assert_eq!(route("min_severity"), r.min_severity.as_str());
