@@ -317,7 +317,7 @@ fn a_real_alertmanager_receives_a_scripts_alert_with_its_output() {
 }
 
 /// A maintenance window open now (every minute, for two) mutes the script's alert: in
-/// force, marked `maintenance:NAME`, not notified.
+/// force, marked `maintenance:NAME`, not notified; the script is shown `silenced`.
 #[test]
 fn a_maintenance_window_mutes_a_scripts_alert() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,4 +348,13 @@ fn a_maintenance_window_mutes_a_scripts_alert() {
         serde_json::json!(["maintenance:always"]),
         "{alert}"
     );
+    // The script is shown silenced, the state under the silence kept beside it.
+    let s = status(&server, "toggle");
+    assert_eq!(
+        (s["state"].as_str(), s["silenced_state"].as_str()),
+        (Some("silenced"), Some("failing")),
+        "{s}"
+    );
+    assert_eq!(state_in_metrics(&server, "toggle", "silenced"), Some(1.0));
+    assert_eq!(state_in_metrics(&server, "toggle", "failing"), Some(0.0));
 }

@@ -142,16 +142,22 @@ impl Browser {
         v.as_str().unwrap_or_default().to_string()
     }
 
+    /// Clicks the element `selector`. A page that redraws a table between the find and
+    /// the click replaces the element (gone, or stale): it is found again, a bounded
+    /// number of times.
     pub fn click(&self, selector: &str) {
-        self.runtime.block_on(async {
-            self.client()
-                .find(Locator::Css(selector))
-                .await
-                .unwrap_or_else(|e| panic!("find {selector}: {e}"))
-                .click()
-                .await
-                .unwrap_or_else(|e| panic!("click {selector}: {e}"))
-        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let tried = self.runtime.block_on(async {
+                let element = self.client().find(Locator::Css(selector)).await?;
+                element.click().await
+            });
+            match tried {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => panic!("click {selector}: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
 
     /// Types `text` into the element `selector` as a keyboard does (WebDriver's key codes,

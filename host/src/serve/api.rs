@@ -439,6 +439,11 @@ async fn blocking_log_query(
 async fn scripts(State(state): State<Arc<ServerState>>) -> Response {
     let registry = state.host.service().registry();
     let watch = state.host.script_watch();
+    let active = state
+        .host
+        .plugins()
+        .map(|p| p.active_alerts())
+        .unwrap_or_default();
     let scripts: Vec<Value> = registry
         .scripts
         .iter()
@@ -449,10 +454,14 @@ async fn scripts(State(state): State<Arc<ServerState>>) -> Response {
                 value.as_object_mut(),
                 watch.and_then(|w| w.status(&entry.id)),
             ) {
-                object.insert(
-                    "status".into(),
-                    serde_json::to_value(status).unwrap_or_default(),
-                );
+                let shown = super::views::script_state(&status, &active);
+                let mut status = serde_json::to_value(&status).unwrap_or_default();
+                // Silenced: the state under the silence is kept beside it.
+                if shown == "silenced" {
+                    status["silenced_state"] = status["state"].clone();
+                    status["state"] = shown.into();
+                }
+                object.insert("status".into(), status);
             }
             value
         })

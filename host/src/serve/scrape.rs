@@ -23,8 +23,10 @@ use metaclaude_formats::prometheus::{bool_value, Exposition, Format, MetricType}
 
 use chrono::{DateTime, Utc};
 
+use super::views::{script_state, SCRIPT_STATES};
 use super::ServerState;
-use crate::expectations::{ScriptStatus, State as ScriptState};
+use crate::expectations::ScriptStatus;
+use crate::model::Alert;
 use crate::plugin::host_metrics;
 use crate::schedules::{MissReason, RunResult, ScheduleStatus};
 
@@ -235,7 +237,12 @@ fn write_server(out: &mut Exposition, state: &ServerState) {
         c.exporter_render_failures.load(Ordering::Relaxed) as f64,
     );
     if let Some(watch) = state.host.script_watch() {
-        write_scripts(out, &watch.statuses());
+        let active = state
+            .host
+            .plugins()
+            .map(|p| p.active_alerts())
+            .unwrap_or_default();
+        write_scripts(out, &watch.statuses(), &active);
     }
     write_schedules(out, &state.schedules.lock().unwrap().statuses());
 }
@@ -293,7 +300,7 @@ fn write_schedules(out: &mut Exposition, statuses: &[ScheduleStatus]) {
 /// state with 1 for the current one (Prometheus' way for an enum), the last success and
 /// the next expected time as Unix timestamps (left out while unknown), and the missed
 /// windows. Scripts come from the registry, so their number is the operator's.
-fn write_scripts(out: &mut Exposition, statuses: &[ScriptStatus]) {
+fn write_scripts(out: &mut Exposition, statuses: &[ScriptStatus], active: &[Alert]) {
     let labels = |s: &ScriptStatus| {
         [
             ("script", s.script.clone()),
@@ -303,18 +310,19 @@ fn write_scripts(out: &mut Exposition, statuses: &[ScriptStatus]) {
     let mut family = out.family(
         "metaclaude_script_state",
         MetricType::Gauge,
-        "The state of each script with expectations: 1 for the one it is in (new, ok, late, missed, overdue, failing, too_short), 0 for the others.",
+        "The state of each script with expectations: 1 for the one it is in (new, ok, late, missed, overdue, failing, too_short, or silenced: in one of the four that alert, its alerts muted), 0 for the others.",
     );
     for s in statuses {
         let [script, specialist] = labels(s);
-        for state in ScriptState::ALL {
+        let shown = script_state(s, active);
+        for state in SCRIPT_STATES {
             family.sample(
                 &[
                     (script.0, script.1.as_str()),
                     (specialist.0, specialist.1.as_str()),
-                    ("state", state.as_str()),
+                    ("state", state),
                 ],
-                bool_value(s.state == state),
+                bool_value(shown == state),
             );
         }
     }

@@ -6,7 +6,45 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::ServerState;
+use crate::expectations::{ScriptStatus, State};
+use crate::model::Alert;
 use crate::plugin::{Health, PluginInfo};
+
+/// The state a script with expectations is shown in: `silenced` when it is in a state
+/// that raises an alert (failing, missed, overdue, too short) and every `script_*` alert
+/// of it in force is muted by a silence or a maintenance window; else the watch's state.
+pub fn script_state(status: &ScriptStatus, active: &[Alert]) -> &'static str {
+    let alerting = matches!(
+        status.state,
+        State::Failing | State::Missed | State::Overdue | State::TooShort
+    );
+    let mut its = active.iter().filter(|a| {
+        a.kind.starts_with("script_")
+            && a.labels.get("script").map(String::as_str) == Some(status.script.as_str())
+    });
+    let mut any = false;
+    let all_silenced = its.all(|a| {
+        any = true;
+        !a.silenced_by.is_empty()
+    });
+    if alerting && any && all_silenced {
+        "silenced"
+    } else {
+        status.state.as_str()
+    }
+}
+
+/// Every state a script is shown in, for a metric's series: the watch's, then `silenced`.
+pub const SCRIPT_STATES: [&str; 8] = [
+    "failing",
+    "missed",
+    "overdue",
+    "too_short",
+    "late",
+    "new",
+    "ok",
+    "silenced",
+];
 
 /// A plugin as the API shows it: what `plugins list` shows, with the counters.
 pub fn plugin_json(p: &PluginInfo) -> Value {

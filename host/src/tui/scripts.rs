@@ -75,7 +75,7 @@ impl LastRun {
 pub struct ScriptRow {
     pub script: String,
     pub specialist: Option<String>,
-    /// `new`, `ok`, `late`, `missed`, `overdue`, `failing` or `too_short`.
+    /// `new`, `ok`, `late`, `missed`, `overdue`, `failing`, `too_short` or `silenced`.
     pub state: String,
     /// Every condition holding, most severe first.
     pub conditions: Vec<String>,
@@ -120,11 +120,12 @@ pub enum ScriptsView {
 }
 
 /// The states, most severe first (the view's order).
-const STATES: [&str; 7] = [
+const STATES: [&str; 8] = [
     "failing",
     "missed",
     "overdue",
     "too_short",
+    "silenced",
     "late",
     "new",
     "ok",

@@ -701,8 +701,8 @@
 
   // ------------------------------------------------ the Scripts view
   // Each state's colour, most severe first; the word is always written beside it.
-  const STATES = ["failing", "missed", "overdue", "too_short", "late", "new", "ok"];
-  const STATE_CLASS = { failing: "st-bad", missed: "st-bad", overdue: "st-warn", too_short: "st-warn", late: "st-warn", new: "st-new", ok: "st-ok" };
+  const STATES = ["failing", "missed", "overdue", "too_short", "silenced", "late", "new", "ok"];
+  const STATE_CLASS = { failing: "st-bad", missed: "st-bad", overdue: "st-warn", too_short: "st-warn", silenced: "st-new", late: "st-warn", new: "st-new", ok: "st-ok" };
   // The alerts a script can raise (type, severity): what a silence is matched against.
   const SCRIPT_ALERTS = [["script_missed", "critical"], ["script_overdue", "warning"],
     ["script_failing", "critical"], ["script_too_short", "warning"]];
