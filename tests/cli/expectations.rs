@@ -358,3 +358,33 @@ fn a_maintenance_window_mutes_a_scripts_alert() {
     assert_eq!(state_in_metrics(&server, "toggle", "silenced"), Some(1.0));
     assert_eq!(state_in_metrics(&server, "toggle", "failing"), Some(0.0));
 }
+
+/// Seen reviewing the silences: `serve --log-dir X` read its history and silences from X
+/// while the log sink and the alert history wrote to `METACLAUDE_LOG_DIR`. The flag is now
+/// the log's directory for all of them, and for the script watch that follows the log.
+#[test]
+fn log_dir_is_the_directory_of_the_log_the_history_and_the_silences() {
+    let dir = tempfile::tempdir().unwrap();
+    let chosen = dir.path().join("chosen");
+    let server = Server::start(
+        &registry(dir.path()),
+        &["--log-dir", &chosen.to_string_lossy()],
+        |_| {},
+    );
+    std::fs::write(dir.path().join("scripts/code"), "5").unwrap();
+    for _ in 0..3 {
+        assert_eq!(server.run("toggle")["success"], false);
+    }
+    wait_until(
+        "the log sink's lines and the alert history in --log-dir",
+        LIMIT,
+        || chosen.join("executions.jsonl").is_file() && chosen.join("alerts.jsonl").is_file(),
+        || format!("{:?}", std::fs::read_dir(&chosen).map(|d| d.count())),
+    );
+    let h = history(&server, "script_failing");
+    assert_eq!(
+        h.len(),
+        1,
+        "the history the API reads is the one written: {h:?}"
+    );
+}

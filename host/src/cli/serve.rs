@@ -71,6 +71,12 @@ pub fn serve(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             recent: args.keep_recent as usize,
             ..Limits::default()
         },
+        // `--log-dir` is the log's directory for everything: the server's reads, the
+        // log sink's `${METACLAUDE_LOG_DIR}`, the alert history and the script watch.
+        env: vec![(
+            "METACLAUDE_LOG_DIR".to_string(),
+            args.log_dir.display().to_string(),
+        )],
         ..HostConfig::new(&args.registry)
     };
     let host = match MonitoredHost::start(host_config, Vec::new(), super::stderr_notices()) {
