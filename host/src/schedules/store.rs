@@ -135,6 +135,31 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
     }
 
+    /// The log directory is the log sink's, which may plant links there: one at the
+    /// file's name is never read through, and saving replaces it, never writes the
+    /// file it points at.
+    #[test]
+    fn a_link_planted_at_the_files_name_is_neither_read_nor_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let outside = dir.path().join("outside.json");
+        std::fs::write(&outside, "{\"version\": 1, \"scripts\": {}}").unwrap();
+        std::os::unix::fs::symlink("../outside.json", path(&logs)).unwrap();
+        let e = load(&path(&logs)).unwrap_err().to_string();
+        assert!(e.contains(&path(&logs).display().to_string()), "{e}");
+        save(&path(&logs), &BTreeMap::new()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            "{\"version\": 1, \"scripts\": {}}",
+            "the file the link pointed at is untouched"
+        );
+        assert!(!std::fs::symlink_metadata(path(&logs))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
     #[test]
     fn a_damaged_file_is_named_and_says_what_happens() {
         let dir = tempfile::tempdir().unwrap();
