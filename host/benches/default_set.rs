@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use metaclaude::model::{ExecutionEvent, ExecutionResult};
-use metaclaude::plugin::PluginHost;
-use metaclaude::{EventSink, ExecutorConfig, Registry, ToolExecutionService};
+
+use metaclaude::{ExecutorConfig, Registry, ToolExecutionService};
 
 mod support;
-use support::{execute_timed, granted_host, median, ms, root};
+use support::{deliver, execute_timed, load_set, median, ms, root, Rate};
 #[path = "support/stuck_udp.rs"]
 mod stuck_udp;
 use stuck_udp::stuck_receiver;
@@ -61,18 +61,6 @@ fn default_set() -> PathBuf {
     names.sort();
     println!("the default set ({}): {}", dir.display(), names.join(", "));
     dir
-}
-
-/// User plus system CPU time of this process so far (every plugin worker included).
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we own and reads nothing else.
-    let usage = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut u), 0);
-        u
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn event(i: u64, output: &str) -> ExecutionEvent {
@@ -151,34 +139,6 @@ fn copy_set(from: &Path, into: &Path, edit: impl Fn(&str, String) -> String) -> 
     into.to_path_buf()
 }
 
-fn load(dir: &Path, tmp: &Path, statsd_port: u16) -> PluginHost {
-    let mut host = granted_host(dir, tmp.join("cache"));
-    host.set_env("METACLAUDE_LOG_DIR", tmp.join("logs").to_string_lossy());
-    host.set_env("METACLAUDE_METRICS_PORT", statsd_port.to_string());
-    let errors = host.load_dir(dir).unwrap();
-    assert!(errors.is_empty(), "{errors:?}");
-    host
-}
-
-struct Rate {
-    events_per_s: f64,
-    cpu_per_event: Duration,
-}
-
-fn deliver(events: &[ExecutionEvent], host: &PluginHost) -> Rate {
-    let cpu = cpu_time();
-    let start = Instant::now();
-    for e in events {
-        host.emit(e);
-    }
-    host.flush();
-    let wall = start.elapsed();
-    Rate {
-        events_per_s: events.len() as f64 / wall.as_secs_f64(),
-        cpu_per_event: (cpu_time() - cpu) / events.len() as u32,
-    }
-}
-
 fn median_rate(mut rates: Vec<Rate>) -> Rate {
     rates.sort_by(|a, b| a.events_per_s.total_cmp(&b.events_per_s));
     rates.swap_remove(rates.len() / 2)
@@ -218,16 +178,16 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
         let mut hosts = vec![
             (
                 "native no-op sink (C ABI)".to_string(),
-                load(native, tmp, drain.port),
+                load_set(native, tmp, drain.port),
             ),
-            ("default set".to_string(), load(set, tmp, drain.port)),
+            ("default set".to_string(), load_set(set, tmp, drain.port)),
             (
                 "default set, exporters take output".to_string(),
-                load(&all_output, tmp, drain.port),
+                load_set(&all_output, tmp, drain.port),
             ),
         ];
         for (name, dir) in &alone {
-            hosts.push((name.clone(), load(dir, tmp, drain.port)));
+            hosts.push((name.clone(), load_set(dir, tmp, drain.port)));
         }
         let mut rates: Vec<Vec<Rate>> = hosts.iter().map(|_| Vec::new()).collect();
         // Interleaved rounds, so that drift in the machine's load hits each alike.
@@ -302,7 +262,7 @@ fn in_one_host(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
         .enable_all()
         .build()
         .unwrap();
-    let plugins = Arc::new(load(set, tmp, drain.port));
+    let plugins = Arc::new(load_set(set, tmp, drain.port));
     let (bare, with_set) = rt.block_on(async {
         let bare = ToolExecutionService::new(registry.clone(), ExecutorConfig::default());
         let mut with_set = ToolExecutionService::new(registry, ExecutorConfig::default());

@@ -23,29 +23,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use metaclaude::model::{ExecutionEvent, ExecutionResult};
-use metaclaude::plugin::PluginHost;
 use metaclaude::EventSink;
 
 mod support;
-use support::granted_host;
+use support::{deliver, load_set, Rate};
 
 fn exe_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-/// User plus system CPU time of this process so far (every plugin worker included).
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we own and reads nothing else.
-    let usage = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut u), 0);
-        u
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// A finished execution of one of 3 scripts for one of 3 specialists (9 label sets), one
@@ -161,34 +148,8 @@ fn set(text: String, edits: &[(&str, String)]) -> String {
         .join("\n")
 }
 
-fn load(dir: &Path, tmp: &Path) -> PluginHost {
-    let mut host = granted_host(dir, tmp.join("cache"));
-    host.set_env("METACLAUDE_LOG_DIR", tmp.join("logs").to_string_lossy());
-    // StatsD to the discard port of loopback.
-    host.set_env("METACLAUDE_METRICS_PORT", "9");
-    let errors = host.load_dir(dir).unwrap();
-    assert!(errors.is_empty(), "{errors:?}");
-    host
-}
-
-struct Rate {
-    events_per_s: f64,
-    cpu_per_event: Duration,
-}
-
-fn deliver(events: &[ExecutionEvent], host: &PluginHost) -> Rate {
-    let cpu = cpu_time();
-    let start = Instant::now();
-    for e in events {
-        host.emit(e);
-    }
-    host.flush();
-    let wall = start.elapsed();
-    Rate {
-        events_per_s: events.len() as f64 / wall.as_secs_f64(),
-        cpu_per_event: (cpu_time() - cpu) / events.len() as u32,
-    }
-}
+/// StatsD to the discard port of loopback.
+const DISCARD: u16 = 9;
 
 fn main() {
     let installed = exe_dir();
@@ -262,7 +223,7 @@ fn main() {
         ("default set + OTLP", set_with("with-otlp", false, true)),
         ("default set + both", set_with("with-both", true, true)),
     ]
-    .map(|(name, dir)| (name, load(&dir, tmp.path())));
+    .map(|(name, dir)| (name, load_set(&dir, tmp.path(), DISCARD)));
 
     let n = 20_000u64;
     let events: Vec<ExecutionEvent> = (0..n).map(event).collect();
@@ -299,7 +260,7 @@ fn main() {
     // On the wire, at a steady rate: the exporter alone, a snapshot every second.
     let only = tmp.path().join("remote-write-only");
     copy_folders(&available, &["remote-write-exporter"], &only, &pushing);
-    let host = load(&only, tmp.path());
+    let host = load_set(&only, tmp.path(), DISCARD);
     let before = (
         wire.requests.load(Ordering::Relaxed),
         wire.body_bytes.load(Ordering::Relaxed),
@@ -362,7 +323,7 @@ fn main() {
     };
     let only = tmp.path().join("otlp-only");
     copy_folders(&available, &["otlp-exporter"], &only, &tracing_each_second);
-    let host = load(&only, tmp.path());
+    let host = load_set(&only, tmp.path(), DISCARD);
     let start = Instant::now();
     for i in 0..rate * seconds {
         let due = start + Duration::from_secs_f64(i as f64 / rate as f64);

@@ -110,14 +110,8 @@ pub fn put_json(
     token: Option<&str>,
     body: &Value,
 ) -> Result<String, ClientError> {
-    let mut request = agent(Duration::from_secs(30))
-        .put(format!("{url}{path}"))
-        .header("content-type", "application/json");
-    if let Some(t) = token {
-        request = request.header("authorization", &format!("Bearer {t}"));
-    }
-    let response = request.send(body.to_string()).map_err(unreachable(url))?;
-    body_of(url, path, response)
+    let request = agent(Duration::from_secs(30)).put(format!("{url}{path}"));
+    send_json(request, url, path, token, body)
 }
 
 /// `POST url + path` with a JSON body, the answer's body.
@@ -127,9 +121,19 @@ pub fn post_json(
     token: Option<&str>,
     body: &Value,
 ) -> Result<String, ClientError> {
-    let mut request = agent(Duration::from_secs(30))
-        .post(format!("{url}{path}"))
-        .header("content-type", "application/json");
+    let request = agent(Duration::from_secs(30)).post(format!("{url}{path}"));
+    send_json(request, url, path, token, body)
+}
+
+/// Sends `request` (a PUT or POST to `url + path`) with `body` as JSON and the token.
+fn send_json(
+    request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<String, ClientError> {
+    let mut request = request.header("content-type", "application/json");
     if let Some(t) = token {
         request = request.header("authorization", &format!("Bearer {t}"));
     }

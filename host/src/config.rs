@@ -9,7 +9,7 @@
 //! a misspelt key silently ignored is a setting that does not apply.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::suggest::did_you_mean;
 
@@ -188,6 +188,25 @@ pub fn field(at: &str, key: &str) -> String {
     } else {
         format!("{at}.{shown}")
     }
+}
+
+/// Reads `text` (from `file`, named in the error) as a TOML table: a syntax error
+/// carries its line and column. The first step of every TOML file the host reads; the
+/// file's own validator walks the table after.
+pub fn parse_toml(text: &str, file: &Path) -> Result<toml::Table, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| line_column(text, s.start))
+            .unwrap_or((0, 0));
+        ConfigError::Syntax {
+            file: file.to_path_buf(),
+            format: "TOML",
+            line,
+            column,
+            message: e.message().to_string(),
+        }
+    })
 }
 
 /// The 1-based line and column of byte `offset` of `text`.

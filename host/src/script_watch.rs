@@ -13,7 +13,8 @@
 //!
 //! **Runs of other processes.** Given the execution log's directory
 //! ([`ScriptWatch::follow_log`]), a second thread (`script-watch-log`) follows it as it is
-//! written (`logs::follow`): an execution this host did not run (`metaclaude run` from
+//! written (`logs::follow`), from when a script is first watched (a host without
+//! expectations reads nothing of it): an execution this host did not run (`metaclaude run` from
 //! cron or CI with the same log directory) counts as it finished, so "did not run" and
 //! "failed five times in a row" hold for scripts no server starts. Only its end is known
 //! (the log has no start), so such a run is never overdue. The host's own executions,
@@ -384,40 +385,51 @@ pub fn tail(text: &str) -> String {
 /// watch is gone. A read that fails (the directory not there yet, a link planted where
 /// the live file should be) is logged once per kind and tried again.
 fn follow(watch: Weak<ScriptWatch>, dir: PathBuf) {
-    let mut follower = Follower::new(&dir);
-    let since = Utc::now();
     let notices = |n: crate::logs::ReadNotice| tracing::debug!("followed log: {n}");
-    let mut started = false;
+    // The follower, from when it began, and whether its first read is done: none while
+    // no script is watched (a server without `expect` blocks reads nothing of its log).
+    let mut following: Option<(Follower, DateTime<Utc>, bool)> = None;
     let mut last_error = String::new();
     loop {
         let Some(w) = watch.upgrade() else {
             return;
         };
-        if w.inner.lock().unwrap().stopped {
-            return;
-        }
-        let mut each = |r: ExecutionResult| {
-            if r.finished_at >= since {
-                w.logged(r);
+        let watching = {
+            let inner = w.inner.lock().unwrap();
+            if inner.stopped {
+                return;
             }
+            !inner.tracker.is_empty()
         };
-        let read = if started {
-            loop {
-                match follower.poll(&mut each) {
-                    Ok(true) => continue,
-                    other => break other.map(|_| ()),
-                }
-            }
+        if !watching {
+            following = None;
         } else {
-            follower.start(since, &mut each, &notices)
-        };
-        match read {
-            Ok(()) => started = true,
-            Err(e) => {
-                let text = e.to_string();
-                if text != last_error {
-                    tracing::warn!(dir = %dir.display(), "the script watch cannot read the execution log: {text}");
-                    last_error = text;
+            let (follower, since, started) =
+                following.get_or_insert_with(|| (Follower::new(&dir), Utc::now(), false));
+            let since = *since;
+            let mut each = |r: ExecutionResult| {
+                if r.finished_at >= since {
+                    w.logged(r);
+                }
+            };
+            let read = if *started {
+                loop {
+                    match follower.poll(&mut each) {
+                        Ok(true) => continue,
+                        other => break other.map(|_| ()),
+                    }
+                }
+            } else {
+                follower.start(since, &mut each, &notices)
+            };
+            match read {
+                Ok(()) => *started = true,
+                Err(e) => {
+                    let text = e.to_string();
+                    if text != last_error {
+                        tracing::warn!(dir = %dir.display(), "the script watch cannot read the execution log: {text}");
+                        last_error = text;
+                    }
                 }
             }
         }

@@ -44,3 +44,55 @@ pub fn execute_timed(
     assert!(r.success, "{script}: {:?}", r.error_details);
     start.elapsed()
 }
+
+/// User plus system CPU time of this process so far (every plugin worker included).
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we own and reads nothing else.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut u), 0);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The plugin folders of `dir` loaded into a granted host (its cache and log under
+/// `tmp`), StatsD sent to `statsd_port` of loopback.
+pub fn load_set(
+    dir: &std::path::Path,
+    tmp: &std::path::Path,
+    statsd_port: u16,
+) -> metaclaude::plugin::PluginHost {
+    let mut host = granted_host(dir, tmp.join("cache"));
+    host.set_env("METACLAUDE_LOG_DIR", tmp.join("logs").to_string_lossy());
+    host.set_env("METACLAUDE_METRICS_PORT", statsd_port.to_string());
+    let errors = host.load_dir(dir).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    host
+}
+
+/// Finished events per second through a host, and its CPU per event.
+pub struct Rate {
+    pub events_per_s: f64,
+    pub cpu_per_event: Duration,
+}
+
+/// Hands `events` to `host` and waits until its plugins handled them.
+pub fn deliver(
+    events: &[metaclaude::model::ExecutionEvent],
+    host: &metaclaude::plugin::PluginHost,
+) -> Rate {
+    use metaclaude::EventSink;
+    let cpu = cpu_time();
+    let start = Instant::now();
+    for e in events {
+        host.emit(e);
+    }
+    host.flush();
+    let wall = start.elapsed();
+    Rate {
+        events_per_s: events.len() as f64 / wall.as_secs_f64(),
+        cpu_per_event: (cpu_time() - cpu) / events.len() as u32,
+    }
+}

@@ -179,19 +179,7 @@ impl InhibitRules {
 
     /// The rules of `text`, read from `file` (named in errors).
     pub fn parse(text: &str, file: &Path) -> Result<InhibitRules, ConfigError> {
-        let table: Table = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| config::line_column(text, s.start))
-                .unwrap_or((0, 0));
-            ConfigError::Syntax {
-                file: file.to_path_buf(),
-                format: "TOML",
-                line,
-                column,
-                message: e.message().to_string(),
-            }
-        })?;
+        let table: Table = config::parse_toml(text, file)?;
         let mut c = Checker::new();
         let rules = check(&mut c, &table);
         c.finish(Some(rules), PathBuf::from(file))

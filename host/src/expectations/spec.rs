@@ -306,7 +306,8 @@ pub fn parse(c: &mut Checker, at: &str, v: &Value, limits: ScriptLimits) -> Opti
     })
 }
 
-fn string(c: &mut Checker, at: &str, v: &Value) -> Option<String> {
+/// The string `v`, or a problem at `at` (also the run schedule's reader).
+pub(crate) fn string(c: &mut Checker, at: &str, v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         other => {
@@ -323,13 +324,24 @@ fn read_duration(
     at: &str,
     key: &str,
 ) -> Option<Duration> {
-    match obj.get(key)? {
+    duration_value(c, obj.get(key)?, at, "15m")
+}
+
+/// The duration `v`, or a problem at `at` whose example is `example` (also the run
+/// schedule's reader).
+pub(crate) fn duration_value(
+    c: &mut Checker,
+    v: &Value,
+    at: &str,
+    example: &str,
+) -> Option<Duration> {
+    match v {
         Value::String(s) => duration::parse(s).map_err(|e| c.problem(at, e)).ok(),
         other => {
             c.problem(
                 at,
                 format!(
-                    "expected a duration such as \"15m\" (a number and a unit, in quotes), found {}",
+                    "expected a duration such as \"{example}\" (a number and a unit, in quotes), found {}",
                     other.describe()
                 ),
             );

@@ -712,6 +712,11 @@ impl Tracker {
         alerts
     }
 
+    /// Whether no script is watched.
+    pub fn is_empty(&self) -> bool {
+        self.scripts.is_empty()
+    }
+
     /// Whether `script` is watched (cheap: a map lookup).
     pub fn is_watched(&self, script: &str) -> bool {
         self.scripts.contains_key(script)

@@ -11,9 +11,10 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::config::{self, Checker, ConfigValue};
+use crate::config::{self, Checker};
 use crate::expectations::duration;
 use crate::expectations::schedule::{self, Schedule};
+use crate::expectations::spec::{duration_value, string};
 use crate::suggest::did_you_mean;
 
 /// The keys a `run_schedule` block may have.
@@ -121,22 +122,10 @@ pub fn parse(c: &mut Checker, at: &str, v: &Value) -> Option<RunSchedule> {
                 .ok()
         }),
     };
-    let jitter = match obj.get("jitter") {
-        None => Duration::ZERO,
-        Some(Value::String(s)) => duration::parse(s)
-            .map_err(|e| c.problem(field("jitter"), e))
-            .unwrap_or_default(),
-        Some(other) => {
-            c.problem(
-                field("jitter"),
-                format!(
-                    "expected a duration such as \"30s\" (a number and a unit, in quotes), found {}",
-                    other.describe()
-                ),
-            );
-            Duration::ZERO
-        }
-    };
+    let jitter = obj
+        .get("jitter")
+        .and_then(|v| duration_value(c, v, &field("jitter"), "30s"))
+        .unwrap_or_default();
     let overlap = match obj.get("overlap") {
         None => Overlap::Skip,
         Some(v) => match string(c, &field("overlap"), v) {
@@ -177,16 +166,6 @@ pub fn parse(c: &mut Checker, at: &str, v: &Value) -> Option<RunSchedule> {
         overlap,
         inputs,
     })
-}
-
-fn string(c: &mut Checker, at: &str, v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        other => {
-            c.expected(at, "a string", other);
-            None
-        }
-    }
 }
 
 #[cfg(test)]

@@ -473,19 +473,7 @@ impl Grants {
 
     /// Parses and checks a grants file's text (every problem at once, with its field).
     pub fn parse(text: &str, file: &Path) -> Result<Grants, ConfigError> {
-        let table: Table = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| config::line_column(text, s.start))
-                .unwrap_or((0, 0));
-            ConfigError::Syntax {
-                file: file.to_path_buf(),
-                format: "TOML",
-                line,
-                column,
-                message: e.message().to_string(),
-            }
-        })?;
+        let table: Table = config::parse_toml(text, file)?;
         let mut c = Checker::new();
         c.unknown_keys("", table.keys(), TOP_KEYS);
         match table.get("version") {

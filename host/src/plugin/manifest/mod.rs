@@ -440,19 +440,7 @@ impl Manifest {
         file: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Manifest, ManifestError> {
-        let table: Table = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| config::line_column(text, s.start))
-                .unwrap_or((0, 0));
-            ConfigError::Syntax {
-                file: file.to_path_buf(),
-                format: "TOML",
-                line,
-                column,
-                message: e.message().to_string(),
-            }
-        })?;
+        let table: Table = config::parse_toml(text, file)?;
         let dir = file.parent().unwrap_or(Path::new("."));
         let mut c = Fields::new(env);
         let manifest = c.manifest(&table, file, dir);
