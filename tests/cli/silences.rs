@@ -343,3 +343,38 @@ fn bad_inhibition_rules_give_their_golden_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("check-rules"));
 }
+
+/// Seen typing the README's `alerts silence` in a shell without `$USER` (a service, a
+/// container): the server refused it, `created_by` empty. The author is then `$LOGNAME`,
+/// else the login name of the user running the command.
+#[test]
+fn without_user_the_author_is_logname_or_the_login_name() {
+    let server = Server::start(&crate::util::example_registry(), &["--no-plugins"], |_| {});
+    let silence = |logname: Option<&str>| {
+        let mut cmd = bin();
+        cmd.args(["alerts", "silence", "--matcher", "script=hello"])
+            .args(["--duration", "1h", "--comment", "c", "--server"])
+            .arg(server.url(""))
+            .env_remove("USER")
+            .env_remove("LOGNAME");
+        if let Some(name) = logname {
+            cmd.env("LOGNAME", name);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let login = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    let made = silence(None);
+    assert!(made.contains(&format!("by {login}: c")), "{made}");
+    let made = silence(Some("ops-bot"));
+    assert!(made.contains("by ops-bot: c"), "{made}");
+}

@@ -112,7 +112,10 @@ pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                 matchers: specs,
                 starts_at,
                 ends_at,
-                created_by: author.unwrap_or_default(),
+                created_by: author
+                    .filter(|a| !a.trim().is_empty())
+                    .or_else(login_name)
+                    .unwrap_or_default(),
                 comment,
             };
             silence(&server, &log_dir, new, json)
@@ -201,7 +204,7 @@ fn active(server: &ServerArgs, log_dir: &Path, json: bool) -> anyhow::Result<Exi
         let v: Value = serde_json::from_str(&body).context("the server's answer is not JSON")?;
         let alerts: Vec<Alert> = serde_json::from_value(v["active"].clone())
             .context("the server's alerts are not alerts")?;
-        print_alerts(&alerts, json, &format!("on server {url}"));
+        print_alerts(&alerts, json, &format!("server {url}"));
     } else {
         let answer = history::last_firing(log_dir)?;
         warn_damaged(&answer.damaged);
@@ -415,4 +418,37 @@ fn silence_line(s: &Value) -> String {
         render::terminal_safe(s["created_by"].as_str().unwrap_or("?")),
         render::terminal_safe(s["comment"].as_str().unwrap_or(""))
     )
+}
+
+/// Who runs this process when `$USER` is not set (a service, a container): `$LOGNAME`,
+/// else the name of the process's user in the user database.
+fn login_name() -> Option<String> {
+    if let Some(name) = std::env::var("LOGNAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+    {
+        return Some(name);
+    }
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: zeroed `passwd` is a valid out-parameter; getpwuid_r writes the entry's
+    // strings into `buf` (ours, of the length given) and `result` points at `pw` or is
+    // null; the name is read before `buf` goes out of scope.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::getuid(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() || pw.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(pw.pw_name)
+            .to_string_lossy()
+            .into_owned();
+        (!name.is_empty()).then_some(name)
+    }
 }

@@ -168,7 +168,7 @@ pub enum AlertsCommand {
         /// When it starts (RFC 3339; default now).
         #[arg(long, value_name = "TIME")]
         starts: Option<String>,
-        /// Who makes it (default: $USER).
+        /// Who makes it (default: $USER, else $LOGNAME, else this user's login name).
         #[arg(long, env = "USER", value_name = "NAME")]
         author: Option<String>,
         /// Why: whoever wonders later reads it.
