@@ -24,7 +24,7 @@
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,42 +79,73 @@ fn event(i: u64, output: &str) -> ExecutionEvent {
 }
 
 /// A StatsD target on loopback that reads and counts every datagram, so the exporter's
-/// sends cost what they cost against a live daemon.
+/// sends cost what they cost against a live daemon. It is a process of its own (this
+/// executable again, `BENCH_STATSD_DRAIN=1`), as a daemon is: its reads are not the
+/// host's CPU.
 struct StatsdDrain {
     port: u16,
-    datagrams: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
+    child: std::process::Child,
+    replies: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
 }
 
 impl StatsdDrain {
     fn start() -> StatsdDrain {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
+        use std::io::BufRead;
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("BENCH_STATSD_DRAIN", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the StatsD drain");
+        let mut replies = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = replies
+            .next()
+            .expect("the drain names its port")
+            .unwrap()
+            .parse()
             .unwrap();
-        let port = socket.local_addr().unwrap().port();
-        let datagrams = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, done) = (datagrams.clone(), stop.clone());
+        StatsdDrain {
+            port,
+            child,
+            replies,
+        }
+    }
+
+    /// Datagrams received so far.
+    fn datagrams(&mut self) -> u64 {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"count\n").unwrap();
+        stdin.flush().unwrap();
+        self.replies.next().unwrap().unwrap().parse().unwrap()
+    }
+
+    /// The drain's side: binds, names its port, counts datagrams, answers each line of
+    /// its standard input with the count, and ends with it.
+    fn serve() {
+        use std::io::BufRead;
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        println!("{}", socket.local_addr().unwrap().port());
+        let count = Arc::new(AtomicU64::new(0));
+        let counter = count.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 65536];
-            while !done.load(Ordering::Relaxed) {
+            loop {
                 if socket.recv(&mut buf).is_ok() {
-                    count.fetch_add(1, Ordering::Relaxed);
+                    counter.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });
-        StatsdDrain {
-            port,
-            datagrams,
-            stop,
+        for _ in std::io::stdin().lock().lines() {
+            println!("{}", count.load(Ordering::Relaxed));
         }
     }
 }
 
 impl Drop for StatsdDrain {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -240,6 +271,46 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
         }
         let _ = std::fs::remove_dir_all(tmp.join("logs"));
     }
+}
+
+/// One host of [`throughput`]'s, alone and for longer: what `perf` watches.
+fn profile(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain, which: &str) {
+    let blocking = |text: String| text.replace("on_full = \"drop_newest\"", "on_full = \"block\"");
+    let set = &copy_set(set, &tmp.join("blocking"), |_, text| blocking(text));
+    let dir = match which {
+        "set" => set.clone(),
+        "native" => native.to_path_buf(),
+        name => {
+            let dir = tmp.join("alone");
+            copy_set(set, &dir, |_, text| text);
+            for other in std::fs::read_dir(&dir).unwrap() {
+                let other = other.unwrap().path();
+                if other.file_name().unwrap() != name {
+                    std::fs::remove_dir_all(other).unwrap();
+                }
+            }
+            assert!(
+                dir.join(name).is_dir(),
+                "BENCH_PROFILE: no plugin {name} in the set"
+            );
+            dir
+        }
+    };
+    let output: String = "x".repeat(1023) + "\n";
+    let events: Vec<ExecutionEvent> = (0..20_000).map(|i| event(i, &output)).collect();
+    let host = load_set(&dir, tmp, drain.port);
+    println!(
+        "profiling {which} (pid {}): 20 rounds of 20000 events",
+        std::process::id()
+    );
+    let rates: Vec<Rate> = (0..20).map(|_| deliver(&events, &host)).collect();
+    let rate = median_rate(rates);
+    println!(
+        "  {which}: {:.0} events/s, CPU {:.1} µs/event",
+        rate.events_per_s,
+        rate.cpu_per_event.as_secs_f64() * 1e6
+    );
+    host.shutdown();
 }
 
 fn bare_spawn(script: &Path) -> Duration {
@@ -490,6 +561,9 @@ fn down_targets(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
 }
 
 fn main() {
+    if std::env::var_os("BENCH_STATSD_DRAIN").is_some() {
+        return StatsdDrain::serve();
+    }
     let runs: usize = std::env::var("BENCH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -515,12 +589,19 @@ fn main() {
         ),
     )
     .unwrap();
-    let drain = StatsdDrain::start();
+    let mut drain = StatsdDrain::start();
 
+    // `BENCH_PROFILE=log-sink` (a plugin of the set, `set` for all of it, or `native`):
+    // only that host, 1 KiB events for 20 rounds, to be watched with `perf record -p`.
+    if let Ok(which) = std::env::var("BENCH_PROFILE") {
+        profile(&tmp, &set, &native, &drain, &which);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return;
+    }
     throughput(&tmp, &set, &native, &drain);
     println!(
         "StatsD datagrams received by the drain: {}",
-        drain.datagrams.load(Ordering::Relaxed)
+        drain.datagrams()
     );
     in_one_host(&tmp, &set, &drain, runs);
     whole_process(&tmp, &set, &drain, runs / 3);

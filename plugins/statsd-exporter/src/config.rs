@@ -32,6 +32,7 @@ pub struct Config {
     /// Sanitised; empty for none. Names are `prefix.` + the metric's name.
     pub prefix: String,
     pub tag_style: TagStyle,
+    /// Given, or [`default_payload`] for the host.
     pub max_payload_bytes: usize,
     pub sample_rate: f64,
     pub max_scripts: usize,
@@ -46,12 +47,37 @@ impl Default for Config {
             port: 8125,
             prefix: "metaclaude".into(),
             tag_style: TagStyle::DogStatsd,
-            max_payload_bytes: 1432,
+            max_payload_bytes: LOOPBACK_PAYLOAD,
             sample_rate: 1.0,
             max_scripts: 500,
             max_specialists: 500,
             memory_as: MemoryAs::Timer,
         }
+    }
+}
+
+/// The default payload to a loopback target. Loopback's MTU is 64 KiB, so nothing is
+/// fragmented there; 8192 bytes is what the Datadog agent reads by default
+/// (`dogstatsd_buffer_size`), the smallest buffer of the daemons the README names (the
+/// reference statsd, Telegraf and statsd_exporter read up to 64 KiB). Fewer, larger
+/// datagrams cost the exporter and the daemon fewer system calls and wake-ups.
+pub const LOOPBACK_PAYLOAD: usize = 8192;
+/// The default payload to any other target: fits a 1500-byte MTU with the IP and UDP
+/// headers.
+pub const NETWORK_PAYLOAD: usize = 1432;
+
+/// The payload used when `max_payload_bytes` is not given: [`LOOPBACK_PAYLOAD`] to a
+/// loopback address or `localhost`, else [`NETWORK_PAYLOAD`].
+pub fn default_payload(host: &str) -> usize {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        LOOPBACK_PAYLOAD
+    } else {
+        NETWORK_PAYLOAD
     }
 }
 
@@ -137,9 +163,11 @@ impl Config {
                 _ => TagStyle::DogStatsd,
             };
         }
-        if let Some(n) = whole("max_payload_bytes", MIN_PAYLOAD as u64, MAX_DATAGRAM as u64)? {
-            c.max_payload_bytes = n as usize;
-        }
+        c.max_payload_bytes =
+            match whole("max_payload_bytes", MIN_PAYLOAD as u64, MAX_DATAGRAM as u64)? {
+                Some(n) => n as usize,
+                None => default_payload(&c.host),
+            };
         let rate = "a number above 0 and at most 1";
         if let Some(r) = number("sample_rate", 0.0, 1.0, rate)? {
             if r == 0.0 {
@@ -183,6 +211,28 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(c.target(), "127.0.0.1:8125");
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_payload_defaults_to_large_datagrams_on_loopback_only() {
+        for (host, payload) in [
+            ("127.0.0.1", LOOPBACK_PAYLOAD),
+            ("127.9.9.9", LOOPBACK_PAYLOAD),
+            ("[::1]", LOOPBACK_PAYLOAD),
+            ("localhost", LOOPBACK_PAYLOAD),
+            ("LOCALHOST", LOOPBACK_PAYLOAD),
+            ("10.0.0.7", NETWORK_PAYLOAD),
+            ("[2001:db8::1]", NETWORK_PAYLOAD),
+            ("statsd.internal", NETWORK_PAYLOAD),
+            ("localhost.example.com", NETWORK_PAYLOAD),
+        ] {
+            let c = Config::parse(&format!(r#"{{"host":"{host}"}}"#)).unwrap();
+            assert_eq!(c.max_payload_bytes, payload, "{host}");
+            // Given, it is what it says, whatever the host.
+            let c =
+                Config::parse(&format!(r#"{{"host":"{host}","max_payload_bytes":1432}}"#)).unwrap();
+            assert_eq!(c.max_payload_bytes, 1432, "{host}");
+        }
     }
 
     #[test]

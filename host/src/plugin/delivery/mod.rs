@@ -7,10 +7,11 @@ pub(in crate::plugin) mod dispatch;
 pub mod health;
 pub(in crate::plugin) mod worker;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Thread;
+use std::time::Duration;
 
 use metaclaude_formats::prometheus::Format;
 
@@ -101,6 +102,7 @@ pub struct Mailbox {
     tx: SyncSender<Message>,
     worker: Thread,
     stats: Arc<PluginStats>,
+    room: Arc<Room>,
     /// Wake the worker once this many events are offered and not yet delivered or dropped.
     wake_at: u64,
 }
@@ -110,6 +112,7 @@ impl Mailbox {
         tx: SyncSender<Message>,
         worker: Thread,
         stats: Arc<PluginStats>,
+        room: Arc<Room>,
         batch_max: usize,
         queue: usize,
     ) -> Mailbox {
@@ -117,6 +120,7 @@ impl Mailbox {
             tx,
             worker,
             stats,
+            room,
             wake_at: batch_max.min(queue).max(1) as u64,
         }
     }
@@ -132,8 +136,7 @@ impl Mailbox {
     ) -> Result<(), &'static str> {
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         let sent = if block {
-            self.tx
-                .send(Message::Event(delivery))
+            self.send_when_room(Message::Event(delivery))
                 .map_err(|_| "its worker has stopped")
         } else {
             match self.tx.try_send(Message::Event(delivery)) {
@@ -156,12 +159,85 @@ impl Mailbox {
         }
     }
 
+    /// Sends `message`, waiting while the queue is full: then until the worker has brought
+    /// it down to half ([`Room`]), not one free slot. Fails when the worker has stopped.
+    fn send_when_room(&self, message: Message) -> Result<(), ()> {
+        let mut message = match self.tx.try_send(message) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(_)) => return Err(()),
+            Err(TrySendError::Full(m)) => m,
+        };
+        // A worker asleep on its batch window must run to make room.
+        self.worker.unpark();
+        let mut guard = self.room.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.room.waiting.fetch_add(1, Ordering::SeqCst);
+        let sent = loop {
+            message = match self.tx.try_send(message) {
+                Ok(()) => break Ok(()),
+                Err(TrySendError::Disconnected(_)) => break Err(()),
+                Err(TrySendError::Full(m)) => m,
+            };
+            self.room.sleeps.fetch_add(1, Ordering::Relaxed);
+            guard = self
+                .room
+                .freed
+                .wait_timeout(guard, self.room.max_wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        };
+        self.room.waiting.fetch_sub(1, Ordering::SeqCst);
+        sent
+    }
+
     /// Sends a control message (flush, render, shutdown), waiting for room, and wakes the
     /// worker for it. Fails when the worker has stopped.
     pub fn send(&self, message: Message) -> Result<(), ()> {
         self.tx.send(message).map_err(|_| ())?;
         self.worker.unpark();
         Ok(())
+    }
+}
+
+/// Where senders under `block` wait for room in a full queue, and what wakes them.
+///
+/// A sender that finds the queue full waits until the worker has brought it down to half
+/// (`low`), then hands over events in a burst. Waking it for each freed slot instead (a
+/// blocking channel send) made a producer faster than the plugin and the worker take
+/// turns a slot at a time: a thread wake-up on each side for every event.
+pub struct Room {
+    /// Senders waiting (counted under `lock`, read by the worker without it).
+    waiting: AtomicUsize,
+    lock: Mutex<()>,
+    freed: Condvar,
+    /// The pending events at or below which waiting senders are woken.
+    low: u64,
+    /// How long a sender waits before looking at the queue again on its own.
+    max_wait: Duration,
+    /// Times a sender went to sleep for room.
+    sleeps: AtomicU64,
+}
+
+impl Room {
+    /// For a queue of `queue` slots.
+    pub fn new(queue: usize) -> Room {
+        Room {
+            waiting: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            freed: Condvar::new(),
+            low: (queue / 2) as u64,
+            // Bounded, so that a missed wake-up would cost a pause, never a hang.
+            max_wait: Duration::from_millis(100),
+            sleeps: AtomicU64::new(0),
+        }
+    }
+
+    /// The worker's side: wakes the waiting senders once the plugin's pending events are
+    /// down to half the queue (`always`: at once, as the worker ends).
+    pub fn release(&self, stats: &PluginStats, always: bool) {
+        if self.waiting.load(Ordering::SeqCst) > 0 && (always || stats.pending() <= self.low) {
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.freed.notify_all();
+        }
     }
 }
 
@@ -175,5 +251,122 @@ impl NotifierQueue for Mailbox {
         } else {
             self.worker.unpark();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::sync_channel;
+
+    use super::*;
+    use crate::model::{ExecutionEvent, ExecutionResult};
+
+    fn delivery() -> Arc<Delivery> {
+        let result = ExecutionResult::new("01ROOM".to_string(), "noop", chrono::Utc::now());
+        Arc::new(Delivery {
+            event: ExecutionEvent::finished(result),
+            json: Default::default(),
+            records: Default::default(),
+            ack: None,
+        })
+    }
+
+    /// A sender under `block` that finds the queue full sleeps until the worker has
+    /// brought it down to half, then sends a burst: a few sleeps for many events, not one
+    /// sleep (and a wake-up on each side) per event as a blocking channel send takes.
+    #[test]
+    fn a_sender_waiting_for_room_is_woken_at_half_the_queue_not_per_slot() {
+        const QUEUE: usize = 8;
+        const EVENTS: u64 = 400;
+        let (tx, rx) = sync_channel(QUEUE);
+        let stats = PluginStats::new();
+        let room = Arc::new(Room {
+            // Only a wake-up ends a sleep here.
+            max_wait: Duration::from_secs(600),
+            ..Room::new(QUEUE)
+        });
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let worker = {
+            let (stats, room, done) = (stats.clone(), room.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut taken = 0;
+                loop {
+                    // A worker slower than its sender: it takes an event only while the
+                    // sender waits for room (or has sent everything).
+                    while room.waiting.load(Ordering::SeqCst) == 0 && !done.load(Ordering::SeqCst) {
+                        std::thread::yield_now();
+                    }
+                    let Ok(Message::Event(_)) = rx.recv() else {
+                        return taken;
+                    };
+                    stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    room.release(&stats, false);
+                    taken += 1;
+                }
+            })
+        };
+        let mailbox = Mailbox::new(
+            tx,
+            worker.thread().clone(),
+            stats.clone(),
+            room.clone(),
+            512,
+            QUEUE,
+        );
+        for _ in 0..EVENTS {
+            mailbox.offer(delivery(), true, false).unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        drop(mailbox);
+        assert_eq!(worker.join().unwrap(), EVENTS);
+        let sleeps = room.sleeps.load(Ordering::Relaxed);
+        // Each sleep ends with at most QUEUE / 2 pending, so about QUEUE / 2 sends follow
+        // before the queue is full again: about EVENTS / 4 sleeps, where waking the
+        // sender for each freed slot makes it about half EVENTS or more.
+        assert!(
+            sleeps <= EVENTS * 3 / 10,
+            "{sleeps} sleeps for {EVENTS} events through a queue of {QUEUE}"
+        );
+    }
+
+    /// A worker that ends wakes its waiting senders at once, and they are told.
+    #[test]
+    fn a_sender_waiting_for_room_learns_at_once_that_the_worker_ended() {
+        let (tx, rx) = sync_channel(1);
+        let stats = PluginStats::new();
+        let room = Arc::new(Room {
+            max_wait: Duration::from_secs(600),
+            ..Room::new(1)
+        });
+        let mailbox = Mailbox::new(
+            tx,
+            std::thread::current(),
+            stats.clone(),
+            room.clone(),
+            1,
+            1,
+        );
+        mailbox.offer(delivery(), true, false).unwrap();
+        let ender = {
+            let (stats, room) = (stats.clone(), room.clone());
+            std::thread::spawn(move || {
+                // Waits (bounded) for the sender to be asleep, then ends as a worker does.
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                while room.waiting.load(Ordering::SeqCst) == 0 {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the sender never waited"
+                    );
+                    std::thread::yield_now();
+                }
+                drop(rx);
+                room.release(&stats, true);
+            })
+        };
+        assert_eq!(
+            mailbox.offer(delivery(), true, false),
+            Err("its worker has stopped")
+        );
+        ender.join().unwrap();
     }
 }

@@ -3,7 +3,8 @@
 //! Invariants:
 //! * the worker always drains its queue, even while the plugin restarts or after it was
 //!   quarantined (events are then counted as dropped), so a sender under the `block`
-//!   policy never waits on a dead plugin;
+//!   policy never waits on a dead plugin; a sender waiting for room (`Room`) is woken
+//!   once the queue is down to half, and at once when the worker ends;
 //! * a trapped instance is never called again: it is dropped and, under `reload`, a fresh
 //!   one starts from the pre-linked component after an exponential backoff; after
 //!   `max_failures` failures within `failure_window_s` the plugin is quarantined;
@@ -25,7 +26,7 @@ use crate::alerting::outbox::Outbox;
 use crate::alerting::router::{plugin_quarantined, AlertRouter};
 use crate::model::Alert;
 use crate::plugin::delivery::health::{Health, PluginStats};
-use crate::plugin::delivery::{Delivery, Message, SetThreshold};
+use crate::plugin::delivery::{Delivery, Message, Room, SetThreshold};
 use crate::plugin::manifest::{FailurePolicy, Manifest, PluginKind};
 use crate::plugin::runtime::instance::CallError;
 use crate::plugin::runtime::{Live, Runtime};
@@ -37,6 +38,8 @@ pub struct Worker {
     pub instance: Option<Live>,
     pub stats: Arc<PluginStats>,
     pub router: Arc<AlertRouter>,
+    /// Where senders wait for room in a full queue: woken as the worker drains it.
+    pub room: Arc<Room>,
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -46,7 +49,20 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_WAIT_FOR_RESTART: Duration = Duration::from_secs(2);
 
 impl Worker {
-    pub fn run(mut self, rx: Receiver<Message>) {
+    pub fn run(self, rx: Receiver<Message>) {
+        /// However the worker ends (a panic too), once its queue is gone, senders waiting
+        /// for room are woken to find it gone.
+        struct Ending(Arc<Room>, Arc<PluginStats>);
+        impl Drop for Ending {
+            fn drop(&mut self) {
+                self.0.release(&self.1, true);
+            }
+        }
+        let _ending = Ending(self.room.clone(), self.stats.clone());
+        self.serve(rx);
+    }
+
+    fn serve(mut self, rx: Receiver<Message>) {
         let limits = self.manifest.limits.clone();
         let batch_window = Duration::from_millis(limits.batch_ms);
         let tick_every = matches!(
@@ -65,6 +81,7 @@ impl Worker {
         // A notifier's alerts not yet delivered, retried with backoff.
         let mut outbox = Outbox::new(limits.queue);
         loop {
+            self.room.release(&self.stats, false);
             let mut wake: Option<Instant> = outbox.wake_at();
             if !batch.is_empty() {
                 // While the plugin is down, held events wait for its restart.

@@ -88,6 +88,11 @@ impl PluginEngine {
         // it, the host can write a core dump for the plugin's author.
         config.coredump_on_trap(true);
         config.parallel_compilation(true);
+        // `METACLAUDE_WASM_PERFMAP=1`: plugins' compiled functions are named in
+        // /tmp/perf-PID.map, so that `perf report` shows where their time goes.
+        if std::env::var_os("METACLAUDE_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| EngineError::Create(e.to_string()))?;
         let weak = engine.weak();
         std::thread::Builder::new()

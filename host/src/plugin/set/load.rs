@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::plugin::delivery::health::PluginStats;
 use crate::plugin::delivery::worker::Worker;
-use crate::plugin::delivery::Mailbox;
+use crate::plugin::delivery::{Mailbox, Room};
 use crate::plugin::grants::admission::Admission;
 use crate::plugin::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
 use crate::plugin::runtime::engine::LoadSource;
@@ -98,7 +98,9 @@ impl PluginHost {
         } = self.prepare(&manifest, native.as_ref(), &stats)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let manifest = Arc::new(manifest);
-        let (tx, rx) = sync_channel(self.queue_len(&manifest));
+        let queue_len = self.queue_len(&manifest);
+        let (tx, rx) = sync_channel(queue_len);
+        let room = Arc::new(Room::new(queue_len));
         let worker = Worker {
             name: name.clone(),
             manifest: manifest.clone(),
@@ -106,6 +108,7 @@ impl PluginHost {
             instance: Some(instance),
             stats: stats.clone(),
             router: self.router.clone(),
+            room: room.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("plugin-{name}"))
@@ -118,6 +121,7 @@ impl PluginHost {
             tx,
             thread.thread().clone(),
             stats.clone(),
+            room,
             manifest.limits.batch_max,
             manifest.limits.queue,
         ));
