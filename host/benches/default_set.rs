@@ -296,11 +296,17 @@ fn profile(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain, which: &s
             dir
         }
     };
-    let output: String = "x".repeat(1023) + "\n";
-    let events: Vec<ExecutionEvent> = (0..20_000).map(|i| event(i, &output)).collect();
+    // `BENCH_PROFILE_KIB=1024`: 1 MiB outputs (and fewer events) instead of 1 KiB.
+    let kib: usize = std::env::var("BENCH_PROFILE_KIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let output: String = "x".repeat(kib * 1024 - 1) + "\n";
+    let n = (20_000 / kib as u64).max(50);
+    let events: Vec<ExecutionEvent> = (0..n).map(|i| event(i, &output)).collect();
     let host = load_set(&dir, tmp, drain.port);
     println!(
-        "profiling {which} (pid {}): 20 rounds of 20000 events",
+        "profiling {which} (pid {}): 20 rounds of {n} events of {kib} KiB",
         std::process::id()
     );
     let rates: Vec<Rate> = (0..20).map(|_| deliver(&events, &host)).collect();
@@ -592,7 +598,7 @@ fn main() {
     let mut drain = StatsdDrain::start();
 
     // `BENCH_PROFILE=log-sink` (a plugin of the set, `set` for all of it, or `native`):
-    // only that host, 1 KiB events for 20 rounds, to be watched with `perf record -p`.
+    // only that host, 1 KiB events (`BENCH_PROFILE_KIB`) for 20 rounds, for `perf`.
     if let Ok(which) = std::env::var("BENCH_PROFILE") {
         profile(&tmp, &set, &native, &drain, &which);
         let _ = std::fs::remove_dir_all(&tmp);

@@ -619,12 +619,12 @@ pub struct Threshold {
 
 /// UTC timestamps as RFC 3339 with microseconds, e.g. `2024-01-15T10:30:45.123456Z`.
 pub mod timestamp {
-    use chrono::{DateTime, SecondsFormat, Utc};
+    use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// The form every output writes, e.g. `2024-01-15T10:30:45.123456Z`.
     pub fn format(t: &DateTime<Utc>) -> String {
-        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+        metaclaude_formats::log_record::timestamp(t)
     }
 
     /// For `#[serde(with = "timestamp")]`: writes [`format()`]'s string.

@@ -115,6 +115,12 @@ impl Level {
     }
 }
 
+/// A time as every output of the host writes it, in UTC to the microsecond:
+/// `2024-01-15T10:30:45.123456Z` (the host's JSON, the log's lines, the API).
+pub fn timestamp(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// Appends an execution's line (without its newline): the log's own fields, then the
 /// members of `result_json`, the host's JSON of the result, copied as they are (validated
 /// by the caller, never parsed into a tree and written again, so a large stdout costs one

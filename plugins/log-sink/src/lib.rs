@@ -9,10 +9,12 @@ pub mod writer;
 
 use std::cell::RefCell;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use metaclaude_formats::log_record::{self, Level};
+use metaclaude_plugin_sdk::category_name;
 use metaclaude_plugin_sdk::config::Table;
-use metaclaude_plugin_sdk::{export_sink, sink::Guest, types::Event};
+use metaclaude_plugin_sdk::types::{Event, LifecycleKind};
+use metaclaude_plugin_sdk::{export_sink, sink::Guest};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -101,35 +103,43 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
 ///
 /// A `finished` line is the host's JSON of the result with the log's fields put in front
 /// (`log_record::write_finished`): the result's text is copied as it is (validated, never
-/// parsed into a tree and serialised again), so a large stdout costs one copy.
-pub fn log_line(event_json: &str, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
-    let bad = |e: serde_json::Error| format!("event JSON from the host: {e}");
-    let event: EventHead = serde_json::from_str(event_json).map_err(bad)?;
-    if event.kind != log_record::FINISHED_EVENT {
+/// parsed into a tree and serialised again), so a large stdout costs one copy. Its head
+/// (time, level, category) comes from the event's record, which the host fills from the
+/// same result, so the JSON is read once, only to find where the result's text is.
+pub fn log_line(event: &Event, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
+    if event.kind != LifecycleKind::Finished {
         return if debug {
-            lifecycle_line(event_json).map(Some)
+            lifecycle_line(&event.json).map(Some)
         } else {
             Ok(None)
         };
     }
-    let raw = event
+    let head = event
         .result
+        .as_ref()
         .ok_or_else(|| "finished event without a result".to_string())?;
-    let head: ResultHead = serde_json::from_str(raw.get()).map_err(bad)?;
-    let finished_at = head.finished_at.map_or("null", RawValue::get);
+    let bad = |e: serde_json::Error| format!("event JSON from the host: {e}");
+    let raw = serde_json::from_str::<EventResult>(&event.json)
+        .map_err(bad)?
+        .result
+        .ok_or_else(|| "finished event without a result in its JSON".to_string())?;
+    let finished_at = Utc
+        .timestamp_opt(head.finished_at.seconds, head.finished_at.nanoseconds)
+        .single()
+        .ok_or_else(|| "finished event with an impossible finished_at".to_string())?;
     let category = head
         .error_details
-        .and_then(|e| e.category)
-        .map_or("null", RawValue::get);
+        .as_ref()
+        .map(|e| format!("\"{}\"", category_name(e.category)));
     let mut line = String::with_capacity(raw.get().len() + 128);
     log_record::write_finished(
         &mut line,
-        finished_at,
-        Level::of_execution(head.success, head.retries),
-        category,
+        &format!("\"{}\"", log_record::timestamp(&finished_at)),
+        Level::of_execution(head.success, head.retries.into()),
+        category.as_deref().unwrap_or("null"),
         raw.get(),
     );
-    Ok(Some((line, parse_time(finished_at))))
+    Ok(Some((line, finished_at)))
 }
 
 /// A DEBUG line for a lifecycle event other than `finished` (rare: only at level DEBUG).
@@ -155,32 +165,11 @@ fn parse_time(json: &str) -> DateTime<Utc> {
         .unwrap_or_else(|_| Utc::now())
 }
 
-/// What a line needs of an event: its kind, and the result's text as it is.
+/// What a line needs of a `finished` event's JSON: the result's text as it is.
 #[derive(Deserialize)]
-struct EventHead<'a> {
-    #[serde(borrow)]
-    kind: std::borrow::Cow<'a, str>,
+struct EventResult<'a> {
     #[serde(borrow, default)]
     result: Option<&'a RawValue>,
-}
-
-/// What a line needs of a result, borrowed from its text.
-#[derive(Deserialize)]
-struct ResultHead<'a> {
-    #[serde(default)]
-    success: bool,
-    #[serde(default)]
-    retries: u64,
-    #[serde(borrow, default)]
-    finished_at: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error_details: Option<ErrorHead<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ErrorHead<'a> {
-    #[serde(borrow, default)]
-    category: Option<&'a RawValue>,
 }
 
 /// Problems that did not stop logging (a failed compression), as the host's warnings.
@@ -211,7 +200,7 @@ impl Guest for LogSink {
                         "the host sent no event JSON: set event_json = true in plugin.toml".into(),
                     );
                 }
-                if let Some((line, at)) = log_line(&event.json, state.debug)? {
+                if let Some((line, at)) = log_line(event, state.debug)? {
                     state.writer.append(&line, at);
                 }
             }
@@ -244,18 +233,114 @@ mod tests {
     use metaclaude_plugin_sdk::testing::manifest_config_json;
 
     use super::*;
+    use metaclaude_plugin_sdk::types::{
+        Datetime, ErrorCategory, ErrorDetails, ExecutionContext, ExecutionResult,
+        MeasurementSource, ResourceUsage,
+    };
+
+    /// The record the host hands over with the event `json`: its kind, and for a
+    /// `finished` event the result's figures a line's head takes (the rest left empty).
+    fn record(json: &str) -> Event {
+        let v: Value = serde_json::from_str(json).unwrap();
+        let time = |t: &Value| {
+            let t = DateTime::parse_from_rfc3339(t.as_str().unwrap()).unwrap();
+            Datetime {
+                seconds: t.timestamp(),
+                nanoseconds: t.timestamp_subsec_nanos(),
+            }
+        };
+        let kind = match v["kind"].as_str().unwrap() {
+            "finished" => LifecycleKind::Finished,
+            "started" => LifecycleKind::Started,
+            other => panic!("{other}"),
+        };
+        let result = v.get("result").map(|r| {
+            let source = MeasurementSource::None;
+            ExecutionResult {
+                execution_id: String::new(),
+                script_id: String::new(),
+                specialist: None,
+                success: r["success"].as_bool().unwrap(),
+                exit_code: None,
+                signal: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                started_at: time(&r["finished_at"]),
+                finished_at: time(&r["finished_at"]),
+                attempts: Vec::new(),
+                retries: r["retries"].as_u64().unwrap() as u32,
+                inputs: Vec::new(),
+                session_id: None,
+                correlation_id: None,
+                user: None,
+                error_details: r["error_details"]["category"]
+                    .as_str()
+                    .map(|c| ErrorDetails {
+                        category: match c {
+                            "EXECUTION" => ErrorCategory::Execution,
+                            "TIMEOUT" => ErrorCategory::Timeout,
+                            other => panic!("{other}"),
+                        },
+                        message: String::new(),
+                        context: ExecutionContext {
+                            script_id: String::new(),
+                            script_path: String::new(),
+                            specialist: None,
+                            exit_code: None,
+                            signal: None,
+                            attempt: 0,
+                            extra: Vec::new(),
+                        },
+                        suggestions: Vec::new(),
+                        stack_trace: None,
+                    }),
+                resource_usage: ResourceUsage {
+                    memory_start_mb: 0.0,
+                    memory_end_mb: 0.0,
+                    peak_memory_mb: 0.0,
+                    peak_memory_largest_process_mb: 0.0,
+                    cpu_time_seconds: 0.0,
+                    cpu_user_seconds: 0.0,
+                    cpu_system_seconds: 0.0,
+                    wall_time_seconds: 0.0,
+                    memory_start_source: source,
+                    memory_end_source: source,
+                    peak_memory_source: source,
+                    cpu_time_source: source,
+                },
+            }
+        });
+        Event {
+            kind,
+            timestamp: time(&v["timestamp"]),
+            execution_id: String::new(),
+            script_id: String::new(),
+            specialist: None,
+            session_id: None,
+            correlation_id: None,
+            user: None,
+            attempt: 0,
+            pid: None,
+            error: None,
+            retry_delay_ms: None,
+            result,
+            json: json.to_string(),
+        }
+    }
 
     #[test]
     fn finished_events_become_log_lines_with_levels() {
         let ev = r#"{"kind":"finished","timestamp":"2026-11-24T10:00:00.000001Z","execution_id":"X","script_id":"s","result":{"execution_id":"X","script_id":"s","success":true,"retries":1,"finished_at":"2026-11-24T10:00:00.000000Z","error_details":null}}"#;
-        let (line, at) = log_line(ev, false).unwrap().unwrap();
+        let (line, at) = log_line(&record(ev), false).unwrap().unwrap();
         assert_eq!(at.to_rfc3339(), "2026-11-24T10:00:00+00:00");
         let parsed: Value = serde_json::from_str(&line).expect("a log line is JSON");
         assert_eq!(parsed["retries"], 1);
         assert!(line.starts_with(r#"{"log_version":1,"timestamp":"2026-11-24T10:00:00.000000Z","level":"WARN","event":"finished","category":null,"execution_id":"X""#), "{line}");
         let started = r#"{"kind":"started","timestamp":"2026-11-24T10:00:00.000001Z","execution_id":"X","script_id":"s","attempt":1,"pid":5}"#;
-        assert_eq!(log_line(started, false).unwrap(), None);
-        let (line, _) = log_line(started, true).unwrap().unwrap();
+        assert_eq!(log_line(&record(started), false).unwrap(), None);
+        let (line, _) = log_line(&record(started), true).unwrap().unwrap();
         assert!(
             line.contains(r#""level":"DEBUG","event":"started""#),
             "{line}"
@@ -270,27 +355,35 @@ mod tests {
         let event = format!(
             r#"{{"kind":"finished","timestamp":"2026-11-24T07:32:12.300000Z","execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","result":{result}}}"#
         );
-        let (line, _) = log_line(&event, false).unwrap().unwrap();
+        let (line, _) = log_line(&record(&event), false).unwrap().unwrap();
         assert_eq!(
             line,
             r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.257616Z","level":"ERROR","event":"finished","category":"EXECUTION","execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","specialist":"examples","success":false,"exit_code":1,"signal":null,"stdout":"line \"one\"\n\u001b[31m","stderr":"","stdout_truncated":false,"stderr_truncated":true,"started_at":"2026-11-24T07:32:12.142169Z","finished_at":"2026-11-24T07:32:12.257616Z","attempts":[{"attempt":1,"success":false}],"retries":2,"inputs":{"n":1.0},"session_id":"s","correlation_id":null,"user":"ann","error_details":{"category":"EXECUTION","message":"exit 1"},"resource_usage":{"wall_time_seconds":0.1,"peak_memory_mb":2.5}}"#
         );
-        // Odd results keep their odd bytes: spacing inside, an empty object, no time.
-        let spaced = r#"{"kind":"finished","result":{ "execution_id" : "X" , "success" : true }}"#;
-        let (line, _) = log_line(spaced, false).unwrap().unwrap();
+        // The head comes from the record; the members are the result's bytes as they
+        // are, odd ones too: spacing inside, an empty object.
+        let mut odd = record(&event);
+        let head = r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.257616Z","level":"ERROR","event":"finished","category":"EXECUTION""#;
+        odd.json =
+            r#"{"kind":"finished","result":{ "execution_id" : "X" , "success" : true }}"#.into();
+        let (line, _) = log_line(&odd, false).unwrap().unwrap();
         assert_eq!(
             line,
-            r#"{"log_version":1,"timestamp":null,"level":"INFO","event":"finished","category":null, "execution_id" : "X" , "success" : true }"#
+            format!(r#"{head}, "execution_id" : "X" , "success" : true }}"#)
         );
-        let empty = r#"{"kind":"finished","result":{ }}"#;
-        let (line, _) = log_line(empty, false).unwrap().unwrap();
-        assert_eq!(
-            line,
-            r#"{"log_version":1,"timestamp":null,"level":"ERROR","event":"finished","category":null }"#
-        );
+        odd.json = r#"{"kind":"finished","result":{ }}"#.into();
+        let (line, _) = log_line(&odd, false).unwrap().unwrap();
+        assert_eq!(line, format!("{head} }}"));
+        // A result in the record but not in the JSON, or JSON that is not, is refused.
+        odd.json = r#"{"kind":"finished"}"#.into();
+        let err = log_line(&odd, false).unwrap_err();
+        assert!(err.contains("without a result"), "{err}");
+        odd.json = r#"{"kind":"finished","result":{"#.into();
+        let err = log_line(&odd, false).unwrap_err();
+        assert!(err.starts_with("event JSON from the host"), "{err}");
         // A lifecycle line: the event's last members take the places of `kind` and
         // `timestamp` (serde_json's `remove` swaps with the last entry).
-        let (line, _) = log_line(r#"{"kind":"started","timestamp":"2026-11-24T07:32:12.142169Z","execution_id":"X","script_id":"s","attempt":1,"pid":5,"category":null}"#, true)
+        let (line, _) = log_line(&record(r#"{"kind":"started","timestamp":"2026-11-24T07:32:12.142169Z","execution_id":"X","script_id":"s","attempt":1,"pid":5,"category":null}"#), true)
             .unwrap()
             .unwrap();
         assert_eq!(
