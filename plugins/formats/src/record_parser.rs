@@ -62,7 +62,6 @@ pub fn parse_record_fast(line: &[u8]) -> Option<Record<'_>> {
         text,
         b: line,
         i: 0,
-        clean: line.iter().fold(0u8, |any, c| any | u8::from(*c < 0x20)) == 0,
     };
     p.ws();
     p.expect(b'{')?;
@@ -186,9 +185,6 @@ struct Parser<'a> {
     text: &'a str,
     b: &'a [u8],
     i: usize,
-    /// Whether the line has no control character (no whitespace between tokens, as the
-    /// log sink writes it): strings need no check for them.
-    clean: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -214,17 +210,16 @@ impl<'a> Parser<'a> {
     }
 
     /// The string whose opening quote was just read, checked as serde_json checks a string
-    /// it skips: no raw control character (none in a clean line), valid escapes. (UTF-8
-    /// was checked for the whole line.)
+    /// it skips: no raw control character, valid escapes. (UTF-8 was checked for the
+    /// whole line.)
+    #[inline(always)]
     fn string(&mut self) -> Option<Str> {
         let b = self.b;
         let start = self.i;
         let mut escaped = false;
         let mut i = self.i;
         loop {
-            // A word at a time over the first bytes (most strings are short), then, in a
-            // clean line, the vectorised search for the only two bytes that matter.
-            let mut words = 0;
+            // A word at a time to the next quote, backslash or control character.
             while let Some(chunk) = b.get(i..i + 8) {
                 let m = specials(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
                 if m != 0 {
@@ -232,11 +227,6 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 i += 8;
-                words += 1;
-                if words == 2 && self.clean {
-                    i += memchr::memchr2(b'"', b'\\', &b[i..])?;
-                    break;
-                }
             }
             match *b.get(i)? {
                 b'"' => {
