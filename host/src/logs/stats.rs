@@ -44,15 +44,14 @@ impl GroupBy {
 
     /// The group `r` falls in: the field's value as written, [`NONE_KEY`] when the record
     /// lacks it.
-    pub fn key(self, r: &Record<'_>) -> String {
+    pub fn key<'r>(self, r: &'r Record<'_>) -> &'r str {
         match self {
             GroupBy::Day => r
                 .timestamp
                 .as_deref()
                 .and_then(|t| t.get(..10))
-                .unwrap_or(NONE_KEY)
-                .to_string(),
-            other => other.dimension().key(r).to_string(),
+                .unwrap_or(NONE_KEY),
+            other => other.dimension().key(r),
         }
     }
 
@@ -250,9 +249,9 @@ impl StatsAcc {
         self.overall.add(r);
         if let Some(g) = group_by {
             let key = g.key(r);
-            match self.groups.get_mut(&key) {
+            match self.groups.get_mut(key) {
                 Some(acc) => acc.add(r),
-                None => self.groups.entry(key).or_default().add(r),
+                None => self.groups.entry(key.to_string()).or_default().add(r),
             }
         }
     }

@@ -6,6 +6,8 @@
 //! * `log_summary` (feature `summary`): the summary written beside a rotated log file
 //!   (figures by script, specialist, user, category and hour, with sketches), so that
 //!   statistics over weeks of history do not reread it.
+//! * `record_parser` (feature `summary`): a log line read into the record the queries and
+//!   summaries use, fast, exactly as serde_json reads it.
 //! * [`log_record`]: the execution log's record: its field names in the order written,
 //!   its version and levels, and the writer of one line. The log sink plugin writes it;
 //!   `metaclaude logs`, the server and the synthetic logs of the benchmark use it.
@@ -29,3 +31,5 @@ pub mod log_record;
 #[cfg(feature = "summary")]
 pub mod log_summary;
 pub mod prometheus;
+#[cfg(feature = "summary")]
+pub mod record_parser;

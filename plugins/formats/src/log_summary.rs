@@ -74,7 +74,7 @@ pub const NONE_KEY: &str = "(none)";
 /// the parser without being built, and strings are borrowed from the line unless they hold
 /// escapes. The host's query reads lines with this same type, so a summary counts exactly
 /// what a full read counts.
-#[derive(Debug, PartialEq, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Record<'a> {
     /// When: an execution's `finished_at`, a lifecycle event's time, as written
     /// (`2024-01-15T10:30:45.123456Z`).
@@ -604,10 +604,7 @@ impl SummaryBuilder {
         if line.is_empty() {
             return;
         }
-        let parsed = std::str::from_utf8(line)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<Record>(t).map_err(|e| e.to_string()));
-        let r = match parsed {
+        let r = match crate::record_parser::parse_record(line) {
             Ok(r) => r,
             Err(e) => return self.refuse(format!("line {}: not a JSON record ({e})", self.line)),
         };
