@@ -132,6 +132,16 @@ fn host_failed(e: HostError, registry: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The async runtime of a one-shot `run`: the calling thread alone drives its one
+/// execution (plugins have threads of their own), with no worker threads to start.
+fn one_execution_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 /// The async runtime the executor runs on.
 fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;

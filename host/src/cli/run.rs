@@ -38,7 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.events {
         sinks.push(Arc::new(StderrEvents(Mutex::new(()))));
     }
-    let runtime = super::async_runtime()?;
+    let runtime = super::one_execution_runtime()?;
     let host = match MonitoredHost::start(config, sinks, super::stderr_notices()) {
         Ok(host) => host,
         Err(e) => return super::host_failed(e, &args.registry),
