@@ -175,11 +175,30 @@ fn median_rate(mut rates: Vec<Rate>) -> Rate {
     rates.swap_remove(rates.len() / 2)
 }
 
+/// A copy of the set in `tmp` whose exporters block on a full queue: they drop events
+/// then (they never hold executions up), and here every event must be processed and
+/// counted.
+fn blocking_set(set: &Path, tmp: &Path) -> PathBuf {
+    copy_set(set, &tmp.join("blocking"), |_, text| {
+        text.replace("on_full = \"drop_newest\"", "on_full = \"block\"")
+    })
+}
+
+/// A copy of `set` in `into` with the plugin `name` alone.
+fn alone_in_set(set: &Path, into: &Path, name: &str) -> PathBuf {
+    copy_set(set, into, |_, text| text);
+    for other in std::fs::read_dir(into).unwrap() {
+        let other = other.unwrap().path();
+        if other.file_name().unwrap() != name {
+            std::fs::remove_dir_all(other).unwrap();
+        }
+    }
+    assert!(into.join(name).is_dir(), "no plugin {name} in the set");
+    into.to_path_buf()
+}
+
 fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
-    // The exporters drop events when their queue is full (they never hold executions
-    // up); here they block instead, so that every event is processed and counted.
-    let blocking = |text: String| text.replace("on_full = \"drop_newest\"", "on_full = \"block\"");
-    let set = &copy_set(set, &tmp.join("blocking"), |_, text| blocking(text));
+    let set = &blocking_set(set, tmp);
     let all_output = copy_set(set, &tmp.join("with-output"), |_, text| {
         text.replace("event_output = false", "event_output = true")
     });
@@ -192,14 +211,7 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
             continue;
         }
         let name = folder.file_name().unwrap().to_string_lossy().to_string();
-        let dir = tmp.join("alone").join(&name);
-        copy_set(set, &dir, |_, text| text);
-        for other in std::fs::read_dir(&dir).unwrap() {
-            let other = other.unwrap().path();
-            if other.file_name().unwrap() != name.as_str() {
-                std::fs::remove_dir_all(other).unwrap();
-            }
-        }
+        let dir = alone_in_set(set, &tmp.join("alone").join(&name), &name);
         alone.push((format!("{name} alone"), dir));
     }
     alone.sort();
@@ -275,26 +287,11 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
 
 /// One host of [`throughput`]'s, alone and for longer: what `perf` watches.
 fn profile(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain, which: &str) {
-    let blocking = |text: String| text.replace("on_full = \"drop_newest\"", "on_full = \"block\"");
-    let set = &copy_set(set, &tmp.join("blocking"), |_, text| blocking(text));
+    let set = &blocking_set(set, tmp);
     let dir = match which {
         "set" => set.clone(),
         "native" => native.to_path_buf(),
-        name => {
-            let dir = tmp.join("alone");
-            copy_set(set, &dir, |_, text| text);
-            for other in std::fs::read_dir(&dir).unwrap() {
-                let other = other.unwrap().path();
-                if other.file_name().unwrap() != name {
-                    std::fs::remove_dir_all(other).unwrap();
-                }
-            }
-            assert!(
-                dir.join(name).is_dir(),
-                "BENCH_PROFILE: no plugin {name} in the set"
-            );
-            dir
-        }
+        name => alone_in_set(set, &tmp.join("alone"), name),
     };
     // `BENCH_PROFILE_KIB=1024`: 1 MiB outputs (and fewer events) instead of 1 KiB.
     let kib: usize = std::env::var("BENCH_PROFILE_KIB")

@@ -39,31 +39,29 @@ impl Delivery {
     /// plus a fixed share for the rest of the record.
     pub fn weight(&self, json: bool, output: bool) -> usize {
         const RECORD: usize = 1024;
-        let outputs = || {
-            self.event
-                .result
-                .as_deref()
-                .map_or(0, |r| r.stdout.len() + r.stderr.len())
-        };
         RECORD
             + if json {
                 self.json().len()
             } else if output {
-                outputs()
+                self.output_bytes()
             } else {
                 0
             }
+    }
+
+    /// The bytes of the script's stdout and stderr (0 for an event without a result).
+    fn output_bytes(&self) -> usize {
+        self.event
+            .result
+            .as_deref()
+            .map_or(0, |r| r.stdout.len() + r.stderr.len())
     }
 
     pub fn json(&self) -> &str {
         self.json.get_or_init(|| {
             // Sized for the outputs and the rest at once: grown from serde_json's 128
             // bytes, a 1 KiB output's event was copied four times on the way.
-            let outputs = self
-                .event
-                .result
-                .as_deref()
-                .map_or(0, |r| r.stdout.len() + r.stderr.len());
+            let outputs = self.output_bytes();
             let mut json = Vec::with_capacity(outputs + outputs / 8 + 1024);
             match serde_json::to_writer(&mut json, &self.event) {
                 // SAFETY: serde_json writes only UTF-8 (it escapes nothing into other
