@@ -20,6 +20,9 @@
 //! (`tests` below) and a fuzz target (`host/fuzz/fuzz_targets/log_record.rs`) compare it
 //! with serde_json on valid, mutated and truncated lines.
 //!
+//! [`raw_member`] is the same parser finding one member's raw text in an object (the
+//! log sink's way to the result in an event's JSON), with the same guarantee.
+//!
 //! [`SummaryBuilder`]: crate::log_summary::SummaryBuilder
 
 use std::borrow::Cow;
@@ -63,46 +66,50 @@ pub fn parse_record_fast(line: &[u8]) -> Option<Record<'_>> {
         b: line,
         i: 0,
     };
-    p.ws();
-    p.expect(b'{')?;
     let mut r = Record::default();
     let mut seen = 0u32;
-    p.ws();
-    if p.peek()? == b'}' {
-        p.i += 1;
-    } else {
-        loop {
-            p.expect(b'"')?;
-            let key = p.string()?;
-            if key.escaped {
-                // serde_json compares the key unescaped.
+    p.object(|p, key| match field_of(key) {
+        Some(field) => {
+            // A repeated field is an error in serde_json.
+            let bit = 1u32 << field as u32;
+            if seen & bit != 0 {
                 return None;
             }
-            p.ws();
-            p.expect(b':')?;
-            p.ws();
-            match field_of(&p.b[key.start..key.end]) {
-                Some(field) => {
-                    // A repeated field is an error in serde_json.
-                    let bit = 1u32 << field as u32;
-                    if seen & bit != 0 {
-                        return None;
-                    }
-                    seen |= bit;
-                    p.field(field, &mut r)?;
-                }
-                None => p.skip_value(0)?,
-            }
-            p.ws();
-            match p.next()? {
-                b',' => p.ws(),
-                b'}' => break,
-                _ => return None,
-            }
+            seen |= bit;
+            p.field(field, &mut r)
         }
-    }
-    p.ws();
-    (p.i == line.len()).then_some(r)
+        None => p.skip_value(0),
+    })?;
+    Some(r)
+}
+
+/// The raw text of the member `name` of the JSON object `json` (`None` inside when it is
+/// absent or `null`), exactly what serde_json reads into an `Option<&RawValue>` field of
+/// a struct that ignores its other members, with the whole text checked as serde_json
+/// checks it; `None` where the fast parser cannot tell (an escaped key, a repeated
+/// `name`, a value nested too deep, invalid JSON, ...: then serde_json decides, and says
+/// why). The log sink finds the result's text in an event's JSON with it.
+pub fn raw_member<'a>(json: &'a str, name: &str) -> Option<Option<&'a str>> {
+    let mut p = Parser {
+        text: json,
+        b: json.as_bytes(),
+        i: 0,
+    };
+    let mut found = None;
+    p.object(|p, key| {
+        let start = p.i;
+        p.skip_value(0)?;
+        if key == name.as_bytes() {
+            // A repeated field is an error in serde_json.
+            if found.is_some() {
+                return None;
+            }
+            let raw = &json[start..p.i];
+            found = Some((raw != "null").then_some(raw));
+        }
+        Some(())
+    })?;
+    Some(found.flatten())
 }
 
 /// The fields of [`Record`] the fast parser fills, by their JSON names.
@@ -200,6 +207,44 @@ impl<'a> Parser<'a> {
 
     fn expect(&mut self, c: u8) -> Option<()> {
         (self.next()? == c).then_some(())
+    }
+
+    /// The whole text as one object ([`Parser::members`]), then nothing but whitespace.
+    fn object(&mut self, member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.ws();
+        self.members(member)?;
+        self.ws();
+        (self.i == self.b.len()).then_some(())
+    }
+
+    /// An object from its `{` to its `}`: each member's key handed to `member` with the
+    /// parser at its value, which `member` reads. `None` for anything else, an escaped key
+    /// too (serde_json compares keys unescaped).
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        let b = self.b;
+        self.expect(b'{')?;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.expect(b'"')?;
+            let key = self.string()?;
+            if key.escaped {
+                return None;
+            }
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            member(self, &b[key.start..key.end])?;
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
     }
 
     /// JSON's whitespace, as serde_json skips it.
@@ -408,46 +453,28 @@ impl<'a> Parser<'a> {
 
     /// The `resource_usage` object: its three figures, the rest skipped.
     fn usage(&mut self) -> Option<Usage> {
-        self.expect(b'{')?;
         let mut u = Usage::default();
         let mut seen = 0u8;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Some(u);
-        }
-        loop {
-            self.expect(b'"')?;
-            let key = self.string()?;
-            if key.escaped {
-                return None;
-            }
-            self.ws();
-            self.expect(b':')?;
-            self.ws();
-            let figure = match &self.b[key.start..key.end] {
+        self.members(|p, key| {
+            let figure = match key {
                 b"wall_time_seconds" => Some((1, &mut u.wall_time_seconds)),
                 b"peak_memory_mb" => Some((2, &mut u.peak_memory_mb)),
                 b"cpu_time_seconds" => Some((4, &mut u.cpu_time_seconds)),
                 _ => None,
             };
             match figure {
-                None => self.skip_value(1)?,
+                None => p.skip_value(1),
                 Some((bit, figure)) => {
                     if seen & bit != 0 {
                         return None;
                     }
                     seen |= bit;
-                    *figure = self.plain_decimal()?;
+                    *figure = p.plain_decimal()?;
+                    Some(())
                 }
             }
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
-                b'}' => return Some(u),
-                _ => return None,
-            }
-        }
+        })?;
+        Some(u)
     }
 
     /// Skips one value (whitespace before it already skipped), checking it as serde_json

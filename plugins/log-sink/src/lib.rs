@@ -11,6 +11,7 @@ use std::cell::RefCell;
 
 use chrono::{DateTime, TimeZone, Utc};
 use metaclaude_formats::log_record::{self, Level};
+use metaclaude_formats::record_parser;
 use metaclaude_plugin_sdk::category_name;
 use metaclaude_plugin_sdk::config::Table;
 use metaclaude_plugin_sdk::types::{Event, LifecycleKind};
@@ -105,7 +106,8 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
 /// (`log_record::write_finished`): the result's text is copied as it is (validated, never
 /// parsed into a tree and serialised again), so a large stdout costs one copy. Its head
 /// (time, level, category) comes from the event's record, which the host fills from the
-/// same result, so the JSON is read once, only to find where the result's text is.
+/// same result, so the JSON is read once, only to find where the result's text is (by
+/// the fast reader the host queries the log with, `record_parser::raw_member`).
 pub fn log_line(event: &Event, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
     if event.kind != LifecycleKind::Finished {
         return if debug {
@@ -118,11 +120,16 @@ pub fn log_line(event: &Event, debug: bool) -> Result<Option<(String, DateTime<U
         .result
         .as_ref()
         .ok_or_else(|| "finished event without a result".to_string())?;
-    let bad = |e: serde_json::Error| format!("event JSON from the host: {e}");
-    let raw = serde_json::from_str::<EventResult>(&event.json)
-        .map_err(bad)?
-        .result
-        .ok_or_else(|| "finished event without a result in its JSON".to_string())?;
+    // The fast reader checks the JSON as serde_json does; what it cannot tell, serde_json
+    // reads (and says what is wrong).
+    let raw = match record_parser::raw_member(&event.json, "result") {
+        Some(raw) => raw,
+        None => serde_json::from_str::<EventResult>(&event.json)
+            .map_err(|e| format!("event JSON from the host: {e}"))?
+            .result
+            .map(RawValue::get),
+    }
+    .ok_or_else(|| "finished event without a result in its JSON".to_string())?;
     let finished_at = Utc
         .timestamp_opt(head.finished_at.seconds, head.finished_at.nanoseconds)
         .single()
@@ -131,13 +138,13 @@ pub fn log_line(event: &Event, debug: bool) -> Result<Option<(String, DateTime<U
         .error_details
         .as_ref()
         .map(|e| format!("\"{}\"", category_name(e.category)));
-    let mut line = String::with_capacity(raw.get().len() + 128);
+    let mut line = String::with_capacity(raw.len() + 128);
     log_record::write_finished(
         &mut line,
         &format!("\"{}\"", log_record::timestamp(&finished_at)),
         Level::of_execution(head.success, head.retries.into()),
         category.as_deref().unwrap_or("null"),
-        raw.get(),
+        raw,
     );
     Ok(Some((line, finished_at)))
 }

@@ -428,3 +428,105 @@ fn generated_and_damaged_lines_read_as_serde_json_reads_them() {
         }
     }
 }
+
+/// What serde_json reads as the raw text of the members `inputs` and `resource_usage`,
+/// each the one `Option<&RawValue>` field of a struct that ignores the rest.
+fn reference_members(text: &str) -> [Result<Option<&str>, String>; 2] {
+    #[derive(serde::Deserialize)]
+    struct Inputs<'a> {
+        #[serde(borrow, default)]
+        inputs: Option<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Usage<'a> {
+        #[serde(borrow, default)]
+        resource_usage: Option<&'a serde_json::value::RawValue>,
+    }
+    [
+        serde_json::from_str::<Inputs>(text)
+            .map(|m| m.inputs.map(|r| r.get()))
+            .map_err(|e| e.to_string()),
+        serde_json::from_str::<Usage>(text)
+            .map(|m| m.resource_usage.map(|r| r.get()))
+            .map_err(|e| e.to_string()),
+    ]
+}
+
+/// Checks `text`: [`raw_member`] answers only with serde_json's raw text, for both
+/// members. Whether it answered.
+fn check_members(text: &str) -> bool {
+    let fast = [
+        raw_member(text, "inputs"),
+        raw_member(text, "resource_usage"),
+    ];
+    let want = reference_members(text);
+    for (fast, want) in fast.iter().zip(&want) {
+        if let Some(fast) = fast {
+            match want {
+                Ok(want) => assert_eq!(fast, want, "{text}"),
+                Err(e) => panic!("raw_member took a text serde_json refuses ({e}): {text:?}"),
+            }
+        }
+    }
+    fast.iter().all(Option::is_some)
+}
+
+#[test]
+fn a_members_raw_text_is_serde_jsons_raw_value() {
+    // An event's JSON as the host makes one: the result's text is found as it is.
+    let event = format!(
+        r#"{{"kind":"finished","timestamp":"2026-11-05T00:00:00.523040Z","execution_id":"01J","attempt":1,"result":{WRITTEN}}}"#
+    );
+    assert_eq!(raw_member(&event, "result"), Some(Some(WRITTEN)));
+    assert_eq!(raw_member(&event, "results"), Some(None));
+    assert_eq!(raw_member(r#" {"result" : null } "#, "result"), Some(None));
+    assert_eq!(
+        raw_member(r#"{"result": [1, {"a":"\""}] }"#, "result"),
+        Some(Some(r#"[1, {"a":"\""}]"#))
+    );
+    // Left to serde_json: a repeated member, an escaped key, invalid JSON.
+    assert_eq!(raw_member(r#"{"result":1,"result":2}"#, "result"), None);
+    assert_eq!(raw_member(r#"{"resul\u0074":1}"#, "result"), None);
+    assert_eq!(raw_member(r#"{"result":1,}"#, "result"), None);
+    assert_eq!(raw_member(r#"{"result":1} x"#, "result"), None);
+
+    let mut g = Rng(0x5eed_1234_abcd_0002);
+    let (mut fast_on_valid, mut fast_on_damaged) = (0, 0);
+    for _ in 0..20_000 {
+        let text = line(&mut g);
+        fast_on_valid += usize::from(check_members(&text));
+        for _ in 0..3 {
+            let damaged = mutate(&mut g, text.as_bytes());
+            if let Ok(damaged) = std::str::from_utf8(&damaged) {
+                fast_on_damaged += usize::from(check_members(damaged));
+            }
+        }
+    }
+    // A parser that always deferred would pass the checks above and be no faster.
+    assert!(fast_on_valid > 3_000, "{fast_on_valid} on the fast path");
+    assert!(
+        fast_on_damaged > 1_000,
+        "{fast_on_damaged} damaged on the fast path"
+    );
+    for at in 0..event.len() {
+        for b in ['"', '\\', '\u{1}', '}', ',', 'x', 'é'] {
+            if event.is_char_boundary(at) {
+                let mut replaced = event.clone();
+                replaced.insert(at, b);
+                check_members(&replaced);
+                let found = raw_member(&replaced, "result");
+                if let (Some(found), Ok(v)) = (
+                    found,
+                    serde_json::from_str::<
+                        std::collections::HashMap<String, &serde_json::value::RawValue>,
+                    >(&replaced),
+                ) {
+                    assert_eq!(
+                        found,
+                        v.get("result").map(|r| r.get()).filter(|r| *r != "null")
+                    );
+                }
+            }
+        }
+    }
+}
