@@ -140,6 +140,8 @@ fn events_seen(browser: &Browser) -> u64 {
 }
 
 fn main() {
+    // The allocator as the binary sets it (`main`), so that the figures are the binary's.
+    metaclaude::memory::tune_allocator();
     if std::env::args().any(|a| a == "--list") {
         return;
     }

@@ -564,6 +564,8 @@ fn down_targets(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
 }
 
 fn main() {
+    // The allocator as the binary sets it (`main`), so that the figures are the binary's.
+    metaclaude::memory::tune_allocator();
     if std::env::var_os("BENCH_STATSD_DRAIN").is_some() {
         return StatsdDrain::serve();
     }

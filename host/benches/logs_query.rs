@@ -99,6 +99,8 @@ fn max_rss_mib() -> f64 {
 }
 
 fn main() {
+    // The allocator as the binary sets it (`main`), so that the figures are the binary's.
+    metaclaude::memory::tune_allocator();
     // The query runs in a child process of its own, like the CLI, so its time includes
     // process start and its peak memory is its own (not the generator's).
     if let Some(dir) = std::env::var_os("LOGS_BENCH_QUERY") {

@@ -67,6 +67,8 @@ fn throughput(events: &[ExecutionEvent], sink: &dyn EventSink, done: &dyn Fn()) 
 }
 
 fn main() {
+    // The allocator as the binary sets it (`main`), so that the figures are the binary's.
+    metaclaude::memory::tune_allocator();
     let tmp = std::env::temp_dir().join(format!("metaclaude-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();

@@ -110,6 +110,8 @@ fn samples(text: &str) -> Vec<&str> {
 }
 
 fn main() {
+    // The allocator as the binary sets it (`main`), so that the figures are the binary's.
+    metaclaude::memory::tune_allocator();
     let wasm = root().join("plugins/target/wasm32-wasip2/release/prometheus_exporter.wasm");
     assert!(
         wasm.is_file(),

@@ -152,6 +152,8 @@ fn set(text: String, edits: &[(&str, String)]) -> String {
 const DISCARD: u16 = 9;
 
 fn main() {
+    // The allocator as the binary sets it (`main`), so that the figures are the binary's.
+    metaclaude::memory::tune_allocator();
     let installed = exe_dir();
     let default_set = installed.join("plugins");
     let available = installed.join("plugins-available");

@@ -287,6 +287,8 @@ fn fan_out(clients: usize, seconds: u64) {
 }
 
 fn main() {
+    // The allocator as the binary sets it (`main`), so that the figures are the binary's.
+    metaclaude::memory::tune_allocator();
     // `cargo bench` passes --bench; nothing else to parse.
     let requests = env_usize("SERVE_BENCH_REQUESTS", 2000);
     let rounds = env_usize("SERVE_BENCH_ROUNDS", 3);

@@ -68,6 +68,8 @@ fn interleaved(n: usize, contenders: &mut [&mut dyn FnMut() -> Duration]) -> Vec
 }
 
 fn main() {
+    // The allocator as the binary sets it (`main`), so that the figures are the binary's.
+    metaclaude::memory::tune_allocator();
     // `cargo bench` passes `--bench`; this harness takes no filters.
     let n: usize = std::env::var("BENCH_ITERATIONS")
         .ok()

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     // Before any thread: files made without an explicit mode (by plugins through WASI)
     // are private; scripts get the operator's umask back when spawned.
     metaclaude::safe_fs::restrict_umask();
-    fix_malloc_mmap_threshold();
+    metaclaude::memory::tune_allocator();
     let args = cli::args::Cli::parse();
     init_tracing(&args.log_level);
     match cli::dispatch(args.command) {
@@ -21,23 +21,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(cli::EXIT_USAGE)
-        }
-    }
-}
-
-/// Large buffers (a script's captured output is up to a few MiB) get their own mappings
-/// and go back to the system when freed. glibc starts with this threshold at 128 KiB but
-/// raises it after the first large buffer is freed, and from then on 1 MiB captures are
-/// carved from per-thread arenas that fragment: a long-running `serve` grew by about
-/// 13 MiB an hour that way (the soak in the README). Fixing the threshold at glibc's own
-/// default stops the raise. `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
-fn fix_malloc_mmap_threshold() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-        // SAFETY: `mallopt` only sets one of the allocator's parameters and is safe to
-        // call at any time; here no other thread exists yet.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
         }
     }
 }

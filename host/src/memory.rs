@@ -1,4 +1,5 @@
-//! The allocator's free memory given back to the system while a long-running host runs.
+//! The allocator's settings ([`tune_allocator`]) and its free memory given back to the
+//! system while a long-running host runs.
 //!
 //! glibc keeps memory that the program freed inside its arenas (one per thread that
 //! allocated, up to eight per core): only the top of an arena is returned by itself, and
@@ -10,6 +11,26 @@
 
 use std::sync::Once;
 use std::time::Duration;
+
+/// Sets the allocator's parameters a host runs with: called first thing by `main`, before
+/// any other thread, and by the benchmarks, so that they measure what the binary runs.
+/// With glibc (elsewhere it does nothing), the mmap threshold is fixed at 128 KiB: large
+/// buffers (a script's captured output is up to a few MiB) get their own mappings and go
+/// back to the system when freed.
+/// glibc starts with this threshold but raises it after the first large buffer is freed,
+/// and from then on 1 MiB captures are carved from per-thread arenas that fragment: a
+/// long-running `serve` grew by about 13 MiB an hour that way (the soak in the README).
+/// `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: `mallopt` only sets one of the allocator's parameters and is safe to
+        // call at any time, from any thread (it takes the arenas' locks).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    }
+}
 
 /// How often a long-running host gives its free memory back.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(30);
