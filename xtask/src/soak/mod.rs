@@ -4,7 +4,8 @@
 //!
 //! * The server: the debug build, on free loopback ports, with a plugins folder of the
 //!   default log sink (writing into the soak's temporary directory), a recorder and a
-//!   hostile plugin (both the fixture sink), and a copy of the example registry.
+//!   hostile plugin (both the fixture sink), each granted what its manifest asks as an
+//!   operator grants it (`plugins grant --all --yes`), and a copy of the example registry.
 //! * The workload ([`workload`]): `--clients` threads POSTing a weighted mix of the
 //!   example scripts (all seven categories, `flaky` for retries, `big_output`, escaping
 //!   descendants, unknown ids and bad inputs) at `--rate` executions a second in all, one
@@ -154,6 +155,7 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
     crate::run(crate::cargo("build").args(["--quiet", "-p", "metaclaude-host"]))?;
     let bin = root.join("target/debug/metaclaude");
     let dir = SoakDir::create(root)?;
+    dir.grant(&bin)?;
     crate::step(&format!(
         "soak: {} minutes at {} executions/s ({} clients), warm-up {} minutes, in {}",
         opts.minutes,
@@ -258,6 +260,17 @@ fn drive(opts: &Options, bin: &Path, dir: &SoakDir, server: &mut Server) -> Resu
             bail!("the server was not ready within 120 s");
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+    // Every plugin of the folder is listed, or the soak would run without its log or its
+    // recorder: the server names what it refused.
+    let listed = api.get_json("/api/v1/plugins")?;
+    for name in ["log-sink", "recorder", setup::HOSTILE] {
+        let found = listed["plugins"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == name));
+        if !found {
+            bail!("plugin {name} is not listed by the soak's server (not started): {listed}");
+        }
     }
     let mut rows = vec![sample(0, server.pid, dir, &api, None)?];
     eprintln!("{}", report::minute_line(&rows[0], 0));

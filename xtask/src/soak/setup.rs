@@ -76,6 +76,28 @@ impl SoakDir {
         Ok(dir)
     }
 
+    /// Grants every plugin of the folder what its manifest asks, as an operator does
+    /// (`metaclaude plugins grant --all --yes`, into `grants.toml` beside the folder, the
+    /// server's default), with the log directory the server gets: a plugin nobody granted
+    /// is not started, and the soak would run without its log and recorder.
+    pub fn grant(&self, bin: &Path) -> Result<()> {
+        let out = Command::new(bin)
+            .args(["plugins", "grant", "--all", "--yes", "--plugins"])
+            .arg(&self.plugins)
+            .env("METACLAUDE_LOG_DIR", &self.logs)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        if !out.status.success() {
+            bail!(
+                "metaclaude plugins grant --all failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// Replaces a file at once (written beside the soak's files, then renamed), so no
     /// watcher ever reads half of it.
     fn replace(&self, target: &Path, text: &str) -> Result<()> {
