@@ -53,12 +53,17 @@ pub fn perform(step: u64, dir: &SoakDir, api: &Api) -> Action {
 
 /// The hostile plugin's entry in `GET /api/v1/plugins`.
 pub fn hostile_state(api: &Api) -> Result<Value> {
+    plugin_state(api, HOSTILE)
+}
+
+/// Plugin `name`'s entry in `GET /api/v1/plugins`; an error names what is listed.
+pub fn plugin_state(api: &Api, name: &str) -> Result<Value> {
     let listed = api.get_json("/api/v1/plugins")?;
     listed["plugins"]
         .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == HOSTILE))
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
         .cloned()
-        .ok_or_else(|| anyhow::anyhow!("plugin {HOSTILE} is not listed: {listed}"))
+        .ok_or_else(|| anyhow::anyhow!("plugin {name} is not listed (not started): {listed}"))
 }
 
 /// Polls until the hostile plugin's state is `want` (bounded).

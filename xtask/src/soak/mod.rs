@@ -263,14 +263,8 @@ fn drive(opts: &Options, bin: &Path, dir: &SoakDir, server: &mut Server) -> Resu
     }
     // Every plugin of the folder is listed, or the soak would run without its log or its
     // recorder: the server names what it refused.
-    let listed = api.get_json("/api/v1/plugins")?;
     for name in ["log-sink", "recorder", setup::HOSTILE] {
-        let found = listed["plugins"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().any(|p| p["name"] == name));
-        if !found {
-            bail!("plugin {name} is not listed by the soak's server (not started): {listed}");
-        }
+        actions::plugin_state(&api, name)?;
     }
     let mut rows = vec![sample(0, server.pid, dir, &api, None)?];
     eprintln!("{}", report::minute_line(&rows[0], 0));
