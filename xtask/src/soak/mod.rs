@@ -6,6 +6,8 @@
 //!   default log sink (writing into the soak's temporary directory), a recorder and a
 //!   hostile plugin (both the fixture sink), each granted what its manifest asks as an
 //!   operator grants it (`plugins grant --all --yes`), and a copy of the example registry.
+//!   The soak runs its own copy of the binary (and of each component), so building while
+//!   it runs changes nothing it uses.
 //! * The workload ([`workload`]): `--clients` threads POSTing a weighted mix of the
 //!   example scripts (all seven categories, `flaky` for retries, `big_output`, escaping
 //!   descendants, unknown ids and bad inputs) at `--rate` executions a second in all, one
@@ -153,8 +155,12 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
     crate::build_plugins(root, crate::PluginSet::All)?;
     crate::step("building metaclaude (the debug build: the soak looks for leaks, not speed)");
     crate::run(crate::cargo("build").args(["--quiet", "-p", "metaclaude-host"]))?;
-    let bin = root.join("target/debug/metaclaude");
     let dir = SoakDir::create(root)?;
+    // Its own copy, like the plugins' components: a build during the soak leaves the
+    // server and every command the soak runs on the binary it started with.
+    let bin = dir.path.join("metaclaude");
+    std::fs::copy(root.join("target/debug/metaclaude"), &bin)
+        .context("copying target/debug/metaclaude into the soak's directory")?;
     dir.grant(&bin)?;
     crate::step(&format!(
         "soak: {} minutes at {} executions/s ({} clients), warm-up {} minutes, in {}",
