@@ -12,9 +12,12 @@
 //!   `memory.limit_in_bytes` and the `oom_kill` counter.
 //!
 //! Without write access to either, executions run without cgroups and the result says so
-//! through its measurement sources. Creating a cgroup costs ~0.2 ms, so a small pool is
-//! prepared off the hot path (as many as were ever in use at once, up to eight: a one-shot
-//! host makes one) and removal happens in the background.
+//! through its measurement sources. Creating a cgroup costs ~0.2 ms, so a host makes a
+//! folder of its own in each hierarchy (`metaclaude-<pid>-<nanos>`), and a small pool of
+//! execution cgroups in it is prepared off the hot path (as many as were ever in use at
+//! once, up to eight) and removal happens in the background. A host for one execution (a
+//! one-shot `run`) makes neither folder nor pool: its execution cgroup is made straight
+//! in the host's own cgroup (`metaclaude-<pid>-<nanos>-<n>`), and removed at exit.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -35,6 +38,10 @@ struct Roots {
     unified_memory: bool,
     /// The host's own folder in the v1 memory hierarchy.
     memory_v1: Option<PathBuf>,
+    /// A host for one execution: `unified` and `memory_v1` are the host process's own
+    /// cgroups (not folders it made, so never removed), and execution cgroups are made
+    /// straight in them, named this prefix and a number.
+    single: Option<String>,
 }
 
 /// Memory accounting of one execution cgroup.
@@ -373,8 +380,10 @@ const EXIT_PATIENCE: Duration = Duration::from_secs(2);
 
 impl CgroupManager {
     /// Detects what this machine allows; `None` when no cgroup can be created.
-    pub fn detect() -> Option<Arc<CgroupManager>> {
-        let roots = detect_roots();
+    /// `one_execution`: a host for one execution at a time (see the module's
+    /// documentation): no folder of its own, no pool and no thread.
+    pub fn detect(one_execution: bool) -> Option<Arc<CgroupManager>> {
+        let roots = detect_roots(one_execution);
         if roots.unified.is_none() && roots.memory_v1.is_none() {
             tracing::debug!("no writable cgroup hierarchy: measuring by rusage and sampling");
             return None;
@@ -386,6 +395,12 @@ impl CgroupManager {
             state: Mutex::new(PoolState::default()),
             wake: Condvar::new(),
         });
+        if shared.roots.single.is_some() {
+            return Some(Arc::new(CgroupManager {
+                shared,
+                worker: None,
+            }));
+        }
         let for_worker = shared.clone();
         let worker = std::thread::Builder::new()
             .name("metaclaude-cgroups".into())
@@ -463,7 +478,11 @@ impl CgroupManager {
 
 impl Shared {
     fn create(&self) -> io::Result<ExecCgroup> {
-        let name = format!("exec-{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let name = match &self.roots.single {
+            Some(prefix) => format!("{prefix}-{n}"),
+            None => format!("exec-{n}"),
+        };
         let mut cg = ExecCgroup {
             unified: None,
             memory: None,
@@ -500,6 +519,10 @@ impl Shared {
     }
 
     fn remove_roots(&self) {
+        // A one-execution host's roots are its own process's cgroups, not its folders.
+        if self.roots.single.is_some() {
+            return;
+        }
         for root in self.roots.unified.iter().chain(self.roots.memory_v1.iter()) {
             let _ = fs::remove_dir(root);
         }
@@ -587,8 +610,9 @@ fn pool_worker(shared: &Shared) {
     }
 }
 
-/// Finds the host's own cgroups and makes a `metaclaude-<pid>` folder under each.
-fn detect_roots() -> Roots {
+/// Finds the host's own cgroups and makes a `metaclaude-<pid>-<nanos>` folder under each;
+/// with `single`, makes none: the host's own cgroups are the roots, where it may write.
+fn detect_roots(single: bool) -> Roots {
     let mut roots = Roots::default();
     let Ok(membership) = fs::read_to_string("/proc/self/cgroup") else {
         return roots;
@@ -603,6 +627,15 @@ fn detect_roots() -> Roots {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let folder = format!("metaclaude-{}-{nanos:09}", std::process::id());
+    // The host's own cgroup (for a one-execution host) or its folder in it.
+    let root = |own: PathBuf| -> Option<PathBuf> {
+        if !single {
+            let dir = own.join(&folder);
+            return make_dir(&dir).then_some(dir);
+        }
+        sweep_stale(&own.join(&folder));
+        writable(&own).then_some(own)
+    };
     for line in membership.lines() {
         let mut parts = line.splitn(3, ':');
         let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
@@ -612,27 +645,52 @@ fn detect_roots() -> Roots {
         let path = path.trim_start_matches('/');
         if id == "0" && controllers.is_empty() {
             if let Some(mount) = mount_point(&mountinfo, "cgroup2", None) {
-                let dir = mount.join(path).join(&folder);
-                if make_dir(&dir) {
-                    roots.unified_memory = enable_memory_controller(&dir);
+                if let Some(dir) = root(mount.join(path)) {
+                    roots.unified_memory = if single {
+                        // Children have memory files when their parent hands them the
+                        // controller; a host that runs one execution changes nothing.
+                        subtree_has_memory(&dir)
+                    } else {
+                        enable_memory_controller(&dir)
+                    };
                     roots.unified = Some(dir);
                 }
             }
         } else if controllers.split(',').any(|c| c == "memory") {
             if let Some(mount) = mount_point(&mountinfo, "cgroup", Some("memory")) {
-                let dir = mount.join(path).join(&folder);
-                if make_dir(&dir) {
-                    roots.memory_v1 = Some(dir);
-                }
+                roots.memory_v1 = root(mount.join(path));
             }
         }
     }
     if roots.unified_memory {
         if let Some(dir) = roots.memory_v1.take() {
-            let _ = fs::remove_dir(dir);
+            if !single {
+                let _ = fs::remove_dir(dir);
+            }
         }
     }
+    if single && (roots.unified.is_some() || roots.memory_v1.is_some()) {
+        roots.single = Some(folder);
+    }
     roots
+}
+
+/// Whether this process may make folders in `dir`.
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `access` only reads the NUL-terminated path it is given.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Whether `dir`'s children get the memory controller (`cgroup.subtree_control`).
+fn subtree_has_memory(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.subtree_control"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|c| c == "memory")
 }
 
 /// Removes `metaclaude-<pid>-*` folders beside `dir` whose host process no longer exists
@@ -723,7 +781,12 @@ mod tests {
     /// as root) and fail when it does not, unless `METACLAUDE_TEST_NO_CGROUPS=1` says it
     /// cannot: then there is nothing to test, and `None` (the README's testing notes).
     fn manager() -> Option<Arc<CgroupManager>> {
-        let m = CgroupManager::detect();
+        manager_for(false)
+    }
+
+    /// [`manager`] of a host for one execution (`true`) or of a server.
+    fn manager_for(one_execution: bool) -> Option<Arc<CgroupManager>> {
+        let m = CgroupManager::detect(one_execution);
         let gated = std::env::var_os("METACLAUDE_TEST_NO_CGROUPS").is_some_and(|v| v == "1");
         match (&m, gated) {
             (Some(_), true) => panic!(
@@ -859,9 +922,71 @@ mod tests {
         }
     }
 
+    /// A host for one execution makes its execution cgroups straight in its own cgroups:
+    /// no folder, no pool, no thread; each attempt gets a fresh one, and the drop removes
+    /// them all and nothing of the host's own.
+    #[test]
+    fn a_one_execution_host_makes_its_cgroups_in_its_own_and_leaves_nothing() {
+        let Some(m) = manager_for(true) else {
+            return;
+        };
+        assert!(
+            m.worker.is_none(),
+            "a one-execution host started a pool thread"
+        );
+        let own = roots_of(&m);
+        assert!(!own.is_empty());
+        let prefix = format!("metaclaude-{}-", std::process::id());
+        let first = m.acquire().unwrap();
+        let made: Vec<PathBuf> = first.dirs().cloned().collect();
+        for dir in &made {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with(&prefix),
+                "{} is not named for the host",
+                dir.display()
+            );
+            assert!(
+                own.iter().any(|o| dir.parent() == Some(o.as_path())),
+                "{} is not in the host's own cgroup ({own:?})",
+                dir.display()
+            );
+            assert!(dir.join("cgroup.procs").exists());
+        }
+        assert!(first.has_unified() || first.has_memory());
+        m.release(first);
+        // A retry's attempt: a fresh cgroup, not the one its predecessor may have left
+        // processes in.
+        let second = m.acquire().unwrap();
+        let again: Vec<PathBuf> = second.dirs().cloned().collect();
+        assert!(
+            again.iter().all(|d| !made.contains(d)),
+            "{again:?} reused {made:?}"
+        );
+        m.release(second);
+        assert_eq!(m.made(), 2);
+        drop(m);
+        for dir in made.iter().chain(&again) {
+            assert!(!dir.exists(), "{} is left after the drop", dir.display());
+        }
+        for dir in &own {
+            assert!(
+                dir.exists(),
+                "the host's own cgroup {} was removed",
+                dir.display()
+            );
+        }
+    }
+
     #[test]
     fn a_manager_dropped_with_a_process_still_in_a_cgroup_kills_it_and_leaves_nothing() {
-        let Some(m) = manager() else {
+        for one_execution in [false, true] {
+            a_manager_dropped_with_a_process_still_in(one_execution);
+        }
+    }
+
+    fn a_manager_dropped_with_a_process_still_in(one_execution: bool) {
+        let Some(m) = manager_for(one_execution) else {
             return;
         };
         let cg = m.acquire().unwrap();
@@ -876,16 +1001,22 @@ mod tests {
         assert_eq!(cg.pids().len(), 1);
         // Released with its process alive (an execution abandoned at exit): the drop
         // kills it, waits for it to leave, and removes every folder.
+        let made: Vec<PathBuf> = cg.dirs().cloned().collect();
         m.release(cg);
-        let roots = roots_of(&m);
+        // A one-execution host's roots are its own cgroups, which stay.
+        let roots = if one_execution {
+            Vec::new()
+        } else {
+            roots_of(&m)
+        };
         drop(m);
         let status = child.wait().unwrap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
             Some(libc::SIGKILL)
         );
-        for root in roots {
-            assert!(!root.exists(), "{} is left after the drop", root.display());
+        for dir in roots.iter().chain(&made) {
+            assert!(!dir.exists(), "{} is left after the drop", dir.display());
         }
     }
 

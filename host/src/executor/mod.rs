@@ -88,18 +88,28 @@ pub struct ExecutorConfig {
     pub use_cgroups: bool,
     /// Longest interval between memory samples (sampling starts at 5 ms and backs off).
     pub max_sample_interval: Duration,
+    /// The host runs one execution (a one-shot `run`): its execution cgroups are made
+    /// straight in the host's own cgroup, without a folder and a pool of the host's own
+    /// (two `mkdir`s and a thread fewer).
+    pub one_execution: bool,
+}
+
+/// The cores this process may use, read once: std reads the cgroup's CPU quota files each
+/// time it is asked, and a host assembles more than one default configuration.
+fn cores() -> Option<usize> {
+    static CORES: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().ok().map(|n| n.get()))
 }
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
         ExecutorConfig {
-            max_concurrency: std::thread::available_parallelism()
-                .map(|n| n.get() * 4)
-                .unwrap_or(8),
+            max_concurrency: cores().map_or(8, |n| n * 4),
             kill_grace: Duration::from_millis(2000),
             drain_grace: Duration::from_millis(250),
             use_cgroups: true,
             max_sample_interval: Duration::from_millis(100),
+            one_execution: false,
         }
     }
 }

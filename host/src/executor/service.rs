@@ -68,7 +68,7 @@ impl ToolExecutionService {
     /// `wait4`'s rusage read.
     pub fn new(registry: Registry, config: ExecutorConfig) -> Self {
         let cgroups = if config.use_cgroups {
-            CgroupManager::detect()
+            CgroupManager::detect(config.one_execution)
         } else {
             None
         };
