@@ -64,6 +64,19 @@ dirs = [{{ host = "{}", guest = "/out", mode = "rw" }}]
 }
 
 fn hostile(plugins: &Path, mode: &str, limits: &str, out: Option<&Path>) {
+    fixture_sink(plugins, &format!("hostile-{mode}"), mode, "", limits, out);
+}
+
+/// A plugin folder `name` of the fixture sink in `mode`, with `config` lines beside the
+/// mode, `limits` lines, and `out` (if any) granted read-write as `/out`.
+fn fixture_sink(
+    plugins: &Path,
+    name: &str,
+    mode: &str,
+    config: &str,
+    limits: &str,
+    out: Option<&Path>,
+) {
     let caps = match out {
         Some(o) => {
             std::fs::create_dir_all(o).unwrap();
@@ -76,11 +89,11 @@ fn hostile(plugins: &Path, mode: &str, limits: &str, out: Option<&Path>) {
     };
     write_plugin(
         plugins,
-        &format!("hostile-{mode}"),
+        name,
         "fixture_sink.wasm",
         &format!(
             "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"COMPONENT\"\n\
-             [config]\nmode = \"{mode}\"\n{caps}[limits]\n{limits}\n"
+             [config]\nmode = \"{mode}\"\n{config}\n{caps}[limits]\n{limits}\n"
         ),
     );
 }
@@ -868,5 +881,68 @@ fn plugins_check_explains_what_loads_but_will_not_work() {
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("note:"),
         "{out:?}"
+    );
+}
+
+/// A one-shot `run` loads its plugins while the script runs: the script does not wait
+/// for a plugin's `init`, and every event still reaches every plugin that loaded, in order
+/// (`queued`, `started`, `finished`: the first two wait for the load). A plugin that fails
+/// to load is named on stderr and the run goes on without it.
+#[test]
+fn a_one_shot_run_starts_its_script_while_its_plugins_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let out = tmp.path().join("out");
+    recorder(&plugins, &out);
+    let slow_out = tmp.path().join("slow-out");
+    fixture_sink(
+        &plugins,
+        "slow",
+        "slow-init",
+        "init_ms = 700",
+        "",
+        Some(&slow_out),
+    );
+    fixture_sink(&plugins, "refuses", "reject-config", "", "", None);
+    let run = bin()
+        .args([
+            "run",
+            "hello",
+            "--json",
+            "--input",
+            "name=load",
+            "--plugins",
+        ])
+        .arg(&plugins)
+        .arg("--registry")
+        .arg(example_registry())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("refuses") && stderr.contains("must be a number between 0 and 100"),
+        "the plugin that did not load is not named: {stderr}"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let id = r["execution_id"].as_str().unwrap();
+    let recorded = std::fs::read_to_string(out.join("events.txt")).unwrap();
+    let kinds: Vec<&str> = recorded
+        .lines()
+        .map(|l| l.strip_prefix(&format!("{id} ")).unwrap_or(l))
+        .collect();
+    assert_eq!(kinds, ["queued", "started", "finished"], "{recorded}");
+    // The script started before the slow plugin's `init` was over.
+    let started = chrono::DateTime::parse_from_rfc3339(r["started_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_micros();
+    let init_done: i64 = std::fs::read_to_string(slow_out.join("init-done.txt"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        started < init_done,
+        "the script started at {started} µs, after the slow plugin's init ended at {init_done} µs"
     );
 }

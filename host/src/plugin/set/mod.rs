@@ -288,16 +288,22 @@ impl PluginHost {
             wanted.push((folder, taken));
         }
         let started: Vec<Result<Arc<LoadedPlugin>, PluginError>> = std::thread::scope(|s| {
-            let starts: Vec<_> = wanted
+            // The first starts on this thread, the others each on one of their own.
+            let (first, others) = match wanted.split_first() {
+                Some((first, others)) => (Some(first), others),
+                None => (None, &wanted[..]),
+            };
+            let starts: Vec<_> = others
                 .iter()
                 .map(|(folder, taken)| s.spawn(move || this.start_plugin(folder, taken)))
                 .collect();
-            starts
+            let first = first.map(|(folder, taken)| this.start_plugin(folder, taken));
+            first
                 .into_iter()
-                .map(|t| {
+                .chain(starts.into_iter().map(|t| {
                     t.join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
+                }))
                 .collect()
         });
         let mut loaded: Vec<Arc<LoadedPlugin>> = Vec::new();

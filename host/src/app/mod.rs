@@ -14,9 +14,13 @@
 //! # Ok(()) }
 //! ```
 
+mod background_load;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use background_load::{BackgroundLoad, LoadOutcome};
 
 use crate::alerting::AlertHistory;
 use crate::executor::{
@@ -63,7 +67,9 @@ pub struct HostConfig {
     /// once.
     pub watch_plugins: Option<Duration>,
     /// A host for one execution (`metaclaude run`): plugins with `one_shot = false` in
-    /// their manifest (a pull exporter, windowed rules) are not loaded.
+    /// their manifest (a pull exporter, windowed rules) are not loaded, the others load
+    /// while the execution starts, and the executor runs as
+    /// [`ExecutorConfig::one_execution`].
     pub one_shot: bool,
     /// Names of plugins not to load (the builder's `logging(false)`, `metrics(false)`).
     pub leave_out: Vec<String>,
@@ -249,8 +255,7 @@ impl HostBuilder {
 /// the executions (running now, recent ones, statistics).
 pub struct MonitoredHost {
     service: Arc<ToolExecutionService>,
-    plugins: Option<Arc<PluginHost>>,
-    plugins_dir: Option<PathBuf>,
+    plugins: HostPlugins,
     monitor: Arc<Monitor>,
     /// The scripts with expectations, watched (not in a one-shot host).
     script_watch: Option<Arc<ScriptWatch>>,
@@ -281,11 +286,20 @@ impl MonitoredHost {
         notices: Notices,
     ) -> Result<MonitoredHost, HostError> {
         let registry = Registry::load(&config.registry)?;
-        let (plugins, plugins_dir) = load_plugins(&config, &notices)?;
+        let monitor = Arc::new(Monitor::new(config.monitor));
+        // The feed and the dashboards hear of every alert change, numbered with the events.
+        let on_loaded = {
+            let feed = monitor.clone();
+            move |p: &Arc<PluginHost>| {
+                let feed = feed.clone();
+                p.add_alert_callback(Arc::new(move |alerts| feed.alerts_changed(alerts)));
+            }
+        };
+        let plugins = start_plugins(&config, &notices, Box::new(on_loaded))?;
         // A long-running host watches the scripts that have expectations; their alerts
         // go through the plugins' alert book (and nowhere without plugins).
         let script_watch = (!config.one_shot).then(|| {
-            let router = plugins.clone();
+            let router = plugins.loaded();
             let watch = ScriptWatch::start(
                 &registry,
                 Box::new(move |alerts| {
@@ -298,9 +312,12 @@ impl MonitoredHost {
             watch.follow_log(config.log_dir());
             watch
         });
-        let mut service = ToolExecutionService::new(registry, config.executor.clone());
+        let executor = ExecutorConfig {
+            one_execution: config.executor.one_execution || config.one_shot,
+            ..config.executor.clone()
+        };
+        let mut service = ToolExecutionService::new(registry, executor);
         tracing::debug!(measurement = %service.measurement_description());
-        let monitor = Arc::new(Monitor::new(config.monitor));
         service.add_sink(monitor.clone());
         for sink in sinks {
             service.add_sink(sink);
@@ -310,17 +327,17 @@ impl MonitoredHost {
         if let Some(w) = &script_watch {
             service.add_sink(w.clone());
         }
-        if let Some(p) = &plugins {
-            service.add_sink(p.clone());
-            // The feed and the dashboards hear of every alert change, numbered with the
-            // events.
-            let feed = monitor.clone();
-            p.add_alert_callback(Arc::new(move |alerts| feed.alerts_changed(alerts)));
+        match &plugins {
+            HostPlugins::Loaded {
+                host: Some(p),
+                dir: _,
+            } => service.add_sink(p.clone()),
+            HostPlugins::Loaded { host: None, .. } => {}
+            HostPlugins::Loading(load) => service.add_sink(load.clone()),
         }
         Ok(MonitoredHost {
             service: Arc::new(service),
             plugins,
-            plugins_dir,
             monitor,
             script_watch,
         })
@@ -336,7 +353,7 @@ impl MonitoredHost {
     /// body of `metaclaude serve`'s `GET /metrics`).
     pub fn export_prometheus_metrics(&self) -> String {
         let (_, text) = crate::plugin::host_metrics::exposition(
-            self.plugins.as_deref(),
+            self.plugins().map(|p| &**p),
             metaclaude_formats::prometheus::Format::Text,
             |_| {},
             |plugin, why| tracing::warn!(plugin, "exporter left out: {why}"),
@@ -355,7 +372,7 @@ impl MonitoredHost {
     /// soon as it does (no group wait). It must not block. Without plugins there are no
     /// alerts and it is never called.
     pub fn register_alert_callback(&self, on_alert: impl Fn(&[Alert]) + Send + Sync + 'static) {
-        if let Some(p) = &self.plugins {
+        if let Some(p) = self.plugins() {
             p.add_alert_callback(Arc::new(on_alert));
         }
     }
@@ -369,7 +386,7 @@ impl MonitoredHost {
         name: &str,
         value: f64,
     ) -> Result<Vec<ThresholdChange>, ThresholdError> {
-        match &self.plugins {
+        match self.plugins() {
             Some(p) => p.set_alert_threshold(name, value, None),
             None => Err(ThresholdError::NoPlugins),
         }
@@ -377,16 +394,14 @@ impl MonitoredHost {
 
     /// The thresholds in force, by alert rule.
     pub fn alert_thresholds(&self) -> Vec<RuleThresholds> {
-        self.plugins
-            .as_ref()
+        self.plugins()
             .and_then(|p| p.alert_thresholds(None).ok())
             .unwrap_or_default()
     }
 
     /// The alerts in force, most severe first.
     pub fn active_alerts(&self) -> Vec<Alert> {
-        self.plugins
-            .as_ref()
+        self.plugins()
             .map(|p| p.active_alerts())
             .unwrap_or_default()
     }
@@ -410,14 +425,21 @@ impl MonitoredHost {
         self.script_watch.as_ref()
     }
 
-    /// The loaded plugins (`None` without plugins, or, unwatched, when none loaded).
+    /// The loaded plugins (`None` without plugins, or, unwatched, when none loaded). A
+    /// one-shot host's plugins load while its execution starts: this waits for them.
     pub fn plugins(&self) -> Option<&Arc<PluginHost>> {
-        self.plugins.as_ref()
+        match &self.plugins {
+            HostPlugins::Loaded { host, .. } => host.as_ref(),
+            HostPlugins::Loading(load) => load.wait(),
+        }
     }
 
     /// The directory the plugins come from, when there is one.
     pub fn plugins_dir(&self) -> Option<&Path> {
-        self.plugins_dir.as_deref()
+        match &self.plugins {
+            HostPlugins::Loaded { dir, .. } => dir.as_deref(),
+            HostPlugins::Loading(load) => Some(load.dir()),
+        }
     }
 
     /// Runs one execution; see [`ToolExecutionService::execute_recorded`].
@@ -431,7 +453,7 @@ impl MonitoredHost {
         if let Some(w) = &self.script_watch {
             w.stop();
         }
-        if let Some(p) = &self.plugins {
+        if let Some(p) = self.plugins() {
             p.shutdown();
         }
     }
@@ -439,7 +461,7 @@ impl MonitoredHost {
     /// [`MonitoredHost::shutdown`] when the process exits right after (a one-shot run):
     /// what the exit reclaims anyway is not freed piece by piece first.
     pub fn shutdown_before_exit(&self) {
-        if let Some(p) = &self.plugins {
+        if let Some(p) = self.plugins() {
             p.shutdown_before_exit();
         }
     }
@@ -451,20 +473,93 @@ impl Drop for MonitoredHost {
     }
 }
 
-/// The plugin host for `config`: `None` when plugins are off, there is no plugins
-/// directory, or (unwatched) no plugin loaded.
-fn load_plugins(
+/// A host's plugins: loaded, or (a one-shot host) loading while its execution starts.
+enum HostPlugins {
+    /// The set (`None` when plugins are off or, unwatched, none loaded) and the directory
+    /// it comes from.
+    Loaded {
+        host: Option<Arc<PluginHost>>,
+        dir: Option<PathBuf>,
+    },
+    /// Loading on a thread of its own ([`BackgroundLoad`]).
+    Loading(Arc<BackgroundLoad>),
+}
+
+impl HostPlugins {
+    /// The set when it is already loaded (a host that is not one-shot).
+    fn loaded(&self) -> Option<Arc<PluginHost>> {
+        match self {
+            HostPlugins::Loaded { host, .. } => host.clone(),
+            HostPlugins::Loading(_) => None,
+        }
+    }
+}
+
+/// The plugins for `config`. A one-shot host's load only starts here (its directory is
+/// listed first, so that an unreadable one fails the host before anything runs); the
+/// others load here, and a watched set starts its watch.
+fn start_plugins(
     config: &HostConfig,
     notices: &Notices,
-) -> Result<(Option<Arc<PluginHost>>, Option<PathBuf>), HostError> {
+    on_loaded: background_load::OnLoaded,
+) -> Result<HostPlugins, HostError> {
     let flag = match &config.plugins {
-        PluginSource::Off => return Ok((None, None)),
+        PluginSource::Off => {
+            return Ok(HostPlugins::Loaded {
+                host: None,
+                dir: None,
+            })
+        }
         PluginSource::Default => None,
         PluginSource::Dir(dir) => Some(dir.as_path()),
     };
     let Some(dir) = resolve_plugins_dir(flag) else {
-        return Ok((None, None));
+        return Ok(HostPlugins::Loaded {
+            host: None,
+            dir: None,
+        });
     };
+    if config.one_shot && config.watch_plugins.is_none() {
+        crate::plugin::plugin_folders(&dir)?;
+        let (config, load_dir) = (config.clone(), dir.clone());
+        let load = BackgroundLoad::start(
+            dir,
+            move || load_plugins(&config, &load_dir),
+            notices.clone(),
+            on_loaded,
+        );
+        return Ok(HostPlugins::Loading(Arc::new(load)));
+    }
+    let (host, failures) = load_plugins(config, &dir)?;
+    for e in &failures {
+        notices(&HostNotice::PluginNotLoaded(e));
+    }
+    let Some(host) = host.map(Arc::new) else {
+        return Ok(HostPlugins::Loaded {
+            host: None,
+            dir: Some(dir),
+        });
+    };
+    on_loaded(&host);
+    if let Some(every) = config.watch_plugins {
+        let notices = notices.clone();
+        host.watch(dir.clone(), every, move |report| {
+            notices(&HostNotice::PluginsChanged(report))
+        })
+        .map_err(|source| HostError::Watch {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(HostPlugins::Loaded {
+        host: Some(host),
+        dir: Some(dir),
+    })
+}
+
+/// Loads the plugins of `dir` that `config` wants: the set (`None` when none loaded, and
+/// the set is not watched) and each folder that failed.
+fn load_plugins(config: &HostConfig, dir: &Path) -> LoadOutcome {
     let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
     host.set_grants(config.grants.clone());
     for (name, value) in &config.env {
@@ -478,23 +573,7 @@ fn load_plugins(
     let wanted = |m: &crate::plugin::manifest::Manifest| {
         (m.one_shot || !one_shot) && !config.leave_out.contains(&m.name)
     };
-    for e in host.load_dir_where(&dir, wanted)? {
-        notices(&HostNotice::PluginNotLoaded(&e));
-    }
-    let host = Arc::new(host);
-    match config.watch_plugins {
-        None if host.is_empty() => Ok((None, Some(dir))),
-        None => Ok((Some(host), Some(dir))),
-        Some(every) => {
-            let notices = notices.clone();
-            host.watch(dir.clone(), every, move |report| {
-                notices(&HostNotice::PluginsChanged(report))
-            })
-            .map_err(|source| HostError::Watch {
-                dir: dir.clone(),
-                source,
-            })?;
-            Ok((Some(host), Some(dir)))
-        }
-    }
+    let failures = host.load_dir_where(dir, wanted)?;
+    let keep = config.watch_plugins.is_some() || !host.is_empty();
+    Ok((keep.then_some(host), failures))
 }
