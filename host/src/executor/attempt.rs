@@ -182,7 +182,7 @@ async fn spawn_and_wait(
     let spawned_at = Instant::now();
     let mut samples = Samples::default();
     // Right after execve the tree is this one process: no need to list the cgroup.
-    if let Some(rss) = measure::tree_rss_bytes(pid, None) {
+    if let Some(rss) = measure::rss_after_exec(pid) {
         samples.record(rss);
     }
 

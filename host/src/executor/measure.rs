@@ -5,12 +5,12 @@
 //! execution's memory cgroup, or `wait4`'s `ru_maxrss` for the largest single process).
 
 use std::fs;
+use std::sync::OnceLock;
 
 use super::cgroup::ExecCgroup;
 
 /// Page size in bytes, read once.
 fn page_size() -> u64 {
-    use std::sync::OnceLock;
     static PAGE: OnceLock<u64> = OnceLock::new();
     // SAFETY: sysconf has no preconditions.
     *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64)
@@ -20,6 +20,31 @@ fn page_size() -> u64 {
 fn rss_bytes(pid: i32) -> Option<u64> {
     let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(resident * page_size())
+}
+
+/// Resident set size in bytes of a child just spawned, once it runs on an address space
+/// of its own; `None` while it does not (or when it has gone). A vfork-style spawn
+/// returns when the kernel releases the host's address space from the child, which it
+/// does just before it switches the child to its new program's memory: for a moment the
+/// child's figures are still the host's. Told apart by the size of the program text,
+/// which is the host's until the switch.
+pub fn rss_after_exec(pid: i32) -> Option<u64> {
+    static HOST_TEXT: OnceLock<Option<u64>> = OnceLock::new();
+    let fields = |statm: &str| -> Option<(u64, u64)> {
+        let mut f = statm.split_whitespace().skip(1);
+        let resident = f.next()?.parse().ok()?;
+        let text = f.nth(1)?.parse().ok()?;
+        Some((resident, text))
+    };
+    let host_text = *HOST_TEXT.get_or_init(|| {
+        let own = fs::read_to_string("/proc/self/statm").ok()?;
+        fields(&own).map(|(_, text)| text)
+    });
+    let (resident, text) = fields(&fs::read_to_string(format!("/proc/{pid}/statm")).ok()?)?;
+    if Some(text) == host_text || resident == 0 {
+        return None;
+    }
     Some(resident * page_size())
 }
 
@@ -97,6 +122,29 @@ impl Samples {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process on the host's address space (the host itself, as a child is for a moment
+    /// after a vfork-style spawn) gives no figure; one running a program of its own does.
+    #[test]
+    fn a_child_on_the_hosts_address_space_is_not_sampled() {
+        assert_eq!(rss_after_exec(std::process::id() as i32), None);
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        // `spawn` returns once the child has exec'd; its own memory may take a moment.
+        let rss = (0..500).find_map(|_| {
+            rss_after_exec(pid).or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                None
+            })
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let rss = rss.expect("the child's own memory");
+        assert!(rss < rss_bytes(std::process::id() as i32).unwrap());
+    }
 
     #[test]
     fn own_process_has_resident_memory_and_is_its_tree_root() {

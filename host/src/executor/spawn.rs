@@ -59,10 +59,11 @@ pub struct UnifiedCgroup {
 pub struct Spawned {
     /// The child's pid, also its process group's id.
     pub pid: libc::pid_t,
-    /// The host's RSS (KiB) just before the clone, its high-water mark reset to it. The
-    /// child starts on the host's address space, and `execve` folds that address space's
-    /// high-water mark into the child's `ru_maxrss`: a child whose `ru_maxrss` is not
-    /// above this figure may not have used that much itself (see `usage_from`).
+    /// The host's RSS high-water mark (KiB) over the spawn: reset to its size just before
+    /// the clone and read once the child has exec'd. The child starts on the host's
+    /// address space, and `execve` folds that address space's high-water mark into the
+    /// child's `ru_maxrss`: a child whose `ru_maxrss` is not above this figure may not
+    /// have used that much itself (see `usage_from`).
     pub host_maxrss_kb: i64,
     /// A pidfd of the child: readable once it has exited, and a handle no reused pid can
     /// fool.
@@ -449,6 +450,10 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
         pid
     };
     drop((stdout_w, stderr_w, stdin_child));
+    // The child has exec'd (or exited): what it was credited with is at most the host's
+    // high-water mark now, which covers what the host's other threads grew meanwhile
+    // (a one-shot run loads its plugins while its script starts).
+    let host_maxrss_kb = host_maxrss_kb.max(host_high_water_kb());
 
     // Read the child's verdict through a volatile load: it was written by another task
     // sharing our memory, which the compiler cannot see.
@@ -522,6 +527,27 @@ fn host_rss_after_reset_kb() -> i64 {
         Some(p) => p * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as i64 / 1024,
         None => i64::MAX / 2,
     }
+}
+
+/// The host's RSS high-water mark in KiB (`VmHWM`, since the last reset), read once the
+/// child has exec'd: every page the host held at any moment of the spawn, whichever of
+/// its threads touched it.
+fn host_high_water_kb() -> i64 {
+    use std::os::unix::fs::FileExt;
+    use std::sync::OnceLock;
+    static STATUS: OnceLock<Option<std::fs::File>> = OnceLock::new();
+    let Some(status) = STATUS.get_or_init(|| std::fs::File::open("/proc/self/status").ok()) else {
+        return i64::MAX / 2;
+    };
+    let mut buf = [0u8; 4096];
+    let n = status.read_at(&mut buf, 0).unwrap_or(0);
+    std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<i64>().ok()
+        })
+        .unwrap_or(i64::MAX / 2)
 }
 
 fn reap_blocking(pid: libc::pid_t) {
