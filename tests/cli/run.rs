@@ -592,6 +592,35 @@ fn the_host_growing_while_a_script_starts_is_not_the_scripts_peak() {
     }
 }
 
+/// A plugins directory that cannot be read fails the run before anything runs, with one
+/// message that names the directory and the cause, once each.
+#[test]
+fn an_unreadable_plugins_directory_is_named_once_and_nothing_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-plugins");
+    let out = bin()
+        .args(["run", "hello", "--plugins"])
+        .arg(&missing)
+        .arg("--registry")
+        .arg(example_registry())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "something ran: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "error: cannot read the plugins directory {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+}
+
 fn set_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -128,7 +128,12 @@ fn host_failed(e: HostError, registry: &Path) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::from(EXIT_USAGE))
         }
-        other => Err(other.into()),
+        // Each message names its cause already: printed once (the error chain would repeat
+        // the cause after it, twice for a plugins directory that cannot be read).
+        other => {
+            eprintln!("error: {other}");
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
     }
 }
 
