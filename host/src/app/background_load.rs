@@ -14,7 +14,7 @@
 //! set under the same lock that makes it visible, and an event that finds no set yet is
 //! buffered under that lock.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -97,7 +97,7 @@ impl BackgroundLoad {
     }
 
     /// The directory the plugins come from.
-    pub(super) fn dir(&self) -> &PathBuf {
+    pub(super) fn dir(&self) -> &Path {
         &self.dir
     }
 

@@ -327,13 +327,8 @@ impl MonitoredHost {
         if let Some(w) = &script_watch {
             service.add_sink(w.clone());
         }
-        match &plugins {
-            HostPlugins::Loaded {
-                host: Some(p),
-                dir: _,
-            } => service.add_sink(p.clone()),
-            HostPlugins::Loaded { host: None, .. } => {}
-            HostPlugins::Loading(load) => service.add_sink(load.clone()),
+        if let Some(sink) = plugins.sink() {
+            service.add_sink(sink);
         }
         Ok(MonitoredHost {
             service: Arc::new(service),
@@ -486,6 +481,15 @@ enum HostPlugins {
 }
 
 impl HostPlugins {
+    /// What the executor hands the plugins' events to: the set, or the load that holds
+    /// them until the set is there.
+    fn sink(&self) -> Option<Arc<dyn EventSink>> {
+        match self {
+            HostPlugins::Loaded { host, .. } => host.clone().map(|h| h as Arc<dyn EventSink>),
+            HostPlugins::Loading(load) => Some(load.clone()),
+        }
+    }
+
     /// The set when it is already loaded (a host that is not one-shot).
     fn loaded(&self) -> Option<Arc<PluginHost>> {
         match self {

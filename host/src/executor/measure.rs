@@ -16,11 +16,18 @@ fn page_size() -> u64 {
     *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64)
 }
 
+/// `/proc/<pid>/statm` (`self` for the host) as pages: (resident, program text).
+fn statm_pages(pid: &str) -> Option<(u64, u64)> {
+    let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let mut fields = statm.split_whitespace().skip(1);
+    let resident = fields.next()?.parse().ok()?;
+    let text = fields.nth(1)?.parse().ok()?;
+    Some((resident, text))
+}
+
 /// Resident set size of one process in bytes (from `/proc/<pid>/statm`).
 fn rss_bytes(pid: i32) -> Option<u64> {
-    let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(resident * page_size())
+    statm_pages(&pid.to_string()).map(|(resident, _)| resident * page_size())
 }
 
 /// Resident set size in bytes of a child just spawned, once it runs on an address space
@@ -31,17 +38,8 @@ fn rss_bytes(pid: i32) -> Option<u64> {
 /// which is the host's until the switch.
 pub fn rss_after_exec(pid: i32) -> Option<u64> {
     static HOST_TEXT: OnceLock<Option<u64>> = OnceLock::new();
-    let fields = |statm: &str| -> Option<(u64, u64)> {
-        let mut f = statm.split_whitespace().skip(1);
-        let resident = f.next()?.parse().ok()?;
-        let text = f.nth(1)?.parse().ok()?;
-        Some((resident, text))
-    };
-    let host_text = *HOST_TEXT.get_or_init(|| {
-        let own = fs::read_to_string("/proc/self/statm").ok()?;
-        fields(&own).map(|(_, text)| text)
-    });
-    let (resident, text) = fields(&fs::read_to_string(format!("/proc/{pid}/statm")).ok()?)?;
+    let host_text = *HOST_TEXT.get_or_init(|| statm_pages("self").map(|(_, text)| text));
+    let (resident, text) = statm_pages(&pid.to_string())?;
     if Some(text) == host_text || resident == 0 {
         return None;
     }
