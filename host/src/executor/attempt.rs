@@ -150,8 +150,8 @@ async fn spawn_and_wait(
     let unified_cgroup = cgroup
         .and_then(|cg| cg.unified_fds())
         .map(|(dir, procs)| UnifiedCgroup { dir, procs });
-    let cgroup_procs = cgroup
-        .and_then(|cg| cg.memory_procs_fd())
+    let cgroup_join_files = cgroup
+        .and_then(|cg| cg.memory_tasks_fd())
         .into_iter()
         .collect();
     let mut envp = plan.envp.clone();
@@ -169,7 +169,7 @@ async fn spawn_and_wait(
             memory_limit
         },
         unified_cgroup,
-        cgroup_procs,
+        cgroup_join_files,
     };
     let child = spawn::spawn(request)
         .map_err(|e| Box::new(classify::spawn_failure(entry, attempt, &plan.program, &e)))?;

@@ -60,8 +60,8 @@ pub struct ExecCgroup {
     /// The unified cgroup's folder and its `cgroup.procs`, opened once: a child is created
     /// in the folder where the kernel can, else it writes its pid into the file.
     unified_files: Option<(OwnedFd, OwnedFd)>,
-    /// `cgroup.procs` of the v1 memory hierarchy, opened once.
-    memory_procs: Option<OwnedFd>,
+    /// `tasks` of the v1 memory hierarchy, opened once.
+    memory_tasks: Option<OwnedFd>,
     /// Files read after every execution, kept open: a `pread` at offset 0 re-reads a
     /// cgroup file for well under a microsecond, an open-read-close costs ten.
     counters: Counters,
@@ -129,10 +129,11 @@ impl ExecCgroup {
         Some((dir.as_raw_fd(), procs.as_raw_fd()))
     }
 
-    /// The v1 memory hierarchy's open `cgroup.procs`, which the child writes its pid into
-    /// (a process can only be created in a cgroup of the unified hierarchy).
-    pub fn memory_procs_fd(&self) -> Option<RawFd> {
-        self.memory_procs.as_ref().map(|f| f.as_raw_fd())
+    /// The v1 memory hierarchy's open `tasks`, which the child joins through (a process
+    /// can only be created in a cgroup of the unified hierarchy; see `spawn`'s
+    /// `UnifiedCgroup` for why `tasks` and not `cgroup.procs`).
+    pub fn memory_tasks_fd(&self) -> Option<RawFd> {
+        self.memory_tasks.as_ref().map(|f| f.as_raw_fd())
     }
 
     fn open_files(&mut self) -> io::Result<()> {
@@ -145,7 +146,7 @@ impl ExecCgroup {
         }
         match &self.memory {
             Some(MemoryFiles::V1(m)) => {
-                self.memory_procs = Some(open_write(&m.join("cgroup.procs"))?);
+                self.memory_tasks = Some(open_write(&m.join("tasks"))?);
                 self.counters.memory_peak = read(m.join("memory.max_usage_in_bytes"))?;
                 self.counters.oom = read(m.join("memory.oom_control"))?;
             }
@@ -487,7 +488,7 @@ impl Shared {
             unified: None,
             memory: None,
             unified_files: None,
-            memory_procs: None,
+            memory_tasks: None,
             counters: Counters::default(),
             cpu_baseline: (0, 0, 0),
             oom_baseline: 0,
@@ -845,7 +846,7 @@ mod tests {
                 dir,
                 procs: null.as_raw_fd(),
             }),
-            cgroup_procs: cg.memory_procs_fd().into_iter().collect(),
+            cgroup_join_files: cg.memory_tasks_fd().into_iter().collect(),
         })
         .unwrap();
         let mut out = String::new();

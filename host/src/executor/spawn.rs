@@ -35,9 +35,9 @@ pub struct SpawnRequest {
     /// The execution's cgroup in the unified (v2) hierarchy, when it has one (the caller
     /// keeps the descriptors open until `spawn` returns).
     pub unified_cgroup: Option<UnifiedCgroup>,
-    /// Open `cgroup.procs` files of other hierarchies (v1 memory) the child writes its own
-    /// pid into before `execve` (kept open as above).
-    pub cgroup_procs: Vec<RawFd>,
+    /// Open files of other hierarchies the child joins before `execve` by writing `0`
+    /// (itself) into them: the v1 memory cgroup's `tasks` (kept open as above).
+    pub cgroup_join_files: Vec<RawFd>,
 }
 
 /// A cgroup of the unified hierarchy, as `spawn` joins it.
@@ -46,7 +46,13 @@ pub struct SpawnRequest {
 /// kernel's cgroup-wide lock for writing: after the machine has been idle, that waits for
 /// an RCU grace period (measured here: 4–15 ms, most of a one-shot `run`). A process
 /// created in its cgroup (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7) is never migrated.
-/// Where the kernel cannot do that, the child writes its pid into `procs` instead.
+/// Where the kernel cannot do that, the child writes itself into `procs` instead.
+///
+/// A cgroup of the v1 memory hierarchy (hybrid systems) cannot be joined at creation, and
+/// its `cgroup.procs` takes the same lock (measured: 7–15 ms after a pause against
+/// 0.4 ms). Its `tasks` file moves one thread, and a thread moving itself needs no
+/// cgroup-wide lock (Linux skips it then; a kernel that does not takes it either way).
+/// The child, before `execve`, is a process of one thread: it joins through `tasks`.
 #[derive(Debug, Clone, Copy)]
 pub struct UnifiedCgroup {
     /// The cgroup's folder, open.
@@ -79,7 +85,7 @@ pub struct Spawned {
 /// Which step of child setup failed, so the error can say what to fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpawnStage {
-    /// Writing its pid into the execution's `cgroup.procs`.
+    /// Joining the execution's cgroups.
     Cgroup,
     /// Setting `RLIMIT_CPU` or `RLIMIT_AS`.
     Limits,
@@ -188,22 +194,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         libc::setpgid(0, 0);
 
         // Join the execution's cgroups before anything else runs, so every byte and
-        // every CPU tick of the tree is accounted there.
-        let mut digits = [0u8; 20];
-        let mut n = libc::getpid() as u64;
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
+        // every CPU tick of the tree is accounted there. `0` is the writer itself: its
+        // process in a `cgroup.procs`, its one thread (all of it) in a v1 `tasks`.
         for i in 0..a.cgroup_fd_count {
             let fd = *a.cgroup_fds.add(i);
-            let len = digits.len() - at;
-            if libc::write(fd, digits.as_ptr().add(at) as *const _, len) != len as isize {
+            if libc::write(fd, b"0".as_ptr() as *const _, 1) != 1 {
                 return fail(a, 0);
             }
         }
@@ -359,10 +354,10 @@ pub fn spawn(req: SpawnRequest) -> Result<Spawned, SpawnError> {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = req.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-    // The cgroups the child writes its pid into: the unified one first (left out when the
-    // child is created in it), then the others.
+    // The cgroups the child joins: the unified one first (left out when the child is
+    // created in it), then the others.
     let cgroup_fds: Vec<RawFd> = (req.unified_cgroup.map(|u| u.procs).into_iter())
-        .chain(req.cgroup_procs.iter().copied())
+        .chain(req.cgroup_join_files.iter().copied())
         .collect();
     let into_cgroup = req
         .unified_cgroup
@@ -614,7 +609,7 @@ mod tests {
             cpu_limit_seconds: None,
             address_space_limit_bytes: None,
             unified_cgroup: None,
-            cgroup_procs: vec![],
+            cgroup_join_files: vec![],
         }
     }
 
