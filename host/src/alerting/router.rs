@@ -4,7 +4,9 @@
 //!
 //! One thread per host (`alert-router`) wakes when the book has something due (a group
 //! wait ending, a repeat, a resolve timeout, a silence starting or ending) or when alerts
-//! arrive. Handing alerts to a notifier never waits: its queue takes them or they are
+//! arrive. It starts with the first notifier, alert, silence store or inhibition rules,
+//! so that a host with none of them (a one-shot `run` of the default set) starts no
+//! thread for it. Handing alerts to a notifier never waits: its queue takes them or they are
 //! dropped and counted.
 //!
 //! Silences come from the host's [`SilenceStore`]: a change made through it (the API)
@@ -36,6 +38,10 @@ pub trait NotifierQueue: Send + Sync {
 pub struct AlertRouter {
     state: Mutex<State>,
     wake: Condvar,
+    /// The router itself, for its thread.
+    me: Weak<AlertRouter>,
+    /// Starts the thread, once.
+    thread: std::sync::Once,
 }
 
 struct State {
@@ -68,9 +74,10 @@ pub struct RouterStats {
 }
 
 impl AlertRouter {
-    /// A router and its thread (which ends when the router is dropped or stopped).
+    /// A router; its thread (which ends when the router is dropped or stopped) starts
+    /// when it is first given something to route.
     pub fn start() -> Arc<AlertRouter> {
-        let router = Arc::new(AlertRouter {
+        Arc::new_cyclic(|me| AlertRouter {
             state: Mutex::new(State {
                 book: AlertBook::default(),
                 notifiers: HashMap::new(),
@@ -83,17 +90,31 @@ impl AlertRouter {
                 stopped: false,
             }),
             wake: Condvar::new(),
+            me: me.clone(),
+            thread: std::sync::Once::new(),
+        })
+    }
+
+    /// Wakes the router's thread, starting it the first time.
+    fn wake(&self) {
+        self.thread.call_once(|| {
+            let router = self.me.clone();
+            let spawned = std::thread::Builder::new()
+                .name("alert-router".into())
+                .spawn(move || run(router));
+            if let Err(e) = spawned {
+                tracing::error!(
+                    "cannot start the alert router's thread: {e}; alerts are only sent as they arrive"
+                );
+            }
         });
-        let weak = Arc::downgrade(&router);
-        let spawned = std::thread::Builder::new()
-            .name("alert-router".into())
-            .spawn(move || run(weak));
-        if let Err(e) = spawned {
-            tracing::error!(
-                "cannot start the alert router's thread: {e}; alerts are only sent as they arrive"
-            );
-        }
-        router
+        self.wake.notify_all();
+    }
+
+    /// Whether its thread was started.
+    #[cfg(test)]
+    fn running(&self) -> bool {
+        self.thread.is_completed()
     }
 
     /// Writes every change to `history` from now on.
@@ -108,7 +129,7 @@ impl AlertRouter {
         store.watch(Box::new(move || {
             if let Some(r) = weak.upgrade() {
                 r.state.lock().unwrap().pending = true;
-                r.wake.notify_all();
+                r.wake();
             }
         }));
         let mut s = self.state.lock().unwrap();
@@ -116,7 +137,7 @@ impl AlertRouter {
         let outcome = s.book.set_silences(store.snapshot(), now);
         s.silences = Some((store.clone(), store.version()));
         s.settle(outcome);
-        self.wake.notify_all();
+        self.wake();
     }
 
     /// The inhibition rules in force from now on (the built-in rule alone until called).
@@ -124,7 +145,7 @@ impl AlertRouter {
         let mut s = self.state.lock().unwrap();
         let outcome = s.book.set_inhibit_rules(rules, Utc::now());
         s.settle(outcome);
-        self.wake.notify_all();
+        self.wake();
     }
 
     /// Calls `callback` with the alerts that changed, each time some do, from now on (the
@@ -140,7 +161,7 @@ impl AlertRouter {
         s.notifiers.insert(id, queue);
         s.book.add_receiver(id, routing, Utc::now());
         s.pending = true;
-        self.wake.notify_all();
+        self.wake();
     }
 
     /// Stops routing to a notifier that is being unloaded or replaced.
@@ -159,7 +180,7 @@ impl AlertRouter {
         s.sync_silences(false);
         let outcome = s.book.observe(alerts, Utc::now());
         s.settle(outcome);
-        self.wake.notify_all();
+        self.wake();
     }
 
     /// The active alerts, most severe first.
@@ -306,4 +327,43 @@ pub fn plugin_quarantined(plugin: &str, why: &str, failures: usize, max_failures
     a.labels.insert("plugin".into(), plugin.into());
     a.fingerprint = a.identity();
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A router given nothing to route starts no thread (a one-shot `run` makes one and
+    /// never uses it); the first alert starts it, and a notifier added later is told of
+    /// the alert when its group wait ends, which only the thread does.
+    #[test]
+    fn the_thread_starts_with_the_first_thing_to_route_and_then_routes() {
+        struct Told(Mutex<Vec<Alert>>);
+        impl NotifierQueue for Told {
+            fn send_alerts(&self, alerts: Arc<Vec<Alert>>) {
+                self.0.lock().unwrap().extend(alerts.iter().cloned());
+            }
+        }
+        let router = AlertRouter::start();
+        router.add_callback(Arc::new(|_| {}));
+        assert!(!router.running(), "started before anything was routed");
+        router.publish(vec![plugin_quarantined("p", "it trapped", 3, 3)]);
+        assert!(router.running(), "an alert did not start the thread");
+        let told = Arc::new(Told(Mutex::new(Vec::new())));
+        let routing = Routing {
+            group_wait: Duration::from_millis(50),
+            ..Routing::default()
+        };
+        router.add(1, told.clone(), routing);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while told.0.lock().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the notifier was never told"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(told.0.lock().unwrap()[0].kind, "plugin_quarantined");
+        router.stop();
+    }
 }
