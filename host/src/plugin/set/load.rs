@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use crate::plugin::delivery::health::PluginStats;
 use crate::plugin::delivery::worker::Worker;
 use crate::plugin::delivery::{Mailbox, Room};
-use crate::plugin::grants::admission::Admission;
-use crate::plugin::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
+use crate::plugin::grants::admission::{admit, Admission};
+use crate::plugin::grants::Grants;
+use crate::plugin::manifest::{self, Artifact, Manifest, ManifestError, PluginKind, WitVersion};
 use crate::plugin::runtime::engine::LoadSource;
 use crate::plugin::runtime::instance::{self, CallError, Prepared};
 use crate::plugin::runtime::native::{NativeCode, NativeLibrary};
@@ -36,14 +37,31 @@ fn outside_async<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 }
 
 impl PluginHost {
+    /// Reads `folder` (its fingerprint, its manifest, the grants) and starts its plugin.
     pub(super) fn start_plugin(
         &self,
         folder: &Path,
         taken: &[(String, PathBuf)],
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
-        // Taken first, so that a change made while loading is seen by the next reload.
-        let fingerprint = Fingerprint::of(folder);
-        let result = outside_async(|| self.start_plugin_with(folder, fingerprint.clone(), taken));
+        self.start_read_plugin(folder, taken, FolderRead::of(folder, self), None)
+    }
+
+    /// Starts the plugin of `folder` from what a load already read of it, and `grants`,
+    /// the grants of its directory as the load read them (read here when `None`).
+    pub(super) fn start_read_plugin(
+        &self,
+        folder: &Path,
+        taken: &[(String, PathBuf)],
+        read: FolderRead,
+        grants: Option<&Grants>,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let FolderRead {
+            fingerprint,
+            manifest,
+        } = read;
+        let result = outside_async(|| {
+            self.start_plugin_with(folder, fingerprint.clone(), manifest, grants, taken)
+        });
         let mut failed = self.failed.lock().unwrap();
         match &result {
             Ok(_) => {
@@ -64,9 +82,11 @@ impl PluginHost {
         &self,
         folder: &Path,
         fingerprint: Fingerprint,
+        manifest: Result<Manifest, ManifestError>,
+        grants: Option<&Grants>,
         taken: &[(String, PathBuf)],
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
-        let manifest = Manifest::load(folder, &|n| self.env_value(n))?;
+        let manifest = manifest?;
         if let Some((_, other)) = taken
             .iter()
             .find(|(name, f)| *name == manifest.name && f != folder)
@@ -79,7 +99,10 @@ impl PluginHost {
         }
         // Nothing of the plugin runs (nor is its native library loaded) unless the
         // operator granted everything it asks for.
-        let admission = self.admit(manifest)?;
+        let admission = match grants {
+            Some(all) => admit(manifest, all, &|n| self.env_value(n))?,
+            None => self.admit(manifest)?,
+        };
         if !admission.granted() {
             return Err(admission.refusal());
         }
@@ -272,6 +295,26 @@ impl PluginHost {
         let l = Arc::new(instance::linker(self.engine.engine(), kind)?);
         linkers.insert(kind.as_str(), l.clone());
         Ok(l)
+    }
+}
+
+/// What a load reads of a plugin folder before it starts the plugin: read once, for the
+/// load to choose the folders it starts and for the start itself.
+pub(super) struct FolderRead {
+    /// Taken first, so that a change made while loading is seen by the next reload.
+    pub(super) fingerprint: Fingerprint,
+    /// The manifest, or why it cannot be used (reported when the folder is started).
+    pub(super) manifest: Result<Manifest, ManifestError>,
+}
+
+impl FolderRead {
+    /// Reads `folder`, its manifest with `host`'s variables.
+    pub(super) fn of(folder: &Path, host: &PluginHost) -> FolderRead {
+        let fingerprint = Fingerprint::of(folder);
+        FolderRead {
+            fingerprint,
+            manifest: Manifest::load(folder, &|n| host.env_value(n)),
+        }
     }
 }
 

@@ -32,6 +32,7 @@ use crate::plugin::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
 use crate::plugin::runtime::engine::{LoadSource, PluginEngine};
 use crate::plugin::runtime::instance;
 use crate::plugin::set::folders::{plugin_folders, Fingerprint};
+use crate::plugin::set::load::FolderRead;
 use crate::plugin::PluginError;
 
 /// Facts about a loaded plugin, for `plugins list` and tests.
@@ -265,7 +266,10 @@ impl PluginHost {
         keep: impl Fn(&Manifest) -> bool,
     ) -> Result<Vec<PluginError>, PluginError> {
         let folders = plugin_folders(dir)?;
-        *self.grants_seen.lock().unwrap() = self.grants_for(dir).ok();
+        // Read once for every folder; unreadable, each folder's start reports why.
+        let grants = self.grants_for(dir).ok();
+        *self.grants_seen.lock().unwrap() = grants.clone();
+        let grants = grants.as_ref();
         let this = &*self;
         let _loading = this.loading.lock().unwrap();
         // The folders start side by side (each compiles or reads its code, instantiates
@@ -275,29 +279,34 @@ impl PluginHost {
         let before = names(this.current().iter());
         let mut named: Vec<(String, PathBuf)> = Vec::new();
         let mut wanted: Vec<(PathBuf, Vec<(String, PathBuf)>)> = Vec::new();
+        let mut reads: Vec<FolderRead> = Vec::new();
         for folder in folders {
             // A manifest that does not parse is reported by its start below.
-            let manifest = Manifest::load(&folder, &|n| this.env_value(n));
-            if manifest.as_ref().is_ok_and(|m| !keep(m)) {
+            let read = FolderRead::of(&folder, this);
+            if read.manifest.as_ref().is_ok_and(|m| !keep(m)) {
                 continue;
             }
             let taken = before.iter().chain(&named).cloned().collect();
-            if let Ok(m) = manifest {
-                named.push((m.name, folder.clone()));
+            if let Ok(m) = &read.manifest {
+                named.push((m.name.clone(), folder.clone()));
             }
             wanted.push((folder, taken));
+            reads.push(read);
         }
         let started: Vec<Result<Arc<LoadedPlugin>, PluginError>> = std::thread::scope(|s| {
             // The first starts on this thread, the others each on one of their own.
-            let (first, others) = match wanted.split_first() {
-                Some((first, others)) => (Some(first), others),
-                None => (None, &wanted[..]),
-            };
-            let starts: Vec<_> = others
+            let mut reads = wanted
                 .iter()
-                .map(|(folder, taken)| s.spawn(move || this.start_plugin(folder, taken)))
+                .zip(reads)
+                .map(|((folder, taken), read)| (folder, taken, read));
+            let first = reads.next();
+            let starts: Vec<_> = reads
+                .map(|(folder, taken, read)| {
+                    s.spawn(move || this.start_read_plugin(folder, taken, read, grants))
+                })
                 .collect();
-            let first = first.map(|(folder, taken)| this.start_plugin(folder, taken));
+            let first = first
+                .map(|(folder, taken, read)| this.start_read_plugin(folder, taken, read, grants));
             first
                 .into_iter()
                 .chain(starts.into_iter().map(|t| {
