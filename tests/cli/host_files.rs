@@ -152,10 +152,13 @@ fn links_a_plugin_plants_in_the_log_directory_are_never_followed() {
             && error.contains("a plugin with write access"),
         "{error}"
     );
-    assert!(
-        server.stderr().contains("alerts.jsonl is a symbolic link"),
-        "the host says so in its log:\n{}",
-        server.stderr()
+    // Its stderr is read by a thread of the test's: the line may arrive a little after
+    // the status that says the same.
+    wait_until(
+        "the host says so in its log",
+        Duration::from_secs(30),
+        || server.stderr().contains("alerts.jsonl is a symbolic link"),
+        || server.stderr(),
     );
     assert_eq!(
         std::fs::read(&outside).unwrap(),

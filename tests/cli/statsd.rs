@@ -34,9 +34,20 @@ fn examples() -> PathBuf {
 }
 
 /// The execution log of these tests' hosts: their own, so that tests listing the shared
-/// one (`serve`'s history) do not see these executions.
+/// one (`serve`'s history) do not see these executions. A test that uses it holds a
+/// [`LogDir`], which removes it.
 fn log_dir() -> PathBuf {
     std::env::temp_dir().join(format!("metaclaude-statsd-tests-{}", std::process::id()))
+}
+
+/// Removes [`log_dir`] when the test ends, passed or failed (each test runs in a process
+/// of its own, whose id names the folder: one left behind would stay for good).
+struct LogDir;
+
+impl Drop for LogDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(log_dir());
+    }
 }
 
 /// `metaclaude run ID --json` with the default plugin set, its StatsD target `port`.
@@ -177,6 +188,7 @@ fn receiver() -> (UdpSocket, u16) {
 /// them.
 #[test]
 fn run_sends_the_seed_metrics_to_the_target_it_is_given() {
+    let _logs = LogDir;
     let (receiver, port) = receiver();
     // The last run is a marker: its datagram comes next only if each run before it sent
     // exactly one (a run's datagrams are all sent before it exits).
@@ -504,6 +516,7 @@ fn same_samples(got: &[f64], want: &[f64], tolerance: f64) -> bool {
 /// default plugin set, send to the reference daemon; its counters and timers are what ran.
 #[test]
 fn the_reference_statsd_daemon_counts_what_concurrent_runs_and_serve_ran() {
+    let _logs = LogDir;
     let daemon = Daemon::start();
     let mut runs: Vec<&str> = Vec::new();
     for (id, times) in [
@@ -638,6 +651,7 @@ fn exporter_only(dir: &Path) -> PathBuf {
 /// metrics and plugin list.
 #[test]
 fn a_target_that_is_down_costs_nothing_and_is_counted() {
+    let _logs = LogDir;
     let tmp = tempfile::tempdir().unwrap();
     let plugins = exporter_only(tmp.path());
     let listening = UdpSocket::bind("127.0.0.1:0").unwrap();
