@@ -14,6 +14,9 @@
 //!   written once the file is final, and with `.summary.<TAG>.tmp` one being written.
 //!   It goes with its file: retention removes both.
 //!
+//! * [`TIDIED_FILE`]: empty; its modification time is when a writer last tidied the
+//!   directory (compression, retention), so that one starting right after skips it.
+//!
 //! Names sort by time (the stamp comes first and has a fixed width), so age comes from the
 //! name alone. Beside them the host keeps its alert history ([`ALERTS_FILE`], and the one
 //! before it, [`ALERTS_PREVIOUS`]), which the log's writer and readers leave alone, as
@@ -29,6 +32,8 @@ pub const ALERTS_PREVIOUS: &str = "alerts.1.jsonl";
 
 /// The live file's name.
 pub const LIVE_FILE: &str = "executions.jsonl";
+/// Touched by a writer each time it tidies the directory (hidden; no reader reads it).
+pub const TIDIED_FILE: &str = ".executions-tidied";
 /// What every rotated name starts with.
 pub const ROTATED_PREFIX: &str = "executions-";
 /// The extension of the log's lines, plain.

@@ -75,7 +75,7 @@ use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use metaclaude_formats::log_files::{self, Kind, LIVE_FILE};
+use metaclaude_formats::log_files::{self, Kind, LIVE_FILE, TIDIED_FILE};
 use metaclaude_formats::log_summary::{FileCheck, SummarisedFile, SummaryBuilder};
 
 /// Queued bytes kept while writes fail (a full disk); past it, the oldest lines are dropped
@@ -254,7 +254,8 @@ fn new_tag() -> String {
 
 impl LogWriter {
     /// Opens (or creates) the log in `dir`, then tidies it: finishes what writers that
-    /// are gone left half done, compresses what has settled, applies retention.
+    /// are gone left half done, compresses what has settled, applies retention; unless a
+    /// writer tidied it less than half the grace ago ([`TIDIED_FILE`]).
     pub fn open(dir: impl Into<PathBuf>, policy: Policy, now: DateTime<Utc>) -> io::Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(|e| io_context(e, "cannot create", &dir))?;
@@ -275,7 +276,12 @@ impl LogWriter {
             warnings: Vec::new(),
         };
         writer.check_live(now.date_naive())?;
-        writer.maintain(now);
+        // A month of rotated files takes a listing of hundreds of names through the
+        // sandbox: a writer starting right after another tidied (a one-shot `run` after
+        // another) leaves it to the next, as a running writer waits half the grace.
+        if !writer.tidied_recently(now) {
+            writer.maintain(now);
+        }
         Ok(writer)
     }
 
@@ -632,14 +638,35 @@ impl LogWriter {
     }
 
     /// Tidies the directory; what fails is kept as a warning, never stops logging.
+    /// Marks the time in [`TIDIED_FILE`].
     pub fn maintain(&mut self, now: DateTime<Utc>) {
         self.last_maintenance = Instant::now();
-        if let Err(e) = self.tidy(now) {
+        let tidied = self.tidy(now).and_then(|()| {
+            // Written, not only opened: the write is what moves its modification time.
+            fs::write(
+                self.dir.join(TIDIED_FILE),
+                format!("{}\n", Utc::now().to_rfc3339()),
+            )
+        });
+        if let Err(e) = tidied {
             self.warnings.push(format!(
                 "cannot tidy the log in {}: {e}",
                 self.dir.display()
             ));
         }
+    }
+
+    /// Whether a writer tidied the directory less than half the grace before `now` (how
+    /// often a running writer tidies), by [`TIDIED_FILE`]'s modification time; a time
+    /// after `now` (a clock set back) does not count.
+    fn tidied_recently(&self, now: DateTime<Utc>) -> bool {
+        let Ok(at) = fs::symlink_metadata(self.dir.join(TIDIED_FILE)).and_then(|m| m.modified())
+        else {
+            return false;
+        };
+        (now - DateTime::<Utc>::from(at))
+            .to_std()
+            .is_ok_and(|age| age < self.policy.grace / 2)
     }
 
     /// Whether `meta`'s file has been left unchanged for the grace.
@@ -1004,11 +1031,13 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    /// The log's files in `dir`, sorted (not the tidy marker).
     fn names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != TIDIED_FILE)
             .collect();
         names.sort();
         names
@@ -1355,6 +1384,46 @@ mod tests {
         assert_eq!(
             names(dir.path()),
             ["executions-2026-11-20T00-00-00.000000Z.jsonl.gz", LIVE_FILE]
+        );
+    }
+
+    /// A writer that starts less than half the grace after another tidied leaves the
+    /// directory alone (a one-shot `run` after another lists no month of files); once the
+    /// marker is older, or dated after now (a clock set back), it tidies.
+    #[test]
+    fn a_writer_starting_right_after_a_tidy_skips_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let settled = "executions-2026-11-23T00-00-00.000000Z-other1.jsonl";
+        let settle = |dir: &Path| {
+            fs::write(dir.join(settled), "{\"a\":1}\n").unwrap();
+            age(&dir.join(settled), 3600);
+        };
+        let compressed = |dir: &Path| names(dir).contains(&log_files::compressed_name(settled));
+        // The first writer tidies: the settled file is compressed, the time marked.
+        drop(open(dir.path()));
+        assert!(dir.path().join(TIDIED_FILE).is_file());
+        settle(dir.path());
+        drop(open(dir.path()));
+        assert!(!compressed(dir.path()), "tidied again right after a tidy");
+        // Half a grace later, the next writer tidies.
+        age(&dir.path().join(TIDIED_FILE), DEFAULT_GRACE.as_secs() / 2);
+        drop(open(dir.path()));
+        assert!(compressed(dir.path()), "not tidied half a grace later");
+        // A marker dated after now counts for nothing.
+        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(dir.path().join(TIDIED_FILE))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let again = "executions-2026-11-23T06-00-00.000000Z-other1.jsonl";
+        fs::write(dir.path().join(again), "{\"a\":2}\n").unwrap();
+        age(&dir.path().join(again), 3600);
+        drop(open(dir.path()));
+        assert!(
+            names(dir.path()).contains(&log_files::compressed_name(again)),
+            "a marker from the future stopped the tidy"
         );
     }
 
