@@ -13,7 +13,8 @@
 //!    one-shot run loads the plugins that take part in one: the log sink and the StatsD
 //!    exporter), against `--no-plugins` and a bare `sh` (target 5 ms or less); back to
 //!    back, and again each run after a pause, as an agent calls it (with `--no-cgroups`
-//!    beside, for what moving the script into its cgroups costs then);
+//!    beside, for what the script's cgroups cost then); and back to back with a month of
+//!    rotated files (240) in the log directory against the bench's own young log;
 //! 4. the same whole process with the StatsD exporter alone, aimed at a target that is
 //!    down (nobody listening, a receiver that never reads, an unroutable address) against
 //!    one that reads, and the execution's own time against no plugins: a target that is
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use metaclaude::model::{ExecutionEvent, ExecutionResult};
+use metaclaude_formats::log_files;
 
 use metaclaude::{ExecutorConfig, Registry, ToolExecutionService};
 
@@ -384,11 +386,22 @@ fn run_noop(
     plugins: Option<&Path>,
     statsd: (&str, u16),
 ) -> (Duration, std::process::Output) {
+    run_noop_logging_to(&tmp.join("run-logs"), tmp, args, plugins, statsd)
+}
+
+/// [`run_noop`] with its execution log in `logs`.
+fn run_noop_logging_to(
+    logs: &Path,
+    tmp: &Path,
+    args: &[&str],
+    plugins: Option<&Path>,
+    statsd: (&str, u16),
+) -> (Duration, std::process::Output) {
     let mut cmd = Command::new(exe());
     cmd.args(["run", "noop", "--registry"])
         .arg(root().join("examples/registry/registry.json"))
         .args(args)
-        .env("METACLAUDE_LOG_DIR", tmp.join("run-logs"))
+        .env("METACLAUDE_LOG_DIR", logs)
         .env("METACLAUDE_METRICS_HOST", statsd.0)
         .env("METACLAUDE_METRICS_PORT", statsd.1.to_string())
         .env("METACLAUDE_CACHE_DIR", tmp.join("cache"))
@@ -448,10 +461,34 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
         "  plugins add                      {:>8.2} ms",
         ms(full.saturating_sub(none))
     );
+    // A month of a busy host's log: rotated every 3 hours, 240 files, which a log sink's
+    // tidy lists (it skips the tidy when another tidied less than half a grace ago).
+    let month = tmp.join("month-logs");
+    std::fs::create_dir_all(&month).unwrap();
+    let empty_gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
+        .finish()
+        .unwrap();
+    for k in 1..=240 {
+        let at = Utc::now() - chrono::Duration::hours(3 * k);
+        let name = log_files::compressed_name(&log_files::rotated_name(at, Some("bench")));
+        std::fs::write(month.join(name), &empty_gzip).unwrap();
+    }
+    let run_month =
+        || run_noop_logging_to(&month, tmp, &[], Some(set), ("127.0.0.1", drain.port)).0;
+    let (mut young, mut month_old) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        young.push(run(Some(set)));
+        month_old.push(run_month());
+    }
+    println!(
+        "  ... a month in the log directory {:>8.2} ms   (240 rotated files; {:.2} ms beside it with the young log)",
+        ms(median(month_old)),
+        ms(median(young))
+    );
     // An agent calls once per tool call, seconds apart, not back to back: what a run
-    // right after another finds warm in the kernel is cold again then (moving a process
-    // into a cgroup right after another move is quick; the first move after a pause waits
-    // for an RCU grace period). `--no-cgroups` shows what the cgroups cost.
+    // right after another finds warm is cold again then (and moving a process into a
+    // cgroup after a pause would wait for an RCU grace period, which the host avoids:
+    // README, Cgroups). `--no-cgroups` shows what the cgroups cost.
     let spaced = runs.min(20);
     let pause = Duration::from_millis(500);
     let no_cgroups = || run_noop(tmp, &["--no-cgroups"], None, ("127.0.0.1", drain.port)).0;
@@ -480,9 +517,8 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
         "  metaclaude run, default set      {:>8.2} ms   (target <= 5 ms)",
         ms(median(full))
     );
-    let logged = std::fs::read_dir(tmp.join("run-logs"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let logged =
+        std::fs::metadata(tmp.join("run-logs").join(log_files::LIVE_FILE)).map_or(0, |m| m.len());
     assert!(logged > 0, "the log sink wrote the runs' log");
 }
 

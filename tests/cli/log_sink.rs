@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use metaclaude::model::{ExecutionEvent, ExecutionResult};
 use metaclaude::plugin::PluginHost;
 use metaclaude::EventSink;
+use metaclaude_formats::log_files::TIDIED_FILE;
 
 use crate::plugins::write_plugin;
 
@@ -75,6 +76,7 @@ fn all_lines(logs: &Path) -> Vec<(PathBuf, String)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(logs)
         .unwrap()
         .flatten()
+        .filter(|e| e.file_name() != TIDIED_FILE)
         .map(|e| e.path())
         .collect();
     files.sort();
@@ -184,6 +186,7 @@ fn daily_rotation_follows_the_events_clock() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != TIDIED_FILE)
         .collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
