@@ -7,15 +7,13 @@ mod tui;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Before any thread: files made without an explicit mode (by plugins through WASI)
     // are private; scripts get the operator's umask back when spawned.
     metaclaude::safe_fs::restrict_umask();
     metaclaude::memory::tune_allocator();
-    let args = cli::args::Cli::parse();
-    init_tracing(&args.log_level);
+    let args = cli::args::Cli::parse_args();
+    init_tracing(&args.globals.log_level);
     match cli::dispatch(args.command) {
         Ok(code) => code,
         Err(e) => {

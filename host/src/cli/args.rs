@@ -16,11 +16,49 @@ use metaclaude::{ErrorCategory, ExecutorConfig};
     about = "Run and measure scripts; stream every execution to plugins"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The flags every subcommand takes.
+#[derive(clap::Args, Debug)]
+pub struct Globals {
     /// Host log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
     pub log_level: String,
-    #[command(subcommand)]
-    pub command: Command,
+}
+
+impl Cli {
+    /// The command line, parsed. A `run` (how agents and cron call us, once per tool call)
+    /// is first tried against a parser of `run` alone: building every subcommand's flags
+    /// costs a one-shot run about a tenth of a millisecond, mostly in touching their code
+    /// for the first time. Anything that parser does not take (`--help`, a mistake) goes
+    /// to the whole parser, so what is printed is always the same.
+    pub fn parse_args() -> Cli {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        Cli::run_only(&args).unwrap_or_else(|| Cli::parse_from(args))
+    }
+
+    /// `args` parsed by the parser of `run` alone: `None` when they are not a `run` or
+    /// that parser does not take them.
+    fn run_only(args: &[std::ffi::OsString]) -> Option<Cli> {
+        use clap::{Args, FromArgMatches};
+        if args.get(1).is_none_or(|a| a != "run") {
+            return None;
+        }
+        let matches = Globals::augment_args(clap::Command::new("metaclaude"))
+            .subcommand(RunArgs::augment_args(clap::Command::new("run")))
+            .subcommand_required(true)
+            .try_get_matches_from(args)
+            .ok()?;
+        let (_, run) = matches.subcommand()?;
+        Some(Cli {
+            globals: Globals::from_arg_matches(&matches).ok()?,
+            command: Command::Run(RunArgs::from_arg_matches(run).ok()?),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -496,7 +534,7 @@ pub struct MetricsArgs {
 }
 
 /// How the host runs scripts and which plugins it loads.
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub struct HostArgs {
     /// Do not use per-execution cgroups even where the machine offers them.
     #[arg(long)]
@@ -536,7 +574,7 @@ impl HostArgs {
     }
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The script's id in the registry.
     pub script_id: String,
@@ -702,6 +740,61 @@ mod tests {
         assert!(parse(&["logs", "--since", "1y"]).is_err());
         assert!(parse(&["logs", "--group-by", "colour"]).is_err());
         assert!(parse(&["logs", "--since", "1h", "--start-date", "2024-01-01"]).is_err());
+    }
+
+    /// What the parser of `run` alone takes, the whole parser takes the same way; what it
+    /// does not take (help, mistakes, not a `run`) goes to the whole parser.
+    #[test]
+    fn a_run_parses_alone_as_the_whole_parser_parses_it() {
+        let argv = |args: &[&str]| -> Vec<std::ffi::OsString> {
+            std::iter::once("metaclaude")
+                .chain(args.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        for args in [
+            &["run", "noop"][..],
+            &["run", "noop", "--log-level", "debug", "--json"],
+            &[
+                "run",
+                "validate_api_schema",
+                "--input",
+                "schema_file=api.json",
+                "--session-id",
+                "s1",
+                "--correlation-id",
+                "c1",
+                "--user",
+                "ann",
+                "--registry",
+                "r.json",
+                "--no-cgroups",
+                "--plugins",
+                "p",
+                "--grants",
+                "g.toml",
+                "--events",
+            ],
+            &["run", "noop", "--no-plugins", "--inputs-json", "{\"a\":1}"],
+        ] {
+            let alone = Cli::run_only(&argv(args)).unwrap_or_else(|| panic!("{args:?}"));
+            let whole = Cli::try_parse_from(argv(args)).unwrap();
+            let shown = |cli: Cli| match cli.command {
+                Command::Run(run) => format!("{:?} {run:?}", cli.globals),
+                _ => unreachable!("not a run"),
+            };
+            assert_eq!(shown(alone), shown(whole), "{args:?}");
+        }
+        for args in [
+            &["run"][..],
+            &["run", "--help"],
+            &["run", "noop", "--bogus"],
+            &["--log-level", "debug", "run", "noop"],
+            &["logs", "--stats"],
+            &[],
+        ] {
+            assert!(Cli::run_only(&argv(args)).is_none(), "{args:?}");
+        }
     }
 }
 
