@@ -212,6 +212,15 @@ fn values(map: &BTreeMap<String, f64>) -> Vec<(String, f64)> {
     map.iter().map(|(k, v)| (k.clone(), *v)).collect()
 }
 
+/// The counts every execution adds to, per `instance`: what a fleet's Prometheus must
+/// agree on with what ran.
+const PER_INSTANCE_COUNTS: [&str; 4] = [
+    "sum by (instance) (metaclaude_executions_total)",
+    "sum by (instance) (metaclaude_execution_duration_seconds_count)",
+    "sum by (instance) (metaclaude_resource_memory_peak_bytes_count)",
+    r#"sum by (instance) (metaclaude_execution_duration_seconds_bucket{le="+Inf"})"#,
+];
+
 /// Two `metaclaude serve` hosts with the default set, and what ran on each.
 pub struct Fleet {
     pub hosts: [Server; 2],
@@ -267,14 +276,16 @@ impl Fleet {
                 }
             }
             let expected = self.per_instance();
+            // Every count, not one: samples of one scrape can reach a Prometheus in
+            // separate requests (remote write sends them in batches), so one series
+            // being current says nothing of another.
             prometheus.wait(
                 &format!("round {} in Prometheus", round + 1),
                 Duration::from_secs(60),
                 || {
-                    prometheus.by(
-                        "sum by (instance) (metaclaude_executions_total)",
-                        "instance",
-                    ) == expected
+                    PER_INSTANCE_COUNTS
+                        .iter()
+                        .all(|promql| prometheus.by(promql, "instance") == expected)
                 },
             );
         }
@@ -295,12 +306,7 @@ impl Fleet {
     pub fn check_counts(&self, prometheus: &Prometheus) {
         let per_instance = self.per_instance();
         assert_eq!(per_instance.values().sum::<f64>(), 9.0);
-        for promql in [
-            "sum by (instance) (metaclaude_executions_total)",
-            "sum by (instance) (metaclaude_execution_duration_seconds_count)",
-            "sum by (instance) (metaclaude_resource_memory_peak_bytes_count)",
-            r#"sum by (instance) (metaclaude_execution_duration_seconds_bucket{le="+Inf"})"#,
-        ] {
+        for promql in PER_INSTANCE_COUNTS {
             assert_eq!(
                 values(&prometheus.by(promql, "instance")),
                 values(&per_instance),
