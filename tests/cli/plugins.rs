@@ -780,19 +780,36 @@ fn output_recorder(plugins: &Path, name: &str, out: &Path, top: &str) {
 }
 
 /// `event_output = false`: the record carries no stdout (a counting plugin is not handed
-/// a script's output); `one_shot = false`: `run` does not load the plugin, `batch` does.
+/// a script's output); `event_json = true`: the output crosses in the JSON, not in the
+/// record, for a plugin of the current WIT and of 0.1.0 alike; `one_shot = false`: `run`
+/// does not load the plugin, `batch` does.
 #[test]
 fn manifests_say_what_a_plugin_needs_and_where_it_is_useful() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
-    let (full, counting, long) = (
+    let (full, counting, long, json, json_v01) = (
         tmp.path().join("full"),
         tmp.path().join("counting"),
         tmp.path().join("long"),
+        tmp.path().join("json"),
+        tmp.path().join("json-v01"),
     );
     output_recorder(&plugins, "full", &full, "");
     output_recorder(&plugins, "counting", &counting, "event_output = false");
     output_recorder(&plugins, "long-running", &long, "one_shot = false");
+    output_recorder(&plugins, "json", &json, "event_json = true");
+    std::fs::create_dir_all(&json_v01).unwrap();
+    write_plugin(
+        &plugins,
+        "json-v01",
+        "fixture_v01_sink.wasm",
+        &format!(
+            "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"COMPONENT\"\n\
+             wit = \"0.1.0\"\nevent_json = true\n\
+             [capabilities]\ndirs = [{{ host = \"{}\", guest = \"/out\", mode = \"rw\" }}]\n",
+            json_v01.display()
+        ),
+    );
     let run = bin()
         .args(["run", "hello", "--plugins"])
         .arg(&plugins)
@@ -815,6 +832,13 @@ fn manifests_say_what_a_plugin_needs_and_where_it_is_useful() {
     };
     assert_eq!(finished(&full), ["14"], "Hello, world!\\n is 14 bytes");
     assert_eq!(finished(&counting), ["0"]);
+    assert_eq!(finished(&json), ["0"], "the output is in the JSON");
+    let v01 = std::fs::read_to_string(json_v01.join("events.txt")).unwrap_or_default();
+    assert_eq!(
+        v01.lines().filter(|l| l.starts_with("finished ")).count(),
+        1,
+        "{v01}"
+    );
     assert!(
         finished(&long).is_empty(),
         "run loaded a one_shot = false plugin"

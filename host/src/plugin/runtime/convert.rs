@@ -36,13 +36,15 @@ impl Shape {
 /// One event's records, converted at most once for each WIT version and [`Shape`], by
 /// the first worker whose plugin needs that one, and shared by every plugin receiving it
 /// (their instances copy it into their own memories when called): five plugins of one
-/// version cost one conversion, not five deep copies.
+/// version cost one conversion, not five deep copies. A plugin that takes the JSON gets
+/// the `Bare` record with the delivery's JSON beside it (`with_json`): neither is copied
+/// for it.
 #[derive(Default)]
 pub struct SharedRecords {
-    v0_1: [OnceLock<Box<crate::plugin::runtime::bindings::v0_1::types::Event>>; 3],
-    v0_2: [OnceLock<Box<crate::plugin::runtime::bindings::v0_2::types::Event>>; 3],
-    v0_3: [OnceLock<Box<crate::plugin::runtime::bindings::v0_3::types::Event>>; 3],
-    v0_4: [OnceLock<Box<crate::plugin::runtime::bindings::v0_4::types::Event>>; 3],
+    v0_1: [OnceLock<Box<crate::plugin::runtime::bindings::v0_1::types::Event>>; 2],
+    v0_2: [OnceLock<Box<crate::plugin::runtime::bindings::v0_2::types::Event>>; 2],
+    v0_3: [OnceLock<Box<crate::plugin::runtime::bindings::v0_3::types::Event>>; 2],
+    v0_4: [OnceLock<Box<crate::plugin::runtime::bindings::v0_4::types::Event>>; 2],
 }
 
 /// The conversions of the records every version has the same, against the `wit` module in
@@ -50,20 +52,64 @@ pub struct SharedRecords {
 macro_rules! event_records {
     ($version:ident) => {
         /// The event's record of this version in `shape`, converted once and kept in
-        /// `records` for the other plugins receiving it; `json` gives the event's JSON.
+        /// `records` for the other plugins receiving it. For `WithJson` it is the `Bare`
+        /// record (outputs left empty: they cross in the JSON), which [`with_json`] puts
+        /// beside the JSON.
         pub fn shared<'d>(
             records: &'d SharedRecords,
             e: &ExecutionEvent,
-            json: impl FnOnce() -> &'d str,
             shape: Shape,
         ) -> &'d wit::Event {
-            records.$version[shape as usize].get_or_init(|| {
-                Box::new(match shape {
-                    Shape::WithJson => event(e, Some(json()), false),
-                    Shape::WithOutput => event(e, None, true),
-                    Shape::Bare => event(e, None, false),
-                })
-            })
+            let output = shape == Shape::WithOutput;
+            records.$version[usize::from(output)].get_or_init(|| Box::new(event(e, output)))
+        }
+
+        /// An event as a plugin that takes the JSON receives it: the fields of the `Bare`
+        /// record `bare` and `json`, the host's serialisation of the event, both borrowed.
+        /// The same record as `wit::Event` field for field (the component's type is
+        /// checked against it at each call), lowered without copying either first.
+        #[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+        #[component(record)]
+        pub struct EventWithJson<'a> {
+            pub(crate) kind: wit::LifecycleKind,
+            pub(crate) timestamp: wit::Datetime,
+            #[component(name = "execution-id")]
+            pub(crate) execution_id: &'a str,
+            #[component(name = "script-id")]
+            pub(crate) script_id: &'a str,
+            pub(crate) specialist: Option<&'a str>,
+            #[component(name = "session-id")]
+            pub(crate) session_id: Option<&'a str>,
+            #[component(name = "correlation-id")]
+            pub(crate) correlation_id: Option<&'a str>,
+            pub(crate) user: Option<&'a str>,
+            pub(crate) attempt: u32,
+            pub(crate) pid: Option<u32>,
+            pub(crate) error: Option<&'a wit::ErrorDetails>,
+            #[component(name = "retry-delay-ms")]
+            pub(crate) retry_delay_ms: Option<u64>,
+            pub(crate) result: Option<&'a wit::ExecutionResult>,
+            pub(crate) json: &'a str,
+        }
+
+        /// `bare` (the `Bare` record of [`shared`]) with `json` beside it.
+        pub fn with_json<'a>(bare: &'a wit::Event, json: &'a str) -> EventWithJson<'a> {
+            EventWithJson {
+                kind: bare.kind,
+                timestamp: bare.timestamp,
+                execution_id: &bare.execution_id,
+                script_id: &bare.script_id,
+                specialist: bare.specialist.as_deref(),
+                session_id: bare.session_id.as_deref(),
+                correlation_id: bare.correlation_id.as_deref(),
+                user: bare.user.as_deref(),
+                attempt: bare.attempt,
+                pid: bare.pid,
+                error: bare.error.as_ref(),
+                retry_delay_ms: bare.retry_delay_ms,
+                result: bare.result.as_ref(),
+                json,
+            }
         }
 
         pub fn datetime(t: &DateTime<Utc>) -> wit::Datetime {
@@ -199,11 +245,10 @@ macro_rules! event_records {
             }
         }
 
-        /// One event as plugins receive it; `json` is the host's serialisation, when wanted
-        /// (`event_json = true`), and then carries the result's `stdout` and `stderr`, which the
-        /// record leaves empty. Without `output` (`event_output = false`) the record leaves
-        /// them empty too.
-        pub fn event(e: &ExecutionEvent, json: Option<&str>, output: bool) -> wit::Event {
+        /// One event as plugins receive it, its `json` empty (see [`with_json`]); without
+        /// `output` (`event_output = false`, or the plugin takes the JSON, which carries
+        /// them) the result's `stdout` and `stderr` are left empty.
+        pub fn event(e: &ExecutionEvent, output: bool) -> wit::Event {
             wit::Event {
                 kind: kind(e.kind),
                 timestamp: datetime(&e.timestamp),
@@ -217,11 +262,8 @@ macro_rules! event_records {
                 pid: e.pid,
                 error: e.error.as_ref().map(error_details),
                 retry_delay_ms: e.retry_delay_ms,
-                result: e
-                    .result
-                    .as_deref()
-                    .map(|r| result(r, output && json.is_none())),
-                json: json.unwrap_or_default().to_string(),
+                result: e.result.as_deref().map(|r| result(r, output)),
+                json: String::new(),
             }
         }
 
@@ -382,7 +424,7 @@ mod tests {
     use crate::model::{ExecutionEvent, ExecutionResult};
 
     /// A plugin that reads the JSON gets the script's output once, in the JSON; the others
-    /// get it in the record.
+    /// get it in the record when they ask for it.
     #[test]
     fn output_crosses_once() {
         let mut r = ExecutionResult::new("01X", "hello", Utc::now());
@@ -390,48 +432,59 @@ mod tests {
         r.stderr = "err".into();
         let e = ExecutionEvent::finished(r);
         let json = serde_json::to_string(&e).unwrap();
-        let with_json = event(&e, Some(&json), true);
+        let records = SharedRecords::default();
+        let bare = v0_3::shared(&records, &e, Shape::WithJson);
+        let with_json = v0_3::with_json(bare, &json);
         let record = with_json.result.unwrap();
         assert_eq!((record.stdout.as_str(), record.stderr.as_str()), ("", ""));
         assert!(with_json.json.contains("\"stdout\":\"out\""));
-        let plain = event(&e, None, true).result.unwrap();
+        let plain = event(&e, true).result.unwrap();
         assert_eq!(
             (plain.stdout.as_str(), plain.stderr.as_str()),
             ("out", "err")
         );
-        let counting = event(&e, None, false).result.unwrap();
+        let counting = event(&e, false).result.unwrap();
         assert_eq!(
             (counting.stdout.as_str(), counting.stderr.as_str()),
             ("", "")
         );
     }
 
-    /// Plugins of one version that ask for the same shape share one record, converted
-    /// once; another shape or version is its own record.
+    /// Plugins of one version share one record per shape, converted once; a plugin that
+    /// takes the JSON gets the `Bare` one with the JSON beside it, neither copied.
     #[test]
     fn an_event_is_converted_once_per_version_and_shape() {
         let mut r = ExecutionResult::new("01X", "hello", Utc::now());
         r.stdout = "out".into();
-        let e = ExecutionEvent::finished(r);
+        r.specialist = Some("ops".into());
+        let mut e = ExecutionEvent::finished(r);
+        e.identity.user = Some("ann".into());
         let json = serde_json::to_string(&e).unwrap();
         let records = SharedRecords::default();
-        let asked = std::cell::Cell::new(0);
-        let json_once = || {
-            asked.set(asked.get() + 1);
-            json.as_str()
-        };
-        let first = v0_3::shared(&records, &e, json_once, Shape::WithJson);
-        let again = v0_3::shared(&records, &e, json_once, Shape::WithJson);
-        assert!(std::ptr::eq(first, again), "the same record, not a copy");
-        assert_eq!(asked.get(), 1, "the JSON is asked for once");
-        assert_eq!(first.json, json);
-        let output = v0_3::shared(&records, &e, json_once, Shape::WithOutput);
-        assert_eq!(output.result.as_ref().unwrap().stdout, "out");
-        assert!(output.json.is_empty());
-        let bare = v0_3::shared(&records, &e, json_once, Shape::Bare);
+        let first = v0_3::shared(&records, &e, Shape::WithJson);
+        let bare = v0_3::shared(&records, &e, Shape::Bare);
+        assert!(std::ptr::eq(first, bare), "the same record, not a copy");
         assert!(bare.result.as_ref().unwrap().stdout.is_empty());
-        let older = v0_2::shared(&records, &e, json_once, Shape::WithJson);
-        assert_eq!(older.json, json);
-        assert_eq!(asked.get(), 2, "each version converts its own");
+        assert!(bare.json.is_empty());
+        let output = v0_3::shared(&records, &e, Shape::WithOutput);
+        assert!(!std::ptr::eq(first, output));
+        assert_eq!(output.result.as_ref().unwrap().stdout, "out");
+        let older = v0_2::shared(&records, &e, Shape::Bare);
+        assert_eq!(older.execution_id, bare.execution_id);
+        // Every field beside the JSON is the record's own, borrowed.
+        let crossing = v0_3::with_json(bare, &json);
+        assert!(std::ptr::eq(crossing.json, json.as_str()));
+        assert!(std::ptr::eq(
+            crossing.execution_id,
+            bare.execution_id.as_str()
+        ));
+        assert!(std::ptr::eq(
+            crossing.result.unwrap(),
+            bare.result.as_ref().unwrap()
+        ));
+        assert_eq!(
+            (crossing.specialist, crossing.user, crossing.attempt),
+            (Some("ops"), Some("ann"), bare.attempt)
+        );
     }
 }

@@ -637,18 +637,32 @@ impl Instance {
         // receiving it, is lowered into this instance's memory from where it is shared.
         // (The export is typed per call for references to the shared records: once a
         // batch, not once an event.)
+        // A plugin that takes the JSON gets the shared record with the delivery's JSON
+        // beside it (`EventWithJson`, the same WIT record), neither copied for it.
         macro_rules! call {
             ($v:ident, $exports:expr, $store:expr, $returns:ty) => {{
-                let records: Vec<&$v::types::Event> = batch
-                    .iter()
-                    .map(|d| convert::$v::shared(&d.records, &d.event, || d.json(), shape))
-                    .collect();
-                $exports
-                    .func_handle_batch()
-                    .func()
-                    .typed::<(&[&$v::types::Event],), ($returns,)>(&*$store)
-                    .and_then(|f| f.call(&mut *$store, (&records,)))
-                    .map(|(r,)| r)
+                let handle_batch = $exports.func_handle_batch();
+                let func = handle_batch.func();
+                if shape == convert::Shape::WithJson {
+                    let records: Vec<convert::$v::EventWithJson<'_>> = batch
+                        .iter()
+                        .map(|d| {
+                            let bare = convert::$v::shared(&d.records, &d.event, shape);
+                            convert::$v::with_json(bare, d.json())
+                        })
+                        .collect();
+                    func.typed::<(&[convert::$v::EventWithJson<'_>],), ($returns,)>(&*$store)
+                        .and_then(|f| f.call(&mut *$store, (&records,)))
+                        .map(|(r,)| r)
+                } else {
+                    let records: Vec<&$v::types::Event> = batch
+                        .iter()
+                        .map(|d| convert::$v::shared(&d.records, &d.event, shape))
+                        .collect();
+                    func.typed::<(&[&$v::types::Event],), ($returns,)>(&*$store)
+                        .and_then(|f| f.call(&mut *$store, (&records,)))
+                        .map(|(r,)| r)
+                }
             }};
         }
         self.call(|store, exports| match exports {
