@@ -33,8 +33,8 @@ pub struct Globals {
 impl Cli {
     /// The command line, parsed. A `run` (how agents and cron call us, once per tool call)
     /// is first tried against a parser of `run` alone: building every subcommand's flags
-    /// costs a one-shot run about a tenth of a millisecond, mostly in touching their code
-    /// for the first time. Anything that parser does not take (`--help`, a mistake) goes
+    /// cost a one-shot run about two tenths of a millisecond, mostly in touching their
+    /// code for the first time. Anything that parser does not take (`--help`, a mistake) goes
     /// to the whole parser, so what is printed is always the same.
     pub fn parse_args() -> Cli {
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
