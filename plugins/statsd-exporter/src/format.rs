@@ -82,8 +82,7 @@ pub fn sanitize_label(raw: &str, style: TagStyle) -> String {
 pub fn decimal(v: f64, decimals: usize) -> String {
     let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
     let mut s = match scaled(v, decimals) {
-        Some(n) => {
-            let unit = POW10[decimals];
+        Some((n, unit)) => {
             let mut s = (n / unit).to_string();
             if decimals > 0 {
                 s.push('.');
@@ -106,33 +105,14 @@ pub fn decimal(v: f64, decimals: usize) -> String {
     s
 }
 
-/// Powers of ten up to 10^15, exact in a double and in a `u64`.
-const POW10: [u64; 16] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-    10_000_000_000,
-    100_000_000_000,
-    1_000_000_000_000,
-    10_000_000_000_000,
-    100_000_000_000_000,
-    1_000_000_000_000_000,
-];
-
-/// `v` (finite, not negative) times 10^`decimals`, rounded to a whole number, when the
-/// rounding is certain: the product is a double within half a unit in its last place of
-/// the exact one, and below 2^52 a unit in the last place is at most half, so only a
-/// product within a unit in the last place of a half (where the exact one could lie on
-/// either side of it, or on it) is left to `format!`.
-fn scaled(v: f64, decimals: usize) -> Option<u64> {
-    let unit = *POW10.get(decimals)?;
+/// `v` (finite, not negative) times 10^`decimals` rounded to a whole number, and
+/// 10^`decimals`, when the rounding is certain: the product is a double within half a unit
+/// in its last place of the exact one, and below 2^52 a unit in the last place is at most
+/// half, so only a product within two units in the last place of a half (where the exact
+/// one could lie on either side of it, or on it) is left to `format!`. At most 15
+/// decimals, so that 10^`decimals` is exact in a double.
+fn scaled(v: f64, decimals: usize) -> Option<(u64, u64)> {
+    let unit = 10u64.pow(u32::try_from(decimals).ok().filter(|&d| d <= 15)?);
     let product = v * unit as f64;
     // (Infinite when `v` is huge; never NaN, `v` being finite.)
     if product >= (1u64 << 52) as f64 {
@@ -145,7 +125,7 @@ fn scaled(v: f64, decimals: usize) -> Option<u64> {
     if from_half <= 2.0 * ulp {
         return None;
     }
-    Some(product.round() as u64)
+    Some((product.round() as u64, unit))
 }
 
 /// Writes lines in one tag style with one prefix and sample rate.

@@ -18,9 +18,9 @@ use crate::model::{
 /// the outputs in the record (`event_output`), or neither.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
-    Bare = 0,
-    WithOutput = 1,
-    WithJson = 2,
+    Bare,
+    WithOutput,
+    WithJson,
 }
 
 impl Shape {
