@@ -363,14 +363,19 @@ fn run_sends_a_flaky_execution_as_a_trace_joining_the_callers() {
         assert!(s.start_time_unix_nano >= root.start_time_unix_nano);
         assert!(s.end_time_unix_nano <= root.end_time_unix_nano);
         if i > 0 {
-            // The backoff: a gap after the attempt before, and a `retry` event there.
+            // The backoff: a gap after the attempt before at least as long as the wait
+            // drawn (full jitter: from zero up to 50 ms, then 100 ms), and a `retry` event.
             let before = &attempts[i - 1];
-            assert!(s.start_time_unix_nano > before.end_time_unix_nano, "{i}");
             let Some(Any::IntValue(delay)) = attr(&s.attributes, "metaclaude.retry.delay_ms")
             else {
                 panic!("no delay on {s:?}")
             };
-            assert!(*delay > 0);
+            assert!((0..=50 << (i - 1)).contains(delay), "{i}: {delay}");
+            let gap = s.start_time_unix_nano - before.end_time_unix_nano;
+            assert!(
+                gap >= *delay as u64 * 1_000_000,
+                "{i}: {gap} ns, {delay} ms"
+            );
         }
     }
     assert_eq!(root.events.iter().filter(|e| e.name == "retry").count(), 2);

@@ -204,7 +204,8 @@ pub fn spans(e: &Execution) -> Vec<Vec<u8>> {
         Value::Double(e.wall_time_seconds),
     );
     // The backoffs, as events where each began (the end of the attempt before).
-    for at in e.attempts.iter().filter(|at| at.delay_before_ms > 0) {
+    // Every attempt after the first was a retry, even one whose jittered wait was zero.
+    for at in e.attempts.iter().filter(|at| at.attempt > 1) {
         message_field(&mut span, 11, |ev| {
             let begun = at.started_ns.saturating_sub(at.delay_before_ms * 1_000_000);
             fixed64_field(ev, 1, begun);
@@ -531,6 +532,30 @@ pub(crate) mod tests {
         assert_eq!(
             attr(&spans[3].attributes, "metaclaude.retry.delay_ms"),
             Some(&Any::IntValue(200))
+        );
+    }
+
+    #[test]
+    fn a_retry_that_waited_zero_is_still_a_retry_event() {
+        // Full jitter draws the wait from zero up: a zero wait is a retry all the same.
+        let mut e = flaky();
+        e.attempts[1].delay_before_ms = 0;
+        let got = decode(&e);
+        let root = &got.resource_spans[0].scope_spans[0].spans[0];
+        let retries: Vec<_> = root
+            .events
+            .iter()
+            .map(|ev| {
+                let delay = attr(&ev.attributes, "metaclaude.retry.delay_ms");
+                (ev.name.as_str(), delay.cloned())
+            })
+            .collect();
+        assert_eq!(
+            retries,
+            [
+                ("retry", Some(Any::IntValue(0))),
+                ("retry", Some(Any::IntValue(200)))
+            ]
         );
     }
 
