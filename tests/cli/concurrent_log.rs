@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use metaclaude_formats::gzip_blocks;
 use metaclaude_formats::log_files::{self, Kind};
 use serde_json::Value;
 
@@ -229,6 +230,24 @@ struct LogContents {
     summaries: HashMap<String, PathBuf>,
 }
 
+/// The sink's `.gz` is members that each give their own length (so that `metaclaude logs`
+/// inflates each whole), one after another to the file's end, each of whole lines.
+fn assert_framed(gz: &Path) {
+    let bytes = std::fs::read(gz).unwrap();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = gzip_blocks::member_len(&bytes[at..])
+            .unwrap_or_else(|| panic!("{}: no framed member at {at}", gz.display()));
+        let member = bytes.get(at..at + len).expect("the member within the file");
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(member)
+            .read_to_end(&mut text)
+            .unwrap();
+        assert_eq!(text.last(), Some(&b'\n'), "{}: whole lines", gz.display());
+        at += len;
+    }
+}
+
 /// Reads the live file and every rotated file (the `.gz` of a rotation when both it and
 /// the plain file exist, as `metaclaude logs` does); every `.gz` must be a complete, valid
 /// gzip stream (flate2 checks each member's CRC and length; `gzip -t` as well).
@@ -279,6 +298,7 @@ fn read_log(logs: &Path) -> LogContents {
         let mut text = String::new();
         let file = std::fs::File::open(&path).unwrap();
         if path.extension().is_some_and(|e| e == "gz") {
+            assert_framed(&path);
             flate2::read::MultiGzDecoder::new(file)
                 .read_to_string(&mut text)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

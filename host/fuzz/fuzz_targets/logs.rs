@@ -1,6 +1,8 @@
 //! The log reader and query (`metaclaude logs`) on damaged, truncated and hostile files:
-//! the input is written as the live `.jsonl`, as a rotated `.jsonl.gz` of it, as the same
-//! gzip cut in half, and as raw bytes in a `.jsonl.gz` (hostile gzip data). A listing, a
+//! the input is written as the live `.jsonl`, as a rotated `.jsonl.gz` of it (a plain
+//! gzip stream, and members framed as the log sink writes them), as the same gzip cut in
+//! half, as raw bytes in a `.jsonl.gz` (hostile gzip data), and as raw bytes behind a
+//! framed member's header (hostile data inflated whole, as the sink's members are). A listing, a
 //! JSON listing with a limit, `--stats` and `--stats --group-by` over that directory must
 //! each return normally (bad lines and files are reported on stderr, never fatal).
 #![no_main]
@@ -11,6 +13,7 @@ use std::sync::OnceLock;
 
 use flate2::write::GzEncoder;
 use libfuzzer_sys::fuzz_target;
+use metaclaude_formats::gzip_blocks::{self, BlockWriter};
 use metaclaude::logs::stats::GroupBy;
 use metaclaude::logs::{execute, LogQuery};
 use serde::de::IgnoredAny;
@@ -31,7 +34,12 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let dir = log_dir();
     let compressed = gzip(data);
-    let files: [(&str, &[u8]); 4] = [
+    let mut blocks = BlockWriter::new(Vec::new(), 1);
+    blocks.write_all(data).unwrap();
+    let framed = blocks.finish().unwrap();
+    let len = (data.len() + gzip_blocks::HEADER_LEN) as u32;
+    let hostile_member = [&gzip_blocks::header(len)[..], data].concat();
+    let files: [(&str, &[u8]); 6] = [
         ("executions.jsonl", data),
         (
             "executions-2024-01-14T10-00-00.000000Z.jsonl.gz",
@@ -42,6 +50,11 @@ fuzz_target!(|data: &[u8]| {
             &compressed[..compressed.len() / 2],
         ),
         ("executions-2024-01-16T10-00-00.000000Z-raw.jsonl.gz", data),
+        ("executions-2024-01-17T10-00-00.000000Z.jsonl.gz", &framed),
+        (
+            "executions-2024-01-18T10-00-00.000000Z-raw.jsonl.gz",
+            &hostile_member,
+        ),
     ];
     for (name, bytes) in files {
         std::fs::write(dir.join(name), bytes).unwrap();

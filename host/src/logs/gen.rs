@@ -12,6 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
+use metaclaude_formats::gzip_blocks::BlockWriter;
 use metaclaude_formats::json::{self, Object};
 use metaclaude_formats::log_files;
 use metaclaude_formats::log_record::{self, Level};
@@ -42,6 +43,20 @@ pub struct GenConfig {
     /// Write each rotated file's summary beside it, as the log sink does at compression
     /// (`metaclaude_formats::log_summary`, built from the same bytes).
     pub summaries: bool,
+    /// How rotated files are gzipped.
+    pub framing: Framing,
+}
+
+/// How a rotated file is gzipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// Members of whole lines that give their own length, as the log sink writes them
+    /// (`metaclaude_formats::gzip_blocks`): inflated whole by the reader.
+    #[default]
+    Blocks,
+    /// Two plain gzip members split at a line, as an older sink's file appended to may
+    /// be: streamed by the reader.
+    TwoMembers,
 }
 
 impl Default for GenConfig {
@@ -56,6 +71,7 @@ impl Default for GenConfig {
                 .with_timezone(&Utc),
             window: Duration::hours(6),
             summaries: false,
+            framing: Framing::Blocks,
         }
     }
 }
@@ -86,8 +102,8 @@ const SPECIALISTS: [&str; 6] = [
 ];
 const USERS: [&str; 8] = ["ann", "bob", "chen", "dana", "eve", "farid", "gus", "hana"];
 
-/// Writes the log into `dir` (which must exist): rotated `.gz` files (each of two gzip
-/// members, as an appending writer may leave them) and a live `executions.jsonl`.
+/// Writes the log into `dir` (which must exist): rotated `.gz` files (framed as
+/// [`GenConfig::framing`] says) and a live `executions.jsonl`.
 pub fn generate(dir: &Path, cfg: &GenConfig) -> io::Result<GenSummary> {
     let live_bytes = (cfg.total_bytes as f64 * cfg.live_fraction) as u64;
     let rotated_total = cfg.total_bytes.saturating_sub(live_bytes);
@@ -180,15 +196,23 @@ fn write_file(
     let name = log_files::compressed_name(&log_files::rotated_name(rotated_at, None));
     let path = dir.join(&name);
     let mut out = BufWriter::new(File::create(&path)?);
-    // Two members, split at a line boundary.
-    let half = body[..body.len() / 2]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |p| p + 1);
-    for part in [&body[..half], &body[half..]] {
-        let mut enc = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(6));
-        enc.write_all(part)?;
-        enc.finish()?;
+    match cfg.framing {
+        Framing::Blocks => {
+            let mut blocks = BlockWriter::new(&mut out, 6);
+            blocks.write_all(&body)?;
+            blocks.finish()?;
+        }
+        Framing::TwoMembers => {
+            let half = body[..body.len() / 2]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1);
+            for part in [&body[..half], &body[half..]] {
+                let mut enc = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(6));
+                enc.write_all(part)?;
+                enc.finish()?;
+            }
+        }
     }
     out.flush()?;
     drop(out);

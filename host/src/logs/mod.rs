@@ -24,6 +24,7 @@
 pub mod dates;
 pub mod follow;
 pub mod gen;
+pub mod inflate;
 pub mod query;
 pub mod reader;
 pub mod stats;

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use flate2::read::MultiGzDecoder;
 
 use metaclaude_formats::log_files::{self, Kind};
 
@@ -217,7 +216,7 @@ pub fn for_each_line(
     };
     let result = if file.gzip {
         stream_lines(
-            MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, raw)),
+            super::inflate::Members::new(io::BufReader::with_capacity(256 * 1024, raw)),
             MAX_LINE_BYTES,
             &mut each,
             &mut too_long,

@@ -8,6 +8,9 @@
 //!   statistics over weeks of history do not reread it.
 //! * `record_parser` (feature `summary`): a log line read into the record the queries and
 //!   summaries use, fast, exactly as serde_json reads it.
+//! * [`gzip_blocks`]: the rotated log file's gzip framing, members of whole lines that
+//!   give their own length (the writer with feature `gzip-blocks`), so that `metaclaude
+//!   logs` inflates each member in one call.
 //! * [`log_record`]: the execution log's record: its field names in the order written,
 //!   its version and levels, and the writer of one line. The log sink plugin writes it;
 //!   `metaclaude logs`, the server and the synthetic logs of the benchmark use it.
@@ -20,10 +23,11 @@
 //! * [`label_cap`]: the cap on the distinct values of an exporter's label.
 //!
 //! No I/O and no dependency beyond `chrono` (and, with `summary`, serde, the sketch crate
-//! and crc32fast): the crate builds for the host and for `wasm32-wasip2` alike.
+//! and crc32fast; with `gzip-blocks`, flate2 and crc32fast: a writer over any `Write`): the crate builds for the host and for `wasm32-wasip2` alike.
 
 pub mod alerts;
 pub mod finished;
+pub mod gzip_blocks;
 pub mod json;
 pub mod label_cap;
 pub mod log_files;

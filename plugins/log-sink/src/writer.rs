@@ -49,7 +49,7 @@
 //!   rename). So, as logrotate's `delaycompress`: a rotated file is compressed only once it
 //!   has not changed for [`Policy::grace`] (default [`DEFAULT_GRACE`]); the compression
 //!   checks that the file did not change while it read it; the plain file is removed only
-//!   a grace later still, once the `.gz`'s recorded length (its gzip trailer) equals the
+//!   a grace later still, once the `.gz`'s recorded length (its members' trailers) equals the
 //!   plain file's (a late append makes the `.gz` stale: it is removed and redone), which
 //!   also lets a reader that listed the directory before the `.gz` appeared open the plain
 //!   file. Retention never deletes a plain rotated file within the grace; start-up removes
@@ -75,6 +75,7 @@ use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
+use metaclaude_formats::gzip_blocks::{self, BlockWriter};
 use metaclaude_formats::log_files::{self, Kind, LIVE_FILE, TIDIED_FILE};
 use metaclaude_formats::log_summary::{FileCheck, SummarisedFile, SummaryBuilder};
 
@@ -742,7 +743,7 @@ impl LogWriter {
                     if !gz.meta().is_some_and(|m| self.settled(m, wall)) {
                         continue;
                     }
-                    if gzip_length(&gz.path) == Some(plain_meta.len() as u32) {
+                    if gzip_length(&gz.path) == Some(plain_meta.len()) {
                         remove(&plain)?;
                         rot.plain = None;
                     } else {
@@ -820,7 +821,9 @@ impl LogWriter {
             let mut input = File::open(plain).map_err(|e| io_context(e, "cannot read", plain))?;
             let before = input.metadata()?;
             let out = File::create(&tmp).map_err(|e| io_context(e, "cannot create", &tmp))?;
-            let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
+            // Members of whole lines that give their own length: `metaclaude logs` inflates
+            // each in one call (any gzip reader reads the file).
+            let mut encoder = BlockWriter::new(out, 6);
             let mut buf = vec![0u8; 256 * 1024];
             let mut read = 0u64;
             let mut summary = SummaryBuilder::new();
@@ -999,13 +1002,25 @@ fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
-/// The uncompressed length (mod 2^32) a gzip file's last member records in its trailer.
-fn gzip_length(path: &Path) -> Option<u32> {
+/// The uncompressed length of a gzip file this sink wrote: the sum of its members' recorded
+/// lengths, each member found from the length its header gives (`gzip_blocks`). `None` if
+/// a member is not framed so, or the chain does not end exactly at the file's end.
+fn gzip_length(path: &Path) -> Option<u64> {
     let mut file = File::open(path).ok()?;
-    file.seek(SeekFrom::End(-4)).ok()?;
-    let mut trailer = [0u8; 4];
-    file.read_exact(&mut trailer).ok()?;
-    Some(u32::from_le_bytes(trailer))
+    let size = file.metadata().ok()?.len();
+    let (mut at, mut total) = (0u64, 0u64);
+    let mut header = [0u8; gzip_blocks::HEADER_LEN];
+    while at < size {
+        file.seek(SeekFrom::Start(at)).ok()?;
+        file.read_exact(&mut header).ok()?;
+        let len = gzip_blocks::member_len(&header)? as u64;
+        file.seek(SeekFrom::Start(at + len - 4)).ok()?;
+        let mut recorded = [0u8; 4];
+        file.read_exact(&mut recorded).ok()?;
+        total += u64::from(u32::from_le_bytes(recorded));
+        at += len;
+    }
+    (at == size).then_some(total)
 }
 
 /// The UTC day of the first line's `"timestamp"`.
@@ -1117,10 +1132,32 @@ mod tests {
         (dir.join(&name), dir.join(log_files::compressed_name(&name)))
     }
 
+    /// `text` gzipped as the sink writes it.
     fn gz_of(text: &str) -> Vec<u8> {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut enc = BlockWriter::new(Vec::new(), 1);
         enc.write_all(text.as_bytes()).unwrap();
         enc.finish().unwrap()
+    }
+
+    #[test]
+    fn a_compressed_file_is_framed_members_whose_lengths_add_up_to_the_plain_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..40_000)
+            .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "p".repeat(i % 50)))
+            .collect();
+        let gz = dir.path().join("a.jsonl.gz");
+        fs::write(&gz, gz_of(&text)).unwrap();
+        assert!(text.len() > 4 * gzip_blocks::BLOCK_BYTES);
+        assert_eq!(gzip_length(&gz), Some(text.len() as u64));
+        // Cut short, or a member that is not framed (an older sink's file): not taken as
+        // complete, so the plain file is compressed again rather than removed.
+        let bytes = fs::read(&gz).unwrap();
+        fs::write(&gz, &bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(gzip_length(&gz), None);
+        let mut old = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        old.write_all(text.as_bytes()).unwrap();
+        fs::write(&gz, old.finish().unwrap()).unwrap();
+        assert_eq!(gzip_length(&gz), None);
     }
 
     #[test]
