@@ -208,7 +208,7 @@ fn main() {
         jq_t
     );
     println!(
-        "jq / metaclaude = {:.1}x (goal >= 10)   metaclaude / zcat = {:.2}x (goal <= 2)",
+        "jq / metaclaude = {:.1}x (target >= 50)   metaclaude / zcat = {:.2}x (goal <= 2)",
         jq_t.as_secs_f64() / ours_t.as_secs_f64(),
         ours_t.as_secs_f64() / zcat_t.as_secs_f64()
     );
