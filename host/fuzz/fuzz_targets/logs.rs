@@ -13,12 +13,12 @@ use std::sync::OnceLock;
 
 use flate2::write::GzEncoder;
 use libfuzzer_sys::fuzz_target;
-use metaclaude_formats::gzip_blocks::{self, BlockWriter};
 use metaclaude::logs::stats::GroupBy;
 use metaclaude::logs::{execute, LogQuery};
+use metaclaude_formats::gzip_blocks::{self, BlockWriter};
 use serde::de::IgnoredAny;
 
-/// One directory for every run: each input rewrites its four files.
+/// One directory for every run: each input rewrites its six files.
 fn log_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| tempfile::tempdir().expect("a temporary directory"))
