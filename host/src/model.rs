@@ -426,7 +426,9 @@ pub struct ExecutionEvent {
     /// `retry_scheduled`: the backoff before the next attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_delay_ms: Option<u64>,
-    /// `finished`: the whole result.
+    /// `finished`: the whole result. **Last**, so that it is the last member of the event's
+    /// JSON: the log sink takes its text from there without reading it through (WIT
+    /// `event.json`; `plugin::delivery` tests it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Arc<ExecutionResult>>,
 }

@@ -20,8 +20,10 @@
 //! (`tests` below) and a fuzz target (`host/fuzz/fuzz_targets/log_record.rs`) compare it
 //! with serde_json on valid, mutated and truncated lines.
 //!
-//! [`raw_member`] is the same parser finding one member's raw text in an object (the
-//! log sink's way to the result in an event's JSON), with the same guarantee.
+//! [`raw_member`] is the same parser finding one member's raw text in an object (with the
+//! same guarantee), and [`last_member`] the same for a member its writer puts last, taken
+//! as it is without reading it (the log sink's way to the result in the host's JSON of an
+//! event: only the members before it are checked).
 //!
 //! [`SummaryBuilder`]: crate::log_summary::SummaryBuilder
 
@@ -110,6 +112,39 @@ pub fn raw_member<'a>(json: &'a str, name: &str) -> Option<Option<&'a str>> {
         Some(())
     })?;
     Some(found.flatten())
+}
+
+/// The raw text of the member `name` of the JSON object `json`, for a writer that puts
+/// that member last, as the host does `result` in an event's JSON (WIT `event.json`):
+/// the members before it are read and checked as by [`raw_member`]; its value is taken as
+/// it is, from its first byte to the object's closing brace, without reading it through
+/// (for a 1 MiB output, the scan was the log sink's largest cost). `None` where that does
+/// not hold on the face of it (no such member, an escaped key before it, a value that is
+/// not an object ending right before the closing brace): then ask [`raw_member`]. A member
+/// written after it would be taken into the text, so only a writer that guarantees the
+/// order may be read so.
+pub fn last_member<'a>(json: &'a str, name: &str) -> Option<&'a str> {
+    let mut p = Parser {
+        text: json,
+        b: json.as_bytes(),
+        i: 0,
+    };
+    p.ws();
+    // The members are read up to `name`, where reading stops (the `None` that ends it).
+    let mut start = None;
+    let _ = p.members(|p, key| {
+        if key == name.as_bytes() {
+            start = Some(p.i);
+            return None;
+        }
+        p.skip_value(0)
+    });
+    let ws: &[char] = &[' ', '\t', '\n', '\r'];
+    let value = json[start?..]
+        .trim_end_matches(ws)
+        .strip_suffix('}')?
+        .trim_end_matches(ws);
+    (value.len() >= 2 && value.starts_with('{') && value.ends_with('}')).then_some(value)
 }
 
 /// The fields of [`Record`] the fast parser fills, by their JSON names.

@@ -103,11 +103,12 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
 /// The log line for one event (`None` when the level filters it out).
 ///
 /// A `finished` line is the host's JSON of the result with the log's fields put in front
-/// (`log_record::write_finished`): the result's text is copied as it is (validated, never
-/// parsed into a tree and serialised again), so a large stdout costs one copy. Its head
-/// (time, level, category) comes from the event's record, which the host fills from the
-/// same result, so the JSON is read once, only to find where the result's text is (by
-/// the fast reader the host queries the log with, `record_parser::raw_member`).
+/// (`log_record::write_finished`): the result's text is copied as it is (never parsed
+/// into a tree and serialised again), so a large stdout costs one copy. Its head (time,
+/// level, category) comes from the event's record, which the host fills from the same
+/// result. The JSON is read only up to the result, whose text runs to the closing brace
+/// because the host writes it last (`record_parser::last_member`, the fast reader the
+/// host queries the log with).
 pub fn log_line(event: &Event, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
     if event.kind != LifecycleKind::Finished {
         return if debug {
@@ -120,14 +121,18 @@ pub fn log_line(event: &Event, debug: bool) -> Result<Option<(String, DateTime<U
         .result
         .as_ref()
         .ok_or_else(|| "finished event without a result".to_string())?;
-    // The fast reader checks the JSON as serde_json does; what it cannot tell, serde_json
-    // reads (and says what is wrong).
-    let raw = match record_parser::raw_member(&event.json, "result") {
-        Some(raw) => raw,
-        None => serde_json::from_str::<EventResult>(&event.json)
-            .map_err(|e| format!("event JSON from the host: {e}"))?
-            .result
-            .map(RawValue::get),
+    // The host writes `result` last (WIT `event.json`): its text runs to the closing brace
+    // and is taken without being read through. Otherwise the fast reader checks the JSON as
+    // serde_json does; what it cannot tell, serde_json reads (and says what is wrong).
+    let raw = match record_parser::last_member(&event.json, "result") {
+        Some(raw) => Some(raw),
+        None => match record_parser::raw_member(&event.json, "result") {
+            Some(raw) => raw,
+            None => serde_json::from_str::<EventResult>(&event.json)
+                .map_err(|e| format!("event JSON from the host: {e}"))?
+                .result
+                .map(RawValue::get),
+        },
     }
     .ok_or_else(|| "finished event without a result in its JSON".to_string())?;
     let finished_at = Utc
@@ -381,6 +386,11 @@ mod tests {
         odd.json = r#"{"kind":"finished","result":{ }}"#.into();
         let (line, _) = log_line(&odd, false).unwrap().unwrap();
         assert_eq!(line, format!("{head} }}"));
+        // The host writes the result last; where a member follows it (which the face of
+        // the text shows here), the JSON is read through.
+        odd.json = r#"{"kind":"finished","result":{"success":true},"extra":1}"#.into();
+        let (line, _) = log_line(&odd, false).unwrap().unwrap();
+        assert_eq!(line, format!(r#"{head},"success":true}}"#));
         // A result in the record but not in the JSON, or JSON that is not, is refused.
         odd.json = r#"{"kind":"finished"}"#.into();
         let err = log_line(&odd, false).unwrap_err();

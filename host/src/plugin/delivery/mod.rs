@@ -342,6 +342,47 @@ mod tests {
         );
     }
 
+    /// The log sink takes the result's text from an event's JSON as its last member
+    /// (`record_parser::last_member`), without reading it: the JSON plugins get must have
+    /// `result` last, whatever the event carries, and taking it so must give what a full
+    /// read gives.
+    #[test]
+    fn an_events_json_has_its_result_last() {
+        use crate::model::{ErrorCategory, ErrorContext, ErrorDetails, LifecycleKind};
+        use metaclaude_formats::record_parser::{last_member, raw_member};
+        let mut result = ExecutionResult::new("01LAST".to_string(), "noop", chrono::Utc::now());
+        result.stdout = "},\"result\":{\"x\":1}}\n\u{1}".into();
+        result.stderr = "\"}".into();
+        let error = ErrorDetails {
+            category: ErrorCategory::Execution,
+            message: "\"result\":{".into(),
+            context: ErrorContext::default(),
+            suggestions: vec!["}".into()],
+            stack_trace: None,
+        };
+        result.error_details = Some(error.clone());
+        let mut finished = ExecutionEvent::finished(result);
+        // Every optional member an event can carry, before the result.
+        finished.pid = Some(7);
+        finished.error = Some(error);
+        finished.retry_delay_ms = Some(5);
+        let mut started = finished.clone();
+        started.kind = LifecycleKind::Started;
+        started.result = None;
+        for (event, has_result) in [(finished, true), (started, false)] {
+            let d = Delivery {
+                event,
+                json: Default::default(),
+                records: Default::default(),
+                ack: None,
+            };
+            let json = d.json();
+            let full = raw_member(json, "result").expect("the host's JSON is read whole");
+            assert_eq!(last_member(json, "result"), full, "{json}");
+            assert_eq!(full.is_some(), has_result, "{json}");
+        }
+    }
+
     /// A worker that ends wakes its waiting senders at once, and they are told.
     #[test]
     fn a_sender_waiting_for_room_learns_at_once_that_the_worker_ended() {

@@ -471,6 +471,43 @@ fn check_members(text: &str) -> bool {
     fast.iter().all(Option::is_some)
 }
 
+/// A last member is taken as it is, up to the closing brace; what does not look like a
+/// writer's last object member is left to `raw_member`.
+#[test]
+fn a_last_members_text_runs_to_the_closing_brace() {
+    let event = format!(
+        r#"{{"kind":"finished","timestamp":"2026-11-05T00:00:00.523040Z","execution_id":"01J","attempt":1,"result":{WRITTEN}}}"#
+    );
+    assert_eq!(last_member(&event, "result"), Some(WRITTEN));
+    assert_eq!(
+        last_member(&format!(" {{ \"result\" :\n{WRITTEN} }}\n"), "result"),
+        Some(WRITTEN)
+    );
+    // The text is not read: an output holding what looks like the end of the object or
+    // another member changes nothing.
+    let tricky = r#"{"stdout":"},\"result\":{\"x\":1}}","n":[1,{"a":"}"}]}"#;
+    let event =
+        format!(r#"{{"kind":"finished","error":{{"m":"\"result\":{{"}},"result":{tricky}}}"#);
+    assert_eq!(last_member(&event, "result"), Some(tricky));
+    assert_eq!(
+        raw_member(&event, "result"),
+        Some(Some(tricky)),
+        "as the full read"
+    );
+    for (text, why) in [
+        (r#"{"kind":"queued"}"#, "no result"),
+        (r#"{"result":null}"#, "not an object"),
+        (r#"{"result":[1]}"#, "not an object"),
+        (r#"{"result":{"a":1}"#, "no closing brace"),
+        (r#"{"result":{"a":1} x}"#, "not right before the brace"),
+        (r#"{"resul\u0074":{"a":1}}"#, "an escaped key"),
+        (r#"{"a":tru,"result":{}}"#, "a member before it is not JSON"),
+        (r#"{"result":}"#, "no value"),
+    ] {
+        assert_eq!(last_member(text, "result"), None, "{why}: {text}");
+    }
+}
+
 #[test]
 fn a_members_raw_text_is_serde_jsons_raw_value() {
     // An event's JSON as the host makes one: the result's text is found as it is.
