@@ -109,7 +109,17 @@ impl<R: Read> Members<R> {
         let got = self
             .inflater
             .gzip_decompress(&self.member, out)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
+            .map_err(|e| {
+                let why = match e {
+                    libdeflater::DecompressionError::InsufficientSpace => {
+                        "a gzip member inflates past the length its trailer records"
+                    }
+                    libdeflater::DecompressionError::BadData => {
+                        "a gzip member's data or checksum is damaged"
+                    }
+                };
+                io::Error::new(io::ErrorKind::InvalidData, why)
+            })?;
         if got != out_len {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -122,6 +132,9 @@ impl<R: Read> Members<R> {
 
 impl<R: Read> Read for Members<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         loop {
             if self.at < self.filled {
                 let n = buf.len().min(self.filled - self.at);
