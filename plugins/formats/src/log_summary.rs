@@ -311,7 +311,8 @@ impl Figures {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum FileCheck {
     /// A `.gz`: its gzip trailer, the last 8 bytes (CRC-32 and length mod 2^32 of the
-    /// last member's data).
+    /// last member's data: with the sink's framing, the last block's, so with the size it
+    /// tells files apart, not damage in an earlier member).
     GzipTrailer { crc32: u32, isize: u32 },
     /// A plain file: the CRC-32 of its first [`PLAIN_CHECK_SPAN`] bytes followed by its
     /// last ones (the same bytes twice when the file is shorter than twice the span).
