@@ -129,13 +129,13 @@ fn main() {
         }
     };
     std::fs::create_dir_all(&dir).expect("the benchmark directory");
+    let cfg = GenConfig {
+        seed: env_u64("LOGS_BENCH_SEED", 42),
+        total_bytes: bytes,
+        rotated_bytes: 64 << 20,
+        ..Default::default()
+    };
     if reader::discover(&dir, &reader::Reporter::default()).map_or(true, |f| f.is_empty()) {
-        let cfg = GenConfig {
-            seed: env_u64("LOGS_BENCH_SEED", 42),
-            total_bytes: bytes,
-            rotated_bytes: 64 << 20,
-            ..Default::default()
-        };
         let t = Instant::now();
         let s = generate(&dir, &cfg).expect("generating the log");
         println!(
@@ -175,14 +175,11 @@ fn main() {
         .and_then(|()| close(&ours["groups"], &reference["groups"], "groups"));
     // The same log as older sinks gzipped it (no framing: streamed by flate2).
     let streamed = tempfile::tempdir().expect("a temporary directory");
-    let cfg = GenConfig {
-        seed: env_u64("LOGS_BENCH_SEED", 42),
-        total_bytes: bytes,
-        rotated_bytes: 64 << 20,
+    let older = GenConfig {
         framing: Framing::TwoMembers,
-        ..Default::default()
+        ..cfg
     };
-    generate(streamed.path(), &cfg).expect("generating the log");
+    generate(streamed.path(), &older).expect("generating the log");
     let (streamed_t, (streamed_out, _)) = time(runs, || query(streamed.path(), false));
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&streamed_out).unwrap(),

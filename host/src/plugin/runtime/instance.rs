@@ -651,17 +651,13 @@ impl Instance {
                             convert::$v::with_json(bare, d.json())
                         })
                         .collect();
-                    func.typed::<(&[convert::$v::EventWithJson<'_>],), ($returns,)>(&*$store)
-                        .and_then(|f| f.call(&mut *$store, (&records,)))
-                        .map(|(r,)| r)
+                    call_batch::<_, $returns>(*func, &mut *$store, &records)
                 } else {
                     let records: Vec<&$v::types::Event> = batch
                         .iter()
                         .map(|d| convert::$v::shared(&d.records, &d.event, shape))
                         .collect();
-                    func.typed::<(&[&$v::types::Event],), ($returns,)>(&*$store)
-                        .and_then(|f| f.call(&mut *$store, (&records,)))
-                        .map(|(r,)| r)
+                    call_batch::<_, $returns>(*func, &mut *$store, &records)
                 }
             }};
         }
@@ -826,6 +822,22 @@ impl Instance {
 
 /// Why a rule built against 0.1.0 has no thresholds to change.
 const OLD_RULE: &str = "this alert rule was built against metaclaude:monitor@0.1.0, which cannot change thresholds while it runs: rebuild it against @0.4.0 (set-threshold), or change the threshold in its manifest's [config]";
+
+/// Calls `func`, a `handle-batch` export, with `records`, typed for them (the component's
+/// type is checked against theirs at each call), and returns its answer.
+fn call_batch<T, R>(
+    func: wasmtime::component::Func,
+    store: &mut Store<PluginState>,
+    records: &[T],
+) -> wasmtime::Result<R>
+where
+    T: wasmtime::component::ComponentType + wasmtime::component::Lower,
+    R: wasmtime::component::ComponentType + wasmtime::component::Lift + Send + Sync + 'static,
+{
+    func.typed::<(&[T],), (R,)>(&*store)
+        .and_then(|f| f.call(&mut *store, (records,)))
+        .map(|(r,)| r)
+}
 
 #[cfg(test)]
 mod tests {
