@@ -13,15 +13,27 @@ use std::io::{self, Cursor, Read};
 use flate2::read::MultiGzDecoder;
 use metaclaude_formats::gzip_blocks::{member_len, recorded_len, HEADER_LEN};
 
-use super::reader::MAX_LINE_BYTES;
-
 /// The largest member, compressed or not, inflated whole; a larger one is streamed, with
-/// the reader's bound on a line.
-pub const MAX_MEMBER_BYTES: usize = MAX_LINE_BYTES;
+/// the reader's bound on a line (`reader::MAX_LINE_BYTES`, the same, which the reader
+/// checks).
+pub const MAX_MEMBER_BYTES: usize = 256 << 20;
 
 /// Deflate cannot expand its input more than this (a run of one byte: 258 bytes for about
 /// a quarter of a byte): a member claiming more is damaged.
 const MAX_RATIO: usize = 1032;
+
+/// The length of the framed member whose header starts `header`, if [`Members`] takes it
+/// whole (framed, and not longer than [`MAX_MEMBER_BYTES`]); `None` if it streams the file
+/// from there.
+pub fn framed_len(header: &[u8]) -> Option<usize> {
+    member_len(header).filter(|&len| len <= MAX_MEMBER_BYTES)
+}
+
+/// Whether [`Members`] inflates a framed member of `len` bytes whose trailer records
+/// `inflated` bytes whole, in one call; if not, it streams the file from that member on.
+pub fn inflates_whole(len: usize, inflated: usize) -> bool {
+    inflated <= MAX_MEMBER_BYTES && inflated <= len.saturating_mul(MAX_RATIO)
+}
 
 /// The inflated bytes of a gzip file's members, in order.
 pub struct Members<R: Read> {
@@ -69,7 +81,7 @@ impl<R: Read> Members<R> {
             self.state = State::Done;
             return Ok(None);
         }
-        let Some(len) = member_len(&header[..got]).filter(|&len| len <= MAX_MEMBER_BYTES) else {
+        let Some(len) = framed_len(&header[..got]) else {
             self.stream_from(header[..got].to_vec());
             return Ok(None);
         };
@@ -152,7 +164,7 @@ impl<R: Read> Read for Members<R> {
                 continue; // streaming from here
             };
             let inflated = recorded_len(&self.member[..len]).unwrap_or(0) as usize;
-            if inflated > MAX_MEMBER_BYTES || inflated > len.saturating_mul(MAX_RATIO) {
+            if !inflates_whole(len, inflated) {
                 let whole = std::mem::take(&mut self.member);
                 self.stream_from(whole);
                 continue;
@@ -174,7 +186,7 @@ impl<R: Read> Read for Members<R> {
 }
 
 /// Reads until `buf` is full or the source ends; the bytes read.
-fn read_full(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_full(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match source.read(&mut buf[got..]) {

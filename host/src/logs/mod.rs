@@ -9,7 +9,7 @@
 //!   grow with the log (except `--stats`, which keeps 8 bytes per execution for exact
 //!   percentiles, and an unlimited listing, which holds one file's matches to print them
 //!   newest first).
-//! * Fast: statistics read the files on all cores (one file per thread); exact-value filters
+//! * Fast: statistics read the files on all cores, in pieces (`pieces`); exact-value filters
 //!   reject lines with a byte scan before parsing; only the needed fields are parsed, borrowed
 //!   from the line; files are chosen by the times in their names when a date filter allows.
 //! * Forgiving: an unreadable file, corrupt gzip data or a line that is not JSON is reported
@@ -25,15 +25,16 @@ pub mod dates;
 pub mod follow;
 pub mod gen;
 pub mod inflate;
+pub mod pieces;
 pub mod query;
 pub mod reader;
+mod scan;
 pub mod stats;
 pub mod summaries;
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -44,7 +45,7 @@ use query::{Filter, Matcher, Record};
 use reader::{LogFile, Reporter};
 pub use reader::{ReadNotice, ReadNotices};
 use stats::{GroupBy, Report, StatsAcc};
-use summaries::{Answer, SummaryPlan};
+use summaries::SummaryPlan;
 
 /// The default log directory, relative to the current directory.
 pub const DEFAULT_LOG_DIR: &str = ".claude/logs/executions";
@@ -222,7 +223,14 @@ pub fn execute(
     if args.wants_stats() {
         let plan = args.summary_plan(now);
         let report = match args.limit {
-            None => stats_parallel(&files, &matcher, plan.as_ref(), &reporter, args.group_by),
+            None => scan::count_all(
+                &files,
+                &matcher,
+                plan.as_ref(),
+                &reporter,
+                args.group_by,
+                pieces::Sizes::DEFAULT,
+            ),
             Some(limit) => {
                 let mut acc = StatsAcc::default();
                 newest_first(&files, &matcher, &reporter, Some(limit), |r, _| {
@@ -292,7 +300,7 @@ pub fn for_each_record(
     let (files, matcher) = query.select(&reporter)?;
     let mut n = 0;
     for file in &files {
-        scan_file(file, &matcher, &reporter, |_, line| {
+        scan::scan_file(file, &matcher, &reporter, |_, line| {
             n += 1;
             each(line);
             true
@@ -348,152 +356,16 @@ pub fn for_each_record_or_summary(
                     (None, _) => continue, // no execution in it
                     _ => {}
                 },
-                Err(why) => ignored_summary(file, &why, &reporter),
+                Err(why) => scan::ignored_summary(file, &why, &reporter),
             }
         }
-        scan_file(file, &matcher, &reporter, |_, line| {
+        scan::scan_file(file, &matcher, &reporter, |_, line| {
             n += 1;
             each(Replayed::Line(line));
             true
         });
     }
     Ok(n)
-}
-
-/// Scans one file, calling `each` with every matching execution record and its line.
-/// Lines that are not JSON are reported (the first few one by one) and skipped.
-fn scan_file(
-    file: &LogFile,
-    matcher: &Matcher,
-    reporter: &Reporter,
-    mut each: impl FnMut(&Record<'_>, &[u8]) -> bool,
-) {
-    let mut bad = 0u64;
-    reader::for_each_line(file, reporter, |n, line| {
-        if !matcher.may_match(line) {
-            return true;
-        }
-        // Exactly what serde_json reads (UTF-8 checked throughout), faster.
-        match parse_record(line) {
-            Ok(r) if r.is_execution() && matcher.matches(&r) => each(&r, line),
-            Ok(_) => true,
-            Err(e) => {
-                bad += 1;
-                if bad <= reader::MAX_LINE_REPORTS {
-                    reporter.warn(format_args!(
-                        "{}:{n}: not a JSON log record ({e}); line skipped",
-                        file.path.display()
-                    ));
-                }
-                true
-            }
-        }
-    });
-    if bad > reader::MAX_LINE_REPORTS {
-        reporter.warn(format_args!(
-            "{}: {} more lines that are not JSON records skipped",
-            file.path.display(),
-            bad - reader::MAX_LINE_REPORTS
-        ));
-    }
-}
-
-/// Statistics over all files, one file per thread on every core, largest files first so
-/// that the threads finish together; a file whose summary answers (`plan`) is not read.
-/// Each file is counted on its own and the files' figures are merged in the log's order,
-/// whichever thread read them: sums of floating-point figures then do not depend on the
-/// threads' timing, so that the same log always gives the same answer.
-fn stats_parallel(
-    files: &[LogFile],
-    matcher: &Matcher,
-    plan: Option<&SummaryPlan>,
-    reporter: &Reporter,
-    group_by: Option<GroupBy>,
-) -> Report {
-    let mut order: Vec<(u64, usize)> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            (
-                std::fs::symlink_metadata(&f.path)
-                    .map(|m| m.len())
-                    .unwrap_or(0),
-                i,
-            )
-        })
-        .collect();
-    order.sort_by_key(|f| std::cmp::Reverse(f.0));
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(order.len())
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let mut counted: Vec<(usize, StatsAcc)> = Vec::with_capacity(files.len());
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    while let Some(&(_, i)) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let file = &files[i];
-                        let mut acc = StatsAcc::default();
-                        let answered = match plan.filter(|_| file.summary.is_some()) {
-                            Some(plan) => from_summary(plan, file, &mut acc, reporter),
-                            None => false,
-                        };
-                        if !answered {
-                            scan_file(file, matcher, reporter, |r, _| {
-                                acc.add(r, group_by);
-                                true
-                            });
-                        }
-                        done.push((i, acc));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for w in workers {
-            counted.extend(w.join().expect("a log reading thread panicked"));
-        }
-    });
-    counted.sort_by_key(|(i, _)| *i);
-    let mut total = StatsAcc::default();
-    for (_, acc) in counted {
-        total.merge(acc);
-    }
-    total.finish(group_by)
-}
-
-/// Counts `file` from its summary when `plan` can; whether it did (or found the file
-/// outside the query's range). A summary that could not be used is a note (the answer is
-/// complete: the file is read instead) and a debug line.
-fn from_summary(
-    plan: &SummaryPlan,
-    file: &LogFile,
-    acc: &mut StatsAcc,
-    reporter: &Reporter,
-) -> bool {
-    match plan.answer(file, acc) {
-        Ok(Answer::Counted | Answer::Outside) => true,
-        Ok(Answer::Partial) => false,
-        Err(why) => {
-            ignored_summary(file, &why, reporter);
-            false
-        }
-    }
-}
-
-/// Says that `file`'s summary was not used and why (a note: the file is read instead, so
-/// the answer is complete), and logs it at debug level.
-fn ignored_summary(file: &LogFile, why: &str, reporter: &Reporter) {
-    let summary = file.summary.as_deref().unwrap_or(file.path.as_path());
-    tracing::debug!(summary = %summary.display(), "summary ignored: {why}");
-    reporter.note(format_args!(
-        "{}: summary ignored ({why}); {} read instead",
-        summary.display(),
-        file.path.display()
-    ));
 }
 
 /// Matching executions newest first, at most `limit`. Files are read newest first; within
@@ -512,7 +384,7 @@ fn newest_first(
             break;
         }
         let mut held: VecDeque<Vec<u8>> = VecDeque::new();
-        scan_file(file, matcher, reporter, |_, line| {
+        scan::scan_file(file, matcher, reporter, |_, line| {
             if held.len() == remaining {
                 held.pop_front();
             }

@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 
 use metaclaude_formats::log_files::{self, Kind};
 
+use super::pieces::Piece;
+
 /// The live file's name inside the log directory.
 pub use metaclaude_formats::log_files::LIVE_FILE;
 
@@ -193,49 +195,90 @@ pub fn for_each_line(
     reporter: &Reporter,
     mut each: impl FnMut(u64, &[u8]) -> bool,
 ) {
+    let Some(open) = open(file, reporter) else {
+        return;
+    };
+    let ended = read_piece(
+        &open,
+        file.gzip,
+        Piece::WHOLE,
+        &mut each,
+        &mut |line, bytes| report_too_long(file, reporter, line, bytes),
+    );
+    report_end(file, reporter, 0, &ended);
+}
+
+/// Opens `file` to read it, or reports why it cannot be (it is then skipped).
+pub fn open(file: &LogFile, reporter: &Reporter) -> Option<fs::File> {
     let path = file.path.display();
-    let raw = match crate::safe_fs::open_read(&file.path) {
-        Ok(f) => f,
+    match crate::safe_fs::open_read(&file.path) {
+        Ok(f) => Some(f),
         Err(e) if crate::safe_fs::refusal(&e).is_some() => {
             reporter.warn(format_args!("{path}: {e}; skipped"));
-            return;
+            None
         }
         Err(e) => {
             reporter.warn(format_args!(
                 "{path}: cannot open ({e}); skipped. Check its permissions."
             ));
-            return;
+            None
         }
-    };
-    let mut too_long = |line, bytes| {
-        reporter.warn(format_args!(
-            "{path}:{line}: a line of {bytes} bytes, longer than the {} MiB a log line may \
-             have; line skipped",
-            MAX_LINE_BYTES >> 20
-        ))
-    };
-    let result = if file.gzip {
-        stream_lines(
-            super::inflate::Members::new(io::BufReader::with_capacity(256 * 1024, raw)),
-            MAX_LINE_BYTES,
-            &mut each,
-            &mut too_long,
-        )
+    }
+}
+
+/// Streams the complete lines of `piece` of the open log file `open` (gzip members or
+/// plain lines, as [`stream_lines`] does), numbered from the piece's start; a line longer
+/// than [`MAX_LINE_BYTES`] goes to `too_long` instead.
+pub fn read_piece(
+    open: &fs::File,
+    gzip: bool,
+    piece: Piece,
+    each: &mut impl FnMut(u64, &[u8]) -> bool,
+    too_long: &mut impl FnMut(u64, usize),
+) -> Result<Tail, (u64, io::Error)> {
+    let bytes = piece.of(open);
+    if gzip {
+        let members = super::inflate::Members::new(io::BufReader::with_capacity(256 * 1024, bytes));
+        stream_lines(members, MAX_LINE_BYTES, each, too_long)
     } else {
-        stream_lines(raw, MAX_LINE_BYTES, &mut each, &mut too_long)
-    };
-    match result {
-        Ok(Tail::Complete | Tail::Stopped) => {}
+        stream_lines(bytes, MAX_LINE_BYTES, each, too_long)
+    }
+}
+
+/// Reports a line of `file` (its number `line`) too long to be read.
+pub fn report_too_long(file: &LogFile, reporter: &Reporter, line: u64, bytes: usize) {
+    reporter.warn(format_args!(
+        "{}:{line}: a line of {bytes} bytes, longer than the {} MiB a log line may have; line \
+         skipped",
+        file.path.display(),
+        MAX_LINE_BYTES >> 20
+    ))
+}
+
+/// Reports how reading `file` ended (an incomplete last line, damage), when its last piece
+/// read started after `lines_before` lines: the numbers `ended` holds are the piece's own.
+pub fn report_end(
+    file: &LogFile,
+    reporter: &Reporter,
+    lines_before: u64,
+    ended: &Result<Tail, (u64, io::Error)>,
+) {
+    let path = file.path.display();
+    match ended {
+        Ok(Tail::Complete { .. } | Tail::Stopped) => {}
         Ok(Tail::Incomplete { line, bytes }) => reporter.note(format_args!(
-            "{path}:{line}: incomplete last line ({bytes} bytes, no newline) skipped; \
-             a writer may still be appending it"
+            "{path}:{}: incomplete last line ({bytes} bytes, no newline) skipped; \
+             a writer may still be appending it",
+            lines_before + line
         )),
         Err((line, e)) if file.gzip => reporter.warn(format_args!(
-            "{path}: corrupt gzip data after line {line} ({e}); the rest of this file is \
-             skipped. `gzip -t {path}` shows the damage."
+            "{path}: corrupt gzip data after line {} ({e}); the rest of this file is \
+             skipped. `gzip -t {path}` shows the damage.",
+            lines_before + line
         )),
         Err((line, e)) => reporter.warn(format_args!(
-            "{path}: read error after line {line} ({e}); the rest of this file is skipped"
+            "{path}: read error after line {} ({e}); the rest of this file is skipped",
+            lines_before + line
         )),
     }
 }
@@ -244,7 +287,10 @@ pub fn for_each_line(
 #[derive(Debug, PartialEq)]
 pub enum Tail {
     /// The input ended with a newline (or was empty): nothing was left over.
-    Complete,
+    Complete {
+        /// How many lines it held (empty ones too).
+        lines: u64,
+    },
     /// The line callback returned `false`; the rest was not read.
     Stopped,
     /// Bytes after the last newline: a line still being written (or cut by a crash).
@@ -261,6 +307,9 @@ pub enum Tail {
 /// cannot make the reader allocate without bound. The shipped log sink cannot write a
 /// line this long: each record passes through its memory, capped at 128 MiB.
 pub const MAX_LINE_BYTES: usize = 256 << 20;
+
+// A member inflated whole is held as a line may be.
+const _: () = assert!(super::inflate::MAX_MEMBER_BYTES == MAX_LINE_BYTES);
 
 /// Splits `r` into lines with a byte scan over a large buffer: no per-line allocation and
 /// memory bounded by the longest line, itself bounded by `max_line` bytes: a longer line
@@ -299,7 +348,7 @@ pub fn stream_lines<R: Read>(
         if n == 0 {
             let bytes = skipping.unwrap_or(0) + filled;
             return Ok(if bytes == 0 {
-                Tail::Complete
+                Tail::Complete { lines: line_no }
             } else {
                 Tail::Incomplete {
                     line: line_no + 1,
@@ -431,7 +480,7 @@ mod tests {
         assert_eq!(lines, vec![(1, "a".into()), (2, "bb".into())]);
         assert_eq!(tail, Ok(Tail::Incomplete { line: 4, bytes: 3 }));
         let (_, tail) = lines_of(b"a\n");
-        assert_eq!(tail, Ok(Tail::Complete));
+        assert_eq!(tail, Ok(Tail::Complete { lines: 1 }));
     }
 
     #[test]
@@ -441,7 +490,7 @@ mod tests {
         let (lines, tail) = lines_of(data.as_bytes());
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].1.len(), long.len());
-        assert_eq!(tail, Ok(Tail::Complete));
+        assert_eq!(tail, Ok(Tail::Complete { lines: 2 }));
     }
 
     #[test]

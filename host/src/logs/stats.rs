@@ -173,7 +173,7 @@ impl Acc {
         }
     }
 
-    /// The statistics of everything added (sorts the durations for the percentiles).
+    /// The statistics of everything added (reorders the durations to find the percentiles).
     pub fn finish(mut self) -> Stats {
         let n = self.count;
         let avg = |sum: f64| (n > 0).then(|| sum / n as f64);
@@ -193,17 +193,16 @@ impl Acc {
                 }
             }
             None => {
-                self.durations.sort_unstable_by(f64::total_cmp);
-                let d = &self.durations;
-                // Summed in sorted order: the same whatever order they came in.
-                let duration_sum: f64 = d.iter().sum();
+                let sum = order_free_sum(&self.durations);
+                let [p50, p90, p95, p99, max] =
+                    nearest_ranks(&mut self.durations, [50.0, 90.0, 95.0, 99.0, 100.0]);
                 Durations {
-                    avg: avg(duration_sum),
-                    p50: nearest_rank(d, 50.0),
-                    p90: nearest_rank(d, 90.0),
-                    p95: nearest_rank(d, 95.0),
-                    p99: nearest_rank(d, 99.0),
-                    max: d.last().copied(),
+                    avg: avg(sum),
+                    p50,
+                    p90,
+                    p95,
+                    p99,
+                    max,
                 }
             }
         };
@@ -226,12 +225,51 @@ impl Acc {
 
 /// The nearest-rank percentile of sorted values: rank `ceil(p / 100 * n)`, at least 1.
 pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
+    (!sorted.is_empty()).then(|| sorted[rank_index(sorted.len(), p)])
+}
+
+/// The 0-based index of the nearest rank of percentile `p` among `n > 0` values.
+fn rank_index(n: usize, p: f64) -> usize {
+    ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1
+}
+
+/// The nearest-rank percentiles `ps` (ascending) of `values`, what [`nearest_rank`] gives
+/// of them sorted, found by selection instead of a sort (each in the part of the values
+/// above the one before), which reorders them.
+fn nearest_ranks<const N: usize>(values: &mut [f64], ps: [f64; N]) -> [Option<f64>; N] {
+    let n = values.len();
+    let mut from = 0;
+    ps.map(|p| {
+        if n == 0 {
+            return None;
+        }
+        let at = rank_index(n, p).max(from);
+        let (_, v, _) = values[from..].select_nth_unstable_by(at - from, f64::total_cmp);
+        let v = *v;
+        from = at;
+        Some(v)
+    })
+}
+
+/// The sum of `values` whatever their order, so that a server's report and its log's
+/// replay agree to the last digit: each value in fixed point (2^-50, below a nanosecond's
+/// millionth) added as an integer, the sum rounded once. A value of 2^40 or more (a
+/// damaged log's: 35 000 years) is summed apart, in sorted order.
+fn order_free_sum(values: &[f64]) -> f64 {
+    const SCALE: f64 = (1u64 << 50) as f64;
+    const LIMIT: f64 = (1u64 << 40) as f64;
+    let mut fixed = 0i128;
+    let mut huge = Vec::new();
+    for &v in values {
+        if v.abs() < LIMIT {
+            // Exact but for the bits below 2^-50, dropped the same way in any order.
+            fixed = fixed.saturating_add((v * SCALE) as i128);
+        } else {
+            huge.push(v);
+        }
     }
-    let n = sorted.len();
-    let rank = ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n);
-    Some(sorted[rank - 1])
+    huge.sort_unstable_by(f64::total_cmp);
+    fixed as f64 / SCALE + huge.iter().sum::<f64>()
 }
 
 /// Overall and grouped accumulators of one reading thread.
@@ -414,6 +452,48 @@ mod tests {
         assert_eq!(nearest_rank(&v, 99.0), Some(10.0));
         assert_eq!(nearest_rank(&[3.0], 50.0), Some(3.0));
         assert_eq!(nearest_rank(&[], 50.0), None);
+    }
+
+    /// Percentiles found by selection are the sorted values' nearest ranks, and the sum is
+    /// the same to the last bit in any order, with ties, zeros, negative and huge values.
+    #[test]
+    fn selected_percentiles_and_the_sum_do_not_depend_on_the_order() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for n in [0usize, 1, 2, 3, 7, 100, 1001, 10_000] {
+            let mut values: Vec<f64> = (0..n)
+                .map(|_| match next() % 10 {
+                    0 => 0.0,
+                    1 => 1.5,
+                    2 => -((next() % 1000) as f64) / 7.0,
+                    3 if n > 100 => 1e300,
+                    _ => (next() % 10_000_000) as f64 / 1e6 + 1.0 / 3.0,
+                })
+                .collect();
+            let ps = [50.0, 90.0, 95.0, 99.0, 100.0];
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let expected = ps.map(|p| nearest_rank(&sorted, p));
+            let sum = order_free_sum(&values);
+            let exact: f64 = sorted.iter().sum();
+            assert!(
+                (sum - exact).abs() <= 1e-12 * exact.abs().max(1.0),
+                "{sum} {exact}"
+            );
+            for _ in 0..5 {
+                // Shuffled.
+                for i in (1..values.len()).rev() {
+                    values.swap(i, next() as usize % (i + 1));
+                }
+                assert_eq!(order_free_sum(&values).to_bits(), sum.to_bits(), "n {n}");
+                assert_eq!(nearest_ranks(&mut values.clone(), ps), expected, "n {n}");
+            }
+        }
     }
 
     /// Found by the `logs` fuzz target: retries summed past `u64::MAX` (two lines that

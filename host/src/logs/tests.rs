@@ -580,3 +580,102 @@ fn a_damaged_or_mismatched_summary_is_ignored_and_the_file_read() {
         "the link is named: {notices:?}"
     );
 }
+
+/// The statistics and notices of the log in `dir`, its files read in pieces of `sizes`.
+fn counted_in(
+    dir: &Path,
+    sizes: pieces::Sizes,
+    group_by: Option<GroupBy>,
+) -> (serde_json::Value, Vec<ReadNotice>) {
+    let notices = std::sync::Mutex::new(Vec::new());
+    let push = |n| notices.lock().unwrap().push(n);
+    let reporter = Reporter::new(&push);
+    let files = reader::discover(dir, &reporter).unwrap();
+    let matcher = Matcher::new(Filter::default());
+    let report = scan::count_all(&files, &matcher, None, &reporter, group_by, sizes);
+    let value = serde_json::to_value(report).unwrap();
+    (value, notices.into_inner().unwrap())
+}
+
+/// Files read in pieces side by side answer and report exactly as files read whole: with
+/// a corrupt member in the middle of a rotated file, bad lines and an incomplete last line
+/// spread over the live file's pieces, and a file of framed members that end inside lines
+/// (which the sink never writes; a hostile plugin may).
+#[test]
+fn files_read_in_pieces_answer_and_report_as_whole_files() {
+    use metaclaude_formats::gzip_blocks::BlockWriter;
+    let (dir, summary) = small_log();
+    let files = reader::discover(dir.path(), &Reporter::default()).unwrap();
+    let rotated: Vec<&Path> = files
+        .iter()
+        .filter(|f| f.gzip)
+        .map(|f| f.path.as_path())
+        .collect();
+    assert!(rotated.len() >= 3, "{files:?}");
+    let tiny = pieces::Sizes {
+        gzip: 1,
+        plain: 4000,
+    };
+    let whole = counted_in(dir.path(), pieces::Sizes::WHOLE, Some(GroupBy::Script));
+    let cut = counted_in(dir.path(), tiny, Some(GroupBy::Script));
+    assert_eq!(whole.0["overall"]["count"], summary.executions);
+    assert_json_close(&cut.0, &whole.0, "undamaged");
+    assert_eq!(cut.1, [], "no notices");
+
+    // A byte of the second rotated file's middle member flipped.
+    let mut gz = std::fs::read(rotated[1]).unwrap();
+    let open = std::fs::File::open(rotated[1]).unwrap();
+    let members = pieces::cut(&open, gz.len() as u64, true, tiny).unwrap();
+    assert!(members.len() >= 3, "{members:?}");
+    let middle = members[members.len() / 2].start as usize + 200;
+    gz[middle] ^= 0x55;
+    std::fs::write(rotated[1], &gz).unwrap();
+    // The third one's lines framed again in members cut inside lines.
+    let mut lines = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(rotated[2]).unwrap())
+        .read_to_end(&mut lines)
+        .unwrap();
+    let mut hostile = Vec::new();
+    for chunk in lines.chunks(40_001) {
+        let mut w = BlockWriter::new(&mut hostile, 1);
+        w.write_all(chunk).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(rotated[2], &hostile).unwrap();
+    // Eight lines that are not records spread over the live file, and an incomplete last
+    // line.
+    let live_path = dir.path().join(reader::LIVE_FILE);
+    let live = std::fs::read(&live_path).unwrap();
+    let mut damaged = Vec::new();
+    for (i, line) in live.split_inclusive(|b| *b == b'\n').enumerate() {
+        if i % 29 == 5 && i < 29 * 8 {
+            damaged.extend_from_slice(format!("not json {i}\n").as_bytes());
+        }
+        damaged.extend_from_slice(line);
+    }
+    damaged.extend_from_slice(b"{\"timestamp\":\"2026");
+    std::fs::write(&live_path, &damaged).unwrap();
+    assert!(damaged.len() as u64 > 10 * tiny.plain);
+
+    for group_by in [None, Some(GroupBy::Script), Some(GroupBy::Day)] {
+        let whole = counted_in(dir.path(), pieces::Sizes::WHOLE, group_by);
+        let cut = counted_in(dir.path(), tiny, group_by);
+        assert_json_close(&cut.0, &whole.0, &format!("{group_by:?}"));
+        assert_eq!(cut.1, whole.1, "{group_by:?}");
+        let text: Vec<String> = whole.1.iter().map(ToString::to_string).collect();
+        let has = |s: &str| text.iter().filter(|t| t.contains(s)).count();
+        assert_eq!(has("corrupt gzip data after line"), 1, "{text:#?}");
+        assert_eq!(has("not a JSON log record"), 5, "{text:#?}");
+        assert_eq!(
+            has("3 more lines that are not JSON records"),
+            1,
+            "{text:#?}"
+        );
+        assert_eq!(has("incomplete last line"), 1, "{text:#?}");
+        assert_eq!(text.len(), 8, "{text:#?}");
+    }
+    // The hostile file's lines are all counted: only the damaged file lost some.
+    let (full, _) = counted_in(dir.path(), tiny, None);
+    let lost = summary.executions - full["overall"]["count"].as_u64().unwrap();
+    assert!(lost > 0 && lost < summary.executions / 5, "{lost}");
+}
