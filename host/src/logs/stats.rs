@@ -252,24 +252,118 @@ fn nearest_ranks<const N: usize>(values: &mut [f64], ps: [f64; N]) -> [Option<f6
 }
 
 /// The sum of `values` whatever their order, so that a server's report and its log's
-/// replay agree to the last digit: each value in fixed point (2^-50, below a nanosecond's
-/// millionth) added as an integer, the sum rounded once. A value of 2^40 or more (a
-/// damaged log's: 35 000 years) is summed apart, in sorted order.
+/// replay agree to the last digit: added exactly, in fixed point, and rounded once (the
+/// double nearest the exact sum). A value of 2^100 or more (only a damaged log holds one)
+/// is summed apart, in sorted order; bits below 2^-128 are dropped (the same way in any
+/// order).
 fn order_free_sum(values: &[f64]) -> f64 {
-    const SCALE: f64 = (1u64 << 50) as f64;
-    const LIMIT: f64 = (1u64 << 40) as f64;
-    let mut fixed = 0i128;
+    let mut exact = FixedSum::default();
     let mut huge = Vec::new();
     for &v in values {
-        if v.abs() < LIMIT {
-            // Exact but for the bits below 2^-50, dropped the same way in any order.
-            fixed = fixed.saturating_add((v * SCALE) as i128);
-        } else {
+        if !exact.add(v) {
             huge.push(v);
         }
     }
     huge.sort_unstable_by(f64::total_cmp);
-    fixed as f64 / SCALE + huge.iter().sum::<f64>()
+    exact.value() + huge.iter().sum::<f64>()
+}
+
+/// A 256-bit two's complement integer counting units of 2^-128: every double from 2^-75
+/// to below 2^100 exactly, and sums of 2^27 of the largest of them.
+#[derive(Default)]
+struct FixedSum {
+    /// Least significant first.
+    limbs: [u64; 4],
+}
+
+impl FixedSum {
+    /// The exponent of the unit.
+    const UNIT: i32 = -128;
+
+    /// Adds `v` exactly; `false` (nothing added) for a value too large or not finite.
+    fn add(&mut self, v: f64) -> bool {
+        if !v.is_finite() || v.abs() >= (1u128 << 100) as f64 {
+            return false;
+        }
+        let bits = v.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i32;
+        let fraction = bits & ((1 << 52) - 1);
+        // v = ±mantissa × 2^exponent.
+        let (mut mantissa, exponent) = match biased {
+            0 => (fraction, -1074),
+            _ => (fraction | 1 << 52, biased - 1075),
+        };
+        let mut shift = exponent - Self::UNIT;
+        if shift < 0 {
+            mantissa = mantissa.checked_shr(shift.unsigned_abs()).unwrap_or(0);
+            shift = 0;
+        }
+        let shift = shift as usize;
+        // At most 53 bits from bit `shift % 64`: two limbs, below bit 228.
+        let wide = u128::from(mantissa) << (shift % 64);
+        let at = shift / 64;
+        let parts = [wide as u64, (wide >> 64) as u64];
+        let negative = v.is_sign_negative();
+        let mut carry = false;
+        for (i, limb) in self.limbs.iter_mut().enumerate().skip(at) {
+            let part = parts.get(i - at).copied().unwrap_or(0);
+            let (r, c) = if negative {
+                let (r1, c1) = limb.overflowing_sub(part);
+                let (r2, c2) = r1.overflowing_sub(u64::from(carry));
+                (r2, c1 || c2)
+            } else {
+                let (r1, c1) = limb.overflowing_add(part);
+                let (r2, c2) = r1.overflowing_add(u64::from(carry));
+                (r2, c1 || c2)
+            };
+            *limb = r;
+            carry = c;
+        }
+        true
+    }
+
+    /// The double nearest the sum (ties to even).
+    fn value(&self) -> f64 {
+        let negative = self.limbs[3] >> 63 == 1;
+        let mut magnitude = self.limbs;
+        if negative {
+            // Two's complement: invert and add one.
+            let mut carry = true;
+            for limb in &mut magnitude {
+                let (r, c) = (!*limb).overflowing_add(u64::from(carry));
+                *limb = r;
+                carry = c;
+            }
+        }
+        let Some(top) = (0..4).rev().find(|&i| magnitude[i] != 0) else {
+            return 0.0;
+        };
+        let high = 64 * top + 63 - magnitude[top].leading_zeros() as usize;
+        let value = if high < 64 {
+            // `as` rounds to the nearest double.
+            magnitude[0] as f64 * pow2(Self::UNIT)
+        } else {
+            // The 64 bits from the highest set one down, the lowest of them set if any bit
+            // below them is (so the one rounding to 53 bits is the exact sum's).
+            let low = high - 63;
+            let bit = |i: usize| magnitude[i / 64] >> (i % 64) & 1;
+            let mut window = (low..=high).rev().fold(0u64, |w, i| w << 1 | bit(i));
+            if (0..low).any(|i| bit(i) == 1) {
+                window |= 1;
+            }
+            window as f64 * pow2(Self::UNIT + low as i32)
+        };
+        if negative {
+            -value
+        } else {
+            value
+        }
+    }
+}
+
+/// 2^k, exactly, for a normal double's exponent.
+fn pow2(k: i32) -> f64 {
+    f64::from_bits(((k + 1023) as u64) << 52)
 }
 
 /// Overall and grouped accumulators of one reading thread.
@@ -452,6 +546,30 @@ mod tests {
         assert_eq!(nearest_rank(&v, 99.0), Some(10.0));
         assert_eq!(nearest_rank(&[3.0], 50.0), Some(3.0));
         assert_eq!(nearest_rank(&[], 50.0), None);
+    }
+
+    /// The sum is the double nearest the exact sum, where adding in order is not.
+    #[test]
+    fn the_sum_of_durations_is_rounded_once() {
+        let sum = |v: &[f64]| order_free_sum(v);
+        // 1.934 is the double nearest 0.4 + 1.5 + 0.021 + 0.013 (each a double); adding
+        // them in sorted order gives the next one up.
+        assert_eq!(sum(&[0.4, 1.5, 0.021, 0.013]), 1.934);
+        assert_eq!(sum(&[0.1; 10]), 1.0);
+        assert_eq!(sum(&[1e16, 1.0, -1e16]), 1.0);
+        assert_eq!(sum(&[1e16, 1.0, 1.0, -1e16]), 2.0);
+        assert_eq!(sum(&[-0.5, -0.25]), -0.75);
+        assert_eq!(sum(&[3.0, -3.0]), 0.0);
+        assert_eq!(sum(&[]), 0.0);
+        assert_eq!(sum(&[f64::MIN_POSITIVE, 1.0]), 1.0);
+        assert_eq!(sum(&[1e30, 2e30]), 3.0000000000000003e30);
+        assert_eq!(sum(&[1e300, 1.0]), 1e300);
+        // 2^53 + 1 + 1: each 1 alone would be lost to rounding, together they are not.
+        let big = (1u64 << 53) as f64;
+        assert_eq!(sum(&[big, 1.0, 1.0]), big + 2.0);
+        // Ties to even: 2^53 + 1 is halfway between two doubles.
+        assert_eq!(sum(&[big, 1.0]), big);
+        assert_eq!(sum(&[big, 1.0, 2f64.powi(-100)]), big + 2.0);
     }
 
     /// Percentiles found by selection are the sorted values' nearest ranks, and the sum is
