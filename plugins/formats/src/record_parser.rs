@@ -62,7 +62,7 @@ pub fn parse_record(line: &[u8]) -> Result<Record<'_>, NotARecord> {
 pub fn parse_record_fast(line: &[u8]) -> Option<Record<'_>> {
     // UTF-8 throughout: outside strings only ASCII is JSON; inside, serde_json takes any
     // character (after `from_utf8`, as the line's reader does).
-    let text = std::str::from_utf8(line).ok()?;
+    let text = simdutf8::basic::from_utf8(line).ok()?;
     let mut p = Parser {
         text,
         b: line,
