@@ -86,7 +86,7 @@ pub struct Acc {
     durations: Vec<f64>,
     /// The durations of the executions counted from summaries, if any were.
     summarised: Option<DdSketch>,
-    peak_memory_sum: f64,
+    peak_memory_sum: ExactSum,
     peak_memory_max: f64,
     /// CPU time in whole microseconds (the figures' resolution): a sum that does not
     /// depend on the order the executions come in (a server's ring, the log's files).
@@ -113,7 +113,7 @@ impl Acc {
             }
         }
         self.durations.push(u.wall_time_seconds);
-        self.peak_memory_sum += u.peak_memory_mb;
+        self.peak_memory_sum.add(u.peak_memory_mb);
         self.peak_memory_max = self.peak_memory_max.max(u.peak_memory_mb);
         self.cpu_micros += (u.cpu_time_seconds * 1e6).round() as i64 as i128;
         // A damaged or hostile line can say anything, `u64::MAX` included.
@@ -134,7 +134,7 @@ impl Acc {
             .get_or_insert_with(DdSketch::new)
             .merge(&f.duration_seconds)
             .expect("a summary's sketches have the default config");
-        self.peak_memory_sum += f.peak_memory_mb.sum();
+        self.peak_memory_sum.add(f.peak_memory_mb.sum());
         self.peak_memory_max = self
             .peak_memory_max
             .max(f.peak_memory_mb.max().unwrap_or(0.0));
@@ -164,7 +164,7 @@ impl Acc {
                 None => self.summarised = Some(theirs),
             }
         }
-        self.peak_memory_sum += other.peak_memory_sum;
+        self.peak_memory_sum.merge(other.peak_memory_sum);
         self.peak_memory_max = self.peak_memory_max.max(other.peak_memory_max);
         self.cpu_micros += other.cpu_micros;
         self.retries = self.retries.saturating_add(other.retries);
@@ -214,7 +214,7 @@ impl Acc {
             duration_seconds,
             peak_memory_mb: Memory {
                 max: (n > 0).then_some(self.peak_memory_max),
-                avg: avg(self.peak_memory_sum),
+                avg: avg(self.peak_memory_sum.value()),
             },
             cpu_time_seconds_total: self.cpu_micros as f64 / 1e6,
             retries: self.retries,
@@ -251,39 +251,36 @@ fn nearest_ranks<const N: usize>(values: &mut [f64], ps: [f64; N]) -> [Option<f6
     })
 }
 
-/// The sum of `values` whatever their order, so that a server's report and its log's
-/// replay agree to the last digit: added exactly, in fixed point, and rounded once (the
-/// double nearest the exact sum). A value of 2^100 or more (only a damaged log holds one)
-/// is summed apart, in sorted order; bits below 2^-128 are dropped (the same way in any
-/// order).
+/// The sum of `values` whatever their order ([`ExactSum`]).
 fn order_free_sum(values: &[f64]) -> f64 {
-    let mut exact = FixedSum::default();
-    let mut huge = Vec::new();
-    for &v in values {
-        if !exact.add(v) {
-            huge.push(v);
-        }
-    }
-    huge.sort_unstable_by(f64::total_cmp);
-    exact.value() + huge.iter().sum::<f64>()
+    let mut sum = ExactSum::default();
+    values.iter().for_each(|v| sum.add(*v));
+    sum.value()
 }
 
-/// A 256-bit two's complement integer counting units of 2^-128: every double from 2^-75
-/// to below 2^100 exactly, and sums of 2^27 of the largest of them.
-#[derive(Default)]
-struct FixedSum {
+/// A sum that is the same whatever the order of its terms, so that a server's report and
+/// its log's replay, or a log read in pieces and read whole, agree to the last digit: the
+/// terms are added exactly, in a 256-bit two's complement fixed point counting units of
+/// 2^-128 (every double from 2^-75 to below 2^100, and sums of 2^27 of the largest of
+/// them), and rounded once, to the double nearest the exact sum. Bits below 2^-128 are
+/// dropped (the same way in any order); a term of 2^100 or more, or not finite (only a
+/// damaged log holds one), is summed apart, in sorted order.
+#[derive(Debug, Default, Clone)]
+pub struct ExactSum {
     /// Least significant first.
     limbs: [u64; 4],
+    apart: Vec<f64>,
 }
 
-impl FixedSum {
+impl ExactSum {
     /// The exponent of the unit.
     const UNIT: i32 = -128;
 
-    /// Adds `v` exactly; `false` (nothing added) for a value too large or not finite.
-    fn add(&mut self, v: f64) -> bool {
+    /// Adds `v`.
+    pub fn add(&mut self, v: f64) {
         if !v.is_finite() || v.abs() >= (1u128 << 100) as f64 {
-            return false;
+            self.apart.push(v);
+            return;
         }
         let bits = v.to_bits();
         let biased = ((bits >> 52) & 0x7ff) as i32;
@@ -301,29 +298,48 @@ impl FixedSum {
         let shift = shift as usize;
         // At most 53 bits from bit `shift % 64`: two limbs, below bit 228.
         let wide = u128::from(mantissa) << (shift % 64);
-        let at = shift / 64;
-        let parts = [wide as u64, (wide >> 64) as u64];
-        let negative = v.is_sign_negative();
-        let mut carry = false;
-        for (i, limb) in self.limbs.iter_mut().enumerate().skip(at) {
-            let part = parts.get(i - at).copied().unwrap_or(0);
-            let (r, c) = if negative {
-                let (r1, c1) = limb.overflowing_sub(part);
-                let (r2, c2) = r1.overflowing_sub(u64::from(carry));
-                (r2, c1 || c2)
-            } else {
-                let (r1, c1) = limb.overflowing_add(part);
-                let (r2, c2) = r1.overflowing_add(u64::from(carry));
-                (r2, c1 || c2)
-            };
-            *limb = r;
-            carry = c;
+        let mut term = [0u64; 4];
+        term[shift / 64] = wide as u64;
+        if shift / 64 < 3 {
+            term[shift / 64 + 1] = (wide >> 64) as u64;
         }
-        true
+        self.add_limbs(&term, v.is_sign_negative());
     }
 
-    /// The double nearest the sum (ties to even).
-    fn value(&self) -> f64 {
+    /// Takes in the terms of `other`.
+    pub fn merge(&mut self, other: ExactSum) {
+        self.add_limbs(&other.limbs, false);
+        self.apart.extend(other.apart);
+    }
+
+    /// Adds (or subtracts) a 256-bit number, wrapping.
+    fn add_limbs(&mut self, term: &[u64; 4], subtract: bool) {
+        let mut carry = false;
+        for (limb, &part) in self.limbs.iter_mut().zip(term) {
+            let (r1, c1) = if subtract {
+                limb.overflowing_sub(part)
+            } else {
+                limb.overflowing_add(part)
+            };
+            let (r2, c2) = if subtract {
+                r1.overflowing_sub(u64::from(carry))
+            } else {
+                r1.overflowing_add(u64::from(carry))
+            };
+            *limb = r2;
+            carry = c1 || c2;
+        }
+    }
+
+    /// The double nearest the sum (ties to even), with the terms summed apart added.
+    pub fn value(&self) -> f64 {
+        let mut apart = self.apart.clone();
+        apart.sort_unstable_by(f64::total_cmp);
+        self.exact_value() + apart.iter().sum::<f64>()
+    }
+
+    /// The double nearest the fixed-point sum (ties to even).
+    fn exact_value(&self) -> f64 {
         let negative = self.limbs[3] >> 63 == 1;
         let mut magnitude = self.limbs;
         if negative {
@@ -609,6 +625,13 @@ mod tests {
                     values.swap(i, next() as usize % (i + 1));
                 }
                 assert_eq!(order_free_sum(&values).to_bits(), sum.to_bits(), "n {n}");
+                // Summed in two parts, merged.
+                let cut = if n == 0 { 0 } else { next() as usize % n };
+                let [mut a, mut b] = [ExactSum::default(), ExactSum::default()];
+                values[..cut].iter().for_each(|v| a.add(*v));
+                values[cut..].iter().for_each(|v| b.add(*v));
+                a.merge(b);
+                assert_eq!(a.value().to_bits(), sum.to_bits(), "n {n}, cut at {cut}");
                 assert_eq!(nearest_ranks(&mut values.clone(), ps), expected, "n {n}");
             }
         }
