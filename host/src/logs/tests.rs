@@ -679,3 +679,46 @@ fn files_read_in_pieces_answer_and_report_as_whole_files() {
     let lost = summary.executions - full["overall"]["count"].as_u64().unwrap();
     assert!(lost > 0 && lost < summary.executions / 5, "{lost}");
 }
+
+/// Random damage anywhere in rotated files (member headers and lengths, deflate data,
+/// trailers) and in the live file: read in pieces, the log answers and reports exactly as
+/// read whole.
+#[test]
+fn damaged_files_read_in_pieces_answer_as_whole_files() {
+    let (dir, _) = small_log();
+    let files = reader::discover(dir.path(), &Reporter::default()).unwrap();
+    let originals: Vec<(std::path::PathBuf, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.path.clone(), std::fs::read(&f.path).unwrap()))
+        .collect();
+    let tiny = pieces::Sizes {
+        gzip: 1,
+        plain: 3000,
+    };
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    let mut next = move || rand::Rng::random::<u64>(&mut rng);
+    let mut damaged_answers = 0;
+    for round in 0..40 {
+        for (path, bytes) in &originals {
+            let mut bytes = bytes.clone();
+            for _ in 0..next() % 3 {
+                let at = next() as usize % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] ^= 1 << (next() % 8),
+                    1 => bytes[at] = b'\n',
+                    _ => bytes.truncate(at.max(1)),
+                }
+            }
+            std::fs::write(path, &bytes).unwrap();
+        }
+        let whole = counted_in(dir.path(), pieces::Sizes::WHOLE, Some(GroupBy::Script));
+        let cut = counted_in(dir.path(), tiny, Some(GroupBy::Script));
+        assert_json_close(&cut.0, &whole.0, &format!("round {round}"));
+        assert_eq!(cut.1, whole.1, "round {round}");
+        damaged_answers += usize::from(!whole.1.is_empty());
+    }
+    assert!(
+        damaged_answers > 20,
+        "{damaged_answers} of 40 rounds met damage"
+    );
+}
