@@ -108,34 +108,11 @@ pub fn generate(dir: &Path, cfg: &GenConfig) -> io::Result<GenSummary> {
     let live_bytes = (cfg.total_bytes as f64 * cfg.live_fraction) as u64;
     let rotated_total = cfg.total_bytes.saturating_sub(live_bytes);
     let rotated_count = rotated_total.div_ceil(cfg.rotated_bytes.max(1)) as usize;
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<io::Result<GenSummary>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut sum = GenSummary::default();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i > rotated_count {
-                            return Ok(sum);
-                        }
-                        let live = i == rotated_count;
-                        let bytes = if live { live_bytes } else { cfg.rotated_bytes };
-                        let part = write_file(dir, cfg, i, live, bytes)?;
-                        sum.files += 1;
-                        sum.executions += part.executions;
-                        sum.lifecycle_lines += part.lifecycle_lines;
-                        sum.uncompressed_bytes += part.uncompressed_bytes;
-                        sum.compressed_bytes += part.compressed_bytes;
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("generator thread"))
-            .collect()
+    // One file each, the live one last.
+    let results = super::parallel::in_parallel(rotated_count + 1, |i| {
+        let live = i == rotated_count;
+        let bytes = if live { live_bytes } else { cfg.rotated_bytes };
+        write_file(dir, cfg, i, live, bytes)
     });
     let mut total = GenSummary::default();
     for r in results {

@@ -25,6 +25,7 @@ pub mod dates;
 pub mod follow;
 pub mod gen;
 pub mod inflate;
+mod parallel;
 pub mod pieces;
 pub mod query;
 pub mod reader;
