@@ -6,85 +6,14 @@
 //! socket does not take at once is dropped and counted. Failures are reported by answering a batch with an
 //! error (the host counts it as a refused call and shows it as the plugin's last error in
 //! `plugins list`, `/api/v1/plugins` and the host's metrics), at most every 10 seconds.
+//! The component glue that does this for each batch is `plugin` (feature `plugin`);
+//! without it the crate builds natively (its tests, the host's benchmark of the default
+//! set's work).
 
 pub mod config;
 pub mod format;
 pub mod lines;
 pub mod send;
 
-use std::cell::RefCell;
-use std::hash::{BuildHasher, Hasher};
-
-use metaclaude_plugin_sdk::types::Event;
-use metaclaude_plugin_sdk::{export_sink, finished, sink::Guest};
-
-use config::Config;
-use lines::Exporter;
-use send::Sender;
-
-thread_local! {
-    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
-}
-
-struct State {
-    config: Config,
-    exporter: Exporter,
-    sender: Sender,
-}
-
-/// A seed for sampling from the runtime's randomness (WASI `random` in the sandbox).
-fn seed() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x9E37_79B9_7F4A_7C15);
-    h.finish()
-}
-
-struct StatsdExporter;
-
-impl Guest for StatsdExporter {
-    fn init(config: String) -> Result<(), String> {
-        let config = Config::parse(&config)?;
-        let state = State {
-            exporter: Exporter::new(&config, seed()),
-            sender: Sender::new(config.target()),
-            config,
-        };
-        STATE.with_borrow_mut(|s| *s = Some(state));
-        Ok(())
-    }
-
-    fn handle_batch(events: Vec<Event>) -> Result<(), String> {
-        STATE.with_borrow_mut(|state| {
-            let state = state.as_mut().ok_or("not initialised")?;
-            let mut lines = Vec::new();
-            let mut warnings = Vec::new();
-            for f in events.iter().filter_map(finished) {
-                state.exporter.lines(&f, &mut lines, &mut warnings);
-            }
-            for w in warnings {
-                metaclaude_plugin_sdk::warn!("{w}");
-            }
-            let (datagrams, too_long) = format::pack(
-                lines.iter().map(String::as_str),
-                state.config.max_payload_bytes,
-            );
-            if too_long > 0 {
-                metaclaude_plugin_sdk::warn!(
-                    "{too_long} line(s) longer than a UDP datagram left out"
-                );
-            }
-            state.sender.send(&datagrams);
-            match state.sender.report() {
-                Some(message) => Err(message),
-                None => Ok(()),
-            }
-        })
-    }
-
-    fn flush() -> Result<(), String> {
-        // Nothing is held between batches.
-        Ok(())
-    }
-}
-
-export_sink!(StatsdExporter);
+#[cfg(feature = "plugin")]
+mod plugin;
