@@ -780,22 +780,25 @@ fn output_recorder(plugins: &Path, name: &str, out: &Path, top: &str) {
 }
 
 /// `event_output = false`: the record carries no stdout (a counting plugin is not handed
-/// a script's output); `event_json = true`: the output crosses in the JSON, not in the
-/// record, for a plugin of the current WIT and of 0.1.0 alike; `one_shot = false`: `run`
-/// does not load the plugin, `batch` does.
+/// a script's output); `event_record = "figures"`: nor its ids (the convert module's
+/// tests check every field); `event_json = true`: the output crosses in the JSON, not in
+/// the record, for a plugin of the current WIT and of 0.1.0 alike; `one_shot = false`:
+/// `run` does not load the plugin, `batch` does.
 #[test]
 fn manifests_say_what_a_plugin_needs_and_where_it_is_useful() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
-    let (full, counting, long, json, json_v01) = (
+    let (full, counting, figures, long, json, json_v01) = (
         tmp.path().join("full"),
         tmp.path().join("counting"),
+        tmp.path().join("figures"),
         tmp.path().join("long"),
         tmp.path().join("json"),
         tmp.path().join("json-v01"),
     );
     output_recorder(&plugins, "full", &full, "");
     output_recorder(&plugins, "counting", &counting, "event_output = false");
+    output_recorder(&plugins, "figures", &figures, "event_record = \"figures\"");
     output_recorder(&plugins, "long-running", &long, "one_shot = false");
     output_recorder(&plugins, "json", &json, "event_json = true");
     std::fs::create_dir_all(&json_v01).unwrap();
@@ -832,6 +835,21 @@ fn manifests_say_what_a_plugin_needs_and_where_it_is_useful() {
     };
     assert_eq!(finished(&full), ["14"], "Hello, world!\\n is 14 bytes");
     assert_eq!(finished(&counting), ["0"]);
+    let finished_lines = |dir: &Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("events.txt"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" finished "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        finished_lines(&figures),
+        [" finished 0"],
+        "no id, no output"
+    );
+    let with_id = finished_lines(&full);
+    assert!(with_id[0].starts_with("01"), "{with_id:?}");
     assert_eq!(finished(&json), ["0"], "the output is in the JSON");
     let v01 = std::fs::read_to_string(json_v01.join("events.txt")).unwrap_or_default();
     assert_eq!(

@@ -27,7 +27,8 @@ use crate::alerting::router::{plugin_quarantined, AlertRouter};
 use crate::model::Alert;
 use crate::plugin::delivery::health::{Health, PluginStats};
 use crate::plugin::delivery::{Delivery, Message, Room, SetThreshold};
-use crate::plugin::manifest::{FailurePolicy, Manifest, PluginKind};
+use crate::plugin::manifest::{EventRecord, FailurePolicy, Manifest, PluginKind};
+use crate::plugin::runtime::convert::Shape;
 use crate::plugin::runtime::instance::CallError;
 use crate::plugin::runtime::{Live, Runtime};
 
@@ -237,6 +238,11 @@ impl Worker {
     /// and counted.
     fn deliver(&mut self, batch: &mut Vec<Arc<Delivery>>, ctx: &mut Ctx, wait: bool) {
         let (event_json, event_output) = (self.manifest.event_json, self.manifest.event_output);
+        let shape = Shape::of(
+            event_json,
+            event_output,
+            self.manifest.event_record == EventRecord::Figures,
+        );
         let stats = self.stats.clone();
         let (batch_max, max_bytes) = (
             self.manifest.limits.batch_max,
@@ -267,9 +273,7 @@ impl Worker {
             let n = events_per_call(batch, batch_max, max_bytes, |d| {
                 d.weight(json, event_output)
             });
-            let mut result = timed(&stats, || {
-                instance.handle_batch(&batch[..n], event_json, event_output)
-            });
+            let mut result = timed(&stats, || instance.handle_batch(&batch[..n], shape));
             if result.is_ok() && sync_before_ack && batch[..n].iter().any(|d| d.ack.is_some()) {
                 if let Err(e) = instance.flush() {
                     result = Err(e);

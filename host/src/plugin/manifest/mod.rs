@@ -100,6 +100,20 @@ pub enum OnFull {
     DropNewest,
 }
 
+/// Which fields of an event's record a plugin is handed (`event_record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventRecord {
+    /// Every field of the plugin's WIT version (the outputs as `event_output` says).
+    Full,
+    /// What a plugin that counts executions reads (the SDK's `finished`): the kind, the
+    /// times, the attempt, pid and retry delay; the result's script, specialist, success,
+    /// exit code, times, retries, resource usage and error category. The other strings
+    /// and lists are left empty (ids, session, correlation, user, signal, outputs,
+    /// attempts, inputs, error texts): each one costs a call into the plugin to copy it.
+    Figures,
+}
+
 /// What happens when a plugin traps, runs out of memory or overruns its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -341,6 +355,8 @@ pub struct Manifest {
     /// Hand the plugin the script's stdout and stderr in the record (false: left empty;
     /// counting plugins need neither, and a megabyte of output is not copied for them).
     pub event_output: bool,
+    /// Which of the record's fields it is handed: all, or only a counting plugin's.
+    pub event_record: EventRecord,
     /// Load the plugin in a one-shot host (`metaclaude run`); false for a plugin whose
     /// state would die with the process before anyone reads it (a pull exporter,
     /// windowed alert rules).
@@ -381,6 +397,7 @@ const TOP_KEYS: &[&str] = &[
     "acknowledgements",
     "event_json",
     "event_output",
+    "event_record",
     "one_shot",
     "tick_ms",
     "shutdown_wait_ms",

@@ -116,7 +116,9 @@ impl Fields<'_> {
         let filter = self.filter(t.get("filter"));
         let acknowledgements = self.acknowledgements(t.get("acknowledgements"), kind);
         let event_json = self.boolean("event_json", t.get("event_json"), false);
-        let event_output = self.boolean("event_output", t.get("event_output"), true);
+        let event_record = self.event_record(t.get("event_record"), t.get("event_output"));
+        let event_output = self.boolean("event_output", t.get("event_output"), true)
+            && event_record == EventRecord::Full;
         let one_shot = self.boolean("one_shot", t.get("one_shot"), true);
         let tick_ms = self.positive("tick_ms", t.get("tick_ms"), 10_000);
         let shutdown_wait_ms = self.shutdown_wait(t.get("shutdown_wait_ms"), kind, &limits);
@@ -145,12 +147,37 @@ impl Fields<'_> {
             acknowledgements,
             event_json,
             event_output,
+            event_record,
             one_shot,
             tick_ms,
             shutdown_wait_ms,
             alerts,
             requests,
         })
+    }
+
+    /// `event_record`: `full` (the default) or `figures`, which leaves the outputs out
+    /// whatever `event_output` says: asking for both is refused.
+    fn event_record(&mut self, v: Option<&Value>, event_output: Option<&Value>) -> EventRecord {
+        let record = match self.string("event_record", v, false).as_deref() {
+            None | Some("full") => EventRecord::Full,
+            Some("figures") => EventRecord::Figures,
+            Some(other) => {
+                let hint = did_you_mean(other, ["full", "figures"]);
+                self.problem(
+                    "event_record",
+                    format!("unknown record `{other}`{hint} (expected full or figures)"),
+                );
+                EventRecord::Full
+            }
+        };
+        if record == EventRecord::Figures && event_output == Some(&Value::Boolean(true)) {
+            self.problem(
+                "event_record",
+                "\"figures\" leaves the scripts' output out, and event_output = true asks for it: remove one of them",
+            );
+        }
+        record
     }
 
     /// `shutdown_wait_ms`: pushers only, at most the plugin's call deadline.

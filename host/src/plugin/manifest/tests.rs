@@ -302,3 +302,32 @@ fn native_plugins_must_be_trusted() {
         parse("name = \"n\"\nversion = \"1\"\nkind = \"sink\"\nnative = \"p.wasm\"\n").unwrap_err();
     assert!(err.contains("add `trusted = true`"), "{err}");
 }
+
+/// `event_record`: full by default; `figures` leaves the outputs out whatever
+/// `event_output` defaults to, and refuses an explicit `event_output = true`; anything
+/// else is named with the values it may take.
+#[test]
+fn event_record_is_full_or_figures() {
+    let head = "name = \"s\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"p.wasm\"\n";
+    let m = parse(head).unwrap();
+    assert_eq!((m.event_record, m.event_output), (EventRecord::Full, true));
+    let m = parse(&format!("{head}event_record = \"figures\"\n")).unwrap();
+    assert_eq!(
+        (m.event_record, m.event_output),
+        (EventRecord::Figures, false)
+    );
+    let m = parse(&format!(
+        "{head}event_record = \"figures\"\nevent_output = false\nevent_json = true\n"
+    ))
+    .unwrap();
+    assert_eq!(m.event_record, EventRecord::Figures);
+    assert!(m.event_json);
+    assert_eq!(
+        parse(&format!("{head}event_record = \"figures\"\nevent_output = true\n")).unwrap_err(),
+        "event_record: \"figures\" leaves the scripts' output out, and event_output = true asks for it: remove one of them"
+    );
+    assert_eq!(
+        parse(&format!("{head}event_record = \"figure\"\n")).unwrap_err(),
+        "event_record: unknown record `figure`; did you mean `figures`? (expected full or figures)"
+    );
+}

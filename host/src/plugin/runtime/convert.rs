@@ -15,20 +15,41 @@ use crate::model::{
 
 /// Which record of an event a plugin receives, as its manifest asks: the `json` filled
 /// (`event_json`, and then the record's outputs left empty: they cross once, in the JSON),
-/// the outputs in the record (`event_output`), or neither.
+/// the outputs in the record (`event_output`), or neither; and with `event_record =
+/// "figures"`, only a counting plugin's fields ([`Shape::Figures`]), the JSON beside them
+/// or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
     Bare,
     WithOutput,
     WithJson,
+    Figures,
+    FiguresWithJson,
 }
 
 impl Shape {
-    pub fn of(event_json: bool, event_output: bool) -> Shape {
-        match (event_json, event_output) {
-            (true, _) => Shape::WithJson,
-            (false, true) => Shape::WithOutput,
-            (false, false) => Shape::Bare,
+    pub fn of(event_json: bool, event_output: bool, figures: bool) -> Shape {
+        match (figures, event_json, event_output) {
+            (true, true, _) => Shape::FiguresWithJson,
+            (true, false, _) => Shape::Figures,
+            (false, true, _) => Shape::WithJson,
+            (false, false, true) => Shape::WithOutput,
+            (false, false, false) => Shape::Bare,
+        }
+    }
+
+    /// Whether the event's JSON goes beside the record.
+    pub fn with_json(self) -> bool {
+        matches!(self, Shape::WithJson | Shape::FiguresWithJson)
+    }
+
+    /// The record this shape shares with others in [`SharedRecords`]: 0 the `Bare` one
+    /// (beside the JSON too), 1 with the outputs, 2 the figures (beside the JSON too).
+    fn slot(self) -> usize {
+        match self {
+            Shape::Bare | Shape::WithJson => 0,
+            Shape::WithOutput => 1,
+            Shape::Figures | Shape::FiguresWithJson => 2,
         }
     }
 }
@@ -41,10 +62,10 @@ impl Shape {
 /// for it.
 #[derive(Default)]
 pub struct SharedRecords {
-    v0_1: [OnceLock<Box<crate::plugin::runtime::bindings::v0_1::types::Event>>; 2],
-    v0_2: [OnceLock<Box<crate::plugin::runtime::bindings::v0_2::types::Event>>; 2],
-    v0_3: [OnceLock<Box<crate::plugin::runtime::bindings::v0_3::types::Event>>; 2],
-    v0_4: [OnceLock<Box<crate::plugin::runtime::bindings::v0_4::types::Event>>; 2],
+    v0_1: [OnceLock<Box<crate::plugin::runtime::bindings::v0_1::types::Event>>; 3],
+    v0_2: [OnceLock<Box<crate::plugin::runtime::bindings::v0_2::types::Event>>; 3],
+    v0_3: [OnceLock<Box<crate::plugin::runtime::bindings::v0_3::types::Event>>; 3],
+    v0_4: [OnceLock<Box<crate::plugin::runtime::bindings::v0_4::types::Event>>; 3],
 }
 
 /// The conversions of the records every version has the same, against the `wit` module in
@@ -53,15 +74,19 @@ macro_rules! event_records {
     ($version:ident) => {
         /// The event's record of this version in `shape`, converted once and kept in
         /// `records` for the other plugins receiving it. For `WithJson` it is the `Bare`
-        /// record (outputs left empty: they cross in the JSON), which [`with_json`] puts
-        /// beside the JSON.
+        /// record (outputs left empty: they cross in the JSON), for `FiguresWithJson` the
+        /// `Figures` one, which [`with_json`] puts beside the JSON.
         pub fn shared<'d>(
             records: &'d SharedRecords,
             e: &ExecutionEvent,
             shape: Shape,
         ) -> &'d wit::Event {
-            let output = shape == Shape::WithOutput;
-            records.$version[usize::from(output)].get_or_init(|| Box::new(event(e, output)))
+            records.$version[shape.slot()].get_or_init(|| {
+                Box::new(match shape {
+                    Shape::Figures | Shape::FiguresWithJson => figures(e),
+                    _ => event(e, shape == Shape::WithOutput),
+                })
+            })
         }
 
         /// An event as a plugin that takes the JSON receives it: the fields of the `Bare`
@@ -92,7 +117,7 @@ macro_rules! event_records {
             pub(crate) json: &'a str,
         }
 
-        /// `bare` (the `Bare` record of [`shared`]) with `json` beside it.
+        /// `bare` (the `Bare` or `Figures` record of [`shared`]) with `json` beside it.
         pub fn with_json<'a>(bare: &'a wit::Event, json: &'a str) -> EventWithJson<'a> {
             EventWithJson {
                 kind: bare.kind,
@@ -263,6 +288,71 @@ macro_rules! event_records {
                 error: e.error.as_ref().map(error_details),
                 retry_delay_ms: e.retry_delay_ms,
                 result: e.result.as_deref().map(|r| result(r, output)),
+                json: String::new(),
+            }
+        }
+
+        /// The error's category alone, its texts left empty (`Figures`).
+        fn error_category(e: &ErrorDetails) -> wit::ErrorDetails {
+            wit::ErrorDetails {
+                category: category(e.category),
+                message: String::new(),
+                context: wit::ExecutionContext {
+                    script_id: String::new(),
+                    script_path: String::new(),
+                    specialist: None,
+                    exit_code: None,
+                    signal: None,
+                    attempt: 0,
+                    extra: Vec::new(),
+                },
+                suggestions: Vec::new(),
+                stack_trace: None,
+            }
+        }
+
+        /// One event with only what a counting plugin reads (`event_record =
+        /// "figures"`, the SDK's `finished`): the kind, times, attempt, pid and retry
+        /// delay; the result's script, specialist, success, exit code, times, retries,
+        /// resource usage and error category. Every other string and list is empty and
+        /// every other option `None`.
+        pub fn figures(e: &ExecutionEvent) -> wit::Event {
+            let result = |r: &ExecutionResult| wit::ExecutionResult {
+                execution_id: String::new(),
+                script_id: r.script_id.clone(),
+                specialist: r.specialist.clone(),
+                success: r.success,
+                exit_code: r.exit_code,
+                signal: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                stdout_truncated: r.stdout_truncated,
+                stderr_truncated: r.stderr_truncated,
+                started_at: datetime(&r.started_at),
+                finished_at: datetime(&r.finished_at),
+                attempts: Vec::new(),
+                retries: r.retries,
+                inputs: Vec::new(),
+                session_id: None,
+                correlation_id: None,
+                user: None,
+                error_details: r.error_details.as_ref().map(error_category),
+                resource_usage: usage(&r.resource_usage),
+            };
+            wit::Event {
+                kind: kind(e.kind),
+                timestamp: datetime(&e.timestamp),
+                execution_id: String::new(),
+                script_id: String::new(),
+                specialist: None,
+                session_id: None,
+                correlation_id: None,
+                user: None,
+                attempt: e.attempt,
+                pid: e.pid,
+                error: e.error.as_ref().map(error_category),
+                retry_delay_ms: e.retry_delay_ms,
+                result: e.result.as_deref().map(result),
                 json: String::new(),
             }
         }
@@ -485,6 +575,96 @@ mod tests {
         assert_eq!(
             (crossing.specialist, crossing.user, crossing.attempt),
             (Some("ops"), Some("ann"), bare.attempt)
+        );
+    }
+
+    /// `event_record = "figures"`: what a counting plugin reads (the SDK's `finished`:
+    /// script, specialist, success, category, the resource usage, retries, the times) is
+    /// the full record's; every id, text, list and output is empty; the record is shared
+    /// by the plugins taking it with the JSON beside it or not, and is not the `Bare` one.
+    #[test]
+    fn figures_are_what_a_counting_plugin_reads_and_nothing_else() {
+        use crate::model::{AttemptSummary, ErrorCategory, ErrorContext, ErrorDetails};
+        let mut r = ExecutionResult::new("01X", "deploy", Utc::now());
+        r.specialist = Some("ops".into());
+        r.success = false;
+        r.exit_code = Some(3);
+        r.signal = Some("SIGTERM".into());
+        r.stdout = "out".into();
+        r.retries = 2;
+        r.user = Some("ann".into());
+        r.session_id = Some("s1".into());
+        r.inputs = [("file".to_string(), serde_json::json!("a.json"))].into();
+        r.attempts = vec![AttemptSummary {
+            attempt: 1,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            success: false,
+            exit_code: Some(3),
+            signal: None,
+            category: Some(ErrorCategory::Timeout),
+            message: Some("took too long".into()),
+            wall_time_seconds: 1.25,
+            cpu_time_seconds: 0.5,
+            peak_memory_mb: 42.0,
+            delay_before_ms: 0,
+        }];
+        r.resource_usage.wall_time_seconds = 1.25;
+        r.resource_usage.peak_memory_mb = 42.0;
+        r.resource_usage.cpu_time_seconds = 0.5;
+        r.error_details = Some(ErrorDetails {
+            category: ErrorCategory::Timeout,
+            message: "took too long".into(),
+            context: ErrorContext::default(),
+            suggestions: vec!["raise the timeout".into()],
+            stack_trace: Some("trace".into()),
+        });
+        let mut e = ExecutionEvent::finished(r);
+        e.identity.user = Some("ann".into());
+        let records = SharedRecords::default();
+        let figures = v0_3::shared(&records, &e, Shape::Figures);
+        let beside_json = v0_3::shared(&records, &e, Shape::FiguresWithJson);
+        assert!(std::ptr::eq(figures, beside_json), "one record for both");
+        let full = v0_3::shared(&records, &e, Shape::Bare);
+        assert!(!std::ptr::eq(figures, full));
+        let (f, all) = (
+            figures.result.as_ref().unwrap(),
+            full.result.as_ref().unwrap(),
+        );
+        // What `finished` reads, as the full record has it.
+        assert_eq!(
+            (&f.script_id, &f.specialist),
+            (&all.script_id, &all.specialist)
+        );
+        assert_eq!((f.success, f.exit_code, f.retries), (false, Some(3), 2));
+        // (The generated WIT types compare by their `Debug`.)
+        let same = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            assert_eq!(format!("{a:?}"), format!("{b:?}"))
+        };
+        same(&f.resource_usage, &all.resource_usage);
+        same(
+            &(f.started_at, f.finished_at),
+            &(all.started_at, all.finished_at),
+        );
+        same(
+            &(figures.kind, figures.timestamp),
+            &(full.kind, full.timestamp),
+        );
+        let details = f.error_details.as_ref().unwrap();
+        same(
+            &details.category,
+            &all.error_details.as_ref().unwrap().category,
+        );
+        // And nothing else.
+        assert!(details.message.is_empty() && details.suggestions.is_empty());
+        assert!(details.stack_trace.is_none() && details.context.script_id.is_empty());
+        assert!(f.execution_id.is_empty() && f.stdout.is_empty() && f.signal.is_none());
+        assert!(f.attempts.is_empty() && f.inputs.is_empty());
+        assert!(f.user.is_none() && f.session_id.is_none());
+        assert!(figures.execution_id.is_empty() && figures.user.is_none());
+        assert!(
+            !all.attempts.is_empty() && all.user.is_some(),
+            "the full record has them"
         );
     }
 }

@@ -623,16 +623,14 @@ impl Instance {
         }
     }
 
-    /// Delivers a batch, converted to the records of the plugin's version; `event_json`
-    /// fills each event's `json` (the manifest's `event_json`), `event_output` keeps
-    /// stdout and stderr in the record. Returns the alerts an alert rule raised.
+    /// Delivers a batch, converted to the records of the plugin's version in `shape` (the
+    /// JSON beside them, the outputs in them, or only the figures, as the manifest asks).
+    /// Returns the alerts an alert rule raised.
     pub fn handle_batch(
         &mut self,
         batch: &[Arc<Delivery>],
-        event_json: bool,
-        event_output: bool,
+        shape: convert::Shape,
     ) -> Result<Vec<Alert>, CallError> {
-        let shape = convert::Shape::of(event_json, event_output);
         // Each event's record of the plugin's version, converted once for every plugin
         // receiving it, is lowered into this instance's memory from where it is shared.
         // (The export is typed per call for references to the shared records: once a
@@ -643,7 +641,7 @@ impl Instance {
             ($v:ident, $exports:expr, $store:expr, $returns:ty) => {{
                 let handle_batch = $exports.func_handle_batch();
                 let func = handle_batch.func();
-                if shape == convert::Shape::WithJson {
+                if shape.with_json() {
                     let records: Vec<convert::$v::EventWithJson<'_>> = batch
                         .iter()
                         .map(|d| {

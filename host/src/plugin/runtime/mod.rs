@@ -74,17 +74,16 @@ pub enum Live {
 }
 
 impl Live {
-    /// Delivers a batch; `event_json` fills the WIT event's `json` field (the manifest's
-    /// `event_json`), `event_output` keeps stdout and stderr in the record. Native plugins
-    /// always get the JSON: it is how they see events.
+    /// Delivers a batch, each event's record in `shape` (what the manifest asks for:
+    /// `event_json`, `event_output`, `event_record`). Native plugins always get the JSON:
+    /// it is how they see events.
     pub fn handle_batch(
         &mut self,
         batch: &[Arc<Delivery>],
-        event_json: bool,
-        event_output: bool,
+        shape: convert::Shape,
     ) -> Result<Vec<Alert>, CallError> {
         match self {
-            Live::Wasm(instance) => instance.handle_batch(batch, event_json, event_output),
+            Live::Wasm(instance) => instance.handle_batch(batch, shape),
             Live::Native(instance) => {
                 // Made at most once per event, shared with every other plugin wanting it.
                 let events: Vec<&str> = batch.iter().map(|d| d.json()).collect();
