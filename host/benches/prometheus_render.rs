@@ -2,7 +2,9 @@
 //! scrape negotiates (OpenMetrics 1.0.0, the text format 0.0.4): through the WebAssembly
 //! component (`PluginHost::render`: the call into the sandbox, the text crossing back,
 //! the worker round trip), against the same state rendered natively (the exporter crate's
-//! logic compiled for the host). Target: WASM within 1.5x of native. The exporter (WIT
+//! logic compiled for the host), the two taken in turn; then where a WASM render's time
+//! goes (the call on the plugin's thread, the hand-off, the text's lift alone).
+//! Target: WASM within 1.5x of native. The exporter (WIT
 //! 0.3.0) renders the format asked, so no conversion is taken; what converting its
 //! OpenMetrics down to 0.0.4 costs is shown for exporters built against 0.1.0 or 0.2.0,
 //! which the host still converts.
@@ -18,14 +20,23 @@ use metaclaude::model::{
 use metaclaude::EventSink;
 use metaclaude_formats::prometheus::{openmetrics_to_text, Format};
 use prometheus_exporter::config::Config;
-use prometheus_exporter::families::{Exporter, Finished};
+use prometheus_exporter::families::Exporter;
 
 mod support;
-use support::{granted_host, ms, root};
+use support::{finished, granted_host, ms, root};
 
 /// Label sets (script, specialist pairs): about 47 samples each, failures included.
 const PAIRS: usize = 215;
-const RUNS: usize = 30;
+/// Renders of each kind, unless `BENCH_ITERATIONS` says otherwise.
+const RUNS: usize = 60;
+
+fn runs() -> usize {
+    std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(RUNS)
+}
 
 /// Three finished executions per pair: two successes and a failure (one of the seven
 /// categories, so that failures have several series), with spread-out figures.
@@ -60,43 +71,44 @@ fn events() -> Vec<ExecutionEvent> {
     events
 }
 
-/// What the component makes of an event (its `finished`), from the host's model.
-fn finished(e: &ExecutionEvent) -> Finished {
-    let r = e.result.as_ref().unwrap();
-    Finished {
-        script: r.script_id.clone(),
-        specialist: r.specialist.clone(),
-        success: r.success,
-        category: r.category().map(|c| c.as_str().to_string()),
-        duration_seconds: r.resource_usage.wall_time_seconds,
-        memory_peak_mb: r.resource_usage.peak_memory_mb,
-        cpu_time_seconds: r.resource_usage.cpu_time_seconds,
-        retries: r.retries,
-        at: e.timestamp.timestamp_micros() as f64 / 1e6,
-    }
-}
-
 struct Timing {
     median: Duration,
     max: Duration,
 }
 
-fn time(mut f: impl FnMut() -> usize) -> Timing {
-    for _ in 0..3 {
-        f();
-    }
-    let mut xs: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let start = Instant::now();
-            std::hint::black_box(f());
-            start.elapsed()
-        })
-        .collect();
+fn timing(mut xs: Vec<Duration>) -> Timing {
     xs.sort();
     Timing {
         median: xs[xs.len() / 2],
         max: xs[xs.len() - 1],
     }
+}
+
+fn time(f: impl FnMut() -> usize) -> Timing {
+    time_interleaved(f, || 0).0
+}
+
+/// `a` and `b` timed in turn, `runs()` times each after three of each to warm up: the
+/// machine's drift, tens of percent over minutes here, falls on both alike.
+fn time_interleaved(
+    mut a: impl FnMut() -> usize,
+    mut b: impl FnMut() -> usize,
+) -> (Timing, Timing) {
+    for _ in 0..3 {
+        a();
+        b();
+    }
+    let once = |f: &mut dyn FnMut() -> usize| {
+        let start = Instant::now();
+        std::hint::black_box(f());
+        start.elapsed()
+    };
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for _ in 0..runs() {
+        xs.push(once(&mut a));
+        ys.push(once(&mut b));
+    }
+    (timing(xs), timing(ys))
 }
 
 /// The lines that are samples, leaving out the one figure the two runs do not share
@@ -167,16 +179,17 @@ fn main() {
     let text_series = samples(&text).len() + 3;
 
     println!(
-        "/metrics render of the Prometheus exporter: {PAIRS} label sets; OpenMetrics {series} series, {:.0} KiB; 0.0.4 {text_series} series (no _created), {:.0} KiB (median and max of {RUNS}):",
+        "/metrics render of the Prometheus exporter: {PAIRS} label sets; OpenMetrics {series} series, {:.0} KiB; 0.0.4 {text_series} series (no _created), {:.0} KiB (median and max of {}, interleaved):",
         openmetrics.len() as f64 / 1024.0,
-        text.len() as f64 / 1024.0
+        text.len() as f64 / 1024.0,
+        runs()
     );
     for (name, format) in [
         ("OpenMetrics", Format::OpenMetrics),
         ("0.0.4", Format::Text),
     ] {
-        let through_wasm = time(|| render(format).len());
-        let natively = time(|| native.render(format).len());
+        let (through_wasm, natively) =
+            time_interleaved(|| render(format).len(), || native.render(format).len());
         println!(
             "  {name:<11} WASM component (PluginHost::render)  {:>7.3} ms   max {:>7.3} ms",
             ms(through_wasm.median),
@@ -190,6 +203,29 @@ fn main() {
         println!(
             "  {name:<11} ratio WASM/native                    {:>7.2}   (target <= 1.5)",
             through_wasm.median.as_secs_f64() / natively.median.as_secs_f64()
+        );
+        // Where a render through WASM goes: the call on the plugin's thread (the render in
+        // the sandbox and the text lifted out of it, as the worker times every call), the
+        // rest handing the request over and the answer back; and what lifting the text
+        // costs, done natively: a fresh buffer, the copy and the UTF-8 check.
+        let call_seconds = || host.list()[0].calls.sum_seconds;
+        let (mut calls, mut handoffs) = (Vec::new(), Vec::new());
+        for _ in 0..runs() {
+            let before = call_seconds();
+            let start = Instant::now();
+            std::hint::black_box(render(format));
+            let trip = start.elapsed();
+            let call = Duration::from_secs_f64(call_seconds() - before);
+            calls.push(call);
+            handoffs.push(trip.saturating_sub(call));
+        }
+        let text = native.render(format);
+        let lift = time(|| String::from_utf8(text.as_bytes().to_vec()).unwrap().len());
+        println!(
+            "  {name:<11} of which the call on the plugin's thread {:.3} ms, the hand-off {:.3} ms; the text's lift alone, natively, {:.3} ms",
+            ms(timing(calls).median),
+            ms(timing(handoffs).median),
+            ms(lift.median)
         );
     }
     let convert = time(|| openmetrics_to_text(&openmetrics).unwrap().len());

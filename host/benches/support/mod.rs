@@ -7,6 +7,23 @@ use std::time::{Duration, Instant};
 
 use metaclaude::{ExecutionRequest, ToolExecutionService};
 
+/// What a component makes of a finished event (the SDK's `finished`), from the host's
+/// model: what the exporters and the alert rules count, for their logic run natively.
+pub fn finished(e: &metaclaude::model::ExecutionEvent) -> metaclaude_formats::finished::Finished {
+    let r = e.result.as_ref().expect("a finished event");
+    metaclaude_formats::finished::Finished {
+        script: r.script_id.clone(),
+        specialist: r.specialist.clone(),
+        success: r.success,
+        category: r.category().map(|c| c.as_str().to_string()),
+        duration_seconds: r.resource_usage.wall_time_seconds,
+        memory_peak_mb: r.resource_usage.peak_memory_mb,
+        cpu_time_seconds: r.resource_usage.cpu_time_seconds,
+        retries: r.retries,
+        at: e.timestamp.timestamp_micros() as f64 / 1e6,
+    }
+}
+
 /// The repository's root.
 /// A plugin host whose operator (the benchmark, which built the plugin folders of `dir`)
 /// grants each what it asks for, in the grants file beside `dir`, read at every load as
