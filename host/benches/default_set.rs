@@ -402,15 +402,15 @@ fn without_the_sandbox(
             }
         );
     } else {
-        // Large lines: the log sink's own pace, which is not its CPU's (its natively
-        // measured work is not a floor here: this host's allocator maps every buffer of
-        // 128 KiB or more afresh, the sandbox's memory is reused).
+        // Large lines: the log sink's own pace, and how busy it keeps a core (its
+        // natively measured work is not a floor here: this host's allocator maps every
+        // buffer of 128 KiB or more afresh, the sandbox's memory is reused).
         let (_, sink) = alone
             .iter()
             .find(|(name, _)| *name == "log-sink")
             .expect("the log sink in the set");
         println!(
-            "    the log sink alone: {:.0} events/s, {:.2} of a core busy: its pace is not its CPU's but its writes' (lines over 64 KiB go to files of their own, synced before they are renamed into place); {target} of the no-op's events/s is {wanted:.0}",
+            "    the log sink alone: {:.0} events/s, {:.2} of a core busy: {target} of the no-op's events/s is {wanted:.0}",
             sink.events_per_s,
             sink.events_per_s * sink.cpu_per_event.as_secs_f64()
         );

@@ -163,8 +163,9 @@ mod identity {
     }
 
     pub fn of_file(file: &fs::File) -> io::Result<(FileId, u64)> {
-        // SAFETY: fstat fills the zeroed struct it is given, on a descriptor we own.
+        // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat fills the struct it is given, on a descriptor we own.
         if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -174,8 +175,9 @@ mod identity {
     pub fn of_path(path: &Path) -> io::Result<Option<(FileId, u64)>> {
         let name = path.to_str().ok_or(io::ErrorKind::InvalidInput)?;
         let name = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
-        // SAFETY: as above, with a NUL-terminated path.
+        // SAFETY: as above.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: stat fills the struct it is given; the path is NUL-terminated.
         if unsafe { libc::stat(name.as_ptr(), &mut st) } != 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
@@ -184,6 +186,50 @@ mod identity {
             };
         }
         Ok(Some(id(&st)))
+    }
+}
+
+/// Writes `buf` at `offset` of a file this writer alone has open (a line written aside):
+/// a positional write, which in the sandbox is wasi:filesystem's `write`, done by the host
+/// on the calling thread, where a stream's `write` (what `Write` on a file is) is handed
+/// to a thread of the host's blocking pool 64 KiB at a time: 16 round trips between
+/// threads for a line of 1 MiB. Not for the live file, which other hosts append to.
+mod positional {
+    use std::fs::File;
+    use std::io;
+
+    #[cfg(not(target_os = "wasi"))]
+    pub fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+    }
+
+    /// `std::os::wasi::fs::FileExt` is unstable; wasi-libc's `pwrite` is the same call.
+    #[cfg(target_os = "wasi")]
+    pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        while !buf.is_empty() {
+            let at = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+            // At most 64 KiB a call: the host copies what is written out of the sandbox
+            // first, and a larger buffer would be a fresh mapping of its own each time.
+            let len = buf.len().min(super::MAX_ATOMIC_WRITE);
+            // SAFETY: `buf` holds at least `len` readable bytes; the descriptor is one we
+            // own and keep open for the call.
+            let n = unsafe { libc::pwrite(file.as_raw_fd(), buf.as_ptr().cast(), len, at) };
+            match n {
+                n if n > 0 => {
+                    buf = &buf[n as usize..];
+                    offset += n as u64;
+                }
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -573,8 +619,8 @@ impl LogWriter {
             .dir
             .join(log_files::partial_name(&rotation, Some(&self.tag)));
         let result = (|| {
-            let mut out = File::create(&tmp).map_err(|e| io_context(e, "cannot create", &tmp))?;
-            out.write_all(&self.pending[..bytes])
+            let out = File::create(&tmp).map_err(|e| io_context(e, "cannot create", &tmp))?;
+            positional::write_all_at(&out, &self.pending[..bytes], 0)
                 .and_then(|()| out.sync_data())
                 .map_err(|e| io_context(e, "cannot write", &tmp))?;
             if self.live.as_ref().is_some_and(|l| l.size > 0) {
