@@ -384,9 +384,9 @@ fn without_the_sandbox(
         "    the host's own: the native no-op's {:.1} µs/event, of which the event's JSON {json:.1}",
         us(noop.cpu_per_event)
     );
-    let floor = us(noop.cpu_per_event) + natively;
     let wanted = noop.events_per_s * target;
     if small {
+        let floor = us(noop.cpu_per_event) + natively;
         println!(
             "    the set {:.1} µs/event; without the sandbox (the no-op's and the work) {floor:.1}; the sandbox's share of the plugins alone {sandboxed:.1}",
             us(set.cpu_per_event),

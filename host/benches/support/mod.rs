@@ -24,7 +24,6 @@ pub fn finished(e: &metaclaude::model::ExecutionEvent) -> metaclaude_formats::fi
     }
 }
 
-/// The repository's root.
 /// A plugin host whose operator (the benchmark, which built the plugin folders of `dir`)
 /// grants each what it asks for, in the grants file beside `dir`, read at every load as
 /// a host reads it.
@@ -35,6 +34,7 @@ pub fn granted_host(dir: &std::path::Path, cache: PathBuf) -> metaclaude::plugin
     metaclaude::plugin::PluginHost::new(Some(cache)).unwrap()
 }
 
+/// The repository's root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -72,6 +72,20 @@ pub fn cpu_time() -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// CPU time of this thread so far.
+pub fn thread_cpu_time() -> Duration {
+    // SAFETY: clock_gettime writes into the zeroed struct we own and reads nothing else.
+    let t = unsafe {
+        let mut t: libc::timespec = std::mem::zeroed();
+        assert_eq!(
+            libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t),
+            0
+        );
+        t
+    };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// The plugin folders of `dir` loaded into a granted host (its cache and log under

@@ -10,24 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use metaclaude::model::ExecutionEvent;
 
-use super::support::finished;
+use super::support::{finished, median, thread_cpu_time};
 
 /// Events per call, as the native no-op sink of the same benchmark takes them.
 const BATCH: usize = 256;
-
-/// CPU time of this thread so far.
-pub fn thread_cpu_time() -> Duration {
-    // SAFETY: clock_gettime writes into the zeroed struct we own and reads nothing else.
-    let t = unsafe {
-        let mut t: libc::timespec = std::mem::zeroed();
-        assert_eq!(
-            libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t),
-            0
-        );
-        t
-    };
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
 
 /// One plugin's work natively: its name and CPU per event (median of `rounds`).
 pub struct Work {
@@ -47,15 +33,14 @@ pub fn json_per_event(events: &[ExecutionEvent], rounds: usize) -> Duration {
 }
 
 fn median_per_event(n: usize, rounds: usize, work: &mut dyn FnMut()) -> Duration {
-    let mut xs: Vec<Duration> = (0..rounds)
+    let xs: Vec<Duration> = (0..rounds)
         .map(|_| {
             let start = thread_cpu_time();
             work();
             (thread_cpu_time() - start) / n as u32
         })
         .collect();
-    xs.sort();
-    xs[xs.len() / 2]
+    median(xs)
 }
 
 /// The four plugins' work over `events`, each alone, `rounds` times: the log sink
