@@ -442,12 +442,32 @@ impl Manifest {
         dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Manifest, ManifestError> {
+        Manifest::from_read(dir, std::fs::read(dir.join("plugin.toml")), env)
+    }
+
+    /// [`Manifest::load`] of `<dir>/plugin.toml` already read: its bytes, or why they
+    /// could not be read (a loader that also fingerprints the file reads it once).
+    pub fn from_read(
+        dir: &Path,
+        read: std::io::Result<Vec<u8>>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Manifest, ManifestError> {
         let file = dir.join("plugin.toml");
-        let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Io {
-            what: "plugin manifest",
-            file: file.clone(),
-            source,
-        })?;
+        let text = read
+            .and_then(|bytes| {
+                // As `fs::read_to_string` says it.
+                String::from_utf8(bytes).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "stream did not contain valid UTF-8",
+                    )
+                })
+            })
+            .map_err(|source| ConfigError::Io {
+                what: "plugin manifest",
+                file: file.clone(),
+                source,
+            })?;
         Manifest::parse(&text, &file, env)
     }
 

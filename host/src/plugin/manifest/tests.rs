@@ -331,3 +331,34 @@ fn event_record_is_full_or_figures() {
         "event_record: unknown record `figure`; did you mean `figures`? (expected full or figures)"
     );
 }
+
+/// A manifest read once by a loader says what `load` says: the same manifest, and for a
+/// file that is not UTF-8 or not there, the same error naming the file.
+#[test]
+fn a_manifest_already_read_is_what_load_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name = \"p\"\nversion = \"0.1.0\"\nkind = \"sink\"\ncomponent = \"p.wasm\"\n";
+    std::fs::write(dir.path().join("plugin.toml"), text).unwrap();
+    std::fs::write(dir.path().join("p.wasm"), b"").unwrap();
+    let loaded = Manifest::load(dir.path(), &env).unwrap();
+    let from_read = Manifest::from_read(dir.path(), Ok(text.as_bytes().to_vec()), &env).unwrap();
+    assert_eq!(format!("{loaded:?}"), format!("{from_read:?}"));
+
+    std::fs::write(dir.path().join("plugin.toml"), b"name = \"\xff\"\n").unwrap();
+    let loaded = Manifest::load(dir.path(), &env).unwrap_err().to_string();
+    let from_read =
+        Manifest::from_read(dir.path(), Ok(b"name = \"\xff\"\n".to_vec()), &env).unwrap_err();
+    assert_eq!(loaded, from_read.to_string());
+    assert!(
+        loaded.contains("plugin.toml") && loaded.contains("UTF-8"),
+        "{loaded}"
+    );
+
+    let gone = dir.path().join("gone");
+    let loaded = Manifest::load(&gone, &env).unwrap_err().to_string();
+    let from_read = Manifest::from_read(&gone, std::fs::read(gone.join("plugin.toml")), &env)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(loaded, from_read);
+    assert!(loaded.contains("gone/plugin.toml"), "{loaded}");
+}

@@ -17,6 +17,11 @@ pub(super) struct Fingerprint {
 impl Fingerprint {
     pub(super) fn of(folder: &Path) -> Fingerprint {
         let manifest = std::fs::read(folder.join("plugin.toml")).unwrap_or_default();
+        Fingerprint::with_manifest(folder, manifest)
+    }
+
+    /// [`Fingerprint::of`] with `plugin.toml`'s bytes already read (empty if unreadable).
+    pub(super) fn with_manifest(folder: &Path, manifest: Vec<u8>) -> Fingerprint {
         let mut files: Vec<_> = std::fs::read_dir(folder)
             .into_iter()
             .flatten()

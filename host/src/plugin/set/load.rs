@@ -310,10 +310,12 @@ pub(super) struct FolderRead {
 impl FolderRead {
     /// Reads `folder`, its manifest with `host`'s variables.
     pub(super) fn of(folder: &Path, host: &PluginHost) -> FolderRead {
-        let fingerprint = Fingerprint::of(folder);
+        // `plugin.toml` read once, for the fingerprint and the manifest alike.
+        let read = std::fs::read(folder.join("plugin.toml"));
+        let bytes = read.as_ref().map_or_else(|_| Vec::new(), Clone::clone);
         FolderRead {
-            fingerprint,
-            manifest: Manifest::load(folder, &|n| host.env_value(n)),
+            fingerprint: Fingerprint::with_manifest(folder, bytes),
+            manifest: Manifest::from_read(folder, read, &|n| host.env_value(n)),
         }
     }
 }
