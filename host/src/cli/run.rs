@@ -14,6 +14,8 @@ use super::args::RunArgs;
 use super::{render, EXIT_FAILED, EXIT_NOT_RECORDED};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Before any thread of the host starts.
+    metaclaude::memory::tune_allocator_for_one_execution();
     let mut request = ExecutionRequest {
         script_id: args.script_id.clone(),
         inputs: parse_inputs(&args)?,
