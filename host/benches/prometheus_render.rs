@@ -31,6 +31,11 @@ use support::{finished, granted_host, ms, root};
 const PAIRS: usize = 215;
 /// Renders of each kind, unless `BENCH_ITERATIONS` says otherwise.
 const RUNS: usize = 60;
+/// The formats a scrape negotiates, as the lines name them.
+const FORMATS: [(&str, Format); 2] = [
+    ("OpenMetrics", Format::OpenMetrics),
+    ("0.0.4", Format::Text),
+];
 
 fn runs() -> usize {
     std::env::var("BENCH_ITERATIONS")
@@ -223,10 +228,7 @@ fn main() {
         text.len() as f64 / 1024.0,
         runs()
     );
-    for (name, format) in [
-        ("OpenMetrics", Format::OpenMetrics),
-        ("0.0.4", Format::Text),
-    ] {
+    for (name, format) in FORMATS {
         let (through_wasm, natively) =
             time_interleaved(|| render(format).len(), || native.render(format).len());
         println!(
@@ -253,10 +255,7 @@ fn main() {
     // sides: page faults as it is written, and unmapped when freed. With the allocator
     // keeping freed buffers instead, what is left is each render's own work.
     keep_freed_buffers();
-    for (name, format) in [
-        ("OpenMetrics", Format::OpenMetrics),
-        ("0.0.4", Format::Text),
-    ] {
+    for (name, format) in FORMATS {
         let (through_wasm, natively) =
             time_interleaved(|| render(format).len(), || native.render(format).len());
         let (call, handoff, lift) = split(format);
