@@ -762,9 +762,9 @@ fn a_trap_writes_a_core_dump_when_asked() {
     );
 }
 
-/// A recorder named `name` writing `<execution_id> <kind> <stdout bytes>` lines into
-/// `out`, with `top` (top-level manifest keys) added.
-fn output_recorder(plugins: &Path, name: &str, out: &Path, top: &str) {
+/// A fixture sink named `name` granted `out`, with `top` (top-level manifest keys) and
+/// `config` (its `[config]` table's lines: `mode = ...` and more).
+fn fixture_recorder(plugins: &Path, name: &str, out: &Path, top: &str, config: &str) {
     std::fs::create_dir_all(out).unwrap();
     write_plugin(
         plugins,
@@ -772,11 +772,17 @@ fn output_recorder(plugins: &Path, name: &str, out: &Path, top: &str) {
         "fixture_sink.wasm",
         &format!(
             "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"COMPONENT\"\n{top}\n\
-             [config]\nmode = \"record-output\"\n\
+             [config]\n{config}\n\
              [capabilities]\ndirs = [{{ host = \"{}\", guest = \"/out\", mode = \"rw\" }}]\n",
             out.display()
         ),
     );
+}
+
+/// A recorder named `name` writing `<execution_id> <kind> <stdout bytes>` lines into
+/// `out`, with `top` (top-level manifest keys) added.
+fn output_recorder(plugins: &Path, name: &str, out: &Path, top: &str) {
+    fixture_recorder(plugins, name, out, top, "mode = \"record-output\"");
 }
 
 /// `event_output = false`: the record carries no stdout (a counting plugin is not handed
@@ -986,5 +992,195 @@ fn a_one_shot_run_starts_its_script_while_its_plugins_load() {
     assert!(
         started < init_done,
         "the script started at {started} µs, after the slow plugin's init ended at {init_done} µs"
+    );
+}
+
+/// A sink named `name` in `record-debug` mode, writing each record it receives, whole,
+/// into `out`, with `top` (top-level manifest keys) and `config` (more `[config]` keys).
+fn debug_recorder(plugins: &Path, name: &str, out: &Path, top: &str, config: &str) {
+    let config = format!("mode = \"record-debug\"\n{config}");
+    fixture_recorder(plugins, name, out, top, &config);
+}
+
+/// Six events with every field the model has: each kind, options set and not, strings and
+/// lists full and empty, a failure with its whole context.
+fn events_with_every_field() -> Vec<metaclaude::model::ExecutionEvent> {
+    use chrono::{TimeZone, Utc};
+    use metaclaude::model::{
+        AttemptSummary, ErrorCategory, ErrorContext, ErrorDetails, ExecutionEvent, ExecutionResult,
+        LifecycleKind, MeasurementSource,
+    };
+    let t =
+        |ms: i64| Utc.timestamp_opt(1_790_000_000, 0).unwrap() + chrono::Duration::milliseconds(ms);
+    let error = ErrorDetails {
+        category: ErrorCategory::Timeout,
+        message: "took longer than 5s".into(),
+        context: ErrorContext {
+            script_id: "deploy".into(),
+            script_path: "scripts/deploy.py".into(),
+            specialist: Some("ops".into()),
+            exit_code: Some(137),
+            signal: Some("SIGKILL".into()),
+            attempt: 1,
+            extra: [("timeout_seconds".to_string(), "5".to_string())].into(),
+        },
+        suggestions: vec!["raise the timeout".into(), "split the work".into()],
+        stack_trace: Some("Traceback (most recent call last):\n  ...".into()),
+    };
+    let mut r = ExecutionResult::new("01RECORDS000000000000000001", "deploy", t(0));
+    r.specialist = Some("ops".into());
+    r.exit_code = Some(3);
+    r.signal = Some("SIGTERM".into());
+    r.stdout = "out \"quoted\"\n".into();
+    r.stderr = "err\n".into();
+    r.stdout_truncated = true;
+    r.finished_at = t(2500);
+    r.attempts = vec![
+        AttemptSummary {
+            attempt: 1,
+            started_at: t(0),
+            finished_at: t(1000),
+            success: false,
+            exit_code: None,
+            signal: Some("SIGKILL".into()),
+            category: Some(ErrorCategory::Timeout),
+            message: Some("took longer than 5s".into()),
+            wall_time_seconds: 1.0,
+            cpu_time_seconds: 0.25,
+            peak_memory_mb: 12.5,
+            delay_before_ms: 0,
+        },
+        AttemptSummary {
+            attempt: 2,
+            started_at: t(1500),
+            finished_at: t(2500),
+            success: false,
+            exit_code: Some(3),
+            signal: None,
+            category: None,
+            message: None,
+            wall_time_seconds: 1.0,
+            cpu_time_seconds: 0.5,
+            peak_memory_mb: 13.0,
+            delay_before_ms: 500,
+        },
+    ];
+    r.retries = 1;
+    r.inputs = [
+        ("file".to_string(), serde_json::json!("a.json")),
+        ("n".to_string(), serde_json::json!(3)),
+    ]
+    .into();
+    r.session_id = Some("session-1".into());
+    r.correlation_id = Some("corr-1".into());
+    r.user = Some("ann".into());
+    r.error_details = Some(error.clone());
+    let u = &mut r.resource_usage;
+    (u.memory_start_mb, u.memory_end_mb, u.peak_memory_mb) = (1.5, 2.5, 13.0);
+    u.peak_memory_largest_process_mb = 12.0;
+    (u.cpu_time_seconds, u.cpu_user_seconds, u.cpu_system_seconds) = (0.75, 0.5, 0.25);
+    u.wall_time_seconds = 2.5;
+    u.memory_start_source = MeasurementSource::Sampling;
+    u.memory_end_source = MeasurementSource::Rusage;
+    u.peak_memory_source = MeasurementSource::Cgroup;
+    u.cpu_time_source = MeasurementSource::Cgroup;
+    let identity = r.identity();
+    let at = |mut e: ExecutionEvent, ms| {
+        e.timestamp = t(ms);
+        e
+    };
+    let mut started = identity.event(LifecycleKind::Started, 1);
+    started.pid = Some(4242);
+    let mut failed = identity.event(LifecycleKind::AttemptFailed, 1);
+    failed.error = Some(error);
+    let mut retry = identity.event(LifecycleKind::RetryScheduled, 1);
+    retry.retry_delay_ms = Some(500);
+    // A bare success: empty outputs, no attempts, inputs, options or error.
+    let mut bare = ExecutionResult::new("01RECORDS000000000000000002", "noop", t(3000));
+    bare.success = true;
+    bare.finished_at = t(3001);
+    bare.resource_usage.memory_start_source = MeasurementSource::None;
+    vec![
+        at(identity.event(LifecycleKind::Queued, 0), 0),
+        at(started, 1),
+        at(failed, 1000),
+        at(retry, 1001),
+        at(ExecutionEvent::finished(r), 2500),
+        at(ExecutionEvent::finished(bare), 3001),
+    ]
+}
+
+/// Every field of every record shape crosses into the plugin as the host's model has it
+/// (a golden file per shape of the records the fixture received, printed whole by the
+/// guest), and an empty string or list costs no call into the plugin's allocator once
+/// the plugin has shown that a zero-sized allocation gives back its alignment
+/// (wit-bindgen's allocators, in every language, do): one such call per alignment. A
+/// plugin whose allocator gives each zero-sized request memory of its own is asked for
+/// every one, as the canonical ABI says, and receives the same records.
+#[test]
+fn every_field_crosses_in_each_record_shape() {
+    use metaclaude::EventSink;
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let shapes = [
+        ("full", ""),
+        ("bare", "event_output = false"),
+        ("json", "event_json = true"),
+        ("figures", "event_record = \"figures\""),
+        (
+            "figures-json",
+            "event_record = \"figures\"\nevent_json = true",
+        ),
+    ];
+    for (name, top) in shapes {
+        debug_recorder(&plugins, name, &tmp.path().join(name), top, "");
+    }
+    let allocating = tmp.path().join("allocating");
+    debug_recorder(
+        &plugins,
+        "allocating",
+        &allocating,
+        "",
+        "zero_sized = \"allocate\"",
+    );
+    let mut host = PluginHost::new(Some(cache_dir())).unwrap();
+    let errors = host.load_dir(&plugins).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let events = events_with_every_field();
+    // Twice over: the second round's empty values find the alignments already known.
+    for e in events.iter().chain(&events) {
+        host.emit(e);
+    }
+    host.shutdown();
+    let read = |dir: &Path, file: &str| {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
+    };
+    let golden_dir = root().join("tests/cli/records");
+    for (name, _) in shapes {
+        let golden = golden_dir.join(format!("{name}.txt"));
+        let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+        let received = read(&tmp.path().join(name), "events.txt");
+        assert_eq!(received.lines().count(), 2 * events.len(), "{received}");
+        crate::util::assert_golden(&golden, &expected, &received, name);
+        let asked: usize = read(&tmp.path().join(name), "zero-sized.txt")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            asked, 3,
+            "{name}: zero-sized allocations asked: one per alignment (1, 4, 8)"
+        );
+    }
+    assert_eq!(
+        read(&allocating, "events.txt"),
+        read(&tmp.path().join("full"), "events.txt"),
+        "the same records whatever the allocator"
+    );
+    let asked: usize = read(&allocating, "zero-sized.txt").parse().unwrap();
+    // Each record's empty `json`, and the bare success's outputs, attempts and inputs.
+    assert_eq!(
+        asked,
+        2 * (events.len() + 4),
+        "one per empty string and list"
     );
 }

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::lowering::{List, Text};
+
 use crate::model::{
     Alert, AlertStatus, AttemptSummary, ErrorCategory, ErrorDetails, ExecutionEvent,
     ExecutionResult, LifecycleKind, MeasurementSource, ResourceUsage, Severity,
@@ -89,51 +91,186 @@ macro_rules! event_records {
             })
         }
 
-        /// An event as a plugin that takes the JSON receives it: the fields of the `Bare`
-        /// record `bare` and `json`, the host's serialisation of the event, both borrowed.
-        /// The same record as `wit::Event` field for field (the component's type is
-        /// checked against it at each call), lowered without copying either first.
+        /// An event's record as it is lowered into a plugin: the fields of a record of
+        /// [`shared`], borrowed, and `json` beside them (the delivery's JSON for a plugin
+        /// that takes it, else the record's own, empty). The same record as `wit::Event`
+        /// field for field (the component's type is checked against it at each call),
+        /// lowered without copying anything first, its empty strings and lists without a
+        /// call into the plugin's allocator once it has shown it needs none
+        /// (`lowering`).
         #[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
         #[component(record)]
-        pub struct EventWithJson<'a> {
+        pub struct EventView<'a> {
             pub(crate) kind: wit::LifecycleKind,
             pub(crate) timestamp: wit::Datetime,
             #[component(name = "execution-id")]
-            pub(crate) execution_id: &'a str,
+            pub(crate) execution_id: Text<'a>,
             #[component(name = "script-id")]
-            pub(crate) script_id: &'a str,
-            pub(crate) specialist: Option<&'a str>,
+            pub(crate) script_id: Text<'a>,
+            pub(crate) specialist: Option<Text<'a>>,
             #[component(name = "session-id")]
-            pub(crate) session_id: Option<&'a str>,
+            pub(crate) session_id: Option<Text<'a>>,
             #[component(name = "correlation-id")]
-            pub(crate) correlation_id: Option<&'a str>,
-            pub(crate) user: Option<&'a str>,
+            pub(crate) correlation_id: Option<Text<'a>>,
+            pub(crate) user: Option<Text<'a>>,
             pub(crate) attempt: u32,
             pub(crate) pid: Option<u32>,
-            pub(crate) error: Option<&'a wit::ErrorDetails>,
+            pub(crate) error: Option<ErrorView<'a>>,
             #[component(name = "retry-delay-ms")]
             pub(crate) retry_delay_ms: Option<u64>,
-            pub(crate) result: Option<&'a wit::ExecutionResult>,
-            pub(crate) json: &'a str,
+            pub(crate) result: Option<ResultView<'a>>,
+            pub(crate) json: Text<'a>,
         }
 
-        /// `bare` (the `Bare` or `Figures` record of [`shared`]) with `json` beside it.
-        pub fn with_json<'a>(bare: &'a wit::Event, json: &'a str) -> EventWithJson<'a> {
-            EventWithJson {
-                kind: bare.kind,
-                timestamp: bare.timestamp,
-                execution_id: &bare.execution_id,
-                script_id: &bare.script_id,
-                specialist: bare.specialist.as_deref(),
-                session_id: bare.session_id.as_deref(),
-                correlation_id: bare.correlation_id.as_deref(),
-                user: bare.user.as_deref(),
-                attempt: bare.attempt,
-                pid: bare.pid,
-                error: bare.error.as_ref(),
-                retry_delay_ms: bare.retry_delay_ms,
-                result: bare.result.as_ref(),
-                json,
+        /// `wit::ExecutionResult`, borrowed (see [`EventView`]).
+        #[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+        #[component(record)]
+        pub struct ResultView<'a> {
+            #[component(name = "execution-id")]
+            pub(crate) execution_id: Text<'a>,
+            #[component(name = "script-id")]
+            pub(crate) script_id: Text<'a>,
+            pub(crate) specialist: Option<Text<'a>>,
+            pub(crate) success: bool,
+            #[component(name = "exit-code")]
+            pub(crate) exit_code: Option<i32>,
+            pub(crate) signal: Option<Text<'a>>,
+            pub(crate) stdout: Text<'a>,
+            pub(crate) stderr: Text<'a>,
+            #[component(name = "stdout-truncated")]
+            pub(crate) stdout_truncated: bool,
+            #[component(name = "stderr-truncated")]
+            pub(crate) stderr_truncated: bool,
+            #[component(name = "started-at")]
+            pub(crate) started_at: wit::Datetime,
+            #[component(name = "finished-at")]
+            pub(crate) finished_at: wit::Datetime,
+            pub(crate) attempts: List<'a, wit::AttemptSummary>,
+            pub(crate) retries: u32,
+            pub(crate) inputs: List<'a, (String, String)>,
+            #[component(name = "session-id")]
+            pub(crate) session_id: Option<Text<'a>>,
+            #[component(name = "correlation-id")]
+            pub(crate) correlation_id: Option<Text<'a>>,
+            pub(crate) user: Option<Text<'a>>,
+            #[component(name = "error-details")]
+            pub(crate) error_details: Option<ErrorView<'a>>,
+            #[component(name = "resource-usage")]
+            pub(crate) resource_usage: &'a wit::ResourceUsage,
+        }
+
+        /// `wit::ErrorDetails`, borrowed (see [`EventView`]).
+        #[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+        #[component(record)]
+        pub struct ErrorView<'a> {
+            pub(crate) category: wit::ErrorCategory,
+            pub(crate) message: Text<'a>,
+            pub(crate) context: ContextView<'a>,
+            pub(crate) suggestions: List<'a, String>,
+            #[component(name = "stack-trace")]
+            pub(crate) stack_trace: Option<Text<'a>>,
+        }
+
+        /// `wit::ExecutionContext`, borrowed (see [`EventView`]).
+        #[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+        #[component(record)]
+        pub struct ContextView<'a> {
+            #[component(name = "script-id")]
+            pub(crate) script_id: Text<'a>,
+            #[component(name = "script-path")]
+            pub(crate) script_path: Text<'a>,
+            pub(crate) specialist: Option<Text<'a>>,
+            #[component(name = "exit-code")]
+            pub(crate) exit_code: Option<i32>,
+            pub(crate) signal: Option<Text<'a>>,
+            pub(crate) attempt: u32,
+            pub(crate) extra: List<'a, (String, String)>,
+        }
+
+        fn text(s: &Option<String>) -> Option<Text<'_>> {
+            s.as_deref().map(Text)
+        }
+
+        fn error_view(e: &wit::ErrorDetails) -> ErrorView<'_> {
+            let c = &e.context;
+            ErrorView {
+                category: e.category,
+                message: Text(&e.message),
+                context: ContextView {
+                    script_id: Text(&c.script_id),
+                    script_path: Text(&c.script_path),
+                    specialist: text(&c.specialist),
+                    exit_code: c.exit_code,
+                    signal: text(&c.signal),
+                    attempt: c.attempt,
+                    extra: List(&c.extra),
+                },
+                suggestions: List(&e.suggestions),
+                stack_trace: text(&e.stack_trace),
+            }
+        }
+
+        fn result_view(r: &wit::ExecutionResult) -> ResultView<'_> {
+            ResultView {
+                execution_id: Text(&r.execution_id),
+                script_id: Text(&r.script_id),
+                specialist: text(&r.specialist),
+                success: r.success,
+                exit_code: r.exit_code,
+                signal: text(&r.signal),
+                stdout: Text(&r.stdout),
+                stderr: Text(&r.stderr),
+                stdout_truncated: r.stdout_truncated,
+                stderr_truncated: r.stderr_truncated,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                attempts: List(&r.attempts),
+                retries: r.retries,
+                inputs: List(&r.inputs),
+                session_id: text(&r.session_id),
+                correlation_id: text(&r.correlation_id),
+                user: text(&r.user),
+                error_details: r.error_details.as_ref().map(error_view),
+                resource_usage: &r.resource_usage,
+            }
+        }
+
+        /// A record of [`shared`] as a plugin receives it: with `json` (the delivery's,
+        /// for a plugin that takes it) in place of its own, empty, `json`. Lowered as its
+        /// [`EventView`], built where it is lowered.
+        #[derive(Clone, Copy, Debug)]
+        pub struct EventRef<'a> {
+            pub(crate) record: &'a wit::Event,
+            pub(crate) json: Option<&'a str>,
+        }
+
+        impl EventRef<'_> {
+            /// The record as it is lowered.
+            pub(crate) fn view(&self) -> EventView<'_> {
+                view(self.record, self.json)
+            }
+        }
+
+        crate::plugin::runtime::lowering::lowered_as_view!(EventRef => EventView);
+
+        /// `record` (one of [`shared`]) as it is lowered, with `json` in place of its own
+        /// (empty) `json` when given.
+        pub fn view<'a>(record: &'a wit::Event, json: Option<&'a str>) -> EventView<'a> {
+            EventView {
+                kind: record.kind,
+                timestamp: record.timestamp,
+                execution_id: Text(&record.execution_id),
+                script_id: Text(&record.script_id),
+                specialist: text(&record.specialist),
+                session_id: text(&record.session_id),
+                correlation_id: text(&record.correlation_id),
+                user: text(&record.user),
+                attempt: record.attempt,
+                pid: record.pid,
+                error: record.error.as_ref().map(error_view),
+                retry_delay_ms: record.retry_delay_ms,
+                result: record.result.as_ref().map(result_view),
+                json: Text(json.unwrap_or(&record.json)),
             }
         }
 
@@ -524,10 +661,10 @@ mod tests {
         let json = serde_json::to_string(&e).unwrap();
         let records = SharedRecords::default();
         let bare = v0_3::shared(&records, &e, Shape::WithJson);
-        let with_json = v0_3::with_json(bare, &json);
+        let with_json = v0_3::view(bare, Some(&json));
         let record = with_json.result.unwrap();
-        assert_eq!((record.stdout.as_str(), record.stderr.as_str()), ("", ""));
-        assert!(with_json.json.contains("\"stdout\":\"out\""));
+        assert_eq!((record.stdout.0, record.stderr.0), ("", ""));
+        assert!(with_json.json.0.contains("\"stdout\":\"out\""));
         let plain = event(&e, true).result.unwrap();
         assert_eq!(
             (plain.stdout.as_str(), plain.stderr.as_str()),
@@ -562,20 +699,31 @@ mod tests {
         let older = v0_2::shared(&records, &e, Shape::Bare);
         assert_eq!(older.execution_id, bare.execution_id);
         // Every field beside the JSON is the record's own, borrowed.
-        let crossing = v0_3::with_json(bare, &json);
-        assert!(std::ptr::eq(crossing.json, json.as_str()));
+        let crossing = v0_3::view(bare, Some(&json));
+        assert!(std::ptr::eq(crossing.json.0, json.as_str()));
         assert!(std::ptr::eq(
-            crossing.execution_id,
+            crossing.execution_id.0,
             bare.execution_id.as_str()
         ));
-        assert!(std::ptr::eq(
-            crossing.result.unwrap(),
-            bare.result.as_ref().unwrap()
-        ));
+        let (result, view) = (
+            bare.result.as_ref().unwrap(),
+            crossing.result.as_ref().unwrap(),
+        );
+        assert!(std::ptr::eq(view.resource_usage, &result.resource_usage));
+        assert!(std::ptr::eq(view.attempts.0, result.attempts.as_slice()));
         assert_eq!(
-            (crossing.specialist, crossing.user, crossing.attempt),
+            (
+                crossing.specialist.map(|t| t.0),
+                crossing.user.map(|t| t.0),
+                crossing.attempt
+            ),
             (Some("ops"), Some("ann"), bare.attempt)
         );
+        // Without the JSON, the record's own (empty) `json`.
+        assert!(std::ptr::eq(
+            v0_3::view(bare, None).json.0,
+            bare.json.as_str()
+        ));
     }
 
     /// `event_record = "figures"`: what a counting plugin reads (the SDK's `finished`:

@@ -47,6 +47,9 @@ pub struct PluginState {
     log_budget: u32,
     log_window: std::time::Instant,
     logs_suppressed: u64,
+    /// What the plugin's allocator answers zero-sized requests, as far as seen: empty
+    /// strings and lists of events go in without asking it once it is known.
+    zero_sized: super::lowering::ZeroSized,
 }
 
 impl WasiView for PluginState {
@@ -486,6 +489,7 @@ impl Instance {
             log_budget: LOG_CALLS_PER_SECOND,
             log_window: std::time::Instant::now(),
             logs_suppressed: 0,
+            zero_sized: Default::default(),
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
@@ -632,31 +636,28 @@ impl Instance {
         shape: convert::Shape,
     ) -> Result<Vec<Alert>, CallError> {
         // Each event's record of the plugin's version, converted once for every plugin
-        // receiving it, is lowered into this instance's memory from where it is shared.
-        // (The export is typed per call for references to the shared records: once a
-        // batch, not once an event.)
-        // A plugin that takes the JSON gets the shared record with the delivery's JSON
-        // beside it (`EventWithJson`, the same WIT record), neither copied for it.
+        // receiving it, is lowered into this instance's memory from where it is shared,
+        // borrowed (`EventRef`), with the delivery's JSON beside it for a plugin that
+        // takes it. (The export is typed per call for references to the shared records:
+        // once a batch, not once an event.)
         macro_rules! call {
             ($v:ident, $exports:expr, $store:expr, $returns:ty) => {{
                 let handle_batch = $exports.func_handle_batch();
-                let func = handle_batch.func();
-                if shape.with_json() {
-                    let records: Vec<convert::$v::EventWithJson<'_>> = batch
-                        .iter()
-                        .map(|d| {
-                            let bare = convert::$v::shared(&d.records, &d.event, shape);
-                            convert::$v::with_json(bare, d.json())
-                        })
-                        .collect();
-                    call_batch::<_, $returns>(*func, &mut *$store, &records)
-                } else {
-                    let records: Vec<&$v::types::Event> = batch
-                        .iter()
-                        .map(|d| convert::$v::shared(&d.records, &d.event, shape))
-                        .collect();
-                    call_batch::<_, $returns>(*func, &mut *$store, &records)
-                }
+                let func = *handle_batch.func();
+                let records: Vec<convert::$v::EventRef<'_>> = batch
+                    .iter()
+                    .map(|d| convert::$v::EventRef {
+                        record: convert::$v::shared(&d.records, &d.event, shape),
+                        json: shape.with_json().then(|| d.json()),
+                    })
+                    .collect();
+                let store: &mut Store<PluginState> = $store;
+                let mut answers = store.data().zero_sized;
+                let returned = super::lowering::with_answers(&mut answers, || {
+                    call_batch::<_, $returns>(func, &mut *store, &records)
+                });
+                store.data_mut().zero_sized = answers;
+                returned
             }};
         }
         self.call(|store, exports| match exports {

@@ -8,6 +8,7 @@ pub(in crate::plugin) mod convert;
 pub mod engine;
 pub(in crate::plugin) mod instance;
 mod limiter;
+mod lowering;
 pub mod native;
 mod stderr;
 
