@@ -995,6 +995,37 @@ fn a_one_shot_run_starts_its_script_while_its_plugins_load() {
     );
 }
 
+/// A one-shot run starts loading its plugins before it reads the registry; with a bad
+/// registry, the registry's error is all it reports (the load is waited for and dropped:
+/// no notice of a plugin that failed, no event to one that loaded), as when the plugins
+/// were loaded after it.
+#[test]
+fn a_bad_registry_is_all_a_run_reports_while_its_plugins_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let out = tmp.path().join("out");
+    recorder(&plugins, &out);
+    fixture_sink(&plugins, "refuses", "reject-config", "", "", None);
+    let registry = tmp.path().join("registry.json");
+    std::fs::write(&registry, r#"{"scripts": [{"id": "hello"}]}"#).unwrap();
+    let run = bin()
+        .args(["run", "hello", "--plugins"])
+        .arg(&plugins)
+        .arg("--registry")
+        .arg(&registry)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("scripts[0].path: missing"), "{stderr}");
+    assert!(
+        !stderr.contains("refuses") && !stderr.contains("plugin"),
+        "only the registry's error: {stderr}"
+    );
+    let recorded = std::fs::read_to_string(out.join("events.txt")).unwrap_or_default();
+    assert_eq!(recorded, "", "no execution, no event");
+}
+
 /// A sink named `name` in `record-debug` mode, writing each record it receives, whole,
 /// into `out`, with `top` (top-level manifest keys) and `config` (more `[config]` keys).
 fn debug_recorder(plugins: &Path, name: &str, out: &Path, top: &str, config: &str) {

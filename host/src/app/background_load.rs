@@ -145,6 +145,20 @@ impl BackgroundLoad {
     }
 }
 
+impl BackgroundLoad {
+    /// Waits for the load and drops what it gave without reporting anything: for a host
+    /// that failed to start after its load began (its error is what the user hears).
+    pub(super) fn abandon(&self) {
+        let mut pending = self.pending.lock().unwrap();
+        if let Some(Load::Thread(thread)) = pending.load.take() {
+            // A panic on the loading thread, too, is dropped with the rest.
+            let _ = thread.join();
+        }
+        pending.events.clear();
+        let _ = self.done.set(None);
+    }
+}
+
 impl EventSink for BackgroundLoad {
     fn emit(&self, event: &ExecutionEvent) {
         if let Some(done) = self.done.get() {

@@ -285,7 +285,6 @@ impl MonitoredHost {
         sinks: Vec<Arc<dyn EventSink>>,
         notices: Notices,
     ) -> Result<MonitoredHost, HostError> {
-        let registry = Registry::load(&config.registry)?;
         let monitor = Arc::new(Monitor::new(config.monitor));
         // The feed and the dashboards hear of every alert change, numbered with the events.
         let on_loaded = {
@@ -295,7 +294,29 @@ impl MonitoredHost {
                 p.add_alert_callback(Arc::new(move |alerts| feed.alerts_changed(alerts)));
             }
         };
-        let plugins = start_plugins(&config, &notices, Box::new(on_loaded))?;
+        // A one-shot host starts loading its plugins before it reads the registry: the
+        // load, not the script, sets a one-shot run's pace. The errors keep their order
+        // (the registry's before the plugins directory's), and a load begun for a host
+        // that then fails is waited for and dropped, telling nobody.
+        let (registry, plugins) = if config.one_shot {
+            let plugins = start_plugins(&config, &notices, Box::new(on_loaded));
+            match (Registry::load(&config.registry), plugins) {
+                (Ok(registry), Ok(plugins)) => (registry, plugins),
+                (Err(e), plugins) => {
+                    if let Ok(plugins) = plugins {
+                        plugins.abandon();
+                    }
+                    return Err(e.into());
+                }
+                (Ok(_), Err(e)) => return Err(e),
+            }
+        } else {
+            let registry = Registry::load(&config.registry)?;
+            (
+                registry,
+                start_plugins(&config, &notices, Box::new(on_loaded))?,
+            )
+        };
         // A long-running host watches the scripts that have expectations; their alerts
         // go through the plugins' alert book (and nowhere without plugins).
         let script_watch = (!config.one_shot).then(|| {
@@ -487,6 +508,14 @@ impl HostPlugins {
         match self {
             HostPlugins::Loaded { host, .. } => host.clone().map(|h| h as Arc<dyn EventSink>),
             HostPlugins::Loading(load) => Some(load.clone()),
+        }
+    }
+
+    /// Waits for a load under way and drops the set, telling nobody (for a host that
+    /// failed to start after its load began).
+    fn abandon(self) {
+        if let HostPlugins::Loading(load) = self {
+            load.abandon();
         }
     }
 
