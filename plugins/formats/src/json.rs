@@ -10,26 +10,28 @@ use std::fmt::Write as _;
 /// ... or `\u00XX`; everything else as it is (JSON text is UTF-8).
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
+    // Every character escaped is ASCII, and no byte of a multi-byte UTF-8 character is:
+    // the text is scanned byte by byte, and cut only next to an ASCII byte.
     let mut plain_from = 0;
-    for (i, c) in s.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            c if c < ' ' => "",
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b if b < b' ' => "",
             _ => continue,
         };
         out.push_str(&s[plain_from..i]);
         if escape.is_empty() {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+            let _ = write!(out, "\\u{:04x}", b);
         } else {
             out.push_str(escape);
         }
-        plain_from = i + c.len_utf8();
+        plain_from = i + 1;
     }
     out.push_str(&s[plain_from..]);
     out.push('"');
@@ -155,6 +157,29 @@ mod tests {
         );
         // DEL and C1 controls are legal JSON as they are.
         assert_eq!(string("\u{7f}\u{9b}"), "\"\u{7f}\u{9b}\"");
+    }
+
+    /// Every character next to every other kind (ASCII, escaped, two to four bytes of
+    /// UTF-8), at every position of a word: what serde_json reads back is the string, and
+    /// what is escaped is escaped as serde_json does it but for the controls it writes
+    /// in upper-case hex (`\u001B` here is `\u001b`, both JSON).
+    #[test]
+    fn every_character_reads_back_from_any_position() {
+        let samples = [
+            'a', '"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\u{0}', '\u{1f}', ' ', '\u{7f}',
+            'é', '\u{9b}', '✓', '\u{fffd}', '😀',
+        ];
+        for &c in &samples {
+            for &d in &samples {
+                for word in [format!("{c}"), format!("{c}{d}"), format!("x{c}y{d}z")] {
+                    let written = string(&word);
+                    let back: String = serde_json::from_str(&written).unwrap();
+                    assert_eq!(back, word, "{written}");
+                    let theirs = serde_json::to_string(&word).unwrap();
+                    assert_eq!(written.to_lowercase(), theirs.to_lowercase(), "{word:?}");
+                }
+            }
+        }
     }
 
     #[test]
