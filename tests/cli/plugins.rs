@@ -77,6 +77,19 @@ fn fixture_sink(
     limits: &str,
     out: Option<&Path>,
 ) {
+    fixture_sink_with(plugins, name, "", mode, config, limits, out);
+}
+
+/// [`fixture_sink`] with `top` (top-level manifest keys: `event_record = ...`) added.
+fn fixture_sink_with(
+    plugins: &Path,
+    name: &str,
+    top: &str,
+    mode: &str,
+    config: &str,
+    limits: &str,
+    out: Option<&Path>,
+) {
     let caps = match out {
         Some(o) => {
             std::fs::create_dir_all(o).unwrap();
@@ -92,7 +105,7 @@ fn fixture_sink(
         name,
         "fixture_sink.wasm",
         &format!(
-            "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"COMPONENT\"\n\
+            "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"COMPONENT\"\n{top}\n\
              [config]\nmode = \"{mode}\"\n{config}\n{caps}[limits]\n{limits}\n"
         ),
     );
@@ -762,27 +775,10 @@ fn a_trap_writes_a_core_dump_when_asked() {
     );
 }
 
-/// A fixture sink named `name` granted `out`, with `top` (top-level manifest keys) and
-/// `config` (its `[config]` table's lines: `mode = ...` and more).
-fn fixture_recorder(plugins: &Path, name: &str, out: &Path, top: &str, config: &str) {
-    std::fs::create_dir_all(out).unwrap();
-    write_plugin(
-        plugins,
-        name,
-        "fixture_sink.wasm",
-        &format!(
-            "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"sink\"\ncomponent = \"COMPONENT\"\n{top}\n\
-             [config]\n{config}\n\
-             [capabilities]\ndirs = [{{ host = \"{}\", guest = \"/out\", mode = \"rw\" }}]\n",
-            out.display()
-        ),
-    );
-}
-
 /// A recorder named `name` writing `<execution_id> <kind> <stdout bytes>` lines into
 /// `out`, with `top` (top-level manifest keys) added.
 fn output_recorder(plugins: &Path, name: &str, out: &Path, top: &str) {
-    fixture_recorder(plugins, name, out, top, "mode = \"record-output\"");
+    fixture_sink_with(plugins, name, top, "record-output", "", "", Some(out));
 }
 
 /// `event_output = false`: the record carries no stdout (a counting plugin is not handed
@@ -1029,8 +1025,7 @@ fn a_bad_registry_is_all_a_run_reports_while_its_plugins_load() {
 /// A sink named `name` in `record-debug` mode, writing each record it receives, whole,
 /// into `out`, with `top` (top-level manifest keys) and `config` (more `[config]` keys).
 fn debug_recorder(plugins: &Path, name: &str, out: &Path, top: &str, config: &str) {
-    let config = format!("mode = \"record-debug\"\n{config}");
-    fixture_recorder(plugins, name, out, top, &config);
+    fixture_sink_with(plugins, name, top, "record-debug", config, "", Some(out));
 }
 
 /// Six events with every field the model has: each kind, options set and not, strings and

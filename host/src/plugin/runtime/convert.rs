@@ -244,19 +244,11 @@ macro_rules! event_records {
             pub(crate) json: Option<&'a str>,
         }
 
-        impl EventRef<'_> {
+        impl<'a> EventRef<'a> {
             /// The record as it is lowered.
-            pub(crate) fn view(&self) -> EventView<'_> {
-                view(self.record, self.json)
-            }
-        }
-
-        crate::plugin::runtime::lowering::lowered_as_view!(EventRef => EventView);
-
-        /// `record` (one of [`shared`]) as it is lowered, with `json` in place of its own
-        /// (empty) `json` when given.
-        pub fn view<'a>(record: &'a wit::Event, json: Option<&'a str>) -> EventView<'a> {
-            EventView {
+            pub(crate) fn view(&self) -> EventView<'a> {
+                let record = self.record;
+                EventView {
                 kind: record.kind,
                 timestamp: record.timestamp,
                 execution_id: Text(&record.execution_id),
@@ -270,9 +262,12 @@ macro_rules! event_records {
                 error: record.error.as_ref().map(error_view),
                 retry_delay_ms: record.retry_delay_ms,
                 result: record.result.as_ref().map(result_view),
-                json: Text(json.unwrap_or(&record.json)),
+                    json: Text(self.json.unwrap_or(&record.json)),
+                }
             }
         }
+
+        crate::plugin::runtime::lowering::lowered_as_view!(EventRef => EventView);
 
         pub fn datetime(t: &DateTime<Utc>) -> wit::Datetime {
             wit::Datetime {
@@ -661,7 +656,11 @@ mod tests {
         let json = serde_json::to_string(&e).unwrap();
         let records = SharedRecords::default();
         let bare = v0_3::shared(&records, &e, Shape::WithJson);
-        let with_json = v0_3::view(bare, Some(&json));
+        let with_json = v0_3::EventRef {
+            record: bare,
+            json: Some(&json),
+        }
+        .view();
         let record = with_json.result.unwrap();
         assert_eq!((record.stdout.0, record.stderr.0), ("", ""));
         assert!(with_json.json.0.contains("\"stdout\":\"out\""));
@@ -699,7 +698,11 @@ mod tests {
         let older = v0_2::shared(&records, &e, Shape::Bare);
         assert_eq!(older.execution_id, bare.execution_id);
         // Every field beside the JSON is the record's own, borrowed.
-        let crossing = v0_3::view(bare, Some(&json));
+        let crossing = v0_3::EventRef {
+            record: bare,
+            json: Some(&json),
+        }
+        .view();
         assert!(std::ptr::eq(crossing.json.0, json.as_str()));
         assert!(std::ptr::eq(
             crossing.execution_id.0,
@@ -721,7 +724,13 @@ mod tests {
         );
         // Without the JSON, the record's own (empty) `json`.
         assert!(std::ptr::eq(
-            v0_3::view(bare, None).json.0,
+            v0_3::EventRef {
+                record: bare,
+                json: None
+            }
+            .view()
+            .json
+            .0,
             bare.json.as_str()
         ));
     }
