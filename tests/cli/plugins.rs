@@ -270,6 +270,37 @@ fn files_outside_the_grants_do_not_exist_for_a_plugin() {
     );
 }
 
+/// A plugin's append to a file is done by the time its `write` returns: the host's append
+/// stream writes on the plugin's own thread (wasmtime-wasi's handed each write to a
+/// thread of its blocking pool and was busy until the plugin waited for it). So
+/// `check-write` right after a write allows a whole write again, where it said 0 before.
+#[test]
+fn a_plugins_append_is_done_when_its_write_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let out = tmp.path().join("out");
+    fixture_sink(
+        &plugins,
+        "probe",
+        "append-probe",
+        "",
+        "batch_max = 1",
+        Some(&out),
+    );
+    run_with_plugins(&plugins, 1);
+    let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert!(!lines.is_empty(), "no batch reached the probe");
+    assert!(
+        lines
+            .iter()
+            .all(|l| *l == "append-probe: check-write 65536 then 65536"),
+        "{report}"
+    );
+    let appended = std::fs::read_to_string(out.join("append-probe.log")).unwrap();
+    assert_eq!(appended, "probe\n".repeat(lines.len()));
+}
+
 #[test]
 fn udp_reaches_only_granted_targets() {
     let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

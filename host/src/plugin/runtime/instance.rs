@@ -25,6 +25,7 @@ use crate::plugin::manifest::{Manifest, PluginKind, WitVersion};
 use crate::plugin::runtime::bindings::{v0_1, v0_2, v0_3, v0_4};
 use crate::plugin::runtime::convert;
 use crate::plugin::runtime::engine::EPOCH_TICK;
+use crate::plugin::runtime::file_append;
 use crate::plugin::runtime::limiter::PluginLimiter;
 use crate::plugin::runtime::stderr::StderrTail;
 
@@ -194,6 +195,7 @@ pub fn linker(
 ) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    file_append::replace_append_via_stream(&mut linker, |s: &mut PluginState| &mut s.table)?;
     v0_1::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     v0_2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     v0_3::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;

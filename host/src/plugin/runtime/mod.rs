@@ -6,6 +6,7 @@ mod bindings;
 mod cache_pruning;
 pub(in crate::plugin) mod convert;
 pub mod engine;
+mod file_append;
 pub(in crate::plugin) mod instance;
 mod limiter;
 mod lowering;

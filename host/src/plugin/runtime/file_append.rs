@@ -1,0 +1,292 @@
+//! A plugin's appends to a file run on the plugin's own thread.
+//!
+//! wasmtime-wasi hands every write of an output stream on a file to a thread of its
+//! blocking pool, and the plugin, whose next step needs the write done, waits for it: two
+//! thread switches per write, each a wake-up across cores. The log sink appends every
+//! batch this way (up to 64 KiB per write), and on this 2-core machine the switches cost
+//! it more than the write itself. A plugin already has a worker thread of its own that
+//! waits on each call (which is why its other file operations run inline, see
+//! `allow_blocking_current_thread`), so `append-via-stream` is replaced by the stream
+//! here, which appends right where the plugin calls it.
+//!
+//! What the plugin sees is the same as before:
+//! * The same descriptor checks: a handle that is not the plugin's traps, a directory is
+//!   `bad-descriptor`, a file the grant opened read-only is `not-permitted`.
+//! * The same stream: each `write` is one `pwritev2(RWF_APPEND)` of up to
+//!   [`WRITE_CAPACITY`] bytes (continued should the kernel take less; a file that does
+//!   not take the flag gets a write with `O_APPEND` set around it, as in wasmtime-wasi),
+//!   so another process appending to the same file never lands inside it; a write
+//!   that fails closes the stream, and says why at the next call (`last-operation-failed`
+//!   with the OS error), as wasmtime-wasi's did.
+//! * Only the timing differs: a write is done when `write` returns, so the stream is
+//!   ready for the next one at once.
+//!
+//! Invariant: only files the plugin opened itself, through the directories its grant
+//! preopens, reach this stream (it takes the descriptor from the plugin's own table,
+//! after wasmtime-wasi's permission check).
+
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime_wasi::filesystem::Descriptor;
+use wasmtime_wasi::p2::bindings::sync::filesystem::types::ErrorCode;
+use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamError, StreamResult};
+
+/// The WASI version whose `wasi:filesystem/types` wasmtime-wasi defines (its WIT's
+/// package version); components built against any 0.2 version link to it. A test fails
+/// should wasmtime-wasi move to another version and this replacement no longer apply.
+const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+
+/// The most one `write` takes (`check-write`), as wasmtime-wasi's file streams: the log
+/// sink counts on a write of this size being one append.
+pub const WRITE_CAPACITY: usize = 64 * 1024;
+
+/// Replaces wasmtime-wasi's `[method]descriptor.append-via-stream` in `linker` (which
+/// must already have WASI) with [`append_via_stream`], over the table `table` returns.
+pub fn replace_append_via_stream<T: 'static>(
+    linker: &mut Linker<T>,
+    table: fn(&mut T) -> &mut ResourceTable,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let defined = linker.instance(FILESYSTEM_TYPES)?.func_wrap(
+        "[method]descriptor.append-via-stream",
+        move |mut store, (fd,): (Resource<Descriptor>,)| {
+            Ok((append_via_stream(table(store.data_mut()), fd)?,))
+        },
+    );
+    linker.allow_shadowing(false);
+    defined
+}
+
+/// `append-via-stream` on the descriptor `fd` of `table`: a stream that appends on the
+/// calling thread. Traps (`Err`) on a handle not in the table, as wasmtime-wasi does.
+pub fn append_via_stream(
+    table: &mut ResourceTable,
+    fd: Resource<Descriptor>,
+) -> wasmtime::Result<Result<Resource<DynOutputStream>, ErrorCode>> {
+    let file = match table.get(&fd)? {
+        Descriptor::File(f) if f.perms.write_not_permitted() => {
+            return Ok(Err(ErrorCode::NotPermitted))
+        }
+        Descriptor::File(f) => Arc::clone(&f.file),
+        Descriptor::Dir(_) => return Ok(Err(ErrorCode::BadDescriptor)),
+    };
+    let stream: DynOutputStream = Box::new(InlineAppend {
+        file,
+        state: State::Open,
+    });
+    Ok(Ok(table.push(stream)?))
+}
+
+enum State {
+    Open,
+    /// The last write failed; the next call says why, and the stream is closed after.
+    Failed(io::Error),
+    Closed,
+}
+
+/// An append stream whose writes are done on the thread that makes them.
+struct InlineAppend {
+    file: Arc<std::fs::File>,
+    state: State,
+}
+
+impl InlineAppend {
+    /// `Ok` while the stream is open; otherwise the pending failure (once) or `Closed`.
+    fn usable(&mut self) -> StreamResult<()> {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Open => {
+                self.state = State::Open;
+                Ok(())
+            }
+            State::Failed(e) => Err(StreamError::LastOperationFailed(e.into())),
+            State::Closed => Err(StreamError::Closed),
+        }
+    }
+}
+
+impl OutputStream for InlineAppend {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.usable()?;
+        if bytes.len() > WRITE_CAPACITY {
+            return Err(StreamError::Trap(wasmtime::Error::msg(format!(
+                "write of {} bytes is more than check-write allowed ({WRITE_CAPACITY})",
+                bytes.len()
+            ))));
+        }
+        if let Err(e) = append_all(&self.file, &bytes) {
+            self.state = State::Failed(e);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        self.usable()
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        self.usable().map(|()| WRITE_CAPACITY)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for InlineAppend {
+    /// Always ready: no write is ever in flight.
+    async fn ready(&mut self) {}
+}
+
+/// Appends all of `bytes` to the end of `file`, each part in one append (the kernel
+/// places each at the end as it writes it, whatever other writers do).
+fn append_all(file: &std::fs::File, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match append(file, bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One append: `pwritev2(RWF_APPEND)`, or, where the file does not support that flag (a
+/// device, an old kernel), a write with `O_APPEND` set for its duration, as wasmtime-wasi
+/// does.
+fn append(file: &std::fs::File, bytes: &[u8]) -> io::Result<usize> {
+    let fd = file.as_raw_fd();
+    let iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: `iov` describes `bytes`, which outlives the call and which the kernel only
+    // reads; `fd` is `file`'s, open while `file` is borrowed. The offset is ignored with
+    // `RWF_APPEND`.
+    let written = unsafe { libc::pwritev2(fd, &iov, 1, 0, libc::RWF_APPEND) };
+    if written >= 0 {
+        return Ok(written as usize);
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) {
+        return Err(e);
+    }
+    // SAFETY: fcntl on a descriptor `file` keeps open, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_APPEND) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let written = (&*file).write(bytes);
+    // SAFETY: as above; restores the flags read before.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use wasmtime_wasi::{FsPerms, OpenMode};
+
+    fn stream_on(path: &std::path::Path, perms: FsPerms) -> (ResourceTable, DynOutputStream) {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .read(true)
+            .open(path)
+            .unwrap();
+        let mut table = ResourceTable::new();
+        let fd = table
+            .push(Descriptor::File(wasmtime_wasi::filesystem::File::new(
+                file,
+                perms,
+                OpenMode::READ | OpenMode::WRITE,
+                true,
+            )))
+            .unwrap();
+        let stream = append_via_stream(&mut table, fd).unwrap().unwrap();
+        let stream = table.delete(stream).unwrap();
+        (table, stream)
+    }
+
+    #[test]
+    fn each_write_is_appended_before_it_returns_and_the_stream_is_ready_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.log");
+        std::fs::write(&path, "first\n").unwrap();
+        let (_table, mut stream) = stream_on(&path, FsPerms::ReadWrite);
+        // Another writer's append in between lands after ours, never inside it.
+        assert_eq!(stream.check_write().unwrap(), WRITE_CAPACITY);
+        stream.write(Bytes::from_static(b"second\n")).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\nsecond\n");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"other\n"))
+            .unwrap();
+        assert_eq!(stream.check_write().unwrap(), WRITE_CAPACITY);
+        let big = vec![b'x'; WRITE_CAPACITY];
+        stream.write(Bytes::from(big)).unwrap();
+        stream.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("first\nsecond\nother\nxxx"),
+            "{:?}",
+            &text[..30]
+        );
+        assert_eq!(text.len(), 19 + WRITE_CAPACITY);
+    }
+
+    #[test]
+    fn a_write_past_the_permit_traps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_table, mut stream) = stream_on(&dir.path().join("f"), FsPerms::ReadWrite);
+        let err = stream
+            .write(Bytes::from(vec![0u8; WRITE_CAPACITY + 1]))
+            .unwrap_err();
+        assert!(matches!(err, StreamError::Trap(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_at_the_next_call_then_the_stream_is_closed() {
+        // /dev/full accepts the open and fails every write with ENOSPC (it takes no
+        // `RWF_APPEND`, so this is also the fallback's path).
+        let (_table, mut stream) = stream_on(std::path::Path::new("/dev/full"), FsPerms::ReadWrite);
+        stream.write(Bytes::from_static(b"line\n")).unwrap();
+        match stream.check_write() {
+            Err(StreamError::LastOperationFailed(e)) => {
+                let io = e.downcast_ref::<io::Error>().expect("an io::Error");
+                assert_eq!(io.raw_os_error(), Some(libc::ENOSPC), "{io}");
+            }
+            other => panic!("expected the write's failure, got {other:?}"),
+        }
+        assert!(matches!(stream.flush(), Err(StreamError::Closed)));
+        assert!(matches!(
+            stream.write(Bytes::from_static(b"x")),
+            Err(StreamError::Closed)
+        ));
+    }
+
+    #[test]
+    fn a_file_opened_read_only_gets_no_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "").unwrap();
+        let mut table = ResourceTable::new();
+        let read_only = table
+            .push(Descriptor::File(wasmtime_wasi::filesystem::File::new(
+                std::fs::File::open(&path).unwrap(),
+                FsPerms::ReadOnly,
+                OpenMode::READ,
+                true,
+            )))
+            .unwrap();
+        assert!(matches!(
+            append_via_stream(&mut table, read_only).unwrap(),
+            Err(ErrorCode::NotPermitted)
+        ));
+    }
+}
