@@ -233,6 +233,53 @@ mod positional {
     }
 }
 
+/// The queued bytes. Written ones leave the front by moving a start, not the bytes after
+/// them: a batch leaves in appends of up to 64 KiB, and moving what follows each one
+/// moved a batch's bytes many times over. The buffer is emptied once all are written,
+/// and compacted once more than half is written (so each byte moves at most once on
+/// average).
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Pending {
+    /// The bytes still to be written.
+    fn queued(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+
+    /// Queues `line` and its newline.
+    fn push_line(&mut self, line: &str) {
+        self.bytes.extend_from_slice(line.as_bytes());
+        self.bytes.push(b'\n');
+    }
+
+    /// Queues `byte` before all the others.
+    fn push_front(&mut self, byte: u8) {
+        if self.start > 0 {
+            self.start -= 1;
+            self.bytes[self.start] = byte;
+        } else {
+            self.bytes.insert(0, byte);
+        }
+    }
+
+    /// Drops the first `n` queued bytes (written, or given up on).
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        debug_assert!(self.start <= self.bytes.len());
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+        } else if self.start > self.bytes.len() / 2 {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
 /// The live file as this writer has it open.
 struct Live {
     file: File,
@@ -259,7 +306,7 @@ pub struct LogWriter {
     tag: String,
     live: Option<Live>,
     /// Lines waiting for the next `flush`, each ending with a newline...
-    pending: Vec<u8>,
+    pending: Pending,
     /// ... as (length, time of the event) in order.
     lines: VecDeque<(usize, DateTime<Utc>)>,
     /// See [`MAX_ATOMIC_WRITE`].
@@ -313,7 +360,7 @@ impl LogWriter {
             policy,
             tag: new_tag(),
             live: None,
-            pending: Vec::new(),
+            pending: Pending::default(),
             lines: VecDeque::new(),
             atomic_write: MAX_ATOMIC_WRITE,
             recheck: RECHECK.min(grace / 10),
@@ -339,8 +386,7 @@ impl LogWriter {
 
     /// Queues one line (without its newline), of an event at `at`, for the next flush.
     pub fn append(&mut self, line: &str, at: DateTime<Utc>) {
-        self.pending.extend_from_slice(line.as_bytes());
-        self.pending.push(b'\n');
+        self.pending.push_line(line);
         self.lines.push_back((line.len() + 1, at));
     }
 
@@ -405,9 +451,9 @@ impl LogWriter {
             if !self.ends_whole(size) {
                 // A writer died (or failed) half way through an append: end its fragment
                 // so that our first line is not glued to it.
-                self.pending.splice(..0, [b'\n']);
+                self.pending.push_front(b'\n');
                 let appended = self.append_chunk(1);
-                self.pending.remove(0);
+                self.pending.consume(1);
                 appended?;
                 self.live.as_mut().expect("checked above").size += 1;
             }
@@ -424,7 +470,7 @@ impl LogWriter {
     }
 
     fn drain(&mut self, count: usize, bytes: usize) {
-        self.pending.drain(..bytes);
+        self.pending.consume(bytes);
         self.lines.drain(..count);
     }
 
@@ -532,7 +578,7 @@ impl LogWriter {
     /// One append of the first `bytes` queued bytes (whole lines, at most one atomic write).
     fn append_chunk(&mut self, bytes: usize) -> io::Result<()> {
         let live = self.live.as_mut().expect("checked before");
-        let chunk = &self.pending[..bytes];
+        let chunk = &self.pending.queued()[..bytes];
         let result = match live.file.write(chunk) {
             Ok(n) if n == bytes => Ok(()),
             Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
@@ -620,7 +666,7 @@ impl LogWriter {
             .join(log_files::partial_name(&rotation, Some(&self.tag)));
         let result = (|| {
             let out = File::create(&tmp).map_err(|e| io_context(e, "cannot create", &tmp))?;
-            positional::write_all_at(&out, &self.pending[..bytes], 0)
+            positional::write_all_at(&out, &self.pending.queued()[..bytes], 0)
                 .and_then(|()| out.sync_data())
                 .map_err(|e| io_context(e, "cannot write", &tmp))?;
             if self.live.as_ref().is_some_and(|l| l.size > 0) {
@@ -676,7 +722,7 @@ impl LogWriter {
     /// Drops the oldest whole lines while more than [`MAX_PENDING`] bytes are queued.
     fn bound_pending(&mut self) {
         let (mut count, mut bytes) = (0, 0);
-        while self.pending.len() - bytes > MAX_PENDING && count < self.lines.len() {
+        while self.pending.queued().len() - bytes > MAX_PENDING && count < self.lines.len() {
             bytes += self.lines[count].0;
             count += 1;
         }
@@ -1207,6 +1253,29 @@ mod tests {
     }
 
     #[test]
+    fn queued_bytes_leave_from_the_front_in_order() {
+        let mut p = Pending::default();
+        for line in ["one", "two", "three", "four"] {
+            p.push_line(line);
+        }
+        p.consume(4);
+        assert_eq!(p.queued(), b"two\nthree\nfour\n");
+        // A newline put back before the rest (a fragment to end) reuses written room...
+        p.push_front(b'\n');
+        assert_eq!(p.queued(), b"\ntwo\nthree\nfour\n");
+        p.consume(1 + 4);
+        assert_eq!((p.start, p.queued()), (8, &b"three\nfour\n"[..]));
+        // ... and once more than half is written, the rest moves to the front.
+        p.consume(6);
+        assert_eq!((p.start, p.queued()), (0, &b"four\n"[..]));
+        p.push_front(b'\n');
+        p.push_line("five");
+        assert_eq!(p.queued(), b"\nfour\nfive\n");
+        p.consume(p.queued().len());
+        assert_eq!((p.start, p.bytes.len()), (0, 0));
+    }
+
+    #[test]
     fn lines_queued_through_failing_writes_are_bounded_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc::now();
@@ -1216,10 +1285,11 @@ mod tests {
             w.append(&line, now);
         }
         w.bound_pending();
-        assert!(w.pending.len() <= MAX_PENDING);
-        assert_eq!(w.lines.len() * 1024, w.pending.len());
+        let queued = w.pending.queued();
+        assert!(queued.len() <= MAX_PENDING);
+        assert_eq!(w.lines.len() * 1024, queued.len());
         assert_eq!(w.dropped_lines, 10);
-        assert!(w.pending.ends_with(b"x\n") && w.pending.starts_with(b"x"));
+        assert!(queued.ends_with(b"x\n") && queued.starts_with(b"x"));
     }
 
     #[test]
