@@ -490,3 +490,58 @@ fn a_first_load_keeps_folder_order_for_names() {
         .collect();
     assert_eq!(loaded, [("a".to_string(), plugins.join("b"))]);
 }
+
+/// Threads of this process named `comm` (as the kernel keeps it, 15 bytes), with their
+/// state letter (`S` sleeping, ...).
+fn threads_named(comm: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if name.trim_end() == comm {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+            found.push(state.unwrap_or("?").to_string());
+        }
+    }
+    found
+}
+
+/// Right before the process exits, a worker delivers and flushes what it holds, then
+/// parks its thread for the exit to take (ending it would give its stack back, a TLB
+/// flush across cores, for nothing); a host shut down to go on has its workers end.
+#[test]
+fn workers_stopped_before_the_exit_flush_and_park_and_others_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, before_exit) in [("exit-parks", true), ("exit-ends", false)] {
+        sink(tmp.path(), name, name);
+        let mut host = granting(&tmp.path().join("plugins"));
+        let folder = tmp.path().join("plugins").join(name);
+        host.load_plugin(&folder).unwrap();
+        for i in 0..5 {
+            host.emit(&event(i));
+        }
+        let comm = &format!("plugin-{name}")[..15.min(7 + name.len())];
+        // The worker has named its thread (and taken the events, without a flush).
+        caught_up(&host);
+        assert_eq!(threads_named(comm).len(), 1, "{name}: its worker runs");
+        if before_exit {
+            host.shutdown_before_exit();
+            // Alive, and asleep once it has parked (it may be on its way there).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while threads_named(comm) != ["S"] && Instant::now() < deadline {
+                assert_eq!(threads_named(comm).len(), 1, "{name}: parked, not ended");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(threads_named(comm), ["S"], "{name}: parked, not ended");
+        } else {
+            host.shutdown();
+            assert!(threads_named(comm).is_empty(), "{name}: ended and joined");
+        }
+        assert_eq!(
+            count(tmp.path(), name),
+            5,
+            "{name}: all delivered and flushed"
+        );
+        std::fs::remove_dir_all(folder).unwrap();
+    }
+}

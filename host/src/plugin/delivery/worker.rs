@@ -50,7 +50,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_WAIT_FOR_RESTART: Duration = Duration::from_secs(2);
 
 impl Worker {
-    pub fn run(self, rx: Receiver<Message>) {
+    /// Serves the queue until told to stop (or it is gone); `true` when the stop said the
+    /// process exits right after (see [`Message::Shutdown`]).
+    pub fn run(self, rx: Receiver<Message>) -> bool {
         /// However the worker ends (a panic too), once its queue is gone, senders waiting
         /// for room are woken to find it gone.
         struct Ending(Arc<Room>, Arc<PluginStats>);
@@ -60,10 +62,10 @@ impl Worker {
             }
         }
         let _ending = Ending(self.room.clone(), self.stats.clone());
-        self.serve(rx);
+        self.serve(rx)
     }
 
-    fn serve(mut self, rx: Receiver<Message>) {
+    fn serve(mut self, rx: Receiver<Message>) -> bool {
         let limits = self.manifest.limits.clone();
         let batch_window = Duration::from_millis(limits.batch_ms);
         let tick_every = matches!(
@@ -151,11 +153,11 @@ impl Worker {
                         // plugin's state is still dropped: its `drop` is its own code.
                         std::mem::forget(self.instance.take());
                     }
-                    return;
+                    return process_exiting;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.finish(&mut batch, &mut ctx, &mut outbox);
-                    return;
+                    return false;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }

@@ -19,7 +19,7 @@ use crate::plugin::runtime::instance::{self, CallError, Prepared};
 use crate::plugin::runtime::native::{NativeCode, NativeLibrary};
 use crate::plugin::runtime::{Live, Runtime};
 use crate::plugin::set::folders::Fingerprint;
-use crate::plugin::set::{LoadedPlugin, PluginHost};
+use crate::plugin::set::{LoadedPlugin, PluginHost, WorkerThread};
 use crate::plugin::PluginError;
 
 /// Runs `f` on a thread of its own when called on a tokio runtime's thread (a library
@@ -133,9 +133,21 @@ impl PluginHost {
             router: self.router.clone(),
             room: room.clone(),
         };
+        let (done, ended) = sync_channel(1);
         let thread = std::thread::Builder::new()
             .name(format!("plugin-{name}"))
-            .spawn(move || worker.run(rx))
+            .spawn(move || {
+                let process_exiting = worker.run(rx);
+                let _ = done.send(());
+                if process_exiting {
+                    // A thread that ends gives its stack back (an munmap, with a TLB
+                    // flush on every core the process runs on); the exit that follows
+                    // takes a parked one with the rest, for nothing.
+                    loop {
+                        std::thread::park();
+                    }
+                }
+            })
             .map_err(|e| PluginError::Start {
                 name: name.to_string(),
                 message: e.to_string(),
@@ -164,7 +176,10 @@ impl PluginHost {
             manifest,
             mailbox,
             stats,
-            thread: Mutex::new(Some(thread)),
+            thread: Mutex::new(Some(WorkerThread {
+                handle: thread,
+                ended,
+            })),
             load,
             load_time,
             wit,

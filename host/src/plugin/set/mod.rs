@@ -139,6 +139,14 @@ pub struct ThresholdChange {
     pub change: String,
 }
 
+/// A plugin's worker thread.
+struct WorkerThread {
+    handle: std::thread::JoinHandle<()>,
+    /// Says the worker has ended (or, closed, that it panicked). A worker stopped before
+    /// the process exits is left parked rather than joined (see `load`).
+    ended: std::sync::mpsc::Receiver<()>,
+}
+
 /// A plugin as the host holds it: its manifest, its worker's mailbox and thread.
 struct LoadedPlugin {
     /// Unique for the life of the host: tells a reloaded plugin from its predecessor.
@@ -149,7 +157,7 @@ struct LoadedPlugin {
     manifest: Arc<Manifest>,
     mailbox: Arc<Mailbox>,
     stats: Arc<PluginStats>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    thread: Mutex<Option<WorkerThread>>,
     load: LoadSource,
     load_time: Duration,
     wit: Option<WitVersion>,
@@ -647,7 +655,11 @@ fn stop_all(plugins: &[Arc<LoadedPlugin>], router: Option<&AlertRouter>, process
         }
         for p in &phase {
             if let Some(t) = p.thread.lock().unwrap().take() {
-                let _ = t.join();
+                if process_exiting {
+                    let _ = t.ended.recv();
+                } else {
+                    let _ = t.handle.join();
+                }
             }
         }
     }
