@@ -527,7 +527,19 @@ fn run_noop_logging_to(
     plugins: Option<&Path>,
     statsd: (&str, u16),
 ) -> (Duration, std::process::Output) {
-    let mut cmd = Command::new(exe());
+    run_binary(&exe(), logs, tmp, args, plugins, statsd)
+}
+
+/// [`run_noop_logging_to`] with the executable at `exe`.
+fn run_binary(
+    exe: &Path,
+    logs: &Path,
+    tmp: &Path,
+    args: &[&str],
+    plugins: Option<&Path>,
+    statsd: (&str, u16),
+) -> (Duration, std::process::Output) {
+    let mut cmd = Command::new(exe);
     cmd.args(["run", "noop", "--registry"])
         .arg(root().join("examples/registry/registry.json"))
         .args(args)
@@ -580,6 +592,25 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
         bare.push(sh());
     }
     let (full, none, bare) = (median(full), median(none), median(bare));
+    // The same executable freshly copied, as an install leaves it. Its start faults in a
+    // few MiB of its 22 MiB of code: a freshly written file sits in the page cache in
+    // large folios, while one whose pages the kernel reclaimed and read back page by page
+    // (this machine kind pages cold memory out on its own) takes many more steps a fault.
+    let copy = tmp.join("metaclaude-copy");
+    std::fs::copy(exe(), &copy).unwrap();
+    let run_copy = |plugins: Option<&Path>| {
+        let logs = tmp.join("run-logs");
+        run_binary(&copy, &logs, tmp, &[], plugins, ("127.0.0.1", drain.port)).0
+    };
+    for _ in 0..5 {
+        run_copy(Some(set));
+    }
+    let (mut built, mut copied) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        built.push(run(Some(set)));
+        copied.push(run_copy(Some(set)));
+    }
+    let (built, copied) = (median(built), median(copied));
     println!("`metaclaude run noop` as a whole process ({runs} interleaved runs each, medians):");
     println!("  sh noop.sh                       {:>8.2} ms", ms(bare));
     println!("  metaclaude run --no-plugins      {:>8.2} ms", ms(none));
@@ -590,6 +621,11 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
     println!(
         "  plugins add                      {:>8.2} ms",
         ms(full.saturating_sub(none))
+    );
+    println!(
+        "  ... the executable freshly copied {:>7.2} ms   ({:.2} ms beside it as built)",
+        ms(copied),
+        ms(built)
     );
     // A month of a busy host's log: rotated every 3 hours, 240 files, which a log sink's
     // tidy lists (it skips the tidy when another tidied less than half a grace ago).
