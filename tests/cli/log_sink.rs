@@ -71,6 +71,18 @@ fn log_sink(plugins: &Path, logs: &Path, config: &str) -> Arc<PluginHost> {
     Arc::new(host)
 }
 
+/// The names of the files in the log directory, sorted (the tidy marker left out).
+fn file_names(logs: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != TIDIED_FILE)
+        .collect();
+    names.sort();
+    names
+}
+
 /// Every line of every file in the log directory (rotated `.gz` files decompressed).
 fn all_lines(logs: &Path) -> Vec<(PathBuf, String)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(logs)
@@ -182,13 +194,7 @@ fn daily_rotation_follows_the_events_clock() {
     host.flush();
     host.emit(&finished("B".into(), before + Duration::seconds(3)));
     host.shutdown();
-    let mut names: Vec<String> = std::fs::read_dir(&logs)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != TIDIED_FILE)
-        .collect();
-    names.sort();
+    let names = file_names(&logs);
     assert_eq!(names.len(), 2, "{names:?}");
     assert_eq!(names[1], "executions.jsonl");
     // Named by the event's time (and the writer's tag); compressed only once it has been
@@ -268,5 +274,34 @@ fn a_burst_of_large_outputs_fits_the_sinks_memory_and_none_is_lost() {
         assert_eq!(v["execution_id"], format!("BIG-{i:03}"));
         assert_eq!(v["stdout"].as_str().unwrap().len(), 1_048_576);
         assert_eq!(v["stderr"].as_str().unwrap().len(), 1 << 20);
+    }
+}
+
+/// A line longer than 64 KiB (wasmtime-wasi's largest append) is appended whole to the
+/// live file, as any other: the host's append stream takes 16 MiB a write, and the sink
+/// asks it how much when it opens the log. Before, each batch holding such a line went
+/// into a file of its own and rotated the live file: a new file for every large output.
+#[test]
+fn lines_over_64_kib_are_appended_whole_to_the_live_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
+    let host = log_sink(&plugins, &logs, "");
+    let now = Utc::now();
+    for i in 0..6 {
+        let mut e = finished(format!("LONG-{i}"), now);
+        Arc::make_mut(e.result.as_mut().unwrap()).stdout = "x".repeat(100_000 + i);
+        host.emit(&e);
+        // Each line a batch, and a write, of its own.
+        host.flush();
+    }
+    host.shutdown();
+    let names = file_names(&logs);
+    assert_eq!(names, ["executions.jsonl"], "no file but the live one");
+    let lines = all_lines(&logs);
+    assert_eq!(lines.len(), 6);
+    for (i, (_, line)) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["execution_id"], format!("LONG-{i}"));
+        assert_eq!(v["stdout"].as_str().unwrap().len(), 100_000 + i);
     }
 }

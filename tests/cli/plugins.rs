@@ -273,7 +273,9 @@ fn files_outside_the_grants_do_not_exist_for_a_plugin() {
 /// A plugin's append to a file is done by the time its `write` returns: the host's append
 /// stream writes on the plugin's own thread (wasmtime-wasi's handed each write to a
 /// thread of its blocking pool and was busy until the plugin waited for it). So
-/// `check-write` right after a write allows a whole write again, where it said 0 before.
+/// `check-write` right after a write allows a whole write again, where it said 0 before;
+/// and a whole write is 16 MiB, where it was 64 KiB (the log sink's longest line appended
+/// whole).
 #[test]
 fn a_plugins_append_is_done_when_its_write_returns() {
     let tmp = tempfile::tempdir().unwrap();
@@ -294,7 +296,7 @@ fn a_plugins_append_is_done_when_its_write_returns() {
     assert!(
         lines
             .iter()
-            .all(|l| *l == "append-probe: check-write 65536 then 65536"),
+            .all(|l| *l == "append-probe: check-write 16777216 then 16777216"),
         "{report}"
     );
     let appended = std::fs::read_to_string(out.join("append-probe.log")).unwrap();

@@ -29,12 +29,14 @@
 //! coordinate through the file system alone:
 //!
 //! * **Appends are whole lines, one host `write` each.** The host turns one guest `write`
-//!   into one append (`pwritev2(RWF_APPEND)`), but takes at most [`MAX_ATOMIC_WRITE`] bytes
-//!   per call: a bigger buffer becomes several appends, between which another writer's
-//!   append could land in the middle of a line. So a batch is written in chunks of whole
-//!   lines of at most that size, and lines longer than that are never appended at all:
-//!   they are written whole to a file of their own, which becomes a rotated file right
-//!   after the live file is rotated ([`LogWriter::flush`]).
+//!   into one append (`pwritev2(RWF_APPEND)`), but takes at most so many bytes per call
+//!   (what its `check-write` says: 16 MiB in metaclaude, [`MAX_ATOMIC_WRITE`] in
+//!   wasmtime-wasi; the writer asks when it opens the log): a bigger buffer becomes
+//!   several appends, between which another writer's append could land in the middle of
+//!   a line. So a batch is written in chunks of whole lines of at most that size, and
+//!   lines longer than that are never appended at all: they are written whole to a file
+//!   of their own, which becomes a rotated file right after the live file is rotated
+//!   ([`LogWriter::flush`]).
 //! * **Before appending, the writer checks that its descriptor is still the live file**
 //!   (unless it checked less than [`RECHECK`] ago): the identity (device and inode; inside
 //!   the sandbox, the host's `metadata-hash` of them, which wasi-libc reports as `st_ino`)
@@ -83,10 +85,46 @@ use metaclaude_formats::log_summary::{FileCheck, SummarisedFile, SummaryBuilder}
 /// and counted, so a long outage cannot exhaust the plugin's memory.
 pub const MAX_PENDING: usize = 8 * 1024 * 1024;
 
-/// The most one guest `write` may carry and stay one append on the host: wasmtime-wasi's
-/// file stream accepts 64 KiB per write. Should a host take less, the writer notices
-/// (a short write), warns and uses the smaller size from then on.
+/// The most one guest `write` carries and stays one append on a host that does not say
+/// more: wasmtime-wasi's file stream accepts 64 KiB per write. In the sandbox the writer
+/// asks the host ([`host_append_capacity`]: metaclaude's takes 16 MiB) and uses what it
+/// says, up to [`MAX_APPEND`]. Should a host then take less, the writer notices (a short
+/// write), warns and uses the smaller size from then on.
 pub const MAX_ATOMIC_WRITE: usize = 64 * 1024;
+
+/// The most this writer appends at once, whatever the host takes: a longer line is
+/// written aside (see the module's docs).
+pub const MAX_APPEND: usize = 16 * 1024 * 1024;
+
+/// How many bytes one `write` to the live file `live` (in the directory `dir`) carries
+/// as one append: what the host's `check-write` says on an append stream of it, opened
+/// through the preopened directory that holds `dir`. `None` when that cannot be asked.
+#[cfg(target_os = "wasi")]
+fn host_append_capacity(dir: &Path, live: &Path) -> Option<usize> {
+    use wasip2::filesystem::preopens::get_directories;
+    use wasip2::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let (preopen, at) = get_directories()
+        .into_iter()
+        .filter(|(_, at)| dir.starts_with(at))
+        .max_by_key(|(_, at)| at.len())?;
+    let relative = live.strip_prefix(&at).ok()?.to_str()?;
+    let file = preopen
+        .open_at(
+            PathFlags::empty(),
+            relative,
+            OpenFlags::CREATE,
+            DescriptorFlags::WRITE,
+        )
+        .ok()?;
+    let permit = file.append_via_stream().ok()?.check_write().ok()?;
+    usize::try_from(permit).ok()
+}
+
+/// Natively the writer keeps to [`MAX_ATOMIC_WRITE`] (its tests, the host's benchmark).
+#[cfg(not(target_os = "wasi"))]
+fn host_append_capacity(_dir: &Path, _live: &Path) -> Option<usize> {
+    None
+}
 
 /// How long a rotated file must have been left unchanged before it is compressed or
 /// deleted, and a partial file before it counts as abandoned: far longer than a writer
@@ -370,6 +408,10 @@ impl LogWriter {
             warnings: Vec::new(),
         };
         writer.check_live(now.date_naive())?;
+        let capacity = host_append_capacity(&writer.dir, &writer.live_path);
+        if let Some(capacity) = capacity.filter(|&c| c > 0) {
+            writer.atomic_write = capacity.min(MAX_APPEND);
+        }
         // A month of rotated files takes a listing of hundreds of names through the
         // sandbox: a writer starting right after another tidied (a one-shot `run` after
         // another) leaves it to the next, as a running writer waits half the grace.

@@ -3,23 +3,27 @@
 //! wasmtime-wasi hands every write of an output stream on a file to a thread of its
 //! blocking pool, and the plugin, whose next step needs the write done, waits for it: two
 //! thread switches per write, each a wake-up across cores. The log sink appends every
-//! batch this way (up to 64 KiB per write), and on this 2-core machine the switches cost
+//! batch this way, and on this 2-core machine the switches cost
 //! it more than the write itself. A plugin already has a worker thread of its own that
 //! waits on each call (which is why its other file operations run inline, see
 //! `allow_blocking_current_thread`), so `append-via-stream` is replaced by the stream
 //! here, which appends right where the plugin calls it.
 //!
-//! What the plugin sees is the same as before:
+//! What the plugin sees is what wasmtime-wasi's stream gave it, but for the size of a write:
 //! * The same descriptor checks: a handle that is not the plugin's traps, a directory is
 //!   `bad-descriptor`, a file the grant opened read-only is `not-permitted`.
-//! * The same stream: each `write` is one `pwritev2(RWF_APPEND)` of up to
-//!   [`WRITE_CAPACITY`] bytes (continued should the kernel take less; a file that does
-//!   not take the flag gets a write with `O_APPEND` set around it, as in wasmtime-wasi),
-//!   so another process appending to the same file never lands inside it; a write
-//!   that fails closes the stream, and says why at the next call (`last-operation-failed`
-//!   with the OS error), as wasmtime-wasi's did.
-//! * Only the timing differs: a write is done when `write` returns, so the stream is
-//!   ready for the next one at once.
+//! * The same stream: each `write` is one `pwritev2(RWF_APPEND)` (continued should the
+//!   kernel take less; a file that does not take the flag gets a write with `O_APPEND`
+//!   set around it, as in wasmtime-wasi), so another process appending to the same file
+//!   never lands inside it (a local file system writes an append whole under the file's
+//!   lock); a write that fails closes the stream, and says why at the next call
+//!   (`last-operation-failed` with the OS error), as wasmtime-wasi's did.
+//! * A write may carry up to [`WRITE_CAPACITY`] bytes, which `check-write` says, where
+//!   wasmtime-wasi's took 64 KiB: the log sink asks, and appends a line of up to that size
+//!   whole to the live file. Over 64 KiB it had to write such a line into a file of its
+//!   own, rotating the live file for it: a new file for every batch with a large output.
+//! * A write is done when `write` returns, so the stream is ready for the next one at
+//!   once.
 //!
 //! Invariant: only files the plugin opened itself, through the directories its grant
 //! preopens, reach this stream (it takes the descriptor from the plugin's own table,
@@ -40,9 +44,10 @@ use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamError, St
 /// should wasmtime-wasi move to another version and this replacement no longer apply.
 const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 
-/// The most one `write` takes (`check-write`), as wasmtime-wasi's file streams: the log
-/// sink counts on a write of this size being one append.
-pub const WRITE_CAPACITY: usize = 64 * 1024;
+/// The most one `write` takes (`check-write`): one append. Lines of the log are bounded
+/// by the scripts' outputs (1 MiB per stream by default, up to six times that escaped);
+/// the host copies a write out of the sandbox before appending it.
+pub const WRITE_CAPACITY: usize = 16 * 1024 * 1024;
 
 /// Replaces wasmtime-wasi's `[method]descriptor.append-via-stream` in `linker` (which
 /// must already have WASI) with [`append_via_stream`], over the table `table` returns.
