@@ -516,22 +516,11 @@ fn run_noop(
     plugins: Option<&Path>,
     statsd: (&str, u16),
 ) -> (Duration, std::process::Output) {
-    run_noop_logging_to(&tmp.join("run-logs"), tmp, args, plugins, statsd)
+    run_noop_logging_to(&exe(), &tmp.join("run-logs"), tmp, args, plugins, statsd)
 }
 
-/// [`run_noop`] with its execution log in `logs`.
+/// [`run_noop`] with the executable at `exe` and its execution log in `logs`.
 fn run_noop_logging_to(
-    logs: &Path,
-    tmp: &Path,
-    args: &[&str],
-    plugins: Option<&Path>,
-    statsd: (&str, u16),
-) -> (Duration, std::process::Output) {
-    run_binary(&exe(), logs, tmp, args, plugins, statsd)
-}
-
-/// [`run_noop_logging_to`] with the executable at `exe`.
-fn run_binary(
     exe: &Path,
     logs: &Path,
     tmp: &Path,
@@ -600,7 +589,7 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
     std::fs::copy(exe(), &copy).unwrap();
     let run_copy = |plugins: Option<&Path>| {
         let logs = tmp.join("run-logs");
-        run_binary(&copy, &logs, tmp, &[], plugins, ("127.0.0.1", drain.port)).0
+        run_noop_logging_to(&copy, &logs, tmp, &[], plugins, ("127.0.0.1", drain.port)).0
     };
     for _ in 0..5 {
         run_copy(Some(set));
@@ -639,8 +628,17 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
         let name = log_files::compressed_name(&log_files::rotated_name(at, Some("bench")));
         std::fs::write(month.join(name), &empty_gzip).unwrap();
     }
-    let run_month =
-        || run_noop_logging_to(&month, tmp, &[], Some(set), ("127.0.0.1", drain.port)).0;
+    let run_month = || {
+        run_noop_logging_to(
+            &exe(),
+            &month,
+            tmp,
+            &[],
+            Some(set),
+            ("127.0.0.1", drain.port),
+        )
+        .0
+    };
     let (mut young, mut month_old) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         young.push(run(Some(set)));

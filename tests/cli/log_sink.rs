@@ -279,7 +279,7 @@ fn a_burst_of_large_outputs_fits_the_sinks_memory_and_none_is_lost() {
 
 /// A line longer than 64 KiB (wasmtime-wasi's largest append) is appended whole to the
 /// live file, as any other: the host's append stream takes 16 MiB a write, and the sink
-/// asks it how much when it opens the log. Before, each batch holding such a line went
+/// asks it how much at its first line over 64 KiB. Before, each batch holding such a line went
 /// into a file of its own and rotated the live file: a new file for every large output.
 #[test]
 fn lines_over_64_kib_are_appended_whole_to_the_live_file() {

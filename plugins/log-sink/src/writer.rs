@@ -31,7 +31,7 @@
 //! * **Appends are whole lines, one host `write` each.** The host turns one guest `write`
 //!   into one append (`pwritev2(RWF_APPEND)`), but takes at most so many bytes per call
 //!   (what its `check-write` says: 16 MiB in metaclaude, [`MAX_ATOMIC_WRITE`] in
-//!   wasmtime-wasi; the writer asks when it opens the log): a bigger buffer becomes
+//!   wasmtime-wasi; the writer asks at its first line longer than that): a bigger buffer becomes
 //!   several appends, between which another writer's append could land in the middle of
 //!   a line. So a batch is written in chunks of whole lines of at most that size, and
 //!   lines longer than that are never appended at all: they are written whole to a file
@@ -355,6 +355,9 @@ pub struct LogWriter {
     lines: VecDeque<(usize, DateTime<Utc>)>,
     /// See [`MAX_ATOMIC_WRITE`].
     atomic_write: usize,
+    /// Whether `atomic_write` is settled: the host was asked (at the first line longer
+    /// than the default, the only kind its answer changes anything for), or it took less.
+    atomic_write_known: bool,
     /// See [`RECHECK`].
     recheck: std::time::Duration,
     /// The last stamp this writer gave a rotated name: the next is later.
@@ -407,6 +410,7 @@ impl LogWriter {
             pending: Pending::default(),
             lines: VecDeque::new(),
             atomic_write: MAX_ATOMIC_WRITE,
+            atomic_write_known: false,
             recheck: RECHECK.min(grace / 10),
             last_stamp: None,
             last_maintenance: Instant::now(),
@@ -414,10 +418,6 @@ impl LogWriter {
             warnings: Vec::new(),
         };
         writer.check_live(now.date_naive())?;
-        let capacity = host_append_capacity(&writer.dir, &writer.live_path);
-        if let Some(capacity) = capacity.filter(|&c| c > 0) {
-            writer.atomic_write = capacity.min(MAX_APPEND);
-        }
         // A month of rotated files takes a listing of hundreds of names through the
         // sandbox: a writer starting right after another tidied (a one-shot `run` after
         // another) leaves it to the next, as a running writer waits half the grace.
@@ -473,6 +473,13 @@ impl LogWriter {
         while let Some(&(len, at)) = self.lines.front() {
             let day = at.date_naive();
             let (size, live_day) = self.check_live(day)?;
+            if len > self.atomic_write && !self.atomic_write_known {
+                self.atomic_write_known = true;
+                let capacity = host_append_capacity(&self.dir, &self.live_path);
+                if let Some(capacity) = capacity.filter(|&c| c > 0) {
+                    self.atomic_write = capacity.min(MAX_APPEND);
+                }
+            }
             if len > self.atomic_write {
                 self.write_aside()?;
                 rotated_for_front = false;
@@ -640,6 +647,7 @@ impl LogWriter {
                 // in a second append (another writer's line may land between the two)
                 // and from now on chunks are no bigger than what it took.
                 self.atomic_write = n;
+                self.atomic_write_known = true;
                 self.warnings.push(format!(
                     "the host took {n} of {bytes} bytes in one write to {}: appends are at most {n} bytes from now on",
                     self.live_path.display()

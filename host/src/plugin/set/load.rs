@@ -140,7 +140,7 @@ impl PluginHost {
                 let process_exiting = worker.run(rx);
                 let _ = done.send(());
                 if process_exiting {
-                    // A thread that ends gives its stack back (an munmap, with a TLB
+                    // A thread that ends gives its stack back (an madvise, with a TLB
                     // flush on every core the process runs on); the exit that follows
                     // takes a parked one with the rest, for nothing.
                     loop {
