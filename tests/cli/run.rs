@@ -690,3 +690,52 @@ fn a_run_leaves_no_cgroup_behind() {
         );
     }
 }
+
+/// `metaclaude run x | head -1`: a reader that went away before the summary is printed
+/// ends nothing badly. The run is recorded, nothing panics, and the exit status is still
+/// the script's (0 or 1), for the summary and for `--json`.
+#[test]
+fn a_reader_that_went_away_ends_the_run_quietly_with_the_scripts_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = crate::util::write_registry(
+        tmp.path(),
+        &[
+            ("ok.sh", "#!/bin/sh\necho fine\n"),
+            ("fails.sh", "#!/bin/sh\necho broken >&2\nexit 4\n"),
+        ],
+        r#"{"scripts": [{"id": "ok", "path": "ok.sh"},
+                        {"id": "fails", "path": "fails.sh", "max_retries": 0}]}"#,
+    );
+    let logs = tmp.path().join("logs");
+    for (id, status) in [("ok", 0), ("fails", 1)] {
+        for json in [false, true] {
+            // A pipe whose only reader is closed before the host starts.
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            let mut cmd = bin();
+            cmd.args(["run", id, "--registry"])
+                .arg(&registry)
+                .env("METACLAUDE_LOG_DIR", &logs)
+                .stdout(writer);
+            if json {
+                cmd.arg("--json");
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(status),
+                "{id} json={json}: {stderr}"
+            );
+            assert!(stderr.is_empty(), "{id} json={json}: {stderr}");
+        }
+    }
+    // Every run is in the log.
+    let listed = bin()
+        .args(["logs", "--limit", "10", "--json"])
+        .env("METACLAUDE_LOG_DIR", &logs)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(text.lines().count(), 4, "{text}");
+}

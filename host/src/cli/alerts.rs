@@ -66,7 +66,7 @@ pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                 &answer.alerts,
                 json,
                 &format!("the alert history in {}", log_dir.display()),
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         AlertsCommand::Silence {
@@ -133,13 +133,13 @@ pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
         } => list_silences(&server, &log_dir, all, json),
         AlertsCommand::CheckRules { file } => match InhibitRules::load(&file) {
             Ok(rules) => {
-                println!(
+                outln!(
                     "{}: ok, {} rule(s), {} maintenance window(s); the built-in rule (a critical alert inhibits the warnings of the same labels) is {}",
                     file.display(),
                     rules.rules.len(),
                     rules.windows.len(),
                     if rules.critical_inhibits_warning { "on" } else { "off" }
-                );
+                )?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -153,9 +153,9 @@ pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
             let v: Value =
                 serde_json::from_str(&body).context("the server's answer is not JSON")?;
             if json {
-                println!("{v}");
+                outln!("{v}")?;
             } else {
-                print!("{}", render::thresholds(&v));
+                out!("{}", render::thresholds(&v))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -175,11 +175,11 @@ pub fn alerts(command: AlertsCommand) -> anyhow::Result<ExitCode> {
             let v: Value =
                 serde_json::from_str(&answer).context("the server's answer is not JSON")?;
             for c in v["changed"].as_array().into_iter().flatten() {
-                println!(
+                outln!(
                     "{}: {}",
                     render::terminal_safe(c["plugin"].as_str().unwrap_or("?")),
                     render::terminal_safe(c["change"].as_str().unwrap_or("?"))
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -204,7 +204,7 @@ fn active(server: &ServerArgs, log_dir: &Path, json: bool) -> anyhow::Result<Exi
         let v: Value = serde_json::from_str(&body).context("the server's answer is not JSON")?;
         let alerts: Vec<Alert> = serde_json::from_value(v["active"].clone())
             .context("the server's alerts are not alerts")?;
-        print_alerts(&alerts, json, &format!("server {url}"));
+        print_alerts(&alerts, json, &format!("server {url}"))?;
     } else {
         let answer = history::last_firing(log_dir)?;
         warn_damaged(&answer.damaged);
@@ -212,18 +212,19 @@ fn active(server: &ServerArgs, log_dir: &Path, json: bool) -> anyhow::Result<Exi
             "the alert history in {} (no server answered at {url}: alerts last seen firing)",
             log_dir.display()
         );
-        print_alerts(&answer.alerts, json, &from);
+        print_alerts(&answer.alerts, json, &from)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_alerts(alerts: &[Alert], json: bool, from: &str) {
+fn print_alerts(alerts: &[Alert], json: bool, from: &str) -> anyhow::Result<()> {
     if json {
         for a in alerts {
-            println!("{}", serde_json::to_string(a).expect("alerts serialise"));
+            outln!("{}", serde_json::to_string(a).expect("alerts serialise"))?;
         }
+        Ok(())
     } else {
-        print!("{}", render::alerts(alerts, from));
+        out!("{}", render::alerts(alerts, from))
     }
 }
 
@@ -315,13 +316,13 @@ fn silence(
         },
     };
     if json {
-        println!("{made}");
+        outln!("{made}")?;
     } else {
-        println!(
+        outln!(
             "silence {} made {at}:\n{}",
             render::terminal_safe(made["id"].as_str().unwrap_or("?")),
             silence_line(&made)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -341,10 +342,10 @@ fn unsilence(server: &ServerArgs, log_dir: &Path, id: &str) -> anyhow::Result<Ex
             Err(e) => return Err(e.into()),
         },
     };
-    println!(
+    outln!(
         "silence {} expired {at}; what it muted and still fires is notified again",
         render::terminal_safe(ended["id"].as_str().unwrap_or("?"))
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -375,24 +376,24 @@ fn list_silences(
         }
     };
     if json {
-        println!("{}", json!({ "silences": list }));
+        outln!("{}", json!({ "silences": list }))?;
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!(
+        outln!(
             "no silences{} ({from})",
             if all { "" } else { " active or pending" }
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} silence(s), {from}:", list.len());
+    outln!("{} silence(s), {from}:", list.len())?;
     for s in &list {
-        println!(
+        outln!(
             "  {} {}\n{}",
             render::terminal_safe(s["id"].as_str().unwrap_or("?")),
             s["state"].as_str().unwrap_or("?"),
             silence_line(s)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -51,7 +51,7 @@ pub fn metrics(args: MetricsArgs) -> anyhow::Result<ExitCode> {
                 )?
             }
         };
-        print!("{text}");
+        out!("{text}")?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.current {
@@ -59,9 +59,9 @@ pub fn metrics(args: MetricsArgs) -> anyhow::Result<ExitCode> {
     }
     let report = report(&args, &source, args.period)?;
     if args.json {
-        println!("{report}");
+        outln!("{report}")?;
     } else {
-        println!("{}", render::report(&report, &where_from(&source, &args)));
+        outln!("{}", render::report(&report, &where_from(&source, &args)))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,10 @@
 //! and one module per command, each turning parsed flags into calls of the library and
 //! an exit status.
 
+// First: the modules below print through its macros.
+#[macro_use]
+mod stdout;
+
 mod alerts;
 pub mod args;
 mod batch;
@@ -80,11 +84,11 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 fn registry_check(file: &Path, normalized: bool) -> anyhow::Result<ExitCode> {
     match Registry::load(file) {
         Ok(registry) if normalized => {
-            println!("{}", serde_json::to_string_pretty(&registry)?);
+            outln!("{}", serde_json::to_string_pretty(&registry)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Ok(registry) => {
-            println!("{}", render::registry_ok(file, registry.scripts.len()));
+            outln!("{}", render::registry_ok(file, registry.scripts.len()))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

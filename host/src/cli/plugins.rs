@@ -27,7 +27,7 @@ fn plugins_dir(at: &PluginsAt) -> anyhow::Result<PathBuf> {
 /// what it asks for. Exit 1 when one would not load.
 pub fn list(at: &PluginsAt) -> anyhow::Result<ExitCode> {
     let Some(dir) = resolve_plugins_dir(at.plugins.as_deref()) else {
-        println!("no plugins directory: pass --plugins DIR or set METACLAUDE_PLUGIN_DIR");
+        outln!("no plugins directory: pass --plugins DIR or set METACLAUDE_PLUGIN_DIR")?;
         return Ok(ExitCode::SUCCESS);
     };
     let mut host = PluginHost::new(PluginEngine::default_cache_dir())?;
@@ -47,7 +47,7 @@ pub fn list(at: &PluginsAt) -> anyhow::Result<ExitCode> {
         }
     }
     let grants_file = host.grants_for(&dir).map(|g| g.file).ok();
-    print!(
+    out!(
         "{}",
         render::plugin_table(
             &dir,
@@ -57,7 +57,7 @@ pub fn list(at: &PluginsAt) -> anyhow::Result<ExitCode> {
             &inspected,
             &errors
         )
-    );
+    )?;
     let all_well = errors.is_empty() && inspected.iter().all(Admission::granted);
     Ok(if all_well {
         ExitCode::SUCCESS
@@ -76,7 +76,7 @@ pub fn list_server(url: &str, token_file: Option<&Path>) -> anyhow::Result<ExitC
     let answer: serde_json::Value =
         serde_json::from_str(&body).context("the server's answer is not JSON")?;
     let (text, all_running) = render::plugin_table_live(url, &answer);
-    print!("{text}");
+    out!("{text}")?;
     Ok(if all_running {
         ExitCode::SUCCESS
     } else {
@@ -107,24 +107,24 @@ pub fn check(dir: &Path, normalized: bool, grants: Option<&Path>) -> anyhow::Res
     };
     if admission.native.is_some() {
         if normalized {
-            println!("{}", serde_json::to_string_pretty(&admission.manifest)?);
+            outln!("{}", serde_json::to_string_pretty(&admission.manifest)?)?;
             return Ok(ExitCode::SUCCESS);
         }
-        println!("{}", render::native_inspected(dir, &admission));
+        outln!("{}", render::native_inspected(dir, &admission))?;
         return Ok(not_granted);
     }
     if !granted {
         return match host.validate_component(&admission.manifest) {
             // The manifest as the host reads it, whether granted or not.
             Ok(_) if normalized => {
-                println!("{}", serde_json::to_string_pretty(&admission.manifest)?);
+                outln!("{}", serde_json::to_string_pretty(&admission.manifest)?)?;
                 Ok(ExitCode::SUCCESS)
             }
             Ok((_, wit, notes)) => {
-                println!(
+                outln!(
                     "{}",
                     render::plugin_not_granted(dir, &admission, wit, &notes)
-                );
+                )?;
                 Ok(not_granted)
             }
             Err(e) => {
@@ -136,11 +136,11 @@ pub fn check(dir: &Path, normalized: bool, grants: Option<&Path>) -> anyhow::Res
     match host.load_plugin(dir) {
         Ok(()) if normalized => {
             let manifest = Manifest::load(dir, &manifest::process_env)?;
-            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            outln!("{}", serde_json::to_string_pretty(&manifest)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Ok(()) => {
-            println!("{}", render::plugin_ok(dir, &host.list()[0], &admission));
+            outln!("{}", render::plugin_ok(dir, &host.list()[0], &admission))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -191,15 +191,15 @@ pub fn grant(names: &[String], all: bool, yes: bool, at: &PluginsAt) -> anyhow::
         let digest = a.native.as_ref().map(|n| n.sha256.as_str());
         let asks = grants::asks(&a.manifest.requests, digest);
         if a.granted() {
-            println!(
+            outln!(
                 "{name}: already granted everything it asks for ({})",
                 grants.file.display()
-            );
+            )?;
             continue;
         }
-        print!("{}", render::grant_prompt(&a, &asks));
+        out!("{}", render::grant_prompt(&a, &asks))?;
         if !yes && !confirm(&format!("Grant these to {name}? [y/N] "))? {
-            println!("{name}: not granted");
+            outln!("{name}: not granted")?;
             continue;
         }
         grants.plugins.insert(
@@ -207,15 +207,15 @@ pub fn grant(names: &[String], all: bool, yes: bool, at: &PluginsAt) -> anyhow::
             Grant::of(&a.manifest.requests, digest, Some(now.clone())),
         );
         changed = true;
-        println!("{name}: granted");
+        outln!("{name}: granted")?;
     }
     if changed {
         grants.save()?;
-        println!(
+        outln!(
             "written to {} (a running host picks it up at its next look at {})",
             grants.file.display(),
             dir.display()
-        );
+        )?;
     }
     Ok(if refused {
         ExitCode::from(EXIT_USAGE)
@@ -245,11 +245,11 @@ pub fn revoke(names: &[String], at: &PluginsAt) -> anyhow::Result<ExitCode> {
     }
     grants.save()?;
     for name in names {
-        println!(
+        outln!(
             "{name}: grant revoked in {} (a running host stops it at its next look at {})",
             grants.file.display(),
             dir.display()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -285,7 +285,7 @@ fn find_folder(folders: &[PathBuf], name: &str, dir: &Path) -> anyhow::Result<Pa
 
 /// Asks `question` on the terminal; true for y or yes.
 fn confirm(question: &str) -> anyhow::Result<bool> {
-    print!("{question}");
+    out!("{question}")?;
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -300,6 +300,6 @@ pub fn new(name: &str, kind: &str, lang: &str, parent: &Path) -> anyhow::Result<
     let kind = scaffold::parse_kind(kind)?;
     let lang: scaffold::Lang = lang.parse()?;
     let made = scaffold::create(parent, name, kind, lang)?;
-    println!("{}", render::scaffold_made(&made, kind.as_str(), name));
+    outln!("{}", render::scaffold_made(&made, kind.as_str(), name))?;
     Ok(ExitCode::SUCCESS)
 }

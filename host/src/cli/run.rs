@@ -50,9 +50,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     host.shutdown_before_exit();
     let result = execution.result;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        outln!("{}", serde_json::to_string_pretty(&result)?)?;
     } else {
-        println!("{}", render::execution_summary(&result));
+        outln!("{}", render::execution_summary(&result))?;
     }
     if let Recording::Failed(reasons) = execution.recording {
         eprintln!(

@@ -17,9 +17,9 @@ pub fn schedule(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
             let v: Value =
                 serde_json::from_str(&body).context("the server's answer is not JSON")?;
             if json {
-                println!("{v}");
+                outln!("{v}")?;
             } else {
-                print!("{}", render::schedules(&v, &url));
+                out!("{}", render::schedules(&v, &url))?;
             }
             Ok(ExitCode::SUCCESS)
         }
