@@ -72,7 +72,7 @@ pub fn measure(
                 let category = r.category().map(|c| c.as_str());
                 let line =
                     log_sink::finished_line(text, at, r.success, r.retries, category).unwrap();
-                writer.append(&line, at);
+                writer.append_with(at, |out| line.write(out));
             }
             writer.flush(false).unwrap();
         }

@@ -99,17 +99,17 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
 /// into a tree and serialised again), so a large stdout costs one copy. The JSON is read
 /// only up to the result, whose text runs to the closing brace because the host writes it
 /// last (`record_parser::last_member`, the fast reader the host queries the log with).
-pub fn finished_line(
-    event_json: &str,
+pub fn finished_line<'a>(
+    event_json: &'a str,
     finished_at: DateTime<Utc>,
     success: bool,
     retries: u32,
-    category: Option<&str>,
-) -> Result<String, String> {
+    category: Option<&'a str>,
+) -> Result<FinishedLine<'a>, String> {
     // The host writes `result` last (WIT `event.json`): its text runs to the closing brace
     // and is taken without being read through. Otherwise the fast reader checks the JSON as
     // serde_json does; what it cannot tell, serde_json reads (and says what is wrong).
-    let raw = match record_parser::last_member(event_json, "result") {
+    let result_json = match record_parser::last_member(event_json, "result") {
         Some(raw) => Some(raw),
         None => match record_parser::raw_member(event_json, "result") {
             Some(raw) => raw,
@@ -120,16 +120,44 @@ pub fn finished_line(
         },
     }
     .ok_or_else(|| "finished event without a result in its JSON".to_string())?;
-    let category = category.map(|c| format!("\"{c}\""));
-    let mut line = String::with_capacity(raw.len() + 128);
-    log_record::write_finished(
-        &mut line,
-        &format!("\"{}\"", log_record::timestamp(&finished_at)),
-        Level::of_execution(success, retries.into()),
-        category.as_deref().unwrap_or("null"),
-        raw,
-    );
-    Ok(line)
+    Ok(FinishedLine {
+        timestamp_json: format!("\"{}\"", log_record::timestamp(&finished_at)),
+        level: Level::of_execution(success, retries.into()),
+        category,
+        result_json,
+    })
+}
+
+/// A `finished` event's line, checked and ready to be written where it goes (the log
+/// writer's queue: the result's text is copied once, there).
+#[derive(Debug)]
+pub struct FinishedLine<'a> {
+    timestamp_json: String,
+    level: Level,
+    category: Option<&'a str>,
+    result_json: &'a str,
+}
+
+impl FinishedLine<'_> {
+    /// Appends the line (without its newline) to `out`.
+    pub fn write(&self, out: &mut String) {
+        out.reserve(self.result_json.len() + 128);
+        let mut category = String::new();
+        if let Some(c) = self.category {
+            category = format!("\"{c}\"");
+        }
+        log_record::write_finished(
+            out,
+            &self.timestamp_json,
+            self.level,
+            if category.is_empty() {
+                "null"
+            } else {
+                &category
+            },
+            self.result_json,
+        );
+    }
 }
 
 /// A DEBUG line for a lifecycle event other than `finished` (rare: only at level DEBUG).

@@ -9,7 +9,7 @@ use metaclaude_plugin_sdk::types::{Event, LifecycleKind};
 use metaclaude_plugin_sdk::{export_sink, sink::Guest};
 
 use crate::writer::LogWriter;
-use crate::{finished_line, lifecycle_line, parse_config};
+use crate::{finished_line, lifecycle_line, parse_config, FinishedLine};
 
 thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
@@ -20,13 +20,34 @@ struct State {
     debug: bool,
 }
 
+/// A log line, checked and ready to be written.
+pub enum LogLine<'a> {
+    /// A `finished` event's, written straight into the writer's queue.
+    Finished(FinishedLine<'a>),
+    /// Another event's, at level DEBUG (rare: made as a string of its own).
+    Lifecycle(String),
+}
+
+impl LogLine<'_> {
+    /// Appends the line (without its newline) to `out`.
+    pub fn write(&self, out: &mut String) {
+        match self {
+            LogLine::Finished(line) => line.write(out),
+            LogLine::Lifecycle(line) => out.push_str(line),
+        }
+    }
+}
+
 /// The log line for one event (`None` when the level filters it out): a `finished`
 /// event's from its JSON and its record's figures ([`finished_line`]), another's at level
 /// DEBUG ([`lifecycle_line`]).
-pub fn log_line(event: &Event, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
+pub fn log_line(
+    event: &Event,
+    debug: bool,
+) -> Result<Option<(LogLine<'_>, DateTime<Utc>)>, String> {
     if event.kind != LifecycleKind::Finished {
         return if debug {
-            lifecycle_line(&event.json).map(Some)
+            lifecycle_line(&event.json).map(|(line, at)| Some((LogLine::Lifecycle(line), at)))
         } else {
             Ok(None)
         };
@@ -50,7 +71,7 @@ pub fn log_line(event: &Event, debug: bool) -> Result<Option<(String, DateTime<U
         head.retries,
         category,
     )?;
-    Ok(Some((line, finished_at)))
+    Ok(Some((LogLine::Finished(line), finished_at)))
 }
 
 /// Problems that did not stop logging (a failed compression), as the host's warnings.
@@ -82,7 +103,7 @@ impl Guest for LogSink {
                     );
                 }
                 if let Some((line, at)) = log_line(event, state.debug)? {
-                    state.writer.append(&line, at);
+                    state.writer.append_with(at, |out| line.write(out));
                 }
             }
             // One write per batch: a crash leaves at most an incomplete last line.
@@ -119,6 +140,16 @@ mod tests {
         Datetime, ErrorCategory, ErrorDetails, ExecutionContext, ExecutionResult,
         MeasurementSource, ResourceUsage,
     };
+
+    /// [`log_line`]'s line as text.
+    fn line_text(event: &Event, debug: bool) -> Result<Option<(String, DateTime<Utc>)>, String> {
+        let line = log_line(event, debug)?;
+        Ok(line.map(|(line, at)| {
+            let mut text = String::new();
+            line.write(&mut text);
+            (text, at)
+        }))
+    }
 
     /// The record the host hands over with the event `json`: its kind, and for a
     /// `finished` event the result's figures a line's head takes (the rest left empty).
@@ -215,14 +246,14 @@ mod tests {
     #[test]
     fn finished_events_become_log_lines_with_levels() {
         let ev = r#"{"kind":"finished","timestamp":"2026-11-24T10:00:00.000001Z","execution_id":"X","script_id":"s","result":{"execution_id":"X","script_id":"s","success":true,"retries":1,"finished_at":"2026-11-24T10:00:00.000000Z","error_details":null}}"#;
-        let (line, at) = log_line(&record(ev), false).unwrap().unwrap();
+        let (line, at) = line_text(&record(ev), false).unwrap().unwrap();
         assert_eq!(at.to_rfc3339(), "2026-11-24T10:00:00+00:00");
         let parsed: Value = serde_json::from_str(&line).expect("a log line is JSON");
         assert_eq!(parsed["retries"], 1);
         assert!(line.starts_with(r#"{"log_version":1,"timestamp":"2026-11-24T10:00:00.000000Z","level":"WARN","event":"finished","category":null,"execution_id":"X""#), "{line}");
         let started = r#"{"kind":"started","timestamp":"2026-11-24T10:00:00.000001Z","execution_id":"X","script_id":"s","attempt":1,"pid":5}"#;
-        assert_eq!(log_line(&record(started), false).unwrap(), None);
-        let (line, _) = log_line(&record(started), true).unwrap().unwrap();
+        assert_eq!(line_text(&record(started), false).unwrap(), None);
+        let (line, _) = line_text(&record(started), true).unwrap().unwrap();
         assert!(
             line.contains(r#""level":"DEBUG","event":"started""#),
             "{line}"
@@ -237,7 +268,7 @@ mod tests {
         let event = format!(
             r#"{{"kind":"finished","timestamp":"2026-11-24T07:32:12.300000Z","execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","result":{result}}}"#
         );
-        let (line, _) = log_line(&record(&event), false).unwrap().unwrap();
+        let (line, _) = line_text(&record(&event), false).unwrap().unwrap();
         assert_eq!(
             line,
             r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.257616Z","level":"ERROR","event":"finished","category":"EXECUTION","execution_id":"01M867GB7E4RXCD1MDVQDG031H","script_id":"flaky","specialist":"examples","success":false,"exit_code":1,"signal":null,"stdout":"line \"one\"\n\u001b[31m","stderr":"","stdout_truncated":false,"stderr_truncated":true,"started_at":"2026-11-24T07:32:12.142169Z","finished_at":"2026-11-24T07:32:12.257616Z","attempts":[{"attempt":1,"success":false}],"retries":2,"inputs":{"n":1.0},"session_id":"s","correlation_id":null,"user":"ann","error_details":{"category":"EXECUTION","message":"exit 1"},"resource_usage":{"wall_time_seconds":0.1,"peak_memory_mb":2.5}}"#
@@ -248,29 +279,29 @@ mod tests {
         let head = r#"{"log_version":1,"timestamp":"2026-11-24T07:32:12.257616Z","level":"ERROR","event":"finished","category":"EXECUTION""#;
         odd.json =
             r#"{"kind":"finished","result":{ "execution_id" : "X" , "success" : true }}"#.into();
-        let (line, _) = log_line(&odd, false).unwrap().unwrap();
+        let (line, _) = line_text(&odd, false).unwrap().unwrap();
         assert_eq!(
             line,
             format!(r#"{head}, "execution_id" : "X" , "success" : true }}"#)
         );
         odd.json = r#"{"kind":"finished","result":{ }}"#.into();
-        let (line, _) = log_line(&odd, false).unwrap().unwrap();
+        let (line, _) = line_text(&odd, false).unwrap().unwrap();
         assert_eq!(line, format!("{head} }}"));
         // The host writes the result last; where a member follows it (which the face of
         // the text shows here), the JSON is read through.
         odd.json = r#"{"kind":"finished","result":{"success":true},"extra":1}"#.into();
-        let (line, _) = log_line(&odd, false).unwrap().unwrap();
+        let (line, _) = line_text(&odd, false).unwrap().unwrap();
         assert_eq!(line, format!(r#"{head},"success":true}}"#));
         // A result in the record but not in the JSON, or JSON that is not, is refused.
         odd.json = r#"{"kind":"finished"}"#.into();
-        let err = log_line(&odd, false).unwrap_err();
+        let err = line_text(&odd, false).unwrap_err();
         assert!(err.contains("without a result"), "{err}");
         odd.json = r#"{"kind":"finished","result":{"#.into();
-        let err = log_line(&odd, false).unwrap_err();
+        let err = line_text(&odd, false).unwrap_err();
         assert!(err.starts_with("event JSON from the host"), "{err}");
         // A lifecycle line: the event's last members take the places of `kind` and
         // `timestamp` (serde_json's `remove` swaps with the last entry).
-        let (line, _) = log_line(&record(r#"{"kind":"started","timestamp":"2026-11-24T07:32:12.142169Z","execution_id":"X","script_id":"s","attempt":1,"pid":5,"category":null}"#), true)
+        let (line, _) = line_text(&record(r#"{"kind":"started","timestamp":"2026-11-24T07:32:12.142169Z","execution_id":"X","script_id":"s","attempt":1,"pid":5,"category":null}"#), true)
             .unwrap()
             .unwrap();
         assert_eq!(

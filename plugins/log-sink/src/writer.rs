@@ -277,48 +277,55 @@ mod positional {
     }
 }
 
-/// The queued bytes. Written ones leave the front by moving a start, not the bytes after
-/// them: a batch leaves in appends of up to 64 KiB, and moving what follows each one
-/// moved a batch's bytes many times over. The buffer is emptied once all are written,
-/// and compacted once more than half is written (so each byte moves at most once on
-/// average).
+/// The queued lines, as one text. Written ones leave the front by moving a start, not the
+/// bytes after them: a batch leaves in appends of up to 64 KiB, and moving what follows
+/// each one moved a batch's bytes many times over. The text is emptied once all is
+/// written; what was written stays in front until a line is queued while more than half
+/// the text is written (so each byte moves at most once, and none while a flush writes).
+///
+/// Invariant: `start` is where a line begins (all the text before it is whole lines).
 #[derive(Default)]
 struct Pending {
-    bytes: Vec<u8>,
+    text: String,
     start: usize,
 }
 
 impl Pending {
     /// The bytes still to be written.
     fn queued(&self) -> &[u8] {
-        &self.bytes[self.start..]
+        &self.text.as_bytes()[self.start..]
     }
 
-    /// Queues `line` and its newline.
-    fn push_line(&mut self, line: &str) {
-        self.bytes.extend_from_slice(line.as_bytes());
-        self.bytes.push(b'\n');
+    /// Queues the line `write` appends to the text it is given (without a newline), and
+    /// its newline; returns the line's length with the newline.
+    fn push_line_with(&mut self, write: impl FnOnce(&mut String)) -> usize {
+        if self.start > self.text.len() / 2 {
+            self.text.drain(..self.start);
+            self.start = 0;
+        }
+        let before = self.text.len();
+        write(&mut self.text);
+        self.text.push('\n');
+        self.text.len() - before
     }
 
-    /// Queues `byte` before all the others.
-    fn push_front(&mut self, byte: u8) {
+    /// Queues a newline before all the lines (in the room of the written newline before
+    /// them, if there is one).
+    fn push_newline_front(&mut self) {
         if self.start > 0 {
             self.start -= 1;
-            self.bytes[self.start] = byte;
+            self.text.replace_range(self.start..self.start + 1, "\n");
         } else {
-            self.bytes.insert(0, byte);
+            self.text.insert(0, '\n');
         }
     }
 
-    /// Drops the first `n` queued bytes (written, or given up on).
+    /// Drops the first `n` queued bytes (whole lines, written or given up on).
     fn consume(&mut self, n: usize) {
         self.start += n;
-        debug_assert!(self.start <= self.bytes.len());
-        if self.start == self.bytes.len() {
-            self.bytes.clear();
-            self.start = 0;
-        } else if self.start > self.bytes.len() / 2 {
-            self.bytes.drain(..self.start);
+        debug_assert!(self.text.is_char_boundary(self.start));
+        if self.start == self.text.len() {
+            self.text.clear();
             self.start = 0;
         }
     }
@@ -434,8 +441,14 @@ impl LogWriter {
 
     /// Queues one line (without its newline), of an event at `at`, for the next flush.
     pub fn append(&mut self, line: &str, at: DateTime<Utc>) {
-        self.pending.push_line(line);
-        self.lines.push_back((line.len() + 1, at));
+        self.append_with(at, |out| out.push_str(line));
+    }
+
+    /// Queues the line `write` appends (without its newline) to the text it is given, of
+    /// an event at `at`, for the next flush: the line is written into the queue itself.
+    pub fn append_with(&mut self, at: DateTime<Utc>, write: impl FnOnce(&mut String)) {
+        let len = self.pending.push_line_with(write);
+        self.lines.push_back((len, at));
     }
 
     /// Writes the queued lines, rotating first whenever a line would push the live file
@@ -511,7 +524,7 @@ impl LogWriter {
             if !self.ends_whole(size) {
                 // A writer died (or failed) half way through an append: end its fragment
                 // so that our first line is not glued to it.
-                self.pending.push_front(b'\n');
+                self.pending.push_newline_front();
                 let appended = self.append_chunk(1);
                 self.pending.consume(1);
                 appended?;
@@ -1317,23 +1330,29 @@ mod tests {
     fn queued_bytes_leave_from_the_front_in_order() {
         let mut p = Pending::default();
         for line in ["one", "two", "three", "four"] {
-            p.push_line(line);
+            assert_eq!(p.push_line_with(|out| out.push_str(line)), line.len() + 1);
         }
         p.consume(4);
         assert_eq!(p.queued(), b"two\nthree\nfour\n");
         // A newline put back before the rest (a fragment to end) reuses written room...
-        p.push_front(b'\n');
+        p.push_newline_front();
         assert_eq!(p.queued(), b"\ntwo\nthree\nfour\n");
         p.consume(1 + 4);
         assert_eq!((p.start, p.queued()), (8, &b"three\nfour\n"[..]));
-        // ... and once more than half is written, the rest moves to the front.
+        // ... what is written stays while lines leave (a flush moves no bytes) ...
         p.consume(6);
-        assert_eq!((p.start, p.queued()), (0, &b"four\n"[..]));
-        p.push_front(b'\n');
-        p.push_line("five");
+        assert_eq!((p.start, p.queued()), (14, &b"four\n"[..]));
+        // ... and moves out once a line is queued with more than half the text written.
+        p.push_line_with(|out| out.push_str("five"));
+        assert_eq!((p.start, p.queued()), (0, &b"four\nfive\n"[..]));
+        p.push_newline_front();
         assert_eq!(p.queued(), b"\nfour\nfive\n");
         p.consume(p.queued().len());
-        assert_eq!((p.start, p.bytes.len()), (0, 0));
+        assert_eq!((p.start, p.text.len()), (0, 0));
+        // Lines of every kind of character keep the text whole.
+        p.push_line_with(|out| out.push_str("é✓😀"));
+        p.consume(p.queued().len());
+        assert!(p.text.is_empty());
     }
 
     #[test]
