@@ -275,7 +275,8 @@ fn files_outside_the_grants_do_not_exist_for_a_plugin() {
 /// thread of its blocking pool and was busy until the plugin waited for it). So
 /// `check-write` right after a write allows a whole write again, where it said 0 before;
 /// and a whole write is 16 MiB, where it was 64 KiB (the log sink's longest line appended
-/// whole).
+/// whole). Its writes are appended straight from the plugin's memory, and a write to the
+/// stream that takes a dropped append stream's handle (stderr's) never reaches the file.
 #[test]
 fn a_plugins_append_is_done_when_its_write_returns() {
     let tmp = tempfile::tempdir().unwrap();

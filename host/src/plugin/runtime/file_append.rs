@@ -24,52 +24,126 @@
 //!   own, rotating the live file for it: a new file for every batch with a large output.
 //! * A write is done when `write` returns, so the stream is ready for the next one at
 //!   once.
+//! * A write is appended straight from the plugin's memory. wasmtime-wasi's `write`
+//!   copies the bytes into a buffer of the host's first, for any stream; `write` is
+//!   replaced too, and hands the plugin's other streams (stdout, stderr, sockets) to
+//!   wasmtime-wasi's as before, copied. A 1 MiB line was a fresh mapping of 1 MiB, its
+//!   pages faulted in, copied to and unmapped, for every line.
 //!
 //! Invariant: only files the plugin opened itself, through the directories its grant
 //! preopens, reach this stream (it takes the descriptor from the plugin's own table,
 //! after wasmtime-wasi's permission check).
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
-use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
+use wasmtime::StoreContextMut;
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::ErrorCode;
+use wasmtime_wasi::p2::bindings::sync::io::streams::{
+    Host as _, HostOutputStream as _, StreamError as WitStreamError,
+};
 use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamError, StreamResult};
 
-/// The WASI version whose `wasi:filesystem/types` wasmtime-wasi defines (its WIT's
-/// package version); components built against any 0.2 version link to it. A test fails
-/// should wasmtime-wasi move to another version and this replacement no longer apply.
+/// The WASI version whose `wasi:filesystem/types` and `wasi:io/streams` wasmtime-wasi
+/// defines (its WIT's package version); components built against any 0.2 version link to
+/// it. A test fails should wasmtime-wasi move to another version and these replacements
+/// no longer apply.
 const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+const IO_STREAMS: &str = "wasi:io/streams@0.2.12";
 
 /// The most one `write` takes (`check-write`): one append. Lines of the log are bounded
-/// by the scripts' outputs (1 MiB per stream by default, up to six times that escaped);
-/// the host copies a write out of the sandbox before appending it.
+/// by the scripts' outputs (1 MiB per stream by default, up to six times that escaped).
 pub const WRITE_CAPACITY: usize = 16 * 1024 * 1024;
 
+/// The append streams of one plugin, by their handle's `rep` in its resource table: how
+/// `write` tells its own streams from the plugin's others (stdout, stderr, sockets),
+/// which wasmtime-wasi's table holds as the same type.
+///
+/// Invariant: an entry leads to its stream only while the stream lives, which is while it
+/// is in the table under that `rep` (the table is all that holds it). A `rep` the table
+/// gives to another resource once the stream is dropped finds a dead entry.
+#[derive(Default)]
+pub struct AppendStreams(HashMap<u32, Weak<Appender>>);
+
+impl AppendStreams {
+    fn insert(&mut self, rep: u32, appender: &Arc<Appender>) {
+        // A plugin opens a stream per file it appends to; dropped ones go now and then.
+        if self.0.len() >= 16 {
+            self.0.retain(|_, a| a.strong_count() > 0);
+        }
+        self.0.insert(rep, Arc::downgrade(appender));
+    }
+
+    /// The append stream whose handle's `rep` this is, if it is one of ours and alive.
+    fn get(&self, rep: u32) -> Option<Arc<Appender>> {
+        self.0.get(&rep)?.upgrade()
+    }
+}
+
 /// Replaces wasmtime-wasi's `[method]descriptor.append-via-stream` in `linker` (which
-/// must already have WASI) with [`append_via_stream`], over the table `table` returns.
+/// must already have WASI) with [`append_via_stream`], and its
+/// `[method]output-stream.write` with one that appends a write to one of those streams
+/// straight from the plugin's memory, and hands any other stream's to wasmtime-wasi as
+/// before; both over the table and streams `parts` returns.
 pub fn replace_append_via_stream<T: 'static>(
     linker: &mut Linker<T>,
-    table: fn(&mut T) -> &mut ResourceTable,
+    parts: fn(&mut T) -> (&mut ResourceTable, &mut AppendStreams),
 ) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let defined = linker.instance(FILESYSTEM_TYPES)?.func_wrap(
-        "[method]descriptor.append-via-stream",
-        move |mut store, (fd,): (Resource<Descriptor>,)| {
-            Ok((append_via_stream(table(store.data_mut()), fd)?,))
-        },
-    );
+    let defined = define(linker, parts);
     linker.allow_shadowing(false);
     defined
 }
 
+fn define<T: 'static>(
+    linker: &mut Linker<T>,
+    parts: fn(&mut T) -> (&mut ResourceTable, &mut AppendStreams),
+) -> wasmtime::Result<()> {
+    linker.instance(FILESYSTEM_TYPES)?.func_wrap(
+        "[method]descriptor.append-via-stream",
+        move |mut store, (fd,): (Resource<Descriptor>,)| {
+            let (table, streams) = parts(store.data_mut());
+            Ok((append_via_stream(table, streams, fd)?,))
+        },
+    )?;
+    linker.instance(IO_STREAMS)?.func_wrap(
+        "[method]output-stream.write",
+        move |mut store: StoreContextMut<'_, T>,
+              (stream, bytes): (Resource<DynOutputStream>, WasmList<u8>)| {
+            let (table, streams) = parts(store.data_mut());
+            let written = match streams.get(stream.rep()) {
+                Some(appender) => {
+                    // Never reached without a valid handle; checked as wasmtime-wasi does.
+                    table.get(&stream)?;
+                    appender.write(bytes.as_le_slice(&store))
+                }
+                None => {
+                    let copy = bytes.as_le_slice(&store).to_vec();
+                    parts(store.data_mut()).0.write(stream, copy)
+                }
+            };
+            Ok((match written {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    Err::<(), WitStreamError>(parts(store.data_mut()).0.convert_stream_error(e)?)
+                }
+            },))
+        },
+    )?;
+    Ok(())
+}
+
 /// `append-via-stream` on the descriptor `fd` of `table`: a stream that appends on the
-/// calling thread. Traps (`Err`) on a handle not in the table, as wasmtime-wasi does.
+/// calling thread, known to `streams`. Traps (`Err`) on a handle not in the table, as
+/// wasmtime-wasi does.
 pub fn append_via_stream(
     table: &mut ResourceTable,
+    streams: &mut AppendStreams,
     fd: Resource<Descriptor>,
 ) -> wasmtime::Result<Result<Resource<DynOutputStream>, ErrorCode>> {
     let file = match table.get(&fd)? {
@@ -79,11 +153,14 @@ pub fn append_via_stream(
         Descriptor::File(f) => Arc::clone(&f.file),
         Descriptor::Dir(_) => return Ok(Err(ErrorCode::BadDescriptor)),
     };
-    let stream: DynOutputStream = Box::new(InlineAppend {
+    let appender = Arc::new(Appender {
         file,
-        state: State::Open,
+        state: Mutex::new(State::Open),
     });
-    Ok(Ok(table.push(stream)?))
+    let stream: DynOutputStream = Box::new(InlineAppend(Arc::clone(&appender)));
+    let stream = table.push(stream)?;
+    streams.insert(stream.rep(), &appender);
+    Ok(Ok(stream))
 }
 
 enum State {
@@ -93,28 +170,29 @@ enum State {
     Closed,
 }
 
-/// An append stream whose writes are done on the thread that makes them.
-struct InlineAppend {
+/// What an append stream does, shared by the stream in the plugin's table and the
+/// `write` that reaches it without going through the table's type.
+pub struct Appender {
     file: Arc<std::fs::File>,
-    state: State,
+    state: Mutex<State>,
 }
 
-impl InlineAppend {
+impl Appender {
     /// `Ok` while the stream is open; otherwise the pending failure (once) or `Closed`.
-    fn usable(&mut self) -> StreamResult<()> {
-        match std::mem::replace(&mut self.state, State::Closed) {
+    fn usable(&self) -> StreamResult<()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *state, State::Closed) {
             State::Open => {
-                self.state = State::Open;
+                *state = State::Open;
                 Ok(())
             }
             State::Failed(e) => Err(StreamError::LastOperationFailed(e.into())),
             State::Closed => Err(StreamError::Closed),
         }
     }
-}
 
-impl OutputStream for InlineAppend {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+    /// Appends `bytes` before returning; a failure is reported at the next call.
+    fn write(&self, bytes: &[u8]) -> StreamResult<()> {
         self.usable()?;
         if bytes.len() > WRITE_CAPACITY {
             return Err(StreamError::Trap(wasmtime::Error::msg(format!(
@@ -122,18 +200,27 @@ impl OutputStream for InlineAppend {
                 bytes.len()
             ))));
         }
-        if let Err(e) = append_all(&self.file, &bytes) {
-            self.state = State::Failed(e);
+        if let Err(e) = append_all(&self.file, bytes) {
+            *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Failed(e);
         }
         Ok(())
     }
+}
+
+/// An append stream whose writes are done on the thread that makes them.
+struct InlineAppend(Arc<Appender>);
+
+impl OutputStream for InlineAppend {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.0.write(&bytes)
+    }
 
     fn flush(&mut self) -> StreamResult<()> {
-        self.usable()
+        self.0.usable()
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        self.usable().map(|()| WRITE_CAPACITY)
+        self.0.usable().map(|()| WRITE_CAPACITY)
     }
 }
 
@@ -212,9 +299,54 @@ mod tests {
                 true,
             )))
             .unwrap();
-        let stream = append_via_stream(&mut table, fd).unwrap().unwrap();
+        let stream = append_via_stream(&mut table, &mut AppendStreams::default(), fd)
+            .unwrap()
+            .unwrap();
         let stream = table.delete(stream).unwrap();
         (table, stream)
+    }
+
+    /// A stream's handle, once the stream is dropped, may be given to another stream
+    /// (stderr, say): `write` must not take that one for an append stream.
+    #[test]
+    fn a_dropped_streams_handle_given_to_another_stream_is_not_taken_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut table = ResourceTable::new();
+        let mut streams = AppendStreams::default();
+        let fd = table
+            .push(Descriptor::File(wasmtime_wasi::filesystem::File::new(
+                file,
+                FsPerms::ReadWrite,
+                OpenMode::WRITE,
+                true,
+            )))
+            .unwrap();
+        let fd_again = Resource::<Descriptor>::new_borrow(fd.rep());
+        let stream = append_via_stream(&mut table, &mut streams, fd)
+            .unwrap()
+            .unwrap();
+        let rep = stream.rep();
+        streams.get(rep).unwrap().write(b"ours\n").unwrap();
+        drop(table.delete(stream).unwrap());
+        let other: DynOutputStream = Box::new(wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(64));
+        let other = table.push(other).unwrap();
+        assert_eq!(other.rep(), rep, "the table gives the handle again");
+        assert!(streams.get(rep).is_none());
+        // A new append stream under the handle is found again.
+        table.delete(other).unwrap();
+        let again = append_via_stream(&mut table, &mut streams, fd_again)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.rep(), rep);
+        streams.get(rep).unwrap().write(b"again\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "ours\nagain\n");
     }
 
     #[test]
@@ -290,7 +422,7 @@ mod tests {
             )))
             .unwrap();
         assert!(matches!(
-            append_via_stream(&mut table, read_only).unwrap(),
+            append_via_stream(&mut table, &mut AppendStreams::default(), read_only).unwrap(),
             Err(ErrorCode::NotPermitted)
         ));
     }

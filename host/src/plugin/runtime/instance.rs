@@ -51,6 +51,8 @@ pub struct PluginState {
     /// What the plugin's allocator answers zero-sized requests, as far as seen: empty
     /// strings and lists of events go in without asking it once it is known.
     zero_sized: super::lowering::ZeroSized,
+    /// The plugin's append streams, which its writes reach straight from its memory.
+    append_streams: file_append::AppendStreams,
 }
 
 impl WasiView for PluginState {
@@ -195,7 +197,9 @@ pub fn linker(
 ) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    file_append::replace_append_via_stream(&mut linker, |s: &mut PluginState| &mut s.table)?;
+    file_append::replace_append_via_stream(&mut linker, |s: &mut PluginState| {
+        (&mut s.table, &mut s.append_streams)
+    })?;
     v0_1::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     v0_2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     v0_3::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
@@ -492,6 +496,7 @@ impl Instance {
             log_window: std::time::Instant::now(),
             logs_suppressed: 0,
             zero_sized: Default::default(),
+            append_streams: Default::default(),
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
