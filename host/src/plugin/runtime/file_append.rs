@@ -313,7 +313,12 @@ mod tests {
 
     use wasmtime_wasi::{FsPerms, OpenMode};
 
-    fn stream_on(path: &std::path::Path, perms: FsPerms) -> (ResourceTable, DynOutputStream) {
+    /// `path` (created if missing) opened read-write in a new table, as a plugin's
+    /// descriptor granted `perms`.
+    fn descriptor_on(
+        path: &std::path::Path,
+        perms: FsPerms,
+    ) -> (ResourceTable, Resource<Descriptor>) {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -330,6 +335,11 @@ mod tests {
                 true,
             )))
             .unwrap();
+        (table, fd)
+    }
+
+    fn stream_on(path: &std::path::Path, perms: FsPerms) -> (ResourceTable, DynOutputStream) {
+        let (mut table, fd) = descriptor_on(path, perms);
         let stream = append_via_stream(&mut table, &mut AppendStreams::default(), fd)
             .unwrap()
             .unwrap();
@@ -343,22 +353,8 @@ mod tests {
     fn a_dropped_streams_handle_given_to_another_stream_is_not_taken_for_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("live.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        let mut table = ResourceTable::new();
+        let (mut table, fd) = descriptor_on(&path, FsPerms::ReadWrite);
         let mut streams = AppendStreams::default();
-        let fd = table
-            .push(Descriptor::File(wasmtime_wasi::filesystem::File::new(
-                file,
-                FsPerms::ReadWrite,
-                OpenMode::WRITE,
-                true,
-            )))
-            .unwrap();
         let fd_again = Resource::<Descriptor>::new_borrow(fd.rep());
         let stream = append_via_stream(&mut table, &mut streams, fd)
             .unwrap()
@@ -414,22 +410,8 @@ mod tests {
     fn every_mib_appended_is_sent_to_the_disk() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("live.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .append(true)
-            .open(&path)
-            .unwrap();
-        let mut table = ResourceTable::new();
+        let (mut table, fd) = descriptor_on(&path, FsPerms::ReadWrite);
         let mut streams = AppendStreams::default();
-        let fd = table
-            .push(Descriptor::File(wasmtime_wasi::filesystem::File::new(
-                file,
-                FsPerms::ReadWrite,
-                OpenMode::WRITE,
-                true,
-            )))
-            .unwrap();
         let stream = append_via_stream(&mut table, &mut streams, fd)
             .unwrap()
             .unwrap();
