@@ -142,19 +142,12 @@ impl FinishedLine<'_> {
     /// Appends the line (without its newline) to `out`.
     pub fn write(&self, out: &mut String) {
         out.reserve(self.result_json.len() + 128);
-        let mut category = String::new();
-        if let Some(c) = self.category {
-            category = format!("\"{c}\"");
-        }
+        let category = self.category.map(|c| format!("\"{c}\""));
         log_record::write_finished(
             out,
             &self.timestamp_json,
             self.level,
-            if category.is_empty() {
-                "null"
-            } else {
-                &category
-            },
+            category.as_deref().unwrap_or("null"),
             self.result_json,
         );
     }

@@ -338,6 +338,20 @@ mod tests {
         (table, fd)
     }
 
+    /// A plugin's append stream on `path`: its table, the streams it is known to, the
+    /// file's descriptor (its `rep`) and the stream's handle.
+    fn append_stream_on(
+        path: &std::path::Path,
+    ) -> (ResourceTable, AppendStreams, u32, Resource<DynOutputStream>) {
+        let (mut table, fd) = descriptor_on(path, FsPerms::ReadWrite);
+        let fd_rep = fd.rep();
+        let mut streams = AppendStreams::default();
+        let stream = append_via_stream(&mut table, &mut streams, fd)
+            .unwrap()
+            .unwrap();
+        (table, streams, fd_rep, stream)
+    }
+
     fn stream_on(path: &std::path::Path, perms: FsPerms) -> (ResourceTable, DynOutputStream) {
         let (mut table, fd) = descriptor_on(path, perms);
         let stream = append_via_stream(&mut table, &mut AppendStreams::default(), fd)
@@ -353,12 +367,8 @@ mod tests {
     fn a_dropped_streams_handle_given_to_another_stream_is_not_taken_for_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("live.log");
-        let (mut table, fd) = descriptor_on(&path, FsPerms::ReadWrite);
-        let mut streams = AppendStreams::default();
-        let fd_again = Resource::<Descriptor>::new_borrow(fd.rep());
-        let stream = append_via_stream(&mut table, &mut streams, fd)
-            .unwrap()
-            .unwrap();
+        let (mut table, mut streams, fd, stream) = append_stream_on(&path);
+        let fd_again = Resource::<Descriptor>::new_borrow(fd);
         let rep = stream.rep();
         streams.get(rep).unwrap().write(b"ours\n").unwrap();
         drop(table.delete(stream).unwrap());
@@ -410,11 +420,7 @@ mod tests {
     fn every_mib_appended_is_sent_to_the_disk() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("live.log");
-        let (mut table, fd) = descriptor_on(&path, FsPerms::ReadWrite);
-        let mut streams = AppendStreams::default();
-        let stream = append_via_stream(&mut table, &mut streams, fd)
-            .unwrap()
-            .unwrap();
+        let (_table, streams, _, stream) = append_stream_on(&path);
         let appender = streams.get(stream.rep()).unwrap();
         let part = vec![b'x'; WRITEBACK_EVERY * 3 / 5];
         appender.write(&part).unwrap();
