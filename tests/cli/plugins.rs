@@ -1244,3 +1244,100 @@ fn every_field_crosses_in_each_record_shape() {
         "one per empty string and list"
     );
 }
+
+/// An exporter folder `name` of the fixture exporter with `config` lines.
+fn fixture_exporter(plugins: &Path, name: &str, config: &str) {
+    write_plugin(
+        plugins,
+        name,
+        "fixture_exporter.wasm",
+        &format!(
+            "name = \"NAME\"\nversion = \"1.0.0\"\nkind = \"exporter\"\ncomponent = \"COMPONENT\"\nwit = \"0.3.0\"\n[config]\n{config}\n"
+        ),
+    );
+}
+
+/// A large text comes out of the sandbox into the buffer of the instance's last one, once
+/// its reader dropped it (`plugin/runtime/lifting.rs`): the same allocation, the whole
+/// text each time. A text still held is never written over: the next render takes a
+/// buffer of its own.
+#[test]
+fn an_exporters_next_text_reuses_the_buffer_of_its_last_one_once_dropped() {
+    use metaclaude_formats::prometheus::Format;
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    fixture_exporter(&plugins, "large", "padding = 400000");
+    let mut host = PluginHost::new(Some(cache_dir())).unwrap();
+    let errors = host.load_dir(&plugins).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let render = || host.render("large", Format::Text).unwrap();
+    // The fixture counts its renders: each text differs from the last in that sample.
+    let nth = |text: &str, n: u32| {
+        assert!(text.len() > 400_000, "{} bytes", text.len());
+        assert!(
+            text.contains(&format!(
+                "fixture_renders_total{{format=\"prometheus-text\"}} {n}\n"
+            )),
+            "render {n}: {}",
+            &text[..300]
+        );
+        assert!(
+            text.ends_with("fixture_padding_total{n=\"16666\"} 16666\n"),
+            "render {n}: {}",
+            &text[text.len() - 200..]
+        );
+    };
+    let first = render();
+    nth(&first, 1);
+    let (at, len) = (first.as_ptr(), first.len());
+    drop(first);
+    // Had the buffer been freed, this would be where the allocator puts it again.
+    let decoy = vec![1u8; len];
+    let second = render();
+    nth(&second, 2);
+    assert_eq!(
+        second.as_ptr(),
+        at,
+        "the second text is in the first one's buffer"
+    );
+    drop(decoy);
+    // Held: the third goes elsewhere, and the second stays as it was.
+    let kept = second.to_string();
+    let third = render();
+    nth(&third, 3);
+    assert_ne!(third.as_ptr(), second.as_ptr());
+    assert_eq!(*second, *kept);
+    // Taken as a `String`, a text's buffer is the caller's: the next one is fresh.
+    let owned = third.into_string();
+    drop(second);
+    let fourth = render();
+    nth(&fourth, 4);
+    assert_ne!(fourth.as_ptr(), owned.as_ptr());
+    host.shutdown();
+}
+
+/// A plugin whose text is not UTF-8 (the canonical ABI forbids it; a plugin in C can do
+/// it) gets an error that says so and where, not a text; an exporter beside it renders.
+#[test]
+fn an_exporters_text_that_is_not_utf8_is_refused_with_the_reason() {
+    use metaclaude_formats::prometheus::Format;
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    fixture_exporter(
+        &plugins,
+        "hostile",
+        "mode = \"invalid-utf8\"\npadding = 200000",
+    );
+    fixture_exporter(&plugins, "fine", "");
+    let mut host = PluginHost::new(Some(cache_dir())).unwrap();
+    let errors = host.load_dir(&plugins).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let refused = host.render("hostile", Format::Text).unwrap_err();
+    assert!(
+        refused.contains("not UTF-8") && refused.contains("from index 0"),
+        "{refused}"
+    );
+    let fine = host.render("fine", Format::Text).unwrap();
+    assert!(fine.contains("fixture_renders_total"), "{fine}");
+    host.shutdown();
+}

@@ -60,6 +60,7 @@ pub use self::{
     delivery::health::Health,
     error::{NotGranted, PluginError},
     grants::admission::{Admission, GrantSource},
+    runtime::lifting::Rendered,
     set::{
         folders::plugin_folders, host_metrics, PluginHost, PluginInfo, ReloadReport,
         RuleThresholds, ThresholdChange, ThresholdError,

@@ -20,6 +20,7 @@ use crate::model::{Alert, ExecutionEvent, Threshold};
 use crate::plugin::delivery::ack::AckGroup;
 use crate::plugin::delivery::health::PluginStats;
 use crate::plugin::runtime::convert::SharedRecords;
+use crate::plugin::runtime::lifting::Rendered;
 
 /// An event on its way to plugins. Its JSON is made at most once, by the first worker
 /// whose plugin wants it, never on the executor's path.
@@ -79,7 +80,7 @@ pub enum Message {
     Alerts(Arc<Vec<Alert>>),
     Flush(SyncSender<()>),
     /// An exporter's exposition, asked in this format.
-    Render(Format, SyncSender<Result<String, String>>),
+    Render(Format, SyncSender<Result<Rendered, String>>),
     /// An alert rule's threshold change, answered with the rule's word on it (boxed: rare,
     /// and every slot of a worker's queue is as large as its largest message).
     SetThreshold(Box<SetThreshold>),

@@ -26,6 +26,7 @@ use crate::plugin::runtime::bindings::{v0_1, v0_2, v0_3, v0_4};
 use crate::plugin::runtime::convert;
 use crate::plugin::runtime::engine::EPOCH_TICK;
 use crate::plugin::runtime::file_append;
+use crate::plugin::runtime::lifting::{self, LargeText, Rendered, Spare};
 use crate::plugin::runtime::limiter::PluginLimiter;
 use crate::plugin::runtime::stderr::StderrTail;
 
@@ -319,6 +320,8 @@ pub struct Instance {
     /// The granted directories, guest path and host path, to explain the plugin's paths
     /// in its messages.
     dirs: Vec<(String, std::path::PathBuf)>,
+    /// The buffer of the last text lifted out of the instance, back from its reader.
+    spare: Arc<Spare>,
 }
 
 /// An error's chain of causes, joined, without the core dump and the wasm backtrace that
@@ -543,6 +546,7 @@ impl Instance {
             ticks_per_call,
             core_dump_dir,
             dirs,
+            spare: Arc::default(),
         };
         let config = manifest.config.to_string();
         instance.call(|store, exports| match exports {
@@ -803,23 +807,37 @@ impl Instance {
     /// An exporter's exposition, asked in `format`. An exporter built against 0.3.0 is
     /// told the format; an older one renders what it renders (its texts say which: see
     /// `host_metrics::exporter_families`).
-    pub fn render(&mut self, format: Format) -> Result<String, CallError> {
+    pub fn render(&mut self, format: Format) -> Result<Rendered, CallError> {
+        // The text is lifted as a `LargeText` (see `lifting`), into the instance's spare
+        // buffer, through the export typed for it at each call, as `handle-batch` is.
+        let spare = self.spare.clone();
+        let text = lifting::with_spare(&spare, || self.render_text(format))?;
+        Ok(Rendered::with_spare(text, spare))
+    }
+
+    fn render_text(&mut self, format: Format) -> Result<String, CallError> {
+        macro_rules! render {
+            ($exports:expr, $store:expr, $args:expr) => {{
+                let func = *$exports.func_render().func();
+                call_render(func, $store, $args)
+            }};
+        }
         self.call(|store, exports| match exports {
-            Exports::Exporter1(e) => e.call_render(store),
-            Exports::Exporter2(e) => e.call_render(store),
+            Exports::Exporter1(e) => render!(e, store, ()),
+            Exports::Exporter2(e) => render!(e, store, ()),
             Exports::Exporter3(e) => {
                 let format = match format {
                     Format::OpenMetrics => v0_3::types::ExpositionFormat::Openmetrics,
                     Format::Text => v0_3::types::ExpositionFormat::PrometheusText,
                 };
-                e.call_render(store, format)
+                render!(e, store, (format,))
             }
             Exports::Exporter4(e) => {
                 let format = match format {
                     Format::OpenMetrics => v0_4::types::ExpositionFormat::Openmetrics,
                     Format::Text => v0_4::types::ExpositionFormat::PrometheusText,
                 };
-                e.call_render(store, format)
+                render!(e, store, (format,))
             }
             _ => Ok(Err("this plugin is not an exporter".into())),
         })
@@ -843,6 +861,20 @@ where
     func.typed::<(&[T],), (R,)>(&*store)
         .and_then(|f| f.call(&mut *store, (records,)))
         .map(|(r,)| r)
+}
+
+/// Calls `func`, a `render` export taking `args`, and lifts its text as a [`LargeText`].
+fn call_render<P>(
+    func: wasmtime::component::Func,
+    store: &mut Store<PluginState>,
+    args: P,
+) -> wasmtime::Result<Result<String, String>>
+where
+    P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
+{
+    func.typed::<P, (Result<LargeText, String>,)>(&*store)
+        .and_then(|f| f.call(&mut *store, args))
+        .map(|(r,)| r.map(|LargeText(text)| text))
 }
 
 #[cfg(test)]

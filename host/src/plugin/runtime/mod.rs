@@ -8,6 +8,7 @@ pub(in crate::plugin) mod convert;
 pub mod engine;
 mod file_append;
 pub(in crate::plugin) mod instance;
+pub mod lifting;
 mod limiter;
 mod lowering;
 pub mod native;
@@ -23,6 +24,7 @@ use crate::plugin::delivery::health::PluginStats;
 use crate::plugin::delivery::Delivery;
 use crate::plugin::manifest::Manifest;
 use crate::plugin::runtime::instance::{CallError, Instance, Prepared};
+use crate::plugin::runtime::lifting::Rendered;
 use crate::plugin::runtime::native::{NativeInstance, NativeLibrary};
 
 /// How to start a fresh instance of a plugin (after a failure, or the first time).
@@ -140,10 +142,10 @@ impl Live {
     /// An exporter's state as an exposition, asked in `format`: an exporter built
     /// against WIT 0.3.0 is told the format; an older one and a native one render what
     /// they render (an OpenMetrics text ends with `# EOF`).
-    pub fn render(&mut self, format: Format) -> Result<String, CallError> {
+    pub fn render(&mut self, format: Format) -> Result<Rendered, CallError> {
         match self {
             Live::Wasm(instance) => instance.render(format),
-            Live::Native(instance) => instance.render(),
+            Live::Native(instance) => instance.render().map(Rendered::from),
         }
     }
 }

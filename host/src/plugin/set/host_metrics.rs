@@ -52,6 +52,7 @@ use super::PluginInfo;
 use crate::plugin::delivery::destinations::DestinationReport;
 use crate::plugin::delivery::health::{LatencySnapshot, CALL_BUCKETS};
 use crate::plugin::manifest::PluginKind;
+use crate::plugin::runtime::lifting::Rendered;
 use crate::plugin::Health;
 
 /// The value of the `state` label for each [`Health`], in the order they are written.
@@ -339,7 +340,7 @@ fn exporter_texts(
     host: &super::PluginHost,
     asked: Format,
     left_out: &mut impl FnMut(&str, &str),
-) -> (Format, Vec<(String, String)>) {
+) -> (Format, Vec<(String, Rendered)>) {
     let mut exported = Vec::new();
     for p in host
         .list()
@@ -368,7 +369,7 @@ fn exporter_texts(
 fn append_exporter_families(
     out: &mut String,
     format: Format,
-    texts: &[(String, String)],
+    texts: &[(String, Rendered)],
     left_out: &mut impl FnMut(&str, &str),
 ) {
     out.reserve(texts.iter().map(|(_, text)| text.len() + 1).sum());

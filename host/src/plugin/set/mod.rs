@@ -31,6 +31,7 @@ use crate::plugin::grants::{Ask, Grants, GrantsError};
 use crate::plugin::manifest::{self, Artifact, Manifest, PluginKind, WitVersion};
 use crate::plugin::runtime::engine::{LoadSource, PluginEngine};
 use crate::plugin::runtime::instance;
+use crate::plugin::runtime::lifting::Rendered;
 use crate::plugin::set::folders::{plugin_folders, Fingerprint};
 use crate::plugin::set::load::FolderRead;
 use crate::plugin::PluginError;
@@ -585,8 +586,9 @@ impl PluginHost {
 
     /// The text of an exporter plugin's `render` (Prometheus metrics), asked in `format`
     /// (an exporter built against WIT 0.3.0 renders it; an older one renders what it
-    /// renders: see `host_metrics`).
-    pub fn render(&self, name: &str, format: Format) -> Result<String, String> {
+    /// renders: see `host_metrics`). Its buffer goes back to the plugin once the text is
+    /// dropped, for the next render.
+    pub fn render(&self, name: &str, format: Format) -> Result<Rendered, String> {
         let plugins = self.current();
         let p = plugins
             .iter()
