@@ -161,16 +161,21 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            if !batch.is_empty() && (urgent || batch_started.elapsed() >= batch_window) {
+            // The clock is read once a message, and again only after a delivery: every
+            // worker reads it for every event (it was three reads, 1-3% of a counting
+            // plugin's thread in the default set).
+            let mut now = Instant::now();
+            if !batch.is_empty() && (urgent || now >= batch_started + batch_window) {
                 self.deliver(&mut batch, &mut ctx, false);
+                now = Instant::now();
             }
             urgent &= !batch.is_empty();
-            if outbox.due(Instant::now()) {
+            if outbox.due(now) {
                 self.notify(&mut outbox, &mut ctx, false);
             }
             if let (Some(at), Some(every)) = (next_tick, tick_every) {
-                if Instant::now() >= at {
-                    next_tick = Some(Instant::now() + every);
+                if now >= at {
+                    next_tick = Some(now + every);
                     let stats = self.stats.clone();
                     if let Some(instance) = self.ready_instance(&mut ctx, false) {
                         let result = timed(&stats, || instance.tick(Utc::now()));
