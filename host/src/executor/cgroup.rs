@@ -13,11 +13,16 @@
 //!
 //! Without write access to either, executions run without cgroups and the result says so
 //! through its measurement sources. Creating a cgroup costs ~0.2 ms, so a host makes a
-//! folder of its own in each hierarchy (`metaclaude-<pid>-<nanos>`), and a small pool of
+//! folder of its own in each hierarchy (`metaclaude-<pid>-t<start>-<nanos>`: its pid, its
+//! start time in the kernel's clock ticks, and the nanoseconds of the moment it made the
+//! folder), and a small pool of
 //! execution cgroups in it is prepared off the hot path (as many as were ever in use at
 //! once, up to eight) and removal happens in the background. A host for one execution (a
 //! one-shot `run`) makes neither folder nor pool: its execution cgroup is made straight
-//! in the host's own cgroup (`metaclaude-<pid>-<nanos>-<n>`), and removed at exit.
+//! in the host's own cgroup (`metaclaude-<pid>-t<start>-<nanos>-<n>`), and removed at
+//! exit. Folders of hosts that are gone (killed with -9, or the machine lost power) are
+//! swept by the next host to start: those whose pid is not running, or runs a process
+//! that started at another time than the name says (the pid was given again).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -617,8 +622,9 @@ fn pool_worker(shared: &Shared) {
     }
 }
 
-/// Finds the host's own cgroups and makes a `metaclaude-<pid>-<nanos>` folder under each;
-/// with `single`, makes none: the host's own cgroups are the roots, where it may write.
+/// Finds the host's own cgroups and makes a `metaclaude-<pid>-t<start>-<nanos>` folder
+/// under each; with `single`, makes none: the host's own cgroups are the roots, where it
+/// may write.
 fn detect_roots(single: bool) -> Roots {
     let mut roots = Roots::default();
     let Ok(membership) = fs::read_to_string("/proc/self/cgroup") else {
@@ -627,13 +633,19 @@ fn detect_roots(single: bool) -> Roots {
     let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
         return roots;
     };
-    // The pid alone can repeat (a host killed with -9 leaves its folder behind), so the
-    // start time makes the name unique; folders of hosts that are gone are swept first.
+    // The pid alone can repeat (a host killed with -9 leaves its folder behind, and its
+    // pid may be given to another process), so the name says when this process started,
+    // and the nanoseconds tell apart two executors of one process; folders of hosts that
+    // are gone are swept first.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let folder = format!("metaclaude-{}-{nanos:09}", std::process::id());
+    let pid = std::process::id();
+    let folder = match start_ticks("self") {
+        Some(start) => format!("metaclaude-{pid}-t{start}-{nanos:09}"),
+        None => format!("metaclaude-{pid}-{nanos:09}"),
+    };
     // The host's own cgroup (for a one-execution host) or its folder in it.
     let root = |own: PathBuf| -> Option<PathBuf> {
         if !single {
@@ -700,8 +712,43 @@ fn subtree_has_memory(dir: &Path) -> bool {
         .any(|c| c == "memory")
 }
 
+/// When the process `pid` (`self`, or a number) started, in clock ticks after boot
+/// (`/proc/<pid>/stat`, field 22): with the pid, what tells a process from a later one
+/// given the same pid. `None` when it cannot be read (no such process).
+fn start_ticks(pid: &str) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses
+    // itself: the fields after it start past the last `)`, with the state (field 3).
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the folder `name` (`metaclaude-<pid>-...`) belongs to a host that is gone: its
+/// pid runs no process, or (for a name with the start time, `-t<start>-`) a process that
+/// started at another time. A name without the start time (made by an older host) is
+/// kept while its pid runs, as is one whose process cannot be looked at.
+fn owner_gone(name: &str) -> Option<bool> {
+    let mut parts = name.strip_prefix("metaclaude-")?.split('-');
+    let pid = parts.next()?.parse::<i32>().ok()?;
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !alive {
+        return Some(true);
+    }
+    let named = parts
+        .next()
+        .and_then(|p| p.strip_prefix('t'))
+        .and_then(|t| t.parse::<u64>().ok());
+    Some(match (named, start_ticks(&pid.to_string())) {
+        (Some(named), Some(running)) => named != running,
+        _ => false,
+    })
+}
+
 /// Removes `metaclaude-<pid>-*` folders beside `dir` whose host process no longer exists
-/// (their execution cgroups are empty once every process in them has exited).
+/// ([`owner_gone`]; their execution cgroups are empty once every process in them has
+/// exited).
 fn sweep_stale(dir: &Path) {
     let Some(parent) = dir.parent() else {
         return;
@@ -711,19 +758,9 @@ fn sweep_stale(dir: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("metaclaude-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        // A live pid (this process included: it may run several executors) owns its
+        // A live host (this process included: it may run several executors) owns its
         // folders; only those of hosts that are gone are swept.
-        if alive || entry.path() == dir {
+        if entry.path() == dir || owner_gone(&name) != Some(true) {
             continue;
         }
         if let Ok(children) = fs::read_dir(entry.path()) {
@@ -783,6 +820,59 @@ fn mount_point(mountinfo: &str, fstype: &str, option: Option<&str>) -> Option<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sweep removes the folders of hosts that are gone, the ones whose pid was given
+    /// to another process since included, and keeps those of hosts that run. (Plain
+    /// folders stand for the cgroups: the sweep only lists and removes folders.)
+    #[test]
+    fn folders_of_hosts_that_are_gone_are_swept_even_when_their_pid_came_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A process that is not this one, standing for the later owner of a pid.
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = other.id();
+        let started = start_ticks(&pid.to_string()).expect("its start time");
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        dead.wait().unwrap();
+        let me = std::process::id();
+        let mine = start_ticks("self").unwrap();
+        let folders = [
+            // The host running now, the sweeping one: kept.
+            (format!("metaclaude-{me}-t{mine}-000000001"), true),
+            // Another folder of a live host (another executor of it): kept.
+            (format!("metaclaude-{pid}-t{started}-000000002"), true),
+            // Its pid runs a process started at another time: swept.
+            (
+                format!("metaclaude-{pid}-t{}-000000003", started + 1),
+                false,
+            ),
+            (
+                format!("metaclaude-{pid}-t{}-000000004-0", started - 1),
+                false,
+            ),
+            // No process has the pid: swept.
+            (
+                format!("metaclaude-{}-t{started}-000000005", dead.id()),
+                false,
+            ),
+            (format!("metaclaude-{}-000000006", dead.id()), false),
+            // Made by an older host, without the start time, its pid running: kept.
+            (format!("metaclaude-{pid}-000000007"), true),
+            // Not a host's folder at all: kept.
+            ("something-else".to_string(), true),
+        ];
+        for (name, _) in &folders {
+            fs::create_dir_all(tmp.path().join(name).join("execution-0")).unwrap();
+        }
+        sweep_stale(&tmp.path().join(&folders[0].0));
+        other.kill().unwrap();
+        other.wait().unwrap();
+        for (name, kept) in &folders {
+            assert_eq!(tmp.path().join(name).exists(), *kept, "{name}");
+        }
+    }
 
     /// A manager. The tests expect this machine to let the host make cgroups (CI runs them
     /// as root) and fail when it does not, unless `METACLAUDE_TEST_NO_CGROUPS=1` says it
