@@ -34,7 +34,7 @@ use wasmtime::ValRaw;
 
 /// A WIT `string` lifted into a buffer of its own (see the module's documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LargeText(pub String);
+pub(crate) struct LargeText(pub String);
 
 // SAFETY: the same type as `str`/`String` in every respect: the same flat representation
 // (a pointer and a length), ABI and check.
@@ -118,7 +118,7 @@ thread_local! {
 /// Runs `call` (a call into one instance, on this thread) with `spare`, that instance's
 /// spare buffer, for the texts it lifts. Outside, even after a panic in `call`, the
 /// thread's spare is what it was.
-pub fn with_spare<R>(spare: &Arc<Spare>, call: impl FnOnce() -> R) -> R {
+pub(crate) fn with_spare<R>(spare: &Arc<Spare>, call: impl FnOnce() -> R) -> R {
     /// Puts the outer spare back.
     struct Restore(Option<Arc<Spare>>);
     impl Drop for Restore {
@@ -132,7 +132,7 @@ pub fn with_spare<R>(spare: &Arc<Spare>, call: impl FnOnce() -> R) -> R {
 
 /// An instance's spare buffer: the last text's, given back by its reader.
 #[derive(Debug, Default)]
-pub struct Spare(Mutex<Vec<u8>>);
+pub(crate) struct Spare(Mutex<Vec<u8>>);
 
 impl Spare {
     /// The spare buffer, empty, when it holds `len` bytes without being much larger
@@ -165,7 +165,7 @@ pub struct Rendered {
 
 impl Rendered {
     /// `text`, whose buffer goes back to `spare` once dropped.
-    pub fn with_spare(text: String, spare: Arc<Spare>) -> Rendered {
+    pub(crate) fn with_spare(text: String, spare: Arc<Spare>) -> Rendered {
         Rendered {
             text,
             spare: Some(spare),

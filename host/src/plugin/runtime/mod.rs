@@ -8,7 +8,7 @@ pub(in crate::plugin) mod convert;
 pub mod engine;
 mod file_append;
 pub(in crate::plugin) mod instance;
-pub mod lifting;
+pub(in crate::plugin) mod lifting;
 mod limiter;
 mod lowering;
 pub mod native;
