@@ -72,12 +72,12 @@ pub fn tune_allocator_for_one_execution() {
 const OWN_MAPPING: usize = 128 * 1024;
 
 /// An empty buffer of `capacity` bytes, for a caller that fills it whole at once (a text
-/// copied out of a plugin's memory). A buffer of [`OWN_MAPPING`] or more is a fresh
-/// mapping whose pages would each fault on its first write (256 faults for 1 MiB, each
-/// a trap into the kernel); here they are faulted in by one `madvise(MADV_POPULATE_WRITE)`
-/// instead: 1 MiB copied into it took 140 µs against 265 (2026-12-07, this README's
-/// machine). Where the kernel has no such advice (before Linux 5.14) the pages fault as
-/// they are written, as before.
+/// copied out of a plugin's memory). A buffer of 128 KiB or more ([`tune_allocator`]'s
+/// threshold) is a fresh mapping whose pages would each fault on their first write (256
+/// traps into the kernel for 1 MiB); here they are faulted in by one
+/// `madvise(MADV_POPULATE_WRITE)` instead: 1 MiB copied into such a buffer took 140 µs
+/// against 265 (2026-12-07, the machine of the README's benchmarks). Where the kernel has
+/// no such advice (before Linux 5.14) the pages fault as they are written, as before.
 pub fn buffer_to_fill(capacity: usize) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(capacity);
     #[cfg(target_os = "linux")]

@@ -157,7 +157,7 @@ impl Spare {
 }
 
 /// A text an instance returned (an exporter's exposition), read as a `str`. Once
-/// dropped, its buffer goes back to the instance's [`Spare`] for the next one.
+/// dropped, its buffer goes back to the instance (its spare buffer) for the next one.
 pub struct Rendered {
     text: String,
     spare: Option<Arc<Spare>>,
