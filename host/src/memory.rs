@@ -35,7 +35,7 @@ pub fn tune_allocator() {
             // SAFETY: `mallopt` only sets one of the allocator's parameters and is safe
             // to call at any time, from any thread (it takes the arenas' locks).
             unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+                libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_MAPPING as libc::c_int);
             }
         }
         let tunables = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
@@ -67,8 +67,8 @@ pub fn tune_allocator_for_one_execution() {
     }
 }
 
-/// Below this, a buffer comes from an arena whose pages are mostly in place already; from
-/// it up, glibc maps it afresh (the threshold [`tune_allocator`] fixes).
+/// glibc's mmap threshold as [`tune_allocator`] fixes it: below it, a buffer comes from an
+/// arena whose pages are mostly in place already; from it up, it is mapped afresh.
 const OWN_MAPPING: usize = 128 * 1024;
 
 /// An empty buffer of `capacity` bytes, for a caller that fills it whole at once (a text
@@ -82,29 +82,39 @@ pub fn buffer_to_fill(capacity: usize) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(capacity);
     #[cfg(target_os = "linux")]
     if capacity >= OWN_MAPPING {
-        // SAFETY: `sysconf` reads a constant of the process (glibc: from the auxiliary
-        // vector), safe from any thread.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0);
-        if page.is_power_of_two() {
-            let at = buffer.as_mut_ptr() as usize;
-            let start = at.next_multiple_of(page);
-            let end = (at + capacity) & !(page - 1);
-            if end > start {
-                // SAFETY: the range is whole pages inside the buffer's own allocation,
-                // which nothing else uses; populating them writes nothing the buffer
-                // holds (it is empty) and leaves each page as a first write would. A
-                // failure (an old kernel) changes nothing and is left alone.
-                unsafe {
-                    libc::madvise(
-                        start as *mut libc::c_void,
-                        end - start,
-                        libc::MADV_POPULATE_WRITE,
-                    );
-                }
+        if let Some((start, end)) = whole_pages(buffer.as_mut_ptr() as usize, capacity) {
+            // SAFETY: the range is whole pages inside the buffer's own allocation, which
+            // nothing else uses; populating them writes nothing the buffer holds (it is
+            // empty) and leaves each page as a first write would. A failure (an old
+            // kernel) changes nothing and is left alone.
+            unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    end - start,
+                    libc::MADV_POPULATE_WRITE,
+                );
             }
         }
     }
     buffer
+}
+
+/// The size of a page of memory (`None` if the system says something unusable).
+#[cfg(target_os = "linux")]
+fn page_size() -> Option<usize> {
+    // SAFETY: `sysconf` reads a constant of the process (glibc: from the auxiliary
+    // vector), safe from any thread.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    page.is_power_of_two().then_some(page)
+}
+
+/// The whole pages of the `len` bytes at `at`: where the first starts and the last ends
+/// (`None` when there is none).
+#[cfg(target_os = "linux")]
+fn whole_pages(at: usize, len: usize) -> Option<(usize, usize)> {
+    let page = page_size()?;
+    let (start, end) = (at.next_multiple_of(page), (at + len) & !(page - 1));
+    (end > start).then_some((start, end))
 }
 
 /// How often a long-running host gives its free memory back.
@@ -153,12 +163,8 @@ mod tests {
     fn a_large_buffer_to_fill_has_its_pages_in_place() {
         tune_allocator();
         let resident = |buffer: &Vec<u8>| -> (usize, usize) {
-            // SAFETY: as in `buffer_to_fill`.
-            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-            let at = buffer.as_ptr() as usize;
-            let start = at.next_multiple_of(page);
-            let end = (at + buffer.capacity()) & !(page - 1);
-            let mut pages = vec![0u8; (end - start) / page];
+            let (start, end) = whole_pages(buffer.as_ptr() as usize, buffer.capacity()).unwrap();
+            let mut pages = vec![0u8; (end - start) / page_size().unwrap()];
             // SAFETY: `mincore` only reads the page tables of the range (whole pages of
             // the buffer's own allocation) into `pages`, one byte a page.
             let done = unsafe {

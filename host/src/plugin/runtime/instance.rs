@@ -665,7 +665,7 @@ impl Instance {
                 let store: &mut Store<PluginState> = $store;
                 let mut answers = store.data().zero_sized;
                 let returned = super::lowering::with_answers(&mut answers, || {
-                    call_batch::<_, $returns>(func, &mut *store, &records)
+                    call_typed::<_, $returns>(func, &mut *store, (&records[..],))
                 });
                 store.data_mut().zero_sized = answers;
                 returned
@@ -819,7 +819,8 @@ impl Instance {
         macro_rules! render {
             ($exports:expr, $store:expr, $args:expr) => {{
                 let func = *$exports.func_render().func();
-                call_render(func, $store, $args)
+                call_typed::<_, Result<LargeText, String>>(func, $store, $args)
+                    .map(|r| r.map(|LargeText(text)| text))
             }};
         }
         self.call(|store, exports| match exports {
@@ -847,34 +848,21 @@ impl Instance {
 /// Why a rule built against 0.1.0 has no thresholds to change.
 const OLD_RULE: &str = "this alert rule was built against metaclaude:monitor@0.1.0, which cannot change thresholds while it runs: rebuild it against @0.4.0 (set-threshold), or change the threshold in its manifest's [config]";
 
-/// Calls `func`, a `handle-batch` export, with `records`, typed for them (the component's
-/// type is checked against theirs at each call), and returns its answer.
-fn call_batch<T, R>(
-    func: wasmtime::component::Func,
-    store: &mut Store<PluginState>,
-    records: &[T],
-) -> wasmtime::Result<R>
-where
-    T: wasmtime::component::ComponentType + wasmtime::component::Lower,
-    R: wasmtime::component::ComponentType + wasmtime::component::Lift + Send + Sync + 'static,
-{
-    func.typed::<(&[T],), (R,)>(&*store)
-        .and_then(|f| f.call(&mut *store, (records,)))
-        .map(|(r,)| r)
-}
-
-/// Calls `func`, a `render` export taking `args`, and lifts its text as a [`LargeText`].
-fn call_render<P>(
+/// Calls `func`, an export taking `args` (a `handle-batch` its batch's records, a `render`
+/// its format), typed for them and for its answer `R` (the component's type is checked
+/// against theirs at each call), and returns that answer.
+fn call_typed<P, R>(
     func: wasmtime::component::Func,
     store: &mut Store<PluginState>,
     args: P,
-) -> wasmtime::Result<Result<String, String>>
+) -> wasmtime::Result<R>
 where
     P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
+    R: wasmtime::component::ComponentType + wasmtime::component::Lift + Send + Sync + 'static,
 {
-    func.typed::<P, (Result<LargeText, String>,)>(&*store)
+    func.typed::<P, (R,)>(&*store)
         .and_then(|f| f.call(&mut *store, args))
-        .map(|(r,)| r.map(|LargeText(text)| text))
+        .map(|(r,)| r)
 }
 
 #[cfg(test)]
