@@ -269,6 +269,34 @@ macro_rules! event_records {
 
         crate::plugin::runtime::lowering::lowered_as_view!(EventRef => EventView);
 
+        // Each record's fields in the order of its type (the derive's typecheck holds the
+        // views to the component's types; `tests/cli/records/` holds what a plugin
+        // receives in each shape).
+        crate::plugin::runtime::lowering::image_of!(impl['a] EventView<'a> {
+            kind, timestamp, execution_id, script_id, specialist, session_id, correlation_id,
+            user, attempt, pid, error, retry_delay_ms, result, json,
+        });
+        crate::plugin::runtime::lowering::image_of!(impl['a] ResultView<'a> {
+            execution_id, script_id, specialist, success, exit_code, signal, stdout, stderr,
+            stdout_truncated, stderr_truncated, started_at, finished_at, attempts, retries,
+            inputs, session_id, correlation_id, user, error_details, resource_usage,
+        });
+        crate::plugin::runtime::lowering::image_of!(impl['a] ErrorView<'a> {
+            category, message, context, suggestions, stack_trace,
+        });
+        crate::plugin::runtime::lowering::image_of!(impl['a] ContextView<'a> {
+            script_id, script_path, specialist, exit_code, signal, attempt, extra,
+        });
+        crate::plugin::runtime::lowering::image_of!(impl[] wit::Datetime { seconds, nanoseconds });
+        crate::plugin::runtime::lowering::image_of!(impl[] wit::ResourceUsage {
+            memory_start_mb, memory_end_mb, peak_memory_mb, peak_memory_largest_process_mb,
+            cpu_time_seconds, cpu_user_seconds, cpu_system_seconds, wall_time_seconds,
+            memory_start_source, memory_end_source, peak_memory_source, cpu_time_source,
+        });
+        crate::plugin::runtime::lowering::image_of!(enum wit::LifecycleKind);
+        crate::plugin::runtime::lowering::image_of!(enum wit::ErrorCategory);
+        crate::plugin::runtime::lowering::image_of!(enum wit::MeasurementSource);
+
         pub fn datetime(t: &DateTime<Utc>) -> wit::Datetime {
             wit::Datetime {
                 seconds: t.timestamp(),
