@@ -95,17 +95,16 @@ pub fn measure(
     };
     let mut statsd = statsd_exporter::lines::Exporter::new(&config, 0x9E37_79B9_7F4A_7C15);
     let mut sender = statsd_exporter::send::Sender::new(config.target());
+    let mut lines = statsd_exporter::format::Lines::default();
     let statsd_exporter = per_event(&mut || {
         for batch in events.chunks(BATCH) {
-            let mut lines = Vec::new();
+            lines.clear();
             let mut warnings = Vec::new();
             for e in batch {
                 statsd.lines(&finished(e), &mut lines, &mut warnings);
             }
-            let (datagrams, _) = statsd_exporter::format::pack(
-                lines.iter().map(String::as_str),
-                config.max_payload_bytes,
-            );
+            let (datagrams, _) =
+                statsd_exporter::format::pack(lines.iter(), config.max_payload_bytes);
             sender.send(&datagrams);
         }
     });

@@ -14,6 +14,9 @@
 //! Lines are packed into datagrams of at most `max_payload_bytes`, separated by `\n`; a
 //! line is never split (a line longer than the payload goes alone).
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use crate::config::{TagStyle, MAX_DATAGRAM};
 
 /// The longest label value sent, in bytes (values are ASCII once sanitised).
@@ -55,21 +58,25 @@ pub fn sanitize_prefix(raw: &str) -> String {
         .join(".")
 }
 
-/// A label value as the line rules allow it for `style` (see the module docs).
-pub fn sanitize_label(raw: &str, style: TagStyle) -> String {
+/// A label value as the line rules allow it for `style` (see the module docs): the value
+/// itself, borrowed, when it is one already (most are: script ids, specialists).
+pub fn sanitize_label(raw: &str, style: TagStyle) -> Cow<'_, str> {
     let keep_dot = style == TagStyle::DogStatsd;
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (keep_dot && b == b'.');
+    if !raw.is_empty() && raw.len() <= MAX_LABEL && raw.bytes().all(ok) {
+        return Cow::Borrowed(raw);
+    }
     let mut out = String::with_capacity(raw.len().min(MAX_LABEL));
     for c in raw.chars() {
         if out.len() >= MAX_LABEL {
             break;
         }
-        let ok = c.is_ascii_alphanumeric() || c == '_' || c == '-' || (keep_dot && c == '.');
-        out.push(if ok { c } else { '_' });
+        out.push(if c.is_ascii() && ok(c as u8) { c } else { '_' });
     }
     if out.is_empty() {
         out.push_str("none");
     }
-    out
+    Cow::Owned(out)
 }
 
 /// `v` with at most `decimals` decimals, trailing zeros removed: `81.5`, `3`, `0.000125`.
@@ -80,29 +87,33 @@ pub fn sanitize_label(raw: &str, style: TagStyle) -> String {
 /// an execution); so the value is scaled and rounded as an integer instead wherever that
 /// rounding is certain, and formatted the slow way only where it is not.
 pub fn decimal(v: f64, decimals: usize) -> String {
+    let mut s = String::new();
+    write_decimal(&mut s, v, decimals);
+    s
+}
+
+/// [`decimal`], appended to `out`.
+pub fn write_decimal(out: &mut String, v: f64, decimals: usize) {
     let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
-    let mut s = match scaled(v, decimals) {
+    let start = out.len();
+    match scaled(v, decimals) {
         Some((n, unit)) => {
-            let mut s = (n / unit).to_string();
+            let _ = write!(out, "{}", n / unit);
             if decimals > 0 {
-                s.push('.');
-                let fraction = (n % unit).to_string();
-                s.extend(std::iter::repeat_n('0', decimals - fraction.len()));
-                s.push_str(&fraction);
+                let _ = write!(out, ".{:0decimals$}", n % unit);
             }
-            s
         }
-        None => format!("{v:.decimals$}"),
-    };
-    if s.contains('.') {
-        while s.ends_with('0') {
-            s.pop();
-        }
-        if s.ends_with('.') {
-            s.pop();
+        None => {
+            let _ = write!(out, "{v:.decimals$}");
         }
     }
-    s
+    if out[start..].contains('.') {
+        let digits = out[start..]
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .len();
+        out.truncate(start + digits);
+    }
 }
 
 /// `v` (finite, not negative) times 10^`decimals` rounded to a whole number, and
@@ -142,37 +153,78 @@ impl Formatter {
     /// (key and already sanitised value, in this order).
     pub fn line(&self, name: &str, value: &str, ty: Type, labels: &[(&str, &str)]) -> String {
         let mut line = String::with_capacity(64 + labels.len() * 32);
+        self.write_line(&mut line, name, |out| out.push_str(value), ty, labels);
+        line
+    }
+
+    /// [`Formatter::line`] appended to `out`, its value written by `value`.
+    pub fn write_line(
+        &self,
+        out: &mut String,
+        name: &str,
+        value: impl FnOnce(&mut String),
+        ty: Type,
+        labels: &[(&str, &str)],
+    ) {
         if !self.prefix.is_empty() {
-            line.push_str(&self.prefix);
-            line.push('.');
+            out.push_str(&self.prefix);
+            out.push('.');
         }
-        line.push_str(name);
+        out.push_str(name);
         if self.style == TagStyle::Graphite {
             for (_, v) in labels {
-                line.push('.');
-                line.push_str(v);
+                out.push('.');
+                out.push_str(v);
             }
         }
-        line.push(':');
-        line.push_str(value);
-        line.push('|');
-        line.push_str(ty.code());
+        out.push(':');
+        value(out);
+        out.push('|');
+        out.push_str(ty.code());
         if self.rate < 1.0 {
-            line.push_str("|@");
-            line.push_str(&decimal(self.rate, 6));
+            out.push_str("|@");
+            write_decimal(out, self.rate, 6);
         }
         if self.style == TagStyle::DogStatsd && !labels.is_empty() {
-            line.push_str("|#");
+            out.push_str("|#");
             for (i, (k, v)) in labels.iter().enumerate() {
                 if i > 0 {
-                    line.push(',');
+                    out.push(',');
                 }
-                line.push_str(k);
-                line.push(':');
-                line.push_str(v);
+                out.push_str(k);
+                out.push(':');
+                out.push_str(v);
             }
         }
-        line
+    }
+}
+
+/// Lines one after another in one buffer, which a batch's lines reuse.
+#[derive(Debug, Default)]
+pub struct Lines {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    /// Adds the line `write` appends to the buffer.
+    pub fn push(&mut self, write: impl FnOnce(&mut String)) {
+        write(&mut self.text);
+        self.ends.push(self.text.len());
+    }
+
+    /// The lines, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
+    }
+
+    /// Forgets every line, keeping the buffer.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
     }
 }
 
@@ -378,6 +430,27 @@ mod tests {
             }
         }
         assert!(checked > 500_000, "{checked}");
+    }
+
+    #[test]
+    fn a_clean_label_is_borrowed_and_lines_share_one_buffer() {
+        assert!(matches!(
+            sanitize_label("deploy-api_1.v2", TagStyle::DogStatsd),
+            Cow::Borrowed("deploy-api_1.v2")
+        ));
+        let graphite = sanitize_label("deploy.v2", TagStyle::Graphite);
+        assert!(matches!(&graphite, Cow::Owned(s) if s == "deploy_v2"));
+        let mut lines = Lines::default();
+        lines.push(|text| text.push_str("a:1|c"));
+        lines.push(|text| {
+            fmt(TagStyle::None, 1.0).write_line(text, "b", |v| v.push('2'), Type::Gauge, &[])
+        });
+        assert_eq!(
+            lines.iter().collect::<Vec<_>>(),
+            ["a:1|c", "metaclaude.b:2|g"]
+        );
+        lines.clear();
+        assert_eq!(lines.iter().count(), 0);
     }
 
     #[test]

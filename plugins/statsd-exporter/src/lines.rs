@@ -12,7 +12,10 @@
 //! | `statsd.label_overflow` | `c` | 1 per label replaced by `other` | label |
 
 use crate::config::{Config, MemoryAs, TagStyle};
-use crate::format::{decimal, sanitize_label, Formatter, Type};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::format::{sanitize_label, write_decimal, Formatter, Lines, Type};
 
 pub use metaclaude_formats::finished::Finished;
 pub use metaclaude_formats::label_cap::{LabelCap, OTHER};
@@ -67,7 +70,7 @@ impl Exporter {
 
     /// Appends the lines for `f` to `out` (none when sampling leaves it out: one draw per
     /// execution, so its lines stay together) and warnings to log to `warnings`.
-    pub fn lines(&mut self, f: &Finished, out: &mut Vec<String>, warnings: &mut Vec<String>) {
+    pub fn lines(&mut self, f: &Finished, out: &mut Lines, warnings: &mut Vec<String>) {
         if self.fmt.rate < 1.0 && self.uniform() >= self.fmt.rate {
             return;
         }
@@ -76,13 +79,13 @@ impl Exporter {
         let mut overflow: Vec<&'static str> = Vec::new();
         let (script, specialist) = if labelled {
             let raw_specialist = f.specialist.as_deref().unwrap_or("");
-            let mut label = |cap: &mut LabelCap, raw: &str| {
+            let mut label = |cap: &mut LabelCap, raw| {
                 let value = sanitize_label(raw, style);
                 if cap.admit(&value, warnings) {
                     value
                 } else {
                     overflow.push(cap.label);
-                    OTHER.to_string()
+                    Cow::Borrowed(OTHER)
                 }
             };
             (
@@ -90,70 +93,64 @@ impl Exporter {
                 label(&mut self.specialists, raw_specialist),
             )
         } else {
-            (String::new(), String::new())
+            (Cow::Borrowed(""), Cow::Borrowed(""))
         };
-        let base: Vec<(&str, &str)> = if labelled {
-            vec![("script", &script), ("specialist", &specialist)]
+        let category = if f.success || !labelled {
+            Cow::Borrowed("")
         } else {
-            Vec::new()
+            sanitize_label(f.category.as_deref().unwrap_or(""), style)
         };
+        let all = [
+            ("script", &*script),
+            ("specialist", &*specialist),
+            ("category", &*category),
+        ];
+        let base = if labelled { &all[..2] } else { &[] };
         let fmt = &self.fmt;
-        let line = |name: &str, value: String, ty: Type, labels: &[(&str, &str)]| {
-            fmt.line(name, &value, ty, labels)
-        };
-        out.push(line("executions.total", "1".into(), Type::Counter, &base));
+        let mut line =
+            |name: &str, value: &dyn Fn(&mut String), ty: Type, labels: &[(&str, &str)]| {
+                out.push(|text| fmt.write_line(text, name, value, ty, labels));
+            };
+        let one = |text: &mut String| text.push('1');
+        line("executions.total", &one, Type::Counter, base);
         if f.success {
-            out.push(line("executions.success", "1".into(), Type::Counter, &base));
+            line("executions.success", &one, Type::Counter, base);
         } else {
-            let category = sanitize_label(f.category.as_deref().unwrap_or(""), style);
-            let mut with_category = base.clone();
-            if labelled {
-                with_category.push(("category", &category));
-            }
-            out.push(line(
-                "executions.failure",
-                "1".into(),
-                Type::Counter,
-                &with_category,
-            ));
+            let with_category = if labelled { &all[..] } else { &[] };
+            line("executions.failure", &one, Type::Counter, with_category);
         }
-        out.push(line(
+        let decimal =
+            |v: f64, decimals: usize| move |text: &mut String| write_decimal(text, v, decimals);
+        line(
             "execution.duration_seconds",
-            decimal(f.duration_seconds * 1000.0, 3),
+            &decimal(f.duration_seconds * 1000.0, 3),
             Type::Timer,
-            &base,
-        ));
+            base,
+        );
         let memory_type = match self.memory_as {
             MemoryAs::Timer => Type::Timer,
             MemoryAs::Gauge => Type::Gauge,
         };
-        out.push(line(
+        line(
             "resource.memory_peak_mb",
-            decimal(f.memory_peak_mb, 3),
+            &decimal(f.memory_peak_mb, 3),
             memory_type,
-            &base,
-        ));
-        out.push(line(
+            base,
+        );
+        line(
             "resource.cpu_time_seconds",
-            decimal(f.cpu_time_seconds, 6),
+            &decimal(f.cpu_time_seconds, 6),
             Type::Counter,
-            &base,
-        ));
+            base,
+        );
         if f.retries > 0 {
-            out.push(line(
-                "executions.retries",
-                f.retries.to_string(),
-                Type::Counter,
-                &base,
-            ));
+            let retries = |text: &mut String| {
+                let _ = write!(text, "{}", f.retries);
+            };
+            line("executions.retries", &retries, Type::Counter, base);
         }
         for label in overflow {
-            out.push(line(
-                OVERFLOW,
-                "1".into(),
-                Type::Counter,
-                &[("label", label)],
-            ));
+            line(OVERFLOW, &one, Type::Counter, &[("label", label)]);
         }
     }
 }
@@ -177,9 +174,9 @@ mod tests {
     }
 
     fn lines_of(e: &mut Exporter, f: &Finished) -> (Vec<String>, Vec<String>) {
-        let (mut out, mut warnings) = (Vec::new(), Vec::new());
+        let (mut out, mut warnings) = (Lines::default(), Vec::new());
         e.lines(f, &mut out, &mut warnings);
-        (out, warnings)
+        (out.iter().map(String::from).collect(), warnings)
     }
 
     #[test]

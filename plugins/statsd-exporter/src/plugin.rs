@@ -20,6 +20,8 @@ struct State {
     config: Config,
     exporter: Exporter,
     sender: Sender,
+    /// A batch's lines, the buffer kept for the next.
+    lines: format::Lines,
 }
 
 /// A seed for sampling from the runtime's randomness (WASI `random` in the sandbox).
@@ -37,6 +39,7 @@ impl Guest for StatsdExporter {
         let state = State {
             exporter: Exporter::new(&config, seed()),
             sender: Sender::new(config.target()),
+            lines: format::Lines::default(),
             config,
         };
         STATE.with_borrow_mut(|s| *s = Some(state));
@@ -46,18 +49,16 @@ impl Guest for StatsdExporter {
     fn handle_batch(events: Vec<Event>) -> Result<(), String> {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
-            let mut lines = Vec::new();
             let mut warnings = Vec::new();
+            state.lines.clear();
             for f in events.iter().filter_map(finished) {
-                state.exporter.lines(&f, &mut lines, &mut warnings);
+                state.exporter.lines(&f, &mut state.lines, &mut warnings);
             }
             for w in warnings {
                 metaclaude_plugin_sdk::warn!("{w}");
             }
-            let (datagrams, too_long) = format::pack(
-                lines.iter().map(String::as_str),
-                state.config.max_payload_bytes,
-            );
+            let (datagrams, too_long) =
+                format::pack(state.lines.iter(), state.config.max_payload_bytes);
             if too_long > 0 {
                 metaclaude_plugin_sdk::warn!(
                     "{too_long} line(s) longer than a UDP datagram left out"
