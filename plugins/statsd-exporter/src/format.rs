@@ -79,20 +79,22 @@ pub fn sanitize_label(raw: &str, style: TagStyle) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// `v` with at most `decimals` decimals, trailing zeros removed: `81.5`, `3`, `0.000125`.
-/// Not-a-number, infinite and negative values are 0 (StatsD timers refuse negatives).
-///
-/// The digits are those of `format!("{v:.decimals$}")` (the exact value rounded half to
-/// even), which takes a slow path for many values (a third of a microsecond, three times
-/// an execution); so the value is scaled and rounded as an integer instead wherever that
-/// rounding is certain, and formatted the slow way only where it is not.
+/// [`write_decimal`] into a `String` of its own, for the tests.
+#[cfg(test)]
 pub fn decimal(v: f64, decimals: usize) -> String {
     let mut s = String::new();
     write_decimal(&mut s, v, decimals);
     s
 }
 
-/// [`decimal`], appended to `out`.
+/// Appends `v` to `out` with at most `decimals` decimals, trailing zeros removed: `81.5`,
+/// `3`, `0.000125`. Not-a-number, infinite and negative values are 0 (StatsD timers refuse
+/// negatives).
+///
+/// The digits are those of `format!("{v:.decimals$}")` (the exact value rounded half to
+/// even), which takes a slow path for many values (a third of a microsecond, three times
+/// an execution); so the value is scaled and rounded as an integer instead wherever that
+/// rounding is certain, and formatted the slow way only where it is not.
 pub fn write_decimal(out: &mut String, v: f64, decimals: usize) {
     let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
     let start = out.len();
@@ -150,7 +152,9 @@ pub struct Formatter {
 
 impl Formatter {
     /// One line: `name` (after the prefix) with `value` of type `ty`, labelled by `labels`
-    /// (key and already sanitised value, in this order).
+    /// (key and already sanitised value, in this order). (A `String` of its own for the
+    /// tests; lines are written in place with [`Formatter::write_line`].)
+    #[cfg(test)]
     pub fn line(&self, name: &str, value: &str, ty: Type, labels: &[(&str, &str)]) -> String {
         let mut line = String::with_capacity(64 + labels.len() * 32);
         self.write_line(&mut line, name, |out| out.push_str(value), ty, labels);

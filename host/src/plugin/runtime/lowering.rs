@@ -261,7 +261,9 @@ pub trait Image: Lower {
 
 /// Writes `value`, the next field of a record (of the component's type `ty`), into the
 /// record's `image` at the first offset from `offset` its alignment allows, and moves
-/// `offset` past it: the canonical ABI's record layout, as wasmtime's derive computes it.
+/// `offset` past it: the canonical ABI's record layout, the arithmetic of wasmtime's
+/// `CanonicalAbiInfo::next_field32_size` (which its derive calls at every field, a call
+/// into another crate with two checked conversions each time; here it inlines).
 pub fn write_field<V: Image, T>(
     value: &V,
     cx: &mut LowerContext<'_, T>,
