@@ -45,13 +45,18 @@ impl Shape {
         matches!(self, Shape::WithJson | Shape::FiguresWithJson)
     }
 
+    /// Whether the plugin reads only the figures (`event_record = "figures"`), lowered
+    /// straight from the event: no record is converted for it.
+    pub fn figures(self) -> bool {
+        matches!(self, Shape::Figures | Shape::FiguresWithJson)
+    }
+
     /// The record this shape shares with others in [`SharedRecords`]: 0 the `Bare` one
-    /// (beside the JSON too), 1 with the outputs, 2 the figures (beside the JSON too).
+    /// (beside the JSON too), 1 with the outputs. (The figures have none.)
     fn slot(self) -> usize {
         match self {
-            Shape::Bare | Shape::WithJson => 0,
+            Shape::Bare | Shape::WithJson | Shape::Figures | Shape::FiguresWithJson => 0,
             Shape::WithOutput => 1,
-            Shape::Figures | Shape::FiguresWithJson => 2,
         }
     }
 }
@@ -61,13 +66,14 @@ impl Shape {
 /// (their instances copy it into their own memories when called): five plugins of one
 /// version cost one conversion, not five deep copies. A plugin that takes the JSON gets
 /// the `Bare` record with the delivery's JSON beside it (`with_json`): neither is copied
-/// for it.
+/// for it. A plugin that reads only the figures needs no record at all: its view is made
+/// from the event itself, borrowing its two strings (see `EventRef::of`).
 #[derive(Default)]
 pub struct SharedRecords {
-    v0_1: [OnceLock<Box<crate::plugin::runtime::bindings::v0_1::types::Event>>; 3],
-    v0_2: [OnceLock<Box<crate::plugin::runtime::bindings::v0_2::types::Event>>; 3],
-    v0_3: [OnceLock<Box<crate::plugin::runtime::bindings::v0_3::types::Event>>; 3],
-    v0_4: [OnceLock<Box<crate::plugin::runtime::bindings::v0_4::types::Event>>; 3],
+    v0_1: [OnceLock<Box<crate::plugin::runtime::bindings::v0_1::types::Event>>; 2],
+    v0_2: [OnceLock<Box<crate::plugin::runtime::bindings::v0_2::types::Event>>; 2],
+    v0_3: [OnceLock<Box<crate::plugin::runtime::bindings::v0_3::types::Event>>; 2],
+    v0_4: [OnceLock<Box<crate::plugin::runtime::bindings::v0_4::types::Event>>; 2],
 }
 
 /// The conversions of the records every version has the same, against the `wit` module in
@@ -76,19 +82,15 @@ macro_rules! event_records {
     ($version:ident) => {
         /// The event's record of this version in `shape`, converted once and kept in
         /// `records` for the other plugins receiving it. For `WithJson` it is the `Bare`
-        /// record (outputs left empty: they cross in the JSON), for `FiguresWithJson` the
-        /// `Figures` one, which [`with_json`] puts beside the JSON.
+        /// record (outputs left empty: they cross in the JSON), which [`EventRef`] puts
+        /// beside the JSON. (The figures are not converted: see [`EventRef::of`].)
         pub fn shared<'d>(
             records: &'d SharedRecords,
             e: &ExecutionEvent,
             shape: Shape,
         ) -> &'d wit::Event {
-            records.$version[shape.slot()].get_or_init(|| {
-                Box::new(match shape {
-                    Shape::Figures | Shape::FiguresWithJson => figures(e),
-                    _ => event(e, shape == Shape::WithOutput),
-                })
-            })
+            records.$version[shape.slot()]
+                .get_or_init(|| Box::new(event(e, shape == Shape::WithOutput)))
         }
 
         /// An event's record as it is lowered into a plugin: the fields of a record of
@@ -156,7 +158,7 @@ macro_rules! event_records {
             #[component(name = "error-details")]
             pub(crate) error_details: Option<ErrorView<'a>>,
             #[component(name = "resource-usage")]
-            pub(crate) resource_usage: &'a wit::ResourceUsage,
+            pub(crate) resource_usage: wit::ResourceUsage,
         }
 
         /// `wit::ErrorDetails`, borrowed (see [`EventView`]).
@@ -231,23 +233,53 @@ macro_rules! event_records {
                 correlation_id: text(&r.correlation_id),
                 user: text(&r.user),
                 error_details: r.error_details.as_ref().map(error_view),
-                resource_usage: &r.resource_usage,
+                resource_usage: r.resource_usage,
             }
         }
 
-        /// A record of [`shared`] as a plugin receives it: with `json` (the delivery's,
-        /// for a plugin that takes it) in place of its own, empty, `json`. Lowered as its
-        /// [`EventView`], built where it is lowered.
+        /// What a plugin receives of one event: a record of [`shared`], or for a plugin
+        /// that reads only the figures the event itself; with `json` (the delivery's, for
+        /// a plugin that takes it) in place of the record's own, empty, `json`. Lowered
+        /// as its [`EventView`], built where it is lowered.
         #[derive(Clone, Copy, Debug)]
         pub struct EventRef<'a> {
-            pub(crate) record: &'a wit::Event,
+            pub(crate) source: Source<'a>,
             pub(crate) json: Option<&'a str>,
         }
 
+        /// Where an [`EventRef`]'s fields come from.
+        #[derive(Clone, Copy, Debug)]
+        pub enum Source<'a> {
+            /// A record converted once and shared by the plugins receiving it.
+            Shared(&'a wit::Event),
+            /// The event, of which only the figures are lowered ([`figures_view`]).
+            Figures(&'a ExecutionEvent),
+        }
+
         impl<'a> EventRef<'a> {
+            /// The event `e` of a delivery as a plugin in `shape` receives it, `json`
+            /// beside it: the figures straight from the event, else its record of this
+            /// version, converted by the first plugin needing it and kept in `records`.
+            pub fn of(
+                records: &'a SharedRecords,
+                e: &'a ExecutionEvent,
+                shape: Shape,
+                json: Option<&'a str>,
+            ) -> EventRef<'a> {
+                let source = if shape.figures() {
+                    Source::Figures(e)
+                } else {
+                    Source::Shared(shared(records, e, shape))
+                };
+                EventRef { source, json }
+            }
+
             /// The record as it is lowered.
             pub(crate) fn view(&self) -> EventView<'a> {
-                let record = self.record;
+                let record = match self.source {
+                    Source::Shared(record) => record,
+                    Source::Figures(e) => return figures_view(e, self.json.unwrap_or("")),
+                };
                 EventView {
                 kind: record.kind,
                 timestamp: record.timestamp,
@@ -453,20 +485,20 @@ macro_rules! event_records {
         }
 
         /// The error's category alone, its texts left empty (`Figures`).
-        fn error_category(e: &ErrorDetails) -> wit::ErrorDetails {
-            wit::ErrorDetails {
+        fn category_view<'a>(e: &ErrorDetails) -> ErrorView<'a> {
+            ErrorView {
                 category: category(e.category),
-                message: String::new(),
-                context: wit::ExecutionContext {
-                    script_id: String::new(),
-                    script_path: String::new(),
+                message: Text(""),
+                context: ContextView {
+                    script_id: Text(""),
+                    script_path: Text(""),
                     specialist: None,
                     exit_code: None,
                     signal: None,
                     attempt: 0,
-                    extra: Vec::new(),
+                    extra: List(&[]),
                 },
-                suggestions: Vec::new(),
+                suggestions: List(&[]),
                 stack_trace: None,
             }
         }
@@ -474,46 +506,47 @@ macro_rules! event_records {
         /// One event with only what a counting plugin reads (`event_record =
         /// "figures"`, the SDK's `finished`): the kind, times, attempt, pid and retry
         /// delay; the result's script, specialist, success, exit code, times, retries,
-        /// resource usage and error category. Every other string and list is empty and
-        /// every other option `None`.
-        pub fn figures(e: &ExecutionEvent) -> wit::Event {
-            let result = |r: &ExecutionResult| wit::ExecutionResult {
-                execution_id: String::new(),
-                script_id: r.script_id.clone(),
-                specialist: r.specialist.clone(),
+        /// resource usage and error category; and `json`. Every other string and list is
+        /// empty and every other option `None`. Made from the event where it is lowered,
+        /// its two strings borrowed: nothing is converted or copied first.
+        pub(crate) fn figures_view<'a>(e: &'a ExecutionEvent, json: &'a str) -> EventView<'a> {
+            let result = |r: &'a ExecutionResult| ResultView {
+                execution_id: Text(""),
+                script_id: Text(&r.script_id),
+                specialist: r.specialist.as_deref().map(Text),
                 success: r.success,
                 exit_code: r.exit_code,
                 signal: None,
-                stdout: String::new(),
-                stderr: String::new(),
+                stdout: Text(""),
+                stderr: Text(""),
                 stdout_truncated: r.stdout_truncated,
                 stderr_truncated: r.stderr_truncated,
                 started_at: datetime(&r.started_at),
                 finished_at: datetime(&r.finished_at),
-                attempts: Vec::new(),
+                attempts: List(&[]),
                 retries: r.retries,
-                inputs: Vec::new(),
+                inputs: List(&[]),
                 session_id: None,
                 correlation_id: None,
                 user: None,
-                error_details: r.error_details.as_ref().map(error_category),
+                error_details: r.error_details.as_ref().map(category_view),
                 resource_usage: usage(&r.resource_usage),
             };
-            wit::Event {
+            EventView {
                 kind: kind(e.kind),
                 timestamp: datetime(&e.timestamp),
-                execution_id: String::new(),
-                script_id: String::new(),
+                execution_id: Text(""),
+                script_id: Text(""),
                 specialist: None,
                 session_id: None,
                 correlation_id: None,
                 user: None,
                 attempt: e.attempt,
                 pid: e.pid,
-                error: e.error.as_ref().map(error_category),
+                error: e.error.as_ref().map(category_view),
                 retry_delay_ms: e.retry_delay_ms,
                 result: e.result.as_deref().map(result),
-                json: String::new(),
+                json: Text(json),
             }
         }
 
@@ -683,12 +716,7 @@ mod tests {
         let e = ExecutionEvent::finished(r);
         let json = serde_json::to_string(&e).unwrap();
         let records = SharedRecords::default();
-        let bare = v0_3::shared(&records, &e, Shape::WithJson);
-        let with_json = v0_3::EventRef {
-            record: bare,
-            json: Some(&json),
-        }
-        .view();
+        let with_json = v0_3::EventRef::of(&records, &e, Shape::WithJson, Some(&json)).view();
         let record = with_json.result.unwrap();
         assert_eq!((record.stdout.0, record.stderr.0), ("", ""));
         assert!(with_json.json.0.contains("\"stdout\":\"out\""));
@@ -726,11 +754,7 @@ mod tests {
         let older = v0_2::shared(&records, &e, Shape::Bare);
         assert_eq!(older.execution_id, bare.execution_id);
         // Every field beside the JSON is the record's own, borrowed.
-        let crossing = v0_3::EventRef {
-            record: bare,
-            json: Some(&json),
-        }
-        .view();
+        let crossing = v0_3::EventRef::of(&records, &e, Shape::WithJson, Some(&json)).view();
         assert!(std::ptr::eq(crossing.json.0, json.as_str()));
         assert!(std::ptr::eq(
             crossing.execution_id.0,
@@ -740,7 +764,10 @@ mod tests {
             bare.result.as_ref().unwrap(),
             crossing.result.as_ref().unwrap(),
         );
-        assert!(std::ptr::eq(view.resource_usage, &result.resource_usage));
+        assert_eq!(
+            format!("{:?}", view.resource_usage),
+            format!("{:?}", result.resource_usage)
+        );
         assert!(std::ptr::eq(view.attempts.0, result.attempts.as_slice()));
         assert_eq!(
             (
@@ -752,21 +779,18 @@ mod tests {
         );
         // Without the JSON, the record's own (empty) `json`.
         assert!(std::ptr::eq(
-            v0_3::EventRef {
-                record: bare,
-                json: None
-            }
-            .view()
-            .json
-            .0,
+            v0_3::EventRef::of(&records, &e, Shape::Bare, None)
+                .view()
+                .json
+                .0,
             bare.json.as_str()
         ));
     }
 
     /// `event_record = "figures"`: what a counting plugin reads (the SDK's `finished`:
     /// script, specialist, success, category, the resource usage, retries, the times) is
-    /// the full record's; every id, text, list and output is empty; the record is shared
-    /// by the plugins taking it with the JSON beside it or not, and is not the `Bare` one.
+    /// the full record's, taken from the event without converting a record; every id,
+    /// text, list and output is empty; the JSON is beside it for a plugin that takes it.
     #[test]
     fn figures_are_what_a_counting_plugin_reads_and_nothing_else() {
         use crate::model::{AttemptSummary, ErrorCategory, ErrorContext, ErrorDetails};
@@ -806,20 +830,24 @@ mod tests {
         });
         let mut e = ExecutionEvent::finished(r);
         e.identity.user = Some("ann".into());
+        let json = serde_json::to_string(&e).unwrap();
         let records = SharedRecords::default();
-        let figures = v0_3::shared(&records, &e, Shape::Figures);
-        let beside_json = v0_3::shared(&records, &e, Shape::FiguresWithJson);
-        assert!(std::ptr::eq(figures, beside_json), "one record for both");
-        let full = v0_3::shared(&records, &e, Shape::Bare);
-        assert!(!std::ptr::eq(figures, full));
-        let (f, all) = (
-            figures.result.as_ref().unwrap(),
-            full.result.as_ref().unwrap(),
+        let figures = v0_3::EventRef::of(&records, &e, Shape::Figures, None).view();
+        assert!(
+            records.v0_3.iter().all(|slot| slot.get().is_none()),
+            "no record is converted for the figures"
         );
-        // What `finished` reads, as the full record has it.
+        let beside_json = v0_3::EventRef::of(&records, &e, Shape::FiguresWithJson, Some(&json));
+        assert!(std::ptr::eq(beside_json.view().json.0, json.as_str()));
+        assert_eq!(figures.json.0, "");
+        let full = v0_3::EventRef::of(&records, &e, Shape::Bare, None).view();
+        let (f, all) = (figures.result.unwrap(), full.result.unwrap());
+        // What `finished` reads, as the full record has it, borrowed from the event.
+        let result = e.result.as_deref().unwrap();
+        assert!(std::ptr::eq(f.script_id.0, result.script_id.as_str()));
         assert_eq!(
-            (&f.script_id, &f.specialist),
-            (&all.script_id, &all.specialist)
+            (f.script_id.0, f.specialist.map(|t| t.0)),
+            (all.script_id.0, all.specialist.map(|t| t.0))
         );
         assert_eq!((f.success, f.exit_code, f.retries), (false, Some(3), 2));
         // (The generated WIT types compare by their `Debug`.)
@@ -832,23 +860,25 @@ mod tests {
             &(all.started_at, all.finished_at),
         );
         same(
-            &(figures.kind, figures.timestamp),
-            &(full.kind, full.timestamp),
+            &(
+                figures.kind,
+                figures.timestamp,
+                figures.attempt,
+                figures.pid,
+            ),
+            &(full.kind, full.timestamp, full.attempt, full.pid),
         );
-        let details = f.error_details.as_ref().unwrap();
-        same(
-            &details.category,
-            &all.error_details.as_ref().unwrap().category,
-        );
+        let details = f.error_details.unwrap();
+        same(&details.category, &all.error_details.unwrap().category);
         // And nothing else.
-        assert!(details.message.is_empty() && details.suggestions.is_empty());
-        assert!(details.stack_trace.is_none() && details.context.script_id.is_empty());
-        assert!(f.execution_id.is_empty() && f.stdout.is_empty() && f.signal.is_none());
-        assert!(f.attempts.is_empty() && f.inputs.is_empty());
+        assert!(details.message.0.is_empty() && details.suggestions.0.is_empty());
+        assert!(details.stack_trace.is_none() && details.context.script_id.0.is_empty());
+        assert!(f.execution_id.0.is_empty() && f.stdout.0.is_empty() && f.signal.is_none());
+        assert!(f.attempts.0.is_empty() && f.inputs.0.is_empty());
         assert!(f.user.is_none() && f.session_id.is_none());
-        assert!(figures.execution_id.is_empty() && figures.user.is_none());
+        assert!(figures.execution_id.0.is_empty() && figures.user.is_none());
         assert!(
-            !all.attempts.is_empty() && all.user.is_some(),
+            !all.attempts.0.is_empty() && all.user.is_some(),
             "the full record has them"
         );
     }

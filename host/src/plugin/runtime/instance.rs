@@ -649,17 +649,18 @@ impl Instance {
         // Each event's record of the plugin's version, converted once for every plugin
         // receiving it, is lowered into this instance's memory from where it is shared,
         // borrowed (`EventRef`), with the delivery's JSON beside it for a plugin that
-        // takes it. (The export is typed per call for references to the shared records:
-        // once a batch, not once an event.)
+        // takes it; a plugin reading only the figures gets them from the event itself.
+        // (The export is typed per call for references to the shared records: once a
+        // batch, not once an event.)
         macro_rules! call {
             ($v:ident, $exports:expr, $store:expr, $returns:ty) => {{
                 let handle_batch = $exports.func_handle_batch();
                 let func = *handle_batch.func();
                 let records: Vec<convert::$v::EventRef<'_>> = batch
                     .iter()
-                    .map(|d| convert::$v::EventRef {
-                        record: convert::$v::shared(&d.records, &d.event, shape),
-                        json: shape.with_json().then(|| d.json()),
+                    .map(|d| {
+                        let json = shape.with_json().then(|| d.json());
+                        convert::$v::EventRef::of(&d.records, &d.event, shape, json)
                     })
                     .collect();
                 let store: &mut Store<PluginState> = $store;
