@@ -631,7 +631,7 @@ pub mod timestamp {
 
     /// For `#[serde(with = "timestamp")]`: writes [`format()`]'s string.
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(t))
+        s.serialize_str(metaclaude_formats::log_record::TimestampText::new(t).as_str())
     }
 
     /// For `#[serde(with = "timestamp")]`: reads any RFC 3339 time (any offset, any

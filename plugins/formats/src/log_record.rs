@@ -118,7 +118,68 @@ impl Level {
 /// A time as every output of the host writes it, in UTC to the microsecond:
 /// `2024-01-15T10:30:45.123456Z` (the host's JSON, the log's lines, the API).
 pub fn timestamp(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    TimestampText::new(t).as_str().to_string()
+}
+
+/// [`timestamp`]'s text, between quotes (a JSON string), in a buffer of its own: made
+/// without `core::fmt` or the heap, as every line of the log and every time in the host's
+/// JSON of an event are. A time this does not write itself (a year outside 0 to 9999, a
+/// leap second) is chrono's RFC 3339 text, as it always was.
+pub struct TimestampText {
+    quoted: [u8; 40],
+    len: usize,
+}
+
+impl TimestampText {
+    /// The text of `t`.
+    pub fn new(t: &chrono::DateTime<chrono::Utc>) -> TimestampText {
+        use chrono::{Datelike, Timelike};
+        let mut text = TimestampText {
+            quoted: [b'"'; 40],
+            len: 0,
+        };
+        let n = t.naive_utc();
+        let (year, nanos) = (n.year(), n.nanosecond());
+        if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+            let chrono = t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let end = (chrono.len() + 1).min(text.quoted.len() - 1);
+            text.quoted[1..end].copy_from_slice(&chrono.as_bytes()[..end - 1]);
+            text.len = end + 1;
+            text.quoted[end] = b'"';
+            return text;
+        }
+        // "YYYY-MM-DDTHH:MM:SS.ffffffZ", between quotes.
+        let mut at = 1;
+        let mut digits = |value: u32, width: u32, then: u8| {
+            for i in (0..width).rev() {
+                text.quoted[at] = b'0' + (value / 10u32.pow(i) % 10) as u8;
+                at += 1;
+            }
+            text.quoted[at] = then;
+            at += 1;
+        };
+        digits(year as u32, 4, b'-');
+        digits(n.month(), 2, b'-');
+        digits(n.day(), 2, b'T');
+        digits(n.hour(), 2, b':');
+        digits(n.minute(), 2, b':');
+        digits(n.second(), 2, b'.');
+        digits(nanos / 1000, 6, b'Z');
+        text.quoted[at] = b'"';
+        text.len = at + 1;
+        text
+    }
+
+    /// The time's text.
+    pub fn as_str(&self) -> &str {
+        self.json().trim_matches('"')
+    }
+
+    /// The time's text between quotes.
+    pub fn json(&self) -> &str {
+        // Only ASCII digits and punctuation are written, or chrono's text (UTF-8) whole.
+        std::str::from_utf8(&self.quoted[..self.len]).unwrap_or("null")
+    }
 }
 
 /// Appends an execution's line (without its newline): the log's own fields, then the
@@ -165,6 +226,40 @@ fn write_head(line: &mut Object<'_>, timestamp_json: &str, level: Level) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text made without chrono's formatting is chrono's, to the microsecond, for
+    /// times across the years it writes itself, and chrono's own for the others.
+    #[test]
+    fn timestamps_are_chronos_rfc3339_to_the_microsecond() {
+        use chrono::{DateTime, TimeZone, Utc};
+        let chrono = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let mut times: Vec<DateTime<Utc>> = vec![
+            Utc.timestamp_opt(0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2024, 2, 29, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 6, 1, 12, 0, 0).unwrap(),
+            // A leap second (chrono's nanoseconds past a billion).
+            Utc.timestamp_opt(1_483_228_799, 1_500_000_000).unwrap(),
+            Utc.timestamp_opt(1_700_000_000, 999_999_999).unwrap(),
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let seconds = (x % 253_402_300_800) as i64 - 62_167_219_200;
+            let nanos = ((x >> 20) % 1_000_000_000) as u32;
+            times.push(Utc.timestamp_opt(seconds, nanos).unwrap());
+        }
+        for t in &times {
+            let text = TimestampText::new(t);
+            assert_eq!(text.as_str(), chrono(t), "{t:?}");
+            assert_eq!(text.json(), format!("\"{}\"", chrono(t)));
+            assert_eq!(timestamp(t), chrono(t));
+        }
+    }
 
     #[test]
     fn levels_follow_success_and_retries() {

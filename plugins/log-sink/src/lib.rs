@@ -121,7 +121,7 @@ pub fn finished_line<'a>(
     }
     .ok_or_else(|| "finished event without a result in its JSON".to_string())?;
     Ok(FinishedLine {
-        timestamp_json: format!("\"{}\"", log_record::timestamp(&finished_at)),
+        timestamp: log_record::TimestampText::new(&finished_at),
         level: Level::of_execution(success, retries.into()),
         category,
         result_json,
@@ -130,9 +130,8 @@ pub fn finished_line<'a>(
 
 /// A `finished` event's line, checked and ready to be written where it goes (the log
 /// writer's queue: the result's text is copied once, there).
-#[derive(Debug)]
 pub struct FinishedLine<'a> {
-    timestamp_json: String,
+    timestamp: log_record::TimestampText,
     level: Level,
     category: Option<&'a str>,
     result_json: &'a str,
@@ -145,7 +144,7 @@ impl FinishedLine<'_> {
         let category = self.category.map(|c| format!("\"{c}\""));
         log_record::write_finished(
             out,
-            &self.timestamp_json,
+            self.timestamp.json(),
             self.level,
             category.as_deref().unwrap_or("null"),
             self.result_json,
