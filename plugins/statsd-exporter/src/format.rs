@@ -100,9 +100,18 @@ pub fn write_decimal(out: &mut String, v: f64, decimals: usize) {
     let start = out.len();
     match scaled(v, decimals) {
         Some((n, unit)) => {
-            let _ = write!(out, "{}", n / unit);
+            // The whole part, then the fraction padded to `decimals` digits: integers
+            // written without `core::fmt` (its padding machinery was a tenth of the
+            // exporter's time in the sandbox).
+            out.push_str(itoa::Buffer::new().format(n / unit));
             if decimals > 0 {
-                let _ = write!(out, ".{:0decimals$}", n % unit);
+                out.push('.');
+                let mut digits = itoa::Buffer::new();
+                let fraction = digits.format(n % unit);
+                for _ in fraction.len()..decimals {
+                    out.push('0');
+                }
+                out.push_str(fraction);
             }
         }
         None => {
