@@ -195,10 +195,35 @@ pub fn write_finished(
     result_json: &str,
 ) {
     let mut line = Object::new(out);
-    write_head(&mut line, timestamp_json, level);
+    write_finished_fields(&mut line, timestamp_json, level, category_json);
+    line.end_with_members_of(result_json);
+}
+
+/// What [`write_finished`] writes before the members of a result that has some: the
+/// log's own fields and the comma after them. The line is this text followed by the
+/// result's JSON after its opening brace (a writer that holds that text can put this
+/// in front of it instead of copying it).
+pub fn write_finished_head(
+    out: &mut String,
+    timestamp_json: &str,
+    level: Level,
+    category_json: &str,
+) {
+    let mut line = Object::new(out);
+    write_finished_fields(&mut line, timestamp_json, level, category_json);
+    out.push(',');
+}
+
+/// The log's own fields of an execution's line.
+fn write_finished_fields(
+    line: &mut Object<'_>,
+    timestamp_json: &str,
+    level: Level,
+    category_json: &str,
+) {
+    write_head(line, timestamp_json, level);
     write_string(line.key(EVENT_FIELD), FINISHED_EVENT);
     line.key(CATEGORY_FIELD).push_str(category_json);
-    line.end_with_members_of(result_json);
 }
 
 /// Appends a lifecycle event's line (level DEBUG, without its newline): the log's own
@@ -258,6 +283,20 @@ mod tests {
             assert_eq!(text.as_str(), chrono(t), "{t:?}");
             assert_eq!(text.json(), format!("\"{}\"", chrono(t)));
             assert_eq!(timestamp(t), chrono(t));
+        }
+    }
+
+    /// The head and then the result's members (after its brace) make the same line as
+    /// `write_finished`.
+    #[test]
+    fn the_head_and_the_members_are_the_line() {
+        let result = r#"{"execution_id":"01X","stdout":"ok\n","success":true}"#;
+        let at = r#""2024-01-15T10:30:45.123456Z""#;
+        for (level, category) in [(Level::Info, "null"), (Level::Error, r#""TIMEOUT""#)] {
+            let (mut whole, mut head) = (String::new(), String::new());
+            write_finished(&mut whole, at, level, category, result);
+            write_finished_head(&mut head, at, level, category);
+            assert_eq!(head + &result[1..], whole);
         }
     }
 

@@ -137,6 +137,11 @@ pub struct FinishedLine<'a> {
     result_json: &'a str,
 }
 
+/// The result's text from which a line is made in place in the event's JSON instead of
+/// copied ([`FinishedLine::in_place`]): a line this long is appended alone anyway, and
+/// copying it was a tenth of the sink's time with 1 MiB outputs.
+pub const IN_PLACE_FROM: usize = writer::APPEND_CHUNK;
+
 impl FinishedLine<'_> {
     /// Appends the line (without its newline) to `out`.
     pub fn write(&self, out: &mut String) {
@@ -150,6 +155,54 @@ impl FinishedLine<'_> {
             self.result_json,
         );
     }
+
+    /// For a result of at least [`IN_PLACE_FROM`] bytes, the last member of `event_json`
+    /// (the text this line was read from) with members: the line's head
+    /// (`log_record::write_finished_head`) and where the result's members begin in
+    /// `event_json`, when the head fits in the text before them. [`line_in_place`] then
+    /// makes the line there.
+    pub fn in_place(&self, event_json: &str) -> Option<(String, usize)> {
+        let result = self.result_json;
+        if result.len() < IN_PLACE_FROM {
+            return None;
+        }
+        // `result` is a slice of `event_json` (the reader's): its place is its address's.
+        let at = (result.as_ptr() as usize).checked_sub(event_json.as_ptr() as usize)?;
+        let members_at = at + 1;
+        let inside = event_json
+            .get(at..at + result.len())
+            .is_some_and(|there| std::ptr::eq(there, result));
+        let last_member = inside && at + result.len() + 1 == event_json.len();
+        let last_member = last_member && event_json.ends_with('}');
+        if !last_member || !result.starts_with('{') || result.len() < 3 {
+            return None;
+        }
+        let category = self.category.map(|c| format!("\"{c}\""));
+        let mut head = String::with_capacity(160);
+        log_record::write_finished_head(
+            &mut head,
+            self.timestamp.json(),
+            self.level,
+            category.as_deref().unwrap_or("null"),
+        );
+        (head.len() <= members_at).then_some((head, members_at))
+    }
+}
+
+/// The line [`FinishedLine::in_place`] found room for, made in `event_json` itself: the
+/// text before the result's members becomes spaces and then the head, and the event's
+/// closing brace the line's newline. Returns the text and where the line begins in it
+/// (`LogWriter::append_in_place`); nothing is copied but the head.
+pub fn line_in_place(mut event_json: String, head: &str, members_at: usize) -> (String, usize) {
+    let start = members_at - head.len();
+    let mut front = String::with_capacity(members_at);
+    front.extend(std::iter::repeat_n(' ', start));
+    front.push_str(head);
+    // The same length: replaced where it is, the rest not moved.
+    event_json.replace_range(..members_at, &front);
+    event_json.pop();
+    event_json.push('\n');
+    (event_json, start)
 }
 
 /// A DEBUG line for a lifecycle event other than `finished` (rare: only at level DEBUG).
@@ -187,6 +240,40 @@ mod tests {
     use metaclaude_plugin_sdk::testing::manifest_config_json;
 
     use super::*;
+
+    /// A long result's line made in place in the event's JSON is the line `write`
+    /// makes, whatever the text before the result holds (here a user whose name ends in
+    /// a two-byte character right where the head begins, and one in four bytes), for a
+    /// success and a failure; a short result is copied as before.
+    #[test]
+    fn a_long_line_made_in_place_is_the_line_written() {
+        let at: DateTime<Utc> = "2026-12-07T10:23:05.840989Z".parse().unwrap();
+        let stdout = "é✓😀 \\\"x\\n".repeat(IN_PLACE_FROM / 8);
+        for (user, success, category) in [
+            ("zoé", true, None),
+            ("😀😀", false, Some("TIMEOUT")),
+            (&*"é".repeat(40), false, Some("EXECUTION")),
+        ] {
+            let result = format!(
+                r#"{{"execution_id":"01X","script_id":"deploy","stdout":"{stdout}","success":{success}}}"#
+            );
+            let event = format!(
+                r#"{{"kind":"finished","timestamp":"2026-12-07T10:23:05.840989Z","execution_id":"01X","script_id":"deploy","user":"{user}","attempt":1,"result":{result}}}"#
+            );
+            let line = finished_line(&event, at, success, 0, category).unwrap();
+            let mut written = String::new();
+            line.write(&mut written);
+            written.push('\n');
+            let (head, members_at) = line.in_place(&event).expect("room for the head");
+            let (text, start) = line_in_place(event.clone(), &head, members_at);
+            assert_eq!(&text[start..], written, "{user}");
+            assert!(text[..start].bytes().all(|b| b == b' '));
+            assert_eq!(text.len(), event.len(), "made where it was");
+        }
+        let short = r#"{"kind":"finished","result":{"success":true}}"#;
+        let line = finished_line(short, at, true, 0, None).unwrap();
+        assert!(line.in_place(short).is_none(), "a short line is copied");
+    }
 
     #[test]
     fn the_manifest_config_parses_to_the_defaults() {

@@ -9,7 +9,7 @@ use metaclaude_plugin_sdk::types::{Event, LifecycleKind};
 use metaclaude_plugin_sdk::{export_sink, sink::Guest};
 
 use crate::writer::LogWriter;
-use crate::{finished_line, lifecycle_line, parse_config, FinishedLine};
+use crate::{finished_line, lifecycle_line, line_in_place, parse_config, FinishedLine};
 
 thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
@@ -93,18 +93,36 @@ impl Guest for LogSink {
         Ok(())
     }
 
-    fn handle_batch(events: Vec<Event>) -> Result<(), String> {
+    fn handle_batch(mut events: Vec<Event>) -> Result<(), String> {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or("not initialised")?;
-            for event in &events {
+            for event in &mut events {
                 if event.json.is_empty() {
                     return Err(
                         "the host sent no event JSON: set event_json = true in plugin.toml".into(),
                     );
                 }
-                if let Some((line, at)) = log_line(event, state.debug)? {
+                let Some((line, at)) = log_line(event, state.debug)? else {
+                    continue;
+                };
+                let in_place = match &line {
+                    LogLine::Finished(finished) => finished.in_place(&event.json),
+                    LogLine::Lifecycle(_) => None,
+                };
+                let Some((head, members_at)) = in_place else {
                     state.writer.append_with(at, |out| line.write(out));
+                    continue;
+                };
+                drop(line);
+                // A long line leaves alone: what is queued goes first (should that fail,
+                // the line is queued behind it, copied, and the batch's flush says why).
+                if !state.writer.is_idle() {
+                    let _ = state.writer.flush(false);
+                    report_warnings(&mut state.writer);
                 }
+                let (text, start) =
+                    line_in_place(std::mem::take(&mut event.json), &head, members_at);
+                state.writer.append_in_place(at, text, start);
             }
             // One write per batch: a crash leaves at most an incomplete last line.
             let written = state.writer.flush(false);

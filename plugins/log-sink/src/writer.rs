@@ -320,6 +320,16 @@ impl Pending {
         }
     }
 
+    /// Takes `text` as the queue, its line from `start` to its end (a newline), when
+    /// nothing is queued: the text before `start` is not written (ASCII, so `start` is a
+    /// character boundary).
+    fn adopt(&mut self, text: String, start: usize) {
+        debug_assert!(self.queued().is_empty() && text.ends_with('\n'));
+        debug_assert!(text.as_bytes()[..start].is_ascii());
+        self.text = text;
+        self.start = start;
+    }
+
     /// Drops the first `n` queued bytes (whole lines, written or given up on).
     fn consume(&mut self, n: usize) {
         self.start += n;
@@ -449,6 +459,26 @@ impl LogWriter {
     pub fn append_with(&mut self, at: DateTime<Utc>, write: impl FnOnce(&mut String)) {
         let len = self.pending.push_line_with(write);
         self.lines.push_back((len, at));
+    }
+
+    /// Whether no line is queued (all were written, or none came).
+    pub fn is_idle(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Queues the line that `text` holds from `start` to its end, newline included, of
+    /// an event at `at`, when no line is queued ([`is_idle`](Self::is_idle)): the text
+    /// becomes the queue, so a long line is not copied into it. The bytes before `start`
+    /// must be ASCII; they are not written. Otherwise (lines queued) the line is copied
+    /// in after them.
+    pub fn append_in_place(&mut self, at: DateTime<Utc>, text: String, start: usize) {
+        let len = text.len() - start;
+        if self.is_idle() && text.ends_with('\n') && text.as_bytes()[..start].is_ascii() {
+            self.pending.adopt(text, start);
+            self.lines.push_back((len, at));
+        } else {
+            self.append_with(at, |out| out.push_str(text[start..].trim_end_matches('\n')));
+        }
     }
 
     /// Writes the queued lines, rotating first whenever a line would push the live file
@@ -1324,6 +1354,58 @@ mod tests {
         old.write_all(text.as_bytes()).unwrap();
         fs::write(&gz, old.finish().unwrap()).unwrap();
         assert_eq!(gzip_length(&gz), None);
+    }
+
+    /// A line appended in place becomes the queue when nothing is queued, and is copied
+    /// in behind the queued lines otherwise (or when the text before it is not ASCII);
+    /// either way the file gets every line once, in order, and a fragment a killed writer
+    /// left is still ended before it.
+    #[test]
+    fn a_line_appended_in_place_is_written_as_queued_lines_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let mut w = open(dir.path());
+        let in_place = |line: &str| (format!("{}{line}\n", " ".repeat(8)), 8);
+        let (text, start) = in_place("{\"n\":1}");
+        assert!(w.is_idle());
+        w.append_in_place(now, text, start);
+        assert_eq!(
+            w.pending.queued(),
+            b"{\"n\":1}\n",
+            "the text adopted from its start"
+        );
+        w.flush(false).unwrap();
+        assert!(w.is_idle());
+        w.append("{\"n\":2}", now);
+        let (text, start) = in_place("{\"n\":3}");
+        w.append_in_place(now, text, start);
+        assert_eq!(
+            w.pending.queued(),
+            b"{\"n\":2}\n{\"n\":3}\n",
+            "copied behind"
+        );
+        w.flush(false).unwrap();
+        // Text before the line that is not ASCII is not taken as the queue: copied.
+        w.append_in_place(now, format!("é{}{{\"n\":3.5}}\n", " ".repeat(6)), 8);
+        assert_eq!(w.pending.queued(), b"{\"n\":3.5}\n");
+        w.flush(false).unwrap();
+        // A writer killed half way through a line; the next writer ends that fragment
+        // with a newline put in the adopted text's room before the line.
+        let live = dir.path().join(LIVE_FILE);
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&live)
+            .unwrap()
+            .write_all(b"{\"cut")
+            .unwrap();
+        let mut next = open(dir.path());
+        let (text, start) = in_place("{\"n\":4}");
+        next.append_in_place(now, text, start);
+        next.flush(false).unwrap();
+        assert_eq!(
+            fs::read_to_string(&live).unwrap(),
+            "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":3.5}\n{\"cut\n{\"n\":4}\n"
+        );
     }
 
     #[test]
