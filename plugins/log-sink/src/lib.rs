@@ -96,7 +96,8 @@ pub fn parse_config(json: &str) -> Result<(Policy, bool, String), String> {
 ///
 /// The line is the host's JSON of the result with the log's fields put in front
 /// (`log_record::write_finished`): the result's text is copied as it is (never parsed
-/// into a tree and serialised again), so a large stdout costs one copy. The JSON is read
+/// into a tree and serialised again), so a stdout costs one copy at most (none from
+/// [`IN_PLACE_FROM`] bytes on: [`FinishedLine::in_place`]). The JSON is read
 /// only up to the result, whose text runs to the closing brace because the host writes it
 /// last (`record_parser::last_member`, the fast reader the host queries the log with).
 pub fn finished_line<'a>(
@@ -129,7 +130,8 @@ pub fn finished_line<'a>(
 }
 
 /// A `finished` event's line, checked and ready to be written where it goes (the log
-/// writer's queue: the result's text is copied once, there).
+/// writer's queue: the result's text is copied once, there, or not at all when the line is
+/// made in place).
 pub struct FinishedLine<'a> {
     timestamp: log_record::TimestampText,
     level: Level,
