@@ -172,7 +172,8 @@ impl TimestampText {
 
     /// The time's text.
     pub fn as_str(&self) -> &str {
-        self.json().trim_matches('"')
+        let json = self.json();
+        json.get(1..json.len() - 1).unwrap_or(json)
     }
 
     /// The time's text between quotes.

@@ -11,6 +11,8 @@
 mod plugin;
 pub mod writer;
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use metaclaude_formats::log_record::{self, Level};
 use metaclaude_formats::record_parser;
@@ -148,14 +150,21 @@ impl FinishedLine<'_> {
     /// Appends the line (without its newline) to `out`.
     pub fn write(&self, out: &mut String) {
         out.reserve(self.result_json.len() + 128);
-        let category = self.category.map(|c| format!("\"{c}\""));
         log_record::write_finished(
             out,
             self.timestamp.json(),
             self.level,
-            category.as_deref().unwrap_or("null"),
+            &self.category_json(),
             self.result_json,
         );
+    }
+
+    /// The error category as the line holds it: a JSON string, or `null`.
+    fn category_json(&self) -> Cow<'static, str> {
+        match self.category {
+            Some(c) => Cow::Owned(format!("\"{c}\"")),
+            None => Cow::Borrowed("null"),
+        }
     }
 
     /// For a result of at least [`IN_PLACE_FROM`] bytes, the last member of `event_json`
@@ -179,13 +188,12 @@ impl FinishedLine<'_> {
         if !last_member || !result.starts_with('{') || result.len() < 3 {
             return None;
         }
-        let category = self.category.map(|c| format!("\"{c}\""));
         let mut head = String::with_capacity(160);
         log_record::write_finished_head(
             &mut head,
             self.timestamp.json(),
             self.level,
-            category.as_deref().unwrap_or("null"),
+            &self.category_json(),
         );
         (head.len() <= members_at).then_some((head, members_at))
     }

@@ -1366,24 +1366,20 @@ mod tests {
         let now = Utc::now();
         let mut w = open(dir.path());
         let in_place = |line: &str| (format!("{}{line}\n", " ".repeat(8)), 8);
-        let (text, start) = in_place("{\"n\":1}");
+        // Appends `line` in place and gives what is then queued.
+        let put = |w: &mut LogWriter, line: &str| {
+            let (text, start) = in_place(line);
+            w.append_in_place(now, text, start);
+            w.pending.queued().to_vec()
+        };
         assert!(w.is_idle());
-        w.append_in_place(now, text, start);
-        assert_eq!(
-            w.pending.queued(),
-            b"{\"n\":1}\n",
-            "the text adopted from its start"
-        );
+        let queued = put(&mut w, "{\"n\":1}");
+        assert_eq!(queued, b"{\"n\":1}\n", "the text adopted from its start");
         w.flush(false).unwrap();
         assert!(w.is_idle());
         w.append("{\"n\":2}", now);
-        let (text, start) = in_place("{\"n\":3}");
-        w.append_in_place(now, text, start);
-        assert_eq!(
-            w.pending.queued(),
-            b"{\"n\":2}\n{\"n\":3}\n",
-            "copied behind"
-        );
+        let queued = put(&mut w, "{\"n\":3}");
+        assert_eq!(queued, b"{\"n\":2}\n{\"n\":3}\n", "copied behind");
         w.flush(false).unwrap();
         // Text before the line that is not ASCII is not taken as the queue: copied.
         w.append_in_place(now, format!("é{}{{\"n\":3.5}}\n", " ".repeat(6)), 8);

@@ -50,15 +50,6 @@ impl Shape {
     pub fn figures(self) -> bool {
         matches!(self, Shape::Figures | Shape::FiguresWithJson)
     }
-
-    /// The record this shape shares with others in [`SharedRecords`]: 0 the `Bare` one
-    /// (beside the JSON too), 1 with the outputs. (The figures have none.)
-    fn slot(self) -> usize {
-        match self {
-            Shape::Bare | Shape::WithJson | Shape::Figures | Shape::FiguresWithJson => 0,
-            Shape::WithOutput => 1,
-        }
-    }
 }
 
 /// One event's records, converted at most once for each WIT version and [`Shape`], by
@@ -80,17 +71,16 @@ pub struct SharedRecords {
 /// scope where it is expanded; `$version` is the version's slot in [`SharedRecords`].
 macro_rules! event_records {
     ($version:ident) => {
-        /// The event's record of this version in `shape`, converted once and kept in
-        /// `records` for the other plugins receiving it. For `WithJson` it is the `Bare`
-        /// record (outputs left empty: they cross in the JSON), which [`EventRef`] puts
-        /// beside the JSON. (The figures are not converted: see [`EventRef::of`].)
+        /// The event's full record of this version, with the outputs or without (`Bare`,
+        /// and `WithJson`: they cross in the JSON, which [`EventRef`] puts beside it),
+        /// converted once and kept in `records` for the other plugins receiving it. (The
+        /// figures are not converted: see [`EventRef::of`].)
         pub fn shared<'d>(
             records: &'d SharedRecords,
             e: &ExecutionEvent,
-            shape: Shape,
+            output: bool,
         ) -> &'d wit::Event {
-            records.$version[shape.slot()]
-                .get_or_init(|| Box::new(event(e, shape == Shape::WithOutput)))
+            records.$version[usize::from(output)].get_or_init(|| Box::new(event(e, output)))
         }
 
         /// An event's record as it is lowered into a plugin: the fields of a record of
@@ -269,7 +259,7 @@ macro_rules! event_records {
                 let source = if shape.figures() {
                     Source::Figures(e)
                 } else {
-                    Source::Shared(shared(records, e, shape))
+                    Source::Shared(shared(records, e, shape == Shape::WithOutput))
                 };
                 EventRef { source, json }
             }
@@ -743,15 +733,15 @@ mod tests {
         e.identity.user = Some("ann".into());
         let json = serde_json::to_string(&e).unwrap();
         let records = SharedRecords::default();
-        let first = v0_3::shared(&records, &e, Shape::WithJson);
-        let bare = v0_3::shared(&records, &e, Shape::Bare);
+        let first = v0_3::shared(&records, &e, false);
+        let bare = v0_3::shared(&records, &e, false);
         assert!(std::ptr::eq(first, bare), "the same record, not a copy");
         assert!(bare.result.as_ref().unwrap().stdout.is_empty());
         assert!(bare.json.is_empty());
-        let output = v0_3::shared(&records, &e, Shape::WithOutput);
+        let output = v0_3::shared(&records, &e, true);
         assert!(!std::ptr::eq(first, output));
         assert_eq!(output.result.as_ref().unwrap().stdout, "out");
-        let older = v0_2::shared(&records, &e, Shape::Bare);
+        let older = v0_2::shared(&records, &e, false);
         assert_eq!(older.execution_id, bare.execution_id);
         // Every field beside the JSON is the record's own, borrowed.
         let crossing = v0_3::EventRef::of(&records, &e, Shape::WithJson, Some(&json)).view();
