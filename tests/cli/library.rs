@@ -76,7 +76,7 @@ async fn runs_many_executions_at_once_within_the_limit() {
     let mut service = ToolExecutionService::new(
         registry,
         ExecutorConfig {
-            max_concurrency: 3,
+            max_concurrency: Some(3),
             ..ExecutorConfig::default()
         },
     );

@@ -565,11 +565,10 @@ impl HostArgs {
 
     /// The executor's settings, with at most `concurrency` executions at once if given.
     pub fn executor(&self, concurrency: Option<usize>) -> ExecutorConfig {
-        let defaults = ExecutorConfig::default();
         ExecutorConfig {
             use_cgroups: !self.no_cgroups,
-            max_concurrency: concurrency.unwrap_or(defaults.max_concurrency).max(1),
-            ..defaults
+            max_concurrency: concurrency.map(|n| n.max(1)),
+            ..ExecutorConfig::default()
         }
     }
 }

@@ -13,7 +13,7 @@ use super::{render, EXIT_FAILED, EXIT_NOT_RECORDED, EXIT_USAGE};
 
 pub fn batch(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let executor = args.host.executor(args.concurrency);
-    let concurrency = executor.max_concurrency;
+    let concurrency = executor.concurrency();
     let config = HostConfig {
         executor,
         plugins: args.host.plugin_source(),

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context};
 use metaclaude::app::{HostConfig, MonitoredHost};
 use metaclaude::model::ExecutionEvent;
+use metaclaude::monitor::Limits;
 use metaclaude::{EventSink, ExecutionRequest, Recording};
 
 use super::args::RunArgs;
@@ -30,21 +31,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let config = HostConfig {
-        executor: args.host.executor(None),
+        // One execution: nothing asks how many cores there are.
+        executor: args.host.executor(Some(1)),
         plugins: args.host.plugin_source(),
         grants: args.host.grant_source(),
         one_shot: true,
+        // Nobody subscribes to a one-shot host's live feed: one slot, not a thousand to
+        // allocate and fill.
+        monitor: Limits {
+            feed: 1,
+            ..Limits::default()
+        },
         ..HostConfig::new(&args.registry)
     };
     let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
     if args.events {
         sinks.push(Arc::new(StderrEvents(Mutex::new(()))));
     }
-    let runtime = super::one_execution_runtime()?;
+    // The host first: its plugins start loading on a thread of their own, and that load
+    // is what a one-shot run waits for at the end; the runtime is built meanwhile.
     let host = match MonitoredHost::start(config, sinks, super::stderr_notices()) {
         Ok(host) => host,
         Err(e) => return super::host_failed(e, &args.registry),
     };
+    let runtime = super::one_execution_runtime()?;
     let execution = runtime.block_on(host.execute(request));
     // Everything the plugins were sent is delivered and flushed before we exit.
     host.shutdown_before_exit();

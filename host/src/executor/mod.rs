@@ -77,8 +77,9 @@ pub struct Execution {
 /// Tunables of the executor; the defaults suit most hosts.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
-    /// Executions running at once; more wait in the `queued` state.
-    pub max_concurrency: usize,
+    /// Executions running at once, more waiting in the `queued` state; `None`, four for
+    /// each core this process may use ([`ExecutorConfig::concurrency`]).
+    pub max_concurrency: Option<usize>,
     /// Between SIGTERM and SIGKILL when a script times out.
     pub kill_grace: Duration,
     /// How long output is still read after the script's main process exited (a
@@ -95,21 +96,50 @@ pub struct ExecutorConfig {
 }
 
 /// The cores this process may use, read once: std reads the cgroup's CPU quota files each
-/// time it is asked, and a host assembles more than one default configuration.
+/// time it is asked. Only when asked: a one-shot `run`, which never is, pays nothing.
 fn cores() -> Option<usize> {
     static CORES: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().ok().map(|n| n.get()))
 }
 
+impl ExecutorConfig {
+    /// Executions running at once, at most: `max_concurrency`, or four for each core this
+    /// process may use (8 when that cannot be read).
+    pub fn concurrency(&self) -> usize {
+        self.max_concurrency
+            .unwrap_or_else(|| cores().map_or(8, |n| n * 4))
+            .max(1)
+    }
+}
+
 impl Default for ExecutorConfig {
     fn default() -> Self {
         ExecutorConfig {
-            max_concurrency: cores().map_or(8, |n| n * 4),
+            max_concurrency: None,
             kill_grace: Duration::from_millis(2000),
             drain_grace: Duration::from_millis(250),
             use_cgroups: true,
             max_sample_interval: Duration::from_millis(100),
             one_execution: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_is_four_per_core_unless_given() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(ExecutorConfig::default().max_concurrency, None);
+        assert_eq!(ExecutorConfig::default().concurrency(), 4 * cores);
+        let given = |n| ExecutorConfig {
+            max_concurrency: Some(n),
+            ..ExecutorConfig::default()
+        };
+        assert_eq!(given(3).concurrency(), 3);
+        // Zero would let nothing run.
+        assert_eq!(given(0).concurrency(), 1);
     }
 }

@@ -74,7 +74,7 @@ impl ToolExecutionService {
         };
         ToolExecutionService {
             registry: RwLock::new(Arc::new(registry)),
-            slots: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
+            slots: Arc::new(Semaphore::new(config.concurrency())),
             config,
             cgroups,
             sinks: Vec::new(),
@@ -101,7 +101,7 @@ impl ToolExecutionService {
 
     /// Executions running at once, at most.
     pub fn max_concurrency(&self) -> usize {
-        self.config.max_concurrency.max(1)
+        self.config.concurrency()
     }
 
     /// A fresh execution id (a ULID), for [`ToolExecutionService::execute_recorded_as`]

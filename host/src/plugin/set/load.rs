@@ -316,7 +316,8 @@ impl PluginHost {
 /// What a load reads of a plugin folder before it starts the plugin: read once, for the
 /// load to choose the folders it starts and for the start itself.
 pub(super) struct FolderRead {
-    /// Taken first, so that a change made while loading is seen by the next reload.
+    /// Taken before anything of the plugin starts, so that a change made while loading is
+    /// seen by the next reload.
     pub(super) fingerprint: Fingerprint,
     /// The manifest, or why it cannot be used (reported when the folder is started).
     pub(super) manifest: Result<Manifest, ManifestError>,
@@ -325,13 +326,28 @@ pub(super) struct FolderRead {
 impl FolderRead {
     /// Reads `folder`, its manifest with `host`'s variables.
     pub(super) fn of(folder: &Path, host: &PluginHost) -> FolderRead {
-        // `plugin.toml` read once, for the fingerprint and the manifest alike.
+        Self::of_wanted(folder, host, |_| true).expect("every manifest is wanted")
+    }
+
+    /// [`FolderRead::of`] when `wanted` wants the folder's manifest (or it does not parse:
+    /// its start reports why); `None`, and the folder's files left unlisted, otherwise.
+    pub(super) fn of_wanted(
+        folder: &Path,
+        host: &PluginHost,
+        wanted: impl Fn(&Manifest) -> bool,
+    ) -> Option<FolderRead> {
+        // `plugin.toml` read once, for the manifest and the fingerprint alike; the
+        // fingerprint still comes before anything of the plugin is started.
         let read = std::fs::read(folder.join("plugin.toml"));
         let bytes = read.as_ref().map_or_else(|_| Vec::new(), Clone::clone);
-        FolderRead {
-            fingerprint: Fingerprint::with_manifest(folder, bytes),
-            manifest: Manifest::from_read(folder, read, &|n| host.env_value(n)),
+        let manifest = Manifest::from_read(folder, read, &|n| host.env_value(n));
+        if manifest.as_ref().is_ok_and(|m| !wanted(m)) {
+            return None;
         }
+        Some(FolderRead {
+            fingerprint: Fingerprint::with_manifest(folder, bytes),
+            manifest,
+        })
     }
 }
 

@@ -291,10 +291,9 @@ impl PluginHost {
         let mut reads: Vec<FolderRead> = Vec::new();
         for folder in folders {
             // A manifest that does not parse is reported by its start below.
-            let read = FolderRead::of(&folder, this);
-            if read.manifest.as_ref().is_ok_and(|m| !keep(m)) {
+            let Some(read) = FolderRead::of_wanted(&folder, this, &keep) else {
                 continue;
-            }
+            };
             let taken = before.iter().chain(&named).cloned().collect();
             if let Ok(m) = &read.manifest {
                 named.push((m.name.clone(), folder.clone()));
