@@ -20,9 +20,10 @@
 //! once, up to eight) and removal happens in the background. A host for one execution (a
 //! one-shot `run`) makes neither folder nor pool: its execution cgroup is made straight
 //! in the host's own cgroup (`metaclaude-<pid>-t<start>-<nanos>-<n>`), and removed as the
-//! execution ends (at exit, patiently, should it not go then). Folders of hosts that are gone (killed with -9, or the machine lost power) are
-//! swept by the next host to start: those whose pid is not running, or runs a process
-//! that started at another time than the name says (the pid was given again).
+//! execution ends (at exit, patiently, should it not go then). Folders of hosts that are
+//! gone (killed with -9, or the machine lost power) are swept by the next host to start:
+//! those whose pid is not running, or runs a process that started at another time than
+//! the name says (the pid was given again).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -474,14 +475,13 @@ impl CgroupManager {
     /// host's last step (0.2 to 0.3 ms of a one-shot run); one that will not go yet is
     /// kept for the patient removal at exit.
     pub fn release(&self, cg: ExecCgroup) {
-        if self.worker.is_none() && cg.try_remove().is_ok() {
-            let mut s = self.shared.state.lock().unwrap();
-            s.in_use = s.in_use.saturating_sub(1);
-            return;
-        }
+        let removed = self.worker.is_none() && cg.try_remove().is_ok();
         {
             let mut s = self.shared.state.lock().unwrap();
             s.in_use = s.in_use.saturating_sub(1);
+            if removed {
+                return;
+            }
             s.to_remove.push(cg);
         }
         self.shared.wake.notify_one();
