@@ -555,21 +555,60 @@ fn run_noop_logging_to(
     (took, out)
 }
 
+/// The static executable (`cargo xtask build-static`), which `cargo xtask bench` builds
+/// and names in `METACLAUDE_BENCH_STATIC_EXE`.
+fn static_exe() -> Option<PathBuf> {
+    std::env::var_os("METACLAUDE_BENCH_STATIC_EXE").map(PathBuf::from)
+}
+
+/// One executable's one-shot runs with the default set and without, alternated with
+/// `sh noop.sh`: the medians of each (in that order).
+fn one_shot_block(
+    runs: usize,
+    run: &dyn Fn(Option<&Path>) -> Duration,
+    set: &Path,
+    sh: &dyn Fn() -> Duration,
+) -> (Duration, Duration, Duration) {
+    // The first run fills the compilation cache; a user's every later run reads it.
+    for _ in 0..5 {
+        run(Some(set));
+        run(None);
+        sh();
+    }
+    let (mut full, mut none, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        full.push(run(Some(set)));
+        none.push(run(None));
+        bare.push(sh());
+    }
+    (median(full), median(none), median(bare))
+}
+
 fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
     let script = root().join("examples/registry/scripts/noop.sh");
-    // The executable freshly copied, as an install leaves it, is what the figures are
-    // of. Its start faults in a few MiB of its code: a freshly written file sits in the
-    // page cache in large folios, while one whose pages the kernel reclaimed and read
-    // back page by page (this machine kind pages cold memory out on its own, and the one
-    // cargo built may have sat for hours) takes many more steps a fault. The one cargo
-    // built is measured beside it.
+    // The executables freshly copied, as an install leaves them, are what the figures are
+    // of. A start faults in a few MiB of code: a freshly written file sits in the page
+    // cache in large folios, while one whose pages the kernel reclaimed and read back
+    // page by page (this machine kind pages cold memory out on its own, and the one cargo
+    // built may have sat for hours) takes many more steps a fault. The one cargo built is
+    // measured too. Each executable runs in a block of its own: alternated, a run of one
+    // 180 MB executable made the next of the other 0.2 to 0.3 ms slower (5.41 against
+    // 5.14 ms for the copy with the default set, 100 runs each, 2026-12-07).
     let copy = tmp.join("metaclaude-copy");
     std::fs::copy(exe(), &copy).unwrap();
+    let static_copy = static_exe().map(|built| {
+        let copy = tmp.join("metaclaude-static-copy");
+        std::fs::copy(&built, &copy)
+            .unwrap_or_else(|e| panic!("copying the static executable {}: {e}", built.display()));
+        copy
+    });
     let logs = tmp.join("run-logs");
     let run_with = |exe: &Path, plugins: Option<&Path>| {
         run_noop_logging_to(exe, &logs, tmp, &[], plugins, ("127.0.0.1", drain.port)).0
     };
-    let run = |plugins: Option<&Path>| run_with(&copy, plugins);
+    // What the later sections measure: the static executable when there is one.
+    let main_copy = static_copy.clone().unwrap_or_else(|| copy.clone());
+    let run = |plugins: Option<&Path>| run_with(&main_copy, plugins);
     let sh = || {
         let start = Instant::now();
         let status = Command::new("sh")
@@ -581,48 +620,54 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
         assert!(status.success());
         start.elapsed()
     };
-    // The first run fills the compilation cache; a user's every later run reads it.
-    for _ in 0..5 {
-        run(Some(set));
-        run(None);
-        run_with(&exe(), Some(set));
-        run_with(&exe(), None);
-        sh();
+    let fixed = static_copy
+        .as_ref()
+        .map(|c| one_shot_block(runs, &|p| run_with(c, p), set, &sh));
+    let glibc = one_shot_block(runs, &|p| run_with(&copy, p), set, &sh);
+    let built = one_shot_block(runs, &|p| run_with(&exe(), p), set, &sh);
+    println!("`metaclaude run noop` as a whole process ({runs} runs of each, alternated with `sh noop.sh` in a block for each executable, medians):");
+    let block = |what: &str, (full, none, bare): (Duration, Duration, Duration), targets: bool| {
+        let target = |t: &str| {
+            if targets {
+                format!("   (target <= {t})")
+            } else {
+                String::new()
+            }
+        };
+        println!("  {what}");
+        println!("    sh noop.sh                     {:>8.2} ms", ms(bare));
+        println!(
+            "    metaclaude run --no-plugins    {:>8.2} ms{}",
+            ms(none),
+            target("3 ms")
+        );
+        println!(
+            "    metaclaude run, default set    {:>8.2} ms{}",
+            ms(full),
+            target("5 ms")
+        );
+        println!(
+            "    plugins add                    {:>8.2} ms",
+            ms(full.saturating_sub(none))
+        );
+    };
+    match fixed {
+        Some(fixed) => block(
+            "the static executable (cargo xtask build-static: musl, mimalloc), freshly copied:",
+            fixed,
+            true,
+        ),
+        None => println!(
+            "  the static executable: not measured (METACLAUDE_BENCH_STATIC_EXE is not set; `cargo xtask bench` builds it and sets it)"
+        ),
     }
-    let (mut full, mut none, mut bare) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..runs {
-        full.push(run(Some(set)));
-        none.push(run(None));
-        bare.push(sh());
-    }
-    // The executable as cargo built it, in runs of its own: alternated with the copy's,
-    // each run of one 180 MB executable made the next of the other 0.2 to 0.3 ms slower
-    // (5.41 against 5.14 ms for the copy with the default set, 100 runs each, 2026-12-07).
-    let (mut full_built, mut none_built) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        full_built.push(run_with(&exe(), Some(set)));
-        none_built.push(run_with(&exe(), None));
-    }
-    let (full, none, bare) = (median(full), median(none), median(bare));
-    println!("`metaclaude run noop` as a whole process ({runs} interleaved runs each, medians):");
-    println!("  sh noop.sh                       {:>8.2} ms", ms(bare));
-    println!(
-        "  metaclaude run --no-plugins      {:>8.2} ms   (target <= 3 ms)",
-        ms(none)
+    block(
+        "the glibc executable (cargo build --release), freshly copied:",
+        glibc,
+        fixed.is_none(),
     );
-    println!(
-        "  metaclaude run, default set      {:>8.2} ms   (target <= 5 ms)",
-        ms(full)
-    );
-    println!(
-        "  plugins add                      {:>8.2} ms",
-        ms(full.saturating_sub(none))
-    );
-    println!(
-        "  ... the executable as cargo built it {:>5.2} ms   ({:.2} ms --no-plugins)",
-        ms(median(full_built)),
-        ms(median(none_built))
-    );
+    block("the glibc executable as cargo built it:", built, false);
+    let main_name = if fixed.is_some() { "static" } else { "glibc" };
     // A month of a busy host's log: rotated every 3 hours, 240 files, which a log sink's
     // tidy lists (it skips the tidy when another tidied less than half a grace ago).
     let month = tmp.join("month-logs");
@@ -637,7 +682,7 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
     }
     let run_month = || {
         run_noop_logging_to(
-            &copy,
+            &main_copy,
             &month,
             tmp,
             &[],
@@ -652,7 +697,7 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
         month_old.push(run_month());
     }
     println!(
-        "  ... a month in the log directory {:>8.2} ms   (240 rotated files; {:.2} ms beside it with the young log)",
+        "  the {main_name} executable, a month in the log directory {:>8.2} ms   (240 rotated files; {:.2} ms beside it with the young log)",
         ms(median(month_old)),
         ms(median(young))
     );
@@ -664,7 +709,15 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
     let pause = Duration::from_millis(500);
     let no_cgroups = || {
         let args = ["--no-cgroups"];
-        run_noop_logging_to(&copy, &logs, tmp, &args, None, ("127.0.0.1", drain.port)).0
+        run_noop_logging_to(
+            &main_copy,
+            &logs,
+            tmp,
+            &args,
+            None,
+            ("127.0.0.1", drain.port),
+        )
+        .0
     };
     let (mut full, mut none, mut bare_host) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..spaced {
@@ -676,7 +729,7 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
         bare_host.push(no_cgroups());
     }
     println!(
-        "the same, each run after a {} ms pause ({spaced} interleaved runs each, medians):",
+        "the {main_name} executable, each run after a {} ms pause ({spaced} interleaved runs each, medians):",
         pause.as_millis()
     );
     println!(

@@ -2,10 +2,19 @@
 //! commands themselves are in `cli/`, the work they do in the library.
 
 mod cli;
+#[cfg(target_arch = "x86_64")]
+mod string_copy;
 mod tui;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+
+// The static executable (`cargo xtask build-static`): musl's allocator takes one lock for
+// every thread's allocations, so it allocates through mimalloc (README, "The static
+// executable"); the glibc build keeps glibc's, tuned by `memory::tune_allocator`.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // Before any thread: files made without an explicit mode (by plugins through WASI)

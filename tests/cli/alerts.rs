@@ -226,10 +226,7 @@ pub fn install(plugins: &Path, name: &str, edit: impl Fn(String) -> String) {
 }
 
 fn bin_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    crate::util::exe().parent().unwrap().to_path_buf()
 }
 
 /// `key = old` → `key = new` in a manifest, which must have it.

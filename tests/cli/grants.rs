@@ -235,6 +235,19 @@ fn a_dropped_in_plugin_runs_nothing_until_the_operator_grants_it() {
     let run = run_hello(&plugins);
     assert!(run.status.success(), "{}", said(&run));
     assert!(out_dir.is_dir(), "{}", said(&run));
+    if crate::util::exe_is_static() {
+        // The static executable has no dynamic loader: it says so, naming the library
+        // and the build that loads it, and runs the rest.
+        assert!(
+            said(&run).contains("plugin native-marker (")
+                && said(&run).contains("libmarker.so: this metaclaude is the static executable")
+                && said(&run).contains("cargo build --release -p metaclaude-host"),
+            "{}",
+            said(&run)
+        );
+        assert!(!marker.exists(), "the static executable loaded a library");
+        return;
+    }
     assert_eq!(
         std::fs::read_to_string(&marker).unwrap(),
         "constructor ran\n",

@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -180,7 +180,7 @@ fn install_otlp(plugins: &Path, endpoint: &str) {
 
 /// The same, with these manifest keys set too.
 fn install_otlp_with(plugins: &Path, endpoint: &str, more: &[(&str, &str)]) {
-    let available = PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
+    let available = crate::util::exe()
         .parent()
         .unwrap()
         .join("plugins-available/otlp-exporter");

@@ -187,7 +187,7 @@ fn by_labels(result: &[Value], by: &[&str]) -> BTreeMap<String, f64> {
 /// to `url` every second with the external labels `host` and `site`, ticked every 100 ms,
 /// its spool in `spool`, a short backoff (100 ms doubling to 2 s); and grants it.
 fn install_remote_write(plugins: &Path, name: &str, url: &str, host: &str, spool: &Path) {
-    let available = PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
+    let available = crate::util::exe()
         .parent()
         .unwrap()
         .join("plugins-available/remote-write-exporter");

@@ -623,7 +623,7 @@ fn the_reference_statsd_daemon_counts_what_concurrent_runs_and_serve_ran() {
 
 /// A folder holding only the default StatsD exporter (as installed beside the binary).
 fn exporter_only(dir: &Path) -> PathBuf {
-    let installed = Path::new(env!("CARGO_BIN_EXE_metaclaude"))
+    let installed = crate::util::exe()
         .parent()
         .unwrap()
         .join("plugins/statsd-exporter");

@@ -7,13 +7,42 @@ use serde_json::Value;
 
 pub use crate::bless::blessing;
 
-/// The real executable, with the default plugin set (installed beside it) writing its
+/// The executable under test: the one cargo built for these tests, or the one
+/// `METACLAUDE_TEST_EXE` names (`cargo xtask test` runs tests against the static
+/// executable that way), with the default plugin set installed beside it.
+pub fn exe() -> PathBuf {
+    std::env::var_os("METACLAUDE_TEST_EXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_metaclaude")))
+}
+
+/// Whether the executable under test is statically linked: an ELF executable without an
+/// interpreter (no `PT_INTERP` program header), as `cargo xtask build-static` makes it.
+pub fn exe_is_static() -> bool {
+    let bytes = std::fs::read(exe()).expect("read the executable under test");
+    let word = |at: usize, n: usize| {
+        bytes[at..at + n]
+            .iter()
+            .rev()
+            .fold(0u64, |v, b| (v << 8) | u64::from(*b))
+    };
+    assert_eq!(&bytes[..5], b"\x7fELF\x02", "a 64-bit ELF executable");
+    let (phoff, phentsize, phnum) = (
+        word(0x20, 8) as usize,
+        word(0x36, 2) as usize,
+        word(0x38, 2),
+    );
+    const PT_INTERP: u64 = 3;
+    !(0..phnum as usize).any(|i| word(phoff + i * phentsize, 4) == PT_INTERP)
+}
+
+/// The real executable ([`exe`]), with the default plugin set (installed beside it) writing its
 /// log and compiled-component cache into this test run's temp folder, not the source tree.
 /// Its StatsD exporter sends to the discard port (9) of loopback, never to a daemon on the
 /// default 8125 that may be running on this machine; `tests/cli/statsd.rs` points it at
 /// its own.
 pub fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_metaclaude"));
+    let mut cmd = Command::new(exe());
     let scratch = std::env::temp_dir().join(format!("metaclaude-tests-{}", std::process::id()));
     cmd.env_remove("RUST_LOG")
         .env_remove("METACLAUDE_REGISTRY")

@@ -57,6 +57,12 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     ensure_prerequisites(true)?;
     // plugin_delivery and default_set load the built components and the native sink.
     build_plugins(root, PluginSet::All)?;
+    // default_set measures the static executable's one-shot runs too.
+    let static_exe = if chosen.contains(&"default_set") {
+        Some(crate::static_build::build_static(root)?)
+    } else {
+        None
+    };
     let path = root.join(SUMMARY);
     let mut sections = read_sections(&std::fs::read_to_string(&path).unwrap_or_default());
     for name in chosen {
@@ -64,8 +70,13 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
             "cargo bench -p metaclaude-host --bench {name} (its report goes to {SUMMARY})"
         ));
         let header = header(root);
-        let report = run_capturing(cargo("bench").args(["-p", "metaclaude-host", "--bench", name]))
-            .with_context(|| format!("the {name} benchmark failed"))?;
+        let mut bench = cargo("bench");
+        bench.args(["-p", "metaclaude-host", "--bench", name]);
+        if let Some(exe) = &static_exe {
+            bench.env("METACLAUDE_BENCH_STATIC_EXE", exe);
+        }
+        let report =
+            run_capturing(&mut bench).with_context(|| format!("the {name} benchmark failed"))?;
         sections.insert(
             name.to_string(),
             format!("{header}\n\n```text\n{}\n```\n", report.trim_end()),

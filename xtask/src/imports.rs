@@ -148,7 +148,7 @@ pub fn circles(src: &Path) -> Vec<(String, String)> {
 /// never one above (`ARCHITECTURE.md`, "Bird's eye view"). The binary (`main`, `cli`,
 /// `tui`) is on top; `model` and the small shared modules at the bottom.
 const LAYERS: &[&[&str]] = &[
-    &["main", "cli"],
+    &["main", "cli", "string_copy"],
     &["tui"],
     &["app", "serve", "client", "batch", "replay", "scaffold"],
     &["plugin", "monitor", "script_watch"],

@@ -1,4 +1,5 @@
-//! `cargo xtask demo | test | bench | bench-dashboard | build-plugins | bless | fuzz | soak`:
+//! `cargo xtask demo | test | bench | bench-dashboard | build-plugins | build-static | bless |
+//! fuzz | soak`:
 //! the README's commands.
 //!
 //! Each command first makes sure what it needs is installed: it installs it when it can
@@ -10,7 +11,7 @@
 //! Modules: `tools` (what is installed and where), `wasm` (the plugins and test fixtures:
 //! one cargo run per SDK world), `examples` (the plugins in C, JavaScript and Python),
 //! `test` (`cargo xtask test` and its steps), `steps` (the wall-time table), `fuzz`,
-//! `bench`, `dashboard` (`bench-dashboard`), `soak`.
+//! `bench`, `dashboard` (`bench-dashboard`), `soak`, `static_build` (`build-static`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +25,7 @@ mod fuzz;
 #[cfg(test)]
 mod imports;
 mod soak;
+mod static_build;
 mod steps;
 mod test;
 mod tools;
@@ -45,6 +47,8 @@ commands:
   build-plugins    build the default plugin set (Rust, wasm32-wasip2) and install it beside the host;
                    --all: also the opt-in plugins, the test fixtures, the native example and the
                    example plugins in C, JavaScript and Python
+  build-static     the static executable (x86_64-unknown-linux-musl, release) with the default plugin set
+                   beside it: starts sooner, cannot load native plugins
   bless            rewrite the golden files (tests/cli/bad_*, good_*) from what the code gives now
   fuzz             fuzz every parser, or one: fuzz [TARGET] [--minutes N (default 10) | --seconds N]
   soak             one long-running server under a mixed workload; RSS, fds, threads, children, cgroups
@@ -64,6 +68,7 @@ fn main() -> Result<()> {
             Some("--all") => build_plugins(&root, PluginSet::All),
             Some(other) => bail!("build-plugins takes --all or nothing, not {other:?}"),
         },
+        Some("build-static") => static_build::build_static(&root).map(drop),
         Some("bless") => bless(&root),
         Some("fuzz") => fuzz::fuzz(&root, &args[1..]),
         Some("soak") => soak::soak(&root, &args[1..]),

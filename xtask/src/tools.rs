@@ -100,15 +100,25 @@ pub fn ensure_prerequisites(for_tests: bool) -> Result<()> {
 }
 
 pub fn ensure_wasm_target() -> Result<()> {
+    ensure_rust_target("wasm32-wasip2")
+}
+
+/// The Rust target `target` (a target triple), added with rustup when missing.
+pub fn ensure_rust_target(target: &str) -> Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        })
         .unwrap_or(false);
     if !installed {
-        step("installing the wasm32-wasip2 Rust target");
-        run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
-            .context("cannot add the WebAssembly target; run: rustup target add wasm32-wasip2")?;
+        step(&format!("installing the {target} Rust target"));
+        run(Command::new("rustup").args(["target", "add", target])).with_context(|| {
+            format!("cannot add the Rust target; run: rustup target add {target}")
+        })?;
     }
     Ok(())
 }

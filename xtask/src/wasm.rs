@@ -205,7 +205,7 @@ pub fn per_world(root: &Path, subcommand: &str, args: &[&str]) -> Result<()> {
 }
 
 /// Builds the plugins of `set` and installs the default set beside the host executable
-/// (`target/{debug,release}/plugins/<name>/`), where `metaclaude` finds it without any
+/// (`target/{debug,release}/plugins/<name>/`, and beside the static one), where `metaclaude` finds it without any
 /// flag; with `All`, every plugin of the catalog into `plugins-available/` too.
 pub fn build_plugins(root: &Path, set: PluginSet) -> Result<()> {
     ensure_wasm_target()?;
@@ -236,10 +236,12 @@ pub fn build_plugins(root: &Path, set: PluginSet) -> Result<()> {
     Ok(())
 }
 
-/// Installs the plugin folders `dirs` (their manifest and component) into
-/// `target/{debug,release}/<folder>/<name>/`.
+/// Installs the plugin folders `dirs` (their manifest and component) beside each build of
+/// the executable: `target/{debug,release}/<folder>/<name>/` and the static executable's
+/// folder (`cargo xtask build-static`).
 fn install_plugins(root: &Path, built: &Path, folder: &str, dirs: &[PathBuf]) -> Result<()> {
-    for profile in ["debug", "release"] {
+    let static_dir = format!("{}/release", crate::static_build::TARGET);
+    for profile in ["debug", "release", &static_dir] {
         let install = root.join("target").join(profile).join(folder);
         if folder == "plugins" {
             // A plugin taken out of the default set must not linger in it.

@@ -119,6 +119,13 @@ pub enum NativeError {
         /// What failed.
         message: String,
     },
+    /// This executable is statically linked (the static build, `cargo xtask dist`): it has
+    /// no dynamic loader, so it cannot load a shared library at all.
+    #[error("cannot load the shared library {}: this metaclaude is the static executable (cargo xtask dist), which cannot load native plugins; run this plugin with the glibc build (cargo build --release -p metaclaude-host), or remove its folder from the plugins directory", file.display())]
+    StaticExecutable {
+        /// The library.
+        file: PathBuf,
+    },
     /// The library does not export the ABI's entry point, or it returned NULL.
     #[error("{} is not a metaclaude native plugin: it does not export `{ENTRY_POINT}` ({message}); implement plugins/native/metaclaude_plugin_v1.h", file.display())]
     NoEntryPoint {
@@ -217,6 +224,11 @@ impl NativeLibrary {
         file: &Path,
         kind: PluginKind,
     ) -> Result<Arc<NativeLibrary>, NativeError> {
+        if cfg!(target_feature = "crt-static") {
+            return Err(NativeError::StaticExecutable {
+                file: file.to_path_buf(),
+            });
+        }
         let sealed = seal(&code.bytes).map_err(|e| NativeError::Open {
             file: file.to_path_buf(),
             message: format!("cannot copy it into memory to load: {e}"),
