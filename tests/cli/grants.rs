@@ -240,7 +240,9 @@ fn a_dropped_in_plugin_runs_nothing_until_the_operator_grants_it() {
         // and the build that loads it, and runs the rest.
         assert!(
             said(&run).contains("plugin native-marker (")
-                && said(&run).contains("libmarker.so: this metaclaude is the static executable")
+                && said(&run).contains(
+                    "libmarker.so: this metaclaude is the static executable (cargo xtask build-static)"
+                )
                 && said(&run).contains("cargo build --release -p metaclaude-host"),
             "{}",
             said(&run)
