@@ -205,8 +205,9 @@ pub fn per_world(root: &Path, subcommand: &str, args: &[&str]) -> Result<()> {
 }
 
 /// Builds the plugins of `set` and installs the default set beside the host executable
-/// (`target/{debug,release}/plugins/<name>/`, and beside the static one), where `metaclaude` finds it without any
-/// flag; with `All`, every plugin of the catalog into `plugins-available/` too.
+/// (`target/{debug,release}/plugins/<name>/`, and beside the static one), where
+/// `metaclaude` finds it without any flag; with `All`, every plugin of the catalog into
+/// `plugins-available/` too.
 pub fn build_plugins(root: &Path, set: PluginSet) -> Result<()> {
     ensure_wasm_target()?;
     let default_set = default_plugins(root);

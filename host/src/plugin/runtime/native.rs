@@ -119,8 +119,8 @@ pub enum NativeError {
         /// What failed.
         message: String,
     },
-    /// This executable is statically linked (the static build, `cargo xtask build-static`): it has
-    /// no dynamic loader, so it cannot load a shared library at all.
+    /// This executable is statically linked (the static build, `cargo xtask build-static`):
+    /// it has no dynamic loader, so it cannot load a shared library at all.
     #[error("cannot load the shared library {}: this metaclaude is the static executable (cargo xtask build-static), which cannot load native plugins; run this plugin with the glibc build (cargo build --release -p metaclaude-host), or remove its folder from the plugins directory", file.display())]
     StaticExecutable {
         /// The library.
