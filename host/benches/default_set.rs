@@ -620,7 +620,7 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
         assert!(status.success());
         start.elapsed()
     };
-    let fixed = static_copy
+    let static_runs = static_copy
         .as_ref()
         .map(|c| one_shot_block(runs, &|p| run_with(c, p), set, &sh));
     let glibc = one_shot_block(runs, &|p| run_with(&copy, p), set, &sh);
@@ -651,10 +651,10 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
             ms(full.saturating_sub(none))
         );
     };
-    match fixed {
-        Some(fixed) => block(
+    match static_runs {
+        Some(static_runs) => block(
             "the static executable (cargo xtask build-static: musl, mimalloc), freshly copied:",
-            fixed,
+            static_runs,
             true,
         ),
         None => println!(
@@ -664,10 +664,14 @@ fn whole_process(tmp: &Path, set: &Path, drain: &StatsdDrain, runs: usize) {
     block(
         "the glibc executable (cargo build --release), freshly copied:",
         glibc,
-        fixed.is_none(),
+        static_runs.is_none(),
     );
     block("the glibc executable as cargo built it:", built, false);
-    let main_name = if fixed.is_some() { "static" } else { "glibc" };
+    let main_name = if static_runs.is_some() {
+        "static"
+    } else {
+        "glibc"
+    };
     // A month of a busy host's log: rotated every 3 hours, 240 files, which a log sink's
     // tidy lists (it skips the tidy when another tidied less than half a grace ago).
     let month = tmp.join("month-logs");
