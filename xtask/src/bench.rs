@@ -59,7 +59,7 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     build_plugins(root, PluginSet::All)?;
     // default_set measures the static executable's one-shot runs too.
     let static_exe = if chosen.contains(&"default_set") {
-        Some(crate::static_build::build_static(root)?)
+        Some(crate::static_build::build_static_executable(root)?)
     } else {
         None
     };

@@ -24,13 +24,19 @@ pub fn executable(root: &Path) -> PathBuf {
     root.join("target").join(TARGET).join("release/metaclaude")
 }
 
-/// Builds the default plugin set and the static executable; returns the executable's path.
+/// `cargo xtask build-static`: the default plugin set, then the static executable.
 pub fn build_static(root: &Path) -> Result<PathBuf> {
+    build_plugins(root, PluginSet::Default)?;
+    build_static_executable(root)
+}
+
+/// The static executable alone, for callers that built the plugins already (`build-plugins`
+/// installs them beside it); returns its path.
+pub fn build_static_executable(root: &Path) -> Result<PathBuf> {
     ensure_rust_target(TARGET)?;
     // The C parts of the dependencies (mimalloc, ring, libdeflate) are compiled against
     // musl's headers by its GCC wrapper, which `cc` looks for under this name.
     ensure_debian("x86_64-linux-musl-gcc", "musl-tools")?;
-    build_plugins(root, PluginSet::Default)?;
     step(&format!(
         "building the static metaclaude (cargo build --release --target {TARGET} -p metaclaude-host)"
     ));

@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::fuzz::{fuzz_all, fuzz_build, fuzz_targets, SMOKE_SECONDS};
-use crate::static_build::build_static;
+use crate::static_build::build_static_executable;
 use crate::steps::Steps;
 use crate::tools::{
     ensure_componentize_js, ensure_statsd, ensure_test_py, nextest, wasm_tools, wit_bindgen,
@@ -178,7 +178,7 @@ fn every_step(root: &Path, steps: &mut Steps) -> Result<()> {
     steps.run(
         "build-static: the static executable, and the end-to-end tests against it",
         || {
-            let exe = build_static(root)?;
+            let exe = build_static_executable(root)?;
             run(nextest(root)?
                 .args([
                     "run",
