@@ -104,16 +104,53 @@ fn run_host(plugins: &Path) -> Child {
 /// What the hosts of one scenario reported, and how they ended.
 #[derive(Default)]
 struct Reported {
+    /// `metaclaude run` processes started: [`RUNS`], or more with [`Until::Compressed`].
+    runs: usize,
     ids: Vec<String>,
     killed: usize,
     /// Stderr of hosts that exited on their own with a failure.
     failures: Vec<String>,
 }
 
-/// Runs [`RUNS`] `metaclaude run` processes, [`PARALLEL_RUNS`] at a time, and a `metaclaude
-/// batch` of [`BATCH_REQUESTS`] beside them. With `kill`, every third run is killed -9
-/// partway (after 0 to 60 ms) and the batch once it has reported a third of its requests.
-fn run_concurrently(plugins: &Path, load: BatchLoad, kill: bool) -> Reported {
+/// When the runs stop.
+#[derive(Clone, Copy)]
+enum Until<'a> {
+    /// After [`RUNS`].
+    Runs,
+    /// After [`RUNS`] and once this log directory holds a compressed rotation, so that
+    /// compression ran while hosts wrote however fast they are: a file is compressed only
+    /// once it has been left a grace (a second here), by a host starting or tidying, and a
+    /// fast build can finish [`RUNS`] sooner. At most [`MAX_RUNS`] in all.
+    Compressed(&'a Path),
+}
+
+/// The bound on runs with [`Until::Compressed`]: at one rotation every third line, a
+/// compression is due a second after the first rotation, whatever the build's speed.
+const MAX_RUNS: usize = 20 * RUNS;
+
+impl Until<'_> {
+    fn done(self, runs: usize) -> bool {
+        match self {
+            Until::Runs => runs >= RUNS,
+            Until::Compressed(logs) => {
+                runs >= MAX_RUNS
+                    || (runs >= RUNS
+                        && std::fs::read_dir(logs).unwrap().any(|entry| {
+                            let name = entry.unwrap().file_name();
+                            log_files::parse(&name.to_string_lossy()).is_some_and(|parsed| {
+                                parsed.kind == (Kind::Rotated { compressed: true })
+                            })
+                        }))
+            }
+        }
+    }
+}
+
+/// Runs `metaclaude run` processes, [`PARALLEL_RUNS`] at a time, `until` says how many,
+/// and a `metaclaude batch` of [`BATCH_REQUESTS`] beside them. With `kill`, every third
+/// run is killed -9 partway (after 0 to 60 ms) and the batch once it has reported a third
+/// of its requests.
+fn run_concurrently(plugins: &Path, load: BatchLoad, kill: bool, until: Until) -> Reported {
     let reported = Mutex::new(Reported::default());
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -176,9 +213,10 @@ fn run_concurrently(plugins: &Path, load: BatchLoad, kill: bool) -> Reported {
         for _ in 0..PARALLEL_RUNS {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= RUNS {
+                if until.done(i) {
                     return;
                 }
+                reported.lock().unwrap().runs += 1;
                 let mut child = run_host(plugins);
                 let mut killed = false;
                 if kill && i.is_multiple_of(3) {
@@ -503,11 +541,11 @@ fn concurrent_hosts_on_one_directory_lose_and_duplicate_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
     sink(&plugins, &logs, &small_rotation(), false);
-    let reported = run_concurrently(&plugins, SOME_LONG_LINES, false);
+    let reported = run_concurrently(&plugins, SOME_LONG_LINES, false, Until::Compressed(&logs));
     assert!(reported.failures.is_empty(), "{:#?}", reported.failures);
-    assert_eq!(reported.ids.len(), RUNS + BATCH_REQUESTS);
+    assert_eq!(reported.ids.len(), reported.runs + BATCH_REQUESTS);
     let log = read_log(&logs);
-    assert_rotated_when_full(&log, RUNS);
+    assert_rotated_when_full(&log, reported.runs);
     assert_nothing_lost_or_duplicated(&reported.ids, &log, "no host killed");
     assert_eq!(
         log.lines,
@@ -520,7 +558,11 @@ fn concurrent_hosts_on_one_directory_lose_and_duplicate_nothing() {
         "every host exited cleanly, yet compressions were left half done: {:?}",
         log.partial
     );
-    assert!(log.compressed > 0, "compression ran while the hosts wrote");
+    assert!(
+        log.compressed > 0,
+        "no compression in {} runs while the hosts wrote",
+        reported.runs
+    );
     assert_one_summary_per_compressed_file(&logs, &log);
     assert_eq!(stats_count(&logs), reported.ids.len() as u64);
     assert_summaries_count_as_a_full_read(&logs);
@@ -535,7 +577,7 @@ fn appends_of_concurrent_hosts_never_split_a_line() {
     let tmp = tempfile::tempdir().unwrap();
     let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
     sink(&plugins, &logs, "rotation_size_mb = 100", false);
-    let reported = run_concurrently(&plugins, BIG_BATCHES, false);
+    let reported = run_concurrently(&plugins, BIG_BATCHES, false, Until::Runs);
     assert!(reported.failures.is_empty(), "{:#?}", reported.failures);
     assert_eq!(reported.ids.len(), RUNS + BATCH_REQUESTS);
     let log = read_log(&logs);
@@ -550,7 +592,7 @@ fn kill_9_of_concurrent_acknowledged_hosts_loses_nothing_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let (plugins, logs) = (tmp.path().join("plugins"), tmp.path().join("logs"));
     sink(&plugins, &logs, &small_rotation(), true);
-    let reported = run_concurrently(&plugins, SOME_LONG_LINES, true);
+    let reported = run_concurrently(&plugins, SOME_LONG_LINES, true, Until::Runs);
     assert!(reported.failures.is_empty(), "{:#?}", reported.failures);
     // Of the 80 kills aimed, a release build (the static executable's run of these tests)
     // has finished before about half land; the debug build before few.
