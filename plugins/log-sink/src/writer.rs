@@ -87,7 +87,7 @@ pub const MAX_PENDING: usize = 8 * 1024 * 1024;
 
 /// The most one guest `write` carries and stays one append on a host that does not say
 /// more: wasmtime-wasi's file stream accepts 64 KiB per write. In the sandbox the writer
-/// asks the host ([`host_append_capacity`]: metaclaude's takes 16 MiB) and uses what it
+/// asks the host (its `check-write`: metaclaude's takes 16 MiB) and uses what it
 /// says, up to [`MAX_APPEND`]. Should a host then take less, the writer notices (a short
 /// write), warns and uses the smaller size from then on.
 pub const MAX_ATOMIC_WRITE: usize = 64 * 1024;
