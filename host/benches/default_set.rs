@@ -7,8 +7,11 @@
 //!    stdout per execution, against the native no-op sink (C ABI); the host's CPU time per
 //!    finished event; the same set with full records (`event_record = "full"`, what
 //!    `"figures"` saves) and with the exporters and the rule taking the scripts' output
-//!    too; each plugin alone; and the same plugins' work natively (`native_work`), each
-//!    beside what it adds in the sandbox, with the set's floor against the CPU the target
+//!    too; each plugin alone; where the no-op's and the set's time went thread by thread
+//!    (`thread_times`: each thread's CPU per event, its share of the time on a CPU and
+//!    waiting for one, the thread that paced the host and what it alone would carry on a
+//!    core of its own); and the same plugins' work natively (`native_work`), each beside
+//!    what it adds in the sandbox, with the set's floor against the CPU the target
 //!    leaves;
 //! 2. per-execution time of a trivial script in one host with the default set loaded,
 //!    against a bare spawn and against the host with no plugins (target 1.02 or less);
@@ -26,6 +29,7 @@
 //!
 //! Needs the installed default set: `cargo xtask bench` (or `cargo xtask build-plugins`).
 
+use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -45,7 +49,10 @@ use support::{deliver, execute_timed, load_set, median, ms, root, Rate};
 mod native_work;
 #[path = "support/stuck_udp.rs"]
 mod stuck_udp;
+#[path = "support/thread_times.rs"]
+mod thread_times;
 use stuck_udp::stuck_receiver;
+use thread_times::{Accounts, Snapshot};
 
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_metaclaude"))
@@ -257,10 +264,17 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
             hosts.push((name.clone(), load_set(dir, tmp, drain.port)));
         }
         let mut rates: Vec<Vec<Rate>> = hosts.iter().map(|_| Vec::new()).collect();
+        // The native no-op's and the default set's threads, over their rounds.
+        let mut by_thread = [Accounts::default(), Accounts::default()];
+        let emitter = thread_times::current_tid();
         // Interleaved rounds, so that drift in the machine's load hits each alike.
         for _ in 0..3 {
             for (i, (_, host)) in hosts.iter().enumerate() {
+                let before = Snapshot::now();
                 rates[i].push(deliver(&events, host));
+                if let Some(accounts) = by_thread.get_mut(i) {
+                    accounts.add(&before, &Snapshot::now(), emitter);
+                }
             }
         }
         for (_, host) in &hosts {
@@ -293,6 +307,7 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
             "  ratio default set / native no-op     {:>10.2}",
             rates[1].events_per_s / rates[0].events_per_s
         );
+        print_by_thread(&hosts[..2], &by_thread, 3 * n, rates[0].events_per_s);
         let saves =
             |more: &Rate| more.cpu_per_event.as_secs_f64() / rates[1].cpu_per_event.as_secs_f64();
         println!(
@@ -322,6 +337,61 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
             &events, tmp, drain.port, &rates[0], &rates[1], &alone, target, small,
         );
         let _ = std::fs::remove_dir_all(tmp.join("logs"));
+    }
+}
+
+/// Where the native no-op's and the default set's time went, thread by thread, over
+/// their rounds of `events` in all (`by_thread`, in the order of `hosts`): each busy
+/// thread's CPU per event and its share of the time on a CPU and runnable but waiting for
+/// one; then, for each, the thread that paced it (the one busy or waiting the longest)
+/// and what that thread alone would carry on a core of its own, against the no-op's
+/// events per second (`noop`).
+fn print_by_thread(
+    hosts: &[(String, metaclaude::plugin::PluginHost)],
+    by_thread: &[Accounts],
+    events: u64,
+    noop: f64,
+) {
+    println!(
+        "  by thread, over the rounds (CPU per event; share of the time on a CPU, and runnable but waiting for one):"
+    );
+    for ((name, host), accounts) in hosts.iter().zip(by_thread) {
+        println!("    {name}");
+        // A worker thread is `plugin-NAME`, as the kernel keeps it: 15 bytes.
+        let workers: HashMap<String, String> = host
+            .list()
+            .into_iter()
+            .map(|p| {
+                let mut comm = format!("plugin-{}", p.name);
+                comm.truncate(comm.floor_char_boundary(15));
+                (comm, format!("{}'s worker", p.name))
+            })
+            .collect();
+        let mut busy = accounts.busiest(0.01);
+        for t in &mut busy {
+            if let Some(worker) = workers.get(&t.name) {
+                t.name = worker.clone();
+            }
+        }
+        for t in &busy {
+            println!(
+                "      {:<30} {:>8.2} µs/event   on a CPU {:>3.0}%   waiting {:>3.0}%",
+                t.name,
+                t.on_cpu.as_secs_f64() * 1e6 / events as f64,
+                100.0 * accounts.fraction(t.on_cpu),
+                100.0 * accounts.fraction(t.waiting),
+            );
+        }
+        let pacer = busy
+            .iter()
+            .max_by(|a, b| (a.on_cpu + a.waiting).cmp(&(b.on_cpu + b.waiting)))
+            .expect("a busy thread");
+        let alone = events as f64 / pacer.on_cpu.as_secs_f64();
+        println!(
+            "      paced by {}: on a core of its own, at its CPU per event, {alone:.0} events/s ({:.2} of the no-op's)",
+            pacer.name,
+            alone / noop
+        );
     }
 }
 
