@@ -270,9 +270,10 @@ fn throughput(tmp: &Path, set: &Path, native: &Path, drain: &StatsdDrain) {
         // Interleaved rounds, so that drift in the machine's load hits each alike.
         for _ in 0..3 {
             for (i, (_, host)) in hosts.iter().enumerate() {
-                let before = Snapshot::now();
+                // Threads are read only around the rounds accounted for.
+                let before = by_thread.get(i).map(|_| Snapshot::now());
                 rates[i].push(deliver(&events, host));
-                if let Some(accounts) = by_thread.get_mut(i) {
+                if let (Some(accounts), Some(before)) = (by_thread.get_mut(i), before) {
                     accounts.add(&before, &Snapshot::now(), emitter);
                 }
             }
