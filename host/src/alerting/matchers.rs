@@ -394,6 +394,20 @@ mod tests {
         assert!(e(&format!("script={}", "x".repeat(MAX_VALUE_LEN + 1))).contains("at most 1024"));
     }
 
+    /// A client's regex cannot make the host build a huge automaton: past 1 MiB compiled,
+    /// it is refused (an HTTP client's silence is one; `tests/cli/silences.rs` checks the
+    /// answer's field), quickly and with what went wrong.
+    #[test]
+    fn a_regex_too_big_to_compile_is_refused() {
+        let e = Matcher::new("type", MatchOp::Regex, "(\\w{100}){100}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("does not compile") && e.contains("size limit"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn quoted_values_and_display_round_trip() {
         for text in [
