@@ -232,20 +232,39 @@ fn quote_in_readme(root: &Path) -> Result<()> {
     let sections = read_sections(&summary);
     let readme_path = root.join("README.md");
     let readme = std::fs::read_to_string(&readme_path)?;
-    let (text, quoted) = splice(&readme, &sections)?;
+    let (text, quoted, kept) = splice(&readme, &sections)?;
+    if quoted.is_empty() {
+        bail!(
+            "{SUMMARY} has none of the benchmarks README.md quotes ({}): run `cargo xtask bench NAME` first",
+            kept.join(", ")
+        );
+    }
     std::fs::write(&readme_path, text)?;
     step(&format!(
         "README.md quotes {} from {SUMMARY}: {}",
         quoted.len(),
         quoted.join(", ")
     ));
+    if !kept.is_empty() {
+        step(&format!(
+            "left as they were, not in {SUMMARY}: {} (`cargo xtask bench {}` measures them)",
+            kept.join(", "),
+            kept.join(" ")
+        ));
+    }
     Ok(())
 }
 
-/// The README with each marked block holding its benchmark's section; the names quoted.
-fn splice(readme: &str, sections: &BTreeMap<String, String>) -> Result<(String, Vec<String>)> {
+/// The README with each marked block holding its benchmark's section, and the names
+/// quoted; a block whose benchmark `sections` lacks keeps its text (its own date says
+/// when it was measured), and its name is returned in the last list.
+fn splice(
+    readme: &str,
+    sections: &BTreeMap<String, String>,
+) -> Result<(String, Vec<String>, Vec<String>)> {
     let mut out = String::new();
     let mut quoted = Vec::new();
+    let mut kept = Vec::new();
     let mut lines = readme.lines();
     while let Some(line) = lines.next() {
         out.push_str(line);
@@ -258,11 +277,14 @@ fn splice(readme: &str, sections: &BTreeMap<String, String>) -> Result<(String, 
         };
         let end = format!("<!-- /bench:{name} -->");
         let mut closed = false;
+        let mut old = String::new();
         for inner in lines.by_ref() {
             if inner == end {
                 closed = true;
                 break;
             }
+            old.push_str(inner);
+            old.push('\n');
         }
         if !closed {
             bail!("README.md: `<!-- bench:{name} -->` has no `{end}` line after it");
@@ -272,14 +294,19 @@ fn splice(readme: &str, sections: &BTreeMap<String, String>) -> Result<(String, 
                 out.push_str(&format!("From `{SUMMARY}`: {body}"));
                 quoted.push(name.to_string());
             }
+            None if BENCHES.contains(&name) => {
+                out.push_str(&old);
+                kept.push(name.to_string());
+            }
             None => bail!(
-                "README.md quotes the benchmark {name}, which {SUMMARY} does not have: run `cargo xtask bench {name}`"
+                "README.md quotes the benchmark {name}, which is not one of {}: fix the `<!-- bench:{name} -->` block",
+                BENCHES.join(", ")
             ),
         }
         out.push_str(&end);
         out.push('\n');
     }
-    Ok((out, quoted))
+    Ok((out, quoted, kept))
 }
 
 #[cfg(test)]
@@ -304,8 +331,9 @@ mod tests {
         assert_eq!(read_sections(&text), sections);
 
         let readme = "intro\n<!-- bench:serve -->\nold figures\n<!-- /bench:serve -->\nafter\n";
-        let (spliced, quoted) = splice(readme, &sections).unwrap();
+        let (spliced, quoted, kept) = splice(readme, &sections).unwrap();
         assert_eq!(quoted, ["serve"]);
+        assert!(kept.is_empty());
         assert_eq!(
             spliced,
             format!(
@@ -317,11 +345,22 @@ mod tests {
 
         let unclosed = splice("<!-- bench:serve -->\nx\n", &sections).unwrap_err();
         assert!(unclosed.to_string().contains("no `<!-- /bench:serve -->`"));
-        let unknown = splice(
-            "<!-- bench:dashboard -->\n<!-- /bench:dashboard -->\n",
-            &sections,
-        )
-        .unwrap_err();
-        assert!(unknown.to_string().contains("cargo xtask bench dashboard"));
+        // A benchmark the summary lacks keeps its block as it was, byte for byte.
+        let not_run = format!(
+            "{readme}<!-- bench:dashboard -->\nFrom an older run\n\n```text\nold\n```\n<!-- /bench:dashboard -->\n"
+        );
+        let (spliced, quoted, kept) = splice(&not_run, &sections).unwrap();
+        assert_eq!(
+            (quoted, kept),
+            (vec!["serve".to_string()], vec!["dashboard".to_string()])
+        );
+        assert!(
+            spliced.ends_with("<!-- bench:dashboard -->\nFrom an older run\n\n```text\nold\n```\n<!-- /bench:dashboard -->\n"),
+            "{spliced}"
+        );
+        // A block naming no benchmark at all is a mistake in the README.
+        let unknown =
+            splice("<!-- bench:nosuch -->\n<!-- /bench:nosuch -->\n", &sections).unwrap_err();
+        assert!(unknown.to_string().contains("not one of"), "{unknown}");
     }
 }
